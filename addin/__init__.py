@@ -1,0 +1,33 @@
+"""The Flask app: the Outlook task pane, the preview mailbox and the pages around them."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping
+
+from flask import Flask
+from flask_wtf.csrf import CSRFProtect
+
+from addin import auth, cli, database, filters
+from addin.settings import load_settings
+
+csrf = CSRFProtect()
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    app = Flask(__name__, instance_relative_config=True)
+    os.makedirs(app.instance_path, exist_ok=True)
+    load_settings(app.config, app.instance_path)
+    if config:
+        app.config.update(config)
+
+    database.init_app(app)
+    auth.init_app(app)
+    csrf.init_app(app)
+    cli.init_app(app)
+    filters.init_app(app)
+
+    from addin.routes import register
+
+    register(app)
+    return app

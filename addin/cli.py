@@ -1,0 +1,82 @@
+"""Commands the app registers: ``flask --app wsgi db upgrade``, ``demo-data``.
+
+``db`` follows Flask-Migrate's spelling over plain Alembic (Flask-Migrate itself needs
+Flask-SQLAlchemy, which would drag Flask into ``services/``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import date
+
+import click
+from alembic import command
+from alembic.config import Config
+from flask import Flask, current_app
+
+from addin.database import database
+from services.errors import DomainError
+
+MIGRATIONS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "migrations")
+
+
+def alembic_config(url: str) -> Config:
+    config = Config(os.path.join(MIGRATIONS, "alembic.ini"))
+    config.set_main_option("script_location", MIGRATIONS)
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+@click.group("db", help="Database migrations (Alembic).")
+def db_group() -> None:
+    pass
+
+
+@db_group.command("upgrade", help="Bring the database to a revision (default: head).")
+@click.argument("revision", default="head")
+def upgrade(revision: str) -> None:
+    command.upgrade(alembic_config(current_app.config["SQLALCHEMY_DATABASE_URI"]), revision)
+
+
+@db_group.command("downgrade", help="Step the database back to a revision.")
+@click.argument("revision", default="-1")
+def downgrade(revision: str) -> None:
+    command.downgrade(alembic_config(current_app.config["SQLALCHEMY_DATABASE_URI"]), revision)
+
+
+@db_group.command("current", help="Show the database's revision.")
+def current() -> None:
+    command.current(alembic_config(current_app.config["SQLALCHEMY_DATABASE_URI"]))
+
+
+@db_group.command("revision", help="Write a new migration from the models' changes.")
+@click.option("-m", "--message", required=True)
+def revision(message: str) -> None:
+    command.revision(alembic_config(current_app.config["SQLALCHEMY_DATABASE_URI"]), message=message, autogenerate=True)
+
+
+@click.command("demo-data", help="Load the demo organization into an empty database.")
+@click.option("--seed", default=7, show_default=True, help="Same seed, same data.")
+@click.option("--scale", default=1.0, show_default=True, help="Multiply the volume (the benchmark uses 30 and more).")
+@click.option("--today", type=click.DateTime(formats=["%Y-%m-%d"]), help="Anchor day (default: today).")
+@click.option("--if-empty", is_flag=True, help="Do nothing when the database already holds data.")
+def demo_data(seed: int, scale: float, today: object, if_empty: bool) -> None:
+    from services.demo import build_demo, has_data
+
+    with database().sessions() as session:
+        if if_empty and has_data(session):
+            click.echo("The database already holds data: demo data not loaded.")
+            return
+        anchor = today.date() if today else date.today()  # type: ignore[attr-defined]
+        try:
+            summary = build_demo(session, seed=seed, scale=scale, today=anchor)
+        except DomainError as error:
+            raise click.ClickException(error.message) from None
+        session.commit()
+    click.echo(json.dumps({"organization_id": summary.organization_id, "rows": summary.counts}))
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(db_group)
+    app.cli.add_command(demo_data)

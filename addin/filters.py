@@ -1,0 +1,29 @@
+"""Jinja filters: times in the organization's zone, money, short relative dates."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from flask import Flask
+from flask_login import current_user
+
+
+def local(value: datetime | None, fmt: str = "%d %b %Y, %H:%M") -> str:
+    if value is None:
+        return ""
+    zone = current_user.organization.time_zone if current_user.is_authenticated else "UTC"
+    return value.astimezone(ZoneInfo(zone)).strftime(fmt)
+
+
+def money(value: Decimal | int | float | None, currency: str = "") -> str:
+    if value is None:
+        return ""
+    text = f"{Decimal(value):,.0f}"
+    return f"{currency} {text}".strip()
+
+
+def init_app(app: Flask) -> None:
+    app.add_template_filter(local)
+    app.add_template_filter(money)

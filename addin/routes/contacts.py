@@ -1,0 +1,23 @@
+"""Contacts and accounts from the pane: the unknown-sender form."""
+
+from __future__ import annotations
+
+from flask import Blueprint, request
+from flask_login import login_required
+
+from addin.database import db
+from addin.routes.pane import perform
+from addin.views import actor
+from services import contacts
+
+bp = Blueprint("contacts", __name__)
+
+
+@bp.post("/contacts/from-sender")
+@login_required
+def create_from_sender():
+    def action() -> str:
+        contact, deal = contacts.create_from_sender(db(), actor(), request.form)
+        return f"{contact.name} added" + (f" with the deal {deal.name}." if deal else ".")
+
+    return perform("new_contact", action)

@@ -1,0 +1,33 @@
+"""Follow-ups from the pane: set one with a due date, mark one done."""
+
+from __future__ import annotations
+
+from flask import Blueprint, request
+from flask_login import login_required
+
+from addin.database import db
+from addin.routes.pane import perform
+from addin.views import actor
+from services import followups
+
+bp = Blueprint("followups", __name__)
+
+
+@bp.post("/followups")
+@login_required
+def add():
+    def action() -> str:
+        follow_up = followups.add_follow_up(db(), actor(), request.form)
+        return f"Follow-up set for {follow_up.due_at:%d %b}."
+
+    return perform("follow_up", action)
+
+
+@bp.post("/followups/<int:follow_up_id>/done")
+@login_required
+def done(follow_up_id: int):
+    def action() -> str:
+        followups.complete_follow_up(db(), actor(), follow_up_id)
+        return "Follow-up done."
+
+    return perform(f"done-{follow_up_id}", action)

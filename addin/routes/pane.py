@@ -1,0 +1,127 @@
+"""The task pane: its shell, and the context beside the open mail item.
+
+Every action in the pane (log, note, stage, follow-up, new contact) answers with the context
+re-rendered, so the rep sees the store as it now is; a refused action re-renders it with the
+form's errors and what the rep typed, with status 422, which htmx is told to swap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Mapping
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_login import login_required
+from werkzeug.datastructures import MultiDict
+from werkzeug.wrappers import Response
+
+from addin.database import commit, db, rollback
+from addin.views import actor, is_htmx, page_or_fragment
+from services.activities import checklist_for
+from services.context import context_for_addresses
+from services.errors import DomainError
+
+bp = Blueprint("pane", __name__)
+
+ITEM_FIELDS = ("item_type", "from_address", "from_name", "subject", "internet_message_id", "sent_at")
+ITEM_LISTS = ("to", "cc", "attendees")
+
+
+@dataclass
+class MailItemRef:
+    """The open mail item as the pane's adapter described it (headers only, no body)."""
+
+    item_type: str = "message"
+    from_address: str = ""
+    from_name: str = ""
+    subject: str = ""
+    internet_message_id: str = ""
+    sent_at: str = ""
+    to: list[str] = field(default_factory=list)
+    cc: list[str] = field(default_factory=list)
+    attendees: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_values(cls, values: MultiDict[str, str]) -> MailItemRef:
+        single = {name: (values.get(name) or "")[:1000] for name in ITEM_FIELDS}
+        lists = {name: [v for v in values.getlist(name) if v][:50] for name in ITEM_LISTS}
+        item = cls(**single, **lists)
+        if item.item_type not in ("message", "appointment", "compose"):
+            item.item_type = "message"
+        return item
+
+    @property
+    def addresses(self) -> list[str]:
+        return [self.from_address, *self.to, *self.cc, *self.attendees]
+
+    def query(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v}
+
+    @property
+    def present(self) -> bool:
+        return bool(self.from_address or self.to or self.attendees)
+
+
+def render_context(
+    item: MailItemRef,
+    *,
+    status: int = 200,
+    form: str | None = None,
+    error: DomainError | None = None,
+    values: Mapping[str, Any] | None = None,
+    notice: str | None = None,
+) -> tuple[str, int]:
+    """The context for ``item``; ``form`` names the form that failed, shown with ``error``."""
+    context = context_for_addresses(
+        db(), actor(), item.addresses, names={item.from_address: item.from_name}, message_id=item.internet_message_id or None
+    )
+    return page_or_fragment(
+        "pane/index.html",
+        "pane/_context.html",
+        status,
+        item=item,
+        context=context,
+        checklists={t: checklist_for(db(), actor().organization_id, t) for t in ("call", "meeting", "visit")},
+        failed_form=form,
+        error=error,
+        values=values or {},
+        notice=notice,
+    )
+
+
+def perform(form: str, action: Callable[[], str]) -> tuple[str, int] | Response:
+    """Run one pane action for the item the form names, then show the context again.
+
+    Success commits and, for a plain form post, redirects (post/redirect/get). A refusal
+    rolls back, so nothing is half-written, and re-renders the form with the rep's input.
+    """
+    item = MailItemRef.from_values(request.form)
+    try:
+        notice = action()
+    except DomainError as error:
+        rollback()
+        status = 422 if error.status == 400 else error.status
+        return render_context(item, status=status, form=form, error=error, values=request.form)
+    commit()
+    if not is_htmx():
+        flash(notice)
+        return redirect(url_for("pane.context", **item.query()))
+    return render_context(item, notice=notice)
+
+
+@bp.get("/pane")
+@login_required
+def shell() -> str:
+    host = "preview" if request.args.get("host") == "preview" else "outlook"
+    return render_template("pane/index.html", host=host, item=None, context=None)
+
+
+@bp.get("/pane/context")
+@login_required
+def context() -> tuple[str, int]:
+    return render_context(MailItemRef.from_values(request.args))
+
+
+@bp.app_context_processor
+def pane_globals() -> dict[str, Any]:
+    return {"demo_sign_in": current_app.config["DEMO_SIGN_IN"]}

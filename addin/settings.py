@@ -1,0 +1,68 @@
+"""Settings, read from the environment, with defaults that make the embedded default work
+on a fresh machine: SQLite in ``instance/``, the demo sign-in picker on.
+
+| variable                  | default                               | meaning                                   |
+|---------------------------|---------------------------------------|-------------------------------------------|
+| ``DATABASE_URL``          | ``sqlite:///<instance>/inboxcrm.db``  | SQLAlchemy URL; PostgreSQL in production  |
+| ``SECRET_KEY``            | kept in ``instance/secret_key``        | signs sessions and CSRF tokens            |
+| ``INBOXCRM_ENV``          | ``development``                       | ``production`` turns the demo picker off, |
+|                           |                                       | requires SECRET_KEY, secure cookies       |
+| ``INBOXCRM_DEMO_SIGN_IN`` | on unless production                  | the preview's "sign in as" picker         |
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from typing import Any, MutableMapping
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def load_settings(config: MutableMapping[str, Any], instance_path: str) -> None:
+    env = os.environ
+    production = env.get("INBOXCRM_ENV", "development") == "production"
+    config["PRODUCTION"] = production
+    config["SQLALCHEMY_DATABASE_URI"] = _database_url(env.get("DATABASE_URL"), instance_path)
+    secret = env.get("SECRET_KEY")
+    if production and not secret:
+        raise RuntimeError("SECRET_KEY must be set when INBOXCRM_ENV=production")
+    config["SECRET_KEY"] = secret or _instance_secret(instance_path)
+    config["DEMO_SIGN_IN"] = _flag(env.get("INBOXCRM_DEMO_SIGN_IN"), not production)
+    config["SESSION_COOKIE_SECURE"] = production
+    config["SESSION_COOKIE_HTTPONLY"] = True
+    config["SESSION_COOKIE_SAMESITE"] = "None" if production else "Lax"
+    config["REMEMBER_COOKIE_SECURE"] = production
+    config["WTF_CSRF_TIME_LIMIT"] = None  # the pane stays open all day; the token lives with the session
+    config["WTF_CSRF_HEADERS"] = ["X-CSRFToken"]
+    config["MAX_CONTENT_LENGTH"] = 4 * 1024 * 1024
+
+
+def _database_url(url: str | None, instance_path: str) -> str:
+    if not url:
+        return "sqlite:///" + os.path.join(instance_path, "inboxcrm.db")
+    # Heroku-style URLs name the old driver; SQLAlchemy wants psycopg 3 spelled out.
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url.removeprefix("postgres://")
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return url
+
+
+def _instance_secret(instance_path: str) -> str:
+    """The embedded default keeps a random key in the instance folder, so that sign-ins
+    survive a restart without anyone having to set a secret."""
+    path = os.path.join(instance_path, "secret_key")
+    try:
+        with open(path, encoding="ascii") as handle:
+            return handle.read().strip()
+    except FileNotFoundError:
+        os.makedirs(instance_path, exist_ok=True)
+        key = secrets.token_hex(32)
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="ascii") as handle:
+            handle.write(key)
+        return key

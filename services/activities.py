@@ -1,0 +1,197 @@
+"""Activities: logging emails, calls, meetings, visits and notes, and rating them.
+
+Logging is idempotent on the external id (internetMessageId, Gmail message id, calendar
+event id): the unique constraint on (organization, external id) decides a race between two
+clients, and the loser gets the winner's activity back instead of an error.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Mapping
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from services.access import get_scoped, require_edit
+from services.audit import record_event, snapshot
+from services.contacts import account_for_domain, contact_for_address
+from services.errors import DomainError
+from services.models import Account, Activity, ActivityParticipant, Contact, Lead, NoteChecklist, Opportunity, User
+from services.schemas import ActivitySchema, EmailItemSchema, NoteSchema, RatingSchema, load
+from services.text import domain_of, html_to_text, sanitize_html
+from services.types import localised, utcnow
+
+ACTIVITY_FIELDS = ("type", "direction", "occurred_at", "duration_minutes", "outcome", "subject", "contact_id",
+                   "account_id", "opportunity_id", "owner_id", "external_id", "rating", "is_private")
+DEFAULT_DIRECTION = {"note": "internal", "task": "internal"}
+
+
+def activity_by_external_id(session: Session, organization_id: int, external_id: str) -> Activity | None:
+    return session.scalar(
+        select(Activity).where(Activity.organization_id == organization_id, Activity.external_id == external_id)
+    )
+
+
+def log_activity(
+    session: Session, actor: User, data: Mapping[str, Any], *, now: datetime | None = None
+) -> tuple[Activity, bool]:
+    """Log one activity. Returns ``(activity, created)``; ``created`` is False when an
+    activity with the same external id already existed (then nothing is written)."""
+    values = load(ActivitySchema, data)
+    return _log(session, actor, values, now or utcnow())
+
+
+def _log(session: Session, actor: User, values: dict[str, Any], now: datetime) -> tuple[Activity, bool]:
+    org = actor.organization
+    external_id = values.get("external_id")
+    if external_id and (existing := activity_by_external_id(session, org.id, external_id)):
+        return existing, False
+
+    contact = get_scoped(session, actor, Contact, values["contact_id"], "contact") if values.get("contact_id") else None
+    deal = get_scoped(session, actor, Opportunity, values["opportunity_id"], "deal") if values.get("opportunity_id") else None
+    account = get_scoped(session, actor, Account, values["account_id"], "account") if values.get("account_id") else None
+    lead = get_scoped(session, actor, Lead, values["lead_id"], "lead") if values.get("lead_id") else None
+    account = account or (deal.account if deal else None) or (contact.account if contact else None)
+
+    body_html = sanitize_html(values.get("body_html"))
+    body_text = values.get("body_text") or html_to_text(body_html)
+    answers = {q: a.strip() for q, a in values["answers"].items() if a and a.strip()}
+    if answers:
+        # Checklist answers are part of the note a manager reads, question by question.
+        answered = "\n".join(f"{question}: {answer}" for question, answer in answers.items())
+        body_text = f"{answered}\n\n{body_text}" if body_text else answered
+
+    activity = Activity(
+        organization_id=org.id,
+        type=values["type"],
+        direction=values.get("direction") or DEFAULT_DIRECTION.get(values["type"], "outbound"),
+        occurred_at=localised(values["occurred_at"], org.time_zone) if values.get("occurred_at") else now,
+        duration_minutes=values.get("duration_minutes"),
+        outcome=values.get("outcome"),
+        subject=values.get("subject"),
+        body_text=body_text,
+        body_html=body_html,
+        contact=contact,
+        account=account,
+        opportunity=deal,
+        lead_id=lead.id if lead else None,
+        owner_id=actor.id,
+        source=values["source"],
+        external_id=external_id,
+        is_private=values["is_private"],
+        created_at=now,
+        updated_at=now,
+    )
+    for participant in values["participants"]:
+        known = contact_for_address(session, org.id, participant["address"])
+        activity.participants.append(
+            ActivityParticipant(organization_id=org.id, address=participant["address"], role=participant["role"], contact=known)
+        )
+    try:
+        with session.begin_nested():
+            session.add(activity)
+            session.flush()
+    except IntegrityError:
+        if external_id and (existing := activity_by_external_id(session, org.id, external_id)):
+            return existing, False
+        raise
+    record_event(session, actor, "log", activity, after=snapshot(activity, ACTIVITY_FIELDS))
+    return activity, True
+
+
+def log_email(session: Session, actor: User, data: Mapping[str, Any], *, now: datetime | None = None) -> tuple[Activity, bool]:
+    """Log a mail item as the pane reads it. Inbound or outbound is decided by the mailbox
+    owner (the actor): a message from the actor is outbound, any other inbound."""
+    item = load(EmailItemSchema, data)
+    org = actor.organization
+    outbound = item["from_address"] == actor.email
+    recipients = item["to"] + item["cc"]
+    everyone = [item["from_address"], *recipients]
+    own_domains = set(org.domains or [])
+    if own_domains and all(domain_of(a) in own_domains for a in everyone):
+        if not org.setting("log_internal_mail"):
+            raise DomainError("This is internal mail: your organization does not log it.")
+        direction = "internal"
+    else:
+        direction = "outbound" if outbound else "inbound"
+
+    # The customer is the sender of an inbound mail, else the first known recipient.
+    customers = recipients if outbound else [item["from_address"]]
+    contact = next((c for a in customers if (c := contact_for_address(session, org.id, a))), None)
+    account = contact.account if contact else next(
+        (acc for a in customers if (acc := account_for_domain(session, org.id, domain_of(a)))), None
+    )
+    deal_id = item.get("opportunity_id") or _only_open_deal(session, org.id, account)
+    participants = [{"address": item["from_address"], "role": "from"}]
+    participants += [{"address": a, "role": "to"} for a in item["to"]] + [{"address": a, "role": "cc"} for a in item["cc"]]
+    values = {
+        "type": "email",
+        "direction": direction,
+        "occurred_at": item.get("sent_at"),
+        "subject": item["subject"] or None,
+        "body_html": item.get("body_html"),
+        "body_text": item.get("body_text"),
+        "external_id": item["internet_message_id"],
+        "contact_id": contact.id if contact else None,
+        "account_id": account.id if account else None,
+        "opportunity_id": deal_id,
+        "source": item["source"],
+        "participants": participants,
+        "answers": {},
+        "is_private": False,
+    }
+    return _log(session, actor, values, now or utcnow())
+
+
+def _only_open_deal(session: Session, organization_id: int, account: Account | None) -> int | None:
+    if account is None:
+        return None
+    ids = session.scalars(
+        select(Opportunity.id).where(
+            Opportunity.organization_id == organization_id,
+            Opportunity.account_id == account.id,
+            Opportunity.status == "open",
+            Opportunity.deleted_at.is_(None),
+        ).limit(2)
+    ).all()
+    return ids[0] if len(ids) == 1 else None
+
+
+def add_note(session: Session, actor: User, data: Mapping[str, Any], *, now: datetime | None = None) -> Activity:
+    values = load(NoteSchema, data)
+    if not any(values.get(k) for k in ("contact_id", "account_id", "opportunity_id")):
+        raise DomainError("Attach the note to a contact, an account or a deal.")
+    note = {
+        "type": "note",
+        "direction": "internal",
+        "body_text": values["body"].strip(),
+        "is_private": values["is_private"],
+        "source": "web",
+        "participants": [],
+        "answers": {},
+        **{k: values.get(k) for k in ("contact_id", "account_id", "opportunity_id")},
+    }
+    activity, _ = _log(session, actor, note, now or utcnow())
+    return activity
+
+
+def rate_activity(session: Session, actor: User, activity_id: int, data: Mapping[str, Any]) -> Activity:
+    values = load(RatingSchema, data)
+    activity = get_scoped(session, actor, Activity, activity_id, "activity")
+    require_edit(actor, activity.owner)
+    before = {"rating": activity.rating}
+    activity.rating = values["rating"]
+    session.flush()
+    record_event(session, actor, "rate", activity, before=before, after={"rating": activity.rating})
+    return activity
+
+
+def checklist_for(session: Session, organization_id: int, activity_type: str) -> list[str]:
+    questions = session.scalar(
+        select(NoteChecklist.questions).where(
+            NoteChecklist.organization_id == organization_id, NoteChecklist.activity_type == activity_type
+        )
+    )
+    return list(questions or [])

@@ -1,0 +1,120 @@
+"""Deals (opportunities) and their way through the pipeline.
+
+Every move writes one ``StageChange``; that history is what stage conversion is computed
+from. Won and lost are statuses, not stages: a won deal keeps the stage it was won from.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Mapping
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from services.access import get_scoped, require_edit
+from services.audit import record_event, snapshot
+from services.errors import DomainError
+from services.models import Account, Contact, Opportunity, Stage, StageChange, User
+from services.schemas import DealSchema, MoveStageSchema, load
+from services.types import utcnow
+
+DEAL_FIELDS = ("name", "amount", "stage_id", "status", "loss_reason", "closed_at", "owner_id")
+
+
+def pipeline_stages(session: Session, organization_id: int) -> list[Stage]:
+    return list(session.scalars(select(Stage).where(Stage.organization_id == organization_id).order_by(Stage.position)))
+
+
+def create_opportunity(session: Session, actor: User, data: Mapping[str, Any], *, now: datetime | None = None) -> Opportunity:
+    values = load(DealSchema, data)
+    now = now or utcnow()
+    account = get_scoped(session, actor, Account, values["account_id"], "account")
+    contact = get_scoped(session, actor, Contact, values["contact_id"], "contact") if values.get("contact_id") else None
+    stage = get_scoped(session, actor, Stage, values["stage_id"], "stage")
+    deal = Opportunity(
+        organization_id=actor.organization_id,
+        name=values["name"].strip(),
+        account=account,
+        contact=contact,
+        owner_id=actor.id,
+        amount=values["amount"],
+        currency=actor.organization.currency,
+        expected_close_date=values.get("expected_close_date"),
+        source=values.get("source"),
+        stage=stage,
+        status="open",
+        stage_entered_at=now,
+        created_at=now,
+    )
+    session.add(deal)
+    session.flush()
+    # The first stage change records where the deal entered the pipeline.
+    session.add(
+        StageChange(
+            organization_id=actor.organization_id,
+            opportunity_id=deal.id,
+            from_stage_id=None,
+            to_stage_id=stage.id,
+            from_status=None,
+            to_status="open",
+            changed_at=now,
+            changed_by_id=actor.id,
+        )
+    )
+    record_event(session, actor, "create", deal, after=snapshot(deal, DEAL_FIELDS))
+    return deal
+
+
+def move_stage(
+    session: Session, actor: User, opportunity_id: int, data: Mapping[str, Any], *, now: datetime | None = None
+) -> Opportunity:
+    """Move a deal to another stage, or close it as won (with the final amount) or lost
+    (with a reason). Moving a closed deal to a stage reopens it."""
+    values = load(MoveStageSchema, data)
+    now = now or utcnow()
+    deal = get_scoped(session, actor, Opportunity, opportunity_id, "deal")
+    require_edit(actor, deal.owner)
+    before = snapshot(deal, DEAL_FIELDS)
+    from_stage_id, from_status = deal.stage_id, deal.status
+    target = values["stage"]
+
+    if target == "won":
+        if deal.status == "won":
+            raise DomainError("This deal is already won.")
+        if values.get("final_amount") is None:
+            raise DomainError("Enter the final amount of the won deal.", {"final_amount": ["Required to mark as won."]})
+        deal.status, deal.closed_at, deal.loss_reason = "won", now, None
+        deal.amount = Decimal(values["final_amount"])
+    elif target == "lost":
+        if deal.status == "lost":
+            raise DomainError("This deal is already lost.")
+        reason = (values.get("loss_reason") or "").strip()
+        if not reason:
+            raise DomainError("Say why the deal was lost.", {"loss_reason": ["Required to mark as lost."]})
+        deal.status, deal.closed_at, deal.loss_reason = "lost", now, reason
+    else:
+        if not target.isdigit():
+            raise DomainError("Choose a stage.", {"stage": ["Unknown stage."]})
+        stage = get_scoped(session, actor, Stage, int(target), "stage")
+        if stage.id == deal.stage_id and deal.status == "open":
+            raise DomainError(f"The deal is already in {stage.name}.", {"stage": ["Already in this stage."]})
+        deal.stage, deal.stage_entered_at = stage, now
+        deal.status, deal.closed_at, deal.loss_reason = "open", None, None
+
+    session.add(
+        StageChange(
+            organization_id=actor.organization_id,
+            opportunity_id=deal.id,
+            from_stage_id=from_stage_id,
+            to_stage_id=deal.stage.id,
+            from_status=from_status,
+            to_status=deal.status,
+            changed_at=now,
+            changed_by_id=actor.id,
+        )
+    )
+    session.flush()
+    record_event(session, actor, "move_stage", deal, before=before, after=snapshot(deal, DEAL_FIELDS))
+    return deal

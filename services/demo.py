@@ -1,0 +1,479 @@
+"""A believable demo organization, built deterministically from a seed.
+
+The same seed, scale and anchor day give the same rows, id for id. The benchmark reuses this
+generator at 30x and more, so rows go in as bulk ``INSERT``s of plain dictionaries (with ids
+assigned here, so that links need no round trip), never one ORM object at a time.
+
+What the data is made to show: two teams with a manager each, reps with their own rhythm
+and a weekday pattern, deals over two years with stage history, won and lost with reasons,
+a couple of reps slipping in the last week, deals going dark, stale deals, leads from every
+source, quotas, checklists and follow-ups.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
+from typing import Any, Iterator
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Table, func, select, text
+from sqlalchemy.orm import Session
+
+from services.errors import DomainError
+from services.models import (
+    Account,
+    AccountDomain,
+    Activity,
+    Contact,
+    ContactEmail,
+    ContactPhone,
+    FollowUp,
+    Lead,
+    NoteChecklist,
+    Opportunity,
+    Organization,
+    Quota,
+    Stage,
+    StageChange,
+    Team,
+    User,
+)
+from services.users import hash_password
+
+DEMO_PASSWORD = "demo"
+CHUNK = 5_000
+ORG_DOMAIN = "northwind.example"
+ZONE = "America/New_York"
+
+STAGES = [("Qualify", "0.10", 14), ("Discovery", "0.25", 21), ("Proposal", "0.45", 21), ("Negotiation", "0.70", 14), ("Commit", "0.90", 10)]
+LOSS_REASONS = ["Price", "Chose competitor", "No budget", "No decision", "Timing", "Missing feature"]
+LEAD_SOURCES = ["web_form", "email", "phone", "whatsapp", "referral", "event", "partner"]
+FIRST = ["Anna", "Ben", "Carla", "David", "Elena", "Farid", "Grace", "Hugo", "Ines", "Jonas", "Kira", "Luis", "Maya",
+         "Nils", "Olga", "Pablo", "Quinn", "Rosa", "Sven", "Tara", "Umar", "Vera", "Wes", "Xenia", "Yusuf", "Zoe"]
+LAST = ["Adams", "Berger", "Costa", "Dietrich", "Evans", "Fischer", "Garcia", "Hansen", "Ito", "Jensen", "Klein", "Lopez",
+        "Meyer", "Nowak", "Olsen", "Peters", "Quist", "Rossi", "Schmidt", "Tanaka", "Urban", "Vogel", "Weber", "Young"]
+COMPANY_A = ["Blue", "Iron", "Swift", "North", "Green", "Atlas", "Summit", "River", "Cedar", "Granite", "Harbor", "Pioneer",
+             "Silver", "Union", "Apex", "Prairie", "Coastal", "Metro", "Eagle", "Keystone"]
+COMPANY_B = ["Freight", "Foods", "Logistics", "Builders", "Retail", "Farms", "Pharma", "Motors", "Textiles", "Energy",
+             "Paper", "Steel", "Beverages", "Plastics", "Supply", "Hardware"]
+CITIES = ["Boston", "Chicago", "Denver", "Austin", "Seattle", "Atlanta", "Phoenix", "Miami", "Detroit", "Portland"]
+CHECKLISTS = {
+    "call": ["Truck size", "Lanes used", "Decision maker"],
+    "visit": ["Fleet size", "Current carrier", "Next step"],
+    "meeting": ["Attendees", "Budget", "Next step"],
+}
+SUBJECTS = ["Quote for {lane} lane", "Re: delivery schedule", "Pricing for Q{q}", "Follow-up on our call", "Contract draft",
+            "Re: pallet volumes", "Meeting next week?", "Invoice question", "New lanes from {city}", "Re: proposal"]
+PHRASES = ["Thanks for the quick reply.", "Can you send the updated rates?", "We are reviewing the proposal internally.",
+           "The volumes look good for next quarter.", "Our CFO wants a lower price.", "Happy with the service so far.",
+           "There was a delay on the last shipment.", "Let's talk on Thursday.", "We need reefer trucks for two lanes.",
+           "Please loop in our procurement team."]
+NOTES = ["Discussed volumes for next quarter.", "Customer worried about delivery times.", "Good meeting, strong interest.",
+         "Needs approval from head office.", "Competitor offered a lower rate.", "Asked for references."]
+# Relative weight of a weekday (Monday first) in a rep's week.
+WEEKDAY_WEIGHT = [1.1, 1.2, 1.15, 1.05, 0.7, 0.06, 0.02]
+ACTIVITY_MIX = [("email", 44), ("call", 32), ("meeting", 9), ("visit", 4), ("note", 8), ("task", 3)]
+
+
+@dataclass
+class DemoSummary:
+    organization_id: int
+    counts: dict[str, int]
+
+
+class _Ids:
+    """Ids handed out here, continuing after whatever the tables already hold."""
+
+    def __init__(self, session: Session) -> None:
+        self.next: dict[str, int] = {}
+        self.session = session
+
+    def take(self, table: Table) -> int:
+        if table.name not in self.next:
+            self.next[table.name] = (self.session.scalar(select(func.max(table.c.id))) or 0) + 1
+        value = self.next[table.name]
+        self.next[table.name] += 1
+        return value
+
+
+def has_data(session: Session) -> bool:
+    return bool(session.scalar(select(func.count(Organization.id))))
+
+
+def build_demo(session: Session, *, seed: int = 7, scale: float = 1.0, today: date | None = None) -> DemoSummary:
+    if scale <= 0 or scale > 1000:
+        raise DomainError("Scale must be above 0 and at most 1000.")
+    if has_data(session):
+        raise DomainError("The database already holds data: demo data goes into an empty one.")
+    return _Builder(session, random.Random(seed), scale, today or date.today()).build()
+
+
+class _Builder:
+    def __init__(self, session: Session, rng: random.Random, scale: float, today: date) -> None:
+        self.s, self.rng, self.scale, self.today = session, rng, scale, today
+        self.ids = _Ids(session)
+        self.zone = ZoneInfo(ZONE)
+        self.start = today - timedelta(days=730)
+        self.now = datetime.combine(today, time(12), tzinfo=self.zone).astimezone(timezone.utc)
+        self.counts: dict[str, int] = {}
+
+    def n(self, base: float, minimum: int = 1) -> int:
+        return max(minimum, round(base * self.scale))
+
+    def insert(self, model: type, rows: list[dict[str, Any]] | Iterator[dict[str, Any]]) -> None:
+        table = model.__table__  # type: ignore[attr-defined]
+        batch: list[dict[str, Any]] = []
+        for row in rows:
+            batch.append(row)
+            if len(batch) >= CHUNK:
+                self.s.execute(table.insert(), batch)
+                self.counts[table.name] = self.counts.get(table.name, 0) + len(batch)
+                batch = []
+        if batch:
+            self.s.execute(table.insert(), batch)
+            self.counts[table.name] = self.counts.get(table.name, 0) + len(batch)
+
+    def at(self, day: date, hour: float) -> datetime:
+        local = datetime.combine(day, time(int(hour), int((hour % 1) * 60)), tzinfo=self.zone)
+        return local.astimezone(timezone.utc)
+
+    # -- the organization and its people ------------------------------------------------------
+
+    def build(self) -> DemoSummary:
+        self.org_id = self.ids.take(Organization.__table__)
+        self.insert(Organization, [{
+            "id": self.org_id, "name": "Northwind Freight", "time_zone": ZONE, "fiscal_year_start_month": 4,
+            "currency": "USD", "domains": [ORG_DOMAIN], "settings": {}, "created_at": self.at(self.start, 9),
+        }])
+        self.stage_ids = []
+        stage_rows = []
+        for position, (name, probability, sla) in enumerate(STAGES, start=1):
+            stage_id = self.ids.take(Stage.__table__)
+            self.stage_ids.append(stage_id)
+            stage_rows.append({"id": stage_id, "organization_id": self.org_id, "name": name, "position": position,
+                               "probability": Decimal(probability), "sla_days": sla})
+        self.insert(Stage, stage_rows)
+        self.insert(NoteChecklist, [
+            {"id": self.ids.take(NoteChecklist.__table__), "organization_id": self.org_id, "activity_type": t, "questions": q}
+            for t, q in CHECKLISTS.items()
+        ])
+        self.people()
+        self.accounts_and_contacts()
+        self.deals()
+        self.activities()
+        self.leads()
+        self.follow_ups()
+        self.quotas()
+        self.s.flush()
+        reset_sequences(self.s)
+        return DemoSummary(self.org_id, dict(self.counts))
+
+    def people(self) -> None:
+        password = hash_password(DEMO_PASSWORD)
+        team_count = self.n(2, 2)
+        reps_per_team = max(1, round(self.n(12, 2) / team_count))
+        self.teams: list[int] = []
+        self.reps: list[dict[str, Any]] = []
+        users: list[dict[str, Any]] = []
+        teams = []
+        used: set[str] = set()
+
+        def person(name: str, role: str, team_id: int | None) -> dict[str, Any]:
+            local = re.sub(r"[^a-z]+", ".", name.lower()).strip(".")
+            email, k = f"{local}@{ORG_DOMAIN}", 1
+            while email in used:
+                k += 1
+                email = f"{local}{k}@{ORG_DOMAIN}"
+            used.add(email)
+            return {"id": self.ids.take(User.__table__), "organization_id": self.org_id, "team_id": team_id, "email": email,
+                    "name": name, "role": role, "password_hash": password, "is_active": True,
+                    "created_at": self.at(self.start, 9)}
+
+        users.append(person("Ada Admin", "admin", None))
+        for t in range(team_count):
+            team_id = self.ids.take(Team.__table__)
+            self.teams.append(team_id)
+            teams.append({"id": team_id, "organization_id": self.org_id, "name": ["East", "West"][t] if t < 2 else f"Team {t + 1}"})
+            users.append(person(["Maria Manager", "Mark Manager"][t] if t < 2 else f"Manager {t + 1}", "manager", team_id))
+            for _ in range(reps_per_team):
+                rep = person(f"{self.rng.choice(FIRST)} {self.rng.choice(LAST)}", "rep", team_id)
+                rep["pace"] = self.rng.uniform(0.7, 1.3)
+                self.reps.append(rep)
+                users.append(rep)
+        # A few reps slip in the last week: the drawdown alert should find them.
+        for rep in self.rng.sample(self.reps, k=max(1, len(self.reps) // 6)):
+            rep["slipping"] = True
+        self.insert(Team, teams)
+        self.insert(User, [{k: v for k, v in u.items() if k not in ("pace", "slipping")} for u in users])
+
+    def accounts_and_contacts(self) -> None:
+        accounts, domains, contacts, emails, phones = [], [], [], [], []
+        self.account_contacts: dict[int, list[int]] = {}
+        self.rep_accounts: dict[int, list[int]] = {rep["id"]: [] for rep in self.reps}
+        used_domains: set[str] = set()
+        used_names: set[str] = set()
+        headquarters: list[tuple[int, str, int]] = []
+        for i in range(self.n(300, 4)):
+            owner = self.reps[i % len(self.reps)]["id"]
+            account_id = self.ids.take(Account.__table__)
+            parent = None
+            if headquarters and self.rng.random() < 0.18:
+                parent = self.rng.choice(headquarters)
+                city = self.rng.choice(CITIES)
+                name, slug = f"{parent[1]} {city}", f"{city.lower()}.{parent[2]}"
+            else:
+                name = f"{self.rng.choice(COMPANY_A)} {self.rng.choice(COMPANY_B)}"
+                while name in used_names:
+                    name = f"{name} {self.rng.choice(['Co', 'Group', 'Inc', 'Partners', 'and Sons'])}"
+                slug = re.sub(r"[^a-z]+", "-", name.lower()).strip("-")
+            used_names.add(name)
+            domain = f"{slug}.example"
+            while domain in used_domains:
+                domain = f"{slug}{self.rng.randint(2, 999)}.example"
+            used_domains.add(domain)
+            if parent is None:
+                headquarters.append((account_id, name, domain.removesuffix(".example")))
+            accounts.append({"id": account_id, "organization_id": self.org_id, "name": name, "parent_id": parent[0] if parent else None,
+                             "owner_id": owner, "city": self.rng.choice(CITIES), "created_at": self.at(self.start, 10)})
+            domains.append({"id": self.ids.take(AccountDomain.__table__), "organization_id": self.org_id, "account_id": account_id,
+                            "domain": domain})
+            self.rep_accounts[owner].append(account_id)
+            self.account_contacts[account_id] = []
+            local_used: set[str] = set()
+            for _ in range(self.rng.randint(2, 8)):
+                first, last = self.rng.choice(FIRST), self.rng.choice(LAST)
+                local = f"{first}.{last}".lower()
+                while local in local_used:
+                    local = f"{local}{self.rng.randint(2, 99)}"
+                local_used.add(local)
+                contact_id = self.ids.take(Contact.__table__)
+                self.account_contacts[account_id].append(contact_id)
+                contacts.append({"id": contact_id, "organization_id": self.org_id, "account_id": account_id, "owner_id": owner,
+                                 "name": f"{first} {last}", "title": self.rng.choice(["Buyer", "Logistics Manager", "COO", "Procurement", None]),
+                                 "created_at": self.at(self.start, 10)})
+                emails.append({"id": self.ids.take(ContactEmail.__table__), "organization_id": self.org_id, "contact_id": contact_id,
+                               "address": f"{local}@{domain}"})
+                if self.rng.random() < 0.6:
+                    phones.append({"id": self.ids.take(ContactPhone.__table__), "organization_id": self.org_id,
+                                   "contact_id": contact_id, "number": f"+1 555 {self.rng.randint(1000000, 9999999)}", "kind": "work"})
+        self.insert(Account, accounts)
+        self.insert(AccountDomain, domains)
+        self.insert(Contact, contacts)
+        self.insert(ContactEmail, emails)
+        self.insert(ContactPhone, phones)
+
+    # -- deals with their history -------------------------------------------------------------
+
+    def deals(self) -> None:
+        rows, changes = [], []
+        self.account_deals: dict[int, list[tuple[int, datetime, datetime | None]]] = {}
+        self.dark_deals: set[int] = set()
+        for _ in range(self.n(600, 3)):
+            rep = self.rng.choice(self.reps)
+            accounts = self.rep_accounts[rep["id"]] or [a for v in self.rep_accounts.values() for a in v]
+            account_id = self.rng.choice(accounts)
+            deal_id = self.ids.take(Opportunity.__table__)
+            created_day = self.start + timedelta(days=self.rng.randint(0, 725))
+            created = self.at(created_day, self.rng.uniform(8, 18))
+            stage_index = 0
+            moments = [(created, None, 0, None, "open")]
+            when = created
+            age = (self.today - created_day).days
+            outcome = "open"
+            if age > 150 or self.rng.random() < min(0.8, age / 200):
+                outcome = "won" if self.rng.random() < 0.42 else "lost"
+            moves = self.rng.randint(0, len(STAGES) - 1) if outcome != "won" else self.rng.randint(2, len(STAGES) - 1)
+            for _ in range(moves):
+                step = when + timedelta(days=self.rng.randint(3, 28), hours=self.rng.randint(0, 8))
+                if step >= self.now - timedelta(days=1):
+                    break
+                moments.append((step, stage_index, stage_index + 1, "open", "open"))
+                stage_index += 1
+                when = step
+            closed_at = None
+            if outcome != "open":
+                closing = when + timedelta(days=self.rng.randint(2, 30))
+                if closing < self.now - timedelta(hours=1):
+                    closed_at = closing
+                    moments.append((closing, stage_index, stage_index, "open", outcome))
+                else:
+                    outcome = "open"
+            amount = Decimal(self.rng.randrange(2_000, 250_000, 500))
+            rows.append({
+                "id": deal_id, "organization_id": self.org_id, "name": f"{self.rng.choice(['Dry van', 'Reefer', 'Flatbed', 'LTL', 'Warehousing'])} contract",
+                "account_id": account_id, "contact_id": self.rng.choice(self.account_contacts[account_id]), "owner_id": rep["id"],
+                "amount": amount, "currency": "USD", "expected_close_date": (when + timedelta(days=self.rng.randint(10, 90))).date(),
+                "source": self.rng.choice(LEAD_SOURCES), "stage_id": self.stage_ids[stage_index], "status": outcome,
+                "loss_reason": self.rng.choice(LOSS_REASONS) if outcome == "lost" else None, "closed_at": closed_at,
+                "stage_entered_at": when, "created_at": created,
+            })
+            for changed_at, from_index, to_index, from_status, to_status in moments:
+                changes.append({"id": self.ids.take(StageChange.__table__), "organization_id": self.org_id, "opportunity_id": deal_id,
+                                "from_stage_id": self.stage_ids[from_index] if from_index is not None else None,
+                                "to_stage_id": self.stage_ids[to_index], "from_status": from_status, "to_status": to_status,
+                                "changed_at": changed_at, "changed_by_id": rep["id"]})
+            self.account_deals.setdefault(account_id, []).append((deal_id, created, closed_at))
+            if outcome == "open" and self.rng.random() < 0.25:
+                self.dark_deals.add(deal_id)
+        self.insert(Opportunity, rows)
+        self.insert(StageChange, changes)
+
+    # -- activities ---------------------------------------------------------------------------
+
+    def activities(self) -> None:
+        self.insert(Activity, self._activity_rows())
+
+    def _activity_rows(self) -> Iterator[dict[str, Any]]:
+        per_day = 60_000 / (12 * 520)  # the base scale's ~60,000 activities for 12 reps over two years
+        types = [t for t, _ in ACTIVITY_MIX]
+        weights = [w for _, w in ACTIVITY_MIX]
+        dark_since = self.now - timedelta(days=35)
+        all_accounts = [a for v in self.rep_accounts.values() for a in v]
+        for rep in self.reps:
+            accounts = self.rep_accounts[rep["id"]] or all_accounts
+            day = self.start
+            while day <= self.today:
+                rate = per_day * rep["pace"] * WEEKDAY_WEIGHT[day.weekday()]
+                if rep.get("slipping") and (self.today - day).days < 7:
+                    rate *= 0.3
+                count = int(rate) + (1 if self.rng.random() < rate % 1 else 0)
+                for _ in range(count):
+                    row = self._activity(rep, day, accounts, types, weights, dark_since)
+                    if row is not None:
+                        yield row
+                day += timedelta(days=1)
+
+    def _activity(self, rep: dict[str, Any], day: date, accounts: list[int], types: list[str], weights: list[int],
+                  dark_since: datetime) -> dict[str, Any] | None:
+        rng = self.rng
+        occurred = self.at(day, rng.uniform(7.5, 18.5))
+        if occurred > self.now:
+            return None
+        account_id = rng.choice(accounts)
+        contact_id = rng.choice(self.account_contacts[account_id])
+        deal_id = next((d for d, created, closed in self.account_deals.get(account_id, ())
+                        if created <= occurred and (closed is None or occurred <= closed)), None)
+        kind = rng.choices(types, weights)[0]
+        direction, outcome, duration, subject, body = "outbound", None, None, None, None
+        if kind == "email":
+            direction = "inbound" if rng.random() < 0.45 else "outbound"
+            subject = rng.choice(SUBJECTS).format(lane=rng.choice(CITIES), q=rng.randint(1, 4), city=rng.choice(CITIES))
+            body = " ".join(rng.sample(PHRASES, 2))
+        elif kind == "call":
+            direction = "inbound" if rng.random() < 0.15 else "outbound"
+            outcome = rng.choices(["connected", "no_answer", "voicemail", "busy"], [50, 25, 20, 5])[0]
+            duration = rng.randint(2, 35) if outcome == "connected" else rng.randint(0, 2)
+            if outcome == "connected" and rng.random() < 0.7:
+                body = "\n".join(f"{q}: {rng.choice(['yes', '26 ft', 'Boston-Chicago', 'CFO', 'pending'])}"
+                                 for q in CHECKLISTS["call"] if rng.random() < 0.7)
+        elif kind in ("meeting", "visit"):
+            outcome = rng.choices(["held", "no_show", "rescheduled"], [85, 8, 7])[0]
+            duration = rng.choice([30, 45, 60, 90]) if outcome == "held" else 0
+            subject = f"{kind.title()} with {rng.choice(['buyer', 'operations', 'management'])}"
+            body = rng.choice(NOTES) if rng.random() < 0.8 else None
+        elif kind == "note":
+            direction, body = "internal", rng.choice(NOTES)
+        else:
+            direction, subject = "internal", "Send revised quote"
+        if deal_id in self.dark_deals and occurred >= dark_since:
+            # Going dark: the customer stopped answering.
+            if kind == "email":
+                direction = "outbound"
+            elif kind == "call":
+                outcome, duration = "no_answer", 0
+            elif kind in ("meeting", "visit"):
+                outcome, duration = "no_show", 0
+        activity_id = self.ids.take(Activity.__table__)
+        return {
+            "id": activity_id, "organization_id": self.org_id, "type": kind, "direction": direction, "occurred_at": occurred,
+            "duration_minutes": duration, "outcome": outcome, "subject": subject, "body_text": body, "body_html": None,
+            "contact_id": contact_id, "account_id": account_id, "opportunity_id": deal_id, "lead_id": None,
+            "owner_id": rep["id"], "source": "outlook" if kind == "email" else "web",
+            "external_id": f"<demo-{activity_id}@mail.example>" if kind == "email" else None,
+            "rating": None, "sentiment": None, "is_private": False, "created_at": occurred, "updated_at": occurred,
+            "deleted_at": None,
+        }
+
+    # -- leads, follow-ups, quotas ------------------------------------------------------------
+
+    def leads(self) -> None:
+        leads, responses = [], []
+        for i in range(self.n(400, 2)):
+            rep = self.rng.choice(self.reps)
+            created_day = self.start + timedelta(days=self.rng.randint(0, 729))
+            created = self.at(created_day, self.rng.uniform(0, 23.9))
+            if created > self.now:
+                created = self.now - timedelta(hours=3)
+            status = self.rng.choices(["new", "working", "qualified", "disqualified"], [10, 20, 35, 35])[0]
+            lead_id = self.ids.take(Lead.__table__)
+            first, last = self.rng.choice(FIRST), self.rng.choice(LAST)
+            leads.append({
+                "id": lead_id, "organization_id": self.org_id, "name": f"{first} {last}",
+                "email": f"{first}.{last}{i}@lead-{i}.example".lower(), "phone": None, "company": f"{self.rng.choice(COMPANY_A)} Prospects",
+                "source": self.rng.choice(LEAD_SOURCES), "owner_id": rep["id"], "status": status,
+                "disqualify_reason": self.rng.choice(["No budget", "Out of area", "Student", "Spam"]) if status == "disqualified" else None,
+                "converted_at": created + timedelta(days=self.rng.randint(2, 40)) if status == "qualified" else None,
+                "converted_opportunity_id": None, "created_at": created, "deleted_at": None,
+            })
+            if status != "new":
+                answered = created + timedelta(hours=self.rng.expovariate(1 / 20))
+                if answered < self.now:
+                    responses.append({
+                        "id": self.ids.take(Activity.__table__), "organization_id": self.org_id, "type": "call", "direction": "outbound",
+                        "occurred_at": answered, "duration_minutes": self.rng.randint(1, 15), "outcome": "connected",
+                        "subject": "First call", "body_text": None, "body_html": None, "contact_id": None, "account_id": None,
+                        "opportunity_id": None, "lead_id": lead_id, "owner_id": rep["id"], "source": "web", "external_id": None,
+                        "rating": None, "sentiment": None, "is_private": False, "created_at": answered, "updated_at": answered,
+                        "deleted_at": None,
+                    })
+        self.insert(Lead, leads)
+        self.insert(Activity, responses)
+
+    def follow_ups(self) -> None:
+        rows = []
+        open_deals = [(d, a) for a, deals in self.account_deals.items() for d, _, closed in deals if closed is None]
+        for deal_id, account_id in open_deals:
+            if deal_id in self.dark_deals or self.rng.random() < 0.4:
+                continue
+            owner = next(r["id"] for r in self.reps if account_id in self.rep_accounts[r["id"]])
+            due = self.now + timedelta(days=self.rng.randint(-5, 14), hours=self.rng.randint(0, 6))
+            rows.append({"id": self.ids.take(FollowUp.__table__), "organization_id": self.org_id,
+                         "title": self.rng.choice(["Call back about pricing", "Send the contract", "Check volumes", "Book a site visit"]),
+                         "due_at": due, "done_at": None, "reminder_at": None, "owner_id": owner, "contact_id": None,
+                         "account_id": account_id, "opportunity_id": deal_id, "lead_id": None, "created_at": self.now - timedelta(days=3),
+                         "deleted_at": None})
+        self.insert(FollowUp, rows)
+
+    def quotas(self) -> None:
+        rows = []
+        month = date(self.start.year, self.start.month, 1)
+        while month <= self.today:
+            for rep in self.reps:
+                for kind, target in (("call", 110), ("meeting", 14), ("email", 90)):
+                    rows.append({"id": self.ids.take(Quota.__table__), "organization_id": self.org_id, "user_id": rep["id"],
+                                 "team_id": None, "period": "month", "period_start": month, "metric": "activities",
+                                 "activity_type": kind, "target": Decimal(target)})
+            if month.month in (1, 4, 7, 10):
+                for team_id in self.teams:
+                    rows.append({"id": self.ids.take(Quota.__table__), "organization_id": self.org_id, "user_id": None,
+                                 "team_id": team_id, "period": "quarter", "period_start": month, "metric": "won_revenue",
+                                 "activity_type": None, "target": Decimal(900_000)})
+            month = date(month.year + month.month // 12, month.month % 12 + 1, 1)
+        self.insert(Quota, rows)
+
+
+def reset_sequences(session: Session) -> None:
+    """After inserting explicit ids, PostgreSQL's sequences must move past them."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    from services.models import Base
+
+    for table in Base.metadata.sorted_tables:
+        if "id" in table.c and table.c.id.primary_key:
+            session.execute(text(
+                f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), COALESCE((SELECT MAX(id) FROM {table.name}), 0) + 1, false)"
+            ))

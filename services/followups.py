@@ -1,0 +1,48 @@
+"""Follow-ups: the next step a rep promises, with a due date."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Mapping
+
+from sqlalchemy.orm import Session
+
+from services.access import get_scoped, require_edit
+from services.audit import record_event, snapshot
+from services.errors import DomainError
+from services.models import Account, Contact, FollowUp, Opportunity, User
+from services.schemas import FollowUpSchema, load
+from services.types import localised, utcnow
+
+FOLLOW_UP_FIELDS = ("title", "due_at", "done_at", "owner_id", "contact_id", "account_id", "opportunity_id")
+LINKS = {"contact_id": (Contact, "contact"), "account_id": (Account, "account"), "opportunity_id": (Opportunity, "deal")}
+
+
+def add_follow_up(session: Session, actor: User, data: Mapping[str, Any], *, now: datetime | None = None) -> FollowUp:
+    values = load(FollowUpSchema, data)
+    now = now or utcnow()
+    links = {key: get_scoped(session, actor, model, values[key], what).id for key, (model, what) in LINKS.items() if values.get(key)}
+    if not links:
+        raise DomainError("Attach the follow-up to a contact, an account or a deal.")
+    due_at = localised(values["due_at"], actor.organization.time_zone)
+    if due_at < now.replace(second=0, microsecond=0):
+        raise DomainError("Choose a due date in the future.", {"due_at": ["In the past."]})
+    follow_up = FollowUp(
+        organization_id=actor.organization_id, title=values["title"].strip(), due_at=due_at, owner_id=actor.id, created_at=now, **links
+    )
+    session.add(follow_up)
+    session.flush()
+    record_event(session, actor, "create", follow_up, after=snapshot(follow_up, FOLLOW_UP_FIELDS))
+    return follow_up
+
+
+def complete_follow_up(session: Session, actor: User, follow_up_id: int, *, now: datetime | None = None) -> FollowUp:
+    follow_up = get_scoped(session, actor, FollowUp, follow_up_id, "follow-up")
+    require_edit(actor, follow_up.owner)
+    if follow_up.done_at is not None:
+        raise DomainError("This follow-up is already done.")
+    before = snapshot(follow_up, FOLLOW_UP_FIELDS)
+    follow_up.done_at = now or utcnow()
+    session.flush()
+    record_event(session, actor, "complete", follow_up, before=before, after=snapshot(follow_up, FOLLOW_UP_FIELDS))
+    return follow_up

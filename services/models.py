@@ -1,0 +1,475 @@
+"""The central CRM store: every object of PRODUCT.md as a typed SQLAlchemy model.
+
+The constraints that keep the data right live here, so that every path into the store (the
+pane, the Gmail cards, the sync API, imports, the demo generator) is held to them:
+
+* every row carries ``organization_id``; lookups are indexed with it in front;
+* e-mail addresses and domains are stored lower-case and trimmed (a CHECK enforces it), so
+  a lookup is an index hit rather than a ``lower()`` scan;
+* money is ``Numeric``; timestamps are UTC and time-zone aware (``UTCDateTime``);
+* an activity's external id (internetMessageId, Gmail id, calendar id) is unique per
+  organization, which is what makes logging the same message twice a no-op;
+* records are soft-deleted (``deleted_at``): correspondence is never hard-deleted by reps.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from services.types import UTCDateTime, utcnow
+
+# Named constraints so that Alembic migrations are stable on both back ends.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+ROLES = ("rep", "manager", "admin")
+ACTIVITY_TYPES = ("email", "call", "meeting", "visit", "note", "task", "sms", "whatsapp")
+DIRECTIONS = ("inbound", "outbound", "internal")
+OUTCOMES = ("connected", "no_answer", "voicemail", "busy", "held", "no_show", "rescheduled", "cancelled")
+SOURCES = ("outlook", "gmail", "web", "api", "import")
+LEAD_SOURCES = ("web_form", "email", "phone", "whatsapp", "referral", "event", "partner", "other")
+LEAD_STATUSES = ("new", "working", "qualified", "disqualified")
+DEAL_STATUSES = ("open", "won", "lost")
+QUOTA_PERIODS = ("week", "month", "quarter", "year")
+QUOTA_METRICS = ("activities", "won_revenue", "won_deals")
+
+ADDRESS_LENGTH = 254  # RFC 5321's limit on a forward path
+DOMAIN_LENGTH = 253
+MONEY = Numeric(14, 2)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+def _normalised(column: str) -> str:
+    return f"{column} = lower(trim({column}))"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), Decimal: MONEY, dict[str, Any]: JSON}
+
+    def __repr__(self) -> str:
+        label = getattr(self, "name", None) or getattr(self, "address", None) or getattr(self, "domain", None)
+        return f"<{type(self).__name__} {getattr(self, 'id', None)}{f' {label!r}' if label else ''}>"
+
+
+class OrgScoped:
+    """Every tenant-owned row names its organization; services filter on it first."""
+
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+
+
+class Organization(Base):
+    __tablename__ = "organizations"
+    __table_args__ = (
+        CheckConstraint("fiscal_year_start_month BETWEEN 1 AND 12", name="fiscal_month"),
+        CheckConstraint("length(currency) = 3", name="currency_code"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC")
+    fiscal_year_start_month: Mapped[int] = mapped_column(SmallInteger, default=1)
+    currency: Mapped[str] = mapped_column(String(3), default="USD")
+    # The organization's own mail domains: mail among them only is internal.
+    domains: Mapped[list[str]] = mapped_column(JSON, default=list)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    DEFAULT_SETTINGS: dict[str, Any] = {
+        "going_dark_days": 21,
+        "neglected_days": 14,
+        "drawdown_threshold": 0.6,
+        "lead_response_target_hours": 24,
+        "log_internal_mail": False,
+    }
+
+    def setting(self, key: str) -> Any:
+        return (self.settings or {}).get(key, self.DEFAULT_SETTINGS[key])
+
+
+class Team(OrgScoped, Base):
+    __tablename__ = "teams"
+    __table_args__ = (UniqueConstraint("organization_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    members: Mapped[list[User]] = relationship(back_populates="team")
+
+
+class User(OrgScoped, Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        UniqueConstraint("email"),
+        CheckConstraint(_in("role", ROLES), name="role"),
+        CheckConstraint(_normalised("email"), name="email_normalised"),
+        Index("ix_users_team", "organization_id", "team_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))
+    email: Mapped[str] = mapped_column(String(ADDRESS_LENGTH))
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16), default="rep")
+    password_hash: Mapped[str | None] = mapped_column(String(256))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    organization: Mapped[Organization] = relationship()
+    team: Mapped[Team | None] = relationship(back_populates="members")
+    identities: Mapped[list[UserIdentity]] = relationship(back_populates="user", cascade="all, delete-orphan")
+
+
+class UserIdentity(Base):
+    """A second way in: an identity provider's subject (Microsoft ``oid``, Google ``sub``)."""
+
+    __tablename__ = "user_identities"
+    __table_args__ = (UniqueConstraint("provider", "issuer", "subject"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    issuer: Mapped[str] = mapped_column(String(255), default="")
+    subject: Mapped[str] = mapped_column(String(255))
+    user: Mapped[User] = relationship(back_populates="identities")
+
+
+class Account(OrgScoped, Base):
+    __tablename__ = "accounts"
+    __table_args__ = (
+        CheckConstraint("parent_id IS NULL OR parent_id <> id", name="not_own_parent"),
+        Index("ix_accounts_name", "organization_id", "name"),
+        Index("ix_accounts_parent", "parent_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"))
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    city: Mapped[str | None] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deleted_at: Mapped[datetime | None]
+
+    parent: Mapped[Account | None] = relationship(remote_side=[id], back_populates="branches")
+    branches: Mapped[list[Account]] = relationship(back_populates="parent")
+    domains: Mapped[list[AccountDomain]] = relationship(back_populates="account", cascade="all, delete-orphan")
+    owner: Mapped[User | None] = relationship()
+
+
+class AccountDomain(OrgScoped, Base):
+    __tablename__ = "account_domains"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "domain", name="uq_account_domains_lookup"),
+        CheckConstraint(_normalised("domain"), name="domain_normalised"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    domain: Mapped[str] = mapped_column(String(DOMAIN_LENGTH))
+    account: Mapped[Account] = relationship(back_populates="domains")
+
+
+class Contact(OrgScoped, Base):
+    __tablename__ = "contacts"
+    __table_args__ = (Index("ix_contacts_account", "organization_id", "account_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"))
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    name: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deleted_at: Mapped[datetime | None]
+
+    account: Mapped[Account | None] = relationship()
+    emails: Mapped[list[ContactEmail]] = relationship(back_populates="contact", cascade="all, delete-orphan")
+    phones: Mapped[list[ContactPhone]] = relationship(back_populates="contact", cascade="all, delete-orphan")
+
+
+class ContactEmail(OrgScoped, Base):
+    __tablename__ = "contact_emails"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "address", name="uq_contact_emails_lookup"),
+        CheckConstraint(_normalised("address"), name="address_normalised"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    address: Mapped[str] = mapped_column(String(ADDRESS_LENGTH))
+    contact: Mapped[Contact] = relationship(back_populates="emails")
+
+
+class ContactPhone(OrgScoped, Base):
+    __tablename__ = "contact_phones"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    number: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(16), default="work")
+    contact: Mapped[Contact] = relationship(back_populates="phones")
+
+
+class Stage(OrgScoped, Base):
+    """One step of the organization's pipeline. Won and lost are a deal's status, not stages."""
+
+    __tablename__ = "stages"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "name"),
+        UniqueConstraint("organization_id", "position"),
+        CheckConstraint("probability >= 0 AND probability <= 1", name="probability_range"),
+        CheckConstraint("sla_days IS NULL OR sla_days > 0", name="sla_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80))
+    position: Mapped[int] = mapped_column(Integer)
+    probability: Mapped[Decimal] = mapped_column(Numeric(5, 4))
+    sla_days: Mapped[int | None] = mapped_column(Integer)
+
+
+class Lead(OrgScoped, Base):
+    __tablename__ = "leads"
+    __table_args__ = (
+        CheckConstraint(_in("status", LEAD_STATUSES), name="status"),
+        CheckConstraint(_in("source", LEAD_SOURCES), name="source"),
+        CheckConstraint("status <> 'disqualified' OR disqualify_reason IS NOT NULL", name="disqualify_reason"),
+        CheckConstraint("email IS NULL OR " + _normalised("email"), name="email_normalised"),
+        Index("ix_leads_created", "organization_id", "created_at"),
+        Index("ix_leads_email", "organization_id", "email"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(ADDRESS_LENGTH))
+    phone: Mapped[str | None] = mapped_column(String(40))
+    company: Mapped[str | None] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(16))
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(16), default="new")
+    disqualify_reason: Mapped[str | None] = mapped_column(String(200))
+    converted_at: Mapped[datetime | None]
+    converted_opportunity_id: Mapped[int | None] = mapped_column(ForeignKey("opportunities.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deleted_at: Mapped[datetime | None]
+
+
+class Opportunity(OrgScoped, Base):
+    __tablename__ = "opportunities"
+    __table_args__ = (
+        CheckConstraint("amount >= 0", name="amount_not_negative"),
+        CheckConstraint(_in("status", DEAL_STATUSES), name="status"),
+        CheckConstraint("status <> 'lost' OR loss_reason IS NOT NULL", name="lost_has_reason"),
+        CheckConstraint("(status = 'open') = (closed_at IS NULL)", name="closed_at_iff_closed"),
+        Index("ix_opportunities_account", "organization_id", "account_id", "status"),
+        Index("ix_opportunities_owner", "organization_id", "owner_id", "status"),
+        Index("ix_opportunities_closed", "organization_id", "closed_at"),
+        Index("ix_opportunities_created", "organization_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="RESTRICT"))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    amount: Mapped[Decimal] = mapped_column(default=Decimal("0"))
+    currency: Mapped[str] = mapped_column(String(3))
+    expected_close_date: Mapped[date | None] = mapped_column(Date)
+    source: Mapped[str | None] = mapped_column(String(32))
+    stage_id: Mapped[int] = mapped_column(ForeignKey("stages.id", ondelete="RESTRICT"))
+    status: Mapped[str] = mapped_column(String(8), default="open")
+    loss_reason: Mapped[str | None] = mapped_column(String(200))
+    closed_at: Mapped[datetime | None]
+    stage_entered_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deleted_at: Mapped[datetime | None]
+
+    account: Mapped[Account] = relationship()
+    contact: Mapped[Contact | None] = relationship()
+    owner: Mapped[User] = relationship()
+    stage: Mapped[Stage] = relationship()
+
+
+class StageChange(OrgScoped, Base):
+    """One move of a deal: between stages, or between statuses (won, lost, reopened)."""
+
+    __tablename__ = "stage_changes"
+    __table_args__ = (
+        CheckConstraint("from_status IS NULL OR " + _in("from_status", DEAL_STATUSES), name="from_status"),
+        CheckConstraint(_in("to_status", DEAL_STATUSES), name="to_status"),
+        Index("ix_stage_changes_deal", "opportunity_id", "changed_at"),
+        Index("ix_stage_changes_when", "organization_id", "changed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    opportunity_id: Mapped[int] = mapped_column(ForeignKey("opportunities.id", ondelete="CASCADE"))
+    from_stage_id: Mapped[int | None] = mapped_column(ForeignKey("stages.id", ondelete="RESTRICT"))
+    to_stage_id: Mapped[int] = mapped_column(ForeignKey("stages.id", ondelete="RESTRICT"))
+    from_status: Mapped[str | None] = mapped_column(String(8))
+    to_status: Mapped[str] = mapped_column(String(8))
+    changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    changed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class Activity(OrgScoped, Base):
+    __tablename__ = "activities"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "external_id", name="uq_activities_external_id"),
+        CheckConstraint(_in("type", ACTIVITY_TYPES), name="type"),
+        CheckConstraint(_in("direction", DIRECTIONS), name="direction"),
+        CheckConstraint("outcome IS NULL OR " + _in("outcome", OUTCOMES), name="outcome"),
+        CheckConstraint(_in("source", SOURCES), name="source"),
+        CheckConstraint("duration_minutes IS NULL OR duration_minutes >= 0", name="duration"),
+        CheckConstraint("rating IS NULL OR rating IN (-1, 1)", name="rating"),
+        CheckConstraint("sentiment IS NULL OR (sentiment >= -1 AND sentiment <= 1)", name="sentiment"),
+        Index("ix_activities_contact", "organization_id", "contact_id", "occurred_at"),
+        Index("ix_activities_account", "organization_id", "account_id", "occurred_at"),
+        Index("ix_activities_opportunity", "organization_id", "opportunity_id", "occurred_at"),
+        Index("ix_activities_owner", "organization_id", "owner_id", "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    type: Mapped[str] = mapped_column(String(16))
+    direction: Mapped[str] = mapped_column(String(16))
+    occurred_at: Mapped[datetime]
+    duration_minutes: Mapped[int | None] = mapped_column(Integer)
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    subject: Mapped[str | None] = mapped_column(String(500))
+    body_text: Mapped[str | None] = mapped_column(Text)
+    body_html: Mapped[str | None] = mapped_column(Text)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"))
+    opportunity_id: Mapped[int | None] = mapped_column(ForeignKey("opportunities.id", ondelete="SET NULL"))
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id", ondelete="SET NULL"))
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    source: Mapped[str] = mapped_column(String(16))
+    external_id: Mapped[str | None] = mapped_column(String(512))
+    rating: Mapped[int | None] = mapped_column(SmallInteger)
+    sentiment: Mapped[float | None] = mapped_column(Float)
+    is_private: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    deleted_at: Mapped[datetime | None]
+
+    contact: Mapped[Contact | None] = relationship()
+    account: Mapped[Account | None] = relationship()
+    opportunity: Mapped[Opportunity | None] = relationship()
+    owner: Mapped[User] = relationship()
+    participants: Mapped[list[ActivityParticipant]] = relationship(
+        back_populates="activity", cascade="all, delete-orphan"
+    )
+
+
+class ActivityParticipant(OrgScoped, Base):
+    """Who else was on an email or at a meeting, matched to a contact where one is known."""
+
+    __tablename__ = "activity_participants"
+    __table_args__ = (
+        CheckConstraint(_normalised("address"), name="address_normalised"),
+        CheckConstraint(_in("role", ("from", "to", "cc", "attendee")), name="role"),
+        Index("ix_activity_participants_address", "organization_id", "address"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    activity_id: Mapped[int] = mapped_column(ForeignKey("activities.id", ondelete="CASCADE"), index=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    address: Mapped[str] = mapped_column(String(ADDRESS_LENGTH))
+    role: Mapped[str] = mapped_column(String(16))
+    activity: Mapped[Activity] = relationship(back_populates="participants")
+    contact: Mapped[Contact | None] = relationship()
+
+
+class FollowUp(OrgScoped, Base):
+    __tablename__ = "follow_ups"
+    __table_args__ = (
+        Index("ix_follow_ups_owner_due", "organization_id", "owner_id", "due_at"),
+        Index("ix_follow_ups_contact", "organization_id", "contact_id"),
+        Index("ix_follow_ups_opportunity", "organization_id", "opportunity_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(300))
+    due_at: Mapped[datetime]
+    done_at: Mapped[datetime | None]
+    reminder_at: Mapped[datetime | None]
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"))
+    opportunity_id: Mapped[int | None] = mapped_column(ForeignKey("opportunities.id", ondelete="SET NULL"))
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deleted_at: Mapped[datetime | None]
+
+    owner: Mapped[User] = relationship()
+
+
+class Quota(OrgScoped, Base):
+    __tablename__ = "quotas"
+    __table_args__ = (
+        CheckConstraint("(user_id IS NULL) <> (team_id IS NULL)", name="user_or_team"),
+        CheckConstraint(_in("period", QUOTA_PERIODS), name="period"),
+        CheckConstraint(_in("metric", QUOTA_METRICS), name="metric"),
+        CheckConstraint("(metric = 'activities') = (activity_type IS NOT NULL)", name="activity_type"),
+        CheckConstraint("target >= 0", name="target_not_negative"),
+        Index("ix_quotas_period", "organization_id", "period_start"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
+    period: Mapped[str] = mapped_column(String(8))
+    period_start: Mapped[date] = mapped_column(Date)
+    metric: Mapped[str] = mapped_column(String(16))
+    activity_type: Mapped[str | None] = mapped_column(String(16))
+    target: Mapped[Decimal] = mapped_column()
+
+
+class NoteChecklist(OrgScoped, Base):
+    __tablename__ = "note_checklists"
+    __table_args__ = (UniqueConstraint("organization_id", "activity_type"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    activity_type: Mapped[str] = mapped_column(String(16))
+    questions: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class AuditEvent(OrgScoped, Base):
+    """Append-only: who changed what, when, before and after."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_record", "organization_id", "record_type", "record_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    action: Mapped[str] = mapped_column(String(32))
+    record_type: Mapped[str] = mapped_column(String(32))
+    record_id: Mapped[int] = mapped_column(Integer)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,224 @@
+"""Input schemas, in one place: the pane's forms, the Gmail cards and the sync API load
+every write through these, so a rule about a field is written once.
+
+``load(Schema, data)`` returns clean data or raises ``DomainError`` with the errors per field.
+Form posts carry extra fields (the CSRF token, htmx's values), so unknown keys are dropped.
+Empty strings from HTML forms mean "not given".
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Mapping
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate, validates_schema
+
+from services.errors import DomainError
+from services.models import ACTIVITY_TYPES, ADDRESS_LENGTH, DIRECTIONS, LEAD_SOURCES, OUTCOMES, SOURCES
+from services.text import is_valid_address, normalise_address
+
+MAX_AMOUNT = 10**12  # fits Numeric(14, 2)
+
+
+class Address(fields.String):
+    """An e-mail address, stored lower-case and trimmed."""
+
+    default_error_messages = {
+        "invalid_address": "Enter a valid e-mail address.",
+        "too_long": f"An e-mail address has at most {ADDRESS_LENGTH} characters.",
+    }
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> str:
+        address = normalise_address(super()._deserialize(value, attr, data, **kwargs))
+        if len(address) > ADDRESS_LENGTH:
+            raise self.make_error("too_long")
+        if not is_valid_address(address):
+            raise self.make_error("invalid_address")
+        return address
+
+
+class Money(fields.Decimal):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            places=2,
+            validate=validate.Range(min=0, max=MAX_AMOUNT, error="Enter an amount between 0 and 1,000,000,000,000."),
+            **kwargs,
+        )
+
+
+class WhenField(fields.DateTime):
+    """An ISO timestamp; a naive one (an HTML ``datetime-local``) is in the organization's zone.
+
+    The service attaches the zone, because only it knows the organization.
+    """
+
+
+class InputSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    @pre_load
+    def blanks_are_missing(self, data: Any, **kwargs: Any) -> Any:
+        if isinstance(data, Mapping):
+            items = data.items() if not hasattr(data, "to_dict") else data.to_dict().items()
+            return {key: value for key, value in items if not (isinstance(value, str) and value.strip() == "")}
+        return data
+
+
+
+
+def _id(**kwargs: Any) -> fields.Integer:
+    return fields.Integer(validate=validate.Range(min=1, error="Choose a valid record."), **kwargs)
+
+
+class ContactSchema(InputSchema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    email = Address(required=True)
+    title = fields.String(validate=validate.Length(max=200))
+    phone = fields.String(validate=validate.Length(max=40))
+    account_id = _id()
+
+
+class AccountSchema(InputSchema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    domain = fields.String(validate=validate.Length(max=253))
+    parent_id = _id()
+
+
+class DealSchema(InputSchema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    account_id = _id(required=True)
+    contact_id = _id()
+    amount = Money(load_default=0)
+    stage_id = _id(required=True)
+    expected_close_date = fields.Date()
+    source = fields.String(validate=validate.Length(max=32))
+
+
+class NewFromSenderSchema(InputSchema):
+    """The unknown-sender form: a contact, maybe an account, maybe a deal, in one go."""
+
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    email = Address(required=True)
+    title = fields.String(validate=validate.Length(max=200))
+    company = fields.String(validate=validate.Length(max=200))
+    deal_name = fields.String(validate=validate.Length(max=200))
+    amount = Money()
+    stage_id = _id()
+
+    @validates_schema
+    def deal_needs_a_stage(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data.get("deal_name") and not data.get("stage_id"):
+            raise ValidationError("Choose a stage for the deal.", "stage_id")
+
+
+class ParticipantSchema(InputSchema):
+    address = Address(required=True)
+    role = fields.String(load_default="to", validate=validate.OneOf(("from", "to", "cc", "attendee")))
+    name = fields.String(validate=validate.Length(max=200))
+
+
+class ActivitySchema(InputSchema):
+    type = fields.String(required=True, validate=validate.OneOf(ACTIVITY_TYPES, error="Choose an activity type."))
+    direction = fields.String(validate=validate.OneOf(DIRECTIONS))
+    occurred_at = WhenField()
+    duration_minutes = fields.Integer(
+        validate=validate.Range(min=0, max=24 * 60, error="Duration is between 0 and 1,440 minutes.")
+    )
+    outcome = fields.String(validate=validate.OneOf(OUTCOMES, error="Choose an outcome from the list."))
+    subject = fields.String(validate=validate.Length(max=500))
+    body_html = fields.String(validate=validate.Length(max=1_000_000))
+    body_text = fields.String(validate=validate.Length(max=200_000))
+    external_id = fields.String(validate=validate.Length(min=1, max=512))
+    contact_id = _id()
+    account_id = _id()
+    opportunity_id = _id()
+    lead_id = _id()
+    source = fields.String(load_default="web", validate=validate.OneOf(SOURCES))
+    is_private = fields.Boolean(load_default=False)
+    participants = fields.List(fields.Nested(ParticipantSchema), load_default=list)
+    answers = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
+
+
+class EmailItemSchema(InputSchema):
+    """A mail item as the pane reads it (Office.js or Gmail) and hands it to ``log_email``."""
+
+    internet_message_id = fields.String(required=True, validate=validate.Length(min=1, max=512))
+    subject = fields.String(load_default="", validate=validate.Length(max=500))
+    from_address = Address(required=True)
+    from_name = fields.String(validate=validate.Length(max=200))
+    to = fields.List(Address(), load_default=list)
+    cc = fields.List(Address(), load_default=list)
+    sent_at = WhenField()
+    body_html = fields.String(validate=validate.Length(max=1_000_000))
+    body_text = fields.String(validate=validate.Length(max=200_000))
+    opportunity_id = _id()
+    source = fields.String(load_default="outlook", validate=validate.OneOf(SOURCES))
+
+    @pre_load
+    def split_lists(self, data: Any, **kwargs: Any) -> Any:
+        # A form post sends the recipients as one comma-separated field.
+        if isinstance(data, Mapping):
+            data = dict(data)
+            for key in ("to", "cc"):
+                if isinstance(data.get(key), str):
+                    data[key] = [part for part in (p.strip() for p in data[key].split(",")) if part]
+        return data
+
+
+class MoveStageSchema(InputSchema):
+    # A stage id, or "won" / "lost" to close the deal.
+    stage = fields.String(required=True, validate=validate.Length(min=1, max=16))
+    loss_reason = fields.String(validate=validate.Length(max=200))
+    final_amount = Money()
+
+
+class NoteSchema(InputSchema):
+    body = fields.String(required=True, validate=validate.Length(min=1, max=20_000, error="Write a note first."))
+    contact_id = _id()
+    account_id = _id()
+    opportunity_id = _id()
+    is_private = fields.Boolean(load_default=False)
+
+
+class FollowUpSchema(InputSchema):
+    title = fields.String(required=True, validate=validate.Length(min=1, max=300))
+    due_at = WhenField(required=True)
+    contact_id = _id()
+    account_id = _id()
+    opportunity_id = _id()
+
+
+class RatingSchema(InputSchema):
+    rating = fields.Integer(required=True, validate=validate.OneOf((-1, 1), error="Rate +1 or -1."))
+
+
+class LeadSchema(InputSchema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    email = Address()
+    company = fields.String(validate=validate.Length(max=200))
+    source = fields.String(required=True, validate=validate.OneOf(LEAD_SOURCES))
+
+
+def load(schema: type[Schema], data: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        return schema().load(data)
+    except ValidationError as error:
+        messages = error.messages if isinstance(error.messages, dict) else {"_schema": error.messages}
+        flat = {key: _flatten(value) for key, value in messages.items()}
+        first = next(iter(flat.values()))[0] if flat else "Check the form."
+        raise DomainError(first, flat) from None
+
+
+def _flatten(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [text for item in value for text in _flatten(item)]
+    if isinstance(value, dict):
+        return [text for item in value.values() for text in _flatten(item)]
+    return [str(value)]
+
+
+def is_aware(value: datetime) -> bool:
+    return value.tzinfo is not None and value.utcoffset() is not None

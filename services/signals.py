@@ -1,0 +1,91 @@
+"""Warnings about deals, shared by the pane's context and the manager reports.
+
+Definitions are PRODUCT.md's:
+
+* **going dark**: an open deal with no inbound interaction (inbound email, connected call,
+  held meeting or visit) for N days (organization setting, default 21);
+* **stale**: an open deal whose time in its current stage exceeds that stage's SLA days;
+* **neglected**: an open deal with no activity for N days (default 14) and no follow-up due
+  in the future.
+
+A deal with no interaction yet counts from its creation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Iterable
+
+from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from services.models import Activity, FollowUp, Opportunity, Organization
+from services.types import as_utc
+
+
+def is_inbound_interaction() -> ColumnElement[bool]:
+    """PRODUCT.md's "contact": a connected call, a held meeting or visit, an inbound email."""
+    return or_(
+        and_(Activity.type == "email", Activity.direction == "inbound"),
+        and_(Activity.type == "call", Activity.outcome == "connected"),
+        and_(Activity.type.in_(("meeting", "visit")), Activity.outcome == "held"),
+    )
+
+
+@dataclass(frozen=True)
+class DealWarning:
+    opportunity_id: int
+    kind: str  # going_dark | stale | neglected
+    days: int
+    message: str
+
+
+def deal_warnings(
+    session: Session, organization: Organization, deals: Iterable[Opportunity], now: datetime
+) -> list[DealWarning]:
+    open_deals = [deal for deal in deals if deal.status == "open"]
+    if not open_deals:
+        return []
+    ids = [deal.id for deal in open_deals]
+    live = and_(Activity.organization_id == organization.id, Activity.deleted_at.is_(None), Activity.opportunity_id.in_(ids))
+    last_inbound = dict(
+        session.execute(
+            select(Activity.opportunity_id, func.max(Activity.occurred_at)).where(live, is_inbound_interaction()).group_by(Activity.opportunity_id)
+        ).all()
+    )
+    last_any = dict(
+        session.execute(select(Activity.opportunity_id, func.max(Activity.occurred_at)).where(live).group_by(Activity.opportunity_id)).all()
+    )
+    followed_up = set(
+        session.scalars(
+            select(FollowUp.opportunity_id).where(
+                FollowUp.organization_id == organization.id,
+                FollowUp.opportunity_id.in_(ids),
+                FollowUp.done_at.is_(None),
+                FollowUp.deleted_at.is_(None),
+                FollowUp.due_at > now,
+            )
+        )
+    )
+    dark_days = int(organization.setting("going_dark_days"))
+    neglect_days = int(organization.setting("neglected_days"))
+    warnings: list[DealWarning] = []
+    for deal in open_deals:
+        quiet = _days(now, as_utc(last_inbound.get(deal.id)) or deal.created_at)
+        if quiet >= dark_days:
+            warnings.append(DealWarning(deal.id, "going_dark", quiet, f"No word from the customer in {quiet} days"))
+        in_stage = _days(now, deal.stage_entered_at)
+        if deal.stage.sla_days is not None and in_stage > deal.stage.sla_days:
+            warnings.append(
+                DealWarning(deal.id, "stale", in_stage, f"{in_stage} days in {deal.stage.name} (SLA {deal.stage.sla_days})")
+            )
+        idle = _days(now, as_utc(last_any.get(deal.id)) or deal.created_at)
+        if idle >= neglect_days and deal.id not in followed_up:
+            warnings.append(DealWarning(deal.id, "neglected", idle, f"No activity in {idle} days and no follow-up planned"))
+    return warnings
+
+
+def _days(now: datetime, then: datetime) -> int:
+    return max(0, (now - then).days)
+

@@ -1,0 +1,53 @@
+"""People and how they sign in.
+
+Local passwords are the embedded default's way in. Token sign-in (Office SSO, Google) is a
+second way: it resolves an identity provider's subject to a user through ``UserIdentity``
+(``user_for_identity``), and everything after that is the same ``User``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from services.models import User, UserIdentity
+from services.text import normalise_address
+
+# A real hash to compare against when the user does not exist, so that a wrong address
+# costs as long as a wrong password and does not reveal who has an account.
+_DUMMY_HASH = generate_password_hash("not a password")
+
+
+def hash_password(password: str) -> str:
+    return generate_password_hash(password)
+
+
+def authenticate(session: Session, email: str, password: str) -> User | None:
+    user = session.scalar(select(User).where(User.email == normalise_address(email or "")))
+    if user is None or not user.password_hash:
+        check_password_hash(_DUMMY_HASH, password or "")
+        return None
+    if not check_password_hash(user.password_hash, password or "") or not user.is_active:
+        return None
+    return user
+
+
+def active_user(session: Session, user_id: int) -> User | None:
+    user = session.get(User, user_id)
+    return user if user is not None and user.is_active else None
+
+
+def user_for_identity(session: Session, provider: str, issuer: str, subject: str) -> User | None:
+    return session.scalar(
+        select(User)
+        .join(UserIdentity, UserIdentity.user_id == User.id)
+        .where(UserIdentity.provider == provider, UserIdentity.issuer == issuer, UserIdentity.subject == subject, User.is_active)
+    )
+
+
+def sign_in_choices(session: Session) -> list[User]:
+    """The embedded default's sign-in picker: every active user, admins and managers first."""
+    order = {"admin": 0, "manager": 1, "rep": 2}
+    users = session.scalars(select(User).where(User.is_active).order_by(User.name)).all()
+    return sorted(users, key=lambda u: (u.organization_id, order[u.role], u.name))
