@@ -22,8 +22,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
         # pysqlite's own transaction handling defers BEGIN until the first write, which
-        # breaks SAVEPOINT and lets two writers read stale data; issue BEGIN ourselves.
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+        # breaks SAVEPOINT. We issue BEGIN IMMEDIATE ourselves: a deferred transaction that
+        # read first and writes later fails at once ("database is locked") when another
+        # writer committed in between, whatever the busy timeout; an immediate one waits its
+        # turn. Writers queue, readers in WAL mode are not blocked by them.
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
     return engine
 
 

@@ -3,7 +3,7 @@ every write through these, so a rule about a field is written once.
 
 ``load(Schema, data)`` returns clean data or raises ``DomainError`` with the errors per field.
 Form posts carry extra fields (the CSRF token, htmx's values), so unknown keys are dropped.
-Empty strings from HTML forms mean "not given".
+Empty strings from HTML forms, and ``None`` from internal callers, mean "not given".
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ class InputSchema(Schema):
     def blanks_are_missing(self, data: Any, **kwargs: Any) -> Any:
         if isinstance(data, Mapping):
             items = data.items() if not hasattr(data, "to_dict") else data.to_dict().items()
-            return {key: value for key, value in items if not (isinstance(value, str) and value.strip() == "")}
+            return {key: value for key, value in items if value is not None and not (isinstance(value, str) and value.strip() == "")}
         return data
 
 

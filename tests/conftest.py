@@ -1,0 +1,128 @@
+"""Fixtures: the store on SQLite and on a real PostgreSQL server, a small world of people,
+the app with its client, and a helper to sign in as a role."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
+
+from addin import create_app
+from services.db import make_engine, make_session_factory
+from services.models import Base
+from tests import postgres
+from tests.factories import PASSWORD, World, build_world
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[postgres.Server]:
+    server = postgres.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_engine(postgres_server: postgres.Server) -> Iterator[Engine]:
+    admin = make_engine(postgres_server.url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text("DROP DATABASE IF EXISTS inboxcrm_test"))
+        connection.execute(text("CREATE DATABASE inboxcrm_test"))
+    admin.dispose()
+    engine = make_engine(postgres_server.url.rsplit("/", 1)[0] + "/inboxcrm_test")
+    Base.metadata.create_all(engine)
+    yield engine
+    engine.dispose()
+
+
+def _truncate(engine: Engine) -> None:
+    names = ", ".join(table.name for table in Base.metadata.sorted_tables)
+    with engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path) -> Iterator[Engine]:
+    """The store, empty, on each back end: a test using it runs twice."""
+    if request.param == "sqlite":
+        sqlite = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
+        Base.metadata.create_all(sqlite)
+        yield sqlite
+        sqlite.dispose()
+    else:
+        pg = request.getfixturevalue("postgres_engine")
+        yield pg
+        _truncate(pg)
+
+
+@pytest.fixture
+def sessions(engine: Engine):
+    return make_session_factory(engine)
+
+
+@pytest.fixture
+def session(sessions) -> Iterator[Session]:
+    with sessions() as session:
+        yield session
+
+
+@pytest.fixture
+def world(session: Session) -> World:
+    return build_world(session)
+
+
+# -- the app ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def app(tmp_path, monkeypatch) -> Iterator[Flask]:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("INBOXCRM_ENV", raising=False)
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'app.db'}", "SECRET_KEY": "test"})
+    app.instance_path = str(tmp_path)
+    Base.metadata.create_all(app.extensions["inboxcrm.db"].engine)
+    yield app
+    app.extensions["inboxcrm.db"].engine.dispose()
+
+
+@pytest.fixture
+def app_world(app: Flask) -> World:
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        return build_world(session)
+
+
+class AuthActions:
+    """Sign in as one of the world's people, and carry the CSRF token as htmx does."""
+
+    def __init__(self, client: FlaskClient) -> None:
+        self.client = client
+        self.token = ""
+
+    def login(self, email: str, password: str = PASSWORD):
+        self.refresh_token()
+        response = self.client.post("/login", data={"email": email, "password": password, "csrf_token": self.token})
+        self.refresh_token()
+        return response
+
+    def refresh_token(self) -> str:
+        page = self.client.get("/login").get_data(as_text=True)
+        self.token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        return self.token
+
+    def post(self, url: str, data=None, htmx: bool = True, **kwargs):
+        headers = {"X-CSRFToken": self.token}
+        if htmx:
+            headers["HX-Request"] = "true"
+        return self.client.post(url, data=data or {}, headers=headers, **kwargs)
+
+    def get(self, url: str, htmx: bool = True, **kwargs):
+        return self.client.get(url, headers={"HX-Request": "true"} if htmx else {}, **kwargs)
+
+
+@pytest.fixture
+def auth(client: FlaskClient) -> AuthActions:
+    return AuthActions(client)
