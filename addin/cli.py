@@ -14,6 +14,7 @@ import click
 from alembic import command
 from alembic.config import Config
 from flask import Flask, current_app
+from flask.cli import AppGroup, with_appcontext
 
 from addin.database import database
 from services.errors import DomainError
@@ -28,9 +29,7 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-@click.group("db", help="Database migrations (Alembic).")
-def db_group() -> None:
-    pass
+db_group = AppGroup("db", help="Database migrations (Alembic).")
 
 
 @db_group.command("upgrade", help="Bring the database to a revision (default: head).")
@@ -57,6 +56,7 @@ def revision(message: str) -> None:
 
 
 @click.command("demo-data", help="Load the demo organization into an empty database.")
+@with_appcontext
 @click.option("--seed", default=7, show_default=True, help="Same seed, same data.")
 @click.option("--scale", default=1.0, show_default=True, help="Multiply the volume (the benchmark uses 30 and more).")
 @click.option("--today", type=click.DateTime(formats=["%Y-%m-%d"]), help="Anchor day (default: today).")
