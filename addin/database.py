@@ -21,6 +21,9 @@ class Database:
 
 def init_app(app: Flask) -> None:
     app.extensions["inboxcrm.db"] = Database(make_engine(app.config["SQLALCHEMY_DATABASE_URI"]))
+    # Close at the end of each request: an app context can outlive many requests (the test
+    # client's, a CLI command's), and an open SQLite transaction holds the write lock.
+    app.teardown_request(_close)
     app.teardown_appcontext(_close)
 
 
@@ -44,6 +47,9 @@ def rollback() -> None:
 
 
 def _close(_error: BaseException | None) -> None:
+    # Flask-Login caches the signed-in user on ``g``; it is bound to this session, so it
+    # goes with it (an app context that outlives the request would otherwise keep it).
+    g.pop("_login_user", None)
     session = g.pop("db_session", None)
     if session is not None:
         session.rollback()

@@ -184,15 +184,7 @@ def context_for_addresses(
     warnings = deal_warnings(session, actor.organization, deals, now)
 
     contact_ids = {c.id for c in contacts}
-    activities = list(
-        session.scalars(
-            select(Activity)
-            .where(visible_activities(actor), or_(Activity.contact_id.in_(contact_ids), Activity.account_id.in_(account_ids)))
-            .options(selectinload(Activity.owner))
-            .order_by(Activity.occurred_at.desc(), Activity.id.desc())
-            .limit(RECENT_ACTIVITIES)
-        )
-    ) if contact_ids or account_ids else []
+    activities = _recent_activities(session, actor, contact_ids, account_ids)
 
     follow_ups = list(
         session.scalars(
@@ -229,6 +221,24 @@ def context_for_addresses(
         stages=pipeline_stages(session, org_id),
         logged_activity_id=logged.id if logged and logged.deleted_at is None else None,
     )
+
+
+def _recent_activities(session: Session, actor: User, contact_ids: set[int], account_ids: set[int]) -> list[Activity]:
+    """The latest activities with these contacts or accounts. One query per link, each
+    walking its own (organization, link, occurred_at) index: an OR of the two makes the
+    planner scan every activity of the organization instead."""
+    found: dict[int, Activity] = {}
+    for column, ids in ((Activity.account_id, account_ids), (Activity.contact_id, contact_ids)):
+        if ids:
+            query = (
+                select(Activity)
+                .where(visible_activities(actor), column.in_(ids))
+                .options(selectinload(Activity.owner))
+                .order_by(Activity.occurred_at.desc(), Activity.id.desc())
+                .limit(RECENT_ACTIVITIES)
+            )
+            found.update((a.id, a) for a in session.scalars(query))
+    return sorted(found.values(), key=lambda a: (a.occurred_at, a.id), reverse=True)[:RECENT_ACTIVITIES]
 
 
 def _unknown(session: Session, org_id: int, address: str, header_name: str | None) -> UnknownSender:

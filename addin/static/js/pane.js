@@ -102,6 +102,7 @@
       return;
     }
     if (typeof Office === "undefined") {
+      if (pane.querySelector(".context")) { return; } // a page the server already filled
       pane.innerHTML = "";
       var note = document.createElement("p");
       note.className = "empty";

@@ -1,0 +1,208 @@
+"""The app's routes: sign-in, the preview, the pane's context and its actions, bad input."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+
+import pytest
+from sqlalchemy import func, select
+
+from addin import create_app
+from services.models import Activity, Contact, Opportunity, StageChange
+from tests.factories import World
+
+
+def count(app, model, *where) -> int:
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        return session.scalar(select(func.count()).select_from(model).where(*where))
+
+
+def item_for(address: str, message_id: str = "<m1@acme.test>", **extra) -> dict:
+    return {"item_type": "message", "from_address": address, "from_name": "Ann Buyer", "to": ["rita@northwind.test"],
+            "subject": "Rates", "internet_message_id": message_id, **extra}
+
+
+def test_healthz_checks_the_database(client, app):
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.json == {"status": "ok", "database": "ok"}
+
+
+def test_healthz_reports_a_broken_database(tmp_path):
+    broken = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/missing/dir/x.db", "SECRET_KEY": "t"})
+    assert broken.test_client().get("/healthz").status_code == 503
+
+
+def test_pages_need_sign_in(client, app_world):
+    response = client.get("/pane/context")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_password_sign_in(auth, app_world: World):
+    assert auth.login("rita@northwind.test", "wrong").status_code == 401
+    response = auth.login("rita@northwind.test")
+    assert response.status_code == 302
+    assert "Rita Rep" in auth.get("/pane", htmx=False).get_data(as_text=True)
+
+
+@pytest.mark.parametrize("target", ["https://evil.test/", "//evil.test/x", "javascript:alert(1)"])
+def test_sign_in_never_redirects_off_site(auth, app_world: World, target):
+    auth.refresh_token()
+    response = auth.client.post("/login", data={"email": "rita@northwind.test", "password": "correct horse battery staple",
+                                                "next": target, "csrf_token": auth.token})
+    assert response.headers["Location"] == "/preview"
+
+
+def test_demo_picker_signs_in_and_the_preview_lists_sample_mail(auth, app_world: World):
+    auth.refresh_token()
+    response = auth.client.post("/login/as", data={"user_id": app_world.rep.id, "csrf_token": auth.token})
+    assert response.status_code == 302
+    page = auth.get("/preview", htmx=False).get_data(as_text=True)
+    items = [json.loads(html.unescape(raw)) for raw in re.findall(r'data-item="([^"]+)"', page)]
+    kinds = {item["from_address"].split("@")[1] for item in items}
+    assert {"acme.test", "gmail.com", "granite-robotics.example", "northwind.test"} <= kinds
+    assert any(item["item_type"] == "appointment" for item in items)
+    assert 'width="350"' in page
+
+
+def test_demo_picker_is_off_in_production(tmp_path, monkeypatch):
+    monkeypatch.setenv("INBOXCRM_ENV", "production")
+    monkeypatch.setenv("SECRET_KEY", "prod-secret")
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'p.db'}")
+    app = create_app({"WTF_CSRF_ENABLED": False})
+    client = app.test_client()
+    assert client.post("/login/as", data={"user_id": "1"}).status_code == 404
+    page = client.get("/preview").get_data(as_text=True)
+    assert 'name="user_id"' not in page and "Sign in</a> to try the preview" in page
+
+
+def test_production_needs_a_secret_key(monkeypatch):
+    monkeypatch.setenv("INBOXCRM_ENV", "production")
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    with pytest.raises(RuntimeError, match="SECRET_KEY"):
+        create_app()
+
+
+def test_writes_need_the_csrf_token(auth, app_world: World):
+    auth.login("rita@northwind.test")
+    response = auth.client.post("/activities/email", data=item_for("ann@acme.test"), headers={"HX-Request": "true"})
+    assert response.status_code == 400
+    assert count(auth.client.application, Activity) == 0
+
+
+def test_context_for_a_known_sender(auth, app_world: World):
+    auth.login("rita@northwind.test")
+    response = auth.get("/pane/context", query_string=item_for("ann@acme.test"))
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200 and "<html" not in body
+    assert "Ann Buyer" in body and "Acme Freight" in body and "Reefer contract" in body and "Log this email" in body
+    assert "Their secret deal" not in body and "Ann Elsewhere" not in body
+
+
+def test_context_without_htmx_is_a_whole_page(auth, app_world: World):
+    auth.login("rita@northwind.test")
+    body = auth.get("/pane/context", htmx=False, query_string=item_for("ann@acme.test")).get_data(as_text=True)
+    assert "<html" in body and "Ann Buyer" in body
+
+
+def test_context_for_an_unknown_sender_offers_the_new_contact_form(auth, app_world: World):
+    auth.login("rita@northwind.test")
+    body = auth.get("/pane/context", query_string=item_for("priya@granite.test", from_name="Priya N")).get_data(as_text=True)
+    assert "Nobody on this email is in the CRM yet" in body
+    assert 'value="Priya N"' in body and 'value="Granite"' in body
+
+
+def test_log_email_then_again(auth, app_world: World):
+    auth.login("rita@northwind.test")
+    first = auth.post("/activities/email", item_for("ann@acme.test", body_text="Hello"))
+    assert first.status_code == 200 and "Email logged." in first.get_data(as_text=True)
+    assert "This email is logged" in first.get_data(as_text=True)
+    again = auth.post("/activities/email", item_for("ann@acme.test", body_text="Hello"))
+    assert "already logged" in again.get_data(as_text=True)
+    assert count(auth.client.application, Activity) == 1
+
+
+def test_plain_form_post_redirects_back_to_the_context(auth, app_world: World):
+    auth.login("rita@northwind.test")
+    response = auth.post("/activities/email", item_for("ann@acme.test"), htmx=False)
+    assert response.status_code == 302 and response.headers["Location"].startswith("/pane/context?")
+    page = auth.client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Email logged." in page and "This email is logged" in page
+
+
+def test_lost_without_reason_shows_the_error_and_keeps_the_input(auth, app_world: World):
+    auth.login("rita@northwind.test")
+    form = {**item_for("ann@acme.test"), "stage": "lost", "final_amount": "123"}
+    response = auth.post(f"/deals/{app_world.deal.id}/stage", form)
+    body = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "Say why the deal was lost." in body and 'aria-invalid="true"' in body and 'value="123"' in body
+    assert count(auth.client.application, StageChange) == 2  # the two deals' initial entries only
+    with auth.client.application.extensions["inboxcrm.db"].sessions() as session:
+        assert session.get(Opportunity, app_world.deal.id).status == "open"
+
+
+def test_stage_change_by_a_teammate_is_forbidden(auth, app_world: World):
+    auth.login("tom@northwind.test")
+    response = auth.post(f"/deals/{app_world.deal.id}/stage", {**item_for("ann@acme.test"), "stage": str(app_world.stages[1].id)})
+    assert response.status_code == 403
+    assert "not allowed" in response.get_data(as_text=True)
+
+
+def test_another_organizations_deal_is_404(auth, app_world: World):
+    auth.login("ada@northwind.test")
+    response = auth.post(f"/deals/{app_world.other_deal.id}/stage", {**item_for("ann@acme.test"), "stage": "lost", "loss_reason": "x"})
+    assert response.status_code == 404
+    assert "Their secret deal" not in response.get_data(as_text=True)
+
+
+def test_new_contact_and_deal_from_the_pane(auth, app_world: World):
+    auth.login("rita@northwind.test")
+    form = {**item_for("priya@granite.test"), "email": "priya@granite.test", "name": "Priya N", "company": "Granite",
+            "deal_name": "Denver lane", "amount": "9000", "stage_id": str(app_world.stages[0].id)}
+    body = auth.post("/contacts/from-sender", form).get_data(as_text=True)
+    assert "Priya N added with the deal Denver lane." in body
+    assert "Denver lane" in body and "Log this email" in body
+    assert count(auth.client.application, Contact, Contact.name == "Priya N") == 1
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [({"email": "broken"}, "valid e-mail"), ({"name": ""}, "required"), ({"amount": "-3", "deal_name": "X"}, "amount between")],
+)
+def test_new_contact_with_bad_input_is_refused_inline(auth, app_world: World, change, message):
+    auth.login("rita@northwind.test")
+    form = {**item_for("priya@granite.test"), "email": "priya@granite.test", "name": "Priya N",
+            "stage_id": str(app_world.stages[0].id), **change}
+    response = auth.post("/contacts/from-sender", form)
+    assert response.status_code == 422 and message in response.get_data(as_text=True).lower() or message in response.get_data(as_text=True)
+    assert count(auth.client.application, Contact) == 2
+
+
+def test_log_call_note_follow_up_and_rating(auth, app_world: World):
+    auth.login("rita@northwind.test")
+    base = {**item_for("ann@acme.test"), "contact_id": app_world.contact.id, "account_id": app_world.account.id}
+    logged = auth.post("/activities", {**base, "type": "call", "outcome": "connected", "duration_minutes": "7",
+                                       "answer:Truck size": "26 ft", "body_text": "Good"})
+    assert "Call logged." in logged.get_data(as_text=True)
+    assert "Truck size: 26 ft" in logged.get_data(as_text=True)
+    noted = auth.post("/activities/note", {**base, "body": "Prefers mornings"})
+    assert "Note added." in noted.get_data(as_text=True)
+    due = auth.post("/followups", {**base, "title": "Send contract", "due_at": "2099-01-05T10:00"})
+    assert "Follow-up set" in due.get_data(as_text=True) and "Send contract" in due.get_data(as_text=True)
+    with auth.client.application.extensions["inboxcrm.db"].sessions() as session:
+        call_id = session.scalar(select(Activity.id).where(Activity.type == "call"))
+    rated = auth.post(f"/activities/{call_id}/rating", {**base, "rating": "1"})
+    assert "Thanks for rating." in rated.get_data(as_text=True)
+    bad = auth.post("/activities", {**base, "type": "call", "duration_minutes": "-4"})
+    assert bad.status_code == 422 and "Duration is between" in bad.get_data(as_text=True)
+    assert count(auth.client.application, Activity) == 2
+
+
+def test_email_bodies_and_names_are_escaped(auth, app_world: World):
+    auth.login("rita@northwind.test")
+    evil = {**item_for("mallory@evil.test", from_name='<img src=x onerror=alert(1)>'), "subject": "<script>alert(1)</script>"}
+    body = auth.get("/pane/context", query_string=evil).get_data(as_text=True)
+    assert "<img src=x" not in body and "<script>alert" not in body
+    assert "&lt;img src=x onerror=alert(1)&gt;" in body

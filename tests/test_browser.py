@@ -1,0 +1,112 @@
+"""The preview and the pane in a real Chromium (Debian's, driven by Playwright).
+
+Screenshots of each step go to ``test-artifacts/`` (not committed) for a human to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from werkzeug.serving import make_server
+
+from services.models import Activity
+from tests.factories import World
+
+pytestmark = pytest.mark.browser
+CHROMIUM = os.environ.get("INBOXCRM_CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+# Chromium's own background traffic is refused on a closed network; keep it quiet.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"Chromium is not installed at {CHROMIUM}: `make test` installs it")
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def live_url(app, app_world) -> Iterator[str]:
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def sign_in_to_preview(browser, live_url: str, world: World, width: int = 1280):
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    page.goto(f"{live_url}/preview")
+    page.select_option("#user_id", str(world.rep.id))
+    page.click("text=Switch")
+    page.wait_for_selector("#mailbox")
+    return page
+
+
+def test_preview_known_sender_then_log_then_unknown_sender(browser, live_url, app, app_world: World):
+    page = sign_in_to_preview(browser, live_url, app_world)
+    pane = page.frame_locator("#taskpane")
+    # The first mail is selected on load and handed to the pane as Office.js would.
+    pane.locator(".contact h2", has_text="Ann Buyer").wait_for()
+    assert pane.locator(".deal h4").first.inner_text() == "Reefer contract"
+    assert pane.locator(".account h2").first.inner_text() == "Acme Freight"
+    shot(page, "preview-known-sender")
+
+    pane.get_by_role("button", name="Log this email").click()
+    pane.locator(".logged").wait_for()
+    assert "Email logged." in pane.locator(".toast").inner_text()
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        logged = session.scalars(select(Activity)).one()
+        # The body was read through the adapter and stored as clean text.
+        assert logged.direction == "inbound" and "updated rates for the Chicago lane" in logged.body_text
+    shot(page, "preview-logged")
+
+    page.get_by_role("button", name="Priya Natarajan").click()
+    pane.get_by_text("Nobody on this email is in the CRM yet").wait_for()
+    assert pane.locator("input[name=company]").first.input_value() == "Granite Robotics"
+    shot(page, "preview-unknown-sender")
+
+
+def test_pane_at_320_px_has_no_horizontal_scroll(browser, live_url, app_world: World):
+    page = browser.new_page(viewport={"width": 320, "height": 800})
+    page.goto(f"{live_url}/login")
+    page.fill("input[name=email]", "rita@northwind.test")
+    page.fill("input[name=password]", "correct horse battery staple")
+    page.click("button.primary")
+    query = "item_type=message&from_address=ann@acme.test&internet_message_id=%3Cm9%40acme.test%3E&subject=Hi&to=rita@northwind.test"
+    page.goto(f"{live_url}/pane/context?{query}")
+    page.locator(".contact").wait_for()
+    for details in page.locator("details").all():
+        details.evaluate("element => element.open = true")
+    widths = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+    assert widths[0] <= widths[1], widths
+    shot(page, "pane-320")
+
+
+def test_one_log_from_two_clicks(browser, live_url, app, app_world: World):
+    page = sign_in_to_preview(browser, live_url, app_world)
+    pane = page.frame_locator("#taskpane")
+    pane.get_by_role("button", name="Log this email").click()
+    pane.locator(".logged").wait_for()
+    page.get_by_role("button", name="Priya Natarajan").click()
+    pane.get_by_text("Nobody on this email").wait_for()
+    page.locator("button.mail").first.click()
+    pane.locator(".logged").wait_for()
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        assert session.scalar(select(func.count(Activity.id))) == 1
