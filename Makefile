@@ -14,13 +14,20 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-test: $(VENV)/.installed
+$(VENV)/.installed-test: $(VENV)/.installed setup.cfg
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $@
 
+# Microsoft's published JSON schemas for the unified manifest, from the npm registry.
+APP_MANIFEST := @microsoft/app-manifest@1.1.2
+MANIFEST_SCHEMAS := .cache/app-manifest/package/build/json-schemas
+$(MANIFEST_SCHEMAS):
+	mkdir -p .cache/app-manifest
+	cd .cache/app-manifest && npm pack --silent $(APP_MANIFEST) >/dev/null && tar xzf microsoft-app-manifest-*.tgz
+
 install: $(VENV)/.installed
 
-install-test: $(VENV)/.installed-test system-deps
+install-test: system-deps $(VENV)/.installed-test $(MANIFEST_SCHEMAS)
 
 # Debian's chromium (for the browser tests) and postgresql (the tests start their own server).
 system-deps:
@@ -41,4 +48,4 @@ bench: install
 	$(BIN)/python bench/demo_data.py
 
 clean:
-	rm -rf $(VENV) instance test-artifacts .pytest_cache *.egg-info
+	rm -rf $(VENV) instance test-artifacts .pytest_cache .cache *.egg-info

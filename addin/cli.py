@@ -77,6 +77,22 @@ def demo_data(seed: int, scale: float, today: object, if_empty: bool) -> None:
     click.echo(json.dumps({"organization_id": summary.organization_id, "rows": summary.counts}))
 
 
+@click.command("manifest", help="Write the Outlook manifests for the backend at BASE_URL.")
+@click.option("--base-url", required=True, help="Where this backend is served, over HTTPS.")
+@click.option("--out", "out_dir", default="manifest", show_default=True, type=click.Path(file_okay=False))
+@with_appcontext
+def manifest(base_url: str, out_dir: str) -> None:
+    from addin.manifests import ManifestError, write_manifests
+
+    try:
+        written = write_manifests(base_url, out_dir, current_app.config["ADDIN_ID"], current_app.config["ADDIN_CLIENT_ID"])
+    except ManifestError as error:
+        raise click.ClickException(str(error)) from None
+    for path in written:
+        click.echo(path)
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(db_group)
     app.cli.add_command(demo_data)
+    app.cli.add_command(manifest)

@@ -8,6 +8,8 @@ on a fresh machine: SQLite in ``instance/``, the demo sign-in picker on.
 | ``INBOXCRM_ENV``          | ``development``                       | ``production`` turns the demo picker off, |
 |                           |                                       | requires SECRET_KEY, secure cookies       |
 | ``INBOXCRM_DEMO_SIGN_IN`` | on unless production                  | the preview's "sign in as" picker         |
+| ``INBOXCRM_ADDIN_ID``     | a fixed UUID                          | the add-in's id in the Outlook manifests  |
+| ``INBOXCRM_CLIENT_ID``    | all zeros                             | Entra ID app registration (SSO)           |
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ def load_settings(config: MutableMapping[str, Any], instance_path: str) -> None:
     config["WTF_CSRF_TIME_LIMIT"] = None  # the pane stays open all day; the token lives with the session
     config["WTF_CSRF_HEADERS"] = ["X-CSRFToken"]
     config["MAX_CONTENT_LENGTH"] = 4 * 1024 * 1024
+    # The add-in's stable id in both manifests, and the Entra ID app registration for SSO.
+    config["ADDIN_ID"] = env.get("INBOXCRM_ADDIN_ID", "ff2c44c0-14c4-48f3-af45-503436255242")
+    config["ADDIN_CLIENT_ID"] = env.get("INBOXCRM_CLIENT_ID", "00000000-0000-0000-0000-000000000000")
 
 
 def _database_url(url: str | None, instance_path: str) -> str:
