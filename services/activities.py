@@ -7,7 +7,7 @@ clients, and the loser gets the winner's activity back instead of an error.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Mapping
 
 from sqlalchemy import select
@@ -17,15 +17,16 @@ from sqlalchemy.orm import Session
 from services.access import get_scoped, require_edit
 from services.audit import record_event, snapshot
 from services.contacts import account_for_domain, contact_for_address
-from services.errors import DomainError
+from services.errors import DomainError, Forbidden
 from services.models import Account, Activity, ActivityParticipant, Contact, Lead, NoteChecklist, Opportunity, User
-from services.schemas import ActivitySchema, EmailItemSchema, NoteSchema, RatingSchema, load
+from services.schemas import ActivitySchema, EmailItemSchema, MeetingItemSchema, NoteSchema, RatingSchema, load
 from services.text import domain_of, html_to_text, sanitize_html
 from services.types import localised, utcnow
 
 ACTIVITY_FIELDS = ("type", "direction", "occurred_at", "duration_minutes", "outcome", "subject", "contact_id",
                    "account_id", "opportunity_id", "owner_id", "external_id", "rating", "is_private")
 DEFAULT_DIRECTION = {"note": "internal", "task": "internal"}
+UNDO_MINUTES = 10
 
 
 def activity_by_external_id(session: Session, organization_id: int, external_id: str) -> Activity | None:
@@ -47,6 +48,12 @@ def _log(session: Session, actor: User, values: dict[str, Any], now: datetime) -
     org = actor.organization
     external_id = values.get("external_id")
     if external_id and (existing := activity_by_external_id(session, org.id, external_id)):
+        if existing.deleted_at is not None and existing.owner_id == actor.id:
+            # Logged, undone, logged again: the same message is the same activity.
+            existing.deleted_at = None
+            session.flush()
+            record_event(session, actor, "restore", existing, before={"deleted_at": "set"}, after={"deleted_at": None})
+            return existing, True
         return existing, False
 
     contact = get_scoped(session, actor, Contact, values["contact_id"], "contact") if values.get("contact_id") else None
@@ -57,7 +64,9 @@ def _log(session: Session, actor: User, values: dict[str, Any], now: datetime) -
 
     body_html = sanitize_html(values.get("body_html"))
     body_text = values.get("body_text") or html_to_text(body_html)
-    answers = {q: a.strip() for q, a in values["answers"].items() if a and a.strip()}
+    # Only the type's own checklist questions count (a form may carry the other types' too).
+    questions = checklist_for(session, org.id, values["type"]) if values["answers"] else []
+    answers = {q: values["answers"][q].strip() for q in questions if (values["answers"].get(q) or "").strip()}
     if answers:
         # Checklist answers are part of the note a manager reads, question by question.
         answered = "\n".join(f"{question}: {answer}" for question, answer in answers.items())
@@ -174,6 +183,56 @@ def add_note(session: Session, actor: User, data: Mapping[str, Any], *, now: dat
         **{k: values.get(k) for k in ("contact_id", "account_id", "opportunity_id")},
     }
     activity, _ = _log(session, actor, note, now or utcnow())
+    return activity
+
+
+def log_meeting(session: Session, actor: User, data: Mapping[str, Any], *, now: datetime | None = None) -> tuple[Activity, bool]:
+    """Log a calendar appointment as a meeting, its attendees matched to contacts. A meeting
+    that has ended is logged as held; one still ahead as planned (no outcome yet)."""
+    item = load(MeetingItemSchema, data)
+    now = now or utcnow()
+    org = actor.organization
+    start = localised(item["start"], org.time_zone)
+    end = localised(item["end"], org.time_zone) if item.get("end") else start
+    if end < start:
+        raise DomainError("The meeting ends before it starts.", {"end": ["Before the start."]})
+    attendees = [a for a in dict.fromkeys(item["attendees"]) if a != actor.email]
+    contact = next((c for a in attendees if (c := contact_for_address(session, org.id, a))), None)
+    account = contact.account if contact else next(
+        (acc for a in attendees if (acc := account_for_domain(session, org.id, domain_of(a)))), None
+    )
+    values = {
+        "type": "meeting",
+        "direction": "outbound",
+        "occurred_at": start,
+        "duration_minutes": min(int((end - start).total_seconds() // 60), 24 * 60),
+        "outcome": "held" if end <= now else None,
+        "subject": item.get("subject") or None,
+        "body_text": item.get("body_text"),
+        "external_id": f"event:{item['event_id']}",
+        "contact_id": contact.id if contact else None,
+        "account_id": account.id if account else None,
+        "opportunity_id": item.get("opportunity_id") or _only_open_deal(session, org.id, account),
+        "source": item["source"],
+        "participants": [{"address": a, "role": "attendee"} for a in attendees],
+        "answers": {},
+        "is_private": False,
+    }
+    return _log(session, actor, values, now)
+
+
+def undo_log(session: Session, actor: User, activity_id: int, *, now: datetime | None = None) -> Activity:
+    """Take back a log the rep just made. Only the owner, only within ``UNDO_MINUTES``; it is
+    a soft delete, so the audit trail keeps it."""
+    now = now or utcnow()
+    activity = get_scoped(session, actor, Activity, activity_id, "activity")
+    if activity.owner_id != actor.id:
+        raise Forbidden("Only the person who logged it can undo a log.")
+    if now - activity.created_at > timedelta(minutes=UNDO_MINUTES):
+        raise DomainError("It is too late to undo this log.")
+    activity.deleted_at = now
+    session.flush()
+    record_event(session, actor, "undo", activity, before={"deleted_at": None}, after={"deleted_at": now.isoformat()})
     return activity
 
 

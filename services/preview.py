@@ -39,7 +39,10 @@ class MailItem:
         return f"<preview-{self.id}@inboxcrm.example>"
 
     def as_office_item(self) -> dict[str, Any]:
-        return {**asdict(self), "internet_message_id": self.internet_message_id}
+        # Appointments have a calendar id, not a message id (Office.js: item.itemId).
+        if self.item_type == "appointment":
+            return {**asdict(self), "internet_message_id": "", "event_id": f"preview-{self.id}"}
+        return {**asdict(self), "internet_message_id": self.internet_message_id, "event_id": ""}
 
 
 def sample_mailbox(session: Session, user: User, now: datetime | None = None) -> list[MailItem]:

@@ -60,7 +60,7 @@ class InputSchema(Schema):
     @pre_load
     def blanks_are_missing(self, data: Any, **kwargs: Any) -> Any:
         if isinstance(data, Mapping):
-            items = data.items() if not hasattr(data, "to_dict") else data.to_dict().items()
+            items = _as_dict(data).items()
             return {key: value for key, value in items if value is not None and not (isinstance(value, str) and value.strip() == "")}
         return data
 
@@ -157,13 +157,24 @@ class EmailItemSchema(InputSchema):
 
     @pre_load
     def split_lists(self, data: Any, **kwargs: Any) -> Any:
-        # A form post sends the recipients as one comma-separated field.
-        if isinstance(data, Mapping):
-            data = dict(data)
-            for key in ("to", "cc"):
-                if isinstance(data.get(key), str):
-                    data[key] = [part for part in (p.strip() for p in data[key].split(",")) if part]
-        return data
+        return _split_address_lists(data, ("to", "cc"))
+
+
+class MeetingItemSchema(InputSchema):
+    """A calendar appointment as the pane reads it, for ``log_meeting``."""
+
+    event_id = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    subject = fields.String(load_default="", validate=validate.Length(max=500))
+    start = WhenField(required=True)
+    end = WhenField()
+    attendees = fields.List(Address(), required=True, validate=validate.Length(min=1, max=200, error="A meeting needs attendees."))
+    body_text = fields.String(validate=validate.Length(max=200_000))
+    opportunity_id = _id()
+    source = fields.String(load_default="outlook", validate=validate.OneOf(SOURCES))
+
+    @pre_load
+    def split_lists(self, data: Any, **kwargs: Any) -> Any:
+        return _split_address_lists(data, ("attendees",))
 
 
 class MoveStageSchema(InputSchema):
@@ -198,6 +209,27 @@ class LeadSchema(InputSchema):
     email = Address()
     company = fields.String(validate=validate.Length(max=200))
     source = fields.String(required=True, validate=validate.OneOf(LEAD_SOURCES))
+
+
+def _as_dict(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A form's MultiDict as a dict in which a repeated field (to=a&to=b) is a list."""
+    if hasattr(data, "lists"):
+        return {key: values if len(values) > 1 else values[0] for key, values in data.lists()}
+    return dict(data)
+
+
+def _split_address_lists(data: Any, keys: tuple[str, ...]) -> Any:
+    """A list field arrives as a list, one string, or one comma-separated string."""
+    if not isinstance(data, Mapping):
+        return data
+    data = _as_dict(data)
+    for key in keys:
+        values = data.get(key)
+        if isinstance(values, str):
+            values = [values]
+        if isinstance(values, list):
+            data[key] = [part.strip() for value in values for part in value.split(",") if part.strip()]
+    return data
 
 
 def load(schema: type[Schema], data: Mapping[str, Any]) -> dict[str, Any]:

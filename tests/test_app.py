@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import html
 import json
 import re
@@ -206,3 +207,18 @@ def test_email_bodies_and_names_are_escaped(auth, app_world: World):
     body = auth.get("/pane/context", query_string=evil).get_data(as_text=True)
     assert "<img src=x" not in body and "<script>alert" not in body
     assert "&lt;img src=x onerror=alert(1)&gt;" in body
+
+
+def test_the_panes_first_load_stays_under_60_kb_compressed(auth, app_world: World):
+    """Everything the pane loads before the first context, Office.js aside, gzipped."""
+    auth.login("rita@northwind.test")
+    page = auth.get("/pane", htmx=False).get_data(as_text=True)
+    assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', page)
+    assert any("htmx" in a for a in assets) and any(a.endswith(".css") for a in assets) and any("pane.js" in a for a in assets)
+    sizes = {"page": len(gzip.compress(page.encode()))}
+    for asset in assets:
+        response = auth.client.get(asset)
+        assert response.status_code == 200
+        sizes[asset] = len(gzip.compress(response.get_data()))
+        response.close()
+    assert sum(sizes.values()) < 60 * 1024, sizes

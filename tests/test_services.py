@@ -326,7 +326,7 @@ def test_log_a_call_with_checklist_answers(session, world: World):
     activity, _ = activities.log_activity(
         session, rep,
         {"type": "call", "outcome": "connected", "duration_minutes": "12", "contact_id": world.contact.id,
-         "answers": {"Truck size": "26 ft", "Lanes used": ""}, "body_text": "Good call", "occurred_at": "2026-11-20T09:30"},
+         "answers": {"Truck size": "26 ft", "Lanes used": "", "Budget": "not a call question"}, "body_text": "Good call", "occurred_at": "2026-11-20T09:30"},
         now=NOW,
     )
     assert activity.account_id == world.account.id and activity.duration_minutes == 12

@@ -6,7 +6,7 @@ from flask import Blueprint, request
 from flask_login import login_required
 
 from addin.database import db
-from addin.routes.pane import perform
+from addin.routes.pane import Notice, perform
 from addin.views import actor
 from services import activities
 
@@ -16,19 +16,39 @@ bp = Blueprint("activities", __name__)
 @bp.post("/activities/email")
 @login_required
 def log_email():
-    def action() -> str:
-        _, created = activities.log_email(db(), actor(), request.form)
-        return "Email logged." if created else "This email was already logged."
+    def action() -> Notice:
+        activity, created = activities.log_email(db(), actor(), request.form)
+        return Notice("Email logged.", activity.id) if created else Notice("This email was already logged.")
 
     return perform("log_email", action)
+
+
+@bp.post("/activities/meeting")
+@login_required
+def log_meeting():
+    def action() -> Notice:
+        activity, created = activities.log_meeting(db(), actor(), request.form)
+        return Notice("Meeting logged.", activity.id) if created else Notice("This meeting was already logged.")
+
+    return perform("log_meeting", action)
+
+
+@bp.post("/activities/<int:activity_id>/undo")
+@login_required
+def undo(activity_id: int):
+    def action() -> Notice:
+        activities.undo_log(db(), actor(), activity_id)
+        return Notice("Log undone.")
+
+    return perform(f"undo-{activity_id}", action)
 
 
 @bp.post("/activities")
 @login_required
 def log_activity():
-    def action() -> str:
+    def action() -> Notice:
         activity, _ = activities.log_activity(db(), actor(), _with_answers(request.form))
-        return f"{activity.type.title()} logged."
+        return Notice(f"{activity.type.title()} logged.", activity.id)
 
     return perform("log_activity", action)
 
@@ -36,9 +56,9 @@ def log_activity():
 @bp.post("/activities/note")
 @login_required
 def add_note():
-    def action() -> str:
-        activities.add_note(db(), actor(), request.form)
-        return "Note added."
+    def action() -> Notice:
+        note = activities.add_note(db(), actor(), request.form)
+        return Notice("Note added.", note.id)
 
     return perform("note", action)
 
@@ -46,9 +66,9 @@ def add_note():
 @bp.post("/activities/<int:activity_id>/rating")
 @login_required
 def rate(activity_id: int):
-    def action() -> str:
+    def action() -> Notice:
         activities.rate_activity(db(), actor(), activity_id, request.form)
-        return "Thanks for rating."
+        return Notice("Thanks for rating.")
 
     return perform(f"rating-{activity_id}", action)
 

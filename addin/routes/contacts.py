@@ -6,7 +6,7 @@ from flask import Blueprint, request
 from flask_login import login_required
 
 from addin.database import db
-from addin.routes.pane import perform
+from addin.routes.pane import Notice, perform
 from addin.views import actor
 from services import contacts
 
@@ -16,8 +16,8 @@ bp = Blueprint("contacts", __name__)
 @bp.post("/contacts/from-sender")
 @login_required
 def create_from_sender():
-    def action() -> str:
+    def action() -> Notice:
         contact, deal = contacts.create_from_sender(db(), actor(), request.form)
-        return f"{contact.name} added" + (f" with the deal {deal.name}." if deal else ".")
+        return Notice(f"{contact.name} added" + (f" with the deal {deal.name}." if deal else "."))
 
     return perform("new_contact", action)

@@ -6,7 +6,7 @@ from flask import Blueprint, request
 from flask_login import login_required
 
 from addin.database import db
-from addin.routes.pane import perform
+from addin.routes.pane import Notice, perform
 from addin.views import actor
 from services import deals
 
@@ -16,8 +16,8 @@ bp = Blueprint("deals", __name__)
 @bp.post("/deals/<int:deal_id>/stage")
 @login_required
 def move_stage(deal_id: int):
-    def action() -> str:
+    def action() -> Notice:
         deal = deals.move_stage(db(), actor(), deal_id, request.form)
-        return f"{deal.name}: {deal.stage.name if deal.status == 'open' else deal.status}."
+        return Notice(f"{deal.name}: {deal.stage.name if deal.status == 'open' else deal.status}.")
 
     return perform(f"stage-{deal_id}", action)

@@ -6,7 +6,7 @@ from flask import Blueprint, request
 from flask_login import login_required
 
 from addin.database import db
-from addin.routes.pane import perform
+from addin.routes.pane import Notice, perform
 from addin.views import actor
 from services import followups
 
@@ -16,9 +16,9 @@ bp = Blueprint("followups", __name__)
 @bp.post("/followups")
 @login_required
 def add():
-    def action() -> str:
-        follow_up = followups.add_follow_up(db(), actor(), request.form)
-        return f"Follow-up set for {follow_up.due_at:%d %b}."
+    def action() -> Notice:
+        followups.add_follow_up(db(), actor(), request.form)
+        return Notice("Follow-up set.")
 
     return perform("follow_up", action)
 
@@ -26,8 +26,8 @@ def add():
 @bp.post("/followups/<int:follow_up_id>/done")
 @login_required
 def done(follow_up_id: int):
-    def action() -> str:
+    def action() -> Notice:
         followups.complete_follow_up(db(), actor(), follow_up_id)
-        return "Follow-up done."
+        return Notice("Follow-up done.")
 
     return perform(f"done-{follow_up_id}", action)

@@ -23,7 +23,7 @@ from services.errors import DomainError
 
 bp = Blueprint("pane", __name__)
 
-ITEM_FIELDS = ("item_type", "from_address", "from_name", "subject", "internet_message_id", "sent_at")
+ITEM_FIELDS = ("item_type", "from_address", "from_name", "subject", "internet_message_id", "sent_at", "event_id", "start", "end")
 ITEM_LISTS = ("to", "cc", "attendees")
 
 
@@ -37,6 +37,9 @@ class MailItemRef:
     subject: str = ""
     internet_message_id: str = ""
     sent_at: str = ""
+    event_id: str = ""
+    start: str = ""
+    end: str = ""
     to: list[str] = field(default_factory=list)
     cc: list[str] = field(default_factory=list)
     attendees: list[str] = field(default_factory=list)
@@ -58,8 +61,23 @@ class MailItemRef:
         return {k: v for k, v in asdict(self).items() if v}
 
     @property
+    def external_id(self) -> str | None:
+        """The id the item is logged under (see ``log_email`` and ``log_meeting``)."""
+        if self.item_type == "appointment":
+            return f"event:{self.event_id}" if self.event_id else None
+        return self.internet_message_id or None
+
+    @property
     def present(self) -> bool:
         return bool(self.from_address or self.to or self.attendees)
+
+
+@dataclass
+class Notice:
+    """What an action says when it worked; ``undo`` names an activity the rep may take back."""
+
+    text: str
+    undo: int | None = None
 
 
 def render_context(
@@ -69,11 +87,11 @@ def render_context(
     form: str | None = None,
     error: DomainError | None = None,
     values: Mapping[str, Any] | None = None,
-    notice: str | None = None,
+    notice: Notice | None = None,
 ) -> tuple[str, int]:
     """The context for ``item``; ``form`` names the form that failed, shown with ``error``."""
     context = context_for_addresses(
-        db(), actor(), item.addresses, names={item.from_address: item.from_name}, message_id=item.internet_message_id or None
+        db(), actor(), item.addresses, names={item.from_address: item.from_name}, message_id=item.external_id
     )
     return page_or_fragment(
         "pane/index.html",
@@ -89,7 +107,7 @@ def render_context(
     )
 
 
-def perform(form: str, action: Callable[[], str]) -> tuple[str, int] | Response:
+def perform(form: str, action: Callable[[], Notice]) -> tuple[str, int] | Response:
     """Run one pane action for the item the form names, then show the context again.
 
     Success commits and, for a plain form post, redirects (post/redirect/get). A refusal
@@ -104,7 +122,7 @@ def perform(form: str, action: Callable[[], str]) -> tuple[str, int] | Response:
         return render_context(item, status=status, form=form, error=error, values=request.form)
     commit()
     if not is_htmx():
-        flash(notice)
+        flash(notice.text)
         return redirect(url_for("pane.context", **item.query()))
     return render_context(item, notice=notice)
 

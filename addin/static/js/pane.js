@@ -1,125 +1,191 @@
 /* Inbox CRM: the one small module of JavaScript.
  *
- * In the task pane it reads the current mail item through one adapter, from Office.js in
- * Outlook or from the preview page that plays a mailbox, and asks the server for the context
- * (htmx swaps the HTML in). In the preview page it plays the mailbox: a click hands the
- * selected item to the pane the way Office.js would.
- * Everything else is server-rendered HTML and htmx attributes.
+ * In the task pane, one adapter reads the current mail item, from Office.js in Outlook or from
+ * the preview page that plays a mailbox, and the server renders the context for it (htmx swaps
+ * the HTML in). In the preview page, this module plays the mailbox: a click hands the selected
+ * item to the pane the way Office.js would. Everything else is server-rendered HTML and htmx.
  */
 (function () {
   "use strict";
 
   var ITEM_MESSAGE = "inboxcrm:item";
   var READY_MESSAGE = "inboxcrm:ready";
-  var current = null; // the item the pane shows, with its body
+  var LOG_ON_SEND = "inboxcrm_log";
+  var HEADER_FIELDS = ["item_type", "from_address", "from_name", "subject", "internet_message_id", "sent_at",
+                       "event_id", "start", "end"];
+  var LIST_FIELDS = ["to", "cc", "attendees"];
 
-  /* ---- the pane -------------------------------------------------------------------- */
+  /* ---- adapters: each reads the item and reports when it changes --------------------- */
 
-  function addressOf(detail) {
-    return detail && (detail.emailAddress || detail.address || "");
-  }
-
-  function asyncValue(property) {
-    // Read mode gives values; compose mode gives objects with getAsync.
+  function officeValue(property) {
+    // Read mode gives values; compose mode gives objects read with getAsync.
     return new Promise(function (resolve) {
       if (property && typeof property.getAsync === "function") {
         property.getAsync(function (result) { resolve(result.status === "succeeded" ? result.value : null); });
       } else {
-        resolve(property);
+        resolve(property === undefined ? null : property);
       }
     });
   }
 
-  function officeItem() {
-    var item = Office.context.mailbox.item;
-    if (!item) { return Promise.resolve(null); }
-    var isAppointment = item.itemType === Office.MailboxEnums.ItemType.Appointment;
-    var reads = [
-      asyncValue(item.from || item.organizer),
-      asyncValue(isAppointment ? item.requiredAttendees : item.to),
-      asyncValue(isAppointment ? item.optionalAttendees : item.cc),
-      asyncValue(item.subject),
-      new Promise(function (resolve) {
-        item.body.getAsync(Office.CoercionType.Text, function (result) {
-          resolve(result.status === "succeeded" ? result.value : "");
-        });
-      })
-    ];
-    return Promise.all(reads).then(function (values) {
-      var composing = typeof (item.subject && item.subject.getAsync) === "function";
-      var from = values[0] || (composing ? Office.context.mailbox.userProfile : null);
-      var people = function (list) { return (list || []).map(addressOf).filter(Boolean); };
-      return {
-        item_type: composing ? "compose" : (isAppointment ? "appointment" : "message"),
-        from_address: from ? (from.emailAddress || "") : "",
-        from_name: from ? (from.displayName || "") : "",
-        to: isAppointment ? [] : people(values[1]),
-        cc: isAppointment ? [] : people(values[2]),
-        attendees: isAppointment ? people(values[1]).concat(people(values[2])) : [],
-        subject: values[3] || "",
-        internet_message_id: item.internetMessageId || "",
-        conversation_id: item.conversationId || "",
-        sent_at: item.dateTimeCreated ? new Date(item.dateTimeCreated).toISOString() : "",
-        start: item.start && item.start.toISOString ? item.start.toISOString() : "",
-        end: item.end && item.end.toISOString ? item.end.toISOString() : "",
-        body_text: values[4] || ""
-      };
-    });
+  function iso(value) {
+    return value ? new Date(value).toISOString() : "";
   }
 
-  function showItem(item) {
-    current = item;
-    var pane = document.getElementById("context");
-    if (!pane || !item) { return; }
-    var query = new URLSearchParams();
-    ["item_type", "from_address", "from_name", "subject", "internet_message_id", "sent_at"].forEach(function (key) {
-      if (item[key]) { query.append(key, item[key]); }
+  var OfficeAdapter = {
+    readItem: function () {
+      var mailbox = Office.context.mailbox;
+      var item = mailbox.item;
+      if (!item) { return Promise.resolve(null); }
+      var appointment = item.itemType === Office.MailboxEnums.ItemType.Appointment;
+      var composing = typeof (item.subject && item.subject.getAsync) === "function";
+      return Promise.all([
+        officeValue(appointment ? item.organizer : item.from),
+        officeValue(appointment ? item.requiredAttendees : item.to),
+        officeValue(appointment ? item.optionalAttendees : item.cc),
+        officeValue(item.subject),
+        officeValue(item.start),
+        officeValue(item.end),
+        new Promise(function (resolve) {
+          item.body.getAsync(Office.CoercionType.Text, function (result) {
+            resolve(result.status === "succeeded" ? result.value : "");
+          });
+        })
+      ]).then(function (v) {
+        var from = v[0] || (composing ? mailbox.userProfile : null);
+        var people = function (list) {
+          return (list || []).map(function (p) { return p.emailAddress; }).filter(Boolean);
+        };
+        return {
+          item_type: appointment ? "appointment" : (composing ? "compose" : "message"),
+          from_address: from ? from.emailAddress || "" : "",
+          from_name: from ? from.displayName || "" : "",
+          to: appointment ? [] : people(v[1]),
+          cc: appointment ? [] : people(v[2]),
+          attendees: appointment ? people(v[1]).concat(people(v[2])) : [],
+          subject: v[3] || "",
+          internet_message_id: item.internetMessageId || "",
+          event_id: appointment ? (item.itemId || "") : "",
+          sent_at: iso(item.dateTimeCreated),
+          start: iso(v[4]),
+          end: iso(v[5]),
+          body_text: v[6] || ""
+        };
+      });
+    },
+    onItemChanged: function (callback) {
+      // A pinned pane stays open while the rep moves from mail to mail.
+      Office.context.mailbox.addHandlerAsync(Office.EventType.ItemChanged, callback);
+    },
+    // Custom properties travel with the message into Sent Items.
+    withProperties: function (use) {
+      return new Promise(function (resolve) {
+        var item = Office.context.mailbox.item;
+        if (!item || typeof item.loadCustomPropertiesAsync !== "function") { resolve(null); return; }
+        item.loadCustomPropertiesAsync(function (result) {
+          resolve(result.status === "succeeded" ? use(result.value) : null);
+        });
+      });
+    },
+    markForLogging: function () {
+      return OfficeAdapter.withProperties(function (properties) {
+        properties.set(LOG_ON_SEND, "1");
+        return new Promise(function (resolve) {
+          properties.saveAsync(function (result) { resolve(result.status === "succeeded"); });
+        });
+      });
+    },
+    isMarkedForLogging: function () {
+      return OfficeAdapter.withProperties(function (properties) { return properties.get(LOG_ON_SEND) === "1"; });
+    }
+  };
+
+  function PreviewAdapter() {
+    var current = null;
+    var listeners = [];
+    window.addEventListener("message", function (event) {
+      if (event.origin !== window.location.origin || !event.data || event.data.type !== ITEM_MESSAGE) { return; }
+      current = event.data.item;
+      listeners.forEach(function (listener) { listener(); });
     });
-    ["to", "cc", "attendees"].forEach(function (key) {
+    return {
+      readItem: function () { return Promise.resolve(current); },
+      onItemChanged: function (callback) { listeners.push(callback); },
+      markForLogging: function () { return Promise.resolve(false); },
+      isMarkedForLogging: function () { return Promise.resolve(false); }
+    };
+  }
+
+  /* ---- the pane ------------------------------------------------------------------------ */
+
+  var shown = null; // the item on screen, with its body
+
+  function showItem(adapter, item) {
+    var pane = document.getElementById("context");
+    shown = item;
+    if (!item) {
+      pane.innerHTML = '<p class="empty">Select an email to see who it is from.</p>';
+      return;
+    }
+    var query = new URLSearchParams();
+    HEADER_FIELDS.forEach(function (key) { if (item[key]) { query.append(key, item[key]); } });
+    LIST_FIELDS.forEach(function (key) {
       (item[key] || []).forEach(function (address) { query.append(key, address); });
     });
-    pane.setAttribute("data-message-id", item.internet_message_id || "");
-    htmx.ajax("GET", pane.getAttribute("data-context-url") + "?" + query.toString(), { target: "#context", swap: "innerHTML" });
+    htmx.ajax("GET", pane.getAttribute("data-context-url") + "?" + query.toString(), { target: "#context", swap: "innerHTML" })
+      .then(function () { return item.item_type === "message" ? adapter.isMarkedForLogging() : false; })
+      .then(function (marked) {
+        // A message marked in compose is logged when it is opened from Sent Items.
+        var button = marked && pane.querySelector("[data-form=log_email] button");
+        if (button) { button.click(); }
+      });
   }
 
   function startPane(pane) {
-    // Logging an email sends the body the adapter read; it is too large for the page.
-    document.body.addEventListener("htmx:configRequest", function (event) {
-      var form = event.detail.elt;
-      if (current && form && form.querySelector("[data-needs-body]")) {
-        event.detail.parameters.body_text = current.body_text || "";
-      }
-    });
-
-    if (pane.getAttribute("data-host") === "preview") {
-      window.addEventListener("message", function (event) {
-        if (event.origin !== window.location.origin || !event.data || event.data.type !== ITEM_MESSAGE) { return; }
-        showItem(event.data.item);
-      });
-      if (window.parent !== window) {
-        window.parent.postMessage({ type: READY_MESSAGE }, window.location.origin);
-      }
+    var preview = pane.getAttribute("data-host") === "preview";
+    if (!preview && typeof Office === "undefined") {
+      if (pane.querySelector(".context")) { return; } // a page the server already filled
+      pane.innerHTML = '<p class="empty">Office.js did not load: open this pane from Outlook, or try the preview.</p>';
       return;
     }
-    if (typeof Office === "undefined") {
-      if (pane.querySelector(".context")) { return; } // a page the server already filled
-      pane.innerHTML = "";
-      var note = document.createElement("p");
-      note.className = "empty";
-      note.textContent = "Office.js did not load: open this pane from Outlook, or try the preview.";
-      pane.appendChild(note);
+    var adapter = preview ? PreviewAdapter() : OfficeAdapter;
+    var refresh = function () { adapter.readItem().then(function (item) { showItem(adapter, item); }); };
+
+    // Logging an email sends the body the adapter read: it is too large to ride in the page.
+    document.body.addEventListener("htmx:configRequest", function (event) {
+      var form = event.detail.elt;
+      if (shown && form && form.matches && form.matches("[data-form=log_email], [data-form=log_meeting]")) {
+        event.detail.parameters.body_text = shown.body_text || "";
+      }
+    });
+    pane.addEventListener("click", function (event) {
+      var button = event.target.closest("[data-log-on-send]");
+      if (!button) { return; }
+      button.disabled = true;
+      adapter.markForLogging().then(function (saved) {
+        var state = pane.querySelector("[data-log-on-send-state]");
+        button.hidden = !!saved;
+        button.disabled = false;
+        if (state) {
+          state.hidden = false;
+          state.textContent = saved ? "✓ Will be logged when sent." : "Could not mark this message: log it from Sent Items.";
+        }
+      });
+    });
+
+    if (preview) {
+      adapter.onItemChanged(refresh);
+      if (window.parent !== window) { window.parent.postMessage({ type: READY_MESSAGE }, window.location.origin); }
       return;
     }
     Office.onReady(function () {
-      var mailbox = Office.context.mailbox;
-      if (!mailbox) { return; }
-      officeItem().then(showItem);
-      // A pinned pane stays open while the rep moves from mail to mail.
-      mailbox.addHandlerAsync(Office.EventType.ItemChanged, function () { officeItem().then(showItem); });
+      if (!Office.context.mailbox) { return; }
+      refresh();
+      adapter.onItemChanged(refresh);
     });
   }
 
-  /* ---- the preview mailbox --------------------------------------------------------- */
+  /* ---- the preview mailbox ------------------------------------------------------------- */
 
   function startMailbox(mailbox) {
     var frame = document.getElementById("taskpane");

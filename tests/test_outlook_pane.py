@@ -1,0 +1,224 @@
+"""The task pane as Outlook runs it: real Chromium at Outlook's pane widths, with Microsoft's
+Office.js address answered by a local stub (tests/stubs/office.js) that speaks the documented
+shapes of Office.context.mailbox."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from werkzeug.serving import make_server
+
+from services.models import Activity, ActivityParticipant, Contact, Opportunity, StageChange
+from tests.factories import PASSWORD, World
+from tests.test_browser import ARTIFACTS, browser  # noqa: F401 - the shared Chromium fixture
+
+pytestmark = pytest.mark.browser
+OFFICE_JS = "https://appsforoffice.microsoft.com/lib/1/hosted/office.js"
+STUB = Path(__file__).resolve().parent / "stubs" / "office.js"
+REP = "rita@northwind.test"
+
+
+def message(sender: str = "ann@acme.test", message_id: str = "<m1@acme.test>", **extra) -> dict:
+    return {"itemType": "message", "from": sender, "to": [REP], "subject": "Rates for Q1", "internetMessageId": message_id,
+            "body": "Hi Rita, can you send the rates?", **extra}
+
+
+@pytest.fixture
+def live_url(app, app_world) -> Iterator[str]:
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+@pytest.fixture
+def open_pane(browser, live_url):  # noqa: F811
+    pages = []
+
+    def open_pane(item: dict | None, width: int = 350):
+        context = browser.new_context(viewport={"width": width, "height": 900})
+        page = context.new_page()
+        pages.append(context)
+        page.route(OFFICE_JS, lambda route: route.fulfill(path=str(STUB), content_type="application/javascript"))
+        page.goto(f"{live_url}/login")
+        page.fill("input[name=email]", REP)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button.primary")
+        page.add_init_script(f"window.__officeInitial = {json.dumps({'user': REP, 'item': item})};")
+        page.goto(f"{live_url}/pane")
+        return page
+
+    yield open_pane
+    for context in pages:
+        context.close()
+
+
+def rows(app, model, *where) -> int:
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        return session.scalar(select(func.count()).select_from(model).where(*where))
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"outlook-{name}.png"), full_page=True)
+
+
+def no_horizontal_scroll(page) -> None:
+    for details in page.locator("details").all():
+        details.evaluate("element => element.open = true")
+    scroll, client = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+    assert scroll <= client, (scroll, client)
+
+
+@pytest.mark.parametrize("width", [320, 350])
+def test_known_sender_log_then_log_again(open_pane, app, app_world: World, width):
+    page = open_pane(message(), width)
+    page.locator(".contact h2", has_text="Ann Buyer").wait_for()
+    assert page.locator(".deal h4").inner_text() == "Reefer contract"
+    assert "Qualify" in page.locator(".deal .badge").inner_text()
+    shot(page, f"context-{width}")
+    no_horizontal_scroll(page)
+
+    page.get_by_role("button", name="Log this email").click()
+    page.locator(".logged").wait_for()
+    assert "Email logged." in page.locator(".toast").inner_text()
+    assert page.locator(".toast button", has_text="Undo").is_visible()
+    shot(page, f"logged-{width}")
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        logged = session.scalars(select(Activity)).one()
+        assert (logged.direction, logged.subject, logged.body_text) == ("inbound", "Rates for Q1", "Hi Rita, can you send the rates?")
+
+    # The pinned pane is shown the same message again: it stays logged, once.
+    page.evaluate(f"window.__office.show({json.dumps(message())})")
+    page.locator(".logged").wait_for()
+    assert rows(app, Activity) == 1
+    no_horizontal_scroll(page)
+
+
+def test_two_quick_submits_log_one_activity(open_pane, app, app_world: World):
+    page = open_pane(message(message_id="<twice@acme.test>"))
+    page.get_by_role("button", name="Log this email").wait_for()
+    page.evaluate("""() => { const form = document.querySelector('[data-form=log_email]');
+                             htmx.trigger(form, 'submit'); htmx.trigger(form, 'submit'); }""")
+    page.locator(".logged").wait_for()
+    page.wait_for_load_state("networkidle")
+    assert rows(app, Activity) == 1
+
+
+def test_undo_takes_the_log_back(open_pane, app, app_world: World):
+    page = open_pane(message())
+    page.get_by_role("button", name="Log this email").click()
+    page.locator(".toast button", has_text="Undo").click()
+    page.locator(".toast", has_text="Log undone.").wait_for()
+    assert page.get_by_role("button", name="Log this email").is_visible()
+    assert rows(app, Activity, Activity.deleted_at.is_(None)) == 0
+    page.get_by_role("button", name="Log this email").click()
+    page.locator(".logged").wait_for()
+    assert rows(app, Activity, Activity.deleted_at.is_(None)) == 1 and rows(app, Activity) == 1
+
+
+def test_unknown_sender_becomes_a_contact_with_a_deal(open_pane, app, app_world: World):
+    page = open_pane(message("priya@granite-robotics.test", "<p1@granite.test>"), 320)
+    page.get_by_text("Nobody on this email is in the CRM yet").wait_for()
+    form = page.locator("[data-form=new_contact]")
+    assert form.locator("input[name=company]").input_value() == "Granite Robotics"
+    form.locator("input[name=name]").fill("Priya Natarajan")
+    form.locator("input[name=deal_name]").fill("Denver to Austin")
+    form.locator("input[name=amount]").fill("48000")
+    shot(page, "new-contact-form")
+    form.get_by_role("button", name="Add to CRM").click()
+    page.locator(".contact h2", has_text="Priya Natarajan").wait_for()
+    assert page.locator(".deal h4").inner_text() == "Denver to Austin"
+    shot(page, "new-contact-created")
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        contact = session.scalars(select(Contact).where(Contact.name == "Priya Natarajan")).one()
+        assert contact.account.name == "Granite Robotics"
+        assert session.scalars(select(Opportunity.amount).where(Opportunity.name == "Denver to Austin")).one() == 48000
+    no_horizontal_scroll(page)
+
+
+def test_lost_without_reason_is_refused_inline(open_pane, app, app_world: World):
+    page = open_pane(message())
+    page.get_by_text("Change stage").click()
+    form = page.locator(f"[data-form=stage-{app_world.deal.id}]")
+    form.locator("select[name=stage]").select_option("lost")
+    form.get_by_role("button", name="Save stage").click()
+    page.locator(".alert", has_text="Say why the deal was lost.").wait_for()
+    # The form stays open with the choice kept and the field marked.
+    assert form.locator("select[name=stage]").input_value() == "lost"
+    assert form.locator("input[name=loss_reason]").get_attribute("aria-invalid") == "true"
+    shot(page, "lost-without-reason")
+    assert rows(app, StageChange) == 2
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        assert session.get(Opportunity, app_world.deal.id).status == "open"
+    form.locator("input[name=loss_reason]").fill("Price")
+    form.get_by_role("button", name="Save stage").click()
+    page.locator(".toast", has_text="Reefer contract: lost.").wait_for()
+    assert rows(app, StageChange) == 3
+
+
+def test_pinned_pane_follows_item_changed(open_pane, app_world: World):
+    page = open_pane(message())
+    page.locator(".contact h2", has_text="Ann Buyer").wait_for()
+    page.evaluate(f"window.__office.show({json.dumps(message('tom.baker@gmail.com', '<t1@gmail.com>'))})")
+    page.get_by_text("Nobody on this email is in the CRM yet").wait_for()
+    assert page.locator(".contact").count() == 0
+    page.evaluate("window.__office.show(null)")
+    page.get_by_text("Select an email").wait_for()
+    page.evaluate(f"window.__office.show({json.dumps(message())})")
+    page.locator(".contact h2", has_text="Ann Buyer").wait_for()
+
+
+def test_compose_shows_the_recipient_and_logs_once_sent(open_pane, app, app_world: World):
+    draft = {"mode": "compose", "key": "draft-1", "itemType": "message", "to": ["ann@acme.test"], "subject": "Our rates",
+             "body": "Rates attached."}
+    page = open_pane(draft)
+    page.locator(".contact h2", has_text="Ann Buyer").wait_for()
+    page.get_by_role("button", name="Log when sent").click()
+    page.get_by_text("Will be logged when sent.").wait_for()
+    shot(page, "compose")
+    assert rows(app, Activity) == 0
+    # Sent: the rep opens it in Sent Items, where the marked message logs itself.
+    sent = {"key": "draft-1", "itemType": "message", "from": REP, "to": ["ann@acme.test"], "subject": "Our rates",
+            "internetMessageId": "<sent-1@northwind.test>", "body": "Rates attached."}
+    page.evaluate(f"window.__office.show({json.dumps(sent)})")
+    page.locator(".logged").wait_for()
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        logged = session.scalars(select(Activity)).one()
+        assert (logged.direction, logged.contact_id, logged.external_id) == ("outbound", app_world.contact.id, "<sent-1@northwind.test>")
+
+
+def test_appointment_logs_the_meeting_with_its_attendees(open_pane, app, app_world: World):
+    meeting = {"itemType": "appointment", "itemId": "AAMkAD-1", "organizer": REP, "subject": "Quarterly review",
+               "attendees": ["ann@acme.test", "newface@acme.test"], "start": "2026-11-02T14:00:00Z", "end": "2026-11-02T15:30:00Z",
+               "body": "Agenda"}
+    page = open_pane(meeting)
+    page.get_by_role("button", name="Log this meeting").click()
+    page.get_by_text("This meeting is logged.").wait_for()
+    shot(page, "appointment")
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        logged = session.scalars(select(Activity)).one()
+        assert (logged.type, logged.outcome, logged.duration_minutes, logged.contact_id) == ("meeting", "held", 90, app_world.contact.id)
+        attendees = session.scalars(select(ActivityParticipant.address).order_by(ActivityParticipant.address)).all()
+        assert attendees == ["ann@acme.test", "newface@acme.test"]
+
+
+def test_keyboard_reaches_log_with_a_visible_focus(open_pane, app, app_world: World):
+    page = open_pane(message())
+    page.get_by_role("button", name="Log this email").wait_for()
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.textContent.trim()") == "Log this email":
+            break
+    else:
+        pytest.fail("Tab never reached the Log button")
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline not in ("none", "")
+    page.keyboard.press("Enter")
+    page.locator(".logged").wait_for()
+    assert rows(app, Activity) == 1
