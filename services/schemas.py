@@ -167,7 +167,7 @@ class MeetingItemSchema(InputSchema):
     subject = fields.String(load_default="", validate=validate.Length(max=500))
     start = WhenField(required=True)
     end = WhenField()
-    attendees = fields.List(Address(), required=True, validate=validate.Length(min=1, max=200, error="A meeting needs attendees."))
+    attendees = fields.List(Address(), load_default=list, validate=validate.Length(max=200))
     body_text = fields.String(validate=validate.Length(max=200_000))
     opportunity_id = _id()
     source = fields.String(load_default="outlook", validate=validate.OneOf(SOURCES))
@@ -175,6 +175,11 @@ class MeetingItemSchema(InputSchema):
     @pre_load
     def split_lists(self, data: Any, **kwargs: Any) -> Any:
         return _split_address_lists(data, ("attendees",))
+
+    @validates_schema
+    def needs_attendees(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not data.get("attendees"):
+            raise ValidationError("A meeting needs attendees.", "attendees")
 
 
 class MoveStageSchema(InputSchema):

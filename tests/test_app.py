@@ -222,3 +222,27 @@ def test_the_panes_first_load_stays_under_60_kb_compressed(auth, app_world: Worl
         sizes[asset] = len(gzip.compress(response.get_data()))
         response.close()
     assert sum(sizes.values()) < 60 * 1024, sizes
+
+
+@pytest.mark.parametrize(
+    "form, message",
+    [({}, "A meeting needs attendees."), ({"attendees": ["ann@acme.test"], "start": "2026-11-02T15:00", "end": "2026-11-02T14:00"},
+                                          "ends before it starts")],
+)
+def test_log_meeting_refuses_bad_input_inline(auth, app_world: World, form, message):
+    auth.login("rita@northwind.test")
+    item = {"item_type": "appointment", "event_id": "AAMk-2", "subject": "Review", "start": "2026-11-02T14:00", **form}
+    response = auth.post("/activities/meeting", item)
+    assert response.status_code == 422 and message in response.get_data(as_text=True)
+    assert count(auth.client.application, Activity) == 0
+
+
+def test_undo_by_someone_else_is_forbidden(auth, app_world: World):
+    auth.login("rita@northwind.test")
+    auth.post("/activities/email", item_for("ann@acme.test"))
+    with auth.client.application.extensions["inboxcrm.db"].sessions() as session:
+        activity_id = session.scalar(select(Activity.id))
+    auth.login("mia@northwind.test")
+    response = auth.post(f"/activities/{activity_id}/undo", item_for("ann@acme.test"))
+    assert response.status_code == 403
+    assert count(auth.client.application, Activity, Activity.deleted_at.is_(None)) == 1

@@ -399,3 +399,55 @@ def test_every_write_is_audited(session, world: World):
     assert events[1].after["type"] == "call"
     assert session.scalar(select(func.count(Contact.id)).where(Contact.organization_id == world.org.id)) == 2
     assert session.get(Opportunity, world.deal.id).status == "open"
+
+
+# -- meetings and undo ------------------------------------------------------------------------
+
+
+def meeting(**overrides):
+    return {"event_id": "AAMk-1", "subject": "Review", "start": "2026-11-19T10:00:00+00:00", "end": "2026-11-19T11:00:00+00:00",
+            "attendees": ["ann@acme.test", "rita@northwind.test", "stranger@elsewhere.test"], **overrides}
+
+
+def test_log_meeting_matches_attendees_and_is_idempotent(session, world: World):
+    rep = as_user(session, world.rep)
+    activity, created = activities.log_meeting(session, rep, meeting(), now=NOW)
+    again, created_again = activities.log_meeting(session, rep, meeting(subject="renamed"), now=NOW)
+    session.commit()
+    assert created and not created_again and again.id == activity.id
+    assert (activity.type, activity.outcome, activity.duration_minutes, activity.external_id) == ("meeting", "held", 60, "event:AAMk-1")
+    assert (activity.contact_id, activity.opportunity_id) == (world.contact.id, world.deal.id)
+    # The organizer (the rep) is not an attendee of their own meeting.
+    assert sorted(p.address for p in activity.participants) == ["ann@acme.test", "stranger@elsewhere.test"]
+
+
+def test_a_meeting_still_ahead_has_no_outcome(session, world: World):
+    activity, _ = activities.log_meeting(session, as_user(session, world.rep),
+                                         meeting(start="2026-12-01T10:00:00+00:00", end="2026-12-01T11:00:00+00:00"), now=NOW)
+    assert activity.outcome is None
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"attendees": []}, {"event_id": ""}, {"start": "someday"}, {"end": "2026-11-19T09:00:00+00:00"}, {"attendees": ["not-an-address"]}],
+    ids=["no attendees", "no event id", "bad start", "ends before it starts", "bad attendee"],
+)
+def test_log_meeting_refuses_bad_input(session, world: World, change):
+    refused(session, lambda: activities.log_meeting(session, as_user(session, world.rep), meeting(**change), now=NOW))
+
+
+def test_undo_is_the_owners_and_only_for_a_while(session, world: World):
+    rep = as_user(session, world.rep)
+    activity, _ = activities.log_email(session, rep, email_item(), now=NOW)
+    session.commit()
+    refused(session, lambda: activities.undo_log(session, as_user(session, world.manager), activity.id, now=NOW), Forbidden)
+    refused(session, lambda: activities.undo_log(session, rep, activity.id, now=NOW + timedelta(minutes=11)))
+    activities.undo_log(session, rep, activity.id, now=NOW + timedelta(minutes=1))
+    session.commit()
+    assert session.get(Activity, activity.id).deleted_at is not None
+    # Logged again, the same message is the same activity, restored.
+    again, created = activities.log_email(session, rep, email_item(), now=NOW + timedelta(minutes=2))
+    session.commit()
+    assert created and again.id == activity.id and again.deleted_at is None
+    actions = session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)).all()
+    assert actions == ["log", "undo", "restore"]

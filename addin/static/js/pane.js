@@ -65,6 +65,7 @@
           attendees: appointment ? people(v[1]).concat(people(v[2])) : [],
           subject: v[3] || "",
           internet_message_id: item.internetMessageId || "",
+          conversation_id: item.conversationId || "",
           event_id: appointment ? (item.itemId || "") : "",
           sent_at: iso(item.dateTimeCreated),
           start: iso(v[4]),
