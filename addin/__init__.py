@@ -6,12 +6,10 @@ import os
 from typing import Any, Mapping
 
 from flask import Flask
-from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from addin import auth, cli, database, filters
+from addin import auth, cli, database, filters, security
 from addin.settings import load_settings
-
-csrf = CSRFProtect()
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -21,9 +19,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if config:
         app.config.update(config)
 
+    if app.config["PROXIES"]:
+        hops = app.config["PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_prefix=hops)  # type: ignore[method-assign]
     database.init_app(app)
     auth.init_app(app)
-    csrf.init_app(app)
+    security.init_app(app)
     cli.init_app(app)
     filters.init_app(app)
 

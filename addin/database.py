@@ -50,6 +50,7 @@ def _close(_error: BaseException | None) -> None:
     # Flask-Login caches the signed-in user on ``g``; it is bound to this session, so it
     # goes with it (an app context that outlives the request would otherwise keep it).
     g.pop("_login_user", None)
+    g.pop("signed_in_by", None)
     session = g.pop("db_session", None)
     if session is not None:
         session.rollback()

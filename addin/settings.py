@@ -10,6 +10,12 @@ on a fresh machine: SQLite in ``instance/``, the demo sign-in picker on.
 | ``INBOXCRM_DEMO_SIGN_IN`` | on unless production                  | the preview's "sign in as" picker         |
 | ``INBOXCRM_ADDIN_ID``     | a fixed UUID                          | the add-in's id in the Outlook manifests  |
 | ``INBOXCRM_CLIENT_ID``    | all zeros                             | Entra ID app registration (SSO)           |
+| ``INBOXCRM_MS_TENANTS``   | none (SSO off)                        | allowed tenant ids, comma-separated; ``*``|
+| ``INBOXCRM_MS_AUDIENCES`` | the client id                         | accepted ``aud`` values                   |
+| ``INBOXCRM_MS_SCOPE``     | ``access_as_user``                    | the scope a token must carry              |
+| ``INBOXCRM_MS_JWKS_URL``  | Microsoft's common keys               | where the signing keys are published      |
+| ``INBOXCRM_SIGN_IN_RATE_LIMIT`` | ``10 per minute``               | per address, on every sign-in endpoint    |
+| ``INBOXCRM_PROXIES``      | 1 in production, else 0               | proxies trusted for X-Forwarded-*         |
 """
 
 from __future__ import annotations
@@ -45,6 +51,14 @@ def load_settings(config: MutableMapping[str, Any], instance_path: str) -> None:
     # The add-in's stable id in both manifests, and the Entra ID app registration for SSO.
     config["ADDIN_ID"] = env.get("INBOXCRM_ADDIN_ID", "ff2c44c0-14c4-48f3-af45-503436255242")
     config["ADDIN_CLIENT_ID"] = env.get("INBOXCRM_CLIENT_ID", "00000000-0000-0000-0000-000000000000")
+    # Office single sign-on: which Microsoft tokens the pane may exchange for a pane token.
+    config["MS_JWKS_URL"] = env.get("INBOXCRM_MS_JWKS_URL", "https://login.microsoftonline.com/common/discovery/v2.0/keys")
+    config["MS_TENANTS"] = [t.strip() for t in env.get("INBOXCRM_MS_TENANTS", "").split(",") if t.strip()]
+    config["MS_AUDIENCES"] = [a.strip() for a in env.get("INBOXCRM_MS_AUDIENCES", config["ADDIN_CLIENT_ID"]).split(",") if a.strip()]
+    config["MS_SCOPE"] = env.get("INBOXCRM_MS_SCOPE", "access_as_user")
+    # How many proxies (load balancer, nginx) stand in front and set X-Forwarded-*.
+    config["PROXIES"] = int(env.get("INBOXCRM_PROXIES", "1" if production else "0"))
+    config["SIGN_IN_RATE_LIMIT"] = env.get("INBOXCRM_SIGN_IN_RATE_LIMIT", "10 per minute")
 
 
 def _database_url(url: str | None, instance_path: str) -> str:

@@ -140,6 +140,8 @@ class User(OrgScoped, Base):
     role: Mapped[str] = mapped_column(String(16), default="rep")
     password_hash: Mapped[str | None] = mapped_column(String(256))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Raised to revoke every pane token issued to this user so far.
+    token_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     organization: Mapped[Organization] = relationship()

@@ -73,8 +73,10 @@ def test_demo_picker_is_off_in_production(tmp_path, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'p.db'}")
     app = create_app({"WTF_CSRF_ENABLED": False})
     client = app.test_client()
-    assert client.post("/login/as", data={"user_id": "1"}).status_code == 404
-    page = client.get("/preview").get_data(as_text=True)
+    # Production sends plain HTTP to HTTPS, and trusts the proxy's word on the scheme.
+    assert client.get("/preview").status_code == 302
+    assert client.post("/login/as", data={"user_id": "1"}, base_url="https://crm.test").status_code == 404
+    page = client.get("/preview", headers={"X-Forwarded-Proto": "https"}).get_data(as_text=True)
     assert 'name="user_id"' not in page and "Sign in</a> to try the preview" in page
 
 

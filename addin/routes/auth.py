@@ -1,30 +1,54 @@
-"""Signing in and out: local passwords, and the preview's demo picker."""
+"""Signing in and out: cookie sessions for the pages, bearer tokens for the pane.
+
+* ``/login`` (password) and ``/login/as`` (the embedded default's demo picker) start a cookie
+  session, for the preview and the wide pages;
+* ``/auth/office`` exchanges an Office SSO access token, ``/auth/token`` a password, for a
+  pane token; ``/auth/token/refresh`` and ``/auth/token/revoke`` keep or end it.
+
+Every sign-in endpoint is rate-limited; the token endpoints answer JSON, with a 4xx and an
+``error`` for anything refused.
+"""
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
-from flask_login import login_required, login_user, logout_user
+from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
 from addin.auth import SignedIn
 from addin.database import db
+from addin.security import csrf, limiter
+from addin.tokens import issue_token, revoke_tokens
+from addin.views import actor
+from services.identity import MicrosoftRules, RemoteKeys, TokenRejected, user_for_microsoft_claims, verify_microsoft_token
 from services.users import active_user, authenticate
 
 bp = Blueprint("auth", __name__)
+log = logging.getLogger(__name__)
+
+
+def sign_in_limit() -> str:
+    return current_app.config["SIGN_IN_RATE_LIMIT"]
 
 
 def _next_url() -> str:
     # Only a local path: an open redirect after sign-in is a phishing tool.
     target = request.values.get("next") or ""
     parts = urlsplit(target)
-    if target.startswith("/") and not target.startswith("//") and not parts.netloc and not parts.scheme:
+    if target.startswith("/") and not target.startswith("//") and not parts.netloc and not parts.scheme and "\\" not in target:
         return target
     return url_for("preview.mailbox")
 
 
+def _error(message: str, status: int) -> tuple[Response, int]:
+    return jsonify(error=message), status
+
+
 @bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(sign_in_limit, methods=["POST"])
 def login() -> str | Response | tuple[str, int]:
     if request.method == "POST":
         user = authenticate(db(), request.form.get("email", ""), request.form.get("password", ""))
@@ -36,6 +60,7 @@ def login() -> str | Response | tuple[str, int]:
 
 
 @bp.post("/login/as")
+@limiter.limit(sign_in_limit)
 def login_as() -> Response:
     """The embedded default's "sign in as" picker; off in production."""
     if not current_app.config["DEMO_SIGN_IN"]:
@@ -54,3 +79,64 @@ def login_as() -> Response:
 def logout() -> Response:
     logout_user()
     return redirect(url_for("auth.login"))
+
+
+# -- pane tokens --------------------------------------------------------------------------------
+
+
+@bp.post("/auth/token")
+@csrf.exempt  # no cookie is involved: the caller gets the token in the answer
+@limiter.limit(sign_in_limit)
+def password_token() -> tuple[Response, int]:
+    data = request.get_json(silent=True) if request.is_json else request.form
+    if not isinstance(data, dict) and not hasattr(data, "get"):
+        return _error("Send an e-mail address and a password.", 400)
+    user = authenticate(db(), str(data.get("email") or ""), str(data.get("password") or ""))
+    if user is None:
+        return _error("Wrong e-mail address or password.", 401)
+    return jsonify(issue_token(user)), 200
+
+
+@bp.post("/auth/office")
+@csrf.exempt
+@limiter.limit(sign_in_limit)
+def office_token() -> tuple[Response, int]:
+    """Exchange an Office SSO access token (``Office.auth.getAccessToken``) for a pane token."""
+    config = current_app.config
+    if not config["MS_TENANTS"]:
+        return _error("Single sign-on is not set up here; sign in with your password.", 404)
+    data = request.get_json(silent=True)
+    token = data.get("token") if isinstance(data, dict) else None
+    if not isinstance(token, str) or not token or len(token) > 16_384:
+        return _error("Send the access token as {\"token\": \"...\"}.", 400)
+    keys = current_app.extensions.setdefault("inboxcrm.ms_keys", RemoteKeys(config["MS_JWKS_URL"]))
+    rules = MicrosoftRules(config["MS_JWKS_URL"], config["MS_AUDIENCES"], config["MS_TENANTS"], config["MS_SCOPE"])
+    try:
+        claims = verify_microsoft_token(token, rules, keys)
+    except TokenRejected as error:
+        log.info("Office token refused: %s", error)
+        return _error("That sign-in token is not valid here.", 401)
+    except OSError:
+        log.exception("Microsoft's signing keys could not be fetched")
+        return _error("Sign-in is unavailable right now; try again shortly.", 503)
+    user = user_for_microsoft_claims(db(), claims)
+    if user is None:
+        return _error("No Inbox CRM user has this Microsoft account; ask your admin.", 403)
+    db().commit()
+    return jsonify(issue_token(user)), 200
+
+
+@bp.post("/auth/token/refresh")
+@limiter.limit(sign_in_limit)
+@login_required
+def refresh_token() -> tuple[Response, int]:
+    return jsonify(issue_token(actor())), 200
+
+
+@bp.post("/auth/token/revoke")
+@login_required
+def revoke() -> tuple[str, int]:
+    revoke_tokens(actor())
+    if current_user.is_authenticated and not request.headers.get("Authorization"):
+        logout_user()
+    return "", 204

@@ -128,8 +128,9 @@ def perform(form: str, action: Callable[[], Notice]) -> tuple[str, int] | Respon
 
 
 @bp.get("/pane")
-@login_required
 def shell() -> str:
+    """The pane's shell. It holds no data, so it opens signed out too: where the mail client
+    blocks cookies, the pane's script signs in with a token and asks for the context."""
     host = "preview" if request.args.get("host") == "preview" else "outlook"
     return render_template("pane/index.html", host=host, item=None, context=None)
 

@@ -3,7 +3,8 @@
  * It implements the parts of Office.context.mailbox the pane uses, in the shapes Microsoft
  * documents: read-mode values (item.from, item.to as EmailAddressDetails arrays), compose-mode
  * objects read with getAsync, body.getAsync with an AsyncResult, custom properties, and
- * addHandlerAsync(ItemChanged). The test drives it through window.__office:
+ * addHandlerAsync(ItemChanged), and Office.auth.getAccessToken. The test drives it through
+ * window.__officeInitial (user, item, accessToken) and window.__office:
  *   __office.show(spec)   make spec the current item and fire ItemChanged
  *   __office.properties   the custom properties saved per item key
  */
@@ -75,6 +76,14 @@
     MailboxEnums: { ItemType: { Message: "message", Appointment: "appointment" } },
     AsyncResultStatus: { Succeeded: "succeeded", Failed: "failed" },
     context: { mailbox: mailbox },
+    auth: {
+      // Office SSO: the access token the test signed, or the error Office gives when SSO is
+      // not available (13003: user type not supported).
+      getAccessToken: function () {
+        var token = (window.__officeInitial || {}).accessToken;
+        return token ? Promise.resolve(token) : Promise.reject({ code: 13003, message: "SSO is not supported here" });
+      }
+    },
     onReady: function (callback) {
       var info = { host: "Outlook", platform: "OfficeOnline" };
       return new Promise(function (resolve) {

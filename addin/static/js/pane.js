@@ -117,6 +117,91 @@
     };
   }
 
+  /* ---- signing in where cookies are blocked --------------------------------------------- */
+
+  var TOKEN_KEY = "inboxcrm.pane-token";
+  var memoryToken = null;
+  var Tokens = {
+    get: function () {
+      try { return window.sessionStorage.getItem(TOKEN_KEY) || memoryToken; } catch (e) { return memoryToken; }
+    },
+    set: function (token) {
+      memoryToken = token;
+      try { window.sessionStorage.setItem(TOKEN_KEY, token); } catch (e) { /* storage blocked: memory only */ }
+    },
+    clear: function () {
+      memoryToken = null;
+      try { window.sessionStorage.removeItem(TOKEN_KEY); } catch (e) { /* nothing stored */ }
+    }
+  };
+
+  function postJson(url, body, token) {
+    var headers = { "Content-Type": "application/json" };
+    if (token) { headers.Authorization = "Bearer " + token; }
+    return fetch(url, { method: "POST", headers: headers, body: JSON.stringify(body), credentials: "same-origin" })
+      .then(function (response) {
+        return response.json().catch(function () { return {}; }).then(function (answer) {
+          if (!response.ok) { throw new Error(answer.error || "Sign-in failed."); }
+          return answer;
+        });
+      });
+  }
+
+  function Session(pane) {
+    var refreshTimer = null;
+
+    function keep(answer) {
+      Tokens.set(answer.token);
+      clearTimeout(refreshTimer);
+      // Refresh a while before the token runs out; a failed refresh signs in again later.
+      refreshTimer = setTimeout(function () {
+        postJson(pane.getAttribute("data-refresh-url"), {}, Tokens.get()).then(keep, Tokens.clear);
+      }, Math.max(60, answer.expires_in - 300) * 1000);
+    }
+
+    function officeSingleSignOn() {
+      if (typeof Office === "undefined" || !Office.auth || !Office.auth.getAccessToken) {
+        return Promise.reject(new Error("no single sign-on here"));
+      }
+      return Promise.resolve(Office.auth.getAccessToken({ allowSignInPrompt: true, allowConsentPrompt: true }))
+        .then(function (accessToken) { return postJson(pane.getAttribute("data-office-token-url"), { token: accessToken }); })
+        .then(keep);
+    }
+
+    function passwordForm() {
+      var section = document.getElementById("pane-sign-in");
+      if (!section) { return Promise.reject(new Error("no sign-in form")); }
+      var form = section.querySelector("form");
+      var error = section.querySelector("[data-sign-in-error]");
+      section.hidden = false;
+      return new Promise(function (resolve) {
+        form.addEventListener("submit", function (event) {
+          event.preventDefault();
+          var body = { email: form.elements.email.value, password: form.elements.password.value };
+          postJson(form.getAttribute("data-token-url"), body).then(function (answer) {
+            keep(answer);
+            section.hidden = true;
+            resolve();
+          }, function (failure) {
+            error.textContent = failure.message;
+            error.hidden = false;
+          });
+        });
+      });
+    }
+
+    return {
+      ensure: function () {
+        if (pane.getAttribute("data-signed-in") === "true" || Tokens.get()) { return Promise.resolve(); }
+        return officeSingleSignOn().catch(passwordForm);
+      },
+      expired: function () {
+        Tokens.clear();
+        pane.setAttribute("data-signed-in", "false");
+      }
+    };
+  }
+
   /* ---- the pane ------------------------------------------------------------------------ */
 
   var shown = null; // the item on screen, with its body
@@ -150,13 +235,22 @@
       return;
     }
     var adapter = preview ? PreviewAdapter() : OfficeAdapter;
+    var session = Session(pane);
     var refresh = function () { adapter.readItem().then(function (item) { showItem(adapter, item); }); };
 
-    // Logging an email sends the body the adapter read: it is too large to ride in the page.
     document.body.addEventListener("htmx:configRequest", function (event) {
+      var token = Tokens.get();
+      if (token) { event.detail.headers.Authorization = "Bearer " + token; }
+      // Logging an email sends the body the adapter read: it is too large to ride in the page.
       var form = event.detail.elt;
       if (shown && form && form.matches && form.matches("[data-form=log_email], [data-form=log_meeting]")) {
         event.detail.parameters.body_text = shown.body_text || "";
+      }
+    });
+    document.body.addEventListener("htmx:afterRequest", function (event) {
+      if (event.detail.xhr && event.detail.xhr.status === 401) {
+        session.expired();
+        session.ensure().then(refresh);
       }
     });
     pane.addEventListener("click", function (event) {
@@ -181,8 +275,10 @@
     }
     Office.onReady(function () {
       if (!Office.context.mailbox) { return; }
-      refresh();
-      adapter.onItemChanged(refresh);
+      session.ensure().then(function () {
+        refresh();
+        adapter.onItemChanged(refresh);
+      });
     });
   }
 
