@@ -20,7 +20,7 @@ from werkzeug.wrappers import Response
 
 from addin.auth import SignedIn
 from addin.database import db
-from addin.security import csrf, limiter
+from addin.security import limiter, token_endpoint
 from addin.tokens import issue_token, revoke_tokens
 from addin.views import actor
 from services.identity import MicrosoftRules, RemoteKeys, TokenRejected, user_for_microsoft_claims, verify_microsoft_token
@@ -85,8 +85,8 @@ def logout() -> Response:
 
 
 @bp.post("/auth/token")
-@csrf.exempt  # no cookie is involved: the caller gets the token in the answer
 @limiter.limit(sign_in_limit)
+@token_endpoint
 def password_token() -> tuple[Response, int]:
     data = request.get_json(silent=True) if request.is_json else request.form
     if not isinstance(data, dict) and not hasattr(data, "get"):
@@ -98,8 +98,8 @@ def password_token() -> tuple[Response, int]:
 
 
 @bp.post("/auth/office")
-@csrf.exempt
 @limiter.limit(sign_in_limit)
+@token_endpoint
 def office_token() -> tuple[Response, int]:
     """Exchange an Office SSO access token (``Office.auth.getAccessToken``) for a pane token."""
     config = current_app.config
