@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
+from services.access import can_edit, get_scoped
+from services.errors import Forbidden
 from services.models import AuditEvent, Base, User
 
 
@@ -46,3 +49,37 @@ def record_event(
     )
     session.add(event)
     return event
+
+
+@dataclass
+class HistoryEntry:
+    at: datetime
+    actor_name: str
+    action: str
+    changes: list[tuple[str, Any, Any]]  # field, before, after
+
+
+def record_history(session: Session, actor: User, model: type[Base], record_id: int) -> list[HistoryEntry]:
+    """A record's audit trail, for its owner, the owner's managers and admins."""
+    record = get_scoped(session, actor, model, record_id)
+    owner = getattr(record, "owner", None)
+    if owner is None and getattr(record, "owner_id", None):
+        owner = session.get(User, record.owner_id)  # type: ignore[attr-defined]
+    if not can_edit(actor, owner):
+        raise Forbidden("Only the owner, their manager and admins see a record's history.")
+    events = session.scalars(
+        select(AuditEvent)
+        .where(
+            AuditEvent.organization_id == actor.organization_id,
+            AuditEvent.record_type == model.__tablename__,
+            AuditEvent.record_id == record_id,
+        )
+        .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+    ).all()
+    names = dict(session.execute(select(User.id, User.name).where(User.id.in_({e.actor_id for e in events if e.actor_id}))).all())
+    entries = []
+    for event in events:
+        before, after = event.before or {}, event.after or {}
+        changed = [(key, before.get(key), after.get(key)) for key in after if before.get(key) != after.get(key)]
+        entries.append(HistoryEntry(event.at, names.get(event.actor_id, "someone"), event.action, changed))
+    return entries

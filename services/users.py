@@ -46,8 +46,12 @@ def user_for_identity(session: Session, provider: str, issuer: str, subject: str
     )
 
 
-def sign_in_choices(session: Session) -> list[User]:
-    """The embedded default's sign-in picker: every active user, admins and managers first."""
+def sign_in_choices(session: Session, signed_in: User | None = None) -> list[User]:
+    """The embedded default's sign-in picker: active users, admins and managers first; once
+    signed in, only the people of one's own organization."""
     order = {"admin": 0, "manager": 1, "rep": 2}
-    users = session.scalars(select(User).where(User.is_active).order_by(User.name)).all()
+    query = select(User).where(User.is_active).order_by(User.name)
+    if signed_in is not None:
+        query = query.where(User.organization_id == signed_in.organization_id)
+    users = session.scalars(query).all()
     return sorted(users, key=lambda u: (u.organization_id, order[u.role], u.name))

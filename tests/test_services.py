@@ -451,3 +451,20 @@ def test_undo_is_the_owners_and_only_for_a_while(session, world: World):
     assert created and again.id == activity.id and again.deleted_at is None
     actions = session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)).all()
     assert actions == ["log", "undo", "restore"]
+
+
+def test_history_is_for_the_owner_their_managers_and_admins(session, world: World):
+    from services.audit import record_history
+
+    rep = as_user(session, world.rep)
+    deals.move_stage(session, rep, world.deal.id, {"stage": str(world.stages[1].id)}, now=NOW)
+    deals.move_stage(session, rep, world.deal.id, {"stage": "lost", "loss_reason": "Price"}, now=NOW + timedelta(hours=1))
+    session.commit()
+    for who in ("rep", "manager", "admin"):
+        entries = record_history(session, as_user(session, getattr(world, who)), Opportunity, world.deal.id)
+        assert [e.action for e in entries] == ["move_stage", "move_stage"]
+        assert ("status", "open", "lost") in entries[0].changes and ("loss_reason", None, "Price") in entries[0].changes
+        assert entries[0].actor_name == "Rita Rep"
+    for who in ("teammate", "west_manager"):
+        refused(session, lambda: record_history(session, as_user(session, getattr(world, who)), Opportunity, world.deal.id), Forbidden)
+    refused(session, lambda: record_history(session, as_user(session, world.other_user), Opportunity, world.deal.id), NotFound)

@@ -22,5 +22,5 @@ def mailbox() -> str:
     return render_template(
         "preview/index.html",
         items=sample_mailbox(db(), actor()) if signed_in else [],
-        choices=sign_in_choices(db()) if current_app.config["DEMO_SIGN_IN"] else [],
+        choices=sign_in_choices(db(), actor() if signed_in else None) if current_app.config["DEMO_SIGN_IN"] else [],
     )

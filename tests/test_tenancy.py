@@ -1,0 +1,96 @@
+"""Tenant isolation, proven over every route the app has.
+
+The walk reads the app's URL map, so a route added tomorrow is covered without editing this
+test: it calls each route, with each of its methods, as an admin of *another* organization,
+with our organization's ids swapped in wherever an id goes (the path and the form). Routes
+that name a record answer 403 or 404; no answer carries our organization's data; and none of
+our organization's rows changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import select
+
+from addin.security import limiter
+from addin.tokens import issue_token
+from services.models import Activity, Base, FollowUp, User
+from tests.factories import World
+
+# Strings that exist only in our organization: none may reach the other one.
+SECRETS = ["Reefer contract", "Ann Buyer", "Acme Freight Denver", "Rita Rep", "SECRET-ACTIVITY", "SECRET-FOLLOW-UP", "northwind.test"]
+
+
+def our_rows(app, org_id: int) -> str:
+    """A fingerprint of every row of our organization, in every table that has one."""
+    hasher = hashlib.sha256()
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        for table in Base.metadata.sorted_tables:
+            if "organization_id" in table.c:
+                for row in session.execute(select(table).where(table.c.organization_id == org_id).order_by(table.c.id)):
+                    hasher.update(repr(tuple(row)).encode())
+    return hasher.hexdigest()
+
+
+def test_no_route_crosses_the_tenant_line(app, client, app_world: World):
+    world = app_world
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        activity = Activity(organization_id=world.org.id, type="call", direction="outbound", occurred_at=datetime.now(timezone.utc),
+                            owner_id=world.rep.id, source="web", subject="SECRET-ACTIVITY", contact_id=world.contact.id)
+        follow_up = FollowUp(organization_id=world.org.id, title="SECRET-FOLLOW-UP", owner_id=world.rep.id,
+                             due_at=datetime.now(timezone.utc) + timedelta(days=2), contact_id=world.contact.id)
+        session.add_all([activity, follow_up])
+        session.commit()
+        ours = {"deal_id": world.deal.id, "activity_id": activity.id, "follow_up_id": follow_up.id}
+        record_ids = {"deals": world.deal.id, "activities": activity.id, "contacts": world.contact.id,
+                      "accounts": world.account.id, "followups": follow_up.id}
+    # Our ids wherever a form names a record.
+    form = {
+        "from_address": "ann@acme.test", "from_name": "Ann", "to": "oscar@contoso.test", "subject": "Hello", "item_type": "message",
+        "contact_id": world.contact.id, "account_id": world.account.id, "opportunity_id": world.deal.id, "stage_id": world.stages[0].id,
+        "parent_id": world.account.id, "stage": str(world.stages[1].id), "loss_reason": "x", "final_amount": "1", "type": "call",
+        "body": "x", "body_text": "x", "title": "x", "due_at": "2099-01-01T10:00", "rating": "1", "name": "X", "email": "x@new.test",
+        "company": "X", "deal_name": "X", "event_id": "E1", "start": "2026-11-02T14:00", "attendees": "ann@acme.test",
+        "user_id": str(world.rep.id), "password": "x",
+    }
+    before = our_rows(app, world.org.id)
+    checked = []
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        kinds = list(record_ids) if "kind" in rule.arguments else [None]
+        for kind in kinds:
+            values = {}
+            for argument in rule.arguments:
+                if argument == "kind":
+                    values["kind"] = kind
+                elif argument == "record_id":
+                    values["record_id"] = record_ids[kind]
+                else:
+                    assert argument in ours, f"teach the tenancy walk which of our ids goes into <{argument}> of {rule.rule}"
+                    values[argument] = ours[argument]
+            path = rule.build(values)[1] if values else rule.rule
+            for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+                limiter.reset()
+                with app.extensions["inboxcrm.db"].sessions() as session:
+                    attacker = session.get(User, world.other_user.id)
+                    token = issue_token(attacker)["token"] if attacker else None
+                headers = {"Authorization": f"Bearer {token}", "HX-Request": "true"}
+                call = client.get if method == "GET" else client.post
+                response = call(path, headers=headers, **({"data": {**form, "internet_message_id": f"<{path}-{method}@x>"}}
+                                                         if method != "GET" else {"query_string": form}))
+                body = response.get_data(as_text=True)
+                leaked = [secret for secret in SECRETS if secret in body]
+                assert not leaked, f"{method} {path} shows {leaked}"
+                if rule.arguments - {"kind"}:
+                    assert response.status_code in (403, 404), f"{method} {path} answered {response.status_code}"
+                assert response.status_code < 500, f"{method} {path} failed: {body[:300]}"
+                checked.append((method, rule.endpoint))
+                client.delete_cookie("session")
+    assert our_rows(app, world.org.id) == before, "a route of the other organization changed our rows"
+    endpoints = {endpoint for _, endpoint in checked}
+    assert {"deals.move_stage", "activities.rate", "activities.undo", "followups.done", "audit.history", "pane.context"} <= endpoints
+    limiter.reset()
+
