@@ -8,7 +8,7 @@ from typing import Any, Mapping
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from addin import auth, cli, database, filters, security
+from addin import auth, cli, database, filters, oidc, security
 from addin.settings import load_settings
 
 
@@ -24,6 +24,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_prefix=hops)  # type: ignore[method-assign]
     database.init_app(app)
     auth.init_app(app)
+    oidc.init_app(app)
     security.init_app(app)
     cli.init_app(app)
     filters.init_app(app)

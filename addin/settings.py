@@ -15,6 +15,8 @@ on a fresh machine: SQLite in ``instance/``, the demo sign-in picker on.
 | ``INBOXCRM_MS_SCOPE``     | ``access_as_user``                    | the scope a token must carry              |
 | ``INBOXCRM_MS_JWKS_URL``  | Microsoft's common keys               | where the signing keys are published      |
 | ``INBOXCRM_SIGN_IN_RATE_LIMIT`` | ``10 per minute``               | per address, on every sign-in endpoint    |
+| ``INBOXCRM_OIDC_{MICROSOFT,GOOGLE}_CLIENT_ID`` / ``_CLIENT_SECRET`` / ``_METADATA_URL``  |
+|                           | unset (off)                           | the sign-in dialog's OpenID Connect apps  |
 | ``INBOXCRM_PROXIES``      | 1 in production, else 0               | proxies trusted for X-Forwarded-*         |
 """
 
@@ -56,6 +58,10 @@ def load_settings(config: MutableMapping[str, Any], instance_path: str) -> None:
     config["MS_TENANTS"] = [t.strip() for t in env.get("INBOXCRM_MS_TENANTS", "").split(",") if t.strip()]
     config["MS_AUDIENCES"] = [a.strip() for a in env.get("INBOXCRM_MS_AUDIENCES", config["ADDIN_CLIENT_ID"]).split(",") if a.strip()]
     config["MS_SCOPE"] = env.get("INBOXCRM_MS_SCOPE", "access_as_user")
+    # The OpenID Connect fallback, per provider: on when a client id is set.
+    for provider in ("MICROSOFT", "GOOGLE"):
+        for key in ("CLIENT_ID", "CLIENT_SECRET", "METADATA_URL"):
+            config[f"OIDC_{provider}_{key}"] = env.get(f"INBOXCRM_OIDC_{provider}_{key}", "")
     # How many proxies (load balancer, nginx) stand in front and set X-Forwarded-*.
     config["PROXIES"] = int(env.get("INBOXCRM_PROXIES", "1" if production else "0"))
     config["SIGN_IN_RATE_LIMIT"] = env.get("INBOXCRM_SIGN_IN_RATE_LIMIT", "10 per minute")

@@ -106,22 +106,40 @@ def verify_microsoft_token(token: str, rules: MicrosoftRules, keys: RemoteKeys, 
 
 
 def user_for_microsoft_claims(session: Session, claims: dict[str, Any]) -> User | None:
-    """The user the token speaks for: by ``oid`` once linked, the first time by the signed-in
-    address (then the identity is linked, so a later change of address does not matter)."""
-    issuer, subject = str(claims["tid"]), str(claims["oid"])
-    user = user_for_identity(session, "microsoft", issuer, subject)
+    """The user an Office SSO token speaks for (its ``oid``, within its tenant)."""
+    return user_for_identity_claims(
+        session, "microsoft", str(claims["tid"]), str(claims["oid"]), claims.get("preferred_username") or claims.get("upn")
+    )
+
+
+def user_for_identity_claims(
+    session: Session, provider: str, issuer: str, subject: str, address: Any
+) -> User | None:
+    """The user an identity provider vouches for: by (provider, issuer, subject) once linked;
+    the first time by the signed-in address, then linked, so that a later change of address
+    does not matter. A provider can only vouch for addresses on domains its tenant verified,
+    so a first link is made only where that domain is one of the user's organization's own."""
+    user = user_for_identity(session, provider, issuer, subject)
     if user is not None:
         return user
-    address = normalise_address(str(claims.get("preferred_username") or claims.get("upn") or ""))
+    address = normalise_address(str(address or ""))
     user = session.scalar(select(User).where(User.email == address, User.is_active)) if address else None
-    # A tenant can only sign in addresses on its verified domains; link only where that domain
-    # is one of the user's organization's own.
-    if user is not None and domain_of(address) not in (user.organization.domains or []):
+    if user is None or domain_of(address) not in (user.organization.domains or []):
         return None
-    if user is not None:
-        session.add(UserIdentity(user_id=user.id, provider="microsoft", issuer=issuer, subject=subject))
-        session.flush()
+    session.add(UserIdentity(user_id=user.id, provider=provider, issuer=issuer, subject=subject))
+    session.flush()
     return user
+
+
+def user_for_oidc_claims(session: Session, provider: str, claims: dict[str, Any]) -> User | None:
+    """The user of an OpenID Connect sign-in (the dialog fallback). Microsoft's id token names
+    the same ``oid`` and tenant as its SSO access token, so both ways in find one identity;
+    Google's names its issuer and ``sub``, and its address counts only once verified."""
+    if provider == "microsoft":
+        subject = str(claims.get("oid") or claims["sub"])
+        return user_for_identity_claims(session, provider, str(claims.get("tid", "")), subject, claims.get("preferred_username"))
+    address = claims.get("email") if claims.get("email_verified") is True else None
+    return user_for_identity_claims(session, provider, str(claims["iss"]), str(claims["sub"]), address)
 
 
 def _b64(segment: str) -> bytes:

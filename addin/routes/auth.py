@@ -3,7 +3,9 @@
 * ``/login`` (password) and ``/login/as`` (the embedded default's demo picker) start a cookie
   session, for the preview and the wide pages;
 * ``/auth/office`` exchanges an Office SSO access token, ``/auth/token`` a password, for a
-  pane token; ``/auth/token/refresh`` and ``/auth/token/revoke`` keep or end it.
+  pane token; ``/auth/token/refresh`` and ``/auth/token/revoke`` keep or end it;
+* ``/auth/oidc/<provider>`` is the fallback where SSO is not possible: Microsoft's or
+  Google's sign-in in an Office dialog, which hands a pane token back to the pane.
 
 Every sign-in endpoint is rate-limited; the token endpoints answer JSON, with a 4xx and an
 ``error`` for anything refused.
@@ -14,16 +16,27 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+from authlib.integrations.base_client.errors import OAuthError
+from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
+from joserfc.errors import JoseError
+from requests import RequestException
 from werkzeug.wrappers import Response
 
+from addin import oidc
 from addin.auth import SignedIn
 from addin.database import db
 from addin.security import limiter, token_endpoint
 from addin.tokens import issue_token, revoke_tokens
 from addin.views import actor
-from services.identity import MicrosoftRules, RemoteKeys, TokenRejected, user_for_microsoft_claims, verify_microsoft_token
+from services.identity import (
+    MicrosoftRules,
+    RemoteKeys,
+    TokenRejected,
+    user_for_microsoft_claims,
+    user_for_oidc_claims,
+    verify_microsoft_token,
+)
 from services.users import active_user, authenticate
 
 bp = Blueprint("auth", __name__)
@@ -124,6 +137,40 @@ def office_token() -> tuple[Response, int]:
         return _error("No Inbox CRM user has this Microsoft account; ask your admin.", 403)
     db().commit()
     return jsonify(issue_token(user)), 200
+
+
+@bp.get("/auth/oidc/<provider>")
+@limiter.limit(sign_in_limit)
+def oidc_start(provider: str) -> Response:
+    """Open the provider's sign-in; ``?dialog=1`` when the pane opened this in an Office dialog."""
+    remote = oidc.client(provider)
+    if remote is None:
+        abort(404)
+    session["oidc_dialog"] = request.args.get("dialog") == "1"
+    return remote.authorize_redirect(url_for("auth.oidc_callback", provider=provider, _external=True))
+
+
+@bp.get("/auth/oidc/<provider>/callback")
+@limiter.limit(sign_in_limit)
+def oidc_callback(provider: str) -> Response | tuple[str, int]:
+    remote = oidc.client(provider)
+    if remote is None:
+        abort(404)
+    try:
+        answer = remote.authorize_access_token(claims_options=oidc.claims_options(provider))
+    except (OAuthError, JoseError, RequestException, KeyError, ValueError) as error:
+        log.info("OpenID Connect sign-in with %s refused: %r", provider, error)
+        return render_template("auth/login.html", error="That sign-in did not work; try again.", email=""), 401
+    claims = answer.get("userinfo") or {}
+    user = user_for_oidc_claims(db(), provider, dict(claims)) if claims.get("sub") else None
+    if user is None:
+        return render_template("auth/login.html", error="No Inbox CRM user has this account; ask your admin.", email=""), 403
+    db().commit()
+    if session.pop("oidc_dialog", False):
+        # The Office dialog hands the pane token to the pane (dialog.js, messageParent).
+        return render_template("auth/dialog_done.html", answer=issue_token(user)), 200
+    login_user(SignedIn(user))
+    return redirect(url_for("preview.mailbox"))
 
 
 @bp.post("/auth/token/refresh")

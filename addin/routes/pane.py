@@ -15,6 +15,7 @@ from flask_login import login_required
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
+from addin import oidc
 from addin.database import commit, db, rollback
 from addin.views import actor, is_htmx, page_or_fragment
 from services.activities import checklist_for
@@ -132,7 +133,7 @@ def shell() -> str:
     """The pane's shell. It holds no data, so it opens signed out too: where the mail client
     blocks cookies, the pane's script signs in with a token and asks for the context."""
     host = "preview" if request.args.get("host") == "preview" else "outlook"
-    return render_template("pane/index.html", host=host, item=None, context=None)
+    return render_template("pane/index.html", host=host, item=None, context=None, sign_in_providers=oidc.enabled())
 
 
 @bp.get("/pane/context")

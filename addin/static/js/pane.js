@@ -175,6 +175,22 @@
       var error = section.querySelector("[data-sign-in-error]");
       section.hidden = false;
       return new Promise(function (resolve) {
+        // "Sign in with Microsoft / Google" opens in an Office dialog, which hands back a token.
+        section.addEventListener("click", function (event) {
+          var link = event.target.closest("[data-dialog-url]");
+          if (!link || typeof Office === "undefined" || !Office.context.ui) { return; }
+          event.preventDefault();
+          Office.context.ui.displayDialogAsync(link.getAttribute("data-dialog-url"), { height: 60, width: 30 }, function (opened) {
+            if (opened.status !== "succeeded") { return; }
+            var dialog = opened.value;
+            dialog.addEventHandler(Office.EventType.DialogMessageReceived, function (arrived) {
+              dialog.close();
+              keep(JSON.parse(arrived.message));
+              section.hidden = true;
+              resolve();
+            });
+          });
+        });
         form.addEventListener("submit", function (event) {
           event.preventDefault();
           var body = { email: form.elements.email.value, password: form.elements.password.value };
