@@ -222,3 +222,53 @@ def test_keyboard_reaches_log_with_a_visible_focus(open_pane, app, app_world: Wo
     page.keyboard.press("Enter")
     page.locator(".logged").wait_for()
     assert rows(app, Activity) == 1
+
+
+def test_pane_signs_in_with_office_sso_and_no_cookie(browser, live_url, app, app_world: World):  # noqa: F811
+    """Outlook on the web frames the pane as a third party: cookies may be blocked. The pane
+    signs in with Office's access token and carries its own bearer token from then on."""
+    from tests.test_security import CLIENT_ID, SCOPE, TENANT, JwksServer, claims, sign
+
+    jwks = JwksServer()
+    try:
+        app.config.update(MS_JWKS_URL=jwks.url, MS_TENANTS=[TENANT], MS_AUDIENCES=[CLIENT_ID], MS_SCOPE=SCOPE)
+        context = browser.new_context(viewport={"width": 350, "height": 900})
+        page = context.new_page()
+        page.route(OFFICE_JS, lambda route: route.fulfill(path=str(STUB), content_type="application/javascript"))
+        initial = {"user": REP, "item": message(), "accessToken": sign(jwks.key, claims())}
+        page.add_init_script(f"window.__officeInitial = {json.dumps(initial)};")
+        page.goto(f"{live_url}/pane")
+        page.locator(".contact h2", has_text="Ann Buyer").wait_for()
+        page.get_by_role("button", name="Log this email").click()
+        page.locator(".logged").wait_for()
+        # Signed in by the token alone: the browser's cookies by themselves get nowhere.
+        assert page.request.get(f"{live_url}/pane/context", headers={"HX-Request": "true"}).status == 401
+        token = page.evaluate("sessionStorage.getItem('inboxcrm.pane-token')")
+        with_token = page.request.get(f"{live_url}/pane/context?from_address=ann@acme.test",
+                                      headers={"HX-Request": "true", "Authorization": f"Bearer {token}"})
+        assert with_token.status == 200 and "Ann Buyer" in with_token.text()
+        with app.extensions["inboxcrm.db"].sessions() as session:
+            assert session.scalars(select(Activity.owner_id)).one() == app_world.rep.id
+        context.close()
+    finally:
+        jwks.close()
+
+
+def test_pane_falls_back_to_a_password_where_sso_is_not_available(browser, live_url, app, app_world: World):  # noqa: F811
+    context = browser.new_context(viewport={"width": 320, "height": 900})
+    page = context.new_page()
+    page.route(OFFICE_JS, lambda route: route.fulfill(path=str(STUB), content_type="application/javascript"))
+    page.add_init_script(f"window.__officeInitial = {json.dumps({'user': REP, 'item': message()})};")
+    page.goto(f"{live_url}/pane")
+    form = page.locator("#pane-sign-in form")
+    form.wait_for()
+    form.locator("input[name=email]").fill(REP)
+    form.locator("input[name=password]").fill("wrong")
+    form.get_by_role("button", name="Sign in").click()
+    page.get_by_text("Wrong e-mail address or password.").wait_for()
+    form.locator("input[name=password]").fill(PASSWORD)
+    form.get_by_role("button", name="Sign in").click()
+    page.locator(".contact h2", has_text="Ann Buyer").wait_for()
+    assert page.locator("#pane-sign-in").is_hidden()
+    shot(page, "signed-in-with-password")
+    context.close()
