@@ -3,7 +3,9 @@ the app with its client, and a helper to sign in as a role."""
 
 from __future__ import annotations
 
+import os
 import re
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -11,11 +13,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
+from werkzeug.serving import make_server
 
 from addin import create_app
 from services.db import make_engine, make_session_factory
 from services.models import Base
 from tests import postgres
+from tests.browsing import CHROMIUM, CHROMIUM_ARGS
 from tests.factories import PASSWORD, World, build_world
 
 
@@ -126,3 +130,27 @@ class AuthActions:
 @pytest.fixture
 def auth(client: FlaskClient) -> AuthActions:
     return AuthActions(client)
+
+
+# -- the browser ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """Debian's Chromium, driven by Playwright (never a browser download)."""
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"Chromium is not installed at {CHROMIUM}: `make test` installs it")
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def live_url(app: Flask, app_world: World) -> Iterator[str]:
+    """The app served on a free loopback port for the browser."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+

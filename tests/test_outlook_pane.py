@@ -5,17 +5,14 @@ shapes of Office.context.mailbox."""
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
-from werkzeug.serving import make_server
 
 from services.models import Activity, ActivityParticipant, Contact, Opportunity, StageChange
 from tests.factories import PASSWORD, World
-from tests.test_browser import ARTIFACTS, browser  # noqa: F401 - the shared Chromium fixture
+from tests.browsing import shot as save_shot
 
 pytestmark = pytest.mark.browser
 OFFICE_JS = "https://appsforoffice.microsoft.com/lib/1/hosted/office.js"
@@ -29,15 +26,7 @@ def message(sender: str = "ann@acme.test", message_id: str = "<m1@acme.test>", *
 
 
 @pytest.fixture
-def live_url(app, app_world) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-
-
-@pytest.fixture
-def open_pane(browser, live_url):  # noqa: F811
+def open_pane(browser, live_url):
     pages = []
 
     def open_pane(item: dict | None, width: int = 350):
@@ -64,8 +53,7 @@ def rows(app, model, *where) -> int:
 
 
 def shot(page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"outlook-{name}.png"), full_page=True)
+    save_shot(page, f"outlook-{name}")
 
 
 def no_horizontal_scroll(page) -> None:
@@ -224,7 +212,7 @@ def test_keyboard_reaches_log_with_a_visible_focus(open_pane, app, app_world: Wo
     assert rows(app, Activity) == 1
 
 
-def test_pane_signs_in_with_office_sso_and_no_cookie(browser, live_url, app, app_world: World):  # noqa: F811
+def test_pane_signs_in_with_office_sso_and_no_cookie(browser, live_url, app, app_world: World):
     """Outlook on the web frames the pane as a third party: cookies may be blocked. The pane
     signs in with Office's access token and carries its own bearer token from then on."""
     from tests.test_security import CLIENT_ID, SCOPE, TENANT, JwksServer, claims, sign
@@ -254,7 +242,7 @@ def test_pane_signs_in_with_office_sso_and_no_cookie(browser, live_url, app, app
         jwks.close()
 
 
-def test_pane_falls_back_to_a_password_where_sso_is_not_available(browser, live_url, app, app_world: World):  # noqa: F811
+def test_pane_falls_back_to_a_password_where_sso_is_not_available(browser, live_url, app, app_world: World):
     context = browser.new_context(viewport={"width": 320, "height": 900})
     page = context.new_page()
     page.route(OFFICE_JS, lambda route: route.fulfill(path=str(STUB), content_type="application/javascript"))

@@ -5,19 +5,15 @@ holds no element, attribute or URL the payload tried to smuggle in."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from urllib.parse import urlencode
 
 import pytest
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from services import activities, contacts
 from services.models import Activity, Contact, User
 from tests.factories import PASSWORD, World
-from tests.test_browser import browser  # noqa: F401 - the shared Chromium fixture
 from tests.xss_payloads import PAYLOADS
 
 pytestmark = pytest.mark.browser
@@ -76,15 +72,7 @@ def hostile(app, app_world: World) -> World:
     return app_world
 
 
-@pytest.fixture
-def live_url(app, hostile) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-
-
-def test_no_payload_runs_in_the_pane_or_the_preview(browser, live_url, hostile: World):  # noqa: F811
+def test_no_payload_runs_in_the_pane_or_the_preview(browser, hostile: World, live_url):
     page = browser.new_page(viewport={"width": 350, "height": 900})
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
