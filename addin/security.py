@@ -61,7 +61,6 @@ def init_app(app: Flask) -> None:
     production = app.config["PRODUCTION"]
     app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)
     csrf.init_app(app)
-    app.config.setdefault("RATELIMIT_STORAGE_URI", "memory://")
     limiter.init_app(app)
     talisman.init_app(
         app,

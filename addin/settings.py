@@ -64,6 +64,8 @@ def load_settings(config: MutableMapping[str, Any], instance_path: str) -> None:
             config[f"OIDC_{provider}_{key}"] = env.get(f"INBOXCRM_OIDC_{provider}_{key}", "")
     # How many proxies (load balancer, nginx) stand in front and set X-Forwarded-*.
     config["PROXIES"] = int(env.get("INBOXCRM_PROXIES", "1" if production else "0"))
+    # Flask-Limiter's counters: in memory for one process; redis://... for several workers.
+    config["RATELIMIT_STORAGE_URI"] = env.get("RATELIMIT_STORAGE_URI", "memory://")
     config["SIGN_IN_RATE_LIMIT"] = env.get("INBOXCRM_SIGN_IN_RATE_LIMIT", "10 per minute")
 
 

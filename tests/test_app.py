@@ -248,3 +248,15 @@ def test_undo_by_someone_else_is_forbidden(auth, app_world: World):
     response = auth.post(f"/activities/{activity_id}/undo", item_for("ann@acme.test"))
     assert response.status_code == 403
     assert count(auth.client.application, Activity, Activity.deleted_at.is_(None)) == 1
+
+
+@pytest.mark.parametrize("who, status", [("rita", 403), ("mia", 403), ("ada", 200)])
+def test_admin_pages_are_admin_only(auth, app_world: World, who, status):
+    auth.login(f"{who}@northwind.test")
+    response = auth.get("/admin", htmx=False)
+    assert response.status_code == status
+    body = response.get_data(as_text=True)
+    if status == 200:
+        assert "Tom Teammate" in body and "Negotiation" in body and "Oscar Other" not in body
+    else:
+        assert "Tom Teammate" not in body

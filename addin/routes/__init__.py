@@ -8,9 +8,9 @@ from services.errors import DomainError
 
 
 def register(app: Flask) -> None:
-    from addin.routes import activities, audit, auth, contacts, deals, followups, health, pane, preview
+    from addin.routes import activities, admin, audit, auth, contacts, deals, followups, health, pane, preview
 
-    for module in (auth, health, pane, preview, contacts, deals, activities, followups, audit):
+    for module in (auth, health, pane, preview, contacts, deals, activities, followups, audit, admin):
         app.register_blueprint(module.bp)
 
     @app.errorhandler(DomainError)
