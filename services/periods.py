@@ -1,0 +1,103 @@
+"""Report periods, as PRODUCT.md defines them.
+
+A period is a half-open range of local dates ``[start, end)`` in the organization's time zone;
+its UTC bounds are the local midnights, so a day that loses or gains an hour to daylight saving
+is still one day. Weeks start on Monday; quarters and years follow the fiscal-year start month.
+
+Comparison periods: for a range (and a week), the range of equal length just before it; for
+MTD, QTD and YTD, the same elapsed span of the previous month, quarter or year; for a whole
+month, quarter or year, the whole one before it; YoY, the same range one year earlier.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from services.errors import DomainError
+
+KINDS = ("this_week", "last_week", "this_month", "last_month", "this_quarter", "last_quarter", "this_year", "last_year",
+         "mtd", "qtd", "ytd")
+
+
+@dataclass(frozen=True)
+class Period:
+    start: date  # the first local day in the period
+    end: date  # the first local day after it
+    kind: str = "custom"
+
+    def __post_init__(self) -> None:
+        if self.end <= self.start:
+            raise DomainError("A period ends after it starts.")
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days
+
+    def utc_bounds(self, zone: str) -> tuple[datetime, datetime]:
+        local = ZoneInfo(zone)
+        return (
+            datetime.combine(self.start, time(), tzinfo=local).astimezone(timezone.utc),
+            datetime.combine(self.end, time(), tzinfo=local).astimezone(timezone.utc),
+        )
+
+
+def add_months(day: date, months: int) -> date:
+    """The same day-of-month ``months`` later, clamped to the month's last day."""
+    index = day.year * 12 + day.month - 1 + months
+    year, month = divmod(index, 12)
+    month += 1
+    last = (date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)).day
+    return date(year, month, min(day.day, last))
+
+
+def _quarter_start(today: date, fiscal_start_month: int) -> date:
+    offset = (today.month - fiscal_start_month) % 3
+    return add_months(date(today.year, today.month, 1), -offset)
+
+
+def _year_start(today: date, fiscal_start_month: int) -> date:
+    year = today.year if today.month >= fiscal_start_month else today.year - 1
+    return date(year, fiscal_start_month, 1)
+
+
+def period_for(kind: str, today: date, fiscal_start_month: int = 1) -> Period:
+    """The named period containing (or, for "last_...", just before) ``today``."""
+    week = today - timedelta(days=today.weekday())
+    month = date(today.year, today.month, 1)
+    quarter = _quarter_start(today, fiscal_start_month)
+    year = _year_start(today, fiscal_start_month)
+    tomorrow = today + timedelta(days=1)
+    periods = {
+        "this_week": (week, week + timedelta(days=7)),
+        "last_week": (week - timedelta(days=7), week),
+        "this_month": (month, add_months(month, 1)),
+        "last_month": (add_months(month, -1), month),
+        "this_quarter": (quarter, add_months(quarter, 3)),
+        "last_quarter": (add_months(quarter, -3), quarter),
+        "this_year": (year, add_months(year, 12)),
+        "last_year": (add_months(year, -12), year),
+        "mtd": (month, tomorrow),
+        "qtd": (quarter, tomorrow),
+        "ytd": (year, tomorrow),
+    }
+    if kind not in periods:
+        raise DomainError(f"Unknown period {kind!r}.")
+    start, end = periods[kind]
+    return Period(start, end, kind)
+
+
+def comparison_for(period: Period, year_over_year: bool = False) -> Period:
+    if year_over_year:
+        return Period(add_months(period.start, -12), add_months(period.end, -12), f"{period.kind}_yoy")
+    to_date = {"mtd": 1, "qtd": 3, "ytd": 12}.get(period.kind)
+    if to_date:
+        # The same elapsed span of the previous month, quarter or year.
+        start = add_months(period.start, -to_date)
+        return Period(start, start + timedelta(days=period.days), f"{period.kind}_previous")
+    calendar = next((months for unit, months in (("month", 1), ("quarter", 3), ("year", 12)) if period.kind.endswith(unit)), None)
+    if calendar:
+        # A whole month, quarter or year compares with the whole one before it.
+        return Period(add_months(period.start, -calendar), add_months(period.end, -calendar), f"{period.kind}_previous")
+    return Period(period.start - timedelta(days=period.days), period.start, f"{period.kind}_previous")

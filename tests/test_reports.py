@@ -1,0 +1,217 @@
+"""Manager figures, each checked against an independent computation over the same raw rows
+(plain Python written apart from the service: local dates through zoneinfo, no SQL grouping),
+and the edges: period borders, a daylight-saving day, fiscal years, soft deletes, reps with
+nothing, who may see what."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+
+from services import reports
+from services.demo import build_demo
+from services.errors import DomainError, Forbidden
+from services.models import Activity, Opportunity, Stage, User
+from services.periods import KINDS, Period, comparison_for, period_for
+from tests.factories import World
+
+TODAY = date(2026, 11, 20)
+
+
+# -- periods ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kind, today, fiscal, start, end",
+    [
+        ("this_week", date(2026, 11, 25), 1, date(2026, 11, 23), date(2026, 11, 30)),
+        ("last_week", date(2026, 11, 23), 1, date(2026, 11, 16), date(2026, 11, 23)),
+        ("this_quarter", date(2026, 11, 25), 4, date(2026, 10, 1), date(2027, 1, 1)),
+        ("this_quarter", date(2027, 1, 15), 2, date(2026, 11, 1), date(2027, 2, 1)),
+        ("this_year", date(2026, 3, 31), 4, date(2025, 4, 1), date(2026, 4, 1)),
+        ("this_year", date(2026, 4, 1), 4, date(2026, 4, 1), date(2027, 4, 1)),
+        ("last_month", date(2026, 3, 31), 1, date(2026, 2, 1), date(2026, 3, 1)),
+        ("ytd", date(2026, 11, 25), 4, date(2026, 4, 1), date(2026, 11, 26)),
+    ],
+)
+def test_periods_follow_weeks_and_the_fiscal_year(kind, today, fiscal, start, end):
+    period = period_for(kind, today, fiscal)
+    assert (period.start, period.end) == (start, end)
+
+
+@pytest.mark.parametrize(
+    "kind, today, start, end",
+    [
+        ("mtd", date(2026, 3, 31), date(2026, 2, 1), date(2026, 3, 1)),  # 31 days of March: all of February, clamped
+        ("mtd", date(2026, 11, 25), date(2026, 10, 1), date(2026, 10, 26)),
+        ("qtd", date(2026, 11, 25), date(2026, 7, 1), date(2026, 8, 26)),
+        ("this_week", date(2026, 11, 25), date(2026, 11, 16), date(2026, 11, 23)),
+        ("this_month", date(2026, 3, 5), date(2026, 2, 1), date(2026, 3, 1)),
+    ],
+)
+def test_comparison_periods(kind, today, start, end):
+    comparison = comparison_for(period_for(kind, today, 4))
+    assert (comparison.start, min(comparison.end, end)) == (start, end)
+
+
+def test_year_over_year_and_custom_ranges():
+    custom = Period(date(2026, 2, 10), date(2026, 2, 20))
+    assert (comparison_for(custom).start, comparison_for(custom).end) == (date(2026, 1, 31), date(2026, 2, 10))
+    yoy = comparison_for(custom, year_over_year=True)
+    assert (yoy.start, yoy.end) == (date(2025, 2, 10), date(2025, 2, 20))
+    with pytest.raises(DomainError):
+        Period(date(2026, 2, 10), date(2026, 2, 10))
+    with pytest.raises(DomainError):
+        period_for("fortnight", TODAY)
+
+
+def test_a_daylight_saving_day_is_one_local_day():
+    # Berlin springs forward on 29 March 2026: that day has 23 hours.
+    start, end = Period(date(2026, 3, 29), date(2026, 3, 30)).utc_bounds("Europe/Berlin")
+    assert end - start == timedelta(hours=23)
+    start, end = Period(date(2026, 10, 25), date(2026, 10, 26)).utc_bounds("Europe/Berlin")
+    assert end - start == timedelta(hours=25)
+
+
+# -- figures against an independent computation ---------------------------------------------------
+
+
+def independent_activity(session, org, people, period):
+    """Per owner: counts and minutes by type, attempts, contacts, from raw rows."""
+    zone = ZoneInfo(org.time_zone)
+    counts, minutes = defaultdict(Counter), defaultdict(Counter)
+    attempts, contacts = Counter(), Counter()
+    for a in session.scalars(select(Activity).where(Activity.organization_id == org.id)):
+        local_day = a.occurred_at.astimezone(zone).date()
+        if a.deleted_at is not None or a.owner_id not in people or not (period.start <= local_day < period.end):
+            continue
+        counts[a.owner_id][a.type] += 1
+        minutes[a.owner_id][a.type] += a.duration_minutes or 0
+        if a.type in ("call", "email") and a.direction == "outbound":
+            attempts[a.owner_id] += 1
+        if (a.type, a.outcome) == ("call", "connected") or (a.type in ("meeting", "visit") and a.outcome == "held") or (
+            a.type, a.direction) == ("email", "inbound"):
+            contacts[a.owner_id] += 1
+    return counts, minutes, attempts, contacts
+
+
+@pytest.fixture
+def demo(session):
+    summary = build_demo(session, seed=11, scale=0.05, today=TODAY)
+    session.commit()
+    admin = session.scalars(select(User).where(User.organization_id == summary.organization_id, User.role == "admin")).one()
+    return admin
+
+
+@pytest.mark.parametrize("kind", ["this_week", "last_month", "this_quarter", "ytd", "last_year"])
+def test_activity_summary_matches_the_raw_rows(session, demo, kind):
+    period = period_for(kind, TODAY, demo.organization.fiscal_year_start_month)
+    summary = reports.activity_summary(session, demo, period)
+    people = {row.owner_id for row in summary}
+    counts, minutes, attempts, contacts = independent_activity(session, demo.organization, people, period)
+    assert sum(row.total for row in summary) > 0
+    for row in summary:
+        assert row.counts == dict(counts[row.owner_id]), row.name
+        assert {k: v for k, v in row.minutes.items()} == {k: minutes[row.owner_id][k] for k in row.minutes}
+        assert (row.attempts, row.contacts) == (attempts[row.owner_id], contacts[row.owner_id])
+        expected_rate = contacts[row.owner_id] / attempts[row.owner_id] if attempts[row.owner_id] else None
+        assert row.connect_rate == expected_rate
+
+
+def test_pipeline_matches_the_raw_rows(session, demo):
+    rows = reports.pipeline(session, demo)
+    deals = session.scalars(select(Opportunity).where(Opportunity.status == "open", Opportunity.deleted_at.is_(None))).all()
+    probability = {s.id: s.probability for s in session.scalars(select(Stage))}
+    for row in rows:
+        mine = [d for d in deals if d.stage_id == row.stage_id]
+        assert row.count == len(mine)
+        assert row.amount == sum((d.amount for d in mine), Decimal(0))
+        assert row.weighted == sum((d.amount * probability[d.stage_id] for d in mine), Decimal(0))
+    assert sum(row.count for row in rows) == len(deals) > 0
+
+
+@pytest.mark.parametrize("kind", ["this_quarter", "last_quarter", "last_year", "ytd"])
+def test_deal_outcomes_match_the_raw_rows(session, demo, kind):
+    period = period_for(kind, TODAY, demo.organization.fiscal_year_start_month)
+    outcome = reports.deal_outcomes(session, demo, period)
+    zone = ZoneInfo(demo.organization.time_zone)
+    closed = [d for d in session.scalars(select(Opportunity)) if d.closed_at is not None
+              and period.start <= d.closed_at.astimezone(zone).date() < period.end]
+    won = [d for d in closed if d.status == "won"]
+    lost = [d for d in closed if d.status == "lost"]
+    assert (outcome.won, outcome.lost) == (len(won), len(lost))
+    assert outcome.won_amount == sum((d.amount for d in won), Decimal(0))
+    if won or lost:
+        assert outcome.win_rate == len(won) / (len(won) + len(lost))
+    if won:
+        assert outcome.average_deal_size == sum((d.amount for d in won), Decimal(0)) / len(won)
+        cycle = sum((d.closed_at - d.created_at).total_seconds() / 86400 for d in won) / len(won)
+        assert outcome.sales_cycle_days == pytest.approx(cycle)
+    by_reason = Counter(d.loss_reason for d in lost)
+    assert {reason: count for reason, (count, _) in outcome.lost_by_reason.items()} == dict(by_reason)
+
+
+# -- edges --------------------------------------------------------------------------------------
+
+
+def add(session, world, owner, when, **values):
+    activity = Activity(organization_id=world.org.id, type=values.pop("type", "call"), direction=values.pop("direction", "outbound"),
+                        occurred_at=when, owner_id=owner.id, source="web", **values)
+    session.add(activity)
+    return activity
+
+
+def test_borders_dst_and_soft_deletes(session, world: World):
+    berlin = ZoneInfo("Europe/Berlin")
+    day = Period(date(2026, 3, 29), date(2026, 3, 30))  # the 23-hour day
+    add(session, world, world.rep, datetime(2026, 3, 29, 0, 0, tzinfo=berlin))  # first instant: in
+    add(session, world, world.rep, datetime(2026, 3, 29, 23, 59, tzinfo=berlin), outcome="connected", duration_minutes=7)  # in
+    add(session, world, world.rep, datetime(2026, 3, 30, 0, 0, tzinfo=berlin))  # the end: out
+    add(session, world, world.rep, datetime(2026, 3, 28, 23, 59, tzinfo=berlin))  # before: out
+    add(session, world, world.rep, datetime(2026, 3, 29, 12, 0, tzinfo=berlin), deleted_at=datetime.now(timezone.utc))  # deleted
+    add(session, world, world.rep, datetime(2026, 3, 29, 12, 0, tzinfo=berlin), type="email", direction="inbound")
+    session.commit()
+    manager = session.get(User, world.manager.id)
+    rows = {row.name: row for row in reports.activity_summary(session, manager, day)}
+    rita = rows["Rita Rep"]
+    assert rita.counts == {"call": 2, "email": 1} and rita.minutes["call"] == 7
+    assert (rita.attempts, rita.contacts, rita.connect_rate) == (2, 2, 1.0)
+    # A rep with nothing still has a row, with nothing in it; the other team is not there.
+    assert rows["Tom Teammate"].total == 0 and rows["Tom Teammate"].connect_rate is None
+    assert "Wendy West" not in rows
+
+
+def test_who_may_see_figures(session, world: World):
+    period = period_for("this_month", TODAY)
+    with pytest.raises(Forbidden):
+        reports.activity_summary(session, session.get(User, world.rep.id), period)
+    with pytest.raises(Forbidden):
+        reports.activity_summary(session, session.get(User, world.manager.id), period, team_id=world.west.id)
+    admin = session.get(User, world.admin.id)
+    everyone = {row.name for row in reports.activity_summary(session, admin, period)}
+    assert {"Rita Rep", "Wendy West", "Mia Manager"} <= everyone and "Oscar Other" not in everyone
+    west = {row.name for row in reports.activity_summary(session, admin, period, team_id=world.west.id)}
+    assert west == {"Wendy West", "Walt Manager"}
+
+
+def test_two_organizations_in_two_time_zones(session, world: World):
+    # 23:30 UTC on 31 October is 1 November in Berlin but still 31 October in Chicago.
+    when = datetime(2026, 10, 31, 23, 30, tzinfo=timezone.utc)
+    add(session, world, world.rep, when)
+    chicago_rep = User(organization_id=world.other_org.id, email="cara@contoso.test", name="Cara Chicago", role="rep")
+    session.add(chicago_rep)
+    session.flush()
+    session.add(Activity(organization_id=world.other_org.id, type="call", direction="outbound", occurred_at=when,
+                         owner_id=chicago_rep.id, source="web"))
+    session.commit()
+    ours, theirs = session.get(User, world.admin.id), session.get(User, world.other_user.id)
+    november, october = Period(date(2026, 11, 1), date(2026, 12, 1)), Period(date(2026, 10, 1), date(2026, 11, 1))
+    assert sum(row.total for row in reports.activity_summary(session, ours, november)) == 1
+    assert sum(row.total for row in reports.activity_summary(session, ours, october)) == 0
+    assert sum(row.total for row in reports.activity_summary(session, theirs, november)) == 0
+    assert sum(row.total for row in reports.activity_summary(session, theirs, october)) == 1
