@@ -1,5 +1,6 @@
-"""Manager figures, exactly as PRODUCT.md defines them (a first set: activity, pipeline and
-deal outcomes). Each takes a session, the acting manager or admin and a period, and returns
+"""Manager figures, exactly as PRODUCT.md defines them (so far: activity, attempts and
+contacts, pipeline, deal outcomes, lost deals by reason, quota attainment, leaderboard,
+drawdown, stage conversion, lead conversion). Each takes a session, the acting manager or admin and a period, and returns
 plain data; the pane, the dashboard and CSV exports render it.
 
 Managers see their own team; admins any team or the whole organization; reps see none of
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from decimal import Decimal
 
 from sqlalchemy import ColumnElement, func, select
@@ -18,8 +20,8 @@ from sqlalchemy.orm import Session
 from services.access import require_role
 from services.deals import pipeline_stages
 from services.errors import Forbidden
-from services.models import Activity, Opportunity, User
-from services.periods import Period
+from services.models import Activity, Lead, Opportunity, Quota, StageChange, User
+from services.periods import Period, add_months
 from services.types import as_utc
 
 
@@ -174,3 +176,188 @@ def deal_outcomes(session: Session, actor: User, period: Period, team_id: int | 
             reasons[reason][1] += amount
     outcomes.lost_by_reason = {reason: (count, amount) for reason, (count, amount) in sorted(reasons.items())}
     return outcomes
+
+
+# -- quotas, leaderboard, drawdown ----------------------------------------------------------------
+
+
+@dataclass
+class Attainment:
+    owner_id: int
+    name: str
+    metric: str
+    activity_type: str | None
+    target: Decimal  # pro rata for the part of each quota period inside the report period
+    actual: Decimal
+
+    @property
+    def ratio(self) -> float | None:
+        return float(self.actual / self.target) if self.target else None
+
+
+def _quota_end(period: str, start: date) -> date:
+    return start + timedelta(days=7) if period == "week" else add_months(start, {"month": 1, "quarter": 3, "year": 12}[period])
+
+
+def quota_attainment(session: Session, actor: User, period: Period, team_id: int | None = None) -> list[Attainment]:
+    """Actual ÷ target per rep and quota; a target whose period only partly overlaps the
+    report period counts pro rata by days of overlap."""
+    people = {user.id: user for user in team_members(session, actor, team_id)}
+    targets: dict[tuple[int, str, str | None], Decimal] = defaultdict(Decimal)
+    for quota in session.scalars(
+        select(Quota).where(Quota.organization_id == actor.organization_id, Quota.user_id.in_(people), Quota.period_start < period.end)
+    ):
+        end = _quota_end(quota.period, quota.period_start)
+        overlap = (min(end, period.end) - max(quota.period_start, period.start)).days
+        if overlap > 0:
+            targets[(quota.user_id, quota.metric, quota.activity_type)] += quota.target * overlap / (end - quota.period_start).days
+    summary = {row.owner_id: row for row in activity_summary(session, actor, period, team_id)}
+    won = _won_by_owner(session, actor, period, list(people))
+    rows = []
+    for (owner_id, metric, kind), target in sorted(targets.items(), key=lambda item: (people[item[0][0]].name, item[0][1], item[0][2] or "")):
+        if metric == "activities":
+            actual = Decimal(summary[owner_id].counts.get(kind or "", 0))
+        elif metric == "won_deals":
+            actual = Decimal(won[owner_id][0])
+        else:
+            actual = won[owner_id][1]
+        rows.append(Attainment(owner_id, people[owner_id].name, metric, kind, target.quantize(Decimal("0.01")), actual))
+    return rows
+
+
+def _won_by_owner(session: Session, actor: User, period: Period, owners: list[int]) -> dict[int, tuple[int, Decimal]]:
+    rows = session.execute(
+        select(Opportunity.owner_id, func.count(), func.sum(Opportunity.amount)).where(
+            Opportunity.organization_id == actor.organization_id,
+            Opportunity.deleted_at.is_(None),
+            Opportunity.status == "won",
+            Opportunity.owner_id.in_(owners),
+            _in_period(Opportunity.closed_at, actor, period),
+        ).group_by(Opportunity.owner_id)
+    )
+    won: dict[int, tuple[int, Decimal]] = defaultdict(lambda: (0, Decimal(0)))
+    for owner_id, count, amount in rows:
+        won[owner_id] = (count, Decimal(amount or 0))
+    return won
+
+
+@dataclass
+class LeaderboardRow:
+    rank: int
+    owner_id: int
+    name: str
+    won_amount: Decimal
+    won_deals: int
+    activities: int
+
+
+def leaderboard(session: Session, actor: User, period: Period, team_id: int | None = None) -> list[LeaderboardRow]:
+    """Won revenue and won deals per rep in the period, ranked; activity totals beside.
+    Equal revenue and deals share a rank."""
+    people = team_members(session, actor, team_id)
+    won = _won_by_owner(session, actor, period, [u.id for u in people])
+    totals = {row.owner_id: row.total for row in activity_summary(session, actor, period, team_id)}
+    ordered = sorted(people, key=lambda u: (-won[u.id][1], -won[u.id][0], u.name))
+    rows: list[LeaderboardRow] = []
+    for position, user in enumerate(ordered, start=1):
+        tied = rows and (rows[-1].won_amount, rows[-1].won_deals) == (won[user.id][1], won[user.id][0])
+        rows.append(LeaderboardRow(rows[-1].rank if tied else position, user.id, user.name, won[user.id][1], won[user.id][0],
+                                   totals.get(user.id, 0)))
+    return rows
+
+
+@dataclass
+class Drawdown:
+    owner_id: int
+    name: str
+    recent_per_day: float  # activities per working day over the last 7 days
+    baseline_per_day: float  # the same over the 28 days before those
+
+
+def drawdown_alerts(session: Session, actor: User, today: date, team_id: int | None = None) -> list[Drawdown]:
+    """Reps whose activities per working day over the last 7 days (today included) fell below
+    the organization's threshold (default 60 %) of their own average over the 28 days before."""
+    threshold = float(actor.organization.setting("drawdown_threshold"))
+    recent = Period(today - timedelta(days=6), today + timedelta(days=1))
+    baseline = Period(today - timedelta(days=34), recent.start)
+    now_rows = {row.owner_id: row for row in activity_summary(session, actor, recent, team_id)}
+    before_rows = {row.owner_id: row for row in activity_summary(session, actor, baseline, team_id)}
+    alerts = []
+    for owner_id, row in now_rows.items():
+        recent_rate = row.total / _working_days(recent)
+        baseline_rate = before_rows[owner_id].total / _working_days(baseline)
+        if baseline_rate > 0 and recent_rate < threshold * baseline_rate:
+            alerts.append(Drawdown(owner_id, row.name, round(recent_rate, 2), round(baseline_rate, 2)))
+    return alerts
+
+
+def _working_days(period: Period) -> int:
+    return sum(1 for n in range(period.days) if (period.start + timedelta(days=n)).weekday() < 5)
+
+
+# -- conversion --------------------------------------------------------------------------------
+
+
+@dataclass
+class StageConversion:
+    stage_id: int
+    name: str
+    reached: int
+    moved_on: int
+
+    @property
+    def rate(self) -> float | None:
+        return self.moved_on / self.reached if self.reached else None
+
+
+def stage_conversion(session: Session, actor: User, period: Period, team_id: int | None = None) -> list[StageConversion]:
+    """Cohort: deals created in the period. From stage S: the cohort's deals that reached a
+    later stage (or were won) ÷ those that reached S, from the stage changes."""
+    owners = [u.id for u in team_members(session, actor, team_id)]
+    stages = pipeline_stages(session, actor.organization_id)
+    position = {s.id: s.position for s in stages}
+    cohort = select(Opportunity.id).where(
+        Opportunity.organization_id == actor.organization_id,
+        Opportunity.deleted_at.is_(None),
+        Opportunity.owner_id.in_(owners),
+        _in_period(Opportunity.created_at, actor, period),
+    )
+    furthest: dict[int, int] = {}
+    won: set[int] = set()
+    reached: dict[int, set[int]] = defaultdict(set)
+    for deal_id, stage_id, status in session.execute(
+        select(StageChange.opportunity_id, StageChange.to_stage_id, StageChange.to_status).where(StageChange.opportunity_id.in_(cohort))
+    ):
+        reached[stage_id].add(deal_id)
+        furthest[deal_id] = max(furthest.get(deal_id, 0), position[stage_id])
+        if status == "won":
+            won.add(deal_id)
+    rows = []
+    for stage in stages:
+        deals = reached[stage.id]
+        moved_on = sum(1 for d in deals if d in won or furthest[d] > stage.position)
+        rows.append(StageConversion(stage.id, stage.name, len(deals), moved_on))
+    return rows
+
+
+@dataclass
+class LeadSource:
+    source: str
+    created: int
+    converted: int
+
+    @property
+    def rate(self) -> float | None:
+        return self.converted / self.created if self.created else None
+
+
+def lead_conversion(session: Session, actor: User, period: Period) -> list[LeadSource]:
+    """Per source: leads created in the period that converted ÷ leads created in the period."""
+    require_role(actor, "manager", "admin")
+    rows = session.execute(
+        select(Lead.source, func.count(), func.count(Lead.converted_at))
+        .where(Lead.organization_id == actor.organization_id, Lead.deleted_at.is_(None), _in_period(Lead.created_at, actor, period))
+        .group_by(Lead.source)
+        .order_by(Lead.source)
+    )
+    return [LeadSource(source, created, converted) for source, created, converted in rows]

@@ -215,3 +215,100 @@ def test_two_organizations_in_two_time_zones(session, world: World):
     assert sum(row.total for row in reports.activity_summary(session, ours, october)) == 0
     assert sum(row.total for row in reports.activity_summary(session, theirs, november)) == 0
     assert sum(row.total for row in reports.activity_summary(session, theirs, october)) == 1
+
+
+# -- quotas, leaderboard, drawdown, conversion --------------------------------------------------
+
+
+def local_day(value, zone):
+    return value.astimezone(ZoneInfo(zone)).date()
+
+
+def test_quota_attainment_is_pro_rata(session, world: World):
+    from services.models import Quota
+
+    # A monthly call quota of 30 for November; the report covers 10 to 20 November (10 days).
+    session.add(Quota(organization_id=world.org.id, user_id=world.rep.id, period="month", period_start=date(2026, 11, 1),
+                      metric="activities", activity_type="call", target=Decimal(30)))
+    # A quarterly won-revenue quota that the report period falls inside (92 days in Q4).
+    session.add(Quota(organization_id=world.org.id, user_id=world.rep.id, period="quarter", period_start=date(2026, 10, 1),
+                      metric="won_revenue", target=Decimal(92000)))
+    for day in (9, 10, 15, 19, 20):
+        add(session, world, world.rep, datetime(2026, 11, day, 10, tzinfo=timezone.utc))
+    deal = session.get(Opportunity, world.deal.id)
+    deal.status, deal.closed_at, deal.amount = "won", datetime(2026, 11, 12, tzinfo=timezone.utc), Decimal(5000)
+    session.commit()
+    rows = reports.quota_attainment(session, session.get(User, world.manager.id), Period(date(2026, 11, 10), date(2026, 11, 20)))
+    calls = next(r for r in rows if r.metric == "activities")
+    revenue = next(r for r in rows if r.metric == "won_revenue")
+    assert (calls.target, calls.actual, calls.ratio) == (Decimal("10.00"), Decimal(3), 0.3)
+    assert (revenue.target, revenue.actual) == (Decimal("10000.00"), Decimal(5000)) and revenue.ratio == 0.5
+
+
+def test_leaderboard_matches_the_raw_rows(session, demo):
+    period = period_for("last_year", TODAY, demo.organization.fiscal_year_start_month)
+    rows = reports.leaderboard(session, demo, period)
+    zone = demo.organization.time_zone
+    won = defaultdict(lambda: [0, Decimal(0)])
+    for d in session.scalars(select(Opportunity).where(Opportunity.status == "won")):
+        if period.start <= local_day(d.closed_at, zone) < period.end:
+            won[d.owner_id][0] += 1
+            won[d.owner_id][1] += d.amount
+    for row in rows:
+        assert (row.won_deals, row.won_amount) == (won[row.owner_id][0], won[row.owner_id][1])
+    amounts = [row.won_amount for row in rows]
+    assert amounts == sorted(amounts, reverse=True) and rows[0].rank == 1 and sum(r.won_deals for r in rows) > 0
+
+
+def test_drawdown_finds_the_slipping_reps(session, world: World):
+    today = date(2026, 11, 20)  # a Friday
+    berlin = ZoneInfo("Europe/Berlin")
+    for back in range(7, 35):  # the 28 days before the last 7: four a working day each
+        day = today - timedelta(days=back)
+        if day.weekday() < 5:
+            for person in (world.rep, world.teammate):
+                for hour in (9, 11, 14, 16):
+                    add(session, world, person, datetime(day.year, day.month, day.day, hour, tzinfo=berlin))
+    for back in range(0, 7):  # the last 7: Rita keeps her pace, Tom does one a day
+        day = today - timedelta(days=back)
+        if day.weekday() < 5:
+            for hour in (9, 11, 14, 16):
+                add(session, world, world.rep, datetime(day.year, day.month, day.day, hour, tzinfo=berlin))
+            add(session, world, world.teammate, datetime(day.year, day.month, day.day, 9, tzinfo=berlin))
+    session.commit()
+    alerts = reports.drawdown_alerts(session, session.get(User, world.manager.id), today)
+    assert [(a.name, a.recent_per_day, a.baseline_per_day) for a in alerts] == [("Tom Teammate", 1.0, 4.0)]
+
+
+def test_stage_conversion_matches_the_stage_changes(session, demo):
+    from services.models import StageChange
+
+    period = period_for("last_year", TODAY, demo.organization.fiscal_year_start_month)
+    rows = reports.stage_conversion(session, demo, period)
+    zone = demo.organization.time_zone
+    cohort = {d.id for d in session.scalars(select(Opportunity)) if period.start <= local_day(d.created_at, zone) < period.end}
+    stages = {s.id: s.position for s in session.scalars(select(Stage))}
+    changes = defaultdict(list)
+    for c in session.scalars(select(StageChange)):
+        if c.opportunity_id in cohort:
+            changes[c.opportunity_id].append(c)
+    for row in rows:
+        reached = {d for d, cs in changes.items() if any(c.to_stage_id == row.stage_id for c in cs)}
+        moved = {d for d in reached if any(c.to_status == "won" or stages[c.to_stage_id] > stages[row.stage_id] for c in changes[d])}
+        assert (row.reached, row.moved_on) == (len(reached), len(moved)), row.name
+    assert rows[0].reached == len(cohort) > 0  # every deal enters at the first stage in the demo
+
+
+def test_lead_conversion_matches_the_raw_rows(session, demo):
+    from services.models import Lead
+
+    period = period_for("last_year", TODAY, demo.organization.fiscal_year_start_month)
+    rows = {row.source: row for row in reports.lead_conversion(session, demo, period)}
+    zone = demo.organization.time_zone
+    expected = defaultdict(lambda: [0, 0])
+    for lead in session.scalars(select(Lead)):
+        if period.start <= local_day(lead.created_at, zone) < period.end:
+            expected[lead.source][0] += 1
+            expected[lead.source][1] += lead.converted_at is not None
+    assert {s: (r.created, r.converted) for s, r in rows.items()} == {s: tuple(v) for s, v in expected.items()}
+    assert sum(r.created for r in rows.values()) > 0
