@@ -92,7 +92,24 @@ def manifest(base_url: str, out_dir: str) -> None:
         click.echo(path)
 
 
+rollups_group = AppGroup("rollups", help="Daily activity rollups.")
+
+
+@rollups_group.command("rebuild", help="Recompute every organization's rollups from its activities.")
+def rebuild() -> None:
+    from sqlalchemy import select
+
+    from services.models import Organization
+    from services.rollups import rebuild_rollups
+
+    with database().sessions() as session:
+        for organization in session.scalars(select(Organization)).all():
+            click.echo(f"{organization.name}: {rebuild_rollups(session, organization)} rows")
+        session.commit()
+
+
 def init_app(app: Flask) -> None:
+    app.cli.add_command(rollups_group)
     app.cli.add_command(db_group)
     app.cli.add_command(demo_data)
     app.cli.add_command(manifest)

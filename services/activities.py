@@ -18,6 +18,7 @@ from services.access import get_scoped, require_edit
 from services.audit import record_event, snapshot
 from services.contacts import account_for_domain, contact_for_address
 from services.errors import DomainError, Forbidden
+from services.rollups import count_activity
 from services.models import Account, Activity, ActivityParticipant, Contact, Lead, NoteChecklist, Opportunity, User
 from services.schemas import ActivitySchema, EmailItemSchema, MeetingItemSchema, NoteSchema, RatingSchema, load
 from services.text import domain_of, html_to_text, sanitize_html
@@ -52,6 +53,7 @@ def _log(session: Session, actor: User, values: dict[str, Any], now: datetime) -
             # Logged, undone, logged again: the same message is the same activity.
             existing.deleted_at = None
             session.flush()
+            count_activity(session, org, existing, +1)
             record_event(session, actor, "restore", existing, before={"deleted_at": "set"}, after={"deleted_at": None})
             return existing, True
         return existing, False
@@ -106,6 +108,7 @@ def _log(session: Session, actor: User, values: dict[str, Any], now: datetime) -
         if external_id and (existing := activity_by_external_id(session, org.id, external_id)):
             return existing, False
         raise
+    count_activity(session, org, activity, +1)
     record_event(session, actor, "log", activity, after=snapshot(activity, ACTIVITY_FIELDS))
     return activity, True
 
@@ -232,6 +235,7 @@ def undo_log(session: Session, actor: User, activity_id: int, *, now: datetime |
         raise DomainError("It is too late to undo this log.")
     activity.deleted_at = now
     session.flush()
+    count_activity(session, actor.organization, activity, -1)
     record_event(session, actor, "undo", activity, before={"deleted_at": None}, after={"deleted_at": now.isoformat()})
     return activity
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
@@ -28,6 +29,7 @@ from services.models import (
     Account,
     AccountDomain,
     Activity,
+    ActivityRollup,
     Contact,
     ContactEmail,
     ContactPhone,
@@ -42,6 +44,7 @@ from services.models import (
     Team,
     User,
 )
+from services.rollups import Key, rollup_rows
 from services.users import hash_password
 
 DEMO_PASSWORD = "demo"
@@ -120,6 +123,8 @@ class _Builder:
         self.start = today - timedelta(days=730)
         self.now = datetime.combine(today, time(12), tzinfo=self.zone).astimezone(timezone.utc)
         self.counts: dict[str, int] = {}
+        self.rollup_counts: Counter[Key] = Counter()
+        self.rollup_minutes: Counter[Key] = Counter()
 
     def n(self, base: float, minimum: int = 1) -> int:
         return max(minimum, round(base * self.scale))
@@ -168,6 +173,7 @@ class _Builder:
         self.leads()
         self.follow_ups()
         self.quotas()
+        self.insert(ActivityRollup, rollup_rows(self.org_id, self.rollup_counts, self.rollup_minutes))
         self.s.flush()
         reset_sequences(self.s)
         return DemoSummary(self.org_id, dict(self.counts))
@@ -325,7 +331,15 @@ class _Builder:
     # -- activities ---------------------------------------------------------------------------
 
     def activities(self) -> None:
-        self.insert(Activity, self._activity_rows())
+        self.insert(Activity, self._counted(self._activity_rows()))
+
+    def _counted(self, rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        """Pass rows through, counting them into the daily rollups as they go by."""
+        for row in rows:
+            key = (row["owner_id"], row["occurred_at"].astimezone(self.zone).date(), row["type"], row["direction"], row["outcome"] or "")
+            self.rollup_counts[key] += 1
+            self.rollup_minutes[key] += row["duration_minutes"] or 0
+            yield row
 
     def _activity_rows(self) -> Iterator[dict[str, Any]]:
         per_day = 60_000 / (12 * 520)  # the base scale's ~60,000 activities for 12 reps over two years
@@ -431,7 +445,7 @@ class _Builder:
                         "deleted_at": None,
                     })
         self.insert(Lead, leads)
-        self.insert(Activity, responses)
+        self.insert(Activity, self._counted(iter(responses)))
 
     def follow_ups(self) -> None:
         rows = []

@@ -407,6 +407,29 @@ class ActivityParticipant(OrgScoped, Base):
     contact: Mapped[Contact | None] = relationship()
 
 
+class ActivityRollup(OrgScoped, Base):
+    """Activities counted per owner, type, direction, outcome and local day (the organization's
+    zone), kept in step with every activity write in the same transaction. Activity figures
+    read these, so a year's summary costs reps × days, not activities. ``outcome`` is ''
+    where an activity has none, so that the key stays unique on every back end."""
+
+    __tablename__ = "activity_rollups"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "owner_id", "day", "type", "direction", "outcome", name="uq_activity_rollups_key"),
+        Index("ix_activity_rollups_day", "organization_id", "day"),
+        CheckConstraint("count >= 0", name="count_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    day: Mapped[date] = mapped_column(Date)
+    type: Mapped[str] = mapped_column(String(16))
+    direction: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str] = mapped_column(String(16), default="")
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    minutes: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class FollowUp(OrgScoped, Base):
     __tablename__ = "follow_ups"
     __table_args__ = (

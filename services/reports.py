@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from services.access import require_role
 from services.deals import pipeline_stages
 from services.errors import Forbidden
-from services.models import Activity, Lead, Opportunity, Quota, StageChange, User
+from services.models import ActivityRollup, Lead, Opportunity, Quota, StageChange, User
 from services.periods import Period, add_months
 from services.types import as_utc
 
@@ -106,17 +106,21 @@ def activity_summary(session: Session, actor: User, period: Period, team_id: int
     """Activity counts and time by rep × type, attempts, contacts and connect rate."""
     people = team_members(session, actor, team_id)
     reps = {user.id: RepActivity(user.id, user.name) for user in people}
+    # From the daily rollups (local days), not the activities: cost follows reps × days.
     rows = session.execute(
-        select(Activity.owner_id, Activity.type, Activity.direction, Activity.outcome, func.count(), func.sum(Activity.duration_minutes))
+        select(ActivityRollup.owner_id, ActivityRollup.type, ActivityRollup.direction, ActivityRollup.outcome,
+               func.sum(ActivityRollup.count), func.sum(ActivityRollup.minutes))
         .where(
-            Activity.organization_id == actor.organization_id,
-            Activity.deleted_at.is_(None),
-            Activity.owner_id.in_(reps),
-            _in_period(Activity.occurred_at, actor, period),
+            ActivityRollup.organization_id == actor.organization_id,
+            ActivityRollup.owner_id.in_(reps),
+            ActivityRollup.day >= period.start,
+            ActivityRollup.day < period.end,
         )
-        .group_by(Activity.owner_id, Activity.type, Activity.direction, Activity.outcome)
+        .group_by(ActivityRollup.owner_id, ActivityRollup.type, ActivityRollup.direction, ActivityRollup.outcome)
     )
     for owner_id, kind, direction, outcome, count, minutes in rows:
+        if not count:
+            continue
         rep = reps[owner_id]
         rep.counts[kind] = rep.counts.get(kind, 0) + count
         rep.minutes[kind] = rep.minutes.get(kind, 0) + int(minutes or 0)

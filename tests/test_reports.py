@@ -100,16 +100,50 @@ def independent_activity(session, org, people, period):
     return counts, minutes, attempts, contacts
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def demo_engine(request, tmp_path_factory):
+    """One demo organization per back end for the whole module: the figures only read it."""
+    from sqlalchemy import text
+
+    from services.db import make_engine
+    from services.models import Base
+
+    if request.param == "sqlite":
+        engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('reports') / 'demo.db'}")
+    else:
+        server = request.getfixturevalue("postgres_server")
+        admin = make_engine(server.url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text("DROP DATABASE IF EXISTS inboxcrm_reports"))
+            connection.execute(text("CREATE DATABASE inboxcrm_reports"))
+        admin.dispose()
+        engine = make_engine(server.url.rsplit("/", 1)[0] + "/inboxcrm_reports")
+    Base.metadata.create_all(engine)
+    from services.db import make_session_factory
+
+    with make_session_factory(engine)() as session:
+        build_demo(session, seed=11, scale=0.05, today=TODAY)
+        session.commit()
+    yield engine
+    engine.dispose()
+
+
 @pytest.fixture
-def demo(session):
-    summary = build_demo(session, seed=11, scale=0.05, today=TODAY)
-    session.commit()
-    admin = session.scalars(select(User).where(User.organization_id == summary.organization_id, User.role == "admin")).one()
-    return admin
+def demo_session(demo_engine):
+    from services.db import make_session_factory
+
+    with make_session_factory(demo_engine)() as session:
+        yield session
+
+
+@pytest.fixture
+def demo(demo_session):
+    return demo_session.scalars(select(User).where(User.role == "admin")).one()
 
 
 @pytest.mark.parametrize("kind", ["this_week", "last_month", "this_quarter", "ytd", "last_year"])
-def test_activity_summary_matches_the_raw_rows(session, demo, kind):
+def test_activity_summary_matches_the_raw_rows(demo_session, demo, kind):
+    session = demo_session
     period = period_for(kind, TODAY, demo.organization.fiscal_year_start_month)
     summary = reports.activity_summary(session, demo, period)
     people = {row.owner_id for row in summary}
@@ -123,7 +157,8 @@ def test_activity_summary_matches_the_raw_rows(session, demo, kind):
         assert row.connect_rate == expected_rate
 
 
-def test_pipeline_matches_the_raw_rows(session, demo):
+def test_pipeline_matches_the_raw_rows(demo_session, demo):
+    session = demo_session
     rows = reports.pipeline(session, demo)
     deals = session.scalars(select(Opportunity).where(Opportunity.status == "open", Opportunity.deleted_at.is_(None))).all()
     probability = {s.id: s.probability for s in session.scalars(select(Stage))}
@@ -136,7 +171,8 @@ def test_pipeline_matches_the_raw_rows(session, demo):
 
 
 @pytest.mark.parametrize("kind", ["this_quarter", "last_quarter", "last_year", "ytd"])
-def test_deal_outcomes_match_the_raw_rows(session, demo, kind):
+def test_deal_outcomes_match_the_raw_rows(demo_session, demo, kind):
+    session = demo_session
     period = period_for(kind, TODAY, demo.organization.fiscal_year_start_month)
     outcome = reports.deal_outcomes(session, demo, period)
     zone = ZoneInfo(demo.organization.time_zone)
@@ -166,6 +202,17 @@ def add(session, world, owner, when, **values):
     return activity
 
 
+def commit_and_roll_up(session, *organizations) -> None:
+    """Rows written straight to the store (as an import does) reach the figures through a
+    rollup rebuild."""
+    from services.rollups import rebuild_rollups
+
+    session.flush()
+    for organization in organizations:
+        rebuild_rollups(session, session.get(type(organization), organization.id))
+    session.commit()
+
+
 def test_borders_dst_and_soft_deletes(session, world: World):
     berlin = ZoneInfo("Europe/Berlin")
     day = Period(date(2026, 3, 29), date(2026, 3, 30))  # the 23-hour day
@@ -175,7 +222,7 @@ def test_borders_dst_and_soft_deletes(session, world: World):
     add(session, world, world.rep, datetime(2026, 3, 28, 23, 59, tzinfo=berlin))  # before: out
     add(session, world, world.rep, datetime(2026, 3, 29, 12, 0, tzinfo=berlin), deleted_at=datetime.now(timezone.utc))  # deleted
     add(session, world, world.rep, datetime(2026, 3, 29, 12, 0, tzinfo=berlin), type="email", direction="inbound")
-    session.commit()
+    commit_and_roll_up(session, world.org)
     manager = session.get(User, world.manager.id)
     rows = {row.name: row for row in reports.activity_summary(session, manager, day)}
     rita = rows["Rita Rep"]
@@ -208,7 +255,7 @@ def test_two_organizations_in_two_time_zones(session, world: World):
     session.flush()
     session.add(Activity(organization_id=world.other_org.id, type="call", direction="outbound", occurred_at=when,
                          owner_id=chicago_rep.id, source="web"))
-    session.commit()
+    commit_and_roll_up(session, world.org, world.other_org)
     ours, theirs = session.get(User, world.admin.id), session.get(User, world.other_user.id)
     november, october = Period(date(2026, 11, 1), date(2026, 12, 1)), Period(date(2026, 10, 1), date(2026, 11, 1))
     assert sum(row.total for row in reports.activity_summary(session, ours, november)) == 1
@@ -237,7 +284,7 @@ def test_quota_attainment_is_pro_rata(session, world: World):
         add(session, world, world.rep, datetime(2026, 11, day, 10, tzinfo=timezone.utc))
     deal = session.get(Opportunity, world.deal.id)
     deal.status, deal.closed_at, deal.amount = "won", datetime(2026, 11, 12, tzinfo=timezone.utc), Decimal(5000)
-    session.commit()
+    commit_and_roll_up(session, world.org)
     rows = reports.quota_attainment(session, session.get(User, world.manager.id), Period(date(2026, 11, 10), date(2026, 11, 20)))
     calls = next(r for r in rows if r.metric == "activities")
     revenue = next(r for r in rows if r.metric == "won_revenue")
@@ -245,7 +292,8 @@ def test_quota_attainment_is_pro_rata(session, world: World):
     assert (revenue.target, revenue.actual) == (Decimal("10000.00"), Decimal(5000)) and revenue.ratio == 0.5
 
 
-def test_leaderboard_matches_the_raw_rows(session, demo):
+def test_leaderboard_matches_the_raw_rows(demo_session, demo):
+    session = demo_session
     period = period_for("last_year", TODAY, demo.organization.fiscal_year_start_month)
     rows = reports.leaderboard(session, demo, period)
     zone = demo.organization.time_zone
@@ -275,12 +323,13 @@ def test_drawdown_finds_the_slipping_reps(session, world: World):
             for hour in (9, 11, 14, 16):
                 add(session, world, world.rep, datetime(day.year, day.month, day.day, hour, tzinfo=berlin))
             add(session, world, world.teammate, datetime(day.year, day.month, day.day, 9, tzinfo=berlin))
-    session.commit()
+    commit_and_roll_up(session, world.org)
     alerts = reports.drawdown_alerts(session, session.get(User, world.manager.id), today)
     assert [(a.name, a.recent_per_day, a.baseline_per_day) for a in alerts] == [("Tom Teammate", 1.0, 4.0)]
 
 
-def test_stage_conversion_matches_the_stage_changes(session, demo):
+def test_stage_conversion_matches_the_stage_changes(demo_session, demo):
+    session = demo_session
     from services.models import StageChange
 
     period = period_for("last_year", TODAY, demo.organization.fiscal_year_start_month)
@@ -299,7 +348,8 @@ def test_stage_conversion_matches_the_stage_changes(session, demo):
     assert rows[0].reached == len(cohort) > 0  # every deal enters at the first stage in the demo
 
 
-def test_lead_conversion_matches_the_raw_rows(session, demo):
+def test_lead_conversion_matches_the_raw_rows(demo_session, demo):
+    session = demo_session
     from services.models import Lead
 
     period = period_for("last_year", TODAY, demo.organization.fiscal_year_start_month)
@@ -312,3 +362,54 @@ def test_lead_conversion_matches_the_raw_rows(session, demo):
             expected[lead.source][1] += lead.converted_at is not None
     assert {s: (r.created, r.converted) for s, r in rows.items()} == {s: tuple(v) for s, v in expected.items()}
     assert sum(r.created for r in rows.values()) > 0
+
+
+# -- rollups ----------------------------------------------------------------------------------
+
+
+def test_rollups_kept_in_step_equal_a_rebuild(session, world: World):
+    from services import activities
+    from services.rollups import rebuild_rollups, rollup_snapshot
+
+    rep = session.get(User, world.rep.id)
+    now = datetime(2026, 11, 20, 10, tzinfo=timezone.utc)
+    first, _ = activities.log_email(session, rep, {"internet_message_id": "<r1@acme.test>", "from_address": "ann@acme.test",
+                                                   "to": [rep.email], "sent_at": "2026-11-20T09:00:00+00:00"}, now=now)
+    activities.log_activity(session, rep, {"type": "call", "outcome": "connected", "duration_minutes": 12,
+                                           "occurred_at": "2026-11-19T23:30:00+00:00", "contact_id": world.contact.id}, now=now)
+    activities.log_meeting(session, rep, {"event_id": "E9", "start": "2026-11-18T10:00:00+00:00", "end": "2026-11-18T11:00:00+00:00",
+                                          "attendees": ["ann@acme.test"]}, now=now)
+    second, _ = activities.log_email(session, rep, {"internet_message_id": "<r2@acme.test>", "from_address": "ann@acme.test",
+                                                    "to": [rep.email]}, now=now)
+    activities.undo_log(session, rep, second.id, now=now)
+    activities.undo_log(session, rep, first.id, now=now)
+    activities.log_email(session, rep, {"internet_message_id": "<r1@acme.test>", "from_address": "ann@acme.test", "to": [rep.email]}, now=now)
+    session.commit()
+    maintained = rollup_snapshot(session, world.org.id)
+    # 23:30 UTC on the 19th is the 20th in Berlin: the rollup counts local days.
+    assert (world.rep.id, date(2026, 11, 20), "call", "outbound", "connected", 1, 12) in maintained
+    rebuild_rollups(session, session.get(type(world.org), world.org.id))
+    session.commit()
+    assert rollup_snapshot(session, world.org.id) == maintained
+    assert sum(row[5] for row in maintained) == 3
+
+
+def test_demo_rollups_equal_a_rebuild(demo_session, demo):
+    session = demo_session
+    from services.rollups import rebuild_rollups, rollup_snapshot
+
+    generated = rollup_snapshot(session, demo.organization_id)
+    rebuild_rollups(session, demo.organization)
+    session.commit()
+    assert rollup_snapshot(session, demo.organization_id) == generated and generated
+
+
+def test_rollups_rebuild_command(tmp_path, monkeypatch):
+    from addin import create_app
+
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'r.db'}")
+    runner = create_app().test_cli_runner()
+    assert runner.invoke(args=["db", "upgrade"]).exit_code == 0
+    assert runner.invoke(args=["demo-data", "--scale", "0.02", "--today", "2026-11-20"]).exit_code == 0
+    result = runner.invoke(args=["rollups", "rebuild"])
+    assert result.exit_code == 0 and "Northwind Freight:" in result.output and " rows" in result.output
