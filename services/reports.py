@@ -9,19 +9,22 @@ these (their pane shows their own work). Soft-deleted records never count.
 
 from __future__ import annotations
 
+import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from services.access import require_role
 from services.deals import pipeline_stages
-from services.errors import Forbidden
-from services.models import ActivityRollup, Lead, Opportunity, Quota, StageChange, User
-from services.periods import Period, add_months
+from services.errors import DomainError, Forbidden
+from services.models import Activity, ActivityRollup, Lead, NoteChecklist, Opportunity, Quota, Stage, StageChange, User
+from services.periods import Period, add_months, period_for
+from services.signals import deal_warnings
 from services.types import as_utc
 
 
@@ -365,3 +368,252 @@ def lead_conversion(session: Session, actor: User, period: Period) -> list[LeadS
         .order_by(Lead.source)
     )
     return [LeadSource(source, created, converted) for source, created, converted in rows]
+
+
+# -- patterns, trends, leads ---------------------------------------------------------------------
+
+
+def weekday_pattern(session: Session, actor: User, period: Period, team_id: int | None = None) -> dict[int, list[int]]:
+    """Activity counts by local weekday (Monday first), per rep."""
+    people = [u.id for u in team_members(session, actor, team_id)]
+    pattern = {owner_id: [0] * 7 for owner_id in people}
+    rows = session.execute(
+        select(ActivityRollup.owner_id, ActivityRollup.day, func.sum(ActivityRollup.count))
+        .where(ActivityRollup.organization_id == actor.organization_id, ActivityRollup.owner_id.in_(people),
+               ActivityRollup.day >= period.start, ActivityRollup.day < period.end)
+        .group_by(ActivityRollup.owner_id, ActivityRollup.day)
+    )
+    for owner_id, day, count in rows:
+        pattern[owner_id][day.weekday()] += int(count or 0)
+    return pattern
+
+
+@dataclass
+class MonthPoint:
+    month: date
+    won_amount: Decimal = Decimal(0)
+    won_deals: int = 0
+    lost_deals: int = 0
+    activities: int = 0
+
+    @property
+    def win_rate(self) -> float | None:
+        return self.won_deals / (self.won_deals + self.lost_deals) if self.won_deals + self.lost_deals else None
+
+
+def monthly_trends(session: Session, actor: User, today: date, months: int = 12, team_id: int | None = None) -> list[MonthPoint]:
+    """The last ``months`` calendar months (this one included): won amount and deals, win rate,
+    activities."""
+    if months not in (12, 24):
+        raise DomainError("Trends cover 12 or 24 months.")
+    owners = [u.id for u in team_members(session, actor, team_id)]
+    first = add_months(date(today.year, today.month, 1), -(months - 1))
+    points = {add_months(first, n): MonthPoint(add_months(first, n)) for n in range(months)}
+    span = Period(first, add_months(first, months))
+    for day, count in session.execute(
+        select(ActivityRollup.day, func.sum(ActivityRollup.count))
+        .where(ActivityRollup.organization_id == actor.organization_id, ActivityRollup.owner_id.in_(owners),
+               ActivityRollup.day >= span.start, ActivityRollup.day < span.end)
+        .group_by(ActivityRollup.day)
+    ):
+        points[date(day.year, day.month, 1)].activities += int(count or 0)
+    zone = ZoneInfo(actor.organization.time_zone)
+    for status, amount, closed_at in session.execute(
+        select(Opportunity.status, Opportunity.amount, Opportunity.closed_at).where(
+            Opportunity.organization_id == actor.organization_id, Opportunity.deleted_at.is_(None),
+            Opportunity.status.in_(("won", "lost")), Opportunity.owner_id.in_(owners), _in_period(Opportunity.closed_at, actor, span),
+        )
+    ):
+        local = as_utc(closed_at).astimezone(zone).date()
+        point = points[date(local.year, local.month, 1)]
+        if status == "won":
+            point.won_deals += 1
+            point.won_amount += amount
+        else:
+            point.lost_deals += 1
+    return list(points.values())
+
+
+@dataclass
+class ResponseTime:
+    owner_id: int
+    name: str
+    leads: int
+    answered: int
+    median_hours: float | None
+    within_target: int
+
+    @property
+    def share_within_target(self) -> float | None:
+        return self.within_target / self.leads if self.leads else None
+
+
+def lead_response_times(session: Session, actor: User, period: Period, team_id: int | None = None) -> list[ResponseTime]:
+    """From a lead's creation to its first outbound call, email or meeting: the median per rep,
+    and the share of the period's leads answered within the organization's target."""
+    people = {u.id: u for u in team_members(session, actor, team_id)}
+    target_hours = float(actor.organization.setting("lead_response_target_hours"))
+    first_touch = (
+        select(Activity.lead_id, func.min(Activity.occurred_at).label("first"))
+        .where(Activity.organization_id == actor.organization_id, Activity.deleted_at.is_(None), Activity.lead_id.is_not(None),
+               Activity.direction == "outbound", Activity.type.in_(("call", "email", "meeting")))
+        .group_by(Activity.lead_id)
+        .subquery()
+    )
+    waits: dict[int, list[float | None]] = defaultdict(list)
+    for owner_id, created_at, first in session.execute(
+        select(Lead.owner_id, Lead.created_at, first_touch.c.first)
+        .outerjoin(first_touch, first_touch.c.lead_id == Lead.id)
+        .where(Lead.organization_id == actor.organization_id, Lead.deleted_at.is_(None), Lead.owner_id.in_(people),
+               _in_period(Lead.created_at, actor, period))
+    ):
+        waits[owner_id].append((as_utc(first) - as_utc(created_at)).total_seconds() / 3600 if first is not None else None)
+    rows = []
+    for owner_id, user in people.items():
+        answered = sorted(w for w in waits[owner_id] if w is not None)
+        median = statistics.median(answered) if answered else None
+        rows.append(ResponseTime(owner_id, user.name, len(waits[owner_id]), len(answered), median,
+                                 sum(1 for w in answered if w <= target_hours)))
+    return rows
+
+
+# -- deals that need a look -----------------------------------------------------------------------
+
+
+@dataclass
+class LostDeal:
+    id: int
+    name: str
+    owner_name: str
+    amount: Decimal
+    reason: str
+    stage_at_loss: str
+    closed_at: datetime
+
+
+def lost_deals(session: Session, actor: User, period: Period, team_id: int | None = None) -> list[LostDeal]:
+    """Deals lost in the period with reason, amount, stage at loss and owner (the counts and
+    amounts by reason are in ``deal_outcomes``)."""
+    owners = {u.id: u.name for u in team_members(session, actor, team_id)}
+    stages = {s.id: s.name for s in pipeline_stages(session, actor.organization_id)}
+    deals = session.scalars(
+        select(Opportunity).where(
+            Opportunity.organization_id == actor.organization_id, Opportunity.deleted_at.is_(None), Opportunity.status == "lost",
+            Opportunity.owner_id.in_(owners), _in_period(Opportunity.closed_at, actor, period),
+        ).order_by(Opportunity.closed_at.desc())
+    )
+    # A lost deal keeps the stage it was lost from (the lost move does not change stage).
+    return [LostDeal(d.id, d.name, owners[d.owner_id], d.amount, d.loss_reason or "", stages[d.stage_id], d.closed_at) for d in deals]
+
+
+@dataclass
+class DealAlert:
+    opportunity_id: int
+    name: str
+    account_name: str
+    owner_name: str
+    amount: Decimal
+    kind: str
+    days: int
+
+
+def deal_alerts(session: Session, actor: User, now: datetime, team_id: int | None = None) -> list[DealAlert]:
+    """The team's open deals that are going dark, stale or neglected (``services.signals``)."""
+    owners = [u.id for u in team_members(session, actor, team_id)]
+    deals = list(session.scalars(
+        select(Opportunity).where(
+            Opportunity.organization_id == actor.organization_id, Opportunity.deleted_at.is_(None), Opportunity.status == "open",
+            Opportunity.owner_id.in_(owners),
+        ).options(selectinload(Opportunity.stage), selectinload(Opportunity.owner), selectinload(Opportunity.account))
+    ))
+    by_id = {d.id: d for d in deals}
+    return [
+        DealAlert(w.opportunity_id, by_id[w.opportunity_id].name, by_id[w.opportunity_id].account.name,
+                  by_id[w.opportunity_id].owner.name, by_id[w.opportunity_id].amount, w.kind, w.days)
+        for w in sorted(deal_warnings(session, actor.organization, deals, now), key=lambda w: (w.kind, -w.days))
+    ]
+
+
+@dataclass
+class Forecast:
+    quarter: Period
+    won: Decimal
+    weighted_open: Decimal
+    quota: Decimal | None
+
+    @property
+    def total(self) -> Decimal:
+        return self.won + self.weighted_open
+
+    @property
+    def attainment(self) -> float | None:
+        return float(self.total / self.quota) if self.quota else None
+
+
+def quarter_forecast(session: Session, actor: User, today: date, team_id: int | None = None) -> Forecast:
+    """Won so far in the quarter + Σ(amount × probability) of open deals expected to close in
+    it, against the team's revenue quota for the quarter."""
+    people = team_members(session, actor, team_id)
+    owners = [u.id for u in people]
+    quarter = period_for("this_quarter", today, actor.organization.fiscal_year_start_month)
+    won = sum((amount for _, amount in _won_by_owner(session, actor, quarter, owners).values()), Decimal(0))
+    weighted = session.scalar(
+        select(func.sum(Opportunity.amount * Stage.probability))
+        .join(Stage, Stage.id == Opportunity.stage_id)
+        .where(Opportunity.organization_id == actor.organization_id, Opportunity.deleted_at.is_(None), Opportunity.status == "open",
+               Opportunity.owner_id.in_(owners), Opportunity.expected_close_date >= quarter.start,
+               Opportunity.expected_close_date < quarter.end)
+    )
+    teams = {u.team_id for u in people if u.team_id} if team_id is None else {team_id}
+    quota = session.scalar(
+        select(func.sum(Quota.target)).where(
+            Quota.organization_id == actor.organization_id, Quota.metric == "won_revenue", Quota.period == "quarter",
+            Quota.period_start == quarter.start, Quota.team_id.in_(teams),
+        )
+    )
+    return Forecast(quarter, won, Decimal(weighted or 0).quantize(Decimal("0.01")), Decimal(quota) if quota is not None else None)
+
+
+@dataclass
+class NoteQuality:
+    activity_id: int
+    owner_name: str
+    type: str
+    occurred_at: datetime
+    answered: int
+    questions: int
+
+    @property
+    def share(self) -> float:
+        return self.answered / self.questions if self.questions else 1.0
+
+    @property
+    def flagged(self) -> bool:
+        return self.questions > 0 and self.answered == 0
+
+
+def note_quality(session: Session, actor: User, period: Period, team_id: int | None = None) -> list[NoteQuality]:
+    """For calls and visits in the period: the share of their type's checklist questions the
+    note answers ("Question: answer" lines); an empty note, or one answering none, is flagged."""
+    owners = {u.id: u.name for u in team_members(session, actor, team_id)}
+    checklists = {
+        kind: list(questions or [])
+        for kind, questions in session.execute(
+            select(NoteChecklist.activity_type, NoteChecklist.questions).where(NoteChecklist.organization_id == actor.organization_id)
+        )
+    }
+    rows = []
+    for activity in session.scalars(
+        select(Activity).where(
+            Activity.organization_id == actor.organization_id, Activity.deleted_at.is_(None), Activity.type.in_(("call", "visit")),
+            Activity.owner_id.in_(owners), _in_period(Activity.occurred_at, actor, period),
+        ).order_by(Activity.occurred_at)
+    ):
+        questions = checklists.get(activity.type, [])
+        answers = {}
+        for line in (activity.body_text or "").splitlines():
+            question, _, answer = line.partition(":")
+            answers[question.strip()] = answer.strip()
+        answered = sum(1 for q in questions if answers.get(q))
+        rows.append(NoteQuality(activity.id, owners[activity.owner_id], activity.type, activity.occurred_at, answered, len(questions)))
+    return rows

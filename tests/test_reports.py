@@ -413,3 +413,114 @@ def test_rollups_rebuild_command(tmp_path, monkeypatch):
     assert runner.invoke(args=["demo-data", "--scale", "0.02", "--today", "2026-11-20"]).exit_code == 0
     result = runner.invoke(args=["rollups", "rebuild"])
     assert result.exit_code == 0 and "Northwind Freight:" in result.output and " rows" in result.output
+
+
+# -- patterns, trends, leads, deals that need a look ---------------------------------------------
+
+
+def test_weekday_pattern_matches_the_raw_rows(demo_session, demo):
+    session = demo_session
+    period = period_for("last_quarter", TODAY, demo.organization.fiscal_year_start_month)
+    pattern = reports.weekday_pattern(session, demo, period)
+    zone = ZoneInfo(demo.organization.time_zone)
+    expected = defaultdict(lambda: [0] * 7)
+    for a in session.scalars(select(Activity).where(Activity.deleted_at.is_(None))):
+        day = a.occurred_at.astimezone(zone).date()
+        if period.start <= day < period.end and a.owner_id in pattern:
+            expected[a.owner_id][day.weekday()] += 1
+    assert pattern == {owner: expected[owner] for owner in pattern}
+    assert sum(map(sum, pattern.values())) > 0
+
+
+def test_monthly_trends_match_the_raw_rows(demo_session, demo):
+    session = demo_session
+    points = reports.monthly_trends(session, demo, TODAY, months=12)
+    assert len(points) == 12 and points[-1].month == date(2026, 11, 1) and points[0].month == date(2025, 12, 1)
+    zone = ZoneInfo(demo.organization.time_zone)
+    activities = Counter()
+    for a in session.scalars(select(Activity).where(Activity.deleted_at.is_(None))):
+        local = a.occurred_at.astimezone(zone).date()
+        activities[date(local.year, local.month, 1)] += 1
+    won = defaultdict(lambda: [0, Decimal(0)])
+    for d in session.scalars(select(Opportunity).where(Opportunity.status == "won")):
+        local = d.closed_at.astimezone(zone).date()
+        won[date(local.year, local.month, 1)][0] += 1
+        won[date(local.year, local.month, 1)][1] += d.amount
+    for point in points:
+        assert point.activities == activities[point.month]
+        assert (point.won_deals, point.won_amount) == (won[point.month][0], won[point.month][1])
+    with pytest.raises(DomainError):
+        reports.monthly_trends(session, demo, TODAY, months=7)
+
+
+def test_lead_response_times_match_the_raw_rows(demo_session, demo):
+    import statistics
+
+    from services.models import Lead
+
+    session = demo_session
+    period = period_for("last_year", TODAY, demo.organization.fiscal_year_start_month)
+    rows = {row.owner_id: row for row in reports.lead_response_times(session, demo, period)}
+    zone = ZoneInfo(demo.organization.time_zone)
+    touches = defaultdict(list)
+    for a in session.scalars(select(Activity).where(Activity.lead_id.is_not(None), Activity.direction == "outbound")):
+        if a.type in ("call", "email", "meeting") and a.deleted_at is None:
+            touches[a.lead_id].append(a.occurred_at)
+    waits = defaultdict(list)
+    for lead in session.scalars(select(Lead)):
+        if period.start <= lead.created_at.astimezone(zone).date() < period.end:
+            first = min(touches[lead.id]) if touches[lead.id] else None
+            waits[lead.owner_id].append((first - lead.created_at).total_seconds() / 3600 if first else None)
+    for owner_id, row in rows.items():
+        answered = [w for w in waits[owner_id] if w is not None]
+        assert (row.leads, row.answered) == (len(waits[owner_id]), len(answered))
+        assert row.median_hours == (pytest.approx(statistics.median(answered)) if answered else None)
+        assert row.within_target == sum(1 for w in answered if w <= 24)
+    assert sum(row.leads for row in rows.values()) > 0
+
+
+def test_lost_deals_and_alerts_on_the_demo(demo_session, demo):
+    session = demo_session
+    period = period_for("last_year", TODAY, demo.organization.fiscal_year_start_month)
+    lost = reports.lost_deals(session, demo, period)
+    outcome = reports.deal_outcomes(session, demo, period)
+    assert len(lost) == outcome.lost and all(deal.reason for deal in lost)
+    by_reason = Counter(deal.reason for deal in lost)
+    assert by_reason == Counter({reason: count for reason, (count, _) in outcome.lost_by_reason.items()})
+    now = datetime(2026, 11, 20, 17, tzinfo=timezone.utc)
+    alerts = reports.deal_alerts(session, demo, now)
+    assert {"going_dark", "stale"} <= {a.kind for a in alerts}
+    open_ids = set(session.scalars(select(Opportunity.id).where(Opportunity.status == "open")))
+    assert {a.opportunity_id for a in alerts} <= open_ids
+
+
+def test_forecast_adds_won_and_weighted_open_deals(session, world: World):
+    from services.models import Quota
+
+    deal = session.get(Opportunity, world.deal.id)
+    deal.status, deal.closed_at, deal.amount = "won", datetime(2026, 11, 2, tzinfo=timezone.utc), Decimal(10000)
+    expected_in_quarter = Opportunity(organization_id=world.org.id, name="Open in Q4", account_id=world.account.id,
+                                      owner_id=world.teammate.id, amount=Decimal(20000), currency="EUR", stage_id=world.stages[1].id,
+                                      expected_close_date=date(2026, 12, 15))
+    next_quarter = Opportunity(organization_id=world.org.id, name="Open in Q1", account_id=world.account.id, owner_id=world.rep.id,
+                               amount=Decimal(99999), currency="EUR", stage_id=world.stages[2].id, expected_close_date=date(2027, 1, 15))
+    session.add_all([expected_in_quarter, next_quarter, Quota(organization_id=world.org.id, team_id=world.east.id, period="quarter",
+                                                             period_start=date(2026, 10, 1), metric="won_revenue", target=Decimal(36000))])
+    session.commit()
+    forecast = reports.quarter_forecast(session, session.get(User, world.manager.id), TODAY)
+    assert (forecast.quarter.start, forecast.quarter.end) == (date(2026, 10, 1), date(2027, 1, 1))
+    assert (forecast.won, forecast.weighted_open, forecast.quota) == (Decimal(10000), Decimal("8000.00"), Decimal(36000))
+    assert forecast.total == Decimal(18000) and forecast.attainment == 0.5
+
+
+def test_note_quality_flags_empty_and_unanswered_notes(session, world: World):
+    berlin = ZoneInfo("Europe/Berlin")
+    add(session, world, world.rep, datetime(2026, 11, 10, 9, tzinfo=berlin), body_text="Truck size: 26 ft\nLanes used: Berlin-Hamburg")
+    add(session, world, world.rep, datetime(2026, 11, 10, 10, tzinfo=berlin), body_text="Truck size: 40 ft\nLanes used:")
+    add(session, world, world.rep, datetime(2026, 11, 10, 11, tzinfo=berlin), body_text="Nice chat.")
+    add(session, world, world.rep, datetime(2026, 11, 10, 12, tzinfo=berlin))
+    add(session, world, world.rep, datetime(2026, 11, 10, 13, tzinfo=berlin), type="email", body_text="not a call")
+    session.commit()
+    rows = reports.note_quality(session, session.get(User, world.manager.id), Period(date(2026, 11, 1), date(2026, 12, 1)))
+    assert [(r.answered, r.questions, r.flagged) for r in rows] == [(2, 2, False), (1, 2, False), (0, 2, True), (0, 2, True)]
+    assert [r.share for r in rows] == [1.0, 0.5, 0.0, 0.0]
