@@ -32,6 +32,10 @@ class Period:
             raise DomainError("A period ends after it starts.")
 
     @property
+    def last_day(self) -> date:
+        return self.end - timedelta(days=1)
+
+    @property
     def days(self) -> int:
         return (self.end - self.start).days
 
@@ -101,3 +105,24 @@ def comparison_for(period: Period, year_over_year: bool = False) -> Period:
         # A whole month, quarter or year compares with the whole one before it.
         return Period(add_months(period.start, -calendar), add_months(period.end, -calendar), f"{period.kind}_previous")
     return Period(period.start - timedelta(days=period.days), period.start, f"{period.kind}_previous")
+
+
+def local_today(zone: str, now: datetime | None = None) -> date:
+    return (now or datetime.now(timezone.utc)).astimezone(ZoneInfo(zone)).date()
+
+
+def parse_period(kind: str | None, start: str | None, end: str | None, today: date, fiscal_start_month: int) -> Period:
+    """The period a picker asked for: a named one, or ``custom`` with ISO start and end dates
+    (the end day included, as people say "from the 1st to the 15th")."""
+    kind = kind or "this_month"
+    if kind != "custom":
+        return period_for(kind, today, fiscal_start_month)
+    try:
+        first, last = date.fromisoformat(start or ""), date.fromisoformat(end or "")
+    except ValueError:
+        raise DomainError("Enter a start and an end date.") from None
+    if last < first:
+        raise DomainError("The end date is before the start date.")
+    if (last - first).days > 3 * 366:
+        raise DomainError("Choose a range of at most three years.")
+    return Period(first, last + timedelta(days=1), "custom")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -22,7 +23,7 @@ from sqlalchemy.orm import Session, selectinload
 from services.access import require_role
 from services.deals import pipeline_stages
 from services.errors import DomainError, Forbidden
-from services.models import Activity, ActivityRollup, Lead, NoteChecklist, Opportunity, Quota, Stage, StageChange, User
+from services.models import Activity, ActivityRollup, Lead, NoteChecklist, Opportunity, Quota, Stage, StageChange, Team, User
 from services.periods import Period, add_months, period_for
 from services.signals import deal_warnings
 from services.types import as_utc
@@ -617,3 +618,118 @@ def note_quality(session: Session, actor: User, period: Period, team_id: int | N
         answered = sum(1 for q in questions if answers.get(q))
         rows.append(NoteQuality(activity.id, owners[activity.owner_id], activity.type, activity.occurred_at, answered, len(questions)))
     return rows
+
+
+# -- the dashboard's view model -------------------------------------------------------------------
+
+
+@dataclass
+class TeamReport:
+    period: Period
+    comparison: Period
+    team_id: int | None
+    activity: list[RepActivity]
+    activity_before: dict[int, int]  # owner → total activities in the comparison period
+    weekdays: dict[int, list[int]]
+    quota: list[Attainment]
+    pipeline: list[StageRow]
+    outcomes: DealOutcomes
+    outcomes_before: DealOutcomes
+    conversion: list[StageConversion]
+    leaderboard: list[LeaderboardRow]
+    lost: list[LostDeal]
+    leads: list[LeadSource]
+    response: list[ResponseTime]
+    alerts: list[DealAlert]
+    drawdowns: list[Drawdown]
+    forecast: Forecast
+    trends: list[MonthPoint]
+    notes: list[NoteQuality]
+
+    @property
+    def activity_total(self) -> int:
+        return sum(row.total for row in self.activity)
+
+    @property
+    def activity_total_before(self) -> int:
+        return sum(self.activity_before.values())
+
+    @property
+    def activity_bars(self) -> list[tuple[str, int]]:
+        return [(row.name, row.total) for row in self.activity]
+
+    @property
+    def pipeline_bars(self) -> list[tuple[str, int]]:
+        return [(row.name, row.count) for row in self.pipeline]
+
+
+def team_report(session: Session, actor: User, period: Period, today: date, now: datetime, team_id: int | None = None) -> TeamReport:
+    """Every figure for one period and team, with the comparison period beside the activity
+    and outcome figures: what the dashboard and its CSV exports show."""
+    from services.periods import comparison_for
+
+    comparison = comparison_for(period)
+    activity = activity_summary(session, actor, period, team_id)
+    return TeamReport(
+        period=period,
+        comparison=comparison,
+        team_id=team_id,
+        activity=activity,
+        activity_before={row.owner_id: row.total for row in activity_summary(session, actor, comparison, team_id)},
+        weekdays=weekday_pattern(session, actor, period, team_id),
+        quota=quota_attainment(session, actor, period, team_id),
+        pipeline=pipeline(session, actor, team_id),
+        outcomes=deal_outcomes(session, actor, period, team_id),
+        outcomes_before=deal_outcomes(session, actor, comparison, team_id),
+        conversion=stage_conversion(session, actor, period, team_id),
+        leaderboard=leaderboard(session, actor, period, team_id),
+        lost=lost_deals(session, actor, period, team_id),
+        leads=lead_conversion(session, actor, period),
+        response=lead_response_times(session, actor, period, team_id),
+        alerts=deal_alerts(session, actor, now, team_id),
+        drawdowns=drawdown_alerts(session, actor, today, team_id),
+        forecast=quarter_forecast(session, actor, today, team_id),
+        trends=monthly_trends(session, actor, today, 12, team_id),
+        notes=note_quality(session, actor, period, team_id),
+    )
+
+
+def report_tables(report: TeamReport) -> dict[str, tuple[list[str], list[list[Any]]]]:
+    """Each of the dashboard's tables as a header and rows, for CSV export."""
+    return {
+        "activity": (["rep", "activities", "before", "attempts", "contacts", "connect rate", "minutes"],
+                     [[r.name, r.total, report.activity_before.get(r.owner_id, 0), r.attempts, r.contacts,
+                       _ratio(r.connect_rate), sum(r.minutes.values())] for r in report.activity]),
+        "quota": (["rep", "metric", "type", "target", "actual", "attainment"],
+                  [[q.name, q.metric, q.activity_type or "", q.target, q.actual, _ratio(q.ratio)] for q in report.quota]),
+        "pipeline": (["stage", "deals", "amount", "weighted"], [[s.name, s.count, s.amount, s.weighted] for s in report.pipeline]),
+        "conversion": (["stage", "reached", "moved on", "rate"], [[c.name, c.reached, c.moved_on, _ratio(c.rate)] for c in report.conversion]),
+        "leaderboard": (["rank", "rep", "won amount", "won deals", "activities"],
+                        [[r.rank, r.name, r.won_amount, r.won_deals, r.activities] for r in report.leaderboard]),
+        "lost": (["deal", "owner", "amount", "reason", "stage at loss", "closed"],
+                 [[d.name, d.owner_name, d.amount, d.reason, d.stage_at_loss, d.closed_at.isoformat()] for d in report.lost]),
+        "leads": (["source", "created", "converted", "rate"], [[l.source, l.created, l.converted, _ratio(l.rate)] for l in report.leads]),
+        "response": (["rep", "leads", "answered", "median hours", "within target"],
+                     [[r.name, r.leads, r.answered, "" if r.median_hours is None else round(r.median_hours, 1),
+                       _ratio(r.share_within_target)] for r in report.response]),
+        "alerts": (["deal", "account", "owner", "amount", "alert", "days"],
+                   [[a.name, a.account_name, a.owner_name, a.amount, a.kind, a.days] for a in report.alerts]),
+        "trends": (["month", "won amount", "won deals", "win rate", "activities"],
+                   [[p.month.isoformat(), p.won_amount, p.won_deals, _ratio(p.win_rate), p.activities] for p in report.trends]),
+        "notes": (["rep", "type", "when", "answered", "questions", "flagged"],
+                  [[n.owner_name, n.type, n.occurred_at.isoformat(), n.answered, n.questions, "yes" if n.flagged else ""]
+                   for n in report.notes]),
+    }
+
+
+def _ratio(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"
+
+
+def visible_teams(session: Session, actor: User) -> list[Team]:
+    """The teams the actor may pick on the dashboard: an admin's all, a manager's own."""
+    require_role(actor, "manager", "admin")
+    query = select(Team).where(Team.organization_id == actor.organization_id).order_by(Team.name)
+    if actor.role == "manager":
+        query = query.where(Team.id == actor.team_id)
+    return list(session.scalars(query))

@@ -20,8 +20,9 @@ from services.models import Activity, Base, FollowUp, User
 from tests.factories import World
 
 # Strings that exist only in our organization: none may reach the other one.
-# Path arguments that name no record (a sign-in provider): no tenant's data behind them.
-NAMES = {"provider": "google"}
+# Path arguments that name no record (a sign-in provider, a dashboard table): what is behind
+# them is the caller's own organization's.
+NAMES = {"provider": "google", "table": "alerts"}
 SECRETS = ["Reefer contract", "Ann Buyer", "Acme Freight Denver", "Rita Rep", "SECRET-ACTIVITY", "SECRET-FOLLOW-UP", "northwind.test"]
 
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, jsonify, request
 
+from addin.views import page_or_fragment
 from services.errors import DomainError
 
 
 def register(app: Flask) -> None:
-    from addin.routes import activities, admin, audit, auth, contacts, deals, followups, health, pane, preview
+    from addin.routes import activities, admin, audit, auth, contacts, deals, followups, health, pane, preview, reports
 
-    for module in (auth, health, pane, preview, contacts, deals, activities, followups, audit, admin):
+    for module in (auth, health, pane, preview, contacts, deals, activities, followups, audit, admin, reports):
         app.register_blueprint(module.bp)
 
     @app.errorhandler(DomainError)
@@ -20,4 +21,4 @@ def register(app: Flask) -> None:
         status = 422 if error.status == 400 else error.status
         if request.is_json or request.path.startswith(("/auth/", "/api/")):
             return jsonify(error=error.message, errors=error.errors), status
-        return render_template("_refused.html", message=error.message), status
+        return page_or_fragment("refused.html", "_refused.html", status, message=error.message)

@@ -1,0 +1,84 @@
+"""The dashboard and its CSV exports: who may see which team, the period picker's bad input,
+and that what the page shows is what the services computed."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from services.models import Activity, Opportunity, User
+from services.rollups import rebuild_rollups
+from tests.factories import World
+
+
+def add_activities(app, world: World, count: int) -> None:
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        for n in range(count):
+            session.add(Activity(organization_id=world.org.id, type="call", direction="outbound", outcome="connected",
+                                 occurred_at=datetime.now(timezone.utc) - timedelta(minutes=n + 1), owner_id=world.rep.id, source="web"))
+        deal = session.get(Opportunity, world.deal.id)
+        deal.name = "=HYPERLINK(\"http://evil.test\")"
+        session.flush()
+        rebuild_rollups(session, session.get(type(world.org), world.org.id))
+        session.commit()
+
+
+@pytest.mark.parametrize("who, status", [("rita", 403), ("mia", 200), ("ada", 200)])
+def test_dashboard_is_for_managers_and_admins(auth, app_world: World, who, status):
+    auth.login(f"{who}@northwind.test")
+    response = auth.get("/dashboard", htmx=False)
+    assert response.status_code == status
+    if status == 403:
+        assert "<html" in response.get_data(as_text=True) and "Your role does not allow this." in response.get_data(as_text=True)
+
+
+def test_managers_see_their_own_team_only(auth, app_world: World):
+    auth.login("mia@northwind.test")
+    body = auth.get("/dashboard", htmx=False).get_data(as_text=True)
+    assert "Rita Rep" in body and "Tom Teammate" in body and "Wendy West" not in body
+    assert auth.get(f"/dashboard?team={app_world.west.id}", htmx=False).status_code == 403
+    auth.login("ada@northwind.test")
+    west = auth.get(f"/dashboard?team={app_world.west.id}", htmx=False).get_data(as_text=True)
+    assert "Wendy West" in west and "Rita Rep" not in west
+
+
+def test_the_page_shows_what_the_services_computed(auth, app, app_world: World):
+    add_activities(app, app_world, 7)
+    auth.login("mia@northwind.test")
+    body = auth.get("/dashboard?period=this_week").get_data(as_text=True)
+    assert "<html" not in body  # htmx gets the report alone
+    assert "<h2>7</h2>" in body
+    export = auth.get("/dashboard/activity.csv?period=this_week", htmx=False)
+    rows = list(csv.reader(io.StringIO(export.get_data(as_text=True))))
+    assert rows[0][:5] == ["rep", "activities", "before", "attempts", "contacts"]
+    # Seven outbound connected calls: seven attempts, seven contacts.
+    assert ["Rita Rep", "7", "0", "7", "7"] == rows[[r[0] for r in rows].index("Rita Rep")][:5]
+
+
+def test_csv_cells_cannot_become_formulas(auth, app, app_world: World):
+    add_activities(app, app_world, 1)
+    auth.login("mia@northwind.test")
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        session.get(Opportunity, app_world.deal.id).stage_entered_at = datetime.now(timezone.utc) - timedelta(days=60)
+        session.commit()
+    text = auth.get("/dashboard/alerts.csv", htmx=False).get_data(as_text=True)
+    assert "'=HYPERLINK" in text and "\n=HYPERLINK" not in text and ",=HYPERLINK" not in text
+
+
+@pytest.mark.parametrize(
+    "query, message",
+    [("period=custom&start=2026-01-10&end=2026-01-01", "before the start"), ("period=custom&start=soon&end=", "Enter a start"),
+     ("period=fortnight", "Unknown period"), ("period=custom&start=2010-01-01&end=2026-01-01", "three years")],
+)
+def test_bad_periods_get_a_message(auth, app_world: World, query, message):
+    auth.login("mia@northwind.test")
+    response = auth.get(f"/dashboard?{query}")
+    assert response.status_code == 422 and message in response.get_data(as_text=True)
+
+
+def test_unknown_export_is_404(auth, app_world: World):
+    auth.login("ada@northwind.test")
+    assert auth.get("/dashboard/passwords.csv", htmx=False).status_code == 404
