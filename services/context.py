@@ -11,10 +11,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Iterable
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from services.access import can_edit, can_read_content, visible_activities
+from services.access import can_edit, can_read_content, get_scoped, visible_activities
 from services.activities import activity_by_external_id
 from services.contacts import account_for_domain
 from services.deals import pipeline_stages
@@ -289,7 +289,7 @@ def _deal_row(actor: User, deal: Opportunity, now: datetime, warnings: list[Deal
 
 def _activity_row(actor: User, activity: Activity) -> ActivityRow:
     readable = can_read_content(actor, activity)
-    summary = (activity.body_text or "")[:160] if readable else None
+    summary = (activity.body_text or "")[:400] if readable else None
     return ActivityRow(
         activity.id,
         activity.type,
@@ -303,3 +303,58 @@ def _activity_row(actor: User, activity: Activity) -> ActivityRow:
         not readable,
         can_edit(actor, activity.owner),
     )
+
+
+# -- timelines and the notes feed ------------------------------------------------------------------
+
+
+@dataclass
+class Timeline:
+    account: AccountCard
+    activities: list[ActivityRow]
+
+
+def _family(session: Session, org_id: int, account: Account) -> list[int]:
+    """An account with its parent and branches: knowledge about one client is shared across
+    its branches."""
+    root = account.parent or account
+    ids = {root.id, account.id}
+    ids |= set(session.scalars(select(Account.id).where(Account.organization_id == org_id, Account.parent_id == root.id)))
+    return sorted(ids)
+
+
+def account_timeline(session: Session, actor: User, account_id: int, limit: int = 50) -> Timeline:
+    """One account's activities and notes (with its parent's and branches'), newest first, as
+    far as the actor may read them."""
+    account = get_scoped(session, actor, Account, account_id, "account")
+    family = _family(session, actor.organization_id, account)
+    activities = session.scalars(
+        select(Activity)
+        .where(visible_activities(actor), Activity.account_id.in_(family))
+        .options(selectinload(Activity.owner))
+        .order_by(Activity.occurred_at.desc(), Activity.id.desc())
+        .limit(limit)
+    ).all()
+    return Timeline(_account_card(account), [_activity_row(actor, a) for a in activities])
+
+
+def notes_feed(session: Session, actor: User, account_query: str, limit: int = 100) -> list[tuple[str, ActivityRow]]:
+    """Notes and activity notes about accounts whose name matches, with their families, for
+    anyone on the team to learn from: (account name, activity)."""
+    words = account_query.strip()[:100]
+    if len(words) < 2:
+        return []
+    matches = session.scalars(
+        select(Account).where(Account.organization_id == actor.organization_id, Account.deleted_at.is_(None),
+                              func.lower(Account.name).contains(words.lower(), autoescape=True)).limit(20)
+    ).all()
+    family = sorted({i for account in matches for i in _family(session, actor.organization_id, account)})
+    names = dict(session.execute(select(Account.id, Account.name).where(Account.id.in_(family))).all())
+    rows = session.scalars(
+        select(Activity)
+        .where(visible_activities(actor), Activity.account_id.in_(family), Activity.body_text.is_not(None), Activity.body_text != "")
+        .options(selectinload(Activity.owner))
+        .order_by(Activity.occurred_at.desc(), Activity.id.desc())
+        .limit(limit)
+    ).all()
+    return [(names.get(a.account_id, ""), _activity_row(actor, a)) for a in rows]

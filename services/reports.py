@@ -13,18 +13,18 @@ import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session, selectinload
 
-from services.access import require_role
+from services.access import get_scoped, require_role
 from services.deals import pipeline_stages
 from services.errors import DomainError, Forbidden
-from services.models import Activity, ActivityRollup, Lead, NoteChecklist, Opportunity, Quota, Stage, StageChange, Team, User
-from services.periods import Period, add_months, period_for
+from services.models import Account, Activity, ActivityRollup, Lead, NoteChecklist, Opportunity, Quota, Stage, StageChange, Team, User
+from services.periods import Period, add_months, comparison_for, period_for
 from services.signals import deal_warnings
 from services.types import as_utc
 
@@ -666,8 +666,6 @@ class TeamReport:
 def team_report(session: Session, actor: User, period: Period, today: date, now: datetime, team_id: int | None = None) -> TeamReport:
     """Every figure for one period and team, with the comparison period beside the activity
     and outcome figures: what the dashboard and its CSV exports show."""
-    from services.periods import comparison_for
-
     comparison = comparison_for(period)
     activity = activity_summary(session, actor, period, team_id)
     return TeamReport(
@@ -733,3 +731,99 @@ def visible_teams(session: Session, actor: User) -> list[Team]:
     if actor.role == "manager":
         query = query.where(Team.id == actor.team_id)
     return list(session.scalars(query))
+
+
+@dataclass
+class RepAccount:
+    id: int
+    name: str
+    open_deals: int
+    last_activity: datetime | None
+
+
+def rep_accounts(session: Session, actor: User, rep_id: int) -> tuple[User, list[RepAccount]]:
+    """The accounts a rep owns or worked on in the last 90 days, most recently touched first:
+    "how is this rep doing with this client"."""
+    rep = get_scoped(session, actor, User, rep_id, "rep")
+    if rep.id not in {u.id for u in team_members(session, actor)}:
+        raise Forbidden("Managers see their own team's reps.")
+    since = datetime.now(timezone.utc) - timedelta(days=90)
+    worked = select(Activity.account_id).where(Activity.organization_id == actor.organization_id, Activity.owner_id == rep.id,
+                                               Activity.occurred_at >= since, Activity.account_id.is_not(None))
+    accounts = session.execute(
+        select(Account.id, Account.name).where(
+            Account.organization_id == actor.organization_id, Account.deleted_at.is_(None),
+            (Account.owner_id == rep.id) | Account.id.in_(worked),
+        )
+    ).all()
+    ids = [a.id for a in accounts]
+    last = dict(session.execute(
+        select(Activity.account_id, func.max(Activity.occurred_at)).where(
+            Activity.organization_id == actor.organization_id, Activity.owner_id == rep.id, Activity.deleted_at.is_(None),
+            Activity.account_id.in_(ids)).group_by(Activity.account_id)
+    ).all())
+    deals = dict(session.execute(
+        select(Opportunity.account_id, func.count()).where(
+            Opportunity.organization_id == actor.organization_id, Opportunity.owner_id == rep.id, Opportunity.status == "open",
+            Opportunity.deleted_at.is_(None), Opportunity.account_id.in_(ids)).group_by(Opportunity.account_id)
+    ).all())
+    rows = [RepAccount(i, name, deals.get(i, 0), as_utc(last.get(i))) for i, name in accounts]
+    never = datetime.min.replace(tzinfo=timezone.utc)
+    return rep, sorted(rows, key=lambda r: (r.last_activity or never, r.name), reverse=True)
+
+
+# -- the manager's panel in the pane ---------------------------------------------------------------
+
+
+@dataclass
+class PanelRow:
+    owner_id: int
+    name: str
+    this_week: int
+    last_week: int
+    calls: int
+    calls_target: Decimal | None
+
+
+@dataclass
+class TeamPanel:
+    rows: list[PanelRow]
+    pipeline_bars: list[tuple[str, int]]
+    weighted: Decimal
+    quarter: DealOutcomes
+    drawdowns: list[Drawdown]
+    alerts: list[DealAlert]
+    leaders: list[LeaderboardRow]
+
+    @property
+    def alert_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = defaultdict(int)
+        for alert in self.alerts:
+            counts[alert.kind] += 1
+        return dict(counts)
+
+
+def team_panel(session: Session, actor: User, today: date, now: datetime) -> TeamPanel:
+    """The compact view for the pane: this week against last, calls against their (pro rata)
+    quota, the funnel, this quarter's win rate, who is slipping, deals to look at, leaders."""
+    week = period_for("this_week", today)
+    so_far = Period(week.start, today + timedelta(days=1), "wtd")
+    # Monday to today against the same days of last week.
+    before = Period(so_far.start - timedelta(days=7), so_far.end - timedelta(days=7), "wtd_previous")
+    quarter = period_for("this_quarter", today, actor.organization.fiscal_year_start_month)
+    previous = {row.owner_id: row.total for row in activity_summary(session, actor, before)}
+    targets = {(q.owner_id): q.target for q in quota_attainment(session, actor, so_far) if q.activity_type == "call"}
+    rows = [
+        PanelRow(r.owner_id, r.name, r.total, previous.get(r.owner_id, 0), r.counts.get("call", 0), targets.get(r.owner_id))
+        for r in activity_summary(session, actor, so_far)
+    ]
+    stages = pipeline(session, actor)
+    return TeamPanel(
+        rows=rows,
+        pipeline_bars=[(s.name, s.count) for s in stages],
+        weighted=sum((s.weighted for s in stages), Decimal(0)),
+        quarter=deal_outcomes(session, actor, quarter),
+        drawdowns=drawdown_alerts(session, actor, today),
+        alerts=deal_alerts(session, actor, now),
+        leaders=leaderboard(session, actor, quarter)[:5],
+    )

@@ -82,3 +82,53 @@ def test_bad_periods_get_a_message(auth, app_world: World, query, message):
 def test_unknown_export_is_404(auth, app_world: World):
     auth.login("ada@northwind.test")
     assert auth.get("/dashboard/passwords.csv", htmx=False).status_code == 404
+
+
+# -- the pane's team panel and its drill-downs ------------------------------------------------------
+
+
+def seed_branch_activity(app, world: World) -> None:
+    from services import activities
+
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        rep = session.get(User, world.rep.id)
+        activities.add_note(session, rep, {"body": "Denver wants reefers", "account_id": world.branch.id})
+        activities.add_note(session, rep, {"body": "HQ signs the contracts", "account_id": world.account.id})
+        activities.add_note(session, rep, {"body": "my private thought", "account_id": world.account.id, "is_private": "true"})
+        west = session.get(User, world.west_rep.id)
+        activities.add_note(session, west, {"body": "West team note", "account_id": world.account.id})
+        session.commit()
+
+
+def test_team_panel_for_managers(auth, app, app_world: World):
+    seed_branch_activity(app, app_world)
+    auth.login("mia@northwind.test")
+    body = auth.get("/pane/team").get_data(as_text=True)
+    assert "Team this week" in body and "Rita Rep" in body and "Wendy West" not in body
+    assert f"/pane/team/reps/{app_world.rep.id}" in body
+    auth.login("rita@northwind.test")
+    assert auth.get("/pane/team").status_code == 403
+
+
+def test_drill_down_from_rep_to_account_timeline(auth, app, app_world: World):
+    seed_branch_activity(app, app_world)
+    auth.login("mia@northwind.test")
+    rep = auth.get(f"/pane/team/reps/{app_world.rep.id}").get_data(as_text=True)
+    assert "Acme Freight" in rep and f"/pane/accounts/{app_world.account.id}/timeline" in rep
+    timeline = auth.get(f"/pane/accounts/{app_world.account.id}/timeline").get_data(as_text=True)
+    # The parent's timeline includes its branch; the manager sees the team's notes, not the
+    # other team's, and a private note's text stays its owner's.
+    assert "Denver wants reefers" in timeline and "HQ signs the contracts" in timeline
+    assert "West team note" not in timeline and "my private thought" not in timeline and "Private" in timeline
+    assert auth.get(f"/pane/team/reps/{app_world.west_rep.id}").status_code == 403
+    assert auth.get(f"/pane/team/reps/{app_world.other_user.id}").status_code == 404
+
+
+def test_notes_feed_is_searchable_by_account_for_reps_too(auth, app, app_world: World):
+    seed_branch_activity(app, app_world)
+    auth.login("tom@northwind.test")
+    found = auth.get("/notes?account=acme").get_data(as_text=True)
+    assert "Denver wants reefers" in found and "HQ signs the contracts" in found
+    assert "my private thought" not in found and "West team note" not in found
+    assert "Type two or more letters" in auth.get("/notes?account=a").get_data(as_text=True)
+    assert "No notes about" in auth.get("/notes?account=zzzz%25").get_data(as_text=True)

@@ -524,3 +524,27 @@ def test_note_quality_flags_empty_and_unanswered_notes(session, world: World):
     rows = reports.note_quality(session, session.get(User, world.manager.id), Period(date(2026, 11, 1), date(2026, 12, 1)))
     assert [(r.answered, r.questions, r.flagged) for r in rows] == [(2, 2, False), (1, 2, False), (0, 2, True), (0, 2, True)]
     assert [r.share for r in rows] == [1.0, 0.5, 0.0, 0.0]
+
+
+def test_reopened_and_deleted_deals_and_a_team_of_one(session, world: World):
+    from services import deals as deal_service
+
+    rep = session.get(User, world.rep.id)
+    when = datetime(2026, 11, 10, 12, tzinfo=timezone.utc)
+    deal_service.move_stage(session, rep, world.deal.id, {"stage": "won", "final_amount": "5000"}, now=when)
+    other = Opportunity(organization_id=world.org.id, name="Gone", account_id=world.account.id, owner_id=world.rep.id,
+                        amount=Decimal(7000), currency="EUR", stage_id=world.stages[0].id, status="lost", loss_reason="Price",
+                        closed_at=when, deleted_at=when)
+    session.add(other)
+    session.commit()
+    november = Period(date(2026, 11, 1), date(2026, 12, 1))
+    manager = session.get(User, world.manager.id)
+    assert reports.deal_outcomes(session, manager, november).won == 1
+    assert reports.deal_outcomes(session, manager, november).lost == 0  # the soft-deleted loss never counts
+    # Reopened: no longer closed in the period, so no longer won.
+    deal_service.move_stage(session, rep, world.deal.id, {"stage": str(world.stages[1].id)}, now=when + timedelta(days=1))
+    session.commit()
+    assert (reports.deal_outcomes(session, manager, november).won, reports.deal_outcomes(session, manager, november).win_rate) == (0, None)
+    # West is a team of one rep and its manager.
+    west = reports.activity_summary(session, session.get(User, world.west_manager.id), november)
+    assert {row.name for row in west} == {"Wendy West", "Walt Manager"}

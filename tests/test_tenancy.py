@@ -46,7 +46,8 @@ def test_no_route_crosses_the_tenant_line(app, client, app_world: World):
                              due_at=datetime.now(timezone.utc) + timedelta(days=2), contact_id=world.contact.id)
         session.add_all([activity, follow_up])
         session.commit()
-        ours = {"deal_id": world.deal.id, "activity_id": activity.id, "follow_up_id": follow_up.id}
+        ours = {"deal_id": world.deal.id, "activity_id": activity.id, "follow_up_id": follow_up.id, "rep_id": world.rep.id,
+                "account_id": world.account.id}
         record_ids = {"deals": world.deal.id, "activities": activity.id, "contacts": world.contact.id,
                       "accounts": world.account.id, "followups": follow_up.id}
     # Our ids wherever a form names a record.
@@ -56,7 +57,7 @@ def test_no_route_crosses_the_tenant_line(app, client, app_world: World):
         "parent_id": world.account.id, "stage": str(world.stages[1].id), "loss_reason": "x", "final_amount": "1", "type": "call",
         "body": "x", "body_text": "x", "title": "x", "due_at": "2099-01-01T10:00", "rating": "1", "name": "X", "email": "x@new.test",
         "company": "X", "deal_name": "X", "event_id": "E1", "start": "2026-11-02T14:00", "attendees": "ann@acme.test",
-        "user_id": str(world.rep.id), "password": "x",
+        "user_id": str(world.rep.id), "password": "x", "account": "acme", "period": "this_year",
     }
     before = our_rows(app, world.org.id)
     checked = []
@@ -96,6 +97,7 @@ def test_no_route_crosses_the_tenant_line(app, client, app_world: World):
                 client.delete_cookie("session")
     assert our_rows(app, world.org.id) == before, "a route of the other organization changed our rows"
     endpoints = {endpoint for _, endpoint in checked}
-    assert {"deals.move_stage", "activities.rate", "activities.undo", "followups.done", "audit.history", "pane.context"} <= endpoints
+    assert {"deals.move_stage", "activities.rate", "activities.undo", "followups.done", "audit.history", "pane.context",
+            "reports.rep", "reports.timeline", "reports.dashboard", "reports.notes"} <= endpoints
     limiter.reset()
 

@@ -11,7 +11,8 @@ from flask_login import login_required
 from addin.database import db
 from addin.views import actor, page_or_fragment
 from services.periods import KINDS, local_today, parse_period
-from services.reports import report_tables, team_report, visible_teams
+from services.context import account_timeline, notes_feed
+from services.reports import rep_accounts, report_tables, team_panel, team_report, visible_teams
 from services.types import utcnow
 
 bp = Blueprint("reports", __name__)
@@ -54,3 +55,34 @@ def _cell(value: object) -> object:
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
         return "'" + value
     return value
+
+
+# -- in the pane ----------------------------------------------------------------------------------
+
+
+@bp.get("/pane/team")
+@login_required
+def team() -> tuple[str, int]:
+    user = actor()
+    panel = team_panel(db(), user, local_today(user.organization.time_zone), utcnow())
+    return page_or_fragment("reports/team_page.html", "reports/_team.html", panel=panel)
+
+
+@bp.get("/pane/team/reps/<int:rep_id>")
+@login_required
+def rep(rep_id: int) -> tuple[str, int]:
+    person, accounts = rep_accounts(db(), actor(), rep_id)
+    return page_or_fragment("reports/team_page.html", "reports/_rep.html", rep=person, accounts=accounts)
+
+
+@bp.get("/pane/accounts/<int:account_id>/timeline")
+@login_required
+def timeline(account_id: int) -> tuple[str, int]:
+    return page_or_fragment("reports/team_page.html", "reports/_timeline.html", timeline=account_timeline(db(), actor(), account_id))
+
+
+@bp.get("/notes")
+@login_required
+def notes() -> tuple[str, int]:
+    query = request.args.get("account", "")
+    return page_or_fragment("reports/notes.html", "reports/_notes.html", query=query, notes=notes_feed(db(), actor(), query))
