@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, selectinload
 from services.access import get_scoped, require_role
 from services.deals import pipeline_stages
 from services.errors import DomainError, Forbidden
-from services.models import Account, Activity, ActivityRollup, Lead, NoteChecklist, Opportunity, Quota, Stage, StageChange, Team, User
+from services.models import Account, Activity, ActivityRollup, FollowUp, Lead, NoteChecklist, Opportunity, Quota, Stage, StageChange, Team, User
 from services.periods import Period, add_months, comparison_for, period_for
 from services.signals import deal_warnings
 from services.types import as_utc
@@ -641,6 +641,7 @@ class TeamReport:
     leads: list[LeadSource]
     response: list[ResponseTime]
     alerts: list[DealAlert]
+    neglected: list[NeglectedAccount]
     drawdowns: list[Drawdown]
     forecast: Forecast
     trends: list[MonthPoint]
@@ -655,8 +656,10 @@ class TeamReport:
         return sum(self.activity_before.values())
 
     @property
-    def activity_bars(self) -> list[tuple[str, int]]:
-        return [(row.name, row.total) for row in self.activity]
+    def activity_bars(self) -> list[tuple[str, list[tuple[str, int]]]]:
+        """Per rep, the stack of activity counts by type, largest types first."""
+        kinds = sorted({k for row in self.activity for k in row.counts}, key=lambda k: -sum(r.counts.get(k, 0) for r in self.activity))
+        return [(row.name, [(kind, row.counts.get(kind, 0)) for kind in kinds]) for row in self.activity]
 
     @property
     def pipeline_bars(self) -> list[tuple[str, int]]:
@@ -685,6 +688,7 @@ def team_report(session: Session, actor: User, period: Period, today: date, now:
         leads=lead_conversion(session, actor, period),
         response=lead_response_times(session, actor, period, team_id),
         alerts=deal_alerts(session, actor, now, team_id),
+        neglected=neglected_accounts(session, actor, now, team_id),
         drawdowns=drawdown_alerts(session, actor, today, team_id),
         forecast=quarter_forecast(session, actor, today, team_id),
         trends=monthly_trends(session, actor, today, 12, team_id),
@@ -712,6 +716,7 @@ def report_tables(report: TeamReport) -> dict[str, tuple[list[str], list[list[An
                        _ratio(r.share_within_target)] for r in report.response]),
         "alerts": (["deal", "account", "owner", "amount", "alert", "days"],
                    [[a.name, a.account_name, a.owner_name, a.amount, a.kind, a.days] for a in report.alerts]),
+        "neglected": (["account", "owner", "days quiet"], [[a.name, a.owner_name, a.days] for a in report.neglected]),
         "trends": (["month", "won amount", "won deals", "win rate", "activities"],
                    [[p.month.isoformat(), p.won_amount, p.won_deals, _ratio(p.win_rate), p.activities] for p in report.trends]),
         "notes": (["rep", "type", "when", "answered", "questions", "flagged"],
@@ -827,3 +832,42 @@ def team_panel(session: Session, actor: User, today: date, now: datetime) -> Tea
         alerts=deal_alerts(session, actor, now),
         leaders=leaderboard(session, actor, quarter)[:5],
     )
+
+
+@dataclass
+class NeglectedAccount:
+    id: int
+    name: str
+    owner_name: str
+    days: int  # since the last activity with the account (or since it was created)
+
+
+def neglected_accounts(session: Session, actor: User, now: datetime, team_id: int | None = None) -> list[NeglectedAccount]:
+    """Active accounts (owned by the team, with an open deal) with no activity for N days
+    (default 14) and no follow-up due in the future."""
+    people = {u.id: u.name for u in team_members(session, actor, team_id)}
+    quiet_days = int(actor.organization.setting("neglected_days"))
+    org_id = actor.organization_id
+    active = session.execute(
+        select(Account.id, Account.name, Account.owner_id, Account.created_at).where(
+            Account.organization_id == org_id, Account.deleted_at.is_(None), Account.owner_id.in_(people),
+            Account.id.in_(select(Opportunity.account_id).where(Opportunity.organization_id == org_id, Opportunity.status == "open",
+                                                                 Opportunity.deleted_at.is_(None))),
+        )
+    ).all()
+    ids = [row.id for row in active]
+    last = dict(session.execute(
+        select(Activity.account_id, func.max(Activity.occurred_at))
+        .where(Activity.organization_id == org_id, Activity.deleted_at.is_(None), Activity.account_id.in_(ids))
+        .group_by(Activity.account_id)
+    ).all())
+    planned = set(session.scalars(
+        select(FollowUp.account_id).where(FollowUp.organization_id == org_id, FollowUp.account_id.in_(ids), FollowUp.done_at.is_(None),
+                                          FollowUp.deleted_at.is_(None), FollowUp.due_at > now)
+    ))
+    rows = []
+    for account_id, name, owner_id, created_at in active:
+        days = max(0, (now - (as_utc(last.get(account_id)) or as_utc(created_at))).days)
+        if days >= quiet_days and account_id not in planned:
+            rows.append(NeglectedAccount(account_id, name, people[owner_id], days))
+    return sorted(rows, key=lambda r: (-r.days, r.name))

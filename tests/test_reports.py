@@ -548,3 +548,22 @@ def test_reopened_and_deleted_deals_and_a_team_of_one(session, world: World):
     # West is a team of one rep and its manager.
     west = reports.activity_summary(session, session.get(User, world.west_manager.id), november)
     assert {row.name for row in west} == {"Wendy West", "Walt Manager"}
+
+
+def test_neglected_accounts(session, world: World):
+    from services.models import FollowUp
+
+    from tests.factories import NOW as now
+
+    manager = session.get(User, world.manager.id)
+    # Acme has an open deal and nothing for 100 days (it was created 100 days ago): neglected.
+    assert [(a.name, a.days) for a in reports.neglected_accounts(session, manager, now)] == [("Acme Freight", 100)]
+    add(session, world, world.teammate, now - timedelta(days=3), account_id=world.account.id)
+    session.commit()
+    assert reports.neglected_accounts(session, manager, now) == []  # anyone's activity counts
+    later = now + timedelta(days=20)
+    assert [a.days for a in reports.neglected_accounts(session, manager, later)] == [23]
+    session.add(FollowUp(organization_id=world.org.id, title="Call", owner_id=world.rep.id, account_id=world.account.id,
+                         due_at=later + timedelta(days=1)))
+    session.commit()
+    assert reports.neglected_accounts(session, manager, later) == []  # a follow-up is planned
