@@ -87,9 +87,9 @@ class DealOutcomes:
         return sum(self.cycle_days) / len(self.cycle_days) if self.cycle_days else None
 
 
-def team_members(session: Session, actor: User, team_id: int | None = None) -> list[User]:
+def team_members(session: Session, actor: User, team_id: int | None = None, rep_id: int | None = None) -> list[User]:
     """The people whose figures the actor may see: a manager's team; for an admin, the team
-    asked for or everyone."""
+    asked for or everyone; narrowed to one rep of those when ``rep_id`` is given."""
     require_role(actor, "manager", "admin")
     if actor.role == "manager":
         if team_id not in (None, actor.team_id):
@@ -98,6 +98,8 @@ def team_members(session: Session, actor: User, team_id: int | None = None) -> l
     query = select(User).where(User.organization_id == actor.organization_id, User.role.in_(("rep", "manager")))
     if team_id is not None:
         query = query.where(User.team_id == team_id)
+    if rep_id is not None:
+        query = query.where(User.id == rep_id)
     return list(session.scalars(query.order_by(User.name)))
 
 
@@ -106,9 +108,9 @@ def _in_period(column: ColumnElement, actor: User, period: Period) -> ColumnElem
     return (column >= start) & (column < end)
 
 
-def activity_summary(session: Session, actor: User, period: Period, team_id: int | None = None) -> list[RepActivity]:
+def activity_summary(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None) -> list[RepActivity]:
     """Activity counts and time by rep × type, attempts, contacts and connect rate."""
-    people = team_members(session, actor, team_id)
+    people = team_members(session, actor, team_id, rep_id)
     reps = {user.id: RepActivity(user.id, user.name) for user in people}
     # From the daily rollups (local days), not the activities: cost follows reps × days.
     rows = session.execute(
@@ -137,9 +139,9 @@ def activity_summary(session: Session, actor: User, period: Period, team_id: int
     return list(reps.values())
 
 
-def pipeline(session: Session, actor: User, team_id: int | None = None) -> list[StageRow]:
+def pipeline(session: Session, actor: User, team_id: int | None = None, rep_id: int | None = None) -> list[StageRow]:
     """Open deals by stage: count, amount and weighted amount (amount × stage probability)."""
-    owners = [user.id for user in team_members(session, actor, team_id)]
+    owners = [user.id for user in team_members(session, actor, team_id, rep_id)]
     stages = {s.id: StageRow(s.id, s.name, s.probability) for s in pipeline_stages(session, actor.organization_id)}
     rows = session.execute(
         select(Opportunity.stage_id, func.count(), func.sum(Opportunity.amount))
@@ -157,10 +159,10 @@ def pipeline(session: Session, actor: User, team_id: int | None = None) -> list[
     return list(stages.values())
 
 
-def deal_outcomes(session: Session, actor: User, period: Period, team_id: int | None = None) -> DealOutcomes:
+def deal_outcomes(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None) -> DealOutcomes:
     """Deals closed (closed_at) in the period: win rate by count and amount, average deal size
     and sales cycle of the won, and the lost ones by reason."""
-    owners = [user.id for user in team_members(session, actor, team_id)]
+    owners = [user.id for user in team_members(session, actor, team_id, rep_id)]
     outcomes = DealOutcomes()
     reasons: dict[str, list] = defaultdict(lambda: [0, Decimal(0)])
     deals = session.execute(
@@ -207,10 +209,10 @@ def _quota_end(period: str, start: date) -> date:
     return start + timedelta(days=7) if period == "week" else add_months(start, {"month": 1, "quarter": 3, "year": 12}[period])
 
 
-def quota_attainment(session: Session, actor: User, period: Period, team_id: int | None = None) -> list[Attainment]:
+def quota_attainment(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None) -> list[Attainment]:
     """Actual ÷ target per rep and quota; a target whose period only partly overlaps the
     report period counts pro rata by days of overlap."""
-    people = {user.id: user for user in team_members(session, actor, team_id)}
+    people = {user.id: user for user in team_members(session, actor, team_id, rep_id)}
     targets: dict[tuple[int, str, str | None], Decimal] = defaultdict(Decimal)
     for quota in session.scalars(
         select(Quota).where(Quota.organization_id == actor.organization_id, Quota.user_id.in_(people), Quota.period_start < period.end)
@@ -219,7 +221,7 @@ def quota_attainment(session: Session, actor: User, period: Period, team_id: int
         overlap = (min(end, period.end) - max(quota.period_start, period.start)).days
         if overlap > 0:
             targets[(quota.user_id, quota.metric, quota.activity_type)] += quota.target * overlap / (end - quota.period_start).days
-    summary = {row.owner_id: row for row in activity_summary(session, actor, period, team_id)}
+    summary = {row.owner_id: row for row in activity_summary(session, actor, period, team_id, rep_id)}
     won = _won_by_owner(session, actor, period, list(people))
     rows = []
     for (owner_id, metric, kind), target in sorted(targets.items(), key=lambda item: (people[item[0][0]].name, item[0][1], item[0][2] or "")):
@@ -259,12 +261,12 @@ class LeaderboardRow:
     activities: int
 
 
-def leaderboard(session: Session, actor: User, period: Period, team_id: int | None = None) -> list[LeaderboardRow]:
+def leaderboard(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None) -> list[LeaderboardRow]:
     """Won revenue and won deals per rep in the period, ranked; activity totals beside.
     Equal revenue and deals share a rank."""
-    people = team_members(session, actor, team_id)
+    people = team_members(session, actor, team_id, rep_id)
     won = _won_by_owner(session, actor, period, [u.id for u in people])
-    totals = {row.owner_id: row.total for row in activity_summary(session, actor, period, team_id)}
+    totals = {row.owner_id: row.total for row in activity_summary(session, actor, period, team_id, rep_id)}
     ordered = sorted(people, key=lambda u: (-won[u.id][1], -won[u.id][0], u.name))
     rows: list[LeaderboardRow] = []
     for position, user in enumerate(ordered, start=1):
@@ -282,14 +284,14 @@ class Drawdown:
     baseline_per_day: float  # the same over the 28 days before those
 
 
-def drawdown_alerts(session: Session, actor: User, today: date, team_id: int | None = None) -> list[Drawdown]:
+def drawdown_alerts(session: Session, actor: User, today: date, team_id: int | None = None, rep_id: int | None = None) -> list[Drawdown]:
     """Reps whose activities per working day over the last 7 days (today included) fell below
     the organization's threshold (default 60 %) of their own average over the 28 days before."""
     threshold = float(actor.organization.setting("drawdown_threshold"))
     recent = Period(today - timedelta(days=6), today + timedelta(days=1))
     baseline = Period(today - timedelta(days=34), recent.start)
-    now_rows = {row.owner_id: row for row in activity_summary(session, actor, recent, team_id)}
-    before_rows = {row.owner_id: row for row in activity_summary(session, actor, baseline, team_id)}
+    now_rows = {row.owner_id: row for row in activity_summary(session, actor, recent, team_id, rep_id)}
+    before_rows = {row.owner_id: row for row in activity_summary(session, actor, baseline, team_id, rep_id)}
     alerts = []
     for owner_id, row in now_rows.items():
         recent_rate = row.total / _working_days(recent)
@@ -318,10 +320,10 @@ class StageConversion:
         return self.moved_on / self.reached if self.reached else None
 
 
-def stage_conversion(session: Session, actor: User, period: Period, team_id: int | None = None) -> list[StageConversion]:
+def stage_conversion(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None) -> list[StageConversion]:
     """Cohort: deals created in the period. From stage S: the cohort's deals that reached a
     later stage (or were won) ÷ those that reached S, from the stage changes."""
-    owners = [u.id for u in team_members(session, actor, team_id)]
+    owners = [u.id for u in team_members(session, actor, team_id, rep_id)]
     stages = pipeline_stages(session, actor.organization_id)
     position = {s.id: s.position for s in stages}
     cohort = select(Opportunity.id).where(
@@ -374,9 +376,9 @@ def lead_conversion(session: Session, actor: User, period: Period) -> list[LeadS
 # -- patterns, trends, leads ---------------------------------------------------------------------
 
 
-def weekday_pattern(session: Session, actor: User, period: Period, team_id: int | None = None) -> dict[int, list[int]]:
+def weekday_pattern(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None) -> dict[int, list[int]]:
     """Activity counts by local weekday (Monday first), per rep."""
-    people = [u.id for u in team_members(session, actor, team_id)]
+    people = [u.id for u in team_members(session, actor, team_id, rep_id)]
     pattern = {owner_id: [0] * 7 for owner_id in people}
     rows = session.execute(
         select(ActivityRollup.owner_id, ActivityRollup.day, func.sum(ActivityRollup.count))
@@ -402,12 +404,12 @@ class MonthPoint:
         return self.won_deals / (self.won_deals + self.lost_deals) if self.won_deals + self.lost_deals else None
 
 
-def monthly_trends(session: Session, actor: User, today: date, months: int = 12, team_id: int | None = None) -> list[MonthPoint]:
+def monthly_trends(session: Session, actor: User, today: date, months: int = 12, team_id: int | None = None, rep_id: int | None = None) -> list[MonthPoint]:
     """The last ``months`` calendar months (this one included): won amount and deals, win rate,
     activities."""
     if months not in (12, 24):
         raise DomainError("Trends cover 12 or 24 months.")
-    owners = [u.id for u in team_members(session, actor, team_id)]
+    owners = [u.id for u in team_members(session, actor, team_id, rep_id)]
     first = add_months(date(today.year, today.month, 1), -(months - 1))
     points = {add_months(first, n): MonthPoint(add_months(first, n)) for n in range(months)}
     span = Period(first, add_months(first, months))
@@ -449,10 +451,10 @@ class ResponseTime:
         return self.within_target / self.leads if self.leads else None
 
 
-def lead_response_times(session: Session, actor: User, period: Period, team_id: int | None = None) -> list[ResponseTime]:
+def lead_response_times(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None) -> list[ResponseTime]:
     """From a lead's creation to its first outbound call, email or meeting: the median per rep,
     and the share of the period's leads answered within the organization's target."""
-    people = {u.id: u for u in team_members(session, actor, team_id)}
+    people = {u.id: u for u in team_members(session, actor, team_id, rep_id)}
     target_hours = float(actor.organization.setting("lead_response_target_hours"))
     first_touch = (
         select(Activity.lead_id, func.min(Activity.occurred_at).label("first"))
@@ -492,10 +494,10 @@ class LostDeal:
     closed_at: datetime
 
 
-def lost_deals(session: Session, actor: User, period: Period, team_id: int | None = None) -> list[LostDeal]:
+def lost_deals(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None) -> list[LostDeal]:
     """Deals lost in the period with reason, amount, stage at loss and owner (the counts and
     amounts by reason are in ``deal_outcomes``)."""
-    owners = {u.id: u.name for u in team_members(session, actor, team_id)}
+    owners = {u.id: u.name for u in team_members(session, actor, team_id, rep_id)}
     stages = {s.id: s.name for s in pipeline_stages(session, actor.organization_id)}
     deals = session.scalars(
         select(Opportunity).where(
@@ -518,9 +520,9 @@ class DealAlert:
     days: int
 
 
-def deal_alerts(session: Session, actor: User, now: datetime, team_id: int | None = None) -> list[DealAlert]:
+def deal_alerts(session: Session, actor: User, now: datetime, team_id: int | None = None, rep_id: int | None = None) -> list[DealAlert]:
     """The team's open deals that are going dark, stale or neglected (``services.signals``)."""
-    owners = [u.id for u in team_members(session, actor, team_id)]
+    owners = [u.id for u in team_members(session, actor, team_id, rep_id)]
     deals = list(session.scalars(
         select(Opportunity).where(
             Opportunity.organization_id == actor.organization_id, Opportunity.deleted_at.is_(None), Opportunity.status == "open",
@@ -551,10 +553,10 @@ class Forecast:
         return float(self.total / self.quota) if self.quota else None
 
 
-def quarter_forecast(session: Session, actor: User, today: date, team_id: int | None = None) -> Forecast:
+def quarter_forecast(session: Session, actor: User, today: date, team_id: int | None = None, rep_id: int | None = None) -> Forecast:
     """Won so far in the quarter + Σ(amount × probability) of open deals expected to close in
     it, against the team's revenue quota for the quarter."""
-    people = team_members(session, actor, team_id)
+    people = team_members(session, actor, team_id, rep_id)
     owners = [u.id for u in people]
     quarter = period_for("this_quarter", today, actor.organization.fiscal_year_start_month)
     won = sum((amount for _, amount in _won_by_owner(session, actor, quarter, owners).values()), Decimal(0))
@@ -593,10 +595,10 @@ class NoteQuality:
         return self.questions > 0 and self.answered == 0
 
 
-def note_quality(session: Session, actor: User, period: Period, team_id: int | None = None) -> list[NoteQuality]:
+def note_quality(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None) -> list[NoteQuality]:
     """For calls and visits in the period: the share of their type's checklist questions the
     note answers ("Question: answer" lines); an empty note, or one answering none, is flagged."""
-    owners = {u.id: u.name for u in team_members(session, actor, team_id)}
+    owners = {u.id: u.name for u in team_members(session, actor, team_id, rep_id)}
     checklists = {
         kind: list(questions or [])
         for kind, questions in session.execute(
@@ -628,6 +630,7 @@ class TeamReport:
     period: Period
     comparison: Period
     team_id: int | None
+    rep_id: int | None
     activity: list[RepActivity]
     activity_before: dict[int, int]  # owner → total activities in the comparison period
     weekdays: dict[int, list[int]]
@@ -666,33 +669,34 @@ class TeamReport:
         return [(row.name, row.count) for row in self.pipeline]
 
 
-def team_report(session: Session, actor: User, period: Period, today: date, now: datetime, team_id: int | None = None) -> TeamReport:
+def team_report(session: Session, actor: User, period: Period, today: date, now: datetime, team_id: int | None = None, rep_id: int | None = None) -> TeamReport:
     """Every figure for one period and team, with the comparison period beside the activity
     and outcome figures: what the dashboard and its CSV exports show."""
     comparison = comparison_for(period)
-    activity = activity_summary(session, actor, period, team_id)
+    activity = activity_summary(session, actor, period, team_id, rep_id)
     return TeamReport(
         period=period,
         comparison=comparison,
         team_id=team_id,
+        rep_id=rep_id,
         activity=activity,
-        activity_before={row.owner_id: row.total for row in activity_summary(session, actor, comparison, team_id)},
-        weekdays=weekday_pattern(session, actor, period, team_id),
-        quota=quota_attainment(session, actor, period, team_id),
-        pipeline=pipeline(session, actor, team_id),
-        outcomes=deal_outcomes(session, actor, period, team_id),
-        outcomes_before=deal_outcomes(session, actor, comparison, team_id),
-        conversion=stage_conversion(session, actor, period, team_id),
-        leaderboard=leaderboard(session, actor, period, team_id),
-        lost=lost_deals(session, actor, period, team_id),
+        activity_before={row.owner_id: row.total for row in activity_summary(session, actor, comparison, team_id, rep_id)},
+        weekdays=weekday_pattern(session, actor, period, team_id, rep_id),
+        quota=quota_attainment(session, actor, period, team_id, rep_id),
+        pipeline=pipeline(session, actor, team_id, rep_id),
+        outcomes=deal_outcomes(session, actor, period, team_id, rep_id),
+        outcomes_before=deal_outcomes(session, actor, comparison, team_id, rep_id),
+        conversion=stage_conversion(session, actor, period, team_id, rep_id),
+        leaderboard=leaderboard(session, actor, period, team_id, rep_id),
+        lost=lost_deals(session, actor, period, team_id, rep_id),
         leads=lead_conversion(session, actor, period),
-        response=lead_response_times(session, actor, period, team_id),
-        alerts=deal_alerts(session, actor, now, team_id),
-        neglected=neglected_accounts(session, actor, now, team_id),
-        drawdowns=drawdown_alerts(session, actor, today, team_id),
-        forecast=quarter_forecast(session, actor, today, team_id),
-        trends=monthly_trends(session, actor, today, 12, team_id),
-        notes=note_quality(session, actor, period, team_id),
+        response=lead_response_times(session, actor, period, team_id, rep_id),
+        alerts=deal_alerts(session, actor, now, team_id, rep_id),
+        neglected=neglected_accounts(session, actor, now, team_id, rep_id),
+        drawdowns=drawdown_alerts(session, actor, today, team_id, rep_id),
+        forecast=quarter_forecast(session, actor, today, team_id, rep_id),
+        trends=monthly_trends(session, actor, today, 12, team_id, rep_id),
+        notes=note_quality(session, actor, period, team_id, rep_id),
     )
 
 
@@ -842,10 +846,10 @@ class NeglectedAccount:
     days: int  # since the last activity with the account (or since it was created)
 
 
-def neglected_accounts(session: Session, actor: User, now: datetime, team_id: int | None = None) -> list[NeglectedAccount]:
+def neglected_accounts(session: Session, actor: User, now: datetime, team_id: int | None = None, rep_id: int | None = None) -> list[NeglectedAccount]:
     """Active accounts (owned by the team, with an open deal) with no activity for N days
     (default 14) and no follow-up due in the future."""
-    people = {u.id: u.name for u in team_members(session, actor, team_id)}
+    people = {u.id: u.name for u in team_members(session, actor, team_id, rep_id)}
     quiet_days = int(actor.organization.setting("neglected_days"))
     org_id = actor.organization_id
     active = session.execute(

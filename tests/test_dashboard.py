@@ -132,3 +132,15 @@ def test_notes_feed_is_searchable_by_account_for_reps_too(auth, app, app_world: 
     assert "my private thought" not in found and "West team note" not in found
     assert "Type two or more letters" in auth.get("/notes?account=a").get_data(as_text=True)
     assert "No notes about" in auth.get("/notes?account=zzzz%25").get_data(as_text=True)
+
+
+def test_rep_filter_narrows_every_table(auth, app, app_world: World):
+    add_activities(app, app_world, 3)
+    auth.login("mia@northwind.test")
+    body = auth.get(f"/dashboard?period=this_week&rep={app_world.teammate.id}").get_data(as_text=True)
+    table = body[body.index('aria-label="Activity"'):body.index('aria-label="Quota"')]
+    assert "Tom Teammate" in table and "Rita Rep" not in table
+    assert "<h2>0</h2>" in body  # Tom logged nothing this week
+    # A rep of another team narrows to nobody rather than showing them.
+    other = auth.get(f"/dashboard?period=this_week&rep={app_world.west_rep.id}").get_data(as_text=True)
+    assert "Wendy West" not in other.split('aria-label="Activity"')[1].split('aria-label="Quota"')[0]

@@ -12,7 +12,7 @@ from addin.database import db
 from addin.views import actor, page_or_fragment
 from services.periods import KINDS, local_today, parse_period
 from services.context import account_timeline, notes_feed
-from services.reports import rep_accounts, report_tables, team_panel, team_report, visible_teams
+from services.reports import rep_accounts, report_tables, team_members, team_panel, team_report, visible_teams
 from services.types import utcnow
 
 bp = Blueprint("reports", __name__)
@@ -24,8 +24,8 @@ def _report():
     today = local_today(org.time_zone)
     period = parse_period(request.args.get("period"), request.args.get("start"), request.args.get("end"), today,
                           org.fiscal_year_start_month)
-    team = request.args.get("team", "")
-    return team_report(db(), user, period, today, utcnow(), int(team) if team.isdigit() else None)
+    team, rep = request.args.get("team", ""), request.args.get("rep", "")
+    return team_report(db(), user, period, today, utcnow(), int(team) if team.isdigit() else None, int(rep) if rep.isdigit() else None)
 
 
 @bp.get("/dashboard")
@@ -33,7 +33,7 @@ def _report():
 def dashboard() -> tuple[str, int]:
     report = _report()
     return page_or_fragment("reports/dashboard.html", "reports/_report.html", report=report, kinds=KINDS,
-                            teams=visible_teams(db(), actor()))
+                            teams=visible_teams(db(), actor()), people=team_members(db(), actor(), report.team_id))
 
 
 @bp.get("/dashboard/<table>.csv")
