@@ -32,12 +32,7 @@ def postgres_server() -> Iterator[postgres.Server]:
 
 @pytest.fixture(scope="session")
 def postgres_engine(postgres_server: postgres.Server) -> Iterator[Engine]:
-    admin = make_engine(postgres_server.url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text("DROP DATABASE IF EXISTS inboxcrm_test"))
-        connection.execute(text("CREATE DATABASE inboxcrm_test"))
-    admin.dispose()
-    engine = make_engine(postgres_server.url.rsplit("/", 1)[0] + "/inboxcrm_test")
+    engine = make_engine(postgres_server.fresh_database("inboxcrm_test"))
     Base.metadata.create_all(engine)
     yield engine
     engine.dispose()

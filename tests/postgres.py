@@ -25,6 +25,19 @@ class Server:
     run_as: str | None
     bindir: str | None
 
+    def fresh_database(self, name: str) -> str:
+        """Drop and create the database ``name`` on this server; its SQLAlchemy URL."""
+        from sqlalchemy import text
+
+        from services.db import make_engine
+
+        admin = make_engine(self.url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+        return self.url.rsplit("/", 1)[0] + "/" + name
+
     def stop(self) -> None:
         if self.directory and self.bindir:
             _run([os.path.join(self.bindir, "pg_ctl"), "-D", os.path.join(self.directory, "data"), "-m", "immediate", "stop"], self.run_as)

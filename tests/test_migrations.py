@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect
 
 from addin import create_app
 from addin.cli import alembic_config
@@ -31,12 +31,7 @@ def test_flask_db_upgrade_builds_the_schema_on_sqlite(tmp_path, monkeypatch):
 
 
 def test_upgrade_and_downgrade_on_postgresql(postgres_server):
-    admin = make_engine(postgres_server.url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text("DROP DATABASE IF EXISTS inboxcrm_migrations"))
-        connection.execute(text("CREATE DATABASE inboxcrm_migrations"))
-    admin.dispose()
-    url = postgres_server.url.rsplit("/", 1)[0] + "/inboxcrm_migrations"
+    url = postgres_server.fresh_database("inboxcrm_migrations")
     config = alembic_config(url)
     config.attributes["configure_logger"] = False
     command.upgrade(config, "head")

@@ -103,23 +103,14 @@ def independent_activity(session, org, people, period):
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def demo_engine(request, tmp_path_factory):
     """One demo organization per back end for the whole module: the figures only read it."""
-    from sqlalchemy import text
-
-    from services.db import make_engine
+    from services.db import make_engine, make_session_factory
     from services.models import Base
 
     if request.param == "sqlite":
         engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('reports') / 'demo.db'}")
     else:
-        server = request.getfixturevalue("postgres_server")
-        admin = make_engine(server.url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.execute(text("DROP DATABASE IF EXISTS inboxcrm_reports"))
-            connection.execute(text("CREATE DATABASE inboxcrm_reports"))
-        admin.dispose()
-        engine = make_engine(server.url.rsplit("/", 1)[0] + "/inboxcrm_reports")
+        engine = make_engine(request.getfixturevalue("postgres_server").fresh_database("inboxcrm_reports"))
     Base.metadata.create_all(engine)
-    from services.db import make_session_factory
 
     with make_session_factory(engine)() as session:
         build_demo(session, seed=11, scale=0.05, today=TODAY)
