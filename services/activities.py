@@ -251,10 +251,13 @@ def rate_activity(session: Session, actor: User, activity_id: int, data: Mapping
     return activity
 
 
-def checklist_for(session: Session, organization_id: int, activity_type: str) -> list[str]:
-    questions = session.scalar(
-        select(NoteChecklist.questions).where(
-            NoteChecklist.organization_id == organization_id, NoteChecklist.activity_type == activity_type
-        )
+def checklists(session: Session, organization_id: int) -> dict[str, list[str]]:
+    """The organization's note checklists: activity type → the questions its notes answer."""
+    rows = session.execute(
+        select(NoteChecklist.activity_type, NoteChecklist.questions).where(NoteChecklist.organization_id == organization_id)
     )
-    return list(questions or [])
+    return {kind: list(questions or []) for kind, questions in rows}
+
+
+def checklist_for(session: Session, organization_id: int, activity_type: str) -> list[str]:
+    return checklists(session, organization_id).get(activity_type, [])

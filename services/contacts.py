@@ -14,7 +14,7 @@ from services.deals import create_opportunity
 from services.errors import DomainError
 from services.models import Account, AccountDomain, Contact, ContactEmail, ContactPhone, Opportunity, Stage, User
 from services.schemas import AccountSchema, ContactSchema, NewFromSenderSchema, load
-from services.text import domain_of, is_public_domain
+from services.text import company_from_domain, domain_of, is_public_domain
 
 
 def account_for_domain(session: Session, organization_id: int, domain: str) -> Account | None:
@@ -86,7 +86,7 @@ def create_from_sender(session: Session, actor: User, data: Mapping[str, Any]) -
         account = create_account(
             session,
             actor,
-            {"name": values.get("company") or _company_from_domain(domain), "domain": None if is_public_domain(domain) else domain},
+            {"name": values.get("company") or company_from_domain(domain), "domain": None if is_public_domain(domain) else domain},
         )
     if values.get("deal_name") and account is None:
         raise DomainError("A deal needs a company: enter the company's name.", {"company": ["Needed for a deal."]})
@@ -110,10 +110,6 @@ def create_from_sender(session: Session, actor: User, data: Mapping[str, Any]) -
             },
         )
     return contact, deal
-
-
-def _company_from_domain(domain: str) -> str:
-    return domain.split(".")[-2].replace("-", " ").title() if "." in domain else domain
 
 
 def _flush_unique(session: Session, message: str) -> None:

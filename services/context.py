@@ -20,7 +20,7 @@ from services.contacts import account_for_domain
 from services.deals import pipeline_stages
 from services.models import Account, AccountDomain, Activity, Contact, ContactEmail, FollowUp, Opportunity, Stage, User
 from services.signals import DealWarning, deal_warnings
-from services.text import domain_of, is_public_domain, is_valid_address, name_from_address, normalise_address
+from services.text import company_from_domain, domain_of, is_public_domain, is_valid_address, name_from_address, normalise_address
 from services.types import utcnow
 
 RECENT_ACTIVITIES = 8
@@ -245,7 +245,7 @@ def _unknown(session: Session, org_id: int, address: str, header_name: str | Non
     domain = domain_of(address)
     public = is_public_domain(domain)
     account = None if public else account_for_domain(session, org_id, domain)
-    company = account.name if account else (None if public else domain.split(".")[-2].replace("-", " ").title())
+    company = account.name if account else (None if public else company_from_domain(domain))
     return UnknownSender(address, (header_name or "").strip() or name_from_address(address), company, public)
 
 

@@ -21,9 +21,10 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from services.access import get_scoped, require_role
+from services.activities import checklists
 from services.deals import pipeline_stages
 from services.errors import DomainError, Forbidden
-from services.models import Account, Activity, ActivityRollup, FollowUp, Lead, NoteChecklist, Opportunity, Quota, Stage, StageChange, Team, User
+from services.models import Account, Activity, ActivityRollup, FollowUp, Lead, Opportunity, Quota, Stage, StageChange, Team, User
 from services.periods import Period, add_months, comparison_for, period_for
 from services.signals import deal_warnings
 from services.types import as_utc
@@ -599,12 +600,7 @@ def note_quality(session: Session, actor: User, period: Period, team_id: int | N
     """For calls and visits in the period: the share of their type's checklist questions the
     note answers ("Question: answer" lines); an empty note, or one answering none, is flagged."""
     owners = {u.id: u.name for u in team_members(session, actor, team_id, rep_id)}
-    checklists = {
-        kind: list(questions or [])
-        for kind, questions in session.execute(
-            select(NoteChecklist.activity_type, NoteChecklist.questions).where(NoteChecklist.organization_id == actor.organization_id)
-        )
-    }
+    questions_by_type = checklists(session, actor.organization_id)
     rows = []
     for activity in session.scalars(
         select(Activity).where(
@@ -612,7 +608,7 @@ def note_quality(session: Session, actor: User, period: Period, team_id: int | N
             Activity.owner_id.in_(owners), _in_period(Activity.occurred_at, actor, period),
         ).order_by(Activity.occurred_at)
     ):
-        questions = checklists.get(activity.type, [])
+        questions = questions_by_type.get(activity.type, [])
         answers = {}
         for line in (activity.body_text or "").splitlines():
             question, _, answer = line.partition(":")

@@ -57,6 +57,11 @@ def parse_address_header(value: str) -> list[tuple[str, str]]:
     return [(name.strip(), normalise_address(addr)) for name, addr in getaddresses([value]) if addr]
 
 
+def company_from_domain(domain: str) -> str:
+    """A guess at a company's name from its mail domain: ``granite-robotics.com`` → ``Granite Robotics``."""
+    return domain.split(".")[-2].replace("-", " ").title() if "." in domain else domain
+
+
 def name_from_address(address: str) -> str:
     """A readable guess at a person's name from the local part: ``jane.doe`` → ``Jane Doe``."""
     local = address.partition("@")[0]

@@ -18,7 +18,7 @@ from werkzeug.wrappers import Response
 from addin import oidc
 from addin.database import commit, db, rollback
 from addin.views import actor, is_htmx, page_or_fragment
-from services.activities import checklist_for
+from services.activities import checklists
 from services.context import context_for_addresses
 from services.errors import DomainError
 
@@ -100,7 +100,7 @@ def render_context(
         status,
         item=item,
         context=context,
-        checklists={t: checklist_for(db(), actor().organization_id, t) for t in ("call", "meeting", "visit")},
+        checklists={t: q for t, q in checklists(db(), actor().organization_id).items() if t in ("call", "meeting", "visit")},
         failed_form=form,
         error=error,
         values=values or {},
