@@ -44,7 +44,6 @@ class TokenRejected(Exception):
 
 @dataclass
 class MicrosoftRules:
-    jwks_url: str
     audiences: list[str]
     tenants: list[str]  # allowed tenant ids; "*" allows any (multi-tenant apps)
     scope: str

@@ -8,13 +8,12 @@ Empty strings from HTML forms, and ``None`` from internal callers, mean "not giv
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Mapping
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from services.errors import DomainError
-from services.models import ACTIVITY_TYPES, ADDRESS_LENGTH, DIRECTIONS, LEAD_SOURCES, OUTCOMES, SOURCES
+from services.models import ACTIVITY_TYPES, ADDRESS_LENGTH, DIRECTIONS, OUTCOMES, SOURCES
 from services.text import is_valid_address, normalise_address
 
 MAX_AMOUNT = 10**12  # fits Numeric(14, 2)
@@ -209,13 +208,6 @@ class RatingSchema(InputSchema):
     rating = fields.Integer(required=True, validate=validate.OneOf((-1, 1), error="Rate +1 or -1."))
 
 
-class LeadSchema(InputSchema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    email = Address()
-    company = fields.String(validate=validate.Length(max=200))
-    source = fields.String(required=True, validate=validate.OneOf(LEAD_SOURCES))
-
-
 def _as_dict(data: Mapping[str, Any]) -> dict[str, Any]:
     """A form's MultiDict as a dict in which a repeated field (to=a&to=b) is a list."""
     if hasattr(data, "lists"):
@@ -256,6 +248,3 @@ def _flatten(value: Any) -> list[str]:
         return [text for item in value.values() for text in _flatten(item)]
     return [str(value)]
 
-
-def is_aware(value: datetime) -> bool:
-    return value.tzinfo is not None and value.utcoffset() is not None

@@ -123,7 +123,7 @@ def office_token() -> tuple[Response, int]:
     if not isinstance(token, str) or not token or len(token) > 16_384:
         return _error("Send the access token as {\"token\": \"...\"}.", 400)
     keys = current_app.extensions.setdefault("inboxcrm.ms_keys", RemoteKeys(config["MS_JWKS_URL"]))
-    rules = MicrosoftRules(config["MS_JWKS_URL"], config["MS_AUDIENCES"], config["MS_TENANTS"], config["MS_SCOPE"])
+    rules = MicrosoftRules(config["MS_AUDIENCES"], config["MS_TENANTS"], config["MS_SCOPE"])
     try:
         claims = verify_microsoft_token(token, rules, keys)
     except TokenRejected as error:
