@@ -75,3 +75,28 @@ def test_one_log_from_two_clicks(browser, live_url, app, app_world: World):
     pane.locator(".logged").wait_for()
     with app.extensions["inboxcrm.db"].sessions() as session:
         assert session.scalar(select(func.count(Activity.id))) == 1
+
+
+def test_manager_drills_from_team_to_an_account_timeline_and_back(browser, live_url, app, app_world: World):
+    from services import activities
+    from services.models import User
+
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        activities.add_note(session, session.get(User, app_world.rep.id), {"body": "Wants a Denver lane", "account_id": app_world.branch.id})
+        session.commit()
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{live_url}/preview")
+    page.select_option("#user_id", str(app_world.manager.id))
+    page.click("text=Switch")
+    pane = page.frame_locator("#taskpane")
+    pane.locator(".contact h2", has_text="Ann Buyer").wait_for()
+    pane.get_by_role("link", name="Team").click()
+    pane.get_by_text("Team this week").wait_for()
+    shot(page, "manager-team")
+    pane.get_by_role("link", name="Rita Rep").click()
+    pane.get_by_text("Rita Rep's accounts").wait_for()
+    pane.get_by_role("link", name="Acme Freight", exact=True).click()
+    pane.get_by_text("Wants a Denver lane").wait_for()
+    shot(page, "manager-timeline")
+    pane.get_by_role("button", name="← Back to the email").click()
+    pane.locator(".contact h2", has_text="Ann Buyer").wait_for()

@@ -269,7 +269,12 @@
         session.ensure().then(refresh);
       }
     });
+    // The team panel replaces the email's context; this brings the email back.
+    document.body.addEventListener("htmx:afterSwap", function () {
+      pane.querySelectorAll("[data-back-to-item]").forEach(function (back) { back.hidden = !shown; });
+    });
     pane.addEventListener("click", function (event) {
+      if (event.target.closest("[data-back-to-item]")) { showItem(adapter, shown); return; }
       var button = event.target.closest("[data-log-on-send]");
       if (!button) { return; }
       button.disabled = true;
