@@ -1,7 +1,6 @@
-"""Manager figures, exactly as PRODUCT.md defines them (so far: activity, attempts and
-contacts, pipeline, deal outcomes, lost deals by reason, quota attainment, leaderboard,
-drawdown, stage conversion, lead conversion). Each takes a session, the acting manager or admin and a period, and returns
-plain data; the pane, the dashboard and CSV exports render it.
+"""Manager figures, exactly as PRODUCT.md defines them. Each takes a session, the acting
+manager or admin and a period (and optionally a team or one rep), and returns plain data;
+the pane's team panel, the dashboard and its CSV exports render it.
 
 Managers see their own team; admins any team or the whole organization; reps see none of
 these (their pane shows their own work). Soft-deleted records never count.
@@ -12,7 +11,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -109,6 +108,17 @@ def _in_period(column: ColumnElement, actor: User, period: Period) -> ColumnElem
     return (column >= start) & (column < end)
 
 
+def _closed_in(actor: User, period: Period, owners: Iterable[int], statuses: tuple[str, ...] = ("won", "lost")) -> ColumnElement[bool]:
+    """Deals of these owners closed (``closed_at``) in the period with one of these statuses."""
+    return (
+        (Opportunity.organization_id == actor.organization_id)
+        & Opportunity.deleted_at.is_(None)
+        & Opportunity.status.in_(statuses)
+        & Opportunity.owner_id.in_(list(owners))
+        & _in_period(Opportunity.closed_at, actor, period)
+    )
+
+
 def activity_summary(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None) -> list[RepActivity]:
     """Activity counts and time by rep × type, attempts, contacts and connect rate."""
     people = team_members(session, actor, team_id, rep_id)
@@ -168,11 +178,7 @@ def deal_outcomes(session: Session, actor: User, period: Period, team_id: int | 
     reasons: dict[str, list] = defaultdict(lambda: [0, Decimal(0)])
     deals = session.execute(
         select(Opportunity.status, Opportunity.amount, Opportunity.created_at, Opportunity.closed_at, Opportunity.loss_reason).where(
-            Opportunity.organization_id == actor.organization_id,
-            Opportunity.deleted_at.is_(None),
-            Opportunity.status.in_(("won", "lost")),
-            Opportunity.owner_id.in_(owners),
-            _in_period(Opportunity.closed_at, actor, period),
+            _closed_in(actor, period, owners)
         )
     )
     for status, amount, created_at, closed_at, reason in deals:
@@ -238,13 +244,9 @@ def quota_attainment(session: Session, actor: User, period: Period, team_id: int
 
 def _won_by_owner(session: Session, actor: User, period: Period, owners: list[int]) -> dict[int, tuple[int, Decimal]]:
     rows = session.execute(
-        select(Opportunity.owner_id, func.count(), func.sum(Opportunity.amount)).where(
-            Opportunity.organization_id == actor.organization_id,
-            Opportunity.deleted_at.is_(None),
-            Opportunity.status == "won",
-            Opportunity.owner_id.in_(owners),
-            _in_period(Opportunity.closed_at, actor, period),
-        ).group_by(Opportunity.owner_id)
+        select(Opportunity.owner_id, func.count(), func.sum(Opportunity.amount))
+        .where(_closed_in(actor, period, owners, ("won",)))
+        .group_by(Opportunity.owner_id)
     )
     won: dict[int, tuple[int, Decimal]] = defaultdict(lambda: (0, Decimal(0)))
     for owner_id, count, amount in rows:
@@ -423,10 +425,7 @@ def monthly_trends(session: Session, actor: User, today: date, months: int = 12,
         points[date(day.year, day.month, 1)].activities += int(count or 0)
     zone = ZoneInfo(actor.organization.time_zone)
     for status, amount, closed_at in session.execute(
-        select(Opportunity.status, Opportunity.amount, Opportunity.closed_at).where(
-            Opportunity.organization_id == actor.organization_id, Opportunity.deleted_at.is_(None),
-            Opportunity.status.in_(("won", "lost")), Opportunity.owner_id.in_(owners), _in_period(Opportunity.closed_at, actor, span),
-        )
+        select(Opportunity.status, Opportunity.amount, Opportunity.closed_at).where(_closed_in(actor, span, owners))
     ):
         local = as_utc(closed_at).astimezone(zone).date()
         point = points[date(local.year, local.month, 1)]
@@ -501,10 +500,7 @@ def lost_deals(session: Session, actor: User, period: Period, team_id: int | Non
     owners = {u.id: u.name for u in team_members(session, actor, team_id, rep_id)}
     stages = {s.id: s.name for s in pipeline_stages(session, actor.organization_id)}
     deals = session.scalars(
-        select(Opportunity).where(
-            Opportunity.organization_id == actor.organization_id, Opportunity.deleted_at.is_(None), Opportunity.status == "lost",
-            Opportunity.owner_id.in_(owners), _in_period(Opportunity.closed_at, actor, period),
-        ).order_by(Opportunity.closed_at.desc())
+        select(Opportunity).where(_closed_in(actor, period, owners, ("lost",))).order_by(Opportunity.closed_at.desc())
     )
     # A lost deal keeps the stage it was lost from (the lost move does not change stage).
     return [LostDeal(d.id, d.name, owners[d.owner_id], d.amount, d.loss_reason or "", stages[d.stage_id], d.closed_at) for d in deals]
