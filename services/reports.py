@@ -25,7 +25,7 @@ from services.deals import pipeline_stages
 from services.errors import DomainError, Forbidden
 from services.models import Account, Activity, ActivityRollup, FollowUp, Lead, Opportunity, Quota, Stage, StageChange, Team, User
 from services.periods import Period, add_months, comparison_for, period_for
-from services.signals import deal_warnings
+from services.signals import deal_warnings, is_attempt, is_contact
 from services.types import as_utc
 
 
@@ -141,11 +141,9 @@ def activity_summary(session: Session, actor: User, period: Period, team_id: int
         rep = reps[owner_id]
         rep.counts[kind] = rep.counts.get(kind, 0) + count
         rep.minutes[kind] = rep.minutes.get(kind, 0) + int(minutes or 0)
-        if kind in ("call", "email") and direction == "outbound":
+        if is_attempt(kind, direction):
             rep.attempts += count
-        if (kind == "call" and outcome == "connected") or (kind in ("meeting", "visit") and outcome == "held") or (
-            kind == "email" and direction == "inbound"
-        ):
+        if is_contact(kind, direction, outcome or None):
             rep.contacts += count
     return list(reps.values())
 

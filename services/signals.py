@@ -24,13 +24,26 @@ from services.models import Activity, FollowUp, Opportunity, Organization
 from services.types import as_utc
 
 
+# PRODUCT.md's "contact" (an inbound interaction): per activity type, the field and value that
+# make it one. is_inbound_interaction (SQL) and is_contact (Python) both read this table.
+CONTACT_RULES = {"email": ("direction", "inbound"), "call": ("outcome", "connected"), "meeting": ("outcome", "held"),
+                 "visit": ("outcome", "held")}
+# An attempt: an outbound call or outbound email.
+ATTEMPT_TYPES = ("call", "email")
+
+
 def is_inbound_interaction() -> ColumnElement[bool]:
-    """PRODUCT.md's "contact": a connected call, a held meeting or visit, an inbound email."""
-    return or_(
-        and_(Activity.type == "email", Activity.direction == "inbound"),
-        and_(Activity.type == "call", Activity.outcome == "connected"),
-        and_(Activity.type.in_(("meeting", "visit")), Activity.outcome == "held"),
-    )
+    """A connected call, a held meeting or visit, an inbound email."""
+    return or_(*(and_(Activity.type == kind, getattr(Activity, field) == value) for kind, (field, value) in CONTACT_RULES.items()))
+
+
+def is_contact(kind: str, direction: str, outcome: str | None) -> bool:
+    rule = CONTACT_RULES.get(kind)
+    return rule is not None and {"direction": direction, "outcome": outcome}[rule[0]] == rule[1]
+
+
+def is_attempt(kind: str, direction: str) -> bool:
+    return kind in ATTEMPT_TYPES and direction == "outbound"
 
 
 @dataclass(frozen=True)
