@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import random
 import re
-from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
@@ -44,7 +43,7 @@ from services.models import (
     Team,
     User,
 )
-from services.rollups import Key, rollup_rows
+from services.rollups import RollupCounter
 from services.users import hash_password
 
 DEMO_PASSWORD = "demo"
@@ -123,8 +122,7 @@ class _Builder:
         self.start = today - timedelta(days=730)
         self.now = datetime.combine(today, time(12), tzinfo=self.zone).astimezone(timezone.utc)
         self.counts: dict[str, int] = {}
-        self.rollup_counts: Counter[Key] = Counter()
-        self.rollup_minutes: Counter[Key] = Counter()
+        self.rollups = RollupCounter(ZONE)
 
     def n(self, base: float, minimum: int = 1) -> int:
         return max(minimum, round(base * self.scale))
@@ -173,7 +171,7 @@ class _Builder:
         self.leads()
         self.follow_ups()
         self.quotas()
-        self.insert(ActivityRollup, rollup_rows(self.org_id, self.rollup_counts, self.rollup_minutes))
+        self.insert(ActivityRollup, self.rollups.rows(self.org_id))
         self.s.flush()
         reset_sequences(self.s)
         return DemoSummary(self.org_id, dict(self.counts))
@@ -336,9 +334,7 @@ class _Builder:
     def _counted(self, rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         """Pass rows through, counting them into the daily rollups as they go by."""
         for row in rows:
-            key = (row["owner_id"], row["occurred_at"].astimezone(self.zone).date(), row["type"], row["direction"], row["outcome"] or "")
-            self.rollup_counts[key] += 1
-            self.rollup_minutes[key] += row["duration_minutes"] or 0
+            self.rollups.add(row["owner_id"], row["occurred_at"], row["type"], row["direction"], row["outcome"], row["duration_minutes"])
             yield row
 
     def _activity_rows(self) -> Iterator[dict[str, Any]]:
