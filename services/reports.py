@@ -218,14 +218,7 @@ def quota_attainment(session: Session, actor: User, period: Period, team_id: int
     """Actual ÷ target per rep and quota; a target whose period only partly overlaps the
     report period counts pro rata by days of overlap."""
     people = {user.id: user for user in team_members(session, actor, team_id, rep_id)}
-    targets: dict[tuple[int, str, str | None], Decimal] = defaultdict(Decimal)
-    for quota in session.scalars(
-        select(Quota).where(Quota.organization_id == actor.organization_id, Quota.user_id.in_(people), Quota.period_start < period.end)
-    ):
-        end = _quota_end(quota.period, quota.period_start)
-        overlap = (min(end, period.end) - max(quota.period_start, period.start)).days
-        if overlap > 0:
-            targets[(quota.user_id, quota.metric, quota.activity_type)] += quota.target * overlap / (end - quota.period_start).days
+    targets = quota_targets(session, actor, period, list(people))
     summary = {row.owner_id: row for row in activity_summary(session, actor, period, team_id, rep_id)}
     won = _won_by_owner(session, actor, period, list(people))
     rows = []
@@ -238,6 +231,20 @@ def quota_attainment(session: Session, actor: User, period: Period, team_id: int
             actual = won[owner_id][1]
         rows.append(Attainment(owner_id, people[owner_id].name, metric, kind, target.quantize(Decimal("0.01")), actual))
     return rows
+
+
+def quota_targets(session: Session, actor: User, period: Period, owners: list[int]) -> dict[tuple[int, str, str | None], Decimal]:
+    """Per (owner, metric, activity type): the target for the period, each quota counting pro
+    rata by its days of overlap with the period."""
+    targets: dict[tuple[int, str, str | None], Decimal] = defaultdict(Decimal)
+    for quota in session.scalars(
+        select(Quota).where(Quota.organization_id == actor.organization_id, Quota.user_id.in_(owners), Quota.period_start < period.end)
+    ):
+        end = _quota_end(quota.period, quota.period_start)
+        overlap = (min(end, period.end) - max(quota.period_start, period.start)).days
+        if overlap > 0:
+            targets[(quota.user_id, quota.metric, quota.activity_type)] += quota.target * overlap / (end - quota.period_start).days
+    return targets
 
 
 def _won_by_owner(session: Session, actor: User, period: Period, owners: list[int]) -> dict[int, tuple[int, Decimal]]:
@@ -811,10 +818,12 @@ def team_panel(session: Session, actor: User, today: date, now: datetime) -> Tea
     before = Period(so_far.start - timedelta(days=7), so_far.end - timedelta(days=7), "wtd_previous")
     quarter = period_for("this_quarter", today, actor.organization.fiscal_year_start_month)
     previous = {row.owner_id: row.total for row in activity_summary(session, actor, before)}
-    targets = {(q.owner_id): q.target for q in quota_attainment(session, actor, so_far) if q.activity_type == "call"}
+    summary = activity_summary(session, actor, so_far)
+    targets = quota_targets(session, actor, so_far, [r.owner_id for r in summary])
     rows = [
-        PanelRow(r.owner_id, r.name, r.total, previous.get(r.owner_id, 0), r.counts.get("call", 0), targets.get(r.owner_id))
-        for r in activity_summary(session, actor, so_far)
+        PanelRow(r.owner_id, r.name, r.total, previous.get(r.owner_id, 0), r.counts.get("call", 0),
+                 targets[(r.owner_id, "activities", "call")].quantize(Decimal("0.01")) if (r.owner_id, "activities", "call") in targets else None)
+        for r in summary
     ]
     stages = pipeline(session, actor)
     return TeamPanel(
