@@ -19,7 +19,7 @@ from services.activities import activity_by_external_id
 from services.contacts import account_for_domain
 from services.deals import pipeline_stages
 from services.models import Account, AccountDomain, Activity, Contact, ContactEmail, FollowUp, Opportunity, Stage, User
-from services.signals import DealWarning, deal_warnings
+from services.signals import DealWarning, days_since, deal_warnings
 from services.text import company_from_domain, domain_of, is_public_domain, is_valid_address, name_from_address, normalise_address
 from services.types import utcnow
 
@@ -110,10 +110,6 @@ class PaneContext:
     @property
     def is_empty(self) -> bool:
         return not self.contacts and not self.accounts
-
-    @property
-    def warnings(self) -> list[DealWarning]:
-        return [w for deal in self.deals for w in deal.warnings]
 
 
 def clean_addresses(addresses: Iterable[str], *, exclude: str | None = None) -> list[str]:
@@ -280,8 +276,8 @@ def _deal_row(actor: User, deal: Opportunity, now: datetime, warnings: list[Deal
         deal.currency,
         deal.stage_id,
         deal.stage.name,
-        max(0, (now - deal.stage_entered_at).days),
-        max(0, (now - deal.created_at).days),
+        days_since(deal.stage_entered_at, now),
+        days_since(deal.created_at, now),
         can_edit(actor, deal.owner),
         warnings,
     )

@@ -25,7 +25,7 @@ from services.deals import pipeline_stages
 from services.errors import DomainError, Forbidden
 from services.models import Account, Activity, ActivityRollup, FollowUp, Lead, Opportunity, Quota, Stage, StageChange, Team, User
 from services.periods import Period, add_months, comparison_for, period_for
-from services.signals import deal_warnings, is_attempt, is_contact
+from services.signals import days_since, deal_warnings, is_attempt, is_contact
 from services.types import as_utc
 
 
@@ -870,7 +870,7 @@ def neglected_accounts(session: Session, actor: User, now: datetime, team_id: in
     ))
     rows = []
     for account_id, name, owner_id, created_at in active:
-        days = max(0, (now - (as_utc(last.get(account_id)) or as_utc(created_at))).days)
+        days = days_since(as_utc(last.get(account_id)) or as_utc(created_at), now)
         if days >= quiet_days and account_id not in planned:
             rows.append(NeglectedAccount(account_id, name, people[owner_id], days))
     return sorted(rows, key=lambda r: (-r.days, r.name))

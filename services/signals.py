@@ -85,20 +85,21 @@ def deal_warnings(
     neglect_days = int(organization.setting("neglected_days"))
     warnings: list[DealWarning] = []
     for deal in open_deals:
-        quiet = _days(now, as_utc(last_inbound.get(deal.id)) or deal.created_at)
+        quiet = days_since(as_utc(last_inbound.get(deal.id)) or deal.created_at, now)
         if quiet >= dark_days:
             warnings.append(DealWarning(deal.id, "going_dark", quiet, f"No word from the customer in {quiet} days"))
-        in_stage = _days(now, deal.stage_entered_at)
+        in_stage = days_since(deal.stage_entered_at, now)
         if deal.stage.sla_days is not None and in_stage > deal.stage.sla_days:
             warnings.append(
                 DealWarning(deal.id, "stale", in_stage, f"{in_stage} days in {deal.stage.name} (SLA {deal.stage.sla_days})")
             )
-        idle = _days(now, as_utc(last_any.get(deal.id)) or deal.created_at)
+        idle = days_since(as_utc(last_any.get(deal.id)) or deal.created_at, now)
         if idle >= neglect_days and deal.id not in followed_up:
             warnings.append(DealWarning(deal.id, "neglected", idle, f"No activity in {idle} days and no follow-up planned"))
     return warnings
 
 
-def _days(now: datetime, then: datetime) -> int:
+def days_since(then: datetime, now: datetime) -> int:
+    """Whole days from ``then`` to ``now``, never negative."""
     return max(0, (now - then).days)
 
