@@ -11,10 +11,15 @@ from flask_login import current_user
 
 
 def local(value: datetime | None, fmt: str = "%d %b %Y, %H:%M") -> str:
+    """A stored time in the reader's organization's zone. Display never raises: a value at the
+    edge of the calendar (stored before input was range-checked) shows as it is, in UTC."""
     if value is None:
         return ""
     zone = current_user.organization.time_zone if current_user.is_authenticated else "UTC"
-    return value.astimezone(ZoneInfo(zone)).strftime(fmt)
+    try:
+        return value.astimezone(ZoneInfo(zone)).strftime(fmt)
+    except (OverflowError, ValueError):
+        return value.strftime(fmt) + " UTC"
 
 
 def money(value: Decimal | int | float | None, currency: str = "") -> str:

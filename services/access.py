@@ -9,23 +9,34 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from services.errors import Forbidden, NotFound
 from services.models import Activity, Base, User
+from services.schemas import parse_id
 
 M = TypeVar("M", bound=Base)
 
 
-def get_scoped(session: Session, actor: User, model: type[M], record_id: int | None, what: str | None = None) -> M:
-    """The record with this id in the actor's organization, not soft-deleted; else NotFound."""
+def get_scoped(
+    session: Session, actor: User, model: type[M], record_id: int | None, what: str | None = None, *, for_update: bool = False
+) -> M:
+    """The record with this id in the actor's organization, not soft-deleted; else NotFound.
+
+    ``for_update`` is for a service about to change the record's state: the row is locked
+    (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite's writers already hold the database's
+    lock) and read afresh, so of racing requests each sees the state the one before it left,
+    and a change is made once."""
     label = what or model.__name__.lower()
-    if record_id is None:
+    if record_id is None or parse_id(record_id) is None:
         raise NotFound(label)
-    record = session.get(model, record_id)
+    if for_update:
+        record = session.get(model, record_id, with_for_update=True, populate_existing=True)
+    else:
+        record = session.get(model, record_id)
     if (
         record is None
         or getattr(record, "organization_id", None) != actor.organization_id
@@ -68,6 +79,20 @@ def visible_activities(actor: User) -> ColumnElement[bool]:
     return in_org & Activity.deleted_at.is_(None) & seen
 
 
+# What "content" means: the fields of an activity a private one keeps to its owner.
+CONTENT_FIELDS = frozenset({"subject", "body_text", "body_html"})
+HIDDEN = "(private)"
+
+
 def can_read_content(actor: User, activity: Activity) -> bool:
-    """Private activities show their subject and body to their owner only."""
+    """The one visibility rule: a private activity shows its subject and body to its owner
+    only (managers and admins included); every view of an activity's content asks this."""
     return not activity.is_private or activity.owner_id == actor.id
+
+
+def readable_values(actor: User, record: Base, values: dict[str, Any]) -> dict[str, Any]:
+    """A record's field values (an audit event's before or after) as the actor may see them:
+    the content of a private activity someone else owns is replaced by ``HIDDEN``."""
+    if not isinstance(record, Activity) or can_read_content(actor, record):
+        return values
+    return {key: (HIDDEN if key in CONTENT_FIELDS and value is not None else value) for key, value in values.items()}

@@ -30,10 +30,13 @@ DEFAULT_DIRECTION = {"note": "internal", "task": "internal"}
 UNDO_MINUTES = 10
 
 
-def activity_by_external_id(session: Session, organization_id: int, external_id: str) -> Activity | None:
-    return session.scalar(
-        select(Activity).where(Activity.organization_id == organization_id, Activity.external_id == external_id)
-    )
+def activity_by_external_id(
+    session: Session, organization_id: int, external_id: str, *, for_update: bool = False
+) -> Activity | None:
+    query = select(Activity).where(Activity.organization_id == organization_id, Activity.external_id == external_id)
+    if for_update:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return session.scalar(query)
 
 
 def log_activity(
@@ -48,7 +51,8 @@ def log_activity(
 def _log(session: Session, actor: User, values: dict[str, Any], now: datetime) -> tuple[Activity, bool]:
     org = actor.organization
     external_id = values.get("external_id")
-    if external_id and (existing := activity_by_external_id(session, org.id, external_id)):
+    # Locked: of racing re-logs of an undone message, one restores it and the rest find it live.
+    if external_id and (existing := activity_by_external_id(session, org.id, external_id, for_update=True)):
         if existing.deleted_at is not None and existing.owner_id == actor.id:
             # Logged, undone, logged again: the same message is the same activity.
             existing.deleted_at = None
@@ -228,7 +232,7 @@ def undo_log(session: Session, actor: User, activity_id: int, *, now: datetime |
     """Take back a log the rep just made. Only the owner, only within ``UNDO_MINUTES``; it is
     a soft delete, so the audit trail keeps it."""
     now = now or utcnow()
-    activity = get_scoped(session, actor, Activity, activity_id, "activity")
+    activity = get_scoped(session, actor, Activity, activity_id, "activity", for_update=True)
     if activity.owner_id != actor.id:
         raise Forbidden("Only the person who logged it can undo a log.")
     if now - activity.created_at > timedelta(minutes=UNDO_MINUTES):

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
-from services.access import can_edit, get_scoped
+from services.access import can_edit, get_scoped, readable_values
 from services.errors import Forbidden
 from services.models import AuditEvent, Base, User
 
@@ -79,7 +79,7 @@ def record_history(session: Session, actor: User, model: type[Base], record_id: 
     names = dict(session.execute(select(User.id, User.name).where(User.id.in_({e.actor_id for e in events if e.actor_id}))).all())
     entries = []
     for event in events:
-        before, after = event.before or {}, event.after or {}
+        before, after = readable_values(actor, record, event.before or {}), readable_values(actor, record, event.after or {})
         changed = [(key, before.get(key), after.get(key)) for key in after if before.get(key) != after.get(key)]
         entries.append(HistoryEntry(event.at, names.get(event.actor_id, "someone"), event.action, changed))
     return entries

@@ -3,6 +3,13 @@
 The same models and migrations serve both. SQLite gets the pragmas that make it behave like
 a real store: enforced foreign keys, WAL so readers do not block the writer, and a busy
 timeout so concurrent writers wait instead of failing.
+
+On SQLite a session is a reader or a writer (``make_session_factory(engine, write=...)``):
+a reader's transaction is deferred and never takes the write lock, so reads run side by
+side, and beside a writer; a writer's begins ``IMMEDIATE``, so writers queue for the lock
+from their first statement. (A deferred transaction that reads and then writes fails at once
+with "database is locked" when another writer committed in between, whatever the busy
+timeout.) PostgreSQL needs neither: its services take row locks where they change state.
 """
 
 from __future__ import annotations
@@ -22,12 +29,15 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
         # pysqlite's own transaction handling defers BEGIN until the first write, which
-        # breaks SAVEPOINT. We issue BEGIN IMMEDIATE ourselves: a deferred transaction that
-        # read first and writes later fails at once ("database is locked") when another
-        # writer committed in between, whatever the busy timeout; an immediate one waits its
-        # turn. Writers queue, readers in WAL mode are not blocked by them.
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        # breaks SAVEPOINT; so we issue BEGIN ourselves, deferred for readers and IMMEDIATE
+        # for writers (see the module's docstring).
+        event.listen(engine, "begin", _sqlite_begin)
     return engine
+
+
+def _sqlite_begin(connection: Any) -> None:
+    writer = connection.get_execution_options().get(WRITER_OPTION, True)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN DEFERRED")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -40,5 +50,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(bind=engine, expire_on_commit=False)
+WRITER_OPTION = "inboxcrm_writer"
+
+
+def make_session_factory(engine: Engine, *, write: bool = True) -> sessionmaker[Session]:
+    """Sessions that may write (the default: commands, services called from tests) or, with
+    ``write=False``, sessions that only read and so never wait for SQLite's write lock."""
+    return sessionmaker(bind=engine.execution_options(**{WRITER_OPTION: write}), expire_on_commit=False)

@@ -17,7 +17,7 @@ from services.access import get_scoped, require_edit
 from services.audit import record_event, snapshot
 from services.errors import DomainError
 from services.models import Account, Contact, Opportunity, Stage, StageChange, User
-from services.schemas import DealSchema, MoveStageSchema, load
+from services.schemas import DealSchema, MoveStageSchema, load, parse_id
 from services.types import utcnow
 
 DEAL_FIELDS = ("name", "amount", "stage_id", "status", "loss_reason", "closed_at", "owner_id")
@@ -74,7 +74,7 @@ def move_stage(
     (with a reason). Moving a closed deal to a stage reopens it."""
     values = load(MoveStageSchema, data)
     now = now or utcnow()
-    deal = get_scoped(session, actor, Opportunity, opportunity_id, "deal")
+    deal = get_scoped(session, actor, Opportunity, opportunity_id, "deal", for_update=True)
     require_edit(actor, deal.owner)
     before = snapshot(deal, DEAL_FIELDS)
     from_stage_id, from_status = deal.stage_id, deal.status
@@ -95,9 +95,10 @@ def move_stage(
             raise DomainError("Say why the deal was lost.", {"loss_reason": ["Required to mark as lost."]})
         deal.status, deal.closed_at, deal.loss_reason = "lost", now, reason
     else:
-        if not target.isdigit():
+        stage_id = parse_id(target)
+        if stage_id is None:
             raise DomainError("Choose a stage.", {"stage": ["Unknown stage."]})
-        stage = get_scoped(session, actor, Stage, int(target), "stage")
+        stage = get_scoped(session, actor, Stage, stage_id, "stage")
         if stage.id == deal.stage_id and deal.status == "open":
             raise DomainError(f"The deal is already in {stage.name}.", {"stage": ["Already in this stage."]})
         deal.stage, deal.stage_entered_at = stage, now

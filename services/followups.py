@@ -37,7 +37,7 @@ def add_follow_up(session: Session, actor: User, data: Mapping[str, Any], *, now
 
 
 def complete_follow_up(session: Session, actor: User, follow_up_id: int, *, now: datetime | None = None) -> FollowUp:
-    follow_up = get_scoped(session, actor, FollowUp, follow_up_id, "follow-up")
+    follow_up = get_scoped(session, actor, FollowUp, follow_up_id, "follow-up", for_update=True)
     require_edit(actor, follow_up.owner)
     if follow_up.done_at is not None:
         raise DomainError("This follow-up is already done.")

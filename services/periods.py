@@ -16,6 +16,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from services.errors import DomainError
+from services.schemas import DATE_RANGE_MESSAGE, in_date_range
 
 KINDS = ("this_week", "last_week", "this_month", "last_month", "this_quarter", "last_quarter", "this_year", "last_year",
          "mtd", "qtd", "ytd")
@@ -97,9 +98,10 @@ def comparison_for(period: Period, year_over_year: bool = False) -> Period:
         return Period(add_months(period.start, -12), add_months(period.end, -12), f"{period.kind}_yoy")
     to_date = {"mtd": 1, "qtd": 3, "ytd": 12}.get(period.kind)
     if to_date:
-        # The same elapsed span of the previous month, quarter or year.
+        # The same elapsed span of the previous month, quarter or year, clamped to its end:
+        # on 31 March, month-to-date compares with all of February, not 1 February to 3 March.
         start = add_months(period.start, -to_date)
-        return Period(start, start + timedelta(days=period.days), f"{period.kind}_previous")
+        return Period(start, min(start + timedelta(days=period.days), period.start), f"{period.kind}_previous")
     calendar = next((months for unit, months in (("month", 1), ("quarter", 3), ("year", 12)) if period.kind.endswith(unit)), None)
     if calendar:
         # A whole month, quarter or year compares with the whole one before it.
@@ -121,6 +123,8 @@ def parse_period(kind: str | None, start: str | None, end: str | None, today: da
         first, last = date.fromisoformat(start or ""), date.fromisoformat(end or "")
     except ValueError:
         raise DomainError("Enter a start and an end date.") from None
+    if not (in_date_range(first) and in_date_range(last + timedelta(days=1))):
+        raise DomainError(DATE_RANGE_MESSAGE)
     if last < first:
         raise DomainError("The end date is before the start date.")
     if (last - first).days > 3 * 366:

@@ -8,6 +8,8 @@ Empty strings from HTML forms, and ``None`` from internal callers, mean "not giv
 
 from __future__ import annotations
 
+import re
+from datetime import date, datetime
 from typing import Any, Mapping
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate, validates_schema
@@ -17,6 +19,43 @@ from services.models import ACTIVITY_TYPES, ADDRESS_LENGTH, DIRECTIONS, OUTCOMES
 from services.text import is_valid_address, normalise_address
 
 MAX_AMOUNT = 10**12  # fits Numeric(14, 2)
+# Ids are PostgreSQL integers: a larger number names no record, and must not reach the driver.
+MAX_ID = 2**31 - 1
+# The dates anyone means in a CRM. Outside them a date is a typo or a probe, and near the ends
+# of Python's calendar a time-zone shift overflows; so both ends are refused at input.
+EARLIEST = date(1900, 1, 1)
+LATEST = date(2200, 1, 1)  # exclusive
+DATE_RANGE_MESSAGE = f"Enter a date between {EARLIEST.year} and {LATEST.year - 1}."
+_ID = re.compile(r"[0-9]{1,10}")
+
+
+def parse_id(value: object) -> int | None:
+    """A record id from a URL or a form, or None: ASCII digits only (``"²".isdigit()`` is true,
+    ``int("²")`` fails), within the store's integer range."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and _ID.fullmatch(value):
+        number = int(value)
+    else:
+        return None
+    return number if 1 <= number <= MAX_ID else None
+
+
+def in_date_range(day: date) -> bool:
+    return EARLIEST <= day < LATEST
+
+
+def refuse_nul(value: Any) -> None:
+    """PostgreSQL text cannot hold a NUL character; no field of ours means one."""
+    if isinstance(value, str) and "\x00" in value:
+        raise ValidationError("Remove the NUL character from this field.")
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            refuse_nul(item)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            refuse_nul(key)
+            refuse_nul(item)
 
 
 class Address(fields.String):
@@ -51,6 +90,26 @@ class WhenField(fields.DateTime):
     The service attaches the zone, because only it knows the organization.
     """
 
+    default_error_messages = {"invalid": "Enter a date and time.", "out_of_range": DATE_RANGE_MESSAGE}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> datetime:
+        when = super()._deserialize(value, attr, data, **kwargs)
+        if not in_date_range(when.date()):
+            raise self.make_error("out_of_range")
+        return when
+
+
+class Day(fields.Date):
+    """A calendar date, within the range anyone means."""
+
+    default_error_messages = {"invalid": "Enter a date.", "out_of_range": DATE_RANGE_MESSAGE}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> date:
+        day = super()._deserialize(value, attr, data, **kwargs)
+        if not in_date_range(day):
+            raise self.make_error("out_of_range")
+        return day
+
 
 class InputSchema(Schema):
     class Meta:
@@ -59,15 +118,14 @@ class InputSchema(Schema):
     @pre_load
     def blanks_are_missing(self, data: Any, **kwargs: Any) -> Any:
         if isinstance(data, Mapping):
+            refuse_nul(_as_dict(data))
             items = _as_dict(data).items()
             return {key: value for key, value in items if value is not None and not (isinstance(value, str) and value.strip() == "")}
         return data
 
 
-
-
 def _id(**kwargs: Any) -> fields.Integer:
-    return fields.Integer(validate=validate.Range(min=1, error="Choose a valid record."), **kwargs)
+    return fields.Integer(strict=False, validate=validate.Range(min=1, max=MAX_ID, error="Choose a valid record."), **kwargs)
 
 
 class ContactSchema(InputSchema):
@@ -90,7 +148,7 @@ class DealSchema(InputSchema):
     contact_id = _id()
     amount = Money(load_default=0)
     stage_id = _id(required=True)
-    expected_close_date = fields.Date()
+    expected_close_date = Day()
     source = fields.String(validate=validate.Length(max=32))
 
 

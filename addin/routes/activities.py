@@ -33,7 +33,7 @@ def log_meeting():
     return perform("log_meeting", action)
 
 
-@bp.post("/activities/<int:activity_id>/undo")
+@bp.post("/activities/<id:activity_id>/undo")
 @login_required
 def undo(activity_id: int):
     def action() -> Notice:
@@ -63,7 +63,7 @@ def add_note():
     return perform("note", action)
 
 
-@bp.post("/activities/<int:activity_id>/rating")
+@bp.post("/activities/<id:activity_id>/rating")
 @login_required
 def rate(activity_id: int):
     def action() -> Notice:

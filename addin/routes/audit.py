@@ -15,7 +15,7 @@ bp = Blueprint("audit", __name__)
 RECORDS = {"deals": Opportunity, "activities": Activity, "contacts": Contact, "accounts": Account, "followups": FollowUp}
 
 
-@bp.get("/history/<kind>/<int:record_id>")
+@bp.get("/history/<kind>/<id:record_id>")
 @login_required
 def history(kind: str, record_id: int) -> tuple[str, int]:
     if kind not in RECORDS:

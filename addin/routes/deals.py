@@ -13,7 +13,7 @@ from services import deals
 bp = Blueprint("deals", __name__)
 
 
-@bp.post("/deals/<int:deal_id>/stage")
+@bp.post("/deals/<id:deal_id>/stage")
 @login_required
 def move_stage(deal_id: int):
     def action() -> Notice:

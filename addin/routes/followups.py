@@ -23,7 +23,7 @@ def add():
     return perform("follow_up", action)
 
 
-@bp.post("/followups/<int:follow_up_id>/done")
+@bp.post("/followups/<id:follow_up_id>/done")
 @login_required
 def done(follow_up_id: int):
     def action() -> Notice:

@@ -13,6 +13,7 @@ from addin.views import actor, page_or_fragment
 from services.periods import KINDS, local_today, parse_period
 from services.context import account_timeline, notes_feed
 from services.reports import rep_accounts, report_tables, team_members, team_panel, team_report, visible_teams
+from services.schemas import parse_id
 from services.types import utcnow
 
 bp = Blueprint("reports", __name__)
@@ -24,8 +25,7 @@ def _report():
     today = local_today(org.time_zone)
     period = parse_period(request.args.get("period"), request.args.get("start"), request.args.get("end"), today,
                           org.fiscal_year_start_month)
-    team, rep = request.args.get("team", ""), request.args.get("rep", "")
-    return team_report(db(), user, period, today, utcnow(), int(team) if team.isdigit() else None, int(rep) if rep.isdigit() else None)
+    return team_report(db(), user, period, today, utcnow(), parse_id(request.args.get("team")), parse_id(request.args.get("rep")))
 
 
 @bp.get("/dashboard")
@@ -68,14 +68,14 @@ def team() -> tuple[str, int]:
     return page_or_fragment("reports/team_page.html", "reports/_team.html", panel=panel)
 
 
-@bp.get("/pane/team/reps/<int:rep_id>")
+@bp.get("/pane/team/reps/<id:rep_id>")
 @login_required
 def rep(rep_id: int) -> tuple[str, int]:
     person, accounts = rep_accounts(db(), actor(), rep_id)
     return page_or_fragment("reports/team_page.html", "reports/_rep.html", rep=person, accounts=accounts)
 
 
-@bp.get("/pane/accounts/<int:account_id>/timeline")
+@bp.get("/pane/accounts/<id:account_id>/timeline")
 @login_required
 def timeline(account_id: int) -> tuple[str, int]:
     return page_or_fragment("reports/team_page.html", "reports/_timeline.html", timeline=account_timeline(db(), actor(), account_id))
