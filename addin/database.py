@@ -2,21 +2,45 @@
 
 Routes call ``db()`` for the session and ``commit()`` after a successful write. Whatever is
 not committed when the request ends is rolled back, so a refused write leaves nothing.
+
+A request's method says whether it writes: POST, PUT, PATCH and DELETE get a writer's
+session, everything else a reader's, which on SQLite never takes the write lock (see
+``services.db``). A GET that writes (a sign-in callback) says so with ``@writes``.
 """
 
 from __future__ import annotations
 
-from flask import Flask, current_app, g
+from typing import Any, Callable, TypeVar
+
+from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.db import make_engine, make_session_factory
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+WRITING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
 class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.sessions: sessionmaker[Session] = make_session_factory(engine)
+        self.read_sessions: sessionmaker[Session] = make_session_factory(engine, write=False)
+
+
+def writes(view: F) -> F:
+    """Mark a GET view that writes (an OAuth callback links an identity)."""
+    view.writes = True  # type: ignore[attr-defined]
+    return view
+
+
+def _request_writes() -> bool:
+    if request.method in WRITING_METHODS:
+        return True
+    view = current_app.view_functions.get(request.endpoint or "")
+    return bool(getattr(view, "writes", False))
 
 
 def init_app(app: Flask) -> None:
@@ -33,7 +57,8 @@ def database() -> Database:
 
 def db() -> Session:
     if "db_session" not in g:
-        g.db_session = database().sessions()
+        store = database()
+        g.db_session = store.sessions() if not has_request_context() or _request_writes() else store.read_sessions()
     return g.db_session
 
 
@@ -47,10 +72,6 @@ def rollback() -> None:
 
 
 def _close(_error: BaseException | None) -> None:
-    # Flask-Login caches the signed-in user on ``g``; it is bound to this session, so it
-    # goes with it (an app context that outlives the request would otherwise keep it).
-    g.pop("_login_user", None)
-    g.pop("signed_in_by", None)
     session = g.pop("db_session", None)
     if session is not None:
         session.rollback()

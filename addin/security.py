@@ -5,37 +5,33 @@
 * Flask-WTF: CSRF on every state-changing request made with the session cookie (htmx sends
   the token as ``X-CSRFToken``). A request signed in with a pane bearer token carries no
   ambient credential, so it needs none;
-* Flask-Limiter: rate limits on sign-in and token endpoints.
+* Flask-Limiter: rate limits on sign-in and token endpoints, per client address and per
+  account typed in, so that a botnet's many addresses still meet the per-account limit;
+* ``Cache-Control: no-store`` on everything but the static files: CRM pages, CSV exports and
+  tokens are one person's, and no shared cache or back button should keep them;
+* a NUL character anywhere in a URL or a form is refused at the door (PostgreSQL text
+  cannot hold one, and no field of ours means one).
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
-from flask import Flask, g, request
+from flask import Flask, Response, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import current_user
 from flask_talisman import Talisman
 from flask_wtf.csrf import CSRFProtect
 
+from addin.auth import expired_bearer, signed_in_by_bearer
+from services.errors import DomainError
+
 csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
 talisman = Talisman()
 
 OFFICE_JS_HOST = "https://appsforoffice.microsoft.com"
-# Where Outlook on the web, new Outlook and Gmail frame add-ins.
-FRAME_ANCESTORS = [
-    "'self'",
-    "https://outlook.office.com",
-    "https://outlook.office365.com",
-    "https://outlook.live.com",
-    "https://*.outlook.com",
-    "https://*.office.com",
-    "https://*.officeapps.live.com",
-    "https://mail.google.com",
-    "https://*.googleusercontent.com",
-]
 CONTENT_SECURITY_POLICY = {
     "default-src": "'self'",
     "script-src": ["'self'", OFFICE_JS_HOST],
@@ -45,7 +41,10 @@ CONTENT_SECURITY_POLICY = {
     "object-src": "'none'",
     "base-uri": "'self'",
     "form-action": "'self'",
-    "frame-ancestors": FRAME_ANCESTORS,
+    # Filled from the FRAME_ANCESTORS setting: the hosts of Outlook on the web and the new
+    # Outlook that frame the task pane, and ourselves (the preview). Gmail draws cards, not
+    # our pages, so no Google host frames us; nor does any host that serves others' content.
+    "frame-ancestors": [],
 }
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -57,14 +56,26 @@ def token_endpoint(view: Callable[..., Any]) -> Callable[..., Any]:
     return view
 
 
+def submitted_account() -> str:
+    """The account a sign-in attempt names (form or JSON), for the per-account limit."""
+    data = request.get_json(silent=True) if request.is_json else request.form
+    email = data.get("email") if isinstance(data, dict) or hasattr(data, "get") else None
+    return "account:" + (str(email).strip().lower()[:254] if email else "-")
+
+
+def _holds_nul(values: object) -> bool:
+    return any("\x00" in key or any("\x00" in value for value in items) for key, items in values.lists())  # type: ignore[attr-defined]
+
+
 def init_app(app: Flask) -> None:
     production = app.config["PRODUCTION"]
     app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)
     csrf.init_app(app)
     limiter.init_app(app)
+    policy = {**CONTENT_SECURITY_POLICY, "frame-ancestors": ["'self'", *app.config["FRAME_ANCESTORS"]]}
     talisman.init_app(
         app,
-        content_security_policy=CONTENT_SECURITY_POLICY,
+        content_security_policy=policy,
         frame_options=None,  # frame-ancestors above says who may frame the pane
         force_https=production,
         strict_transport_security=production,
@@ -74,13 +85,27 @@ def init_app(app: Flask) -> None:
     )
 
     @app.before_request
-    def protect_cookie_sessions() -> None:
+    def refuse_nul_characters() -> None:
+        if "\x00" in request.path or _holds_nul(request.args) or (request.method in STATE_CHANGING and _holds_nul(request.form)):
+            raise DomainError("The request holds a NUL character, which no field accepts.")
+
+    @app.before_request
+    def protect_cookie_sessions():
         if request.method not in STATE_CHANGING or app.config.get("WTF_CSRF_ENABLED") is False:
-            return
+            return None
         if getattr(app.view_functions.get(request.endpoint or ""), "csrf_exempt", False):
-            return
+            return None
         if request.headers.get("Authorization", "").startswith("Bearer "):
-            # Touch current_user so the request loader runs; only a valid token skips CSRF.
-            if current_user.is_authenticated and g.get("signed_in_by") == "bearer":
-                return
+            # Touch current_user so the request loader runs; only a valid token skips CSRF,
+            # and a token that no longer works is a 401 the pane acts on, whatever the method.
+            if current_user.is_authenticated and signed_in_by_bearer():
+                return None
+            return expired_bearer()
         csrf.protect()
+        return None
+
+    @app.after_request
+    def no_store(response: Response) -> Response:
+        if request.endpoint != "static":
+            response.headers["Cache-Control"] = "no-store"
+        return response

@@ -7,17 +7,24 @@ on a fresh machine: SQLite in ``instance/``, the demo sign-in picker on.
 | ``SECRET_KEY``            | kept in ``instance/secret_key``        | signs sessions and CSRF tokens            |
 | ``INBOXCRM_ENV``          | ``development``                       | ``production`` turns the demo picker off, |
 |                           |                                       | requires SECRET_KEY, secure cookies       |
-| ``INBOXCRM_DEMO_SIGN_IN`` | on unless production                  | the preview's "sign in as" picker         |
+| ``INBOXCRM_DEMO_SIGN_IN`` | off (``make run`` turns it on)         | the preview's "sign in as" picker; never  |
+|                           |                                       | in production                             |
 | ``INBOXCRM_ADDIN_ID``     | a fixed UUID                          | the add-in's id in the Outlook manifests  |
 | ``INBOXCRM_CLIENT_ID``    | all zeros                             | Entra ID app registration (SSO)           |
-| ``INBOXCRM_MS_TENANTS``   | none (SSO off)                        | allowed tenant ids, comma-separated; ``*``|
+| ``INBOXCRM_MS_TENANTS``   | none (SSO off)                        | ``TENANT_ID=DOMAIN`` pairs, comma-        |
+|                           |                                       | separated: each allowed tenant signs in   |
+|                           |                                       | to the one organization owning DOMAIN     |
 | ``INBOXCRM_MS_AUDIENCES`` | the client id                         | accepted ``aud`` values                   |
 | ``INBOXCRM_MS_SCOPE``     | ``access_as_user``                    | the scope a token must carry              |
 | ``INBOXCRM_MS_JWKS_URL``  | Microsoft's common keys               | where the signing keys are published      |
 | ``INBOXCRM_SIGN_IN_RATE_LIMIT`` | ``10 per minute``               | per address, on every sign-in endpoint    |
 | ``INBOXCRM_OIDC_{MICROSOFT,GOOGLE}_CLIENT_ID`` / ``_CLIENT_SECRET`` / ``_METADATA_URL``  |
 |                           | unset (off)                           | the sign-in dialog's OpenID Connect apps  |
-| ``INBOXCRM_PROXIES``      | 1 in production, else 0               | proxies trusted for X-Forwarded-*         |
+| ``INBOXCRM_PROXIES``      | 0                                     | proxies in front that set X-Forwarded-*;  |
+|                           |                                       | only then are those headers believed      |
+| ``INBOXCRM_SESSION_MAX_HOURS`` | 12                               | a sign-in's absolute lifetime: no session |
+|                           |                                       | or refreshed token outlives it            |
+| ``INBOXCRM_FRAME_ANCESTORS`` | Outlook on the web's hosts         | who may frame the pane (space-separated)  |
 """
 
 from __future__ import annotations
@@ -42,7 +49,9 @@ def load_settings(config: MutableMapping[str, Any], instance_path: str) -> None:
     if production and not secret:
         raise RuntimeError("SECRET_KEY must be set when INBOXCRM_ENV=production")
     config["SECRET_KEY"] = secret or _instance_secret(instance_path)
-    config["DEMO_SIGN_IN"] = _flag(env.get("INBOXCRM_DEMO_SIGN_IN"), not production)
+    # Signing in as anyone with one click is for the embedded demo store only: opt-in, and
+    # never in production whatever the variable says.
+    config["DEMO_SIGN_IN"] = _flag(env.get("INBOXCRM_DEMO_SIGN_IN"), False) and not production
     config["SESSION_COOKIE_SECURE"] = production
     config["SESSION_COOKIE_HTTPONLY"] = True
     config["SESSION_COOKIE_SAMESITE"] = "None" if production else "Lax"
@@ -55,18 +64,53 @@ def load_settings(config: MutableMapping[str, Any], instance_path: str) -> None:
     config["ADDIN_CLIENT_ID"] = env.get("INBOXCRM_CLIENT_ID", "00000000-0000-0000-0000-000000000000")
     # Office single sign-on: which Microsoft tokens the pane may exchange for a pane token.
     config["MS_JWKS_URL"] = env.get("INBOXCRM_MS_JWKS_URL", "https://login.microsoftonline.com/common/discovery/v2.0/keys")
-    config["MS_TENANTS"] = [t.strip() for t in env.get("INBOXCRM_MS_TENANTS", "").split(",") if t.strip()]
+    config["MS_TENANTS"] = tenant_organizations(env.get("INBOXCRM_MS_TENANTS", ""))
     config["MS_AUDIENCES"] = [a.strip() for a in env.get("INBOXCRM_MS_AUDIENCES", config["ADDIN_CLIENT_ID"]).split(",") if a.strip()]
     config["MS_SCOPE"] = env.get("INBOXCRM_MS_SCOPE", "access_as_user")
     # The OpenID Connect fallback, per provider: on when a client id is set.
     for provider in ("MICROSOFT", "GOOGLE"):
         for key in ("CLIENT_ID", "CLIENT_SECRET", "METADATA_URL"):
             config[f"OIDC_{provider}_{key}"] = env.get(f"INBOXCRM_OIDC_{provider}_{key}", "")
-    # How many proxies (load balancer, nginx) stand in front and set X-Forwarded-*.
-    config["PROXIES"] = int(env.get("INBOXCRM_PROXIES", "1" if production else "0"))
+    # How many proxies (load balancer, nginx) stand in front and set X-Forwarded-*. None unless
+    # said: believed without a proxy, the header lets anyone pick the address rate limits count.
+    config["PROXIES"] = _count(env.get("INBOXCRM_PROXIES"), "INBOXCRM_PROXIES", 0)
+    config["SESSION_MAX_HOURS"] = _count(env.get("INBOXCRM_SESSION_MAX_HOURS"), "INBOXCRM_SESSION_MAX_HOURS", 12)
+    config["FRAME_ANCESTORS"] = (env.get("INBOXCRM_FRAME_ANCESTORS") or " ".join(OUTLOOK_HOSTS)).split()
     # Flask-Limiter's counters: in memory for one process; redis://... for several workers.
     config["RATELIMIT_STORAGE_URI"] = env.get("RATELIMIT_STORAGE_URI", "memory://")
     config["SIGN_IN_RATE_LIMIT"] = env.get("INBOXCRM_SIGN_IN_RATE_LIMIT", "10 per minute")
+
+
+# Where Outlook on the web and the new Outlook frame an add-in's task pane.
+OUTLOOK_HOSTS = (
+    "https://outlook.office.com",
+    "https://outlook.office365.com",
+    "https://outlook.live.com",
+    "https://outlook.cloud.microsoft",
+)
+
+
+def _count(value: str | None, name: str, default: int) -> int:
+    if value is None or value.strip() == "":
+        return default
+    if not value.strip().isascii() or not value.strip().isdigit():
+        raise RuntimeError(f"{name} must be a whole number, not {value!r}")
+    return int(value)
+
+
+def tenant_organizations(value: str) -> dict[str, str]:
+    """``INBOXCRM_MS_TENANTS``: ``tenant-id=northwind.example, other-id=contoso.example``. Each
+    allowed Microsoft tenant maps to the one organization that owns the domain; its tokens
+    sign in to that organization only."""
+    tenants: dict[str, str] = {}
+    for pair in value.split(","):
+        if not pair.strip():
+            continue
+        tenant, sep, domain = (part.strip().lower() for part in pair.partition("="))
+        if not sep or not tenant or not domain:
+            raise RuntimeError(f"INBOXCRM_MS_TENANTS: write each tenant as TENANT_ID=DOMAIN, not {pair.strip()!r}")
+        tenants[tenant] = domain
+    return tenants
 
 
 def _database_url(url: str | None, instance_path: str) -> str:

@@ -9,7 +9,11 @@ and hands it over once; we check it the way Microsoft's token rules say and map 
   ``https://sts.windows.net/{tid}/`` (v1), for an allowed tenant only;
 * the audience (our client id or application ID URI), the ``scp`` scope, ``exp``/``nbf``
   with a small leeway;
-* the user by ``oid`` (stable), the first time by ``preferred_username`` (then linked).
+* the tenant's organization: each allowed tenant maps to one organization (by a domain it
+  owns), and a token signs in to that organization only, whatever its ``preferred_username``
+  says; a mismatch is refused and written to that organization's audit trail;
+* the user by (``tid``, ``oid``) (stable), the first time by ``preferred_username`` (then
+  linked).
 
 JOSE comes from joserfc, the library Authlib deprecates its own ``authlib.jose`` in favour of.
 """
@@ -30,7 +34,7 @@ from joserfc.jwk import KeySet
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.models import User, UserIdentity
+from services.models import AuditEvent, User, UserIdentity
 from services.text import domain_of, normalise_address
 from services.users import user_for_identity
 
@@ -42,10 +46,15 @@ class TokenRejected(Exception):
     """The token is not one we accept; the message says why (for logs, not for users)."""
 
 
+class KeysUnavailable(Exception):
+    """The signing keys could not be had: the key URL is down, slow, or answers something that
+    is not a key set. Nobody can sign in until it answers (a 503, not a refusal)."""
+
+
 @dataclass
 class MicrosoftRules:
     audiences: list[str]
-    tenants: list[str]  # allowed tenant ids; "*" allows any (multi-tenant apps)
+    tenants: dict[str, str]  # allowed tenant id → a domain of the one organization it signs in to
     scope: str
     authority: str = "https://login.microsoftonline.com"
 
@@ -65,10 +74,19 @@ class RemoteKeys:
             stale = time.monotonic() - self.fetched_at > KEYS_TTL_SECONDS
             unknown = self.keys is not None and kid is not None and not any(k.kid == kid for k in self.keys.keys)
             if self.keys is None or stale or (unknown and time.monotonic() - self.fetched_at > 60):
-                with urllib.request.urlopen(self.url, timeout=5) as response:  # noqa: S310 - a configured https URL
-                    self.keys = KeySet.import_key_set(json.load(response))
+                self.keys = self._fetch()
                 self.fetched_at = time.monotonic()
             return self.keys
+
+    def _fetch(self) -> KeySet:
+        try:
+            with urllib.request.urlopen(self.url, timeout=5) as response:  # noqa: S310 - a configured https URL
+                published = json.load(response)
+            if not isinstance(published, dict) or not isinstance(published.get("keys"), list):
+                raise ValueError("not a JSON Web Key Set")
+            return KeySet.import_key_set(published)  # type: ignore[arg-type]
+        except (OSError, ValueError, TypeError, KeyError, JoseError) as error:
+            raise KeysUnavailable(f"{self.url}: {error!r}") from error
 
 
 def verify_microsoft_token(token: str, rules: MicrosoftRules, keys: RemoteKeys, now: int | None = None) -> dict[str, Any]:
@@ -76,15 +94,18 @@ def verify_microsoft_token(token: str, rules: MicrosoftRules, keys: RemoteKeys, 
         header = json.loads(_b64(token.split(".")[0]))
     except (ValueError, IndexError) as error:
         raise TokenRejected("not a JWT") from error
+    if not isinstance(header, dict):
+        raise TokenRejected("the JWT header is not an object")
     if header.get("alg") != "RS256":
         raise TokenRejected(f"algorithm {header.get('alg')!r} is not accepted")
     try:
-        decoded = jwt.decode(token, keys.key_set(header.get("kid")), algorithms=["RS256"])
-    except JoseError as error:
+        kid = header.get("kid")
+        decoded = jwt.decode(token, keys.key_set(kid if isinstance(kid, str) else None), algorithms=["RS256"])
+    except (JoseError, ValueError, TypeError) as error:
         raise TokenRejected(f"signature: {error}") from error
     claims = decoded.claims
     tenant = str(claims.get("tid", ""))
-    if "*" not in rules.tenants and tenant not in rules.tenants:
+    if tenant.lower() not in rules.tenants:
         raise TokenRejected(f"tenant {tenant!r} is not allowed")
     issuers = [f"{rules.authority}/{tenant}/v2.0", f"https://sts.windows.net/{tenant}/"]
     registry = jwt.JWTClaimsRegistry(
@@ -104,39 +125,63 @@ def verify_microsoft_token(token: str, rules: MicrosoftRules, keys: RemoteKeys, 
     return claims
 
 
-def user_for_microsoft_claims(session: Session, claims: dict[str, Any]) -> User | None:
-    """The user an Office SSO token speaks for (its ``oid``, within its tenant)."""
+def user_for_microsoft_claims(session: Session, claims: dict[str, Any], tenants: dict[str, str]) -> User | None:
+    """The user an Office SSO token speaks for: its (``tid``, ``oid``), within the one
+    organization its tenant maps to."""
+    tenant = str(claims["tid"])
     return user_for_identity_claims(
-        session, "microsoft", str(claims["tid"]), str(claims["oid"]), claims.get("preferred_username") or claims.get("upn")
+        session, "microsoft", tenant, str(claims["oid"]), claims.get("preferred_username") or claims.get("upn"),
+        organization_domain=tenants.get(tenant.lower()),
     )
 
 
 def user_for_identity_claims(
-    session: Session, provider: str, issuer: str, subject: str, address: Any
+    session: Session, provider: str, issuer: str, subject: str, address: Any, *, organization_domain: str | None = None
 ) -> User | None:
     """The user an identity provider vouches for: by (provider, issuer, subject) once linked;
     the first time by the signed-in address, then linked, so that a later change of address
     does not matter. A provider can only vouch for addresses on domains its tenant verified,
-    so a first link is made only where that domain is one of the user's organization's own."""
+    so a first link is made only where that domain is one of the user's organization's own.
+
+    ``organization_domain`` names the organization the issuer (a Microsoft tenant) signs in
+    to; a user of any other organization is refused, and the attempt audited there."""
     user = user_for_identity(session, provider, issuer, subject)
-    if user is not None:
-        return user
-    address = normalise_address(str(address or ""))
-    user = session.scalar(select(User).where(User.email == address, User.is_active)) if address else None
-    if user is None or domain_of(address) not in (user.organization.domains or []):
+    if user is None:
+        address = normalise_address(str(address or ""))
+        user = session.scalar(select(User).where(User.email == address, User.is_active)) if address else None
+        if user is None or domain_of(address) not in (user.organization.domains or []):
+            return None
+        linking = True
+    else:
+        linking = False
+    if organization_domain is not None and organization_domain not in (user.organization.domains or []):
+        session.add(AuditEvent(
+            organization_id=user.organization_id, actor_id=None, action="sign_in_refused", record_type="users",
+            record_id=user.id, before=None,
+            after={"provider": provider, "issuer": issuer, "reason": "the issuer signs in to another organization"},
+        ))
+        session.flush()
         return None
-    session.add(UserIdentity(user_id=user.id, provider=provider, issuer=issuer, subject=subject))
-    session.flush()
+    if linking:
+        session.add(UserIdentity(user_id=user.id, provider=provider, issuer=issuer, subject=subject))
+        session.flush()
     return user
 
 
-def user_for_oidc_claims(session: Session, provider: str, claims: dict[str, Any]) -> User | None:
+def user_for_oidc_claims(
+    session: Session, provider: str, claims: dict[str, Any], tenants: dict[str, str] | None = None
+) -> User | None:
     """The user of an OpenID Connect sign-in (the dialog fallback). Microsoft's id token names
-    the same ``oid`` and tenant as its SSO access token, so both ways in find one identity;
-    Google's names its issuer and ``sub``, and its address counts only once verified."""
+    the same ``oid`` and tenant as its SSO access token, so both ways in find one identity, and
+    where tenants are mapped the same tenant rule holds; Google's names its issuer and ``sub``,
+    and its address counts only once verified."""
     if provider == "microsoft":
         subject = str(claims.get("oid") or claims["sub"])
-        return user_for_identity_claims(session, provider, str(claims.get("tid", "")), subject, claims.get("preferred_username"))
+        tenant = str(claims.get("tid", ""))
+        if tenants and tenant.lower() not in tenants:
+            return None
+        return user_for_identity_claims(session, provider, tenant, subject, claims.get("preferred_username"),
+                                        organization_domain=(tenants or {}).get(tenant.lower()))
     address = claims.get("email") if claims.get("email_verified") is True else None
     return user_for_identity_claims(session, provider, str(claims["iss"]), str(claims["sub"]), address)
 

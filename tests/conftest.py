@@ -143,7 +143,9 @@ def browser() -> Iterator[object]:
 
 @pytest.fixture
 def live_url(app: Flask, app_world: World) -> Iterator[str]:
-    """The app served on a free loopback port for the browser."""
+    """The app served on a free loopback port for the browser, as ``make run`` serves the
+    embedded demo: with the preview's "sign in as" picker."""
+    app.config["DEMO_SIGN_IN"] = True
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_port}"

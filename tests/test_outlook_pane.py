@@ -219,7 +219,7 @@ def test_pane_signs_in_with_office_sso_and_no_cookie(browser, live_url, app, app
 
     jwks = JwksServer()
     try:
-        app.config.update(MS_JWKS_URL=jwks.url, MS_TENANTS=[TENANT], MS_AUDIENCES=[CLIENT_ID], MS_SCOPE=SCOPE)
+        app.config.update(MS_JWKS_URL=jwks.url, MS_TENANTS={TENANT: "northwind.test"}, MS_AUDIENCES=[CLIENT_ID], MS_SCOPE=SCOPE)
         context = browser.new_context(viewport={"width": 350, "height": 900})
         page = context.new_page()
         page.route(OFFICE_JS, lambda route: route.fulfill(path=str(STUB), content_type="application/javascript"))

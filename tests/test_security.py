@@ -20,7 +20,7 @@ from joserfc.jwk import OctKey, RSAKey
 from sqlalchemy import select
 
 from addin.security import limiter
-from services.models import Activity, User, UserIdentity
+from services.models import Activity, AuditEvent, User, UserIdentity
 from tests.factories import World
 
 TENANT = "9188040d-6c67-4c5b-b112-36a304b66dad"
@@ -68,7 +68,7 @@ def jwks() -> Iterator[JwksServer]:
 
 @pytest.fixture
 def sso_app(app, jwks):
-    app.config.update(MS_JWKS_URL=jwks.url, MS_TENANTS=[TENANT], MS_AUDIENCES=[CLIENT_ID, f"api://crm.test/{CLIENT_ID}"], MS_SCOPE=SCOPE)
+    app.config.update(MS_JWKS_URL=jwks.url, MS_TENANTS={TENANT: "northwind.test"}, MS_AUDIENCES=[CLIENT_ID, f"api://crm.test/{CLIENT_ID}"], MS_SCOPE=SCOPE)
     limiter.reset()
     return app
 
@@ -195,7 +195,8 @@ def test_bad_pane_tokens_are_refused_and_do_not_skip_csrf(app, client, app_world
     headers = {"Authorization": f"Bearer {token}", "HX-Request": "true"}
     assert client.get("/pane/context", headers=headers).status_code == 401
     response = client.post("/activities/email", headers=headers, data={"from_address": "ann@acme.test", "internet_message_id": "<x@y.z>"})
-    assert response.status_code in (400, 401)
+    # A write with a dead token is a 401 the pane signs in again after, not a CSRF refusal.
+    assert response.status_code == 401 and response.json["error"].startswith("Your sign-in has ended")
     with app.extensions["inboxcrm.db"].sessions() as session:
         assert session.scalars(select(Activity)).all() == []
 
@@ -213,7 +214,10 @@ def test_security_headers(client, app_world: World):
     directives = dict(part.strip().split(" ", 1) for part in policy.split(";") if part.strip())
     assert "'unsafe-inline'" not in directives["script-src"] and "'unsafe-eval'" not in directives["script-src"]
     assert directives["script-src"].split() == ["'self'", "https://appsforoffice.microsoft.com"]
-    assert "https://outlook.office.com" in directives["frame-ancestors"] and "https://mail.google.com" in directives["frame-ancestors"]
+    # Outlook on the web's hosts frame the pane; no wildcard, and no host that serves anyone's content.
+    assert directives["frame-ancestors"].split() == [
+        "'self'", "https://outlook.office.com", "https://outlook.office365.com", "https://outlook.live.com", "https://outlook.cloud.microsoft",
+    ]
     assert directives["object-src"] == "'none'"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert "X-Frame-Options" not in response.headers  # frame-ancestors decides, so Outlook may frame the pane
@@ -228,3 +232,85 @@ def test_hsts_in_production(tmp_path, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'p.db'}")
     response = create_app().test_client().get("/healthz", base_url="https://crm.test")
     assert "max-age=" in response.headers["Strict-Transport-Security"]
+
+
+# -- hard edges: tenants, odd tokens, a key URL that answers nonsense --------------------------------
+
+
+def audit_actions(app, organization_id: int) -> list[str]:
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        return list(session.scalars(select(AuditEvent.action).where(AuditEvent.organization_id == organization_id)))
+
+
+def test_a_tenant_signs_in_to_its_own_organization_only(sso_app, client, jwks, app_world: World):
+    """Tenant A is mapped to Northwind. Its token naming a user on Contoso's domain is refused,
+    nothing is linked, and Contoso's audit trail says someone tried."""
+    response = exchange(client, sign(jwks.key, claims(preferred_username="oscar@contoso.test", oid="a-user-of-tenant-a")))
+    assert response.status_code == 403
+    with sso_app.extensions["inboxcrm.db"].sessions() as session:
+        assert session.scalars(select(UserIdentity)).all() == []
+    assert audit_actions(sso_app, app_world.other_org.id) == ["sign_in_refused"]
+
+
+def test_a_link_made_for_another_organization_does_not_sign_in(sso_app, client, jwks, app_world: World):
+    """Users are linked by (tid, oid); a link that points into an organization the tenant is not
+    mapped to (made before the mapping, or by hand) is refused, and the refusal audited."""
+    with sso_app.extensions["inboxcrm.db"].sessions() as session:
+        session.add(UserIdentity(user_id=app_world.other_user.id, provider="microsoft", issuer=TENANT, subject=claims()["oid"]))
+        session.commit()
+    assert exchange(client, sign(jwks.key, claims())).status_code == 403
+    assert audit_actions(sso_app, app_world.other_org.id) == ["sign_in_refused"]
+
+
+@pytest.mark.parametrize("header", ["[1, 2]", '"RS256"', "7", "null"])
+def test_a_token_whose_header_is_not_an_object_is_refused(sso_app, client, app_world: World, header):
+    segment = base64.urlsafe_b64encode(header.encode()).rstrip(b"=").decode()
+    response = exchange(client, f"{segment}.e30.c2ln")
+    assert response.status_code == 401 and response.json == {"error": "That sign-in token is not valid here."}
+
+
+class OddKeyServer:
+    """A key URL that answers, but not with a key set."""
+
+    def __init__(self, body: bytes, content_type: str) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's spelling
+                self.send_response(200)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}/keys"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+@pytest.mark.parametrize(
+    "body, content_type",
+    [(b"<html><body>Sign in to the proxy</body></html>", "text/html"), (b"[1, 2, 3]", "application/json"),
+     (b'{"keys": "none"}', "application/json"), (b'{"keys": [{"kty": "RSA"}]}', "application/json"), (b"", "application/json")],
+    ids=["html", "a list", "keys not a list", "a key without its numbers", "empty"],
+)
+def test_a_key_url_answering_nonsense_is_a_503(app, client, jwks, app_world: World, body, content_type):
+    odd = OddKeyServer(body, content_type)
+    try:
+        app.config.update(MS_JWKS_URL=odd.url, MS_TENANTS={TENANT: "northwind.test"}, MS_AUDIENCES=[CLIENT_ID], MS_SCOPE=SCOPE)
+        limiter.reset()
+        response = exchange(client, sign(jwks.key, claims()))
+        assert response.status_code == 503 and "try again" in response.json["error"]
+    finally:
+        odd.httpd.shutdown()
+
+
+def test_tenant_mapping_setting_is_parsed_and_checked():
+    from addin.settings import tenant_organizations
+
+    assert tenant_organizations(f" {TENANT.upper()}=Northwind.test, {OTHER_TENANT}=contoso.test ") == {
+        TENANT: "northwind.test", OTHER_TENANT: "contoso.test"}
+    for bad in ("*", TENANT, f"{TENANT}=", "=northwind.test"):
+        with pytest.raises(RuntimeError, match="TENANT_ID=DOMAIN"):
+            tenant_organizations(bad)

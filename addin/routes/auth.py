@@ -17,19 +17,20 @@ import logging
 from urllib.parse import urlsplit
 
 from authlib.integrations.base_client.errors import OAuthError
-from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, session, url_for
-from flask_login import current_user, login_required, login_user, logout_user
+from flask import Blueprint, abort, current_app, flash, g, jsonify, redirect, render_template, request, session, url_for
+from flask_login import login_required
 from joserfc.errors import JoseError
 from requests import RequestException
 from werkzeug.wrappers import Response
 
 from addin import oidc
-from addin.auth import SignedIn
-from addin.database import db
-from addin.security import limiter, token_endpoint
-from addin.tokens import issue_token, revoke_tokens
-from addin.views import actor
+from addin.auth import SIGNED_IN_AT, end_sessions, signed_in_by_bearer, start_session
+from addin.database import db, writes
+from addin.security import limiter, submitted_account, token_endpoint
+from addin.tokens import issue_token
+from addin.views import actor, is_htmx
 from services.identity import (
+    KeysUnavailable,
     MicrosoftRules,
     RemoteKeys,
     TokenRejected,
@@ -37,6 +38,7 @@ from services.identity import (
     user_for_oidc_claims,
     verify_microsoft_token,
 )
+from services.schemas import parse_id
 from services.users import active_user, authenticate
 
 bp = Blueprint("auth", __name__)
@@ -62,12 +64,13 @@ def _error(message: str, status: int) -> tuple[Response, int]:
 
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(sign_in_limit, methods=["POST"])
+@limiter.limit(sign_in_limit, methods=["POST"], key_func=submitted_account)
 def login() -> str | Response | tuple[str, int]:
     if request.method == "POST":
         user = authenticate(db(), request.form.get("email", ""), request.form.get("password", ""))
         if user is None:
             return render_template("auth/login.html", error="Wrong e-mail address or password.", email=request.form.get("email", "")), 401
-        login_user(SignedIn(user))
+        start_session(user)
         return redirect(_next_url())
     return render_template("auth/login.html", email="")
 
@@ -78,19 +81,28 @@ def login_as() -> Response:
     """The embedded default's "sign in as" picker; off in production."""
     if not current_app.config["DEMO_SIGN_IN"]:
         abort(404)
-    user_id = request.form.get("user_id", "")
-    user = active_user(db(), int(user_id)) if user_id.isdigit() else None
+    user_id = parse_id(request.form.get("user_id"))
+    user = active_user(db(), user_id) if user_id else None
     if user is None:
         flash("Choose a user to sign in as.")
         return redirect(url_for("preview.mailbox"))
-    login_user(SignedIn(user))
+    start_session(user)
     return redirect(_next_url())
 
 
 @bp.post("/logout")
 @login_required
-def logout() -> Response:
-    logout_user()
+def logout() -> Response | tuple[str, int]:
+    """Sign out, everywhere: this browser, the user's other browsers and every pane token."""
+    by_bearer = signed_in_by_bearer()
+    end_sessions(actor())
+    if is_htmx():
+        # The pane forgets its token and shows its sign-in again (pane.js listens).
+        response = current_app.make_response((render_template("pane/_signed_out.html"), 200))
+        response.headers["HX-Trigger"] = "inboxcrm:signed-out"
+        return response
+    if by_bearer:
+        return "", 204
     return redirect(url_for("auth.login"))
 
 
@@ -99,6 +111,7 @@ def logout() -> Response:
 
 @bp.post("/auth/token")
 @limiter.limit(sign_in_limit)
+@limiter.limit(sign_in_limit, key_func=submitted_account)
 @token_endpoint
 def password_token() -> tuple[Response, int]:
     data = request.get_json(silent=True) if request.is_json else request.form
@@ -129,13 +142,13 @@ def office_token() -> tuple[Response, int]:
     except TokenRejected as error:
         log.info("Office token refused: %s", error)
         return _error("That sign-in token is not valid here.", 401)
-    except OSError:
+    except KeysUnavailable:
         log.exception("Microsoft's signing keys could not be fetched")
         return _error("Sign-in is unavailable right now; try again shortly.", 503)
-    user = user_for_microsoft_claims(db(), claims)
+    user = user_for_microsoft_claims(db(), claims, config["MS_TENANTS"])
+    db().commit()  # a link made, or a refusal audited
     if user is None:
         return _error("No Inbox CRM user has this Microsoft account; ask your admin.", 403)
-    db().commit()
     return jsonify(issue_token(user)), 200
 
 
@@ -151,6 +164,7 @@ def oidc_start(provider: str) -> Response:
 
 
 @bp.get("/auth/oidc/<provider>/callback")
+@writes
 @limiter.limit(sign_in_limit)
 def oidc_callback(provider: str) -> Response | tuple[str, int]:
     remote = oidc.client(provider)
@@ -162,14 +176,14 @@ def oidc_callback(provider: str) -> Response | tuple[str, int]:
         log.info("OpenID Connect sign-in with %s refused: %r", provider, error)
         return render_template("auth/login.html", error="That sign-in did not work; try again.", email=""), 401
     claims = answer.get("userinfo") or {}
-    user = user_for_oidc_claims(db(), provider, dict(claims)) if claims.get("sub") else None
+    user = user_for_oidc_claims(db(), provider, dict(claims), current_app.config["MS_TENANTS"]) if claims.get("sub") else None
+    db().commit()  # a link made, or a refusal audited
     if user is None:
         return render_template("auth/login.html", error="No Inbox CRM user has this account; ask your admin.", email=""), 403
-    db().commit()
     if session.pop("oidc_dialog", False):
         # The Office dialog hands the pane token to the pane (dialog.js, messageParent).
         return render_template("auth/dialog_done.html", answer=issue_token(user)), 200
-    login_user(SignedIn(user))
+    start_session(user)
     return redirect(url_for("preview.mailbox"))
 
 
@@ -177,13 +191,14 @@ def oidc_callback(provider: str) -> Response | tuple[str, int]:
 @limiter.limit(sign_in_limit)
 @login_required
 def refresh_token() -> tuple[Response, int]:
-    return jsonify(issue_token(actor())), 200
+    """A fresh token, as long as the sign-in it renews is within its absolute lifetime."""
+    signed_in_at = g.token_claims["a"] if signed_in_by_bearer() else session.get(SIGNED_IN_AT)
+    return jsonify(issue_token(actor(), signed_in_at)), 200
 
 
 @bp.post("/auth/token/revoke")
 @login_required
 def revoke() -> tuple[str, int]:
-    revoke_tokens(actor())
-    if current_user.is_authenticated and not request.headers.get("Authorization"):
-        logout_user()
+    """The pane's sign-out: ends every token and session of the user, like ``/logout``."""
+    end_sessions(actor())
     return "", 204

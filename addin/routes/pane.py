@@ -136,6 +136,13 @@ def shell() -> str:
     return render_template("pane/index.html", host=host, item=None, context=None, sign_in_providers=oidc.enabled())
 
 
+@bp.get("/pane/header")
+@login_required
+def header() -> str:
+    """The header for a pane that signed in after its shell loaded (by token)."""
+    return render_template("pane/_header.html")
+
+
 @bp.get("/pane/context")
 @login_required
 def context() -> tuple[str, int]:

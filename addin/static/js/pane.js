@@ -206,14 +206,27 @@
       });
     }
 
+    // The shell loaded signed out; once a token signs it in, its header says who, with the
+    // same links and sign-out a cookie session's pane has.
+    function showHeader() {
+      var header = document.getElementById("pane-header");
+      if (!header) { return Promise.resolve(); }
+      return htmx.ajax("GET", header.getAttribute("data-header-url"), { target: "#pane-header", swap: "outerHTML" });
+    }
+
     return {
       ensure: function () {
-        if (pane.getAttribute("data-signed-in") === "true" || Tokens.get()) { return Promise.resolve(); }
-        return officeSingleSignOn().catch(passwordForm);
+        if (pane.getAttribute("data-signed-in") === "true") { return Promise.resolve(); }
+        if (Tokens.get()) { return showHeader(); }
+        return officeSingleSignOn().catch(passwordForm).then(showHeader);
       },
       expired: function () {
         Tokens.clear();
         pane.setAttribute("data-signed-in", "false");
+      },
+      // After signing out on purpose, no silent single sign-on: the rep chooses to come back.
+      signInAgain: function () {
+        return passwordForm().then(showHeader);
       }
     };
   }
@@ -268,6 +281,13 @@
         session.expired();
         session.ensure().then(refresh);
       }
+    });
+    // Signed out (the header's button): the token is dead on the server; forget it here too.
+    document.body.addEventListener("inboxcrm:signed-out", function () {
+      session.expired();
+      var who = document.getElementById("pane-header");
+      if (who) { who.querySelectorAll("nav, #who").forEach(function (part) { part.remove(); }); }
+      if (!preview) { session.signInAgain().then(refresh); }
     });
     // The team panel replaces the email's context; this brings the email back.
     document.body.addEventListener("htmx:afterSwap", function () {
