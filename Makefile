@@ -33,13 +33,17 @@ install-test: system-deps $(VENV)/.installed-test $(MANIFEST_SCHEMAS)
 system-deps:
 	@bash scripts/install-test-deps
 
+# Signing in as anyone with one click is for the embedded demo store only: on when no
+# DATABASE_URL points elsewhere (and the app refuses it in production anyway).
+DEMO_SIGN_IN := $(if $(DATABASE_URL),0,1)
+
 run: install
 	$(FLASK) db upgrade
 	$(FLASK) demo-data --if-empty
 	@echo ""
 	@echo "  Inbox CRM preview: http://$(HOST):$(PORT)/preview"
 	@echo ""
-	$(FLASK) run --host $(HOST) --port $(PORT)
+	INBOXCRM_DEMO_SIGN_IN=$(DEMO_SIGN_IN) $(FLASK) run --host $(HOST) --port $(PORT)
 
 test: install-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -260,3 +260,39 @@ def test_pane_falls_back_to_a_password_where_sso_is_not_available(browser, live_
     assert page.locator("#pane-sign-in").is_hidden()
     shot(page, "signed-in-with-password")
     context.close()
+
+
+@pytest.mark.parametrize("who, name, manager", [("rita@northwind.test", "Rita Rep", False), ("mia@northwind.test", "Mia Manager", True)])
+def test_a_pane_signed_in_by_token_is_the_same_pane(browser, live_url, app, app_world: World, who, name, manager):
+    """As Outlook signs in (Office SSO, a bearer token, no cookie), the header names the user,
+    a manager gets the Team link and reaches the team panel, and Sign out ends the token."""
+    from tests.test_security import CLIENT_ID, SCOPE, TENANT, JwksServer, claims, sign
+
+    jwks = JwksServer()
+    try:
+        app.config.update(MS_JWKS_URL=jwks.url, MS_TENANTS={TENANT: "northwind.test"}, MS_AUDIENCES=[CLIENT_ID], MS_SCOPE=SCOPE)
+        context = browser.new_context(viewport={"width": 320, "height": 900})
+        page = context.new_page()
+        page.route(OFFICE_JS, lambda route: route.fulfill(path=str(STUB), content_type="application/javascript"))
+        token = sign(jwks.key, claims(preferred_username=who, oid=f"oid-{who}"))
+        page.add_init_script(f"window.__officeInitial = {json.dumps({'user': who, 'item': message(), 'accessToken': token})};")
+        page.goto(f"{live_url}/pane")
+        page.locator(".contact h2", has_text="Ann Buyer").wait_for()
+        header = page.locator("#pane-header")
+        header.get_by_text(name).wait_for()
+        assert header.get_by_role("link", name="Notes").is_visible()
+        assert header.get_by_role("link", name="Team").count() == (1 if manager else 0)
+        if manager:
+            header.get_by_role("link", name="Team").click()
+            page.get_by_role("heading", name="Team this week").wait_for()
+        shot(page, f"token-header-{'manager' if manager else 'rep'}")
+        pane_token = page.evaluate("sessionStorage.getItem('inboxcrm.pane-token')")
+        header.get_by_role("button", name="Sign out").click()
+        page.locator("#pane-sign-in form").wait_for()
+        assert page.evaluate("sessionStorage.getItem('inboxcrm.pane-token')") is None
+        assert header.get_by_text(name).count() == 0
+        dead = page.request.get(f"{live_url}/pane/context", headers={"HX-Request": "true", "Authorization": f"Bearer {pane_token}"})
+        assert dead.status == 401
+        context.close()
+    finally:
+        jwks.close()
