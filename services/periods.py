@@ -123,7 +123,7 @@ def parse_period(kind: str | None, start: str | None, end: str | None, today: da
         first, last = date.fromisoformat(start or ""), date.fromisoformat(end or "")
     except ValueError:
         raise DomainError("Enter a start and an end date.") from None
-    if not (in_date_range(first) and in_date_range(last + timedelta(days=1))):
+    if not (in_date_range(first) and in_date_range(last)):
         raise DomainError(DATE_RANGE_MESSAGE)
     if last < first:
         raise DomainError("The end date is before the start date.")
