@@ -106,21 +106,27 @@ def has_data(session: Session) -> bool:
     return bool(session.scalar(select(func.count(Organization.id))))
 
 
-def build_demo(session: Session, *, seed: int = 7, scale: float = 1.0, today: date | None = None) -> DemoSummary:
+def build_demo(
+    session: Session, *, seed: int = 7, scale: float = 1.0, today: date | None = None, now: datetime | None = None
+) -> DemoSummary:
+    """The demo organization around ``today`` (the organization's local date of ``now`` by
+    default). Nothing it writes happens later than ``now``, the moment it is built: the demo
+    day ends at noon, or earlier when it is built in the morning."""
     if scale <= 0 or scale > 1000:
         raise DomainError("Scale must be above 0 and at most 1000.")
     if has_data(session):
         raise DomainError("The database already holds data: demo data goes into an empty one.")
-    return _Builder(session, random.Random(seed), scale, today or date.today()).build()
+    now = now or datetime.now(timezone.utc)
+    return _Builder(session, random.Random(seed), scale, today or now.astimezone(ZoneInfo(ZONE)).date(), now).build()
 
 
 class _Builder:
-    def __init__(self, session: Session, rng: random.Random, scale: float, today: date) -> None:
+    def __init__(self, session: Session, rng: random.Random, scale: float, today: date, built_at: datetime) -> None:
         self.s, self.rng, self.scale, self.today = session, rng, scale, today
         self.ids = _Ids(session)
         self.zone = ZoneInfo(ZONE)
         self.start = today - timedelta(days=730)
-        self.now = datetime.combine(today, time(12), tzinfo=self.zone).astimezone(timezone.utc)
+        self.now = min(datetime.combine(today, time(12), tzinfo=self.zone).astimezone(timezone.utc), built_at)
         self.counts: dict[str, int] = {}
         self.rollups = RollupCounter(ZONE)
 
@@ -419,6 +425,9 @@ class _Builder:
             if created > self.now:
                 created = self.now - timedelta(hours=3)
             status = self.rng.choices(["new", "working", "qualified", "disqualified"], [10, 20, 35, 35])[0]
+            converted = created + timedelta(days=self.rng.randint(2, 40)) if status == "qualified" else None
+            if converted is not None and converted > self.now:
+                status, converted = "working", None  # it converts later than the moment the demo is built
             lead_id = self.ids.take(Lead.__table__)
             first, last = self.rng.choice(FIRST), self.rng.choice(LAST)
             leads.append({
@@ -426,7 +435,7 @@ class _Builder:
                 "email": f"{first}.{last}{i}@lead-{i}.example".lower(), "phone": None, "company": f"{self.rng.choice(COMPANY_A)} Prospects",
                 "source": self.rng.choice(LEAD_SOURCES), "owner_id": rep["id"], "status": status,
                 "disqualify_reason": self.rng.choice(["No budget", "Out of area", "Student", "Spam"]) if status == "disqualified" else None,
-                "converted_at": created + timedelta(days=self.rng.randint(2, 40)) if status == "qualified" else None,
+                "converted_at": converted,
                 "converted_opportunity_id": None, "created_at": created, "deleted_at": None,
             })
             if status != "new":

@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from services.access import get_scoped, require_role
@@ -202,7 +202,7 @@ class Attainment:
     name: str
     metric: str
     activity_type: str | None
-    target: Decimal  # pro rata for the part of each quota period inside the report period
+    target: Decimal  # pro rata for the part of each quota period inside the report period; exact, not rounded
     actual: Decimal
 
     @property
@@ -229,7 +229,7 @@ def quota_attainment(session: Session, actor: User, period: Period, team_id: int
             actual = Decimal(won[owner_id][0])
         else:
             actual = won[owner_id][1]
-        rows.append(Attainment(owner_id, people[owner_id].name, metric, kind, target.quantize(Decimal("0.01")), actual))
+        rows.append(Attainment(owner_id, people[owner_id].name, metric, kind, target, actual))
     return rows
 
 
@@ -288,29 +288,38 @@ def leaderboard(session: Session, actor: User, period: Period, team_id: int | No
 class Drawdown:
     owner_id: int
     name: str
-    recent_per_day: float  # activities per working day over the last 7 days
+    recent_per_day: float  # activities per working day over the last 7 days (7 × 24 hours up to now)
     baseline_per_day: float  # the same over the 28 days before those
 
 
-def drawdown_alerts(session: Session, actor: User, today: date, team_id: int | None = None, rep_id: int | None = None) -> list[Drawdown]:
-    """Reps whose activities per working day over the last 7 days (today included) fell below
-    the organization's threshold (default 60 %) of their own average over the 28 days before."""
+RECENT = timedelta(days=7)
+BASELINE = timedelta(days=28)
+# Any 7 consecutive 24-hour days hold exactly 5 weekdays' worth of hours, and any 28 hold 20:
+# so "per working day" divides by these, however the window falls across a weekend.
+WORKING_DAYS = {RECENT: 5, BASELINE: 20}
+
+
+def drawdown_alerts(session: Session, actor: User, now: datetime, team_id: int | None = None, rep_id: int | None = None) -> list[Drawdown]:
+    """Reps whose activities per working day over the last 7 days (the 7 × 24 hours up to
+    ``now``, so that a day only hours old is not counted as a whole one) fell below the
+    organization's threshold (default 60 %) of their own rate over the 28 days before."""
     threshold = float(actor.organization.setting("drawdown_threshold"))
-    recent = Period(today - timedelta(days=6), today + timedelta(days=1))
-    baseline = Period(today - timedelta(days=34), recent.start)
-    now_rows = {row.owner_id: row for row in activity_summary(session, actor, recent, team_id, rep_id)}
-    before_rows = {row.owner_id: row for row in activity_summary(session, actor, baseline, team_id, rep_id)}
+    people = {u.id: u.name for u in team_members(session, actor, team_id, rep_id)}
+    split, start = now - RECENT, now - RECENT - BASELINE
+    recent = func.sum(case((Activity.occurred_at >= split, 1), else_=0))
+    rows = session.execute(
+        select(Activity.owner_id, recent, func.count())
+        .where(Activity.organization_id == actor.organization_id, Activity.deleted_at.is_(None), Activity.owner_id.in_(people),
+               Activity.occurred_at >= start, Activity.occurred_at < now)
+        .group_by(Activity.owner_id)
+    )
     alerts = []
-    for owner_id, row in now_rows.items():
-        recent_rate = row.total / _working_days(recent)
-        baseline_rate = before_rows[owner_id].total / _working_days(baseline)
+    for owner_id, in_recent, in_both in rows:
+        recent_rate = int(in_recent or 0) / WORKING_DAYS[RECENT]
+        baseline_rate = (in_both - int(in_recent or 0)) / WORKING_DAYS[BASELINE]
         if baseline_rate > 0 and recent_rate < threshold * baseline_rate:
-            alerts.append(Drawdown(owner_id, row.name, round(recent_rate, 2), round(baseline_rate, 2)))
-    return alerts
-
-
-def _working_days(period: Period) -> int:
-    return sum(1 for n in range(period.days) if (period.start + timedelta(days=n)).weekday() < 5)
+            alerts.append(Drawdown(owner_id, people[owner_id], round(recent_rate, 2), round(baseline_rate, 2)))
+    return sorted(alerts, key=lambda alert: alert.name)
 
 
 # -- conversion --------------------------------------------------------------------------------
@@ -369,12 +378,14 @@ class LeadSource:
         return self.converted / self.created if self.created else None
 
 
-def lead_conversion(session: Session, actor: User, period: Period) -> list[LeadSource]:
-    """Per source: leads created in the period that converted ÷ leads created in the period."""
-    require_role(actor, "manager", "admin")
+def lead_conversion(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None) -> list[LeadSource]:
+    """Per source: leads created in the period that converted ÷ leads created in the period.
+    A lead belongs to its owner's team, so the figure follows the team and rep filters."""
+    owners = [u.id for u in team_members(session, actor, team_id, rep_id)]
     rows = session.execute(
         select(Lead.source, func.count(), func.count(Lead.converted_at))
-        .where(Lead.organization_id == actor.organization_id, Lead.deleted_at.is_(None), _in_period(Lead.created_at, actor, period))
+        .where(Lead.organization_id == actor.organization_id, Lead.deleted_at.is_(None), Lead.owner_id.in_(owners),
+               _in_period(Lead.created_at, actor, period))
         .group_by(Lead.source)
         .order_by(Lead.source)
     )
@@ -686,11 +697,11 @@ def team_report(session: Session, actor: User, period: Period, today: date, now:
         conversion=stage_conversion(session, actor, period, team_id, rep_id),
         leaderboard=leaderboard(session, actor, period, team_id, rep_id),
         lost=lost_deals(session, actor, period, team_id, rep_id),
-        leads=lead_conversion(session, actor, period),
+        leads=lead_conversion(session, actor, period, team_id, rep_id),
         response=lead_response_times(session, actor, period, team_id, rep_id),
         alerts=deal_alerts(session, actor, now, team_id, rep_id),
         neglected=neglected_accounts(session, actor, now, team_id, rep_id),
-        drawdowns=drawdown_alerts(session, actor, today, team_id, rep_id),
+        drawdowns=drawdown_alerts(session, actor, now, team_id, rep_id),
         forecast=quarter_forecast(session, actor, today, team_id, rep_id),
         trends=monthly_trends(session, actor, today, 12, team_id, rep_id),
         notes=note_quality(session, actor, period, team_id, rep_id),
@@ -831,7 +842,7 @@ def team_panel(session: Session, actor: User, today: date, now: datetime) -> Tea
         pipeline_bars=[(s.name, s.count) for s in stages],
         weighted=sum((s.weighted for s in stages), Decimal(0)),
         quarter=deal_outcomes(session, actor, quarter),
-        drawdowns=drawdown_alerts(session, actor, today),
+        drawdowns=drawdown_alerts(session, actor, now),
         alerts=deal_alerts(session, actor, now),
         leaders=leaderboard(session, actor, quarter)[:5],
     )

@@ -14,7 +14,7 @@ A deal with no interaction yet counts from its creation.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Iterable
 
 from sqlalchemy import ColumnElement, and_, func, or_, select
@@ -89,7 +89,8 @@ def deal_warnings(
         if quiet >= dark_days:
             warnings.append(DealWarning(deal.id, "going_dark", quiet, f"No word from the customer in {quiet} days"))
         in_stage = days_since(deal.stage_entered_at, now)
-        if deal.stage.sla_days is not None and in_stage > deal.stage.sla_days:
+        # Exact: 14.8 days into a 14-day stage is past its SLA, though it is "14 days" shown.
+        if deal.stage.sla_days is not None and now - deal.stage_entered_at > timedelta(days=deal.stage.sla_days):
             warnings.append(
                 DealWarning(deal.id, "stale", in_stage, f"{in_stage} days in {deal.stage.name} (SLA {deal.stage.sla_days})")
             )

@@ -88,3 +88,33 @@ def test_demo_data_goes_into_an_empty_database_only(tmp_path):
     engine = load(tmp_path / "a.db", 7)
     with make_session_factory(engine)() as session, pytest.raises(DomainError):
         build_demo(session, today=TODAY)
+
+
+def test_the_demo_never_lies_about_time(tmp_path):
+    """Built at 08:00 New York time, nothing in the demo happens after 08:00: no activity, no
+    stage change, no closed deal, no lead conversion in the future."""
+    from datetime import datetime, timedelta, timezone
+    from zoneinfo import ZoneInfo
+
+    from services.models import Lead
+
+    built_at = datetime(2026, 11, 20, 8, tzinfo=ZoneInfo("America/New_York")).astimezone(timezone.utc)
+    engine = make_engine(f"sqlite:///{tmp_path / 'morning.db'}")
+    Base.metadata.create_all(engine)
+    with make_session_factory(engine)() as session:
+        build_demo(session, seed=3, scale=0.05, now=built_at)
+        session.commit()
+        latest = {
+            "activity": session.scalar(select(func.max(Activity.occurred_at))),
+            "activity created": session.scalar(select(func.max(Activity.created_at))),
+            "stage change": session.scalar(select(func.max(StageChange.changed_at))),
+            "closed deal": session.scalar(select(func.max(Opportunity.closed_at))),
+            "deal": session.scalar(select(func.max(Opportunity.created_at))),
+            "lead": session.scalar(select(func.max(Lead.created_at))),
+            "lead conversion": session.scalar(select(func.max(Lead.converted_at))),
+        }
+        for what, when in latest.items():
+            assert when is not None and when.replace(tzinfo=timezone.utc) <= built_at, what
+        # Yet the demo comes up to the moment: yesterday's work is there.
+        assert latest["activity"].replace(tzinfo=timezone.utc) > built_at - timedelta(days=1)
+    engine.dispose()

@@ -315,8 +315,72 @@ def test_drawdown_finds_the_slipping_reps(session, world: World):
                 add(session, world, world.rep, datetime(day.year, day.month, day.day, hour, tzinfo=berlin))
             add(session, world, world.teammate, datetime(day.year, day.month, day.day, 9, tzinfo=berlin))
     commit_and_roll_up(session, world.org)
-    alerts = reports.drawdown_alerts(session, session.get(User, world.manager.id), today)
+    evening = datetime(2026, 11, 20, 18, tzinfo=berlin)  # the day's work done
+    alerts = reports.drawdown_alerts(session, session.get(User, world.manager.id), evening)
     assert [(a.name, a.recent_per_day, a.baseline_per_day) for a in alerts] == [("Tom Teammate", 1.0, 4.0)]
+
+
+def test_drawdown_counts_the_last_7_times_24_hours_not_a_young_today(session, world: World):
+    """At 04:00 on a Friday, a rep who kept her pace all week is not slipping: the last 7 days
+    are the 168 hours up to now, not seven dates of which today has barely begun."""
+    berlin = ZoneInfo("Europe/Berlin")
+    now = datetime(2026, 11, 20, 4, tzinfo=berlin)
+    org = session.get(type(world.org), world.org.id)
+    org.settings = {"drawdown_threshold": 0.9}
+    day = date(2026, 10, 12)
+    while day < now.date():
+        if day.weekday() < 5:
+            for hour in (9, 11, 14, 16):
+                add(session, world, world.rep, datetime(day.year, day.month, day.day, hour, tzinfo=berlin))
+            for hour in ((9, 11, 14, 16) if day < date(2026, 11, 13) else (9, 11, 14)):
+                add(session, world, world.teammate, datetime(day.year, day.month, day.day, hour, tzinfo=berlin))
+        day += timedelta(days=1)
+    commit_and_roll_up(session, world.org)
+    alerts = reports.drawdown_alerts(session, session.get(User, world.manager.id), now)
+    # Rita: 20 in the last 168 hours (Friday the 13th and Monday to Thursday) over 5 working days,
+    # 80 over the 20 before. Tom dropped to three a day from the 13th.
+    assert [(a.name, a.recent_per_day, a.baseline_per_day) for a in alerts] == [("Tom Teammate", 3.0, 4.0)]
+
+
+def test_stale_is_exact_not_whole_days(session, world: World):
+    from services.signals import deal_warnings
+
+    deal = session.get(Opportunity, world.deal.id)  # in Qualify, whose SLA is 14 days
+    now = deal.stage_entered_at + timedelta(days=14, hours=19)  # 14.8 days
+    kinds = {w.kind for w in deal_warnings(session, session.get(type(world.org), world.org.id), [deal], now)}
+    assert "stale" in kinds
+    just_in = {w.kind for w in deal_warnings(session, session.get(type(world.org), world.org.id), [deal],
+                                             deal.stage_entered_at + timedelta(days=14))}
+    assert "stale" not in just_in
+
+
+def test_quota_attainment_divides_by_the_exact_target(session, world: World):
+    from services.models import Quota
+
+    # Ten calls for November (30 days); the report covers 10 days: a target of 3⅓, not 3.33.
+    session.add(Quota(organization_id=world.org.id, user_id=world.rep.id, period="month", period_start=date(2026, 11, 1),
+                      metric="activities", activity_type="call", target=Decimal(10)))
+    add(session, world, world.rep, datetime(2026, 11, 12, 10, tzinfo=timezone.utc))
+    commit_and_roll_up(session, world.org)
+    row = reports.quota_attainment(session, session.get(User, world.manager.id), Period(date(2026, 11, 10), date(2026, 11, 20)))[0]
+    assert row.ratio == 0.3 and float(row.target) == pytest.approx(10 / 3, abs=1e-12)
+
+
+def test_leads_follow_the_team_and_rep_filters(session, world: World):
+    from services.models import Lead
+
+    when = datetime(2026, 11, 12, 10, tzinfo=timezone.utc)
+    for owner, source in ((world.rep, "web_form"), (world.teammate, "referral"), (world.west_rep, "phone")):
+        session.add(Lead(organization_id=world.org.id, name=f"Lead of {owner.name}", email=f"lead-{owner.id}@x.test", source=source,
+                         owner_id=owner.id, status="new", created_at=when))
+    session.commit()
+    period = Period(date(2026, 11, 1), date(2026, 12, 1))
+    east = reports.lead_conversion(session, session.get(User, world.manager.id), period)
+    assert sorted(row.source for row in east) == ["referral", "web_form"]  # not West's phone lead
+    admin = session.get(User, world.admin.id)
+    assert [row.source for row in reports.lead_conversion(session, admin, period, team_id=world.west.id)] == ["phone"]
+    assert [row.source for row in reports.lead_conversion(session, admin, period, rep_id=world.teammate.id)] == ["referral"]
+    assert len(reports.lead_conversion(session, admin, period)) == 3
 
 
 def test_stage_conversion_matches_the_stage_changes(demo_session, demo):
