@@ -4,6 +4,11 @@ A period is a half-open range of local dates ``[start, end)`` in the organizatio
 its UTC bounds are the local midnights, so a day that loses or gains an hour to daylight saving
 is still one day. Weeks start on Monday; quarters and years follow the fiscal-year start month.
 
+A to-date period (MTD, QTD, YTD) asked for at a moment ends at that moment, not at midnight:
+``until`` holds its end as local wall-clock time, on the last of its days. Its comparison is
+the same elapsed span of the previous month, quarter or year, ending at the same local day and
+time, clamped to that period's end (on 31 March, month-to-date compares with all of February).
+
 Comparison periods: for a range (and a week), the range of equal length just before it; for
 MTD, QTD and YTD, the same elapsed span of the previous month, quarter or year; for a whole
 month, quarter or year, the whole one before it; YoY, the same range one year earlier.
@@ -18,6 +23,7 @@ from zoneinfo import ZoneInfo
 from services.errors import DomainError
 from services.schemas import DATE_RANGE_MESSAGE, in_date_range
 
+TO_DATE = {"mtd": 1, "qtd": 3, "ytd": 12}  # to-date kinds, and the months their comparison steps back
 KINDS = ("this_week", "last_week", "this_month", "last_month", "this_quarter", "last_quarter", "this_year", "last_year",
          "mtd", "qtd", "ytd")
 
@@ -27,10 +33,23 @@ class Period:
     start: date  # the first local day in the period
     end: date  # the first local day after it
     kind: str = "custom"
+    until: datetime | None = None  # a to-date period's end: naive local wall-clock time on its last day
 
     def __post_init__(self) -> None:
         if self.end <= self.start:
             raise DomainError("A period ends after it starts.")
+        if self.until is not None and not (self.start <= self.until.date() < self.end):
+            raise DomainError("A period's end time falls on its last day.")
+
+    @property
+    def end_point(self) -> datetime:
+        """Where the period ends, as naive local wall-clock time."""
+        return self.until or datetime.combine(self.end, time())
+
+    @property
+    def whole_days_end(self) -> date:
+        """The first day not wholly inside the period (daily rollups serve the days before it)."""
+        return self.until.date() if self.until else self.end
 
     @property
     def last_day(self) -> date:
@@ -44,7 +63,7 @@ class Period:
         local = ZoneInfo(zone)
         return (
             datetime.combine(self.start, time(), tzinfo=local).astimezone(timezone.utc),
-            datetime.combine(self.end, time(), tzinfo=local).astimezone(timezone.utc),
+            self.end_point.replace(tzinfo=local).astimezone(timezone.utc),
         )
 
 
@@ -67,8 +86,9 @@ def _year_start(today: date, fiscal_start_month: int) -> date:
     return date(year, fiscal_start_month, 1)
 
 
-def period_for(kind: str, today: date, fiscal_start_month: int = 1) -> Period:
-    """The named period containing (or, for "last_...", just before) ``today``."""
+def period_for(kind: str, today: date, fiscal_start_month: int = 1, now: datetime | None = None) -> Period:
+    """The named period containing (or, for "last_...", just before) ``today``. Given ``now``
+    (naive local wall-clock time on ``today``), a to-date period ends then."""
     week = today - timedelta(days=today.weekday())
     month = date(today.year, today.month, 1)
     quarter = _quarter_start(today, fiscal_start_month)
@@ -90,13 +110,23 @@ def period_for(kind: str, today: date, fiscal_start_month: int = 1) -> Period:
     if kind not in periods:
         raise DomainError(f"Unknown period {kind!r}.")
     start, end = periods[kind]
+    if kind in TO_DATE and now is not None:
+        return Period(start, end, kind, until=now.replace(tzinfo=None))
     return Period(start, end, kind)
 
 
 def comparison_for(period: Period, year_over_year: bool = False) -> Period:
     if year_over_year:
-        return Period(add_months(period.start, -12), add_months(period.end, -12), f"{period.kind}_yoy")
-    to_date = {"mtd": 1, "qtd": 3, "ytd": 12}.get(period.kind)
+        until = datetime.combine(add_months(period.until.date(), -12), period.until.time()) if period.until else None
+        return Period(add_months(period.start, -12), add_months(period.end, -12), f"{period.kind}_yoy", until)
+    to_date = TO_DATE.get(period.kind)
+    if to_date and period.until is not None:
+        # The same elapsed wall-clock span, from the previous period's start, clamped to its end.
+        start = add_months(period.start, -to_date)
+        end = datetime.combine(start, time()) + (period.until - datetime.combine(period.start, time()))
+        if end >= datetime.combine(period.start, time()):
+            return Period(start, period.start, f"{period.kind}_previous")
+        return Period(start, end.date() + timedelta(days=1), f"{period.kind}_previous", until=end)
     if to_date:
         # The same elapsed span of the previous month, quarter or year, clamped to its end:
         # on 31 March, month-to-date compares with all of February, not 1 February to 3 March.
@@ -110,15 +140,21 @@ def comparison_for(period: Period, year_over_year: bool = False) -> Period:
 
 
 def local_today(zone: str, now: datetime | None = None) -> date:
-    return (now or datetime.now(timezone.utc)).astimezone(ZoneInfo(zone)).date()
+    return local_now(zone, now).date()
 
 
-def parse_period(kind: str | None, start: str | None, end: str | None, today: date, fiscal_start_month: int) -> Period:
-    """The period a picker asked for: a named one, or ``custom`` with ISO start and end dates
-    (the end day included, as people say "from the 1st to the 15th")."""
+def local_now(zone: str, now: datetime | None = None) -> datetime:
+    """The organization's wall-clock time now, naive (as periods hold it)."""
+    return (now or datetime.now(timezone.utc)).astimezone(ZoneInfo(zone)).replace(tzinfo=None)
+
+
+def parse_period(kind: str | None, start: str | None, end: str | None, now: datetime, fiscal_start_month: int) -> Period:
+    """The period a picker asked for at ``now`` (local wall-clock time): a named one, or
+    ``custom`` with ISO start and end dates (the end day included, as people say "from the
+    1st to the 15th")."""
     kind = kind or "this_month"
     if kind != "custom":
-        return period_for(kind, today, fiscal_start_month)
+        return period_for(kind, now.date(), fiscal_start_month, now)
     try:
         first, last = date.fromisoformat(start or ""), date.fromisoformat(end or "")
     except ValueError:

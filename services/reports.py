@@ -12,7 +12,7 @@ import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterable
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -108,6 +108,16 @@ def _in_period(column: ColumnElement, actor: User, period: Period) -> ColumnElem
     return (column >= start) & (column < end)
 
 
+def _partial_day(actor: User, period: Period) -> tuple[datetime, datetime] | None:
+    """A to-date period's last day, from its local midnight to the period's end, in UTC: the
+    part of the period the daily rollups cannot serve."""
+    if period.until is None:
+        return None
+    zone = ZoneInfo(actor.organization.time_zone)
+    midnight = datetime.combine(period.until.date(), time(), tzinfo=zone)
+    return midnight.astimezone(timezone.utc), period.until.replace(tzinfo=zone).astimezone(timezone.utc)
+
+
 def _closed_in(actor: User, period: Period, owners: Iterable[int], statuses: tuple[str, ...] = ("won", "lost")) -> ColumnElement[bool]:
     """Deals of these owners closed (``closed_at``) in the period with one of these statuses."""
     return (
@@ -123,18 +133,26 @@ def activity_summary(session: Session, actor: User, period: Period, team_id: int
     """Activity counts and time by rep × type, attempts, contacts and connect rate."""
     people = team_members(session, actor, team_id, rep_id)
     reps = {user.id: RepActivity(user.id, user.name) for user in people}
-    # From the daily rollups (local days), not the activities: cost follows reps × days.
-    rows = session.execute(
+    # From the daily rollups (local days), not the activities: cost follows reps × days. A
+    # to-date period's last day is partial, and read from the activities themselves.
+    rows = list(session.execute(
         select(ActivityRollup.owner_id, ActivityRollup.type, ActivityRollup.direction, ActivityRollup.outcome,
                func.sum(ActivityRollup.count), func.sum(ActivityRollup.minutes))
         .where(
             ActivityRollup.organization_id == actor.organization_id,
             ActivityRollup.owner_id.in_(reps),
             ActivityRollup.day >= period.start,
-            ActivityRollup.day < period.end,
+            ActivityRollup.day < period.whole_days_end,
         )
         .group_by(ActivityRollup.owner_id, ActivityRollup.type, ActivityRollup.direction, ActivityRollup.outcome)
-    )
+    ))
+    if (partial := _partial_day(actor, period)) is not None:
+        rows += session.execute(
+            select(Activity.owner_id, Activity.type, Activity.direction, Activity.outcome, func.count(), func.sum(Activity.duration_minutes))
+            .where(Activity.organization_id == actor.organization_id, Activity.deleted_at.is_(None), Activity.owner_id.in_(reps),
+                   Activity.occurred_at >= partial[0], Activity.occurred_at < partial[1])
+            .group_by(Activity.owner_id, Activity.type, Activity.direction, Activity.outcome)
+        ).all()
     for owner_id, kind, direction, outcome, count, minutes in rows:
         if not count:
             continue
@@ -209,6 +227,11 @@ class Attainment:
     def ratio(self) -> float | None:
         return float(self.actual / self.target) if self.target else None
 
+    @property
+    def shown_target(self) -> Decimal:
+        """The target as people read it; the ratio divides by the exact one."""
+        return self.target.quantize(Decimal("0.01"))
+
 
 def _quota_end(period: str, start: date) -> date:
     return start + timedelta(days=7) if period == "week" else add_months(start, {"month": 1, "quarter": 3, "year": 12}[period])
@@ -241,9 +264,11 @@ def quota_targets(session: Session, actor: User, period: Period, owners: list[in
         select(Quota).where(Quota.organization_id == actor.organization_id, Quota.user_id.in_(owners), Quota.period_start < period.end)
     ):
         end = _quota_end(quota.period, quota.period_start)
-        overlap = (min(end, period.end) - max(quota.period_start, period.start)).days
-        if overlap > 0:
-            targets[(quota.user_id, quota.metric, quota.activity_type)] += quota.target * overlap / (end - quota.period_start).days
+        # Days of overlap, a to-date period's partial last day as the fraction of it elapsed.
+        overlap = min(datetime.combine(end, time()), period.end_point) - datetime.combine(max(quota.period_start, period.start), time())
+        if overlap > timedelta(0):
+            days = Decimal(overlap // timedelta(seconds=1)) / Decimal(86400)
+            targets[(quota.user_id, quota.metric, quota.activity_type)] += quota.target * days / (end - quota.period_start).days
     return targets
 
 
@@ -399,12 +424,19 @@ def weekday_pattern(session: Session, actor: User, period: Period, team_id: int 
     """Activity counts by local weekday (Monday first), per rep."""
     people = [u.id for u in team_members(session, actor, team_id, rep_id)]
     pattern = {owner_id: [0] * 7 for owner_id in people}
-    rows = session.execute(
+    rows = list(session.execute(
         select(ActivityRollup.owner_id, ActivityRollup.day, func.sum(ActivityRollup.count))
         .where(ActivityRollup.organization_id == actor.organization_id, ActivityRollup.owner_id.in_(people),
-               ActivityRollup.day >= period.start, ActivityRollup.day < period.end)
+               ActivityRollup.day >= period.start, ActivityRollup.day < period.whole_days_end)
         .group_by(ActivityRollup.owner_id, ActivityRollup.day)
-    )
+    ))
+    if (partial := _partial_day(actor, period)) is not None and period.until is not None:
+        rows += [(owner_id, period.until.date(), count) for owner_id, count in session.execute(
+            select(Activity.owner_id, func.count())
+            .where(Activity.organization_id == actor.organization_id, Activity.deleted_at.is_(None), Activity.owner_id.in_(people),
+                   Activity.occurred_at >= partial[0], Activity.occurred_at < partial[1])
+            .group_by(Activity.owner_id)
+        )]
     for owner_id, day, count in rows:
         pattern[owner_id][day.weekday()] += int(count or 0)
     return pattern
@@ -715,7 +747,7 @@ def report_tables(report: TeamReport) -> dict[str, tuple[list[str], list[list[An
                      [[r.name, r.total, report.activity_before.get(r.owner_id, 0), r.attempts, r.contacts,
                        _ratio(r.connect_rate), sum(r.minutes.values())] for r in report.activity]),
         "quota": (["rep", "metric", "type", "target", "actual", "attainment"],
-                  [[q.name, q.metric, q.activity_type or "", q.target, q.actual, _ratio(q.ratio)] for q in report.quota]),
+                  [[q.name, q.metric, q.activity_type or "", q.shown_target, q.actual, _ratio(q.ratio)] for q in report.quota]),
         "pipeline": (["stage", "deals", "amount", "weighted"], [[s.name, s.count, s.amount, s.weighted] for s in report.pipeline]),
         "conversion": (["stage", "reached", "moved on", "rate"], [[c.name, c.reached, c.moved_on, _ratio(c.rate)] for c in report.conversion]),
         "leaderboard": (["rank", "rep", "won amount", "won deals", "activities"],

@@ -59,6 +59,43 @@ def test_comparison_periods(kind, today, start, end):
     assert (comparison.start, comparison.end) == (start, end)
 
 
+@pytest.mark.parametrize(
+    "kind, now, until, comparison",
+    [
+        # Asked at 10:00 on 26 November: up to now, against 1 October to 26 October 10:00.
+        ("mtd", datetime(2026, 11, 26, 10), datetime(2026, 11, 26, 10), (date(2026, 10, 1), datetime(2026, 10, 26, 10))),
+        # On 31 March the same elapsed span overruns February: all of February, no more.
+        ("mtd", datetime(2026, 3, 31, 10), datetime(2026, 3, 31, 10), (date(2026, 2, 1), datetime(2026, 3, 1))),
+        ("qtd", datetime(2026, 11, 25, 16, 30), datetime(2026, 11, 25, 16, 30), (date(2026, 7, 1), datetime(2026, 8, 25, 16, 30))),
+        ("ytd", datetime(2026, 5, 2, 8), datetime(2026, 5, 2, 8), (date(2025, 4, 1), datetime(2025, 5, 2, 8))),
+    ],
+)
+def test_to_date_periods_end_now_and_compare_with_the_same_moment(kind, now, until, comparison):
+    period = period_for(kind, now.date(), 4, now)
+    assert period.end_point == until
+    before = comparison_for(period)
+    assert (before.start, before.end_point) == comparison
+
+
+def test_a_to_date_period_counts_up_to_now_and_its_comparison_up_to_the_same_time(session, world: World):
+    """Activities at 09:00 and 11:00 on the 26th of both months; asked at 10:00 on 26 November,
+    month-to-date counts the 09:00 ones only, in both periods, on every figure that counts."""
+    berlin = ZoneInfo("Europe/Berlin")
+    for month in (10, 11):
+        for hour in (9, 11):
+            add(session, world, world.rep, datetime(2026, month, 26, hour, tzinfo=berlin), type="call", direction="outbound",
+                outcome="connected", duration_minutes=10)
+    commit_and_roll_up(session, world.org)
+    manager = session.get(User, world.manager.id)
+    period = period_for("mtd", date(2026, 11, 26), 1, datetime(2026, 11, 26, 10))
+    now = datetime(2026, 11, 26, 10, tzinfo=berlin).astimezone(timezone.utc)
+    report = reports.team_report(session, manager, period, date(2026, 11, 26), now)
+    rita = next(row for row in report.activity if row.owner_id == world.rep.id)
+    assert (rita.total, rita.minutes["call"], rita.contacts) == (1, 10, 1)
+    assert report.activity_before[world.rep.id] == 1
+    assert report.weekdays[world.rep.id][date(2026, 11, 26).weekday()] == 1
+
+
 def test_year_over_year_and_custom_ranges():
     custom = Period(date(2026, 2, 10), date(2026, 2, 20))
     assert (comparison_for(custom).start, comparison_for(custom).end) == (date(2026, 1, 31), date(2026, 2, 10))

@@ -10,7 +10,7 @@ from flask_login import login_required
 
 from addin.database import db
 from addin.views import actor, page_or_fragment
-from services.periods import KINDS, local_today, parse_period
+from services.periods import KINDS, local_now, local_today, parse_period
 from services.context import account_timeline, notes_feed
 from services.reports import rep_accounts, report_tables, team_members, team_panel, team_report, visible_teams
 from services.schemas import parse_id
@@ -22,10 +22,11 @@ bp = Blueprint("reports", __name__)
 def _report():
     user = actor()
     org = user.organization
-    today = local_today(org.time_zone)
-    period = parse_period(request.args.get("period"), request.args.get("start"), request.args.get("end"), today,
+    now = utcnow()
+    wall_clock = local_now(org.time_zone, now)
+    period = parse_period(request.args.get("period"), request.args.get("start"), request.args.get("end"), wall_clock,
                           org.fiscal_year_start_month)
-    return team_report(db(), user, period, today, utcnow(), parse_id(request.args.get("team")), parse_id(request.args.get("rep")))
+    return team_report(db(), user, period, wall_clock.date(), now, parse_id(request.args.get("team")), parse_id(request.args.get("rep")))
 
 
 @bp.get("/dashboard")
