@@ -25,7 +25,7 @@ from services.deals import pipeline_stages
 from services.errors import DomainError, Forbidden
 from services.models import Account, Activity, ActivityRollup, FollowUp, Lead, Opportunity, Quota, Stage, StageChange, Team, User
 from services.periods import Period, add_months, comparison_for, period_for
-from services.signals import days_since, deal_warnings, is_attempt, is_contact
+from services.signals import DealWarning, days_since, deal_warnings, is_attempt, is_contact
 from services.types import as_utc
 
 
@@ -556,13 +556,31 @@ def lost_deals(session: Session, actor: User, period: Period, team_id: int | Non
 
 @dataclass
 class DealAlert:
+    """One open deal that needs a look, with every reason it does (going dark, stale,
+    neglected), the longest first."""
+
     opportunity_id: int
     name: str
     account_name: str
     owner_name: str
     amount: Decimal
-    kind: str
-    days: int
+    warnings: list[DealWarning]
+
+    @property
+    def kinds(self) -> list[str]:
+        return [w.kind for w in self.warnings]
+
+    @property
+    def days(self) -> int:
+        return max(w.days for w in self.warnings)
+
+    @property
+    def reasons(self) -> str:
+        return "; ".join(w.message for w in self.warnings)
+
+
+CHART_PARTS = 4  # colours a stacked bar has (pane.css: .part-0 to .part-3)
+SHOWN_ALERTS = 40  # the dashboard lists this many and says how many more the CSV holds
 
 
 def deal_alerts(session: Session, actor: User, now: datetime, team_id: int | None = None, rep_id: int | None = None) -> list[DealAlert]:
@@ -574,12 +592,14 @@ def deal_alerts(session: Session, actor: User, now: datetime, team_id: int | Non
             Opportunity.owner_id.in_(owners),
         ).options(selectinload(Opportunity.stage), selectinload(Opportunity.owner), selectinload(Opportunity.account))
     ))
-    by_id = {d.id: d for d in deals}
-    return [
-        DealAlert(w.opportunity_id, by_id[w.opportunity_id].name, by_id[w.opportunity_id].account.name,
-                  by_id[w.opportunity_id].owner.name, by_id[w.opportunity_id].amount, w.kind, w.days)
-        for w in sorted(deal_warnings(session, actor.organization, deals, now), key=lambda w: (w.kind, -w.days))
+    by_deal: dict[int, list[DealWarning]] = defaultdict(list)
+    for warning in deal_warnings(session, actor.organization, deals, now):
+        by_deal[warning.opportunity_id].append(warning)
+    alerts = [
+        DealAlert(deal.id, deal.name, deal.account.name, deal.owner.name, deal.amount, sorted(by_deal[deal.id], key=lambda w: -w.days))
+        for deal in deals if deal.id in by_deal
     ]
+    return sorted(alerts, key=lambda a: (-a.days, a.name, a.opportunity_id))
 
 
 @dataclass
@@ -700,9 +720,16 @@ class TeamReport:
 
     @property
     def activity_bars(self) -> list[tuple[str, list[tuple[str, int]]]]:
-        """Per rep, the stack of activity counts by type, largest types first."""
-        kinds = sorted({k for row in self.activity for k in row.counts}, key=lambda k: -sum(r.counts.get(k, 0) for r in self.activity))
-        return [(row.name, [(kind, row.counts.get(kind, 0)) for kind in kinds]) for row in self.activity]
+        """Per rep, the stack of activity counts by type: the three largest types, then the rest
+        as "other", so that the chart's four colours and its legend name every segment."""
+        kinds = sorted({k for row in self.activity for k in row.counts}, key=lambda k: (-sum(r.counts.get(k, 0) for r in self.activity), k))
+        named, rest = kinds[:CHART_PARTS - 1], kinds[CHART_PARTS - 1:]
+        if len(rest) == 1:
+            named, rest = kinds, []
+        return [
+            (row.name, [(kind, row.counts.get(kind, 0)) for kind in named] + ([("other", sum(row.counts.get(k, 0) for k in rest))] if rest else []))
+            for row in self.activity
+        ]
 
     @property
     def pipeline_bars(self) -> list[tuple[str, int]]:
@@ -758,8 +785,8 @@ def report_tables(report: TeamReport) -> dict[str, tuple[list[str], list[list[An
         "response": (["rep", "leads", "answered", "median hours", "within target"],
                      [[r.name, r.leads, r.answered, "" if r.median_hours is None else round(r.median_hours, 1),
                        _ratio(r.share_within_target)] for r in report.response]),
-        "alerts": (["deal", "account", "owner", "amount", "alert", "days"],
-                   [[a.name, a.account_name, a.owner_name, a.amount, a.kind, a.days] for a in report.alerts]),
+        "alerts": (["deal", "account", "owner", "amount", "alerts", "days", "reasons"],
+                   [[a.name, a.account_name, a.owner_name, a.amount, " ".join(a.kinds), a.days, a.reasons] for a in report.alerts]),
         "neglected": (["account", "owner", "days quiet"], [[a.name, a.owner_name, a.days] for a in report.neglected]),
         "trends": (["month", "won amount", "won deals", "win rate", "activities"],
                    [[p.month.isoformat(), p.won_amount, p.won_deals, _ratio(p.win_rate), p.activities] for p in report.trends]),
@@ -846,9 +873,11 @@ class TeamPanel:
 
     @property
     def alert_counts(self) -> dict[str, int]:
+        """Deals per kind of alert (a deal both stale and going dark counts in each)."""
         counts: dict[str, int] = defaultdict(int)
         for alert in self.alerts:
-            counts[alert.kind] += 1
+            for kind in alert.kinds:
+                counts[kind] += 1
         return dict(counts)
 
 

@@ -4,6 +4,7 @@ and that what the page shows is what the services computed."""
 from __future__ import annotations
 
 import csv
+import re
 import io
 from datetime import datetime, timedelta, timezone
 
@@ -144,3 +145,45 @@ def test_rep_filter_narrows_every_table(auth, app, app_world: World):
     # A rep of another team narrows to nobody rather than showing them.
     other = auth.get(f"/dashboard?period=this_week&rep={app_world.west_rep.id}").get_data(as_text=True)
     assert "Wendy West" not in other.split('aria-label="Activity"')[1].split('aria-label="Quota"')[0]
+
+
+def test_every_deal_to_look_at_is_one_row_and_none_is_cut_silently(auth, app, app_world: World):
+    """52 deals need a look: the page lists 40 and says so, the CSV has all 52, one row per
+    deal with all its reasons."""
+    from tests.factories import make_deal
+
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        stage = session.get(type(app_world.stages[0]), app_world.stages[0].id)
+        account = session.get(type(app_world.account), app_world.account.id)
+        rep = session.get(User, app_world.rep.id)
+        for n in range(51):
+            make_deal(session, session.get(type(app_world.org), app_world.org.id), account, rep, stage, f"Lane {n:02d}",
+                      created=datetime.now(timezone.utc) - timedelta(days=30 + n))
+        deal = session.get(Opportunity, app_world.deal.id)
+        deal.stage_entered_at = deal.created_at = datetime.now(timezone.utc) - timedelta(days=60)
+        session.commit()
+    auth.login("mia@northwind.test")
+    page = auth.get("/dashboard").get_data(as_text=True)
+    assert "40 of 52 deals" in page
+    rows = list(csv.reader(io.StringIO(auth.get("/dashboard/alerts.csv", htmx=False).get_data(as_text=True))))[1:]
+    assert len(rows) == 52 and len({row[0] for row in rows}) == 52
+    assert all("stale" in row[4].split() and "going_dark" in row[4].split() for row in rows)
+    assert all("days in Qualify" in row[6] and "No word from the customer" in row[6] for row in rows)
+
+
+def test_the_activity_chart_names_every_segment_it_draws(auth, app, app_world: World):
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        for n, kind in enumerate(["call", "call", "call", "email", "email", "meeting", "visit", "note", "sms"]):
+            session.add(Activity(organization_id=app_world.org.id, type=kind, direction="outbound", owner_id=app_world.rep.id,
+                                 occurred_at=datetime.now(timezone.utc) - timedelta(minutes=n + 1), source="web"))
+        session.flush()
+        rebuild_rollups(session, session.get(type(app_world.org), app_world.org.id))
+        session.commit()
+    auth.login("mia@northwind.test")
+    page = auth.get("/dashboard?period=this_year").get_data(as_text=True)
+    chart = page[page.index('aria-label="Activities by rep and type'):]
+    chart = chart[:chart.index("</svg>")]
+    drawn = set(re.findall(r'class="chart-bar (part-\d)"><title>', chart))
+    legend = re.findall(r'class="chart-bar (part-\d)"></rect>\s*<text[^>]*>([^<]+)</text>', chart)
+    assert drawn == {part for part, _ in legend}
+    assert [name for _, name in legend] == ["call", "email", "meeting", "other"]

@@ -581,9 +581,13 @@ def test_lost_deals_and_alerts_on_the_demo(demo_session, demo):
     assert by_reason == Counter({reason: count for reason, (count, _) in outcome.lost_by_reason.items()})
     now = datetime(2026, 11, 20, 17, tzinfo=timezone.utc)
     alerts = reports.deal_alerts(session, demo, now)
-    assert {"going_dark", "stale"} <= {a.kind for a in alerts}
+    assert {"going_dark", "stale"} <= {kind for a in alerts for kind in a.kinds}
     open_ids = set(session.scalars(select(Opportunity.id).where(Opportunity.status == "open")))
     assert {a.opportunity_id for a in alerts} <= open_ids
+    # One row per deal, with every reason it has.
+    assert len({a.opportunity_id for a in alerts}) == len(alerts)
+    assert any(len(a.kinds) > 1 for a in alerts)
+    assert [a.days for a in alerts] == sorted((a.days for a in alerts), reverse=True)
 
 
 def test_forecast_adds_won_and_weighted_open_deals(session, world: World):
