@@ -1,4 +1,4 @@
-"""Jinja filters: times in the organization's zone, money, short relative dates."""
+"""Jinja filters: times in the organization's zone, money, per cent."""
 
 from __future__ import annotations
 
@@ -29,6 +29,14 @@ def money(value: Decimal | int | float | None, currency: str = "") -> str:
     return f"{currency} {text}".strip()
 
 
+def percent(value: float | None, signed: bool = False) -> str:
+    """A ratio as people read it: 0.4 → "40 %"; nothing to divide by → "–"."""
+    if value is None:
+        return "–"
+    return f"{100 * value:{'+' if signed else ''}.0f} %"
+
+
 def init_app(app: Flask) -> None:
     app.add_template_filter(local)
     app.add_template_filter(money)
+    app.add_template_filter(percent)

@@ -46,6 +46,15 @@ class RepActivity:
     def connect_rate(self) -> float | None:
         return self.contacts / self.attempts if self.attempts else None
 
+    @property
+    def hours(self) -> float:
+        return sum(self.minutes.values()) / 60
+
+    @property
+    def hours_by_type(self) -> dict[str, float]:
+        """Time spent per activity type, in hours."""
+        return {kind: minutes / 60 for kind, minutes in sorted(self.minutes.items()) if minutes}
+
 
 @dataclass
 class StageRow:
@@ -256,6 +265,54 @@ def quota_attainment(session: Session, actor: User, period: Period, team_id: int
     return rows
 
 
+@dataclass
+class TeamAttainment:
+    team_id: int
+    name: str
+    target: Decimal  # the team's won-revenue quotas, pro rata for the report period
+    actual: Decimal  # won by the team's people in the period
+
+    @property
+    def ratio(self) -> float | None:
+        return float(self.actual / self.target) if self.target else None
+
+    @property
+    def shown_target(self) -> Decimal:
+        return self.target.quantize(Decimal("0.01"))
+
+
+def team_revenue_attainment(session: Session, actor: User, period: Period, team_id: int | None = None) -> list[TeamAttainment]:
+    """Won revenue against each visible team's revenue quota, pro rata like a rep's."""
+    teams = {team.id: team.name for team in visible_teams(session, actor) if team_id is None or team.id == team_id}
+    targets: dict[int, Decimal] = defaultdict(Decimal)
+    for quota in session.scalars(
+        select(Quota).where(Quota.organization_id == actor.organization_id, Quota.team_id.in_(teams), Quota.metric == "won_revenue",
+                            Quota.period_start < period.end)
+    ):
+        targets[quota.team_id] += _pro_rata(quota, period)
+    if not targets:
+        return []
+    members = session.execute(select(User.id, User.team_id).where(User.organization_id == actor.organization_id, User.team_id.in_(targets)))
+    team_of = dict(members.all())
+    won: dict[int, Decimal] = defaultdict(Decimal)
+    for owner_id, amount in session.execute(
+        select(Opportunity.owner_id, func.sum(Opportunity.amount)).where(_closed_in(actor, period, team_of, ("won",))).group_by(Opportunity.owner_id)
+    ):
+        won[team_of[owner_id]] += Decimal(amount or 0)
+    return [TeamAttainment(tid, teams[tid], targets[tid], won[tid]) for tid in sorted(targets, key=lambda t: teams[t])]
+
+
+def _pro_rata(quota: Quota, period: Period) -> Decimal:
+    """The part of a quota's target that falls in the period, by days of overlap (a to-date
+    period's partial last day as the fraction of it elapsed)."""
+    end = _quota_end(quota.period, quota.period_start)
+    overlap = min(datetime.combine(end, time()), period.end_point) - datetime.combine(max(quota.period_start, period.start), time())
+    if overlap <= timedelta(0):
+        return Decimal(0)
+    days = Decimal(overlap // timedelta(seconds=1)) / Decimal(86400)
+    return quota.target * days / (end - quota.period_start).days
+
+
 def quota_targets(session: Session, actor: User, period: Period, owners: list[int]) -> dict[tuple[int, str, str | None], Decimal]:
     """Per (owner, metric, activity type): the target for the period, each quota counting pro
     rata by its days of overlap with the period."""
@@ -263,12 +320,8 @@ def quota_targets(session: Session, actor: User, period: Period, owners: list[in
     for quota in session.scalars(
         select(Quota).where(Quota.organization_id == actor.organization_id, Quota.user_id.in_(owners), Quota.period_start < period.end)
     ):
-        end = _quota_end(quota.period, quota.period_start)
-        # Days of overlap, a to-date period's partial last day as the fraction of it elapsed.
-        overlap = min(datetime.combine(end, time()), period.end_point) - datetime.combine(max(quota.period_start, period.start), time())
-        if overlap > timedelta(0):
-            days = Decimal(overlap // timedelta(seconds=1)) / Decimal(86400)
-            targets[(quota.user_id, quota.metric, quota.activity_type)] += quota.target * days / (end - quota.period_start).days
+        if (share := _pro_rata(quota, period)) > 0:
+            targets[(quota.user_id, quota.metric, quota.activity_type)] += share
     return targets
 
 
@@ -685,6 +738,22 @@ def note_quality(session: Session, actor: User, period: Period, team_id: int | N
 # -- the dashboard's view model -------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Change:
+    """A figure beside its comparison: the difference and the change in per cent."""
+
+    now: int
+    before: int
+
+    @property
+    def difference(self) -> int:
+        return self.now - self.before
+
+    @property
+    def ratio(self) -> float | None:
+        return (self.now - self.before) / self.before if self.before else None
+
+
 @dataclass
 class TeamReport:
     period: Period
@@ -709,6 +778,7 @@ class TeamReport:
     forecast: Forecast
     trends: list[MonthPoint]
     notes: list[NoteQuality]
+    team_quota: list[TeamAttainment] = field(default_factory=list)
 
     @property
     def activity_total(self) -> int:
@@ -717,6 +787,29 @@ class TeamReport:
     @property
     def activity_total_before(self) -> int:
         return sum(self.activity_before.values())
+
+    @property
+    def activity_change(self) -> Change:
+        return Change(self.activity_total, self.activity_total_before)
+
+    @property
+    def won_change(self) -> Change:
+        return Change(self.outcomes.won, self.outcomes_before.won)
+
+    @property
+    def pipeline_rows(self) -> list[tuple[StageRow, StageConversion | None]]:
+        """Each open stage beside its conversion, matched by stage (not by position)."""
+        conversion = {row.stage_id: row for row in self.conversion}
+        return [(row, conversion.get(row.stage_id)) for row in self.pipeline]
+
+    @property
+    def flagged_notes(self) -> int:
+        return sum(1 for note in self.notes if note.flagged)
+
+    @property
+    def activity_types(self) -> list[str]:
+        """The activity types anyone in the report spent time on, for the time table."""
+        return sorted({kind for row in self.activity for kind in row.hours_by_type})
 
     @property
     def activity_bars(self) -> list[tuple[str, list[tuple[str, int]]]]:
@@ -736,10 +829,12 @@ class TeamReport:
         return [(row.name, row.count) for row in self.pipeline]
 
 
-def team_report(session: Session, actor: User, period: Period, today: date, now: datetime, team_id: int | None = None, rep_id: int | None = None) -> TeamReport:
-    """Every figure for one period and team, with the comparison period beside the activity
-    and outcome figures: what the dashboard and its CSV exports show."""
-    comparison = comparison_for(period)
+def team_report(session: Session, actor: User, period: Period, today: date, now: datetime, team_id: int | None = None,
+                rep_id: int | None = None, *, year_over_year: bool = False, months: int = 12) -> TeamReport:
+    """Every figure for one period and team, with the comparison period (the one before, or
+    the same one a year earlier) beside the activity and outcome figures, and ``months`` of
+    trends: what the dashboard and its CSV exports show."""
+    comparison = comparison_for(period, year_over_year)
     activity = activity_summary(session, actor, period, team_id, rep_id)
     return TeamReport(
         period=period,
@@ -762,8 +857,9 @@ def team_report(session: Session, actor: User, period: Period, today: date, now:
         neglected=neglected_accounts(session, actor, now, team_id, rep_id),
         drawdowns=drawdown_alerts(session, actor, now, team_id, rep_id),
         forecast=quarter_forecast(session, actor, today, team_id, rep_id),
-        trends=monthly_trends(session, actor, today, 12, team_id, rep_id),
+        trends=monthly_trends(session, actor, today, months, team_id, rep_id),
         notes=note_quality(session, actor, period, team_id, rep_id),
+        team_quota=team_revenue_attainment(session, actor, period, team_id) if rep_id is None else [],
     )
 
 
@@ -774,7 +870,10 @@ def report_tables(report: TeamReport) -> dict[str, tuple[list[str], list[list[An
                      [[r.name, r.total, report.activity_before.get(r.owner_id, 0), r.attempts, r.contacts,
                        _ratio(r.connect_rate), sum(r.minutes.values())] for r in report.activity]),
         "quota": (["rep", "metric", "type", "target", "actual", "attainment"],
-                  [[q.name, q.metric, q.activity_type or "", q.shown_target, q.actual, _ratio(q.ratio)] for q in report.quota]),
+                  [[q.name, q.metric, q.activity_type or "", q.shown_target, q.actual, _ratio(q.ratio)] for q in report.quota]
+                  + [[f"team {t.name}", "won_revenue", "", t.shown_target, t.actual, _ratio(t.ratio)] for t in report.team_quota]),
+        "time": (["rep", "type", "minutes"],
+                 [[r.name, kind, r.minutes[kind]] for r in report.activity for kind in sorted(r.minutes) if r.minutes[kind]]),
         "pipeline": (["stage", "deals", "amount", "weighted"], [[s.name, s.count, s.amount, s.weighted] for s in report.pipeline]),
         "conversion": (["stage", "reached", "moved on", "rate"], [[c.name, c.reached, c.moved_on, _ratio(c.rate)] for c in report.conversion]),
         "leaderboard": (["rank", "rep", "won amount", "won deals", "activities"],

@@ -187,3 +187,19 @@ def test_the_activity_chart_names_every_segment_it_draws(auth, app, app_world: W
     legend = re.findall(r'class="chart-bar (part-\d)"></rect>\s*<text[^>]*>([^<]+)</text>', chart)
     assert drawn == {part for part, _ in legend}
     assert [name for _, name in legend] == ["call", "email", "meeting", "other"]
+
+
+def test_time_spent_by_rep_and_type_and_the_comparison_choice(auth, app, app_world: World):
+    add_activities(app, app_world, 3)
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        for activity in session.query(Activity).all():
+            activity.duration_minutes = 30
+        session.flush()
+        rebuild_rollups(session, session.get(type(app_world.org), app_world.org.id))
+        session.commit()
+    auth.login("mia@northwind.test")
+    rows = list(csv.reader(io.StringIO(auth.get("/dashboard/time.csv?period=this_year", htmx=False).get_data(as_text=True))))
+    assert rows == [["rep", "type", "minutes"], ["Rita Rep", "call", "90"]]
+    page = auth.get("/dashboard?period=this_month&compare=yoy&months=24", htmx=False).get_data(as_text=True)
+    assert "24 months" in page and "Time spent, hours" in page
+    assert 'value="yoy" selected' in page

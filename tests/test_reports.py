@@ -663,3 +663,39 @@ def test_neglected_accounts(session, world: World):
                          due_at=later + timedelta(days=1)))
     session.commit()
     assert reports.neglected_accounts(session, manager, later) == []  # a follow-up is planned
+
+
+def test_team_revenue_attainment_is_pro_rata_and_counts_the_teams_wins(session, world: World):
+    from services.models import Quota
+
+    # East: 90,000 for Q4 (92 days); the report covers November (30 days): a target of 29,347.83.
+    session.add(Quota(organization_id=world.org.id, team_id=world.east.id, period="quarter", period_start=date(2026, 10, 1),
+                      metric="won_revenue", target=Decimal(90000)))
+    deal = session.get(Opportunity, world.deal.id)  # Rita's, East
+    deal.status, deal.closed_at, deal.amount = "won", datetime(2026, 11, 12, tzinfo=timezone.utc), Decimal(12000)
+    session.commit()
+    admin = session.get(User, world.admin.id)
+    rows = reports.team_revenue_attainment(session, admin, Period(date(2026, 11, 1), date(2026, 12, 1)))
+    assert [(r.name, r.actual) for r in rows] == [("East", Decimal(12000))]
+    assert rows[0].target == Decimal(90000) * 30 / 92 and rows[0].ratio == pytest.approx(12000 / (90000 * 30 / 92))
+    # A West manager sees no East quota.
+    assert reports.team_revenue_attainment(session, session.get(User, world.west_manager.id), Period(date(2026, 11, 1), date(2026, 12, 1))) == []
+
+
+def test_the_report_compares_year_over_year_and_trends_over_24_months(session, world: World):
+    berlin = ZoneInfo("Europe/Berlin")
+    for year in (2025, 2026):
+        add(session, world, world.rep, datetime(year, 11, 12, 10, tzinfo=berlin), duration_minutes=20)
+    add(session, world, world.rep, datetime(2026, 10, 12, 10, tzinfo=berlin), type="email", duration_minutes=5)
+    commit_and_roll_up(session, world.org)
+    manager = session.get(User, world.manager.id)
+    november = Period(date(2026, 11, 1), date(2026, 12, 1), "this_month")
+    now = datetime(2026, 11, 20, 12, tzinfo=timezone.utc)
+    yoy = reports.team_report(session, manager, november, date(2026, 11, 20), now, year_over_year=True, months=24)
+    assert (yoy.comparison.start, yoy.comparison.end) == (date(2025, 11, 1), date(2025, 12, 1))
+    assert yoy.activity_before[world.rep.id] == 1 and yoy.activity_change.ratio == 0.0
+    assert len(yoy.trends) == 24 and yoy.trends[0].month == date(2024, 12, 1)
+    previous = reports.team_report(session, manager, november, date(2026, 11, 20), now)
+    assert previous.comparison.start == date(2026, 10, 1) and len(previous.trends) == 12
+    rita = next(r for r in previous.activity if r.owner_id == world.rep.id)
+    assert rita.hours_by_type == {"call": pytest.approx(20 / 60)}

@@ -26,7 +26,8 @@ def _report():
     wall_clock = local_now(org.time_zone, now)
     period = parse_period(request.args.get("period"), request.args.get("start"), request.args.get("end"), wall_clock,
                           org.fiscal_year_start_month)
-    return team_report(db(), user, period, wall_clock.date(), now, parse_id(request.args.get("team")), parse_id(request.args.get("rep")))
+    return team_report(db(), user, period, wall_clock.date(), now, parse_id(request.args.get("team")), parse_id(request.args.get("rep")),
+                       year_over_year=request.args.get("compare") == "yoy", months=24 if request.args.get("months") == "24" else 12)
 
 
 @bp.get("/dashboard")
