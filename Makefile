@@ -48,8 +48,14 @@ run: install
 test: install-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: install
-	$(BIN)/python bench/demo_data.py
+$(VENV)/.installed-bench: $(VENV)/.installed setup.cfg
+	$(BIN)/pip install --quiet -e ".[bench]"
+	touch $@
+
+# Builds the scale-30 store once (bench/results/scale30.db), then measures the figures beside
+# DuckDB on the same rows; prints JSON and writes bench/results/latest.json. BENCH_ARGS="--db URL".
+bench: $(VENV)/.installed-bench
+	$(BIN)/python bench/reports.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) instance test-artifacts .pytest_cache .cache *.egg-info

@@ -11,7 +11,8 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from functools import cached_property
+from typing import Any, Callable, Iterable
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -112,6 +113,12 @@ def team_members(session: Session, actor: User, team_id: int | None = None, rep_
     return list(session.scalars(query.order_by(User.name)))
 
 
+def _people(session: Session, actor: User, team_id: int | None, rep_id: int | None, people: list[User] | None) -> list[User]:
+    """The people a figure covers: resolved once by the report's scope, or here for a caller
+    that asks for one figure alone."""
+    return people if people is not None else team_members(session, actor, team_id, rep_id)
+
+
 def _in_period(column: ColumnElement, actor: User, period: Period) -> ColumnElement[bool]:
     start, end = period.utc_bounds(actor.organization.time_zone)
     return (column >= start) & (column < end)
@@ -138,9 +145,9 @@ def _closed_in(actor: User, period: Period, owners: Iterable[int], statuses: tup
     )
 
 
-def activity_summary(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None) -> list[RepActivity]:
+def activity_summary(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *, people: list[User] | None = None) -> list[RepActivity]:
     """Activity counts and time by rep × type, attempts, contacts and connect rate."""
-    people = team_members(session, actor, team_id, rep_id)
+    people = _people(session, actor, team_id, rep_id, people)
     reps = {user.id: RepActivity(user.id, user.name) for user in people}
     # From the daily rollups (local days), not the activities: cost follows reps × days. A
     # to-date period's last day is partial, and read from the activities themselves.
@@ -175,9 +182,9 @@ def activity_summary(session: Session, actor: User, period: Period, team_id: int
     return list(reps.values())
 
 
-def pipeline(session: Session, actor: User, team_id: int | None = None, rep_id: int | None = None) -> list[StageRow]:
+def pipeline(session: Session, actor: User, team_id: int | None = None, rep_id: int | None = None, *, people: list[User] | None = None) -> list[StageRow]:
     """Open deals by stage: count, amount and weighted amount (amount × stage probability)."""
-    owners = [user.id for user in team_members(session, actor, team_id, rep_id)]
+    owners = [user.id for user in _people(session, actor, team_id, rep_id, people)]
     stages = {s.id: StageRow(s.id, s.name, s.probability) for s in pipeline_stages(session, actor.organization_id)}
     rows = session.execute(
         select(Opportunity.stage_id, func.count(), func.sum(Opportunity.amount))
@@ -195,10 +202,10 @@ def pipeline(session: Session, actor: User, team_id: int | None = None, rep_id: 
     return list(stages.values())
 
 
-def deal_outcomes(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None) -> DealOutcomes:
+def deal_outcomes(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *, people: list[User] | None = None) -> DealOutcomes:
     """Deals closed (closed_at) in the period: win rate by count and amount, average deal size
     and sales cycle of the won, and the lost ones by reason."""
-    owners = [user.id for user in team_members(session, actor, team_id, rep_id)]
+    owners = [user.id for user in _people(session, actor, team_id, rep_id, people)]
     outcomes = DealOutcomes()
     reasons: dict[str, list] = defaultdict(lambda: [0, Decimal(0)])
     deals = session.execute(
@@ -246,22 +253,24 @@ def _quota_end(period: str, start: date) -> date:
     return start + timedelta(days=7) if period == "week" else add_months(start, {"month": 1, "quarter": 3, "year": 12}[period])
 
 
-def quota_attainment(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None) -> list[Attainment]:
+def quota_attainment(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *,
+                     people: list[User] | None = None, summary: list[RepActivity] | None = None) -> list[Attainment]:
     """Actual ÷ target per rep and quota; a target whose period only partly overlaps the
     report period counts pro rata by days of overlap."""
-    people = {user.id: user for user in team_members(session, actor, team_id, rep_id)}
-    targets = quota_targets(session, actor, period, list(people))
-    summary = {row.owner_id: row for row in activity_summary(session, actor, period, team_id, rep_id)}
-    won = _won_by_owner(session, actor, period, list(people))
+    members = _people(session, actor, team_id, rep_id, people)
+    by_id = {user.id: user for user in members}
+    targets = quota_targets(session, actor, period, list(by_id))
+    by_owner = {row.owner_id: row for row in (summary if summary is not None else activity_summary(session, actor, period, people=members))}
+    won = _won_by_owner(session, actor, period, list(by_id))
     rows = []
-    for (owner_id, metric, kind), target in sorted(targets.items(), key=lambda item: (people[item[0][0]].name, item[0][1], item[0][2] or "")):
+    for (owner_id, metric, kind), target in sorted(targets.items(), key=lambda item: (by_id[item[0][0]].name, item[0][1], item[0][2] or "")):
         if metric == "activities":
-            actual = Decimal(summary[owner_id].counts.get(kind or "", 0))
+            actual = Decimal(by_owner[owner_id].counts.get(kind or "", 0))
         elif metric == "won_deals":
             actual = Decimal(won[owner_id][0])
         else:
             actual = won[owner_id][1]
-        rows.append(Attainment(owner_id, people[owner_id].name, metric, kind, target, actual))
+        rows.append(Attainment(owner_id, by_id[owner_id].name, metric, kind, target, actual))
     return rows
 
 
@@ -347,12 +356,13 @@ class LeaderboardRow:
     activities: int
 
 
-def leaderboard(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None) -> list[LeaderboardRow]:
+def leaderboard(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *,
+                people: list[User] | None = None, summary: list[RepActivity] | None = None) -> list[LeaderboardRow]:
     """Won revenue and won deals per rep in the period, ranked; activity totals beside.
     Equal revenue and deals share a rank."""
-    people = team_members(session, actor, team_id, rep_id)
+    people = _people(session, actor, team_id, rep_id, people)
     won = _won_by_owner(session, actor, period, [u.id for u in people])
-    totals = {row.owner_id: row.total for row in activity_summary(session, actor, period, team_id, rep_id)}
+    totals = {row.owner_id: row.total for row in (summary if summary is not None else activity_summary(session, actor, period, people=people))}
     ordered = sorted(people, key=lambda u: (-won[u.id][1], -won[u.id][0], u.name))
     rows: list[LeaderboardRow] = []
     for position, user in enumerate(ordered, start=1):
@@ -377,12 +387,12 @@ BASELINE = timedelta(days=28)
 WORKING_DAYS = {RECENT: 5, BASELINE: 20}
 
 
-def drawdown_alerts(session: Session, actor: User, now: datetime, team_id: int | None = None, rep_id: int | None = None) -> list[Drawdown]:
+def drawdown_alerts(session: Session, actor: User, now: datetime, team_id: int | None = None, rep_id: int | None = None, *, people: list[User] | None = None) -> list[Drawdown]:
     """Reps whose activities per working day over the last 7 days (the 7 × 24 hours up to
     ``now``, so that a day only hours old is not counted as a whole one) fell below the
     organization's threshold (default 60 %) of their own rate over the 28 days before."""
     threshold = float(actor.organization.setting("drawdown_threshold"))
-    people = {u.id: u.name for u in team_members(session, actor, team_id, rep_id)}
+    people = {u.id: u.name for u in _people(session, actor, team_id, rep_id, people)}
     split, start = now - RECENT, now - RECENT - BASELINE
     recent = func.sum(case((Activity.occurred_at >= split, 1), else_=0))
     rows = session.execute(
@@ -415,10 +425,10 @@ class StageConversion:
         return self.moved_on / self.reached if self.reached else None
 
 
-def stage_conversion(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None) -> list[StageConversion]:
+def stage_conversion(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *, people: list[User] | None = None) -> list[StageConversion]:
     """Cohort: deals created in the period. From stage S: the cohort's deals that reached a
     later stage (or were won) ÷ those that reached S, from the stage changes."""
-    owners = [u.id for u in team_members(session, actor, team_id, rep_id)]
+    owners = [u.id for u in _people(session, actor, team_id, rep_id, people)]
     stages = pipeline_stages(session, actor.organization_id)
     position = {s.id: s.position for s in stages}
     cohort = select(Opportunity.id).where(
@@ -456,10 +466,10 @@ class LeadSource:
         return self.converted / self.created if self.created else None
 
 
-def lead_conversion(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None) -> list[LeadSource]:
+def lead_conversion(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *, people: list[User] | None = None) -> list[LeadSource]:
     """Per source: leads created in the period that converted ÷ leads created in the period.
     A lead belongs to its owner's team, so the figure follows the team and rep filters."""
-    owners = [u.id for u in team_members(session, actor, team_id, rep_id)]
+    owners = [u.id for u in _people(session, actor, team_id, rep_id, people)]
     rows = session.execute(
         select(Lead.source, func.count(), func.count(Lead.converted_at))
         .where(Lead.organization_id == actor.organization_id, Lead.deleted_at.is_(None), Lead.owner_id.in_(owners),
@@ -473,9 +483,9 @@ def lead_conversion(session: Session, actor: User, period: Period, team_id: int 
 # -- patterns, trends, leads ---------------------------------------------------------------------
 
 
-def weekday_pattern(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None) -> dict[int, list[int]]:
+def weekday_pattern(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *, people: list[User] | None = None) -> dict[int, list[int]]:
     """Activity counts by local weekday (Monday first), per rep."""
-    people = [u.id for u in team_members(session, actor, team_id, rep_id)]
+    people = [u.id for u in _people(session, actor, team_id, rep_id, people)]
     pattern = {owner_id: [0] * 7 for owner_id in people}
     rows = list(session.execute(
         select(ActivityRollup.owner_id, ActivityRollup.day, func.sum(ActivityRollup.count))
@@ -508,12 +518,12 @@ class MonthPoint:
         return self.won_deals / (self.won_deals + self.lost_deals) if self.won_deals + self.lost_deals else None
 
 
-def monthly_trends(session: Session, actor: User, today: date, months: int = 12, team_id: int | None = None, rep_id: int | None = None) -> list[MonthPoint]:
+def monthly_trends(session: Session, actor: User, today: date, months: int = 12, team_id: int | None = None, rep_id: int | None = None, *, people: list[User] | None = None) -> list[MonthPoint]:
     """The last ``months`` calendar months (this one included): won amount and deals, win rate,
     activities."""
     if months not in (12, 24):
         raise DomainError("Trends cover 12 or 24 months.")
-    owners = [u.id for u in team_members(session, actor, team_id, rep_id)]
+    owners = [u.id for u in _people(session, actor, team_id, rep_id, people)]
     first = add_months(date(today.year, today.month, 1), -(months - 1))
     points = {add_months(first, n): MonthPoint(add_months(first, n)) for n in range(months)}
     span = Period(first, add_months(first, months))
@@ -552,10 +562,10 @@ class ResponseTime:
         return self.within_target / self.leads if self.leads else None
 
 
-def lead_response_times(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None) -> list[ResponseTime]:
+def lead_response_times(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *, people: list[User] | None = None) -> list[ResponseTime]:
     """From a lead's creation to its first outbound call, email or meeting: the median per rep,
     and the share of the period's leads answered within the organization's target."""
-    people = {u.id: u for u in team_members(session, actor, team_id, rep_id)}
+    people = {u.id: u for u in _people(session, actor, team_id, rep_id, people)}
     target_hours = float(actor.organization.setting("lead_response_target_hours"))
     first_touch = (
         select(Activity.lead_id, func.min(Activity.occurred_at).label("first"))
@@ -595,10 +605,10 @@ class LostDeal:
     closed_at: datetime
 
 
-def lost_deals(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None) -> list[LostDeal]:
+def lost_deals(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *, people: list[User] | None = None) -> list[LostDeal]:
     """Deals lost in the period with reason, amount, stage at loss and owner (the counts and
     amounts by reason are in ``deal_outcomes``)."""
-    owners = {u.id: u.name for u in team_members(session, actor, team_id, rep_id)}
+    owners = {u.id: u.name for u in _people(session, actor, team_id, rep_id, people)}
     stages = {s.id: s.name for s in pipeline_stages(session, actor.organization_id)}
     deals = session.scalars(
         select(Opportunity).where(_closed_in(actor, period, owners, ("lost",))).order_by(Opportunity.closed_at.desc())
@@ -636,9 +646,9 @@ CHART_PARTS = 4  # colours a stacked bar has (pane.css: .part-0 to .part-3)
 SHOWN_ALERTS = 40  # the dashboard lists this many and says how many more the CSV holds
 
 
-def deal_alerts(session: Session, actor: User, now: datetime, team_id: int | None = None, rep_id: int | None = None) -> list[DealAlert]:
+def deal_alerts(session: Session, actor: User, now: datetime, team_id: int | None = None, rep_id: int | None = None, *, people: list[User] | None = None) -> list[DealAlert]:
     """The team's open deals that are going dark, stale or neglected (``services.signals``)."""
-    owners = [u.id for u in team_members(session, actor, team_id, rep_id)]
+    owners = [u.id for u in _people(session, actor, team_id, rep_id, people)]
     deals = list(session.scalars(
         select(Opportunity).where(
             Opportunity.organization_id == actor.organization_id, Opportunity.deleted_at.is_(None), Opportunity.status == "open",
@@ -671,10 +681,10 @@ class Forecast:
         return float(self.total / self.quota) if self.quota else None
 
 
-def quarter_forecast(session: Session, actor: User, today: date, team_id: int | None = None, rep_id: int | None = None) -> Forecast:
+def quarter_forecast(session: Session, actor: User, today: date, team_id: int | None = None, rep_id: int | None = None, *, people: list[User] | None = None) -> Forecast:
     """Won so far in the quarter + Σ(amount × probability) of open deals expected to close in
     it, against the team's revenue quota for the quarter."""
-    people = team_members(session, actor, team_id, rep_id)
+    people = _people(session, actor, team_id, rep_id, people)
     owners = [u.id for u in people]
     quarter = period_for("this_quarter", today, actor.organization.fiscal_year_start_month)
     won = sum((amount for _, amount in _won_by_owner(session, actor, quarter, owners).values()), Decimal(0))
@@ -713,10 +723,10 @@ class NoteQuality:
         return self.questions > 0 and self.answered == 0
 
 
-def note_quality(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None) -> list[NoteQuality]:
+def note_quality(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *, people: list[User] | None = None) -> list[NoteQuality]:
     """For calls and visits in the period: the share of their type's checklist questions the
     note answers ("Question: answer" lines); an empty note, or one answering none, is flagged."""
-    owners = {u.id: u.name for u in team_members(session, actor, team_id, rep_id)}
+    owners = {u.id: u.name for u in _people(session, actor, team_id, rep_id, people)}
     questions_by_type = checklists(session, actor.organization_id)
     rows = []
     for activity in session.scalars(
@@ -755,30 +765,122 @@ class Change:
 
 
 @dataclass
-class TeamReport:
+class ReportScope:
+    """What a report is about, resolved once per request: who asks, for which period, team
+    and rep, and so which people; every figure of the report reads it."""
+
+    session: Session
+    actor: User
     period: Period
-    comparison: Period
-    team_id: int | None
-    rep_id: int | None
-    activity: list[RepActivity]
-    activity_before: dict[int, int]  # owner → total activities in the comparison period
-    weekdays: dict[int, list[int]]
-    quota: list[Attainment]
-    pipeline: list[StageRow]
-    outcomes: DealOutcomes
-    outcomes_before: DealOutcomes
-    conversion: list[StageConversion]
-    leaderboard: list[LeaderboardRow]
-    lost: list[LostDeal]
-    leads: list[LeadSource]
-    response: list[ResponseTime]
-    alerts: list[DealAlert]
-    neglected: list[NeglectedAccount]
-    drawdowns: list[Drawdown]
-    forecast: Forecast
-    trends: list[MonthPoint]
-    notes: list[NoteQuality]
-    team_quota: list[TeamAttainment] = field(default_factory=list)
+    today: date
+    now: datetime
+    team_id: int | None = None
+    rep_id: int | None = None
+    year_over_year: bool = False
+    months: int = 12
+
+    @cached_property
+    def people(self) -> list[User]:
+        return team_members(self.session, self.actor, self.team_id, self.rep_id)
+
+    @cached_property
+    def comparison(self) -> Period:
+        return comparison_for(self.period, self.year_over_year)
+
+
+class TeamReport:
+    """Every figure for one scope: each computed once, when first read, so that a CSV export
+    computes its one table and the dashboard each figure once."""
+
+    def __init__(self, scope: ReportScope) -> None:
+        self.scope = scope
+        self.period, self.team_id, self.rep_id = scope.period, scope.team_id, scope.rep_id
+
+    def _figure(self, compute: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        scope = self.scope
+        return compute(scope.session, scope.actor, *args, scope.team_id, scope.rep_id, people=scope.people, **kwargs)
+
+    @property
+    def comparison(self) -> Period:
+        return self.scope.comparison
+
+    @cached_property
+    def activity(self) -> list[RepActivity]:
+        return self._figure(activity_summary, self.period)
+
+    @cached_property
+    def activity_before(self) -> dict[int, int]:  # owner → total activities in the comparison period
+        return {row.owner_id: row.total for row in self._figure(activity_summary, self.comparison)}
+
+    @cached_property
+    def weekdays(self) -> dict[int, list[int]]:
+        return self._figure(weekday_pattern, self.period)
+
+    @cached_property
+    def quota(self) -> list[Attainment]:
+        return self._figure(quota_attainment, self.period, summary=self.activity)
+
+    @cached_property
+    def team_quota(self) -> list[TeamAttainment]:
+        scope = self.scope
+        return team_revenue_attainment(scope.session, scope.actor, self.period, scope.team_id) if scope.rep_id is None else []
+
+    @cached_property
+    def pipeline(self) -> list[StageRow]:
+        return self._figure(pipeline)
+
+    @cached_property
+    def outcomes(self) -> DealOutcomes:
+        return self._figure(deal_outcomes, self.period)
+
+    @cached_property
+    def outcomes_before(self) -> DealOutcomes:
+        return self._figure(deal_outcomes, self.comparison)
+
+    @cached_property
+    def conversion(self) -> list[StageConversion]:
+        return self._figure(stage_conversion, self.period)
+
+    @cached_property
+    def leaderboard(self) -> list[LeaderboardRow]:
+        return self._figure(leaderboard, self.period, summary=self.activity)
+
+    @cached_property
+    def lost(self) -> list[LostDeal]:
+        return self._figure(lost_deals, self.period)
+
+    @cached_property
+    def leads(self) -> list[LeadSource]:
+        return self._figure(lead_conversion, self.period)
+
+    @cached_property
+    def response(self) -> list[ResponseTime]:
+        return self._figure(lead_response_times, self.period)
+
+    @cached_property
+    def alerts(self) -> list[DealAlert]:
+        return self._figure(deal_alerts, self.scope.now)
+
+    @cached_property
+    def neglected(self) -> list[NeglectedAccount]:
+        return self._figure(neglected_accounts, self.scope.now)
+
+    @cached_property
+    def drawdowns(self) -> list[Drawdown]:
+        return self._figure(drawdown_alerts, self.scope.now)
+
+    @cached_property
+    def forecast(self) -> Forecast:
+        return self._figure(quarter_forecast, self.scope.today)
+
+    @cached_property
+    def trends(self) -> list[MonthPoint]:
+        scope = self.scope
+        return monthly_trends(scope.session, scope.actor, scope.today, scope.months, scope.team_id, scope.rep_id, people=scope.people)
+
+    @cached_property
+    def notes(self) -> list[NoteQuality]:
+        return self._figure(note_quality, self.period)
 
     @property
     def activity_total(self) -> int:
@@ -833,70 +935,13 @@ def team_report(session: Session, actor: User, period: Period, today: date, now:
                 rep_id: int | None = None, *, year_over_year: bool = False, months: int = 12) -> TeamReport:
     """Every figure for one period and team, with the comparison period (the one before, or
     the same one a year earlier) beside the activity and outcome figures, and ``months`` of
-    trends: what the dashboard and its CSV exports show."""
-    comparison = comparison_for(period, year_over_year)
-    activity = activity_summary(session, actor, period, team_id, rep_id)
-    return TeamReport(
-        period=period,
-        comparison=comparison,
-        team_id=team_id,
-        rep_id=rep_id,
-        activity=activity,
-        activity_before={row.owner_id: row.total for row in activity_summary(session, actor, comparison, team_id, rep_id)},
-        weekdays=weekday_pattern(session, actor, period, team_id, rep_id),
-        quota=quota_attainment(session, actor, period, team_id, rep_id),
-        pipeline=pipeline(session, actor, team_id, rep_id),
-        outcomes=deal_outcomes(session, actor, period, team_id, rep_id),
-        outcomes_before=deal_outcomes(session, actor, comparison, team_id, rep_id),
-        conversion=stage_conversion(session, actor, period, team_id, rep_id),
-        leaderboard=leaderboard(session, actor, period, team_id, rep_id),
-        lost=lost_deals(session, actor, period, team_id, rep_id),
-        leads=lead_conversion(session, actor, period, team_id, rep_id),
-        response=lead_response_times(session, actor, period, team_id, rep_id),
-        alerts=deal_alerts(session, actor, now, team_id, rep_id),
-        neglected=neglected_accounts(session, actor, now, team_id, rep_id),
-        drawdowns=drawdown_alerts(session, actor, now, team_id, rep_id),
-        forecast=quarter_forecast(session, actor, today, team_id, rep_id),
-        trends=monthly_trends(session, actor, today, months, team_id, rep_id),
-        notes=note_quality(session, actor, period, team_id, rep_id),
-        team_quota=team_revenue_attainment(session, actor, period, team_id) if rep_id is None else [],
-    )
-
-
-def report_tables(report: TeamReport) -> dict[str, tuple[list[str], list[list[Any]]]]:
-    """Each of the dashboard's tables as a header and rows, for CSV export."""
-    return {
-        "activity": (["rep", "activities", "before", "attempts", "contacts", "connect rate", "minutes"],
-                     [[r.name, r.total, report.activity_before.get(r.owner_id, 0), r.attempts, r.contacts,
-                       _ratio(r.connect_rate), sum(r.minutes.values())] for r in report.activity]),
-        "quota": (["rep", "metric", "type", "target", "actual", "attainment"],
-                  [[q.name, q.metric, q.activity_type or "", q.shown_target, q.actual, _ratio(q.ratio)] for q in report.quota]
-                  + [[f"team {t.name}", "won_revenue", "", t.shown_target, t.actual, _ratio(t.ratio)] for t in report.team_quota]),
-        "time": (["rep", "type", "minutes"],
-                 [[r.name, kind, r.minutes[kind]] for r in report.activity for kind in sorted(r.minutes) if r.minutes[kind]]),
-        "pipeline": (["stage", "deals", "amount", "weighted"], [[s.name, s.count, s.amount, s.weighted] for s in report.pipeline]),
-        "conversion": (["stage", "reached", "moved on", "rate"], [[c.name, c.reached, c.moved_on, _ratio(c.rate)] for c in report.conversion]),
-        "leaderboard": (["rank", "rep", "won amount", "won deals", "activities"],
-                        [[r.rank, r.name, r.won_amount, r.won_deals, r.activities] for r in report.leaderboard]),
-        "lost": (["deal", "owner", "amount", "reason", "stage at loss", "closed"],
-                 [[d.name, d.owner_name, d.amount, d.reason, d.stage_at_loss, d.closed_at.isoformat()] for d in report.lost]),
-        "leads": (["source", "created", "converted", "rate"], [[l.source, l.created, l.converted, _ratio(l.rate)] for l in report.leads]),
-        "response": (["rep", "leads", "answered", "median hours", "within target"],
-                     [[r.name, r.leads, r.answered, "" if r.median_hours is None else round(r.median_hours, 1),
-                       _ratio(r.share_within_target)] for r in report.response]),
-        "alerts": (["deal", "account", "owner", "amount", "alerts", "days", "reasons"],
-                   [[a.name, a.account_name, a.owner_name, a.amount, " ".join(a.kinds), a.days, a.reasons] for a in report.alerts]),
-        "neglected": (["account", "owner", "days quiet"], [[a.name, a.owner_name, a.days] for a in report.neglected]),
-        "trends": (["month", "won amount", "won deals", "win rate", "activities"],
-                   [[p.month.isoformat(), p.won_amount, p.won_deals, _ratio(p.win_rate), p.activities] for p in report.trends]),
-        "notes": (["rep", "type", "when", "answered", "questions", "flagged"],
-                  [[n.owner_name, n.type, n.occurred_at.isoformat(), n.answered, n.questions, "yes" if n.flagged else ""]
-                   for n in report.notes]),
-    }
-
-
-def _ratio(value: float | None) -> str:
-    return "" if value is None else f"{value:.3f}"
+    trends: what the dashboard and its CSV exports show. The scope is checked here (a rep, or
+    a manager asking for another team, is refused before anything is computed)."""
+    if months not in (12, 24):
+        raise DomainError("Trends cover 12 or 24 months.")
+    scope = ReportScope(session, actor, period, today, now, team_id, rep_id, year_over_year, months)
+    scope.people  # noqa: B018 - resolves and checks the scope now
+    return TeamReport(scope)
 
 
 def visible_teams(session: Session, actor: User) -> list[Team]:
@@ -1016,10 +1061,10 @@ class NeglectedAccount:
     days: int  # since the last activity with the account (or since it was created)
 
 
-def neglected_accounts(session: Session, actor: User, now: datetime, team_id: int | None = None, rep_id: int | None = None) -> list[NeglectedAccount]:
+def neglected_accounts(session: Session, actor: User, now: datetime, team_id: int | None = None, rep_id: int | None = None, *, people: list[User] | None = None) -> list[NeglectedAccount]:
     """Active accounts (owned by the team, with an open deal) with no activity for N days
     (default 14) and no follow-up due in the future."""
-    people = {u.id: u.name for u in team_members(session, actor, team_id, rep_id)}
+    people = {u.id: u.name for u in _people(session, actor, team_id, rep_id, people)}
     quiet_days = int(actor.organization.setting("neglected_days"))
     org_id = actor.organization_id
     active = session.execute(

@@ -203,3 +203,50 @@ def test_time_spent_by_rep_and_type_and_the_comparison_choice(auth, app, app_wor
     page = auth.get("/dashboard?period=this_month&compare=yoy&months=24", htmx=False).get_data(as_text=True)
     assert "24 months" in page and "Time spent, hours" in page
     assert 'value="yoy" selected' in page
+
+
+def statements_for(app, auth, url: str) -> int:
+    from sqlalchemy import event
+
+    engine = app.extensions["inboxcrm.db"].engine
+    seen: list[str] = []
+
+    def count(conn, cursor, statement, *args) -> None:
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        assert auth.get(url, htmx=False).status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    return len(seen)
+
+
+def add_reps(app, world: World, how_many: int, first: int = 0) -> None:
+    """More reps in East, each with a deal, a stale one, and activity."""
+    from tests.factories import make_deal, make_user
+
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        org = session.get(type(world.org), world.org.id)
+        east = session.get(type(world.east), world.east.id)
+        account = session.get(type(world.account), world.account.id)
+        stage = session.get(type(world.stages[0]), world.stages[0].id)
+        for n in range(first, first + how_many):
+            rep = make_user(session, org, east, f"Extra{n} Rep", "rep", "northwind.test")
+            session.flush()
+            make_deal(session, org, account, rep, stage, f"Deal of extra {n}", created=datetime.now(timezone.utc) - timedelta(days=40))
+            for minutes in (5, 50, 500):
+                session.add(Activity(organization_id=org.id, type="call", direction="outbound", outcome="connected", owner_id=rep.id,
+                                     occurred_at=datetime.now(timezone.utc) - timedelta(minutes=minutes), source="web"))
+        session.flush()
+        rebuild_rollups(session, org)
+        session.commit()
+
+
+@pytest.mark.parametrize("url", ["/dashboard?period=this_year", "/dashboard/activity.csv?period=this_year", "/pane/team"])
+def test_sql_statements_do_not_grow_with_the_team(app, auth, app_world: World, url):
+    auth.login("ada@northwind.test")
+    add_reps(app, app_world, 2)
+    small = statements_for(app, auth, url)
+    add_reps(app, app_world, 10, first=2)
+    assert statements_for(app, auth, url) == small

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import csv
-import io
-
 from flask import Blueprint, Response, abort, request
 from flask_login import login_required
 
 from addin.database import db
+from addin.exports import EXPORTS, as_csv
 from addin.views import actor, page_or_fragment
 from services.periods import KINDS, local_now, local_today, parse_period
 from services.context import account_timeline, notes_feed
-from services.reports import SHOWN_ALERTS, rep_accounts, report_tables, team_members, team_panel, team_report, visible_teams
+from services.reports import SHOWN_ALERTS, rep_accounts, team_members, team_panel, team_report, visible_teams
 from services.schemas import parse_id
 from services.types import utcnow
 
@@ -41,22 +39,9 @@ def dashboard() -> tuple[str, int]:
 @bp.get("/dashboard/<table>.csv")
 @login_required
 def export(table: str) -> Response:
-    tables = report_tables(_report())
-    if table not in tables:
+    if table not in EXPORTS:
         abort(404)
-    header, rows = tables[table]
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(header)
-    writer.writerows([[_cell(value) for value in row] for row in rows])
-    return Response(out.getvalue(), mimetype="text/csv", headers={"Content-Disposition": f"attachment; filename={table}.csv"})
-
-
-def _cell(value: object) -> object:
-    # Names come from mail headers: a leading = + - @ would run as a spreadsheet formula.
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
+    return Response(as_csv(_report(), table), mimetype="text/csv", headers={"Content-Disposition": f"attachment; filename={table}.csv"})
 
 
 # -- in the pane ----------------------------------------------------------------------------------

@@ -1,0 +1,63 @@
+"""The dashboard's tables as CSV: each export reads only its own figure of the report (the
+report computes a figure when first read), and no cell can run as a spreadsheet formula."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any, Callable
+
+from services.reports import TeamReport
+
+Rows = list[list[Any]]
+
+
+def _ratio(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"
+
+
+EXPORTS: dict[str, tuple[list[str], Callable[[TeamReport], Rows]]] = {
+    "activity": (["rep", "activities", "before", "attempts", "contacts", "connect rate", "minutes"],
+                 lambda r: [[a.name, a.total, r.activity_before.get(a.owner_id, 0), a.attempts, a.contacts, _ratio(a.connect_rate),
+                             sum(a.minutes.values())] for a in r.activity]),
+    "time": (["rep", "type", "minutes"],
+             lambda r: [[a.name, kind, a.minutes[kind]] for a in r.activity for kind in sorted(a.minutes) if a.minutes[kind]]),
+    "quota": (["rep", "metric", "type", "target", "actual", "attainment"],
+              lambda r: [[q.name, q.metric, q.activity_type or "", q.shown_target, q.actual, _ratio(q.ratio)] for q in r.quota]
+              + [[f"team {t.name}", "won_revenue", "", t.shown_target, t.actual, _ratio(t.ratio)] for t in r.team_quota]),
+    "pipeline": (["stage", "deals", "amount", "weighted"], lambda r: [[s.name, s.count, s.amount, s.weighted] for s in r.pipeline]),
+    "conversion": (["stage", "reached", "moved on", "rate"],
+                   lambda r: [[c.name, c.reached, c.moved_on, _ratio(c.rate)] for c in r.conversion]),
+    "leaderboard": (["rank", "rep", "won amount", "won deals", "activities"],
+                    lambda r: [[x.rank, x.name, x.won_amount, x.won_deals, x.activities] for x in r.leaderboard]),
+    "lost": (["deal", "owner", "amount", "reason", "stage at loss", "closed"],
+             lambda r: [[d.name, d.owner_name, d.amount, d.reason, d.stage_at_loss, d.closed_at.isoformat()] for d in r.lost]),
+    "leads": (["source", "created", "converted", "rate"], lambda r: [[x.source, x.created, x.converted, _ratio(x.rate)] for x in r.leads]),
+    "response": (["rep", "leads", "answered", "median hours", "within target"],
+                 lambda r: [[x.name, x.leads, x.answered, "" if x.median_hours is None else round(x.median_hours, 1),
+                             _ratio(x.share_within_target)] for x in r.response]),
+    "alerts": (["deal", "account", "owner", "amount", "alerts", "days", "reasons"],
+               lambda r: [[a.name, a.account_name, a.owner_name, a.amount, " ".join(a.kinds), a.days, a.reasons] for a in r.alerts]),
+    "neglected": (["account", "owner", "days quiet"], lambda r: [[a.name, a.owner_name, a.days] for a in r.neglected]),
+    "trends": (["month", "won amount", "won deals", "win rate", "activities"],
+               lambda r: [[p.month.isoformat(), p.won_amount, p.won_deals, _ratio(p.win_rate), p.activities] for p in r.trends]),
+    "notes": (["rep", "type", "when", "answered", "questions", "flagged"],
+              lambda r: [[n.owner_name, n.type, n.occurred_at.isoformat(), n.answered, n.questions, "yes" if n.flagged else ""]
+                         for n in r.notes]),
+}
+
+
+def as_csv(report: TeamReport, table: str) -> str:
+    header, rows = EXPORTS[table]
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    writer.writerows([[_cell(value) for value in row] for row in rows(report)])
+    return out.getvalue()
+
+
+def _cell(value: object) -> object:
+    # Names come from mail headers: a leading = + - @ would run as a spreadsheet formula.
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value

@@ -1,0 +1,175 @@
+"""Benchmark: the manager figures on a store of two years of a 360-rep team, side by side with
+DuckDB computing the same counts from the raw activity rows of the same store.
+
+    python bench/reports.py                                   # SQLite, bench/results/scale30.db
+    python bench/reports.py --db postgresql+psycopg://.../db  # PostgreSQL (an empty database
+                                                              # the first time: it is filled)
+
+The store is built once (``build_demo(seed=7, scale=30, today=2026-11-20)``) and kept, so that
+later runs only measure. Every figure is a ratio of two timings taken in the same run, on
+the same machine, a moment apart: the machine is noisy, a ratio holds where a time does not.
+Prints one JSON object and writes it to ``bench/results/latest.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import event, func, select  # noqa: E402
+
+from services.db import make_engine, make_session_factory  # noqa: E402
+from services.demo import build_demo  # noqa: E402
+from services.models import Activity, Base, Organization, User  # noqa: E402
+from services.periods import period_for  # noqa: E402
+from services.reports import activity_summary  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+TODAY = date(2026, 11, 20)
+NOW = datetime(2026, 11, 20, 17, tzinfo=timezone.utc)
+
+
+def timed(call, repeat: int) -> float:
+    """The median of ``repeat`` runs, in seconds."""
+    runs = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        call()
+        runs.append(time.perf_counter() - started)
+    return statistics.median(runs)
+
+
+def ensure_store(url: str, scale: float) -> float | None:
+    engine = make_engine(url)
+    Base.metadata.create_all(engine)
+    with make_session_factory(engine)() as session:
+        if session.scalar(select(func.count(Organization.id))):
+            engine.dispose()
+            return None
+        started = time.perf_counter()
+        build_demo(session, seed=7, scale=scale, today=TODAY)
+        session.commit()
+    engine.dispose()
+    return time.perf_counter() - started
+
+
+def duckdb_year(url: str, organization_id: int, start: datetime, end: datetime, repeat: int) -> tuple[float, int]:
+    """DuckDB over the raw activity rows: loaded once (not timed), then the same grouping the
+    activity summary gives, timed."""
+    import duckdb
+
+    engine = make_engine(url)
+    export = Path(tempfile.mkdtemp()) / "activities.csv"
+    columns = (Activity.organization_id, Activity.owner_id, Activity.occurred_at, Activity.type, Activity.direction, Activity.outcome,
+               Activity.duration_minutes, Activity.deleted_at)
+    with engine.connect() as connection, export.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([c.key for c in columns])
+        for row in connection.execution_options(yield_per=50_000).execute(select(*columns)):
+            writer.writerow(["" if v is None else (v.isoformat() if isinstance(v, datetime) else v) for v in row])
+    engine.dispose()
+    duck = duckdb.connect()
+    duck.execute(f"CREATE TABLE activities AS SELECT * FROM read_csv('{export}', header=true, timestampformat='%Y-%m-%dT%H:%M:%S%z')")
+    query = """
+        SELECT owner_id, type, direction, outcome, count(*), sum(duration_minutes)
+        FROM activities
+        WHERE organization_id = ? AND deleted_at IS NULL AND occurred_at >= ? AND occurred_at < ?
+        GROUP BY owner_id, type, direction, outcome
+    """
+    params = [organization_id, start, end]
+    total = sum(row[4] for row in duck.execute(query, params).fetchall())
+    seconds = timed(lambda: duck.execute(query, params).fetchall(), repeat)
+    duck.close()
+    export.unlink()
+    return seconds, total
+
+
+def statements(engine, call) -> int:
+    seen: list[str] = []
+
+    def count(conn, cursor, statement, *args) -> None:
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        call()
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    return len(seen)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--db", default=f"sqlite:///{RESULTS / 'scale30.db'}")
+    parser.add_argument("--scale", type=float, default=30)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    built = ensure_store(args.db, args.scale)
+
+    os.environ["DATABASE_URL"] = args.db
+    os.environ.setdefault("SECRET_KEY", "bench")
+    from addin import create_app
+
+    app = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False})
+    engine = app.extensions["inboxcrm.db"].engine
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        admin = session.scalars(select(User).where(User.role == "admin")).first()
+        org = admin.organization
+        year = period_for("this_year", TODAY, org.fiscal_year_start_month)
+        start, end = year.utc_bounds(org.time_zone)
+        reps = session.scalar(select(func.count(User.id)).where(User.role == "rep"))
+        activities = session.scalar(select(func.count(Activity.id)))
+        summary_seconds = timed(lambda: activity_summary(session, admin, year), args.repeat)
+        summary_total = sum(row.total for row in activity_summary(session, admin, year))
+        admin_id, org_id = admin.id, org.id
+    duck_seconds, duck_total = duckdb_year(args.db, org_id, start, end, args.repeat)
+
+    client = app.test_client()
+    with client.session_transaction() as cookie:
+        cookie["_user_id"] = f"{admin_id}:0"
+        cookie["signed_in_at"] = int(time.time())
+    page = "/dashboard?period=this_year"
+    assert client.get(page).status_code == 200
+    dashboard_seconds = timed(lambda: client.get(page), max(1, args.repeat // 2))
+    dashboard_statements = statements(engine, lambda: client.get(page))
+    export_statements = statements(engine, lambda: client.get("/dashboard/activity.csv?period=this_year"))
+
+    floor = "/healthz"
+    floor_seconds = timed(lambda: client.get(floor), 50)
+    result = {
+        "backend": engine.dialect.name,
+        "scale": args.scale,
+        "reps": reps,
+        "activities": activities,
+        "store_built_seconds": round(built, 1) if built else None,
+        "summary_year_seconds": round(summary_seconds, 4),
+        "duckdb_year_seconds": round(duck_seconds, 4),
+        "summary_vs_duckdb": round(summary_seconds / duck_seconds, 2),
+        "summary_counts_agree": summary_total == duck_total,
+        "dashboard_year_seconds": round(dashboard_seconds, 3),
+        "dashboard_year_vs_duckdb": round(dashboard_seconds / duck_seconds, 1),
+        "dashboard_statements": dashboard_statements,
+        "csv_export_statements": export_statements,
+        "bare_route_ms": round(floor_seconds * 1000, 2),
+        "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
+    text = json.dumps(result, indent=2)
+    print(text)
+    (RESULTS / "latest.json").write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
