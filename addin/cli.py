@@ -92,19 +92,21 @@ def manifest(base_url: str, out_dir: str) -> None:
         click.echo(path)
 
 
-rollups_group = AppGroup("rollups", help="Daily activity rollups.")
+rollups_group = AppGroup("rollups", help="Figures kept as activities are written: daily rollups, note quality.")
 
 
-@rollups_group.command("rebuild", help="Recompute every organization's rollups from its activities.")
+@rollups_group.command("rebuild", help="Recompute every organization's rollups and note scores from its activities (after an import).")
 def rebuild() -> None:
     from sqlalchemy import select
 
     from services.models import Organization
+    from services.notes import score_notes
     from services.rollups import rebuild_rollups
 
     with database().sessions() as session:
         for organization in session.scalars(select(Organization)).all():
-            click.echo(f"{organization.name}: {rebuild_rollups(session, organization)} rows")
+            rows, notes = rebuild_rollups(session, organization), score_notes(session, organization)
+            click.echo(f"{organization.name}: {rows} rollup rows, {notes} notes scored")
         session.commit()
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from services.access import get_scoped, require_edit
 from services.audit import record_event, snapshot
 from services.contacts import account_for_domain, contact_for_address
+from services import notes
 from services.errors import DomainError, Forbidden
 from services.rollups import count_activity
 from services.models import Account, Activity, ActivityParticipant, Contact, Lead, NoteChecklist, Opportunity, User
@@ -71,12 +72,14 @@ def _log(session: Session, actor: User, values: dict[str, Any], now: datetime) -
     body_html = sanitize_html(values.get("body_html"))
     body_text = values.get("body_text") or html_to_text(body_html)
     # Only the type's own checklist questions count (a form may carry the other types' too).
-    questions = checklist_for(session, org.id, values["type"]) if values["answers"] else []
+    all_checklists = checklists(session, org.id) if values["answers"] or values["type"] in notes.SCORED_TYPES else {}
+    questions = all_checklists.get(values["type"], []) if values["answers"] else []
     answers = {q: values["answers"][q].strip() for q in questions if (values["answers"].get(q) or "").strip()}
     if answers:
         # Checklist answers are part of the note a manager reads, question by question.
         answered = "\n".join(f"{question}: {answer}" for question, answer in answers.items())
         body_text = f"{answered}\n\n{body_text}" if body_text else answered
+    checklist_questions, checklist_answered = notes.score(values["type"], body_text, all_checklists)
 
     activity = Activity(
         organization_id=org.id,
@@ -96,6 +99,8 @@ def _log(session: Session, actor: User, values: dict[str, Any], now: datetime) -
         source=values["source"],
         external_id=external_id,
         is_private=values["is_private"],
+        checklist_questions=checklist_questions,
+        checklist_answered=checklist_answered,
         created_at=now,
         updated_at=now,
     )
@@ -261,7 +266,3 @@ def checklists(session: Session, organization_id: int) -> dict[str, list[str]]:
         select(NoteChecklist.activity_type, NoteChecklist.questions).where(NoteChecklist.organization_id == organization_id)
     )
     return {kind: list(questions or []) for kind, questions in rows}
-
-
-def checklist_for(session: Session, organization_id: int, activity_type: str) -> list[str]:
-    return checklists(session, organization_id).get(activity_type, [])

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Table, func, select, text
 from sqlalchemy.orm import Session
 
+from services import notes
 from services.errors import DomainError
 from services.models import (
     Account,
@@ -411,8 +412,14 @@ class _Builder:
             "owner_id": rep["id"], "source": "outlook" if kind == "email" else "web",
             "external_id": f"<demo-{activity_id}@mail.example>" if kind == "email" else None,
             "rating": None, "sentiment": None, "is_private": False, "created_at": occurred, "updated_at": occurred,
+            **self._note_score(kind, body),
             "deleted_at": None,
         }
+
+    @staticmethod
+    def _note_score(kind: str, body: str | None) -> dict[str, int | None]:
+        questions, answered = notes.score(kind, body, CHECKLISTS)
+        return {"checklist_questions": questions, "checklist_answered": answered}
 
     # -- leads, follow-ups, quotas ------------------------------------------------------------
 
@@ -447,6 +454,7 @@ class _Builder:
                         "subject": "First call", "body_text": None, "body_html": None, "contact_id": None, "account_id": None,
                         "opportunity_id": None, "lead_id": lead_id, "owner_id": rep["id"], "source": "web", "external_id": None,
                         "rating": None, "sentiment": None, "is_private": False, "created_at": answered, "updated_at": answered,
+                        **self._note_score("call", None),
                         "deleted_at": None,
                     })
         self.insert(Lead, leads)

@@ -375,6 +375,10 @@ class Activity(OrgScoped, Base):
     rating: Mapped[int | None] = mapped_column(SmallInteger)
     sentiment: Mapped[float | None] = mapped_column(Float)
     is_private: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Note quality, kept as the note is written (``services.notes``): how many questions the
+    # type's checklist asked, and how many of them the note answers.
+    checklist_questions: Mapped[int | None] = mapped_column(SmallInteger)
+    checklist_answered: Mapped[int | None] = mapped_column(SmallInteger)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     deleted_at: Mapped[datetime | None]

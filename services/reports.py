@@ -21,10 +21,10 @@ from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from services.access import get_scoped, require_role
-from services.activities import checklists
 from services.deals import pipeline_stages
 from services.errors import DomainError, Forbidden
 from services.models import Account, Activity, ActivityRollup, FollowUp, Lead, Opportunity, Quota, Stage, StageChange, Team, User
+from services.notes import SCORED_TYPES
 from services.periods import Period, add_months, comparison_for, period_for
 from services.signals import DealWarning, days_since, deal_warnings, is_attempt, is_contact
 from services.types import as_utc
@@ -723,26 +723,44 @@ class NoteQuality:
         return self.questions > 0 and self.answered == 0
 
 
+def _scored_notes(actor: User, period: Period, owners: Iterable[int]) -> ColumnElement[bool]:
+    return (
+        (Activity.organization_id == actor.organization_id) & Activity.deleted_at.is_(None) & Activity.type.in_(SCORED_TYPES)
+        & Activity.owner_id.in_(list(owners)) & _in_period(Activity.occurred_at, actor, period)
+    )
+
+
+def _flagged() -> ColumnElement[bool]:
+    return (func.coalesce(Activity.checklist_questions, 0) > 0) & (func.coalesce(Activity.checklist_answered, 0) == 0)
+
+
 def note_quality(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *, people: list[User] | None = None) -> list[NoteQuality]:
     """For calls and visits in the period: the share of their type's checklist questions the
-    note answers ("Question: answer" lines); an empty note, or one answering none, is flagged."""
+    note answers ("Question: answer" lines, scored as the note was written: ``services.notes``);
+    an empty note, or one answering none, is flagged."""
     owners = {u.id: u.name for u in _people(session, actor, team_id, rep_id, people)}
-    questions_by_type = checklists(session, actor.organization_id)
-    rows = []
-    for activity in session.scalars(
-        select(Activity).where(
-            Activity.organization_id == actor.organization_id, Activity.deleted_at.is_(None), Activity.type.in_(("call", "visit")),
-            Activity.owner_id.in_(owners), _in_period(Activity.occurred_at, actor, period),
-        ).order_by(Activity.occurred_at)
-    ):
-        questions = questions_by_type.get(activity.type, [])
-        answers = {}
-        for line in (activity.body_text or "").splitlines():
-            question, _, answer = line.partition(":")
-            answers[question.strip()] = answer.strip()
-        answered = sum(1 for q in questions if answers.get(q))
-        rows.append(NoteQuality(activity.id, owners[activity.owner_id], activity.type, activity.occurred_at, answered, len(questions)))
-    return rows
+    rows = session.execute(
+        select(Activity.id, Activity.owner_id, Activity.type, Activity.occurred_at, Activity.checklist_answered, Activity.checklist_questions)
+        .where(_scored_notes(actor, period, owners)).order_by(Activity.occurred_at, Activity.id)
+    )
+    return [NoteQuality(id_, owners[owner_id], kind, as_utc(when), answered or 0, questions or 0)
+            for id_, owner_id, kind, when, answered, questions in rows]
+
+
+@dataclass(frozen=True)
+class NoteQualityTotals:
+    notes: int  # calls and visits in the period
+    flagged: int  # whose note answers none of the checklist
+
+
+def note_quality_totals(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *,
+                        people: list[User] | None = None) -> NoteQualityTotals:
+    """The dashboard's line on note quality, counted in SQL."""
+    owners = [u.id for u in _people(session, actor, team_id, rep_id, people)]
+    total, flagged = session.execute(
+        select(func.count(), func.coalesce(func.sum(case((_flagged(), 1), else_=0)), 0)).where(_scored_notes(actor, period, owners))
+    ).one()
+    return NoteQualityTotals(total, int(flagged))
 
 
 # -- the dashboard's view model -------------------------------------------------------------------
@@ -882,6 +900,10 @@ class TeamReport:
     def notes(self) -> list[NoteQuality]:
         return self._figure(note_quality, self.period)
 
+    @cached_property
+    def note_totals(self) -> NoteQualityTotals:
+        return self._figure(note_quality_totals, self.period)
+
     @property
     def activity_total(self) -> int:
         return sum(row.total for row in self.activity)
@@ -904,9 +926,6 @@ class TeamReport:
         conversion = {row.stage_id: row for row in self.conversion}
         return [(row, conversion.get(row.stage_id)) for row in self.pipeline]
 
-    @property
-    def flagged_notes(self) -> int:
-        return sum(1 for note in self.notes if note.flagged)
 
     @property
     def activity_types(self) -> list[str]:

@@ -233,11 +233,13 @@ def add(session, world, owner, when, **values):
 def commit_and_roll_up(session, *organizations) -> None:
     """Rows written straight to the store (as an import does) reach the figures through a
     rollup rebuild."""
+    from services.notes import score_notes
     from services.rollups import rebuild_rollups
 
     session.flush()
     for organization in organizations:
         rebuild_rollups(session, session.get(type(organization), organization.id))
+        score_notes(session, session.get(type(organization), organization.id))
     session.commit()
 
 
@@ -616,10 +618,44 @@ def test_note_quality_flags_empty_and_unanswered_notes(session, world: World):
     add(session, world, world.rep, datetime(2026, 11, 10, 11, tzinfo=berlin), body_text="Nice chat.")
     add(session, world, world.rep, datetime(2026, 11, 10, 12, tzinfo=berlin))
     add(session, world, world.rep, datetime(2026, 11, 10, 13, tzinfo=berlin), type="email", body_text="not a call")
-    session.commit()
-    rows = reports.note_quality(session, session.get(User, world.manager.id), Period(date(2026, 11, 1), date(2026, 12, 1)))
+    commit_and_roll_up(session, world.org)  # written straight to the store, as an import is: scored by the rebuild
+    manager, november = session.get(User, world.manager.id), Period(date(2026, 11, 1), date(2026, 12, 1))
+    rows = reports.note_quality(session, manager, november)
     assert [(r.answered, r.questions, r.flagged) for r in rows] == [(2, 2, False), (1, 2, False), (0, 2, True), (0, 2, True)]
     assert [r.share for r in rows] == [1.0, 0.5, 0.0, 0.0]
+    assert reports.note_quality_totals(session, manager, november) == reports.NoteQualityTotals(4, 2)
+
+
+def test_a_logged_call_is_scored_as_it_is_written(session, world: World):
+    from services.activities import log_activity
+
+    rep = session.get(User, world.rep.id)
+    call, _ = log_activity(session, rep, {"type": "call", "contact_id": world.contact.id, "occurred_at": "2026-11-10T09:00",
+                                          "answers": {"Truck size": "26 ft", "Lanes used": " "}, "body_text": "Good talk"})
+    visit, _ = log_activity(session, rep, {"type": "visit", "contact_id": world.contact.id, "occurred_at": "2026-11-10T10:00"})
+    email, _ = log_activity(session, rep, {"type": "email", "contact_id": world.contact.id, "body_text": "Truck size: 3"})
+    assert (call.checklist_questions, call.checklist_answered) == (2, 1)
+    assert (visit.checklist_questions, visit.checklist_answered) == (0, 0)  # no visit checklist here: nothing to flag
+    assert (email.checklist_questions, email.checklist_answered) == (None, None)
+
+
+def test_note_quality_matches_the_raw_notes(demo_session, demo):
+    """Counted in SQL from the kept scores; recounted here from the notes themselves."""
+    from services.models import NoteChecklist
+
+    session = demo_session
+    period = period_for("last_quarter", TODAY, demo.organization.fiscal_year_start_month)
+    start, end = period.utc_bounds(demo.organization.time_zone)
+    questions = {c.activity_type: c.questions for c in session.scalars(select(NoteChecklist))}
+    notes = flagged = 0
+    for activity in session.scalars(select(Activity).where(Activity.type.in_(("call", "visit")), Activity.deleted_at.is_(None))):
+        if start <= activity.occurred_at < end:
+            asked = questions.get(activity.type, [])
+            lines = dict(line.split(":", 1) for line in (activity.body_text or "").splitlines() if ":" in line)
+            notes += 1
+            flagged += bool(asked) and not any(lines.get(q, "").strip() for q in asked)
+    totals = reports.note_quality_totals(session, demo, period)
+    assert (totals.notes, totals.flagged) == (notes, flagged) and 0 < flagged < notes
 
 
 def test_reopened_and_deleted_deals_and_a_team_of_one(session, world: World):

@@ -1,0 +1,51 @@
+"""Note quality: how many of its type's checklist questions a note answers.
+
+A note answers a question with a line ``Question: answer`` (the pane writes the checklist's
+answers that way). The score is kept on the activity as it is written, like the rollups, so
+that a year of notes is counted in SQL, not read and parsed again for every report;
+``score_notes`` recomputes it for rows written straight to the store (an import).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from services.models import Activity, NoteChecklist, Organization
+
+SCORED_TYPES = ("call", "visit")  # the notes PRODUCT.md's note quality looks at
+
+
+def answered_questions(body_text: str | None, questions: list[str]) -> int:
+    """How many of ``questions`` the note answers (a non-empty ``Question: answer`` line)."""
+    answers: dict[str, str] = {}
+    for line in (body_text or "").splitlines():
+        question, _, answer = line.partition(":")
+        answers[question.strip()] = answer.strip()
+    return sum(1 for question in questions if answers.get(question))
+
+
+def score(activity_type: str, body_text: str | None, checklists: dict[str, list[str]]) -> tuple[int | None, int | None]:
+    """(questions, answered) for an activity of this type; (None, None) for a type not scored."""
+    if activity_type not in SCORED_TYPES:
+        return None, None
+    questions = checklists.get(activity_type, [])
+    return len(questions), answered_questions(body_text, questions)
+
+
+def score_notes(session: Session, organization: Organization) -> int:
+    """Recompute the score of the organization's calls and visits; returns how many."""
+    checklists = {kind: list(questions or []) for kind, questions in session.execute(
+        select(NoteChecklist.activity_type, NoteChecklist.questions).where(NoteChecklist.organization_id == organization.id))}
+    rows = session.execute(
+        select(Activity.id, Activity.type, Activity.body_text)
+        .where(Activity.organization_id == organization.id, Activity.type.in_(SCORED_TYPES))
+        .execution_options(yield_per=10_000)
+    ).all()
+    changes = []
+    for activity_id, kind, body in rows:
+        questions, answered = score(kind, body, checklists)
+        changes.append({"id": activity_id, "checklist_questions": questions, "checklist_answered": answered})
+    for start in range(0, len(changes), 5_000):
+        session.execute(update(Activity), changes[start:start + 5_000])
+    return len(changes)
