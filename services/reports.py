@@ -567,17 +567,18 @@ def lead_response_times(session: Session, actor: User, period: Period, team_id: 
     and the share of the period's leads answered within the organization's target."""
     people = {u.id: u for u in _people(session, actor, team_id, rep_id, people)}
     target_hours = float(actor.organization.setting("lead_response_target_hours"))
+    # Each lead's first touch, looked up per lead of the period (ix_activities_lead).
     first_touch = (
-        select(Activity.lead_id, func.min(Activity.occurred_at).label("first"))
-        .where(Activity.organization_id == actor.organization_id, Activity.deleted_at.is_(None), Activity.lead_id.is_not(None),
+        select(Activity.occurred_at)
+        .where(Activity.organization_id == actor.organization_id, Activity.lead_id == Lead.id, Activity.deleted_at.is_(None),
                Activity.direction == "outbound", Activity.type.in_(("call", "email", "meeting")))
-        .group_by(Activity.lead_id)
-        .subquery()
+        .order_by(Activity.occurred_at).limit(1)
+        .correlate(Lead)
+        .scalar_subquery()
     )
     waits: dict[int, list[float | None]] = defaultdict(list)
     for owner_id, created_at, first in session.execute(
-        select(Lead.owner_id, Lead.created_at, first_touch.c.first)
-        .outerjoin(first_touch, first_touch.c.lead_id == Lead.id)
+        select(Lead.owner_id, Lead.created_at, first_touch)
         .where(Lead.organization_id == actor.organization_id, Lead.deleted_at.is_(None), Lead.owner_id.in_(people),
                _in_period(Lead.created_at, actor, period))
     ):
@@ -1094,11 +1095,16 @@ def neglected_accounts(session: Session, actor: User, now: datetime, team_id: in
         )
     ).all()
     ids = [row.id for row in active]
-    last = dict(session.execute(
-        select(Activity.account_id, func.max(Activity.occurred_at))
-        .where(Activity.organization_id == org_id, Activity.deleted_at.is_(None), Activity.account_id.in_(ids))
-        .group_by(Activity.account_id)
-    ).all())
+    # The latest activity per account: one index probe each (ix_activities_account), not a
+    # scan of every activity the accounts ever had.
+    latest = (
+        select(Activity.occurred_at)
+        .where(Activity.organization_id == org_id, Activity.account_id == Account.id, Activity.deleted_at.is_(None))
+        .order_by(Activity.occurred_at.desc()).limit(1)
+        .correlate(Account)
+        .scalar_subquery()
+    )
+    last = dict(session.execute(select(Account.id, latest).where(Account.organization_id == org_id, Account.id.in_(ids))).all())
     planned = set(session.scalars(
         select(FollowUp.account_id).where(FollowUp.organization_id == org_id, FollowUp.account_id.in_(ids), FollowUp.done_at.is_(None),
                                           FollowUp.deleted_at.is_(None), FollowUp.due_at > now)

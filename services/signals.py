@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Iterable
+from typing import Any, Iterable
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
 from services.models import Activity, FollowUp, Opportunity, Organization
@@ -61,15 +61,23 @@ def deal_warnings(
     if not open_deals:
         return []
     ids = [deal.id for deal in open_deals]
-    live = and_(Activity.organization_id == organization.id, Activity.deleted_at.is_(None), Activity.opportunity_id.in_(ids))
-    last_inbound = dict(
-        session.execute(
-            select(Activity.opportunity_id, func.max(Activity.occurred_at)).where(live, is_inbound_interaction()).group_by(Activity.opportunity_id)
-        ).all()
-    )
-    last_any = dict(
-        session.execute(select(Activity.opportunity_id, func.max(Activity.occurred_at)).where(live).group_by(Activity.opportunity_id)).all()
-    )
+
+    def latest(*conditions: ColumnElement[bool]) -> ColumnElement[Any]:
+        # Per deal, the newest matching activity: a walk down ix_activities_opportunity that
+        # stops at the first match, not a scan of every activity the deals ever had.
+        return (
+            select(Activity.occurred_at)
+            .where(Activity.organization_id == organization.id, Activity.opportunity_id == Opportunity.id,
+                   Activity.deleted_at.is_(None), *conditions)
+            .order_by(Activity.occurred_at.desc()).limit(1)
+            .correlate(Opportunity).scalar_subquery()
+        )
+
+    last_inbound, last_any = {}, {}
+    for deal_id, inbound, anything in session.execute(
+        select(Opportunity.id, latest(is_inbound_interaction()), latest()).where(Opportunity.id.in_(ids))
+    ):
+        last_inbound[deal_id], last_any[deal_id] = inbound, anything
     followed_up = set(
         session.scalars(
             select(FollowUp.opportunity_id).where(

@@ -1,5 +1,6 @@
 """Activities keep their note's checklist score (questions asked, questions answered), so
-note quality is counted in SQL; existing calls and visits are scored from their notes.
+note quality is counted in SQL; existing calls and visits are scored from their notes. An
+index serves lead response times (a lead's first touch).
 
 Revision ID: 0004
 Revises: 0003
@@ -31,6 +32,7 @@ def upgrade() -> None:
     with op.batch_alter_table("activities", schema=None) as batch_op:
         batch_op.add_column(sa.Column("checklist_questions", sa.SmallInteger(), nullable=True))
         batch_op.add_column(sa.Column("checklist_answered", sa.SmallInteger(), nullable=True))
+        batch_op.create_index("ix_activities_lead", ["organization_id", "lead_id", "occurred_at"], unique=False)
 
     connection = op.get_bind()
     checklists = sa.table("note_checklists", sa.column("organization_id"), sa.column("activity_type"), sa.column("questions", sa.JSON))
@@ -55,5 +57,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table("activities", schema=None) as batch_op:
+        batch_op.drop_index("ix_activities_lead")
         batch_op.drop_column("checklist_answered")
         batch_op.drop_column("checklist_questions")
