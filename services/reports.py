@@ -294,11 +294,11 @@ def team_revenue_attainment(session: Session, actor: User, period: Period, team_
     """Won revenue against each visible team's revenue quota, pro rata like a rep's."""
     teams = {team.id: team.name for team in visible_teams(session, actor) if team_id is None or team.id == team_id}
     targets: dict[int, Decimal] = defaultdict(Decimal)
-    for quota in session.scalars(
-        select(Quota).where(Quota.organization_id == actor.organization_id, Quota.team_id.in_(teams), Quota.metric == "won_revenue",
-                            Quota.period_start < period.end)
+    for team, kind, start, target in session.execute(
+        select(Quota.team_id, Quota.period, Quota.period_start, Quota.target)
+        .where(_overlapping_quotas(actor, period), Quota.team_id.in_(teams), Quota.metric == "won_revenue")
     ):
-        targets[quota.team_id] += _pro_rata(quota, period)
+        targets[team] += _pro_rata(kind, start, target, period)
     if not targets:
         return []
     members = session.execute(select(User.id, User.team_id).where(User.organization_id == actor.organization_id, User.team_id.in_(targets)))
@@ -311,26 +311,33 @@ def team_revenue_attainment(session: Session, actor: User, period: Period, team_
     return [TeamAttainment(tid, teams[tid], targets[tid], won[tid]) for tid in sorted(targets, key=lambda t: teams[t])]
 
 
-def _pro_rata(quota: Quota, period: Period) -> Decimal:
+def _pro_rata(kind: str, start: date, target: Decimal, period: Period) -> Decimal:
     """The part of a quota's target that falls in the period, by days of overlap (a to-date
     period's partial last day as the fraction of it elapsed)."""
-    end = _quota_end(quota.period, quota.period_start)
-    overlap = min(datetime.combine(end, time()), period.end_point) - datetime.combine(max(quota.period_start, period.start), time())
+    end = _quota_end(kind, start)
+    overlap = min(datetime.combine(end, time()), period.end_point) - datetime.combine(max(start, period.start), time())
     if overlap <= timedelta(0):
         return Decimal(0)
     days = Decimal(overlap // timedelta(seconds=1)) / Decimal(86400)
-    return quota.target * days / (end - quota.period_start).days
+    return target * days / (end - start).days
+
+
+def _overlapping_quotas(actor: User, period: Period) -> ColumnElement[bool]:
+    # No quota period is longer than a year: those starting earlier cannot overlap.
+    return (Quota.organization_id == actor.organization_id) & (Quota.period_start < period.end) & (
+        Quota.period_start > period.start - timedelta(days=366))
 
 
 def quota_targets(session: Session, actor: User, period: Period, owners: list[int]) -> dict[tuple[int, str, str | None], Decimal]:
     """Per (owner, metric, activity type): the target for the period, each quota counting pro
     rata by its days of overlap with the period."""
     targets: dict[tuple[int, str, str | None], Decimal] = defaultdict(Decimal)
-    for quota in session.scalars(
-        select(Quota).where(Quota.organization_id == actor.organization_id, Quota.user_id.in_(owners), Quota.period_start < period.end)
+    for user_id, metric, activity_type, kind, start, target in session.execute(
+        select(Quota.user_id, Quota.metric, Quota.activity_type, Quota.period, Quota.period_start, Quota.target)
+        .where(_overlapping_quotas(actor, period), Quota.user_id.in_(owners))
     ):
-        if (share := _pro_rata(quota, period)) > 0:
-            targets[(quota.user_id, quota.metric, quota.activity_type)] += share
+        if (share := _pro_rata(kind, start, target, period)) > 0:
+            targets[(user_id, metric, activity_type)] += share
     return targets
 
 
