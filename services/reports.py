@@ -230,13 +230,10 @@ def deal_outcomes(session: Session, actor: User, period: Period, team_id: int | 
 # -- quotas, leaderboard, drawdown ----------------------------------------------------------------
 
 
-@dataclass
-class Attainment:
-    owner_id: int
-    name: str
-    metric: str
-    activity_type: str | None
-    target: Decimal  # pro rata for the part of each quota period inside the report period; exact, not rounded
+class AgainstTarget:
+    """An actual against a target (a quota's, pro rata)."""
+
+    target: Decimal
     actual: Decimal
 
     @property
@@ -247,6 +244,16 @@ class Attainment:
     def shown_target(self) -> Decimal:
         """The target as people read it; the ratio divides by the exact one."""
         return self.target.quantize(Decimal("0.01"))
+
+
+@dataclass
+class Attainment(AgainstTarget):
+    owner_id: int
+    name: str
+    metric: str
+    activity_type: str | None
+    target: Decimal  # pro rata for the part of each quota period inside the report period; exact, not rounded
+    actual: Decimal
 
 
 def _quota_end(period: str, start: date) -> date:
@@ -275,19 +282,11 @@ def quota_attainment(session: Session, actor: User, period: Period, team_id: int
 
 
 @dataclass
-class TeamAttainment:
+class TeamAttainment(AgainstTarget):
     team_id: int
     name: str
     target: Decimal  # the team's won-revenue quotas, pro rata for the report period
     actual: Decimal  # won by the team's people in the period
-
-    @property
-    def ratio(self) -> float | None:
-        return float(self.actual / self.target) if self.target else None
-
-    @property
-    def shown_target(self) -> Decimal:
-        return self.target.quantize(Decimal("0.01"))
 
 
 def team_revenue_attainment(session: Session, actor: User, period: Period, team_id: int | None = None) -> list[TeamAttainment]:
@@ -791,6 +790,50 @@ class Change:
 
 
 @dataclass
+class NeglectedAccount:
+    id: int
+    name: str
+    owner_name: str
+    days: int  # since the last activity with the account (or since it was created)
+
+
+def neglected_accounts(session: Session, actor: User, now: datetime, team_id: int | None = None, rep_id: int | None = None, *, people: list[User] | None = None) -> list[NeglectedAccount]:
+    """Active accounts (owned by the team, with an open deal) with no activity for N days
+    (default 14) and no follow-up due in the future."""
+    people = {u.id: u.name for u in _people(session, actor, team_id, rep_id, people)}
+    quiet_days = int(actor.organization.setting("neglected_days"))
+    org_id = actor.organization_id
+    active = session.execute(
+        select(Account.id, Account.name, Account.owner_id, Account.created_at).where(
+            Account.organization_id == org_id, Account.deleted_at.is_(None), Account.owner_id.in_(people),
+            Account.id.in_(select(Opportunity.account_id).where(Opportunity.organization_id == org_id, Opportunity.status == "open",
+                                                                 Opportunity.deleted_at.is_(None))),
+        )
+    ).all()
+    ids = [row.id for row in active]
+    # The latest activity per account: one index probe each (ix_activities_account), not a
+    # scan of every activity the accounts ever had.
+    latest = (
+        select(Activity.occurred_at)
+        .where(Activity.organization_id == org_id, Activity.account_id == Account.id, Activity.deleted_at.is_(None))
+        .order_by(Activity.occurred_at.desc()).limit(1)
+        .correlate(Account)
+        .scalar_subquery()
+    )
+    last = dict(session.execute(select(Account.id, latest).where(Account.organization_id == org_id, Account.id.in_(ids))).all())
+    planned = set(session.scalars(
+        select(FollowUp.account_id).where(FollowUp.organization_id == org_id, FollowUp.account_id.in_(ids), FollowUp.done_at.is_(None),
+                                          FollowUp.deleted_at.is_(None), FollowUp.due_at > now)
+    ))
+    rows = []
+    for account_id, name, owner_id, created_at in active:
+        days = days_since(as_utc(last.get(account_id)) or as_utc(created_at), now)
+        if days >= quiet_days and account_id not in planned:
+            rows.append(NeglectedAccount(account_id, name, people[owner_id], days))
+    return sorted(rows, key=lambda r: (-r.days, r.name))
+
+
+@dataclass
 class ReportScope:
     """What a report is about, resolved once per request: who asks, for which period, team
     and rep, and so which people; every figure of the report reads it."""
@@ -814,6 +857,20 @@ class ReportScope:
         return comparison_for(self.period, self.year_over_year)
 
 
+def figure(compute: Callable[..., Any], at: str | None = "period", *, shared: str | None = None) -> cached_property:
+    """A figure of the report: ``compute`` run once, when first read, for the report's scope
+    (its people resolved once). ``at`` names what the figure is for (the report's period or
+    comparison, the scope's now or today, or nothing); ``shared`` another figure it reuses."""
+
+    def read(report: TeamReport) -> Any:
+        scope = report.scope
+        args = () if at is None else (getattr(report if at in ("period", "comparison") else scope, at),)
+        extra = {"summary": getattr(report, shared)} if shared else {}
+        return compute(scope.session, scope.actor, *args, scope.team_id, scope.rep_id, people=scope.people, **extra)
+
+    return cached_property(read)
+
+
 class TeamReport:
     """Every figure for one scope: each computed once, when first read, so that a CSV export
     computes its one table and the dashboard each figure once."""
@@ -822,29 +879,31 @@ class TeamReport:
         self.scope = scope
         self.period, self.team_id, self.rep_id = scope.period, scope.team_id, scope.rep_id
 
-    def _figure(self, compute: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        scope = self.scope
-        return compute(scope.session, scope.actor, *args, scope.team_id, scope.rep_id, people=scope.people, **kwargs)
-
     @property
     def comparison(self) -> Period:
         return self.scope.comparison
 
-    @cached_property
-    def activity(self) -> list[RepActivity]:
-        return self._figure(activity_summary, self.period)
+    activity = figure(activity_summary)  # list[RepActivity]
+    weekdays = figure(weekday_pattern)  # owner → counts Monday to Sunday
+    quota = figure(quota_attainment, shared="activity")  # list[Attainment]
+    pipeline = figure(pipeline, at=None)  # list[StageRow]
+    outcomes = figure(deal_outcomes)  # DealOutcomes
+    outcomes_before = figure(deal_outcomes, at="comparison")
+    conversion = figure(stage_conversion)  # list[StageConversion]
+    leaderboard = figure(leaderboard, shared="activity")  # list[LeaderboardRow]
+    lost = figure(lost_deals)  # list[LostDeal]
+    leads = figure(lead_conversion)  # list[LeadSource]
+    response = figure(lead_response_times)  # list[ResponseTime]
+    alerts = figure(deal_alerts, at="now")  # list[DealAlert]
+    neglected = figure(neglected_accounts, at="now")  # list[NeglectedAccount]
+    drawdowns = figure(drawdown_alerts, at="now")  # list[Drawdown]
+    forecast = figure(quarter_forecast, at="today")  # Forecast
+    notes = figure(note_quality)  # list[NoteQuality], for the CSV
+    note_totals = figure(note_quality_totals)  # NoteQualityTotals, for the page
 
     @cached_property
     def activity_before(self) -> dict[int, int]:  # owner → total activities in the comparison period
-        return {row.owner_id: row.total for row in self._figure(activity_summary, self.comparison)}
-
-    @cached_property
-    def weekdays(self) -> dict[int, list[int]]:
-        return self._figure(weekday_pattern, self.period)
-
-    @cached_property
-    def quota(self) -> list[Attainment]:
-        return self._figure(quota_attainment, self.period, summary=self.activity)
+        return {row.owner_id: row.total for row in figure(activity_summary, at="comparison").func(self)}
 
     @cached_property
     def team_quota(self) -> list[TeamAttainment]:
@@ -852,65 +911,9 @@ class TeamReport:
         return team_revenue_attainment(scope.session, scope.actor, self.period, scope.team_id) if scope.rep_id is None else []
 
     @cached_property
-    def pipeline(self) -> list[StageRow]:
-        return self._figure(pipeline)
-
-    @cached_property
-    def outcomes(self) -> DealOutcomes:
-        return self._figure(deal_outcomes, self.period)
-
-    @cached_property
-    def outcomes_before(self) -> DealOutcomes:
-        return self._figure(deal_outcomes, self.comparison)
-
-    @cached_property
-    def conversion(self) -> list[StageConversion]:
-        return self._figure(stage_conversion, self.period)
-
-    @cached_property
-    def leaderboard(self) -> list[LeaderboardRow]:
-        return self._figure(leaderboard, self.period, summary=self.activity)
-
-    @cached_property
-    def lost(self) -> list[LostDeal]:
-        return self._figure(lost_deals, self.period)
-
-    @cached_property
-    def leads(self) -> list[LeadSource]:
-        return self._figure(lead_conversion, self.period)
-
-    @cached_property
-    def response(self) -> list[ResponseTime]:
-        return self._figure(lead_response_times, self.period)
-
-    @cached_property
-    def alerts(self) -> list[DealAlert]:
-        return self._figure(deal_alerts, self.scope.now)
-
-    @cached_property
-    def neglected(self) -> list[NeglectedAccount]:
-        return self._figure(neglected_accounts, self.scope.now)
-
-    @cached_property
-    def drawdowns(self) -> list[Drawdown]:
-        return self._figure(drawdown_alerts, self.scope.now)
-
-    @cached_property
-    def forecast(self) -> Forecast:
-        return self._figure(quarter_forecast, self.scope.today)
-
-    @cached_property
     def trends(self) -> list[MonthPoint]:
         scope = self.scope
         return monthly_trends(scope.session, scope.actor, scope.today, scope.months, scope.team_id, scope.rep_id, people=scope.people)
-
-    @cached_property
-    def notes(self) -> list[NoteQuality]:
-        return self._figure(note_quality, self.period)
-
-    @cached_property
-    def note_totals(self) -> NoteQualityTotals:
-        return self._figure(note_quality_totals, self.period)
 
     @property
     def activity_total(self) -> int:
@@ -1078,47 +1081,3 @@ def team_panel(session: Session, actor: User, today: date, now: datetime) -> Tea
         alerts=deal_alerts(session, actor, now),
         leaders=leaderboard(session, actor, quarter)[:5],
     )
-
-
-@dataclass
-class NeglectedAccount:
-    id: int
-    name: str
-    owner_name: str
-    days: int  # since the last activity with the account (or since it was created)
-
-
-def neglected_accounts(session: Session, actor: User, now: datetime, team_id: int | None = None, rep_id: int | None = None, *, people: list[User] | None = None) -> list[NeglectedAccount]:
-    """Active accounts (owned by the team, with an open deal) with no activity for N days
-    (default 14) and no follow-up due in the future."""
-    people = {u.id: u.name for u in _people(session, actor, team_id, rep_id, people)}
-    quiet_days = int(actor.organization.setting("neglected_days"))
-    org_id = actor.organization_id
-    active = session.execute(
-        select(Account.id, Account.name, Account.owner_id, Account.created_at).where(
-            Account.organization_id == org_id, Account.deleted_at.is_(None), Account.owner_id.in_(people),
-            Account.id.in_(select(Opportunity.account_id).where(Opportunity.organization_id == org_id, Opportunity.status == "open",
-                                                                 Opportunity.deleted_at.is_(None))),
-        )
-    ).all()
-    ids = [row.id for row in active]
-    # The latest activity per account: one index probe each (ix_activities_account), not a
-    # scan of every activity the accounts ever had.
-    latest = (
-        select(Activity.occurred_at)
-        .where(Activity.organization_id == org_id, Activity.account_id == Account.id, Activity.deleted_at.is_(None))
-        .order_by(Activity.occurred_at.desc()).limit(1)
-        .correlate(Account)
-        .scalar_subquery()
-    )
-    last = dict(session.execute(select(Account.id, latest).where(Account.organization_id == org_id, Account.id.in_(ids))).all())
-    planned = set(session.scalars(
-        select(FollowUp.account_id).where(FollowUp.organization_id == org_id, FollowUp.account_id.in_(ids), FollowUp.done_at.is_(None),
-                                          FollowUp.deleted_at.is_(None), FollowUp.due_at > now)
-    ))
-    rows = []
-    for account_id, name, owner_id, created_at in active:
-        days = days_since(as_utc(last.get(account_id)) or as_utc(created_at), now)
-        if days >= quiet_days and account_id not in planned:
-            rows.append(NeglectedAccount(account_id, name, people[owner_id], days))
-    return sorted(rows, key=lambda r: (-r.days, r.name))

@@ -212,34 +212,47 @@ def test_keyboard_reaches_log_with_a_visible_focus(open_pane, app, app_world: Wo
     assert rows(app, Activity) == 1
 
 
-def test_pane_signs_in_with_office_sso_and_no_cookie(browser, live_url, app, app_world: World):
-    """Outlook on the web frames the pane as a third party: cookies may be blocked. The pane
-    signs in with Office's access token and carries its own bearer token from then on."""
+@pytest.fixture
+def sso_pane(browser, live_url, app):
+    """Opens the pane as Outlook on the web does with single sign-on: Office.js (the local
+    stub) hands out a Microsoft access token, signed by a local key server's key."""
     from tests.test_security import CLIENT_ID, SCOPE, TENANT, JwksServer, claims, sign
 
     jwks = JwksServer()
-    try:
-        app.config.update(MS_JWKS_URL=jwks.url, MS_TENANTS={TENANT: "northwind.test"}, MS_AUDIENCES=[CLIENT_ID], MS_SCOPE=SCOPE)
-        context = browser.new_context(viewport={"width": 350, "height": 900})
+    app.config.update(MS_JWKS_URL=jwks.url, MS_TENANTS={TENANT: "northwind.test"}, MS_AUDIENCES=[CLIENT_ID], MS_SCOPE=SCOPE)
+    contexts = []
+
+    def open_pane(who: str = REP, width: int = 350):
+        context = browser.new_context(viewport={"width": width, "height": 900})
+        contexts.append(context)
         page = context.new_page()
         page.route(OFFICE_JS, lambda route: route.fulfill(path=str(STUB), content_type="application/javascript"))
-        initial = {"user": REP, "item": message(), "accessToken": sign(jwks.key, claims())}
-        page.add_init_script(f"window.__officeInitial = {json.dumps(initial)};")
+        token = sign(jwks.key, claims(preferred_username=who, oid=f"oid-{who}"))
+        page.add_init_script(f"window.__officeInitial = {json.dumps({'user': who, 'item': message(), 'accessToken': token})};")
         page.goto(f"{live_url}/pane")
         page.locator(".contact h2", has_text="Ann Buyer").wait_for()
-        page.get_by_role("button", name="Log this email").click()
-        page.locator(".logged").wait_for()
-        # Signed in by the token alone: the browser's cookies by themselves get nowhere.
-        assert page.request.get(f"{live_url}/pane/context", headers={"HX-Request": "true"}).status == 401
-        token = page.evaluate("sessionStorage.getItem('inboxcrm.pane-token')")
-        with_token = page.request.get(f"{live_url}/pane/context?from_address=ann@acme.test",
-                                      headers={"HX-Request": "true", "Authorization": f"Bearer {token}"})
-        assert with_token.status == 200 and "Ann Buyer" in with_token.text()
-        with app.extensions["inboxcrm.db"].sessions() as session:
-            assert session.scalars(select(Activity.owner_id)).one() == app_world.rep.id
+        return page
+
+    yield open_pane
+    for context in contexts:
         context.close()
-    finally:
-        jwks.close()
+    jwks.close()
+
+
+def test_pane_signs_in_with_office_sso_and_no_cookie(sso_pane, live_url, app, app_world: World):
+    """Outlook on the web frames the pane as a third party: cookies may be blocked. The pane
+    signs in with Office's access token and carries its own bearer token from then on."""
+    page = sso_pane()
+    page.get_by_role("button", name="Log this email").click()
+    page.locator(".logged").wait_for()
+    # Signed in by the token alone: the browser's cookies by themselves get nowhere.
+    assert page.request.get(f"{live_url}/pane/context", headers={"HX-Request": "true"}).status == 401
+    token = page.evaluate("sessionStorage.getItem('inboxcrm.pane-token')")
+    with_token = page.request.get(f"{live_url}/pane/context?from_address=ann@acme.test",
+                                  headers={"HX-Request": "true", "Authorization": f"Bearer {token}"})
+    assert with_token.status == 200 and "Ann Buyer" in with_token.text()
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        assert session.scalars(select(Activity.owner_id)).one() == app_world.rep.id
 
 
 def test_pane_falls_back_to_a_password_where_sso_is_not_available(browser, live_url, app, app_world: World):
@@ -263,36 +276,22 @@ def test_pane_falls_back_to_a_password_where_sso_is_not_available(browser, live_
 
 
 @pytest.mark.parametrize("who, name, manager", [("rita@northwind.test", "Rita Rep", False), ("mia@northwind.test", "Mia Manager", True)])
-def test_a_pane_signed_in_by_token_is_the_same_pane(browser, live_url, app, app_world: World, who, name, manager):
+def test_a_pane_signed_in_by_token_is_the_same_pane(sso_pane, live_url, app_world: World, who, name, manager):
     """As Outlook signs in (Office SSO, a bearer token, no cookie), the header names the user,
     a manager gets the Team link and reaches the team panel, and Sign out ends the token."""
-    from tests.test_security import CLIENT_ID, SCOPE, TENANT, JwksServer, claims, sign
-
-    jwks = JwksServer()
-    try:
-        app.config.update(MS_JWKS_URL=jwks.url, MS_TENANTS={TENANT: "northwind.test"}, MS_AUDIENCES=[CLIENT_ID], MS_SCOPE=SCOPE)
-        context = browser.new_context(viewport={"width": 320, "height": 900})
-        page = context.new_page()
-        page.route(OFFICE_JS, lambda route: route.fulfill(path=str(STUB), content_type="application/javascript"))
-        token = sign(jwks.key, claims(preferred_username=who, oid=f"oid-{who}"))
-        page.add_init_script(f"window.__officeInitial = {json.dumps({'user': who, 'item': message(), 'accessToken': token})};")
-        page.goto(f"{live_url}/pane")
-        page.locator(".contact h2", has_text="Ann Buyer").wait_for()
-        header = page.locator("#pane-header")
-        header.get_by_text(name).wait_for()
-        assert header.get_by_role("link", name="Notes").is_visible()
-        assert header.get_by_role("link", name="Team").count() == (1 if manager else 0)
-        if manager:
-            header.get_by_role("link", name="Team").click()
-            page.get_by_role("heading", name="Team this week").wait_for()
-        shot(page, f"token-header-{'manager' if manager else 'rep'}")
-        pane_token = page.evaluate("sessionStorage.getItem('inboxcrm.pane-token')")
-        header.get_by_role("button", name="Sign out").click()
-        page.locator("#pane-sign-in form").wait_for()
-        assert page.evaluate("sessionStorage.getItem('inboxcrm.pane-token')") is None
-        assert header.get_by_text(name).count() == 0
-        dead = page.request.get(f"{live_url}/pane/context", headers={"HX-Request": "true", "Authorization": f"Bearer {pane_token}"})
-        assert dead.status == 401
-        context.close()
-    finally:
-        jwks.close()
+    page = sso_pane(who, width=320)
+    header = page.locator("#pane-header")
+    header.get_by_text(name).wait_for()
+    assert header.get_by_role("link", name="Notes").is_visible()
+    assert header.get_by_role("link", name="Team").count() == (1 if manager else 0)
+    if manager:
+        header.get_by_role("link", name="Team").click()
+        page.get_by_role("heading", name="Team this week").wait_for()
+    shot(page, f"token-header-{'manager' if manager else 'rep'}")
+    pane_token = page.evaluate("sessionStorage.getItem('inboxcrm.pane-token')")
+    header.get_by_role("button", name="Sign out").click()
+    page.locator("#pane-sign-in form").wait_for()
+    assert page.evaluate("sessionStorage.getItem('inboxcrm.pane-token')") is None
+    assert header.get_by_text(name).count() == 0
+    dead = page.request.get(f"{live_url}/pane/context", headers={"HX-Request": "true", "Authorization": f"Bearer {pane_token}"})
+    assert dead.status == 401

@@ -29,21 +29,18 @@ CLIENT_ID = "6e74172b-be56-4843-9ff4-e66a39bb12e3"
 SCOPE = "access_as_user"
 
 
-class JwksServer:
-    """Answers GET /{tenant}/discovery/v2.0/keys with the public half of our keys."""
+class KeyServer:
+    """Answers every GET with one fixed body, as a key URL does; counts the requests."""
 
-    def __init__(self) -> None:
-        self.key = RSAKey.generate_key(2048, parameters={"kid": "key-1", "use": "sig"})
+    def __init__(self, body: bytes, content_type: str = "application/json", path: str = "/keys") -> None:
         self.requests = 0
-        keys = {"keys": [self.key.as_dict(private=False)]}
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's spelling
                 server.requests += 1
-                body = json.dumps(keys).encode()
                 self.send_response(200)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -52,11 +49,19 @@ class JwksServer:
                 pass
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}/{TENANT}/discovery/v2.0/keys"
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}{path}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     def close(self) -> None:
         self.httpd.shutdown()
+
+
+class JwksServer(KeyServer):
+    """Answers GET /{tenant}/discovery/v2.0/keys with the public half of our keys."""
+
+    def __init__(self) -> None:
+        self.key = RSAKey.generate_key(2048, parameters={"kid": "key-1", "use": "sig"})
+        super().__init__(json.dumps({"keys": [self.key.as_dict(private=False)]}).encode(), path=f"/{TENANT}/discovery/v2.0/keys")
 
 
 @pytest.fixture(scope="module")
@@ -269,26 +274,6 @@ def test_a_token_whose_header_is_not_an_object_is_refused(sso_app, client, app_w
     assert response.status_code == 401 and response.json == {"error": "That sign-in token is not valid here."}
 
 
-class OddKeyServer:
-    """A key URL that answers, but not with a key set."""
-
-    def __init__(self, body: bytes, content_type: str) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's spelling
-                self.send_response(200)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}/keys"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-
 @pytest.mark.parametrize(
     "body, content_type",
     [(b"<html><body>Sign in to the proxy</body></html>", "text/html"), (b"[1, 2, 3]", "application/json"),
@@ -296,14 +281,14 @@ class OddKeyServer:
     ids=["html", "a list", "keys not a list", "a key without its numbers", "empty"],
 )
 def test_a_key_url_answering_nonsense_is_a_503(app, client, jwks, app_world: World, body, content_type):
-    odd = OddKeyServer(body, content_type)
+    odd = KeyServer(body, content_type)  # answers, but not with a key set
     try:
         app.config.update(MS_JWKS_URL=odd.url, MS_TENANTS={TENANT: "northwind.test"}, MS_AUDIENCES=[CLIENT_ID], MS_SCOPE=SCOPE)
         limiter.reset()
         response = exchange(client, sign(jwks.key, claims()))
         assert response.status_code == 503 and "try again" in response.json["error"]
     finally:
-        odd.httpd.shutdown()
+        odd.close()
 
 
 def test_tenant_mapping_setting_is_parsed_and_checked():
