@@ -29,6 +29,7 @@ from services.models import (
     Account,
     AccountDomain,
     Activity,
+    ActivityMonthRollup,
     ActivityRollup,
     Contact,
     ContactEmail,
@@ -178,7 +179,8 @@ class _Builder:
         self.leads()
         self.follow_ups()
         self.quotas()
-        self.insert(ActivityRollup, self.rollups.rows(self.org_id))
+        self.insert(ActivityRollup, self.rollups.rows(self.org_id, "day"))
+        self.insert(ActivityMonthRollup, self.rollups.rows(self.org_id, "month"))
         self.s.flush()
         reset_sequences(self.s)
         # A bulk load leaves the planner without statistics: on SQLite, with none, it picks an

@@ -435,6 +435,27 @@ class ActivityRollup(OrgScoped, Base):
     minutes: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class ActivityMonthRollup(OrgScoped, Base):
+    """The daily rollups summed by local month (``month`` is its first day), kept in step with
+    them: a year's figures read twelve months' rows, not 365 days'."""
+
+    __tablename__ = "activity_month_rollups"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "owner_id", "month", "type", "direction", "outcome", name="uq_activity_month_rollups_key"),
+        Index("ix_activity_month_rollups_month", "organization_id", "month"),
+        CheckConstraint("count >= 0", name="count_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    month: Mapped[date] = mapped_column(Date)
+    type: Mapped[str] = mapped_column(String(16))
+    direction: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str] = mapped_column(String(16), default="")
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    minutes: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class FollowUp(OrgScoped, Base):
     __tablename__ = "follow_ups"
     __table_args__ = (

@@ -17,13 +17,13 @@ from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, case, func, select
+from sqlalchemy import ColumnElement, case, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from services.access import get_scoped, require_role
 from services.deals import pipeline_stages
 from services.errors import DomainError, Forbidden
-from services.models import Account, Activity, ActivityRollup, FollowUp, Lead, Opportunity, Quota, Stage, StageChange, Team, User
+from services.models import Account, Activity, ActivityMonthRollup, ActivityRollup, FollowUp, Lead, Opportunity, Quota, Stage, StageChange, Team, User
 from services.notes import SCORED_TYPES
 from services.periods import Period, add_months, comparison_for, period_for
 from services.signals import DealWarning, days_since, deal_warnings, is_attempt, is_contact
@@ -124,6 +124,17 @@ def _in_period(column: ColumnElement, actor: User, period: Period) -> ColumnElem
     return (column >= start) & (column < end)
 
 
+def _month_split(start: date, end: date) -> tuple[tuple[date, date] | None, list[tuple[date, date]]]:
+    """``[start, end)`` as the whole months inside it (first days of the first month and of
+    the month after the last) and the day ranges left at its edges."""
+    first = start if start.day == 1 else add_months(date(start.year, start.month, 1), 1)
+    last = date(end.year, end.month, 1)
+    if first >= last:
+        return None, [(start, end)] if start < end else []
+    edges = [(a, b) for a, b in ((start, first), (last, end)) if a < b]
+    return (first, last), edges
+
+
 def _partial_day(actor: User, period: Period) -> tuple[datetime, datetime] | None:
     """A to-date period's last day, from its local midnight to the period's end, in UTC: the
     part of the period the daily rollups cannot serve."""
@@ -149,19 +160,20 @@ def activity_summary(session: Session, actor: User, period: Period, team_id: int
     """Activity counts and time by rep × type, attempts, contacts and connect rate."""
     people = _people(session, actor, team_id, rep_id, people)
     reps = {user.id: RepActivity(user.id, user.name) for user in people}
-    # From the daily rollups (local days), not the activities: cost follows reps × days. A
-    # to-date period's last day is partial, and read from the activities themselves.
-    rows = list(session.execute(
-        select(ActivityRollup.owner_id, ActivityRollup.type, ActivityRollup.direction, ActivityRollup.outcome,
-               func.sum(ActivityRollup.count), func.sum(ActivityRollup.minutes))
-        .where(
-            ActivityRollup.organization_id == actor.organization_id,
-            ActivityRollup.owner_id.in_(reps),
-            ActivityRollup.day >= period.start,
-            ActivityRollup.day < period.whole_days_end,
-        )
-        .group_by(ActivityRollup.owner_id, ActivityRollup.type, ActivityRollup.direction, ActivityRollup.outcome)
-    ))
+    # From the rollups, not the activities: whole months from the monthly grain, the days at
+    # the edges from the daily one, so that cost follows reps × (months + edge days). A to-date
+    # period's last day is partial, and read from the activities themselves.
+    months, days = _month_split(period.start, period.whole_days_end)
+    rows: list[Any] = []
+    for model, when, ranges in ((ActivityMonthRollup, ActivityMonthRollup.month, [months] if months else []),
+                                (ActivityRollup, ActivityRollup.day, days)):
+        if ranges:
+            rows += session.execute(
+                select(model.owner_id, model.type, model.direction, model.outcome, func.sum(model.count), func.sum(model.minutes))
+                .where(model.organization_id == actor.organization_id, model.owner_id.in_(reps),
+                       or_(*((when >= start) & (when < end) for start, end in ranges)))
+                .group_by(model.owner_id, model.type, model.direction, model.outcome)
+            ).all()
     if (partial := _partial_day(actor, period)) is not None:
         rows += session.execute(
             select(Activity.owner_id, Activity.type, Activity.direction, Activity.outcome, func.count(), func.sum(Activity.duration_minutes))
@@ -533,13 +545,13 @@ def monthly_trends(session: Session, actor: User, today: date, months: int = 12,
     first = add_months(date(today.year, today.month, 1), -(months - 1))
     points = {add_months(first, n): MonthPoint(add_months(first, n)) for n in range(months)}
     span = Period(first, add_months(first, months))
-    for day, count in session.execute(
-        select(ActivityRollup.day, func.sum(ActivityRollup.count))
-        .where(ActivityRollup.organization_id == actor.organization_id, ActivityRollup.owner_id.in_(owners),
-               ActivityRollup.day >= span.start, ActivityRollup.day < span.end)
-        .group_by(ActivityRollup.day)
+    for month, count in session.execute(
+        select(ActivityMonthRollup.month, func.sum(ActivityMonthRollup.count))
+        .where(ActivityMonthRollup.organization_id == actor.organization_id, ActivityMonthRollup.owner_id.in_(owners),
+               ActivityMonthRollup.month >= span.start, ActivityMonthRollup.month < span.end)
+        .group_by(ActivityMonthRollup.month)
     ):
-        points[date(day.year, day.month, 1)].activities += int(count or 0)
+        points[month].activities += int(count or 0)
     zone = ZoneInfo(actor.organization.time_zone)
     for status, amount, closed_at in session.execute(
         select(Opportunity.status, Opportunity.amount, Opportunity.closed_at).where(_closed_in(actor, span, owners))

@@ -1,9 +1,13 @@
-"""Daily activity rollups: kept in step with every activity write, rebuildable from scratch.
+"""Activity rollups: kept in step with every activity write, rebuildable from scratch.
+
+Two grains of the same counts: per local day (``activity_rollups``) and per local month
+(``activity_month_rollups``). A report reads whole months from the second and the days at a
+period's edges from the first, so a year costs twelve months' rows rather than 365 days'.
 
 ``count_activity`` is called in the same transaction as the write it follows (log: +1, undo:
--1, restore: +1), so a committed activity and its rollup never disagree. ``rebuild_rollups``
-recomputes an organization's rows from its activities (after an import, or a change of the
-organization's time zone); a test proves both give the same rows.
+-1, restore: +1) and moves both grains, so a committed activity and its rollups never
+disagree. ``rebuild_rollups`` recomputes an organization's rows from its activities (after an
+import, or a change of the organization's time zone); a test proves both give the same rows.
 """
 
 from __future__ import annotations
@@ -17,13 +21,21 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.models import Activity, ActivityRollup, Organization
+from services.models import Activity, ActivityMonthRollup, ActivityRollup, Organization
 
 Key = tuple[int, date, str, str, str]  # owner, local day, type, direction, outcome
+GRAINS: tuple[tuple[type[ActivityRollup] | type[ActivityMonthRollup], str], ...] = (
+    (ActivityRollup, "day"), (ActivityMonthRollup, "month"),
+)
 
 
 def rollup_key(owner_id: int, occurred_at: datetime, kind: str, direction: str, outcome: str | None, zone: ZoneInfo) -> Key:
     return (owner_id, occurred_at.astimezone(zone).date(), kind, direction, outcome or "")
+
+
+def _at_grain(key: Key, grain: str) -> Key:
+    owner_id, day, kind, direction, outcome = key
+    return (owner_id, day.replace(day=1) if grain == "month" else day, kind, direction, outcome)
 
 
 class RollupCounter:
@@ -40,32 +52,45 @@ class RollupCounter:
         self.counts[key] += 1
         self.minutes[key] += duration or 0
 
-    def rows(self, organization_id: int) -> Iterable[dict]:
+    def rows(self, organization_id: int, grain: str = "day") -> Iterable[dict]:
+        counts: Counter[Key] = Counter()
+        minutes: Counter[Key] = Counter()
         for key, count in self.counts.items():
-            owner_id, day, kind, direction, outcome = key
-            yield {"organization_id": organization_id, "owner_id": owner_id, "day": day, "type": kind, "direction": direction,
-                   "outcome": outcome, "count": count, "minutes": self.minutes[key]}
+            at = _at_grain(key, grain)
+            counts[at] += count
+            minutes[at] += self.minutes[key]
+        for key, count in counts.items():
+            owner_id, when, kind, direction, outcome = key
+            yield {"organization_id": organization_id, "owner_id": owner_id, grain: when, "type": kind, "direction": direction,
+                   "outcome": outcome, "count": count, "minutes": minutes[key]}
 
 
 def count_activity(session: Session, organization: Organization, activity: Activity, sign: int) -> None:
-    """Add (``sign`` 1) or take away (-1) one activity in its day's rollup row."""
-    owner_id, day, kind, direction, outcome = rollup_key(
+    """Add (``sign`` 1) or take away (-1) one activity in its day's and its month's rollup rows."""
+    key = rollup_key(
         activity.owner_id, activity.occurred_at, activity.type, activity.direction, activity.outcome, ZoneInfo(organization.time_zone)
     )
+    for model, grain in GRAINS:
+        _bump(session, organization.id, model, grain, _at_grain(key, grain), sign, activity.duration_minutes or 0)
+
+
+def _bump(session: Session, organization_id: int, model: type, grain: str, key: Key, sign: int, duration: int) -> None:
+    owner_id, when, kind, direction, outcome = key
+    column = getattr(model, grain)
     match = (
-        (ActivityRollup.organization_id == organization.id) & (ActivityRollup.owner_id == owner_id) & (ActivityRollup.day == day)
-        & (ActivityRollup.type == kind) & (ActivityRollup.direction == direction) & (ActivityRollup.outcome == outcome)
+        (model.organization_id == organization_id) & (model.owner_id == owner_id) & (column == when)
+        & (model.type == kind) & (model.direction == direction) & (model.outcome == outcome)
     )
-    change = {"count": ActivityRollup.count + sign, "minutes": ActivityRollup.minutes + sign * (activity.duration_minutes or 0)}
+    change = {"count": model.count + sign, "minutes": model.minutes + sign * duration}
     for _attempt in range(3):
-        if session.execute(update(ActivityRollup).where(match).values(**change)).rowcount:
+        if session.execute(update(model).where(match).values(**change)).rowcount:
             return
         try:
             # Two first activities of a key can race to create its row: the loser updates.
             with session.begin_nested():
-                session.execute(insert(ActivityRollup).values(
-                    organization_id=organization.id, owner_id=owner_id, day=day, type=kind, direction=direction, outcome=outcome,
-                    count=max(sign, 0), minutes=max(sign, 0) * (activity.duration_minutes or 0),
+                session.execute(insert(model).values(
+                    organization_id=organization_id, owner_id=owner_id, type=kind, direction=direction, outcome=outcome,
+                    count=max(sign, 0), minutes=max(sign, 0) * duration, **{grain: when},
                 ))
             return
         except IntegrityError:
@@ -74,23 +99,30 @@ def count_activity(session: Session, organization: Organization, activity: Activ
 
 
 def rebuild_rollups(session: Session, organization: Organization) -> int:
-    """Recompute the organization's rollups from its live activities; returns the row count."""
+    """Recompute the organization's rollups, both grains, from its live activities; returns
+    the number of daily rows."""
     counter = RollupCounter(organization.time_zone)
     query = select(Activity.owner_id, Activity.occurred_at, Activity.type, Activity.direction, Activity.outcome,
                    Activity.duration_minutes).where(Activity.organization_id == organization.id, Activity.deleted_at.is_(None))
     for row in session.execute(query.execution_options(yield_per=10_000)):
         counter.add(*row)
-    session.execute(delete(ActivityRollup).where(ActivityRollup.organization_id == organization.id))
-    rows = list(counter.rows(organization.id))
-    for start in range(0, len(rows), 5_000):
-        session.execute(insert(ActivityRollup), rows[start:start + 5_000])
-    return len(rows)
+    daily = 0
+    for model, grain in GRAINS:
+        session.execute(delete(model).where(model.organization_id == organization.id))
+        rows = list(counter.rows(organization.id, grain))
+        for start in range(0, len(rows), 5_000):
+            session.execute(insert(model), rows[start:start + 5_000])
+        daily = daily or len(rows)
+    return daily
 
 
 def rollup_snapshot(session: Session, organization_id: int) -> set[tuple]:
-    """The organization's rollups as comparable tuples (rows that count nothing left out)."""
-    return set(session.execute(
-        select(ActivityRollup.owner_id, ActivityRollup.day, ActivityRollup.type, ActivityRollup.direction, ActivityRollup.outcome,
-               ActivityRollup.count, ActivityRollup.minutes)
-        .where(ActivityRollup.organization_id == organization_id, ActivityRollup.count > 0)
-    ).all())
+    """The organization's rollups, both grains, as comparable tuples (rows that count nothing
+    left out)."""
+    found: set[tuple] = set()
+    for model, grain in GRAINS:
+        found |= {(grain, *row) for row in session.execute(
+            select(model.owner_id, getattr(model, grain), model.type, model.direction, model.outcome, model.count, model.minutes)
+            .where(model.organization_id == organization_id, model.count > 0)
+        )}
+    return found

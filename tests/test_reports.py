@@ -169,10 +169,13 @@ def demo(demo_session):
     return demo_session.scalars(select(User).where(User.role == "admin")).one()
 
 
-@pytest.mark.parametrize("kind", ["this_week", "last_month", "this_quarter", "ytd", "last_year"])
+@pytest.mark.parametrize("kind", ["this_week", "last_month", "this_quarter", "ytd", "last_year", "mid-month to mid-month", "inside a month"])
 def test_activity_summary_matches_the_raw_rows(demo_session, demo, kind):
+    """Whole months come from the monthly rollups, the edges from the daily ones: every shape
+    of period agrees with the raw activities."""
     session = demo_session
-    period = period_for(kind, TODAY, demo.organization.fiscal_year_start_month)
+    custom = {"mid-month to mid-month": Period(date(2025, 12, 10), date(2026, 3, 17)), "inside a month": Period(date(2026, 2, 3), date(2026, 2, 25))}
+    period = custom.get(kind) or period_for(kind, TODAY, demo.organization.fiscal_year_start_month)
     summary = reports.activity_summary(session, demo, period)
     people = {row.owner_id for row in summary}
     counts, minutes, attempts, contacts = independent_activity(session, demo.organization, people, period)
@@ -183,6 +186,16 @@ def test_activity_summary_matches_the_raw_rows(demo_session, demo, kind):
         assert (row.attempts, row.contacts) == (attempts[row.owner_id], contacts[row.owner_id])
         expected_rate = contacts[row.owner_id] / attempts[row.owner_id] if attempts[row.owner_id] else None
         assert row.connect_rate == expected_rate
+
+
+def test_periods_split_into_whole_months_and_edge_days():
+    from services.reports import _month_split
+
+    assert _month_split(date(2025, 12, 10), date(2026, 3, 17)) == (
+        (date(2026, 1, 1), date(2026, 3, 1)), [(date(2025, 12, 10), date(2026, 1, 1)), (date(2026, 3, 1), date(2026, 3, 17))])
+    assert _month_split(date(2026, 4, 1), date(2026, 11, 1)) == ((date(2026, 4, 1), date(2026, 11, 1)), [])
+    assert _month_split(date(2026, 2, 3), date(2026, 2, 25)) == (None, [(date(2026, 2, 3), date(2026, 2, 25))])
+    assert _month_split(date(2026, 2, 3), date(2026, 3, 2)) == (None, [(date(2026, 2, 3), date(2026, 3, 2))])
 
 
 def test_pipeline_matches_the_raw_rows(demo_session, demo):
@@ -481,11 +494,12 @@ def test_rollups_kept_in_step_equal_a_rebuild(session, world: World):
     session.commit()
     maintained = rollup_snapshot(session, world.org.id)
     # 23:30 UTC on the 19th is the 20th in Berlin: the rollup counts local days.
-    assert (world.rep.id, date(2026, 11, 20), "call", "outbound", "connected", 1, 12) in maintained
+    assert ("day", world.rep.id, date(2026, 11, 20), "call", "outbound", "connected", 1, 12) in maintained
+    assert ("month", world.rep.id, date(2026, 11, 1), "call", "outbound", "connected", 1, 12) in maintained
     rebuild_rollups(session, session.get(type(world.org), world.org.id))
     session.commit()
     assert rollup_snapshot(session, world.org.id) == maintained
-    assert sum(row[5] for row in maintained) == 3
+    assert sum(row[6] for row in maintained if row[0] == "day") == sum(row[6] for row in maintained if row[0] == "month") == 3
 
 
 def test_demo_rollups_equal_a_rebuild(demo_session, demo):
