@@ -105,7 +105,8 @@ def rebuild() -> None:
 
     with database().sessions() as session:
         for organization in session.scalars(select(Organization)).all():
-            rows, notes = rebuild_rollups(session, organization), score_notes(session, organization)
+            notes = score_notes(session, organization)  # first: the rollups count flagged notes
+            rows = rebuild_rollups(session, organization)
             click.echo(f"{organization.name}: {rows} rollup rows, {notes} notes scored")
         session.commit()
 

@@ -346,7 +346,8 @@ class _Builder:
     def _counted(self, rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         """Pass rows through, counting them into the daily rollups as they go by."""
         for row in rows:
-            self.rollups.add(row["owner_id"], row["occurred_at"], row["type"], row["direction"], row["outcome"], row["duration_minutes"])
+            self.rollups.add(row["owner_id"], row["occurred_at"], row["type"], row["direction"], row["outcome"], row["duration_minutes"],
+                             row["checklist_questions"], row["checklist_answered"])
             yield row
 
     def _activity_rows(self) -> Iterator[dict[str, Any]]:

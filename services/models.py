@@ -433,6 +433,8 @@ class ActivityRollup(OrgScoped, Base):
     outcome: Mapped[str] = mapped_column(String(16), default="")
     count: Mapped[int] = mapped_column(Integer, default=0)
     minutes: Mapped[int] = mapped_column(Integer, default=0)
+    # Calls and visits whose note answers none of their checklist (``services.notes``).
+    flagged: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class ActivityMonthRollup(OrgScoped, Base):
@@ -454,6 +456,8 @@ class ActivityMonthRollup(OrgScoped, Base):
     outcome: Mapped[str] = mapped_column(String(16), default="")
     count: Mapped[int] = mapped_column(Integer, default=0)
     minutes: Mapped[int] = mapped_column(Integer, default=0)
+    # Calls and visits whose note answers none of their checklist (``services.notes``).
+    flagged: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class FollowUp(OrgScoped, Base):

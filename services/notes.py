@@ -25,6 +25,12 @@ def answered_questions(body_text: str | None, questions: list[str]) -> int:
     return sum(1 for question in questions if answers.get(question))
 
 
+def is_flagged(questions: int | None, answered: int | None) -> int:
+    """1 for a note that answers none of a checklist that asked something, else 0 (the rollups
+    count these, so note quality reads as fast as activity counts)."""
+    return int(bool(questions) and not answered)
+
+
 def score(activity_type: str, body_text: str | None, checklists: dict[str, list[str]]) -> tuple[int | None, int | None]:
     """(questions, answered) for an activity of this type; (None, None) for a type not scored."""
     if activity_type not in SCORED_TYPES:

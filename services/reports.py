@@ -135,6 +135,18 @@ def _month_split(start: date, end: date) -> tuple[tuple[date, date] | None, list
     return (first, last), edges
 
 
+def _rollup_grains(period: Period) -> list[tuple[Any, ColumnElement[bool]]]:
+    """Which rollup rows serve a period's whole days: (model, condition) for the monthly grain
+    (its whole months) and the daily grain (the days at its edges)."""
+    months, days = _month_split(period.start, period.whole_days_end)
+    grains = []
+    for model, when, ranges in ((ActivityMonthRollup, ActivityMonthRollup.month, [months] if months else []),
+                                (ActivityRollup, ActivityRollup.day, days)):
+        if ranges:
+            grains.append((model, or_(*((when >= start) & (when < end) for start, end in ranges))))
+    return grains
+
+
 def _partial_day(actor: User, period: Period) -> tuple[datetime, datetime] | None:
     """A to-date period's last day, from its local midnight to the period's end, in UTC: the
     part of the period the daily rollups cannot serve."""
@@ -163,17 +175,13 @@ def activity_summary(session: Session, actor: User, period: Period, team_id: int
     # From the rollups, not the activities: whole months from the monthly grain, the days at
     # the edges from the daily one, so that cost follows reps × (months + edge days). A to-date
     # period's last day is partial, and read from the activities themselves.
-    months, days = _month_split(period.start, period.whole_days_end)
     rows: list[Any] = []
-    for model, when, ranges in ((ActivityMonthRollup, ActivityMonthRollup.month, [months] if months else []),
-                                (ActivityRollup, ActivityRollup.day, days)):
-        if ranges:
-            rows += session.execute(
-                select(model.owner_id, model.type, model.direction, model.outcome, func.sum(model.count), func.sum(model.minutes))
-                .where(model.organization_id == actor.organization_id, model.owner_id.in_(reps),
-                       or_(*((when >= start) & (when < end) for start, end in ranges)))
-                .group_by(model.owner_id, model.type, model.direction, model.outcome)
-            ).all()
+    for model, within in _rollup_grains(period):
+        rows += session.execute(
+            select(model.owner_id, model.type, model.direction, model.outcome, func.sum(model.count), func.sum(model.minutes))
+            .where(model.organization_id == actor.organization_id, model.owner_id.in_(reps), within)
+            .group_by(model.owner_id, model.type, model.direction, model.outcome)
+        ).all()
     if (partial := _partial_day(actor, period)) is not None:
         rows += session.execute(
             select(Activity.owner_id, Activity.type, Activity.direction, Activity.outcome, func.count(), func.sum(Activity.duration_minutes))
@@ -774,12 +782,23 @@ class NoteQualityTotals:
 
 def note_quality_totals(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *,
                         people: list[User] | None = None) -> NoteQualityTotals:
-    """The dashboard's line on note quality, counted in SQL."""
+    """The dashboard's line on note quality: from the rollups (which count flagged notes beside
+    all activities), and the activities themselves for a to-date period's partial last day."""
     owners = [u.id for u in _people(session, actor, team_id, rep_id, people)]
-    total, flagged = session.execute(
-        select(func.count(), func.coalesce(func.sum(case((_flagged(), 1), else_=0)), 0)).where(_scored_notes(actor, period, owners))
-    ).one()
-    return NoteQualityTotals(total, int(flagged))
+    total = flagged = 0
+    for model, within in _rollup_grains(period):
+        notes, marked = session.execute(
+            select(func.coalesce(func.sum(model.count), 0), func.coalesce(func.sum(model.flagged), 0))
+            .where(model.organization_id == actor.organization_id, model.owner_id.in_(owners), model.type.in_(SCORED_TYPES), within)
+        ).one()
+        total, flagged = total + int(notes), flagged + int(marked)
+    if (partial := _partial_day(actor, period)) is not None:
+        notes, marked = session.execute(
+            select(func.count(), func.coalesce(func.sum(case((_flagged(), 1), else_=0)), 0))
+            .where(_scored_notes(actor, period, owners), Activity.occurred_at >= partial[0])
+        ).one()
+        total, flagged = total + int(notes), flagged + int(marked)
+    return NoteQualityTotals(total, flagged)
 
 
 # -- the dashboard's view model -------------------------------------------------------------------

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.models import Activity, ActivityMonthRollup, ActivityRollup, Organization
+from services.notes import is_flagged
 
 Key = tuple[int, date, str, str, str]  # owner, local day, type, direction, outcome
 GRAINS: tuple[tuple[type[ActivityRollup] | type[ActivityMonthRollup], str], ...] = (
@@ -46,23 +47,28 @@ class RollupCounter:
         self.zone = ZoneInfo(zone)
         self.counts: Counter[Key] = Counter()
         self.minutes: Counter[Key] = Counter()
+        self.flagged: Counter[Key] = Counter()
 
-    def add(self, owner_id: int, occurred_at: datetime, kind: str, direction: str, outcome: str | None, duration: int | None) -> None:
+    def add(self, owner_id: int, occurred_at: datetime, kind: str, direction: str, outcome: str | None, duration: int | None,
+            questions: int | None = None, answered: int | None = None) -> None:
         key = rollup_key(owner_id, occurred_at, kind, direction, outcome, self.zone)
         self.counts[key] += 1
         self.minutes[key] += duration or 0
+        self.flagged[key] += is_flagged(questions, answered)
 
     def rows(self, organization_id: int, grain: str = "day") -> Iterable[dict]:
         counts: Counter[Key] = Counter()
         minutes: Counter[Key] = Counter()
+        flagged: Counter[Key] = Counter()
         for key, count in self.counts.items():
             at = _at_grain(key, grain)
             counts[at] += count
             minutes[at] += self.minutes[key]
+            flagged[at] += self.flagged[key]
         for key, count in counts.items():
             owner_id, when, kind, direction, outcome = key
             yield {"organization_id": organization_id, "owner_id": owner_id, grain: when, "type": kind, "direction": direction,
-                   "outcome": outcome, "count": count, "minutes": minutes[key]}
+                   "outcome": outcome, "count": count, "minutes": minutes[key], "flagged": flagged[key]}
 
 
 def count_activity(session: Session, organization: Organization, activity: Activity, sign: int) -> None:
@@ -70,18 +76,19 @@ def count_activity(session: Session, organization: Organization, activity: Activ
     key = rollup_key(
         activity.owner_id, activity.occurred_at, activity.type, activity.direction, activity.outcome, ZoneInfo(organization.time_zone)
     )
+    flagged = is_flagged(activity.checklist_questions, activity.checklist_answered)
     for model, grain in GRAINS:
-        _bump(session, organization.id, model, grain, _at_grain(key, grain), sign, activity.duration_minutes or 0)
+        _bump(session, organization.id, model, grain, _at_grain(key, grain), sign, activity.duration_minutes or 0, flagged)
 
 
-def _bump(session: Session, organization_id: int, model: type, grain: str, key: Key, sign: int, duration: int) -> None:
+def _bump(session: Session, organization_id: int, model: type, grain: str, key: Key, sign: int, duration: int, flagged: int) -> None:
     owner_id, when, kind, direction, outcome = key
     column = getattr(model, grain)
     match = (
         (model.organization_id == organization_id) & (model.owner_id == owner_id) & (column == when)
         & (model.type == kind) & (model.direction == direction) & (model.outcome == outcome)
     )
-    change = {"count": model.count + sign, "minutes": model.minutes + sign * duration}
+    change = {"count": model.count + sign, "minutes": model.minutes + sign * duration, "flagged": model.flagged + sign * flagged}
     for _attempt in range(3):
         if session.execute(update(model).where(match).values(**change)).rowcount:
             return
@@ -90,7 +97,7 @@ def _bump(session: Session, organization_id: int, model: type, grain: str, key: 
             with session.begin_nested():
                 session.execute(insert(model).values(
                     organization_id=organization_id, owner_id=owner_id, type=kind, direction=direction, outcome=outcome,
-                    count=max(sign, 0), minutes=max(sign, 0) * duration, **{grain: when},
+                    count=max(sign, 0), minutes=max(sign, 0) * duration, flagged=max(sign, 0) * flagged, **{grain: when},
                 ))
             return
         except IntegrityError:
@@ -103,7 +110,7 @@ def rebuild_rollups(session: Session, organization: Organization) -> int:
     the number of daily rows."""
     counter = RollupCounter(organization.time_zone)
     query = select(Activity.owner_id, Activity.occurred_at, Activity.type, Activity.direction, Activity.outcome,
-                   Activity.duration_minutes).where(Activity.organization_id == organization.id, Activity.deleted_at.is_(None))
+                   Activity.duration_minutes, Activity.checklist_questions, Activity.checklist_answered).where(Activity.organization_id == organization.id, Activity.deleted_at.is_(None))
     for row in session.execute(query.execution_options(yield_per=10_000)):
         counter.add(*row)
     daily = 0
@@ -122,7 +129,8 @@ def rollup_snapshot(session: Session, organization_id: int) -> set[tuple]:
     found: set[tuple] = set()
     for model, grain in GRAINS:
         found |= {(grain, *row) for row in session.execute(
-            select(model.owner_id, getattr(model, grain), model.type, model.direction, model.outcome, model.count, model.minutes)
+            select(model.owner_id, getattr(model, grain), model.type, model.direction, model.outcome, model.count, model.minutes,
+                   model.flagged)
             .where(model.organization_id == organization_id, model.count > 0)
         )}
     return found

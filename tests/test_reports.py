@@ -251,8 +251,8 @@ def commit_and_roll_up(session, *organizations) -> None:
 
     session.flush()
     for organization in organizations:
+        score_notes(session, session.get(type(organization), organization.id))  # first: the rollups count flagged notes
         rebuild_rollups(session, session.get(type(organization), organization.id))
-        score_notes(session, session.get(type(organization), organization.id))
     session.commit()
 
 
@@ -494,8 +494,9 @@ def test_rollups_kept_in_step_equal_a_rebuild(session, world: World):
     session.commit()
     maintained = rollup_snapshot(session, world.org.id)
     # 23:30 UTC on the 19th is the 20th in Berlin: the rollup counts local days.
-    assert ("day", world.rep.id, date(2026, 11, 20), "call", "outbound", "connected", 1, 12) in maintained
-    assert ("month", world.rep.id, date(2026, 11, 1), "call", "outbound", "connected", 1, 12) in maintained
+    # The call's note is empty against a two-question checklist: flagged, in both grains.
+    assert ("day", world.rep.id, date(2026, 11, 20), "call", "outbound", "connected", 1, 12, 1) in maintained
+    assert ("month", world.rep.id, date(2026, 11, 1), "call", "outbound", "connected", 1, 12, 1) in maintained
     rebuild_rollups(session, session.get(type(world.org), world.org.id))
     session.commit()
     assert rollup_snapshot(session, world.org.id) == maintained
