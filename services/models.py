@@ -412,22 +412,12 @@ class ActivityParticipant(OrgScoped, Base):
     contact: Mapped[Contact | None] = relationship()
 
 
-class ActivityRollup(OrgScoped, Base):
-    """Activities counted per owner, type, direction, outcome and local day (the organization's
-    zone), kept in step with every activity write in the same transaction. Activity figures
-    read these, so a year's summary costs reps × days, not activities. ``outcome`` is ''
-    where an activity has none, so that the key stays unique on every back end."""
-
-    __tablename__ = "activity_rollups"
-    __table_args__ = (
-        UniqueConstraint("organization_id", "owner_id", "day", "type", "direction", "outcome", name="uq_activity_rollups_key"),
-        Index("ix_activity_rollups_day", "organization_id", "day"),
-        CheckConstraint("count >= 0", name="count_not_negative"),
-    )
+class RollupCounts:
+    """What both grains of the activity rollups count, per owner, type, direction and outcome.
+    ``outcome`` is '' where an activity has none, so that the key stays unique on every back end."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    day: Mapped[date] = mapped_column(Date)
     type: Mapped[str] = mapped_column(String(16))
     direction: Mapped[str] = mapped_column(String(16))
     outcome: Mapped[str] = mapped_column(String(16), default="")
@@ -437,7 +427,22 @@ class ActivityRollup(OrgScoped, Base):
     flagged: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
-class ActivityMonthRollup(OrgScoped, Base):
+class ActivityRollup(RollupCounts, OrgScoped, Base):
+    """Activities counted per owner, type, direction, outcome and local day (the organization's
+    zone), kept in step with every activity write in the same transaction. Activity figures
+    read these, so a year's summary costs reps × days, not activities."""
+
+    __tablename__ = "activity_rollups"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "owner_id", "day", "type", "direction", "outcome", name="uq_activity_rollups_key"),
+        Index("ix_activity_rollups_day", "organization_id", "day"),
+        CheckConstraint("count >= 0", name="count_not_negative"),
+    )
+
+    day: Mapped[date] = mapped_column(Date)
+
+
+class ActivityMonthRollup(RollupCounts, OrgScoped, Base):
     """The daily rollups summed by local month (``month`` is its first day), kept in step with
     them: a year's figures read twelve months' rows, not 365 days'."""
 
@@ -448,16 +453,7 @@ class ActivityMonthRollup(OrgScoped, Base):
         CheckConstraint("count >= 0", name="count_not_negative"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     month: Mapped[date] = mapped_column(Date)
-    type: Mapped[str] = mapped_column(String(16))
-    direction: Mapped[str] = mapped_column(String(16))
-    outcome: Mapped[str] = mapped_column(String(16), default="")
-    count: Mapped[int] = mapped_column(Integer, default=0)
-    minutes: Mapped[int] = mapped_column(Integer, default=0)
-    # Calls and visits whose note answers none of their checklist (``services.notes``).
-    flagged: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class FollowUp(OrgScoped, Base):
