@@ -189,7 +189,7 @@ def test_activity_summary_matches_the_raw_rows(demo_session, demo, kind):
 
 
 def test_periods_split_into_whole_months_and_edge_days():
-    from services.reports import _month_split
+    from services.reports.activity import _month_split
 
     assert _month_split(date(2025, 12, 10), date(2026, 3, 17)) == (
         (date(2026, 1, 1), date(2026, 3, 1)), [(date(2025, 12, 10), date(2026, 1, 1)), (date(2026, 3, 1), date(2026, 3, 17))])

@@ -1,0 +1,44 @@
+"""Manager figures, exactly as PRODUCT.md defines them. Each takes a session, the acting
+manager or admin and a period (and optionally a team or one rep), and returns plain data;
+the pane's team panel, the dashboard and its CSV exports render it.
+
+Managers see their own team; admins any team or the whole organization; reps see none of
+these (their pane shows their own work). Soft-deleted records never count.
+
+| module | what it computes |
+| --- | --- |
+| ``scope`` | who a report covers, the period in SQL, ``ReportScope`` (resolved once per request) |
+| ``activity`` | activity counts and time, weekday pattern, drawdown, monthly trends |
+| ``quotas`` | quota attainment (reps and teams), leaderboard |
+| ``deals`` | pipeline, outcomes, stage conversion, lost deals, alerts, neglected accounts, forecast |
+| ``leads`` | lead conversion by source, response time |
+| ``note_quality`` | how much of its checklist each note answers |
+| ``dashboard`` | ``TeamReport``: every figure for a scope, each computed once, when first read |
+| ``panel`` | the manager's panel in the pane, and a rep's accounts |
+"""
+
+from services.reports.activity import (
+    Drawdown, MonthPoint, RepActivity, activity_summary, drawdown_alerts, monthly_trends, weekday_pattern,
+)
+from services.reports.dashboard import CHART_PARTS, Change, TeamReport, team_report
+from services.reports.deals import (
+    SHOWN_ALERTS, DealAlert, DealOutcomes, Forecast, LostDeal, NeglectedAccount, StageConversion, StageRow, deal_alerts, deal_outcomes,
+    lost_deals, neglected_accounts, pipeline, quarter_forecast, stage_conversion,
+)
+from services.reports.leads import LeadSource, ResponseTime, lead_conversion, lead_response_times
+from services.reports.note_quality import NoteQuality, NoteQualityTotals, note_quality, note_quality_totals
+from services.reports.panel import PanelRow, RepAccount, TeamPanel, rep_accounts, team_panel
+from services.reports.quotas import (
+    AgainstTarget, Attainment, LeaderboardRow, TeamAttainment, leaderboard, quota_attainment, quota_targets, team_revenue_attainment,
+)
+from services.reports.scope import ReportScope, team_members, visible_teams
+
+__all__ = [
+    "AgainstTarget", "Attainment", "CHART_PARTS", "Change", "DealAlert", "DealOutcomes", "Drawdown", "Forecast", "LeaderboardRow",
+    "LeadSource", "LostDeal", "MonthPoint", "NeglectedAccount", "NoteQuality", "NoteQualityTotals", "PanelRow", "RepAccount",
+    "RepActivity", "ReportScope", "ResponseTime", "SHOWN_ALERTS", "StageConversion", "StageRow", "TeamAttainment", "TeamPanel",
+    "TeamReport", "activity_summary", "deal_alerts", "deal_outcomes", "drawdown_alerts", "lead_conversion",
+    "lead_response_times", "leaderboard", "lost_deals", "monthly_trends", "neglected_accounts", "note_quality", "note_quality_totals",
+    "pipeline", "quarter_forecast", "quota_attainment", "quota_targets", "rep_accounts", "stage_conversion", "team_members", "team_panel",
+    "team_report", "team_revenue_attainment", "visible_teams", "weekday_pattern",
+]

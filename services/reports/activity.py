@@ -1,0 +1,211 @@
+"""Activity figures: counts and time by rep and type, the weekday pattern, drawdown, trends.
+They read the rollups (whole months monthly, edge days daily) and the activities themselves
+only for a to-date period's partial last day."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, case, func, or_, select
+from sqlalchemy.orm import Session
+
+from services.errors import DomainError
+from services.models import Activity, ActivityMonthRollup, ActivityRollup, Opportunity, User
+from services.periods import Period, add_months
+from services.signals import is_attempt, is_contact
+from services.types import as_utc
+from services.reports.scope import _closed_in, _partial_day, _people
+
+
+
+@dataclass
+class RepActivity:
+    owner_id: int
+    name: str
+    counts: dict[str, int] = field(default_factory=dict)  # by activity type
+    minutes: dict[str, int] = field(default_factory=dict)  # time spent, by activity type
+    attempts: int = 0  # outbound calls and outbound emails
+    contacts: int = 0  # connected calls, held meetings and visits, inbound emails
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def connect_rate(self) -> float | None:
+        return self.contacts / self.attempts if self.attempts else None
+
+    @property
+    def hours(self) -> float:
+        return sum(self.minutes.values()) / 60
+
+    @property
+    def hours_by_type(self) -> dict[str, float]:
+        """Time spent per activity type, in hours."""
+        return {kind: minutes / 60 for kind, minutes in sorted(self.minutes.items()) if minutes}
+
+
+def _month_split(start: date, end: date) -> tuple[tuple[date, date] | None, list[tuple[date, date]]]:
+    """``[start, end)`` as the whole months inside it (first days of the first month and of
+    the month after the last) and the day ranges left at its edges."""
+    first = start if start.day == 1 else add_months(date(start.year, start.month, 1), 1)
+    last = date(end.year, end.month, 1)
+    if first >= last:
+        return None, [(start, end)] if start < end else []
+    edges = [(a, b) for a, b in ((start, first), (last, end)) if a < b]
+    return (first, last), edges
+
+
+def _rollup_grains(period: Period) -> list[tuple[Any, ColumnElement[bool]]]:
+    """Which rollup rows serve a period's whole days: (model, condition) for the monthly grain
+    (its whole months) and the daily grain (the days at its edges)."""
+    months, days = _month_split(period.start, period.whole_days_end)
+    grains = []
+    for model, when, ranges in ((ActivityMonthRollup, ActivityMonthRollup.month, [months] if months else []),
+                                (ActivityRollup, ActivityRollup.day, days)):
+        if ranges:
+            grains.append((model, or_(*((when >= start) & (when < end) for start, end in ranges))))
+    return grains
+
+
+def activity_summary(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *, people: list[User] | None = None) -> list[RepActivity]:
+    """Activity counts and time by rep × type, attempts, contacts and connect rate."""
+    people = _people(session, actor, team_id, rep_id, people)
+    reps = {user.id: RepActivity(user.id, user.name) for user in people}
+    # From the rollups, not the activities: whole months from the monthly grain, the days at
+    # the edges from the daily one, so that cost follows reps × (months + edge days). A to-date
+    # period's last day is partial, and read from the activities themselves.
+    rows: list[Any] = []
+    for model, within in _rollup_grains(period):
+        rows += session.execute(
+            select(model.owner_id, model.type, model.direction, model.outcome, func.sum(model.count), func.sum(model.minutes))
+            .where(model.organization_id == actor.organization_id, model.owner_id.in_(reps), within)
+            .group_by(model.owner_id, model.type, model.direction, model.outcome)
+        ).all()
+    if (partial := _partial_day(actor, period)) is not None:
+        rows += session.execute(
+            select(Activity.owner_id, Activity.type, Activity.direction, Activity.outcome, func.count(), func.sum(Activity.duration_minutes))
+            .where(Activity.organization_id == actor.organization_id, Activity.deleted_at.is_(None), Activity.owner_id.in_(reps),
+                   Activity.occurred_at >= partial[0], Activity.occurred_at < partial[1])
+            .group_by(Activity.owner_id, Activity.type, Activity.direction, Activity.outcome)
+        ).all()
+    for owner_id, kind, direction, outcome, count, minutes in rows:
+        if not count:
+            continue
+        rep = reps[owner_id]
+        rep.counts[kind] = rep.counts.get(kind, 0) + count
+        rep.minutes[kind] = rep.minutes.get(kind, 0) + int(minutes or 0)
+        if is_attempt(kind, direction):
+            rep.attempts += count
+        if is_contact(kind, direction, outcome or None):
+            rep.contacts += count
+    return list(reps.values())
+
+
+@dataclass
+class Drawdown:
+    owner_id: int
+    name: str
+    recent_per_day: float  # activities per working day over the last 7 days (7 × 24 hours up to now)
+    baseline_per_day: float  # the same over the 28 days before those
+
+
+RECENT = timedelta(days=7)
+
+
+BASELINE = timedelta(days=28)
+
+
+WORKING_DAYS = {RECENT: 5, BASELINE: 20}
+
+
+def drawdown_alerts(session: Session, actor: User, now: datetime, team_id: int | None = None, rep_id: int | None = None, *, people: list[User] | None = None) -> list[Drawdown]:
+    """Reps whose activities per working day over the last 7 days (the 7 × 24 hours up to
+    ``now``, so that a day only hours old is not counted as a whole one) fell below the
+    organization's threshold (default 60 %) of their own rate over the 28 days before."""
+    threshold = float(actor.organization.setting("drawdown_threshold"))
+    people = {u.id: u.name for u in _people(session, actor, team_id, rep_id, people)}
+    split, start = now - RECENT, now - RECENT - BASELINE
+    recent = func.sum(case((Activity.occurred_at >= split, 1), else_=0))
+    rows = session.execute(
+        select(Activity.owner_id, recent, func.count())
+        .where(Activity.organization_id == actor.organization_id, Activity.deleted_at.is_(None), Activity.owner_id.in_(people),
+               Activity.occurred_at >= start, Activity.occurred_at < now)
+        .group_by(Activity.owner_id)
+    )
+    alerts = []
+    for owner_id, in_recent, in_both in rows:
+        recent_rate = int(in_recent or 0) / WORKING_DAYS[RECENT]
+        baseline_rate = (in_both - int(in_recent or 0)) / WORKING_DAYS[BASELINE]
+        if baseline_rate > 0 and recent_rate < threshold * baseline_rate:
+            alerts.append(Drawdown(owner_id, people[owner_id], round(recent_rate, 2), round(baseline_rate, 2)))
+    return sorted(alerts, key=lambda alert: alert.name)
+
+
+def weekday_pattern(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *, people: list[User] | None = None) -> dict[int, list[int]]:
+    """Activity counts by local weekday (Monday first), per rep."""
+    people = [u.id for u in _people(session, actor, team_id, rep_id, people)]
+    pattern = {owner_id: [0] * 7 for owner_id in people}
+    rows = list(session.execute(
+        select(ActivityRollup.owner_id, ActivityRollup.day, func.sum(ActivityRollup.count))
+        .where(ActivityRollup.organization_id == actor.organization_id, ActivityRollup.owner_id.in_(people),
+               ActivityRollup.day >= period.start, ActivityRollup.day < period.whole_days_end)
+        .group_by(ActivityRollup.owner_id, ActivityRollup.day)
+    ))
+    if (partial := _partial_day(actor, period)) is not None and period.until is not None:
+        rows += [(owner_id, period.until.date(), count) for owner_id, count in session.execute(
+            select(Activity.owner_id, func.count())
+            .where(Activity.organization_id == actor.organization_id, Activity.deleted_at.is_(None), Activity.owner_id.in_(people),
+                   Activity.occurred_at >= partial[0], Activity.occurred_at < partial[1])
+            .group_by(Activity.owner_id)
+        )]
+    for owner_id, day, count in rows:
+        pattern[owner_id][day.weekday()] += int(count or 0)
+    return pattern
+
+
+@dataclass
+class MonthPoint:
+    month: date
+    won_amount: Decimal = Decimal(0)
+    won_deals: int = 0
+    lost_deals: int = 0
+    activities: int = 0
+
+    @property
+    def win_rate(self) -> float | None:
+        return self.won_deals / (self.won_deals + self.lost_deals) if self.won_deals + self.lost_deals else None
+
+
+def monthly_trends(session: Session, actor: User, today: date, months: int = 12, team_id: int | None = None, rep_id: int | None = None, *, people: list[User] | None = None) -> list[MonthPoint]:
+    """The last ``months`` calendar months (this one included): won amount and deals, win rate,
+    activities."""
+    if months not in (12, 24):
+        raise DomainError("Trends cover 12 or 24 months.")
+    owners = [u.id for u in _people(session, actor, team_id, rep_id, people)]
+    first = add_months(date(today.year, today.month, 1), -(months - 1))
+    points = {add_months(first, n): MonthPoint(add_months(first, n)) for n in range(months)}
+    span = Period(first, add_months(first, months))
+    for month, count in session.execute(
+        select(ActivityMonthRollup.month, func.sum(ActivityMonthRollup.count))
+        .where(ActivityMonthRollup.organization_id == actor.organization_id, ActivityMonthRollup.owner_id.in_(owners),
+               ActivityMonthRollup.month >= span.start, ActivityMonthRollup.month < span.end)
+        .group_by(ActivityMonthRollup.month)
+    ):
+        points[month].activities += int(count or 0)
+    zone = ZoneInfo(actor.organization.time_zone)
+    for status, amount, closed_at in session.execute(
+        select(Opportunity.status, Opportunity.amount, Opportunity.closed_at).where(_closed_in(actor, span, owners))
+    ):
+        local = as_utc(closed_at).astimezone(zone).date()
+        point = points[date(local.year, local.month, 1)]
+        if status == "won":
+            point.won_deals += 1
+            point.won_amount += amount
+        else:
+            point.lost_deals += 1
+    return list(points.values())

@@ -1,0 +1,157 @@
+"""The dashboard's view model: every figure for one scope, each computed once, when first read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Callable
+from datetime import date, datetime
+
+from sqlalchemy.orm import Session
+
+from services.errors import DomainError
+from services.models import User
+from services.periods import Period
+from services.reports.activity import activity_summary, drawdown_alerts, monthly_trends, MonthPoint, weekday_pattern
+from services.reports.deals import deal_alerts, deal_outcomes, lost_deals, neglected_accounts, pipeline, quarter_forecast, stage_conversion, StageConversion, StageRow
+from services.reports.leads import lead_conversion, lead_response_times
+from services.reports.note_quality import note_quality, note_quality_totals
+from services.reports.quotas import leaderboard, quota_attainment, team_revenue_attainment, TeamAttainment
+from services.reports.scope import ReportScope
+
+
+
+CHART_PARTS = 4  # colours a stacked bar has (pane.css: .part-0 to .part-3)
+
+
+@dataclass(frozen=True)
+class Change:
+    """A figure beside its comparison: the difference and the change in per cent."""
+
+    now: int
+    before: int
+
+    @property
+    def difference(self) -> int:
+        return self.now - self.before
+
+    @property
+    def ratio(self) -> float | None:
+        return (self.now - self.before) / self.before if self.before else None
+
+
+def figure(compute: Callable[..., Any], at: str | None = "period", *, shared: str | None = None) -> cached_property:
+    """A figure of the report: ``compute`` run once, when first read, for the report's scope
+    (its people resolved once). ``at`` names what the figure is for (the report's period or
+    comparison, the scope's now or today, or nothing); ``shared`` another figure it reuses."""
+
+    def read(report: TeamReport) -> Any:
+        scope = report.scope
+        args = () if at is None else (getattr(report if at in ("period", "comparison") else scope, at),)
+        extra = {"summary": getattr(report, shared)} if shared else {}
+        return compute(scope.session, scope.actor, *args, scope.team_id, scope.rep_id, people=scope.people, **extra)
+
+    return cached_property(read)
+
+
+class TeamReport:
+    """Every figure for one scope: each computed once, when first read, so that a CSV export
+    computes its one table and the dashboard each figure once."""
+
+    def __init__(self, scope: ReportScope) -> None:
+        self.scope = scope
+        self.period, self.team_id, self.rep_id = scope.period, scope.team_id, scope.rep_id
+
+    @property
+    def comparison(self) -> Period:
+        return self.scope.comparison
+
+    activity = figure(activity_summary)  # list[RepActivity]
+    weekdays = figure(weekday_pattern)  # owner → counts Monday to Sunday
+    quota = figure(quota_attainment, shared="activity")  # list[Attainment]
+    pipeline = figure(pipeline, at=None)  # list[StageRow]
+    outcomes = figure(deal_outcomes)  # DealOutcomes
+    outcomes_before = figure(deal_outcomes, at="comparison")
+    conversion = figure(stage_conversion)  # list[StageConversion]
+    leaderboard = figure(leaderboard, shared="activity")  # list[LeaderboardRow]
+    lost = figure(lost_deals)  # list[LostDeal]
+    leads = figure(lead_conversion)  # list[LeadSource]
+    response = figure(lead_response_times)  # list[ResponseTime]
+    alerts = figure(deal_alerts, at="now")  # list[DealAlert]
+    neglected = figure(neglected_accounts, at="now")  # list[NeglectedAccount]
+    drawdowns = figure(drawdown_alerts, at="now")  # list[Drawdown]
+    forecast = figure(quarter_forecast, at="today")  # Forecast
+    notes = figure(note_quality)  # list[NoteQuality], for the CSV
+    note_totals = figure(note_quality_totals)  # NoteQualityTotals, for the page
+
+    @cached_property
+    def activity_before(self) -> dict[int, int]:  # owner → total activities in the comparison period
+        return {row.owner_id: row.total for row in figure(activity_summary, at="comparison").func(self)}
+
+    @cached_property
+    def team_quota(self) -> list[TeamAttainment]:
+        scope = self.scope
+        return team_revenue_attainment(scope.session, scope.actor, self.period, scope.team_id) if scope.rep_id is None else []
+
+    @cached_property
+    def trends(self) -> list[MonthPoint]:
+        scope = self.scope
+        return monthly_trends(scope.session, scope.actor, scope.today, scope.months, scope.team_id, scope.rep_id, people=scope.people)
+
+    @property
+    def activity_total(self) -> int:
+        return sum(row.total for row in self.activity)
+
+    @property
+    def activity_total_before(self) -> int:
+        return sum(self.activity_before.values())
+
+    @property
+    def activity_change(self) -> Change:
+        return Change(self.activity_total, self.activity_total_before)
+
+    @property
+    def won_change(self) -> Change:
+        return Change(self.outcomes.won, self.outcomes_before.won)
+
+    @property
+    def pipeline_rows(self) -> list[tuple[StageRow, StageConversion | None]]:
+        """Each open stage beside its conversion, matched by stage (not by position)."""
+        conversion = {row.stage_id: row for row in self.conversion}
+        return [(row, conversion.get(row.stage_id)) for row in self.pipeline]
+
+
+    @property
+    def activity_types(self) -> list[str]:
+        """The activity types anyone in the report spent time on, for the time table."""
+        return sorted({kind for row in self.activity for kind in row.hours_by_type})
+
+    @property
+    def activity_bars(self) -> list[tuple[str, list[tuple[str, int]]]]:
+        """Per rep, the stack of activity counts by type: the three largest types, then the rest
+        as "other", so that the chart's four colours and its legend name every segment."""
+        kinds = sorted({k for row in self.activity for k in row.counts}, key=lambda k: (-sum(r.counts.get(k, 0) for r in self.activity), k))
+        named, rest = kinds[:CHART_PARTS - 1], kinds[CHART_PARTS - 1:]
+        if len(rest) == 1:
+            named, rest = kinds, []
+        return [
+            (row.name, [(kind, row.counts.get(kind, 0)) for kind in named] + ([("other", sum(row.counts.get(k, 0) for k in rest))] if rest else []))
+            for row in self.activity
+        ]
+
+    @property
+    def pipeline_bars(self) -> list[tuple[str, int]]:
+        return [(row.name, row.count) for row in self.pipeline]
+
+
+def team_report(session: Session, actor: User, period: Period, today: date, now: datetime, team_id: int | None = None,
+                rep_id: int | None = None, *, year_over_year: bool = False, months: int = 12) -> TeamReport:
+    """Every figure for one period and team, with the comparison period (the one before, or
+    the same one a year earlier) beside the activity and outcome figures, and ``months`` of
+    trends: what the dashboard and its CSV exports show. The scope is checked here (a rep, or
+    a manager asking for another team, is refused before anything is computed)."""
+    if months not in (12, 24):
+        raise DomainError("Trends cover 12 or 24 months.")
+    scope = ReportScope(session, actor, period, today, now, team_id, rep_id, year_over_year, months)
+    scope.people  # noqa: B018 - resolves and checks the scope now
+    return TeamReport(scope)

@@ -1,0 +1,302 @@
+"""Deal figures: the pipeline, outcomes and win rate, stage conversion, lost deals, the deals
+that need a look, neglected accounts, the quarter's forecast."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from services.deals import pipeline_stages
+from services.models import Account, Activity, FollowUp, Opportunity, Quota, Stage, StageChange, User
+from services.periods import Period, period_for
+from services.signals import DealWarning, days_since, deal_warnings
+from services.types import as_utc
+from services.reports.quotas import _won_by_owner
+from services.reports.scope import _closed_in, _in_period, _people
+
+
+
+@dataclass
+class StageRow:
+    stage_id: int
+    name: str
+    probability: Decimal
+    count: int = 0
+    amount: Decimal = Decimal(0)
+
+    @property
+    def weighted(self) -> Decimal:
+        return self.amount * self.probability
+
+
+@dataclass
+class DealOutcomes:
+    won: int = 0
+    lost: int = 0
+    won_amount: Decimal = Decimal(0)
+    lost_amount: Decimal = Decimal(0)
+    cycle_days: list[float] = field(default_factory=list)
+    lost_by_reason: dict[str, tuple[int, Decimal]] = field(default_factory=dict)
+
+    @property
+    def win_rate(self) -> float | None:
+        return self.won / (self.won + self.lost) if self.won + self.lost else None
+
+    @property
+    def win_rate_by_amount(self) -> float | None:
+        total = self.won_amount + self.lost_amount
+        return float(self.won_amount / total) if total else None
+
+    @property
+    def average_deal_size(self) -> Decimal | None:
+        return self.won_amount / self.won if self.won else None
+
+    @property
+    def sales_cycle_days(self) -> float | None:
+        return sum(self.cycle_days) / len(self.cycle_days) if self.cycle_days else None
+
+
+def pipeline(session: Session, actor: User, team_id: int | None = None, rep_id: int | None = None, *, people: list[User] | None = None) -> list[StageRow]:
+    """Open deals by stage: count, amount and weighted amount (amount × stage probability)."""
+    owners = [user.id for user in _people(session, actor, team_id, rep_id, people)]
+    stages = {s.id: StageRow(s.id, s.name, s.probability) for s in pipeline_stages(session, actor.organization_id)}
+    rows = session.execute(
+        select(Opportunity.stage_id, func.count(), func.sum(Opportunity.amount))
+        .where(
+            Opportunity.organization_id == actor.organization_id,
+            Opportunity.deleted_at.is_(None),
+            Opportunity.status == "open",
+            Opportunity.owner_id.in_(owners),
+        )
+        .group_by(Opportunity.stage_id)
+    )
+    for stage_id, count, amount in rows:
+        stages[stage_id].count = count
+        stages[stage_id].amount = Decimal(amount or 0)
+    return list(stages.values())
+
+
+def deal_outcomes(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *, people: list[User] | None = None) -> DealOutcomes:
+    """Deals closed (closed_at) in the period: win rate by count and amount, average deal size
+    and sales cycle of the won, and the lost ones by reason."""
+    owners = [user.id for user in _people(session, actor, team_id, rep_id, people)]
+    outcomes = DealOutcomes()
+    reasons: dict[str, list] = defaultdict(lambda: [0, Decimal(0)])
+    deals = session.execute(
+        select(Opportunity.status, Opportunity.amount, Opportunity.created_at, Opportunity.closed_at, Opportunity.loss_reason).where(
+            _closed_in(actor, period, owners)
+        )
+    )
+    for status, amount, created_at, closed_at, reason in deals:
+        if status == "won":
+            outcomes.won += 1
+            outcomes.won_amount += amount
+            outcomes.cycle_days.append((as_utc(closed_at) - as_utc(created_at)).total_seconds() / 86400)
+        else:
+            outcomes.lost += 1
+            outcomes.lost_amount += amount
+            reasons[reason][0] += 1
+            reasons[reason][1] += amount
+    outcomes.lost_by_reason = {reason: (count, amount) for reason, (count, amount) in sorted(reasons.items())}
+    return outcomes
+
+
+@dataclass
+class StageConversion:
+    stage_id: int
+    name: str
+    reached: int
+    moved_on: int
+
+    @property
+    def rate(self) -> float | None:
+        return self.moved_on / self.reached if self.reached else None
+
+
+def stage_conversion(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *, people: list[User] | None = None) -> list[StageConversion]:
+    """Cohort: deals created in the period. From stage S: the cohort's deals that reached a
+    later stage (or were won) ÷ those that reached S, from the stage changes."""
+    owners = [u.id for u in _people(session, actor, team_id, rep_id, people)]
+    stages = pipeline_stages(session, actor.organization_id)
+    position = {s.id: s.position for s in stages}
+    cohort = select(Opportunity.id).where(
+        Opportunity.organization_id == actor.organization_id,
+        Opportunity.deleted_at.is_(None),
+        Opportunity.owner_id.in_(owners),
+        _in_period(Opportunity.created_at, actor, period),
+    )
+    furthest: dict[int, int] = {}
+    won: set[int] = set()
+    reached: dict[int, set[int]] = defaultdict(set)
+    for deal_id, stage_id, status in session.execute(
+        select(StageChange.opportunity_id, StageChange.to_stage_id, StageChange.to_status).where(StageChange.opportunity_id.in_(cohort))
+    ):
+        reached[stage_id].add(deal_id)
+        furthest[deal_id] = max(furthest.get(deal_id, 0), position[stage_id])
+        if status == "won":
+            won.add(deal_id)
+    rows = []
+    for stage in stages:
+        deals = reached[stage.id]
+        moved_on = sum(1 for d in deals if d in won or furthest[d] > stage.position)
+        rows.append(StageConversion(stage.id, stage.name, len(deals), moved_on))
+    return rows
+
+
+@dataclass
+class LostDeal:
+    id: int
+    name: str
+    owner_name: str
+    amount: Decimal
+    reason: str
+    stage_at_loss: str
+    closed_at: datetime
+
+
+def lost_deals(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *, people: list[User] | None = None) -> list[LostDeal]:
+    """Deals lost in the period with reason, amount, stage at loss and owner (the counts and
+    amounts by reason are in ``deal_outcomes``)."""
+    owners = {u.id: u.name for u in _people(session, actor, team_id, rep_id, people)}
+    stages = {s.id: s.name for s in pipeline_stages(session, actor.organization_id)}
+    deals = session.scalars(
+        select(Opportunity).where(_closed_in(actor, period, owners, ("lost",))).order_by(Opportunity.closed_at.desc())
+    )
+    # A lost deal keeps the stage it was lost from (the lost move does not change stage).
+    return [LostDeal(d.id, d.name, owners[d.owner_id], d.amount, d.loss_reason or "", stages[d.stage_id], d.closed_at) for d in deals]
+
+
+@dataclass
+class DealAlert:
+    """One open deal that needs a look, with every reason it does (going dark, stale,
+    neglected), the longest first."""
+
+    opportunity_id: int
+    name: str
+    account_name: str
+    owner_name: str
+    amount: Decimal
+    warnings: list[DealWarning]
+
+    @property
+    def kinds(self) -> list[str]:
+        return [w.kind for w in self.warnings]
+
+    @property
+    def days(self) -> int:
+        return max(w.days for w in self.warnings)
+
+    @property
+    def reasons(self) -> str:
+        return "; ".join(w.message for w in self.warnings)
+
+
+SHOWN_ALERTS = 40  # the dashboard lists this many and says how many more the CSV holds
+
+
+def deal_alerts(session: Session, actor: User, now: datetime, team_id: int | None = None, rep_id: int | None = None, *, people: list[User] | None = None) -> list[DealAlert]:
+    """The team's open deals that are going dark, stale or neglected (``services.signals``)."""
+    owners = [u.id for u in _people(session, actor, team_id, rep_id, people)]
+    deals = list(session.scalars(
+        select(Opportunity).where(
+            Opportunity.organization_id == actor.organization_id, Opportunity.deleted_at.is_(None), Opportunity.status == "open",
+            Opportunity.owner_id.in_(owners),
+        ).options(selectinload(Opportunity.stage), selectinload(Opportunity.owner), selectinload(Opportunity.account))
+    ))
+    by_deal: dict[int, list[DealWarning]] = defaultdict(list)
+    for warning in deal_warnings(session, actor.organization, deals, now):
+        by_deal[warning.opportunity_id].append(warning)
+    alerts = [
+        DealAlert(deal.id, deal.name, deal.account.name, deal.owner.name, deal.amount, sorted(by_deal[deal.id], key=lambda w: -w.days))
+        for deal in deals if deal.id in by_deal
+    ]
+    return sorted(alerts, key=lambda a: (-a.days, a.name, a.opportunity_id))
+
+
+@dataclass
+class Forecast:
+    quarter: Period
+    won: Decimal
+    weighted_open: Decimal
+    quota: Decimal | None
+
+    @property
+    def total(self) -> Decimal:
+        return self.won + self.weighted_open
+
+    @property
+    def attainment(self) -> float | None:
+        return float(self.total / self.quota) if self.quota else None
+
+
+def quarter_forecast(session: Session, actor: User, today: date, team_id: int | None = None, rep_id: int | None = None, *, people: list[User] | None = None) -> Forecast:
+    """Won so far in the quarter + Σ(amount × probability) of open deals expected to close in
+    it, against the team's revenue quota for the quarter."""
+    people = _people(session, actor, team_id, rep_id, people)
+    owners = [u.id for u in people]
+    quarter = period_for("this_quarter", today, actor.organization.fiscal_year_start_month)
+    won = sum((amount for _, amount in _won_by_owner(session, actor, quarter, owners).values()), Decimal(0))
+    weighted = session.scalar(
+        select(func.sum(Opportunity.amount * Stage.probability))
+        .join(Stage, Stage.id == Opportunity.stage_id)
+        .where(Opportunity.organization_id == actor.organization_id, Opportunity.deleted_at.is_(None), Opportunity.status == "open",
+               Opportunity.owner_id.in_(owners), Opportunity.expected_close_date >= quarter.start,
+               Opportunity.expected_close_date < quarter.end)
+    )
+    teams = {u.team_id for u in people if u.team_id} if team_id is None else {team_id}
+    quota = session.scalar(
+        select(func.sum(Quota.target)).where(
+            Quota.organization_id == actor.organization_id, Quota.metric == "won_revenue", Quota.period == "quarter",
+            Quota.period_start == quarter.start, Quota.team_id.in_(teams),
+        )
+    )
+    return Forecast(quarter, won, Decimal(weighted or 0).quantize(Decimal("0.01")), Decimal(quota) if quota is not None else None)
+
+
+@dataclass
+class NeglectedAccount:
+    id: int
+    name: str
+    owner_name: str
+    days: int  # since the last activity with the account (or since it was created)
+
+
+def neglected_accounts(session: Session, actor: User, now: datetime, team_id: int | None = None, rep_id: int | None = None, *, people: list[User] | None = None) -> list[NeglectedAccount]:
+    """Active accounts (owned by the team, with an open deal) with no activity for N days
+    (default 14) and no follow-up due in the future."""
+    people = {u.id: u.name for u in _people(session, actor, team_id, rep_id, people)}
+    quiet_days = int(actor.organization.setting("neglected_days"))
+    org_id = actor.organization_id
+    active = session.execute(
+        select(Account.id, Account.name, Account.owner_id, Account.created_at).where(
+            Account.organization_id == org_id, Account.deleted_at.is_(None), Account.owner_id.in_(people),
+            Account.id.in_(select(Opportunity.account_id).where(Opportunity.organization_id == org_id, Opportunity.status == "open",
+                                                                 Opportunity.deleted_at.is_(None))),
+        )
+    ).all()
+    ids = [row.id for row in active]
+    # The latest activity per account: one index probe each (ix_activities_account), not a
+    # scan of every activity the accounts ever had.
+    latest = (
+        select(Activity.occurred_at)
+        .where(Activity.organization_id == org_id, Activity.account_id == Account.id, Activity.deleted_at.is_(None))
+        .order_by(Activity.occurred_at.desc()).limit(1)
+        .correlate(Account)
+        .scalar_subquery()
+    )
+    last = dict(session.execute(select(Account.id, latest).where(Account.organization_id == org_id, Account.id.in_(ids))).all())
+    planned = set(session.scalars(
+        select(FollowUp.account_id).where(FollowUp.organization_id == org_id, FollowUp.account_id.in_(ids), FollowUp.done_at.is_(None),
+                                          FollowUp.deleted_at.is_(None), FollowUp.due_at > now)
+    ))
+    rows = []
+    for account_id, name, owner_id, created_at in active:
+        days = days_since(as_utc(last.get(account_id)) or as_utc(created_at), now)
+        if days >= quiet_days and account_id not in planned:
+            rows.append(NeglectedAccount(account_id, name, people[owner_id], days))
+    return sorted(rows, key=lambda r: (-r.days, r.name))

@@ -1,0 +1,85 @@
+"""Lead figures: conversion by source and response time."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from services.models import Activity, Lead, User
+from services.periods import Period
+from services.types import as_utc
+from services.reports.scope import _in_period, _people
+
+
+
+@dataclass
+class LeadSource:
+    source: str
+    created: int
+    converted: int
+
+    @property
+    def rate(self) -> float | None:
+        return self.converted / self.created if self.created else None
+
+
+def lead_conversion(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *, people: list[User] | None = None) -> list[LeadSource]:
+    """Per source: leads created in the period that converted ÷ leads created in the period.
+    A lead belongs to its owner's team, so the figure follows the team and rep filters."""
+    owners = [u.id for u in _people(session, actor, team_id, rep_id, people)]
+    rows = session.execute(
+        select(Lead.source, func.count(), func.count(Lead.converted_at))
+        .where(Lead.organization_id == actor.organization_id, Lead.deleted_at.is_(None), Lead.owner_id.in_(owners),
+               _in_period(Lead.created_at, actor, period))
+        .group_by(Lead.source)
+        .order_by(Lead.source)
+    )
+    return [LeadSource(source, created, converted) for source, created, converted in rows]
+
+
+@dataclass
+class ResponseTime:
+    owner_id: int
+    name: str
+    leads: int
+    answered: int
+    median_hours: float | None
+    within_target: int
+
+    @property
+    def share_within_target(self) -> float | None:
+        return self.within_target / self.leads if self.leads else None
+
+
+def lead_response_times(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *, people: list[User] | None = None) -> list[ResponseTime]:
+    """From a lead's creation to its first outbound call, email or meeting: the median per rep,
+    and the share of the period's leads answered within the organization's target."""
+    people = {u.id: u for u in _people(session, actor, team_id, rep_id, people)}
+    target_hours = float(actor.organization.setting("lead_response_target_hours"))
+    # Each lead's first touch, looked up per lead of the period (ix_activities_lead).
+    first_touch = (
+        select(Activity.occurred_at)
+        .where(Activity.organization_id == actor.organization_id, Activity.lead_id == Lead.id, Activity.deleted_at.is_(None),
+               Activity.direction == "outbound", Activity.type.in_(("call", "email", "meeting")))
+        .order_by(Activity.occurred_at).limit(1)
+        .correlate(Lead)
+        .scalar_subquery()
+    )
+    waits: dict[int, list[float | None]] = defaultdict(list)
+    for owner_id, created_at, first in session.execute(
+        select(Lead.owner_id, Lead.created_at, first_touch)
+        .where(Lead.organization_id == actor.organization_id, Lead.deleted_at.is_(None), Lead.owner_id.in_(people),
+               _in_period(Lead.created_at, actor, period))
+    ):
+        waits[owner_id].append((as_utc(first) - as_utc(created_at)).total_seconds() / 3600 if first is not None else None)
+    rows = []
+    for owner_id, user in people.items():
+        answered = sorted(w for w in waits[owner_id] if w is not None)
+        median = statistics.median(answered) if answered else None
+        rows.append(ResponseTime(owner_id, user.name, len(waits[owner_id]), len(answered), median,
+                                 sum(1 for w in answered if w <= target_hours)))
+    return rows

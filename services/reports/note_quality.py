@@ -1,0 +1,88 @@
+"""Note quality: how much of its checklist each call's and visit's note answers (scored as the
+note was written: ``services.notes``), and the flagged ones counted from the rollups."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, case, func, select
+from sqlalchemy.orm import Session
+
+from services.models import Activity, User
+from services.notes import SCORED_TYPES
+from services.periods import Period
+from services.types import as_utc
+from services.reports.activity import _rollup_grains
+from services.reports.scope import _in_period, _partial_day, _people
+
+
+
+@dataclass
+class NoteQuality:
+    activity_id: int
+    owner_name: str
+    type: str
+    occurred_at: datetime
+    answered: int
+    questions: int
+
+    @property
+    def share(self) -> float:
+        return self.answered / self.questions if self.questions else 1.0
+
+    @property
+    def flagged(self) -> bool:
+        return self.questions > 0 and self.answered == 0
+
+
+def _scored_notes(actor: User, period: Period, owners: Iterable[int]) -> ColumnElement[bool]:
+    return (
+        (Activity.organization_id == actor.organization_id) & Activity.deleted_at.is_(None) & Activity.type.in_(SCORED_TYPES)
+        & Activity.owner_id.in_(list(owners)) & _in_period(Activity.occurred_at, actor, period)
+    )
+
+
+def _flagged() -> ColumnElement[bool]:
+    return (func.coalesce(Activity.checklist_questions, 0) > 0) & (func.coalesce(Activity.checklist_answered, 0) == 0)
+
+
+def note_quality(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *, people: list[User] | None = None) -> list[NoteQuality]:
+    """For calls and visits in the period: the share of their type's checklist questions the
+    note answers ("Question: answer" lines, scored as the note was written: ``services.notes``);
+    an empty note, or one answering none, is flagged."""
+    owners = {u.id: u.name for u in _people(session, actor, team_id, rep_id, people)}
+    rows = session.execute(
+        select(Activity.id, Activity.owner_id, Activity.type, Activity.occurred_at, Activity.checklist_answered, Activity.checklist_questions)
+        .where(_scored_notes(actor, period, owners)).order_by(Activity.occurred_at, Activity.id)
+    )
+    return [NoteQuality(id_, owners[owner_id], kind, as_utc(when), answered or 0, questions or 0)
+            for id_, owner_id, kind, when, answered, questions in rows]
+
+
+@dataclass(frozen=True)
+class NoteQualityTotals:
+    notes: int  # calls and visits in the period
+    flagged: int  # whose note answers none of the checklist
+
+
+def note_quality_totals(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *,
+                        people: list[User] | None = None) -> NoteQualityTotals:
+    """The dashboard's line on note quality: from the rollups (which count flagged notes beside
+    all activities), and the activities themselves for a to-date period's partial last day."""
+    owners = [u.id for u in _people(session, actor, team_id, rep_id, people)]
+    total = flagged = 0
+    for model, within in _rollup_grains(period):
+        notes, marked = session.execute(
+            select(func.coalesce(func.sum(model.count), 0), func.coalesce(func.sum(model.flagged), 0))
+            .where(model.organization_id == actor.organization_id, model.owner_id.in_(owners), model.type.in_(SCORED_TYPES), within)
+        ).one()
+        total, flagged = total + int(notes), flagged + int(marked)
+    if (partial := _partial_day(actor, period)) is not None:
+        notes, marked = session.execute(
+            select(func.count(), func.coalesce(func.sum(case((_flagged(), 1), else_=0)), 0))
+            .where(_scored_notes(actor, period, owners), Activity.occurred_at >= partial[0])
+        ).one()
+        total, flagged = total + int(notes), flagged + int(marked)
+    return NoteQualityTotals(total, flagged)

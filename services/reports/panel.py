@@ -1,0 +1,120 @@
+"""The manager's panel in the pane: this week against last, who is slipping, the deals to look
+at; and the drill-down from a rep to their accounts."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from services.access import get_scoped
+from services.errors import Forbidden
+from services.models import Account, Activity, Opportunity, User
+from services.periods import Period, period_for
+from services.types import as_utc
+from services.reports.activity import activity_summary, Drawdown, drawdown_alerts
+from services.reports.deals import deal_alerts, deal_outcomes, DealAlert, DealOutcomes, pipeline
+from services.reports.quotas import leaderboard, LeaderboardRow, quota_targets
+from services.reports.scope import team_members
+
+
+
+@dataclass
+class RepAccount:
+    id: int
+    name: str
+    open_deals: int
+    last_activity: datetime | None
+
+
+def rep_accounts(session: Session, actor: User, rep_id: int) -> tuple[User, list[RepAccount]]:
+    """The accounts a rep owns or worked on in the last 90 days, most recently touched first:
+    "how is this rep doing with this client"."""
+    rep = get_scoped(session, actor, User, rep_id, "rep")
+    if rep.id not in {u.id for u in team_members(session, actor)}:
+        raise Forbidden("Managers see their own team's reps.")
+    since = datetime.now(timezone.utc) - timedelta(days=90)
+    worked = select(Activity.account_id).where(Activity.organization_id == actor.organization_id, Activity.owner_id == rep.id,
+                                               Activity.occurred_at >= since, Activity.account_id.is_not(None))
+    accounts = session.execute(
+        select(Account.id, Account.name).where(
+            Account.organization_id == actor.organization_id, Account.deleted_at.is_(None),
+            (Account.owner_id == rep.id) | Account.id.in_(worked),
+        )
+    ).all()
+    ids = [a.id for a in accounts]
+    last = dict(session.execute(
+        select(Activity.account_id, func.max(Activity.occurred_at)).where(
+            Activity.organization_id == actor.organization_id, Activity.owner_id == rep.id, Activity.deleted_at.is_(None),
+            Activity.account_id.in_(ids)).group_by(Activity.account_id)
+    ).all())
+    deals = dict(session.execute(
+        select(Opportunity.account_id, func.count()).where(
+            Opportunity.organization_id == actor.organization_id, Opportunity.owner_id == rep.id, Opportunity.status == "open",
+            Opportunity.deleted_at.is_(None), Opportunity.account_id.in_(ids)).group_by(Opportunity.account_id)
+    ).all())
+    rows = [RepAccount(i, name, deals.get(i, 0), as_utc(last.get(i))) for i, name in accounts]
+    never = datetime.min.replace(tzinfo=timezone.utc)
+    return rep, sorted(rows, key=lambda r: (r.last_activity or never, r.name), reverse=True)
+
+
+@dataclass
+class PanelRow:
+    owner_id: int
+    name: str
+    this_week: int
+    last_week: int
+    calls: int
+    calls_target: Decimal | None
+
+
+@dataclass
+class TeamPanel:
+    rows: list[PanelRow]
+    pipeline_bars: list[tuple[str, int]]
+    weighted: Decimal
+    quarter: DealOutcomes
+    drawdowns: list[Drawdown]
+    alerts: list[DealAlert]
+    leaders: list[LeaderboardRow]
+
+    @property
+    def alert_counts(self) -> dict[str, int]:
+        """Deals per kind of alert (a deal both stale and going dark counts in each)."""
+        counts: dict[str, int] = defaultdict(int)
+        for alert in self.alerts:
+            for kind in alert.kinds:
+                counts[kind] += 1
+        return dict(counts)
+
+
+def team_panel(session: Session, actor: User, today: date, now: datetime) -> TeamPanel:
+    """The compact view for the pane: this week against last, calls against their (pro rata)
+    quota, the funnel, this quarter's win rate, who is slipping, deals to look at, leaders."""
+    week = period_for("this_week", today)
+    so_far = Period(week.start, today + timedelta(days=1), "wtd")
+    # Monday to today against the same days of last week.
+    before = Period(so_far.start - timedelta(days=7), so_far.end - timedelta(days=7), "wtd_previous")
+    quarter = period_for("this_quarter", today, actor.organization.fiscal_year_start_month)
+    previous = {row.owner_id: row.total for row in activity_summary(session, actor, before)}
+    summary = activity_summary(session, actor, so_far)
+    targets = quota_targets(session, actor, so_far, [r.owner_id for r in summary])
+    rows = [
+        PanelRow(r.owner_id, r.name, r.total, previous.get(r.owner_id, 0), r.counts.get("call", 0),
+                 targets[(r.owner_id, "activities", "call")].quantize(Decimal("0.01")) if (r.owner_id, "activities", "call") in targets else None)
+        for r in summary
+    ]
+    stages = pipeline(session, actor)
+    return TeamPanel(
+        rows=rows,
+        pipeline_bars=[(s.name, s.count) for s in stages],
+        weighted=sum((s.weighted for s in stages), Decimal(0)),
+        quarter=deal_outcomes(session, actor, quarter),
+        drawdowns=drawdown_alerts(session, actor, now),
+        alerts=deal_alerts(session, actor, now),
+        leaders=leaderboard(session, actor, quarter)[:5],
+    )

@@ -1,0 +1,165 @@
+"""Quota attainment for reps and teams (pro rata by days of overlap), and the leaderboard."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import Session
+
+from services.models import Opportunity, Quota, User
+from services.periods import Period, add_months
+from services.reports.activity import activity_summary, RepActivity
+from services.reports.scope import _closed_in, _people, visible_teams
+
+
+
+class AgainstTarget:
+    """An actual against a target (a quota's, pro rata)."""
+
+    target: Decimal
+    actual: Decimal
+
+    @property
+    def ratio(self) -> float | None:
+        return float(self.actual / self.target) if self.target else None
+
+    @property
+    def shown_target(self) -> Decimal:
+        """The target as people read it; the ratio divides by the exact one."""
+        return self.target.quantize(Decimal("0.01"))
+
+
+@dataclass
+class Attainment(AgainstTarget):
+    owner_id: int
+    name: str
+    metric: str
+    activity_type: str | None
+    target: Decimal  # pro rata for the part of each quota period inside the report period; exact, not rounded
+    actual: Decimal
+
+
+def _quota_end(period: str, start: date) -> date:
+    return start + timedelta(days=7) if period == "week" else add_months(start, {"month": 1, "quarter": 3, "year": 12}[period])
+
+
+def quota_attainment(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *,
+                     people: list[User] | None = None, summary: list[RepActivity] | None = None) -> list[Attainment]:
+    """Actual ÷ target per rep and quota; a target whose period only partly overlaps the
+    report period counts pro rata by days of overlap."""
+    members = _people(session, actor, team_id, rep_id, people)
+    by_id = {user.id: user for user in members}
+    targets = quota_targets(session, actor, period, list(by_id))
+    by_owner = {row.owner_id: row for row in (summary if summary is not None else activity_summary(session, actor, period, people=members))}
+    won = _won_by_owner(session, actor, period, list(by_id))
+    rows = []
+    for (owner_id, metric, kind), target in sorted(targets.items(), key=lambda item: (by_id[item[0][0]].name, item[0][1], item[0][2] or "")):
+        if metric == "activities":
+            actual = Decimal(by_owner[owner_id].counts.get(kind or "", 0))
+        elif metric == "won_deals":
+            actual = Decimal(won[owner_id][0])
+        else:
+            actual = won[owner_id][1]
+        rows.append(Attainment(owner_id, by_id[owner_id].name, metric, kind, target, actual))
+    return rows
+
+
+@dataclass
+class TeamAttainment(AgainstTarget):
+    team_id: int
+    name: str
+    target: Decimal  # the team's won-revenue quotas, pro rata for the report period
+    actual: Decimal  # won by the team's people in the period
+
+
+def team_revenue_attainment(session: Session, actor: User, period: Period, team_id: int | None = None) -> list[TeamAttainment]:
+    """Won revenue against each visible team's revenue quota, pro rata like a rep's."""
+    teams = {team.id: team.name for team in visible_teams(session, actor) if team_id is None or team.id == team_id}
+    targets: dict[int, Decimal] = defaultdict(Decimal)
+    for team, kind, start, target in session.execute(
+        select(Quota.team_id, Quota.period, Quota.period_start, Quota.target)
+        .where(_overlapping_quotas(actor, period), Quota.team_id.in_(teams), Quota.metric == "won_revenue")
+    ):
+        targets[team] += _pro_rata(kind, start, target, period)
+    if not targets:
+        return []
+    members = session.execute(select(User.id, User.team_id).where(User.organization_id == actor.organization_id, User.team_id.in_(targets)))
+    team_of = dict(members.all())
+    won: dict[int, Decimal] = defaultdict(Decimal)
+    for owner_id, amount in session.execute(
+        select(Opportunity.owner_id, func.sum(Opportunity.amount)).where(_closed_in(actor, period, team_of, ("won",))).group_by(Opportunity.owner_id)
+    ):
+        won[team_of[owner_id]] += Decimal(amount or 0)
+    return [TeamAttainment(tid, teams[tid], targets[tid], won[tid]) for tid in sorted(targets, key=lambda t: teams[t])]
+
+
+def _pro_rata(kind: str, start: date, target: Decimal, period: Period) -> Decimal:
+    """The part of a quota's target that falls in the period, by days of overlap (a to-date
+    period's partial last day as the fraction of it elapsed)."""
+    end = _quota_end(kind, start)
+    overlap = min(datetime.combine(end, time()), period.end_point) - datetime.combine(max(start, period.start), time())
+    if overlap <= timedelta(0):
+        return Decimal(0)
+    days = Decimal(overlap // timedelta(seconds=1)) / Decimal(86400)
+    return target * days / (end - start).days
+
+
+def _overlapping_quotas(actor: User, period: Period) -> ColumnElement[bool]:
+    # No quota period is longer than a year: those starting earlier cannot overlap.
+    return (Quota.organization_id == actor.organization_id) & (Quota.period_start < period.end) & (
+        Quota.period_start > period.start - timedelta(days=366))
+
+
+def quota_targets(session: Session, actor: User, period: Period, owners: list[int]) -> dict[tuple[int, str, str | None], Decimal]:
+    """Per (owner, metric, activity type): the target for the period, each quota counting pro
+    rata by its days of overlap with the period."""
+    targets: dict[tuple[int, str, str | None], Decimal] = defaultdict(Decimal)
+    for user_id, metric, activity_type, kind, start, target in session.execute(
+        select(Quota.user_id, Quota.metric, Quota.activity_type, Quota.period, Quota.period_start, Quota.target)
+        .where(_overlapping_quotas(actor, period), Quota.user_id.in_(owners))
+    ):
+        if (share := _pro_rata(kind, start, target, period)) > 0:
+            targets[(user_id, metric, activity_type)] += share
+    return targets
+
+
+def _won_by_owner(session: Session, actor: User, period: Period, owners: list[int]) -> dict[int, tuple[int, Decimal]]:
+    rows = session.execute(
+        select(Opportunity.owner_id, func.count(), func.sum(Opportunity.amount))
+        .where(_closed_in(actor, period, owners, ("won",)))
+        .group_by(Opportunity.owner_id)
+    )
+    won: dict[int, tuple[int, Decimal]] = defaultdict(lambda: (0, Decimal(0)))
+    for owner_id, count, amount in rows:
+        won[owner_id] = (count, Decimal(amount or 0))
+    return won
+
+
+@dataclass
+class LeaderboardRow:
+    rank: int
+    owner_id: int
+    name: str
+    won_amount: Decimal
+    won_deals: int
+    activities: int
+
+
+def leaderboard(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *,
+                people: list[User] | None = None, summary: list[RepActivity] | None = None) -> list[LeaderboardRow]:
+    """Won revenue and won deals per rep in the period, ranked; activity totals beside.
+    Equal revenue and deals share a rank."""
+    people = _people(session, actor, team_id, rep_id, people)
+    won = _won_by_owner(session, actor, period, [u.id for u in people])
+    totals = {row.owner_id: row.total for row in (summary if summary is not None else activity_summary(session, actor, period, people=people))}
+    ordered = sorted(people, key=lambda u: (-won[u.id][1], -won[u.id][0], u.name))
+    rows: list[LeaderboardRow] = []
+    for position, user in enumerate(ordered, start=1):
+        tied = rows and (rows[-1].won_amount, rows[-1].won_deals) == (won[user.id][1], won[user.id][0])
+        rows.append(LeaderboardRow(rows[-1].rank if tied else position, user.id, user.name, won[user.id][1], won[user.id][0],
+                                   totals.get(user.id, 0)))
+    return rows
