@@ -84,9 +84,11 @@ class TeamReport:
     notes = figure(note_quality)  # list[NoteQuality], for the CSV
     note_totals = figure(note_quality_totals)  # NoteQualityTotals, for the page
 
+    summary_before = figure(activity_summary, at="comparison")  # list[RepActivity], the comparison period's
+
     @cached_property
     def activity_before(self) -> dict[int, int]:  # owner → total activities in the comparison period
-        return {row.owner_id: row.total for row in figure(activity_summary, at="comparison").func(self)}
+        return {row.owner_id: row.total for row in self.summary_before}
 
     @cached_property
     def team_quota(self) -> list[TeamAttainment]:
