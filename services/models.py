@@ -454,6 +454,17 @@ class ActivityMonthRollup(RollupCounts, OrgScoped, Base):
     )
 
     month: Mapped[date] = mapped_column(Date)
+    # The month's count by local weekday, so that the weekday pattern reads months too.
+    on_mon: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    on_tue: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    on_wed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    on_thu: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    on_fri: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    on_sat: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    on_sun: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+WEEKDAY_COLUMNS = ("on_mon", "on_tue", "on_wed", "on_thu", "on_fri", "on_sat", "on_sun")  # Monday first, as date.weekday()
 
 
 class FollowUp(OrgScoped, Base):

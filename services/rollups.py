@@ -21,7 +21,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.models import Activity, ActivityMonthRollup, ActivityRollup, Organization
+from services.models import WEEKDAY_COLUMNS, Activity, ActivityMonthRollup, ActivityRollup, Organization
 from services.notes import is_flagged
 
 Key = tuple[int, date, str, str, str]  # owner, local day, type, direction, outcome
@@ -60,15 +60,20 @@ class RollupCounter:
         counts: Counter[Key] = Counter()
         minutes: Counter[Key] = Counter()
         flagged: Counter[Key] = Counter()
+        weekdays: Counter[tuple[Key, str]] = Counter()
         for key, count in self.counts.items():
             at = _at_grain(key, grain)
             counts[at] += count
             minutes[at] += self.minutes[key]
             flagged[at] += self.flagged[key]
+            weekdays[(at, WEEKDAY_COLUMNS[key[1].weekday()])] += count
         for key, count in counts.items():
             owner_id, when, kind, direction, outcome = key
-            yield {"organization_id": organization_id, "owner_id": owner_id, grain: when, "type": kind, "direction": direction,
+            row = {"organization_id": organization_id, "owner_id": owner_id, grain: when, "type": kind, "direction": direction,
                    "outcome": outcome, "count": count, "minutes": minutes[key], "flagged": flagged[key]}
+            if grain == "month":
+                row.update({column: weekdays[(key, column)] for column in WEEKDAY_COLUMNS})
+            yield row
 
 
 def count_activity(session: Session, organization: Organization, activity: Activity, sign: int) -> None:
@@ -78,10 +83,13 @@ def count_activity(session: Session, organization: Organization, activity: Activ
     )
     flagged = is_flagged(activity.checklist_questions, activity.checklist_answered)
     for model, grain in GRAINS:
-        _bump(session, organization.id, model, grain, _at_grain(key, grain), sign, activity.duration_minutes or 0, flagged)
+        _bump(session, organization.id, model, grain, key, sign, activity.duration_minutes or 0, flagged)
 
 
-def _bump(session: Session, organization_id: int, model: type, grain: str, key: Key, sign: int, duration: int, flagged: int) -> None:
+def _bump(session: Session, organization_id: int, model: type, grain: str, day_key: Key, sign: int, duration: int, flagged: int) -> None:
+    key = _at_grain(day_key, grain)
+    # The monthly grain also counts the activity under its local weekday.
+    weekday = WEEKDAY_COLUMNS[day_key[1].weekday()] if grain == "month" else None
     owner_id, when, kind, direction, outcome = key
     column = getattr(model, grain)
     match = (
@@ -89,6 +97,8 @@ def _bump(session: Session, organization_id: int, model: type, grain: str, key: 
         & (model.type == kind) & (model.direction == direction) & (model.outcome == outcome)
     )
     change = {"count": model.count + sign, "minutes": model.minutes + sign * duration, "flagged": model.flagged + sign * flagged}
+    if weekday:
+        change[weekday] = getattr(model, weekday) + sign
     for _attempt in range(3):
         if session.execute(update(model).where(match).values(**change)).rowcount:
             return
@@ -98,6 +108,7 @@ def _bump(session: Session, organization_id: int, model: type, grain: str, key: 
                 session.execute(insert(model).values(
                     organization_id=organization_id, owner_id=owner_id, type=kind, direction=direction, outcome=outcome,
                     count=max(sign, 0), minutes=max(sign, 0) * duration, flagged=max(sign, 0) * flagged, **{grain: when},
+                    **({weekday: max(sign, 0)} if weekday else {}),
                 ))
             return
         except IntegrityError:
@@ -128,9 +139,10 @@ def rollup_snapshot(session: Session, organization_id: int) -> set[tuple]:
     left out)."""
     found: set[tuple] = set()
     for model, grain in GRAINS:
+        weekdays = [getattr(model, column) for column in WEEKDAY_COLUMNS] if grain == "month" else []
         found |= {(grain, *row) for row in session.execute(
             select(model.owner_id, getattr(model, grain), model.type, model.direction, model.outcome, model.count, model.minutes,
-                   model.flagged)
+                   model.flagged, *weekdays)
             .where(model.organization_id == organization_id, model.count > 0)
         )}
     return found

@@ -496,7 +496,8 @@ def test_rollups_kept_in_step_equal_a_rebuild(session, world: World):
     # 23:30 UTC on the 19th is the 20th in Berlin: the rollup counts local days.
     # The call's note is empty against a two-question checklist: flagged, in both grains.
     assert ("day", world.rep.id, date(2026, 11, 20), "call", "outbound", "connected", 1, 12, 1) in maintained
-    assert ("month", world.rep.id, date(2026, 11, 1), "call", "outbound", "connected", 1, 12, 1) in maintained
+    # The month's row also counts it under its local weekday: 20 November 2026 is a Friday.
+    assert ("month", world.rep.id, date(2026, 11, 1), "call", "outbound", "connected", 1, 12, 1, 0, 0, 0, 0, 1, 0, 0) in maintained
     rebuild_rollups(session, session.get(type(world.org), world.org.id))
     session.commit()
     assert rollup_snapshot(session, world.org.id) == maintained
@@ -527,9 +528,12 @@ def test_rollups_rebuild_command(tmp_path, monkeypatch):
 # -- patterns, trends, leads, deals that need a look ---------------------------------------------
 
 
-def test_weekday_pattern_matches_the_raw_rows(demo_session, demo):
+@pytest.mark.parametrize("kind", ["last_quarter", "mid-month to mid-month"])
+def test_weekday_pattern_matches_the_raw_rows(demo_session, demo, kind):
+    """Whole months from the monthly rollups' weekday counts, edge days from the daily ones."""
     session = demo_session
-    period = period_for("last_quarter", TODAY, demo.organization.fiscal_year_start_month)
+    period = (Period(date(2025, 12, 10), date(2026, 3, 17)) if kind != "last_quarter"
+              else period_for("last_quarter", TODAY, demo.organization.fiscal_year_start_month))
     pattern = reports.weekday_pattern(session, demo, period)
     zone = ZoneInfo(demo.organization.time_zone)
     expected = defaultdict(lambda: [0] * 7)

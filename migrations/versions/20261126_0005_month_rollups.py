@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from alembic import op
 
+WEEKDAYS = ("on_mon", "on_tue", "on_wed", "on_thu", "on_fri", "on_sat", "on_sun")  # Monday first, as date.weekday()
+
 revision: str = "0005"
 down_revision: Union[str, Sequence[str], None] = "0004"
 branch_labels: Union[str, Sequence[str], None] = None
@@ -32,6 +34,7 @@ def upgrade() -> None:
         sa.Column("count", sa.Integer(), nullable=False),
         sa.Column("minutes", sa.Integer(), nullable=False),
         sa.Column("flagged", sa.Integer(), server_default="0", nullable=False),
+        *(sa.Column(column, sa.Integer(), server_default="0", nullable=False) for column in WEEKDAYS),
         sa.Column("organization_id", sa.Integer(), nullable=False),
         sa.CheckConstraint("count >= 0", name=op.f("ck_activity_month_rollups_count_not_negative")),
         sa.ForeignKeyConstraint(["organization_id"], ["organizations.id"], name=op.f("fk_activity_month_rollups_organization_id_organizations"),
@@ -54,17 +57,20 @@ def upgrade() -> None:
         return [sa.column(name, sa.Date()) if name == when else sa.column(name) for name in names]
 
     daily = sa.table("activity_rollups", *columns("day"))
-    monthly = sa.table("activity_month_rollups", *columns("month"))
+    monthly = sa.table("activity_month_rollups", *columns("month"), *(sa.column(column) for column in WEEKDAYS))
     counts: Counter = Counter()
     minutes: Counter = Counter()
     flagged: Counter = Counter()
+    weekdays: Counter = Counter()
     for org, owner, day, kind, direction, outcome, count, spent, marked in connection.execute(sa.select(daily)):
         key = (org, owner, day.replace(day=1), kind, direction, outcome)
         counts[key] += count
         minutes[key] += spent
         flagged[key] += marked
+        weekdays[(key, WEEKDAYS[day.weekday()])] += count
     rows = [{"organization_id": k[0], "owner_id": k[1], "month": k[2], "type": k[3], "direction": k[4], "outcome": k[5],
-             "count": n, "minutes": minutes[k], "flagged": flagged[k]} for k, n in counts.items()]
+             "count": n, "minutes": minutes[k], "flagged": flagged[k], **{column: weekdays[(k, column)] for column in WEEKDAYS}}
+            for k, n in counts.items()]
     for start in range(0, len(rows), 5_000):
         connection.execute(monthly.insert(), rows[start:start + 5_000])
 

@@ -14,7 +14,7 @@ from sqlalchemy import ColumnElement, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from services.errors import DomainError
-from services.models import Activity, ActivityMonthRollup, ActivityRollup, Opportunity, User
+from services.models import WEEKDAY_COLUMNS, Activity, ActivityMonthRollup, ActivityRollup, Opportunity, User
 from services.periods import Period, add_months
 from services.signals import is_attempt, is_contact
 from services.types import as_utc
@@ -150,12 +150,23 @@ def weekday_pattern(session: Session, actor: User, period: Period, team_id: int 
     """Activity counts by local weekday (Monday first), per rep."""
     people = [u.id for u in _people(session, actor, team_id, rep_id, people)]
     pattern = {owner_id: [0] * 7 for owner_id in people}
-    rows = list(session.execute(
-        select(ActivityRollup.owner_id, ActivityRollup.day, func.sum(ActivityRollup.count))
-        .where(ActivityRollup.organization_id == actor.organization_id, ActivityRollup.owner_id.in_(people),
-               ActivityRollup.day >= period.start, ActivityRollup.day < period.whole_days_end)
-        .group_by(ActivityRollup.owner_id, ActivityRollup.day)
-    ))
+    # Whole months from the monthly rollups' weekday counts, edge days from the daily rollups.
+    rows: list[Any] = []
+    for model, within in _rollup_grains(period):
+        if model is ActivityMonthRollup:
+            for owner_id, *by_weekday in session.execute(
+                select(model.owner_id, *(func.sum(getattr(model, column)) for column in WEEKDAY_COLUMNS))
+                .where(model.organization_id == actor.organization_id, model.owner_id.in_(people), within)
+                .group_by(model.owner_id)
+            ):
+                for weekday, count in enumerate(by_weekday):
+                    pattern[owner_id][weekday] += int(count or 0)
+        else:
+            rows += session.execute(
+                select(model.owner_id, model.day, func.sum(model.count))
+                .where(model.organization_id == actor.organization_id, model.owner_id.in_(people), within)
+                .group_by(model.owner_id, model.day)
+            ).all()
     if (partial := _partial_day(actor, period)) is not None and period.until is not None:
         rows += [(owner_id, period.until.date(), count) for owner_id, count in session.execute(
             select(Activity.owner_id, func.count())
