@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
@@ -100,12 +101,19 @@ def team_revenue_attainment(session: Session, actor: User, period: Period, team_
 def _pro_rata(kind: str, start: date, target: Decimal, period: Period) -> Decimal:
     """The part of a quota's target that falls in the period, by days of overlap (a to-date
     period's partial last day as the fraction of it elapsed)."""
+    days, length = _overlap(kind, start, period)
+    return target * days / length if days else Decimal(0)
+
+
+@lru_cache(maxsize=4096)
+def _overlap(kind: str, start: date, period: Period) -> tuple[Decimal, int]:
+    """Days of a quota period inside the report period, and the quota period's length. Every
+    rep's quota for a month shares them: worked out once per (period kind, start)."""
     end = _quota_end(kind, start)
     overlap = min(datetime.combine(end, time()), period.end_point) - datetime.combine(max(start, period.start), time())
     if overlap <= timedelta(0):
-        return Decimal(0)
-    days = Decimal(overlap // timedelta(seconds=1)) / Decimal(86400)
-    return target * days / (end - start).days
+        return Decimal(0), (end - start).days
+    return Decimal(overlap // timedelta(seconds=1)) / Decimal(86400), (end - start).days
 
 
 def _overlapping_quotas(actor: User, period: Period) -> ColumnElement[bool]:
