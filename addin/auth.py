@@ -44,11 +44,11 @@ class SignedIn(UserMixin):
         return getattr(self.user, name)
 
 
-def within_lifetime(signed_in_at: object, now: float | None = None) -> bool:
+def within_lifetime(signed_in_at: object) -> bool:
     """A sign-in is good for ``SESSION_MAX_HOURS`` from the moment the person signed in."""
     if not isinstance(signed_in_at, (int, float)) or isinstance(signed_in_at, bool):
         return False
-    age = (now or time.time()) - signed_in_at
+    age = time.time() - signed_in_at
     return 0 <= age <= current_app.config["SESSION_MAX_HOURS"] * 3600
 
 

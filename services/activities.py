@@ -20,7 +20,7 @@ from services.contacts import account_for_domain, contact_for_address
 from services import notes
 from services.errors import DomainError, Forbidden
 from services.rollups import count_activity
-from services.models import Account, Activity, ActivityParticipant, Contact, Lead, NoteChecklist, Opportunity, User
+from services.models import Account, Activity, ActivityParticipant, Contact, Lead, Opportunity, User
 from services.schemas import ActivitySchema, EmailItemSchema, MeetingItemSchema, NoteSchema, RatingSchema, load
 from services.text import domain_of, html_to_text, sanitize_html
 from services.types import localised, utcnow
@@ -72,8 +72,8 @@ def _log(session: Session, actor: User, values: dict[str, Any], now: datetime) -
     body_html = sanitize_html(values.get("body_html"))
     body_text = values.get("body_text") or html_to_text(body_html)
     # Only the type's own checklist questions count (a form may carry the other types' too).
-    all_checklists = checklists(session, org.id) if values["answers"] or values["type"] in notes.SCORED_TYPES else {}
-    questions = all_checklists.get(values["type"], []) if values["answers"] else []
+    all_checklists = notes.checklists(session, org.id) if values["answers"] or values["type"] in notes.SCORED_TYPES else {}
+    questions = all_checklists.get(values["type"], [])
     answers = {q: values["answers"][q].strip() for q in questions if (values["answers"].get(q) or "").strip()}
     if answers:
         # Checklist answers are part of the note a manager reads, question by question.
@@ -258,11 +258,3 @@ def rate_activity(session: Session, actor: User, activity_id: int, data: Mapping
     session.flush()
     record_event(session, actor, "rate", activity, before=before, after={"rating": activity.rating})
     return activity
-
-
-def checklists(session: Session, organization_id: int) -> dict[str, list[str]]:
-    """The organization's note checklists: activity type → the questions its notes answer."""
-    rows = session.execute(
-        select(NoteChecklist.activity_type, NoteChecklist.questions).where(NoteChecklist.organization_id == organization_id)
-    )
-    return {kind: list(questions or []) for kind, questions in rows}

@@ -16,6 +16,14 @@ from services.models import Activity, NoteChecklist, Organization
 SCORED_TYPES = ("call", "visit")  # the notes PRODUCT.md's note quality looks at
 
 
+def checklists(session: Session, organization_id: int) -> dict[str, list[str]]:
+    """The organization's note checklists: activity type → the questions its notes answer."""
+    rows = session.execute(
+        select(NoteChecklist.activity_type, NoteChecklist.questions).where(NoteChecklist.organization_id == organization_id)
+    )
+    return {kind: list(questions or []) for kind, questions in rows}
+
+
 def answered_questions(body_text: str | None, questions: list[str]) -> int:
     """How many of ``questions`` the note answers (a non-empty ``Question: answer`` line)."""
     answers: dict[str, str] = {}
@@ -41,8 +49,7 @@ def score(activity_type: str, body_text: str | None, checklists: dict[str, list[
 
 def score_notes(session: Session, organization: Organization) -> int:
     """Recompute the score of the organization's calls and visits; returns how many."""
-    checklists = {kind: list(questions or []) for kind, questions in session.execute(
-        select(NoteChecklist.activity_type, NoteChecklist.questions).where(NoteChecklist.organization_id == organization.id))}
+    asked = checklists(session, organization.id)
     rows = session.execute(
         select(Activity.id, Activity.type, Activity.body_text)
         .where(Activity.organization_id == organization.id, Activity.type.in_(SCORED_TYPES))
@@ -50,7 +57,7 @@ def score_notes(session: Session, organization: Organization) -> int:
     ).all()
     changes = []
     for activity_id, kind, body in rows:
-        questions, answered = score(kind, body, checklists)
+        questions, answered = score(kind, body, asked)
         changes.append({"id": activity_id, "checklist_questions": questions, "checklist_answered": answered})
     for start in range(0, len(changes), 5_000):
         session.execute(update(Activity), changes[start:start + 5_000])

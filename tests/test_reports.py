@@ -94,6 +94,8 @@ def test_a_to_date_period_counts_up_to_now_and_its_comparison_up_to_the_same_tim
     assert (rita.total, rita.minutes["call"], rita.contacts) == (1, 10, 1)
     assert report.activity_before[world.rep.id] == 1
     assert report.weekdays[world.rep.id][date(2026, 11, 26).weekday()] == 1
+    # Both calls' notes are empty against the call checklist: the one before 10:00 is flagged.
+    assert report.note_totals == reports.NoteQualityTotals(1, 1)
 
 
 def test_year_over_year_and_custom_ranges():

@@ -18,7 +18,7 @@ from werkzeug.wrappers import Response
 from addin import oidc
 from addin.database import commit, db, rollback
 from addin.views import actor, is_htmx, page_or_fragment
-from services.activities import checklists
+from services.notes import checklists
 from services.context import context_for_addresses
 from services.errors import DomainError
 

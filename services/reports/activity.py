@@ -86,11 +86,10 @@ def activity_summary(session: Session, actor: User, period: Period, team_id: int
             .where(model.organization_id == actor.organization_id, model.owner_id.in_(reps), within)
             .group_by(model.owner_id, model.type, model.direction, model.outcome)
         ).all()
-    if (partial := _partial_day(actor, period)) is not None:
+    if (partial := _partial_day(actor, period, reps)) is not None:
         rows += session.execute(
             select(Activity.owner_id, Activity.type, Activity.direction, Activity.outcome, func.count(), func.sum(Activity.duration_minutes))
-            .where(Activity.organization_id == actor.organization_id, Activity.deleted_at.is_(None), Activity.owner_id.in_(reps),
-                   Activity.occurred_at >= partial[0], Activity.occurred_at < partial[1])
+            .where(partial)
             .group_by(Activity.owner_id, Activity.type, Activity.direction, Activity.outcome)
         ).all()
     for owner_id, kind, direction, outcome, count, minutes in rows:
@@ -167,12 +166,9 @@ def weekday_pattern(session: Session, actor: User, period: Period, team_id: int 
                 .where(model.organization_id == actor.organization_id, model.owner_id.in_(people), within)
                 .group_by(model.owner_id, model.day)
             ).all()
-    if (partial := _partial_day(actor, period)) is not None and period.until is not None:
+    if (partial := _partial_day(actor, period, people)) is not None and period.until is not None:
         rows += [(owner_id, period.until.date(), count) for owner_id, count in session.execute(
-            select(Activity.owner_id, func.count())
-            .where(Activity.organization_id == actor.organization_id, Activity.deleted_at.is_(None), Activity.owner_id.in_(people),
-                   Activity.occurred_at >= partial[0], Activity.occurred_at < partial[1])
-            .group_by(Activity.owner_id)
+            select(Activity.owner_id, func.count()).where(partial).group_by(Activity.owner_id)
         )]
     for owner_id, day, count in rows:
         pattern[owner_id][day.weekday()] += int(count or 0)

@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.orm import Session
 
 from services.models import Activity, User
-from services.notes import SCORED_TYPES
+from services.notes import SCORED_TYPES, is_flagged
 from services.periods import Period
 from services.types import as_utc
 from services.reports.activity import _rollup_grains
@@ -34,7 +34,7 @@ class NoteQuality:
 
     @property
     def flagged(self) -> bool:
-        return self.questions > 0 and self.answered == 0
+        return bool(is_flagged(self.questions, self.answered))
 
 
 def _scored_notes(actor: User, period: Period, owners: Iterable[int]) -> ColumnElement[bool]:
@@ -79,10 +79,10 @@ def note_quality_totals(session: Session, actor: User, period: Period, team_id: 
             .where(model.organization_id == actor.organization_id, model.owner_id.in_(owners), model.type.in_(SCORED_TYPES), within)
         ).one()
         total, flagged = total + int(notes), flagged + int(marked)
-    if (partial := _partial_day(actor, period)) is not None:
+    if (partial := _partial_day(actor, period, owners)) is not None:
         notes, marked = session.execute(
             select(func.count(), func.coalesce(func.sum(case((_flagged(), 1), else_=0)), 0))
-            .where(_scored_notes(actor, period, owners), Activity.occurred_at >= partial[0])
+            .where(partial, Activity.type.in_(SCORED_TYPES))
         ).one()
         total, flagged = total + int(notes), flagged + int(marked)
     return NoteQualityTotals(total, flagged)

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from services.access import require_role
 from services.errors import Forbidden
-from services.models import Opportunity, Team, User
+from services.models import Activity, Opportunity, Team, User
 from services.periods import Period, comparison_for
 
 
@@ -46,14 +46,18 @@ def _in_period(column: ColumnElement, actor: User, period: Period) -> ColumnElem
     return (column >= start) & (column < end)
 
 
-def _partial_day(actor: User, period: Period) -> tuple[datetime, datetime] | None:
-    """A to-date period's last day, from its local midnight to the period's end, in UTC: the
-    part of the period the daily rollups cannot serve."""
+def _partial_day(actor: User, period: Period, owners: Iterable[int]) -> ColumnElement[bool] | None:
+    """The live activities of these owners on a to-date period's last day, from its local
+    midnight to the period's end: the part of the period the rollups cannot serve. None for a
+    period of whole days."""
     if period.until is None:
         return None
     zone = ZoneInfo(actor.organization.time_zone)
-    midnight = datetime.combine(period.until.date(), time(), tzinfo=zone)
-    return midnight.astimezone(timezone.utc), period.until.replace(tzinfo=zone).astimezone(timezone.utc)
+    midnight = datetime.combine(period.until.date(), time(), tzinfo=zone).astimezone(timezone.utc)
+    return (
+        (Activity.organization_id == actor.organization_id) & Activity.deleted_at.is_(None) & Activity.owner_id.in_(list(owners))
+        & (Activity.occurred_at >= midnight) & (Activity.occurred_at < period.until.replace(tzinfo=zone).astimezone(timezone.utc))
+    )
 
 
 def _closed_in(actor: User, period: Period, owners: Iterable[int], statuses: tuple[str, ...] = ("won", "lost")) -> ColumnElement[bool]:
