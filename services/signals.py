@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Iterable
+from typing import Any, Iterable, Protocol
 
 from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
@@ -54,9 +54,24 @@ class DealWarning:
     message: str
 
 
-def deal_warnings(
-    session: Session, organization: Organization, deals: Iterable[Opportunity], now: datetime
-) -> list[DealWarning]:
+class StageFacts(Protocol):
+    name: str
+    sla_days: int | None
+
+
+class DealFacts(Protocol):
+    """What the warnings read of a deal: an ``Opportunity``, or a plain row of its columns."""
+
+    id: int
+    status: str
+    created_at: datetime
+    stage_entered_at: datetime
+
+    @property
+    def stage(self) -> StageFacts: ...
+
+
+def deal_warnings(session: Session, organization: Organization, deals: Iterable[DealFacts], now: datetime) -> list[DealWarning]:
     open_deals = [deal for deal in deals if deal.status == "open"]
     if not open_deals:
         return []

@@ -123,10 +123,16 @@ class TeamReport:
         return [(row, conversion.get(row.stage_id)) for row in self.pipeline]
 
 
-    @property
+    @cached_property
     def activity_types(self) -> list[str]:
         """The activity types anyone in the report spent time on, for the time table."""
-        return sorted({kind for row in self.activity for kind in row.hours_by_type})
+        return sorted({kind for row in self.activity for kind, minutes in row.minutes.items() if minutes})
+
+    @cached_property
+    def time_table(self) -> list[tuple[str, list[float]]]:
+        """Per rep, hours spent on each of ``activity_types``, in that order."""
+        kinds = self.activity_types
+        return [(row.name, [row.minutes.get(kind, 0) / 60 for kind in kinds]) for row in self.activity]
 
     @property
     def activity_bars(self) -> list[tuple[str, list[tuple[str, int]]]]:

@@ -9,7 +9,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from services.deals import pipeline_stages
 from services.models import Account, Activity, FollowUp, Opportunity, Quota, Stage, StageChange, User
@@ -196,23 +196,44 @@ class DealAlert:
         return "; ".join(w.message for w in self.warnings)
 
 
+@dataclass(frozen=True)
+class _OpenDeal:
+    """The columns of an open deal that the alerts read (``services.signals.DealFacts``): rows,
+    not ORM objects, so that thousands of open deals cost one plain query."""
+
+    id: int
+    name: str
+    amount: Decimal
+    status: str
+    created_at: datetime
+    stage_entered_at: datetime
+    stage: Stage
+    account_name: str
+    owner_id: int
+
+
 SHOWN_ALERTS = 40  # the dashboard lists this many and says how many more the CSV holds
 
 
 def deal_alerts(session: Session, actor: User, now: datetime, team_id: int | None = None, rep_id: int | None = None, *, people: list[User] | None = None) -> list[DealAlert]:
     """The team's open deals that are going dark, stale or neglected (``services.signals``)."""
-    owners = [u.id for u in _people(session, actor, team_id, rep_id, people)]
-    deals = list(session.scalars(
-        select(Opportunity).where(
-            Opportunity.organization_id == actor.organization_id, Opportunity.deleted_at.is_(None), Opportunity.status == "open",
-            Opportunity.owner_id.in_(owners),
-        ).options(selectinload(Opportunity.stage), selectinload(Opportunity.owner), selectinload(Opportunity.account))
-    ))
+    owners = {u.id: u.name for u in _people(session, actor, team_id, rep_id, people)}
+    stages = {stage.id: stage for stage in pipeline_stages(session, actor.organization_id)}
+    deals = [
+        _OpenDeal(id, name, amount, status, as_utc(created_at), as_utc(entered_at), stages[stage_id], account_name, owner_id)
+        for id, name, amount, status, created_at, entered_at, stage_id, account_name, owner_id in session.execute(
+            select(Opportunity.id, Opportunity.name, Opportunity.amount, Opportunity.status, Opportunity.created_at,
+                   Opportunity.stage_entered_at, Opportunity.stage_id, Account.name, Opportunity.owner_id)
+            .join(Account, Account.id == Opportunity.account_id)
+            .where(Opportunity.organization_id == actor.organization_id, Opportunity.deleted_at.is_(None),
+                   Opportunity.status == "open", Opportunity.owner_id.in_(owners))
+        )
+    ]
     by_deal: dict[int, list[DealWarning]] = defaultdict(list)
     for warning in deal_warnings(session, actor.organization, deals, now):
         by_deal[warning.opportunity_id].append(warning)
     alerts = [
-        DealAlert(deal.id, deal.name, deal.account.name, deal.owner.name, deal.amount, sorted(by_deal[deal.id], key=lambda w: -w.days))
+        DealAlert(deal.id, deal.name, deal.account_name, owners[deal.owner_id], deal.amount, sorted(by_deal[deal.id], key=lambda w: -w.days))
         for deal in deals if deal.id in by_deal
     ]
     return sorted(alerts, key=lambda a: (-a.days, a.name, a.opportunity_id))
