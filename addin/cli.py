@@ -77,7 +77,7 @@ def demo_data(seed: int, scale: float, today: object, if_empty: bool) -> None:
     click.echo(json.dumps({"organization_id": summary.organization_id, "rows": summary.counts}))
 
 
-@click.command("manifest", help="Write the Outlook manifests for the backend at BASE_URL.")
+@click.command("manifest", help="Write the Outlook manifests and the Gmail deployment file for the backend at BASE_URL.")
 @click.option("--base-url", required=True, help="Where this backend is served, over HTTPS.")
 @click.option("--out", "out_dir", default="manifest", show_default=True, type=click.Path(file_okay=False))
 @with_appcontext

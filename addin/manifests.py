@@ -3,7 +3,11 @@
 The XML (add-in-only) manifest is what every Outlook installs today; the unified JSON
 manifest is Microsoft 365's newer form. Both name the same surfaces (read, compose, meeting
 organizer and attendee), the same pinnable task pane, and the app registration used for
-single sign-on. The Gmail deployment file will be written here too (its own issue).
+single sign-on.
+
+The Gmail add-on has no manifest file of its own: ``gmail_deployment`` is the deployment
+``gcloud workspace-add-ons deployments create`` takes (its ``addOns`` part is Google's
+``AddOns`` message), naming our HTTP endpoints and the narrowest scopes that work.
 """
 
 from __future__ import annotations
@@ -122,8 +126,47 @@ def outlook_json(base_url: str, addin_id: str, client_id: str) -> dict[str, Any]
     }
 
 
+# Only the open message, never the mailbox: the add-on runs (execute), reads the message the
+# user has open (readonly), sees a draft's recipients in compose (metadata, compose), and
+# learns who the user is (userinfo.email, for the user ID token).
+GMAIL_SCOPES = [
+    "https://www.googleapis.com/auth/gmail.addons.execute",
+    "https://www.googleapis.com/auth/gmail.addons.current.message.readonly",
+    "https://www.googleapis.com/auth/gmail.addons.current.message.metadata",
+    "https://www.googleapis.com/auth/gmail.addons.current.action.compose",
+    "https://www.googleapis.com/auth/userinfo.email",
+]
+
+
+def gmail_deployment(base_url: str) -> dict[str, Any]:
+    base = check_base_url(base_url)
+    logo = f"{base}/static/icons/icon-128.png"
+    return {
+        "oauthScopes": GMAIL_SCOPES,
+        "addOns": {
+            "common": {
+                "name": "Inbox CRM",
+                "logoUrl": logo,
+                "layoutProperties": {"primaryColor": "#0F6CBD"},
+                "useLocaleFromApp": True,
+                "homepageTrigger": {"runFunction": f"{base}/gmail/homepage", "enabled": True},
+                "openLinkUrlPrefixes": [f"{base}/"],
+            },
+            "gmail": {
+                "contextualTriggers": [{"unconditional": {}, "onTriggerFunction": f"{base}/gmail/message"}],
+                "composeTrigger": {
+                    "actions": [{"runFunction": f"{base}/gmail/compose", "label": "Inbox CRM", "logoUrl": logo}],
+                    "draftAccess": "METADATA",
+                },
+            },
+            "httpOptions": {"authorizationHeader": "SYSTEM_ID_TOKEN"},
+        },
+    }
+
+
 def write_manifests(base_url: str, out_dir: str, addin_id: str, client_id: str) -> list[str]:
-    """Write ``outlook/manifest.xml`` and ``outlook/manifest.json`` (with its two icons)."""
+    """Write ``outlook/manifest.xml`` and ``outlook/manifest.json`` (with its two icons), and
+    ``gmail/deployment.json``."""
     check_base_url(base_url)
     outlook = os.path.join(out_dir, "outlook")
     os.makedirs(outlook, exist_ok=True)
@@ -141,4 +184,11 @@ def write_manifests(base_url: str, out_dir: str, addin_id: str, client_id: str) 
     for source, target in (("icon-192.png", "color.png"), ("outline-32.png", "outline.png")):
         shutil.copyfile(os.path.join(icons, source), os.path.join(outlook, target))
         written.append(os.path.join(outlook, target))
+    gmail = os.path.join(out_dir, "gmail")
+    os.makedirs(gmail, exist_ok=True)
+    path = os.path.join(gmail, "deployment.json")
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(gmail_deployment(base_url), handle, indent=2)
+        handle.write("\n")
+    written.append(path)
     return written

@@ -25,6 +25,18 @@ on a fresh machine: SQLite in ``instance/``, the demo sign-in picker on.
 | ``INBOXCRM_SESSION_MAX_HOURS`` | 12                               | a sign-in's absolute lifetime: no session |
 |                           |                                       | or refreshed token outlives it            |
 | ``INBOXCRM_FRAME_ANCESTORS`` | Outlook on the web's hosts         | who may frame the pane (space-separated)  |
+| ``INBOXCRM_BASE_URL``     | the request's own URL                 | the public https base: the Gmail add-on's |
+|                           |                                       | endpoint URLs (token audiences), links    |
+| ``INBOXCRM_GOOGLE_SERVICE_ACCOUNT`` | unset (Gmail add-on off)    | the deployment's system service account   |
+|                           |                                       | (``projects.getAuthorization``)           |
+| ``INBOXCRM_GOOGLE_CLIENT_IDS`` | unset                            | the deployment's OAuth client id(s): the  |
+|                           |                                       | user ID token's audience                  |
+| ``INBOXCRM_GOOGLE_WORKSPACES`` | unset                            | ``WORKSPACE_DOMAIN=DOMAIN`` pairs (or one |
+|                           |                                       | domain for both): which organization each |
+|                           |                                       | Google Workspace signs in to              |
+| ``INBOXCRM_GOOGLE_AUDIENCE`` | unset                              | an extra accepted system-token audience   |
+| ``INBOXCRM_GOOGLE_JWKS_URL`` | Google's published keys            | where Google's signing keys are published |
+| ``INBOXCRM_GMAIL_API_URL`` | ``https://gmail.googleapis.com``     | the Gmail API's base URL                  |
 """
 
 from __future__ import annotations
@@ -76,6 +88,15 @@ def load_settings(config: MutableMapping[str, Any], instance_path: str) -> None:
     config["PROXIES"] = _count(env.get("INBOXCRM_PROXIES"), "INBOXCRM_PROXIES", 0)
     config["SESSION_MAX_HOURS"] = _count(env.get("INBOXCRM_SESSION_MAX_HOURS"), "INBOXCRM_SESSION_MAX_HOURS", 12)
     config["FRAME_ANCESTORS"] = (env.get("INBOXCRM_FRAME_ANCESTORS") or " ".join(OUTLOOK_HOSTS)).split()
+    config["BASE_URL"] = (env.get("INBOXCRM_BASE_URL") or "").rstrip("/")
+    # The Gmail add-on (HTTP runtime): on when the deployment's service account is named.
+    config["GOOGLE_SERVICE_ACCOUNT"] = env.get("INBOXCRM_GOOGLE_SERVICE_ACCOUNT", "").strip()
+    config["GOOGLE_CLIENT_IDS"] = [c.strip() for c in env.get("INBOXCRM_GOOGLE_CLIENT_IDS", "").split(",") if c.strip()]
+    config["GOOGLE_AUDIENCE"] = env.get("INBOXCRM_GOOGLE_AUDIENCE", "").strip() or None
+    config["GOOGLE_WORKSPACES"] = tenant_organizations(env.get("INBOXCRM_GOOGLE_WORKSPACES", ""), "INBOXCRM_GOOGLE_WORKSPACES",
+                                                       bare_domain=True)
+    config["GOOGLE_JWKS_URL"] = env.get("INBOXCRM_GOOGLE_JWKS_URL", "https://www.googleapis.com/oauth2/v3/certs")
+    config["GMAIL_API_URL"] = env.get("INBOXCRM_GMAIL_API_URL", "https://gmail.googleapis.com")
     # Flask-Limiter's counters: in memory for one process; redis://... for several workers.
     config["RATELIMIT_STORAGE_URI"] = env.get("RATELIMIT_STORAGE_URI", "memory://")
     config["SIGN_IN_RATE_LIMIT"] = env.get("INBOXCRM_SIGN_IN_RATE_LIMIT", "10 per minute")
@@ -98,17 +119,20 @@ def _count(value: str | None, name: str, default: int) -> int:
     return int(value)
 
 
-def tenant_organizations(value: str) -> dict[str, str]:
+def tenant_organizations(value: str, name: str = "INBOXCRM_MS_TENANTS", *, bare_domain: bool = False) -> dict[str, str]:
     """``INBOXCRM_MS_TENANTS``: ``tenant-id=northwind.example, other-id=contoso.example``. Each
-    allowed Microsoft tenant maps to the one organization that owns the domain; its tokens
-    sign in to that organization only."""
+    allowed Microsoft tenant (or Google Workspace domain) maps to the one organization that
+    owns the domain; its tokens sign in to that organization only. With ``bare_domain`` a
+    lone domain maps to itself (a Workspace domain that is the organization's own)."""
     tenants: dict[str, str] = {}
     for pair in value.split(","):
         if not pair.strip():
             continue
         tenant, sep, domain = (part.strip().lower() for part in pair.partition("="))
-        if not sep or not tenant or not domain:
-            raise RuntimeError(f"INBOXCRM_MS_TENANTS: write each tenant as TENANT_ID=DOMAIN, not {pair.strip()!r}")
+        if bare_domain and not sep:
+            domain = tenant
+        elif not sep or not tenant or not domain:
+            raise RuntimeError(f"{name}: write each as TENANT_ID=DOMAIN, not {pair.strip()!r}")
         tenants[tenant] = domain
     return tenants
 

@@ -14,7 +14,7 @@ from typing import Iterable
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from services.access import can_edit, can_read_content, get_scoped, visible_activities
+from services.access import can_edit, can_read_content, get_scoped, require_edit, visible_activities
 from services.activities import activity_by_external_id
 from services.contacts import account_for_domain
 from services.deals import pipeline_stages
@@ -208,7 +208,7 @@ def context_for_addresses(
         addresses=wanted,
         contacts=[_contact_card(c) for c in contacts],
         accounts=[_account_card(a) for a in accounts],
-        deals=[_deal_row(actor, d, now, [w for w in warnings if w.opportunity_id == d.id]) for d in deals],
+        deals=[deal_row(actor, d, now, [w for w in warnings if w.opportunity_id == d.id]) for d in deals],
         activities=[_activity_row(actor, a) for a in activities],
         follow_ups=[
             FollowUpRow(f.id, f.title, f.due_at, f.due_at < now, f.owner.name, can_edit(actor, f.owner)) for f in follow_ups
@@ -266,7 +266,7 @@ def _account_card(account: Account) -> AccountCard:
     )
 
 
-def _deal_row(actor: User, deal: Opportunity, now: datetime, warnings: list[DealWarning]) -> DealRow:
+def deal_row(actor: User, deal: Opportunity, now: datetime, warnings: list[DealWarning]) -> DealRow:
     return DealRow(
         deal.id,
         deal.name,
@@ -281,6 +281,25 @@ def _deal_row(actor: User, deal: Opportunity, now: datetime, warnings: list[Deal
         can_edit(actor, deal.owner),
         warnings,
     )
+
+
+def deal_row_for(session: Session, actor: User, deal_id: int, now: datetime | None = None) -> DealRow:
+    """One deal as the pane shows it, for an actor who may change it."""
+    now = now or utcnow()
+    deal = get_scoped(session, actor, Opportunity, deal_id, "deal")
+    require_edit(actor, deal.owner)
+    return deal_row(actor, deal, now, deal_warnings(session, actor.organization, [deal], now))
+
+
+def open_deals_of(session: Session, actor: User, limit: int = 200) -> list[Opportunity]:
+    """The actor's own open deals, newest first."""
+    return list(session.scalars(
+        select(Opportunity)
+        .where(Opportunity.organization_id == actor.organization_id, Opportunity.owner_id == actor.id,
+               Opportunity.status == "open", Opportunity.deleted_at.is_(None))
+        .options(selectinload(Opportunity.stage), selectinload(Opportunity.owner), selectinload(Opportunity.account))
+        .order_by(Opportunity.created_at.desc()).limit(limit)
+    ))
 
 
 def _activity_row(actor: User, activity: Activity) -> ActivityRow:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Mapping
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.access import get_scoped, require_edit
@@ -46,3 +47,13 @@ def complete_follow_up(session: Session, actor: User, follow_up_id: int, *, now:
     session.flush()
     record_event(session, actor, "complete", follow_up, before=before, after=snapshot(follow_up, FOLLOW_UP_FIELDS))
     return follow_up
+
+
+def open_follow_ups(session: Session, actor: User, limit: int = 20) -> list[FollowUp]:
+    """The actor's own follow-ups not done yet, soonest due first."""
+    return list(session.scalars(
+        select(FollowUp)
+        .where(FollowUp.organization_id == actor.organization_id, FollowUp.owner_id == actor.id, FollowUp.done_at.is_(None),
+               FollowUp.deleted_at.is_(None))
+        .order_by(FollowUp.due_at).limit(limit)
+    ))

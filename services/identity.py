@@ -89,7 +89,9 @@ class RemoteKeys:
             raise KeysUnavailable(f"{self.url}: {error!r}") from error
 
 
-def verify_microsoft_token(token: str, rules: MicrosoftRules, keys: RemoteKeys, now: int | None = None) -> dict[str, Any]:
+def _signed_claims(token: str, keys: RemoteKeys) -> dict[str, Any]:
+    """The claims of an RS256 JWT whose signature one of ``keys`` verifies (nothing else
+    checked yet); ``none``, HMAC and anything that is not a JWT refused."""
     try:
         header = json.loads(_b64(token.split(".")[0]))
     except (ValueError, IndexError) as error:
@@ -103,7 +105,13 @@ def verify_microsoft_token(token: str, rules: MicrosoftRules, keys: RemoteKeys, 
         decoded = jwt.decode(token, keys.key_set(kid if isinstance(kid, str) else None), algorithms=["RS256"])
     except (JoseError, ValueError, TypeError) as error:
         raise TokenRejected(f"signature: {error}") from error
-    claims = decoded.claims
+    if not isinstance(decoded.claims, dict):
+        raise TokenRejected("the claims are not an object")
+    return decoded.claims
+
+
+def verify_microsoft_token(token: str, rules: MicrosoftRules, keys: RemoteKeys, now: int | None = None) -> dict[str, Any]:
+    claims = _signed_claims(token, keys)
     tenant = str(claims.get("tid", ""))
     if tenant.lower() not in rules.tenants:
         raise TokenRejected(f"tenant {tenant!r} is not allowed")
@@ -123,6 +131,65 @@ def verify_microsoft_token(token: str, rules: MicrosoftRules, keys: RemoteKeys, 
     if rules.scope not in str(claims.get("scp", "")).split():
         raise TokenRejected(f"scope {rules.scope!r} missing")
     return claims
+
+
+# -- Google: the Gmail add-on's requests ------------------------------------------------------------
+
+GOOGLE_ISSUERS = ["https://accounts.google.com", "accounts.google.com"]
+
+
+@dataclass
+class GoogleRules:
+    """What a Gmail add-on request must carry (``verify_addon_request``)."""
+
+    service_account: str  # the deployment's system service account: the system token's ``email``
+    client_ids: list[str]  # the deployment's OAuth client id: the user ID token's ``aud``
+    workspaces: dict[str, str]  # Google Workspace domain (``hd``) → a domain of the one organization it signs in to
+    audience: str | None = None  # a configured audience accepted for the system token besides the endpoint URL
+
+
+def verify_google_token(token: str, audiences: list[str], keys: RemoteKeys, now: int | None = None) -> dict[str, Any]:
+    """A Google-signed ID token: signature by Google's published keys, issuer, audience,
+    expiry (small leeway), an ``email`` that Google verified."""
+    claims = _signed_claims(token, keys)
+    registry = jwt.JWTClaimsRegistry(
+        now=now, leeway=LEEWAY_SECONDS,
+        iss={"essential": True, "values": GOOGLE_ISSUERS},
+        aud={"essential": True, "values": audiences},
+        exp={"essential": True},
+        sub={"essential": True},
+        email={"essential": True},
+    )
+    try:
+        registry.validate(claims)
+    except JoseError as error:
+        raise TokenRejected(f"claims: {error}") from error
+    if claims.get("email_verified") not in (True, "true"):
+        raise TokenRejected("the email is not verified")
+    return claims
+
+
+def verify_addon_request(system_token: str, user_token: str, endpoint_url: str, rules: GoogleRules, keys: RemoteKeys,
+                         now: int | None = None) -> dict[str, Any]:
+    """A Gmail add-on request: the bearer is the add-on's system ID token, made out to this very
+    endpoint (a token for another endpoint is refused) and to the deployment's service
+    account; the user is the one the user ID token names. Returns the user's claims."""
+    audiences = [endpoint_url] + ([rules.audience] if rules.audience else [])
+    system = verify_google_token(system_token, audiences, keys, now)
+    if not rules.service_account or str(system.get("email", "")).lower() != rules.service_account.lower():
+        raise TokenRejected("the system token is not the add-on's service account")
+    return verify_google_token(user_token, rules.client_ids, keys, now)
+
+
+def user_for_google_claims(session: Session, claims: dict[str, Any], workspaces: dict[str, str]) -> User | None:
+    """The user a Gmail add-on's user ID token names: by Google's ``sub`` once linked, the first
+    time by the verified address, within the one organization its Workspace domain maps to."""
+    address = normalise_address(str(claims.get("email", "")))
+    workspace = str(claims.get("hd") or domain_of(address)).lower()
+    if workspace not in workspaces:
+        return None
+    return user_for_identity_claims(session, "google", GOOGLE_ISSUERS[0], str(claims["sub"]), address,
+                                    organization_domain=workspaces[workspace])
 
 
 def user_for_microsoft_claims(session: Session, claims: dict[str, Any], tenants: dict[str, str]) -> User | None:

@@ -535,3 +535,12 @@ class AuditEvent(OrgScoped, Base):
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class HandoffUse(Base):
+    """A used "Open full panel" link (its random id): each link signs in once."""
+
+    __tablename__ = "handoff_uses"
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    used_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -30,10 +30,10 @@ class RecordIdConverter(BaseConverter):
 
 
 def register(app: Flask) -> None:
-    from addin.routes import activities, admin, audit, auth, contacts, deals, followups, health, pane, preview, reports
+    from addin.routes import activities, admin, audit, auth, contacts, deals, followups, gmail, health, pane, preview, reports
 
     app.url_map.converters["id"] = RecordIdConverter
-    for module in (auth, health, pane, preview, contacts, deals, activities, followups, audit, admin, reports):
+    for module in (auth, health, pane, preview, contacts, deals, activities, followups, audit, admin, reports, gmail):
         app.register_blueprint(module.bp)
 
     @app.errorhandler(DomainError)

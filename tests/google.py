@@ -1,0 +1,167 @@
+"""Google, played on loopback for the Gmail add-on's tests.
+
+* ``GoogleKeys`` publishes a JWKS the way ``www.googleapis.com/oauth2/v3/certs`` does and
+  signs ID tokens with the private half: the add-on's system token and the user's ID token.
+* ``GmailApi`` answers ``GET /gmail/v1/users/me/messages/{id}?format=full`` as Google
+  documents the resource (payload, headers, nested parts, base64url bodies), only for the
+  expected OAuth token and message access token; some ids answer errors or hang.
+* ``check_cards`` parses every card of an add-on response strictly as
+  ``google.apps.card_v1.Card`` (unknown fields rejected).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+from google.apps.card_v1 import Card
+from google.protobuf import json_format
+from joserfc import jwt
+from joserfc.jwk import RSAKey
+
+BASE_URL = "https://crm.test"
+SERVICE_ACCOUNT = "service-123456789@gcp-sa-gsuiteaddons.iam.gserviceaccount.com"
+CLIENT_ID = "123456789-addon.apps.googleusercontent.com"
+OAUTH_TOKEN = "ya29.user-oauth-token"
+ACCESS_TOKEN = "message-access-token"
+
+
+class _Server:
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class GoogleKeys(_Server):
+    def __init__(self) -> None:
+        self.key = RSAKey.generate_key(2048, parameters={"kid": "google-1", "use": "sig"})
+        body = json.dumps({"keys": [self.key.as_dict(private=False)]}).encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's spelling
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        super().__init__(Handler)
+        self.jwks_url = f"{self.url}/oauth2/v3/certs"
+
+    def sign(self, claims: dict[str, Any], key: RSAKey | None = None) -> str:
+        return jwt.encode({"alg": "RS256", "kid": "google-1"}, claims, key or self.key)
+
+    def system_token(self, path: str, **overrides: Any) -> str:
+        now = int(time.time())
+        claims = {"iss": "https://accounts.google.com", "aud": f"{BASE_URL}{path}", "sub": "1044", "email": SERVICE_ACCOUNT,
+                  "email_verified": True, "iat": now, "exp": now + 3600, **overrides}
+        return self.sign({k: v for k, v in claims.items() if v is not None})
+
+    def user_token(self, email: str, **overrides: Any) -> str:
+        now = int(time.time())
+        claims = {"iss": "https://accounts.google.com", "aud": CLIENT_ID, "sub": f"sub-{email}", "email": email,
+                  "email_verified": True, "hd": email.split("@")[-1], "iat": now, "exp": now + 3600, **overrides}
+        return self.sign({k: v for k, v in claims.items() if v is not None})
+
+
+def b64url(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def gmail_resource(message_id: str, headers: dict[str, str], parts: dict[str, Any]) -> dict[str, Any]:
+    return {"id": message_id, "threadId": f"t-{message_id}", "labelIds": ["INBOX"], "snippet": "",
+            "internalDate": "1763650800000", "payload": {**parts, "headers": [{"name": k, "value": v} for k, v in headers.items()]}}
+
+
+class GmailApi(_Server):
+    """Messages by id; ``slow`` hangs past the client's time-out, ``broken`` answers 500,
+    ``junk`` answers HTML."""
+
+    def __init__(self) -> None:
+        self.messages: dict[str, dict[str, Any]] = {}
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                parts = urlsplit(self.path)
+                api.requests.append((self.path, dict(self.headers)))
+                message_id = parts.path.rsplit("/", 1)[-1]
+                if not parts.path.startswith("/gmail/v1/users/me/messages/"):
+                    return self._answer(404, {"error": {"code": 404, "message": "Not Found"}})
+                if (self.headers.get("Authorization") != f"Bearer {OAUTH_TOKEN}"
+                        or self.headers.get("X-Goog-Gmail-Access-Token") != ACCESS_TOKEN):
+                    return self._answer(401, {"error": {"code": 401, "message": "Request had invalid authentication credentials."}})
+                if message_id == "slow":
+                    time.sleep(2)
+                    return self._answer(200, {})
+                if message_id == "broken":
+                    return self._answer(500, {"error": {"code": 500, "message": "Backend Error"}})
+                if message_id == "junk":
+                    body = b"<html>nope</html>"
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/html")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return None
+                if message_id not in api.messages:
+                    return self._answer(404, {"error": {"code": 404, "message": "Requested entity was not found."}})
+                return self._answer(200, api.messages[message_id])
+
+            def _answer(self, status: int, body: Any) -> None:
+                data = json.dumps(body).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json; charset=UTF-8")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (the time-out case)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        super().__init__(Handler)
+
+
+def cards_of(response: Any) -> list[dict[str, Any]]:
+    """Every card an add-on response shows (pushed or updated)."""
+    found = []
+    if isinstance(response, dict):
+        for key, value in response.items():
+            if key in ("pushCard", "updateCard"):
+                found.append(value)
+            else:
+                found += cards_of(value)
+    elif isinstance(response, list):
+        for value in response:
+            found += cards_of(value)
+    return found
+
+
+def check_cards(response: dict[str, Any]) -> list[dict[str, Any]]:
+    """Parse every card of a response strictly as ``google.apps.card_v1.Card``."""
+    found = cards_of(response)
+    for made in found:
+        json_format.Parse(json.dumps(made), Card.pb()(), ignore_unknown_fields=False)
+    return found
+
+
+def texts(response: Any) -> str:
+    """All the words a response shows, for assertions."""
+    return json.dumps(response, ensure_ascii=False)
