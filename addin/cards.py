@@ -229,7 +229,7 @@ def message_card(ctx: CardContext, message: GmailMessage, context: PaneContext, 
     if context.contacts or context.accounts:
         link = _link_parameters(context)
         sections.append(section([
-            text_input("note", "Note", multiline=True, hint="Private to your team"),
+            text_input("note", "Note", multiline=True, hint="Your team reads it with the account"),
             buttons(button("Add note", ctx.action("note", **link))),
             text_input("follow_up", "Follow-up", hint="e.g. Send the revised quote"),
             date_time("due", "Due"),

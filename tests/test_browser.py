@@ -100,3 +100,56 @@ def test_manager_drills_from_team_to_an_account_timeline_and_back(browser, live_
     shot(page, "manager-timeline")
     pane.get_by_role("button", name="← Back to the email").click()
     pane.locator(".contact h2", has_text="Ann Buyer").wait_for()
+
+
+def test_preview_plays_the_gmail_add_on_from_its_own_card_json(browser, live_url, app, app_world: World):
+    """A newcomer tries the Gmail add-on with no Google account: the preview draws the cards the
+    add-on answers, and its buttons post the same action events back."""
+    page = sign_in_to_preview(browser, live_url, app_world, width=1280)
+    page.get_by_role("tab", name="Gmail add-on").click()
+    gmail = page.locator("#gmail-panel")
+    gmail.get_by_text("Ann Buyer").first.wait_for()
+    assert page.locator("#taskpane").is_hidden()
+    assert "Reefer contract" in gmail.inner_text()
+    shot(page, "preview-gmail-message")
+
+    gmail.get_by_role("button", name="Log this email").click()
+    gmail.get_by_text("This email is logged.").wait_for()
+    assert "Email logged." in gmail.locator(".card-status").inner_text()
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        logged = session.scalars(select(Activity)).one()
+        assert logged.source == "gmail" and logged.direction == "inbound"
+
+    # A note through the card's own form; then into the deal card and back.
+    gmail.locator("textarea[data-name=note]").fill("Wants 12 reefers in March")
+    gmail.get_by_role("button", name="Add note").click()
+    gmail.locator(".card-status", has_text="Note added.").wait_for()
+    gmail.get_by_role("button", name="Change").first.click()
+    gmail.get_by_text("Move to").wait_for()
+    gmail.locator("select[data-name=stage]").select_option("lost")
+    gmail.get_by_role("button", name="Save stage").click()
+    gmail.locator(".card-status", has_text="Say why the deal was lost.").wait_for()
+    gmail.get_by_role("button", name="← Back").click()
+    gmail.get_by_role("button", name="Log this email").or_(gmail.get_by_text("This email is logged.")).first.wait_for()
+    shot(page, "preview-gmail-after-actions")
+
+    # Card text is drawn as text: a mail's markup never becomes elements.
+    assert gmail.locator("script, img, iframe").count() == 0
+    # Outlook again: the same store, the log shows there too.
+    page.get_by_role("tab", name="Outlook pane").click()
+    page.frame_locator("#taskpane").locator(".logged").wait_for()
+
+
+def test_preview_gmail_homepage_for_a_manager_drills_down(browser, live_url, app, app_world: World):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{live_url}/preview?host=gmail")
+    page.select_option("#user_id", str(app_world.manager.id))
+    page.click("text=Switch")
+    page.goto(f"{live_url}/preview?host=gmail")
+    gmail = page.locator("#gmail-panel")
+    gmail.get_by_role("button", name="Home").click()
+    gmail.get_by_text("Your team").wait_for()
+    gmail.locator(".card-link", has_text="Rita Rep").click()
+    gmail.locator(".card-link", has_text="Acme Freight").first.click()
+    gmail.get_by_text("Timeline").first.wait_for()
+    shot(page, "preview-gmail-manager")

@@ -344,6 +344,7 @@
         (selected.to.length ? " to " + selected.to.join(", ") : "");
       document.getElementById("reading-body").textContent = selected.body_text;
       send();
+      document.dispatchEvent(new CustomEvent("inboxcrm:item", { detail: selected }));
     }
 
     mailbox.addEventListener("click", function (event) {
