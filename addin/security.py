@@ -15,9 +15,10 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Callable
 
-from flask import Flask, Response, request
+from flask import Flask, Response, current_app, jsonify, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import current_user
@@ -26,7 +27,9 @@ from flask_wtf.csrf import CSRFProtect
 
 from addin.auth import expired_bearer, signed_in_by_bearer
 from services.errors import DomainError
+from services.identity import KeysUnavailable, RemoteKeys, TokenRejected
 
+log = logging.getLogger(__name__)
 csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
 talisman = Talisman()
@@ -54,6 +57,21 @@ def token_endpoint(view: Callable[..., Any]) -> Callable[..., Any]:
     is involved, so there is nothing for a cross-site request to ride on."""
     view.csrf_exempt = True  # type: ignore[attr-defined]
     return view
+
+
+def verify_with_keys(name: str, url: str, verify: Callable[[RemoteKeys], dict[str, Any]], what: str,
+                     refusal: str) -> dict[str, Any] | tuple[Response, int]:
+    """Check a token signed by an identity provider with its published keys (kept per app,
+    under ``name``): the claims, or the JSON answer to give (401 refused, 503 no keys)."""
+    keys = current_app.extensions.setdefault(name, RemoteKeys(url))
+    try:
+        return verify(keys)
+    except TokenRejected as error:
+        log.info("%s refused: %s", what, error)
+        return jsonify(error=refusal), 401
+    except KeysUnavailable:
+        log.exception("%s: the signing keys could not be fetched", what)
+        return jsonify(error="Sign-in is unavailable right now; try again shortly."), 503
 
 
 def submitted_account() -> str:

@@ -151,6 +151,9 @@ def main() -> None:
 
     floor = "/healthz"
     floor_seconds = timed(lambda: client.get(floor), 50)
+    from bench.gmail import measure as gmail_cards
+
+    cards = gmail_cards(app, floor_seconds * 1000)
     result = {
         "backend": engine.dialect.name,
         "scale": args.scale,
@@ -166,6 +169,7 @@ def main() -> None:
         "dashboard_statements": dashboard_statements,
         "csv_export_statements": export_statements,
         "bare_route_ms": round(floor_seconds * 1000, 2),
+        **cards,
         "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
     text = json.dumps(result, indent=2)

@@ -110,24 +110,28 @@ def _signed_claims(token: str, keys: RemoteKeys) -> dict[str, Any]:
     return decoded.claims
 
 
+def _validate(claims: dict[str, Any], now: int | None, issuers: list[str], audiences: list[str], *required: str) -> dict[str, Any]:
+    """The registered claims checked: issuer and audience among those given, unexpired (and
+    not used before ``nbf``) with a small leeway, and ``required`` present."""
+    registry = jwt.JWTClaimsRegistry(
+        now=now, leeway=LEEWAY_SECONDS,
+        iss={"essential": True, "values": issuers}, aud={"essential": True, "values": audiences}, exp={"essential": True},
+        **{name: {"essential": True} for name in required},
+    )
+    try:
+        registry.validate(claims)
+    except JoseError as error:
+        raise TokenRejected(f"claims: {error}") from error
+    return claims
+
+
 def verify_microsoft_token(token: str, rules: MicrosoftRules, keys: RemoteKeys, now: int | None = None) -> dict[str, Any]:
     claims = _signed_claims(token, keys)
     tenant = str(claims.get("tid", ""))
     if tenant.lower() not in rules.tenants:
         raise TokenRejected(f"tenant {tenant!r} is not allowed")
     issuers = [f"{rules.authority}/{tenant}/v2.0", f"https://sts.windows.net/{tenant}/"]
-    registry = jwt.JWTClaimsRegistry(
-        now=now,
-        leeway=LEEWAY_SECONDS,
-        iss={"essential": True, "values": issuers},
-        aud={"essential": True, "values": rules.audiences},
-        exp={"essential": True},
-        oid={"essential": True},
-    )
-    try:
-        registry.validate(claims)
-    except JoseError as error:
-        raise TokenRejected(f"claims: {error}") from error
+    _validate(claims, now, issuers, rules.audiences, "oid")
     if rules.scope not in str(claims.get("scp", "")).split():
         raise TokenRejected(f"scope {rules.scope!r} missing")
     return claims
@@ -151,19 +155,7 @@ class GoogleRules:
 def verify_google_token(token: str, audiences: list[str], keys: RemoteKeys, now: int | None = None) -> dict[str, Any]:
     """A Google-signed ID token: signature by Google's published keys, issuer, audience,
     expiry (small leeway), an ``email`` that Google verified."""
-    claims = _signed_claims(token, keys)
-    registry = jwt.JWTClaimsRegistry(
-        now=now, leeway=LEEWAY_SECONDS,
-        iss={"essential": True, "values": GOOGLE_ISSUERS},
-        aud={"essential": True, "values": audiences},
-        exp={"essential": True},
-        sub={"essential": True},
-        email={"essential": True},
-    )
-    try:
-        registry.validate(claims)
-    except JoseError as error:
-        raise TokenRejected(f"claims: {error}") from error
+    claims = _validate(_signed_claims(token, keys), now, GOOGLE_ISSUERS, audiences, "sub", "email")
     if claims.get("email_verified") not in (True, "true"):
         raise TokenRejected("the email is not verified")
     return claims

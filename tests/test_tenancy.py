@@ -22,7 +22,7 @@ from tests.factories import World
 # Strings that exist only in our organization: none may reach the other one.
 # Path arguments that name no record (a sign-in provider, a dashboard table): what is behind
 # them is the caller's own organization's.
-NAMES = {"provider": "google", "table": "alerts"}
+NAMES = {"provider": "google", "table": "alerts", "name": "deal"}  # "name": a Gmail add-on action
 SECRETS = ["Reefer contract", "Ann Buyer", "Acme Freight Denver", "Rita Rep", "SECRET-ACTIVITY", "SECRET-FOLLOW-UP", "northwind.test"]
 
 

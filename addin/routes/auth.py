@@ -26,14 +26,11 @@ from werkzeug.wrappers import Response
 from addin import oidc
 from addin.auth import SIGNED_IN_AT, end_sessions, signed_in_by_bearer, start_session
 from addin.database import db, writes
-from addin.security import limiter, submitted_account, token_endpoint
+from addin.security import limiter, submitted_account, token_endpoint, verify_with_keys
 from addin.tokens import issue_token
 from addin.views import actor, is_htmx
 from services.identity import (
-    KeysUnavailable,
     MicrosoftRules,
-    RemoteKeys,
-    TokenRejected,
     user_for_microsoft_claims,
     user_for_oidc_claims,
     verify_microsoft_token,
@@ -135,16 +132,11 @@ def office_token() -> tuple[Response, int]:
     token = data.get("token") if isinstance(data, dict) else None
     if not isinstance(token, str) or not token or len(token) > 16_384:
         return _error("Send the access token as {\"token\": \"...\"}.", 400)
-    keys = current_app.extensions.setdefault("inboxcrm.ms_keys", RemoteKeys(config["MS_JWKS_URL"]))
     rules = MicrosoftRules(config["MS_AUDIENCES"], config["MS_TENANTS"], config["MS_SCOPE"])
-    try:
-        claims = verify_microsoft_token(token, rules, keys)
-    except TokenRejected as error:
-        log.info("Office token refused: %s", error)
-        return _error("That sign-in token is not valid here.", 401)
-    except KeysUnavailable:
-        log.exception("Microsoft's signing keys could not be fetched")
-        return _error("Sign-in is unavailable right now; try again shortly.", 503)
+    claims = verify_with_keys("inboxcrm.ms_keys", config["MS_JWKS_URL"], lambda keys: verify_microsoft_token(token, rules, keys),
+                              "An Office token", "That sign-in token is not valid here.")
+    if not isinstance(claims, dict):
+        return claims
     user = user_for_microsoft_claims(db(), claims, config["MS_TENANTS"])
     db().commit()  # a link made, or a refusal audited
     if user is None:

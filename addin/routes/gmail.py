@@ -14,7 +14,6 @@ preview mailbox in place of the Gmail API, so the add-on can be tried with no Go
 
 from __future__ import annotations
 
-import logging
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -30,14 +29,14 @@ from werkzeug.wrappers import Response
 from addin import cards
 from addin.auth import start_session
 from addin.database import commit, db, rollback, writes
-from addin.security import limiter, token_endpoint
+from addin.security import limiter, token_endpoint, verify_with_keys
 from addin.views import actor
 from services import activities, contacts, deals, followups
 from services.context import PaneContext, account_timeline, context_for_addresses, deal_row, deal_row_for, open_deals_of
 from services.deals import pipeline_stages
 from services.errors import DomainError, NotFound
 from services.gmail import GmailMessage, GmailUnavailable, fetch_message
-from services.identity import GoogleRules, KeysUnavailable, RemoteKeys, TokenRejected, user_for_google_claims, verify_addon_request
+from services.identity import GoogleRules, user_for_google_claims, verify_addon_request
 from services.models import HandoffUse, User
 from services.periods import local_today
 from services.preview import sample_mailbox
@@ -46,7 +45,6 @@ from services.signals import deal_warnings
 from services.types import utcnow
 
 bp = Blueprint("gmail", __name__)
-log = logging.getLogger(__name__)
 
 HANDOFF_SECONDS = 120
 MAX_EVENT_BYTES = 256 * 1024
@@ -336,16 +334,12 @@ def _google_request(kind: str, name: str) -> tuple[Response, int] | Response:
     user_token = auth.get("userIdToken") if isinstance(auth, dict) else None
     if not system_token or not isinstance(user_token, str) or not user_token or len(system_token) + len(user_token) > 32_768:
         return _refused("Google's ID tokens are missing.", 401)
-    keys = current_app.extensions.setdefault("inboxcrm.google_keys", RemoteKeys(config["GOOGLE_JWKS_URL"]))
     rules = GoogleRules(config["GOOGLE_SERVICE_ACCOUNT"], config["GOOGLE_CLIENT_IDS"], config["GOOGLE_WORKSPACES"], config["GOOGLE_AUDIENCE"])
-    try:
-        claims = verify_addon_request(system_token, user_token, base_url() + request.path, rules, keys)
-    except TokenRejected as error:
-        log.info("Gmail add-on request refused: %s", error)
-        return _refused("The request is not signed by Google for this add-on.", 401)
-    except KeysUnavailable:
-        log.exception("Google's signing keys could not be fetched")
-        return _refused("The add-on is unavailable right now; try again shortly.", 503)
+    claims = verify_with_keys("inboxcrm.google_keys", config["GOOGLE_JWKS_URL"],
+                              lambda keys: verify_addon_request(system_token, user_token, base_url() + request.path, rules, keys),
+                              "A Gmail add-on request", "The request is not signed by Google for this add-on.")
+    if not isinstance(claims, dict):
+        return claims
     try:
         parameters, inputs, gmail, time_zone = read_event(raw)
     except BadEvent as error:
@@ -385,12 +379,13 @@ def action(name: str):
 # -- the preview plays the same handlers ---------------------------------------------------------
 
 
-@bp.post("/preview/gmail/<kind>/<name>")
+@bp.post("/preview/gmail/trigger/<name>", defaults={"kind": "trigger"})
+@bp.post("/preview/gmail/action/<name>", defaults={"kind": "action"})
 @login_required
 def preview(kind: str, name: str):
     """The preview's Gmail side panel: the same handlers, for the signed-in user, with the
     preview mailbox as the message source (no Google account, no Gmail API)."""
-    if (kind == "trigger" and name not in TRIGGERS) or (kind == "action" and name not in ACTIONS) or kind not in ("trigger", "action"):
+    if name not in (TRIGGERS if kind == "trigger" else ACTIONS):
         return _refused("No such trigger or action.", 404)
     try:
         parameters, inputs, gmail, time_zone = read_event(request.get_json(silent=True))

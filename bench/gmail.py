@@ -1,0 +1,68 @@
+"""Benchmark: the Gmail add-on's homepage and message cards, end to end through the app (both
+of Google's ID tokens verified against a local key server, the message read from a local
+Gmail API), as medians beside the bare route. Called by ``bench/reports.py``; the figures go
+into the same JSON.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import select
+
+from services.models import User
+from services.preview import sample_mailbox
+from tests import google
+
+
+def _median_ms(call, repeat: int) -> float:
+    runs = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        call()
+        runs.append(time.perf_counter() - started)
+    return statistics.median(runs) * 1000
+
+
+def measure(app: Flask, floor_ms: float, repeat: int = 30) -> dict[str, Any]:
+    keys, api = google.GoogleKeys(), google.GmailApi()
+    try:
+        with app.extensions["inboxcrm.db"].sessions() as session:
+            rep = session.scalars(select(User).where(User.role == "rep").order_by(User.id)).first()
+            manager = session.scalars(select(User).where(User.role == "manager").order_by(User.id)).first()
+            domain = rep.email.split("@")[1]
+            item = next(i for i in sample_mailbox(session, rep) if i.item_type == "message")
+            rep_email, manager_email = rep.email, manager.email
+        api.messages["bench"] = google.gmail_resource("bench", {
+            "From": f"{item.from_name} <{item.from_address}>", "To": rep_email, "Subject": item.subject,
+            "Message-ID": item.internet_message_id}, {"mimeType": "text/plain", "body": {"data": google.b64url(item.body_text)}})
+        app.config.update(BASE_URL=google.BASE_URL, GOOGLE_SERVICE_ACCOUNT=google.SERVICE_ACCOUNT, GOOGLE_CLIENT_IDS=[google.CLIENT_ID],
+                          GOOGLE_WORKSPACES={domain: domain}, GOOGLE_JWKS_URL=keys.jwks_url, GMAIL_API_URL=api.url)
+        client = app.test_client()
+        tokens = {path: keys.system_token(path) for path in ("/gmail/homepage", "/gmail/message")}
+        users = {email: keys.user_token(email) for email in (rep_email, manager_email)}
+
+        def post(path: str, email: str, message_id: str | None = None) -> None:
+            event = {"commonEventObject": {"hostApp": "GMAIL", "timeZone": {"id": "UTC"}},
+                     "authorizationEventObject": {"userOAuthToken": google.OAUTH_TOKEN, "userIdToken": users[email]},
+                     "gmail": {"accessToken": google.ACCESS_TOKEN, **({"messageId": message_id} if message_id else {})}}
+            response = client.post(path, json=event, headers={"Authorization": f"Bearer {tokens[path]}"})
+            assert response.status_code == 200 and "pushCard" in response.get_data(as_text=True), response.get_data(as_text=True)[:300]
+
+        calls = {
+            "gmail_home_rep_ms": lambda: post("/gmail/homepage", rep_email),
+            "gmail_home_manager_ms": lambda: post("/gmail/homepage", manager_email),
+            "gmail_message_ms": lambda: post("/gmail/message", rep_email, "bench"),
+        }
+        for call in calls.values():
+            call()  # warm: keys fetched, identities linked
+        result: dict[str, Any] = {name: round(_median_ms(call, repeat), 2) for name, call in calls.items()}
+        for name in list(result):
+            result[name.replace("_ms", "_vs_floor")] = round(result[name] / floor_ms, 1)
+        return result
+    finally:
+        keys.close()
+        api.close()
