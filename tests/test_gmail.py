@@ -157,6 +157,11 @@ def test_gmail_api_message_is_parsed_nested_base64url_non_ascii_and_html_only() 
     html_only = parse_message(gmail_resource("m2", {"From": "x@x.test", "Subject": "Hi"},
                                               {"mimeType": "text/html", "body": {"data": b64url("<div>Only <b>HTML</b> here</div>")}}))
     assert html_only.body_text and "Only" in html_only.body_text and "<b>" not in html_only.body_text
+    # The metadata format: headers, no bodies.
+    metadata = parse_message({"id": "m3", "threadId": "t3", "payload": {"mimeType": "multipart/alternative", "headers": [
+        {"name": "From", "value": "Ann Buyer <ann@acme.test>"}, {"name": "Subject", "value": "Metadata only"},
+        {"name": "Message-ID", "value": "<m3@acme.test>"}]}})
+    assert (metadata.from_address, metadata.subject, metadata.body_text, metadata.body_html) == ("ann@acme.test", "Metadata only", None, None)
     for junk in (None, [], {"payload": "x"}, {"id": 1}):
         with pytest.raises(ValueError):
             parse_message(junk)
