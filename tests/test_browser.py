@@ -15,10 +15,10 @@ from tests.factories import World
 pytestmark = pytest.mark.browser
 
 
-def sign_in_to_preview(browser, live_url: str, world: World, width: int = 1280):
+def sign_in_to_preview(browser, live_url: str, world: World, width: int = 1280, user=None, query: str = ""):
     page = browser.new_page(viewport={"width": width, "height": 900})
-    page.goto(f"{live_url}/preview")
-    page.select_option("#user_id", str(world.rep.id))
+    page.goto(f"{live_url}/preview{query}")
+    page.select_option("#user_id", str((user or world.rep).id))
     page.click("text=Switch")
     page.wait_for_selector("#mailbox")
     return page
@@ -141,10 +141,7 @@ def test_preview_plays_the_gmail_add_on_from_its_own_card_json(browser, live_url
 
 
 def test_preview_gmail_homepage_for_a_manager_drills_down(browser, live_url, app, app_world: World):
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.goto(f"{live_url}/preview?host=gmail")
-    page.select_option("#user_id", str(app_world.manager.id))
-    page.click("text=Switch")
+    page = sign_in_to_preview(browser, live_url, app_world, user=app_world.manager, query="?host=gmail")
     page.goto(f"{live_url}/preview?host=gmail")
     gmail = page.locator("#gmail-panel")
     gmail.get_by_role("button", name="Home").click()

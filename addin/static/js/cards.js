@@ -59,6 +59,20 @@
     return clickable(node, button.onClick);
   }
 
+  /* A form control the actions read back (inputs()): its card name and how to send it. */
+  function field(tag, name, kind) {
+    var control = el(tag);
+    control.setAttribute("data-name", name);
+    control.setAttribute("data-kind", kind);
+    return control;
+  }
+
+  function labelled(label, control) {
+    var node = el("label", "card-input", label);
+    node.appendChild(control);
+    return node;
+  }
+
   function drawWidget(widget) {
     var node;
     if (widget.textParagraph) { return rich(el("p", "card-text"), widget.textParagraph.text); }
@@ -85,39 +99,26 @@
     }
     if (widget.textInput) {
       var t = widget.textInput;
-      node = el("label", "card-input", t.label);
-      var input = el(t.type === "MULTIPLE_LINE" ? "textarea" : "input");
-      input.setAttribute("data-name", t.name);
-      input.setAttribute("data-kind", "text");
+      var input = field(t.type === "MULTIPLE_LINE" ? "textarea" : "input", t.name, "text");
       input.value = t.value || "";
       if (t.hintText) { input.placeholder = t.hintText; }
-      node.appendChild(input);
-      return node;
+      return labelled(t.label, input);
     }
     if (widget.selectionInput) {
       var s = widget.selectionInput;
-      node = el("label", "card-input", s.label);
-      var select = el("select");
-      select.setAttribute("data-name", s.name);
-      select.setAttribute("data-kind", "text");
+      var select = field("select", s.name, "text");
       (s.items || []).forEach(function (item) {
         var option = el("option", null, item.text);
         option.value = item.value;
         option.selected = !!item.selected;
         select.appendChild(option);
       });
-      node.appendChild(select);
-      return node;
+      return labelled(s.label, select);
     }
     if (widget.dateTimePicker) {
-      var p = widget.dateTimePicker;
-      node = el("label", "card-input", p.label);
-      var picker = el("input");
+      var picker = field("input", widget.dateTimePicker.name, "datetime");
       picker.type = "datetime-local";
-      picker.setAttribute("data-name", p.name);
-      picker.setAttribute("data-kind", "datetime");
-      node.appendChild(picker);
-      return node;
+      return labelled(widget.dateTimePicker.label, picker);
     }
     if (widget.divider) { return el("hr"); }
     return el("p", "muted", "(a widget this preview does not draw)");
