@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, or_, select, true
 from sqlalchemy.orm import Session
 
 from services.errors import Forbidden, NotFound
@@ -70,13 +70,18 @@ def require_role(actor: User, *roles: str) -> None:
 
 def visible_activities(actor: User) -> ColumnElement[bool]:
     """The activities the actor may list: the team's (all of the organization's for admins)."""
-    in_org = Activity.organization_id == actor.organization_id
-    if actor.role == "admin":
-        return in_org & Activity.deleted_at.is_(None)
-    team_owners = select(User.id).where(User.team_id == actor.team_id) if actor.team_id else None
-    mine = Activity.owner_id == actor.id
-    seen = or_(mine, Activity.owner_id.in_(team_owners)) if team_owners is not None else mine
-    return in_org & Activity.deleted_at.is_(None) & seen
+    return (Activity.organization_id == actor.organization_id) & Activity.deleted_at.is_(None) & seen_by(
+        actor.role, actor.id, actor.team_id)
+
+
+def seen_by(role: str, me: Any, team: Any) -> ColumnElement[bool]:
+    """Whose activities a reader lists: an admin everyone's, a member of a team the team's,
+    anyone else their own. ``me`` and ``team`` are values, or bind parameters in a statement
+    built once (``team`` None: no team)."""
+    if role == "admin":
+        return true()
+    mine = Activity.owner_id == me
+    return or_(mine, Activity.owner_id.in_(select(User.id).where(User.team_id == team))) if team is not None else mine
 
 
 # What "content" means: the fields of an activity a private one keeps to its owner.

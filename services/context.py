@@ -6,22 +6,22 @@ as HTML fragments and the Gmail add-on will render the same object as card JSON.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Iterable
+from typing import Any, Iterable
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from services.access import can_edit, can_read_content, get_scoped, require_edit, visible_activities
-from services.activities import activity_by_external_id
+from services.access import can_edit, can_read_content, get_scoped, require_edit, seen_by, visible_activities
 from services.contacts import account_for_domain
 from services.deals import pipeline_stages
 from services.models import Account, AccountDomain, Activity, Contact, ContactEmail, FollowUp, Opportunity, Stage, User
-from services.signals import DealWarning, days_since, deal_warnings
+from services.signals import DealFacts, DealWarning, OpenDeal, days_since, deal_warnings
 from services.text import company_from_domain, domain_of, is_public_domain, is_valid_address, name_from_address, normalise_address
-from services.types import utcnow
+from services.types import as_utc, utcnow
 
 RECENT_ACTIVITIES = 8
 MAX_ADDRESSES = 50
@@ -112,6 +112,64 @@ class PaneContext:
         return not self.contacts and not self.accounts
 
 
+# -- the context's statements, built once: building a statement costs more than running it -------
+
+
+def _many(name: str) -> Any:
+    return bindparam(name, expanding=True)
+
+
+_ORG = bindparam("org")
+_CONTACTS = (
+    select(Contact.id, Contact.name, Contact.title, Contact.account_id)
+    .join(ContactEmail, ContactEmail.contact_id == Contact.id)
+    .where(ContactEmail.organization_id == _ORG, ContactEmail.address.in_(_many("addresses")), Contact.deleted_at.is_(None))
+    .distinct().order_by(Contact.id)
+)
+_EMAILS = (select(ContactEmail.contact_id, ContactEmail.address)
+           .where(ContactEmail.organization_id == _ORG, ContactEmail.contact_id.in_(_many("ids"))).order_by(ContactEmail.id))
+_DOMAIN_ACCOUNTS = select(AccountDomain.account_id).where(AccountDomain.organization_id == _ORG, AccountDomain.domain.in_(_many("domains")))
+_ACCOUNTS = select(Account.id, Account.name, Account.parent_id, Account.deleted_at).where(Account.organization_id == _ORG,
+                                                                                         Account.id.in_(_many("ids")))
+_ACCOUNT_DOMAINS = (select(AccountDomain.account_id, AccountDomain.domain)
+                    .where(AccountDomain.organization_id == _ORG, AccountDomain.account_id.in_(_many("ids"))).order_by(AccountDomain.id))
+_FAMILY = (select(Account.id, Account.name, Account.parent_id, Account.deleted_at)
+           .where(Account.organization_id == _ORG, Account.id.in_(_many("parents")) | Account.parent_id.in_(_many("ids")))
+           .order_by(Account.id))
+_OPEN_DEALS = (
+    select(Opportunity.id, Opportunity.name, Opportunity.amount, Opportunity.status, Opportunity.created_at, Opportunity.stage_entered_at,
+           Opportunity.stage_id, Account.name.label("account_name"), Opportunity.owner_id, Opportunity.currency)
+    .join(Account, Account.id == Opportunity.account_id)
+    .where(Opportunity.organization_id == _ORG, Opportunity.account_id.in_(_many("ids")), Opportunity.status == "open",
+           Opportunity.deleted_at.is_(None))
+    .order_by(Opportunity.created_at.desc(), Opportunity.id.desc())
+)
+_FOLLOW_UPS = (
+    select(FollowUp.id, FollowUp.title, FollowUp.due_at, FollowUp.owner_id)
+    .where(FollowUp.organization_id == _ORG, FollowUp.done_at.is_(None), FollowUp.deleted_at.is_(None),
+           or_(FollowUp.contact_id.in_(_many("contacts")), FollowUp.account_id.in_(_many("accounts")),
+               FollowUp.opportunity_id.in_(_many("deals"))))
+    .order_by(FollowUp.due_at)
+)
+_OWNERS = select(User.id, User.name, User.organization_id, User.team_id).where(User.organization_id == _ORG, User.id.in_(_many("ids")))
+_LOGGED = select(Activity.id, Activity.deleted_at).where(Activity.organization_id == _ORG, Activity.external_id == bindparam("external_id"))
+ACTIVITY_COLUMNS = (Activity.id, Activity.type, Activity.direction, Activity.occurred_at, Activity.subject,
+                    func.substr(Activity.body_text, 1, 400).label("body_text"), Activity.owner_id, Activity.outcome, Activity.rating,
+                    Activity.is_private)
+# The latest activities with some accounts (or contacts), as each kind of reader may list them
+# (``access.visible_activities``: an admin all, a member of a team the team's, anyone else their own).
+_SEEN = {"all": seen_by("admin", None, None), "team": seen_by("rep", bindparam("me"), bindparam("team")),
+         "own": seen_by("rep", bindparam("me"), None)}
+_RECENT = {
+    (link, seen): select(*ACTIVITY_COLUMNS)
+    .where(Activity.organization_id == _ORG, Activity.deleted_at.is_(None), condition, column.in_(_many("ids")))
+    .order_by(Activity.occurred_at.desc(), Activity.id.desc())
+    .limit(bindparam("limit"))
+    for link, column in (("account", Activity.account_id), ("contact", Activity.contact_id))
+    for seen, condition in _SEEN.items()
+}
+
+
 def clean_addresses(addresses: Iterable[str], *, exclude: str | None = None) -> list[str]:
     """Valid, normalised, de-duplicated addresses in their order; the mailbox owner dropped."""
     seen: list[str] = []
@@ -131,109 +189,120 @@ def context_for_addresses(
     message_id: str | None = None,
     now: datetime | None = None,
 ) -> PaneContext:
+    """Who these addresses are and what is open with them. Read as plain column rows, not ORM
+    objects: the pane and the Gmail card ask this for every mail opened, so its cost is the
+    cost of opening a mail."""
     now = now or utcnow()
     org_id = actor.organization_id
     wanted = clean_addresses(addresses, exclude=actor.email)
     own_domains = set(actor.organization.domains or [])
     wanted = [a for a in wanted if domain_of(a) not in own_domains]
 
-    contacts = list(
-        session.scalars(
-            select(Contact)
-            .join(ContactEmail, ContactEmail.contact_id == Contact.id)
-            .where(ContactEmail.organization_id == org_id, ContactEmail.address.in_(wanted), Contact.deleted_at.is_(None))
-            .options(selectinload(Contact.emails), selectinload(Contact.account))
-            .distinct()
-        )
-    ) if wanted else []
-    known = {e.address for c in contacts for e in c.emails}
+    contacts = session.execute(_CONTACTS, {"org": org_id, "addresses": wanted}).all() if wanted else []
+    contact_ids = {c.id for c in contacts}
+    emails: dict[int, list[str]] = defaultdict(list)
+    for contact_id, address in session.execute(_EMAILS, {"org": org_id, "ids": list(contact_ids)}) if contact_ids else ():
+        emails[contact_id].append(address)
+    known = {address for found in emails.values() for address in found}
 
     account_ids = {c.account_id for c in contacts if c.account_id}
     domains = {domain_of(a) for a in wanted if not is_public_domain(domain_of(a))}
     if domains:
-        account_ids |= set(
-            session.scalars(select(AccountDomain.account_id).where(AccountDomain.organization_id == org_id, AccountDomain.domain.in_(domains)))
-        )
-    accounts = list(
-        session.scalars(
-            select(Account)
-            .where(Account.organization_id == org_id, Account.id.in_(account_ids), Account.deleted_at.is_(None))
-            .options(selectinload(Account.domains), selectinload(Account.branches), selectinload(Account.parent))
-            .order_by(Account.name)
-        )
-    ) if account_ids else []
+        account_ids |= set(session.scalars(_DOMAIN_ACCOUNTS, {"org": org_id, "domains": list(domains)}))
+    accounts, account_names = _account_cards(session, org_id, account_ids)
     account_ids = {a.id for a in accounts}
 
-    deals = list(
-        session.scalars(
-            select(Opportunity)
-            .where(
-                Opportunity.organization_id == org_id,
-                Opportunity.account_id.in_(account_ids),
-                Opportunity.status == "open",
-                Opportunity.deleted_at.is_(None),
-            )
-            .options(selectinload(Opportunity.stage), selectinload(Opportunity.owner), selectinload(Opportunity.account))
-            .order_by(Opportunity.created_at.desc())
-        )
-    ) if account_ids else []
+    stages = pipeline_stages(session, org_id)
+    deals = _open_deals(session, org_id, account_ids, {s.id: s for s in stages})
     warnings = deal_warnings(session, actor.organization, deals, now)
-
-    contact_ids = {c.id for c in contacts}
     activities = _recent_activities(session, actor, contact_ids, account_ids)
+    follow_ups = session.execute(_FOLLOW_UPS, {"org": org_id, "contacts": list(contact_ids), "accounts": list(account_ids),
+                                               "deals": [d.id for d in deals]}).all() if contact_ids or account_ids else []
+    owners = _owners(session, actor, {d.owner_id for d in deals} | {a.owner_id for a in activities} | {f.owner_id for f in follow_ups})
 
-    follow_ups = list(
-        session.scalars(
-            select(FollowUp)
-            .where(
-                FollowUp.organization_id == org_id,
-                FollowUp.done_at.is_(None),
-                FollowUp.deleted_at.is_(None),
-                or_(
-                    FollowUp.contact_id.in_(contact_ids),
-                    FollowUp.account_id.in_(account_ids),
-                    FollowUp.opportunity_id.in_([d.id for d in deals]),
-                ),
-            )
-            .options(selectinload(FollowUp.owner))
-            .order_by(FollowUp.due_at)
-        )
-    ) if contact_ids or account_ids else []
-
-    logged = activity_by_external_id(session, org_id, message_id) if message_id else None
+    logged = session.execute(_LOGGED, {"org": org_id, "external_id": message_id}).first() if message_id else None
     names = {normalise_address(k): v for k, v in (names or {}).items()}
     unknown = [_unknown(session, org_id, a, names.get(a)) for a in wanted if a not in known]
 
     return PaneContext(
         addresses=wanted,
-        contacts=[_contact_card(c) for c in contacts],
-        accounts=[_account_card(a) for a in accounts],
-        deals=[deal_row(actor, d, now, [w for w in warnings if w.opportunity_id == d.id]) for d in deals],
-        activities=[_activity_row(actor, a) for a in activities],
+        contacts=[ContactCard(c.id, c.name, c.title, emails[c.id], c.account_id, account_names.get(c.account_id)) for c in contacts],
+        accounts=accounts,
+        deals=[deal_row(actor, d, now, [w for w in warnings if w.opportunity_id == d.id], owners[d.owner_id], d.account_name)
+               for d in deals],
+        activities=[_activity_row(actor, a, owners[a.owner_id]) for a in activities],
         follow_ups=[
-            FollowUpRow(f.id, f.title, f.due_at, f.due_at < now, f.owner.name, can_edit(actor, f.owner)) for f in follow_ups
+            FollowUpRow(f.id, f.title, f.due_at, f.due_at < now, owners[f.owner_id].name, can_edit(actor, owners[f.owner_id]))
+            for f in follow_ups
         ],
         unknown=unknown,
-        stages=pipeline_stages(session, org_id),
+        stages=stages,
         logged_activity_id=logged.id if logged and logged.deleted_at is None else None,
     )
 
 
-def _recent_activities(session: Session, actor: User, contact_ids: set[int], account_ids: set[int]) -> list[Activity]:
+@dataclass(frozen=True)
+class Owner:
+    """What the views read of a record's owner: a name, and what ``can_edit`` decides by."""
+
+    id: int
+    name: str
+    organization_id: int
+    team_id: int | None
+
+
+def _owners(session: Session, actor: User, ids: set[int]) -> dict[int, Owner]:
+    rows = session.execute(_OWNERS, {"org": actor.organization_id, "ids": list(ids)}) if ids else ()
+    return {row.id: Owner(*row) for row in rows}
+
+
+def _account_cards(session: Session, org_id: int, ids: set[int]) -> tuple[list[AccountCard], dict[int, str]]:
+    """The live accounts among ``ids`` as cards (name order), and the names of all of them
+    (a contact's account shows by name even once deleted)."""
+    if not ids:
+        return [], {}
+    rows = session.execute(_ACCOUNTS, {"org": org_id, "ids": list(ids)}).all()
+    names = {row.id: row.name for row in rows}
+    live = sorted((row for row in rows if row.deleted_at is None), key=lambda row: (row.name, row.id))
+    live_ids = [row.id for row in live]
+    parent_ids = {row.parent_id for row in live if row.parent_id}
+    domains: dict[int, list[str]] = defaultdict(list)
+    for account_id, domain in session.execute(_ACCOUNT_DOMAINS, {"org": org_id, "ids": live_ids}) if live_ids else ():
+        domains[account_id].append(domain)
+    # The parents and the live branches, in one read.
+    family = session.execute(_FAMILY, {"org": org_id, "parents": list(parent_ids), "ids": live_ids}).all() if live_ids else []
+    relatives = {row.id: row.name for row in family}
+    branches: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    for row in family:
+        if row.parent_id in live_ids and row.deleted_at is None:
+            branches[row.parent_id].append((row.id, row.name))
+    cards = [AccountCard(row.id, row.name, domains[row.id], (row.parent_id, relatives.get(row.parent_id, names.get(row.parent_id, "")))
+                         if row.parent_id else None, branches[row.id]) for row in live]
+    return cards, names
+
+
+def _open_deals(session: Session, org_id: int, account_ids: set[int], stages: dict[int, Stage]) -> list[OpenDeal]:
+    if not account_ids:
+        return []
+    return [
+        OpenDeal(row.id, row.name, row.amount, row.status, as_utc(row.created_at), as_utc(row.stage_entered_at), stages[row.stage_id],
+                 row.account_name, row.owner_id, row.currency)
+        for row in session.execute(_OPEN_DEALS, {"org": org_id, "ids": list(account_ids)})
+    ]
+
+
+def _recent_activities(session: Session, actor: User, contact_ids: set[int], account_ids: set[int]) -> list[Any]:
     """The latest activities with these contacts or accounts. One query per link, each
     walking its own (organization, link, occurred_at) index: an OR of the two makes the
-    planner scan every activity of the organization instead."""
-    found: dict[int, Activity] = {}
-    for column, ids in ((Activity.account_id, account_ids), (Activity.contact_id, contact_ids)):
+    planner scan every activity of the organization instead. Only the start of each body is
+    read: the pane shows 400 characters of it."""
+    found: dict[int, Any] = {}
+    seen = "all" if actor.role == "admin" else ("team" if actor.team_id else "own")
+    for link, ids in (("account", account_ids), ("contact", contact_ids)):
         if ids:
-            query = (
-                select(Activity)
-                .where(visible_activities(actor), column.in_(ids))
-                .options(selectinload(Activity.owner))
-                .order_by(Activity.occurred_at.desc(), Activity.id.desc())
-                .limit(RECENT_ACTIVITIES)
-            )
-            found.update((a.id, a) for a in session.scalars(query))
+            rows = session.execute(_RECENT[(link, seen)], {"org": actor.organization_id, "me": actor.id, "team": actor.team_id,
+                                                          "ids": list(ids), "limit": RECENT_ACTIVITIES})
+            found.update((row.id, row) for row in rows)
     return sorted(found.values(), key=lambda a: (a.occurred_at, a.id), reverse=True)[:RECENT_ACTIVITIES]
 
 
@@ -243,17 +312,6 @@ def _unknown(session: Session, org_id: int, address: str, header_name: str | Non
     account = None if public else account_for_domain(session, org_id, domain)
     company = account.name if account else (None if public else company_from_domain(domain))
     return UnknownSender(address, (header_name or "").strip() or name_from_address(address), company, public)
-
-
-def _contact_card(contact: Contact) -> ContactCard:
-    return ContactCard(
-        contact.id,
-        contact.name,
-        contact.title,
-        [e.address for e in contact.emails],
-        contact.account_id,
-        contact.account.name if contact.account else None,
-    )
 
 
 def _account_card(account: Account) -> AccountCard:
@@ -266,19 +324,19 @@ def _account_card(account: Account) -> AccountCard:
     )
 
 
-def deal_row(actor: User, deal: Opportunity, now: datetime, warnings: list[DealWarning]) -> DealRow:
+def deal_row(actor: User, deal: DealFacts, now: datetime, warnings: list[DealWarning], owner: User | Owner, account_name: str) -> DealRow:
     return DealRow(
         deal.id,
         deal.name,
-        deal.account.name,
-        deal.owner.name,
+        account_name,
+        owner.name,
         deal.amount,
         deal.currency,
-        deal.stage_id,
+        deal.stage.id,
         deal.stage.name,
         days_since(deal.stage_entered_at, now),
         days_since(deal.created_at, now),
-        can_edit(actor, deal.owner),
+        can_edit(actor, owner),
         warnings,
     )
 
@@ -288,7 +346,7 @@ def deal_row_for(session: Session, actor: User, deal_id: int, now: datetime | No
     now = now or utcnow()
     deal = get_scoped(session, actor, Opportunity, deal_id, "deal")
     require_edit(actor, deal.owner)
-    return deal_row(actor, deal, now, deal_warnings(session, actor.organization, [deal], now))
+    return deal_row(actor, deal, now, deal_warnings(session, actor.organization, [deal], now), deal.owner, deal.account.name)
 
 
 def open_deals_of(session: Session, actor: User, limit: int = 200) -> list[Opportunity]:
@@ -302,7 +360,8 @@ def open_deals_of(session: Session, actor: User, limit: int = 200) -> list[Oppor
     ))
 
 
-def _activity_row(actor: User, activity: Activity) -> ActivityRow:
+def _activity_row(actor: User, activity: Any, owner: User | Owner) -> ActivityRow:
+    """An activity (an ORM object or a row of ``ACTIVITY_COLUMNS``) as the views list it."""
     readable = can_read_content(actor, activity)
     summary = (activity.body_text or "")[:400] if readable else None
     return ActivityRow(
@@ -312,11 +371,11 @@ def _activity_row(actor: User, activity: Activity) -> ActivityRow:
         activity.occurred_at,
         activity.subject if readable else None,
         summary,
-        activity.owner.name,
+        owner.name,
         activity.outcome,
         activity.rating,
         not readable,
-        can_edit(actor, activity.owner),
+        can_edit(actor, owner),
     )
 
 
@@ -350,7 +409,7 @@ def account_timeline(session: Session, actor: User, account_id: int, limit: int 
         .order_by(Activity.occurred_at.desc(), Activity.id.desc())
         .limit(limit)
     ).all()
-    return Timeline(_account_card(account), [_activity_row(actor, a) for a in activities])
+    return Timeline(_account_card(account), [_activity_row(actor, a, a.owner) for a in activities])
 
 
 def notes_feed(session: Session, actor: User, account_query: str, limit: int = 100) -> list[tuple[str, ActivityRow]]:
@@ -372,4 +431,4 @@ def notes_feed(session: Session, actor: User, account_query: str, limit: int = 1
         .order_by(Activity.occurred_at.desc(), Activity.id.desc())
         .limit(limit)
     ).all()
-    return [(names.get(a.account_id, ""), _activity_row(actor, a)) for a in rows]
+    return [(names.get(a.account_id, ""), _activity_row(actor, a, a.owner)) for a in rows]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Iterable, Protocol
 
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import ColumnElement, and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from services.models import Activity, FollowUp, Opportunity, Organization
@@ -71,39 +71,52 @@ class DealFacts(Protocol):
     def stage(self) -> StageFacts: ...
 
 
+def _latest(*conditions: ColumnElement[bool]) -> ColumnElement[Any]:
+    # Per deal, the newest matching activity: a walk down ix_activities_opportunity that stops
+    # at the first match, not a scan of every activity the deals ever had.
+    return (
+        select(Activity.occurred_at)
+        .where(Activity.organization_id == bindparam("org"), Activity.opportunity_id == Opportunity.id, Activity.deleted_at.is_(None),
+               *conditions)
+        .order_by(Activity.occurred_at.desc()).limit(1)
+        .correlate(Opportunity).scalar_subquery()
+    )
+
+
+# Built once (building a statement costs more than running it on a handful of deals).
+_LATEST = select(Opportunity.id, _latest(is_inbound_interaction()), _latest()).where(Opportunity.id.in_(bindparam("ids", expanding=True)))
+_FOLLOWED_UP = select(FollowUp.opportunity_id).where(
+    FollowUp.organization_id == bindparam("org"), FollowUp.opportunity_id.in_(bindparam("ids", expanding=True)),
+    FollowUp.done_at.is_(None), FollowUp.deleted_at.is_(None), FollowUp.due_at > bindparam("now"),
+)
+
+
+@dataclass(frozen=True)
+class OpenDeal:
+    """An open deal as a plain row of its columns (a ``DealFacts``), for views that list many:
+    one query of columns costs far less than loading ORM objects and their relations."""
+
+    id: int
+    name: str
+    amount: Any
+    status: str
+    created_at: datetime
+    stage_entered_at: datetime
+    stage: Any  # the deal's Stage (``StageFacts``)
+    account_name: str
+    owner_id: int
+    currency: str = ""
+
+
 def deal_warnings(session: Session, organization: Organization, deals: Iterable[DealFacts], now: datetime) -> list[DealWarning]:
     open_deals = [deal for deal in deals if deal.status == "open"]
     if not open_deals:
         return []
     ids = [deal.id for deal in open_deals]
-
-    def latest(*conditions: ColumnElement[bool]) -> ColumnElement[Any]:
-        # Per deal, the newest matching activity: a walk down ix_activities_opportunity that
-        # stops at the first match, not a scan of every activity the deals ever had.
-        return (
-            select(Activity.occurred_at)
-            .where(Activity.organization_id == organization.id, Activity.opportunity_id == Opportunity.id,
-                   Activity.deleted_at.is_(None), *conditions)
-            .order_by(Activity.occurred_at.desc()).limit(1)
-            .correlate(Opportunity).scalar_subquery()
-        )
-
     last_inbound, last_any = {}, {}
-    for deal_id, inbound, anything in session.execute(
-        select(Opportunity.id, latest(is_inbound_interaction()), latest()).where(Opportunity.id.in_(ids))
-    ):
+    for deal_id, inbound, anything in session.execute(_LATEST, {"org": organization.id, "ids": ids}):
         last_inbound[deal_id], last_any[deal_id] = inbound, anything
-    followed_up = set(
-        session.scalars(
-            select(FollowUp.opportunity_id).where(
-                FollowUp.organization_id == organization.id,
-                FollowUp.opportunity_id.in_(ids),
-                FollowUp.done_at.is_(None),
-                FollowUp.deleted_at.is_(None),
-                FollowUp.due_at > now,
-            )
-        )
-    )
+    followed_up = set(session.scalars(_FOLLOWED_UP, {"org": organization.id, "ids": ids, "now": now}))
     dark_days = int(organization.setting("going_dark_days"))
     neglect_days = int(organization.setting("neglected_days"))
     warnings: list[DealWarning] = []

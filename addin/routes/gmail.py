@@ -153,7 +153,8 @@ def on_homepage(event: AddonEvent) -> Json:
     mine = open_deals_of(db(), user)
     warnings = deal_warnings(db(), user.organization, mine, now)
     flagged = {w.opportunity_id for w in warnings}
-    rows = [deal_row(user, d, now, [w for w in warnings if w.opportunity_id == d.id]) for d in mine if d.id in flagged]
+    rows = [deal_row(user, d, now, [w for w in warnings if w.opportunity_id == d.id], d.owner, d.account.name)
+            for d in mine if d.id in flagged]
     return cards.show(cards.rep_home_card(ctx, user.name, follow_ups, rows[:20]))
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from services.deals import pipeline_stages
 from services.models import Account, Activity, FollowUp, Opportunity, Quota, Stage, StageChange, User
 from services.periods import Period, period_for
-from services.signals import DealWarning, days_since, deal_warnings
+from services.signals import DealWarning, OpenDeal, days_since, deal_warnings
 from services.types import as_utc
 from services.reports.quotas import _won_by_owner
 from services.reports.scope import _closed_in, _in_period, _people
@@ -196,22 +196,6 @@ class DealAlert:
         return "; ".join(w.message for w in self.warnings)
 
 
-@dataclass(frozen=True)
-class _OpenDeal:
-    """The columns of an open deal that the alerts read (``services.signals.DealFacts``): rows,
-    not ORM objects, so that thousands of open deals cost one plain query."""
-
-    id: int
-    name: str
-    amount: Decimal
-    status: str
-    created_at: datetime
-    stage_entered_at: datetime
-    stage: Stage
-    account_name: str
-    owner_id: int
-
-
 SHOWN_ALERTS = 40  # the dashboard lists this many and says how many more the CSV holds
 
 
@@ -220,7 +204,7 @@ def deal_alerts(session: Session, actor: User, now: datetime, team_id: int | Non
     owners = {u.id: u.name for u in _people(session, actor, team_id, rep_id, people)}
     stages = {stage.id: stage for stage in pipeline_stages(session, actor.organization_id)}
     deals = [
-        _OpenDeal(id, name, amount, status, as_utc(created_at), as_utc(entered_at), stages[stage_id], account_name, owner_id)
+        OpenDeal(id, name, amount, status, as_utc(created_at), as_utc(entered_at), stages[stage_id], account_name, owner_id)
         for id, name, amount, status, created_at, entered_at, stage_id, account_name, owner_id in session.execute(
             select(Opportunity.id, Opportunity.name, Opportunity.amount, Opportunity.status, Opportunity.created_at,
                    Opportunity.stage_entered_at, Opportunity.stage_id, Account.name, Opportunity.owner_id)
