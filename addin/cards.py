@@ -321,12 +321,8 @@ def team_card(ctx: CardContext, panel: TeamPanel, dashboard_url: str) -> Json:
                 for d in panel.drawdowns]
     dark = [decorated(escape(a.name), top=f"{escape(a.owner_name)} · {escape(a.account_name)}", bottom=escape(a.reasons))
             for a in panel.alerts if "going_dark" in a.kinds]
-    outcome = panel.quarter
-    summary = paragraph(f"This quarter: {outcome.won} won, {outcome.lost} lost. "
-                        f"Weighted pipeline {money(panel.weighted)}.")
-    footer = button("Open the dashboard (charts)", {"openLink": {"url": dashboard_url}})
+    footer = button("Open the dashboard (charts, pipeline, win rate)", {"openLink": {"url": dashboard_url}})
     return card("Your team", [
-        section([summary]),
         section(reps, "This week against last", collapsed_after=8),
         section(slipping, "Who is slipping", collapsed_after=5),
         section(dark[:20], f"Deals going dark ({len(dark)})", collapsed_after=5),

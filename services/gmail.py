@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import threading
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from email.header import decode_header, make_header
@@ -64,6 +65,22 @@ class GmailMessage:
         return item
 
 
+_local = threading.local()
+
+
+def _http() -> requests.Session:
+    """One keep-alive connection pool per thread: a card should not pay a new TLS handshake
+    with Google for every message opened."""
+    if not hasattr(_local, "session"):
+        session = requests.Session()
+        # The environment's proxies read once, not on every request (requests would otherwise
+        # look them up, and for a .netrc, each time).
+        session.trust_env = False
+        session.proxies = requests.utils.getproxies()
+        _local.session = session
+    return _local.session
+
+
 def fetch_message(base_url: str, message_id: str, oauth_token: str, access_token: str, *,
                   timeout: float | None = None) -> GmailMessage:
     """``GET {base}/gmail/v1/users/me/messages/{id}?format=full`` with the user's OAuth token and
@@ -71,7 +88,7 @@ def fetch_message(base_url: str, message_id: str, oauth_token: str, access_token
     add-ons; the answer parsed."""
     url = f"{base_url.rstrip('/')}/gmail/v1/users/me/messages/{quote(message_id, safe='')}"
     try:
-        response = requests.get(
+        response = _http().get(
             url, params={"format": "full"}, timeout=timeout or TIMEOUT_SECONDS,
             headers={"Authorization": f"Bearer {oauth_token}", "X-Goog-Gmail-Access-Token": access_token},
         )

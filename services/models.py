@@ -500,6 +500,8 @@ class Quota(OrgScoped, Base):
         CheckConstraint("(metric = 'activities') = (activity_type IS NOT NULL)", name="activity_type"),
         CheckConstraint("target >= 0", name="target_not_negative"),
         Index("ix_quotas_period", "organization_id", "period_start"),
+        # A team's or a rep's targets: their own quotas only, not the organization's year.
+        Index("ix_quotas_user", "organization_id", "user_id", "period_start"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -17,7 +18,7 @@ from services.models import Account, Activity, Opportunity, User
 from services.periods import Period, period_for
 from services.types import as_utc
 from services.reports.activity import activity_summary, Drawdown, drawdown_alerts
-from services.reports.deals import deal_alerts, deal_outcomes, DealAlert, DealOutcomes, pipeline
+from services.reports.deals import deal_alerts, deal_outcomes, DealAlert, DealOutcomes, pipeline, StageRow
 from services.reports.quotas import leaderboard, LeaderboardRow, quota_targets
 from services.reports.scope import team_members
 
@@ -72,15 +73,59 @@ class PanelRow:
     calls_target: Decimal | None
 
 
-@dataclass
 class TeamPanel:
-    rows: list[PanelRow]
-    pipeline_bars: list[tuple[str, int]]
-    weighted: Decimal
-    quarter: DealOutcomes
-    drawdowns: list[Drawdown]
-    alerts: list[DealAlert]
-    leaders: list[LeaderboardRow]
+    """The compact view for the pane: this week against last, calls against their (pro rata)
+    quota, the funnel, this quarter's win rate, who is slipping, deals to look at, leaders.
+
+    Each figure is computed when first read, for the team resolved once: the pane's panel
+    reads them all, the Gmail card only the four it shows."""
+
+    def __init__(self, session: Session, actor: User, today: date, now: datetime) -> None:
+        self.session, self.actor, self.now = session, actor, now
+        week = period_for("this_week", today)
+        self.so_far = Period(week.start, today + timedelta(days=1), "wtd")
+        # Monday to today against the same days of last week.
+        self.before = Period(self.so_far.start - timedelta(days=7), self.so_far.end - timedelta(days=7), "wtd_previous")
+        self.quarter_period = period_for("this_quarter", today, actor.organization.fiscal_year_start_month)
+        self.people = team_members(session, actor)
+
+    @cached_property
+    def rows(self) -> list[PanelRow]:
+        session, actor = self.session, self.actor
+        previous = {row.owner_id: row.total for row in activity_summary(session, actor, self.before, people=self.people)}
+        summary = activity_summary(session, actor, self.so_far, people=self.people)
+        targets = quota_targets(session, actor, self.so_far, [r.owner_id for r in summary])
+        calls = {r.owner_id: targets.get((r.owner_id, "activities", "call")) for r in summary}
+        return [PanelRow(r.owner_id, r.name, r.total, previous.get(r.owner_id, 0), r.counts.get("call", 0),
+                         calls[r.owner_id].quantize(Decimal("0.01")) if calls[r.owner_id] is not None else None) for r in summary]
+
+    @cached_property
+    def _stages(self) -> list[StageRow]:
+        return pipeline(self.session, self.actor, people=self.people)
+
+    @property
+    def pipeline_bars(self) -> list[tuple[str, int]]:
+        return [(s.name, s.count) for s in self._stages]
+
+    @property
+    def weighted(self) -> Decimal:
+        return sum((s.weighted for s in self._stages), Decimal(0))
+
+    @cached_property
+    def quarter(self) -> DealOutcomes:
+        return deal_outcomes(self.session, self.actor, self.quarter_period, people=self.people)
+
+    @cached_property
+    def drawdowns(self) -> list[Drawdown]:
+        return drawdown_alerts(self.session, self.actor, self.now, people=self.people)
+
+    @cached_property
+    def alerts(self) -> list[DealAlert]:
+        return deal_alerts(self.session, self.actor, self.now, people=self.people)
+
+    @cached_property
+    def leaders(self) -> list[LeaderboardRow]:
+        return leaderboard(self.session, self.actor, self.quarter_period, people=self.people)[:5]
 
     @property
     def alert_counts(self) -> dict[str, int]:
@@ -93,28 +138,6 @@ class TeamPanel:
 
 
 def team_panel(session: Session, actor: User, today: date, now: datetime) -> TeamPanel:
-    """The compact view for the pane: this week against last, calls against their (pro rata)
-    quota, the funnel, this quarter's win rate, who is slipping, deals to look at, leaders."""
-    week = period_for("this_week", today)
-    so_far = Period(week.start, today + timedelta(days=1), "wtd")
-    # Monday to today against the same days of last week.
-    before = Period(so_far.start - timedelta(days=7), so_far.end - timedelta(days=7), "wtd_previous")
-    quarter = period_for("this_quarter", today, actor.organization.fiscal_year_start_month)
-    previous = {row.owner_id: row.total for row in activity_summary(session, actor, before)}
-    summary = activity_summary(session, actor, so_far)
-    targets = quota_targets(session, actor, so_far, [r.owner_id for r in summary])
-    rows = [
-        PanelRow(r.owner_id, r.name, r.total, previous.get(r.owner_id, 0), r.counts.get("call", 0),
-                 targets[(r.owner_id, "activities", "call")].quantize(Decimal("0.01")) if (r.owner_id, "activities", "call") in targets else None)
-        for r in summary
-    ]
-    stages = pipeline(session, actor)
-    return TeamPanel(
-        rows=rows,
-        pipeline_bars=[(s.name, s.count) for s in stages],
-        weighted=sum((s.weighted for s in stages), Decimal(0)),
-        quarter=deal_outcomes(session, actor, quarter),
-        drawdowns=drawdown_alerts(session, actor, now),
-        alerts=deal_alerts(session, actor, now),
-        leaders=leaderboard(session, actor, quarter)[:5],
-    )
+    """The manager's panel for the pane and the Gmail card (a manager's or an admin's only:
+    the team is resolved, and the role checked, here)."""
+    return TeamPanel(session, actor, today, now)

@@ -8,7 +8,7 @@ from functools import lru_cache
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from services.models import Opportunity, Quota, User
@@ -116,10 +116,18 @@ def _overlap(kind: str, start: date, period: Period) -> tuple[Decimal, int]:
     return Decimal(overlap // timedelta(seconds=1)) / Decimal(86400), (end - start).days
 
 
+# The longest each kind of quota period can be: a quota starting that long before a report
+# period cannot reach into it.
+LONGEST = {"week": 7, "month": 31, "quarter": 92, "year": 366}
+
+
 def _overlapping_quotas(actor: User, period: Period) -> ColumnElement[bool]:
-    # No quota period is longer than a year: those starting earlier cannot overlap.
+    """The organization's quotas whose period can overlap the report period: started before
+    it ends, and not so long before it starts that a period of their kind has ended."""
+    could_reach = or_(*((Quota.period == kind) & (Quota.period_start > period.start - timedelta(days=days))
+                        for kind, days in LONGEST.items()))
     return (Quota.organization_id == actor.organization_id) & (Quota.period_start < period.end) & (
-        Quota.period_start > period.start - timedelta(days=366))
+        Quota.period_start > period.start - timedelta(days=max(LONGEST.values()))) & could_reach
 
 
 def quota_targets(session: Session, actor: User, period: Period, owners: list[int]) -> dict[tuple[int, str, str | None], Decimal]:

@@ -1,0 +1,23 @@
+"""An index on quotas by owner: a team's targets read its reps' quotas, not the whole
+organization's year of them.
+
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-11-26 12:50:00
+"""
+from typing import Sequence, Union
+
+from alembic import op
+
+revision: str = "0007"
+down_revision: Union[str, Sequence[str], None] = "0006"
+branch_labels: Union[str, Sequence[str], None] = None
+depends_on: Union[str, Sequence[str], None] = None
+
+
+def upgrade() -> None:
+    op.create_index("ix_quotas_user", "quotas", ["organization_id", "user_id", "period_start"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_quotas_user", table_name="quotas")
