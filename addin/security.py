@@ -63,7 +63,9 @@ def verify_with_keys(name: str, url: str, verify: Callable[[RemoteKeys], dict[st
                      refusal: str) -> dict[str, Any] | tuple[Response, int]:
     """Check a token signed by an identity provider with its published keys (kept per app,
     under ``name``): the claims, or the JSON answer to give (401 refused, 503 no keys)."""
-    keys = current_app.extensions.setdefault(name, RemoteKeys(url))
+    keys = current_app.extensions.get(name)
+    if keys is None or keys.url != url:  # the first request, or the key URL setting changed
+        keys = current_app.extensions[name] = RemoteKeys(url)
     try:
         return verify(keys)
     except TokenRejected as error:

@@ -17,11 +17,11 @@ from sqlalchemy.orm import Session, selectinload
 
 from services.access import can_edit, can_read_content, get_scoped, require_edit, seen_by, visible_activities
 from services.contacts import account_for_domain
-from services.deals import pipeline_stages
-from services.models import Account, AccountDomain, Activity, Contact, ContactEmail, FollowUp, Opportunity, Stage, User
-from services.signals import DealFacts, DealWarning, OpenDeal, days_since, deal_warnings
+from services.deals import open_deals, pipeline_stages
+from services.models import Account, AccountDomain, Activity, Contact, ContactEmail, FollowUp, Opportunity, User
+from services.signals import DealFacts, DealWarning, days_since, deal_warnings
 from services.text import company_from_domain, domain_of, is_public_domain, is_valid_address, name_from_address, normalise_address
-from services.types import as_utc, utcnow
+from services.types import utcnow
 
 RECENT_ACTIVITIES = 8
 MAX_ADDRESSES = 50
@@ -104,7 +104,7 @@ class PaneContext:
     activities: list[ActivityRow]
     follow_ups: list[FollowUpRow]
     unknown: list[UnknownSender]
-    stages: list[Stage]
+    stages: list[Any]  # services.deals.pipeline_stages rows
     logged_activity_id: int | None = None
 
     @property
@@ -136,14 +136,6 @@ _ACCOUNT_DOMAINS = (select(AccountDomain.account_id, AccountDomain.domain)
 _FAMILY = (select(Account.id, Account.name, Account.parent_id, Account.deleted_at)
            .where(Account.organization_id == _ORG, Account.id.in_(_many("parents")) | Account.parent_id.in_(_many("ids")))
            .order_by(Account.id))
-_OPEN_DEALS = (
-    select(Opportunity.id, Opportunity.name, Opportunity.amount, Opportunity.status, Opportunity.created_at, Opportunity.stage_entered_at,
-           Opportunity.stage_id, Account.name.label("account_name"), Opportunity.owner_id, Opportunity.currency)
-    .join(Account, Account.id == Opportunity.account_id)
-    .where(Opportunity.organization_id == _ORG, Opportunity.account_id.in_(_many("ids")), Opportunity.status == "open",
-           Opportunity.deleted_at.is_(None))
-    .order_by(Opportunity.created_at.desc(), Opportunity.id.desc())
-)
 _FOLLOW_UPS = (
     select(FollowUp.id, FollowUp.title, FollowUp.due_at, FollowUp.owner_id)
     .where(FollowUp.organization_id == _ORG, FollowUp.done_at.is_(None), FollowUp.deleted_at.is_(None),
@@ -213,7 +205,7 @@ def context_for_addresses(
     account_ids = {a.id for a in accounts}
 
     stages = pipeline_stages(session, org_id)
-    deals = _open_deals(session, org_id, account_ids, {s.id: s for s in stages})
+    deals = open_deals(session, org_id, {s.id: s for s in stages}, accounts=account_ids)
     warnings = deal_warnings(session, actor.organization, deals, now)
     activities = _recent_activities(session, actor, contact_ids, account_ids)
     follow_ups = session.execute(_FOLLOW_UPS, {"org": org_id, "contacts": list(contact_ids), "accounts": list(account_ids),
@@ -279,16 +271,6 @@ def _account_cards(session: Session, org_id: int, ids: set[int]) -> tuple[list[A
     cards = [AccountCard(row.id, row.name, domains[row.id], (row.parent_id, relatives.get(row.parent_id, names.get(row.parent_id, "")))
                          if row.parent_id else None, branches[row.id]) for row in live]
     return cards, names
-
-
-def _open_deals(session: Session, org_id: int, account_ids: set[int], stages: dict[int, Stage]) -> list[OpenDeal]:
-    if not account_ids:
-        return []
-    return [
-        OpenDeal(row.id, row.name, row.amount, row.status, as_utc(row.created_at), as_utc(row.stage_entered_at), stages[row.stage_id],
-                 row.account_name, row.owner_id, row.currency)
-        for row in session.execute(_OPEN_DEALS, {"org": org_id, "ids": list(account_ids)})
-    ]
 
 
 def _recent_activities(session: Session, actor: User, contact_ids: set[int], account_ids: set[int]) -> list[Any]:

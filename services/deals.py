@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from services.access import get_scoped, require_edit
@@ -18,13 +18,48 @@ from services.audit import record_event, snapshot
 from services.errors import DomainError
 from services.models import Account, Contact, Opportunity, Stage, StageChange, User
 from services.schemas import DealSchema, MoveStageSchema, load, parse_id
-from services.types import utcnow
+from services.signals import OpenDeal
+from services.types import as_utc, utcnow
 
 DEAL_FIELDS = ("name", "amount", "stage_id", "status", "loss_reason", "closed_at", "owner_id")
 
 
-def pipeline_stages(session: Session, organization_id: int) -> list[Stage]:
-    return list(session.scalars(select(Stage).where(Stage.organization_id == organization_id).order_by(Stage.position)))
+_STAGES = (select(Stage.id, Stage.name, Stage.position, Stage.probability, Stage.sla_days)
+           .where(Stage.organization_id == bindparam("org")).order_by(Stage.position))
+
+
+def pipeline_stages(session: Session, organization_id: int) -> list[Any]:
+    """The organization's stages in pipeline order, as plain read-only rows (``id``, ``name``,
+    ``position``, ``probability``, ``sla_days``): every caller reads them, none changes them."""
+    return list(session.execute(_STAGES, {"org": organization_id}))
+
+
+def _open_deals_by(column: Any) -> Any:
+    return (
+        select(Opportunity.id, Opportunity.name, Opportunity.amount, Opportunity.status, Opportunity.created_at, Opportunity.stage_entered_at,
+               Opportunity.stage_id, Account.name.label("account_name"), Opportunity.owner_id, Opportunity.currency)
+        .join(Account, Account.id == Opportunity.account_id)
+        .where(Opportunity.organization_id == bindparam("org"), column.in_(bindparam("ids", expanding=True)), Opportunity.status == "open",
+               Opportunity.deleted_at.is_(None))
+        .order_by(Opportunity.created_at.desc(), Opportunity.id.desc())
+    )
+
+
+# Built once: the pane asks for these on every mail opened, the manager's panel on every look.
+_OPEN_DEALS = {"accounts": _open_deals_by(Opportunity.account_id), "owners": _open_deals_by(Opportunity.owner_id)}
+
+
+def open_deals(session: Session, organization_id: int, stages: Mapping[int, Stage], *, accounts: Iterable[int] = (),
+               owners: Iterable[int] = ()) -> list[OpenDeal]:
+    """The open deals of some accounts, or of some owners, newest first, as plain rows."""
+    by, ids = ("accounts", list(accounts)) if accounts else ("owners", list(owners))
+    if not ids:
+        return []
+    return [
+        OpenDeal(row.id, row.name, row.amount, row.status, as_utc(row.created_at), as_utc(row.stage_entered_at), stages[row.stage_id],
+                 row.account_name, row.owner_id, row.currency)
+        for row in session.execute(_OPEN_DEALS[by], {"org": organization_id, "ids": ids})
+    ]
 
 
 def create_opportunity(session: Session, actor: User, data: Mapping[str, Any], *, now: datetime | None = None) -> Opportunity:

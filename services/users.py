@@ -8,7 +8,7 @@ second way: it resolves an identity provider's subject to a user through ``UserI
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from services.models import User, UserIdentity
@@ -43,6 +43,7 @@ def user_for_identity(session: Session, provider: str, issuer: str, subject: str
         select(User)
         .join(UserIdentity, UserIdentity.user_id == User.id)
         .where(UserIdentity.provider == provider, UserIdentity.issuer == issuer, UserIdentity.subject == subject, User.is_active)
+        .options(joinedload(User.organization))  # every caller reads the organization next
     )
 
 

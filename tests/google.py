@@ -96,6 +96,9 @@ class GmailApi(_Server):
         api = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as Google's API servers do
+            disable_nagle_algorithm = True  # headers and body leave at once, as from a real server
+
             def do_GET(self) -> None:  # noqa: N802
                 parts = urlsplit(self.path)
                 api.requests.append((self.path, dict(self.headers)))

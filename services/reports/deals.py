@@ -11,10 +11,10 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from services.deals import pipeline_stages
+from services.deals import open_deals, pipeline_stages
 from services.models import Account, Activity, FollowUp, Opportunity, Quota, Stage, StageChange, User
 from services.periods import Period, period_for
-from services.signals import DealWarning, OpenDeal, days_since, deal_warnings
+from services.signals import DealWarning, days_since, deal_warnings
 from services.types import as_utc
 from services.reports.quotas import _won_by_owner
 from services.reports.scope import _closed_in, _in_period, _people
@@ -203,16 +203,7 @@ def deal_alerts(session: Session, actor: User, now: datetime, team_id: int | Non
     """The team's open deals that are going dark, stale or neglected (``services.signals``)."""
     owners = {u.id: u.name for u in _people(session, actor, team_id, rep_id, people)}
     stages = {stage.id: stage for stage in pipeline_stages(session, actor.organization_id)}
-    deals = [
-        OpenDeal(id, name, amount, status, as_utc(created_at), as_utc(entered_at), stages[stage_id], account_name, owner_id)
-        for id, name, amount, status, created_at, entered_at, stage_id, account_name, owner_id in session.execute(
-            select(Opportunity.id, Opportunity.name, Opportunity.amount, Opportunity.status, Opportunity.created_at,
-                   Opportunity.stage_entered_at, Opportunity.stage_id, Account.name, Opportunity.owner_id)
-            .join(Account, Account.id == Opportunity.account_id)
-            .where(Opportunity.organization_id == actor.organization_id, Opportunity.deleted_at.is_(None),
-                   Opportunity.status == "open", Opportunity.owner_id.in_(owners))
-        )
-    ]
+    deals = open_deals(session, actor.organization_id, stages, owners=owners)
     by_deal: dict[int, list[DealWarning]] = defaultdict(list)
     for warning in deal_warnings(session, actor.organization, deals, now):
         by_deal[warning.opportunity_id].append(warning)

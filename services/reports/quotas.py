@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import lru_cache
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from services.models import Opportunity, Quota, User
@@ -83,7 +85,8 @@ def team_revenue_attainment(session: Session, actor: User, period: Period, team_
     targets: dict[int, Decimal] = defaultdict(Decimal)
     for team, kind, start, target in session.execute(
         select(Quota.team_id, Quota.period, Quota.period_start, Quota.target)
-        .where(_overlapping_quotas(actor, period), Quota.team_id.in_(teams), Quota.metric == "won_revenue")
+        .where(_overlapping_quotas(actor.organization_id, period.start, period.end, _reach(period)), Quota.team_id.in_(teams),
+               Quota.metric == "won_revenue")
     ):
         targets[team] += _pro_rata(kind, start, target, period)
     if not targets:
@@ -121,13 +124,24 @@ def _overlap(kind: str, start: date, period: Period) -> tuple[Decimal, int]:
 LONGEST = {"week": 7, "month": 31, "quarter": 92, "year": 366}
 
 
-def _overlapping_quotas(actor: User, period: Period) -> ColumnElement[bool]:
+def _overlapping_quotas(organization_id: Any, start: Any, end: Any, reach: dict[str, Any]) -> ColumnElement[bool]:
     """The organization's quotas whose period can overlap the report period: started before
-    it ends, and not so long before it starts that a period of their kind has ended."""
-    could_reach = or_(*((Quota.period == kind) & (Quota.period_start > period.start - timedelta(days=days))
-                        for kind, days in LONGEST.items()))
-    return (Quota.organization_id == actor.organization_id) & (Quota.period_start < period.end) & (
-        Quota.period_start > period.start - timedelta(days=max(LONGEST.values()))) & could_reach
+    it ends, and not so long before it starts that a period of their kind has ended
+    (``reach``: per kind, the earliest start that can)."""
+    return (Quota.organization_id == organization_id) & (Quota.period_start < end) & (Quota.period_start > reach["year"]) & or_(
+        *((Quota.period == kind) & (Quota.period_start > reach[kind]) for kind in LONGEST))
+
+
+def _reach(period: Period) -> dict[str, date]:
+    return {kind: period.start - timedelta(days=days) for kind, days in LONGEST.items()}
+
+
+# Built once, with the period as parameters: the pane's panel asks on every look.
+_OWNERS_QUOTAS = (
+    select(Quota.user_id, Quota.metric, Quota.activity_type, Quota.period, Quota.period_start, Quota.target)
+    .where(_overlapping_quotas(bindparam("org"), bindparam("start"), bindparam("end"), {kind: bindparam(kind) for kind in LONGEST}),
+           Quota.user_id.in_(bindparam("owners", expanding=True)))
+)
 
 
 def quota_targets(session: Session, actor: User, period: Period, owners: list[int]) -> dict[tuple[int, str, str | None], Decimal]:
@@ -135,8 +149,7 @@ def quota_targets(session: Session, actor: User, period: Period, owners: list[in
     rata by its days of overlap with the period."""
     targets: dict[tuple[int, str, str | None], Decimal] = defaultdict(Decimal)
     for user_id, metric, activity_type, kind, start, target in session.execute(
-        select(Quota.user_id, Quota.metric, Quota.activity_type, Quota.period, Quota.period_start, Quota.target)
-        .where(_overlapping_quotas(actor, period), Quota.user_id.in_(owners))
+        _OWNERS_QUOTAS, {"org": actor.organization_id, "start": period.start, "end": period.end, "owners": owners, **_reach(period)}
     ):
         if (share := _pro_rata(kind, start, target, period)) > 0:
             targets[(user_id, metric, activity_type)] += share
