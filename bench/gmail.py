@@ -27,7 +27,7 @@ def _median_ms(call, repeat: int) -> float:
     return statistics.median(runs) * 1000
 
 
-def measure(app: Flask, floor_ms: float, repeat: int = 30) -> dict[str, Any]:
+def measure(app: Flask, floor_ms: float, repeat: int = 100) -> dict[str, Any]:
     keys, api = google.GoogleKeys(), google.GmailApi()
     try:
         with app.extensions["inboxcrm.db"].sessions() as session:

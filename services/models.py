@@ -353,7 +353,7 @@ class Activity(OrgScoped, Base):
         Index("ix_activities_contact", "organization_id", "contact_id", "occurred_at"),
         Index("ix_activities_account", "organization_id", "account_id", "occurred_at"),
         Index("ix_activities_opportunity", "organization_id", "opportunity_id", "occurred_at"),
-        Index("ix_activities_owner", "organization_id", "owner_id", "occurred_at"),
+        Index("ix_activities_owner", "organization_id", "owner_id", "occurred_at", "deleted_at"),  # drawdown reads the index alone
         Index("ix_activities_lead", "organization_id", "lead_id", "occurred_at"),
     )
 

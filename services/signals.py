@@ -83,12 +83,17 @@ def _latest(*conditions: ColumnElement[bool]) -> ColumnElement[Any]:
     )
 
 
-# Built once (building a statement costs more than running it on a handful of deals).
-_LATEST = select(Opportunity.id, _latest(is_inbound_interaction()), _latest()).where(Opportunity.id.in_(bindparam("ids", expanding=True)))
-_FOLLOWED_UP = select(FollowUp.opportunity_id).where(
-    FollowUp.organization_id == bindparam("org"), FollowUp.opportunity_id.in_(bindparam("ids", expanding=True)),
-    FollowUp.done_at.is_(None), FollowUp.deleted_at.is_(None), FollowUp.due_at > bindparam("now"),
+# Per deal, in one statement built once (building a statement costs more than running it on a
+# handful of deals): its last inbound interaction, its last activity, and whether a follow-up
+# is due in the future.
+_PLANNED = (
+    select(FollowUp.id)
+    .where(FollowUp.organization_id == bindparam("org"), FollowUp.opportunity_id == Opportunity.id, FollowUp.done_at.is_(None),
+           FollowUp.deleted_at.is_(None), FollowUp.due_at > bindparam("now"))
+    .correlate(Opportunity).exists()
 )
+_LATEST = (select(Opportunity.id, _latest(is_inbound_interaction()), _latest(), _PLANNED)
+           .where(Opportunity.id.in_(bindparam("ids", expanding=True))))
 
 
 @dataclass(frozen=True)
@@ -113,10 +118,11 @@ def deal_warnings(session: Session, organization: Organization, deals: Iterable[
     if not open_deals:
         return []
     ids = [deal.id for deal in open_deals]
-    last_inbound, last_any = {}, {}
-    for deal_id, inbound, anything in session.execute(_LATEST, {"org": organization.id, "ids": ids}):
+    last_inbound, last_any, followed_up = {}, {}, set()
+    for deal_id, inbound, anything, planned in session.execute(_LATEST, {"org": organization.id, "ids": ids, "now": now}):
         last_inbound[deal_id], last_any[deal_id] = inbound, anything
-    followed_up = set(session.scalars(_FOLLOWED_UP, {"org": organization.id, "ids": ids, "now": now}))
+        if planned:
+            followed_up.add(deal_id)
     dark_days = int(organization.setting("going_dark_days"))
     neglect_days = int(organization.setting("neglected_days"))
     warnings: list[DealWarning] = []

@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, case, func, or_, select
+from sqlalchemy import ColumnElement, bindparam, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from services.errors import DomainError
@@ -60,16 +60,40 @@ def _month_split(start: date, end: date) -> tuple[tuple[date, date] | None, list
     return (first, last), edges
 
 
-def _rollup_grains(period: Period) -> list[tuple[Any, ColumnElement[bool]]]:
-    """Which rollup rows serve a period's whole days: (model, condition) for the monthly grain
-    (its whole months) and the daily grain (the days at its edges)."""
+def _rollup_ranges(period: Period) -> list[tuple[Any, list[tuple[date, date]]]]:
+    """Which rollup rows serve a period's whole days: the monthly grain's whole months and the
+    daily grain's days at its edges, as (model, date ranges); at most two ranges each."""
     months, days = _month_split(period.start, period.whole_days_end)
+    return [(model, ranges) for model, ranges in ((ActivityMonthRollup, [months] if months else []), (ActivityRollup, days)) if ranges]
+
+
+def _rollup_grains(period: Period) -> list[tuple[Any, ColumnElement[bool]]]:
+    """The same as conditions: (model, condition on its date)."""
     grains = []
-    for model, when, ranges in ((ActivityMonthRollup, ActivityMonthRollup.month, [months] if months else []),
-                                (ActivityRollup, ActivityRollup.day, days)):
-        if ranges:
-            grains.append((model, or_(*((when >= start) & (when < end) for start, end in ranges))))
+    for model, ranges in _rollup_ranges(period):
+        when = ActivityMonthRollup.month if model is ActivityMonthRollup else ActivityRollup.day
+        grains.append((model, or_(*((when >= start) & (when < end) for start, end in ranges))))
     return grains
+
+
+def _summary_statement(model: Any) -> Any:
+    when = model.month if model is ActivityMonthRollup else model.day
+    return (
+        select(model.owner_id, model.type, model.direction, model.outcome, func.sum(model.count), func.sum(model.minutes))
+        .where(model.organization_id == bindparam("org"), model.owner_id.in_(bindparam("owners", expanding=True)),
+               or_(*((when >= bindparam(f"start{i}")) & (when < bindparam(f"end{i}")) for i in range(2))))
+        .group_by(model.owner_id, model.type, model.direction, model.outcome)
+    )
+
+
+# The summary's statements, built once, with its date ranges as parameters (two at most: an
+# unused one is empty).
+_SUMMARY = {model: _summary_statement(model) for model in (ActivityMonthRollup, ActivityRollup)}
+
+
+def _range_parameters(ranges: list[tuple[date, date]]) -> dict[str, date]:
+    padded = ranges + [(ranges[0][0], ranges[0][0])] * (2 - len(ranges))
+    return {key: value for i, (start, end) in enumerate(padded) for key, value in ((f"start{i}", start), (f"end{i}", end))}
 
 
 def activity_summary(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *, people: list[User] | None = None) -> list[RepActivity]:
@@ -80,12 +104,8 @@ def activity_summary(session: Session, actor: User, period: Period, team_id: int
     # the edges from the daily one, so that cost follows reps × (months + edge days). A to-date
     # period's last day is partial, and read from the activities themselves.
     rows: list[Any] = []
-    for model, within in _rollup_grains(period):
-        rows += session.execute(
-            select(model.owner_id, model.type, model.direction, model.outcome, func.sum(model.count), func.sum(model.minutes))
-            .where(model.organization_id == actor.organization_id, model.owner_id.in_(reps), within)
-            .group_by(model.owner_id, model.type, model.direction, model.outcome)
-        ).all()
+    for model, ranges in _rollup_ranges(period):
+        rows += session.execute(_SUMMARY[model], {"org": actor.organization_id, "owners": list(reps), **_range_parameters(ranges)}).all()
     if (partial := _partial_day(actor, period, reps)) is not None:
         rows += session.execute(
             select(Activity.owner_id, Activity.type, Activity.direction, Activity.outcome, func.count(), func.sum(Activity.duration_minutes))
@@ -120,6 +140,14 @@ BASELINE = timedelta(days=28)
 
 
 WORKING_DAYS = {RECENT: 5, BASELINE: 20}
+# Per rep, activities in the last 7 × 24 hours and in the 35 × 24 hours up to now: built once.
+_DRAWDOWN = (
+    select(Activity.owner_id, func.sum(case((Activity.occurred_at >= bindparam("split"), 1), else_=0)), func.count())
+    .where(Activity.organization_id == bindparam("org"), Activity.deleted_at.is_(None),
+           Activity.owner_id.in_(bindparam("owners", expanding=True)), Activity.occurred_at >= bindparam("start"),
+           Activity.occurred_at < bindparam("now"))
+    .group_by(Activity.owner_id)
+)
 
 
 def drawdown_alerts(session: Session, actor: User, now: datetime, team_id: int | None = None, rep_id: int | None = None, *, people: list[User] | None = None) -> list[Drawdown]:
@@ -128,14 +156,8 @@ def drawdown_alerts(session: Session, actor: User, now: datetime, team_id: int |
     organization's threshold (default 60 %) of their own rate over the 28 days before."""
     threshold = float(actor.organization.setting("drawdown_threshold"))
     people = {u.id: u.name for u in _people(session, actor, team_id, rep_id, people)}
-    split, start = now - RECENT, now - RECENT - BASELINE
-    recent = func.sum(case((Activity.occurred_at >= split, 1), else_=0))
-    rows = session.execute(
-        select(Activity.owner_id, recent, func.count())
-        .where(Activity.organization_id == actor.organization_id, Activity.deleted_at.is_(None), Activity.owner_id.in_(people),
-               Activity.occurred_at >= start, Activity.occurred_at < now)
-        .group_by(Activity.owner_id)
-    )
+    rows = session.execute(_DRAWDOWN, {"org": actor.organization_id, "owners": list(people), "start": now - RECENT - BASELINE,
+                                       "split": now - RECENT, "now": now})
     alerts = []
     for owner_id, in_recent, in_both in rows:
         recent_rate = int(in_recent or 0) / WORKING_DAYS[RECENT]
