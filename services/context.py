@@ -120,17 +120,20 @@ def _many(name: str) -> Any:
 
 
 _ORG = bindparam("org")
+# The live contacts having any of the addresses, each with all its addresses: one row per address.
 _CONTACTS = (
-    select(Contact.id, Contact.name, Contact.title, Contact.account_id)
+    select(Contact.id, Contact.name, Contact.title, Contact.account_id, ContactEmail.address)
     .join(ContactEmail, ContactEmail.contact_id == Contact.id)
-    .where(ContactEmail.organization_id == _ORG, ContactEmail.address.in_(_many("addresses")), Contact.deleted_at.is_(None))
-    .distinct().order_by(Contact.id)
+    .where(Contact.organization_id == _ORG, Contact.deleted_at.is_(None), Contact.id.in_(
+        select(ContactEmail.contact_id).where(ContactEmail.organization_id == _ORG, ContactEmail.address.in_(_many("addresses")))))
+    .order_by(Contact.id, ContactEmail.id)
 )
-_EMAILS = (select(ContactEmail.contact_id, ContactEmail.address)
-           .where(ContactEmail.organization_id == _ORG, ContactEmail.contact_id.in_(_many("ids"))).order_by(ContactEmail.id))
-_DOMAIN_ACCOUNTS = select(AccountDomain.account_id).where(AccountDomain.organization_id == _ORG, AccountDomain.domain.in_(_many("domains")))
-_ACCOUNTS = select(Account.id, Account.name, Account.parent_id, Account.deleted_at).where(Account.organization_id == _ORG,
-                                                                                         Account.id.in_(_many("ids")))
+# The contacts' accounts and the accounts owning any of the domains.
+_ACCOUNTS = select(Account.id, Account.name, Account.parent_id, Account.deleted_at).where(
+    Account.organization_id == _ORG,
+    Account.id.in_(_many("ids")) | Account.id.in_(
+        select(AccountDomain.account_id).where(AccountDomain.organization_id == _ORG, AccountDomain.domain.in_(_many("domains")))),
+)
 _ACCOUNT_DOMAINS = (select(AccountDomain.account_id, AccountDomain.domain)
                     .where(AccountDomain.organization_id == _ORG, AccountDomain.account_id.in_(_many("ids"))).order_by(AccountDomain.id))
 _FAMILY = (select(Account.id, Account.name, Account.parent_id, Account.deleted_at)
@@ -190,18 +193,16 @@ def context_for_addresses(
     own_domains = set(actor.organization.domains or [])
     wanted = [a for a in wanted if domain_of(a) not in own_domains]
 
-    contacts = session.execute(_CONTACTS, {"org": org_id, "addresses": wanted}).all() if wanted else []
-    contact_ids = {c.id for c in contacts}
+    contacts: dict[int, Any] = {}
     emails: dict[int, list[str]] = defaultdict(list)
-    for contact_id, address in session.execute(_EMAILS, {"org": org_id, "ids": list(contact_ids)}) if contact_ids else ():
-        emails[contact_id].append(address)
+    for row in session.execute(_CONTACTS, {"org": org_id, "addresses": wanted}) if wanted else ():
+        contacts.setdefault(row.id, row)
+        emails[row.id].append(row.address)
+    contact_ids = set(contacts)
     known = {address for found in emails.values() for address in found}
 
-    account_ids = {c.account_id for c in contacts if c.account_id}
     domains = {domain_of(a) for a in wanted if not is_public_domain(domain_of(a))}
-    if domains:
-        account_ids |= set(session.scalars(_DOMAIN_ACCOUNTS, {"org": org_id, "domains": list(domains)}))
-    accounts, account_names = _account_cards(session, org_id, account_ids)
+    accounts, account_names = _account_cards(session, org_id, {c.account_id for c in contacts.values() if c.account_id}, domains)
     account_ids = {a.id for a in accounts}
 
     stages = pipeline_stages(session, org_id)
@@ -218,7 +219,7 @@ def context_for_addresses(
 
     return PaneContext(
         addresses=wanted,
-        contacts=[ContactCard(c.id, c.name, c.title, emails[c.id], c.account_id, account_names.get(c.account_id)) for c in contacts],
+        contacts=[ContactCard(c.id, c.name, c.title, emails[c.id], c.account_id, account_names.get(c.account_id)) for c in contacts.values()],
         accounts=accounts,
         deals=[deal_row(actor, d, now, [w for w in warnings if w.opportunity_id == d.id], owners[d.owner_id], d.account_name)
                for d in deals],
@@ -248,12 +249,12 @@ def _owners(session: Session, actor: User, ids: set[int]) -> dict[int, Owner]:
     return {row.id: Owner(*row) for row in rows}
 
 
-def _account_cards(session: Session, org_id: int, ids: set[int]) -> tuple[list[AccountCard], dict[int, str]]:
-    """The live accounts among ``ids`` as cards (name order), and the names of all of them
-    (a contact's account shows by name even once deleted)."""
-    if not ids:
+def _account_cards(session: Session, org_id: int, ids: set[int], domains: set[str]) -> tuple[list[AccountCard], dict[int, str]]:
+    """The live accounts among ``ids`` and those owning any of ``domains``, as cards (name
+    order), and the names of all of them (a contact's account shows by name even once deleted)."""
+    if not ids and not domains:
         return [], {}
-    rows = session.execute(_ACCOUNTS, {"org": org_id, "ids": list(ids)}).all()
+    rows = session.execute(_ACCOUNTS, {"org": org_id, "ids": list(ids), "domains": list(domains)}).all()
     names = {row.id: row.name for row in rows}
     live = sorted((row for row in rows if row.deleted_at is None), key=lambda row: (row.name, row.id))
     live_ids = [row.id for row in live]

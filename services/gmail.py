@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import threading
+import json
+import urllib.request
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from email.header import decode_header, make_header
@@ -23,7 +24,7 @@ from email.utils import getaddresses, parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
-import requests
+import urllib3
 
 from services.text import html_to_text, is_valid_address, normalise_address
 
@@ -65,20 +66,11 @@ class GmailMessage:
         return item
 
 
-_local = threading.local()
-
-
-def _http() -> requests.Session:
-    """One keep-alive connection pool per thread: a card should not pay a new TLS handshake
-    with Google for every message opened."""
-    if not hasattr(_local, "session"):
-        session = requests.Session()
-        # The environment's proxies read once, not on every request (requests would otherwise
-        # look them up, and for a .netrc, each time).
-        session.trust_env = False
-        session.proxies = requests.utils.getproxies()
-        _local.session = session
-    return _local.session
+# One pool of keep-alive connections for the process (urllib3's pools are thread-safe): a card
+# should not pay a new TLS handshake with Google for every message opened. HTTPS_PROXY, where
+# set, is honoured.
+_proxy = urllib.request.getproxies().get("https")
+_http = urllib3.ProxyManager(_proxy) if _proxy else urllib3.PoolManager()
 
 
 def fetch_message(base_url: str, message_id: str, oauth_token: str, access_token: str, *,
@@ -86,23 +78,23 @@ def fetch_message(base_url: str, message_id: str, oauth_token: str, access_token
     """``GET {base}/gmail/v1/users/me/messages/{id}?format=full`` with the user's OAuth token and
     the event's message access token (``X-Goog-Gmail-Access-Token``), as Google documents for
     add-ons; the answer parsed."""
-    url = f"{base_url.rstrip('/')}/gmail/v1/users/me/messages/{quote(message_id, safe='')}"
+    url = f"{base_url.rstrip('/')}/gmail/v1/users/me/messages/{quote(message_id, safe='')}?format=full"
     try:
-        response = _http().get(
-            url, params={"format": "full"}, timeout=timeout or TIMEOUT_SECONDS,
+        response = _http.request(
+            "GET", url, timeout=urllib3.Timeout(total=timeout or TIMEOUT_SECONDS), retries=False,
             headers={"Authorization": f"Bearer {oauth_token}", "X-Goog-Gmail-Access-Token": access_token},
         )
-    except requests.RequestException as error:
+    except urllib3.exceptions.HTTPError as error:
         raise GmailUnavailable("Gmail did not answer in time. Try again in a moment.") from error
-    if response.status_code in (401, 403):
+    if response.status in (401, 403):
         raise GmailUnavailable("Gmail refused to show this message to Inbox CRM. Open the message again.")
-    if response.status_code == 404:
+    if response.status == 404:
         raise GmailUnavailable("Gmail has no such message (it may have been deleted).")
-    if response.status_code != 200:
-        raise GmailUnavailable(f"Gmail answered with an error ({response.status_code}). Try again in a moment.")
+    if response.status != 200:
+        raise GmailUnavailable(f"Gmail answered with an error ({response.status}). Try again in a moment.")
     try:
-        return parse_message(response.json())
-    except ValueError as error:
+        return parse_message(json.loads(response.data))
+    except ValueError as error:  # json's errors (UnicodeDecodeError too) are ValueErrors
         raise GmailUnavailable("Gmail's answer was not a message Inbox CRM can read.") from error
 
 
