@@ -153,7 +153,7 @@ def main() -> None:
     floor_seconds = timed(lambda: client.get(floor), 50)
     from bench.gmail import measure as gmail_cards
 
-    cards = gmail_cards(app, floor_seconds * 1000)
+    cards = gmail_cards(app, floor_seconds * 1000, NOW)
     result = {
         "backend": engine.dialect.name,
         "scale": args.scale,

@@ -332,17 +332,6 @@ def deal_row_for(session: Session, actor: User, deal_id: int, now: datetime | No
     return deal_row(actor, deal, now, deal_warnings(session, actor.organization, [deal], now), deal.owner, deal.account.name)
 
 
-def open_deals_of(session: Session, actor: User, limit: int = 200) -> list[Opportunity]:
-    """The actor's own open deals, newest first."""
-    return list(session.scalars(
-        select(Opportunity)
-        .where(Opportunity.organization_id == actor.organization_id, Opportunity.owner_id == actor.id,
-               Opportunity.status == "open", Opportunity.deleted_at.is_(None))
-        .options(selectinload(Opportunity.stage), selectinload(Opportunity.owner), selectinload(Opportunity.account))
-        .order_by(Opportunity.created_at.desc()).limit(limit)
-    ))
-
-
 def _activity_row(actor: User, activity: Any, owner: User | Owner) -> ActivityRow:
     """An activity (an ORM object or a row of ``ACTIVITY_COLUMNS``) as the views list it."""
     readable = can_read_content(actor, activity)

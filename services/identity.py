@@ -25,6 +25,7 @@ import json
 import threading
 import time
 import urllib.request
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +41,7 @@ from services.users import user_for_identity
 
 LEEWAY_SECONDS = 120
 KEYS_TTL_SECONDS = 3600
+VERIFIED_TOKENS = 4096  # signatures remembered per key set
 
 
 class TokenRejected(Exception):
@@ -68,6 +70,10 @@ class RemoteKeys:
     fetched_at: float = 0.0
     keys: KeySet | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Tokens whose signature these keys verified, with their claims: Google sends the same
+    # ID tokens with every request for up to an hour. Only the signature is remembered; the
+    # claims (expiry, audience, issuer) are checked on every use.
+    verified: OrderedDict[str, dict[str, Any]] = field(default_factory=OrderedDict)
 
     def key_set(self, kid: str | None) -> KeySet:
         with self.lock:
@@ -76,7 +82,18 @@ class RemoteKeys:
             if self.keys is None or stale or (unknown and time.monotonic() - self.fetched_at > 60):
                 self.keys = self._fetch()
                 self.fetched_at = time.monotonic()
+                self.verified.clear()  # a key may have been withdrawn
             return self.keys
+
+    def remember(self, token: str, claims: dict[str, Any]) -> None:
+        with self.lock:
+            self.verified[token] = claims
+            while len(self.verified) > VERIFIED_TOKENS:
+                self.verified.popitem(last=False)
+
+    def recall(self, token: str) -> dict[str, Any] | None:
+        with self.lock:
+            return self.verified.get(token)
 
     def _fetch(self) -> KeySet:
         try:
@@ -92,6 +109,8 @@ class RemoteKeys:
 def _signed_claims(token: str, keys: RemoteKeys) -> dict[str, Any]:
     """The claims of an RS256 JWT whose signature one of ``keys`` verifies (nothing else
     checked yet); ``none``, HMAC and anything that is not a JWT refused."""
+    if (known := keys.recall(token)) is not None:
+        return dict(known)
     try:
         header = json.loads(_b64(token.split(".")[0]))
     except (ValueError, IndexError) as error:
@@ -107,7 +126,8 @@ def _signed_claims(token: str, keys: RemoteKeys) -> dict[str, Any]:
         raise TokenRejected(f"signature: {error}") from error
     if not isinstance(decoded.claims, dict):
         raise TokenRejected("the claims are not an object")
-    return decoded.claims
+    keys.remember(token, decoded.claims)
+    return dict(decoded.claims)
 
 
 def _validate(claims: dict[str, Any], now: int | None, issuers: list[str], audiences: list[str], *required: str) -> dict[str, Any]:

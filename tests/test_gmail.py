@@ -407,3 +407,26 @@ def test_open_full_panel_signs_in_once_and_shows_the_same_message(addon: Flask, 
 def test_gmail_endpoints_are_off_until_configured(app: Flask) -> None:
     response = app.test_client().post("/gmail/message", json=event())
     assert response.status_code == 404
+
+
+def test_a_remembered_signature_never_skips_the_claims(keys: google.GoogleKeys) -> None:
+    """Signatures are remembered (Google resends the same token for an hour); expiry, audience
+    and issuer are checked on every use all the same."""
+    from services.identity import RemoteKeys, TokenRejected, verify_google_token
+
+    remote = RemoteKeys(keys.jwks_url)
+    token = keys.system_token("/gmail/message")
+    audience = [f"{BASE_URL}/gmail/message"]
+    assert verify_google_token(token, audience, remote)["email"] == SERVICE_ACCOUNT
+    assert token in remote.verified
+    with pytest.raises(TokenRejected):
+        verify_google_token(token, [f"{BASE_URL}/gmail/homepage"], remote)
+    with pytest.raises(TokenRejected):
+        verify_google_token(token, audience, remote, now=int(time.time()) + 3 * 3600)
+    # A token signed by another key is not made good by being asked about twice.
+    forged = keys.sign({"iss": "https://accounts.google.com", "aud": audience[0], "sub": "1", "email": SERVICE_ACCOUNT,
+                        "email_verified": True, "exp": int(time.time()) + 600}, RSAKey.generate_key(2048, parameters={"kid": "google-1"}))
+    for _ in range(2):
+        with pytest.raises(TokenRejected):
+            verify_google_token(forged, audience, remote)
+    assert forged not in remote.verified

@@ -32,8 +32,8 @@ from addin.database import commit, db, rollback, writes
 from addin.security import limiter, token_endpoint, verify_with_keys
 from addin.views import actor
 from services import activities, contacts, deals, followups
-from services.context import PaneContext, account_timeline, context_for_addresses, deal_row, deal_row_for, open_deals_of
-from services.deals import pipeline_stages
+from services.context import PaneContext, account_timeline, context_for_addresses, deal_row, deal_row_for
+from services.deals import open_deals, pipeline_stages
 from services.errors import DomainError, NotFound
 from services.gmail import GmailMessage, GmailUnavailable, fetch_message
 from services.identity import GoogleRules, user_for_google_claims, verify_addon_request
@@ -150,11 +150,10 @@ def on_homepage(event: AddonEvent) -> Json:
         return cards.show(cards.team_card(ctx, panel, f"{event.base_url}{url_for('reports.dashboard')}"))
     now = utcnow()
     follow_ups = [(f.title, f.due_at, f.due_at < now) for f in followups.open_follow_ups(db(), user, limit=20)]
-    mine = open_deals_of(db(), user)
+    mine = open_deals(db(), user.organization_id, {s.id: s for s in pipeline_stages(db(), user.organization_id)}, owners=[user.id])
     warnings = deal_warnings(db(), user.organization, mine, now)
     flagged = {w.opportunity_id for w in warnings}
-    rows = [deal_row(user, d, now, [w for w in warnings if w.opportunity_id == d.id], d.owner, d.account.name)
-            for d in mine if d.id in flagged]
+    rows = [deal_row(user, d, now, [w for w in warnings if w.opportunity_id == d.id], user, d.account_name) for d in mine if d.id in flagged]
     return cards.show(cards.rep_home_card(ctx, user.name, follow_ups, rows[:20]))
 
 
