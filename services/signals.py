@@ -92,8 +92,8 @@ _PLANNED = (
            FollowUp.deleted_at.is_(None), FollowUp.due_at > bindparam("now"))
     .correlate(Opportunity).exists()
 )
-_LATEST = (select(Opportunity.id, _latest(is_inbound_interaction()), _latest(), _PLANNED)
-           .where(Opportunity.id.in_(bindparam("ids", expanding=True))))
+WARNING_FACTS = (_latest(is_inbound_interaction()), _latest(), _PLANNED)  # bind "org" and "now"
+_LATEST = select(Opportunity.id, *WARNING_FACTS).where(Opportunity.id.in_(bindparam("ids", expanding=True)))
 
 
 @dataclass(frozen=True)
@@ -111,15 +111,23 @@ class OpenDeal:
     account_name: str
     owner_id: int
     currency: str = ""
+    # What the warnings read, when the same statement read it (``services.deals.open_deals``):
+    # the last inbound interaction, the last activity, a follow-up due in the future.
+    last_inbound: datetime | None = None
+    last_any: datetime | None = None
+    planned: bool | None = None  # None: not read yet
 
 
 def deal_warnings(session: Session, organization: Organization, deals: Iterable[DealFacts], now: datetime) -> list[DealWarning]:
     open_deals = [deal for deal in deals if deal.status == "open"]
     if not open_deals:
         return []
-    ids = [deal.id for deal in open_deals]
     last_inbound, last_any, followed_up = {}, {}, set()
-    for deal_id, inbound, anything, planned in session.execute(_LATEST, {"org": organization.id, "ids": ids, "now": now}):
+    facts = [(d.id, d.last_inbound, d.last_any, d.planned) for d in open_deals if getattr(d, "planned", None) is not None]
+    unread = [deal.id for deal in open_deals if getattr(deal, "planned", None) is None]
+    if unread:
+        facts += session.execute(_LATEST, {"org": organization.id, "ids": unread, "now": now}).all()
+    for deal_id, inbound, anything, planned in facts:
         last_inbound[deal_id], last_any[deal_id] = inbound, anything
         if planned:
             followed_up.add(deal_id)

@@ -150,7 +150,8 @@ def on_homepage(event: AddonEvent) -> Json:
         return cards.show(cards.team_card(ctx, panel, f"{event.base_url}{url_for('reports.dashboard')}"))
     now = utcnow()
     follow_ups = [(f.title, f.due_at, f.due_at < now) for f in followups.open_follow_ups(db(), user, limit=20)]
-    mine = open_deals(db(), user.organization_id, {s.id: s for s in pipeline_stages(db(), user.organization_id)}, owners=[user.id])
+    mine = open_deals(db(), user.organization_id, {s.id: s for s in pipeline_stages(db(), user.organization_id)}, now,
+                       owners=[user.id])
     warnings = deal_warnings(db(), user.organization, mine, now)
     flagged = {w.opportunity_id for w in warnings}
     rows = [deal_row(user, d, now, [w for w in warnings if w.opportunity_id == d.id], user, d.account_name) for d in mine if d.id in flagged]

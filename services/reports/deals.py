@@ -203,7 +203,7 @@ def deal_alerts(session: Session, actor: User, now: datetime, team_id: int | Non
     """The team's open deals that are going dark, stale or neglected (``services.signals``)."""
     owners = {u.id: u.name for u in _people(session, actor, team_id, rep_id, people)}
     stages = {stage.id: stage for stage in pipeline_stages(session, actor.organization_id)}
-    deals = open_deals(session, actor.organization_id, stages, owners=owners)
+    deals = open_deals(session, actor.organization_id, stages, now, owners=owners)
     by_deal: dict[int, list[DealWarning]] = defaultdict(list)
     for warning in deal_warnings(session, actor.organization, deals, now):
         by_deal[warning.opportunity_id].append(warning)
