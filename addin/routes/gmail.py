@@ -41,6 +41,7 @@ from services.models import HandoffUse, User
 from services.periods import local_today
 from services.preview import sample_mailbox
 from services.reports import rep_accounts, team_panel
+from services.schemas import parse_id
 from services.signals import deal_warnings
 from services.types import utcnow
 
@@ -74,9 +75,6 @@ class AddonEvent:
         if not self.message_id or self.load_message is None:
             raise DomainError("Open a message first.")
         return self.load_message(self.message_id)
-
-    def record_id(self, name: str) -> str | None:
-        return self.parameters.get(name) or None
 
 
 # -- reading the event ---------------------------------------------------------------------------
@@ -214,10 +212,13 @@ def on_new_contact(event: AddonEvent, message: GmailMessage) -> tuple[str, int |
     return f"{contact.name} added" + (f" with the deal {deal.name}." if deal else "."), None
 
 
+# A card's record parameters by the names the services give them.
+LINKS = {"deal_id": "opportunity_id", "account_id": "account_id", "contact_id": "contact_id"}
+
+
 def _links(event: AddonEvent) -> dict[str, str]:
-    return {key: value for key in ("deal_id", "account_id", "contact_id") if (value := event.parameters.get(key))} | (
-        {"opportunity_id": event.parameters["deal_id"]} if event.parameters.get("deal_id") else {}
-    )
+    """What a note or follow-up is about (the services check each id against the caller)."""
+    return {field: value for name, field in LINKS.items() if (value := event.parameters.get(name))}
 
 
 @_acting_on_message
@@ -271,8 +272,6 @@ def on_account(event: AddonEvent) -> Json:
 
 
 def _id(event: AddonEvent, name: str) -> int:
-    from services.schemas import parse_id
-
     value = parse_id(event.parameters.get(name) or "")
     if value is None:
         raise NotFound("record")
