@@ -31,6 +31,7 @@ from services.models import (
     Activity,
     ActivityMonthRollup,
     ActivityRollup,
+    ActivityYearRollup,
     Contact,
     ContactEmail,
     ContactPhone,
@@ -52,6 +53,7 @@ DEMO_PASSWORD = "demo"
 CHUNK = 5_000
 ORG_DOMAIN = "northwind.example"
 ZONE = "America/New_York"
+FISCAL_MONTH = 4  # the demo's fiscal year starts in April
 
 STAGES = [("Qualify", "0.10", 14), ("Discovery", "0.25", 21), ("Proposal", "0.45", 21), ("Negotiation", "0.70", 14), ("Commit", "0.90", 10)]
 LOSS_REASONS = ["Price", "Chose competitor", "No budget", "No decision", "Timing", "Missing feature"]
@@ -130,7 +132,7 @@ class _Builder:
         self.start = today - timedelta(days=730)
         self.now = min(datetime.combine(today, time(12), tzinfo=self.zone).astimezone(timezone.utc), built_at)
         self.counts: dict[str, int] = {}
-        self.rollups = RollupCounter(ZONE)
+        self.rollups = RollupCounter(ZONE, FISCAL_MONTH)
 
     def n(self, base: float, minimum: int = 1) -> int:
         return max(minimum, round(base * self.scale))
@@ -157,7 +159,7 @@ class _Builder:
     def build(self) -> DemoSummary:
         self.org_id = self.ids.take(Organization.__table__)
         self.insert(Organization, [{
-            "id": self.org_id, "name": "Northwind Freight", "time_zone": ZONE, "fiscal_year_start_month": 4,
+            "id": self.org_id, "name": "Northwind Freight", "time_zone": ZONE, "fiscal_year_start_month": FISCAL_MONTH,
             "currency": "USD", "domains": [ORG_DOMAIN], "settings": {}, "created_at": self.at(self.start, 9),
         }])
         self.stage_ids = []
@@ -181,6 +183,7 @@ class _Builder:
         self.quotas()
         self.insert(ActivityRollup, self.rollups.rows(self.org_id, "day"))
         self.insert(ActivityMonthRollup, self.rollups.rows(self.org_id, "month"))
+        self.insert(ActivityYearRollup, self.rollups.rows(self.org_id, "year"))
         self.s.flush()
         reset_sequences(self.s)
         # A bulk load leaves the planner without statistics: on SQLite, with none, it picks an

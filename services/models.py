@@ -442,7 +442,19 @@ class ActivityRollup(RollupCounts, OrgScoped, Base):
     day: Mapped[date] = mapped_column(Date)
 
 
-class ActivityMonthRollup(RollupCounts, OrgScoped, Base):
+class WeekdayCounts:
+    """A coarse rollup's count by local weekday, so that the weekday pattern reads it too."""
+
+    on_mon: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    on_tue: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    on_wed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    on_thu: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    on_fri: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    on_sat: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    on_sun: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class ActivityMonthRollup(RollupCounts, WeekdayCounts, OrgScoped, Base):
     """The daily rollups summed by local month (``month`` is its first day), kept in step with
     them: a year's figures read twelve months' rows, not 365 days'."""
 
@@ -454,14 +466,22 @@ class ActivityMonthRollup(RollupCounts, OrgScoped, Base):
     )
 
     month: Mapped[date] = mapped_column(Date)
-    # The month's count by local weekday, so that the weekday pattern reads months too.
-    on_mon: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    on_tue: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    on_wed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    on_thu: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    on_fri: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    on_sat: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    on_sun: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class ActivityYearRollup(RollupCounts, WeekdayCounts, OrgScoped, Base):
+    """The same counts by the organization's fiscal year (``year`` is its first day): a fiscal
+    year's figures read one row per rep and key. A year to date reads its year less the days
+    still to come (``services.reports.activity``), which hold next to nothing. Rebuilt with the
+    other grains when the organization's fiscal year start or time zone changes."""
+
+    __tablename__ = "activity_year_rollups"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "owner_id", "year", "type", "direction", "outcome", name="uq_activity_year_rollups_key"),
+        Index("ix_activity_year_rollups_year", "organization_id", "year"),
+        CheckConstraint("count >= 0", name="count_not_negative"),
+    )
+
+    year: Mapped[date] = mapped_column(Date)
 
 
 WEEKDAY_COLUMNS = ("on_mon", "on_tue", "on_wed", "on_thu", "on_fri", "on_sat", "on_sun")  # Monday first, as date.weekday()

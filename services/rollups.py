@@ -1,13 +1,15 @@
 """Activity rollups: kept in step with every activity write, rebuildable from scratch.
 
-Two grains of the same counts: per local day (``activity_rollups``) and per local month
-(``activity_month_rollups``). A report reads whole months from the second and the days at a
-period's edges from the first, so a year costs twelve months' rows rather than 365 days'.
+Three grains of the same counts: per local day (``activity_rollups``), per local month
+(``activity_month_rollups``) and per fiscal year (``activity_year_rollups``). A report reads
+whole years or months from the coarse grains and the days at a period's edges from the first,
+so a year costs one row per rep and key rather than 365 days' rows.
 
 ``count_activity`` is called in the same transaction as the write it follows (log: +1, undo:
--1, restore: +1) and moves both grains, so a committed activity and its rollups never
+-1, restore: +1) and moves every grain, so a committed activity and its rollups never
 disagree. ``rebuild_rollups`` recomputes an organization's rows from its activities (after an
-import, or a change of the organization's time zone); a test proves both give the same rows.
+import, or a change of the organization's time zone or fiscal year start); a test proves both
+give the same rows.
 """
 
 from __future__ import annotations
@@ -21,30 +23,38 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.models import WEEKDAY_COLUMNS, Activity, ActivityMonthRollup, ActivityRollup, Organization
+from services.models import WEEKDAY_COLUMNS, Activity, ActivityMonthRollup, ActivityRollup, ActivityYearRollup, Organization
 from services.notes import is_flagged
 
 Key = tuple[int, date, str, str, str]  # owner, local day, type, direction, outcome
-GRAINS: tuple[tuple[type[ActivityRollup] | type[ActivityMonthRollup], str], ...] = (
-    (ActivityRollup, "day"), (ActivityMonthRollup, "month"),
+GRAINS: tuple[tuple[type[ActivityRollup] | type[ActivityMonthRollup] | type[ActivityYearRollup], str], ...] = (
+    (ActivityRollup, "day"), (ActivityMonthRollup, "month"), (ActivityYearRollup, "year"),
 )
+COARSE = ("month", "year")  # the grains that count by weekday too
 
 
 def rollup_key(owner_id: int, occurred_at: datetime, kind: str, direction: str, outcome: str | None, zone: ZoneInfo) -> Key:
     return (owner_id, occurred_at.astimezone(zone).date(), kind, direction, outcome or "")
 
 
-def _at_grain(key: Key, grain: str) -> Key:
+def fiscal_year_start(day: date, first_month: int) -> date:
+    """The first day of the fiscal year (starting in ``first_month``) that ``day`` falls in."""
+    return date(day.year if day.month >= first_month else day.year - 1, first_month, 1)
+
+
+def _at_grain(key: Key, grain: str, fiscal_month: int) -> Key:
     owner_id, day, kind, direction, outcome = key
-    return (owner_id, day.replace(day=1) if grain == "month" else day, kind, direction, outcome)
+    when = {"day": day, "month": day.replace(day=1), "year": fiscal_year_start(day, fiscal_month)}[grain]
+    return (owner_id, when, kind, direction, outcome)
 
 
 class RollupCounter:
     """Counts activities into rollup rows in memory: for a rebuild, and for the demo generator
     as it writes its activities."""
 
-    def __init__(self, zone: str) -> None:
+    def __init__(self, zone: str, fiscal_month: int = 1) -> None:
         self.zone = ZoneInfo(zone)
+        self.fiscal_month = fiscal_month
         self.counts: Counter[Key] = Counter()
         self.minutes: Counter[Key] = Counter()
         self.flagged: Counter[Key] = Counter()
@@ -62,7 +72,7 @@ class RollupCounter:
         flagged: Counter[Key] = Counter()
         weekdays: Counter[tuple[Key, str]] = Counter()
         for key, count in self.counts.items():
-            at = _at_grain(key, grain)
+            at = _at_grain(key, grain, self.fiscal_month)
             counts[at] += count
             minutes[at] += self.minutes[key]
             flagged[at] += self.flagged[key]
@@ -71,7 +81,7 @@ class RollupCounter:
             owner_id, when, kind, direction, outcome = key
             row = {"organization_id": organization_id, "owner_id": owner_id, grain: when, "type": kind, "direction": direction,
                    "outcome": outcome, "count": count, "minutes": minutes[key], "flagged": flagged[key]}
-            if grain == "month":
+            if grain in COARSE:
                 row.update({column: weekdays[(key, column)] for column in WEEKDAY_COLUMNS})
             yield row
 
@@ -83,13 +93,15 @@ def count_activity(session: Session, organization: Organization, activity: Activ
     )
     flagged = is_flagged(activity.checklist_questions, activity.checklist_answered)
     for model, grain in GRAINS:
-        _bump(session, organization.id, model, grain, key, sign, activity.duration_minutes or 0, flagged)
+        _bump(session, organization, model, grain, key, sign, activity.duration_minutes or 0, flagged)
 
 
-def _bump(session: Session, organization_id: int, model: type, grain: str, day_key: Key, sign: int, duration: int, flagged: int) -> None:
-    key = _at_grain(day_key, grain)
-    # The monthly grain also counts the activity under its local weekday.
-    weekday = WEEKDAY_COLUMNS[day_key[1].weekday()] if grain == "month" else None
+def _bump(session: Session, organization: Organization, model: type, grain: str, day_key: Key, sign: int, duration: int,
+          flagged: int) -> None:
+    organization_id = organization.id
+    key = _at_grain(day_key, grain, organization.fiscal_year_start_month)
+    # The coarse grains also count the activity under its local weekday.
+    weekday = WEEKDAY_COLUMNS[day_key[1].weekday()] if grain in COARSE else None
     owner_id, when, kind, direction, outcome = key
     column = getattr(model, grain)
     match = (
@@ -119,7 +131,7 @@ def _bump(session: Session, organization_id: int, model: type, grain: str, day_k
 def rebuild_rollups(session: Session, organization: Organization) -> int:
     """Recompute the organization's rollups, both grains, from its live activities; returns
     the number of daily rows."""
-    counter = RollupCounter(organization.time_zone)
+    counter = RollupCounter(organization.time_zone, organization.fiscal_year_start_month)
     query = select(Activity.owner_id, Activity.occurred_at, Activity.type, Activity.direction, Activity.outcome,
                    Activity.duration_minutes, Activity.checklist_questions, Activity.checklist_answered).where(Activity.organization_id == organization.id, Activity.deleted_at.is_(None))
     for row in session.execute(query.execution_options(yield_per=10_000)):
@@ -139,7 +151,7 @@ def rollup_snapshot(session: Session, organization_id: int) -> set[tuple]:
     left out)."""
     found: set[tuple] = set()
     for model, grain in GRAINS:
-        weekdays = [getattr(model, column) for column in WEEKDAY_COLUMNS] if grain == "month" else []
+        weekdays = [getattr(model, column) for column in WEEKDAY_COLUMNS] if grain in COARSE else []
         found |= {(grain, *row) for row in session.execute(
             select(model.owner_id, getattr(model, grain), model.type, model.direction, model.outcome, model.count, model.minutes,
                    model.flagged, *weekdays)

@@ -190,6 +190,46 @@ def test_activity_summary_matches_the_raw_rows(demo_session, demo, kind):
         assert row.connect_rate == expected_rate
 
 
+def test_a_fiscal_year_to_date_is_its_year_less_the_days_to_come(session, world: World):
+    """The year grain serves a fiscal year to date as the year's row less the rest of the year,
+    and a whole fiscal year as its row alone: activities logged ahead (a meeting next month,
+    still in this fiscal year) and late last night, and one undone, all come out exact, on
+    every figure that reads the rollups."""
+    from services.models import ActivityRollup, ActivityYearRollup
+    from services.reports.activity import _rollup_ranges
+
+    berlin = ZoneInfo("Europe/Berlin")
+    world.org.fiscal_year_start_month = 4
+    for when, kind in ((datetime(2026, 4, 1, 0, 30, tzinfo=berlin), "call"), (datetime(2026, 9, 14, 9, tzinfo=berlin), "meeting"),
+                       (datetime(2026, 11, 25, 23, 50, tzinfo=berlin), "call"), (datetime(2026, 11, 26, 9, tzinfo=berlin), "call"),
+                       (datetime(2026, 11, 26, 11, tzinfo=berlin), "call"), (datetime(2026, 12, 3, 10, tzinfo=berlin), "meeting"),
+                       (datetime(2027, 3, 31, 23, 0, tzinfo=berlin), "call"), (datetime(2027, 4, 1, 1, 0, tzinfo=berlin), "call"),
+                       (datetime(2026, 3, 31, 22, 0, tzinfo=berlin), "call")):
+        add(session, world, world.rep, when, type=kind, direction="outbound", outcome="connected" if kind == "call" else "held",
+            duration_minutes=10)
+    add(session, world, world.rep, datetime(2026, 10, 5, 9, tzinfo=berlin), outcome="connected", duration_minutes=10,
+        deleted_at=datetime(2026, 10, 5, 9, 5, tzinfo=berlin))  # logged and undone
+    commit_and_roll_up(session, world.org)
+    manager = session.get(User, world.manager.id)
+    asked = datetime(2026, 11, 26, 10, tzinfo=berlin)
+    ytd = period_for("ytd", date(2026, 11, 26), 4, asked.replace(tzinfo=None))
+    pieces = _rollup_ranges(ytd, 4)
+    assert (pieces[0][0], pieces[0][2]) == (ActivityYearRollup, 1) and all(sign == -1 for _, _, sign in pieces[1:])
+    assert ActivityRollup in {model for model, _, _ in pieces[1:]}
+    rita = next(row for row in reports.activity_summary(session, manager, ytd) if row.owner_id == world.rep.id)
+    # 1 April 00:30, 14 September, 25 November late, 26 November 09:00 (not 11:00, December, March 2027).
+    assert (rita.counts, rita.minutes, rita.contacts) == ({"call": 3, "meeting": 1}, {"call": 30, "meeting": 10}, 4)
+    assert sum(reports.weekday_pattern(session, manager, ytd)[world.rep.id]) == 4
+
+    whole = period_for("this_year", date(2026, 11, 26), 4)  # the whole fiscal year, April to March
+    assert [model for model, _, _ in _rollup_ranges(whole, 4)] == [ActivityYearRollup]
+    rita = next(row for row in reports.activity_summary(session, manager, whole) if row.owner_id == world.rep.id)
+    assert rita.counts == {"call": 5, "meeting": 2}
+    # A quarter is read directly (fewer rows than a year less three quarters).
+    quarter = period_for("this_quarter", date(2026, 11, 26), 4)
+    assert all(model is not ActivityYearRollup for model, _, _ in _rollup_ranges(quarter, 4))
+
+
 def test_periods_split_into_whole_months_and_edge_days():
     from services.reports.activity import _month_split
 

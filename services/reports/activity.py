@@ -14,8 +14,9 @@ from sqlalchemy import ColumnElement, bindparam, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from services.errors import DomainError
-from services.models import WEEKDAY_COLUMNS, Activity, ActivityMonthRollup, ActivityRollup, Opportunity, User
+from services.models import WEEKDAY_COLUMNS, Activity, ActivityMonthRollup, ActivityRollup, ActivityYearRollup, Opportunity, User
 from services.periods import Period, add_months
+from services.rollups import fiscal_year_start
 from services.signals import is_attempt, is_contact
 from services.types import as_utc
 from services.reports.scope import _closed_in, _partial_day, _people
@@ -60,24 +61,50 @@ def _month_split(start: date, end: date) -> tuple[tuple[date, date] | None, list
     return (first, last), edges
 
 
-def _rollup_ranges(period: Period) -> list[tuple[Any, list[tuple[date, date]]]]:
-    """Which rollup rows serve a period's whole days: the monthly grain's whole months and the
-    daily grain's days at its edges, as (model, date ranges); at most two ranges each."""
-    months, days = _month_split(period.start, period.whole_days_end)
-    return [(model, ranges) for model, ranges in ((ActivityMonthRollup, [months] if months else []), (ActivityRollup, days)) if ranges]
+Piece = tuple[Any, list[tuple[date, date]], int]  # (rollup model, date ranges, +1 or -1)
+_WHEN = {ActivityRollup: ActivityRollup.day, ActivityMonthRollup: ActivityMonthRollup.month, ActivityYearRollup: ActivityYearRollup.year}
 
 
-def _rollup_grains(period: Period) -> list[tuple[Any, ColumnElement[bool]]]:
-    """The same as conditions: (model, condition on its date)."""
-    grains = []
-    for model, ranges in _rollup_ranges(period):
-        when = ActivityMonthRollup.month if model is ActivityMonthRollup else ActivityRollup.day
-        grains.append((model, or_(*((when >= start) & (when < end) for start, end in ranges))))
-    return grains
+def _direct(start: date, end: date, sign: int = 1) -> list[Piece]:
+    months, days = _month_split(start, end)
+    return [(model, ranges, sign) for model, ranges in ((ActivityMonthRollup, [months] if months else []), (ActivityRollup, days)) if ranges]
+
+
+def _rollup_ranges(period: Period, fiscal_month: int) -> list[Piece]:
+    """Which rollup rows serve a period's whole days, each with the sign it counts with:
+    whole months from the monthly grain and the days at the edges from the daily one; or, for
+    a period from the start of a fiscal year, that year's row less the months and days of the
+    year after the period, when that is fewer rows to read. A year to date is then its year
+    less the days still to come, which hold next to nothing. At most two ranges a piece."""
+    start, end = period.start, period.whole_days_end
+    direct = _direct(start, end)
+    year_end = add_months(start, 12)
+    if start >= end or fiscal_year_start(start, fiscal_month) != start or end > year_end:
+        return direct
+    rest = _direct(end, year_end, -1)
+    if 1 + _rows_per_rep_and_key(rest) >= _rows_per_rep_and_key(direct):
+        return direct
+    return [(ActivityYearRollup, [(start, start + timedelta(days=1))], 1), *rest]
+
+
+def _rows_per_rep_and_key(pieces: list[Piece]) -> int:
+    """How many rollup rows the pieces read for one rep and key, at most: a month's or a day's."""
+    return sum(_months_between(a, b) if model is ActivityMonthRollup else (b - a).days
+               for model, ranges, _ in pieces for a, b in ranges)
+
+
+def _months_between(start: date, end: date) -> int:
+    return (end.year - start.year) * 12 + end.month - start.month
+
+
+def _rollup_grains(period: Period, fiscal_month: int) -> list[tuple[Any, ColumnElement[bool], int]]:
+    """The same as conditions: (model, condition on its date, sign)."""
+    return [(model, or_(*((_WHEN[model] >= a) & (_WHEN[model] < b) for a, b in ranges)), sign)
+            for model, ranges, sign in _rollup_ranges(period, fiscal_month)]
 
 
 def _summary_statement(model: Any) -> Any:
-    when = model.month if model is ActivityMonthRollup else model.day
+    when = _WHEN[model]
     return (
         select(model.owner_id, model.type, model.direction, model.outcome, func.sum(model.count), func.sum(model.minutes))
         .where(model.organization_id == bindparam("org"), model.owner_id.in_(bindparam("owners", expanding=True)),
@@ -88,7 +115,7 @@ def _summary_statement(model: Any) -> Any:
 
 # The summary's statements, built once, with its date ranges as parameters (two at most: an
 # unused one is empty).
-_SUMMARY = {model: _summary_statement(model) for model in (ActivityMonthRollup, ActivityRollup)}
+_SUMMARY = {model: _summary_statement(model) for model in _WHEN}
 
 
 def _range_parameters(ranges: list[tuple[date, date]]) -> dict[str, date]:
@@ -103,25 +130,30 @@ def activity_summary(session: Session, actor: User, period: Period, team_id: int
     # From the rollups, not the activities: whole months from the monthly grain, the days at
     # the edges from the daily one, so that cost follows reps × (months + edge days). A to-date
     # period's last day is partial, and read from the activities themselves.
-    rows: list[Any] = []
-    for model, ranges in _rollup_ranges(period):
-        rows += session.execute(_SUMMARY[model], {"org": actor.organization_id, "owners": list(reps), **_range_parameters(ranges)}).all()
+    rows: list[tuple[Any, int]] = []
+    for model, ranges, sign in _rollup_ranges(period, actor.organization.fiscal_year_start_month):
+        rows += [(row, sign) for row in session.execute(
+            _SUMMARY[model], {"org": actor.organization_id, "owners": list(reps), **_range_parameters(ranges)})]
     if (partial := _partial_day(actor, period, reps)) is not None:
-        rows += session.execute(
+        rows += [(row, 1) for row in session.execute(
             select(Activity.owner_id, Activity.type, Activity.direction, Activity.outcome, func.count(), func.sum(Activity.duration_minutes))
             .where(partial)
             .group_by(Activity.owner_id, Activity.type, Activity.direction, Activity.outcome)
-        ).all()
-    for owner_id, kind, direction, outcome, count, minutes in rows:
+        )]
+    for (owner_id, kind, direction, outcome, count, minutes), sign in rows:
         if not count:
             continue
-        rep = reps[owner_id]
+        rep, count = reps[owner_id], sign * count
         rep.counts[kind] = rep.counts.get(kind, 0) + count
-        rep.minutes[kind] = rep.minutes.get(kind, 0) + int(minutes or 0)
+        rep.minutes[kind] = rep.minutes.get(kind, 0) + sign * int(minutes or 0)
         if is_attempt(kind, direction):
             rep.attempts += count
         if is_contact(kind, direction, outcome or None):
             rep.contacts += count
+    for rep in reps.values():  # a type the subtracted days took back to nothing is not shown
+        for kind in [k for k, n in rep.counts.items() if n == 0 and not rep.minutes.get(k)]:
+            del rep.counts[kind]
+            rep.minutes.pop(kind, None)
     return list(reps.values())
 
 
@@ -172,28 +204,29 @@ def weekday_pattern(session: Session, actor: User, period: Period, team_id: int 
     people = [u.id for u in _people(session, actor, team_id, rep_id, people)]
     pattern = {owner_id: [0] * 7 for owner_id in people}
     # Whole months from the monthly rollups' weekday counts, edge days from the daily rollups.
-    rows: list[Any] = []
-    for model, within in _rollup_grains(period):
-        if model is ActivityMonthRollup:
-            for owner_id, *by_weekday in session.execute(
-                select(model.owner_id, *(func.sum(getattr(model, column)) for column in WEEKDAY_COLUMNS))
-                .where(model.organization_id == actor.organization_id, model.owner_id.in_(people), within)
-                .group_by(model.owner_id)
-            ):
-                for weekday, count in enumerate(by_weekday):
-                    pattern[owner_id][weekday] += int(count or 0)
-        else:
-            rows += session.execute(
+    rows: list[tuple[Any, int]] = []
+    for model, within, sign in _rollup_grains(period, actor.organization.fiscal_year_start_month):
+        if model is ActivityRollup:
+            rows += [(row, sign) for row in session.execute(
                 select(model.owner_id, model.day, func.sum(model.count))
                 .where(model.organization_id == actor.organization_id, model.owner_id.in_(people), within)
                 .group_by(model.owner_id, model.day)
-            ).all()
+            )]
+            continue
+        # The coarse grains count by weekday themselves.
+        for owner_id, *by_weekday in session.execute(
+            select(model.owner_id, *(func.sum(getattr(model, column)) for column in WEEKDAY_COLUMNS))
+            .where(model.organization_id == actor.organization_id, model.owner_id.in_(people), within)
+            .group_by(model.owner_id)
+        ):
+            for weekday, count in enumerate(by_weekday):
+                pattern[owner_id][weekday] += sign * int(count or 0)
     if (partial := _partial_day(actor, period, people)) is not None and period.until is not None:
-        rows += [(owner_id, period.until.date(), count) for owner_id, count in session.execute(
+        rows += [((owner_id, period.until.date(), count), 1) for owner_id, count in session.execute(
             select(Activity.owner_id, func.count()).where(partial).group_by(Activity.owner_id)
         )]
-    for owner_id, day, count in rows:
-        pattern[owner_id][day.weekday()] += int(count or 0)
+    for (owner_id, day, count), sign in rows:
+        pattern[owner_id][day.weekday()] += sign * int(count or 0)
     return pattern
 
 

@@ -73,12 +73,12 @@ def note_quality_totals(session: Session, actor: User, period: Period, team_id: 
     all activities), and the activities themselves for a to-date period's partial last day."""
     owners = [u.id for u in _people(session, actor, team_id, rep_id, people)]
     total = flagged = 0
-    for model, within in _rollup_grains(period):
+    for model, within, sign in _rollup_grains(period, actor.organization.fiscal_year_start_month):
         notes, marked = session.execute(
             select(func.coalesce(func.sum(model.count), 0), func.coalesce(func.sum(model.flagged), 0))
             .where(model.organization_id == actor.organization_id, model.owner_id.in_(owners), model.type.in_(SCORED_TYPES), within)
         ).one()
-        total, flagged = total + int(notes), flagged + int(marked)
+        total, flagged = total + sign * int(notes), flagged + sign * int(marked)
     if (partial := _partial_day(actor, period, owners)) is not None:
         notes, marked = session.execute(
             select(func.count(), func.coalesce(func.sum(case((_flagged(), 1), else_=0)), 0))
