@@ -468,20 +468,30 @@ class ActivityMonthRollup(RollupCounts, WeekdayCounts, OrgScoped, Base):
     month: Mapped[date] = mapped_column(Date)
 
 
-class ActivityYearRollup(RollupCounts, WeekdayCounts, OrgScoped, Base):
-    """The same counts by the organization's fiscal year (``year`` is its first day): a fiscal
-    year's figures read one row per rep and key. A year to date reads its year less the days
-    still to come (``services.reports.activity``), which hold next to nothing. Rebuilt with the
-    other grains when the organization's fiscal year start or time zone changes."""
+class ActivityYearRollup(WeekdayCounts, OrgScoped, Base):
+    """The same counts by the organization's fiscal year (``year`` is its first day) and by rep
+    and type only, with the attempts and contacts among them (``services.signals``) counted
+    as they are written: a fiscal year's activity summary reads one row per rep and type. A
+    year to date reads its year less the days still to come (``services.reports.activity``),
+    which hold next to nothing. Rebuilt with the other grains when the organization's fiscal
+    year start or time zone changes."""
 
     __tablename__ = "activity_year_rollups"
     __table_args__ = (
-        UniqueConstraint("organization_id", "owner_id", "year", "type", "direction", "outcome", name="uq_activity_year_rollups_key"),
+        UniqueConstraint("organization_id", "owner_id", "year", "type", name="uq_activity_year_rollups_key"),
         Index("ix_activity_year_rollups_year", "organization_id", "year"),
         CheckConstraint("count >= 0", name="count_not_negative"),
     )
 
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     year: Mapped[date] = mapped_column(Date)
+    type: Mapped[str] = mapped_column(String(16))
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    minutes: Mapped[int] = mapped_column(Integer, default=0)
+    flagged: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # outbound calls and emails
+    contacts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # inbound interactions
 
 
 WEEKDAY_COLUMNS = ("on_mon", "on_tue", "on_wed", "on_thu", "on_fri", "on_sat", "on_sun")  # Monday first, as date.weekday()

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from services.models import WEEKDAY_COLUMNS, Activity, ActivityMonthRollup, ActivityRollup, ActivityYearRollup, Organization
 from services.notes import is_flagged
+from services.signals import is_attempt, is_contact
 
 Key = tuple[int, date, str, str, str]  # owner, local day, type, direction, outcome
 GRAINS: tuple[tuple[type[ActivityRollup] | type[ActivityMonthRollup] | type[ActivityYearRollup], str], ...] = (
@@ -42,10 +43,24 @@ def fiscal_year_start(day: date, first_month: int) -> date:
     return date(day.year if day.month >= first_month else day.year - 1, first_month, 1)
 
 
-def _at_grain(key: Key, grain: str, fiscal_month: int) -> Key:
+# The key each grain counts by, beyond owner and date: the fiscal year counts by type only, with
+# the attempts and contacts among its activities (what the activity summary reads of the others).
+KEYS = {"day": ("type", "direction", "outcome"), "month": ("type", "direction", "outcome"), "year": ("type",)}
+
+
+def _at_grain(key: Key, grain: str, fiscal_month: int) -> tuple:
     owner_id, day, kind, direction, outcome = key
-    when = {"day": day, "month": day.replace(day=1), "year": fiscal_year_start(day, fiscal_month)}[grain]
-    return (owner_id, when, kind, direction, outcome)
+    if grain == "year":
+        return (owner_id, fiscal_year_start(day, fiscal_month), kind)
+    return (owner_id, day.replace(day=1) if grain == "month" else day, kind, direction, outcome)
+
+
+def _extra_counts(grain: str, key: Key) -> dict[str, int]:
+    """Per activity of ``key``: the attempts and contacts the year grain counts beside it."""
+    if grain != "year":
+        return {}
+    _, _, kind, direction, outcome = key
+    return {"attempts": int(is_attempt(kind, direction)), "contacts": int(is_contact(kind, direction, outcome or None))}
 
 
 class RollupCounter:
@@ -67,27 +82,27 @@ class RollupCounter:
         self.flagged[key] += is_flagged(questions, answered)
 
     def rows(self, organization_id: int, grain: str = "day") -> Iterable[dict]:
-        counts: Counter[Key] = Counter()
-        minutes: Counter[Key] = Counter()
-        flagged: Counter[Key] = Counter()
-        weekdays: Counter[tuple[Key, str]] = Counter()
+        totals: dict[tuple, Counter[str]] = {}
         for key, count in self.counts.items():
             at = _at_grain(key, grain, self.fiscal_month)
-            counts[at] += count
-            minutes[at] += self.minutes[key]
-            flagged[at] += self.flagged[key]
-            weekdays[(at, WEEKDAY_COLUMNS[key[1].weekday()])] += count
-        for key, count in counts.items():
-            owner_id, when, kind, direction, outcome = key
-            row = {"organization_id": organization_id, "owner_id": owner_id, grain: when, "type": kind, "direction": direction,
-                   "outcome": outcome, "count": count, "minutes": minutes[key], "flagged": flagged[key]}
+            total = totals.setdefault(at, Counter())
+            total.update({"count": count, "minutes": self.minutes[key], "flagged": self.flagged[key]})
+            total.update({name: n * count for name, n in _extra_counts(grain, key).items()})
             if grain in COARSE:
-                row.update({column: weekdays[(key, column)] for column in WEEKDAY_COLUMNS})
+                total[WEEKDAY_COLUMNS[key[1].weekday()]] += count
+        for at, total in totals.items():
+            owner_id, when, *rest = at
+            row = {"organization_id": organization_id, "owner_id": owner_id, grain: when, **dict(zip(KEYS[grain], rest)),
+                   "count": total["count"], "minutes": total["minutes"], "flagged": total["flagged"]}
+            if grain in COARSE:
+                row.update({column: total[column] for column in WEEKDAY_COLUMNS})
+            if grain == "year":
+                row.update(attempts=total["attempts"], contacts=total["contacts"])
             yield row
 
 
 def count_activity(session: Session, organization: Organization, activity: Activity, sign: int) -> None:
-    """Add (``sign`` 1) or take away (-1) one activity in its day's and its month's rollup rows."""
+    """Add (``sign`` 1) or take away (-1) one activity in its day's, month's and year's rows."""
     key = rollup_key(
         activity.owner_id, activity.occurred_at, activity.type, activity.direction, activity.outcome, ZoneInfo(organization.time_zone)
     )
@@ -99,18 +114,16 @@ def count_activity(session: Session, organization: Organization, activity: Activ
 def _bump(session: Session, organization: Organization, model: type, grain: str, day_key: Key, sign: int, duration: int,
           flagged: int) -> None:
     organization_id = organization.id
-    key = _at_grain(day_key, grain, organization.fiscal_year_start_month)
+    owner_id, when, *rest = _at_grain(day_key, grain, organization.fiscal_year_start_month)
+    keys = dict(zip(KEYS[grain], rest))
+    match = (model.organization_id == organization_id) & (model.owner_id == owner_id) & (getattr(model, grain) == when)
+    for name, value in keys.items():
+        match &= getattr(model, name) == value
+    added = {"count": 1, "minutes": duration, "flagged": flagged, **_extra_counts(grain, day_key)}
     # The coarse grains also count the activity under its local weekday.
-    weekday = WEEKDAY_COLUMNS[day_key[1].weekday()] if grain in COARSE else None
-    owner_id, when, kind, direction, outcome = key
-    column = getattr(model, grain)
-    match = (
-        (model.organization_id == organization_id) & (model.owner_id == owner_id) & (column == when)
-        & (model.type == kind) & (model.direction == direction) & (model.outcome == outcome)
-    )
-    change = {"count": model.count + sign, "minutes": model.minutes + sign * duration, "flagged": model.flagged + sign * flagged}
-    if weekday:
-        change[weekday] = getattr(model, weekday) + sign
+    if grain in COARSE:
+        added[WEEKDAY_COLUMNS[day_key[1].weekday()]] = 1
+    change = {name: getattr(model, name) + sign * n for name, n in added.items()}
     for _attempt in range(3):
         if session.execute(update(model).where(match).values(**change)).rowcount:
             return
@@ -118,9 +131,8 @@ def _bump(session: Session, organization: Organization, model: type, grain: str,
             # Two first activities of a key can race to create its row: the loser updates.
             with session.begin_nested():
                 session.execute(insert(model).values(
-                    organization_id=organization_id, owner_id=owner_id, type=kind, direction=direction, outcome=outcome,
-                    count=max(sign, 0), minutes=max(sign, 0) * duration, flagged=max(sign, 0) * flagged, **{grain: when},
-                    **({weekday: max(sign, 0)} if weekday else {}),
+                    organization_id=organization_id, owner_id=owner_id, **{grain: when}, **keys,
+                    **{name: max(sign, 0) * n for name, n in added.items()},
                 ))
             return
         except IntegrityError:
@@ -129,7 +141,7 @@ def _bump(session: Session, organization: Organization, model: type, grain: str,
 
 
 def rebuild_rollups(session: Session, organization: Organization) -> int:
-    """Recompute the organization's rollups, both grains, from its live activities; returns
+    """Recompute the organization's rollups, every grain, from its live activities; returns
     the number of daily rows."""
     counter = RollupCounter(organization.time_zone, organization.fiscal_year_start_month)
     query = select(Activity.owner_id, Activity.occurred_at, Activity.type, Activity.direction, Activity.outcome,
@@ -147,14 +159,15 @@ def rebuild_rollups(session: Session, organization: Organization) -> int:
 
 
 def rollup_snapshot(session: Session, organization_id: int) -> set[tuple]:
-    """The organization's rollups, both grains, as comparable tuples (rows that count nothing
+    """The organization's rollups, every grain, as comparable tuples (rows that count nothing
     left out)."""
     found: set[tuple] = set()
     for model, grain in GRAINS:
         weekdays = [getattr(model, column) for column in WEEKDAY_COLUMNS] if grain in COARSE else []
+        extra = [model.attempts, model.contacts] if grain == "year" else []
         found |= {(grain, *row) for row in session.execute(
-            select(model.owner_id, getattr(model, grain), model.type, model.direction, model.outcome, model.count, model.minutes,
-                   model.flagged, *weekdays)
+            select(model.owner_id, getattr(model, grain), *(getattr(model, name) for name in KEYS[grain]), model.count, model.minutes,
+                   model.flagged, *weekdays, *extra)
             .where(model.organization_id == organization_id, model.count > 0)
         )}
     return found

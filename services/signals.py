@@ -32,9 +32,15 @@ CONTACT_RULES = {"email": ("direction", "inbound"), "call": ("outcome", "connect
 ATTEMPT_TYPES = ("call", "email")
 
 
-def is_inbound_interaction() -> ColumnElement[bool]:
-    """A connected call, a held meeting or visit, an inbound email."""
-    return or_(*(and_(Activity.type == kind, getattr(Activity, field) == value) for kind, (field, value) in CONTACT_RULES.items()))
+def is_inbound_interaction(model: Any = Activity) -> ColumnElement[bool]:
+    """A connected call, a held meeting or visit, an inbound email (of the activities, or of a
+    rollup's keys)."""
+    return or_(*(and_(model.type == kind, getattr(model, field) == value) for kind, (field, value) in CONTACT_RULES.items()))
+
+
+def is_attempt_of(model: Any = Activity) -> ColumnElement[bool]:
+    """An outbound call or email, in SQL (``is_attempt`` in Python)."""
+    return model.type.in_(ATTEMPT_TYPES) & (model.direction == "outbound")
 
 
 def is_contact(kind: str, direction: str, outcome: str | None) -> bool:

@@ -10,16 +10,16 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, bindparam, case, func, or_, select
+from sqlalchemy import ColumnElement, bindparam, case, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from services.errors import DomainError
 from services.models import WEEKDAY_COLUMNS, Activity, ActivityMonthRollup, ActivityRollup, ActivityYearRollup, Opportunity, User
 from services.periods import Period, add_months
 from services.rollups import fiscal_year_start
-from services.signals import is_attempt, is_contact
+from services.signals import is_attempt_of, is_inbound_interaction
 from services.types import as_utc
-from services.reports.scope import _closed_in, _partial_day, _people
+from services.reports.scope import Member, _closed_in, _partial_day, _people
 
 
 
@@ -103,19 +103,31 @@ def _rollup_grains(period: Period, fiscal_month: int) -> list[tuple[Any, ColumnE
             for model, ranges, sign in _rollup_ranges(period, fiscal_month)]
 
 
-def _summary_statement(model: Any) -> Any:
+def _summary_statement(model: Any, by_owner: bool = True) -> Any:
+    """Per rep and type: activities, minutes, attempts and contacts, so that a year of 360 reps
+    comes back in a row per rep and type. The year grain counts attempts and contacts as they
+    are written; the finer grains have them worked out here (the rules of ``services.signals``
+    in SQL)."""
     when = _WHEN[model]
+    if model is ActivityYearRollup:
+        attempts, contacts = func.sum(model.attempts), func.sum(model.contacts)
+    else:
+        attempts = func.sum(case((is_attempt_of(model), model.count), else_=0))
+        contacts = func.sum(case((is_inbound_interaction(model), model.count), else_=0))
+    owners = model.owner_id.in_(bindparam("owners", expanding=True)) if by_owner else true()
     return (
-        select(model.owner_id, model.type, model.direction, model.outcome, func.sum(model.count), func.sum(model.minutes))
-        .where(model.organization_id == bindparam("org"), model.owner_id.in_(bindparam("owners", expanding=True)),
+        select(model.owner_id, model.type, func.sum(model.count), func.sum(model.minutes), attempts, contacts)
+        .where(model.organization_id == bindparam("org"), owners,
                or_(*((when >= bindparam(f"start{i}")) & (when < bindparam(f"end{i}")) for i in range(2))))
-        .group_by(model.owner_id, model.type, model.direction, model.outcome)
+        .group_by(model.owner_id, model.type)
     )
 
 
 # The summary's statements, built once, with its date ranges as parameters (two at most: an
-# unused one is empty).
-_SUMMARY = {model: _summary_statement(model) for model in _WHEN}
+# unused one is empty): for a few reps, their rows; for many, the organization's, the other
+# owners' dropped as they are read (one walk of the date index, not a probe per rep).
+_SUMMARY = {(model, by_owner): _summary_statement(model, by_owner) for model in _WHEN for by_owner in (True, False)}
+FEW_REPS = 60
 
 
 def _range_parameters(ranges: list[tuple[date, date]]) -> dict[str, date]:
@@ -123,7 +135,7 @@ def _range_parameters(ranges: list[tuple[date, date]]) -> dict[str, date]:
     return {key: value for i, (start, end) in enumerate(padded) for key, value in ((f"start{i}", start), (f"end{i}", end))}
 
 
-def activity_summary(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *, people: list[User] | None = None) -> list[RepActivity]:
+def activity_summary(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *, people: list[Member] | None = None) -> list[RepActivity]:
     """Activity counts and time by rep × type, attempts, contacts and connect rate."""
     people = _people(session, actor, team_id, rep_id, people)
     reps = {user.id: RepActivity(user.id, user.name) for user in people}
@@ -131,25 +143,25 @@ def activity_summary(session: Session, actor: User, period: Period, team_id: int
     # the edges from the daily one, so that cost follows reps × (months + edge days). A to-date
     # period's last day is partial, and read from the activities themselves.
     rows: list[tuple[Any, int]] = []
+    few = len(reps) <= FEW_REPS
+    connection = session.connection()  # plain rows: no ORM result machinery for thousands of them
     for model, ranges, sign in _rollup_ranges(period, actor.organization.fiscal_year_start_month):
-        rows += [(row, sign) for row in session.execute(
-            _SUMMARY[model], {"org": actor.organization_id, "owners": list(reps), **_range_parameters(ranges)})]
+        rows += [(row, sign) for row in connection.execute(
+            _SUMMARY[(model, few)], {"org": actor.organization_id, "owners": list(reps), **_range_parameters(ranges)})]
     if (partial := _partial_day(actor, period, reps)) is not None:
         rows += [(row, 1) for row in session.execute(
-            select(Activity.owner_id, Activity.type, Activity.direction, Activity.outcome, func.count(), func.sum(Activity.duration_minutes))
+            select(Activity.owner_id, Activity.type, func.count(), func.sum(Activity.duration_minutes),
+                   func.sum(case((is_attempt_of(), 1), else_=0)), func.sum(case((is_inbound_interaction(), 1), else_=0)))
             .where(partial)
-            .group_by(Activity.owner_id, Activity.type, Activity.direction, Activity.outcome)
+            .group_by(Activity.owner_id, Activity.type)
         )]
-    for (owner_id, kind, direction, outcome, count, minutes), sign in rows:
-        if not count:
+    for (owner_id, kind, count, minutes, attempts, contacts), sign in rows:
+        if not count or (rep := reps.get(owner_id)) is None:
             continue
-        rep, count = reps[owner_id], sign * count
-        rep.counts[kind] = rep.counts.get(kind, 0) + count
+        rep.counts[kind] = rep.counts.get(kind, 0) + sign * count
         rep.minutes[kind] = rep.minutes.get(kind, 0) + sign * int(minutes or 0)
-        if is_attempt(kind, direction):
-            rep.attempts += count
-        if is_contact(kind, direction, outcome or None):
-            rep.contacts += count
+        rep.attempts += sign * int(attempts or 0)
+        rep.contacts += sign * int(contacts or 0)
     for rep in reps.values():  # a type the subtracted days took back to nothing is not shown
         for kind in [k for k, n in rep.counts.items() if n == 0 and not rep.minutes.get(k)]:
             del rep.counts[kind]
@@ -182,7 +194,7 @@ _DRAWDOWN = (
 )
 
 
-def drawdown_alerts(session: Session, actor: User, now: datetime, team_id: int | None = None, rep_id: int | None = None, *, people: list[User] | None = None) -> list[Drawdown]:
+def drawdown_alerts(session: Session, actor: User, now: datetime, team_id: int | None = None, rep_id: int | None = None, *, people: list[Member] | None = None) -> list[Drawdown]:
     """Reps whose activities per working day over the last 7 days (the 7 × 24 hours up to
     ``now``, so that a day only hours old is not counted as a whole one) fell below the
     organization's threshold (default 60 %) of their own rate over the 28 days before."""
@@ -199,7 +211,7 @@ def drawdown_alerts(session: Session, actor: User, now: datetime, team_id: int |
     return sorted(alerts, key=lambda alert: alert.name)
 
 
-def weekday_pattern(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *, people: list[User] | None = None) -> dict[int, list[int]]:
+def weekday_pattern(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *, people: list[Member] | None = None) -> dict[int, list[int]]:
     """Activity counts by local weekday (Monday first), per rep."""
     people = [u.id for u in _people(session, actor, team_id, rep_id, people)]
     pattern = {owner_id: [0] * 7 for owner_id in people}
@@ -243,7 +255,7 @@ class MonthPoint:
         return self.won_deals / (self.won_deals + self.lost_deals) if self.won_deals + self.lost_deals else None
 
 
-def monthly_trends(session: Session, actor: User, today: date, months: int = 12, team_id: int | None = None, rep_id: int | None = None, *, people: list[User] | None = None) -> list[MonthPoint]:
+def monthly_trends(session: Session, actor: User, today: date, months: int = 12, team_id: int | None = None, rep_id: int | None = None, *, people: list[Member] | None = None) -> list[MonthPoint]:
     """The last ``months`` calendar months (this one included): won amount and deals, win rate,
     activities."""
     if months not in (12, 24):

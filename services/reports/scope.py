@@ -9,7 +9,7 @@ from typing import Iterable
 from datetime import date, datetime, time, timezone
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, bindparam, select
 from sqlalchemy.orm import Session
 
 from services.access import require_role
@@ -19,7 +19,21 @@ from services.periods import Period, comparison_for
 
 
 
-def team_members(session: Session, actor: User, team_id: int | None = None, rep_id: int | None = None) -> list[User]:
+@dataclass(frozen=True)
+class Member:
+    """Someone a report covers: all a figure reads of a person (rows, not ORM objects: an
+    organization-wide report covers hundreds)."""
+
+    id: int
+    name: str
+    team_id: int | None
+
+
+_MEMBERS = (select(User.id, User.name, User.team_id)
+            .where(User.organization_id == bindparam("org"), User.role.in_(("rep", "manager"))).order_by(User.name))
+
+
+def team_members(session: Session, actor: User, team_id: int | None = None, rep_id: int | None = None) -> list[Member]:
     """The people whose figures the actor may see: a manager's team; for an admin, the team
     asked for or everyone; narrowed to one rep of those when ``rep_id`` is given."""
     require_role(actor, "manager", "admin")
@@ -27,15 +41,15 @@ def team_members(session: Session, actor: User, team_id: int | None = None, rep_
         if team_id not in (None, actor.team_id):
             raise Forbidden("Managers see their own team's figures.")
         team_id = actor.team_id
-    query = select(User).where(User.organization_id == actor.organization_id, User.role.in_(("rep", "manager")))
+    query = _MEMBERS
     if team_id is not None:
         query = query.where(User.team_id == team_id)
     if rep_id is not None:
         query = query.where(User.id == rep_id)
-    return list(session.scalars(query.order_by(User.name)))
+    return [Member(*row) for row in session.execute(query, {"org": actor.organization_id})]
 
 
-def _people(session: Session, actor: User, team_id: int | None, rep_id: int | None, people: list[User] | None) -> list[User]:
+def _people(session: Session, actor: User, team_id: int | None, rep_id: int | None, people: list[Member] | None) -> list[Member]:
     """The people a figure covers: resolved once by the report's scope, or here for a caller
     that asks for one figure alone."""
     return people if people is not None else team_members(session, actor, team_id, rep_id)
@@ -87,7 +101,7 @@ class ReportScope:
     months: int = 12
 
     @cached_property
-    def people(self) -> list[User]:
+    def people(self) -> list[Member]:
         return team_members(self.session, self.actor, self.team_id, self.rep_id)
 
     @cached_property
