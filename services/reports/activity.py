@@ -14,7 +14,7 @@ from sqlalchemy import ColumnElement, bindparam, case, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from services.errors import DomainError
-from services.models import WEEKDAY_COLUMNS, Activity, ActivityMonthRollup, ActivityRollup, ActivityYearRollup, Opportunity, User
+from services.models import ACTIVITY_TYPES, WEEKDAY_COLUMNS, Activity, ActivityMonthRollup, ActivityRollup, ActivityYearRollup, Opportunity, User
 from services.periods import Period, add_months
 from services.rollups import fiscal_year_start
 from services.signals import is_attempt_of, is_inbound_interaction
@@ -104,10 +104,10 @@ def _rollup_grains(period: Period, fiscal_month: int) -> list[tuple[Any, ColumnE
 
 
 def _summary_statement(model: Any, by_owner: bool = True) -> Any:
-    """Per rep and type: activities, minutes, attempts and contacts, so that a year of 360 reps
-    comes back in a row per rep and type. The year grain counts attempts and contacts as they
-    are written; the finer grains have them worked out here (the rules of ``services.signals``
-    in SQL)."""
+    """Per rep, one row: activities and minutes of each type side by side, attempts and
+    contacts, so that a year of 360 reps comes back in 360 rows. The year grain counts
+    attempts and contacts as they are written; the finer grains have them worked out here (the
+    rules of ``services.signals`` in SQL)."""
     when = _WHEN[model]
     if model is ActivityYearRollup:
         attempts, contacts = func.sum(model.attempts), func.sum(model.contacts)
@@ -115,11 +115,13 @@ def _summary_statement(model: Any, by_owner: bool = True) -> Any:
         attempts = func.sum(case((is_attempt_of(model), model.count), else_=0))
         contacts = func.sum(case((is_inbound_interaction(model), model.count), else_=0))
     owners = model.owner_id.in_(bindparam("owners", expanding=True)) if by_owner else true()
+    by_type = [func.sum(case((model.type == kind, getattr(model, column)), else_=0))
+               for column in ("count", "minutes") for kind in ACTIVITY_TYPES]
     return (
-        select(model.owner_id, model.type, func.sum(model.count), func.sum(model.minutes), attempts, contacts)
+        select(model.owner_id, attempts, contacts, *by_type)
         .where(model.organization_id == bindparam("org"), owners,
                or_(*((when >= bindparam(f"start{i}")) & (when < bindparam(f"end{i}")) for i in range(2))))
-        .group_by(model.owner_id, model.type)
+        .group_by(model.owner_id)
     )
 
 
@@ -142,26 +144,29 @@ def activity_summary(session: Session, actor: User, period: Period, team_id: int
     # From the rollups, not the activities: whole months from the monthly grain, the days at
     # the edges from the daily one, so that cost follows reps × (months + edge days). A to-date
     # period's last day is partial, and read from the activities themselves.
-    rows: list[tuple[Any, int]] = []
     few = len(reps) <= FEW_REPS
     connection = session.connection()  # plain rows: no ORM result machinery for thousands of them
-    for model, ranges, sign in _rollup_ranges(period, actor.organization.fiscal_year_start_month):
-        rows += [(row, sign) for row in connection.execute(
-            _SUMMARY[(model, few)], {"org": actor.organization_id, "owners": list(reps), **_range_parameters(ranges)})]
+    results = [(connection.execute(_SUMMARY[(model, few)], {"org": actor.organization_id, "owners": list(reps), **_range_parameters(ranges)})
+                .all(), sign) for model, ranges, sign in _rollup_ranges(period, actor.organization.fiscal_year_start_month)]
     if (partial := _partial_day(actor, period, reps)) is not None:
-        rows += [(row, 1) for row in session.execute(
-            select(Activity.owner_id, Activity.type, func.count(), func.sum(Activity.duration_minutes),
-                   func.sum(case((is_attempt_of(), 1), else_=0)), func.sum(case((is_inbound_interaction(), 1), else_=0)))
+        results.append((session.execute(
+            select(Activity.owner_id, func.sum(case((is_attempt_of(), 1), else_=0)), func.sum(case((is_inbound_interaction(), 1), else_=0)),
+                   *(func.sum(case((Activity.type == kind, value), else_=0))
+                     for value in (1, func.coalesce(Activity.duration_minutes, 0)) for kind in ACTIVITY_TYPES))
             .where(partial)
-            .group_by(Activity.owner_id, Activity.type)
-        )]
-    for (owner_id, kind, count, minutes, attempts, contacts), sign in rows:
-        if not count or (rep := reps.get(owner_id)) is None:
-            continue
-        rep.counts[kind] = rep.counts.get(kind, 0) + sign * count
-        rep.minutes[kind] = rep.minutes.get(kind, 0) + sign * int(minutes or 0)
-        rep.attempts += sign * int(attempts or 0)
-        rep.contacts += sign * int(contacts or 0)
+            .group_by(Activity.owner_id)
+        ).all(), 1))
+    kinds = len(ACTIVITY_TYPES)
+    for result, sign in results:
+        for owner_id, attempts, contacts, *by_type in result:
+            if (rep := reps.get(owner_id)) is None:
+                continue
+            rep.attempts += sign * (attempts or 0)
+            rep.contacts += sign * (contacts or 0)
+            for i, kind in enumerate(ACTIVITY_TYPES):
+                if count := by_type[i]:
+                    rep.counts[kind] = rep.counts.get(kind, 0) + sign * count
+                    rep.minutes[kind] = rep.minutes.get(kind, 0) + sign * (by_type[kinds + i] or 0)
     for rep in reps.values():  # a type the subtracted days took back to nothing is not shown
         for kind in [k for k, n in rep.counts.items() if n == 0 and not rep.minutes.get(k)]:
             del rep.counts[kind]
