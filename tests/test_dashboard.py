@@ -250,3 +250,26 @@ def test_sql_statements_do_not_grow_with_the_team(app, auth, app_world: World, u
     small = statements_for(app, auth, url)
     add_reps(app, app_world, 10, first=2)
     assert statements_for(app, auth, url) == small
+
+
+def test_a_big_team_lists_its_most_active_reps_and_the_way_to_all(app, auth, app_world: World, monkeypatch):
+    """Past ``REPS_SHOWN`` reps the page lists the most active, says how many it leaves out and
+    links to all of them; the CSV export always holds everyone."""
+    monkeypatch.setattr("services.reports.dashboard.REPS_SHOWN", 3)
+    auth.login("ada@northwind.test")
+    add_reps(app, app_world, 5)
+    add_activities(app, app_world, 6)  # Rita is the most active
+    page = auth.get("/dashboard?period=this_year").get_data(as_text=True)
+    assert "The 3 most active of" in page and "all=1" in page
+    people = [f"Extra{n} Rep" for n in range(5)] + ["Rita Rep", "Tom Teammate", "Wendy West", "Mia Manager", "Walt Manager"]
+
+    def activity_table(html: str) -> str:
+        return html.split('aria-label="Activity"', 1)[1].split("</section>", 1)[0]
+
+    listed = {name for name in people if f"<td>{name}</td>" in activity_table(page)}
+    assert "Rita Rep" in listed and len(listed) == 3
+    everyone = auth.get("/dashboard?period=this_year&all=1").get_data(as_text=True)
+    assert "most active of" not in everyone
+    assert all(f"<td>{name}</td>" in activity_table(everyone) for name in people)
+    csv_text = auth.get("/dashboard/activity.csv?period=this_year").get_data(as_text=True)
+    assert all(name in csv_text for name in people)

@@ -25,7 +25,8 @@ def _report():
     period = parse_period(request.args.get("period"), request.args.get("start"), request.args.get("end"), wall_clock,
                           org.fiscal_year_start_month)
     return team_report(db(), user, period, wall_clock.date(), now, parse_id(request.args.get("team")), parse_id(request.args.get("rep")),
-                       year_over_year=request.args.get("compare") == "yoy", months=24 if request.args.get("months") == "24" else 12)
+                       year_over_year=request.args.get("compare") == "yoy", months=24 if request.args.get("months") == "24" else 12,
+                       every_rep=request.args.get("all") == "1")
 
 
 @bp.get("/dashboard")
@@ -33,7 +34,9 @@ def _report():
 def dashboard() -> tuple[str, int]:
     report = _report()
     return page_or_fragment("reports/dashboard.html", "reports/_report.html", report=report, kinds=KINDS, shown_alerts=SHOWN_ALERTS,
-                            teams=visible_teams(db(), actor()), people=team_members(db(), actor(), report.team_id))
+                            teams=visible_teams(db(), actor()),
+                            # The rep filter's choices: the whole team, whichever rep is chosen.
+                            people=report.scope.people if report.rep_id is None else team_members(db(), actor(), report.team_id))
 
 
 @bp.get("/dashboard/<table>.csv")

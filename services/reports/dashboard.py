@@ -12,16 +12,19 @@ from sqlalchemy.orm import Session
 from services.errors import DomainError
 from services.models import User
 from services.periods import Period
-from services.reports.activity import activity_summary, drawdown_alerts, monthly_trends, MonthPoint, weekday_pattern
+from services.reports.activity import activity_summary, drawdown_alerts, monthly_trends, MonthPoint, RepActivity, weekday_pattern
 from services.reports.deals import deal_alerts, deal_outcomes, lost_deals, neglected_accounts, pipeline, quarter_forecast, stage_conversion, StageConversion, StageRow
-from services.reports.leads import lead_conversion, lead_response_times
+from services.reports.leads import lead_conversion, lead_response_times, ResponseTime
 from services.reports.note_quality import note_quality, note_quality_totals
-from services.reports.quotas import leaderboard, quota_attainment, team_revenue_attainment, TeamAttainment
+from services.reports.quotas import Attainment, leaderboard, LeaderboardRow, quota_attainment, team_revenue_attainment, TeamAttainment
 from services.reports.scope import ReportScope
 
 
 
 CHART_PARTS = 4  # colours a stacked bar has (pane.css: .part-0 to .part-3)
+# A page lists every rep up to this many; past it, the most active this many, and a way to all
+# (an organization of 360 reps made a 1 MB page). The CSV exports always hold every rep.
+REPS_SHOWN = 30
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,41 @@ class TeamReport:
 
 
     @cached_property
+    def shown_reps(self) -> set[int] | None:
+        """The reps the page lists: None for all of them (the scope asked for every rep, or they
+        are few), else the ``REPS_SHOWN`` most active."""
+        if self.scope.every_rep or len(self.activity) <= REPS_SHOWN:
+            return None
+        return {row.owner_id for row in sorted(self.activity, key=lambda r: (-r.total, r.name))[:REPS_SHOWN]}
+
+    @property
+    def reps_total(self) -> int:
+        return len(self.activity)
+
+    def _shown(self, rows: list[Any]) -> list[Any]:
+        shown = self.shown_reps
+        return rows if shown is None else [row for row in rows if row.owner_id in shown]
+
+    @cached_property
+    def activity_rows(self) -> list[RepActivity]:
+        """The activity table's rows: every rep in name order, or the most active first."""
+        if self.shown_reps is None:
+            return self.activity
+        return sorted(self._shown(self.activity), key=lambda r: (-r.total, r.name))
+
+    @property
+    def quota_rows(self) -> list[Attainment]:
+        return self._shown(self.quota)
+
+    @property
+    def leaderboard_rows(self) -> list[LeaderboardRow]:
+        return self.leaderboard if self.shown_reps is None else self.leaderboard[:REPS_SHOWN]
+
+    @property
+    def response_rows(self) -> list[ResponseTime]:
+        return self._shown(self.response)
+
+    @cached_property
     def activity_types(self) -> list[str]:
         """The activity types anyone in the report spent time on, for the time table."""
         return sorted({kind for row in self.activity for kind, minutes in row.minutes.items() if minutes})
@@ -132,7 +170,7 @@ class TeamReport:
     def time_table(self) -> list[tuple[str, list[float]]]:
         """Per rep, hours spent on each of ``activity_types``, in that order."""
         kinds = self.activity_types
-        return [(row.name, [row.minutes.get(kind, 0) / 60 for kind in kinds]) for row in self.activity]
+        return [(row.name, [row.minutes.get(kind, 0) / 60 for kind in kinds]) for row in self.activity_rows]
 
     @property
     def activity_bars(self) -> list[tuple[str, list[tuple[str, int]]]]:
@@ -144,7 +182,7 @@ class TeamReport:
             named, rest = kinds, []
         return [
             (row.name, [(kind, row.counts.get(kind, 0)) for kind in named] + ([("other", sum(row.counts.get(k, 0) for k in rest))] if rest else []))
-            for row in self.activity
+            for row in self.activity_rows
         ]
 
     @property
@@ -153,13 +191,13 @@ class TeamReport:
 
 
 def team_report(session: Session, actor: User, period: Period, today: date, now: datetime, team_id: int | None = None,
-                rep_id: int | None = None, *, year_over_year: bool = False, months: int = 12) -> TeamReport:
+                rep_id: int | None = None, *, year_over_year: bool = False, months: int = 12, every_rep: bool = False) -> TeamReport:
     """Every figure for one period and team, with the comparison period (the one before, or
     the same one a year earlier) beside the activity and outcome figures, and ``months`` of
     trends: what the dashboard and its CSV exports show. The scope is checked here (a rep, or
     a manager asking for another team, is refused before anything is computed)."""
     if months not in (12, 24):
         raise DomainError("Trends cover 12 or 24 months.")
-    scope = ReportScope(session, actor, period, today, now, team_id, rep_id, year_over_year, months)
+    scope = ReportScope(session, actor, period, today, now, team_id, rep_id, year_over_year, months, every_rep)
     scope.people  # noqa: B018 - resolves and checks the scope now
     return TeamReport(scope)

@@ -99,6 +99,7 @@ class ReportScope:
     rep_id: int | None = None
     year_over_year: bool = False
     months: int = 12
+    every_rep: bool = False  # show every rep's row however many (the page shows the most active of many)
 
     @cached_property
     def people(self) -> list[Member]:
