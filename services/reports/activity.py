@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, bindparam, case, func, or_, select, true
 from sqlalchemy.orm import Session
@@ -18,7 +17,7 @@ from services.models import ACTIVITY_TYPES, WEEKDAY_COLUMNS, Activity, ActivityM
 from services.periods import Period, add_months
 from services.rollups import fiscal_year_start
 from services.signals import is_attempt_of, is_inbound_interaction
-from services.types import as_utc
+
 from services.reports.scope import Member, _closed_in, _partial_day, _people
 
 
@@ -276,15 +275,22 @@ def monthly_trends(session: Session, actor: User, today: date, months: int = 12,
         .group_by(ActivityMonthRollup.month)
     ):
         points[month].activities += int(count or 0)
-    zone = ZoneInfo(actor.organization.time_zone)
-    for status, amount, closed_at in session.execute(
-        select(Opportunity.status, Opportunity.amount, Opportunity.closed_at).where(_closed_in(actor, span, owners))
+    # Deals closed, by local month, counted in the database: each month's bounds are the UTC
+    # instants of its local midnights, so the bucket is exact across DST changes.
+    starts = list(points)
+    bounds = [Period(month, add_months(month, 1)).utc_bounds(actor.organization.time_zone) for month in starts]
+    month_of = case(*((Opportunity.closed_at < end, i) for i, (_, end) in enumerate(bounds)), else_=None)
+    for index, status, count, amount in session.execute(
+        select(month_of, Opportunity.status, func.count(), func.sum(Opportunity.amount))
+        .where(_closed_in(actor, span, owners))
+        .group_by(month_of, Opportunity.status)
     ):
-        local = as_utc(closed_at).astimezone(zone).date()
-        point = points[date(local.year, local.month, 1)]
+        if index is None:
+            continue
+        point = points[starts[index]]
         if status == "won":
-            point.won_deals += 1
-            point.won_amount += amount
+            point.won_deals += count
+            point.won_amount += Decimal(amount or 0)
         else:
-            point.lost_deals += 1
+            point.lost_deals += count
     return list(points.values())
