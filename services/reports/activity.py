@@ -1,6 +1,6 @@
 """Activity figures: counts and time by rep and type, the weekday pattern, drawdown, trends.
-They read the rollups (whole months monthly, edge days daily) and the activities themselves
-only for a to-date period's partial last day."""
+They read the rollups (a fiscal year yearly, whole months monthly, edge days daily) and the
+activities themselves only for a to-date period's partial last day."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from services.models import ACTIVITY_TYPES, WEEKDAY_COLUMNS, Activity, ActivityM
 from services.periods import Period, add_months
 from services.rollups import fiscal_year_start
 from services.signals import is_attempt_of, is_inbound_interaction
-
 from services.reports.scope import Member, _closed_in, _partial_day, _people
 
 
