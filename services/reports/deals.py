@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from services.deals import open_deals, pipeline_stages
@@ -125,29 +125,37 @@ def stage_conversion(session: Session, actor: User, period: Period, team_id: int
     later stage (or were won) ÷ those that reached S, from the stage changes."""
     owners = [u.id for u in _people(session, actor, team_id, rep_id, people)]
     stages = pipeline_stages(session, actor.organization_id)
-    position = {s.id: s.position for s in stages}
     cohort = select(Opportunity.id).where(
         Opportunity.organization_id == actor.organization_id,
         Opportunity.deleted_at.is_(None),
         Opportunity.owner_id.in_(owners),
         _in_period(Opportunity.created_at, actor, period),
     )
-    furthest: dict[int, int] = {}
-    won: set[int] = set()
-    reached: dict[int, set[int]] = defaultdict(set)
-    for deal_id, stage_id, status in session.execute(
-        select(StageChange.opportunity_id, StageChange.to_stage_id, StageChange.to_status).where(StageChange.opportunity_id.in_(cohort))
-    ):
-        reached[stage_id].add(deal_id)
-        furthest[deal_id] = max(furthest.get(deal_id, 0), position[stage_id])
-        if status == "won":
-            won.add(deal_id)
-    rows = []
-    for stage in stages:
-        deals = reached[stage.id]
-        moved_on = sum(1 for d in deals if d in won or furthest[d] > stage.position)
-        rows.append(StageConversion(stage.id, stage.name, len(deals), moved_on))
-    return rows
+    # Counted in the database (a year's cohort has tens of thousands of stage changes): per
+    # deal, the furthest stage it reached and whether it was won; per stage, the deals that
+    # reached it and, of those, the ones that went further or were won.
+    changes = (
+        select(StageChange.opportunity_id.label("deal"), StageChange.to_stage_id.label("stage"), Stage.position.label("position"),
+               StageChange.to_status.label("status"))
+        .join(Stage, Stage.id == StageChange.to_stage_id)
+        .where(StageChange.opportunity_id.in_(cohort))
+        .cte("changes")
+    )
+    per_deal = (
+        select(changes.c.deal, func.max(changes.c.position).label("furthest"),
+               func.max(case((changes.c.status == "won", 1), else_=0)).label("won"))
+        .group_by(changes.c.deal).subquery("per_deal")
+    )
+    reached = select(changes.c.deal, changes.c.stage, changes.c.position).distinct().subquery("reached")
+    counted = {
+        stage_id: (count, int(moved_on or 0)) for stage_id, count, moved_on in session.execute(
+            select(reached.c.stage, func.count(),
+                   func.sum(case(((per_deal.c.won == 1) | (per_deal.c.furthest > reached.c.position), 1), else_=0)))
+            .join(per_deal, per_deal.c.deal == reached.c.deal)
+            .group_by(reached.c.stage)
+        )
+    }
+    return [StageConversion(stage.id, stage.name, *counted.get(stage.id, (0, 0))) for stage in stages]
 
 
 @dataclass
