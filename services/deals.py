@@ -37,7 +37,8 @@ def pipeline_stages(session: Session, organization_id: int) -> list[Any]:
 def _open_deals_by(column: Any) -> Any:
     return (
         select(Opportunity.id, Opportunity.name, Opportunity.amount, Opportunity.status, Opportunity.created_at, Opportunity.stage_entered_at,
-               Opportunity.stage_id, Account.name.label("account_name"), Opportunity.owner_id, Opportunity.currency, *WARNING_FACTS)
+               Opportunity.stage_id, Account.name.label("account_name"), Opportunity.owner_id, Opportunity.currency,
+               Opportunity.last_inbound_at, Opportunity.last_activity_at, WARNING_FACTS)
         .join(Account, Account.id == Opportunity.account_id)
         .where(Opportunity.organization_id == bindparam("org"), column.in_(bindparam("ids", expanding=True)), Opportunity.status == "open",
                Opportunity.deleted_at.is_(None))
@@ -58,10 +59,9 @@ def open_deals(session: Session, organization_id: int, stages: Mapping[int, Stag
         return []
     deals = []
     for row in session.execute(_OPEN_DEALS[by], {"org": organization_id, "ids": ids, "now": now}):
-        *_, last_inbound, last_any, planned = row  # WARNING_FACTS, last
         deals.append(OpenDeal(row.id, row.name, row.amount, row.status, as_utc(row.created_at), as_utc(row.stage_entered_at),
-                              stages[row.stage_id], row.account_name, row.owner_id, row.currency, as_utc(last_inbound),
-                              as_utc(last_any), bool(planned)))
+                              stages[row.stage_id], row.account_name, row.owner_id, row.currency, as_utc(row.last_inbound_at),
+                              as_utc(row.last_activity_at), bool(row[-1])))  # the last: WARNING_FACTS
     return deals
 
 

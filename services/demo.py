@@ -46,6 +46,7 @@ from services.models import (
     Team,
     User,
 )
+from services import latest
 from services.rollups import RollupCounter
 from services.users import hash_password
 
@@ -185,6 +186,7 @@ class _Builder:
         self.insert(ActivityMonthRollup, self.rollups.rows(self.org_id, "month"))
         self.insert(ActivityYearRollup, self.rollups.rows(self.org_id, "year"))
         self.s.flush()
+        latest.recompute(self.s, self.org_id)
         reset_sequences(self.s)
         # A bulk load leaves the planner without statistics: on SQLite, with none, it picks an
         # index by its name's order and walks a whole organization for one lead's first call.

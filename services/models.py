@@ -178,6 +178,8 @@ class Account(OrgScoped, Base):
     city: Mapped[str | None] = mapped_column(String(120))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     deleted_at: Mapped[datetime | None]
+    # The account's latest live activity, kept with every activity write (``services.latest``).
+    last_activity_at: Mapped[datetime | None]
 
     parent: Mapped[Account | None] = relationship(remote_side=[id], back_populates="branches")
     branches: Mapped[list[Account]] = relationship(back_populates="parent")
@@ -311,6 +313,10 @@ class Opportunity(OrgScoped, Base):
     stage_entered_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     deleted_at: Mapped[datetime | None]
+    # The deal's latest live activity and latest inbound interaction (``services.signals``),
+    # kept with every activity write (``services.latest``): what going dark and neglected read.
+    last_activity_at: Mapped[datetime | None]
+    last_inbound_at: Mapped[datetime | None]
 
     account: Mapped[Account] = relationship()
     contact: Mapped[Contact | None] = relationship()

@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.models import WEEKDAY_COLUMNS, Activity, ActivityMonthRollup, ActivityRollup, ActivityYearRollup, Organization
+from services import latest
 from services.notes import is_flagged
 from services.signals import is_attempt, is_contact
 
@@ -109,6 +110,7 @@ def count_activity(session: Session, organization: Organization, activity: Activ
     flagged = is_flagged(activity.checklist_questions, activity.checklist_answered)
     for model, grain in GRAINS:
         _bump(session, organization, model, grain, key, sign, activity.duration_minutes or 0, flagged)
+    latest.touch(session, activity, sign)  # the deal's and the account's latest activity, kept the same way
 
 
 def _bump(session: Session, organization: Organization, model: type, grain: str, day_key: Key, sign: int, duration: int,
@@ -143,6 +145,7 @@ def _bump(session: Session, organization: Organization, model: type, grain: str,
 def rebuild_rollups(session: Session, organization: Organization) -> int:
     """Recompute the organization's rollups, every grain, from its live activities; returns
     the number of daily rows."""
+    latest.recompute(session, organization.id)
     counter = RollupCounter(organization.time_zone, organization.fiscal_year_start_month)
     query = select(Activity.owner_id, Activity.occurred_at, Activity.type, Activity.direction, Activity.outcome,
                    Activity.duration_minutes, Activity.checklist_questions, Activity.checklist_answered).where(Activity.organization_id == organization.id, Activity.deleted_at.is_(None))

@@ -72,34 +72,23 @@ class DealFacts(Protocol):
     status: str
     created_at: datetime
     stage_entered_at: datetime
+    last_activity_at: datetime | None
+    last_inbound_at: datetime | None
 
     @property
     def stage(self) -> StageFacts: ...
 
 
-def _latest(*conditions: ColumnElement[bool]) -> ColumnElement[Any]:
-    # Per deal, the newest matching activity: a walk down ix_activities_opportunity that stops
-    # at the first match, not a scan of every activity the deals ever had.
-    return (
-        select(Activity.occurred_at)
-        .where(Activity.organization_id == bindparam("org"), Activity.opportunity_id == Opportunity.id, Activity.deleted_at.is_(None),
-               *conditions)
-        .order_by(Activity.occurred_at.desc()).limit(1)
-        .correlate(Opportunity).scalar_subquery()
-    )
-
-
-# Per deal, in one statement built once (building a statement costs more than running it on a
-# handful of deals): its last inbound interaction, its last activity, and whether a follow-up
-# is due in the future.
-_PLANNED = (
+# Per deal, whether a follow-up is due in the future: the one fact the warnings read that the
+# deal does not keep itself (its latest activity and inbound interaction it does, kept by
+# ``services.latest``). Built once; bind "org" and "now".
+WARNING_FACTS = (
     select(FollowUp.id)
     .where(FollowUp.organization_id == bindparam("org"), FollowUp.opportunity_id == Opportunity.id, FollowUp.done_at.is_(None),
            FollowUp.deleted_at.is_(None), FollowUp.due_at > bindparam("now"))
     .correlate(Opportunity).exists()
 )
-WARNING_FACTS = (_latest(is_inbound_interaction()), _latest(), _PLANNED)  # bind "org" and "now"
-_LATEST = select(Opportunity.id, *WARNING_FACTS).where(Opportunity.id.in_(bindparam("ids", expanding=True)))
+_PLANNED = select(Opportunity.id, WARNING_FACTS).where(Opportunity.id.in_(bindparam("ids", expanding=True)))
 
 
 @dataclass(frozen=True)
@@ -117,10 +106,10 @@ class OpenDeal:
     account_name: str
     owner_id: int
     currency: str = ""
-    # What the warnings read, when the same statement read it (``services.deals.open_deals``):
-    # the last inbound interaction, the last activity, a follow-up due in the future.
-    last_inbound: datetime | None = None
-    last_any: datetime | None = None
+    # What the warnings read: the deal's latest inbound interaction and activity, and whether a
+    # follow-up is due in the future (read in the same statement, ``services.deals.open_deals``).
+    last_inbound_at: datetime | None = None
+    last_activity_at: datetime | None = None
     planned: bool | None = None  # None: not read yet
 
 
@@ -128,20 +117,16 @@ def deal_warnings(session: Session, organization: Organization, deals: Iterable[
     open_deals = [deal for deal in deals if deal.status == "open"]
     if not open_deals:
         return []
-    last_inbound, last_any, followed_up = {}, {}, set()
-    facts = [(d.id, d.last_inbound, d.last_any, d.planned) for d in open_deals if getattr(d, "planned", None) is not None]
+    followed_up = {d.id for d in open_deals if getattr(d, "planned", None)}
     unread = [deal.id for deal in open_deals if getattr(deal, "planned", None) is None]
     if unread:
-        facts += session.execute(_LATEST, {"org": organization.id, "ids": unread, "now": now}).all()
-    for deal_id, inbound, anything, planned in facts:
-        last_inbound[deal_id], last_any[deal_id] = inbound, anything
-        if planned:
-            followed_up.add(deal_id)
+        followed_up |= {deal_id for deal_id, planned in session.execute(_PLANNED, {"org": organization.id, "ids": unread, "now": now})
+                        if planned}
     dark_days = int(organization.setting("going_dark_days"))
     neglect_days = int(organization.setting("neglected_days"))
     warnings: list[DealWarning] = []
     for deal in open_deals:
-        quiet = days_since(as_utc(last_inbound.get(deal.id)) or deal.created_at, now)
+        quiet = days_since(as_utc(deal.last_inbound_at) or deal.created_at, now)
         if quiet >= dark_days:
             warnings.append(DealWarning(deal.id, "going_dark", quiet, f"No word from the customer in {quiet} days"))
         in_stage = days_since(deal.stage_entered_at, now)
@@ -150,7 +135,7 @@ def deal_warnings(session: Session, organization: Organization, deals: Iterable[
             warnings.append(
                 DealWarning(deal.id, "stale", in_stage, f"{in_stage} days in {deal.stage.name} (SLA {deal.stage.sla_days})")
             )
-        idle = days_since(as_utc(last_any.get(deal.id)) or deal.created_at, now)
+        idle = days_since(as_utc(deal.last_activity_at) or deal.created_at, now)
         if idle >= neglect_days and deal.id not in followed_up:
             warnings.append(DealWarning(deal.id, "neglected", idle, f"No activity in {idle} days and no follow-up planned"))
     return warnings

@@ -19,6 +19,55 @@ from services.models import (
 from tests.factories import NOW, World
 
 
+def latest_snapshot(session: Session, organization_id: int) -> set[tuple]:
+    """Each deal's and account's kept latest activity (``services.latest``)."""
+    from services.models import Account
+
+    return {("deal", *row) for row in session.execute(
+        select(Opportunity.id, Opportunity.last_activity_at, Opportunity.last_inbound_at).where(Opportunity.organization_id == organization_id)
+    )} | {("account", *row) for row in session.execute(
+        select(Account.id, Account.last_activity_at).where(Account.organization_id == organization_id))}
+
+
+def test_deals_and_accounts_keep_their_latest_activity_through_log_undo_and_restore(session, world: World):
+    """Going dark and neglected read the latest activity kept on the deal and the account: each
+    log, undo and restore keeps it equal to what the activities say."""
+    from services.latest import recompute
+
+    rep = as_user(session, world.rep)
+
+    def kept_equals_recomputed() -> set[tuple]:
+        session.flush()
+        session.expire_all()
+        kept = latest_snapshot(session, world.org.id)
+        recompute(session, world.org.id)
+        session.expire_all()
+        assert latest_snapshot(session, world.org.id) == kept
+        return kept
+
+    def deal() -> Opportunity:
+        return session.get(Opportunity, world.deal.id)
+
+    sent = NOW - timedelta(days=2)
+    email, _ = activities.log_email(session, rep, {"internet_message_id": "<latest@acme.test>", "from_address": "ann@acme.test",
+                                                   "to": "rita@northwind.test", "sent_at": sent.isoformat()}, now=NOW)
+    kept_equals_recomputed()
+    assert (deal().last_inbound_at, deal().last_activity_at) == (sent, sent)
+    call, _ = activities.log_activity(session, rep, {"type": "call", "direction": "outbound", "outcome": "no_answer",
+                                                     "opportunity_id": world.deal.id, "occurred_at": (NOW - timedelta(days=5)).isoformat()},
+                                      now=NOW)
+    kept_equals_recomputed()
+    assert (deal().last_inbound_at, deal().last_activity_at) == (sent, sent)  # an older call changes neither
+    activities.undo_log(session, rep, email.id, now=NOW)
+    kept_equals_recomputed()
+    assert (deal().last_inbound_at, deal().last_activity_at) == (None, call.occurred_at)
+    activities.log_email(session, rep, {"internet_message_id": "<latest@acme.test>", "from_address": "ann@acme.test",
+                                        "to": "rita@northwind.test", "sent_at": sent.isoformat()}, now=NOW)  # logged again: restored
+    kept_equals_recomputed()
+    assert (deal().last_inbound_at, deal().last_activity_at) == (sent, sent)
+    assert session.get(type(world.account), world.account.id).last_activity_at == sent
+
+
 def row_counts(session: Session) -> dict[str, int]:
     session.expire_all()
     return {t.name: session.scalar(select(func.count()).select_from(t)) for t in Base.metadata.sorted_tables}

@@ -12,7 +12,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from services.deals import open_deals, pipeline_stages
-from services.models import Account, Activity, FollowUp, Opportunity, Quota, Stage, StageChange, User
+from services.models import Account, FollowUp, Opportunity, Quota, Stage, StageChange, User
 from services.periods import Period, period_for
 from services.signals import DealWarning, days_since, deal_warnings
 from services.types import as_utc, epoch_seconds
@@ -282,30 +282,21 @@ def neglected_accounts(session: Session, actor: User, now: datetime, team_id: in
     quiet_days = int(actor.organization.setting("neglected_days"))
     org_id = actor.organization_id
     active = session.execute(
-        select(Account.id, Account.name, Account.owner_id, Account.created_at).where(
+        select(Account.id, Account.name, Account.owner_id, Account.created_at, Account.last_activity_at).where(
             Account.organization_id == org_id, Account.deleted_at.is_(None), Account.owner_id.in_(people),
             Account.id.in_(select(Opportunity.account_id).where(Opportunity.organization_id == org_id, Opportunity.status == "open",
                                                                  Opportunity.deleted_at.is_(None))),
         )
     ).all()
     ids = [row.id for row in active]
-    # The latest activity per account: one index probe each (ix_activities_account), not a
-    # scan of every activity the accounts ever had.
-    latest = (
-        select(Activity.occurred_at)
-        .where(Activity.organization_id == org_id, Activity.account_id == Account.id, Activity.deleted_at.is_(None))
-        .order_by(Activity.occurred_at.desc()).limit(1)
-        .correlate(Account)
-        .scalar_subquery()
-    )
-    last = dict(session.execute(select(Account.id, latest).where(Account.organization_id == org_id, Account.id.in_(ids))).all())
     planned = set(session.scalars(
         select(FollowUp.account_id).where(FollowUp.organization_id == org_id, FollowUp.account_id.in_(ids), FollowUp.done_at.is_(None),
                                           FollowUp.deleted_at.is_(None), FollowUp.due_at > now)
     ))
     rows = []
-    for account_id, name, owner_id, created_at in active:
-        days = days_since(as_utc(last.get(account_id)) or as_utc(created_at), now)
+    for account_id, name, owner_id, created_at, last_activity_at in active:
+        # The account keeps its latest activity (``services.latest``).
+        days = days_since(as_utc(last_activity_at) or as_utc(created_at), now)
         if days >= quiet_days and account_id not in planned:
             rows.append(NeglectedAccount(account_id, name, people[owner_id], days))
     return sorted(rows, key=lambda r: (-r.days, r.name))
