@@ -32,28 +32,18 @@ MESSAGE_ID = "18c2f0a1b2c3d4e5"
 RFC822_ID = "<CAF=rates.1234@mail.acme.test>"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def app(request: pytest.FixtureRequest, tmp_path, monkeypatch) -> Iterator[Flask]:
-    """The app on each back end (this module's tests run twice): one message, one activity,
-    and every card, whichever store serves them."""
+@pytest.fixture
+def app(engine, tmp_path, monkeypatch) -> Iterator[Flask]:
+    """The app over the ``engine`` store, on each back end (this module's tests run twice): one
+    message, one activity, and every card, whichever store serves them."""
     from addin import create_app
-    from services.models import Base
-    from tests.conftest import _truncate
 
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.delenv("INBOXCRM_ENV", raising=False)
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'app.db'}"
-    else:
-        url = request.getfixturevalue("postgres_engine").url.render_as_string(hide_password=False)
-    made = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "test"})
+    made = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": engine.url.render_as_string(hide_password=False), "SECRET_KEY": "test"})
     made.instance_path = str(tmp_path)
-    engine = made.extensions["inboxcrm.db"].engine
-    Base.metadata.create_all(engine)
     yield made
-    if request.param == "postgresql":
-        _truncate(engine)
-    engine.dispose()
+    made.extensions["inboxcrm.db"].engine.dispose()
 
 
 @pytest.fixture(scope="module")
