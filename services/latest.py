@@ -49,6 +49,9 @@ def touch(session: Session, activity: Activity, sign: int) -> None:
             continue
         row = (model.organization_id == activity.organization_id) & (model.id == record_id)
         if sign < 0:
+            # Locked first, so that the re-read below starts after any racing log of the same
+            # record has committed (PostgreSQL reads each statement's own snapshot).
+            session.execute(select(model.id).where(row).with_for_update())
             session.execute(update(model).where(row).values(**(_deal_values() if model is Opportunity else _account_values())))
             continue
         columns = ["last_activity_at"]
