@@ -23,6 +23,7 @@ from services.reports.panel import RepAccount, TeamPanel
 
 Json = dict[str, Any]
 MAX_TEXT = 1_000  # characters of any one text a card shows (a card has a size limit)
+CARD_REPS = 50  # reps a team card lists
 
 
 @dataclass
@@ -309,8 +310,11 @@ def rep_home_card(ctx: CardContext, name: str, follow_ups: list[tuple[str, datet
 def team_card(ctx: CardContext, panel: TeamPanel, dashboard_url: str) -> Json:
     """The team panel: this week against last, calls against pro-rata quota, who is slipping,
     the deals going dark; each rep opens their accounts."""
+    rows = panel.rows
+    if len(rows) > CARD_REPS:  # a card has a size limit: the busiest this week, the rest in the dashboard
+        rows = sorted(rows, key=lambda r: (-r.this_week, r.name))[:CARD_REPS]
     reps = []
-    for row in panel.rows:
+    for row in rows:
         calls = f"{row.calls} calls" + (f" of {row.calls_target:,.0f} due so far" if row.calls_target is not None else "")
         reps.append(decorated(
             escape(row.name), top=f"{row.this_week} this week · {row.last_week} last week", bottom=calls,
@@ -323,7 +327,8 @@ def team_card(ctx: CardContext, panel: TeamPanel, dashboard_url: str) -> Json:
             for a in panel.alerts if "going_dark" in a.kinds]
     footer = button("Open the dashboard (charts, pipeline, win rate)", {"openLink": {"url": dashboard_url}})
     return card("Your team", [
-        section(reps, "This week against last", collapsed_after=8),
+        section(reps + ([paragraph(f"The {CARD_REPS} busiest of {len(panel.rows)} reps: the dashboard has them all.")]
+                        if len(panel.rows) > CARD_REPS else []), "This week against last", collapsed_after=8),
         section(slipping, "Who is slipping", collapsed_after=5),
         section(dark[:20], f"Deals going dark ({len(dark)})", collapsed_after=5),
     ], name="team", footer=footer)

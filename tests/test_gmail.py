@@ -444,3 +444,10 @@ def test_a_remembered_signature_never_skips_the_claims(keys: google.GoogleKeys) 
         with pytest.raises(TokenRejected):
             verify_google_token(forged, audience, remote)
     assert forged not in remote.verified
+
+
+def test_an_admins_team_card_lists_the_busiest_reps_and_says_so(addon: Flask, google_addon: Addon, monkeypatch) -> None:
+    monkeypatch.setattr("addin.cards.CARD_REPS", 2)
+    home = google_addon.ok("/gmail/homepage", event(None), email="ada@northwind.test")
+    shown = texts(home)
+    assert "The 2 busiest of" in shown and "the dashboard has them all" in shown
