@@ -796,3 +796,23 @@ def test_the_report_compares_year_over_year_and_trends_over_24_months(session, w
     assert previous.comparison.start == date(2026, 10, 1) and len(previous.trends) == 12
     rita = next(r for r in previous.activity if r.owner_id == world.rep.id)
     assert rita.hours_by_type == {"call": pytest.approx(20 / 60)}
+
+
+@pytest.mark.parametrize("kind", ["this_week", "mtd", "this_quarter", "qtd", "ytd", "this_year", "last_year", "mid-month to mid-month"])
+def test_quota_targets_sum_whole_quotas_in_sql_and_the_rest_pro_rata(demo_session, demo, kind):
+    """The quotas wholly inside a period are summed by the database, the ones at its edges pro
+    rata: together, the same as every quota counted pro rata one by one."""
+    from services.models import Quota
+    from services.reports.quotas import _pro_rata
+
+    session = demo_session
+    custom = {"mid-month to mid-month": Period(date(2025, 12, 10), date(2026, 3, 17))}
+    period = custom.get(kind) or period_for(kind, TODAY, demo.organization.fiscal_year_start_month,
+                                             datetime(2026, 11, 20, 15) if kind in ("mtd", "qtd", "ytd") else None)
+    owners = [u.id for u in reports.team_members(session, demo)]
+    expected: dict = defaultdict(Decimal)
+    for quota in session.scalars(select(Quota).where(Quota.user_id.in_(owners))):
+        if (share := _pro_rata(quota.period, quota.period_start, quota.target, period)) > 0:
+            expected[(quota.user_id, quota.metric, quota.activity_type)] += share
+    assert expected
+    assert dict(reports.quota_targets(session, demo, period, owners)) == dict(expected)

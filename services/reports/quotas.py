@@ -136,21 +136,39 @@ def _reach(period: Period) -> dict[str, date]:
     return {kind: period.start - timedelta(days=days) for kind, days in LONGEST.items()}
 
 
-# Built once, with the period as parameters: the pane's panel asks on every look.
-_OWNERS_QUOTAS = (
-    select(Quota.user_id, Quota.metric, Quota.activity_type, Quota.period, Quota.period_start, Quota.target)
-    .where(_overlapping_quotas(bindparam("org"), bindparam("start"), bindparam("end"), {kind: bindparam(kind) for kind in LONGEST}),
-           Quota.user_id.in_(bindparam("owners", expanding=True)))
-)
+# A quota wholly inside the report period counts in full: started on or after the period's
+# start, and ended by its end (``last_<kind>``: the latest start whose period has ended then).
+_WHOLLY = or_(*((Quota.period == kind) & (Quota.period_start >= bindparam("start")) & (Quota.period_start <= bindparam(f"last_{kind}"))
+                for kind in LONGEST))
+_OVERLAPPING = _overlapping_quotas(bindparam("org"), bindparam("start"), bindparam("end"), {kind: bindparam(kind) for kind in LONGEST})
+_OWNERS = Quota.user_id.in_(bindparam("owners", expanding=True))
+# Built once, with the period as parameters: the quotas wholly inside summed in the database
+# (a year of an organization's monthly quotas is tens of thousands of rows), the few that
+# straddle an edge read one by one and counted pro rata.
+_WHOLLY_SUMMED = (select(Quota.user_id, Quota.metric, Quota.activity_type, func.sum(Quota.target))
+                  .where(_OVERLAPPING, _OWNERS, _WHOLLY).group_by(Quota.user_id, Quota.metric, Quota.activity_type))
+_STRADDLING = (select(Quota.user_id, Quota.metric, Quota.activity_type, Quota.period, Quota.period_start, Quota.target)
+               .where(_OVERLAPPING, _OWNERS, ~_WHOLLY))
+
+
+def _last_wholly_inside(period: Period) -> dict[str, date]:
+    """Per kind of quota period, the latest start whose quota period has ended by the report
+    period's end (a later one may still: it is then counted pro rata, which gives it in full)."""
+    end = period.end_point.date()
+    return {"last_week": end - timedelta(days=7), "last_month": add_months(end, -1), "last_quarter": add_months(end, -3),
+            "last_year": add_months(end, -12)}
 
 
 def quota_targets(session: Session, actor: User, period: Period, owners: list[int]) -> dict[tuple[int, str, str | None], Decimal]:
     """Per (owner, metric, activity type): the target for the period, each quota counting pro
     rata by its days of overlap with the period."""
     targets: dict[tuple[int, str, str | None], Decimal] = defaultdict(Decimal)
-    for user_id, metric, activity_type, kind, start, target in session.execute(
-        _OWNERS_QUOTAS, {"org": actor.organization_id, "start": period.start, "end": period.end, "owners": owners, **_reach(period)}
-    ):
+    parameters = {"org": actor.organization_id, "start": period.start, "end": period.end, "owners": owners, **_reach(period),
+                  **_last_wholly_inside(period)}
+    for user_id, metric, activity_type, total in session.execute(_WHOLLY_SUMMED, parameters):
+        if total:
+            targets[(user_id, metric, activity_type)] += Decimal(total)
+    for user_id, metric, activity_type, kind, start, target in session.execute(_STRADDLING, parameters):
         if (share := _pro_rata(kind, start, target, period)) > 0:
             targets[(user_id, metric, activity_type)] += share
     return targets
