@@ -816,3 +816,19 @@ def test_quota_targets_sum_whole_quotas_in_sql_and_the_rest_pro_rata(demo_sessio
             expected[(quota.user_id, quota.metric, quota.activity_type)] += share
     assert expected
     assert dict(reports.quota_targets(session, demo, period, owners)) == dict(expected)
+
+
+def test_open_deals_of_many_owners_are_the_same_read_either_way(demo_session, demo, monkeypatch):
+    """Past ``MANY_OWNERS`` the organization's open deals are read in one walk and filtered:
+    the same deals, in the same order, as reading them owner by owner."""
+    from services import deals as deal_service
+
+    session = demo_session
+    stages = {s.id: s for s in deal_service.pipeline_stages(session, demo.organization_id)}
+    owners = [u.id for u in reports.team_members(session, demo)][1:]  # not quite everyone
+    now = datetime(2026, 11, 20, 17, tzinfo=timezone.utc)
+    monkeypatch.setattr(deal_service, "MANY_OWNERS", 10**6)
+    probed = deal_service.open_deals(session, demo.organization_id, stages, now, owners=owners)
+    monkeypatch.setattr(deal_service, "MANY_OWNERS", 1)
+    walked = deal_service.open_deals(session, demo.organization_id, stages, now, owners=owners)
+    assert probed and walked == probed
