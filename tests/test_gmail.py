@@ -451,3 +451,25 @@ def test_an_admins_team_card_lists_the_busiest_reps_and_says_so(addon: Flask, go
     home = google_addon.ok("/gmail/homepage", event(None), email="ada@northwind.test")
     shown = texts(home)
     assert "The 2 busiest of" in shown and "the dashboard has them all" in shown
+
+
+def test_the_team_cards_links_open_the_dashboard_and_the_timeline_signed_in_once(addon: Flask, google_addon: Addon, app_world: World) -> None:
+    """Charts open in the full panel: the team card's and the timeline card's links sign the
+    manager in once, with no second password, and land on the dashboard or the timeline."""
+    def link(answer: dict) -> str:
+        url = next(c["fixedFooter"]["primaryButton"]["onClick"]["openLink"]["url"] for c in google.cards_of(answer) if "fixedFooter" in c)
+        assert url.startswith(f"{BASE_URL}/gmail/open?t=")
+        return urlsplit(url).path + "?" + urlsplit(url).query
+
+    home = google_addon.ok("/gmail/homepage", event(None), email="mia@northwind.test")
+    browser = addon.test_client()
+    opened = browser.get(link(home))
+    assert opened.status_code == 302 and urlsplit(opened.headers["Location"]).path == "/dashboard"
+    page = browser.get("/dashboard")
+    assert page.status_code == 200 and "Rita Rep" in page.get_data(as_text=True)
+    assert addon.test_client().get(link(home)).status_code == 401  # once only
+
+    timeline = google_addon.ok("/gmail/action/account", event(None, parameters={"account_id": str(app_world.account.id)}),
+                               email="mia@northwind.test")
+    opened = addon.test_client().get(link(timeline))
+    assert opened.status_code == 302 and f"/{app_world.account.id}" in opened.headers["Location"]

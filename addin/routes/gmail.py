@@ -145,7 +145,7 @@ def on_homepage(event: AddonEvent) -> Json:
     user, ctx = event.user, event.cards
     if user.role in ("manager", "admin"):
         panel = team_panel(db(), user, local_today(user.organization.time_zone), utcnow())
-        return cards.show(cards.team_card(ctx, panel, f"{event.base_url}{url_for('reports.dashboard')}"))
+        return cards.show(cards.team_card(ctx, panel, _handoff_url(event, path=url_for("reports.dashboard"))))
     now = utcnow()
     follow_ups = [(f.title, f.due_at, f.due_at < now) for f in followups.open_follow_ups(db(), user, limit=20)]
     mine = open_deals(db(), user.organization_id, {s.id: s for s in pipeline_stages(db(), user.organization_id)}, now,
@@ -268,7 +268,7 @@ def on_rep(event: AddonEvent) -> Json:
 def on_account(event: AddonEvent) -> Json:
     account_id = _id(event, "account_id")
     timeline = account_timeline(db(), event.user, account_id)
-    return cards.push(cards.timeline_card(event.cards, timeline, f"{event.base_url}{url_for('reports.timeline', account_id=account_id)}"))
+    return cards.push(cards.timeline_card(event.cards, timeline, _handoff_url(event, path=url_for("reports.timeline", account_id=account_id))))
 
 
 def _id(event: AddonEvent, name: str) -> int:
@@ -413,10 +413,14 @@ def _serializer() -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="inboxcrm.gmail-handoff")
 
 
-def _handoff_url(event: AddonEvent, message: GmailMessage) -> str:
-    item = {"from_address": message.from_address, "from_name": message.from_name, "subject": message.subject,
-            "internet_message_id": message.internet_message_id, "to": message.to[:20], "cc": message.cc[:20]}
-    token = _serializer().dumps({"u": event.user.id, "v": event.user.token_version, "j": secrets.token_urlsafe(16), "i": item})
+def _handoff_url(event: AddonEvent, message: GmailMessage | None = None, *, path: str | None = None) -> str:
+    """A link that signs the user in once and opens the full pane for ``message``, or one of our
+    own pages (``path``: the dashboard's charts, a whole timeline)."""
+    target: dict[str, Any] = {"n": path}
+    if message is not None:
+        target = {"i": {"from_address": message.from_address, "from_name": message.from_name, "subject": message.subject,
+                        "internet_message_id": message.internet_message_id, "to": message.to[:20], "cc": message.cc[:20]}}
+    token = _serializer().dumps({"u": event.user.id, "v": event.user.token_version, "j": secrets.token_urlsafe(16), **target})
     return f"{event.base_url}{url_for('gmail.open_panel')}?{urlencode({'t': token})}"
 
 
@@ -425,14 +429,16 @@ def _handoff_url(event: AddonEvent, message: GmailMessage) -> str:
 @writes
 def open_panel():
     """Sign in from the card's link (no second password) and show the full pane for the same
-    message. The link lives two minutes and works once."""
+    message, or the page the card pointed to. The link lives two minutes and works once."""
     try:
         data = _serializer().loads(request.args.get("t", ""), max_age=HANDOFF_SECONDS)
     except SignatureExpired:
         return _refused("This link has expired: use Open full panel again.", 401)
     except BadSignature:
         return _refused("This link is not valid.", 401)
-    if not isinstance(data, dict) or not isinstance(data.get("j"), str) or not isinstance(data.get("i"), dict):
+    page = data.get("n") if isinstance(data, dict) else None
+    local_page = isinstance(page, str) and page.startswith("/") and not page.startswith("//")
+    if not isinstance(data, dict) or not isinstance(data.get("j"), str) or not (isinstance(data.get("i"), dict) or local_page):
         return _refused("This link is not valid.", 401)
     session = db()
     user = session.get(User, data.get("u")) if isinstance(data.get("u"), int) else None
@@ -447,6 +453,8 @@ def open_panel():
         return _refused("This link was used already: use Open full panel again.", 401)
     commit()
     start_session(user)
+    if local_page:
+        return redirect(page)
     item = {k: v for k, v in data["i"].items() if isinstance(v, (str, list)) and v}
     return redirect(url_for("pane.context", **item))
 
