@@ -13,10 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from typing import Any, Iterable
-from zoneinfo import ZoneInfo
 
+from addin.filters import in_zone, money
 from services.context import ActivityRow, DealRow, PaneContext, Timeline
 from services.gmail import GmailMessage
 from services.reports.panel import RepAccount, TeamPanel
@@ -41,12 +40,7 @@ class CardContext:
         }}
 
     def when(self, value: datetime | None) -> str:
-        if value is None:
-            return ""
-        try:
-            return value.astimezone(ZoneInfo(self.time_zone)).strftime("%d %b %Y, %H:%M")
-        except (OverflowError, ValueError, KeyError):
-            return value.strftime("%d %b %Y, %H:%M UTC")
+        return in_zone(value, self.time_zone)
 
 
 # -- widgets -------------------------------------------------------------------------------------
@@ -276,10 +270,6 @@ def deal_card(ctx: CardContext, deal: DealRow, stages: Iterable[tuple[int, str]]
         buttons(button("Save stage", ctx.action("stage", deal_id=deal.id), filled=True)),
     ]
     return card(deal.name, [section(widgets)], subtitle="Change stage", name="deal")
-
-
-def money(amount: Decimal | int | None, currency: str = "") -> str:
-    return f"{currency} {Decimal(amount or 0):,.0f}".strip()
 
 
 # -- compose -------------------------------------------------------------------------------------

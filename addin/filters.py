@@ -11,14 +11,19 @@ from flask_login import current_user
 
 
 def local(value: datetime | None, fmt: str = "%d %b %Y, %H:%M") -> str:
-    """A stored time in the reader's organization's zone. Display never raises: a value at the
-    edge of the calendar (stored before input was range-checked) shows as it is, in UTC."""
+    """A stored time in the reader's organization's zone."""
+    return in_zone(value, current_user.organization.time_zone if current_user.is_authenticated else "UTC", fmt)
+
+
+def in_zone(value: datetime | None, zone: str, fmt: str = "%d %b %Y, %H:%M") -> str:
+    """A stored time in ``zone``. Display never raises: a value at the edge of the calendar
+    (stored before input was range-checked), or a zone nobody knows (a mail client's), shows
+    the time as it is, in UTC."""
     if value is None:
         return ""
-    zone = current_user.organization.time_zone if current_user.is_authenticated else "UTC"
     try:
         return value.astimezone(ZoneInfo(zone)).strftime(fmt)
-    except (OverflowError, ValueError):
+    except (OverflowError, ValueError, KeyError):  # ZoneInfoNotFoundError is a KeyError
         return value.strftime(fmt) + " UTC"
 
 

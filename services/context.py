@@ -22,6 +22,7 @@ from services.models import Account, AccountDomain, Activity, Contact, ContactEm
 from services.signals import DealFacts, DealWarning, days_since, deal_warnings
 from services.text import company_from_domain, domain_of, is_public_domain, is_valid_address, name_from_address, normalise_address
 from services.types import utcnow
+from services.users import PEOPLE, Person
 
 RECENT_ACTIVITIES = 8
 MAX_ADDRESSES = 50
@@ -146,7 +147,7 @@ _FOLLOW_UPS = (
                FollowUp.opportunity_id.in_(_many("deals"))))
     .order_by(FollowUp.due_at)
 )
-_OWNERS = select(User.id, User.name, User.organization_id, User.team_id).where(User.organization_id == _ORG, User.id.in_(_many("ids")))
+_OWNERS = PEOPLE.where(User.id.in_(_many("ids")))
 _LOGGED = select(Activity.id, Activity.deleted_at).where(Activity.organization_id == _ORG, Activity.external_id == bindparam("external_id"))
 ACTIVITY_COLUMNS = (Activity.id, Activity.type, Activity.direction, Activity.occurred_at, Activity.subject,
                     func.substr(Activity.body_text, 1, 400).label("body_text"), Activity.owner_id, Activity.outcome, Activity.rating,
@@ -234,19 +235,9 @@ def context_for_addresses(
     )
 
 
-@dataclass(frozen=True)
-class Owner:
-    """What the views read of a record's owner: a name, and what ``can_edit`` decides by."""
-
-    id: int
-    name: str
-    organization_id: int
-    team_id: int | None
-
-
-def _owners(session: Session, actor: User, ids: set[int]) -> dict[int, Owner]:
+def _owners(session: Session, actor: User, ids: set[int]) -> dict[int, Person]:
     rows = session.execute(_OWNERS, {"org": actor.organization_id, "ids": list(ids)}) if ids else ()
-    return {row.id: Owner(*row) for row in rows}
+    return {row.id: Person(*row) for row in rows}
 
 
 def _account_cards(session: Session, org_id: int, ids: set[int], domains: set[str]) -> tuple[list[AccountCard], dict[int, str]]:
@@ -307,7 +298,7 @@ def _account_card(account: Account) -> AccountCard:
     )
 
 
-def deal_row(actor: User, deal: DealFacts, now: datetime, warnings: list[DealWarning], owner: User | Owner, account_name: str) -> DealRow:
+def deal_row(actor: User, deal: DealFacts, now: datetime, warnings: list[DealWarning], owner: User | Person, account_name: str) -> DealRow:
     return DealRow(
         deal.id,
         deal.name,
@@ -332,7 +323,7 @@ def deal_row_for(session: Session, actor: User, deal_id: int, now: datetime | No
     return deal_row(actor, deal, now, deal_warnings(session, actor.organization, [deal], now), deal.owner, deal.account.name)
 
 
-def _activity_row(actor: User, activity: Any, owner: User | Owner) -> ActivityRow:
+def _activity_row(actor: User, activity: Any, owner: User | Person) -> ActivityRow:
     """An activity (an ORM object or a row of ``ACTIVITY_COLUMNS``) as the views list it."""
     readable = can_read_content(actor, activity)
     summary = (activity.body_text or "")[:400] if readable else None

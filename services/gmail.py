@@ -20,13 +20,13 @@ import urllib.request
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from email.header import decode_header, make_header
-from email.utils import getaddresses, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
 import urllib3
 
-from services.text import html_to_text, is_valid_address, normalise_address
+from services.text import html_to_text, is_valid_address, parse_address_header
 
 TIMEOUT_SECONDS = 5
 MAX_SUBJECT = 500
@@ -149,12 +149,7 @@ def _decoded(value: str) -> str:
 
 def _addresses(value: str) -> list[tuple[str, str]]:
     """(display name, normalised address) of every valid address in a header."""
-    found = []
-    for name, address in getaddresses([value]):
-        address = normalise_address(address)
-        if is_valid_address(address):
-            found.append((name.strip(), address))
-    return found
+    return [(name, address) for name, address in parse_address_header(value) if is_valid_address(address)]
 
 
 def _sent_at(date_header: str, internal_date: Any) -> str:

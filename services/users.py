@@ -7,12 +7,29 @@ second way: it resolves an identity provider's subject to a user through ``UserI
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from dataclasses import dataclass
+
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from services.models import User, UserIdentity
 from services.text import normalise_address
+
+@dataclass(frozen=True)
+class Person:
+    """Someone a view lists, as a plain row rather than an ORM object (a report covers hundreds):
+    a name, and what ``services.access.can_edit`` decides by."""
+
+    id: int
+    name: str
+    organization_id: int
+    team_id: int | None
+
+
+# The people of an organization, as ``Person`` rows (the query narrowed by the caller).
+PEOPLE = select(User.id, User.name, User.organization_id, User.team_id).where(User.organization_id == bindparam("org"))
+
 
 # A real hash to compare against when the user does not exist, so that a wrong address
 # costs as long as a wrong password and does not reveal who has an account.

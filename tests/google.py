@@ -24,6 +24,8 @@ from google.protobuf import json_format
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
+from tests.servers import KeyServer
+
 BASE_URL = "https://crm.test"
 SERVICE_ACCOUNT = "service-123456789@gcp-sa-gsuiteaddons.iam.gserviceaccount.com"
 CLIENT_ID = "123456789-addon.apps.googleusercontent.com"
@@ -42,24 +44,11 @@ class _Server:
         self.httpd.server_close()
 
 
-class GoogleKeys(_Server):
+class GoogleKeys(KeyServer):
     def __init__(self) -> None:
         self.key = RSAKey.generate_key(2048, parameters={"kid": "google-1", "use": "sig"})
-        body = json.dumps({"keys": [self.key.as_dict(private=False)]}).encode()
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's spelling
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        super().__init__(Handler)
-        self.jwks_url = f"{self.url}/oauth2/v3/certs"
+        super().__init__(json.dumps({"keys": [self.key.as_dict(private=False)]}).encode(), path="/oauth2/v3/certs")
+        self.jwks_url = self.url
 
     def sign(self, claims: dict[str, Any], key: RSAKey | None = None) -> str:
         return jwt.encode({"alg": "RS256", "kid": "google-1"}, claims, key or self.key)

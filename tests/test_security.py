@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from joserfc import jwt
@@ -20,6 +18,7 @@ from joserfc.jwk import OctKey, RSAKey
 from sqlalchemy import select
 
 from addin.security import limiter
+from tests.servers import KeyServer
 from services.models import Activity, AuditEvent, User, UserIdentity
 from tests.factories import World
 
@@ -27,33 +26,6 @@ TENANT = "9188040d-6c67-4c5b-b112-36a304b66dad"
 OTHER_TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 CLIENT_ID = "6e74172b-be56-4843-9ff4-e66a39bb12e3"
 SCOPE = "access_as_user"
-
-
-class KeyServer:
-    """Answers every GET with one fixed body, as a key URL does; counts the requests."""
-
-    def __init__(self, body: bytes, content_type: str = "application/json", path: str = "/keys") -> None:
-        self.requests = 0
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's spelling
-                server.requests += 1
-                self.send_response(200)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}{path}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
 
 
 class JwksServer(KeyServer):

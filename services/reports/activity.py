@@ -17,7 +17,8 @@ from services.models import ACTIVITY_TYPES, WEEKDAY_COLUMNS, Activity, ActivityM
 from services.periods import Period, add_months
 from services.rollups import fiscal_year_start
 from services.signals import is_attempt_of, is_inbound_interaction
-from services.reports.scope import Member, _closed_in, _partial_day, _people
+from services.users import Person
+from services.reports.scope import _closed_in, _partial_day, _people
 
 
 
@@ -135,7 +136,7 @@ def _range_parameters(ranges: list[tuple[date, date]]) -> dict[str, date]:
     return {key: value for i, (start, end) in enumerate(padded) for key, value in ((f"start{i}", start), (f"end{i}", end))}
 
 
-def activity_summary(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *, people: list[Member] | None = None) -> list[RepActivity]:
+def activity_summary(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *, people: list[Person] | None = None) -> list[RepActivity]:
     """Activity counts and time by rep × type, attempts, contacts and connect rate."""
     people = _people(session, actor, team_id, rep_id, people)
     reps = {user.id: RepActivity(user.id, user.name) for user in people}
@@ -197,7 +198,7 @@ _DRAWDOWN = (
 )
 
 
-def drawdown_alerts(session: Session, actor: User, now: datetime, team_id: int | None = None, rep_id: int | None = None, *, people: list[Member] | None = None) -> list[Drawdown]:
+def drawdown_alerts(session: Session, actor: User, now: datetime, team_id: int | None = None, rep_id: int | None = None, *, people: list[Person] | None = None) -> list[Drawdown]:
     """Reps whose activities per working day over the last 7 days (the 7 × 24 hours up to
     ``now``, so that a day only hours old is not counted as a whole one) fell below the
     organization's threshold (default 60 %) of their own rate over the 28 days before."""
@@ -214,7 +215,7 @@ def drawdown_alerts(session: Session, actor: User, now: datetime, team_id: int |
     return sorted(alerts, key=lambda alert: alert.name)
 
 
-def weekday_pattern(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *, people: list[Member] | None = None) -> dict[int, list[int]]:
+def weekday_pattern(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *, people: list[Person] | None = None) -> dict[int, list[int]]:
     """Activity counts by local weekday (Monday first), per rep."""
     people = [u.id for u in _people(session, actor, team_id, rep_id, people)]
     pattern = {owner_id: [0] * 7 for owner_id in people}
@@ -258,7 +259,7 @@ class MonthPoint:
         return self.won_deals / (self.won_deals + self.lost_deals) if self.won_deals + self.lost_deals else None
 
 
-def monthly_trends(session: Session, actor: User, today: date, months: int = 12, team_id: int | None = None, rep_id: int | None = None, *, people: list[Member] | None = None) -> list[MonthPoint]:
+def monthly_trends(session: Session, actor: User, today: date, months: int = 12, team_id: int | None = None, rep_id: int | None = None, *, people: list[Person] | None = None) -> list[MonthPoint]:
     """The last ``months`` calendar months (this one included): won amount and deals, win rate,
     activities."""
     if months not in (12, 24):

@@ -17,7 +17,8 @@ from services.periods import Period, period_for
 from services.signals import DealWarning, days_since, deal_warnings
 from services.types import as_utc, epoch_seconds
 from services.reports.quotas import _won_by_owner
-from services.reports.scope import Member, _closed_in, _in_period, _people
+from services.users import Person
+from services.reports.scope import _closed_in, _in_period, _people
 
 
 
@@ -61,7 +62,7 @@ class DealOutcomes:
         return self.cycle_seconds / 86400 / self.won if self.won else None
 
 
-def pipeline(session: Session, actor: User, team_id: int | None = None, rep_id: int | None = None, *, people: list[Member] | None = None) -> list[StageRow]:
+def pipeline(session: Session, actor: User, team_id: int | None = None, rep_id: int | None = None, *, people: list[Person] | None = None) -> list[StageRow]:
     """Open deals by stage: count, amount and weighted amount (amount × stage probability)."""
     owners = [user.id for user in _people(session, actor, team_id, rep_id, people)]
     stages = {s.id: StageRow(s.id, s.name, s.probability) for s in pipeline_stages(session, actor.organization_id)}
@@ -81,7 +82,7 @@ def pipeline(session: Session, actor: User, team_id: int | None = None, rep_id: 
     return list(stages.values())
 
 
-def deal_outcomes(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *, people: list[Member] | None = None) -> DealOutcomes:
+def deal_outcomes(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *, people: list[Person] | None = None) -> DealOutcomes:
     """Deals closed (closed_at) in the period: win rate by count and amount, average deal size
     and sales cycle of the won, and the lost ones by reason."""
     owners = [user.id for user in _people(session, actor, team_id, rep_id, people)]
@@ -120,7 +121,7 @@ class StageConversion:
         return self.moved_on / self.reached if self.reached else None
 
 
-def stage_conversion(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *, people: list[Member] | None = None) -> list[StageConversion]:
+def stage_conversion(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *, people: list[Person] | None = None) -> list[StageConversion]:
     """Cohort: deals created in the period. From stage S: the cohort's deals that reached a
     later stage (or were won) ÷ those that reached S, from the stage changes."""
     owners = [u.id for u in _people(session, actor, team_id, rep_id, people)]
@@ -169,7 +170,7 @@ class LostDeal:
     closed_at: datetime
 
 
-def lost_deals(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *, people: list[Member] | None = None) -> list[LostDeal]:
+def lost_deals(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *, people: list[Person] | None = None) -> list[LostDeal]:
     """Deals lost in the period with reason, amount, stage at loss and owner (the counts and
     amounts by reason are in ``deal_outcomes``)."""
     owners = {u.id: u.name for u in _people(session, actor, team_id, rep_id, people)}
@@ -212,7 +213,7 @@ class DealAlert:
 SHOWN_ALERTS = 40  # the dashboard lists this many and says how many more the CSV holds
 
 
-def deal_alerts(session: Session, actor: User, now: datetime, team_id: int | None = None, rep_id: int | None = None, *, people: list[Member] | None = None) -> list[DealAlert]:
+def deal_alerts(session: Session, actor: User, now: datetime, team_id: int | None = None, rep_id: int | None = None, *, people: list[Person] | None = None) -> list[DealAlert]:
     """The team's open deals that are going dark, stale or neglected (``services.signals``)."""
     owners = {u.id: u.name for u in _people(session, actor, team_id, rep_id, people)}
     stages = {stage.id: stage for stage in pipeline_stages(session, actor.organization_id)}
@@ -243,7 +244,7 @@ class Forecast:
         return float(self.total / self.quota) if self.quota else None
 
 
-def quarter_forecast(session: Session, actor: User, today: date, team_id: int | None = None, rep_id: int | None = None, *, people: list[Member] | None = None) -> Forecast:
+def quarter_forecast(session: Session, actor: User, today: date, team_id: int | None = None, rep_id: int | None = None, *, people: list[Person] | None = None) -> Forecast:
     """Won so far in the quarter + Σ(amount × probability) of open deals expected to close in
     it, against the team's revenue quota for the quarter."""
     people = _people(session, actor, team_id, rep_id, people)
@@ -275,7 +276,7 @@ class NeglectedAccount:
     days: int  # since the last activity with the account (or since it was created)
 
 
-def neglected_accounts(session: Session, actor: User, now: datetime, team_id: int | None = None, rep_id: int | None = None, *, people: list[Member] | None = None) -> list[NeglectedAccount]:
+def neglected_accounts(session: Session, actor: User, now: datetime, team_id: int | None = None, rep_id: int | None = None, *, people: list[Person] | None = None) -> list[NeglectedAccount]:
     """Active accounts (owned by the team, with an open deal) with no activity for N days
     (default 14) and no follow-up due in the future."""
     people = {u.id: u.name for u in _people(session, actor, team_id, rep_id, people)}

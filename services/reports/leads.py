@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 from services.models import Activity, Lead, User
 from services.periods import Period
 from services.types import as_utc
-from services.reports.scope import Member, _in_period, _people
+from services.users import Person
+from services.reports.scope import _in_period, _people
 
 
 
@@ -27,7 +28,7 @@ class LeadSource:
         return self.converted / self.created if self.created else None
 
 
-def lead_conversion(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *, people: list[Member] | None = None) -> list[LeadSource]:
+def lead_conversion(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *, people: list[Person] | None = None) -> list[LeadSource]:
     """Per source: leads created in the period that converted ÷ leads created in the period.
     A lead belongs to its owner's team, so the figure follows the team and rep filters."""
     owners = [u.id for u in _people(session, actor, team_id, rep_id, people)]
@@ -55,7 +56,7 @@ class ResponseTime:
         return self.within_target / self.leads if self.leads else None
 
 
-def lead_response_times(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *, people: list[Member] | None = None) -> list[ResponseTime]:
+def lead_response_times(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *, people: list[Person] | None = None) -> list[ResponseTime]:
     """From a lead's creation to its first outbound call, email or meeting: the median per rep,
     and the share of the period's leads answered within the organization's target."""
     people = {u.id: u for u in _people(session, actor, team_id, rep_id, people)}

@@ -15,7 +15,8 @@ from services.notes import SCORED_TYPES, is_flagged
 from services.periods import Period
 from services.types import as_utc
 from services.reports.activity import _rollup_grains
-from services.reports.scope import Member, _in_period, _partial_day, _people
+from services.users import Person
+from services.reports.scope import _in_period, _partial_day, _people
 
 
 
@@ -48,7 +49,7 @@ def _flagged() -> ColumnElement[bool]:
     return (func.coalesce(Activity.checklist_questions, 0) > 0) & (func.coalesce(Activity.checklist_answered, 0) == 0)
 
 
-def note_quality(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *, people: list[Member] | None = None) -> list[NoteQuality]:
+def note_quality(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *, people: list[Person] | None = None) -> list[NoteQuality]:
     """For calls and visits in the period: the share of their type's checklist questions the
     note answers ("Question: answer" lines, scored as the note was written: ``services.notes``);
     an empty note, or one answering none, is flagged."""
@@ -68,7 +69,7 @@ class NoteQualityTotals:
 
 
 def note_quality_totals(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *,
-                        people: list[Member] | None = None) -> NoteQualityTotals:
+                        people: list[Person] | None = None) -> NoteQualityTotals:
     """The dashboard's line on note quality: from the rollups (which count flagged notes beside
     all activities), and the activities themselves for a to-date period's partial last day."""
     owners = [u.id for u in _people(session, actor, team_id, rep_id, people)]

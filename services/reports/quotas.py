@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 from services.models import Opportunity, Quota, User
 from services.periods import Period, add_months
 from services.reports.activity import activity_summary, RepActivity
-from services.reports.scope import Member, _closed_in, _people, visible_teams
+from services.users import Person
+from services.reports.scope import _closed_in, _people, visible_teams
 
 
 
@@ -51,7 +52,7 @@ def _quota_end(period: str, start: date) -> date:
 
 
 def quota_attainment(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *,
-                     people: list[Member] | None = None, summary: list[RepActivity] | None = None) -> list[Attainment]:
+                     people: list[Person] | None = None, summary: list[RepActivity] | None = None) -> list[Attainment]:
     """Actual ÷ target per rep and quota; a target whose period only partly overlaps the
     report period counts pro rata by days of overlap."""
     members = _people(session, actor, team_id, rep_id, people)
@@ -197,7 +198,7 @@ class LeaderboardRow:
 
 
 def leaderboard(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *,
-                people: list[Member] | None = None, summary: list[RepActivity] | None = None) -> list[LeaderboardRow]:
+                people: list[Person] | None = None, summary: list[RepActivity] | None = None) -> list[LeaderboardRow]:
     """Won revenue and won deals per rep in the period, ranked; activity totals beside.
     Equal revenue and deals share a rank."""
     people = _people(session, actor, team_id, rep_id, people)

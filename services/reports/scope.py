@@ -9,31 +9,21 @@ from typing import Iterable
 from datetime import date, datetime, time, timezone
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, bindparam, select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from services.access import require_role
 from services.errors import Forbidden
 from services.models import Activity, Opportunity, Team, User
 from services.periods import Period, comparison_for
+from services.users import PEOPLE, Person
 
 
 
-@dataclass(frozen=True)
-class Member:
-    """Someone a report covers: all a figure reads of a person (rows, not ORM objects: an
-    organization-wide report covers hundreds)."""
-
-    id: int
-    name: str
-    team_id: int | None
+_MEMBERS = PEOPLE.where(User.role.in_(("rep", "manager"))).order_by(User.name)
 
 
-_MEMBERS = (select(User.id, User.name, User.team_id)
-            .where(User.organization_id == bindparam("org"), User.role.in_(("rep", "manager"))).order_by(User.name))
-
-
-def team_members(session: Session, actor: User, team_id: int | None = None, rep_id: int | None = None) -> list[Member]:
+def team_members(session: Session, actor: User, team_id: int | None = None, rep_id: int | None = None) -> list[Person]:
     """The people whose figures the actor may see: a manager's team; for an admin, the team
     asked for or everyone; narrowed to one rep of those when ``rep_id`` is given."""
     require_role(actor, "manager", "admin")
@@ -46,10 +36,10 @@ def team_members(session: Session, actor: User, team_id: int | None = None, rep_
         query = query.where(User.team_id == team_id)
     if rep_id is not None:
         query = query.where(User.id == rep_id)
-    return [Member(*row) for row in session.execute(query, {"org": actor.organization_id})]
+    return [Person(*row) for row in session.execute(query, {"org": actor.organization_id})]
 
 
-def _people(session: Session, actor: User, team_id: int | None, rep_id: int | None, people: list[Member] | None) -> list[Member]:
+def _people(session: Session, actor: User, team_id: int | None, rep_id: int | None, people: list[Person] | None) -> list[Person]:
     """The people a figure covers: resolved once by the report's scope, or here for a caller
     that asks for one figure alone."""
     return people if people is not None else team_members(session, actor, team_id, rep_id)
@@ -102,7 +92,7 @@ class ReportScope:
     every_rep: bool = False  # show every rep's row however many (the page shows the most active of many)
 
     @cached_property
-    def people(self) -> list[Member]:
+    def people(self) -> list[Person]:
         return team_members(self.session, self.actor, self.team_id, self.rep_id)
 
     @cached_property
