@@ -10,7 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Iterable, Mapping
 
-from sqlalchemy import bindparam, select, true
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from services.access import get_scoped, require_edit
@@ -34,24 +34,20 @@ def pipeline_stages(session: Session, organization_id: int) -> list[Any]:
     return list(session.execute(_STAGES, {"org": organization_id}))
 
 
-def _open_deals_by(column: Any | None) -> Any:
-    linked = column.in_(bindparam("ids", expanding=True)) if column is not None else true()
-    query = (
+def _open_deals_by(column: Any) -> Any:
+    return (
         select(Opportunity.id, Opportunity.name, Opportunity.amount, Opportunity.status, Opportunity.created_at, Opportunity.stage_entered_at,
                Opportunity.stage_id, Account.name.label("account_name"), Opportunity.owner_id, Opportunity.currency,
                Opportunity.last_inbound_at, Opportunity.last_activity_at, WARNING_FACTS)
         .join(Account, Account.id == Opportunity.account_id)
-        .where(Opportunity.organization_id == bindparam("org"), linked, Opportunity.status == "open", Opportunity.deleted_at.is_(None))
+        .where(Opportunity.organization_id == bindparam("org"), column.in_(bindparam("ids", expanding=True)), Opportunity.status == "open",
+               Opportunity.deleted_at.is_(None))
+        .order_by(Opportunity.created_at.desc(), Opportunity.id.desc())
     )
-    return query.order_by(Opportunity.created_at.desc(), Opportunity.id.desc()) if column is not None else query
 
 
-# Built once: the pane asks for these on every mail opened, the manager's panel on every look.
-# For many owners (an organization's dashboard), the organization's open deals are read in one
-# walk and the others' dropped, rather than probed owner by owner.
-_OPEN_DEALS = {"accounts": _open_deals_by(Opportunity.account_id), "owners": _open_deals_by(Opportunity.owner_id),
-               "organization": _open_deals_by(None)}
-MANY_OWNERS = 60
+# Built once: the pane asks for these on every mail opened.
+_OPEN_DEALS = {"accounts": _open_deals_by(Opportunity.account_id), "owners": _open_deals_by(Opportunity.owner_id)}
 
 
 def open_deals(session: Session, organization_id: int, stages: Mapping[int, Stage], now: datetime, *, accounts: Iterable[int] = (),
@@ -61,19 +57,10 @@ def open_deals(session: Session, organization_id: int, stages: Mapping[int, Stag
     by, ids = ("accounts", list(accounts)) if accounts else ("owners", list(owners))
     if not ids:
         return []
-    wanted = set(ids) if by == "owners" and len(ids) > MANY_OWNERS else None
-    if wanted is not None:
-        by = "organization"
-    deals = []
-    for row in session.execute(_OPEN_DEALS[by], {"org": organization_id, "ids": ids, "now": now}):
-        if wanted is not None and row.owner_id not in wanted:
-            continue
-        deals.append(OpenDeal(row.id, row.name, row.amount, row.status, as_utc(row.created_at), as_utc(row.stage_entered_at),
-                              stages[row.stage_id], row.account_name, row.owner_id, row.currency, as_utc(row.last_inbound_at),
-                              as_utc(row.last_activity_at), bool(row[-1])))  # the last: WARNING_FACTS
-    if wanted is not None:
-        deals.sort(key=lambda deal: (deal.created_at, deal.id), reverse=True)
-    return deals
+    return [OpenDeal(row.id, row.name, row.amount, row.status, as_utc(row.created_at), as_utc(row.stage_entered_at), stages[row.stage_id],
+                     row.account_name, row.owner_id, row.currency, as_utc(row.last_inbound_at), as_utc(row.last_activity_at),
+                     bool(row[-1]))  # the last: WARNING_FACTS
+            for row in session.execute(_OPEN_DEALS[by], {"org": organization_id, "ids": ids, "now": now})]
 
 
 def create_opportunity(session: Session, actor: User, data: Mapping[str, Any], *, now: datetime | None = None) -> Opportunity:

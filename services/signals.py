@@ -122,22 +122,40 @@ def deal_warnings(session: Session, organization: Organization, deals: Iterable[
     if unread:
         followed_up |= {deal_id for deal_id, planned in session.execute(_PLANNED, {"org": organization.id, "ids": unread, "now": now})
                         if planned}
-    dark_days = int(organization.setting("going_dark_days"))
-    neglect_days = int(organization.setting("neglected_days"))
+    thresholds = Thresholds.of(organization)
     warnings: list[DealWarning] = []
     for deal in open_deals:
-        quiet = days_since(as_utc(deal.last_inbound_at) or deal.created_at, now)
-        if quiet >= dark_days:
-            warnings.append(DealWarning(deal.id, "going_dark", quiet, f"No word from the customer in {quiet} days"))
-        in_stage = days_since(deal.stage_entered_at, now)
-        # Exact: 14.8 days into a 14-day stage is past its SLA, though it is "14 days" shown.
-        if deal.stage.sla_days is not None and now - deal.stage_entered_at > timedelta(days=deal.stage.sla_days):
-            warnings.append(
-                DealWarning(deal.id, "stale", in_stage, f"{in_stage} days in {deal.stage.name} (SLA {deal.stage.sla_days})")
-            )
-        idle = days_since(as_utc(deal.last_activity_at) or deal.created_at, now)
-        if idle >= neglect_days and deal.id not in followed_up:
-            warnings.append(DealWarning(deal.id, "neglected", idle, f"No activity in {idle} days and no follow-up planned"))
+        warnings += warnings_for(deal.id, now - (as_utc(deal.last_inbound_at) or deal.created_at), now - deal.stage_entered_at,
+                                 now - (as_utc(deal.last_activity_at) or deal.created_at), deal.id in followed_up, deal.stage, thresholds)
+    return warnings
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """An organization's days before a deal goes dark and before it is neglected."""
+
+    dark_days: int
+    neglect_days: int
+
+    @classmethod
+    def of(cls, organization: Organization) -> Thresholds:
+        return cls(int(organization.setting("going_dark_days")), int(organization.setting("neglected_days")))
+
+
+def warnings_for(deal_id: int, quiet: timedelta, in_stage: timedelta, idle: timedelta, planned: bool, stage: StageFacts,
+                 thresholds: Thresholds) -> list[DealWarning]:
+    """The one rule: an open deal's warnings from the time since its last inbound interaction,
+    in its stage, and since its last activity (each counted from its creation when there is
+    none), and whether a follow-up is due in the future."""
+    warnings = []
+    if (days := max(0, quiet.days)) >= thresholds.dark_days:
+        warnings.append(DealWarning(deal_id, "going_dark", days, f"No word from the customer in {days} days"))
+    # Exact: 14.8 days into a 14-day stage is past its SLA, though it is "14 days" shown.
+    if stage.sla_days is not None and in_stage > timedelta(days=stage.sla_days):
+        days = in_stage.days
+        warnings.append(DealWarning(deal_id, "stale", days, f"{days} days in {stage.name} (SLA {stage.sla_days})"))
+    if (days := max(0, idle.days)) >= thresholds.neglect_days and not planned:
+        warnings.append(DealWarning(deal_id, "neglected", days, f"No activity in {days} days and no follow-up planned"))
     return warnings
 
 

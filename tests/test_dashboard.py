@@ -171,6 +171,32 @@ def test_every_deal_to_look_at_is_one_row_and_none_is_cut_silently(auth, app, ap
     assert all("days in Qualify" in row[6] and "No word from the customer" in row[6] for row in rows)
 
 
+def test_lost_deals_past_the_page_are_counted_and_in_the_csv(auth, app, app_world: World):
+    """55 deals lost this month: the page lists the latest 50 and says how many there are, the
+    CSV has all 55, the latest first."""
+    from tests.factories import make_deal
+
+    now = datetime.now(timezone.utc)
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        org = session.get(type(app_world.org), app_world.org.id)
+        stage = session.get(type(app_world.stages[0]), app_world.stages[0].id)
+        account = session.get(type(app_world.account), app_world.account.id)
+        rep = session.get(User, app_world.rep.id)
+        for n in range(55):
+            deal = make_deal(session, org, account, rep, stage, f"Gone {n:02d}", created=now - timedelta(days=40))
+            deal.status, deal.loss_reason, deal.closed_at = "lost", "price", now - timedelta(minutes=n + 1)
+        session.commit()
+    auth.login("mia@northwind.test")
+    span = f"period=custom&start={(now - timedelta(days=3)).date()}&end={(now + timedelta(days=3)).date()}"
+    page = auth.get(f"/dashboard?{span}").get_data(as_text=True)
+    section = page[page.index('aria-label="Lost deals"'):]
+    section = section[:section.index("</section>")]
+    assert "50 of 55 deals, the latest first" in section
+    assert re.findall(r"<td>(Gone \d+)</td>", section) == [f"Gone {n:02d}" for n in range(50)]
+    rows = list(csv.reader(io.StringIO(auth.get(f"/dashboard/lost.csv?{span}", htmx=False).get_data(as_text=True))))[1:]
+    assert [row[0] for row in rows] == [f"Gone {n:02d}" for n in range(55)]
+
+
 def test_the_activity_chart_names_every_segment_it_draws(auth, app, app_world: World):
     with app.extensions["inboxcrm.db"].sessions() as session:
         for n, kind in enumerate(["call", "call", "call", "email", "email", "meeting", "visit", "note", "sms"]):

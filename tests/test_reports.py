@@ -818,17 +818,70 @@ def test_quota_targets_sum_whole_quotas_in_sql_and_the_rest_pro_rata(demo_sessio
     assert dict(reports.quota_targets(session, demo, period, owners)) == dict(expected)
 
 
-def test_open_deals_of_many_owners_are_the_same_read_either_way(demo_session, demo, monkeypatch):
-    """Past ``MANY_OWNERS`` the organization's open deals are read in one walk and filtered:
-    the same deals, in the same order, as reading them owner by owner."""
-    from services import deals as deal_service
+def _pane_alerts(session, actor: User, owners: set[int], now: datetime) -> list[tuple[int, list[tuple[str, int, str]]]]:
+    """The alerts as the pane's rule gives them: ``deal_warnings`` over every open deal of these
+    owners, read as ORM objects (exact timestamps, no SQL arithmetic)."""
+    from services.signals import deal_warnings
+
+    deals = session.scalars(select(Opportunity).where(Opportunity.organization_id == actor.organization_id, Opportunity.status == "open",
+                                                      Opportunity.deleted_at.is_(None), Opportunity.owner_id.in_(owners))).all()
+    by_deal = defaultdict(list)
+    for warning in deal_warnings(session, actor.organization, deals, now):
+        by_deal[warning.opportunity_id].append((warning.kind, warning.days, warning.message))
+    return sorted(by_deal.items())
+
+
+def _report_alerts(alerts) -> list[tuple[int, list[tuple[str, int, str]]]]:
+    return sorted((a.opportunity_id, sorted((w.kind, w.days, w.message) for w in a.warnings)) for a in alerts)
+
+
+def test_deal_alerts_are_the_panes_warnings_read_either_way(demo_session, demo, monkeypatch):
+    """The dashboard's alerts (elapsed times worked out in SQL) are the pane's warnings of every
+    open deal (``deal_warnings`` over ORM objects); past ``MANY_OWNERS`` the organization's open
+    deals are read in one walk and filtered, with the same result as probing owner by owner."""
+    from services.reports import deals as deal_reports
 
     session = demo_session
-    stages = {s.id: s for s in deal_service.pipeline_stages(session, demo.organization_id)}
     owners = [u.id for u in reports.team_members(session, demo)][1:]  # not quite everyone
     now = datetime(2026, 11, 20, 17, tzinfo=timezone.utc)
-    monkeypatch.setattr(deal_service, "MANY_OWNERS", 10**6)
-    probed = deal_service.open_deals(session, demo.organization_id, stages, now, owners=owners)
-    monkeypatch.setattr(deal_service, "MANY_OWNERS", 1)
-    walked = deal_service.open_deals(session, demo.organization_id, stages, now, owners=owners)
-    assert probed and walked == probed
+    people = [p for p in reports.team_members(session, demo) if p.id in owners]
+    expected = [(deal, sorted(warnings)) for deal, warnings in _pane_alerts(session, demo, set(owners), now)]
+    assert expected
+    monkeypatch.setattr(deal_reports, "MANY_OWNERS", 10**6)
+    probed = reports.deal_alerts(session, demo, now, people=people)
+    monkeypatch.setattr(deal_reports, "MANY_OWNERS", 1)
+    walked = reports.deal_alerts(session, demo, now, people=people)
+    assert _report_alerts(probed) == _report_alerts(walked) == expected
+    assert [a.opportunity_id for a in probed] == [a.opportunity_id for a in walked]
+
+
+def test_deal_alerts_at_their_exact_edges(session, world: World):
+    """On both back ends, to the second: 21 days without word is dark and a second less is not;
+    a second past a stage's SLA is stale and the SLA itself is not; the SQL of the dashboard
+    and the pane's rule agree at every edge."""
+    from services.models import Organization
+
+    org = session.get(Organization, world.org.id)
+    manager = session.get(User, world.manager.id)
+    stage = session.get(Stage, world.stages[0].id)
+    stage.sla_days = 14
+    deal = session.get(Opportunity, world.deal.id)
+    session.commit()
+    now = datetime(2026, 11, 20, 17, 0, 0, 250000, tzinfo=timezone.utc)
+    dark, neglect = int(org.setting("going_dark_days")), int(org.setting("neglected_days"))
+    members = {p.id for p in reports.team_members(session, manager)}
+    cases = [
+        (timedelta(days=dark), timedelta(days=14), {"going_dark", "neglected"}),
+        (timedelta(days=dark) - timedelta(seconds=1), timedelta(days=14, seconds=1), {"stale", "neglected"}),
+        (timedelta(days=neglect) - timedelta(milliseconds=1), timedelta(days=14) - timedelta(milliseconds=1), set()),
+    ]
+    for since, in_stage, kinds in cases:
+        deal.stage, deal.status = stage, "open"
+        deal.created_at = now - since
+        deal.stage_entered_at = now - in_stage
+        deal.last_inbound_at = deal.last_activity_at = None
+        session.commit()
+        alerts = [a for a in reports.deal_alerts(session, manager, now) if a.opportunity_id == deal.id]
+        assert {kind for a in alerts for kind in a.kinds} == kinds, (since, in_stage)
+        pane = [(d, w) for d, w in _pane_alerts(session, manager, members, now) if d == deal.id]
+        assert _report_alerts(alerts) == [(d, sorted(w)) for d, w in pane]

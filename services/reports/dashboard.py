@@ -13,7 +13,7 @@ from services.errors import DomainError
 from services.models import User
 from services.periods import Period
 from services.reports.activity import activity_summary, drawdown_alerts, monthly_trends, MonthPoint, RepActivity, weekday_pattern
-from services.reports.deals import deal_alerts, deal_outcomes, lost_deals, neglected_accounts, pipeline, quarter_forecast, stage_conversion, StageConversion, StageRow
+from services.reports.deals import SHOWN_LOST, LostDeal, deal_alerts, deal_outcomes, lost_deals, neglected_accounts, pipeline, quarter_forecast, stage_conversion, StageConversion, StageRow
 from services.reports.leads import lead_conversion, lead_response_times, ResponseTime
 from services.reports.note_quality import note_quality, note_quality_totals
 from services.reports.quotas import Attainment, leaderboard, LeaderboardRow, quota_attainment, team_revenue_attainment, TeamAttainment
@@ -92,6 +92,14 @@ class TeamReport:
     @cached_property
     def activity_before(self) -> dict[int, int]:  # owner → total activities in the comparison period
         return {row.owner_id: row.total for row in self.summary_before}
+
+    @cached_property
+    def lost_shown(self) -> list[LostDeal]:
+        """The latest ``SHOWN_LOST`` lost deals, for the page (the CSV reads them all)."""
+        if "lost" in self.__dict__:
+            return self.lost[:SHOWN_LOST]
+        scope = self.scope
+        return lost_deals(scope.session, scope.actor, self.period, scope.team_id, scope.rep_id, people=scope.people, limit=SHOWN_LOST)
 
     @cached_property
     def team_quota(self) -> list[TeamAttainment]:

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import case, func, select
+from sqlalchemy import bindparam, case, func, select
 from sqlalchemy.orm import Session
 
-from services.deals import open_deals, pipeline_stages
+from services.deals import pipeline_stages
 from services.models import Account, FollowUp, Opportunity, Quota, Stage, StageChange, User
 from services.periods import Period, period_for
-from services.signals import DealWarning, days_since, deal_warnings
-from services.types import as_utc, epoch_seconds
+from services.signals import WARNING_FACTS, DealWarning, Thresholds, days_since, warnings_for
+from services.types import UTCDateTime, as_utc, elapsed_ms, epoch_seconds
 from services.reports.quotas import _won_by_owner
 from services.users import Person
 from services.reports.scope import _closed_in, _in_period, _people
@@ -170,15 +170,16 @@ class LostDeal:
     closed_at: datetime
 
 
-def lost_deals(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *, people: list[Person] | None = None) -> list[LostDeal]:
-    """Deals lost in the period with reason, amount, stage at loss and owner (the counts and
-    amounts by reason are in ``deal_outcomes``)."""
+def lost_deals(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *,
+               people: list[Person] | None = None, limit: int | None = None) -> list[LostDeal]:
+    """Deals lost in the period with reason, amount, stage at loss and owner, the latest first
+    (``limit``: only so many of them; the counts and amounts by reason are in ``deal_outcomes``)."""
     owners = {u.id: u.name for u in _people(session, actor, team_id, rep_id, people)}
     stages = {s.id: s.name for s in pipeline_stages(session, actor.organization_id)}
     deals = session.execute(
         select(Opportunity.id, Opportunity.name, Opportunity.owner_id, Opportunity.amount, Opportunity.loss_reason, Opportunity.stage_id,
                Opportunity.closed_at)
-        .where(_closed_in(actor, period, owners, ("lost",))).order_by(Opportunity.closed_at.desc(), Opportunity.id.desc())
+        .where(_closed_in(actor, period, owners, ("lost",))).order_by(Opportunity.closed_at.desc(), Opportunity.id.desc()).limit(limit)
     )
     # A lost deal keeps the stage it was lost from (the lost move does not change stage).
     return [LostDeal(id, name, owners[owner_id], amount, reason or "", stages[stage_id], as_utc(closed_at))
@@ -211,20 +212,48 @@ class DealAlert:
 
 
 SHOWN_ALERTS = 40  # the dashboard lists this many and says how many more the CSV holds
+SHOWN_LOST = 50  # the dashboard lists the latest this many lost deals, and says how many the CSV holds
+
+
+# Per open deal, what its warnings read, as numbers worked out in the database: the
+# milliseconds since its last inbound interaction, in its stage, and since its last activity,
+# and whether a follow-up is due. An organization's 2,500 open deals come back as plain
+# numbers, not timestamps to convert. Built once; bind "org" and "now" (and "owners").
+_NOW = bindparam("now", type_=UTCDateTime())
+_ALERT_FACTS = (
+    select(Opportunity.id, Opportunity.name, Account.name, Opportunity.owner_id, Opportunity.amount, Opportunity.stage_id,
+           elapsed_ms(func.coalesce(Opportunity.last_inbound_at, Opportunity.created_at), _NOW),
+           elapsed_ms(Opportunity.stage_entered_at, _NOW),
+           elapsed_ms(func.coalesce(Opportunity.last_activity_at, Opportunity.created_at), _NOW), WARNING_FACTS)
+    .join(Account, Account.id == Opportunity.account_id)
+    .where(Opportunity.organization_id == bindparam("org"), Opportunity.status == "open", Opportunity.deleted_at.is_(None))
+)
+_ALERT_FACTS_OF = {"owners": _ALERT_FACTS.where(Opportunity.owner_id.in_(bindparam("owners", expanding=True))),
+                   "organization": _ALERT_FACTS}
+# Past this many owners (an organization's dashboard), the organization's open deals are read
+# in one walk and the others' dropped, rather than probed owner by owner.
+MANY_OWNERS = 60
 
 
 def deal_alerts(session: Session, actor: User, now: datetime, team_id: int | None = None, rep_id: int | None = None, *, people: list[Person] | None = None) -> list[DealAlert]:
-    """The team's open deals that are going dark, stale or neglected (``services.signals``)."""
+    """The team's open deals that are going dark, stale or neglected (``services.signals``),
+    the longest waiting first."""
     owners = {u.id: u.name for u in _people(session, actor, team_id, rep_id, people)}
+    if not owners:
+        return []
     stages = {stage.id: stage for stage in pipeline_stages(session, actor.organization_id)}
-    deals = open_deals(session, actor.organization_id, stages, now, owners=owners)
-    by_deal: dict[int, list[DealWarning]] = defaultdict(list)
-    for warning in deal_warnings(session, actor.organization, deals, now):
-        by_deal[warning.opportunity_id].append(warning)
-    alerts = [
-        DealAlert(deal.id, deal.name, deal.account_name, owners[deal.owner_id], deal.amount, sorted(by_deal[deal.id], key=lambda w: -w.days))
-        for deal in deals if deal.id in by_deal
-    ]
+    thresholds = Thresholds.of(actor.organization)
+    query = _ALERT_FACTS_OF["organization" if len(owners) > MANY_OWNERS else "owners"]
+    alerts = []
+    for deal_id, name, account_name, owner_id, amount, stage_id, quiet, in_stage, idle, planned in session.connection().execute(
+        query, {"org": actor.organization_id, "now": now, "owners": list(owners)}
+    ):
+        if owner_id not in owners:
+            continue
+        warnings = warnings_for(deal_id, timedelta(milliseconds=quiet), timedelta(milliseconds=in_stage), timedelta(milliseconds=idle),
+                                bool(planned), stages[stage_id], thresholds)
+        if warnings:
+            alerts.append(DealAlert(deal_id, name, account_name, owners[owner_id], amount, sorted(warnings, key=lambda w: -w.days)))
     return sorted(alerts, key=lambda a: (-a.days, a.name, a.opportunity_id))
 
 

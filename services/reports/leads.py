@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from services.models import Activity, Lead, User
 from services.periods import Period
-from services.types import as_utc
+from services.types import elapsed_ms
 from services.users import Person
 from services.reports.scope import _in_period, _people
 
@@ -71,12 +71,13 @@ def lead_response_times(session: Session, actor: User, period: Period, team_id: 
         .scalar_subquery()
     )
     waits: dict[int, list[float | None]] = defaultdict(list)
-    for owner_id, created_at, first in session.execute(
-        select(Lead.owner_id, Lead.created_at, first_touch)
+    # The wait worked out in the database, in milliseconds: a number per lead, not two timestamps.
+    for owner_id, waited in session.connection().execute(
+        select(Lead.owner_id, elapsed_ms(Lead.created_at, first_touch))
         .where(Lead.organization_id == actor.organization_id, Lead.deleted_at.is_(None), Lead.owner_id.in_(people),
                _in_period(Lead.created_at, actor, period))
     ):
-        waits[owner_id].append((as_utc(first) - as_utc(created_at)).total_seconds() / 3600 if first is not None else None)
+        waits[owner_id].append(waited / 3_600_000 if waited is not None else None)
     rows = []
     for owner_id, user in people.items():
         answered = sorted(w for w in waits[owner_id] if w is not None)
