@@ -885,3 +885,21 @@ def test_deal_alerts_at_their_exact_edges(session, world: World):
         assert {kind for a in alerts for kind in a.kinds} == kinds, (since, in_stage)
         pane = [(d, w) for d, w in _pane_alerts(session, manager, members, now) if d == deal.id]
         assert _report_alerts(alerts) == [(d, sorted(w)) for d, w in pane]
+
+
+def test_the_pages_per_rep_tables_are_the_full_tables_rows_for_the_reps_it_lists(demo_session, demo, monkeypatch):
+    """Past ``REPS_SHOWN`` reps the page's quota, lead response and weekday rows are computed for
+    the reps it lists only: each is exactly the full table's row for that rep (the CSV's)."""
+    monkeypatch.setattr("services.reports.dashboard.REPS_SHOWN", 2)
+    period = period_for("this_year", TODAY, demo.organization.fiscal_year_start_month)
+    now = datetime(2026, 11, 20, 17, tzinfo=timezone.utc)
+    page = reports.team_report(demo_session, demo, period, TODAY, now)
+    full = reports.team_report(demo_session, demo, period, TODAY, now)
+    shown = page.shown_reps
+    assert shown is not None and len(shown) == 2 and len(page.scope.people) > 2
+    assert page.quota_rows and page.response_rows
+    assert page.quota_rows == [row for row in full.quota if row.owner_id in shown]
+    assert page.response_rows == [row for row in full.response if row.owner_id in shown]
+    every_weekday = reports.weekday_pattern(demo_session, demo, period, people=page.scope.people)
+    assert {owner: list(days) for owner, days in page.weekdays.items()} == {owner: list(every_weekday[owner]) for owner in shown}
+    assert "quota" not in page.__dict__ and "response" not in page.__dict__  # the page never computed every rep's

@@ -18,6 +18,7 @@ from services.reports.leads import lead_conversion, lead_response_times, Respons
 from services.reports.note_quality import note_quality, note_quality_totals
 from services.reports.quotas import Attainment, leaderboard, LeaderboardRow, quota_attainment, team_revenue_attainment, TeamAttainment
 from services.reports.scope import ReportScope
+from services.users import Person
 
 
 
@@ -43,16 +44,18 @@ class Change:
         return (self.now - self.before) / self.before if self.before else None
 
 
-def figure(compute: Callable[..., Any], at: str | None = "period", *, shared: str | None = None) -> cached_property:
+def figure(compute: Callable[..., Any], at: str | None = "period", *, shared: str | None = None, shown: bool = False) -> cached_property:
     """A figure of the report: ``compute`` run once, when first read, for the report's scope
     (its people resolved once). ``at`` names what the figure is for (the report's period or
-    comparison, the scope's now or today, or nothing); ``shared`` another figure it reuses."""
+    comparison, the scope's now or today, or nothing); ``shared`` another figure it reuses;
+    ``shown``: for the reps the page lists only (``page_people``), not every rep of the scope."""
 
     def read(report: TeamReport) -> Any:
         scope = report.scope
         args = () if at is None else (getattr(report if at in ("period", "comparison") else scope, at),)
         extra = {"summary": getattr(report, shared)} if shared else {}
-        return compute(scope.session, scope.actor, *args, scope.team_id, scope.rep_id, people=scope.people, **extra)
+        people = report.page_people if shown else scope.people
+        return compute(scope.session, scope.actor, *args, scope.team_id, scope.rep_id, people=people, **extra)
 
     return cached_property(read)
 
@@ -70,8 +73,9 @@ class TeamReport:
         return self.scope.comparison
 
     activity = figure(activity_summary)  # list[RepActivity]
-    weekdays = figure(weekday_pattern)  # owner → counts Monday to Sunday
-    quota = figure(quota_attainment, shared="activity")  # list[Attainment]
+    weekdays = figure(weekday_pattern, shown=True)  # owner → counts Monday to Sunday, for the heat map's rows
+    quota = figure(quota_attainment, shared="activity")  # list[Attainment], every rep's (the CSV)
+    quota_shown = figure(quota_attainment, shared="activity", shown=True)  # the page's reps'
     pipeline = figure(pipeline, at=None)  # list[StageRow]
     outcomes = figure(deal_outcomes)  # DealOutcomes
     outcomes_before = figure(deal_outcomes, at="comparison")
@@ -79,7 +83,8 @@ class TeamReport:
     leaderboard = figure(leaderboard, shared="activity")  # list[LeaderboardRow]
     lost = figure(lost_deals)  # list[LostDeal]
     leads = figure(lead_conversion)  # list[LeadSource]
-    response = figure(lead_response_times)  # list[ResponseTime]
+    response = figure(lead_response_times)  # list[ResponseTime], every rep's (the CSV)
+    response_shown = figure(lead_response_times, shown=True)  # the page's reps'
     alerts = figure(deal_alerts, at="now")  # list[DealAlert]
     neglected = figure(neglected_accounts, at="now")  # list[NeglectedAccount]
     drawdowns = figure(drawdown_alerts, at="now")  # list[Drawdown]
@@ -142,6 +147,13 @@ class TeamReport:
             return None
         return {row.owner_id for row in sorted(self.activity, key=lambda r: (-r.total, r.name))[:REPS_SHOWN]}
 
+    @cached_property
+    def page_people(self) -> list[Person]:
+        """The people the page's per-rep tables list: ``shown_reps`` of the scope's. A table of
+        every rep (the CSV) is computed for them all; the page's, for these only."""
+        shown = self.shown_reps
+        return self.scope.people if shown is None else [person for person in self.scope.people if person.id in shown]
+
     @property
     def reps_total(self) -> int:
         return len(self.activity)
@@ -159,7 +171,7 @@ class TeamReport:
 
     @property
     def quota_rows(self) -> list[Attainment]:
-        return self._shown(self.quota)
+        return self._shown(self.quota) if "quota" in self.__dict__ else self.quota_shown
 
     @property
     def leaderboard_rows(self) -> list[LeaderboardRow]:
@@ -167,7 +179,7 @@ class TeamReport:
 
     @property
     def response_rows(self) -> list[ResponseTime]:
-        return self._shown(self.response)
+        return self._shown(self.response) if "response" in self.__dict__ else self.response_shown
 
     @cached_property
     def activity_types(self) -> list[str]:
