@@ -10,7 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Iterable, Mapping
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import BigInteger, bindparam, distinct, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from services.access import get_scoped, require_edit
@@ -84,6 +84,7 @@ def create_opportunity(session: Session, actor: User, data: Mapping[str, Any], *
         stage_entered_at=now,
         created_at=now,
     )
+    stage_entered(deal, stage, "open")
     session.add(deal)
     session.flush()
     # The first stage change records where the deal entered the pipeline.
@@ -140,6 +141,7 @@ def move_stage(
         deal.stage, deal.stage_entered_at = stage, now
         deal.status, deal.closed_at, deal.loss_reason = "open", None, None
 
+    stage_entered(deal, deal.stage, deal.status)
     session.add(
         StageChange(
             organization_id=actor.organization_id,
@@ -155,3 +157,29 @@ def move_stage(
     session.flush()
     record_event(session, actor, "move_stage", deal, before=before, after=snapshot(deal, DEAL_FIELDS))
     return deal
+
+
+# -- what stage conversion reads, kept on the deal ----------------------------------------------
+
+
+def stage_entered(deal: Opportunity, stage: Any, status: str) -> None:
+    """Keep what a stage change adds to the deal's ``stages_reached``, ``furthest_position`` and
+    ``ever_won``: called with every ``StageChange`` written (the deal's row is locked by then,
+    or new). Stage changes are never removed, so each only adds."""
+    deal.stages_reached = (deal.stages_reached or 0) | (1 << stage.position)
+    deal.furthest_position = max(deal.furthest_position if deal.furthest_position is not None else stage.position, stage.position)
+    deal.ever_won = bool(deal.ever_won) or status == "won"
+
+
+def recompute_stage_facts(session: Session, organization_id: int) -> None:
+    """Every deal's kept stage facts in the organization, from its stage changes (after a bulk
+    load or an import)."""
+    changes = (select(StageChange).join(Stage, Stage.id == StageChange.to_stage_id)
+               .where(StageChange.organization_id == organization_id, StageChange.opportunity_id == Opportunity.id))
+    # Positions are unique in an organization: the distinct bits of its stages sum to the mask.
+    bits = changes.with_only_columns(func.sum(distinct(literal(1, BigInteger) .op("<<")(Stage.position)))).scalar_subquery()
+    session.execute(update(Opportunity).where(Opportunity.organization_id == organization_id).values(
+        stages_reached=func.coalesce(bits, 0),
+        furthest_position=changes.with_only_columns(func.max(Stage.position)).scalar_subquery(),
+        ever_won=changes.with_only_columns(func.count()).where(StageChange.to_status == "won").scalar_subquery() > 0,
+    ))

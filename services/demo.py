@@ -47,6 +47,7 @@ from services.models import (
     User,
 )
 from services import latest
+from services.deals import recompute_stage_facts
 from services.rollups import RollupCounter
 from services.users import hash_password
 
@@ -187,6 +188,7 @@ class _Builder:
         self.insert(ActivityYearRollup, self.rollups.rows(self.org_id, "year"))
         self.s.flush()
         latest.recompute(self.s, self.org_id)
+        recompute_stage_facts(self.s, self.org_id)
         reset_sequences(self.s)
         # A bulk load leaves the planner without statistics: on SQLite, with none, it picks an
         # index by its name's order and walks a whole organization for one lead's first call.

@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
@@ -33,8 +34,9 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
 from services.types import UTCDateTime, utcnow
 
@@ -257,6 +259,15 @@ class Stage(OrgScoped, Base):
     probability: Mapped[Decimal] = mapped_column(Numeric(5, 4))
     sla_days: Mapped[int | None] = mapped_column(Integer)
 
+    # A deal keeps the positions it entered as bits of one integer (``Opportunity.stages_reached``).
+    MAX_POSITION = 62
+
+    @validates("position")
+    def _position_fits(self, key: str, position: int) -> int:
+        if not 0 <= position <= self.MAX_POSITION:
+            raise ValueError(f"a stage's position is from 0 to {self.MAX_POSITION}")
+        return position
+
 
 class Lead(OrgScoped, Base):
     __tablename__ = "leads"
@@ -317,6 +328,12 @@ class Opportunity(OrgScoped, Base):
     # kept with every activity write (``services.latest``): what going dark and neglected read.
     last_activity_at: Mapped[datetime | None]
     last_inbound_at: Mapped[datetime | None]
+    # What stage conversion reads of the deal's stage changes, kept with every change
+    # (``services.deals.stage_entered``): a bit per stage position it ever entered, the furthest
+    # position, and whether it was ever won. A cohort's conversion reads one row per deal.
+    stages_reached: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    furthest_position: Mapped[int | None] = mapped_column(Integer)
+    ever_won: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     account: Mapped[Account] = relationship()
     contact: Mapped[Contact | None] = relationship()

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from services.models import WEEKDAY_COLUMNS, Activity, ActivityMonthRollup, ActivityRollup, ActivityYearRollup, Organization
 from services import latest
+from services.deals import recompute_stage_facts
 from services.notes import is_flagged
 from services.signals import is_attempt, is_contact
 
@@ -146,6 +147,7 @@ def rebuild_rollups(session: Session, organization: Organization) -> int:
     """Recompute the organization's rollups, every grain, from its live activities; returns
     the number of daily rows."""
     latest.recompute(session, organization.id)
+    recompute_stage_facts(session, organization.id)
     counter = RollupCounter(organization.time_zone, organization.fiscal_year_start_month)
     query = select(Activity.owner_id, Activity.occurred_at, Activity.type, Activity.direction, Activity.outcome,
                    Activity.duration_minutes, Activity.checklist_questions, Activity.checklist_answered).where(Activity.organization_id == organization.id, Activity.deleted_at.is_(None))

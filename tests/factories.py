@@ -12,6 +12,8 @@ from decimal import Decimal
 
 from sqlalchemy.orm import Session
 
+from services.deals import stage_entered
+
 from services.models import Account, AccountDomain, Contact, ContactEmail, NoteChecklist, Opportunity, Organization, Stage, StageChange, Team, User
 from services.users import hash_password
 
@@ -83,6 +85,7 @@ def make_deal(session: Session, org: Organization, account: Account, owner: User
         organization_id=org.id, name=name, account=account, owner=owner, amount=Decimal("25000.00"), currency=org.currency,
         stage=stage, status="open", stage_entered_at=created, created_at=created,
     )
+    stage_entered(deal, stage, "open")
     session.add(deal)
     session.flush()
     session.add(StageChange(organization_id=org.id, opportunity_id=deal.id, from_stage_id=None, to_stage_id=stage.id,

@@ -219,6 +219,38 @@ def test_another_organizations_ids_are_not_found(session, world: World, which):
 # -- moving stages ----------------------------------------------------------------------------
 
 
+def test_deals_keep_what_stage_conversion_reads_through_every_move(session, world: World):
+    """Created at a later stage, moved back, forward, won, reopened and lost: after each, the
+    stage facts kept on the deals equal those recomputed from the stage changes."""
+    from services.deals import recompute_stage_facts
+
+    rep = as_user(session, world.rep)
+    first, second, third = world.stages[0], world.stages[1], world.stages[2]
+
+    def facts() -> set[tuple]:
+        return set(session.execute(select(Opportunity.id, Opportunity.stages_reached, Opportunity.furthest_position, Opportunity.ever_won)
+                                   .where(Opportunity.organization_id == world.org.id)))
+
+    def kept_equals_recomputed() -> set[tuple]:
+        session.flush()
+        session.expire_all()
+        kept = facts()
+        recompute_stage_facts(session, world.org.id)
+        session.expire_all()
+        assert facts() == kept
+        return kept
+
+    deal = deals.create_opportunity(session, rep, {"name": "Late starter", "account_id": world.account.id, "stage_id": third.id,
+                                                   "amount": "5000"}, now=NOW)
+    assert {row[1:] for row in kept_equals_recomputed() if row[0] == deal.id} == {(1 << third.position, third.position, False)}
+    for move in ({"stage": str(first.id)}, {"stage": str(second.id)}, {"stage": "won", "final_amount": "5000"}, {"stage": str(first.id)},
+                 {"stage": "lost", "loss_reason": "price"}):
+        deals.move_stage(session, rep, deal.id, move, now=NOW)
+        kept_equals_recomputed()
+    bits = (1 << first.position) | (1 << second.position) | (1 << third.position)
+    assert {row[1:] for row in kept_equals_recomputed() if row[0] == deal.id} == {(bits, third.position, True)}
+
+
 def test_move_stage_writes_a_stage_change(session, world: World):
     rep = as_user(session, world.rep)
     deal = deals.move_stage(session, rep, world.deal.id, {"stage": str(world.stages[1].id)}, now=NOW)

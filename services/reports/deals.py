@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import bindparam, case, func, select
+from sqlalchemy import Integer, bindparam, case, func, literal, select
 from sqlalchemy.orm import Session
 
 from services.deals import pipeline_stages
-from services.models import Account, FollowUp, Opportunity, Quota, Stage, StageChange, User
+from services.models import Account, FollowUp, Opportunity, Quota, Stage, User
 from services.periods import Period, period_for
 from services.signals import WARNING_FACTS, DealWarning, Thresholds, days_since, warnings_for
 from services.types import UTCDateTime, as_utc, elapsed_ms, epoch_seconds
@@ -126,36 +126,18 @@ def stage_conversion(session: Session, actor: User, period: Period, team_id: int
     later stage (or were won) ÷ those that reached S, from the stage changes."""
     owners = [u.id for u in _people(session, actor, team_id, rep_id, people)]
     stages = pipeline_stages(session, actor.organization_id)
-    cohort = select(Opportunity.id).where(
-        Opportunity.organization_id == actor.organization_id,
-        Opportunity.deleted_at.is_(None),
-        Opportunity.owner_id.in_(owners),
-        _in_period(Opportunity.created_at, actor, period),
-    )
-    # Counted in the database (a year's cohort has tens of thousands of stage changes): per
-    # deal, the furthest stage it reached and whether it was won; per stage, the deals that
-    # reached it and, of those, the ones that went further or were won.
-    changes = (
-        select(StageChange.opportunity_id.label("deal"), StageChange.to_stage_id.label("stage"), Stage.position.label("position"),
-               StageChange.to_status.label("status"))
-        .join(Stage, Stage.id == StageChange.to_stage_id)
-        .where(StageChange.opportunity_id.in_(cohort))
-        .cte("changes")
-    )
-    per_deal = (
-        select(changes.c.deal, func.max(changes.c.position).label("furthest"),
-               func.max(case((changes.c.status == "won", 1), else_=0)).label("won"))
-        .group_by(changes.c.deal).subquery("per_deal")
-    )
-    reached = select(changes.c.deal, changes.c.stage, changes.c.position).distinct().subquery("reached")
-    counted = {
-        stage_id: (count, int(moved_on or 0)) for stage_id, count, moved_on in session.execute(
-            select(reached.c.stage, func.count(),
-                   func.sum(case(((per_deal.c.won == 1) | (per_deal.c.furthest > reached.c.position), 1), else_=0)))
-            .join(per_deal, per_deal.c.deal == reached.c.deal)
-            .group_by(reached.c.stage)
-        )
-    }
+    # Counted from what each deal keeps of its stage changes (``services.deals.stage_entered``):
+    # one row per deal of the cohort. A deal reached stage S if it ever entered S; it moved on
+    # if it was won or went further than S.
+    reached = {stage.id: (Opportunity.stages_reached.op(">>")(literal(stage.position, Integer()))).op("&")(1) == 1 for stage in stages}
+    went_on = {stage.id: Opportunity.ever_won | (Opportunity.furthest_position > stage.position) for stage in stages}
+    totals = session.execute(
+        select(*(func.sum(case((reached[stage.id], 1), else_=0)) for stage in stages),
+               *(func.sum(case((reached[stage.id] & went_on[stage.id], 1), else_=0)) for stage in stages))
+        .where(Opportunity.organization_id == actor.organization_id, Opportunity.deleted_at.is_(None), Opportunity.owner_id.in_(owners),
+               _in_period(Opportunity.created_at, actor, period))
+    ).one() if stages else ()
+    counted = {stage.id: (int(totals[i] or 0), int(totals[len(stages) + i] or 0)) for i, stage in enumerate(stages)}
     return [StageConversion(stage.id, stage.name, *counted.get(stage.id, (0, 0))) for stage in stages]
 
 
