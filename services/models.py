@@ -304,8 +304,12 @@ class Opportunity(OrgScoped, Base):
         CheckConstraint("(status = 'open') = (closed_at IS NULL)", name="closed_at_iff_closed"),
         Index("ix_opportunities_account", "organization_id", "account_id", "status"),
         Index("ix_opportunities_owner", "organization_id", "owner_id", "status"),
-        Index("ix_opportunities_closed", "organization_id", "closed_at"),
-        Index("ix_opportunities_created", "organization_id", "created_at"),
+        # Covering the closed-deal figures (outcomes, won by owner, trends) and the cohort's stage
+        # conversion: a year of an organization's deals read from the index alone.
+        Index("ix_opportunities_closed", "organization_id", "closed_at", "status", "owner_id", "amount", "deleted_at", "created_at",
+              "loss_reason"),
+        Index("ix_opportunities_created", "organization_id", "created_at", "owner_id", "deleted_at", "stages_reached",
+              "furthest_position", "ever_won"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

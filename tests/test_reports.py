@@ -756,6 +756,10 @@ def test_neglected_accounts(session, world: World):
     assert reports.neglected_accounts(session, manager, now) == []  # anyone's activity counts
     later = now + timedelta(days=20)
     assert [a.days for a in reports.neglected_accounts(session, manager, later)] == [23]
+    # Exactly 14 days quiet is neglected, a millisecond less is not (both back ends).
+    quiet = session.get(type(world.account), world.account.id).last_activity_at
+    assert [a.days for a in reports.neglected_accounts(session, manager, quiet + timedelta(days=14))] == [14]
+    assert reports.neglected_accounts(session, manager, quiet + timedelta(days=14) - timedelta(milliseconds=1)) == []
     session.add(FollowUp(organization_id=world.org.id, title="Call", owner_id=world.rep.id, account_id=world.account.id,
                          due_at=later + timedelta(days=1)))
     session.commit()

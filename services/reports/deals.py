@@ -293,9 +293,13 @@ def neglected_accounts(session: Session, actor: User, now: datetime, team_id: in
     people = {u.id: u.name for u in _people(session, actor, team_id, rep_id, people)}
     quiet_days = int(actor.organization.setting("neglected_days"))
     org_id = actor.organization_id
+    # Quiet for the days or longer, in SQL (the account keeps its latest activity,
+    # ``services.latest``): only those come back, to be checked for a planned follow-up.
+    quiet_since = now - timedelta(days=quiet_days)
     active = session.execute(
         select(Account.id, Account.name, Account.owner_id, Account.created_at, Account.last_activity_at).where(
             Account.organization_id == org_id, Account.deleted_at.is_(None), Account.owner_id.in_(people),
+            func.coalesce(Account.last_activity_at, Account.created_at) <= quiet_since,
             Account.id.in_(select(Opportunity.account_id).where(Opportunity.organization_id == org_id, Opportunity.status == "open",
                                                                  Opportunity.deleted_at.is_(None))),
         )
@@ -307,7 +311,6 @@ def neglected_accounts(session: Session, actor: User, now: datetime, team_id: in
     ))
     rows = []
     for account_id, name, owner_id, created_at, last_activity_at in active:
-        # The account keeps its latest activity (``services.latest``).
         days = days_since(as_utc(last_activity_at) or as_utc(created_at), now)
         if days >= quiet_days and account_id not in planned:
             rows.append(NeglectedAccount(account_id, name, people[owner_id], days))
