@@ -125,9 +125,17 @@ def deal_warnings(session: Session, organization: Organization, deals: Iterable[
     thresholds = Thresholds.of(organization)
     warnings: list[DealWarning] = []
     for deal in open_deals:
-        warnings += warnings_for(deal.id, now - (as_utc(deal.last_inbound_at) or deal.created_at), now - deal.stage_entered_at,
-                                 now - (as_utc(deal.last_activity_at) or deal.created_at), deal.id in followed_up, deal.stage, thresholds)
+        warnings += warnings_for(deal.id, _ms(now - (as_utc(deal.last_inbound_at) or deal.created_at)), _ms(now - deal.stage_entered_at),
+                                 _ms(now - (as_utc(deal.last_activity_at) or deal.created_at)), deal.id in followed_up, deal.stage, thresholds)
     return warnings
+
+
+def _ms(elapsed: timedelta) -> int:
+    return elapsed // _MILLISECOND
+
+
+_MILLISECOND = timedelta(milliseconds=1)
+_DAY_MS = 86_400_000
 
 
 @dataclass(frozen=True)
@@ -142,19 +150,20 @@ class Thresholds:
         return cls(int(organization.setting("going_dark_days")), int(organization.setting("neglected_days")))
 
 
-def warnings_for(deal_id: int, quiet: timedelta, in_stage: timedelta, idle: timedelta, planned: bool, stage: StageFacts,
+def warnings_for(deal_id: int, quiet_ms: int, in_stage_ms: int, idle_ms: int, planned: bool, stage: StageFacts,
                  thresholds: Thresholds) -> list[DealWarning]:
-    """The one rule: an open deal's warnings from the time since its last inbound interaction,
-    in its stage, and since its last activity (each counted from its creation when there is
-    none), and whether a follow-up is due in the future."""
+    """The one rule: an open deal's warnings from the whole milliseconds since its last inbound
+    interaction, in its stage, and since its last activity (each counted from its creation when
+    there is none), and whether a follow-up is due in the future. The dashboard has these
+    worked out in SQL (``services.types.elapsed_ms``), the pane from the deal's timestamps."""
     warnings = []
-    if (days := max(0, quiet.days)) >= thresholds.dark_days:
+    if (days := max(0, quiet_ms // _DAY_MS)) >= thresholds.dark_days:
         warnings.append(DealWarning(deal_id, "going_dark", days, f"No word from the customer in {days} days"))
     # Exact: 14.8 days into a 14-day stage is past its SLA, though it is "14 days" shown.
-    if stage.sla_days is not None and in_stage > timedelta(days=stage.sla_days):
-        days = in_stage.days
+    if stage.sla_days is not None and in_stage_ms > stage.sla_days * _DAY_MS:
+        days = in_stage_ms // _DAY_MS
         warnings.append(DealWarning(deal_id, "stale", days, f"{days} days in {stage.name} (SLA {stage.sla_days})"))
-    if (days := max(0, idle.days)) >= thresholds.neglect_days and not planned:
+    if (days := max(0, idle_ms // _DAY_MS)) >= thresholds.neglect_days and not planned:
         warnings.append(DealWarning(deal_id, "neglected", days, f"No activity in {days} days and no follow-up planned"))
     return warnings
 

@@ -232,8 +232,7 @@ def deal_alerts(session: Session, actor: User, now: datetime, team_id: int | Non
     ):
         if owner_id not in owners:
             continue
-        warnings = warnings_for(deal_id, timedelta(milliseconds=quiet), timedelta(milliseconds=in_stage), timedelta(milliseconds=idle),
-                                bool(planned), stages[stage_id], thresholds)
+        warnings = warnings_for(deal_id, quiet, in_stage, idle, bool(planned), stages[stage_id], thresholds)
         if warnings:
             alerts.append(DealAlert(deal_id, name, account_name, owners[owner_id], amount, sorted(warnings, key=lambda w: -w.days)))
     return sorted(alerts, key=lambda a: (-a.days, a.name, a.opportunity_id))

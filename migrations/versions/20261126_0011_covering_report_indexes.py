@@ -1,5 +1,6 @@
 """The deal indexes by close and by creation cover what the reports read of them (outcomes,
-won by owner, trends; a cohort's stage conversion): a year of deals read from the index alone.
+won by owner, trends; a cohort's stage conversion), and the monthly rollups' index by month
+covers the trends' monthly totals: a year of deals and of months read from the index alone.
 
 Revision ID: 0011
 Revises: 0010
@@ -18,7 +19,12 @@ CLOSED = ["organization_id", "closed_at", "status", "owner_id", "amount", "delet
 CREATED = ["organization_id", "created_at", "owner_id", "deleted_at", "stages_reached", "furthest_position", "ever_won"]
 
 
+MONTHS = ["organization_id", "month", "owner_id", "count"]
+
+
 def upgrade() -> None:
+    op.drop_index("ix_activity_month_rollups_month", table_name="activity_month_rollups")
+    op.create_index("ix_activity_month_rollups_month", "activity_month_rollups", MONTHS)
     op.drop_index("ix_opportunities_closed", table_name="opportunities")
     op.drop_index("ix_opportunities_created", table_name="opportunities")
     op.create_index("ix_opportunities_closed", "opportunities", CLOSED)
@@ -26,6 +32,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_activity_month_rollups_month", table_name="activity_month_rollups")
+    op.create_index("ix_activity_month_rollups_month", "activity_month_rollups", ["organization_id", "month"])
     op.drop_index("ix_opportunities_created", table_name="opportunities")
     op.drop_index("ix_opportunities_closed", table_name="opportunities")
     op.create_index("ix_opportunities_closed", "opportunities", ["organization_id", "closed_at"])
