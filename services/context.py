@@ -207,7 +207,7 @@ def context_for_addresses(
     account_ids = {a.id for a in accounts}
 
     stages = pipeline_stages(session, org_id)
-    deals = open_deals(session, org_id, {s.id: s for s in stages}, now, accounts=account_ids)
+    deals = open_deals(session, actor.organization, {s.id: s for s in stages}, now, accounts=account_ids)
     warnings = deal_warnings(session, actor.organization, deals, now)
     activities = _recent_activities(session, actor, contact_ids, account_ids)
     follow_ups = session.execute(_FOLLOW_UPS, {"org": org_id, "contacts": list(contact_ids), "accounts": list(account_ids),

@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 from services.access import get_scoped, require_edit
 from services.audit import record_event, snapshot
 from services.errors import DomainError
-from services.models import Account, Contact, Opportunity, Stage, StageChange, User
+from services.models import Account, Contact, Opportunity, Organization, Stage, StageChange, User
 from services.schemas import DealSchema, MoveStageSchema, load, parse_id
-from services.signals import WARNING_FACTS, OpenDeal
+from services.signals import WARNING_DAYS, OpenDeal, warning_parameters
 from services.types import as_utc, utcnow
 
 DEAL_FIELDS = ("name", "amount", "stage_id", "status", "loss_reason", "closed_at", "owner_id")
@@ -37,9 +37,9 @@ def pipeline_stages(session: Session, organization_id: int) -> list[Any]:
 def _open_deals_by(column: Any) -> Any:
     return (
         select(Opportunity.id, Opportunity.name, Opportunity.amount, Opportunity.status, Opportunity.created_at, Opportunity.stage_entered_at,
-               Opportunity.stage_id, Account.name.label("account_name"), Opportunity.owner_id, Opportunity.currency,
-               Opportunity.last_inbound_at, Opportunity.last_activity_at, WARNING_FACTS)
+               Opportunity.stage_id, Account.name.label("account_name"), Opportunity.owner_id, Opportunity.currency, *WARNING_DAYS)
         .join(Account, Account.id == Opportunity.account_id)
+        .join(Stage, Stage.id == Opportunity.stage_id)
         .where(Opportunity.organization_id == bindparam("org"), column.in_(bindparam("ids", expanding=True)), Opportunity.status == "open",
                Opportunity.deleted_at.is_(None))
         .order_by(Opportunity.created_at.desc(), Opportunity.id.desc())
@@ -50,17 +50,16 @@ def _open_deals_by(column: Any) -> Any:
 _OPEN_DEALS = {"accounts": _open_deals_by(Opportunity.account_id), "owners": _open_deals_by(Opportunity.owner_id)}
 
 
-def open_deals(session: Session, organization_id: int, stages: Mapping[int, Stage], now: datetime, *, accounts: Iterable[int] = (),
+def open_deals(session: Session, organization: Organization, stages: Mapping[int, Stage], now: datetime, *, accounts: Iterable[int] = (),
                owners: Iterable[int] = ()) -> list[OpenDeal]:
     """The open deals of some accounts, or of some owners, newest first, as plain rows, with
-    what their warnings read (``services.signals.deal_warnings``) as of ``now``."""
+    their warnings' days (``services.signals.WARNING_DAYS``) as of ``now``."""
     by, ids = ("accounts", list(accounts)) if accounts else ("owners", list(owners))
     if not ids:
         return []
     return [OpenDeal(row.id, row.name, row.amount, row.status, as_utc(row.created_at), as_utc(row.stage_entered_at), stages[row.stage_id],
-                     row.account_name, row.owner_id, row.currency, as_utc(row.last_inbound_at), as_utc(row.last_activity_at),
-                     bool(row[-1]))  # the last: WARNING_FACTS
-            for row in session.execute(_OPEN_DEALS[by], {"org": organization_id, "ids": ids, "now": now})]
+                     row.account_name, row.owner_id, row.currency, (row.dark_days, row.stale_days, row.neglected_days))
+            for row in session.execute(_OPEN_DEALS[by], warning_parameters(organization, now) | {"ids": ids})]
 
 
 def create_opportunity(session: Session, actor: User, data: Mapping[str, Any], *, now: datetime | None = None) -> Opportunity:

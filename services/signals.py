@@ -14,14 +14,14 @@ A deal with no interaction yet counts from its creation.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Iterable, Protocol
 
-from sqlalchemy import ColumnElement, and_, bindparam, or_, select
+from sqlalchemy import BigInteger, ColumnElement, and_, bindparam, case, func, literal, or_, select
 from sqlalchemy.orm import Session
 
-from services.models import Activity, FollowUp, Opportunity, Organization
-from services.types import as_utc
+from services.models import Activity, FollowUp, Opportunity, Organization, Stage
+from services.types import UTCDateTime, elapsed_ms, greatest
 
 
 # PRODUCT.md's "contact" (an inbound interaction): per activity type, the field and value that
@@ -66,29 +66,67 @@ class StageFacts(Protocol):
 
 
 class DealFacts(Protocol):
-    """What the warnings read of a deal: an ``Opportunity``, or a plain row of its columns."""
+    """What the warnings need of a deal: an ``Opportunity``, or a plain row of its columns."""
 
     id: int
     status: str
-    created_at: datetime
-    stage_entered_at: datetime
-    last_activity_at: datetime | None
-    last_inbound_at: datetime | None
 
     @property
     def stage(self) -> StageFacts: ...
 
 
-# Per deal, whether a follow-up is due in the future: the one fact the warnings read that the
-# deal does not keep itself (its latest activity and inbound interaction it does, kept by
-# ``services.latest``). Built once; bind "org" and "now".
+# -- the rule, in SQL ---------------------------------------------------------------------------
+# Every view reads the warnings from these expressions over a deal (``Opportunity`` joined with
+# its ``Stage``), worked out in the database to the millisecond (``services.types.elapsed_ms``):
+# the pane for a contact's few deals, the dashboard for an organization's thousands (counted,
+# ordered and cut to a page there). Bind "org", "now", "dark_days" and "neglect_days".
+
+DAY_MS = 86_400_000
+_DAY = literal(DAY_MS, BigInteger())
+_NOW = bindparam("now", type_=UTCDateTime())
+
+# Whether a follow-up is due in the future: the one fact the warnings read that the deal does
+# not keep itself (its latest activity and inbound interaction it does, ``services.latest``).
 WARNING_FACTS = (
     select(FollowUp.id)
     .where(FollowUp.organization_id == bindparam("org"), FollowUp.opportunity_id == Opportunity.id, FollowUp.done_at.is_(None),
-           FollowUp.deleted_at.is_(None), FollowUp.due_at > bindparam("now"))
+           FollowUp.deleted_at.is_(None), FollowUp.due_at > _NOW)
     .correlate(Opportunity).exists()
 )
-_PLANNED = select(Opportunity.id, WARNING_FACTS).where(Opportunity.id.in_(bindparam("ids", expanding=True)))
+_QUIET = elapsed_ms(func.coalesce(Opportunity.last_inbound_at, Opportunity.created_at), _NOW)  # no inbound interaction
+_IN_STAGE = elapsed_ms(Opportunity.stage_entered_at, _NOW)
+_IDLE = elapsed_ms(func.coalesce(Opportunity.last_activity_at, Opportunity.created_at), _NOW)  # no activity at all
+# Per warning, the whole days it has held, or NULL when it does not hold. A deal with no
+# interaction yet counts from its creation. Stale is exact: 14.8 days into a 14-day stage is
+# past its SLA, though it is "14 days" shown.
+DARK_DAYS = case((_QUIET >= bindparam("dark_days", type_=BigInteger()) * _DAY, _QUIET // _DAY)).label("dark_days")
+STALE_DAYS = case(((Stage.sla_days.is_not(None)) & (_IN_STAGE > Stage.sla_days * _DAY), _IN_STAGE // _DAY)).label("stale_days")
+NEGLECTED_DAYS = case(((_IDLE >= bindparam("neglect_days", type_=BigInteger()) * _DAY) & ~WARNING_FACTS, _IDLE // _DAY)).label("neglected_days")
+WARNING_DAYS = (DARK_DAYS, STALE_DAYS, NEGLECTED_DAYS)
+# The longest of them (-1: none holds): what a list of deals needing a look is ordered by.
+LONGEST_WARNING = greatest(*(func.coalesce(column.element, -1) for column in WARNING_DAYS))
+
+_WARNINGS_OF = (select(Opportunity.id, *WARNING_DAYS).join(Stage, Stage.id == Opportunity.stage_id)
+                .where(Opportunity.organization_id == bindparam("org"), Opportunity.id.in_(bindparam("ids", expanding=True)),
+                       Opportunity.status == "open"))
+
+
+def warning_parameters(organization: Organization, now: datetime) -> dict[str, Any]:
+    """What the rule binds: the organization, the moment, its days to going dark and to neglect."""
+    return {"org": organization.id, "now": now, "dark_days": int(organization.setting("going_dark_days")),
+            "neglect_days": int(organization.setting("neglected_days"))}
+
+
+def warnings_from(deal_id: int, stage: StageFacts, dark_days: int | None, stale_days: int | None, neglected_days: int | None) -> list[DealWarning]:
+    """A deal's warnings in words, from the days the rule gave (``WARNING_DAYS``), the longest first."""
+    warnings = []
+    if dark_days is not None:
+        warnings.append(DealWarning(deal_id, "going_dark", dark_days, f"No word from the customer in {dark_days} days"))
+    if stale_days is not None:
+        warnings.append(DealWarning(deal_id, "stale", stale_days, f"{stale_days} days in {stage.name} (SLA {stage.sla_days})"))
+    if neglected_days is not None:
+        warnings.append(DealWarning(deal_id, "neglected", neglected_days, f"No activity in {neglected_days} days and no follow-up planned"))
+    return sorted(warnings, key=lambda w: -w.days) if len(warnings) > 1 else warnings
 
 
 @dataclass(frozen=True)
@@ -106,65 +144,21 @@ class OpenDeal:
     account_name: str
     owner_id: int
     currency: str = ""
-    # What the warnings read: the deal's latest inbound interaction and activity, and whether a
-    # follow-up is due in the future (read in the same statement, ``services.deals.open_deals``).
-    last_inbound_at: datetime | None = None
-    last_activity_at: datetime | None = None
-    planned: bool | None = None  # None: not read yet
+    # The rule's days (``WARNING_DAYS``), read in the same statement (``services.deals.open_deals``).
+    warning_days: tuple[int | None, int | None, int | None] | None = None  # None: not read yet
 
 
 def deal_warnings(session: Session, organization: Organization, deals: Iterable[DealFacts], now: datetime) -> list[DealWarning]:
+    """The warnings of these deals as of ``now``: from the days read with them, or read here."""
     open_deals = [deal for deal in deals if deal.status == "open"]
     if not open_deals:
         return []
-    followed_up = {d.id for d in open_deals if getattr(d, "planned", None)}
-    unread = [deal.id for deal in open_deals if getattr(deal, "planned", None) is None]
-    if unread:
-        followed_up |= {deal_id for deal_id, planned in session.execute(_PLANNED, {"org": organization.id, "ids": unread, "now": now})
-                        if planned}
-    thresholds = Thresholds.of(organization)
+    days = {deal.id: deal.warning_days for deal in open_deals if getattr(deal, "warning_days", None) is not None}
+    if unread := [deal.id for deal in open_deals if deal.id not in days]:
+        days |= {row[0]: tuple(row[1:]) for row in session.execute(_WARNINGS_OF, warning_parameters(organization, now) | {"ids": unread})}
     warnings: list[DealWarning] = []
     for deal in open_deals:
-        warnings += warnings_for(deal.id, _ms(now - (as_utc(deal.last_inbound_at) or deal.created_at)), _ms(now - deal.stage_entered_at),
-                                 _ms(now - (as_utc(deal.last_activity_at) or deal.created_at)), deal.id in followed_up, deal.stage, thresholds)
-    return warnings
-
-
-def _ms(elapsed: timedelta) -> int:
-    return elapsed // _MILLISECOND
-
-
-_MILLISECOND = timedelta(milliseconds=1)
-_DAY_MS = 86_400_000
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """An organization's days before a deal goes dark and before it is neglected."""
-
-    dark_days: int
-    neglect_days: int
-
-    @classmethod
-    def of(cls, organization: Organization) -> Thresholds:
-        return cls(int(organization.setting("going_dark_days")), int(organization.setting("neglected_days")))
-
-
-def warnings_for(deal_id: int, quiet_ms: int, in_stage_ms: int, idle_ms: int, planned: bool, stage: StageFacts,
-                 thresholds: Thresholds) -> list[DealWarning]:
-    """The one rule: an open deal's warnings from the whole milliseconds since its last inbound
-    interaction, in its stage, and since its last activity (each counted from its creation when
-    there is none), and whether a follow-up is due in the future. The dashboard has these
-    worked out in SQL (``services.types.elapsed_ms``), the pane from the deal's timestamps."""
-    warnings = []
-    if (days := max(0, quiet_ms // _DAY_MS)) >= thresholds.dark_days:
-        warnings.append(DealWarning(deal_id, "going_dark", days, f"No word from the customer in {days} days"))
-    # Exact: 14.8 days into a 14-day stage is past its SLA, though it is "14 days" shown.
-    if stage.sla_days is not None and in_stage_ms > stage.sla_days * _DAY_MS:
-        days = in_stage_ms // _DAY_MS
-        warnings.append(DealWarning(deal_id, "stale", days, f"{days} days in {stage.name} (SLA {stage.sla_days})"))
-    if (days := max(0, idle_ms // _DAY_MS)) >= thresholds.neglect_days and not planned:
-        warnings.append(DealWarning(deal_id, "neglected", days, f"No activity in {days} days and no follow-up planned"))
+        warnings += warnings_from(deal.id, deal.stage, *days.get(deal.id, (None, None, None)))
     return warnings
 
 

@@ -103,3 +103,21 @@ def _elapsed_ms_sqlite(element: elapsed_ms, compiler: SQLCompiler, **kw: Any) ->
 def _elapsed_ms_postgresql(element: elapsed_ms, compiler: SQLCompiler, **kw: Any) -> str:
     since, until = (compiler.process(clause, **kw) for clause in element.clauses)
     return f"CAST(FLOOR(EXTRACT(EPOCH FROM ({until}) - ({since})) * 1000) AS BIGINT)"
+
+
+class greatest(FunctionElement[Any]):  # noqa: N801 - a SQL function, named as SQL names them
+    """The largest of its integer arguments (none of them NULL), on both back ends."""
+
+    type = BigInteger()
+    name = "greatest"
+    inherit_cache = True
+
+
+@compiles(greatest, "sqlite")
+def _greatest_sqlite(element: greatest, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"max({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(greatest, "postgresql")
+def _greatest_postgresql(element: greatest, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"GREATEST({compiler.process(element.clauses, **kw)})"

@@ -822,48 +822,82 @@ def test_quota_targets_sum_whole_quotas_in_sql_and_the_rest_pro_rata(demo_sessio
     assert dict(reports.quota_targets(session, demo, period, owners)) == dict(expected)
 
 
-def _pane_alerts(session, actor: User, owners: set[int], now: datetime) -> list[tuple[int, list[tuple[str, int, str]]]]:
-    """The alerts as the pane's rule gives them: ``deal_warnings`` over every open deal of these
-    owners, read as ORM objects (exact timestamps, no SQL arithmetic)."""
-    from services.signals import deal_warnings
+def _alerts_from_raw_rows(session, actor: User, owners: set[int], now: datetime) -> dict[int, list[tuple[str, int]]]:
+    """PRODUCT.md's warnings computed apart from ``services.signals``, from raw rows: each open
+    deal's activities and follow-ups read one by one, times compared as Python datetimes."""
+    from services.models import Activity, FollowUp, Organization
 
+    org = session.get(Organization, actor.organization_id)
+    dark, neglect = int(org.setting("going_dark_days")), int(org.setting("neglected_days"))
     deals = session.scalars(select(Opportunity).where(Opportunity.organization_id == actor.organization_id, Opportunity.status == "open",
                                                       Opportunity.deleted_at.is_(None), Opportunity.owner_id.in_(owners))).all()
-    by_deal = defaultdict(list)
-    for warning in deal_warnings(session, actor.organization, deals, now):
-        by_deal[warning.opportunity_id].append((warning.kind, warning.days, warning.message))
-    return sorted(by_deal.items())
+    inbound = {("email", "inbound", None), ("call", None, "connected"), ("meeting", None, "held"), ("visit", None, "held")}
+    result = {}
+    for deal in deals:
+        live = session.scalars(select(Activity).where(Activity.opportunity_id == deal.id, Activity.deleted_at.is_(None))).all()
+        heard = [a.occurred_at for a in live if (a.type, a.direction if a.type == "email" else None, None if a.type == "email" else a.outcome) in inbound]
+        planned = any(f.due_at > now for f in session.scalars(select(FollowUp).where(
+            FollowUp.opportunity_id == deal.id, FollowUp.done_at.is_(None), FollowUp.deleted_at.is_(None))))
+        found = []
+        if (now - max(heard, default=deal.created_at)) >= timedelta(days=dark):
+            found.append(("going_dark", (now - max(heard, default=deal.created_at)).days))
+        if deal.stage.sla_days is not None and now - deal.stage_entered_at > timedelta(days=deal.stage.sla_days):
+            found.append(("stale", (now - deal.stage_entered_at).days))
+        idle = now - max((a.occurred_at for a in live), default=deal.created_at)
+        if idle >= timedelta(days=neglect) and not planned:
+            found.append(("neglected", idle.days))
+        if found:
+            result[deal.id] = sorted(found)
+    return result
 
 
-def _report_alerts(alerts) -> list[tuple[int, list[tuple[str, int, str]]]]:
-    return sorted((a.opportunity_id, sorted((w.kind, w.days, w.message) for w in a.warnings)) for a in alerts)
+def _report_alerts(alerts) -> dict[int, list[tuple[str, int]]]:
+    return {a.opportunity_id: sorted((w.kind, w.days) for w in a.warnings) for a in alerts}
 
 
-def test_deal_alerts_are_the_panes_warnings_read_either_way(demo_session, demo, monkeypatch):
-    """The dashboard's alerts (elapsed times worked out in SQL) are the pane's warnings of every
-    open deal (``deal_warnings`` over ORM objects); past ``MANY_OWNERS`` the organization's open
-    deals are read in one walk and filtered, with the same result as probing owner by owner."""
-    from services.reports import deals as deal_reports
-
+def test_deal_alerts_are_the_raw_rows_warnings(demo_session, demo):
+    """The dashboard's alerts (the rule worked out in SQL) are the warnings computed apart from
+    raw rows, for every open deal of the demo, in the page's order."""
     session = demo_session
-    owners = [u.id for u in reports.team_members(session, demo)][1:]  # not quite everyone
+    people = reports.team_members(session, demo)[1:]  # not quite everyone
+    now = datetime(2026, 12, 2, 9, 30, tzinfo=timezone.utc)  # a dozen days past the demo: warnings of every kind
+    alerts = reports.deal_alerts(session, demo, now, people=people)
+    expected = _alerts_from_raw_rows(session, demo, {p.id for p in people}, now)
+    assert {kind for found in expected.values() for kind, _ in found} == {"going_dark", "stale", "neglected"}
+    assert _report_alerts(alerts) == expected
+    names = {a.opportunity_id: a.name for a in alerts}
+    assert [a.opportunity_id for a in alerts] == sorted(expected, key=lambda d: (-max(days for _, days in expected[d]), names[d], d))
+
+
+def test_the_pages_first_alerts_are_the_first_of_them_ties_at_the_cut_included(session, world: World):
+    """40 deals, many tied on the days of their longest warning and named so that a tie is
+    broken by name: the page's first ``limit`` are exactly the first of the full list, for
+    every limit, with the full count beside them; the full list is the raw rows' warnings."""
+    from tests.factories import make_deal
+
+    manager = session.get(User, world.manager.id)
+    org, account = world.org, session.get(type(world.account), world.account.id)
     now = datetime(2026, 11, 20, 17, tzinfo=timezone.utc)
-    people = [p for p in reports.team_members(session, demo) if p.id in owners]
-    expected = [(deal, sorted(warnings)) for deal, warnings in _pane_alerts(session, demo, set(owners), now)]
-    assert expected
-    monkeypatch.setattr(deal_reports, "MANY_OWNERS", 10**6)
-    probed = reports.deal_alerts(session, demo, now, people=people)
-    monkeypatch.setattr(deal_reports, "MANY_OWNERS", 1)
-    walked = reports.deal_alerts(session, demo, now, people=people)
-    assert _report_alerts(probed) == _report_alerts(walked) == expected
-    assert [a.opportunity_id for a in probed] == [a.opportunity_id for a in walked]
+    for n in range(40):
+        owner = session.get(User, (world.rep, world.teammate)[n % 2].id)
+        make_deal(session, org, account, owner, session.get(Stage, world.stages[n % 3].id), f"Deal {(n * 7) % 40:02d}",
+                  created=now - timedelta(days=10 + 5 * (n % 6), hours=n % 4))
+    session.commit()
+    members = {p.id for p in reports.team_members(session, manager)}
+    alerts = reports.deal_alerts(session, manager, now)
+    assert _report_alerts(alerts) == _alerts_from_raw_rows(session, manager, members, now)
+    assert len(alerts) > 30 and len({a.days for a in alerts}) < len(alerts) / 4  # ties, many of them
+    for limit in range(1, len(alerts) + 3):
+        first = reports.first_alerts(session, manager, now, limit=limit)
+        assert first.total == len(alerts) and first.rows == alerts[:limit], limit
 
 
 def test_deal_alerts_at_their_exact_edges(session, world: World):
     """On both back ends, to the second: 21 days without word is dark and a second less is not;
-    a second past a stage's SLA is stale and the SLA itself is not; the SQL of the dashboard
-    and the pane's rule agree at every edge."""
+    a second past a stage's SLA is stale and the SLA itself is not; the dashboard, the pane and
+    a computation from raw rows agree at every edge."""
     from services.models import Organization
+    from services.signals import deal_warnings
 
     org = session.get(Organization, world.org.id)
     manager = session.get(User, world.manager.id)
@@ -887,8 +921,10 @@ def test_deal_alerts_at_their_exact_edges(session, world: World):
         session.commit()
         alerts = [a for a in reports.deal_alerts(session, manager, now) if a.opportunity_id == deal.id]
         assert {kind for a in alerts for kind in a.kinds} == kinds, (since, in_stage)
-        pane = [(d, w) for d, w in _pane_alerts(session, manager, members, now) if d == deal.id]
-        assert _report_alerts(alerts) == [(d, sorted(w)) for d, w in pane]
+        raw = _alerts_from_raw_rows(session, manager, members, now)
+        assert _report_alerts(alerts) == {d: w for d, w in raw.items() if d == deal.id}
+        # And the pane's reading of the same deal (one ORM object).
+        assert {w.kind for w in deal_warnings(session, org, [session.get(Opportunity, deal.id)], now)} == kinds
 
 
 def test_the_pages_per_rep_tables_are_the_full_tables_rows_for_the_reps_it_lists(demo_session, demo, monkeypatch):

@@ -148,7 +148,7 @@ def on_homepage(event: AddonEvent) -> Json:
         return cards.show(cards.team_card(ctx, panel, _handoff_url(event, path=url_for("reports.dashboard"))))
     now = utcnow()
     follow_ups = [(f.title, f.due_at, f.due_at < now) for f in followups.open_follow_ups(db(), user, limit=20)]
-    mine = open_deals(db(), user.organization_id, {s.id: s for s in pipeline_stages(db(), user.organization_id)}, now,
+    mine = open_deals(db(), user.organization, {s.id: s for s in pipeline_stages(db(), user.organization_id)}, now,
                        owners=[user.id])
     warnings = deal_warnings(db(), user.organization, mine, now)
     flagged = {w.opportunity_id for w in warnings}

@@ -13,7 +13,7 @@ from services.errors import DomainError
 from services.models import User
 from services.periods import Period
 from services.reports.activity import activity_summary, drawdown_alerts, monthly_trends, MonthPoint, RepActivity, weekday_pattern
-from services.reports.deals import SHOWN_LOST, LostDeal, deal_alerts, deal_outcomes, lost_deals, neglected_accounts, pipeline, quarter_forecast, stage_conversion, StageConversion, StageRow
+from services.reports.deals import SHOWN_LOST, LostDeal, deal_alerts, first_alerts, deal_outcomes, lost_deals, neglected_accounts, pipeline, quarter_forecast, stage_conversion, StageConversion, StageRow
 from services.reports.leads import lead_conversion, lead_response_times, ResponseTime
 from services.reports.note_quality import note_quality, note_quality_totals
 from services.reports.quotas import Attainment, leaderboard, LeaderboardRow, quota_attainment, team_revenue_attainment, TeamAttainment
@@ -85,7 +85,8 @@ class TeamReport:
     leads = figure(lead_conversion)  # list[LeadSource]
     response = figure(lead_response_times)  # list[ResponseTime], every rep's (the CSV)
     response_shown = figure(lead_response_times, shown=True)  # the page's reps'
-    alerts = figure(deal_alerts, at="now")  # list[DealAlert]
+    alerts = figure(deal_alerts, at="now")  # list[DealAlert], all of them (the CSV)
+    alerts_shown = figure(first_alerts, at="now")  # Alerts: the page's first SHOWN_ALERTS, and how many there are
     neglected = figure(neglected_accounts, at="now")  # list[NeglectedAccount]
     drawdowns = figure(drawdown_alerts, at="now")  # list[Drawdown]
     forecast = figure(quarter_forecast, at="today")  # Forecast

@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 from services.deals import pipeline_stages
 from services.models import Account, FollowUp, Opportunity, Quota, Stage, User
 from services.periods import Period, period_for
-from services.signals import WARNING_FACTS, DealWarning, Thresholds, days_since, warnings_for
-from services.types import UTCDateTime, as_utc, elapsed_ms, epoch_seconds
+from services.signals import LONGEST_WARNING, WARNING_DAYS, DealWarning, days_since, warning_parameters, warnings_from
+from services.types import as_utc, epoch_seconds
 from services.reports.quotas import _won_by_owner
 from services.users import Person
 from services.reports.scope import _closed_in, _in_period, _people
@@ -197,45 +197,71 @@ SHOWN_ALERTS = 40  # the dashboard lists this many and says how many more the CS
 SHOWN_LOST = 50  # the dashboard lists the latest this many lost deals, and says how many the CSV holds
 
 
-# Per open deal, what its warnings read, as numbers worked out in the database: the
-# milliseconds since its last inbound interaction, in its stage, and since its last activity,
-# and whether a follow-up is due. An organization's 2,500 open deals come back as plain
-# numbers, not timestamps to convert. Built once; bind "org" and "now" (and "owners").
-_NOW = bindparam("now", type_=UTCDateTime())
-_ALERT_FACTS = (
-    select(Opportunity.id, Opportunity.name, Account.name, Opportunity.owner_id, Opportunity.amount, Opportunity.stage_id,
-           elapsed_ms(func.coalesce(Opportunity.last_inbound_at, Opportunity.created_at), _NOW),
-           elapsed_ms(Opportunity.stage_entered_at, _NOW),
-           elapsed_ms(func.coalesce(Opportunity.last_activity_at, Opportunity.created_at), _NOW), WARNING_FACTS)
+# The team's open deals that need a look, with the rule's days (``services.signals``) worked out
+# in the database: an organization's 2,500 open deals are counted, ordered and cut there. Built
+# once; bind the rule's parameters, "owners" and "at_least", the fewest days of the longest
+# warning a deal returned has.
+_FLAGGED = LONGEST_WARNING >= 0
+_ALERTS = (
+    select(Opportunity.id, Opportunity.name, Account.name, Opportunity.owner_id, Opportunity.amount, Opportunity.stage_id, *WARNING_DAYS)
     .join(Account, Account.id == Opportunity.account_id)
-    .where(Opportunity.organization_id == bindparam("org"), Opportunity.status == "open", Opportunity.deleted_at.is_(None))
+    .join(Stage, Stage.id == Opportunity.stage_id)
+    .where(Opportunity.organization_id == bindparam("org"), Opportunity.status == "open", Opportunity.deleted_at.is_(None),
+           Opportunity.owner_id.in_(bindparam("owners", expanding=True)), LONGEST_WARNING >= bindparam("at_least"))
 )
-_ALERT_FACTS_OF = {"owners": _ALERT_FACTS.where(Opportunity.owner_id.in_(bindparam("owners", expanding=True))),
-                   "organization": _ALERT_FACTS}
-# Past this many owners (an organization's dashboard), the organization's open deals are read
-# in one walk and the others' dropped, rather than probed owner by owner.
-MANY_OWNERS = 60
+# How many deals need a look, by the days of their longest warning: the page's count, and the
+# days from which its first ``SHOWN_ALERTS`` come.
+_ALERT_DAYS = (
+    select(LONGEST_WARNING.label("days"), func.count())
+    .select_from(Opportunity).join(Stage, Stage.id == Opportunity.stage_id)
+    .where(Opportunity.organization_id == bindparam("org"), Opportunity.status == "open", Opportunity.deleted_at.is_(None),
+           Opportunity.owner_id.in_(bindparam("owners", expanding=True)), _FLAGGED)
+    .group_by(LONGEST_WARNING)
+)
 
 
-def deal_alerts(session: Session, actor: User, now: datetime, team_id: int | None = None, rep_id: int | None = None, *, people: list[Person] | None = None) -> list[DealAlert]:
+@dataclass
+class Alerts:
+    """The deals that need a look, the longest waiting first: all of them, or the first few of ``total``."""
+
+    rows: list[DealAlert]
+    total: int
+
+
+def deal_alerts(session: Session, actor: User, now: datetime, team_id: int | None = None, rep_id: int | None = None, *,
+                people: list[Person] | None = None) -> list[DealAlert]:
     """The team's open deals that are going dark, stale or neglected (``services.signals``),
     the longest waiting first."""
-    owners = {u.id: u.name for u in _people(session, actor, team_id, rep_id, people)}
+    return _alerts(session, actor, now, _people(session, actor, team_id, rep_id, people), None).rows
+
+
+def first_alerts(session: Session, actor: User, now: datetime, team_id: int | None = None, rep_id: int | None = None, *,
+                 people: list[Person] | None = None, limit: int = 0) -> Alerts:
+    """The first ``limit`` (default ``SHOWN_ALERTS``) of ``deal_alerts``, and how many there are."""
+    return _alerts(session, actor, now, _people(session, actor, team_id, rep_id, people), limit or SHOWN_ALERTS)
+
+
+def _alerts(session: Session, actor: User, now: datetime, people: list[Person], limit: int | None) -> Alerts:
+    owners = {u.id: u.name for u in people}
     if not owners:
-        return []
+        return Alerts([], 0)
     stages = {stage.id: stage for stage in pipeline_stages(session, actor.organization_id)}
-    thresholds = Thresholds.of(actor.organization)
-    query = _ALERT_FACTS_OF["organization" if len(owners) > MANY_OWNERS else "owners"]
-    alerts = []
-    for deal_id, name, account_name, owner_id, amount, stage_id, quiet, in_stage, idle, planned in session.connection().execute(
-        query, {"org": actor.organization_id, "now": now, "owners": list(owners)}
-    ):
-        if owner_id not in owners:
-            continue
-        warnings = warnings_for(deal_id, quiet, in_stage, idle, bool(planned), stages[stage_id], thresholds)
-        if warnings:
-            alerts.append(DealAlert(deal_id, name, account_name, owners[owner_id], amount, sorted(warnings, key=lambda w: -w.days)))
-    return sorted(alerts, key=lambda a: (-a.days, a.name, a.opportunity_id))
+    parameters = warning_parameters(actor.organization, now) | {"owners": list(owners), "at_least": 0}
+    total = None
+    if limit is not None:
+        # From the count by days, the fewest days that still reach ``limit`` deals: the rows
+        # with at least those days are the first ``limit`` and whatever ties with the last.
+        reached = total = 0
+        for days, count in sorted(session.execute(_ALERT_DAYS, parameters), reverse=True):
+            if reached < limit:
+                parameters["at_least"] = days
+            reached += count
+            total += count
+    connection = session.connection()
+    alerts = [DealAlert(deal_id, name, account_name, owners[owner_id], amount, warnings_from(deal_id, stages[stage_id], *days))
+              for deal_id, name, account_name, owner_id, amount, stage_id, *days in connection.execute(_ALERTS, parameters)]
+    alerts.sort(key=lambda a: (-a.days, a.name, a.opportunity_id))
+    return Alerts(alerts[:limit] if limit is not None else alerts, len(alerts) if total is None else total)
 
 
 @dataclass
