@@ -496,7 +496,25 @@ class ActivityMonthRollup(RollupCounts, WeekdayCounts, OrgScoped, Base):
     month: Mapped[date] = mapped_column(Date)
 
 
-class ActivityYearRollup(WeekdayCounts, OrgScoped, Base):
+class FiscalMonthCounts:
+    """A fiscal year's count by month (its first to its twelfth), so that a span of months
+    across the organization (the trends) reads one row per rep and type and year."""
+
+    month_01: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    month_02: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    month_03: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    month_04: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    month_05: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    month_06: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    month_07: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    month_08: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    month_09: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    month_10: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    month_11: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    month_12: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class ActivityYearRollup(FiscalMonthCounts, WeekdayCounts, OrgScoped, Base):
     """The same counts by the organization's fiscal year (``year`` is its first day) and by rep
     and type only, with the attempts and contacts among them (``services.signals``) counted
     as they are written: a fiscal year's activity summary reads one row per rep and type. A
@@ -523,6 +541,7 @@ class ActivityYearRollup(WeekdayCounts, OrgScoped, Base):
 
 
 WEEKDAY_COLUMNS = ("on_mon", "on_tue", "on_wed", "on_thu", "on_fri", "on_sat", "on_sun")  # Monday first, as date.weekday()
+MONTH_COLUMNS = tuple(f"month_{n:02d}" for n in range(1, 13))  # a fiscal year's months, its first first
 
 
 class FollowUp(OrgScoped, Base):
@@ -558,6 +577,8 @@ class Quota(OrgScoped, Base):
         CheckConstraint("(metric = 'activities') = (activity_type IS NOT NULL)", name="activity_type"),
         CheckConstraint("target >= 0", name="target_not_negative"),
         Index("ix_quotas_period", "organization_id", "period_start"),
+        # A team's revenue quotas among the reps' many activity quotas.
+        Index("ix_quotas_metric", "organization_id", "metric", "period_start"),
         # A team's or a rep's targets: their own quotas only, not the organization's year.
         Index("ix_quotas_user", "organization_id", "user_id", "period_start"),
     )

@@ -23,7 +23,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.models import WEEKDAY_COLUMNS, Activity, ActivityMonthRollup, ActivityRollup, ActivityYearRollup, Organization
+from services.models import MONTH_COLUMNS, WEEKDAY_COLUMNS, Activity, ActivityMonthRollup, ActivityRollup, ActivityYearRollup, Organization
 from services import latest
 from services.deals import recompute_stage_facts
 from services.notes import is_flagged
@@ -57,12 +57,14 @@ def _at_grain(key: Key, grain: str, fiscal_month: int) -> tuple:
     return (owner_id, day.replace(day=1) if grain == "month" else day, kind, direction, outcome)
 
 
-def _extra_counts(grain: str, key: Key) -> dict[str, int]:
-    """Per activity of ``key``: the attempts and contacts the year grain counts beside it."""
+def _extra_counts(grain: str, key: Key, fiscal_month: int) -> dict[str, int]:
+    """Per activity of ``key``: what the year grain counts beside it, the attempts and contacts
+    among its activities and its count in the fiscal year's month."""
     if grain != "year":
         return {}
-    _, _, kind, direction, outcome = key
-    return {"attempts": int(is_attempt(kind, direction)), "contacts": int(is_contact(kind, direction, outcome or None))}
+    _, day, kind, direction, outcome = key
+    return {"attempts": int(is_attempt(kind, direction)), "contacts": int(is_contact(kind, direction, outcome or None)),
+            MONTH_COLUMNS[(day.month - fiscal_month) % 12]: 1}
 
 
 class RollupCounter:
@@ -89,7 +91,7 @@ class RollupCounter:
             at = _at_grain(key, grain, self.fiscal_month)
             total = totals.setdefault(at, Counter())
             total.update({"count": count, "minutes": self.minutes[key], "flagged": self.flagged[key]})
-            total.update({name: n * count for name, n in _extra_counts(grain, key).items()})
+            total.update({name: n * count for name, n in _extra_counts(grain, key, self.fiscal_month).items()})
             if grain in COARSE:
                 total[WEEKDAY_COLUMNS[key[1].weekday()]] += count
         for at, total in totals.items():
@@ -99,7 +101,7 @@ class RollupCounter:
             if grain in COARSE:
                 row.update({column: total[column] for column in WEEKDAY_COLUMNS})
             if grain == "year":
-                row.update(attempts=total["attempts"], contacts=total["contacts"])
+                row.update({column: total[column] for column in ("attempts", "contacts", *MONTH_COLUMNS)})
             yield row
 
 
@@ -122,7 +124,7 @@ def _bump(session: Session, organization: Organization, model: type, grain: str,
     match = (model.organization_id == organization_id) & (model.owner_id == owner_id) & (getattr(model, grain) == when)
     for name, value in keys.items():
         match &= getattr(model, name) == value
-    added = {"count": 1, "minutes": duration, "flagged": flagged, **_extra_counts(grain, day_key)}
+    added = {"count": 1, "minutes": duration, "flagged": flagged, **_extra_counts(grain, day_key, organization.fiscal_year_start_month)}
     # The coarse grains also count the activity under its local weekday.
     if grain in COARSE:
         added[WEEKDAY_COLUMNS[day_key[1].weekday()]] = 1
@@ -169,7 +171,7 @@ def rollup_snapshot(session: Session, organization_id: int) -> set[tuple]:
     found: set[tuple] = set()
     for model, grain in GRAINS:
         weekdays = [getattr(model, column) for column in WEEKDAY_COLUMNS] if grain in COARSE else []
-        extra = [model.attempts, model.contacts] if grain == "year" else []
+        extra = [model.attempts, model.contacts, *(getattr(model, column) for column in MONTH_COLUMNS)] if grain == "year" else []
         found |= {(grain, *row) for row in session.execute(
             select(model.owner_id, getattr(model, grain), *(getattr(model, name) for name in KEYS[grain]), model.count, model.minutes,
                    model.flagged, *weekdays, *extra)

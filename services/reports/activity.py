@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, bindparam, case, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from services.errors import DomainError
-from services.models import ACTIVITY_TYPES, WEEKDAY_COLUMNS, Activity, ActivityMonthRollup, ActivityRollup, ActivityYearRollup, Opportunity, User
+from services.models import ACTIVITY_TYPES, MONTH_COLUMNS, WEEKDAY_COLUMNS, Activity, ActivityMonthRollup, ActivityRollup, ActivityYearRollup, Opportunity, User
 from services.periods import Period, add_months
 from services.rollups import fiscal_year_start
 from services.signals import is_attempt_of, is_inbound_interaction
@@ -268,13 +268,18 @@ def monthly_trends(session: Session, actor: User, today: date, months: int = 12,
     first = add_months(date(today.year, today.month, 1), -(months - 1))
     points = {add_months(first, n): MonthPoint(add_months(first, n)) for n in range(months)}
     span = Period(first, add_months(first, months))
-    for month, count in session.execute(
-        select(ActivityMonthRollup.month, func.sum(ActivityMonthRollup.count))
-        .where(ActivityMonthRollup.organization_id == actor.organization_id, ActivityMonthRollup.owner_id.in_(owners),
-               ActivityMonthRollup.month >= span.start, ActivityMonthRollup.month < span.end)
-        .group_by(ActivityMonthRollup.month)
+    # Activities by month from the fiscal years' rows, which count each of their months: one
+    # row per rep and type and year (two or three years), not one per rep, key and month.
+    fiscal_month = actor.organization.fiscal_year_start_month
+    for year, *by_month in session.execute(
+        select(ActivityYearRollup.year, *(func.sum(getattr(ActivityYearRollup, column)) for column in MONTH_COLUMNS))
+        .where(ActivityYearRollup.organization_id == actor.organization_id, ActivityYearRollup.owner_id.in_(owners),
+               ActivityYearRollup.year >= fiscal_year_start(span.start, fiscal_month), ActivityYearRollup.year < span.end)
+        .group_by(ActivityYearRollup.year)
     ):
-        points[month].activities += int(count or 0)
+        for n, count in enumerate(by_month):
+            if (point := points.get(add_months(year, n))) is not None:
+                point.activities += int(count or 0)
     # Deals closed, by local month, counted in the database: each month's bounds are the UTC
     # instants of its local midnights, so the bucket is exact across DST changes.
     starts = list(points)
