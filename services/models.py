@@ -488,8 +488,7 @@ class ActivityMonthRollup(RollupCounts, WeekdayCounts, OrgScoped, Base):
     __tablename__ = "activity_month_rollups"
     __table_args__ = (
         UniqueConstraint("organization_id", "owner_id", "month", "type", "direction", "outcome", name="uq_activity_month_rollups_key"),
-        # Covering a span of months' totals per rep (the trends): read from the index alone.
-        Index("ix_activity_month_rollups_month", "organization_id", "month", "owner_id", "count"),
+        Index("ix_activity_month_rollups_month", "organization_id", "month"),
         CheckConstraint("count >= 0", name="count_not_negative"),
     )
 

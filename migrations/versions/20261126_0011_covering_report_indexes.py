@@ -1,6 +1,5 @@
 """The deal indexes by close and by creation cover what the reports read of them (outcomes,
-won by owner, trends; a cohort's stage conversion), and the monthly rollups' index by month
-covers the trends' monthly totals: a year of deals and of months read from the index alone.
+won by owner, trends; a cohort's stage conversion): a year of deals read from the index alone.
 Quotas get an index by metric: a team's few revenue quotas among the reps' many activity ones.
 
 Revision ID: 0011
@@ -20,13 +19,8 @@ CLOSED = ["organization_id", "closed_at", "status", "owner_id", "amount", "delet
 CREATED = ["organization_id", "created_at", "owner_id", "deleted_at", "stages_reached", "furthest_position", "ever_won"]
 
 
-MONTHS = ["organization_id", "month", "owner_id", "count"]
-
-
 def upgrade() -> None:
     op.create_index("ix_quotas_metric", "quotas", ["organization_id", "metric", "period_start"])
-    op.drop_index("ix_activity_month_rollups_month", table_name="activity_month_rollups")
-    op.create_index("ix_activity_month_rollups_month", "activity_month_rollups", MONTHS)
     op.drop_index("ix_opportunities_closed", table_name="opportunities")
     op.drop_index("ix_opportunities_created", table_name="opportunities")
     op.create_index("ix_opportunities_closed", "opportunities", CLOSED)
@@ -35,8 +29,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_quotas_metric", table_name="quotas")
-    op.drop_index("ix_activity_month_rollups_month", table_name="activity_month_rollups")
-    op.create_index("ix_activity_month_rollups_month", "activity_month_rollups", ["organization_id", "month"])
     op.drop_index("ix_opportunities_created", table_name="opportunities")
     op.drop_index("ix_opportunities_closed", table_name="opportunities")
     op.create_index("ix_opportunities_closed", "opportunities", ["organization_id", "closed_at"])
