@@ -18,7 +18,7 @@ from services.audit import record_event, snapshot
 from services.errors import DomainError
 from services.models import Account, Contact, Opportunity, Organization, Stage, StageChange, User
 from services.schemas import DealSchema, MoveStageSchema, load, parse_id
-from services.signals import WARNING_DAYS, OpenDeal, warning_parameters
+from services.signals import OpenDeal, warning_days, warning_facts, warning_parameters
 from services.types import as_utc, utcnow
 
 DEAL_FIELDS = ("name", "amount", "stage_id", "status", "loss_reason", "closed_at", "owner_id")
@@ -35,13 +35,12 @@ def pipeline_stages(session: Session, organization_id: int) -> list[Any]:
 
 
 def _open_deals_by(column: Any) -> Any:
+    facts = warning_facts(column.in_(bindparam("ids", expanding=True)))
     return (
         select(Opportunity.id, Opportunity.name, Opportunity.amount, Opportunity.status, Opportunity.created_at, Opportunity.stage_entered_at,
-               Opportunity.stage_id, Account.name.label("account_name"), Opportunity.owner_id, Opportunity.currency, *WARNING_DAYS)
+               Opportunity.stage_id, Account.name.label("account_name"), Opportunity.owner_id, Opportunity.currency, *warning_days(facts))
+        .join(facts, facts.c.deal_id == Opportunity.id)
         .join(Account, Account.id == Opportunity.account_id)
-        .join(Stage, Stage.id == Opportunity.stage_id)
-        .where(Opportunity.organization_id == bindparam("org"), column.in_(bindparam("ids", expanding=True)), Opportunity.status == "open",
-               Opportunity.deleted_at.is_(None))
         .order_by(Opportunity.created_at.desc(), Opportunity.id.desc())
     )
 
@@ -53,7 +52,7 @@ _OPEN_DEALS = {"accounts": _open_deals_by(Opportunity.account_id), "owners": _op
 def open_deals(session: Session, organization: Organization, stages: Mapping[int, Stage], now: datetime, *, accounts: Iterable[int] = (),
                owners: Iterable[int] = ()) -> list[OpenDeal]:
     """The open deals of some accounts, or of some owners, newest first, as plain rows, with
-    their warnings' days (``services.signals.WARNING_DAYS``) as of ``now``."""
+    their warnings' days (``services.signals.warning_days``) as of ``now``."""
     by, ids = ("accounts", list(accounts)) if accounts else ("owners", list(owners))
     if not ids:
         return []

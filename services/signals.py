@@ -76,10 +76,10 @@ class DealFacts(Protocol):
 
 
 # -- the rule, in SQL ---------------------------------------------------------------------------
-# Every view reads the warnings from these expressions over a deal (``Opportunity`` joined with
-# its ``Stage``), worked out in the database to the millisecond (``services.types.elapsed_ms``):
-# the pane for a contact's few deals, the dashboard for an organization's thousands (counted,
-# ordered and cut to a page there). Bind "org", "now", "dark_days" and "neglect_days".
+# Every view reads the warnings from ``warning_days`` over ``warning_facts``, worked out in the
+# database to the millisecond (``services.types.elapsed_ms``): the pane for a contact's few
+# deals, the dashboard for an organization's thousands (counted, ordered and cut to a page
+# there). Bind "org", "now", "dark_days" and "neglect_days" (``warning_parameters``).
 
 DAY_MS = 86_400_000
 _DAY = literal(DAY_MS, BigInteger())
@@ -93,22 +93,47 @@ WARNING_FACTS = (
            FollowUp.deleted_at.is_(None), FollowUp.due_at > _NOW)
     .correlate(Opportunity).exists()
 )
-_QUIET = elapsed_ms(func.coalesce(Opportunity.last_inbound_at, Opportunity.created_at), _NOW)  # no inbound interaction
-_IN_STAGE = elapsed_ms(Opportunity.stage_entered_at, _NOW)
-_IDLE = elapsed_ms(func.coalesce(Opportunity.last_activity_at, Opportunity.created_at), _NOW)  # no activity at all
-# Per warning, the whole days it has held, or NULL when it does not hold. A deal with no
-# interaction yet counts from its creation. Stale is exact: 14.8 days into a 14-day stage is
-# past its SLA, though it is "14 days" shown.
-DARK_DAYS = case((_QUIET >= bindparam("dark_days", type_=BigInteger()) * _DAY, _QUIET // _DAY)).label("dark_days")
-STALE_DAYS = case(((Stage.sla_days.is_not(None)) & (_IN_STAGE > Stage.sla_days * _DAY), _IN_STAGE // _DAY)).label("stale_days")
-NEGLECTED_DAYS = case(((_IDLE >= bindparam("neglect_days", type_=BigInteger()) * _DAY) & ~WARNING_FACTS, _IDLE // _DAY)).label("neglected_days")
-WARNING_DAYS = (DARK_DAYS, STALE_DAYS, NEGLECTED_DAYS)
-# The longest of them (-1: none holds): what a list of deals needing a look is ordered by.
-LONGEST_WARNING = greatest(*(func.coalesce(column.element, -1) for column in WARNING_DAYS))
 
-_WARNINGS_OF = (select(Opportunity.id, *WARNING_DAYS).join(Stage, Stage.id == Opportunity.stage_id)
-                .where(Opportunity.organization_id == bindparam("org"), Opportunity.id.in_(bindparam("ids", expanding=True)),
-                       Opportunity.status == "open"))
+
+def warning_facts(*conditions: ColumnElement[bool], name: str = "warning_facts", extra: tuple[Any, ...] = ()) -> Any:
+    """What the rule reads of each open deal of the organization matching ``conditions``,
+    worked out once per deal (a materialized CTE: the rule reads each fact several times): the
+    whole milliseconds since its last inbound interaction (``quiet``), in its stage
+    (``in_stage``) and since its last activity (``idle``), each counted from its creation when
+    there is none; its stage's SLA; whether a follow-up is due (``planned``). ``extra``: more
+    columns the caller wants beside them (``deal_id`` is always there)."""
+    return (
+        select(Opportunity.id.label("deal_id"), Stage.sla_days.label("sla_days"),
+               elapsed_ms(func.coalesce(Opportunity.last_inbound_at, Opportunity.created_at), _NOW).label("quiet"),
+               elapsed_ms(Opportunity.stage_entered_at, _NOW).label("in_stage"),
+               elapsed_ms(func.coalesce(Opportunity.last_activity_at, Opportunity.created_at), _NOW).label("idle"),
+               WARNING_FACTS.label("planned"), *extra)
+        .join(Stage, Stage.id == Opportunity.stage_id)
+        .where(Opportunity.organization_id == bindparam("org"), Opportunity.status == "open", Opportunity.deleted_at.is_(None), *conditions)
+        .cte(name).prefix_with("MATERIALIZED")
+    )
+
+
+def warning_days(facts: Any) -> tuple[Any, Any, Any]:
+    """The rule: per deal of ``facts`` (``warning_facts``), the whole days each warning has
+    held, or NULL when it does not hold (``dark_days``, ``stale_days``, ``neglected_days``).
+    Stale is exact: 14.8 days into a 14-day stage is past its SLA, though it is "14 days" shown."""
+    c = facts.c
+    return (
+        case((c.quiet >= bindparam("dark_days", type_=BigInteger()) * _DAY, c.quiet // _DAY)).label("dark_days"),
+        case(((c.sla_days.is_not(None)) & (c.in_stage > c.sla_days * _DAY), c.in_stage // _DAY)).label("stale_days"),
+        case(((c.idle >= bindparam("neglect_days", type_=BigInteger()) * _DAY) & ~c.planned, c.idle // _DAY)).label("neglected_days"),
+    )
+
+
+def longest_warning(days: tuple[Any, Any, Any]) -> Any:
+    """The longest of a deal's warnings in days (-1: none holds): what a list of deals needing
+    a look is ordered by."""
+    return greatest(*(func.coalesce(column.element, -1) for column in days))
+
+
+_FACTS_OF = warning_facts(Opportunity.id.in_(bindparam("ids", expanding=True)))
+_WARNINGS_OF = select(_FACTS_OF.c.deal_id, *warning_days(_FACTS_OF))
 
 
 def warning_parameters(organization: Organization, now: datetime) -> dict[str, Any]:
@@ -118,7 +143,7 @@ def warning_parameters(organization: Organization, now: datetime) -> dict[str, A
 
 
 def warnings_from(deal_id: int, stage: StageFacts, dark_days: int | None, stale_days: int | None, neglected_days: int | None) -> list[DealWarning]:
-    """A deal's warnings in words, from the days the rule gave (``WARNING_DAYS``), the longest first."""
+    """A deal's warnings in words, from the days the rule gave (``warning_days``), the longest first."""
     warnings = []
     if dark_days is not None:
         warnings.append(DealWarning(deal_id, "going_dark", dark_days, f"No word from the customer in {dark_days} days"))
@@ -144,7 +169,7 @@ class OpenDeal:
     account_name: str
     owner_id: int
     currency: str = ""
-    # The rule's days (``WARNING_DAYS``), read in the same statement (``services.deals.open_deals``).
+    # The rule's days (``warning_days``), read in the same statement (``services.deals.open_deals``).
     warning_days: tuple[int | None, int | None, int | None] | None = None  # None: not read yet
 
 

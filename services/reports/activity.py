@@ -148,7 +148,7 @@ def activity_summary(session: Session, actor: User, period: Period, team_id: int
     results = [(connection.execute(_SUMMARY[(model, few)], {"org": actor.organization_id, "owners": list(reps), **_range_parameters(ranges)})
                 .all(), sign) for model, ranges, sign in _rollup_ranges(period, actor.organization.fiscal_year_start_month)]
     if (partial := _partial_day(actor, period, reps)) is not None:
-        results.append((session.execute(
+        results.append((session.connection().execute(
             select(Activity.owner_id, func.sum(case((is_attempt_of(), 1), else_=0)), func.sum(case((is_inbound_interaction(), 1), else_=0)),
                    *(func.sum(case((Activity.type == kind, value), else_=0))
                      for value in (1, func.coalesce(Activity.duration_minutes, 0)) for kind in ACTIVITY_TYPES))
@@ -204,7 +204,7 @@ def drawdown_alerts(session: Session, actor: User, now: datetime, team_id: int |
     organization's threshold (default 60 %) of their own rate over the 28 days before."""
     threshold = float(actor.organization.setting("drawdown_threshold"))
     people = {u.id: u.name for u in _people(session, actor, team_id, rep_id, people)}
-    rows = session.execute(_DRAWDOWN, {"org": actor.organization_id, "owners": list(people), "start": now - RECENT - BASELINE,
+    rows = session.connection().execute(_DRAWDOWN, {"org": actor.organization_id, "owners": list(people), "start": now - RECENT - BASELINE,
                                        "split": now - RECENT, "now": now})
     alerts = []
     for owner_id, in_recent, in_both in rows:
@@ -223,14 +223,14 @@ def weekday_pattern(session: Session, actor: User, period: Period, team_id: int 
     rows: list[tuple[Any, int]] = []
     for model, within, sign in _rollup_grains(period, actor.organization.fiscal_year_start_month):
         if model is ActivityRollup:
-            rows += [(row, sign) for row in session.execute(
+            rows += [(row, sign) for row in session.connection().execute(
                 select(model.owner_id, model.day, func.sum(model.count))
                 .where(model.organization_id == actor.organization_id, model.owner_id.in_(people), within)
                 .group_by(model.owner_id, model.day)
             )]
             continue
         # The coarse grains count by weekday themselves.
-        for owner_id, *by_weekday in session.execute(
+        for owner_id, *by_weekday in session.connection().execute(
             select(model.owner_id, *(func.sum(getattr(model, column)) for column in WEEKDAY_COLUMNS))
             .where(model.organization_id == actor.organization_id, model.owner_id.in_(people), within)
             .group_by(model.owner_id)
@@ -238,7 +238,7 @@ def weekday_pattern(session: Session, actor: User, period: Period, team_id: int 
             for weekday, count in enumerate(by_weekday):
                 pattern[owner_id][weekday] += sign * int(count or 0)
     if (partial := _partial_day(actor, period, people)) is not None and period.until is not None:
-        rows += [((owner_id, period.until.date(), count), 1) for owner_id, count in session.execute(
+        rows += [((owner_id, period.until.date(), count), 1) for owner_id, count in session.connection().execute(
             select(Activity.owner_id, func.count()).where(partial).group_by(Activity.owner_id)
         )]
     for (owner_id, day, count), sign in rows:
@@ -271,7 +271,7 @@ def monthly_trends(session: Session, actor: User, today: date, months: int = 12,
     # Activities by month from the fiscal years' rows, which count each of their months: one
     # row per rep and type and year (two or three years), not one per rep, key and month.
     fiscal_month = actor.organization.fiscal_year_start_month
-    for year, *by_month in session.execute(
+    for year, *by_month in session.connection().execute(
         select(ActivityYearRollup.year, *(func.sum(getattr(ActivityYearRollup, column)) for column in MONTH_COLUMNS))
         .where(ActivityYearRollup.organization_id == actor.organization_id, ActivityYearRollup.owner_id.in_(owners),
                ActivityYearRollup.year >= fiscal_year_start(span.start, fiscal_month), ActivityYearRollup.year < span.end)
@@ -285,7 +285,7 @@ def monthly_trends(session: Session, actor: User, today: date, months: int = 12,
     starts = list(points)
     bounds = [Period(month, add_months(month, 1)).utc_bounds(actor.organization.time_zone) for month in starts]
     month_of = case(*((Opportunity.closed_at < end, i) for i, (_, end) in enumerate(bounds)), else_=None)
-    for index, status, count, amount in session.execute(
+    for index, status, count, amount in session.connection().execute(
         select(month_of, Opportunity.status, func.count(), func.sum(Opportunity.amount))
         .where(_closed_in(actor, span, owners))
         .group_by(month_of, Opportunity.status)

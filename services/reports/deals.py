@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from services.deals import pipeline_stages
 from services.models import Account, FollowUp, Opportunity, Quota, Stage, User
 from services.periods import Period, period_for
-from services.signals import LONGEST_WARNING, WARNING_DAYS, DealWarning, days_since, warning_parameters, warnings_from
+from services.signals import DealWarning, days_since, longest_warning, warning_days, warning_facts, warning_parameters, warnings_from
 from services.types import as_utc, epoch_seconds
 from services.reports.quotas import _won_by_owner
 from services.users import Person
@@ -66,7 +66,7 @@ def pipeline(session: Session, actor: User, team_id: int | None = None, rep_id: 
     """Open deals by stage: count, amount and weighted amount (amount × stage probability)."""
     owners = [user.id for user in _people(session, actor, team_id, rep_id, people)]
     stages = {s.id: StageRow(s.id, s.name, s.probability) for s in pipeline_stages(session, actor.organization_id)}
-    rows = session.execute(
+    rows = session.connection().execute(
         select(Opportunity.stage_id, func.count(), func.sum(Opportunity.amount))
         .where(
             Opportunity.organization_id == actor.organization_id,
@@ -89,7 +89,7 @@ def deal_outcomes(session: Session, actor: User, period: Period, team_id: int | 
     outcomes = DealOutcomes()
     reasons: dict[str, list] = defaultdict(lambda: [0, Decimal(0)])
     # Summed in the database: a year of an organization's deals is thousands of rows.
-    for status, reason, count, amount, cycle in session.execute(
+    for status, reason, count, amount, cycle in session.connection().execute(
         select(Opportunity.status, Opportunity.loss_reason, func.count(), func.sum(Opportunity.amount),
                func.sum(epoch_seconds(Opportunity.closed_at) - epoch_seconds(Opportunity.created_at)))
         .where(_closed_in(actor, period, owners))
@@ -131,7 +131,7 @@ def stage_conversion(session: Session, actor: User, period: Period, team_id: int
     # if it was won or went further than S.
     reached = {stage.id: (Opportunity.stages_reached.op(">>")(literal(stage.position, Integer()))).op("&")(1) == 1 for stage in stages}
     went_on = {stage.id: Opportunity.ever_won | (Opportunity.furthest_position > stage.position) for stage in stages}
-    totals = session.execute(
+    totals = session.connection().execute(
         select(*(func.sum(case((reached[stage.id], 1), else_=0)) for stage in stages),
                *(func.sum(case((reached[stage.id] & went_on[stage.id], 1), else_=0)) for stage in stages))
         .where(Opportunity.organization_id == actor.organization_id, Opportunity.deleted_at.is_(None), Opportunity.owner_id.in_(owners),
@@ -158,7 +158,7 @@ def lost_deals(session: Session, actor: User, period: Period, team_id: int | Non
     (``limit``: only so many of them; the counts and amounts by reason are in ``deal_outcomes``)."""
     owners = {u.id: u.name for u in _people(session, actor, team_id, rep_id, people)}
     stages = {s.id: s.name for s in pipeline_stages(session, actor.organization_id)}
-    deals = session.execute(
+    deals = session.connection().execute(
         select(Opportunity.id, Opportunity.name, Opportunity.owner_id, Opportunity.amount, Opportunity.loss_reason, Opportunity.stage_id,
                Opportunity.closed_at)
         .where(_closed_in(actor, period, owners, ("lost",))).order_by(Opportunity.closed_at.desc(), Opportunity.id.desc()).limit(limit)
@@ -198,25 +198,19 @@ SHOWN_LOST = 50  # the dashboard lists the latest this many lost deals, and says
 
 
 # The team's open deals that need a look, with the rule's days (``services.signals``) worked out
-# in the database: an organization's 2,500 open deals are counted, ordered and cut there. Built
-# once; bind the rule's parameters, "owners" and "at_least", the fewest days of the longest
-# warning a deal returned has.
-_FLAGGED = LONGEST_WARNING >= 0
+# in the database, the longest waiting first, each row with how many there are: an
+# organization's 2,500 open deals are flagged, counted and ordered there, and a page reads
+# only its first rows. Built once; bind the rule's parameters and "owners".
+_ALERT_FACTS = warning_facts(Opportunity.owner_id.in_(bindparam("owners", expanding=True)), name="alert_facts",
+                             extra=(Opportunity.name, Opportunity.owner_id, Opportunity.amount, Opportunity.stage_id, Opportunity.account_id))
+_ALERT_DAYS = warning_days(_ALERT_FACTS)
+_LONGEST = longest_warning(_ALERT_DAYS)
 _ALERTS = (
-    select(Opportunity.id, Opportunity.name, Account.name, Opportunity.owner_id, Opportunity.amount, Opportunity.stage_id, *WARNING_DAYS)
-    .join(Account, Account.id == Opportunity.account_id)
-    .join(Stage, Stage.id == Opportunity.stage_id)
-    .where(Opportunity.organization_id == bindparam("org"), Opportunity.status == "open", Opportunity.deleted_at.is_(None),
-           Opportunity.owner_id.in_(bindparam("owners", expanding=True)), LONGEST_WARNING >= bindparam("at_least"))
-)
-# How many deals need a look, by the days of their longest warning: the page's count, and the
-# days from which its first ``SHOWN_ALERTS`` come.
-_ALERT_DAYS = (
-    select(LONGEST_WARNING.label("days"), func.count())
-    .select_from(Opportunity).join(Stage, Stage.id == Opportunity.stage_id)
-    .where(Opportunity.organization_id == bindparam("org"), Opportunity.status == "open", Opportunity.deleted_at.is_(None),
-           Opportunity.owner_id.in_(bindparam("owners", expanding=True)), _FLAGGED)
-    .group_by(LONGEST_WARNING)
+    select(_ALERT_FACTS.c.deal_id, _ALERT_FACTS.c.name, Account.name, _ALERT_FACTS.c.owner_id, _ALERT_FACTS.c.amount,
+           _ALERT_FACTS.c.stage_id, *_ALERT_DAYS, _LONGEST.label("longest"), func.count().over().label("total"))
+    .join(Account, Account.id == _ALERT_FACTS.c.account_id)
+    .where(_LONGEST >= 0)
+    .order_by(_LONGEST.desc())
 )
 
 
@@ -246,22 +240,17 @@ def _alerts(session: Session, actor: User, now: datetime, people: list[Person], 
     if not owners:
         return Alerts([], 0)
     stages = {stage.id: stage for stage in pipeline_stages(session, actor.organization_id)}
-    parameters = warning_parameters(actor.organization, now) | {"owners": list(owners), "at_least": 0}
-    total = None
-    if limit is not None:
-        # From the count by days, the fewest days that still reach ``limit`` deals: the rows
-        # with at least those days are the first ``limit`` and whatever ties with the last.
-        reached = total = 0
-        for days, count in sorted(session.execute(_ALERT_DAYS, parameters), reverse=True):
-            if reached < limit:
-                parameters["at_least"] = days
-            reached += count
-            total += count
-    connection = session.connection()
-    alerts = [DealAlert(deal_id, name, account_name, owners[owner_id], amount, warnings_from(deal_id, stages[stage_id], *days))
-              for deal_id, name, account_name, owner_id, amount, stage_id, *days in connection.execute(_ALERTS, parameters)]
+    result = session.connection().execute(_ALERTS, warning_parameters(actor.organization, now) | {"owners": list(owners)})
+    alerts, total = [], 0
+    for deal_id, name, account_name, owner_id, amount, stage_id, dark, stale, neglected, longest, total in result:
+        # Past the first ``limit``, only the deals tied with the last of them: the page orders
+        # a tie by name, which the database's collation may not.
+        if limit is not None and len(alerts) >= limit and longest < alerts[-1].days:
+            break
+        alerts.append(DealAlert(deal_id, name, account_name, owners[owner_id], amount, warnings_from(deal_id, stages[stage_id], dark, stale, neglected)))
+    result.close()
     alerts.sort(key=lambda a: (-a.days, a.name, a.opportunity_id))
-    return Alerts(alerts[:limit] if limit is not None else alerts, len(alerts) if total is None else total)
+    return Alerts(alerts[:limit] if limit is not None else alerts, total)
 
 
 @dataclass
@@ -287,7 +276,7 @@ def quarter_forecast(session: Session, actor: User, today: date, team_id: int | 
     owners = [u.id for u in people]
     quarter = period_for("this_quarter", today, actor.organization.fiscal_year_start_month)
     won = sum((amount for _, amount in _won_by_owner(session, actor, quarter, owners).values()), Decimal(0))
-    weighted = session.scalar(
+    weighted = session.connection().scalar(
         select(func.sum(Opportunity.amount * Stage.probability))
         .join(Stage, Stage.id == Opportunity.stage_id)
         .where(Opportunity.organization_id == actor.organization_id, Opportunity.deleted_at.is_(None), Opportunity.status == "open",
@@ -295,7 +284,7 @@ def quarter_forecast(session: Session, actor: User, today: date, team_id: int | 
                Opportunity.expected_close_date < quarter.end)
     )
     teams = {u.team_id for u in people if u.team_id} if team_id is None else {team_id}
-    quota = session.scalar(
+    quota = session.connection().scalar(
         select(func.sum(Quota.target)).where(
             Quota.organization_id == actor.organization_id, Quota.metric == "won_revenue", Quota.period == "quarter",
             Quota.period_start == quarter.start, Quota.team_id.in_(teams),
@@ -321,7 +310,7 @@ def neglected_accounts(session: Session, actor: User, now: datetime, team_id: in
     # Quiet for the days or longer, in SQL (the account keeps its latest activity,
     # ``services.latest``): only those come back, to be checked for a planned follow-up.
     quiet_since = now - timedelta(days=quiet_days)
-    active = session.execute(
+    active = session.connection().execute(
         select(Account.id, Account.name, Account.owner_id, Account.created_at, Account.last_activity_at).where(
             Account.organization_id == org_id, Account.deleted_at.is_(None), Account.owner_id.in_(people),
             func.coalesce(Account.last_activity_at, Account.created_at) <= quiet_since,
@@ -330,7 +319,7 @@ def neglected_accounts(session: Session, actor: User, now: datetime, team_id: in
         )
     ).all()
     ids = [row.id for row in active]
-    planned = set(session.scalars(
+    planned = set(session.connection().scalars(
         select(FollowUp.account_id).where(FollowUp.organization_id == org_id, FollowUp.account_id.in_(ids), FollowUp.done_at.is_(None),
                                           FollowUp.deleted_at.is_(None), FollowUp.due_at > now)
     ))

@@ -32,7 +32,7 @@ def lead_conversion(session: Session, actor: User, period: Period, team_id: int 
     """Per source: leads created in the period that converted ÷ leads created in the period.
     A lead belongs to its owner's team, so the figure follows the team and rep filters."""
     owners = [u.id for u in _people(session, actor, team_id, rep_id, people)]
-    rows = session.execute(
+    rows = session.connection().execute(
         select(Lead.source, func.count(), func.count(Lead.converted_at))
         .where(Lead.organization_id == actor.organization_id, Lead.deleted_at.is_(None), Lead.owner_id.in_(owners),
                _in_period(Lead.created_at, actor, period))

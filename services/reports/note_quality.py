@@ -54,7 +54,7 @@ def note_quality(session: Session, actor: User, period: Period, team_id: int | N
     note answers ("Question: answer" lines, scored as the note was written: ``services.notes``);
     an empty note, or one answering none, is flagged."""
     owners = {u.id: u.name for u in _people(session, actor, team_id, rep_id, people)}
-    rows = session.execute(
+    rows = session.connection().execute(
         select(Activity.id, Activity.owner_id, Activity.type, Activity.occurred_at, Activity.checklist_answered, Activity.checklist_questions)
         .where(_scored_notes(actor, period, owners)).order_by(Activity.occurred_at, Activity.id)
     )
@@ -75,13 +75,13 @@ def note_quality_totals(session: Session, actor: User, period: Period, team_id: 
     owners = [u.id for u in _people(session, actor, team_id, rep_id, people)]
     total = flagged = 0
     for model, within, sign in _rollup_grains(period, actor.organization.fiscal_year_start_month):
-        notes, marked = session.execute(
+        notes, marked = session.connection().execute(
             select(func.coalesce(func.sum(model.count), 0), func.coalesce(func.sum(model.flagged), 0))
             .where(model.organization_id == actor.organization_id, model.owner_id.in_(owners), model.type.in_(SCORED_TYPES), within)
         ).one()
         total, flagged = total + sign * int(notes), flagged + sign * int(marked)
     if (partial := _partial_day(actor, period, owners)) is not None:
-        notes, marked = session.execute(
+        notes, marked = session.connection().execute(
             select(func.count(), func.coalesce(func.sum(case((_flagged(), 1), else_=0)), 0))
             .where(partial, Activity.type.in_(SCORED_TYPES))
         ).one()

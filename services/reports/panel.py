@@ -41,19 +41,19 @@ def rep_accounts(session: Session, actor: User, rep_id: int) -> tuple[User, list
     since = datetime.now(timezone.utc) - timedelta(days=90)
     worked = select(Activity.account_id).where(Activity.organization_id == actor.organization_id, Activity.owner_id == rep.id,
                                                Activity.occurred_at >= since, Activity.account_id.is_not(None))
-    accounts = session.execute(
+    accounts = session.connection().execute(
         select(Account.id, Account.name).where(
             Account.organization_id == actor.organization_id, Account.deleted_at.is_(None),
             (Account.owner_id == rep.id) | Account.id.in_(worked),
         )
     ).all()
     ids = [a.id for a in accounts]
-    last = dict(session.execute(
+    last = dict(session.connection().execute(
         select(Activity.account_id, func.max(Activity.occurred_at)).where(
             Activity.organization_id == actor.organization_id, Activity.owner_id == rep.id, Activity.deleted_at.is_(None),
             Activity.account_id.in_(ids)).group_by(Activity.account_id)
     ).all())
-    deals = dict(session.execute(
+    deals = dict(session.connection().execute(
         select(Opportunity.account_id, func.count()).where(
             Opportunity.organization_id == actor.organization_id, Opportunity.owner_id == rep.id, Opportunity.status == "open",
             Opportunity.deleted_at.is_(None), Opportunity.account_id.in_(ids)).group_by(Opportunity.account_id)

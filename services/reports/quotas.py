@@ -84,7 +84,7 @@ def team_revenue_attainment(session: Session, actor: User, period: Period, team_
     """Won revenue against each visible team's revenue quota, pro rata like a rep's."""
     teams = {team.id: team.name for team in visible_teams(session, actor) if team_id is None or team.id == team_id}
     targets: dict[int, Decimal] = defaultdict(Decimal)
-    for team, kind, start, target in session.execute(
+    for team, kind, start, target in session.connection().execute(
         select(Quota.team_id, Quota.period, Quota.period_start, Quota.target)
         .where(_overlapping_quotas(actor.organization_id, period.start, period.end, _reach(period)), Quota.team_id.in_(teams),
                Quota.metric == "won_revenue")
@@ -92,10 +92,10 @@ def team_revenue_attainment(session: Session, actor: User, period: Period, team_
         targets[team] += _pro_rata(kind, start, target, period)
     if not targets:
         return []
-    members = session.execute(select(User.id, User.team_id).where(User.organization_id == actor.organization_id, User.team_id.in_(targets)))
+    members = session.connection().execute(select(User.id, User.team_id).where(User.organization_id == actor.organization_id, User.team_id.in_(targets)))
     team_of = dict(members.all())
     won: dict[int, Decimal] = defaultdict(Decimal)
-    for owner_id, amount in session.execute(
+    for owner_id, amount in session.connection().execute(
         select(Opportunity.owner_id, func.sum(Opportunity.amount)).where(_closed_in(actor, period, team_of, ("won",))).group_by(Opportunity.owner_id)
     ):
         won[team_of[owner_id]] += Decimal(amount or 0)
@@ -166,17 +166,17 @@ def quota_targets(session: Session, actor: User, period: Period, owners: list[in
     targets: dict[tuple[int, str, str | None], Decimal] = defaultdict(Decimal)
     parameters = {"org": actor.organization_id, "start": period.start, "end": period.end, "owners": owners, **_reach(period),
                   **_last_wholly_inside(period)}
-    for user_id, metric, activity_type, total in session.execute(_WHOLLY_SUMMED, parameters):
+    for user_id, metric, activity_type, total in session.connection().execute(_WHOLLY_SUMMED, parameters):
         if total:
             targets[(user_id, metric, activity_type)] += Decimal(total)
-    for user_id, metric, activity_type, kind, start, target in session.execute(_STRADDLING, parameters):
+    for user_id, metric, activity_type, kind, start, target in session.connection().execute(_STRADDLING, parameters):
         if (share := _pro_rata(kind, start, target, period)) > 0:
             targets[(user_id, metric, activity_type)] += share
     return targets
 
 
 def _won_by_owner(session: Session, actor: User, period: Period, owners: list[int]) -> dict[int, tuple[int, Decimal]]:
-    rows = session.execute(
+    rows = session.connection().execute(
         select(Opportunity.owner_id, func.count(), func.sum(Opportunity.amount))
         .where(_closed_in(actor, period, owners, ("won",)))
         .group_by(Opportunity.owner_id)

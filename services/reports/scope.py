@@ -36,7 +36,7 @@ def team_members(session: Session, actor: User, team_id: int | None = None, rep_
         query = query.where(User.team_id == team_id)
     if rep_id is not None:
         query = query.where(User.id == rep_id)
-    return [Person(*row) for row in session.execute(query, {"org": actor.organization_id})]
+    return [Person(*row) for row in session.connection().execute(query, {"org": actor.organization_id})]
 
 
 def _people(session: Session, actor: User, team_id: int | None, rep_id: int | None, people: list[Person] | None) -> list[Person]:
