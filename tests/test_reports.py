@@ -943,3 +943,31 @@ def test_the_pages_per_rep_tables_are_the_full_tables_rows_for_the_reps_it_lists
     every_weekday = reports.weekday_pattern(demo_session, demo, period, people=page.scope.people)
     assert {owner: list(days) for owner, days in page.weekdays.items()} == {owner: list(every_weekday[owner]) for owner in shown}
     assert "quota" not in page.__dict__ and "response" not in page.__dict__  # the page never computed every rep's
+
+
+def test_the_whole_organization_leaves_out_its_admins_records_either_way(session, world: World):
+    """For an admin's whole organization the date-driven figures leave out the few users who
+    are not members (``People.others``) instead of naming every member: an admin's own won deal
+    and lead count in neither, and each figure equals the one computed from the members' ids."""
+    from services.models import Lead
+    from tests.factories import make_deal
+
+    admin = session.get(User, world.admin.id)
+    now = datetime(2026, 11, 20, 17, tzinfo=timezone.utc)
+    deal = make_deal(session, world.org, session.get(type(world.account), world.account.id), admin,
+                     session.get(Stage, world.stages[0].id), "The admin's own", created=now - timedelta(days=20))
+    deal.status, deal.closed_at, deal.amount = "won", now - timedelta(days=2), Decimal(99000)
+    session.add(Lead(organization_id=world.org.id, owner_id=admin.id, name="Admin's lead", email="lead@admin.test", source="web_form",
+                     status="new", created_at=now - timedelta(days=1)))
+    session.commit()
+    period = period_for("this_year", now.date(), world.org.fiscal_year_start_month)
+    everyone = reports.team_members(session, admin)
+    assert everyone.others == [admin.id]
+    by_ids = list(everyone)  # the same people, named one by one
+    for figure in (reports.deal_outcomes, reports.stage_conversion, reports.lead_conversion, reports.note_quality_totals):
+        assert figure(session, admin, period, people=everyone) == figure(session, admin, period, people=by_ids), figure.__name__
+    assert reports.deal_outcomes(session, admin, period, people=everyone).won_amount < Decimal(99000)
+    assert reports.monthly_trends(session, admin, now.date(), people=everyone) == reports.monthly_trends(session, admin, now.date(), people=by_ids)
+    assert reports.lost_deals(session, admin, period, people=everyone) == reports.lost_deals(session, admin, period, people=by_ids)
+    assert sum(row.won_deals for row in reports.leaderboard(session, admin, period, people=everyone)) == \
+        sum(row.won_deals for row in reports.leaderboard(session, admin, period, people=by_ids))

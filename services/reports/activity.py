@@ -18,7 +18,7 @@ from services.periods import Period, add_months
 from services.rollups import fiscal_year_start
 from services.signals import is_attempt_of, is_inbound_interaction
 from services.users import Person
-from services.reports.scope import _closed_in, _partial_day, _people
+from services.reports.scope import _closed_in, _partial_day, _people, owned_by
 
 
 
@@ -264,7 +264,7 @@ def monthly_trends(session: Session, actor: User, today: date, months: int = 12,
     activities."""
     if months not in (12, 24):
         raise DomainError("Trends cover 12 or 24 months.")
-    owners = [u.id for u in _people(session, actor, team_id, rep_id, people)]
+    people = _people(session, actor, team_id, rep_id, people)
     first = add_months(date(today.year, today.month, 1), -(months - 1))
     points = {add_months(first, n): MonthPoint(add_months(first, n)) for n in range(months)}
     span = Period(first, add_months(first, months))
@@ -273,7 +273,7 @@ def monthly_trends(session: Session, actor: User, today: date, months: int = 12,
     fiscal_month = actor.organization.fiscal_year_start_month
     for year, *by_month in session.connection().execute(
         select(ActivityYearRollup.year, *(func.sum(getattr(ActivityYearRollup, column)) for column in MONTH_COLUMNS))
-        .where(ActivityYearRollup.organization_id == actor.organization_id, ActivityYearRollup.owner_id.in_(owners),
+        .where(ActivityYearRollup.organization_id == actor.organization_id, owned_by(ActivityYearRollup.owner_id, people),
                ActivityYearRollup.year >= fiscal_year_start(span.start, fiscal_month), ActivityYearRollup.year < span.end)
         .group_by(ActivityYearRollup.year)
     ):
@@ -287,7 +287,7 @@ def monthly_trends(session: Session, actor: User, today: date, months: int = 12,
     month_of = case(*((Opportunity.closed_at < end, i) for i, (_, end) in enumerate(bounds)), else_=None)
     for index, status, count, amount in session.connection().execute(
         select(month_of, Opportunity.status, func.count(), func.sum(Opportunity.amount))
-        .where(_closed_in(actor, span, owners))
+        .where(_closed_in(actor, span, people))
         .group_by(month_of, Opportunity.status)
     ):
         if index is None:

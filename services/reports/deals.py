@@ -18,7 +18,7 @@ from services.signals import DealWarning, days_since, longest_warning, warning_d
 from services.types import as_utc, epoch_seconds
 from services.reports.quotas import _won_by_owner
 from services.users import Person
-from services.reports.scope import _closed_in, _in_period, _people
+from services.reports.scope import _closed_in, _in_period, _people, owned_by
 
 
 
@@ -85,14 +85,14 @@ def pipeline(session: Session, actor: User, team_id: int | None = None, rep_id: 
 def deal_outcomes(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *, people: list[Person] | None = None) -> DealOutcomes:
     """Deals closed (closed_at) in the period: win rate by count and amount, average deal size
     and sales cycle of the won, and the lost ones by reason."""
-    owners = [user.id for user in _people(session, actor, team_id, rep_id, people)]
+    people = _people(session, actor, team_id, rep_id, people)
     outcomes = DealOutcomes()
     reasons: dict[str, list] = defaultdict(lambda: [0, Decimal(0)])
     # Summed in the database: a year of an organization's deals is thousands of rows.
     for status, reason, count, amount, cycle in session.connection().execute(
         select(Opportunity.status, Opportunity.loss_reason, func.count(), func.sum(Opportunity.amount),
                func.sum(epoch_seconds(Opportunity.closed_at) - epoch_seconds(Opportunity.created_at)))
-        .where(_closed_in(actor, period, owners))
+        .where(_closed_in(actor, period, people))
         .group_by(Opportunity.status, Opportunity.loss_reason)
     ):
         amount = Decimal(amount or 0)
@@ -124,7 +124,7 @@ class StageConversion:
 def stage_conversion(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *, people: list[Person] | None = None) -> list[StageConversion]:
     """Cohort: deals created in the period. From stage S: the cohort's deals that reached a
     later stage (or were won) ÷ those that reached S, from the stage changes."""
-    owners = [u.id for u in _people(session, actor, team_id, rep_id, people)]
+    people = _people(session, actor, team_id, rep_id, people)
     stages = pipeline_stages(session, actor.organization_id)
     # Counted from what each deal keeps of its stage changes (``services.deals.stage_entered``):
     # one row per deal of the cohort. A deal reached stage S if it ever entered S; it moved on
@@ -134,8 +134,8 @@ def stage_conversion(session: Session, actor: User, period: Period, team_id: int
     totals = session.connection().execute(
         select(*(func.sum(case((reached[stage.id], 1), else_=0)) for stage in stages),
                *(func.sum(case((reached[stage.id] & went_on[stage.id], 1), else_=0)) for stage in stages))
-        .where(Opportunity.organization_id == actor.organization_id, Opportunity.deleted_at.is_(None), Opportunity.owner_id.in_(owners),
-               _in_period(Opportunity.created_at, actor, period))
+        .where(Opportunity.organization_id == actor.organization_id, Opportunity.deleted_at.is_(None),
+               owned_by(Opportunity.owner_id, people), _in_period(Opportunity.created_at, actor, period))
     ).one() if stages else ()
     counted = {stage.id: (int(totals[i] or 0), int(totals[len(stages) + i] or 0)) for i, stage in enumerate(stages)}
     return [StageConversion(stage.id, stage.name, *counted.get(stage.id, (0, 0))) for stage in stages]
@@ -156,12 +156,13 @@ def lost_deals(session: Session, actor: User, period: Period, team_id: int | Non
                people: list[Person] | None = None, limit: int | None = None) -> list[LostDeal]:
     """Deals lost in the period with reason, amount, stage at loss and owner, the latest first
     (``limit``: only so many of them; the counts and amounts by reason are in ``deal_outcomes``)."""
-    owners = {u.id: u.name for u in _people(session, actor, team_id, rep_id, people)}
+    people = _people(session, actor, team_id, rep_id, people)
+    owners = {u.id: u.name for u in people}
     stages = {s.id: s.name for s in pipeline_stages(session, actor.organization_id)}
     deals = session.connection().execute(
         select(Opportunity.id, Opportunity.name, Opportunity.owner_id, Opportunity.amount, Opportunity.loss_reason, Opportunity.stage_id,
                Opportunity.closed_at)
-        .where(_closed_in(actor, period, owners, ("lost",))).order_by(Opportunity.closed_at.desc(), Opportunity.id.desc()).limit(limit)
+        .where(_closed_in(actor, period, people, ("lost",))).order_by(Opportunity.closed_at.desc(), Opportunity.id.desc()).limit(limit)
     )
     # A lost deal keeps the stage it was lost from (the lost move does not change stage).
     return [LostDeal(id, name, owners[owner_id], amount, reason or "", stages[stage_id], as_utc(closed_at))
@@ -275,7 +276,7 @@ def quarter_forecast(session: Session, actor: User, today: date, team_id: int | 
     people = _people(session, actor, team_id, rep_id, people)
     owners = [u.id for u in people]
     quarter = period_for("this_quarter", today, actor.organization.fiscal_year_start_month)
-    won = sum((amount for _, amount in _won_by_owner(session, actor, quarter, owners).values()), Decimal(0))
+    won = sum((amount for _, amount in _won_by_owner(session, actor, quarter, people).values()), Decimal(0))
     weighted = session.connection().scalar(
         select(func.sum(Opportunity.amount * Stage.probability))
         .join(Stage, Stage.id == Opportunity.stage_id)

@@ -13,7 +13,7 @@ from services.models import Activity, Lead, User
 from services.periods import Period
 from services.types import elapsed_ms
 from services.users import Person
-from services.reports.scope import _in_period, _people
+from services.reports.scope import _in_period, _people, owned_by
 
 
 
@@ -31,10 +31,10 @@ class LeadSource:
 def lead_conversion(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *, people: list[Person] | None = None) -> list[LeadSource]:
     """Per source: leads created in the period that converted ÷ leads created in the period.
     A lead belongs to its owner's team, so the figure follows the team and rep filters."""
-    owners = [u.id for u in _people(session, actor, team_id, rep_id, people)]
+    people = _people(session, actor, team_id, rep_id, people)
     rows = session.connection().execute(
         select(Lead.source, func.count(), func.count(Lead.converted_at))
-        .where(Lead.organization_id == actor.organization_id, Lead.deleted_at.is_(None), Lead.owner_id.in_(owners),
+        .where(Lead.organization_id == actor.organization_id, Lead.deleted_at.is_(None), owned_by(Lead.owner_id, people),
                _in_period(Lead.created_at, actor, period))
         .group_by(Lead.source)
         .order_by(Lead.source)

@@ -16,7 +16,7 @@ from services.periods import Period
 from services.types import as_utc
 from services.reports.activity import _rollup_grains
 from services.users import Person
-from services.reports.scope import _in_period, _partial_day, _people
+from services.reports.scope import _in_period, _partial_day, _people, owned_by
 
 
 
@@ -72,12 +72,13 @@ def note_quality_totals(session: Session, actor: User, period: Period, team_id: 
                         people: list[Person] | None = None) -> NoteQualityTotals:
     """The dashboard's line on note quality: from the rollups (which count flagged notes beside
     all activities), and the activities themselves for a to-date period's partial last day."""
-    owners = [u.id for u in _people(session, actor, team_id, rep_id, people)]
+    people = _people(session, actor, team_id, rep_id, people)
+    owners = [u.id for u in people]  # the partial day's activities are found by owner
     total = flagged = 0
     for model, within, sign in _rollup_grains(period, actor.organization.fiscal_year_start_month):
         notes, marked = session.connection().execute(
             select(func.coalesce(func.sum(model.count), 0), func.coalesce(func.sum(model.flagged), 0))
-            .where(model.organization_id == actor.organization_id, model.owner_id.in_(owners), model.type.in_(SCORED_TYPES), within)
+            .where(model.organization_id == actor.organization_id, owned_by(model.owner_id, people), model.type.in_(SCORED_TYPES), within)
         ).one()
         total, flagged = total + sign * int(notes), flagged + sign * int(marked)
     if (partial := _partial_day(actor, period, owners)) is not None:

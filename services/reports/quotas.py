@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
 from collections import defaultdict
 from dataclasses import dataclass
@@ -175,7 +175,7 @@ def quota_targets(session: Session, actor: User, period: Period, owners: list[in
     return targets
 
 
-def _won_by_owner(session: Session, actor: User, period: Period, owners: list[int]) -> dict[int, tuple[int, Decimal]]:
+def _won_by_owner(session: Session, actor: User, period: Period, owners: Iterable[Person] | Iterable[int]) -> dict[int, tuple[int, Decimal]]:
     rows = session.connection().execute(
         select(Opportunity.owner_id, func.count(), func.sum(Opportunity.amount))
         .where(_closed_in(actor, period, owners, ("won",)))
@@ -202,7 +202,7 @@ def leaderboard(session: Session, actor: User, period: Period, team_id: int | No
     """Won revenue and won deals per rep in the period, ranked; activity totals beside.
     Equal revenue and deals share a rank."""
     people = _people(session, actor, team_id, rep_id, people)
-    won = _won_by_owner(session, actor, period, [u.id for u in people])
+    won = _won_by_owner(session, actor, period, people)
     totals = {row.owner_id: row.total for row in (summary if summary is not None else activity_summary(session, actor, period, people=people))}
     ordered = sorted(people, key=lambda u: (-won[u.id][1], -won[u.id][0], u.name))
     rows: list[LeaderboardRow] = []

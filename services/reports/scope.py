@@ -9,7 +9,7 @@ from typing import Iterable
 from datetime import date, datetime, time, timezone
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, bindparam, select, true
 from sqlalchemy.orm import Session
 
 from services.access import require_role
@@ -20,10 +20,23 @@ from services.users import PEOPLE, Person
 
 
 
-_MEMBERS = PEOPLE.where(User.role.in_(("rep", "manager"))).order_by(User.name)
+MEMBER_ROLES = ("rep", "manager")  # whose figures the reports show
+_MEMBERS = PEOPLE.where(User.role.in_(MEMBER_ROLES)).order_by(User.name)
 
 
-def team_members(session: Session, actor: User, team_id: int | None = None, rep_id: int | None = None) -> list[Person]:
+class People(list):  # list[Person]
+    """The people a figure covers, in name order. When they are every rep and manager of the
+    organization (an admin's whole-organization view), ``others`` are the ids of its users who
+    are not (its admins, a few): a statement that walks the organization by date then leaves
+    those out (``owned_by``) rather than naming hundreds of owners."""
+
+    others: list[int] | None = None
+
+
+_NOT_MEMBERS = select(User.id).where(User.organization_id == bindparam("org"), User.role.not_in(MEMBER_ROLES))
+
+
+def team_members(session: Session, actor: User, team_id: int | None = None, rep_id: int | None = None) -> People:
     """The people whose figures the actor may see: a manager's team; for an admin, the team
     asked for or everyone; narrowed to one rep of those when ``rep_id`` is given."""
     require_role(actor, "manager", "admin")
@@ -36,7 +49,21 @@ def team_members(session: Session, actor: User, team_id: int | None = None, rep_
         query = query.where(User.team_id == team_id)
     if rep_id is not None:
         query = query.where(User.id == rep_id)
-    return [Person(*row) for row in session.connection().execute(query, {"org": actor.organization_id})]
+    connection = session.connection()
+    people = People(Person(*row) for row in connection.execute(query, {"org": actor.organization_id}))
+    if team_id is None and rep_id is None:
+        people.others = list(connection.scalars(_NOT_MEMBERS, {"org": actor.organization_id}))
+    return people
+
+
+def owned_by(column: ColumnElement, people: Iterable[Person] | Iterable[int]) -> ColumnElement[bool]:
+    """``column`` (an owner's id) is one of ``people`` (``Person`` rows or ids): for every member
+    of the organization, as not one of the few others (``People.others``); else by their ids.
+    Only for statements that find their rows by organization and date, not by owner."""
+    others = getattr(people, "others", None)
+    if others is not None:
+        return column.not_in(others) if others else true()
+    return column.in_([p.id if isinstance(p, Person) else p for p in people])
 
 
 def _people(session: Session, actor: User, team_id: int | None, rep_id: int | None, people: list[Person] | None) -> list[Person]:
@@ -64,13 +91,13 @@ def _partial_day(actor: User, period: Period, owners: Iterable[int]) -> ColumnEl
     )
 
 
-def _closed_in(actor: User, period: Period, owners: Iterable[int], statuses: tuple[str, ...] = ("won", "lost")) -> ColumnElement[bool]:
-    """Deals of these owners closed (``closed_at``) in the period with one of these statuses."""
+def _closed_in(actor: User, period: Period, owners: Iterable[Person] | Iterable[int], statuses: tuple[str, ...] = ("won", "lost")) -> ColumnElement[bool]:
+    """Deals of these owners (``People`` or ids) closed (``closed_at``) in the period with one of these statuses."""
     return (
         (Opportunity.organization_id == actor.organization_id)
         & Opportunity.deleted_at.is_(None)
         & Opportunity.status.in_(statuses)
-        & Opportunity.owner_id.in_(list(owners))
+        & owned_by(Opportunity.owner_id, owners)
         & _in_period(Opportunity.closed_at, actor, period)
     )
 
