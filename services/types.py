@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import BigInteger, DateTime, Float
+from sqlalchemy import BigInteger, DateTime
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -59,26 +59,6 @@ def localised(value: datetime, zone_name: str) -> datetime:
     if value.tzinfo is not None and value.utcoffset() is not None:
         return value.astimezone(timezone.utc)
     return value.replace(tzinfo=ZoneInfo(zone_name)).astimezone(timezone.utc)
-
-
-class epoch_seconds(FunctionElement[float]):  # noqa: N801 - a SQL function, named as SQL names them
-    """A stored timestamp as seconds on one scale, in SQL, on both back ends: the difference of
-    two is the seconds between them, so that durations are summed in the database."""
-
-    type = Float()
-    name = "epoch_seconds"
-    inherit_cache = True
-
-
-@compiles(epoch_seconds, "sqlite")
-def _epoch_seconds_sqlite(element: epoch_seconds, compiler: SQLCompiler, **kw: Any) -> str:
-    # SQLite keeps UTC timestamps as text that julianday() reads (days since a fixed origin).
-    return f"(julianday({compiler.process(element.clauses, **kw)}) * 86400.0)"
-
-
-@compiles(epoch_seconds, "postgresql")
-def _epoch_seconds_postgresql(element: epoch_seconds, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)})"
 
 
 class elapsed_ms(FunctionElement[int]):  # noqa: N801 - a SQL function, named as SQL names them

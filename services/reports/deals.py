@@ -15,7 +15,7 @@ from services.deals import pipeline_stages
 from services.models import Account, FollowUp, Opportunity, Quota, Stage, User
 from services.periods import Period, period_for
 from services.signals import DealWarning, days_since, longest_warning, warning_days, warning_facts, warning_parameters, warnings_from
-from services.types import as_utc, epoch_seconds
+from services.types import as_utc, elapsed_ms
 from services.reports.quotas import _won_by_owner
 from services.users import Person
 from services.reports.scope import _closed_in, _in_period, _people, owned_by
@@ -91,7 +91,7 @@ def deal_outcomes(session: Session, actor: User, period: Period, team_id: int | 
     # Summed in the database: a year of an organization's deals is thousands of rows.
     for status, reason, count, amount, cycle in session.connection().execute(
         select(Opportunity.status, Opportunity.loss_reason, func.count(), func.sum(Opportunity.amount),
-               func.sum(epoch_seconds(Opportunity.closed_at) - epoch_seconds(Opportunity.created_at)))
+               func.sum(elapsed_ms(Opportunity.created_at, Opportunity.closed_at)))
         .where(_closed_in(actor, period, people))
         .group_by(Opportunity.status, Opportunity.loss_reason)
     ):
@@ -99,7 +99,7 @@ def deal_outcomes(session: Session, actor: User, period: Period, team_id: int | 
         if status == "won":
             outcomes.won += count
             outcomes.won_amount += amount
-            outcomes.cycle_seconds += float(cycle or 0)
+            outcomes.cycle_seconds += float(cycle or 0) / 1000
         else:
             outcomes.lost += count
             outcomes.lost_amount += amount
