@@ -64,7 +64,7 @@ class DealOutcomes:
 
 def pipeline(session: Session, actor: User, team_id: int | None = None, rep_id: int | None = None, *, people: list[Person] | None = None) -> list[StageRow]:
     """Open deals by stage: count, amount and weighted amount (amount × stage probability)."""
-    owners = [user.id for user in _people(session, actor, team_id, rep_id, people)]
+    people = _people(session, actor, team_id, rep_id, people)
     stages = {s.id: StageRow(s.id, s.name, s.probability) for s in pipeline_stages(session, actor.organization_id)}
     rows = session.connection().execute(
         select(Opportunity.stage_id, func.count(), func.sum(Opportunity.amount))
@@ -72,7 +72,7 @@ def pipeline(session: Session, actor: User, team_id: int | None = None, rep_id: 
             Opportunity.organization_id == actor.organization_id,
             Opportunity.deleted_at.is_(None),
             Opportunity.status == "open",
-            Opportunity.owner_id.in_(owners),
+            owned_by(Opportunity.owner_id, people),
         )
         .group_by(Opportunity.stage_id)
     )
@@ -274,14 +274,13 @@ def quarter_forecast(session: Session, actor: User, today: date, team_id: int | 
     """Won so far in the quarter + Σ(amount × probability) of open deals expected to close in
     it, against the team's revenue quota for the quarter."""
     people = _people(session, actor, team_id, rep_id, people)
-    owners = [u.id for u in people]
     quarter = period_for("this_quarter", today, actor.organization.fiscal_year_start_month)
     won = sum((amount for _, amount in _won_by_owner(session, actor, quarter, people).values()), Decimal(0))
     weighted = session.connection().scalar(
         select(func.sum(Opportunity.amount * Stage.probability))
         .join(Stage, Stage.id == Opportunity.stage_id)
         .where(Opportunity.organization_id == actor.organization_id, Opportunity.deleted_at.is_(None), Opportunity.status == "open",
-               Opportunity.owner_id.in_(owners), Opportunity.expected_close_date >= quarter.start,
+               owned_by(Opportunity.owner_id, people), Opportunity.expected_close_date >= quarter.start,
                Opportunity.expected_close_date < quarter.end)
     )
     teams = {u.team_id for u in people if u.team_id} if team_id is None else {team_id}
