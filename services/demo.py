@@ -31,6 +31,7 @@ from services.models import (
     Activity,
     ActivityMonthRollup,
     ActivityRollup,
+    ActivityDayTotal,
     ActivityYearRollup,
     Contact,
     ContactEmail,
@@ -186,6 +187,7 @@ class _Builder:
         self.insert(ActivityRollup, self.rollups.rows(self.org_id, "day"))
         self.insert(ActivityMonthRollup, self.rollups.rows(self.org_id, "month"))
         self.insert(ActivityYearRollup, self.rollups.rows(self.org_id, "year"))
+        self.insert(ActivityDayTotal, self.rollups.rows(self.org_id, "owner_day"))
         self.s.flush()
         latest.recompute(self.s, self.org_id)
         recompute_stage_facts(self.s, self.org_id)

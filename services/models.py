@@ -476,6 +476,24 @@ class ActivityRollup(RollupCounts, OrgScoped, Base):
     day: Mapped[date] = mapped_column(Date)
 
 
+class ActivityDayTotal(OrgScoped, Base):
+    """The daily rollups summed per owner and local day, whatever the type: what a rep's rate
+    over the last weeks reads (the drawdown), a row per rep and day rather than one per key."""
+
+    __tablename__ = "activity_day_totals"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "owner_id", "day", name="uq_activity_day_totals_key"),
+        CheckConstraint("count >= 0", name="count_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    day: Mapped[date] = mapped_column(Date)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    minutes: Mapped[int] = mapped_column(Integer, default=0)
+    flagged: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
 class WeekdayCounts:
     """A coarse rollup's count by local weekday, so that the weekday pattern reads it too."""
 

@@ -1,9 +1,10 @@
 """Activity rollups: kept in step with every activity write, rebuildable from scratch.
 
-Three grains of the same counts: per local day (``activity_rollups``), per local month
-(``activity_month_rollups``) and per fiscal year (``activity_year_rollups``). A report reads
-whole years or months from the coarse grains and the days at a period's edges from the first,
-so a year costs one row per rep and key rather than 365 days' rows.
+Four grains of the same counts: per local day (``activity_rollups``), per local month
+(``activity_month_rollups``) and per fiscal year (``activity_year_rollups``) by key, and per
+owner and local day whatever the key (``activity_day_totals``, what the drawdown reads). A
+report reads whole years or months from the coarse grains and the days at a period's edges
+from the first, so a year costs one row per rep and key rather than 365 days' rows.
 
 ``count_activity`` is called in the same transaction as the write it follows (log: +1, undo:
 -1, restore: +1) and moves every grain, so a committed activity and its rollups never
@@ -23,16 +24,20 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.models import MONTH_COLUMNS, WEEKDAY_COLUMNS, Activity, ActivityMonthRollup, ActivityRollup, ActivityYearRollup, Organization
+from services.models import (
+    MONTH_COLUMNS, WEEKDAY_COLUMNS, Activity, ActivityDayTotal, ActivityMonthRollup, ActivityRollup, ActivityYearRollup, Organization,
+)
 from services import latest
 from services.deals import recompute_stage_facts
 from services.notes import is_flagged
 from services.signals import is_attempt, is_contact
 
 Key = tuple[int, date, str, str, str]  # owner, local day, type, direction, outcome
-GRAINS: tuple[tuple[type[ActivityRollup] | type[ActivityMonthRollup] | type[ActivityYearRollup], str], ...] = (
-    (ActivityRollup, "day"), (ActivityMonthRollup, "month"), (ActivityYearRollup, "year"),
+GRAINS: tuple[tuple[type[ActivityRollup] | type[ActivityMonthRollup] | type[ActivityYearRollup] | type[ActivityDayTotal], str], ...] = (
+    (ActivityRollup, "day"), (ActivityMonthRollup, "month"), (ActivityYearRollup, "year"), (ActivityDayTotal, "owner_day"),
 )
+# Each grain's date column: the grain's name, but for the per-owner daily totals.
+DATE_COLUMN = {"day": "day", "month": "month", "year": "year", "owner_day": "day"}
 COARSE = ("month", "year")  # the grains that count by weekday too
 
 
@@ -47,13 +52,15 @@ def fiscal_year_start(day: date, first_month: int) -> date:
 
 # The key each grain counts by, beyond owner and date: the fiscal year counts by type only, with
 # the attempts and contacts among its activities (what the activity summary reads of the others).
-KEYS = {"day": ("type", "direction", "outcome"), "month": ("type", "direction", "outcome"), "year": ("type",)}
+KEYS = {"day": ("type", "direction", "outcome"), "month": ("type", "direction", "outcome"), "year": ("type",), "owner_day": ()}
 
 
 def _at_grain(key: Key, grain: str, fiscal_month: int) -> tuple:
     owner_id, day, kind, direction, outcome = key
     if grain == "year":
         return (owner_id, fiscal_year_start(day, fiscal_month), kind)
+    if grain == "owner_day":
+        return (owner_id, day)
     return (owner_id, day.replace(day=1) if grain == "month" else day, kind, direction, outcome)
 
 
@@ -96,7 +103,7 @@ class RollupCounter:
                 total[WEEKDAY_COLUMNS[key[1].weekday()]] += count
         for at, total in totals.items():
             owner_id, when, *rest = at
-            row = {"organization_id": organization_id, "owner_id": owner_id, grain: when, **dict(zip(KEYS[grain], rest)),
+            row = {"organization_id": organization_id, "owner_id": owner_id, DATE_COLUMN[grain]: when, **dict(zip(KEYS[grain], rest)),
                    "count": total["count"], "minutes": total["minutes"], "flagged": total["flagged"]}
             if grain in COARSE:
                 row.update({column: total[column] for column in WEEKDAY_COLUMNS})
@@ -121,7 +128,7 @@ def _bump(session: Session, organization: Organization, model: type, grain: str,
     organization_id = organization.id
     owner_id, when, *rest = _at_grain(day_key, grain, organization.fiscal_year_start_month)
     keys = dict(zip(KEYS[grain], rest))
-    match = (model.organization_id == organization_id) & (model.owner_id == owner_id) & (getattr(model, grain) == when)
+    match = (model.organization_id == organization_id) & (model.owner_id == owner_id) & (getattr(model, DATE_COLUMN[grain]) == when)
     for name, value in keys.items():
         match &= getattr(model, name) == value
     added = {"count": 1, "minutes": duration, "flagged": flagged, **_extra_counts(grain, day_key, organization.fiscal_year_start_month)}
@@ -136,7 +143,7 @@ def _bump(session: Session, organization: Organization, model: type, grain: str,
             # Two first activities of a key can race to create its row: the loser updates.
             with session.begin_nested():
                 session.execute(insert(model).values(
-                    organization_id=organization_id, owner_id=owner_id, **{grain: when}, **keys,
+                    organization_id=organization_id, owner_id=owner_id, **{DATE_COLUMN[grain]: when}, **keys,
                     **{name: max(sign, 0) * n for name, n in added.items()},
                 ))
             return
@@ -173,7 +180,7 @@ def rollup_snapshot(session: Session, organization_id: int) -> set[tuple]:
         weekdays = [getattr(model, column) for column in WEEKDAY_COLUMNS] if grain in COARSE else []
         extra = [model.attempts, model.contacts, *(getattr(model, column) for column in MONTH_COLUMNS)] if grain == "year" else []
         found |= {(grain, *row) for row in session.execute(
-            select(model.owner_id, getattr(model, grain), *(getattr(model, name) for name in KEYS[grain]), model.count, model.minutes,
+            select(model.owner_id, getattr(model, DATE_COLUMN[grain]), *(getattr(model, name) for name in KEYS[grain]), model.count, model.minutes,
                    model.flagged, *weekdays, *extra)
             .where(model.organization_id == organization_id, model.count > 0)
         )}

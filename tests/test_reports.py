@@ -971,3 +971,37 @@ def test_the_whole_organization_leaves_out_its_admins_records_either_way(session
     assert reports.lost_deals(session, admin, period, people=everyone) == reports.lost_deals(session, admin, period, people=by_ids)
     assert sum(row.won_deals for row in reports.leaderboard(session, admin, period, people=everyone)) == \
         sum(row.won_deals for row in reports.leaderboard(session, admin, period, people=by_ids))
+
+
+@pytest.mark.parametrize("now", [
+    datetime(2026, 11, 20, 17, 0, tzinfo=timezone.utc),  # a Friday afternoon, the demo's last day
+    datetime(2026, 11, 6, 3, 30, tzinfo=timezone.utc),  # the window's split across the November DST change
+    datetime(2026, 11, 16, 5, 0, 0, 1, tzinfo=timezone.utc),  # a microsecond past a local midnight (New York)
+])
+def test_drawdown_from_day_totals_and_edge_days_matches_the_raw_rows(demo_session, demo, now):
+    """The drawdown reads whole local days from the per-owner daily totals and the three edge
+    days from the activities: it flags exactly the reps, at exactly the rates, that counting
+    the raw activities of the last 7 × 24 hours and the 28 days before gives."""
+    from services.models import Organization
+
+    session = demo_session
+    org = session.get(Organization, demo.organization_id)
+    people = reports.team_members(session, demo)
+    names = {p.id: p.name for p in people}
+    recent, both = Counter(), Counter()
+    for owner_id, occurred_at in session.execute(select(Activity.owner_id, Activity.occurred_at).where(
+            Activity.organization_id == demo.organization_id, Activity.deleted_at.is_(None))):
+        if owner_id in names and now - timedelta(days=35) <= occurred_at < now:
+            both[owner_id] += 1
+            recent[owner_id] += occurred_at >= now - timedelta(days=7)
+    threshold = float(org.setting("drawdown_threshold"))
+    expected = sorted(((names[o], round(recent[o] / 5, 2), round((both[o] - recent[o]) / 20, 2)) for o in both
+                       if (both[o] - recent[o]) / 20 > 0 and recent[o] / 5 < threshold * (both[o] - recent[o]) / 20))
+    found = [(d.name, d.recent_per_day, d.baseline_per_day) for d in reports.drawdown_alerts(session, demo, now, people=people)]
+    assert found == expected
+    assert sum(both.values()) > 100  # the window holds activities to count
+    # And the counts themselves, flagged or not, through a threshold no rep stays under.
+    org.settings = {**(org.settings or {}), "drawdown_threshold": 10**6}
+    everyone = {d.name: (d.recent_per_day, d.baseline_per_day) for d in reports.drawdown_alerts(session, demo, now, people=people)}
+    session.rollback()
+    assert everyone == {names[o]: (round(recent[o] / 5, 2), round((both[o] - recent[o]) / 20, 2)) for o in both if both[o] - recent[o]}

@@ -4,19 +4,22 @@ activities themselves only for a to-date period's partial last day."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
 from decimal import Decimal
 
-from sqlalchemy import ColumnElement, bindparam, case, func, or_, select, true
+from sqlalchemy import ColumnElement, bindparam, case, func, or_, select, true, union_all
 from sqlalchemy.orm import Session
 
 from services.errors import DomainError
-from services.models import ACTIVITY_TYPES, MONTH_COLUMNS, WEEKDAY_COLUMNS, Activity, ActivityMonthRollup, ActivityRollup, ActivityYearRollup, Opportunity, User
+from services.models import ACTIVITY_TYPES, MONTH_COLUMNS, WEEKDAY_COLUMNS, Activity, ActivityDayTotal, ActivityMonthRollup, ActivityRollup, ActivityYearRollup, Opportunity, User
 from services.periods import Period, add_months
 from services.rollups import fiscal_year_start
 from services.signals import is_attempt_of, is_inbound_interaction
+from services.types import UTCDateTime
 from services.users import Person
 from services.reports.scope import _closed_in, _partial_day, _people, owned_by
 
@@ -188,14 +191,41 @@ BASELINE = timedelta(days=28)
 
 
 WORKING_DAYS = {RECENT: 5, BASELINE: 20}
-# Per rep, activities in the last 7 × 24 hours and in the 35 × 24 hours up to now: built once.
-_DRAWDOWN = (
-    select(Activity.owner_id, func.sum(case((Activity.occurred_at >= bindparam("split"), 1), else_=0)), func.count())
-    .where(Activity.organization_id == bindparam("org"), Activity.deleted_at.is_(None),
-           Activity.owner_id.in_(bindparam("owners", expanding=True)), Activity.occurred_at >= bindparam("start"),
-           Activity.occurred_at < bindparam("now"))
-    .group_by(Activity.owner_id)
+# Per rep, activities in the last 7 × 24 hours and in the 35 × 24 hours up to now: the local
+# days wholly inside from the per-owner daily totals (a row per rep and day), and the three
+# days the window's start, its split and now fall in from the activities themselves. Built
+# once; bind "org", "owners", the whole days ("first_day", "split_day", "today"), the three
+# partial days' spans ("from0" to "until2") and "split".
+_DRAWDOWN_DAYS = (
+    select(ActivityDayTotal.owner_id, func.sum(case((ActivityDayTotal.day > bindparam("split_day"), ActivityDayTotal.count), else_=0)),
+           func.sum(ActivityDayTotal.count))
+    .where(ActivityDayTotal.organization_id == bindparam("org"), ActivityDayTotal.owner_id.in_(bindparam("owners", expanding=True)),
+           ActivityDayTotal.day >= bindparam("first_day"), ActivityDayTotal.day < bindparam("today"),
+           ActivityDayTotal.day != bindparam("split_day"))
+    .group_by(ActivityDayTotal.owner_id)
 )
+_EDGES = union_all(*(
+    select(Activity.owner_id, case((Activity.occurred_at >= bindparam("split", type_=UTCDateTime()), 1), else_=0).label("recent"))
+    .where(Activity.organization_id == bindparam("org"), Activity.deleted_at.is_(None),
+           Activity.owner_id.in_(bindparam("owners", expanding=True)),
+           Activity.occurred_at >= bindparam(f"from{i}", type_=UTCDateTime()), Activity.occurred_at < bindparam(f"until{i}", type_=UTCDateTime()))
+    for i in range(3)
+)).subquery("edges")
+_DRAWDOWN_EDGES = select(_EDGES.c.owner_id, func.sum(_EDGES.c.recent), func.count()).group_by(_EDGES.c.owner_id)
+
+
+def _drawdown_parameters(actor: User, now: datetime) -> dict[str, Any]:
+    zone = ZoneInfo(actor.organization.time_zone)
+    start, split = now - RECENT - BASELINE, now - RECENT
+
+    def midnight(day: date) -> datetime:
+        return datetime.combine(day, time(), tzinfo=zone).astimezone(timezone.utc)
+
+    first_day, split_day, today = (start.astimezone(zone).date() + timedelta(days=1), split.astimezone(zone).date(),
+                                   now.astimezone(zone).date())
+    spans = [(start, midnight(first_day)), (midnight(split_day), midnight(split_day + timedelta(days=1))), (midnight(today), now)]
+    return {"org": actor.organization_id, "first_day": first_day, "split_day": split_day, "today": today, "split": split,
+            **{f"from{i}": a for i, (a, _) in enumerate(spans)}, **{f"until{i}": b for i, (_, b) in enumerate(spans)}}
 
 
 def drawdown_alerts(session: Session, actor: User, now: datetime, team_id: int | None = None, rep_id: int | None = None, *, people: list[Person] | None = None) -> list[Drawdown]:
@@ -204,12 +234,17 @@ def drawdown_alerts(session: Session, actor: User, now: datetime, team_id: int |
     organization's threshold (default 60 %) of their own rate over the 28 days before."""
     threshold = float(actor.organization.setting("drawdown_threshold"))
     people = {u.id: u.name for u in _people(session, actor, team_id, rep_id, people)}
-    rows = session.connection().execute(_DRAWDOWN, {"org": actor.organization_id, "owners": list(people), "start": now - RECENT - BASELINE,
-                                       "split": now - RECENT, "now": now})
+    parameters = _drawdown_parameters(actor, now) | {"owners": list(people)}
+    counted: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    connection = session.connection()
+    for statement in (_DRAWDOWN_DAYS, _DRAWDOWN_EDGES):
+        for owner_id, in_recent, in_both in connection.execute(statement, parameters):
+            counted[owner_id][0] += int(in_recent or 0)
+            counted[owner_id][1] += int(in_both or 0)
     alerts = []
-    for owner_id, in_recent, in_both in rows:
-        recent_rate = int(in_recent or 0) / WORKING_DAYS[RECENT]
-        baseline_rate = (in_both - int(in_recent or 0)) / WORKING_DAYS[BASELINE]
+    for owner_id, (in_recent, in_both) in counted.items():
+        recent_rate = in_recent / WORKING_DAYS[RECENT]
+        baseline_rate = (in_both - in_recent) / WORKING_DAYS[BASELINE]
         if baseline_rate > 0 and recent_rate < threshold * baseline_rate:
             alerts.append(Drawdown(owner_id, people[owner_id], round(recent_rate, 2), round(baseline_rate, 2)))
     return sorted(alerts, key=lambda alert: alert.name)
