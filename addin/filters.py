@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo
 from flask import Flask
 from flask_login import current_user
 
+from services.numbers import DEFAULT_LOCALE, format_amount
+
 
 def local(value: datetime | None, fmt: str = "%d %b %Y, %H:%M") -> str:
     """A stored time in the reader's organization's zone."""
@@ -27,11 +29,14 @@ def in_zone(value: datetime | None, zone: str, fmt: str = "%d %b %Y, %H:%M") -> 
         return value.strftime(fmt) + " UTC"
 
 
-def money(value: Decimal | int | float | None, currency: str = "") -> str:
+def money(value: Decimal | int | float | None, currency: str = "", locale: str | None = None) -> str:
+    """An amount in whole units as the reader's organization writes it ("USD 65,500"; in a
+    French one, "EUR 65 500"): the pane reads back what it prints (``services.numbers``)."""
     if value is None:
         return ""
-    text = f"{Decimal(value):,.0f}"
-    return f"{currency} {text}".strip()
+    if locale is None:
+        locale = current_user.organization.setting("locale") if current_user.is_authenticated else DEFAULT_LOCALE
+    return f"{currency} {format_amount(value, locale)}".strip()
 
 
 def percent(value: float | None, signed: bool = False) -> str:

@@ -74,7 +74,7 @@ def create_contact(session: Session, actor: User, data: Mapping[str, Any]) -> Co
 def create_from_sender(session: Session, actor: User, data: Mapping[str, Any]) -> tuple[Contact, Opportunity | None]:
     """The unknown-sender form: the contact, its account (from the domain, unless it is a
     public mail domain) and optionally a deal, all or nothing."""
-    values = load(NewFromSenderSchema, data)
+    values = load(NewFromSenderSchema, data, locale=actor.organization.setting("locale"))
     # Check everything that can fail before the first write, so a refusal leaves nothing.
     if contact_for_address(session, actor.organization_id, values["email"]):
         raise DomainError(f"{values['email']} is already a contact.", {"email": ["Already a contact."]})

@@ -62,7 +62,7 @@ def open_deals(session: Session, organization: Organization, stages: Mapping[int
 
 
 def create_opportunity(session: Session, actor: User, data: Mapping[str, Any], *, now: datetime | None = None) -> Opportunity:
-    values = load(DealSchema, data)
+    values = load(DealSchema, data, locale=actor.organization.setting("locale"))
     now = now or utcnow()
     account = get_scoped(session, actor, Account, values["account_id"], "account")
     contact = get_scoped(session, actor, Contact, values["contact_id"], "contact") if values.get("contact_id") else None
@@ -107,7 +107,7 @@ def move_stage(
 ) -> Opportunity:
     """Move a deal to another stage, or close it as won (with the final amount) or lost
     (with a reason). Moving a closed deal to a stage reopens it."""
-    values = load(MoveStageSchema, data)
+    values = load(MoveStageSchema, data, locale=actor.organization.setting("locale"))
     now = now or utcnow()
     deal = get_scoped(session, actor, Opportunity, opportunity_id, "deal", for_update=True)
     require_edit(actor, deal.owner)

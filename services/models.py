@@ -112,6 +112,7 @@ class Organization(Base):
         "drawdown_threshold": 0.6,
         "lead_response_target_hours": 24,
         "log_internal_mail": False,
+        "locale": "en_US",  # how amounts are typed and shown (Babel's name: en_US, fr_FR, de_DE, pl_PL…)
     }
 
     def setting(self, key: str) -> Any:

@@ -1,7 +1,8 @@
 """Input schemas, in one place: the pane's forms, the Gmail cards and the sync API load
 every write through these, so a rule about a field is written once.
 
-``load(Schema, data)`` returns clean data or raises ``DomainError`` with the errors per field.
+``load(Schema, data)`` returns clean data or raises ``DomainError`` with the errors per field;
+``load(Schema, data, locale=...)`` reads amounts as the organization's locale writes them.
 Form posts carry extra fields (the CSRF token, htmx's values), so unknown keys are dropped.
 Empty strings from HTML forms, and ``None`` from internal callers, mean "not given".
 """
@@ -9,6 +10,7 @@ Empty strings from HTML forms, and ``None`` from internal callers, mean "not giv
 from __future__ import annotations
 
 import re
+from contextvars import ContextVar
 from datetime import date, datetime
 from typing import Any, Mapping
 
@@ -16,6 +18,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, vali
 
 from services.errors import DomainError
 from services.models import ACTIVITY_TYPES, ADDRESS_LENGTH, DIRECTIONS, OUTCOMES, SOURCES
+from services.numbers import DEFAULT_LOCALE, AmountError, parse_amount
 from services.text import is_valid_address, normalise_address
 
 MAX_AMOUNT = 10**12  # fits Numeric(14, 2)
@@ -75,13 +78,28 @@ class Address(fields.String):
         return address
 
 
+# The locale amounts are read in, for the ``load`` under way (marshmallow 4 has no schema context).
+_LOCALE: ContextVar[str] = ContextVar("amount_locale", default=DEFAULT_LOCALE)
+
+
 class Money(fields.Decimal):
+    """An amount: a number (the API's JSON), or text as people type it in the organization's
+    locale ("95,000", "$95,000", "95 000"; "12 500,50" in French), ``services.numbers``."""
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(
             places=2,
             validate=validate.Range(min=0, max=MAX_AMOUNT, error="Enter an amount between 0 and 1,000,000,000,000."),
             **kwargs,
         )
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = str(parse_amount(value, _LOCALE.get()))
+            except AmountError as error:
+                raise ValidationError(str(error)) from None
+        return super()._deserialize(value, attr, data, **kwargs)
 
 
 class WhenField(fields.DateTime):
@@ -125,7 +143,8 @@ class InputSchema(Schema):
 
 
 def _id(**kwargs: Any) -> fields.Integer:
-    return fields.Integer(strict=False, validate=validate.Range(min=1, max=MAX_ID, error="Choose a valid record."), **kwargs)
+    return fields.Integer(strict=False, validate=validate.Range(min=1, max=MAX_ID, error="Choose a valid record."),
+                          error_messages={"invalid": "Choose a valid record."}, **kwargs)
 
 
 class ContactSchema(InputSchema):
@@ -180,7 +199,8 @@ class ActivitySchema(InputSchema):
     direction = fields.String(validate=validate.OneOf(DIRECTIONS))
     occurred_at = WhenField()
     duration_minutes = fields.Integer(
-        validate=validate.Range(min=0, max=24 * 60, error="Duration is between 0 and 1,440 minutes.")
+        validate=validate.Range(min=0, max=24 * 60, error="Duration is between 0 and 1,440 minutes."),
+        error_messages={"invalid": "Enter the duration in whole minutes, like 30."},
     )
     outcome = fields.String(validate=validate.OneOf(OUTCOMES, error="Choose an outcome from the list."))
     subject = fields.String(validate=validate.Length(max=500))
@@ -263,7 +283,8 @@ class FollowUpSchema(InputSchema):
 
 
 class RatingSchema(InputSchema):
-    rating = fields.Integer(required=True, validate=validate.OneOf((-1, 1), error="Rate +1 or -1."))
+    rating = fields.Integer(required=True, validate=validate.OneOf((-1, 1), error="Rate +1 or -1."),
+                            error_messages={"invalid": "Rate +1 or -1."})
 
 
 def _as_dict(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -287,7 +308,8 @@ def _split_address_lists(data: Any, keys: tuple[str, ...]) -> Any:
     return data
 
 
-def load(schema: type[Schema], data: Mapping[str, Any]) -> dict[str, Any]:
+def load(schema: type[Schema], data: Mapping[str, Any], *, locale: str | None = None) -> dict[str, Any]:
+    token = _LOCALE.set(locale or DEFAULT_LOCALE)
     try:
         return schema().load(data)
     except ValidationError as error:
@@ -295,6 +317,8 @@ def load(schema: type[Schema], data: Mapping[str, Any]) -> dict[str, Any]:
         flat = {key: _flatten(value) for key, value in messages.items()}
         first = next(iter(flat.values()))[0] if flat else "Check the form."
         raise DomainError(first, flat) from None
+    finally:
+        _LOCALE.reset(token)
 
 
 def _flatten(value: Any) -> list[str]:

@@ -549,3 +549,40 @@ def test_history_is_for_the_owner_their_managers_and_admins(session, world: Worl
     for who in ("teammate", "west_manager"):
         refused(session, lambda: record_history(session, as_user(session, getattr(world, who)), Opportunity, world.deal.id), Forbidden)
     refused(session, lambda: record_history(session, as_user(session, world.other_user), Opportunity, world.deal.id), NotFound)
+
+
+@pytest.mark.parametrize("locale, typed, amount", [
+    ("en_US", "95,000", Decimal("95000")),
+    ("en_US", "95 000", Decimal("95000")),
+    ("en_US", "$95,000", Decimal("95000")),
+    ("en_US", "USD 65,500", Decimal("65500")),  # what the pane itself prints
+    ("en_US", "31000.50", Decimal("31000.50")),
+    ("fr_FR", "12 500,50", Decimal("12500.50")),
+    ("fr_FR", "12\u202f500,50 €", Decimal("12500.50")),  # Babel's own French grouping, a narrow space
+    ("pl_PL", "12 500,50 zł", Decimal("12500.50")),
+    ("de_DE", "1.234,5", Decimal("1234.50")),
+])
+def test_amounts_as_people_type_them_in_their_organizations_locale(session, world: World, locale, typed, amount):
+    from services.models import Organization
+
+    session.get(Organization, world.org.id).settings = {"locale": locale}
+    session.flush()
+    deal = deals.move_stage(session, as_user(session, world.rep), world.deal.id, {"stage": "won", "final_amount": typed}, now=NOW)
+    assert deal.amount == amount
+
+
+@pytest.mark.parametrize("locale, typed", [("en_US", "12500,50"), ("en_US", "lots"), ("en_US", "1,2,3"), ("de_DE", "95,000.50")])
+def test_an_amount_that_cannot_be_read_is_refused_in_plain_words_and_nothing_is_written(session, world: World, locale, typed):
+    """An amount the organization's locale cannot read is refused with an example written in
+    that locale, said once, on its field; the deal is left as it was."""
+    from services.models import Organization
+    from services.numbers import example_amount
+
+    session.get(Organization, world.org.id).settings = {"locale": locale}
+    session.commit()
+    error = refused(session, lambda: deals.move_stage(session, as_user(session, world.rep), world.deal.id,
+                                                      {"stage": "won", "final_amount": typed}, now=NOW))
+    assert error.errors == {"final_amount": [f"Enter an amount, like {example_amount(locale)}."]}
+    session.rollback()
+    deal = session.get(Opportunity, world.deal.id)
+    assert (deal.status, deal.amount) == ("open", Decimal("25000.00"))
