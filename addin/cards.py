@@ -19,6 +19,7 @@ from addin.filters import in_zone, money
 from services.context import ActivityRow, DealRow, PaneContext, Timeline
 from services.gmail import GmailMessage
 from services.reports.panel import RepAccount, TeamPanel
+from services.text import sender_problem
 
 Json = dict[str, Any]
 MAX_TEXT = 1_000  # characters of any one text a card shows (a card has a size limit)
@@ -192,6 +193,8 @@ def message_card(ctx: CardContext, message: GmailMessage, context: PaneContext, 
         top.append(decorated("This email is logged.", bottom="Undo within 10 minutes of logging it."))
     elif not message.internet_message_id:
         top.append(paragraph("This message has no Message-ID, so it cannot be logged."))
+    elif problem := sender_problem(message.from_address):
+        top.append(paragraph(escape(problem)))
     elif not context.addresses:
         top.append(paragraph("Nobody outside your organization is on this message: nothing to log."))
     else:

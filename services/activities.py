@@ -22,7 +22,7 @@ from services.errors import DomainError, Forbidden
 from services.rollups import count_activity
 from services.models import Account, Activity, ActivityParticipant, Contact, Lead, Opportunity, User
 from services.schemas import ActivitySchema, EmailItemSchema, MeetingItemSchema, NoteSchema, RatingSchema, load
-from services.text import domain_of, html_to_text, sanitize_html
+from services.text import domain_of, html_to_text, sanitize_html, sender_problem
 from services.types import localised, utcnow
 
 ACTIVITY_FIELDS = ("type", "direction", "occurred_at", "duration_minutes", "outcome", "subject", "contact_id",
@@ -128,6 +128,8 @@ def log_email(session: Session, actor: User, data: Mapping[str, Any], *, now: da
     item = load(EmailItemSchema, data)
     org = actor.organization
     outbound = item["from_address"] == actor.email
+    if not outbound and (problem := sender_problem(item["from_address"])):
+        raise DomainError(problem, {"from_address": [problem]})
     recipients = item["to"] + item["cc"]
     everyone = [item["from_address"], *recipients]
     own_domains = set(org.domains or [])

@@ -20,7 +20,9 @@ from services.contacts import account_for_domain
 from services.deals import open_deals, pipeline_stages
 from services.models import Account, AccountDomain, Activity, Contact, ContactEmail, FollowUp, Opportunity, User
 from services.signals import DealFacts, DealWarning, days_since, deal_warnings
-from services.text import company_from_domain, domain_of, is_public_domain, is_valid_address, name_from_address, normalise_address
+from services.text import (
+    company_from_domain, domain_of, is_automated_address, is_public_domain, is_valid_address, name_from_address, normalise_address,
+)
 from services.types import utcnow
 from services.users import PEOPLE, Person
 
@@ -216,7 +218,8 @@ def context_for_addresses(
 
     logged = session.execute(_LOGGED, {"org": org_id, "external_id": message_id}).first() if message_id else None
     names = {normalise_address(k): v for k, v in (names or {}).items()}
-    unknown = [_unknown(session, org_id, a, names.get(a)) for a in wanted if a not in known]
+    # Nobody to add behind a bounce or a no-reply address.
+    unknown = [_unknown(session, org_id, a, names.get(a)) for a in wanted if a not in known and not is_automated_address(a)]
 
     return PaneContext(
         addresses=wanted,

@@ -44,6 +44,28 @@ def is_valid_address(value: str) -> bool:
     return len(value) <= ADDRESS_LENGTH and bool(_ADDRESS.match(value))
 
 
+# Mailboxes no person reads: bounces and notifications. Mail from them is nothing to log, and
+# nobody to add (``services.context``, ``services.activities.log_email``).
+_AUTOMATED = re.compile(r"^(mailer-daemon|postmaster|no[-_.]?reply|do[-_.]?not[-_.]?reply|bounces?)(\+.*)?$")
+
+
+def is_automated_address(address: str) -> bool:
+    return bool(_AUTOMATED.match(normalise_address(address).partition("@")[0]))
+
+
+def sender_problem(address: str | None) -> str | None:
+    """Why a mail's sender is nothing to log or add, in words the pane shows; None when the
+    sender is a person's valid address."""
+    address = normalise_address(address or "")
+    if not address:
+        return "This email has no sender, so there is nothing to log or add."
+    if not is_valid_address(address):
+        return f"The sender's address ({address[:100]}) is not a valid e-mail address, so there is nothing to log or add."
+    if is_automated_address(address):
+        return f"This email comes from an automated sender ({address}): there is nothing to log or add."
+    return None
+
+
 def domain_of(address: str) -> str:
     return address.rpartition("@")[2]
 

@@ -322,3 +322,22 @@ def test_a_pane_signed_in_by_token_is_the_same_pane(sso_pane, live_url, app_worl
     assert header.get_by_text(name).count() == 0
     dead = page.request.get(f"{live_url}/pane/context", headers={"HX-Request": "true", "Authorization": f"Bearer {pane_token}"})
     assert dead.status == 401
+
+
+@pytest.mark.parametrize("sender, why", [
+    ("mailer-daemon@acme.test", "automated sender"),
+    ("no-reply@acme.test", "automated sender"),
+    ("noreply+billing@acme.test", "automated sender"),
+    ("postmaster@acme.test", "automated sender"),
+    ("not an address", "not a valid e-mail address"),
+])
+def test_no_button_that_can_only_fail_for_a_bounce_or_a_broken_sender(open_pane, app, sender, why):
+    """A bounce, a no-reply mailbox or a malformed sender gets a line saying why there is
+    nothing to log or add: no "Log this email", no form to add the sender; and the service
+    refuses such a log from any path."""
+    page = open_pane(message(sender, "<bounce@acme.test>"))
+    page.locator("[data-nothing-to-log]", has_text=why).wait_for()
+    assert page.get_by_role("button", name="Log this email").count() == 0
+    assert page.locator("[data-form=new_contact]").count() == 0
+    shot(page, f"nothing-to-log-{why.split()[0]}")
+    assert rows(app, Activity) == 0

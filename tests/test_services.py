@@ -586,3 +586,21 @@ def test_an_amount_that_cannot_be_read_is_refused_in_plain_words_and_nothing_is_
     session.rollback()
     deal = session.get(Opportunity, world.deal.id)
     assert (deal.status, deal.amount) == ("open", Decimal("25000.00"))
+
+
+@pytest.mark.parametrize("sender", ["mailer-daemon@acme.test", "no-reply@acme.test", "Bounces+x1@acme.test", "do_not_reply@acme.test"])
+def test_mail_from_an_automated_sender_is_nothing_to_log_from_any_path(session, world: World, sender):
+    error = refused(session, lambda: activities.log_email(session, as_user(session, world.rep), {
+        "internet_message_id": "<bounce@acme.test>", "from_address": sender, "to": "rita@northwind.test"}, now=NOW))
+    assert "automated sender" in error.message and list(error.errors) == ["from_address"]
+    assert session.scalar(select(func.count(Activity.id))) == 0
+
+
+def test_a_person_whose_name_merely_starts_like_a_bounce_is_a_person(session, world: World):
+    from services.text import is_automated_address, sender_problem
+
+    for address in ("noreen@acme.test", "post.master.chef@acme.test", "replyall@acme.test", "bouncer@acme.test"):
+        assert not is_automated_address(address) and sender_problem(address) is None, address
+    activity, _ = activities.log_email(session, as_user(session, world.rep), {
+        "internet_message_id": "<noreen@acme.test>", "from_address": "noreen@acme.test", "to": "rita@northwind.test"}, now=NOW)
+    assert activity.id

@@ -21,6 +21,7 @@ from addin.views import actor, is_htmx, page_or_fragment
 from services.notes import checklists
 from services.context import context_for_addresses
 from services.errors import DomainError
+from services.text import sender_problem
 
 bp = Blueprint("pane", __name__)
 
@@ -60,6 +61,11 @@ class MailItemRef:
 
     def query(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v}
+
+    @property
+    def sender_problem(self) -> str | None:
+        """Why this mail's sender is nothing to log or add (``services.text.sender_problem``)."""
+        return sender_problem(self.from_address) if self.item_type == "message" else None
 
     @property
     def external_id(self) -> str | None:
