@@ -341,3 +341,33 @@ def test_no_button_that_can_only_fail_for_a_bounce_or_a_broken_sender(open_pane,
     assert page.locator("[data-form=new_contact]").count() == 0
     shot(page, f"nothing-to-log-{why.split()[0]}")
     assert rows(app, Activity) == 0
+
+
+def test_a_refused_call_keeps_its_deal_and_takes_no_subject_from_the_mail(open_pane, app, app_world: World):
+    """A call logged from a mail: refused for its minutes, the form keeps what was typed, the
+    chosen deal too; fixed, it is logged on that deal, without the mail's subject. A second
+    call, with "use the mail's subject" ticked, takes it."""
+    page = open_pane(message())
+    page.get_by_text("Log a call, meeting or visit").click()
+    form = page.locator("[data-form=log_activity]")
+    form.locator("select[name=opportunity_id]").select_option(str(app_world.deal.id))
+    form.locator("input[name=duration_minutes]").fill("half an hour")
+    form.locator("textarea[name=body_text]").fill("Talked rates")
+    form.get_by_role("button", name="Log", exact=True).click()
+    form.locator(".field-error", has_text="Enter the duration in whole minutes, like 30.").wait_for()
+    assert form.locator("select[name=opportunity_id]").input_value() == str(app_world.deal.id)
+    assert form.locator("textarea[name=body_text]").input_value() == "Talked rates"
+    shot(page, "call-refused-keeps-deal")
+    assert rows(app, Activity) == 0
+    form.locator("input[name=duration_minutes]").fill("30")
+    form.get_by_role("button", name="Log", exact=True).click()
+    page.locator(".toast", has_text="Call logged.").wait_for()
+    page.get_by_text("Log a call, meeting or visit").click()
+    form = page.locator("[data-form=log_activity]")
+    form.locator("input[name=use_mail_subject]").check()
+    form.get_by_role("button", name="Log", exact=True).click()
+    page.locator(".toast", has_text="Call logged.").wait_for()
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        first, second = session.scalars(select(Activity).where(Activity.type == "call").order_by(Activity.id)).all()
+        assert (first.opportunity_id, first.duration_minutes, first.subject) == (app_world.deal.id, 30, None)
+        assert second.subject == "Rates for Q1"

@@ -47,7 +47,7 @@ def undo(activity_id: int):
 @login_required
 def log_activity():
     def action() -> Notice:
-        activity, _ = activities.log_activity(db(), actor(), _with_answers(request.form))
+        activity, _ = activities.log_activity(db(), actor(), _logged_from_pane(request.form))
         return Notice(f"{activity.type.title()} logged.", activity.id)
 
     return perform("log_activity", action)
@@ -73,8 +73,13 @@ def rate(activity_id: int):
     return perform(f"rating-{activity_id}", action)
 
 
-def _with_answers(form):
-    """Checklist answers arrive as ``answer:<question>`` fields."""
+def _logged_from_pane(form):
+    """A call, meeting or visit as the pane's form posts it: checklist answers arrive as
+    ``answer:<question>`` fields; its subject is what the rep typed, or the open mail's when
+    the rep ticks "use the mail's subject" (the form carries the mail's own ``subject`` with
+    the item), else none."""
     data = form.to_dict()
     data["answers"] = {k.removeprefix("answer:"): v for k, v in form.items() if k.startswith("answer:")}
+    typed = (form.get("activity_subject") or "").strip()
+    data["subject"] = typed or (form.get("subject") if form.get("use_mail_subject") else None)
     return data
