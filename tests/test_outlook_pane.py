@@ -345,8 +345,9 @@ def test_no_button_that_can_only_fail_for_a_bounce_or_a_broken_sender(open_pane,
 
 def test_a_refused_call_keeps_its_deal_and_takes_no_subject_from_the_mail(open_pane, app, app_world: World):
     """A call logged from a mail: refused for its minutes, the form keeps what was typed, the
-    chosen deal too; fixed, it is logged on that deal, without the mail's subject. A second
-    call, with "use the mail's subject" ticked, takes it."""
+    chosen deal too; fixed, it is logged on that deal, without the mail's subject, its checklist
+    answers one per line in the list. A second call, with "use the mail's subject" ticked,
+    takes it."""
     page = open_pane(message())
     page.get_by_text("Log a call, meeting or visit").click()
     form = page.locator("[data-form=log_activity]")
@@ -360,8 +361,13 @@ def test_a_refused_call_keeps_its_deal_and_takes_no_subject_from_the_mail(open_p
     shot(page, "call-refused-keeps-deal")
     assert rows(app, Activity) == 0
     form.locator("input[name=duration_minutes]").fill("30")
+    form.locator("input[name='answer:Truck size']").fill("26 ft")
+    form.locator("input[name='answer:Lanes used']").fill("Denver to Austin")
     form.get_by_role("button", name="Log", exact=True).click()
     page.locator(".toast", has_text="Call logged.").wait_for()
+    # The checklist's answers read one per line in the activity list.
+    summary = page.locator(".summary", has_text="Truck size").first.inner_text()
+    assert "Truck size: 26 ft\nLanes used: Denver to Austin" in summary
     page.get_by_text("Log a call, meeting or visit").click()
     form = page.locator("[data-form=log_activity]")
     form.locator("input[name=use_mail_subject]").check()
