@@ -256,7 +256,7 @@ def rate_activity(session: Session, actor: User, activity_id: int, data: Mapping
     activity = get_scoped(session, actor, Activity, activity_id, "activity")
     require_edit(actor, activity.owner)
     before = {"rating": activity.rating}
-    activity.rating = values["rating"]
+    activity.rating = values["rating"] or None  # 0: cleared
     session.flush()
     record_event(session, actor, "rate", activity, before=before, after={"rating": activity.rating})
     return activity

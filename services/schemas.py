@@ -283,8 +283,9 @@ class FollowUpSchema(InputSchema):
 
 
 class RatingSchema(InputSchema):
-    rating = fields.Integer(required=True, validate=validate.OneOf((-1, 1), error="Rate +1 or -1."),
-                            error_messages={"invalid": "Rate +1 or -1."})
+    # +1 went well, -1 went badly, 0 takes a rating back.
+    rating = fields.Integer(required=True, validate=validate.OneOf((-1, 0, 1), error="Rate +1 or -1, or 0 to clear."),
+                            error_messages={"invalid": "Rate +1 or -1, or 0 to clear."})
 
 
 def _as_dict(data: Mapping[str, Any]) -> dict[str, Any]:

@@ -201,7 +201,14 @@ def test_log_call_note_follow_up_and_rating(auth, app_world: World):
     with auth.client.application.extensions["inboxcrm.db"].sessions() as session:
         call_id = session.scalar(select(Activity.id).where(Activity.type == "call"))
     rated = auth.post(f"/activities/{call_id}/rating", {**base, "rating": "1"})
-    assert "Thanks for rating." in rated.get_data(as_text=True)
+    assert "Marked as went well." in rated.get_data(as_text=True)
+    # The pressed button now takes the rating back; pressed, it clears it.
+    assert re.search(r'<button name="rating" value="0"[^>]*aria-pressed="true"[^>]*>\+ went well', rated.get_data(as_text=True))
+    cleared = auth.post(f"/activities/{call_id}/rating", {**base, "rating": "0"})
+    assert "Rating cleared." in cleared.get_data(as_text=True)
+    with auth.client.application.extensions["inboxcrm.db"].sessions() as session:
+        assert session.get(Activity, call_id).rating is None
+    assert auth.post(f"/activities/{call_id}/rating", {**base, "rating": "5"}).status_code == 422
     bad = auth.post("/activities", {**base, "type": "call", "duration_minutes": "-4"})
     assert bad.status_code == 422 and "Duration is between" in bad.get_data(as_text=True)
     assert count(auth.client.application, Activity) == 2

@@ -67,8 +67,8 @@ def add_note():
 @login_required
 def rate(activity_id: int):
     def action() -> Notice:
-        activities.rate_activity(db(), actor(), activity_id, request.form)
-        return Notice("Thanks for rating.")
+        activity = activities.rate_activity(db(), actor(), activity_id, request.form)
+        return Notice({1: "Marked as went well.", -1: "Marked as went badly."}.get(activity.rating or 0, "Rating cleared."))
 
     return perform(f"rating-{activity_id}", action)
 
