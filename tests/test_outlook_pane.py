@@ -365,9 +365,11 @@ def test_a_refused_call_keeps_its_deal_and_takes_no_subject_from_the_mail(open_p
     form.locator("input[name='answer:Lanes used']").fill("Denver to Austin")
     form.get_by_role("button", name="Log", exact=True).click()
     page.locator(".toast", has_text="Call logged.").wait_for()
-    # The checklist's answers read one per line in the activity list.
+    # The checklist's answers read one per line in the activity list, under a small type label.
     summary = page.locator(".summary", has_text="Truck size").first.inner_text()
     assert "Truck size: 26 ft\nLanes used: Denver to Austin" in summary
+    line = page.locator("li.activity.call").first
+    assert line.locator(".badge").bounding_box()["width"] < line.bounding_box()["width"] / 4
     page.get_by_text("Log a call, meeting or visit").click()
     form = page.locator("[data-form=log_activity]")
     form.locator("input[name=use_mail_subject]").check()
@@ -377,3 +379,11 @@ def test_a_refused_call_keeps_its_deal_and_takes_no_subject_from_the_mail(open_p
         first, second = session.scalars(select(Activity).where(Activity.type == "call").order_by(Activity.id)).all()
         assert (first.opportunity_id, first.duration_minutes, first.subject) == (app_world.deal.id, 30, None)
         assert second.subject == "Rates for Q1"
+    # Rated with words, by mouse; the same button takes it back.
+    page.locator("li.activity.call").first.get_by_role("button", name="+ went well").click()
+    page.locator(".toast", has_text="Marked as went well.").wait_for()
+    pressed = page.locator("li.activity.call").first.get_by_role("button", name="+ went well")
+    assert pressed.get_attribute("aria-pressed") == "true"
+    pressed.click()
+    page.locator(".toast", has_text="Rating cleared.").wait_for()
+    assert page.locator("li.activity.call").first.get_by_role("button", name="+ went well").get_attribute("aria-pressed") == "false"
