@@ -387,3 +387,20 @@ def test_a_refused_call_keeps_its_deal_and_takes_no_subject_from_the_mail(open_p
     pressed.click()
     page.locator(".toast", has_text="Rating cleared.").wait_for()
     assert page.locator("li.activity.call").first.get_by_role("button", name="+ went well").get_attribute("aria-pressed") == "false"
+
+
+def test_fast_switching_never_shows_the_wrong_mail(open_pane, app_world: World):
+    """The moment another mail is opened, the last one's contact is gone (nothing waits for the
+    new one's body or context); two mails opened in one breath end on the second, whichever
+    answer comes back last."""
+    page = open_pane(message())
+    page.locator(".contact h2", has_text="Ann Buyer").wait_for()
+    other = message("tom.baker@gmail.com", "<t1@gmail.com>")
+    shown_at_once = page.evaluate(f"window.__office.show({json.dumps(other)}); document.getElementById('context').textContent")
+    assert "Ann Buyer" not in shown_at_once
+    page.get_by_text("Nobody on this email is in the CRM yet").wait_for()
+    page.evaluate(f"window.__office.show({json.dumps(message())}); window.__office.show({json.dumps(other)})")
+    page.get_by_text("Nobody on this email is in the CRM yet").wait_for()
+    page.wait_for_timeout(300)
+    assert page.locator(".contact h2", has_text="Ann Buyer").count() == 0
+    assert page.locator("#context").get_attribute("aria-busy") is None

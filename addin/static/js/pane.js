@@ -235,10 +235,20 @@
 
   var shown = null; // the item on screen, with its body
 
+  // Never the wrong mail: the last item's context goes the moment another is opened, and its
+  // request, if still under way, is cancelled (the pane is the requests' source), so that a
+  // slow answer for the mail before cannot land over this one's.
+  function clearPane(pane) {
+    htmx.trigger(pane, "htmx:abort");
+    pane.setAttribute("aria-busy", "true");
+    pane.innerHTML = '<p class="empty">Loading…</p>';
+  }
+
   function showItem(adapter, item) {
     var pane = document.getElementById("context");
     shown = item;
     if (!item) {
+      pane.removeAttribute("aria-busy");
       pane.innerHTML = '<p class="empty">Select an email to see who it is from.</p>';
       return;
     }
@@ -247,7 +257,9 @@
     LIST_FIELDS.forEach(function (key) {
       (item[key] || []).forEach(function (address) { query.append(key, address); });
     });
-    htmx.ajax("GET", pane.getAttribute("data-context-url") + "?" + query.toString(), { target: "#context", swap: "innerHTML" })
+    clearPane(pane);
+    htmx.ajax("GET", pane.getAttribute("data-context-url") + "?" + query.toString(), { source: pane, target: "#context", swap: "innerHTML" })
+      .finally(function () { if (shown === item) { pane.removeAttribute("aria-busy"); } })
       .then(function () { return item.item_type === "message" ? adapter.isMarkedForLogging() : false; })
       .then(function (marked) {
         // A message marked in compose is logged when it is opened from Sent Items.
@@ -265,7 +277,13 @@
     }
     var adapter = preview ? PreviewAdapter() : OfficeAdapter;
     var session = Session(pane);
-    var refresh = function () { adapter.readItem().then(function (item) { showItem(adapter, item); }); };
+    // Each item change counts: an item read after a later change began is not shown.
+    var changes = 0;
+    var refresh = function () {
+      var change = ++changes;
+      clearPane(pane);
+      adapter.readItem().then(function (item) { if (change === changes) { showItem(adapter, item); } });
+    };
 
     document.body.addEventListener("htmx:configRequest", function (event) {
       var token = Tokens.get();
