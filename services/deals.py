@@ -6,11 +6,11 @@ from. Won and lost are statuses, not stages: a won deal keeps the stage it was w
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Iterable, Mapping
 
-from sqlalchemy import BigInteger, bindparam, distinct, func, literal, select, update
+from sqlalchemy import BigInteger, bindparam, distinct, func, literal, select, true, update
 from sqlalchemy.orm import Session
 
 from services.access import get_scoped, require_edit
@@ -113,6 +113,8 @@ def move_stage(
     require_edit(actor, deal.owner)
     before = snapshot(deal, DEAL_FIELDS)
     from_stage_id, from_status = deal.stage_id, deal.status
+    was = {"from_amount": deal.amount, "from_loss_reason": deal.loss_reason, "from_closed_at": deal.closed_at,
+           "from_stage_entered_at": deal.stage_entered_at}
     target = values["stage"]
 
     if target == "won":
@@ -150,10 +152,42 @@ def move_stage(
             to_status=deal.status,
             changed_at=now,
             changed_by_id=actor.id,
+            **was,
         )
     )
     session.flush()
     record_event(session, actor, "move_stage", deal, before=before, after=snapshot(deal, DEAL_FIELDS))
+    return deal
+
+
+UNDO_MINUTES = 10  # as for a log (``services.activities.UNDO_MINUTES``)
+
+
+def undo_move(session: Session, actor: User, opportunity_id: int, *, now: datetime | None = None) -> Opportunity:
+    """Take back the deal's last move (a stage, won, lost, a reopening): only the rep who made
+    it, only within ``UNDO_MINUTES``. The deal is put back as it was and the move's record
+    removed, so that stage conversion counts only what stood; the audit trail keeps both."""
+    now = now or utcnow()
+    deal = get_scoped(session, actor, Opportunity, opportunity_id, "deal", for_update=True)
+    require_edit(actor, deal.owner)
+    last = session.scalars(select(StageChange).where(StageChange.organization_id == actor.organization_id,
+                                                     StageChange.opportunity_id == deal.id)
+                           .order_by(StageChange.changed_at.desc(), StageChange.id.desc()).limit(1)).first()
+    if last is None or last.from_status is None or last.from_stage_entered_at is None:
+        raise DomainError("There is no move of this deal to undo.")
+    if last.changed_by_id != actor.id:
+        raise DomainError("Only the person who moved the deal can undo the move.")
+    if now - as_utc(last.changed_at) > timedelta(minutes=UNDO_MINUTES):
+        raise DomainError("It is too late to undo this move.")
+    before = snapshot(deal, DEAL_FIELDS)
+    deal.stage_id = last.from_stage_id if last.from_stage_id is not None else deal.stage_id
+    deal.status, deal.amount, deal.loss_reason = last.from_status, last.from_amount, last.from_loss_reason
+    deal.closed_at, deal.stage_entered_at = last.from_closed_at, last.from_stage_entered_at
+    session.delete(last)
+    session.flush()
+    recompute_stage_facts(session, actor.organization_id, deal.id)
+    session.refresh(deal)
+    record_event(session, actor, "undo_move", deal, before=before, after=snapshot(deal, DEAL_FIELDS))
     return deal
 
 
@@ -163,20 +197,22 @@ def move_stage(
 def stage_entered(deal: Opportunity, stage: Any, status: str) -> None:
     """Keep what a stage change adds to the deal's ``stages_reached``, ``furthest_position`` and
     ``ever_won``: called with every ``StageChange`` written (the deal's row is locked by then,
-    or new). Stage changes are never removed, so each only adds."""
+    or new). A change only adds; one taken back (``undo_move``) has the deal's facts
+    recomputed from those that stand."""
     deal.stages_reached = (deal.stages_reached or 0) | (1 << stage.position)
     deal.furthest_position = max(deal.furthest_position if deal.furthest_position is not None else stage.position, stage.position)
     deal.ever_won = bool(deal.ever_won) or status == "won"
 
 
-def recompute_stage_facts(session: Session, organization_id: int) -> None:
-    """Every deal's kept stage facts in the organization, from its stage changes (after a bulk
-    load or an import)."""
+def recompute_stage_facts(session: Session, organization_id: int, deal_id: int | None = None) -> None:
+    """Every deal's kept stage facts in the organization (or one deal's), from its stage
+    changes (after a bulk load or an import; after an undone move)."""
     changes = (select(StageChange).join(Stage, Stage.id == StageChange.to_stage_id)
                .where(StageChange.organization_id == organization_id, StageChange.opportunity_id == Opportunity.id))
     # Positions are unique in an organization: the distinct bits of its stages sum to the mask.
     bits = changes.with_only_columns(func.sum(distinct(literal(1, BigInteger) .op("<<")(Stage.position)))).scalar_subquery()
-    session.execute(update(Opportunity).where(Opportunity.organization_id == organization_id).values(
+    deals = Opportunity.id == deal_id if deal_id is not None else true()
+    session.execute(update(Opportunity).where(Opportunity.organization_id == organization_id, deals).values(
         stages_reached=func.coalesce(bits, 0),
         furthest_position=changes.with_only_columns(func.max(Stage.position)).scalar_subquery(),
         ever_won=changes.with_only_columns(func.count()).where(StageChange.to_status == "won").scalar_subquery() > 0,

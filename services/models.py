@@ -372,6 +372,13 @@ class StageChange(OrgScoped, Base):
     to_status: Mapped[str] = mapped_column(String(8))
     changed_at: Mapped[datetime] = mapped_column(default=utcnow)
     changed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # The deal as it was before the move, so that the rep can take the move back
+    # (``services.deals.undo_move``): its amount (winning sets the final one), loss reason,
+    # close time and time in its stage. Empty for a deal's first change and older ones.
+    from_amount: Mapped[Decimal | None]
+    from_loss_reason: Mapped[str | None] = mapped_column(String(200))
+    from_closed_at: Mapped[datetime | None]
+    from_stage_entered_at: Mapped[datetime | None]
 
 
 class Activity(OrgScoped, Base):

@@ -404,3 +404,24 @@ def test_fast_switching_never_shows_the_wrong_mail(open_pane, app_world: World):
     page.wait_for_timeout(300)
     assert page.locator(".contact h2", has_text="Ann Buyer").count() == 0
     assert page.locator("#context").get_attribute("aria-busy") is None
+
+
+def test_a_deal_won_in_the_pane_stays_in_view_and_can_be_undone(open_pane, app, app_world: World):
+    page = open_pane(message())
+    page.get_by_text("Change stage").click()
+    form = page.locator(f"[data-form=stage-{app_world.deal.id}]")
+    form.locator("select[name=stage]").select_option("won")
+    form.locator("input[name=final_amount]").fill("31,000")
+    form.get_by_role("button", name="Save stage").click()
+    page.locator(".toast", has_text="Reefer contract: won.").wait_for()
+    closed = page.locator("[data-closed-deal]")
+    assert closed.locator("h4").inner_text() == "Reefer contract" and closed.locator(".badge").inner_text() == "Won"
+    shot(page, "deal-won-undo")
+    page.locator(".toast").get_by_role("button", name="Undo").click()
+    page.locator(".toast", has_text="Undone: Reefer contract is back in").wait_for()
+    page.locator(f"#deal-{app_world.deal.id}").wait_for()
+    assert page.locator("[data-closed-deal]").count() == 0
+    assert rows(app, StageChange) == 2
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        deal = session.get(Opportunity, app_world.deal.id)
+        assert (deal.status, deal.closed_at, deal.amount) == ("open", None, 25000)

@@ -604,3 +604,39 @@ def test_a_person_whose_name_merely_starts_like_a_bounce_is_a_person(session, wo
     activity, _ = activities.log_email(session, as_user(session, world.rep), {
         "internet_message_id": "<noreen@acme.test>", "from_address": "noreen@acme.test", "to": "rita@northwind.test"}, now=NOW)
     assert activity.id
+
+
+def test_won_lost_and_a_stage_move_can_be_undone_like_a_log(session, world: World):
+    """Each move is taken back to exactly the deal as it was (stage, status, amount, reason,
+    close time, time in stage), its record removed and the kept stage facts recomputed; only
+    the rep who moved it, only within ten minutes, only a move there was."""
+    from services.deals import recompute_stage_facts
+
+    rep = as_user(session, world.rep)
+    deal = session.get(Opportunity, world.deal.id)
+    original = (deal.stage_id, deal.status, deal.amount, deal.loss_reason, deal.closed_at, deal.stage_entered_at,
+                deal.stages_reached, deal.furthest_position, deal.ever_won)
+
+    def state():
+        d = session.get(Opportunity, world.deal.id)
+        return (d.stage_id, d.status, d.amount, d.loss_reason, d.closed_at, d.stage_entered_at, d.stages_reached, d.furthest_position,
+                d.ever_won)
+
+    refused(session, lambda: deals.undo_move(session, rep, world.deal.id, now=NOW))  # only its creation: nothing to undo
+    changes = session.scalar(select(func.count(StageChange.id)))
+    for move in ({"stage": "won", "final_amount": "31000"}, {"stage": "lost", "loss_reason": "Price"}, {"stage": str(world.stages[2].id)}):
+        deals.move_stage(session, rep, world.deal.id, move, now=NOW)
+        assert state() != original
+        deals.undo_move(session, rep, world.deal.id, now=NOW + timedelta(minutes=9))
+        session.expire_all()
+        assert state() == original, move
+        assert session.scalar(select(func.count(StageChange.id))) == changes
+        recompute_stage_facts(session, world.org.id)  # the kept facts are what the changes that stand say
+        session.expire_all()
+        assert state() == original
+    deals.move_stage(session, rep, world.deal.id, {"stage": "won", "final_amount": "31000"}, now=NOW)
+    session.commit()
+    late = refused(session, lambda: deals.undo_move(session, rep, world.deal.id, now=NOW + timedelta(minutes=11)))
+    assert "too late" in late.message
+    other = refused(session, lambda: deals.undo_move(session, as_user(session, world.manager), world.deal.id, now=NOW))
+    assert "Only the person who moved" in other.message

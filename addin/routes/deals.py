@@ -18,6 +18,17 @@ bp = Blueprint("deals", __name__)
 def move_stage(deal_id: int):
     def action() -> Notice:
         deal = deals.move_stage(db(), actor(), deal_id, request.form)
-        return Notice(f"{deal.name}: {deal.stage.name if deal.status == 'open' else deal.status}.")
+        closed = (deal.name, deal.status.title()) if deal.status != "open" else None
+        return Notice(f"{deal.name}: {deal.stage.name if deal.status == 'open' else deal.status}.", undo_deal=deal.id, closed=closed)
 
     return perform(f"stage-{deal_id}", action)
+
+
+@bp.post("/deals/<id:deal_id>/stage/undo")
+@login_required
+def undo_move(deal_id: int):
+    def action() -> Notice:
+        deal = deals.undo_move(db(), actor(), deal_id)
+        return Notice(f"Undone: {deal.name} is back {'in ' + deal.stage.name if deal.status == 'open' else deal.status}.")
+
+    return perform(f"undo-deal-{deal_id}", action)

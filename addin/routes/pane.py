@@ -81,10 +81,14 @@ class MailItemRef:
 
 @dataclass
 class Notice:
-    """What an action says when it worked; ``undo`` names an activity the rep may take back."""
+    """What an action says when it worked; ``undo`` names an activity the rep may take back,
+    ``undo_deal`` a deal whose last move they may; ``closed``, a deal the action won or lost
+    (its name and "Won" or "Lost"), which stays in view though it is no longer open."""
 
     text: str
     undo: int | None = None
+    undo_deal: int | None = None
+    closed: tuple[str, str] | None = None
 
 
 def render_context(
