@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from services.models import Activity, ActivityParticipant, Contact, Opportunity, StageChange
+from services.models import Activity, ActivityParticipant, Contact, Opportunity, StageChange, User
 from tests.factories import PASSWORD, World
 from tests.browsing import shot as save_shot
 
@@ -425,3 +425,34 @@ def test_a_deal_won_in_the_pane_stays_in_view_and_can_be_undone(open_pane, app, 
     with app.extensions["inboxcrm.db"].sessions() as session:
         deal = session.get(Opportunity, app_world.deal.id)
         assert (deal.status, deal.closed_at, deal.amount) == ("open", None, 25000)
+
+
+def test_the_result_shows_where_the_rep_acted(open_pane, app, app_world: World):
+    """Rated at the foot of a pane scrolled down: the toast is in view and has the focus (a
+    live region, so a screen reader hears it); a refused form's marked field gets the focus."""
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        from services import activities as activity_service
+
+        rep = session.get(User, app_world.rep.id)
+        for n in range(8):
+            activity_service.log_activity(session, rep, {"type": "call", "direction": "outbound", "outcome": "connected",
+                                                         "contact_id": app_world.contact.id, "duration_minutes": str(n + 1)})
+        session.commit()
+    page = open_pane(message(), width=320)
+    page.set_viewport_size({"width": 320, "height": 480})
+    last = page.locator("li.activity").last
+    last.scroll_into_view_if_needed()
+    last.get_by_role("button", name="+ went well").click()
+    toast = page.locator(".toast", has_text="Marked as went well.")
+    toast.wait_for()
+    box = toast.bounding_box()
+    assert 0 <= box["y"] and box["y"] + box["height"] <= 480
+    assert page.evaluate("document.activeElement.classList.contains('toast')")
+    assert toast.get_attribute("role") == "status"
+    # A refused form: the marked field has the focus.
+    page.get_by_text("Log a call, meeting or visit").click()
+    form = page.locator("[data-form=log_activity]")
+    form.locator("input[name=duration_minutes]").fill("lots")
+    form.get_by_role("button", name="Log", exact=True).click()
+    form.locator(".field-error").wait_for()
+    assert page.evaluate("document.activeElement.name") == "duration_minutes"

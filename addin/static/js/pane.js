@@ -308,8 +308,19 @@
       if (!preview) { session.signInAgain().then(refresh); }
     });
     // The team panel replaces the email's context; this brings the email back.
-    document.body.addEventListener("htmx:afterSwap", function () {
+    document.body.addEventListener("htmx:afterSwap", function (event) {
       pane.querySelectorAll("[data-back-to-item]").forEach(function (back) { back.hidden = !shown; });
+      // After an action, the result is where the rep's eyes and keyboard are: a refused
+      // form's first marked field (or its line), else the toast, which the CSS keeps in view;
+      // both are live regions, so a screen reader hears them too.
+      var verb = event.detail.requestConfig && event.detail.requestConfig.verb;
+      if (verb !== "post") { return; }
+      var result = pane.querySelector("[aria-invalid=true]") || pane.querySelector(".form-error") || pane.querySelector(".alert") ||
+        pane.querySelector(".toast");
+      if (!result) { return; }
+      if (!result.matches("input, select, textarea, button")) { result.setAttribute("tabindex", "-1"); }
+      result.focus({ preventScroll: result.classList.contains("toast") });
+      if (!result.classList.contains("toast")) { result.scrollIntoView({ block: "center" }); }
     });
     pane.addEventListener("click", function (event) {
       if (event.target.closest("[data-back-to-item]")) { showItem(adapter, shown); return; }
