@@ -150,16 +150,23 @@ def test_lost_without_reason_is_refused_inline(open_pane, app, app_world: World)
     assert rows(app, StageChange) == 3
 
 
+def change_stage(page, deal_id: int, stage: str, **fields: str):
+    """Open the deal's "Change stage" form, choose ``stage``, fill ``fields`` and save: the form."""
+    page.get_by_text("Change stage").click()
+    form = page.locator(f"[data-form=stage-{deal_id}]")
+    form.locator("select[name=stage]").select_option(stage)
+    for name, value in fields.items():
+        form.locator(f"input[name={name}]").fill(value)
+    form.get_by_role("button", name="Save stage").click()
+    return form
+
+
 def test_an_amount_typed_as_people_write_it_and_one_that_cannot_be_read(open_pane, app, app_world: World):
     """Won at "12500,50" (no amount in an American organization): refused, said beside the
     field, the form's line pointing to it, nothing written. Then "$95,000", as the pane itself
     prints amounts: won at 95,000."""
     page = open_pane(message())
-    page.get_by_text("Change stage").click()
-    form = page.locator(f"[data-form=stage-{app_world.deal.id}]")
-    form.locator("select[name=stage]").select_option("won")
-    form.locator("input[name=final_amount]").fill("12500,50")
-    form.get_by_role("button", name="Save stage").click()
+    form = change_stage(page, app_world.deal.id, "won", final_amount="12500,50")
     # The form's line points to the field, which says what is wrong (and the pane's alert, at
     # the top, repeats it: issue 16 moves results to where the rep acted).
     page.locator(".form-error", has_text="Check the field marked below.").wait_for()
@@ -408,11 +415,7 @@ def test_fast_switching_never_shows_the_wrong_mail(open_pane, app_world: World):
 
 def test_a_deal_won_in_the_pane_stays_in_view_and_can_be_undone(open_pane, app, app_world: World):
     page = open_pane(message())
-    page.get_by_text("Change stage").click()
-    form = page.locator(f"[data-form=stage-{app_world.deal.id}]")
-    form.locator("select[name=stage]").select_option("won")
-    form.locator("input[name=final_amount]").fill("31,000")
-    form.get_by_role("button", name="Save stage").click()
+    change_stage(page, app_world.deal.id, "won", final_amount="31,000")
     page.locator(".toast", has_text="Reefer contract: won.").wait_for()
     closed = page.locator("[data-closed-deal]")
     assert closed.locator("h4").inner_text() == "Reefer contract" and closed.locator(".badge").inner_text() == "Won"
