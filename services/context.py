@@ -109,6 +109,7 @@ class PaneContext:
     unknown: list[UnknownSender]
     stages: list[Any]  # services.deals.pipeline_stages rows
     logged_activity_id: int | None = None
+    thread_deal_id: int | None = None  # the open deal the rep chose for an earlier mail of this thread
 
     @property
     def is_empty(self) -> bool:
@@ -185,6 +186,7 @@ def context_for_addresses(
     *,
     names: dict[str, str] | None = None,
     message_id: str | None = None,
+    conversation_id: str | None = None,
     now: datetime | None = None,
 ) -> PaneContext:
     """Who these addresses are and what is open with them. Read as plain column rows, not ORM
@@ -235,7 +237,21 @@ def context_for_addresses(
         unknown=unknown,
         stages=stages,
         logged_activity_id=logged.id if logged and logged.deleted_at is None else None,
+        thread_deal_id=_thread_deal(session, org_id, conversation_id, {d.id for d in deals}) if conversation_id and len(deals) > 1 else None,
     )
+
+
+# The deal of the thread's latest logged mail that has one. Built once; bind "org" and "thread".
+_THREAD_DEAL = (select(Activity.opportunity_id)
+                .where(Activity.organization_id == bindparam("org"), Activity.conversation_id == bindparam("thread"),
+                       Activity.deleted_at.is_(None), Activity.opportunity_id.is_not(None))
+                .order_by(Activity.occurred_at.desc(), Activity.id.desc()).limit(1))
+
+
+def _thread_deal(session: Session, org_id: int, conversation_id: str, open_ids: set[int]) -> int | None:
+    """The deal the rep chose for this thread before, if it is still one of the open deals shown."""
+    deal_id = session.scalar(_THREAD_DEAL, {"org": org_id, "thread": conversation_id})
+    return deal_id if deal_id in open_ids else None
 
 
 def _owners(session: Session, actor: User, ids: set[int]) -> dict[int, Person]:

@@ -63,6 +63,8 @@ class GmailMessage:
         """The fields ``services.activities.log_email`` takes."""
         item = {k: v for k, v in asdict(self).items() if k not in ("message_id", "thread_id") and v not in (None, "")}
         item["source"] = "gmail"
+        if self.thread_id:
+            item["conversation_id"] = self.thread_id  # Gmail's thread, as Outlook's conversation
         return item
 
 

@@ -396,6 +396,7 @@ class Activity(OrgScoped, Base):
         Index("ix_activities_account", "organization_id", "account_id", "occurred_at"),
         Index("ix_activities_opportunity", "organization_id", "opportunity_id", "occurred_at"),
         Index("ix_activities_owner", "organization_id", "owner_id", "occurred_at", "deleted_at"),  # drawdown reads the index alone
+        Index("ix_activities_conversation", "organization_id", "conversation_id"),
         Index("ix_activities_lead", "organization_id", "lead_id", "occurred_at"),
     )
 
@@ -415,6 +416,9 @@ class Activity(OrgScoped, Base):
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
     source: Mapped[str] = mapped_column(String(16))
     external_id: Mapped[str | None] = mapped_column(String(512))
+    # The mail thread a logged email belongs to (Office.js's conversationId, Gmail's threadId):
+    # the deal the rep chose for it is offered first for the thread's next mails.
+    conversation_id: Mapped[str | None] = mapped_column(String(255))
     rating: Mapped[int | None] = mapped_column(SmallInteger)
     sentiment: Mapped[float | None] = mapped_column(Float)
     is_private: Mapped[bool] = mapped_column(Boolean, default=False)

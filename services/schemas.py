@@ -230,6 +230,7 @@ class EmailItemSchema(InputSchema):
     body_html = fields.String(validate=validate.Length(max=1_000_000))
     body_text = fields.String(validate=validate.Length(max=200_000))
     opportunity_id = _id()
+    conversation_id = fields.String(validate=validate.Length(max=255))
     source = fields.String(load_default="outlook", validate=validate.OneOf(SOURCES))
 
     @pre_load
@@ -247,6 +248,7 @@ class MeetingItemSchema(InputSchema):
     attendees = fields.List(Address(), load_default=list, validate=validate.Length(max=200))
     body_text = fields.String(validate=validate.Length(max=200_000))
     opportunity_id = _id()
+    conversation_id = fields.String(validate=validate.Length(max=255))
     source = fields.String(load_default="outlook", validate=validate.OneOf(SOURCES))
 
     @pre_load

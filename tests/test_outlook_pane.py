@@ -459,3 +459,36 @@ def test_the_result_shows_where_the_rep_acted(open_pane, app, app_world: World):
     form.get_by_role("button", name="Log", exact=True).click()
     form.locator(".field-error").wait_for()
     assert page.evaluate("document.activeElement.name") == "duration_minutes"
+
+
+def test_several_open_deals_the_rep_says_which_and_the_thread_remembers(open_pane, app, app_world: World):
+    """Acme has two open deals: logging asks which (or none). The chosen one gets the mail, so
+    "no word from the customer" leaves it; the thread's next mail offers that deal first."""
+    from datetime import datetime, timedelta, timezone
+
+    from tests.factories import make_deal
+
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        org = session.get(type(app_world.org), app_world.org.id)
+        lane = make_deal(session, org, session.get(type(app_world.account), app_world.account.id), session.get(User, app_world.rep.id),
+                         session.get(type(app_world.stages[0]), app_world.stages[0].id), "Chicago lane",
+                         created=datetime.now(timezone.utc) - timedelta(days=40))
+        session.commit()
+        lane_id = lane.id
+    page = open_pane(message(conversationId="thread-1"))
+    card = page.locator(f"#deal-{lane_id}")
+    card.locator(".warning", has_text="No word from the customer").wait_for()
+    form = page.locator("[data-form=log_email]")
+    assert sorted(form.locator("select[name=opportunity_id] option").all_inner_texts()) == ["Chicago lane", "None", "Reefer contract"]
+    assert form.locator("select[name=opportunity_id]").input_value() == ""
+    form.locator("select[name=opportunity_id]").select_option(str(lane_id))
+    form.get_by_role("button", name="Log this email").click()
+    page.locator(".logged").wait_for()
+    assert page.locator(f"#deal-{lane_id} .warning", has_text="No word from the customer").count() == 0
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        logged = session.scalars(select(Activity)).one()
+        assert (logged.opportunity_id, logged.conversation_id) == (lane_id, "thread-1")
+    shot(page, "several-deals-logged")
+    page.evaluate(f"window.__office.show({json.dumps(message(internetMessageId='<m2@acme.test>', conversationId='thread-1'))})")
+    page.locator("[data-form=log_email]").wait_for()
+    assert page.locator("[data-form=log_email] select[name=opportunity_id]").input_value() == str(lane_id)

@@ -25,7 +25,8 @@ from services.text import sender_problem
 
 bp = Blueprint("pane", __name__)
 
-ITEM_FIELDS = ("item_type", "from_address", "from_name", "subject", "internet_message_id", "sent_at", "event_id", "start", "end")
+ITEM_FIELDS = ("item_type", "from_address", "from_name", "subject", "internet_message_id", "conversation_id", "sent_at", "event_id",
+               "start", "end")
 ITEM_LISTS = ("to", "cc", "attendees")
 
 
@@ -38,6 +39,7 @@ class MailItemRef:
     from_name: str = ""
     subject: str = ""
     internet_message_id: str = ""
+    conversation_id: str = ""
     sent_at: str = ""
     event_id: str = ""
     start: str = ""
@@ -102,7 +104,8 @@ def render_context(
 ) -> tuple[str, int]:
     """The context for ``item``; ``form`` names the form that failed, shown with ``error``."""
     context = context_for_addresses(
-        db(), actor(), item.addresses, names={item.from_address: item.from_name}, message_id=item.external_id
+        db(), actor(), item.addresses, names={item.from_address: item.from_name}, message_id=item.external_id,
+        conversation_id=item.conversation_id or None,
     )
     return page_or_fragment(
         "pane/index.html",

@@ -63,6 +63,7 @@
       item.cc = wrap((spec.cc || []).map(detail));
       if (!compose) {
         item.internetMessageId = spec.internetMessageId;
+        item.conversationId = spec.conversationId;
         item.dateTimeCreated = new Date(spec.sent || Date.now());
       }
     }

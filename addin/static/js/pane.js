@@ -11,7 +11,7 @@
   var ITEM_MESSAGE = "inboxcrm:item";
   var READY_MESSAGE = "inboxcrm:ready";
   var LOG_ON_SEND = "inboxcrm_log";
-  var HEADER_FIELDS = ["item_type", "from_address", "from_name", "subject", "internet_message_id", "sent_at",
+  var HEADER_FIELDS = ["item_type", "from_address", "from_name", "subject", "internet_message_id", "conversation_id", "sent_at",
                        "event_id", "start", "end"];
   var LIST_FIELDS = ["to", "cc", "attendees"];
 
