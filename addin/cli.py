@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import date
+from datetime import date, datetime
 
 import click
 from alembic import command
@@ -111,7 +111,39 @@ def rebuild() -> None:
         session.commit()
 
 
+reminders_group = AppGroup("reminders", help="Follow-up reminders by e-mail.")
+
+
+@reminders_group.command("send", help="Send the follow-up reminders whose time has come (run it every few minutes from a timer).")
+@click.option("--now", "at", type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z"]), default=None,
+              help="The moment to send for (ISO with offset; default: now).")
+def send_reminders_command(at: datetime | None) -> None:
+    import smtplib
+
+    from services.reminders import send_reminders
+    from services.types import utcnow
+
+    config = current_app.config
+    if not config["SMTP_HOST"]:
+        raise click.ClickException("Reminders need an SMTP server: set INBOXCRM_SMTP_HOST (and its port, user and password).")
+
+    try:
+        with smtplib.SMTP(config["SMTP_HOST"], config["SMTP_PORT"], timeout=30) as smtp:
+            if config["SMTP_STARTTLS"]:
+                smtp.starttls()
+            if config["SMTP_USER"]:
+                smtp.login(config["SMTP_USER"], config["SMTP_PASSWORD"])
+            with database().sessions() as session:
+                sent, failed = send_reminders(session, at or utcnow(), smtp.send_message, config["MAIL_FROM"])
+    except (OSError, smtplib.SMTPException) as error:
+        raise click.ClickException(f"The SMTP server at {config['SMTP_HOST']}:{config['SMTP_PORT']} did not take the reminders: {error}")
+    click.echo(f"{sent} reminders sent, {failed} failed")
+    if failed:
+        raise SystemExit(1)
+
+
 def init_app(app: Flask) -> None:
+    app.cli.add_command(reminders_group)
     app.cli.add_command(rollups_group)
     app.cli.add_command(db_group)
     app.cli.add_command(demo_data)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from flask import Flask
 from flask_login import current_user
+
+from services.types import in_zone
 
 from services.numbers import DEFAULT_LOCALE, format_amount
 
@@ -15,18 +16,6 @@ from services.numbers import DEFAULT_LOCALE, format_amount
 def local(value: datetime | None, fmt: str = "%d %b %Y, %H:%M") -> str:
     """A stored time in the reader's organization's zone."""
     return in_zone(value, current_user.organization.time_zone if current_user.is_authenticated else "UTC", fmt)
-
-
-def in_zone(value: datetime | None, zone: str, fmt: str = "%d %b %Y, %H:%M") -> str:
-    """A stored time in ``zone``. Display never raises: a value at the edge of the calendar
-    (stored before input was range-checked), or a zone nobody knows (a mail client's), shows
-    the time as it is, in UTC."""
-    if value is None:
-        return ""
-    try:
-        return value.astimezone(ZoneInfo(zone)).strftime(fmt)
-    except (OverflowError, ValueError, KeyError):  # ZoneInfoNotFoundError is a KeyError
-        return value.strftime(fmt) + " UTC"
 
 
 def money(value: Decimal | int | float | None, currency: str = "", locale: str | None = None) -> str:

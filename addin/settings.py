@@ -100,6 +100,13 @@ def load_settings(config: MutableMapping[str, Any], instance_path: str) -> None:
     # Flask-Limiter's counters: in memory for one process; redis://... for several workers.
     config["RATELIMIT_STORAGE_URI"] = env.get("RATELIMIT_STORAGE_URI", "memory://")
     config["SIGN_IN_RATE_LIMIT"] = env.get("INBOXCRM_SIGN_IN_RATE_LIMIT", "10 per minute")
+    # Follow-up reminders by e-mail (``flask --app wsgi reminders send``): off until a host is set.
+    config["SMTP_HOST"] = env.get("INBOXCRM_SMTP_HOST", "").strip()
+    config["SMTP_PORT"] = _count(env.get("INBOXCRM_SMTP_PORT"), "INBOXCRM_SMTP_PORT", 587)
+    config["SMTP_USER"] = env.get("INBOXCRM_SMTP_USER", "")
+    config["SMTP_PASSWORD"] = env.get("INBOXCRM_SMTP_PASSWORD", "")
+    config["SMTP_STARTTLS"] = _flag(env.get("INBOXCRM_SMTP_STARTTLS"), True)
+    config["MAIL_FROM"] = env.get("INBOXCRM_MAIL_FROM", "Inbox CRM <crm@localhost>")
 
 
 # Where Outlook on the web and the new Outlook frame an add-in's task pane.

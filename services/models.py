@@ -593,6 +593,7 @@ class FollowUp(OrgScoped, Base):
     due_at: Mapped[datetime]
     done_at: Mapped[datetime | None]
     reminder_at: Mapped[datetime | None]
+    reminded_at: Mapped[datetime | None]  # when its reminder was sent (``services.reminders``)
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"))

@@ -54,6 +54,18 @@ def as_utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=timezone.utc)
 
 
+def in_zone(value: datetime | None, zone: str, fmt: str = "%d %b %Y, %H:%M") -> str:
+    """A stored time in ``zone``. Display never raises: a value at the edge of the calendar
+    (stored before input was range-checked), or a zone nobody knows (a mail client's), shows
+    the time as it is, in UTC."""
+    if value is None:
+        return ""
+    try:
+        return value.astimezone(ZoneInfo(zone)).strftime(fmt)
+    except (OverflowError, ValueError, KeyError):  # ZoneInfoNotFoundError is a KeyError
+        return value.strftime(fmt) + " UTC"
+
+
 def localised(value: datetime, zone_name: str) -> datetime:
     """A naive time typed into a form is the organization's wall-clock time."""
     if value.tzinfo is not None and value.utcoffset() is not None:

@@ -1,0 +1,80 @@
+"""Follow-up reminders by e-mail, sent by a scheduled job (``flask --app wsgi reminders send``).
+
+A follow-up's reminder time is its ``reminder_at``, or its due time when none was set. Each
+run sends every reminder whose time has come and that was not sent yet, one message to the
+follow-up's owner, and marks it sent (``reminded_at``) in its own transaction: a run that stops
+half-way sends the rest next time, and none twice. A follow-up done or deleted before its time
+sends nothing. Sending is given as a function (SMTP in production, a local SMTP server in the
+tests), so this module knows no network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from typing import Callable
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from services.models import Contact, FollowUp, Organization, User
+from services.types import as_utc, in_zone
+
+BATCH = 500  # reminders read per run at most; the next run takes the rest
+
+
+@dataclass(frozen=True)
+class Reminder:
+    follow_up_id: int
+    title: str
+    due_at: datetime
+    owner_email: str
+    owner_name: str
+    time_zone: str
+    contact_name: str | None
+
+
+_DUE = (
+    select(FollowUp.id, FollowUp.title, FollowUp.due_at, User.email, User.name, Organization.time_zone, Contact.name)
+    .join(User, User.id == FollowUp.owner_id)
+    .join(Organization, Organization.id == FollowUp.organization_id)
+    .outerjoin(Contact, Contact.id == FollowUp.contact_id)
+    .where(FollowUp.done_at.is_(None), FollowUp.deleted_at.is_(None), FollowUp.reminded_at.is_(None), User.is_active.is_(True))
+    .order_by(func.coalesce(FollowUp.reminder_at, FollowUp.due_at), FollowUp.id)
+    .limit(BATCH)
+)
+
+
+def due_reminders(session: Session, now: datetime) -> list[Reminder]:
+    """The reminders whose time has come by ``now`` and that were not sent yet, soonest first."""
+    rows = session.execute(_DUE.where(func.coalesce(FollowUp.reminder_at, FollowUp.due_at) <= now))
+    return [Reminder(id, title, as_utc(due_at), email, name, zone, contact) for id, title, due_at, email, name, zone, contact in rows]
+
+
+def reminder_message(reminder: Reminder, sender: str) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = reminder.owner_email
+    message["Subject"] = f"Follow-up: {reminder.title}"[:200]
+    about = f" with {reminder.contact_name}" if reminder.contact_name else ""
+    message.set_content(f"Hello {reminder.owner_name},\n\nYour follow-up{about} is due {in_zone(reminder.due_at, reminder.time_zone)}:\n\n"
+                        f"    {reminder.title}\n\nInbox CRM\n")
+    return message
+
+
+def send_reminders(session: Session, now: datetime, send: Callable[[EmailMessage], None], sender: str) -> tuple[int, int]:
+    """Send the due reminders; returns (sent, failed). Each one sent is marked at once and
+    committed; one that fails to send stays unmarked for the next run."""
+    sent = failed = 0
+    for reminder in due_reminders(session, now):
+        try:
+            send(reminder_message(reminder, sender))
+        except OSError:  # smtplib's errors are OSErrors: the server down, refused, timed out
+            failed += 1
+            continue
+        follow_up = session.get(FollowUp, reminder.follow_up_id)
+        follow_up.reminded_at = now
+        session.commit()
+        sent += 1
+    return sent, failed
