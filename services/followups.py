@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
 from typing import Any, Mapping
 
 from sqlalchemy import select
@@ -56,4 +57,17 @@ def open_follow_ups(session: Session, actor: User, limit: int = 20) -> list[Foll
         .where(FollowUp.organization_id == actor.organization_id, FollowUp.owner_id == actor.id, FollowUp.done_at.is_(None),
                FollowUp.deleted_at.is_(None))
         .order_by(FollowUp.due_at).limit(limit)
+    ))
+
+
+def my_day(session: Session, actor: User, now: datetime) -> list[FollowUp]:
+    """The actor's open follow-ups due by the end of their organization's today (the overdue
+    among them first): what the pane lists with no mail open."""
+    zone = ZoneInfo(actor.organization.time_zone)
+    tomorrow = datetime.combine(now.astimezone(zone).date() + timedelta(days=1), time(), tzinfo=zone).astimezone(timezone.utc)
+    return list(session.scalars(
+        select(FollowUp)
+        .where(FollowUp.organization_id == actor.organization_id, FollowUp.owner_id == actor.id, FollowUp.done_at.is_(None),
+               FollowUp.deleted_at.is_(None), FollowUp.due_at < tomorrow)
+        .order_by(FollowUp.due_at).limit(50)
     ))

@@ -492,3 +492,26 @@ def test_several_open_deals_the_rep_says_which_and_the_thread_remembers(open_pan
     page.evaluate(f"window.__office.show({json.dumps(message(internetMessageId='<m2@acme.test>', conversationId='thread-1'))})")
     page.locator("[data-form=log_email]").wait_for()
     assert page.locator("[data-form=log_email] select[name=opportunity_id]").input_value() == str(lane_id)
+
+
+def test_with_no_mail_open_the_pane_shows_my_day(open_pane, app, app_world: World):
+    """No mail open: the rep's follow-ups overdue and due later today, not next week's."""
+    from datetime import datetime, time, timedelta, timezone
+    from zoneinfo import ZoneInfo
+
+    from services.models import FollowUp
+
+    now = datetime.now(timezone.utc)
+    zone = ZoneInfo(app_world.org.time_zone)
+    end_of_day = datetime.combine(now.astimezone(zone).date() + timedelta(days=1), time(), tzinfo=zone).astimezone(timezone.utc)
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        for title, due in (("Overdue call", now - timedelta(hours=5)), ("Later today", min(now + timedelta(hours=1), end_of_day - timedelta(minutes=1))),
+                           ("Next week", now + timedelta(days=7))):
+            session.add(FollowUp(organization_id=app_world.org.id, title=title, due_at=due, owner_id=app_world.rep.id))
+        session.commit()
+    page = open_pane(None)
+    day = page.locator("section[aria-label='My day']")
+    day.wait_for()
+    assert day.locator("li span:first-child").all_inner_texts() == ["Overdue call", "Later today"]
+    assert "overdue" in day.locator("li.overdue").inner_text()
+    shot(page, "my-day")

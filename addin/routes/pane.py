@@ -21,7 +21,9 @@ from addin.views import actor, is_htmx, page_or_fragment
 from services.notes import checklists
 from services.context import context_for_addresses
 from services.errors import DomainError
+from services import followups
 from services.text import sender_problem
+from services.types import utcnow
 
 bp = Blueprint("pane", __name__)
 
@@ -160,6 +162,14 @@ def header() -> str:
 @login_required
 def context() -> tuple[str, int]:
     return render_context(MailItemRef.from_values(request.args))
+
+
+@bp.get("/pane/my-day")
+@login_required
+def my_day() -> tuple[str, int]:
+    """With no mail open: the rep's follow-ups overdue and due today."""
+    now = utcnow()
+    return render_template("pane/_my_day.html", follow_ups=followups.my_day(db(), actor(), now), now=now), 200
 
 
 @bp.app_context_processor

@@ -248,8 +248,10 @@
     var pane = document.getElementById("context");
     shown = item;
     if (!item) {
-      pane.removeAttribute("aria-busy");
-      pane.innerHTML = '<p class="empty">Select an email to see who it is from.</p>';
+      // No mail open: the rep's day (follow-ups overdue and due today).
+      clearPane(pane);
+      htmx.ajax("GET", pane.getAttribute("data-my-day-url"), { source: pane, target: "#context", swap: "innerHTML" })
+        .finally(function () { if (shown === item) { pane.removeAttribute("aria-busy"); } });
       return;
     }
     var query = new URLSearchParams();
