@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from flask import Flask
+from flask import Flask, g
 from flask_login import current_user
 
 from services.types import in_zone
@@ -24,8 +24,16 @@ def money(value: Decimal | int | float | None, currency: str = "", locale: str |
     if value is None:
         return ""
     if locale is None:
-        locale = current_user.organization.setting("locale") if current_user.is_authenticated else DEFAULT_LOCALE
+        locale = _reader_locale()
     return f"{currency} {format_amount(value, locale)}".strip()
+
+
+def _reader_locale() -> str:
+    """The reader's organization's locale, looked up once per request (a dashboard prints
+    hundreds of amounts)."""
+    if "amount_locale" not in g:
+        g.amount_locale = current_user.organization.setting("locale") if current_user.is_authenticated else DEFAULT_LOCALE
+    return g.amount_locale
 
 
 def percent(value: float | None, signed: bool = False) -> str:

@@ -13,13 +13,16 @@ from __future__ import annotations
 import unicodedata
 from decimal import Decimal
 
+from functools import lru_cache
+
 from babel import Locale, UnknownLocaleError
-from babel.numbers import NumberFormatError, format_decimal, parse_decimal
+from babel.numbers import NumberFormatError, NumberPattern, parse_decimal, parse_pattern
 
 DEFAULT_LOCALE = "en_US"
 _EXAMPLE = Decimal("95000.50")
 
 
+@lru_cache(maxsize=64)
 def known_locale(name: str | None) -> str:
     """``name`` if Babel knows it (an organization's setting), else the default."""
     try:
@@ -27,6 +30,17 @@ def known_locale(name: str | None) -> str:
         return name or DEFAULT_LOCALE
     except (UnknownLocaleError, ValueError, TypeError):
         return DEFAULT_LOCALE
+
+
+@lru_cache(maxsize=64)
+def _locale(name: str | None) -> Locale:
+    return Locale.parse(known_locale(name))
+
+
+@lru_cache(maxsize=8)
+def _pattern(places: int) -> NumberPattern:
+    """Whole units grouped, and ``places`` decimals: parsed once (a dashboard prints hundreds)."""
+    return parse_pattern("#,##0" + ("." + "0" * places if places else ""))
 
 
 class AmountError(ValueError):
@@ -45,8 +59,7 @@ def parse_amount(text: str, locale: str = DEFAULT_LOCALE) -> Decimal:
 
 
 def format_amount(value: Decimal | int | float, locale: str = DEFAULT_LOCALE, places: int = 0) -> str:
-    pattern = "#,##0" + ("." + "0" * places if places else "")
-    return format_decimal(Decimal(value), format=pattern, locale=known_locale(locale))
+    return _pattern(places).apply(Decimal(value), _locale(locale))
 
 
 def example_amount(locale: str = DEFAULT_LOCALE) -> str:
