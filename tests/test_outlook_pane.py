@@ -136,7 +136,8 @@ def test_lost_without_reason_is_refused_inline(open_pane, app, app_world: World)
     form = page.locator(f"[data-form=stage-{app_world.deal.id}]")
     form.locator("select[name=stage]").select_option("lost")
     form.get_by_role("button", name="Save stage").click()
-    page.locator(".alert", has_text="Say why the deal was lost.").wait_for()
+    page.locator(".form-error", has_text="Say why the deal was lost.").wait_for()
+    assert page.get_by_text("Say why the deal was lost.").count() == 1  # said once, in the form
     # The form stays open with the choice kept and the field marked.
     assert form.locator("select[name=stage]").input_value() == "lost"
     assert form.locator("input[name=loss_reason]").get_attribute("aria-invalid") == "true"
@@ -162,16 +163,15 @@ def change_stage(page, deal_id: int, stage: str, **fields: str):
 
 
 def test_an_amount_typed_as_people_write_it_and_one_that_cannot_be_read(open_pane, app, app_world: World):
-    """Won at "12500,50" (no amount in an American organization): refused, said beside the
-    field, the form's line pointing to it, nothing written. Then "$95,000", as the pane itself
-    prints amounts: won at 95,000."""
+    """Won at "12500,50" (no amount in an American organization): refused, said once, beside
+    the field, the form's line pointing to it, nothing written. Then "$95,000", as the pane
+    itself prints amounts: won at 95,000."""
     page = open_pane(message())
     form = change_stage(page, app_world.deal.id, "won", final_amount="12500,50")
-    # The form's line points to the field, which says what is wrong (and the pane's alert, at
-    # the top, repeats it: issue 16 moves results to where the rep acted).
+    # Said once, beside the field; the form's line points to it.
     page.locator(".form-error", has_text="Check the field marked below.").wait_for()
     assert form.locator(".field-error").inner_text() == "Enter an amount, like 95,000.50."
-    assert form.get_by_text("Enter an amount, like 95,000.50.").count() == 1
+    assert page.get_by_text("Enter an amount, like 95,000.50.").count() == 1
     assert form.locator("input[name=final_amount]").get_attribute("aria-invalid") == "true"
     assert form.locator("input[name=final_amount]").input_value() == "12500,50"  # kept as typed
     shot(page, "amount-refused")

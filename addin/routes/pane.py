@@ -103,8 +103,11 @@ def render_context(
     error: DomainError | None = None,
     values: Mapping[str, Any] | None = None,
     notice: Notice | None = None,
+    said_in_form: bool = False,
 ) -> tuple[str, int]:
-    """The context for ``item``; ``form`` names the form that failed, shown with ``error``."""
+    """The context for ``item``; ``form`` names the form that failed, shown with ``error``
+    (``said_in_form``: the form shows every refused field's message beside it, so the pane's
+    alert at the top says nothing more)."""
     context = context_for_addresses(
         db(), actor(), item.addresses, names={item.from_address: item.from_name}, message_id=item.external_id,
         conversation_id=item.conversation_id or None,
@@ -120,6 +123,7 @@ def render_context(
         error=error,
         values=values or {},
         notice=notice,
+        said_in_form=said_in_form,
     )
 
 
@@ -135,7 +139,13 @@ def perform(form: str, action: Callable[[], Notice]) -> tuple[str, int] | Respon
     except DomainError as error:
         rollback()
         status = 422 if error.status == 400 else error.status
-        return render_context(item, status=status, form=form, error=error, values=request.form)
+        page, status = render_context(item, status=status, form=form, error=error, values=request.form)
+        # Each thing wrong is said once: when the re-rendered form marks every refused field
+        # with its message, the pane's alert would only repeat it. (Known only once rendered:
+        # the form may not be there, a tampered hidden field has no place in it.)
+        if error.errors and all(f'id="{form}-{name}-error"' in page for name in error.errors):
+            page, status = render_context(item, status=status, form=form, error=error, values=request.form, said_in_form=True)
+        return page, status
     commit()
     if not is_htmx():
         flash(notice.text)
