@@ -81,8 +81,9 @@ def _quarter_start(today: date, fiscal_start_month: int) -> date:
     return add_months(date(today.year, today.month, 1), -offset)
 
 
-def _year_start(today: date, fiscal_start_month: int) -> date:
-    year = today.year if today.month >= fiscal_start_month else today.year - 1
+def fiscal_year_start(day: date, fiscal_start_month: int) -> date:
+    """The first day of the fiscal year (starting in ``fiscal_start_month``) that ``day`` falls in."""
+    year = day.year if day.month >= fiscal_start_month else day.year - 1
     return date(year, fiscal_start_month, 1)
 
 
@@ -92,7 +93,7 @@ def period_for(kind: str, today: date, fiscal_start_month: int = 1, now: datetim
     week = today - timedelta(days=today.weekday())
     month = date(today.year, today.month, 1)
     quarter = _quarter_start(today, fiscal_start_month)
-    year = _year_start(today, fiscal_start_month)
+    year = fiscal_year_start(today, fiscal_start_month)
     tomorrow = today + timedelta(days=1)
     periods = {
         "this_week": (week, week + timedelta(days=7)),

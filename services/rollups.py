@@ -30,6 +30,7 @@ from services.models import (
 from services import latest
 from services.deals import recompute_stage_facts
 from services.notes import is_flagged
+from services.periods import fiscal_year_start
 from services.signals import is_attempt, is_contact
 
 Key = tuple[int, date, str, str, str]  # owner, local day, type, direction, outcome
@@ -43,11 +44,6 @@ COARSE = ("month", "year")  # the grains that count by weekday too
 
 def rollup_key(owner_id: int, occurred_at: datetime, kind: str, direction: str, outcome: str | None, zone: ZoneInfo) -> Key:
     return (owner_id, occurred_at.astimezone(zone).date(), kind, direction, outcome or "")
-
-
-def fiscal_year_start(day: date, first_month: int) -> date:
-    """The first day of the fiscal year (starting in ``first_month``) that ``day`` falls in."""
-    return date(day.year if day.month >= first_month else day.year - 1, first_month, 1)
 
 
 # The key each grain counts by, beyond owner and date: the fiscal year counts by type only, with

@@ -16,8 +16,7 @@ from sqlalchemy.orm import Session
 
 from services.errors import DomainError
 from services.models import ACTIVITY_TYPES, MONTH_COLUMNS, WEEKDAY_COLUMNS, Activity, ActivityDayTotal, ActivityMonthRollup, ActivityRollup, ActivityYearRollup, Opportunity, User
-from services.periods import Period, add_months
-from services.rollups import fiscal_year_start
+from services.periods import Period, add_months, fiscal_year_start
 from services.signals import is_attempt_of, is_inbound_interaction
 from services.types import UTCDateTime
 from services.users import Person
