@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta, timezone
-from zoneinfo import ZoneInfo
+from datetime import datetime, timedelta
 from typing import Any, Mapping
 
 from sqlalchemy import select
@@ -13,6 +12,7 @@ from services.access import get_scoped, require_edit
 from services.audit import record_event, snapshot
 from services.errors import DomainError
 from services.models import Account, Contact, FollowUp, Opportunity, User
+from services.periods import local_midnight, local_today
 from services.schemas import FollowUpSchema, load
 from services.types import localised, utcnow
 
@@ -63,8 +63,8 @@ def open_follow_ups(session: Session, actor: User, limit: int = 20) -> list[Foll
 def my_day(session: Session, actor: User, now: datetime) -> list[FollowUp]:
     """The actor's open follow-ups due by the end of their organization's today (the overdue
     among them first): what the pane lists with no mail open."""
-    zone = ZoneInfo(actor.organization.time_zone)
-    tomorrow = datetime.combine(now.astimezone(zone).date() + timedelta(days=1), time(), tzinfo=zone).astimezone(timezone.utc)
+    zone = actor.organization.time_zone
+    tomorrow = local_midnight(local_today(zone, now) + timedelta(days=1), zone)
     return list(session.scalars(
         select(FollowUp)
         .where(FollowUp.organization_id == actor.organization_id, FollowUp.owner_id == actor.id, FollowUp.done_at.is_(None),

@@ -60,11 +60,12 @@ class Period:
         return (self.end - self.start).days
 
     def utc_bounds(self, zone: str) -> tuple[datetime, datetime]:
-        local = ZoneInfo(zone)
-        return (
-            datetime.combine(self.start, time(), tzinfo=local).astimezone(timezone.utc),
-            self.end_point.replace(tzinfo=local).astimezone(timezone.utc),
-        )
+        return local_midnight(self.start, zone), self.end_point.replace(tzinfo=ZoneInfo(zone)).astimezone(timezone.utc)
+
+
+def local_midnight(day: date, zone: str) -> datetime:
+    """The UTC instant ``day`` begins in ``zone``: its local midnight."""
+    return datetime.combine(day, time(), tzinfo=ZoneInfo(zone)).astimezone(timezone.utc)
 
 
 def add_months(day: date, months: int) -> date:

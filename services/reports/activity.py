@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 from decimal import Decimal
 
@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from services.errors import DomainError
 from services.models import ACTIVITY_TYPES, MONTH_COLUMNS, WEEKDAY_COLUMNS, Activity, ActivityDayTotal, ActivityMonthRollup, ActivityRollup, ActivityYearRollup, Opportunity, User
-from services.periods import Period, add_months, fiscal_year_start
+from services.periods import Period, add_months, fiscal_year_start, local_midnight
 from services.signals import is_attempt_of, is_inbound_interaction
 from services.types import UTCDateTime
 from services.users import Person
@@ -214,15 +214,14 @@ _DRAWDOWN_EDGES = select(_EDGES.c.owner_id, func.sum(_EDGES.c.recent), func.coun
 
 
 def _drawdown_parameters(actor: User, now: datetime) -> dict[str, Any]:
-    zone = ZoneInfo(actor.organization.time_zone)
+    name = actor.organization.time_zone
+    zone = ZoneInfo(name)
     start, split = now - RECENT - BASELINE, now - RECENT
-
-    def midnight(day: date) -> datetime:
-        return datetime.combine(day, time(), tzinfo=zone).astimezone(timezone.utc)
-
     first_day, split_day, today = (start.astimezone(zone).date() + timedelta(days=1), split.astimezone(zone).date(),
                                    now.astimezone(zone).date())
-    spans = [(start, midnight(first_day)), (midnight(split_day), midnight(split_day + timedelta(days=1))), (midnight(today), now)]
+    spans = [(start, local_midnight(first_day, name)),
+             (local_midnight(split_day, name), local_midnight(split_day + timedelta(days=1), name)),
+             (local_midnight(today, name), now)]
     return {"org": actor.organization_id, "first_day": first_day, "split_day": split_day, "today": today, "split": split,
             **{f"from{i}": a for i, (a, _) in enumerate(spans)}, **{f"until{i}": b for i, (_, b) in enumerate(spans)}}
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Iterable
-from datetime import date, datetime, time, timezone
+from datetime import date, datetime, timezone
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, bindparam, select, true
@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from services.access import require_role
 from services.errors import Forbidden
 from services.models import Activity, Opportunity, Team, User
-from services.periods import Period, comparison_for
+from services.periods import Period, comparison_for, local_midnight
 from services.users import PEOPLE, Person
 
 
@@ -83,11 +83,11 @@ def _partial_day(actor: User, period: Period, owners: Iterable[int]) -> ColumnEl
     period of whole days."""
     if period.until is None:
         return None
-    zone = ZoneInfo(actor.organization.time_zone)
-    midnight = datetime.combine(period.until.date(), time(), tzinfo=zone).astimezone(timezone.utc)
+    zone = actor.organization.time_zone
     return (
         (Activity.organization_id == actor.organization_id) & Activity.deleted_at.is_(None) & Activity.owner_id.in_(list(owners))
-        & (Activity.occurred_at >= midnight) & (Activity.occurred_at < period.until.replace(tzinfo=zone).astimezone(timezone.utc))
+        & (Activity.occurred_at >= local_midnight(period.until.date(), zone))
+        & (Activity.occurred_at < period.until.replace(tzinfo=ZoneInfo(zone)).astimezone(timezone.utc))
     )
 
 
