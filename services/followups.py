@@ -50,12 +50,14 @@ def complete_follow_up(session: Session, actor: User, follow_up_id: int, *, now:
     return follow_up
 
 
-def open_follow_ups(session: Session, actor: User, limit: int = 20) -> list[FollowUp]:
-    """The actor's own follow-ups not done yet, soonest due first."""
+def open_follow_ups(session: Session, actor: User, limit: int = 20, *, due_before: datetime | None = None) -> list[FollowUp]:
+    """The actor's own follow-ups not done yet, soonest due first (``due_before``: only those due
+    before then)."""
+    due = [FollowUp.due_at < due_before] if due_before is not None else []
     return list(session.scalars(
         select(FollowUp)
         .where(FollowUp.organization_id == actor.organization_id, FollowUp.owner_id == actor.id, FollowUp.done_at.is_(None),
-               FollowUp.deleted_at.is_(None))
+               FollowUp.deleted_at.is_(None), *due)
         .order_by(FollowUp.due_at).limit(limit)
     ))
 
@@ -64,10 +66,4 @@ def my_day(session: Session, actor: User, now: datetime) -> list[FollowUp]:
     """The actor's open follow-ups due by the end of their organization's today (the overdue
     among them first): what the pane lists with no mail open."""
     zone = actor.organization.time_zone
-    tomorrow = local_midnight(local_today(zone, now) + timedelta(days=1), zone)
-    return list(session.scalars(
-        select(FollowUp)
-        .where(FollowUp.organization_id == actor.organization_id, FollowUp.owner_id == actor.id, FollowUp.done_at.is_(None),
-               FollowUp.deleted_at.is_(None), FollowUp.due_at < tomorrow)
-        .order_by(FollowUp.due_at).limit(50)
-    ))
+    return open_follow_ups(session, actor, 50, due_before=local_midnight(local_today(zone, now) + timedelta(days=1), zone))
