@@ -184,4 +184,5 @@ def my_day() -> tuple[str, int]:
 
 @bp.app_context_processor
 def pane_globals() -> dict[str, Any]:
-    return {"demo_sign_in": current_app.config["DEMO_SIGN_IN"]}
+    # The open item's fields, named once (here): the forms carry them, the pane's script sends them.
+    return {"demo_sign_in": current_app.config["DEMO_SIGN_IN"], "ITEM_FIELDS": ITEM_FIELDS, "ITEM_LISTS": ITEM_LISTS}

@@ -11,9 +11,6 @@
   var ITEM_MESSAGE = "inboxcrm:item";
   var READY_MESSAGE = "inboxcrm:ready";
   var LOG_ON_SEND = "inboxcrm_log";
-  var HEADER_FIELDS = ["item_type", "from_address", "from_name", "subject", "internet_message_id", "conversation_id", "sent_at",
-                       "event_id", "start", "end"];
-  var LIST_FIELDS = ["to", "cc", "attendees"];
 
   /* ---- adapters: each reads the item and reports when it changes --------------------- */
 
@@ -254,9 +251,10 @@
         .finally(function () { if (shown === item) { pane.removeAttribute("aria-busy"); } });
       return;
     }
+    // The item's fields as the server names them (``addin/routes/pane.py``: ITEM_FIELDS, ITEM_LISTS).
     var query = new URLSearchParams();
-    HEADER_FIELDS.forEach(function (key) { if (item[key]) { query.append(key, item[key]); } });
-    LIST_FIELDS.forEach(function (key) {
+    pane.getAttribute("data-item-fields").split(" ").forEach(function (key) { if (item[key]) { query.append(key, item[key]); } });
+    pane.getAttribute("data-item-lists").split(" ").forEach(function (key) {
       (item[key] || []).forEach(function (address) { query.append(key, address); });
     });
     clearPane(pane);
