@@ -8,9 +8,8 @@ from decimal import Decimal
 from flask import Flask, g
 from flask_login import current_user
 
-from services.types import in_zone
-
 from services.numbers import DEFAULT_LOCALE, format_amount
+from services.types import in_zone
 
 
 def local(value: datetime | None, fmt: str = "%d %b %Y, %H:%M") -> str:

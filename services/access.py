@@ -5,6 +5,8 @@
 * Reps edit their own records, managers their team's, admins the organization's.
 * Reps and managers read their team's activities (a shared sales log, not a spy tool);
   a private activity's subject and body are its owner's alone.
+* What the rep just did (a log, a deal's move) they alone may take back, within
+  ``UNDO_MINUTES``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from services.models import Activity, Base, User
 from services.schemas import parse_id
 
 M = TypeVar("M", bound=Base)
+UNDO_MINUTES = 10  # a log or a deal's move can be taken back this long (``activities.undo_log``, ``deals.undo_move``)
 
 
 def get_scoped(

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.access import get_scoped, require_edit
+from services.access import UNDO_MINUTES, get_scoped, require_edit
 from services.audit import record_event, snapshot
 from services.contacts import account_for_domain, contact_for_address
 from services import notes
@@ -28,7 +28,6 @@ from services.types import localised, utcnow
 ACTIVITY_FIELDS = ("type", "direction", "occurred_at", "duration_minutes", "outcome", "subject", "contact_id",
                    "account_id", "opportunity_id", "owner_id", "external_id", "rating", "is_private")
 DEFAULT_DIRECTION = {"note": "internal", "task": "internal"}
-UNDO_MINUTES = 10
 
 
 def activity_by_external_id(

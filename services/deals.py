@@ -13,7 +13,7 @@ from typing import Any, Iterable, Mapping
 from sqlalchemy import BigInteger, bindparam, distinct, func, literal, select, true, update
 from sqlalchemy.orm import Session
 
-from services.access import get_scoped, require_edit
+from services.access import UNDO_MINUTES, get_scoped, require_edit
 from services.audit import record_event, snapshot
 from services.errors import DomainError
 from services.models import Account, Contact, Opportunity, Organization, Stage, StageChange, User
@@ -158,9 +158,6 @@ def move_stage(
     session.flush()
     record_event(session, actor, "move_stage", deal, before=before, after=snapshot(deal, DEAL_FIELDS))
     return deal
-
-
-UNDO_MINUTES = 10  # as for a log (``services.activities.UNDO_MINUTES``)
 
 
 def undo_move(session: Session, actor: User, opportunity_id: int, *, now: datetime | None = None) -> Opportunity:

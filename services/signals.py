@@ -87,7 +87,7 @@ _NOW = bindparam("now", type_=UTCDateTime())
 
 # Whether a follow-up is due in the future: the one fact the warnings read that the deal does
 # not keep itself (its latest activity and inbound interaction it does, ``services.latest``).
-WARNING_FACTS = (
+_PLANNED = (
     select(FollowUp.id)
     .where(FollowUp.organization_id == bindparam("org"), FollowUp.opportunity_id == Opportunity.id, FollowUp.done_at.is_(None),
            FollowUp.deleted_at.is_(None), FollowUp.due_at > _NOW)
@@ -107,7 +107,7 @@ def warning_facts(*conditions: ColumnElement[bool], name: str = "warning_facts",
                elapsed_ms(func.coalesce(Opportunity.last_inbound_at, Opportunity.created_at), _NOW).label("quiet"),
                elapsed_ms(Opportunity.stage_entered_at, _NOW).label("in_stage"),
                elapsed_ms(func.coalesce(Opportunity.last_activity_at, Opportunity.created_at), _NOW).label("idle"),
-               WARNING_FACTS.label("planned"), *extra)
+               _PLANNED.label("planned"), *extra)
         .join(Stage, Stage.id == Opportunity.stage_id)
         .where(Opportunity.organization_id == bindparam("org"), Opportunity.status == "open", Opportunity.deleted_at.is_(None), *conditions)
         .cte(name).prefix_with("MATERIALIZED")
