@@ -1,4 +1,4 @@
-"""Jinja filters: times in the organization's zone, money, per cent."""
+"""Jinja filters: times in the reader's zone, money, per cent."""
 
 from __future__ import annotations
 
@@ -8,13 +8,19 @@ from decimal import Decimal
 from flask import Flask, g
 from flask_login import current_user
 
+from addin.views import reader_zone, zone_differs
 from services.numbers import DEFAULT_LOCALE, format_amount
 from services.types import in_zone
 
 
 def local(value: datetime | None, fmt: str = "%d %b %Y, %H:%M") -> str:
-    """A stored time in the reader's organization's zone."""
-    return in_zone(value, current_user.organization.time_zone if current_user.is_authenticated else "UTC", fmt)
+    """A stored time in the reader's zone (their mailbox's, else their organization's), the
+    zone named ("10:00 CET") when a time of day is shown in a zone not the organization's."""
+    if not current_user.is_authenticated:
+        return in_zone(value, "UTC", fmt)
+    if value is not None and "%H" in fmt and zone_differs():
+        fmt += " %Z"
+    return in_zone(value, reader_zone(), fmt)
 
 
 def money(value: Decimal | int | float | None, currency: str = "", locale: str | None = None) -> str:

@@ -20,13 +20,15 @@ FOLLOW_UP_FIELDS = ("title", "due_at", "done_at", "owner_id", "contact_id", "acc
 LINKS = {"contact_id": (Contact, "contact"), "account_id": (Account, "account"), "opportunity_id": (Opportunity, "deal")}
 
 
-def add_follow_up(session: Session, actor: User, data: Mapping[str, Any], *, now: datetime | None = None) -> FollowUp:
+def add_follow_up(session: Session, actor: User, data: Mapping[str, Any], *, now: datetime | None = None, zone: str | None = None) -> FollowUp:
+    """A follow-up; a due time typed without a zone is the reader's wall-clock time in ``zone``
+    (their mailbox's), else their organization's."""
     values = load(FollowUpSchema, data)
     now = now or utcnow()
     links = {key: get_scoped(session, actor, model, values[key], what).id for key, (model, what) in LINKS.items() if values.get(key)}
     if not links:
         raise DomainError("Attach the follow-up to a contact, an account or a deal.")
-    due_at = localised(values["due_at"], actor.organization.time_zone)
+    due_at = localised(values["due_at"], zone or actor.organization.time_zone)
     if due_at < now.replace(second=0, microsecond=0):
         raise DomainError("Choose a due date in the future.", {"due_at": ["In the past."]})
     follow_up = FollowUp(
@@ -62,8 +64,8 @@ def open_follow_ups(session: Session, actor: User, limit: int = 20, *, due_befor
     ))
 
 
-def my_day(session: Session, actor: User, now: datetime) -> list[FollowUp]:
-    """The actor's open follow-ups due by the end of their organization's today (the overdue
-    among them first): what the pane lists with no mail open."""
-    zone = actor.organization.time_zone
+def my_day(session: Session, actor: User, now: datetime, zone: str | None = None) -> list[FollowUp]:
+    """The actor's open follow-ups due by the end of their today in ``zone`` (their mailbox's,
+    else their organization's), the overdue among them first: what the pane lists with no mail open."""
+    zone = zone or actor.organization.time_zone
     return open_follow_ups(session, actor, 50, due_before=local_midnight(local_today(zone, now) + timedelta(days=1), zone))

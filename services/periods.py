@@ -18,10 +18,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, available_timezones
+
+from tzlocal.windows_tz import win_tz
 
 from services.errors import DomainError
 from services.schemas import DATE_RANGE_MESSAGE, in_date_range
+
+_IANA_ZONES = frozenset(available_timezones())
 
 TO_DATE = {"mtd": 1, "qtd": 3, "ytd": 12}  # to-date kinds, and the months their comparison steps back
 KINDS = ("this_week", "last_week", "this_month", "last_month", "this_quarter", "last_quarter", "this_year", "last_year",
@@ -139,6 +143,20 @@ def comparison_for(period: Period, year_over_year: bool = False) -> Period:
         # A whole month, quarter or year compares with the whole one before it.
         return Period(add_months(period.start, -calendar), add_months(period.end, -calendar), f"{period.kind}_previous")
     return Period(period.start - timedelta(days=period.days), period.start, f"{period.kind}_previous")
+
+
+def zone_named(name: str | None) -> str | None:
+    """The IANA name of a time zone a mail client names: an IANA name itself (Gmail's event,
+    a browser's ``Intl``), or a Windows one (Outlook's ``userProfile.timeZone``, "Central
+    European Standard Time"), mapped by CLDR's table as tzlocal keeps it. None for a name
+    nobody knows: the caller keeps the organization's zone."""
+    name = (name or "").strip()
+    if not name or len(name) > 100:
+        return None
+    name = win_tz.get(name, name)
+    if name not in _IANA_ZONES:
+        return None
+    return "UTC" if name in ("Etc/UTC", "UCT", "Etc/UCT", "Zulu", "Etc/Zulu", "Universal", "Etc/Universal") else name
 
 
 def local_today(zone: str, now: datetime | None = None) -> date:

@@ -6,12 +6,15 @@ import gzip
 import html
 import json
 import re
+from datetime import datetime, timezone
 
 import pytest
 from sqlalchemy import func, select
 
 from addin import create_app
-from services.models import Activity, Contact, Opportunity, StageChange
+from services.models import Activity, Contact, FollowUp, Opportunity, StageChange
+from services.periods import zone_named
+from services.types import as_utc
 from tests.factories import World
 
 
@@ -271,3 +274,44 @@ def test_admin_pages_are_admin_only(auth, app_world: World, who, status):
         assert "Tom Teammate" in body and "Negotiation" in body and "Oscar Other" not in body
     else:
         assert "Tom Teammate" not in body
+
+
+@pytest.mark.parametrize("name, zone", [
+    ("Eastern Standard Time", "America/New_York"),  # Outlook's userProfile.timeZone: Windows names
+    ("Central European Standard Time", "Europe/Warsaw"),
+    ("America/Sao_Paulo", "America/Sao_Paulo"),  # a browser's: IANA names
+    ("UTC", "UTC"),
+    ("Etc/UTC", "UTC"),
+    ("Mars Standard Time", None),
+    ("../../etc/passwd", None),
+    ("", None),
+    (None, None),
+    ("x" * 500, None),
+])
+def test_mail_client_zone_names(name, zone):
+    assert zone_named(name) == zone
+
+
+def test_times_typed_and_read_in_the_mailbox_zone(auth, app_world: World):
+    """Rita's organization keeps Berlin time; her mailbox is in New York. Her 10:00 is New York's
+    10:00, and the pane names the zone where it is not her organization's."""
+    auth.login("rita@northwind.test")
+    base = {**item_for("ann@acme.test"), "contact_id": app_world.contact.id, "account_id": app_world.account.id}
+    headers = {"X-CSRFToken": auth.token, "HX-Request": "true", "X-Time-Zone": "Eastern Standard Time"}
+    response = auth.client.post("/followups", data={**base, "title": "Call back", "due_at": "2099-01-05T10:00"}, headers=headers)
+    assert response.status_code == 200
+    with auth.client.application.extensions["inboxcrm.db"].sessions() as session:
+        due = session.scalar(select(FollowUp.due_at).where(FollowUp.title == "Call back"))
+    assert as_utc(due) == datetime(2099, 1, 5, 15, 0, tzinfo=timezone.utc)  # 10:00 EST
+    page = response.get_data(as_text=True)
+    assert "05 Jan 10:00 EST" in page and "(America/New_York time)" in page
+    # The same follow-up read by the pane in Berlin: its organization's zone, so no zone named.
+    same = auth.client.get("/pane/context", query_string=item_for("ann@acme.test"), headers={"HX-Request": "true", "X-Time-Zone": "W. Europe Standard Time"})
+    assert "05 Jan 16:00 ·" in same.get_data(as_text=True) and "America/New_York time" not in same.get_data(as_text=True)
+    # A zone nobody knows is the organization's, never an error.
+    odd = auth.client.post("/followups", data={**base, "title": "Odd zone", "due_at": "2099-01-05T10:00"},
+                           headers={**headers, "X-Time-Zone": "Mars Standard Time"})
+    assert odd.status_code == 200
+    with auth.client.application.extensions["inboxcrm.db"].sessions() as session:
+        due = session.scalar(select(FollowUp.due_at).where(FollowUp.title == "Odd zone"))
+    assert as_utc(due) == datetime(2099, 1, 5, 9, 0, tzinfo=timezone.utc)  # 10:00 in Berlin

@@ -29,7 +29,7 @@ def message(sender: str = "ann@acme.test", message_id: str = "<m1@acme.test>", *
 def open_pane(browser, live_url):
     pages = []
 
-    def open_pane(item: dict | None, width: int = 350):
+    def open_pane(item: dict | None, width: int = 350, time_zone: str | None = None):
         context = browser.new_context(viewport={"width": width, "height": 900})
         page = context.new_page()
         pages.append(context)
@@ -38,7 +38,7 @@ def open_pane(browser, live_url):
         page.fill("input[name=email]", REP)
         page.fill("input[name=password]", PASSWORD)
         page.click("button.primary")
-        page.add_init_script(f"window.__officeInitial = {json.dumps({'user': REP, 'item': item})};")
+        page.add_init_script(f"window.__officeInitial = {json.dumps({'user': REP, 'item': item, 'timeZone': time_zone})};")
         page.goto(f"{live_url}/pane")
         return page
 
@@ -515,3 +515,32 @@ def test_with_no_mail_open_the_pane_shows_my_day(open_pane, app, app_world: Worl
     assert day.locator("li span:first-child").all_inner_texts() == ["Overdue call", "Later today"]
     assert "overdue" in day.locator("li.overdue").inner_text()
     shot(page, "my-day")
+
+
+def test_follow_up_typed_in_the_mailbox_zone(open_pane, app, app_world: World):
+    """Rita's organization keeps Berlin time, her Outlook New York's (``userProfile.timeZone``
+    in Windows form): the follow-up she types for 10:00 is due at 10:00 in New York, and the
+    pane says so."""
+    from datetime import date, datetime, timedelta, timezone
+    from zoneinfo import ZoneInfo
+
+    from services.models import FollowUp
+    from services.types import as_utc
+
+    page = open_pane(message(), time_zone="Eastern Standard Time")
+    page.locator(".contact h2", has_text="Ann Buyer").wait_for()
+    page.get_by_text("Set a follow-up").click()
+    form = page.locator("[data-form=follow_up]")
+    assert "(America/New_York time)" in form.locator("label", has_text="Due").inner_text()
+    day = date.today() + timedelta(days=3)
+    form.locator("input[name=title]").fill("Call back")
+    form.locator("input[name=due_at]").fill(f"{day.isoformat()}T10:00")
+    form.get_by_role("button", name="Set follow-up").click()
+    page.locator(".toast", has_text="Follow-up set.").wait_for()
+    expected = datetime(day.year, day.month, day.day, 10, tzinfo=ZoneInfo("America/New_York")).astimezone(timezone.utc)
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        due = session.scalar(select(FollowUp.due_at).where(FollowUp.title == "Call back"))
+    assert as_utc(due) == expected
+    listed = page.locator("section.follow-ups li", has_text="Call back").inner_text()
+    assert f"{day:%d %b} 10:00 E" in listed  # EST or EDT, named: not the organization's zone
+    shot(page, "follow-up-mailbox-zone")

@@ -7,7 +7,7 @@ from flask_login import login_required
 
 from addin.database import db
 from addin.routes.pane import Notice, perform
-from addin.views import actor
+from addin.views import actor, reader_zone
 from services import followups
 
 bp = Blueprint("followups", __name__)
@@ -17,7 +17,7 @@ bp = Blueprint("followups", __name__)
 @login_required
 def add():
     def action() -> Notice:
-        followups.add_follow_up(db(), actor(), request.form)
+        followups.add_follow_up(db(), actor(), request.form, zone=reader_zone())
         return Notice("Follow-up set.")
 
     return perform("follow_up", action)

@@ -17,7 +17,7 @@ from werkzeug.wrappers import Response
 
 from addin import oidc
 from addin.database import commit, db, rollback
-from addin.views import actor, is_htmx, page_or_fragment
+from addin.views import actor, is_htmx, page_or_fragment, reader_zone, zone_differs
 from services.notes import checklists
 from services.context import context_for_addresses
 from services.errors import DomainError
@@ -179,10 +179,11 @@ def context() -> tuple[str, int]:
 def my_day() -> tuple[str, int]:
     """With no mail open: the rep's follow-ups overdue and due today."""
     now = utcnow()
-    return render_template("pane/_my_day.html", follow_ups=followups.my_day(db(), actor(), now), now=now), 200
+    return render_template("pane/_my_day.html", follow_ups=followups.my_day(db(), actor(), now, reader_zone()), now=now), 200
 
 
 @bp.app_context_processor
 def pane_globals() -> dict[str, Any]:
     # The open item's fields, named once (here): the forms carry them, the pane's script sends them.
-    return {"demo_sign_in": current_app.config["DEMO_SIGN_IN"], "ITEM_FIELDS": ITEM_FIELDS, "ITEM_LISTS": ITEM_LISTS}
+    return {"demo_sign_in": current_app.config["DEMO_SIGN_IN"], "ITEM_FIELDS": ITEM_FIELDS, "ITEM_LISTS": ITEM_LISTS,
+            "zone_differs": zone_differs}

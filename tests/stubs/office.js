@@ -14,7 +14,7 @@
   var saved = {};
   var mailbox = {
     item: null,
-    userProfile: { displayName: "", emailAddress: "", timeZone: "UTC" },
+    userProfile: { displayName: "", emailAddress: "", timeZone: "W. Europe Standard Time" },
     addHandlerAsync: function (type, handler, options, callback) {
       if (type === Office.EventType.ItemChanged) { handlers.push(handler); }
       var done = typeof options === "function" ? options : callback;
@@ -95,6 +95,7 @@
 
   var initial = window.__officeInitial || {};
   mailbox.userProfile.emailAddress = initial.user || "";
+  if (initial.timeZone) { mailbox.userProfile.timeZone = initial.timeZone; }
   mailbox.item = build(initial.item);
   window.__office = {
     properties: saved,

@@ -71,6 +71,12 @@
         };
       });
     },
+    // The mailbox's zone in Windows form ("Central European Standard Time"); Outlook on the web
+    // gives its calendar's zone.
+    timeZone: function () {
+      var profile = Office.context.mailbox && Office.context.mailbox.userProfile;
+      return (profile && profile.timeZone) || "";
+    },
     onItemChanged: function (callback) {
       // A pinned pane stays open while the rep moves from mail to mail.
       Office.context.mailbox.addHandlerAsync(Office.EventType.ItemChanged, callback);
@@ -108,6 +114,10 @@
     });
     return {
       readItem: function () { return Promise.resolve(current); },
+      // The preview's mailbox is the browser's own: its zone is the machine's.
+      timeZone: function () {
+        try { return Intl.DateTimeFormat().resolvedOptions().timeZone || ""; } catch (e) { return ""; }
+      },
       onItemChanged: function (callback) { listeners.push(callback); },
       markForLogging: function () { return Promise.resolve(false); },
       isMarkedForLogging: function () { return Promise.resolve(false); }
@@ -288,6 +298,9 @@
     document.body.addEventListener("htmx:configRequest", function (event) {
       var token = Tokens.get();
       if (token) { event.detail.headers.Authorization = "Bearer " + token; }
+      // Times are typed and read in the mailbox's zone, which the server cannot know itself.
+      var zone = adapter.timeZone();
+      if (zone) { event.detail.headers["X-Time-Zone"] = zone; }
       // Logging an email sends the body the adapter read: it is too large to ride in the page.
       var form = event.detail.elt;
       if (shown && form && form.matches && form.matches("[data-form=log_email], [data-form=log_meeting]")) {
