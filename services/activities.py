@@ -66,7 +66,9 @@ def _log(session: Session, actor: User, values: dict[str, Any], now: datetime) -
     deal = get_scoped(session, actor, Opportunity, values["opportunity_id"], "deal") if values.get("opportunity_id") else None
     account = get_scoped(session, actor, Account, values["account_id"], "account") if values.get("account_id") else None
     lead = get_scoped(session, actor, Lead, values["lead_id"], "lead") if values.get("lead_id") else None
-    account = account or (deal.account if deal else None) or (contact.account if contact else None)
+    # A deal's activity is with the deal's account, whichever account the form named: a mail
+    # from one account's contact can be about a deal the rep found at another (the pane's search).
+    account = (deal.account if deal else None) or account or (contact.account if contact else None)
 
     body_html = sanitize_html(values.get("body_html"))
     body_text = values.get("body_text") or html_to_text(body_html)

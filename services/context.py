@@ -110,6 +110,10 @@ class PaneContext:
     stages: list[Any]  # services.deals.pipeline_stages rows
     logged_activity_id: int | None = None
     thread_deal_id: int | None = None  # the open deal the rep chose for an earlier mail of this thread
+    # What the rep chose from a search (``services.search``) for this mail: an account, shown
+    # first with its open deals, and maybe one of them, which the pane's forms then preselect.
+    chosen_account_id: int | None = None
+    chosen_deal_id: int | None = None
 
     @property
     def is_empty(self) -> bool:
@@ -151,6 +155,8 @@ _FOLLOW_UPS = (
     .order_by(FollowUp.due_at)
 )
 _OWNERS = PEOPLE.where(User.id.in_(_many("ids")))
+_OPEN_DEAL_ACCOUNT = select(Opportunity.account_id).where(Opportunity.organization_id == _ORG, Opportunity.id == bindparam("id"),
+                                                          Opportunity.status == "open", Opportunity.deleted_at.is_(None))
 _LOGGED = select(Activity.id, Activity.deleted_at).where(Activity.organization_id == _ORG, Activity.external_id == bindparam("external_id"))
 ACTIVITY_COLUMNS = (Activity.id, Activity.type, Activity.direction, Activity.occurred_at, Activity.subject,
                     func.substr(Activity.body_text, 1, 400).label("body_text"), Activity.owner_id, Activity.outcome, Activity.rating,
@@ -187,6 +193,8 @@ def context_for_addresses(
     names: dict[str, str] | None = None,
     message_id: str | None = None,
     conversation_id: str | None = None,
+    chosen_account_id: int | None = None,
+    chosen_deal_id: int | None = None,
     now: datetime | None = None,
 ) -> PaneContext:
     """Who these addresses are and what is open with them. Read as plain column rows, not ORM
@@ -207,7 +215,16 @@ def context_for_addresses(
     known = {address for found in emails.values() for address in found}
 
     domains = {domain_of(a) for a in wanted if not is_public_domain(domain_of(a))}
-    accounts, account_names = _account_cards(session, org_id, {c.account_id for c in contacts.values() if c.account_id}, domains)
+    # A deal chosen from a search brings its account; either is ignored unless it is a live one
+    # of the organization (the deal open).
+    if chosen_deal_id is not None:
+        chosen_account_id = session.scalar(_OPEN_DEAL_ACCOUNT, {"org": org_id, "id": chosen_deal_id})
+        chosen_deal_id = chosen_deal_id if chosen_account_id is not None else None
+    related = {c.account_id for c in contacts.values() if c.account_id} | ({chosen_account_id} if chosen_account_id else set())
+    accounts, account_names = _account_cards(session, org_id, related, domains)
+    if chosen_account_id not in {a.id for a in accounts}:
+        chosen_account_id = chosen_deal_id = None
+    accounts.sort(key=lambda a: a.id != chosen_account_id)  # the chosen one first: the forms attach to it
     account_ids = {a.id for a in accounts}
 
     stages = pipeline_stages(session, org_id)
@@ -238,6 +255,8 @@ def context_for_addresses(
         stages=stages,
         logged_activity_id=logged.id if logged and logged.deleted_at is None else None,
         thread_deal_id=_thread_deal(session, org_id, conversation_id, {d.id for d in deals}) if conversation_id and len(deals) > 1 else None,
+        chosen_account_id=chosen_account_id,
+        chosen_deal_id=chosen_deal_id,
     )
 
 

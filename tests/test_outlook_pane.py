@@ -544,3 +544,46 @@ def test_follow_up_typed_in_the_mailbox_zone(open_pane, app, app_world: World):
     listed = page.locator("section.follow-ups li", has_text="Call back").inner_text()
     assert f"{day:%d %b} 10:00 E" in listed  # EST or EDT, named: not the organization's zone
     shot(page, "follow-up-mailbox-zone")
+
+
+def test_search_and_attach_the_mail_to_another_accounts_deal(open_pane, app, app_world: World):
+    """Ann (Acme) writes about a deal at another account: the rep finds it from the pane,
+    chooses it, and logs the mail and a note to it."""
+    from tests.factories import make_account, make_deal
+
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        org = session.merge(app_world.org)
+        rep = session.merge(app_world.rep)
+        globex = make_account(session, org, rep, "Globex Logistics", "globex.test")
+        deal_id = make_deal(session, org, globex, rep, session.merge(app_world.stages[1]), "Cold chain pilot").id
+        globex_id = globex.id
+        session.commit()
+    page = open_pane(message(), width=320)
+    page.locator(".contact h2", has_text="Ann Buyer").wait_for()
+    page.get_by_text("Find in the CRM").click()
+    page.get_by_label("Contact, account or deal").fill("globex")
+    found = page.locator("#search-results .found-deals li", has_text="Cold chain pilot")
+    found.wait_for()
+    assert page.locator("#search-results .found-accounts li").all_inner_texts()[0].startswith("Globex Logistics")
+    shot(page, "search-results")
+    no_horizontal_scroll(page)
+    found.get_by_role("button", name="Choose this deal").click()
+    page.locator(".account.chosen h2", has_text="Globex Logistics").wait_for()
+    assert page.locator("[data-form=log_email] select[name=opportunity_id]").input_value() == str(deal_id)
+    page.get_by_role("button", name="Log this email").click()
+    page.locator(".toast", has_text="Email logged.").wait_for()
+    # The choice holds for the next action on this mail: a note goes to the same deal.
+    page.get_by_text("Add a note").click()
+    note = page.locator("[data-form=note]")
+    assert note.locator("select[name=opportunity_id]").input_value() == str(deal_id)
+    note.locator("textarea[name=body]").fill("Pilot starts in March")
+    note.get_by_role("button", name="Add note").click()
+    page.locator(".toast", has_text="Note added.").wait_for()
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        logged = {a.type: (a.opportunity_id, a.account_id) for a in session.scalars(select(Activity).where(Activity.opportunity_id == deal_id))}
+    assert logged == {"email": (deal_id, globex_id), "note": (deal_id, globex_id)}
+    # Cleared, the pane is the sender's again.
+    page.locator(".account.chosen").get_by_role("button", name="Clear").click()
+    page.locator(".account.chosen").wait_for(state="detached")
+    assert page.locator(".account h2").first.inner_text() == "Acme Freight"
+    shot(page, "search-chosen-cleared")

@@ -22,13 +22,15 @@ from services.notes import checklists
 from services.context import context_for_addresses
 from services.errors import DomainError
 from services import followups
+from services.schemas import parse_id
+from services.search import search_crm
 from services.text import sender_problem
 from services.types import utcnow
 
 bp = Blueprint("pane", __name__)
 
 ITEM_FIELDS = ("item_type", "from_address", "from_name", "subject", "internet_message_id", "conversation_id", "sent_at", "event_id",
-               "start", "end")
+               "start", "end", "chosen_account_id", "chosen_deal_id")
 ITEM_LISTS = ("to", "cc", "attendees")
 
 
@@ -46,6 +48,9 @@ class MailItemRef:
     event_id: str = ""
     start: str = ""
     end: str = ""
+    # Not the mail client's: what the rep chose from a search for this item (``services.search``).
+    chosen_account_id: str = ""
+    chosen_deal_id: str = ""
     to: list[str] = field(default_factory=list)
     cc: list[str] = field(default_factory=list)
     attendees: list[str] = field(default_factory=list)
@@ -63,8 +68,9 @@ class MailItemRef:
     def addresses(self) -> list[str]:
         return [self.from_address, *self.to, *self.cc, *self.attendees]
 
-    def query(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v}
+    def query(self, **changes: Any) -> dict[str, Any]:
+        """The item as a URL's query (``changes``: other values for some fields, "" to drop one)."""
+        return {k: v for k, v in (asdict(self) | changes).items() if v}
 
     @property
     def sender_problem(self) -> str | None:
@@ -110,7 +116,8 @@ def render_context(
     alert at the top says nothing more)."""
     context = context_for_addresses(
         db(), actor(), item.addresses, names={item.from_address: item.from_name}, message_id=item.external_id,
-        conversation_id=item.conversation_id or None,
+        conversation_id=item.conversation_id or None, chosen_account_id=parse_id(item.chosen_account_id),
+        chosen_deal_id=parse_id(item.chosen_deal_id),
     )
     return page_or_fragment(
         "pane/index.html",
@@ -172,6 +179,15 @@ def header() -> str:
 @login_required
 def context() -> tuple[str, int]:
     return render_context(MailItemRef.from_values(request.args))
+
+
+@bp.get("/pane/search")
+@login_required
+def search() -> tuple[str, int]:
+    """Contacts, accounts and open deals matching what the rep typed, each to choose for the
+    open item: its mail, a call or a note can then go to that account or deal."""
+    return render_template("pane/_search_results.html", results=search_crm(db(), actor(), request.args.get("q")),
+                           item=MailItemRef.from_values(request.args)), 200
 
 
 @bp.get("/pane/my-day")

@@ -273,8 +273,10 @@
       .then(function () { return item.item_type === "message" ? adapter.isMarkedForLogging() : false; })
       .then(function (marked) {
         // A message marked in compose is logged when it is opened from Sent Items.
-        var button = marked && pane.querySelector("[data-form=log_email] button");
-        if (button) { button.click(); }
+        // Submitted through htmx (processed first: the swap may not have settled), so that the
+        // form carries the open item (``#open-item``) and the body.
+        var form = marked && pane.querySelector("[data-form=log_email]");
+        if (form) { htmx.process(form); form.requestSubmit(); }
       });
   }
 
