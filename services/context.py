@@ -246,7 +246,7 @@ def context_for_addresses(
         accounts=accounts,
         deals=[deal_row(actor, d, now, [w for w in warnings if w.opportunity_id == d.id], owners[d.owner_id], d.account_name)
                for d in deals],
-        activities=[_activity_row(actor, a, owners[a.owner_id]) for a in activities],
+        activities=[activity_row(actor, a, owners[a.owner_id]) for a in activities],
         follow_ups=[
             FollowUpRow(f.id, f.title, f.due_at, f.due_at < now, owners[f.owner_id].name, can_edit(actor, owners[f.owner_id]))
             for f in follow_ups
@@ -361,7 +361,7 @@ def deal_row_for(session: Session, actor: User, deal_id: int, now: datetime | No
     return deal_row(actor, deal, now, deal_warnings(session, actor.organization, [deal], now), deal.owner, deal.account.name)
 
 
-def _activity_row(actor: User, activity: Any, owner: User | Person) -> ActivityRow:
+def activity_row(actor: User, activity: Any, owner: User | Person) -> ActivityRow:
     """An activity (an ORM object or a row of ``ACTIVITY_COLUMNS``) as the views list it."""
     readable = can_read_content(actor, activity)
     summary = (activity.body_text or "")[:400] if readable else None
@@ -410,7 +410,7 @@ def account_timeline(session: Session, actor: User, account_id: int, limit: int 
         .order_by(Activity.occurred_at.desc(), Activity.id.desc())
         .limit(limit)
     ).all()
-    return Timeline(_account_card(account), [_activity_row(actor, a, a.owner) for a in activities])
+    return Timeline(_account_card(account), [activity_row(actor, a, a.owner) for a in activities])
 
 
 def notes_feed(session: Session, actor: User, account_query: str, limit: int = 100) -> list[tuple[str, ActivityRow]]:
@@ -432,4 +432,4 @@ def notes_feed(session: Session, actor: User, account_query: str, limit: int = 1
         .order_by(Activity.occurred_at.desc(), Activity.id.desc())
         .limit(limit)
     ).all()
-    return [(names.get(a.account_id, ""), _activity_row(actor, a, a.owner)) for a in rows]
+    return [(names.get(a.account_id, ""), activity_row(actor, a, a.owner)) for a in rows]

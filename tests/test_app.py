@@ -315,3 +315,64 @@ def test_times_typed_and_read_in_the_mailbox_zone(auth, app_world: World):
     with auth.client.application.extensions["inboxcrm.db"].sessions() as session:
         due = session.scalar(select(FollowUp.due_at).where(FollowUp.title == "Odd zone"))
     assert as_utc(due) == datetime(2099, 1, 5, 9, 0, tzinfo=timezone.utc)  # 10:00 in Berlin
+
+
+def statements_of(app, call) -> tuple[object, int]:
+    """``call``'s response, and how many SQL statements it ran."""
+    from sqlalchemy import event
+
+    engine = app.extensions["inboxcrm.db"].engine
+    seen: list[str] = []
+
+    def count(conn, cursor, statement, *args) -> None:
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        response = call()
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    return response, len(seen)
+
+
+def test_small_actions_answer_with_what_changed(auth, app_world: World):
+    """A rating, a note, a follow-up done: each answers with only what it changed (out of band)
+    and the toast, not the whole context; refused, the context comes back with the form's errors."""
+    app = auth.client.application
+    auth.login("rita@northwind.test")
+    base = {**item_for("ann@acme.test"), "contact_id": app_world.contact.id, "account_id": app_world.account.id}
+    auth.post("/activities", {**base, "type": "call", "outcome": "connected", "duration_minutes": "7"})
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        call_id = session.scalar(select(Activity.id).where(Activity.type == "call"))
+    whole, context_statements = statements_of(app, lambda: auth.get("/pane/context", query_string=item_for("ann@acme.test")))
+
+    rated, rating_statements = statements_of(app, lambda: auth.post(f"/activities/{call_id}/rating", {**base, "rating": "1"}))
+    page = rated.get_data(as_text=True)
+    assert rated.status_code == 200 and "Marked as went well." in page
+    assert re.search(rf'<li class="activity call" id="activity-{call_id}" hx-swap-oob="true">', page)
+    assert re.search(r'value="0"[^>]*aria-pressed="true"[^>]*>\+ went well', page)
+    assert "Ann Buyer" not in page and 'class="card contact"' not in page  # not the context
+    assert len(rated.data) * 5 < len(whole.data) and rating_statements * 2 < context_statements, (rating_statements, context_statements)
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        assert session.get(Activity, call_id).rating == 1
+
+    noted = auth.post("/activities/note", {**base, "body": "Prefers <b>mornings</b>"})
+    page = noted.get_data(as_text=True)
+    assert '<ul hx-swap-oob="afterbegin:#recent-activities">' in page and "Prefers &lt;b&gt;mornings&lt;/b&gt;" in page
+    assert "Note added." in page and "Undo" in page
+
+    auth.post("/followups", {**base, "title": "Send contract", "due_at": "2099-01-05T10:00"})
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        follow_up_id = session.scalar(select(FollowUp.id))
+    done = auth.post(f"/followups/{follow_up_id}/done", base).get_data(as_text=True)
+    assert f'<li id="follow-up-{follow_up_id}" hx-swap-oob="delete"></li>' in done and "Follow-up done." in done
+
+    # Refused: the whole context, retargeted at the pane, the form's error in it.
+    refused = auth.post(f"/activities/{call_id}/rating", {**base, "rating": "5"})
+    assert refused.status_code == 422
+    assert (refused.headers["HX-Retarget"], refused.headers["HX-Reswap"]) == ("#context", "innerHTML")
+    assert 'class="card contact"' in refused.get_data(as_text=True)
+    again = auth.post(f"/followups/{follow_up_id}/done", base)
+    assert again.status_code == 422 and "already done" in again.get_data(as_text=True)
+    empty = auth.post("/activities/note", {**base, "body": ""})
+    assert empty.status_code == 422 and empty.headers["HX-Retarget"] == "#context"

@@ -587,3 +587,43 @@ def test_search_and_attach_the_mail_to_another_accounts_deal(open_pane, app, app
     page.locator(".account.chosen").wait_for(state="detached")
     assert page.locator(".account h2").first.inner_text() == "Acme Freight"
     shot(page, "search-chosen-cleared")
+
+
+def test_small_actions_swap_only_what_changed(open_pane, app, app_world: World):
+    """A rating, a note and a follow-up done change their own part of the pane: the rest of it
+    is the same page (a mark set on the contact card survives), and the toast says what happened."""
+    from datetime import datetime, timedelta, timezone
+
+    from services.models import FollowUp
+
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        session.add(FollowUp(organization_id=app_world.org.id, title="Send rates", due_at=datetime.now(timezone.utc) + timedelta(days=2),
+                             owner_id=app_world.rep.id, contact_id=app_world.contact.id))
+        session.commit()
+    page = open_pane(message())
+    page.locator(".contact h2", has_text="Ann Buyer").wait_for()
+    page.evaluate("document.querySelector('.contact').dataset.kept = 'yes'")
+    # A note: first in the recent activities (shown now that there is one), the form emptied.
+    assert not page.locator("section.activities").is_visible()
+    page.get_by_text("Add a note").click()
+    note = page.locator("[data-form=note]")
+    note.locator("textarea[name=body]").fill("Prefers mornings")
+    note.get_by_role("button", name="Add note").click()
+    page.locator(".toast", has_text="Note added.").wait_for()
+    assert page.locator("#recent-activities li").first.inner_text().count("Prefers mornings") == 1
+    assert page.locator("section.activities").is_visible()
+    assert note.locator("textarea[name=body]").input_value() == ""
+    # Rated: the item's buttons say so.
+    item = page.locator("#recent-activities li").first
+    item.get_by_role("button", name="+ went well").click()
+    page.locator(".toast", has_text="Marked as went well.").wait_for()
+    assert page.locator("#recent-activities li").first.get_by_role("button", name="+ went well").get_attribute("aria-pressed") == "true"
+    # Done: the follow-up leaves the list.
+    page.locator("section.follow-ups li", has_text="Send rates").get_by_role("button", name="Done").click()
+    page.locator(".toast", has_text="Follow-up done.").wait_for()
+    page.locator("section.follow-ups li", has_text="Send rates").wait_for(state="detached")
+    assert page.evaluate("document.querySelector('.contact').dataset.kept") == "yes"
+    assert page.evaluate("document.activeElement.classList.contains('toast')")
+    shot(page, "small-actions")
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        assert session.scalar(select(Activity.rating).where(Activity.type == "note")) == 1

@@ -6,9 +6,11 @@ from flask import Blueprint, request
 from flask_login import login_required
 
 from addin.database import db
-from addin.routes.pane import Notice, perform
+from addin.routes.pane import Notice, SmallAnswer, perform
 from addin.views import actor
 from services import activities
+from services.context import activity_row
+from services.models import Activity
 
 bp = Blueprint("activities", __name__)
 
@@ -56,21 +58,27 @@ def log_activity():
 @bp.post("/activities/note")
 @login_required
 def add_note():
+    done: dict[str, Activity] = {}
+
     def action() -> Notice:
-        note = activities.add_note(db(), actor(), request.form)
+        done["note"] = note = activities.add_note(db(), actor(), request.form)
         return Notice("Note added.", note.id)
 
-    return perform("note", action)
+    # The note is put first in the recent activities; nothing else in view changes.
+    return perform("note", action, lambda: SmallAnswer(activity_row(actor(), done["note"], actor()), added=True))
 
 
 @bp.post("/activities/<id:activity_id>/rating")
 @login_required
 def rate(activity_id: int):
+    done: dict[str, Activity] = {}
+
     def action() -> Notice:
-        activity = activities.rate_activity(db(), actor(), activity_id, request.form)
+        done["rated"] = activity = activities.rate_activity(db(), actor(), activity_id, request.form)
         return Notice({1: "Marked as went well.", -1: "Marked as went badly."}.get(activity.rating or 0, "Rating cleared."))
 
-    return perform(f"rating-{activity_id}", action)
+    # A rating answers with its activity alone (its buttons pressed or not), not the whole context.
+    return perform(f"rating-{activity_id}", action, lambda: SmallAnswer(activity_row(actor(), done["rated"], done["rated"].owner)))
 
 
 def _logged_from_pane(form):

@@ -6,7 +6,7 @@ from flask import Blueprint, request
 from flask_login import login_required
 
 from addin.database import db
-from addin.routes.pane import Notice, perform
+from addin.routes.pane import Notice, SmallAnswer, perform
 from addin.views import actor, reader_zone
 from services import followups
 
@@ -30,4 +30,5 @@ def done(follow_up_id: int):
         followups.complete_follow_up(db(), actor(), follow_up_id)
         return Notice("Follow-up done.")
 
-    return perform(f"done-{follow_up_id}", action)
+    # Done, it leaves the list; nothing else in view changes.
+    return perform(f"done-{follow_up_id}", action, lambda: SmallAnswer(removed=f"follow-up-{follow_up_id}"))

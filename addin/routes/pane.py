@@ -134,15 +134,29 @@ def render_context(
     )
 
 
-def perform(form: str, action: Callable[[], Notice]) -> tuple[str, int] | Response:
-    """Run one pane action for the item the form names, then show the context again.
+@dataclass
+class SmallAnswer:
+    """What a small action changed, for its answer (``pane/_small_answer.html``) in place of
+    the whole context: an activity to show again (``added``: new, put first), an element to
+    take away (its id)."""
+
+    activity: Any = None
+    added: bool = False
+    removed: str | None = None
+
+
+def perform(form: str, action: Callable[[], Notice], small: Callable[[], SmallAnswer] | None = None) -> tuple[str, int] | Response:
+    """Run one pane action for the item the form names, then show the context again (or, for
+    a small action, ``small``: only what changed, and the toast).
 
     Success commits and, for a plain form post, redirects (post/redirect/get). A refusal
-    rolls back, so nothing is half-written, and re-renders the form with the rep's input.
+    rolls back, so nothing is half-written, and re-renders the form with the rep's input, in
+    the whole context, wherever the form meant to swap its answer.
     """
     item = MailItemRef.from_values(request.form)
     try:
         notice = action()
+        changed = small() if small is not None and is_htmx() else None
     except DomainError as error:
         rollback()
         status = 422 if error.status == 400 else error.status
@@ -152,11 +166,13 @@ def perform(form: str, action: Callable[[], Notice]) -> tuple[str, int] | Respon
         # the form may not be there, a tampered hidden field has no place in it.)
         if error.errors and all(f'id="{form}-{name}-error"' in page for name in error.errors):
             page, status = render_context(item, status=status, form=form, error=error, values=request.form, said_in_form=True)
-        return page, status
+        return Response(page, status, headers={"HX-Retarget": "#context", "HX-Reswap": "innerHTML"})
     commit()
     if not is_htmx():
         flash(notice.text)
         return redirect(url_for("pane.context", **item.query()))
+    if changed is not None:
+        return render_template("pane/_small_answer.html", item=item, notice=notice, **asdict(changed)), 200
     return render_context(item, notice=notice)
 
 

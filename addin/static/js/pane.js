@@ -310,6 +310,16 @@
       }
     });
     document.body.addEventListener("htmx:afterRequest", function (event) {
+      // A small action answers with only what changed (out of band): its form starts afresh,
+      // and the toast is where the rep's eyes and keyboard go.
+      var elt = event.detail.elt;
+      if (event.detail.successful && elt && elt.matches && elt.matches("form[data-reset-on-success]")) {
+        elt.reset();
+        var details = elt.closest("details");
+        if (details && elt.isConnected) { details.open = false; }
+        var toast = pane.querySelector("#notices .toast");
+        if (toast) { toast.setAttribute("tabindex", "-1"); toast.focus({ preventScroll: true }); }
+      }
       if (event.detail.xhr && event.detail.xhr.status === 401) {
         session.expired();
         session.ensure().then(refresh);
