@@ -22,6 +22,10 @@ from flask import current_app, render_template
 
 VERSION = "1.0.0"
 MAILBOX_VERSION = "1.5"
+# Logging a message as it is sent: Outlook's OnMessageSend launch event came with Mailbox 1.12.
+# Older clients skip it, and log a marked message when it is opened from Sent Items.
+SEND_EVENT_VERSION = "1.12"
+SEND_HANDLER = "onMessageSendHandler"  # static/js/launchevent.js associates this name
 UNIFIED_MANIFEST_VERSION = "1.24"
 SURFACES = [
     ("MessageReadCommandSurface", "messageRead"),
@@ -46,7 +50,7 @@ def outlook_xml(base_url: str, addin_id: str, client_id: str) -> str:
     base = check_base_url(base_url)
     return render_template(
         "manifest/outlook.xml", base=base, host=urlsplit(base).netloc, addin_id=addin_id, client_id=client_id,
-        version=f"{VERSION}.0", mailbox_version=MAILBOX_VERSION, surfaces=SURFACES,
+        version=f"{VERSION}.0", mailbox_version=MAILBOX_VERSION, surfaces=SURFACES, send_handler=SEND_HANDLER,
     )
 
 
@@ -55,6 +59,7 @@ def outlook_json(base_url: str, addin_id: str, client_id: str) -> dict[str, Any]
     host = urlsplit(base).netloc
     icons = [{"size": size, "url": f"{base}/static/icons/icon-{size}.png"} for size in (16, 32, 80)]
     mailbox = {"scopes": ["mail"], "capabilities": [{"name": "Mailbox", "minVersion": MAILBOX_VERSION}]}
+    sending = {"scopes": ["mail"], "capabilities": [{"name": "Mailbox", "minVersion": SEND_EVENT_VERSION}]}
     return {
         "$schema": f"https://developer.microsoft.com/json-schemas/teams/v{UNIFIED_MANIFEST_VERSION}/MicrosoftTeams.schema.json",
         "manifestVersion": UNIFIED_MANIFEST_VERSION,
@@ -89,7 +94,20 @@ def outlook_json(base_url: str, addin_id: str, client_id: str) -> dict[str, Any]
                         "code": {"page": f"{base}/pane"},
                         "lifetime": "short",
                         "actions": [{"id": "OpenTaskPane", "type": "openPage", "pinnable": True}],
-                    }
+                    },
+                    {
+                        # Where launch events run: a hidden page, or the script alone on classic Windows.
+                        "requirements": sending,
+                        "id": "LaunchEventRuntime",
+                        "type": "general",
+                        "code": {"page": f"{base}/launch-event", "script": f"{base}/static/js/launchevent.js"},
+                        "lifetime": "short",
+                        "actions": [{"id": SEND_HANDLER, "type": "executeFunction"}],
+                    },
+                ],
+                # A marked message is logged as it is sent; soft block: the send never waits on us.
+                "autoRunEvents": [
+                    {"requirements": sending, "events": [{"type": "messageSending", "actionId": SEND_HANDLER, "options": {"sendMode": "softBlock"}}]}
                 ],
                 "ribbons": [
                     {

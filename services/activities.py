@@ -21,7 +21,7 @@ from services import notes
 from services.errors import DomainError, Forbidden
 from services.rollups import count_activity
 from services.models import Account, Activity, ActivityParticipant, Contact, Lead, Opportunity, User
-from services.schemas import ActivitySchema, EmailItemSchema, MeetingItemSchema, NoteSchema, RatingSchema, load
+from services.schemas import ActivitySchema, EmailItemSchema, MeetingItemSchema, NoteSchema, RatingSchema, SendingItemSchema, load
 from services.text import domain_of, html_to_text, sanitize_html, sender_problem
 from services.types import localised, utcnow
 
@@ -124,12 +124,26 @@ def _log(session: Session, actor: User, values: dict[str, Any], now: datetime) -
     return activity, True
 
 
-def log_email(session: Session, actor: User, data: Mapping[str, Any], *, now: datetime | None = None) -> tuple[Activity, bool]:
+SENDING = "send:"  # the external id of a message logged as it was sent, before it has its own
+
+
+def log_email(session: Session, actor: User, data: Mapping[str, Any], *, now: datetime | None = None,
+              sending: bool = False) -> tuple[Activity, bool]:
     """Log a mail item as the pane reads it. Inbound or outbound is decided by the mailbox
-    owner (the actor): a message from the actor is outbound, any other inbound."""
-    item = load(EmailItemSchema, data)
+    owner (the actor): a message from the actor is outbound, any other inbound.
+
+    ``sending``: the actor's message as Outlook sends it (``OnMessageSend``), before it has an
+    id: it is logged under the add-in's key for it. Opened later from Sent Items with that key,
+    the same activity takes the message's id, and nothing more is logged."""
+    item = load(SendingItemSchema if sending else EmailItemSchema, data)
     org = actor.organization
     outbound = item["from_address"] == actor.email
+    if sending:
+        if not outbound:
+            raise DomainError("Only your own message is logged as you send it.", {"from_address": ["Not your address."]})
+        item["internet_message_id"] = SENDING + item["send_key"]
+    elif item.get("send_key") and (sent := _logged_as_sent(session, actor, item["send_key"], item["internet_message_id"])):
+        return sent, False
     if not outbound and (problem := sender_problem(item["from_address"])):
         raise DomainError(problem, {"from_address": [problem]})
     recipients = item["to"] + item["cc"]
@@ -169,6 +183,20 @@ def log_email(session: Session, actor: User, data: Mapping[str, Any], *, now: da
         "is_private": False,
     }
     return _log(session, actor, values, now or utcnow())
+
+
+def _logged_as_sent(session: Session, actor: User, send_key: str, message_id: str) -> Activity | None:
+    """The actor's activity logged as the message was sent, given the message's id now that it
+    has one (unless another activity already has that id)."""
+    sent = activity_by_external_id(session, actor.organization_id, SENDING + send_key, for_update=True)
+    if sent is None or sent.owner_id != actor.id or sent.deleted_at is not None:
+        return None
+    if activity_by_external_id(session, actor.organization_id, message_id) is None:
+        before = {"external_id": sent.external_id}
+        sent.external_id = message_id
+        session.flush()
+        record_event(session, actor, "update", sent, before=before, after={"external_id": message_id})
+    return sent
 
 
 def _only_open_deal(session: Session, organization_id: int, account: Account | None) -> int | None:

@@ -232,10 +232,19 @@ class EmailItemSchema(InputSchema):
     opportunity_id = _id()
     conversation_id = fields.String(validate=validate.Length(max=255))
     source = fields.String(load_default="outlook", validate=validate.OneOf(SOURCES))
+    # The key a message logged as it was sent was logged under (``log_email``, ``sending``).
+    send_key = fields.String(validate=validate.Regexp(r"^[0-9a-f]{32}$", error="Not a key this add-in made."))
 
     @pre_load
     def split_lists(self, data: Any, **kwargs: Any) -> Any:
         return _split_address_lists(data, ("to", "cc"))
+
+
+class SendingItemSchema(EmailItemSchema):
+    """A message as it is sent (Outlook's OnMessageSend): it has no id yet, only our key."""
+
+    internet_message_id = fields.String(validate=validate.Length(max=512))
+    send_key = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{32}$", error="Not a key this add-in made."))
 
 
 class MeetingItemSchema(InputSchema):

@@ -90,7 +90,7 @@ def test_xml_manifest_structure(generated):
     overrides = root.find("v10:VersionOverrides/v11:VersionOverrides", NS)
     assert overrides.get(XSI_TYPE) == "VersionOverridesV1_1"
     assert overrides.find("v11:Requirements/bt:Sets", NS).get("DefaultMinVersion") == "1.5"
-    points = overrides.findall("v11:Hosts/v11:Host/v11:DesktopFormFactor/v11:ExtensionPoint", NS)
+    points = [p for p in overrides.findall("v11:Hosts/v11:Host/v11:DesktopFormFactor/v11:ExtensionPoint", NS) if p.get(XSI_TYPE) != "LaunchEvent"]
     assert [p.get(XSI_TYPE) for p in points] == ["MessageReadCommandSurface", "MessageComposeCommandSurface",
                                                  "AppointmentOrganizerCommandSurface", "AppointmentAttendeeCommandSurface"]
     for point in points:
@@ -120,3 +120,34 @@ def test_checked_in_example_is_what_the_command_makes(app, tmp_path):
     assert result.exit_code == 0
     for name in ("manifest.xml", "manifest.json"):
         assert (tmp_path / "outlook" / name).read_text() == (ROOT / "manifest" / "outlook" / name).read_text(), name
+
+
+def test_a_marked_message_is_logged_as_it_is_sent(generated):
+    """OnMessageSend (Mailbox 1.12) in both manifests, soft-blocking, handled by the function
+    static/js/launchevent.js associates, in a runtime that is our hidden page or, on classic
+    Windows, that script; the pane's own surfaces keep asking Mailbox 1.5 only."""
+    handler = "onMessageSendHandler"
+    assert f'Office.actions.associate("{handler}"' in (ROOT / "addin" / "static" / "js" / "launchevent.js").read_text()
+
+    root = ET.parse(generated / "manifest.xml").getroot()
+    overrides = root.find("v10:VersionOverrides/v11:VersionOverrides", NS)
+    host = overrides.find("v11:Hosts/v11:Host", NS)
+    launch = next(p for p in host.findall("v11:DesktopFormFactor/v11:ExtensionPoint", NS) if p.get(XSI_TYPE) == "LaunchEvent")
+    event = launch.find("v11:LaunchEvents/v11:LaunchEvent", NS)
+    assert (event.get("Type"), event.get("FunctionName"), event.get("SendMode")) == ("OnMessageSend", handler, "SoftBlock")
+    runtime = host.find("v11:Runtimes/v11:Runtime", NS)
+    assert runtime.get("resid") == launch.find("v11:SourceLocation", NS).get("resid")
+    urls = {url.get("id"): url.get("DefaultValue") for url in overrides.findall("v11:Resources/bt:Urls/bt:Url", NS)}
+    assert urls[runtime.get("resid")] == f"{BASE}/launch-event"
+    assert urls[runtime.find("v11:Override", NS).get("resid")] == f"{BASE}/static/js/launchevent.js"
+    assert runtime.find("v11:Override", NS).get("type") == "javascript"
+
+    manifest = json.loads((generated / "manifest.json").read_text())
+    extension = manifest["extensions"][0]
+    assert extension["requirements"]["capabilities"] == [{"name": "Mailbox", "minVersion": "1.5"}]
+    runtime = next(r for r in extension["runtimes"] if any(a["id"] == handler for a in r["actions"]))
+    assert runtime["requirements"]["capabilities"] == [{"name": "Mailbox", "minVersion": "1.12"}]
+    assert runtime["code"] == {"page": f"{BASE}/launch-event", "script": f"{BASE}/static/js/launchevent.js"}
+    [events] = extension["autoRunEvents"]
+    assert events["requirements"]["capabilities"] == [{"name": "Mailbox", "minVersion": "1.12"}]
+    assert events["events"] == [{"type": "messageSending", "actionId": handler, "options": {"sendMode": "softBlock"}}]

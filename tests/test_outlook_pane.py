@@ -627,3 +627,58 @@ def test_small_actions_swap_only_what_changed(open_pane, app, app_world: World):
     shot(page, "small-actions")
     with app.extensions["inboxcrm.db"].sessions() as session:
         assert session.scalar(select(Activity.rating).where(Activity.type == "note")) == 1
+
+
+def test_a_marked_message_is_logged_as_it_is_sent(browser, live_url, app, app_world: World):
+    """Outlook's OnMessageSend runs static/js/launchevent.js in its hidden page: a message the
+    rep marked is logged as it goes (signed in by Office's single sign-on), the send is always
+    allowed, and the same message opened from Sent Items is that one activity, not a second."""
+    from tests.test_security import CLIENT_ID, SCOPE, TENANT, JwksServer, claims, sign
+
+    jwks = JwksServer()
+    app.config.update(MS_JWKS_URL=jwks.url, MS_TENANTS={TENANT: "northwind.test"}, MS_AUDIENCES=[CLIENT_ID], MS_SCOPE=SCOPE)
+    token = sign(jwks.key, claims(preferred_username=REP, oid=f"oid-{REP}"))
+    draft = {"mode": "compose", "key": "draft-1", "itemType": "message", "to": ["ann@acme.test"], "subject": "Our rates",
+             "body": "Rates attached."}
+    contexts = []
+
+    def page_with(item: dict, properties: dict, path: str):
+        context = browser.new_context(viewport={"width": 350, "height": 900})
+        contexts.append(context)
+        page = context.new_page()
+        page.route(OFFICE_JS, lambda route: route.fulfill(path=str(STUB), content_type="application/javascript"))
+        page.add_init_script(f"window.__officeInitial = {json.dumps({'user': REP, 'item': item, 'accessToken': token, 'properties': properties})};")
+        page.goto(f"{live_url}{path}")
+        return page
+
+    def send(page) -> dict:
+        # The page has loaded: its script associated the handler as it ran (Outlook calls it by name).
+        return page.evaluate("new Promise(done => window.__office.actions.onMessageSendHandler({ completed: done }))")
+
+    try:
+        # Not marked: sent, nothing logged.
+        assert send(page_with(draft, {}, "/launch-event")) == {"allowEvent": True}
+        assert rows(app, Activity) == 0
+        # Marked in the pane ("Log when sent"): logged as it goes, under the key it now carries.
+        page = page_with(draft, {"draft-1": {"inboxcrm_log": "1"}}, "/launch-event")
+        assert send(page) == {"allowEvent": True}
+        properties = page.evaluate("window.__office.properties['draft-1']")
+        with app.extensions["inboxcrm.db"].sessions() as session:
+            logged = session.scalars(select(Activity)).one()
+            assert (logged.external_id, logged.direction, logged.contact_id, logged.subject) == (
+                f"send:{properties['inboxcrm_send_key']}", "outbound", app_world.contact.id, "Our rates")
+        # Opened from Sent Items (its properties travelled with it): the pane's log finds it.
+        sent = {"key": "draft-1", "itemType": "message", "from": REP, "to": ["ann@acme.test"], "subject": "Our rates",
+                "internetMessageId": "<sent-1@northwind.test>", "body": "Rates attached."}
+        pane = page_with(sent, {"draft-1": properties}, "/pane")
+        pane.locator(".logged").wait_for()
+        with app.extensions["inboxcrm.db"].sessions() as session:
+            assert [(a.id, a.external_id) for a in session.scalars(select(Activity))] == [(logged.id, "<sent-1@northwind.test>")]
+        # Whatever fails (here: no single sign-on), the message is sent, to be logged from Sent Items.
+        app.config.update(MS_TENANTS={})
+        assert send(page_with({**draft, "key": "draft-2"}, {"draft-2": {"inboxcrm_log": "1"}}, "/launch-event")) == {"allowEvent": True}
+        assert rows(app, Activity) == 1
+    finally:
+        for context in contexts:
+            context.close()
+        jwks.close()

@@ -4,8 +4,12 @@ service on both back ends, the routes, and what a choice does to a log."""
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import func, select
+
 from services.activities import log_email
 from services.context import context_for_addresses
+from services.errors import DomainError
+from services.models import Activity
 from services.search import MAX_LENGTH, search_crm
 from services.types import utcnow
 from tests.factories import World, make_account, make_contact, make_deal
@@ -94,3 +98,71 @@ def test_search_route(auth, app_world: World):
     chosen = auth.get("/pane/context", query_string={**ITEM, "chosen_deal_id": str(app_world.deal.id)}).get_data(as_text=True)
     assert "Chosen for this mail" in chosen
     assert auth.get("/pane/context", query_string={**ITEM, "chosen_deal_id": "²"}).status_code == 200
+
+
+# -- a message logged as it is sent (Outlook's OnMessageSend), then opened from Sent Items -------
+
+KEY = "0123456789abcdef0123456789abcdef"
+SENT = {"item_type": "message", "from_address": "rita@northwind.test", "to": ["ann@acme.test"], "subject": "Our rates",
+        "body_text": "Rates attached.", "send_key": KEY}
+
+
+def test_sending_then_sent_items_is_one_activity(session, world: World):
+    from services.activities import SENDING
+
+    sent, created = log_email(session, world.rep, SENT, sending=True)
+    session.commit()
+    assert created and (sent.external_id, sent.direction, sent.contact_id) == (SENDING + KEY, "outbound", world.contact.id)
+    # Sent twice (a retry): still one.
+    again, created = log_email(session, world.rep, SENT, sending=True)
+    assert not created and again.id == sent.id
+    # Opened from Sent Items with its key: the same activity takes the message's id.
+    opened, created = log_email(session, world.rep, {**SENT, "internet_message_id": "<sent-1@northwind.test>"})
+    session.commit()
+    assert not created and opened.id == sent.id and opened.external_id == "<sent-1@northwind.test>"
+    assert session.scalar(select(func.count(Activity.id))) == 1
+    # Without a key, a Sent Items log of another message is a new activity, as before.
+    other, created = log_email(session, world.rep, {**SENT, "send_key": None, "internet_message_id": "<sent-2@northwind.test>"})
+    assert created and other.id != sent.id
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"send_key": "not-a-key"}, "send_key"),
+    ({"send_key": None}, "send_key"),
+    ({"from_address": "ann@acme.test"}, "from_address"),  # only the rep's own message, as it is sent
+])
+def test_sending_refuses_what_is_not_the_reps_marked_message(session, world: World, change, field):
+    data = {k: v for k, v in {**SENT, **change}.items() if v is not None}
+    with pytest.raises(DomainError) as refused:
+        log_email(session, world.rep, data, sending=True)
+    assert field in refused.value.errors
+    assert session.scalar(select(func.count(Activity.id))) == 0
+
+
+def test_a_send_key_is_its_owners_alone(session, world: World):
+    sent, _ = log_email(session, world.rep, SENT, sending=True)
+    session.commit()
+    # A teammate who knows the key logs their own copy; the rep's stays under the key.
+    theirs, created = log_email(session, world.teammate, {**SENT, "from_address": world.teammate.email, "internet_message_id": "<t@x.test>"})
+    session.commit()
+    assert created and theirs.id != sent.id and session.get(Activity, sent.id).external_id.startswith("send:")
+
+
+def test_sending_route_answers_json(client, app_world: World):
+    """The launch event's script signs in with a token (no cookie, no CSRF token) and gets JSON."""
+    from addin.security import limiter
+    from tests.factories import PASSWORD
+
+    limiter.reset()
+    assert client.post("/activities/sending", data=SENT).status_code in (302, 400, 401)  # signed out (no CSRF token either)
+    with client.application.extensions["inboxcrm.db"].sessions() as session:
+        assert session.scalar(select(func.count(Activity.id))) == 0
+    token = client.post("/auth/token", json={"email": "rita@northwind.test", "password": PASSWORD}).json["token"]
+    bearer = {"Authorization": f"Bearer {token}"}
+    logged = client.post("/activities/sending", data=SENT, headers=bearer)
+    assert logged.status_code == 200 and logged.json["logged"] is True
+    assert client.post("/activities/sending", data=SENT, headers=bearer).json == {"activity_id": logged.json["activity_id"], "logged": False}
+    bad = client.post("/activities/sending", data={**SENT, "send_key": "x"}, headers=bearer)
+    assert bad.status_code == 422 and "send_key" in bad.json["fields"]
+    huge = client.post("/activities/sending", data={**SENT, "send_key": KEY.replace("0", "1"), "subject": "x" * 10_000}, headers=bearer)
+    assert huge.status_code == 422 and "subject" in huge.json["fields"]

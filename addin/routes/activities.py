@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, request
+from flask import Blueprint, jsonify, request
 from flask_login import login_required
 
-from addin.database import db
+from addin.database import commit, db, rollback
 from addin.routes.pane import Notice, SmallAnswer, perform
 from addin.views import actor
 from services import activities
 from services.context import activity_row
+from services.errors import DomainError
 from services.models import Activity
 
 bp = Blueprint("activities", __name__)
@@ -23,6 +24,20 @@ def log_email():
         return Notice("Email logged.", activity.id) if created else Notice("This email was already logged.")
 
     return perform("log_email", action)
+
+
+@bp.post("/activities/sending")
+@login_required
+def log_sending():
+    """Outlook's ``OnMessageSend`` handler (``static/js/launchevent.js``) logs the rep's marked
+    message as it goes: JSON in answer, never a page, for a script with no pane to show it in."""
+    try:
+        activity, created = activities.log_email(db(), actor(), request.form, sending=True)
+    except DomainError as error:
+        rollback()
+        return jsonify(error=error.message, fields=error.errors), 422 if error.status == 400 else error.status
+    commit()
+    return jsonify(activity_id=activity.id, logged=created), 200
 
 
 @bp.post("/activities/meeting")

@@ -30,7 +30,7 @@ from services.types import utcnow
 bp = Blueprint("pane", __name__)
 
 ITEM_FIELDS = ("item_type", "from_address", "from_name", "subject", "internet_message_id", "conversation_id", "sent_at", "event_id",
-               "start", "end", "chosen_account_id", "chosen_deal_id")
+               "start", "end", "send_key", "chosen_account_id", "chosen_deal_id")
 ITEM_LISTS = ("to", "cc", "attendees")
 
 
@@ -48,6 +48,7 @@ class MailItemRef:
     event_id: str = ""
     start: str = ""
     end: str = ""
+    send_key: str = ""  # a sent message's key, where it was logged as it was sent (static/js/launchevent.js)
     # Not the mail client's: what the rep chose from a search for this item (``services.search``).
     chosen_account_id: str = ""
     chosen_deal_id: str = ""
@@ -195,6 +196,13 @@ def header() -> str:
 @login_required
 def context() -> tuple[str, int]:
     return render_context(MailItemRef.from_values(request.args))
+
+
+@bp.get("/launch-event")
+def launch_event() -> str:
+    """The page Outlook on the web, on the Mac and the new Outlook load, hidden, to run the
+    add-in's launch events (``OnMessageSend``); classic Outlook for Windows runs the script alone."""
+    return render_template("pane/launch_event.html")
 
 
 @bp.get("/pane/search")

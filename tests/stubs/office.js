@@ -4,9 +4,11 @@
  * documents: read-mode values (item.from, item.to as EmailAddressDetails arrays), compose-mode
  * objects read with getAsync, body.getAsync with an AsyncResult, custom properties, and
  * addHandlerAsync(ItemChanged), and Office.auth.getAccessToken. The test drives it through
- * window.__officeInitial (user, item, accessToken) and window.__office:
+ * window.__officeInitial (user, item, accessToken, timeZone, properties: saved custom properties
+ * per item key) and window.__office:
  *   __office.show(spec)   make spec the current item and fire ItemChanged
  *   __office.properties   the custom properties saved per item key
+ *   __office.actions      the launch-event handlers associated (Office.actions.associate)
  */
 (function () {
   "use strict";
@@ -94,11 +96,16 @@
   };
 
   var initial = window.__officeInitial || {};
+  // Launch events: the handlers a script associates, by name (__office.actions).
+  var actions = {};
+  window.Office.actions = { associate: function (name, handler) { actions[name] = handler; } };
+  Object.keys(initial.properties || {}).forEach(function (key) { saved[key] = Object.assign({}, initial.properties[key]); });
   mailbox.userProfile.emailAddress = initial.user || "";
   if (initial.timeZone) { mailbox.userProfile.timeZone = initial.timeZone; }
   mailbox.item = build(initial.item);
   window.__office = {
     properties: saved,
+    actions: actions,
     show: function (spec) {
       mailbox.item = build(spec);
       handlers.forEach(function (handler) { handler({ type: Office.EventType.ItemChanged }); });

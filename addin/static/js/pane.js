@@ -11,6 +11,7 @@
   var ITEM_MESSAGE = "inboxcrm:item";
   var READY_MESSAGE = "inboxcrm:ready";
   var LOG_ON_SEND = "inboxcrm_log";
+  var SEND_KEY = "inboxcrm_send_key"; // set by launchevent.js on a message it logged as it was sent
 
   /* ---- adapters: each reads the item and reports when it changes --------------------- */
 
@@ -47,7 +48,8 @@
           item.body.getAsync(Office.CoercionType.Text, function (result) {
             resolve(result.status === "succeeded" ? result.value : "");
           });
-        })
+        }),
+        appointment || composing ? null : OfficeAdapter.withProperties(function (properties) { return properties.get(SEND_KEY) || ""; })
       ]).then(function (v) {
         var from = v[0] || (composing ? mailbox.userProfile : null);
         var people = function (list) {
@@ -67,7 +69,8 @@
           sent_at: iso(item.dateTimeCreated),
           start: iso(v[4]),
           end: iso(v[5]),
-          body_text: v[6] || ""
+          body_text: v[6] || "",
+          send_key: v[7] || ""
         };
       });
     },
