@@ -128,6 +128,7 @@ def main() -> None:
     parser.add_argument("--db", default=f"sqlite:///{RESULTS / 'scale30.db'}")
     parser.add_argument("--scale", type=float, default=30)
     parser.add_argument("--repeat", type=int, default=15, help="rounds of the side-by-side timings")
+    parser.add_argument("--load-seconds", type=float, default=60, help="the 64-pane load under gunicorn (0: skip it)")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     built = ensure_store(args.db, args.scale)
@@ -169,6 +170,13 @@ def main() -> None:
 
     cards = gmail_cards(app, NOW)
     cards |= against_hot_floor(cards, floor_seconds * 1000)
+    from bench.pane import measure as pane_figures
+
+    pane = pane_figures(app, NOW)
+    engine.dispose()  # the load's server has the store to itself
+    from bench.load import run as load
+
+    loaded = load(args.db, args.load_seconds) if args.load_seconds else {}
     result = {
         "backend": engine.dialect.name,
         "scale": args.scale,
@@ -185,7 +193,9 @@ def main() -> None:
         "csv_export_statements": export_statements,
         "bare_route_ms": round(floor_seconds * 1000, 2),
         **cards,
+        **pane,
         "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        **loaded,
     }
     text = json.dumps(result, indent=2)
     print(text)
