@@ -361,6 +361,16 @@ def deal_row_for(session: Session, actor: User, deal_id: int, now: datetime | No
     return deal_row(actor, deal, now, deal_warnings(session, actor.organization, [deal], now), deal.owner, deal.account.name)
 
 
+def deal_card(session: Session, actor: User, deal_id: int, now: datetime | None = None) -> DealRow | None:
+    """One open deal of the actor's organization as the pane lists it (``editable`` says whether
+    the actor may change it); None once it is closed."""
+    now = now or utcnow()
+    deal = get_scoped(session, actor, Opportunity, deal_id, "deal")
+    if deal.status != "open":
+        return None
+    return deal_row(actor, deal, now, deal_warnings(session, actor.organization, [deal], now), deal.owner, deal.account.name)
+
+
 def activity_row(actor: User, activity: Any, owner: User | Person) -> ActivityRow:
     """An activity (an ORM object or a row of ``ACTIVITY_COLUMNS``) as the views list it."""
     readable = can_read_content(actor, activity)

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import date, datetime
-from typing import Iterable
+from typing import Any, Iterable
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -108,6 +108,30 @@ class RollupCounter:
             yield row
 
 
+def _counted(grain: str) -> tuple[str, ...]:
+    """The columns a grain counts in: the count, minutes and flagged notes, and the coarse
+    grains' weekdays, and the year's attempts, contacts and months."""
+    columns = ("count", "minutes", "flagged")
+    if grain in COARSE:
+        columns += tuple(WEEKDAY_COLUMNS)
+    if grain == "year":
+        columns += ("attempts", "contacts", *MONTH_COLUMNS)
+    return columns
+
+
+def _bump_statement(model: type, grain: str) -> Any:
+    """A grain's row moved by an activity, built once: the row by its key, each counted column
+    plus its bound amount (0 where the activity does not count)."""
+    match = [model.organization_id == bindparam("k_org"), model.owner_id == bindparam("k_owner"),
+             getattr(model, DATE_COLUMN[grain]) == bindparam("k_when")]
+    match += [getattr(model, name) == bindparam(f"k_{name}") for name in KEYS[grain]]
+    return update(model).where(*match).values({name: getattr(model, name) + bindparam(f"add_{name}") for name in _counted(grain)})
+
+
+# Built once: building a statement costs more than running it, and a log moves four grains.
+_BUMPS = {grain: _bump_statement(model, grain) for model, grain in GRAINS}
+
+
 def count_activity(session: Session, organization: Organization, activity: Activity, sign: int) -> None:
     """Add (``sign`` 1) or take away (-1) one activity in its day's, month's and year's rows."""
     key = rollup_key(
@@ -124,16 +148,14 @@ def _bump(session: Session, organization: Organization, model: type, grain: str,
     organization_id = organization.id
     owner_id, when, *rest = _at_grain(day_key, grain, organization.fiscal_year_start_month)
     keys = dict(zip(KEYS[grain], rest))
-    match = (model.organization_id == organization_id) & (model.owner_id == owner_id) & (getattr(model, DATE_COLUMN[grain]) == when)
-    for name, value in keys.items():
-        match &= getattr(model, name) == value
     added = {"count": 1, "minutes": duration, "flagged": flagged, **_extra_counts(grain, day_key, organization.fiscal_year_start_month)}
     # The coarse grains also count the activity under its local weekday.
     if grain in COARSE:
         added[WEEKDAY_COLUMNS[day_key[1].weekday()]] = 1
-    change = {name: getattr(model, name) + sign * n for name, n in added.items()}
+    bump = {"k_org": organization_id, "k_owner": owner_id, "k_when": when, **{f"k_{name}": value for name, value in keys.items()},
+            **{f"add_{name}": sign * added.get(name, 0) for name in _counted(grain)}}
     for _attempt in range(3):
-        if session.execute(update(model).where(match).values(**change)).rowcount:
+        if session.connection().execute(_BUMPS[grain], bump).rowcount:
             return
         try:
             # Two first activities of a key can race to create its row: the loser updates.

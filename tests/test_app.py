@@ -376,3 +376,27 @@ def test_small_actions_answer_with_what_changed(auth, app_world: World):
     assert again.status_code == 422 and "already done" in again.get_data(as_text=True)
     empty = auth.post("/activities/note", {**base, "body": ""})
     assert empty.status_code == 422 and empty.headers["HX-Retarget"] == "#context"
+
+
+def test_logging_an_email_answers_with_what_changed(auth, app_world: World):
+    """Logged: the log card says so, the mail goes first in the recent activities, and its
+    deal's card comes again without "no word from the customer" (an inbound mail is word)."""
+    from datetime import timedelta
+
+    app = auth.client.application
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        deal = session.get(Opportunity, app_world.deal.id)
+        deal.created_at = deal.created_at - timedelta(days=40)  # quiet for 40 days: going dark
+        session.commit()
+    auth.login("rita@northwind.test")
+    before = auth.get("/pane/context", query_string=item_for("ann@acme.test")).get_data(as_text=True)
+    assert "No word from the customer" in before
+    logged = auth.post("/activities/email", {**item_for("ann@acme.test"), "body_text": "Yes, go ahead."})
+    page = logged.get_data(as_text=True)
+    assert logged.status_code == 200 and "Email logged." in page
+    assert '<section class="card log-email" aria-label="Log this email" id="log-item" hx-swap-oob="true">' in page
+    assert '<ul hx-swap-oob="afterbegin:#recent-activities">' in page
+    assert f'<article class="card deal" id="deal-{app_world.deal.id}" hx-swap-oob="true">' in page
+    assert "No word from the customer" not in page and 'class="card contact"' not in page
+    again = auth.post("/activities/email", {**item_for("ann@acme.test"), "body_text": "Yes, go ahead."}).get_data(as_text=True)
+    assert "This email was already logged." in again and "afterbegin" not in again

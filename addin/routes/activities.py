@@ -9,7 +9,8 @@ from addin.database import commit, db, rollback
 from addin.routes.pane import Notice, SmallAnswer, perform
 from addin.views import actor
 from services import activities
-from services.context import activity_row
+from services.context import activity_row, deal_card
+from services.deals import pipeline_stages
 from services.errors import DomainError
 from services.models import Activity
 
@@ -19,11 +20,21 @@ bp = Blueprint("activities", __name__)
 @bp.post("/activities/email")
 @login_required
 def log_email():
+    done: dict[str, tuple[Activity, bool]] = {}
+
     def action() -> Notice:
-        activity, created = activities.log_email(db(), actor(), request.form)
+        done["log"] = activity, created = activities.log_email(db(), actor(), request.form)
         return Notice("Email logged.", activity.id) if created else Notice("This email was already logged.")
 
-    return perform("log_email", action)
+    def changed() -> SmallAnswer:
+        # The log card says so, the mail goes first in the recent activities, and its deal's
+        # card comes again: an inbound mail ends its "no word from the customer".
+        activity, created = done["log"]
+        deal = deal_card(db(), actor(), activity.opportunity_id) if activity.opportunity_id else None
+        return SmallAnswer(activity_row(actor(), activity, activity.owner) if created else None, added=created, logged=activity.id,
+                           deal=deal, stages=pipeline_stages(db(), actor().organization_id) if deal else None)
+
+    return perform("log_email", action, changed)
 
 
 @bp.post("/activities/sending")

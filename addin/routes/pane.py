@@ -139,11 +139,14 @@ def render_context(
 class SmallAnswer:
     """What a small action changed, for its answer (``pane/_small_answer.html``) in place of
     the whole context: an activity to show again (``added``: new, put first), an element to
-    take away (its id)."""
+    take away (its id), the mail logged, a deal's card."""
 
     activity: Any = None
     added: bool = False
     removed: str | None = None
+    logged: int | None = None  # the open mail, now logged as this activity
+    deal: Any = None  # a deal to show again (an email logged to it may end its warnings), with the pipeline's ``stages``
+    stages: Any = None
 
 
 def perform(form: str, action: Callable[[], Notice], small: Callable[[], SmallAnswer] | None = None) -> tuple[str, int] | Response:
