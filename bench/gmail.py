@@ -21,7 +21,7 @@ from services.preview import sample_mailbox
 from tests import google
 
 
-def _side_by_side(call, floor, repeat: int) -> tuple[float, float]:
+def alternating(call, floor, repeat: int) -> tuple[float, float]:
     """Medians (ms) of ``call`` and of the bare route, taken alternately, a moment apart: the
     machine's noise weighs on both alike, so their ratio holds."""
     runs, floors = [], []
@@ -79,7 +79,7 @@ def _measure(app: Flask, repeat: int, keys: google.GoogleKeys, api: google.Gmail
             call()  # warm: keys fetched, identities linked
         result: dict[str, Any] = {}
         for name, call in calls.items():
-            card, floor = _side_by_side(call, lambda: client.get("/healthz"), repeat)
+            card, floor = alternating(call, lambda: client.get("/healthz"), repeat)
             result[name] = round(card, 2)
             result[name.replace("_ms", "_vs_floor")] = round(card / floor, 1)
         return result

@@ -13,7 +13,6 @@ that the store the next run measures is the same.
 
 from __future__ import annotations
 
-import statistics
 import time
 from datetime import datetime
 from typing import Any
@@ -21,22 +20,10 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import delete, insert, select
 
+from bench.gmail import alternating
 from services.activities import undo_log
 from services.models import Activity, User
 from services.preview import sample_mailbox
-
-
-def _alternating(call, floor, repeat: int) -> tuple[float, float]:
-    """Medians (ms) of ``call`` and of ``floor``, taken alternately: noise weighs on both alike."""
-    runs, floors = [], []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        floor()
-        floors.append(time.perf_counter() - started)
-        started = time.perf_counter()
-        call()
-        runs.append(time.perf_counter() - started)
-    return statistics.median(runs) * 1000, statistics.median(floors) * 1000
 
 
 def measure(app: Flask, now: datetime, repeat: int = 200, logs: int = 100) -> dict[str, Any]:
@@ -58,7 +45,7 @@ def measure(app: Flask, now: datetime, repeat: int = 200, logs: int = 100) -> di
         assert client.get("/pane/context", query_string=query, headers=htmx).status_code == 200
 
     context()  # warm
-    pane_ms, floor_ms = _alternating(context, lambda: client.get("/healthz"), repeat)
+    pane_ms, floor_ms = alternating(context, lambda: client.get("/healthz"), repeat)
 
     # Logging: each a new message from the same sender, as a rep logs their morning's mail.
     run = time.time_ns()

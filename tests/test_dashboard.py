@@ -232,20 +232,11 @@ def test_time_spent_by_rep_and_type_and_the_comparison_choice(auth, app, app_wor
 
 
 def statements_for(app, auth, url: str) -> int:
-    from sqlalchemy import event
+    from tests.test_app import statements_of
 
-    engine = app.extensions["inboxcrm.db"].engine
-    seen: list[str] = []
-
-    def count(conn, cursor, statement, *args) -> None:
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        assert auth.get(url, htmx=False).status_code == 200
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
-    return len(seen)
+    response, count = statements_of(app, lambda: auth.get(url, htmx=False))
+    assert response.status_code == 200
+    return count
 
 
 def add_reps(app, world: World, how_many: int, first: int = 0) -> None:
