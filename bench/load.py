@@ -20,9 +20,6 @@ import argparse
 import json
 import os
 import random
-import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -35,13 +32,9 @@ sys.path.insert(0, str(ROOT))
 import urllib3  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
+from tests.servers import Gunicorn  # noqa: E402
+
 SECRET = "bench-load"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _percentile(values: list[float], share: float) -> float | None:
@@ -49,35 +42,6 @@ def _percentile(values: list[float], share: float) -> float | None:
         return None
     ordered = sorted(values)
     return round(ordered[min(len(ordered) - 1, int(share * len(ordered)))] * 1000, 1)
-
-
-class Gunicorn:
-    def __init__(self, url: str, workers: int, log: Path) -> None:
-        self.base = f"http://127.0.0.1:{_free_port()}"
-        # Not INBOXCRM_ENV=production: that sends plain http to https, and this runs on loopback.
-        env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": SECRET}
-        env.pop("INBOXCRM_ENV", None)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", self.base.removeprefix("http://"),
-             "--timeout", "120", "wsgi:app"],
-            cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
-        http = urllib3.PoolManager()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if http.request("GET", f"{self.base}/healthz", timeout=2).status == 200:
-                    return
-            except urllib3.exceptions.HTTPError:
-                time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"gunicorn did not start; see {log}")
-
-    def stop(self) -> None:
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(30)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(self.process.pid, signal.SIGKILL)
 
 
 def _panes(url: str, clients: int) -> tuple[list[dict[str, Any]], Any]:
@@ -103,8 +67,7 @@ def _panes(url: str, clients: int) -> tuple[list[dict[str, Any]], Any]:
 
 def run(url: str, seconds: float = 60, clients: int = 64, workers: int = 4, log_share: float = 0.1) -> dict[str, Any]:
     panes, app = _panes(url, clients)
-    log_file = ROOT / "bench" / "results" / "load-gunicorn.log"
-    server = Gunicorn(url, workers, log_file)
+    server = Gunicorn(url, ROOT / "bench" / "results" / "load-gunicorn.log", workers=workers, secret=SECRET)
     http = urllib3.PoolManager(maxsize=clients + 2, timeout=urllib3.Timeout(total=60), retries=False)
     times: dict[str, list[float]] = {"context": [], "log": [], "bare": []}
     errors: list[str] = []
@@ -132,10 +95,10 @@ def run(url: str, seconds: float = 60, clients: int = 64, workers: int = 4, log_
                 if kind == "log":
                     count += 1
                     fields = {**item, "internet_message_id": f"<load-{run_id}-{n}-{count}@bench.invalid>", "body_text": "Thanks."}
-                    response = http.request("POST", f"{server.base}/activities/email", fields=fields, headers=headers, encode_multipart=False)
+                    response = http.request("POST", f"{server.url}/activities/email", fields=fields, headers=headers, encode_multipart=False)
                     record("log", started, response.status, "")
                 else:
-                    response = http.request("GET", f"{server.base}/pane/context", fields=item, headers=headers)
+                    response = http.request("GET", f"{server.url}/pane/context", fields=item, headers=headers)
                     record("context", started, response.status, "")
             except urllib3.exceptions.HTTPError as error:
                 record(kind, started, None, type(error).__name__)
@@ -144,7 +107,7 @@ def run(url: str, seconds: float = 60, clients: int = 64, workers: int = 4, log_
         while time.monotonic() < stop:
             started = time.perf_counter()
             try:
-                record("bare", started, http.request("GET", f"{server.base}/healthz").status, "")
+                record("bare", started, http.request("GET", f"{server.url}/healthz").status, "")
             except urllib3.exceptions.HTTPError as error:
                 record("bare", started, None, type(error).__name__)
             time.sleep(0.05)

@@ -1,9 +1,73 @@
-"""Servers the tests run on loopback in place of an identity provider's key URL."""
+"""Servers the tests run on loopback: an identity provider's key URL, and the app itself under
+gunicorn as production runs it (the crash test, and the bench's load)."""
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import urllib3
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Gunicorn:
+    """gunicorn serving wsgi:app on the store at ``database_url``, in a process group of its
+    own, so that SIGKILL takes the master and its workers at once, as a power cut or the OOM
+    killer would. Not INBOXCRM_ENV=production: that sends plain http to https, and this is
+    loopback."""
+
+    def __init__(self, database_url: str, log: Path, *, workers: int = 2, threads: int = 1, secret: str = "test-server",
+                 env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        environment = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": secret, **(env or {})}
+        environment.pop("INBOXCRM_ENV", None)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--threads", str(threads), "--timeout", "120",
+             "--bind", f"127.0.0.1:{self.port}", "wsgi:app"],
+            cwd=ROOT, env=environment, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        http = urllib3.PoolManager(retries=False)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if http.request("GET", f"{self.url}/healthz", timeout=1).status == 200:
+                    return
+            except urllib3.exceptions.HTTPError:
+                time.sleep(0.1)
+        self.kill()
+        raise RuntimeError(f"the server did not start; see {log}")
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        """A graceful stop (SIGTERM), as a deploy does."""
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(30)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            self.kill()
 
 
 class KeyServer:

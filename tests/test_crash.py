@@ -6,11 +6,6 @@ On SQLite (the embedded default) and on PostgreSQL."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -23,46 +18,11 @@ from services.db import make_engine, make_session_factory
 from services.models import Activity, AuditEvent, Base, FollowUp, Organization
 from services.rollups import rebuild_rollups, rollup_snapshot
 from tests.factories import PASSWORD, build_world
+from tests.servers import Gunicorn
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENTS = 8
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
-    """gunicorn serving wsgi:app in a process group of its own, so that SIGKILL takes the
-    master and its workers at once, as a power cut or the OOM killer would."""
-
-    def __init__(self, database_url: str, log: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": "crash-test", "INBOXCRM_SIGN_IN_RATE_LIMIT": "1000 per minute"}
-        env.pop("INBOXCRM_ENV", None)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--workers", "2", "--threads", "4", "--bind", f"127.0.0.1:{self.port}", "wsgi:app"],
-            cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except requests.RequestException:
-                time.sleep(0.1)
-        self.kill()
-        raise RuntimeError(f"the server did not start; see {log}")
-
-    def kill(self) -> None:
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.process.wait(10)
+SETTINGS = {"INBOXCRM_SIGN_IN_RATE_LIMIT": "1000 per minute"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -80,7 +40,7 @@ def test_a_killed_server_loses_nothing(database_url: str, tmp_path):
         world = build_world(session)
         contact_id, org_id = world.contact.id, world.org.id
     log = tmp_path / "server.log"
-    server = Server(database_url, log)
+    server = Gunicorn(database_url, log, workers=2, threads=4, secret="crash-test", env=SETTINGS)
     acknowledged: list[str] = []
     stop = threading.Event()
     try:
@@ -119,7 +79,7 @@ def test_a_killed_server_loses_nothing(database_url: str, tmp_path):
         stop.set()
         server.kill()
 
-    server = Server(database_url, log)  # comes back on the store as the crash left it
+    server = Gunicorn(database_url, log, workers=2, threads=4, secret="crash-test", env=SETTINGS)  # comes back on the store as the crash left it
     try:
         assert requests.get(f"{server.url}/healthz", timeout=5).json() == {"status": "ok", "database": "ok"}
     finally:
