@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import requests
@@ -20,7 +19,6 @@ from services.rollups import rebuild_rollups, rollup_snapshot
 from tests.factories import PASSWORD, build_world
 from tests.servers import Gunicorn
 
-ROOT = Path(__file__).resolve().parent.parent
 CLIENTS = 8
 SETTINGS = {"INBOXCRM_SIGN_IN_RATE_LIMIT": "1000 per minute"}
 
