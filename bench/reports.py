@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import gc
 import json
 import os
 import resource
@@ -138,6 +139,7 @@ def main() -> None:
     from addin import create_app
 
     app = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False})
+    gc.freeze()  # as wsgi.py does once the app is built
     engine = app.extensions["inboxcrm.db"].engine
     with app.extensions["inboxcrm.db"].sessions() as session:
         admin = session.scalars(select(User).where(User.role == "admin")).first()
