@@ -19,6 +19,7 @@ from addin.filters import in_zone, money
 from services.context import ActivityRow, DealRow, PaneContext, Timeline
 from services.gmail import GmailMessage
 from services.reports.panel import RepAccount, TeamPanel
+from services.privacy import BLOCKED_MESSAGE
 from services.text import sender_problem
 
 Json = dict[str, Any]
@@ -195,6 +196,8 @@ def message_card(ctx: CardContext, message: GmailMessage, context: PaneContext, 
         top.append(paragraph("This message has no Message-ID, so it cannot be logged."))
     elif problem := sender_problem(message.from_address):
         top.append(paragraph(escape(problem)))
+    elif context.blocked:
+        top.append(paragraph(BLOCKED_MESSAGE))
     elif not context.addresses:
         top.append(paragraph("Nobody outside your organization is on this message: nothing to log."))
     else:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from services.access import UNDO_MINUTES, get_scoped, require_edit
 from services.audit import record_event, snapshot
 from services.contacts import account_for_domain, contact_for_address
-from services import notes
+from services import notes, privacy
 from services.errors import DomainError, Forbidden
 from services.rollups import count_activity
 from services.models import Account, Activity, ActivityParticipant, Contact, Lead, Opportunity, User
@@ -144,6 +144,7 @@ def log_email(session: Session, actor: User, data: Mapping[str, Any], *, now: da
         item["internet_message_id"] = SENDING + item["send_key"]
     elif item.get("send_key") and (sent := _logged_as_sent(session, actor, item["send_key"], item["internet_message_id"])):
         return sent, False
+    privacy.refuse_blocked(session, actor, [item["from_address"], *item["to"], *item["cc"]])
     if not outbound and (problem := sender_problem(item["from_address"])):
         raise DomainError(problem, {"from_address": [problem]})
     recipients = item["to"] + item["cc"]
@@ -242,6 +243,7 @@ def log_meeting(session: Session, actor: User, data: Mapping[str, Any], *, now: 
     if end < start:
         raise DomainError("The meeting ends before it starts.", {"end": ["Before the start."]})
     attendees = [a for a in dict.fromkeys(item["attendees"]) if a != actor.email]
+    privacy.refuse_blocked(session, actor, attendees)
     contact = next((c for a in attendees if (c := contact_for_address(session, org.id, a))), None)
     account = contact.account if contact else next(
         (acc for a in attendees if (acc := account_for_domain(session, org.id, domain_of(a)))), None

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from services.access import can_edit, can_read_content, get_scoped, require_edit, seen_by, visible_activities
 from services.contacts import account_for_domain
+from services import privacy
 from services.deals import open_deals, pipeline_stages
 from services.models import Account, AccountDomain, Activity, Contact, ContactEmail, FollowUp, Opportunity, User
 from services.signals import DealFacts, DealWarning, days_since, deal_warnings
@@ -114,6 +115,7 @@ class PaneContext:
     # first with its open deals, and maybe one of them, which the pane's forms then preselect.
     chosen_account_id: int | None = None
     chosen_deal_id: int | None = None
+    blocked: bool = False  # a participant is on a block list: nothing of the mail is logged (``services.privacy``)
 
     @property
     def is_empty(self) -> bool:
@@ -202,6 +204,7 @@ def context_for_addresses(
     cost of opening a mail."""
     now = now or utcnow()
     org_id = actor.organization_id
+    addresses = list(addresses)
     wanted = clean_addresses(addresses, exclude=actor.email)
     own_domains = set(actor.organization.domains or [])
     wanted = [a for a in wanted if domain_of(a) not in own_domains]
@@ -257,6 +260,7 @@ def context_for_addresses(
         thread_deal_id=_thread_deal(session, org_id, conversation_id, {d.id for d in deals}) if conversation_id and len(deals) > 1 else None,
         chosen_account_id=chosen_account_id,
         chosen_deal_id=chosen_deal_id,
+        blocked=privacy.blocked(session, actor, addresses),
     )
 
 

@@ -639,6 +639,20 @@ class NoteChecklist(OrgScoped, Base):
     questions: Mapped[list[str]] = mapped_column(JSON, default=list)
 
 
+class BlockEntry(OrgScoped, Base):
+    """An address or a whole domain whose mail is never logged (``services.privacy``): the
+    organization's (no owner, set by admins) or one rep's own."""
+
+    __tablename__ = "block_entries"
+    __table_args__ = (Index("ix_block_entries_value", "organization_id", "value"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))  # address | domain
+    value: Mapped[str] = mapped_column(String(ADDRESS_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class AuditEvent(OrgScoped, Base):
     """Append-only: who changed what, when, before and after."""
 

@@ -682,3 +682,23 @@ def test_a_marked_message_is_logged_as_it_is_sent(browser, live_url, app, app_wo
         for context in contexts:
             context.close()
         jwks.close()
+
+
+def test_a_rep_blocks_an_address_from_the_pane(open_pane, app, app_world: World):
+    """"Never logged": the rep's own block list, kept in the pane; a mail from a blocked address
+    then says why there is nothing to log."""
+    page = open_pane(message(), width=320)
+    page.locator(".contact h2", has_text="Ann Buyer").wait_for()
+    page.get_by_role("link", name="Never logged").click()
+    page.get_by_label("Address or domain").fill("foo@")
+    page.get_by_role("button", name="Block", exact=True).click()
+    page.locator(".form-error", has_text="not an e-mail address").wait_for()
+    page.get_by_label("Address or domain").fill("ann@acme.test")
+    page.get_by_role("button", name="Block", exact=True).click()
+    page.locator("section[aria-label='Your block list'] li", has_text="ann@acme.test").wait_for()
+    no_horizontal_scroll(page)
+    shot(page, "block-list")
+    page.get_by_role("button", name="← Back to the email").click()
+    page.locator("[data-nothing-to-log]", has_text="block list").wait_for()
+    assert page.locator("[data-form=log_email]").count() == 0
+    assert rows(app, Activity) == 0

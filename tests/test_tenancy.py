@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from addin.security import limiter
 from addin.tokens import issue_token
-from services.models import Activity, Base, FollowUp, User
+from services.models import Activity, Base, BlockEntry, FollowUp, User
 from tests.factories import World
 
 # Strings that exist only in our organization: none may reach the other one.
@@ -44,10 +44,11 @@ def test_no_route_crosses_the_tenant_line(app, client, app_world: World):
                             owner_id=world.rep.id, source="web", subject="SECRET-ACTIVITY", contact_id=world.contact.id)
         follow_up = FollowUp(organization_id=world.org.id, title="SECRET-FOLLOW-UP", owner_id=world.rep.id,
                              due_at=datetime.now(timezone.utc) + timedelta(days=2), contact_id=world.contact.id)
-        session.add_all([activity, follow_up])
+        blocked = BlockEntry(organization_id=world.org.id, owner_id=world.rep.id, kind="address", value="secret@acme.test")
+        session.add_all([activity, follow_up, blocked])
         session.commit()
         ours = {"deal_id": world.deal.id, "activity_id": activity.id, "follow_up_id": follow_up.id, "rep_id": world.rep.id,
-                "account_id": world.account.id}
+                "account_id": world.account.id, "entry_id": blocked.id}
         record_ids = {"deals": world.deal.id, "activities": activity.id, "contacts": world.contact.id,
                       "accounts": world.account.id, "followups": follow_up.id}
     # Our ids wherever a form names a record.

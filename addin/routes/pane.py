@@ -21,7 +21,8 @@ from addin.views import actor, is_htmx, page_or_fragment, reader_zone, zone_diff
 from services.notes import checklists
 from services.context import context_for_addresses
 from services.errors import DomainError
-from services import followups
+from services import followups, privacy
+from services.privacy import BLOCKED_MESSAGE
 from services.schemas import parse_id
 from services.search import search_crm
 from services.text import sender_problem
@@ -208,6 +209,39 @@ def launch_event() -> str:
     return render_template("pane/launch_event.html")
 
 
+@bp.get("/pane/block-list")
+@login_required
+def block_list() -> tuple[str, int]:
+    """The rep's own block list (and the organization's, to read): mail with anyone on them is
+    never logged."""
+    return _block_list()
+
+
+@bp.post("/pane/block-list")
+@login_required
+def block() -> tuple[str, int]:
+    try:
+        privacy.add_entry(db(), actor(), request.form.get("value"), organization_wide=False)
+    except DomainError as error:
+        rollback()
+        return _block_list(error=error, typed=(request.form.get("value") or "")[:300], status=422 if error.status == 400 else error.status)
+    commit()
+    return _block_list(notice="Blocked: mail with them on it is not logged.")
+
+
+@bp.post("/pane/block-list/<id:entry_id>/delete")
+@login_required
+def unblock(entry_id: int) -> tuple[str, int]:
+    privacy.remove_entry(db(), actor(), entry_id)
+    commit()
+    return _block_list(notice="Taken off your block list.")
+
+
+def _block_list(*, error: DomainError | None = None, typed: str = "", notice: str | None = None, status: int = 200) -> tuple[str, int]:
+    return page_or_fragment("pane/index.html", "pane/_block_list.html", status, lists=privacy.block_lists(db(), actor()), error=error,
+                            typed=typed, block_notice=notice, item=None, context=None, block_page=True)
+
+
 @bp.get("/pane/search")
 @login_required
 def search() -> tuple[str, int]:
@@ -229,4 +263,4 @@ def my_day() -> tuple[str, int]:
 def pane_globals() -> dict[str, Any]:
     # The open item's fields, named once (here): the forms carry them, the pane's script sends them.
     return {"demo_sign_in": current_app.config["DEMO_SIGN_IN"], "ITEM_FIELDS": ITEM_FIELDS, "ITEM_LISTS": ITEM_LISTS,
-            "zone_differs": zone_differs}
+            "zone_differs": zone_differs, "BLOCKED_MESSAGE": BLOCKED_MESSAGE}

@@ -1,0 +1,134 @@
+"""Privacy: block lists (PRODUCT.md, "Privacy"). Mail with a blocked participant is never
+logged, from any path; nothing of it is stored; the lists are validated, scoped, and only
+admins keep the organization's."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from services.activities import log_email, log_meeting
+from services.context import context_for_addresses
+from services.errors import DomainError, Forbidden
+from services.models import Activity, ActivityParticipant, AuditEvent, BlockEntry
+from services.privacy import BLOCKED_MESSAGE, add_entry, blocked, parse_entry, remove_entry
+from tests.factories import World
+
+MAIL = {"item_type": "message", "from_address": "ann@acme.test", "to": ["rita@northwind.test"], "subject": "Salary review",
+        "internet_message_id": "<hr-1@acme.test>", "body_text": "Confidential"}
+
+
+@pytest.mark.parametrize("typed, parsed", [
+    ("Ann@Acme.test", ("address", "ann@acme.test")),
+    ("  lawfirm.example ", ("domain", "lawfirm.example")),
+    ("@lawfirm.example", ("domain", "lawfirm.example")),
+    ("xn--bcher-kva.example", ("domain", "xn--bcher-kva.example")),
+])
+def test_entries_are_addresses_or_domains(typed, parsed):
+    assert parse_entry(typed) == parsed
+
+
+@pytest.mark.parametrize("typed, message", [
+    ("foo@", "not an e-mail address"),
+    ("@@x", "not an e-mail address"),
+    ("x" * 10_000, "too long"),
+    ("", "type an address or a domain"),
+    ("acme", "not a domain"),
+    ("ann@localhost", "not an e-mail address"),
+    ("<script>@x.test", "not an e-mail address"),
+])
+def test_bad_entries_are_refused_plainly(typed, message):
+    with pytest.raises(DomainError) as refused:
+        parse_entry(typed)
+    assert message in refused.value.message.lower() and not (typed and typed[:20] in refused.value.message)
+
+
+def count(session, model) -> int:
+    return session.scalar(select(func.count()).select_from(model))
+
+
+@pytest.mark.parametrize("entry, owner", [("ann@acme.test", "admin"), ("acme.test", "admin"), ("test", None), ("acme.test", "rep")])
+def test_blocked_mail_is_never_logged(session, world: World, entry, owner):
+    """On the organization's list (an admin's) or the rep's own: not logged, nothing of it kept,
+    and the refusal does not name the address. ("test" is not a domain mail uses, so it blocks nothing.)"""
+    if owner is None:
+        with pytest.raises(DomainError):
+            add_entry(session, world.admin, entry, organization_wide=True)
+        return
+    add_entry(session, world.admin if owner == "admin" else world.rep, entry, organization_wide=owner == "admin")
+    session.commit()
+    audit_before = count(session, AuditEvent)
+    for mail in (MAIL, {**MAIL, "from_address": "rita@northwind.test", "to": ["boss@hq.acme.test" if entry == "acme.test" else "ann@acme.test"]}):
+        with pytest.raises(DomainError) as refused:
+            log_email(session, world.rep, mail)
+        session.rollback()
+        assert refused.value.message == BLOCKED_MESSAGE and "acme" not in refused.value.message
+    with pytest.raises(DomainError):
+        log_meeting(session, world.rep, {"event_id": "e-1", "subject": "Salary", "start": "2026-11-02T14:00:00Z",
+                                         "attendees": ["ann@acme.test", "rita@northwind.test"]})
+    session.rollback()
+    assert count(session, Activity) == 0 and count(session, ActivityParticipant) == 0
+    assert count(session, AuditEvent) == audit_before
+    assert context_for_addresses(session, world.rep, ["ann@acme.test"]).blocked
+
+
+def test_a_reps_list_is_their_own_and_lists_stay_in_their_organization(session, world: World):
+    add_entry(session, world.rep, "ann@acme.test", organization_wide=False)
+    session.commit()
+    assert blocked(session, world.rep, ["ann@acme.test"]) and not blocked(session, world.teammate, ["ann@acme.test"])
+    activity, created = log_email(session, world.teammate, {**MAIL, "to": ["tom@northwind.test"]})
+    assert created
+    # Contoso's admin blocking acme.test blocks nothing at Northwind.
+    add_entry(session, world.other_user, "acme.test", organization_wide=True)
+    session.commit()
+    assert not blocked(session, world.teammate, ["ann@acme.test"])
+    assert blocked(session, world.other_user, ["ann@acme.test"])
+
+
+def test_only_admins_keep_the_organizations_list(session, world: World):
+    for who in (world.rep, world.manager):
+        with pytest.raises(Forbidden):
+            add_entry(session, who, "acme.test", organization_wide=True)
+    entry = add_entry(session, world.admin, "acme.test", organization_wide=True)
+    again = add_entry(session, world.admin, "ACME.test", organization_wide=True)
+    assert again.id == entry.id
+    for who in (world.rep, world.manager):
+        with pytest.raises(Forbidden):
+            remove_entry(session, who, entry.id)
+    own = add_entry(session, world.rep, "ann@acme.test", organization_wide=False)
+    with pytest.raises(Forbidden):
+        remove_entry(session, world.teammate, own.id)
+    with pytest.raises(DomainError):  # another organization's entry is not found
+        remove_entry(session, world.other_user, entry.id)
+    remove_entry(session, world.admin, entry.id)
+    remove_entry(session, world.rep, own.id)
+    session.commit()
+    assert count(session, BlockEntry) == 0
+    assert session.scalars(select(AuditEvent.action).where(AuditEvent.record_type == "block_entries")).all().count("block") == 2
+
+
+def test_block_list_pages(auth, app_world: World, app):
+    """The pane's own list, the admin's page (admins only, CSRF-protected), and a blocked
+    mail's pane, which says why instead of offering to log."""
+    auth.login("rita@northwind.test")
+    assert auth.get("/admin/block-list").status_code == 403
+    assert auth.post("/admin/block-list", {"value": "acme.test"}).status_code == 403
+    refused = auth.post("/pane/block-list", {"value": "foo@"})
+    assert refused.status_code == 422 and "not an e-mail address" in refused.get_data(as_text=True)
+    added = auth.post("/pane/block-list", {"value": "ann@acme.test"})
+    assert added.status_code == 200 and "ann@acme.test" in added.get_data(as_text=True)
+    pane = auth.get("/pane/context", query_string={"item_type": "message", "from_address": "ann@acme.test",
+                                                   "internet_message_id": "<hr-1@acme.test>", "to": "rita@northwind.test"})
+    page = pane.get_data(as_text=True)
+    assert BLOCKED_MESSAGE in page and 'data-form="log_email"' not in page
+    logged = auth.post("/activities/email", {**MAIL, "to": "rita@northwind.test"})
+    assert logged.status_code == 422 and BLOCKED_MESSAGE in logged.get_data(as_text=True)
+    sending = auth.post("/activities/sending", {**MAIL, "from_address": "rita@northwind.test", "to": "ann@acme.test",
+                                                "send_key": "0" * 32})
+    assert sending.status_code == 422 and sending.json["error"] == BLOCKED_MESSAGE
+    auth.login("ada@northwind.test")
+    assert auth.client.post("/admin/block-list", data={"value": "lawfirm.example"}).status_code == 400  # no CSRF token
+    assert auth.post("/admin/block-list", {"value": "lawfirm.example"}, htmx=False).status_code == 302
+    assert "lawfirm.example" in auth.get("/admin/block-list", htmx=False).get_data(as_text=True)
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        assert session.scalar(select(func.count(Activity.id))) == 0
