@@ -148,11 +148,9 @@ def log_email(session: Session, actor: User, data: Mapping[str, Any], *, now: da
     if not outbound and (problem := sender_problem(item["from_address"])):
         raise DomainError(problem, {"from_address": [problem]})
     recipients = item["to"] + item["cc"]
-    everyone = [item["from_address"], *recipients]
-    own_domains = set(org.domains or [])
-    if own_domains and all(domain_of(a) in own_domains for a in everyone):
+    if privacy.is_internal(org, [item["from_address"], *recipients]):
         if not org.setting("log_internal_mail"):
-            raise DomainError("This is internal mail: your organization does not log it.")
+            raise DomainError(privacy.INTERNAL_MESSAGE)
         direction = "internal"
     else:
         direction = "outbound" if outbound else "inbound"

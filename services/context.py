@@ -116,6 +116,7 @@ class PaneContext:
     chosen_account_id: int | None = None
     chosen_deal_id: int | None = None
     blocked: bool = False  # a participant is on a block list: nothing of the mail is logged (``services.privacy``)
+    internal: bool = False  # everyone on it is on the organization's own domains, and it does not log internal mail
 
     @property
     def is_empty(self) -> bool:
@@ -261,7 +262,9 @@ def context_for_addresses(
         chosen_account_id=chosen_account_id,
         chosen_deal_id=chosen_deal_id,
         blocked=privacy.blocked(session, actor, addresses),
+        internal=privacy.is_internal(actor.organization, addresses) and not actor.organization.setting("log_internal_mail"),
     )
+
 
 
 # The deal of the thread's latest logged mail that has one. Built once; bind "org" and "thread".

@@ -1,5 +1,8 @@
 """Privacy: what never enters the store (PRODUCT.md, "Privacy").
 
+**Internal mail** (everyone on it on the organization's own domains) is logged only where the
+organization allows it (its ``log_internal_mail`` setting).
+
 **Block lists.** An organization-wide list, kept by admins, and each rep's own list, of
 addresses ("ceo@acme.com") and whole domains ("lawfirm.com", which covers its subdomains too).
 Mail with a participant on either list (the organization's, or the rep's own) is never logged,
@@ -19,10 +22,11 @@ from sqlalchemy.orm import Session
 from services.access import get_scoped, require_role
 from services.audit import record_event, snapshot
 from services.errors import DomainError, Forbidden
-from services.models import ADDRESS_LENGTH, BlockEntry, User
-from services.text import is_valid_address, normalise_address
+from services.models import ADDRESS_LENGTH, BlockEntry, Organization, User
+from services.text import domain_of, is_valid_address, normalise_address
 
 BLOCKED_MESSAGE = "This mail has a participant on a block list, so it is not logged."
+INTERNAL_MESSAGE = "This is internal mail: your organization does not log it."
 
 # A domain as mail uses it: dot-separated labels of letters, digits and inner hyphens (an IDN in
 # its xn-- form), a top-level label of letters, 253 characters at most.
@@ -34,6 +38,13 @@ _ENTRY_FIELDS = ("owner_id", "kind", "value")
 class BlockLists:
     organization: list[BlockEntry]
     own: list[BlockEntry]
+
+
+def is_internal(organization: Organization, addresses: Iterable[str]) -> bool:
+    """Whether everyone on a mail is on the organization's own domains."""
+    everyone = {normalise_address(a or "") for a in addresses} - {""}
+    own = set(organization.domains or [])
+    return bool(own and everyone) and all(domain_of(a) in own for a in everyone)
 
 
 def parse_entry(text: str | None) -> tuple[str, str]:

@@ -132,3 +132,27 @@ def test_block_list_pages(auth, app_world: World, app):
     assert "lawfirm.example" in auth.get("/admin/block-list", htmx=False).get_data(as_text=True)
     with app.extensions["inboxcrm.db"].sessions() as session:
         assert session.scalar(select(func.count(Activity.id))) == 0
+
+
+def test_internal_mail_says_why_and_is_not_logged(auth, app_world: World, app):
+    """Everyone on it on Northwind's domains: the pane says why there is nothing to log, and a
+    log refuses; where the organization logs internal mail, it is offered and logged."""
+    from services.models import Organization
+    from services.privacy import INTERNAL_MESSAGE
+
+    internal = {"item_type": "message", "from_address": "tom@northwind.test", "to": "rita@northwind.test",
+                "internet_message_id": "<int-1@northwind.test>", "subject": "Lunch"}
+    auth.login("rita@northwind.test")
+    page = auth.get("/pane/context", query_string=internal).get_data(as_text=True)
+    assert INTERNAL_MESSAGE in page and 'data-form="log_email"' not in page
+    refused = auth.post("/activities/email", internal)
+    assert refused.status_code == 422 and INTERNAL_MESSAGE in refused.get_data(as_text=True)
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        org = session.get(Organization, app_world.org.id)
+        org.settings = {**org.settings, "log_internal_mail": True}
+        session.commit()
+    page = auth.get("/pane/context", query_string=internal).get_data(as_text=True)
+    assert INTERNAL_MESSAGE not in page and 'data-form="log_email"' in page
+    assert auth.post("/activities/email", internal).status_code == 200
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        assert session.scalar(select(Activity.direction)) == "internal"

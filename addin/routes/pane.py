@@ -22,7 +22,7 @@ from services.notes import checklists
 from services.context import context_for_addresses
 from services.errors import DomainError
 from services import followups, privacy
-from services.privacy import BLOCKED_MESSAGE
+from services.privacy import BLOCKED_MESSAGE, INTERNAL_MESSAGE
 from services.schemas import parse_id
 from services.search import search_crm
 from services.text import sender_problem
@@ -263,4 +263,5 @@ def my_day() -> tuple[str, int]:
 def pane_globals() -> dict[str, Any]:
     # The open item's fields, named once (here): the forms carry them, the pane's script sends them.
     return {"demo_sign_in": current_app.config["DEMO_SIGN_IN"], "ITEM_FIELDS": ITEM_FIELDS, "ITEM_LISTS": ITEM_LISTS,
-            "zone_differs": zone_differs, "BLOCKED_MESSAGE": BLOCKED_MESSAGE}
+            "zone_differs": zone_differs, "BLOCKED_MESSAGE": BLOCKED_MESSAGE,
+            "INTERNAL_MESSAGE": INTERNAL_MESSAGE}
