@@ -179,7 +179,7 @@ def log_email(session: Session, actor: User, data: Mapping[str, Any], *, now: da
         "source": item["source"],
         "participants": participants,
         "answers": {},
-        "is_private": False,
+        "is_private": item["is_private"],
     }
     return _log(session, actor, values, now or utcnow())
 
@@ -264,6 +264,20 @@ def log_meeting(session: Session, actor: User, data: Mapping[str, Any], *, now: 
         "is_private": False,
     }
     return _log(session, actor, values, now)
+
+
+def set_private(session: Session, actor: User, activity_id: int, private: bool) -> Activity:
+    """Mark an activity private (its subject and text its owner's alone) or shared again: its
+    owner's choice only, managers and admins included. It counts in every figure either way."""
+    activity = get_scoped(session, actor, Activity, activity_id, "activity")
+    if activity.owner_id != actor.id:
+        raise Forbidden("Only the rep who logged it can make it private or shared.")
+    if activity.is_private != private:
+        activity.is_private = private
+        session.flush()
+        record_event(session, actor, "private" if private else "share", activity, before={"is_private": not private},
+                     after={"is_private": private})
+    return activity
 
 
 def undo_log(session: Session, actor: User, activity_id: int, *, now: datetime | None = None) -> Activity:

@@ -77,8 +77,10 @@ class ActivityRow:
     owner_name: str
     outcome: str | None
     rating: int | None
-    private: bool
+    private: bool  # its content is hidden from this reader (it is private, and not theirs)
     editable: bool
+    own: bool = False  # the reader's own: they alone may mark it private or shared
+    marked_private: bool = False
 
 
 @dataclass
@@ -394,6 +396,8 @@ def activity_row(actor: User, activity: Any, owner: User | Person) -> ActivityRo
         activity.rating,
         not readable,
         can_edit(actor, owner),
+        owner.id == actor.id,
+        bool(activity.is_private),
     )
 
 

@@ -232,6 +232,7 @@ class EmailItemSchema(InputSchema):
     opportunity_id = _id()
     conversation_id = fields.String(validate=validate.Length(max=255))
     source = fields.String(load_default="outlook", validate=validate.OneOf(SOURCES))
+    is_private = fields.Boolean(load_default=False)
     # The key a message logged as it was sent was logged under (``log_email``, ``sending``).
     send_key = fields.String(validate=validate.Regexp(r"^[0-9a-f]{32}$", error="Not a key this add-in made."))
 

@@ -156,3 +156,52 @@ def test_internal_mail_says_why_and_is_not_logged(auth, app_world: World, app):
     assert auth.post("/activities/email", internal).status_code == 200
     with app.extensions["inboxcrm.db"].sessions() as session:
         assert session.scalar(select(Activity.direction)) == "internal"
+
+
+def test_a_private_activity_keeps_its_content_to_its_owner(auth, app_world: World, app):
+    """Rita logs a call private, and makes a note private later: her teammate and her manager
+    see that there was one, never its subject or text (the pane, the timeline, the notes feed);
+    it counts in the figures all the same; only Rita may change it."""
+    from services.activities import set_private
+    from services.reports import activity_summary
+    from services.periods import period_for
+    from datetime import date
+
+    base = {"item_type": "message", "from_address": "ann@acme.test", "to": "rita@northwind.test", "internet_message_id": "<p-1@acme.test>",
+            "contact_id": app_world.contact.id, "account_id": app_world.account.id}
+    auth.login("rita@northwind.test")
+    auth.post("/activities", {**base, "type": "call", "outcome": "connected", "activity_subject": "SALARY-TALK",
+                              "body_text": "SECRET-TEXT", "is_private": "1"})
+    noted = auth.post("/activities/note", {**base, "body": "SECRET-NOTE"})
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        call = session.scalars(select(Activity).where(Activity.type == "call")).one()
+        note_id = session.scalar(select(Activity.id).where(Activity.type == "note"))
+        assert call.is_private and noted.status_code == 200
+    marked = auth.post(f"/activities/{note_id}/private", {**base, "private": "1"})
+    assert marked.status_code == 200 and "Private: only you see" in marked.get_data(as_text=True)
+    own = auth.get("/pane/context", query_string=base).get_data(as_text=True)
+    assert "SALARY-TALK" in own and "SECRET-NOTE" in own and "🔒 private" in own
+
+    for reader in ("tom@northwind.test", "mia@northwind.test"):  # a teammate, the manager
+        auth.login(reader)
+        responses = [auth.get("/pane/context", query_string=base), auth.get(f"/pane/accounts/{app_world.account.id}/timeline"),
+                     auth.get("/notes", query_string={"account": "acme"})]
+        assert [r.status_code for r in responses] == [200, 200, 200], reader
+        pages = [r.get_data(as_text=True) for r in responses]
+        assert all("Private" in page for page in pages), reader  # that there was one, shown
+        for page in pages:
+            assert not any(secret in page for secret in ("SALARY-TALK", "SECRET-TEXT", "SECRET-NOTE")), reader
+        assert auth.post(f"/activities/{note_id}/private", {**base, "private": "0"}).status_code == 403
+
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        from services.models import User
+
+        rita, mia = session.get(User, app_world.rep.id), session.get(User, app_world.manager.id)
+        year = period_for("this_year", date.today(), 1)
+        counted = {row.owner_id: row.total for row in activity_summary(session, mia, year)}
+        assert counted[rita.id] == 2  # the private call and note count
+        with pytest.raises(Forbidden):
+            set_private(session, mia, note_id, False)
+        set_private(session, rita, note_id, False)
+        session.commit()
+        assert {row.owner_id: row.total for row in activity_summary(session, mia, year)} == counted

@@ -107,6 +107,18 @@ def rate(activity_id: int):
     return perform(f"rating-{activity_id}", action, lambda: SmallAnswer(activity_row(actor(), done["rated"], done["rated"].owner)))
 
 
+@bp.post("/activities/<id:activity_id>/private")
+@login_required
+def set_private(activity_id: int):
+    done: dict[str, Activity] = {}
+
+    def action() -> Notice:
+        done["marked"] = activity = activities.set_private(db(), actor(), activity_id, request.form.get("private") == "1")
+        return Notice("Private: only you see its subject and text." if activity.is_private else "Shared with your team again.")
+
+    return perform(f"private-{activity_id}", action, lambda: SmallAnswer(activity_row(actor(), done["marked"], actor())))
+
+
 def _logged_from_pane(form):
     """A call, meeting or visit as the pane's form posts it: checklist answers arrive as
     ``answer:<question>`` fields; its subject is what the rep typed, or the open mail's when
