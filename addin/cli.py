@@ -142,7 +142,62 @@ def send_reminders_command(at: datetime | None) -> None:
         raise SystemExit(1)
 
 
+privacy_group = AppGroup("privacy", help="A person's erasure; the retention of mail bodies.")
+
+
+@privacy_group.command("erase", help="Erase the person with this e-mail address: their contact, every copy of the address, and the "
+                                     "subject and text of every activity with them (the activities stay as anonymous counts).")
+@click.argument("address")
+@click.option("--org", "organization", default=None, help="One organization (its id or exact name); default: every one the address is in.")
+def erase_command(address: str, organization: str | None) -> None:
+    from sqlalchemy import func, or_, select
+
+    from services.errors import DomainError
+    from services.models import ContactEmail, Organization
+    from services.privacy import after_erasure, erase_person
+
+    with database().sessions() as session:
+        query = select(Organization).order_by(Organization.id)
+        if organization is not None:
+            query = query.where(or_(Organization.name == organization, Organization.id == (int(organization) if organization.isdigit() else -1)))
+        else:
+            query = query.where(Organization.id.in_(select(ContactEmail.organization_id).where(func.lower(ContactEmail.address) == address.strip().lower())))
+        organizations = session.scalars(query).all()
+        if organization is not None and not organizations:
+            raise click.ClickException(f"No organization {organization!r}.")
+        total = 0
+        for org in organizations:
+            try:
+                erasure = erase_person(session, org, address, secret=current_app.config["SECRET_KEY"])
+            except DomainError as error:
+                raise click.ClickException(error.message)
+            total += 1
+            click.echo(f"{org.name}: " + ", ".join(f"{count} {what.replace('_', ' ')}" for what, count in erasure.counts().items()))
+        session.commit()
+        after_erasure(session.get_bind())
+    click.echo(f"Erased from {total} organization(s)." if total else "The address is in no organization's contacts: nothing erased.")
+
+
+@privacy_group.command("retention", help="Remove the bodies of mail older than each organization's body_retention_months "
+                                         "(run it daily from a timer).")
+@click.option("--now", "at", type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z"]), default=None,
+              help="The moment to count from (ISO with offset; default: now).")
+def retention_command(at: datetime | None) -> None:
+    from sqlalchemy import select
+
+    from services.models import Organization
+    from services.privacy import remove_old_bodies
+
+    with database().sessions() as session:
+        for org in session.scalars(select(Organization).order_by(Organization.id)):
+            removed = remove_old_bodies(session, org, at)
+            if removed:
+                click.echo(f"{org.name}: {removed} mail bodies removed")
+        session.commit()
+
+
 def init_app(app: Flask) -> None:
+    app.cli.add_command(privacy_group)
     app.cli.add_command(reminders_group)
     app.cli.add_command(rollups_group)
     app.cli.add_command(db_group)

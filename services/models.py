@@ -113,6 +113,7 @@ class Organization(Base):
         "lead_response_target_hours": 24,
         "log_internal_mail": False,
         "locale": "en_US",  # how amounts are typed and shown (Babel's name: en_US, fr_FR, de_DE, pl_PL…)
+        "body_retention_months": None,  # mail bodies older than this are removed (``services.privacy``); None keeps them
     }
 
     def setting(self, key: str) -> Any:

@@ -12,18 +12,26 @@ refusal never names the address, so no message or log line carries it.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from dataclasses import dataclass
-from typing import Iterable
+from datetime import datetime
+from typing import Any, Iterable
 
-from sqlalchemy import or_, select
+from sqlalchemy import Engine, Text, cast, delete, false, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from services.access import get_scoped, require_role
 from services.audit import record_event, snapshot
 from services.errors import DomainError, Forbidden
-from services.models import ADDRESS_LENGTH, BlockEntry, Organization, User
+from services.models import (
+    ADDRESS_LENGTH, Activity, ActivityParticipant, AuditEvent, BlockEntry, Contact, ContactEmail, FollowUp, Lead, Opportunity, Organization,
+    User,
+)
+from services.periods import add_months, local_midnight
 from services.text import domain_of, is_valid_address, normalise_address
+from services.types import utcnow
 
 BLOCKED_MESSAGE = "This mail has a participant on a block list, so it is not logged."
 INTERNAL_MESSAGE = "This is internal mail: your organization does not log it."
@@ -134,3 +142,177 @@ def refuse_blocked(session: Session, actor: User, addresses: Iterable[str]) -> N
     """Refuse, before anything is written, mail with a blocked participant."""
     if blocked(session, actor, addresses):
         raise DomainError(BLOCKED_MESSAGE)
+
+
+# -- a person's rights: erasure and export; retention of mail bodies --------------------------------
+
+ERASED = "[erased]"
+
+
+def keyed_hash(secret: str, address: str) -> str:
+    """What the audit trail keeps of an erased address: a keyed hash, so that a second request
+    for the same address can be recognised and the address cannot be read back."""
+    return hmac.new(secret.encode(), normalise_address(address).encode(), hashlib.sha256).hexdigest()
+
+
+def _person(address: str | None) -> str:
+    address = normalise_address(address or "")
+    if not is_valid_address(address):
+        raise DomainError("That is not an e-mail address: write it as name@example.com.", {"address": ["Not an e-mail address."]})
+    return address
+
+
+def _scrubbed(value: Any, address: str) -> Any:
+    """``value`` (text, or JSON of lists and objects) with every copy of ``address`` replaced."""
+    if isinstance(value, str):
+        return re.sub(re.escape(address), ERASED, value, flags=re.IGNORECASE)
+    if isinstance(value, list):
+        return [_scrubbed(item, address) for item in value]
+    if isinstance(value, dict):
+        return {key: _scrubbed(item, address) for key, item in value.items()}
+    return value
+
+
+def _mentions(column: Any, address: str) -> Any:
+    escaped = address.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return func.lower(cast(column, Text)).like(f"%{escaped}%", escape="\\")
+
+
+@dataclass(frozen=True)
+class Erasure:
+    organization_id: int
+    contacts: int
+    activities: int  # whose subject and text went (activities with the person, or naming their address)
+    participants: int
+    leads: int
+    other_records: int  # follow-ups, audit events, block entries that held the address
+
+    def counts(self) -> dict[str, int]:
+        return {"contacts": self.contacts, "activities": self.activities, "participants": self.participants, "leads": self.leads,
+                "other_records": self.other_records}
+
+
+def erase_person(session: Session, organization: Organization, address: str | None, *, secret: str, actor: User | None = None) -> Erasure:
+    """Erase a person from one organization (their right to be forgotten): their contact and
+    every copy of their address go, and the subject and text of every activity with them; the
+    activities stay, anonymous, so every figure of a past period stands. The audit trail keeps
+    that it happened (who, when, how many records, a keyed hash of the address), never the
+    address. The caller commits, then calls ``after_erasure``."""
+    if actor is not None:
+        require_role(actor, "admin")
+    address = _person(address)
+    org_id = organization.id
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(text("PRAGMA secure_delete = ON"))  # freed pages are overwritten, not left holding the address
+    contact_ids = list(session.scalars(select(ContactEmail.contact_id).where(ContactEmail.organization_id == org_id,
+                                                                              func.lower(ContactEmail.address) == address)))
+    with_them = select(ActivityParticipant.activity_id).where(ActivityParticipant.organization_id == org_id,
+                                                              func.lower(ActivityParticipant.address) == address)
+    theirs = Activity.id.in_(with_them) | (Activity.contact_id.in_(contact_ids) if contact_ids else false())
+    cleared = session.execute(update(Activity).where(Activity.organization_id == org_id, theirs | _mentions(Activity.subject, address)
+                                                     | _mentions(Activity.body_text, address) | _mentions(Activity.body_html, address))
+                              .values(subject=None, body_text=None, body_html=None).execution_options(synchronize_session=False)).rowcount
+    participants = session.execute(delete(ActivityParticipant).where(ActivityParticipant.organization_id == org_id,
+                                                                      func.lower(ActivityParticipant.address) == address)
+                                   .execution_options(synchronize_session=False)).rowcount
+    leads = session.execute(update(Lead).where(Lead.organization_id == org_id, func.lower(Lead.email) == address)
+                            .values(email=None, name=ERASED, phone=None).execution_options(synchronize_session=False)).rowcount
+    other = session.execute(delete(BlockEntry).where(BlockEntry.organization_id == org_id, BlockEntry.value == address)
+                            .execution_options(synchronize_session=False)).rowcount
+    for follow_up in session.scalars(select(FollowUp).where(FollowUp.organization_id == org_id, _mentions(FollowUp.title, address))):
+        follow_up.title = _scrubbed(follow_up.title, address)
+        other += 1
+    # The audit trail: what it recorded of the contacts goes, and any copy of the address elsewhere in it.
+    for event in session.scalars(select(AuditEvent).where(AuditEvent.organization_id == org_id, or_(
+            (AuditEvent.record_type == "contacts") & AuditEvent.record_id.in_(contact_ids or [0]),
+            _mentions(AuditEvent.before, address), _mentions(AuditEvent.after, address)))):
+        contact_event = event.record_type == "contacts" and event.record_id in contact_ids
+        event.before = {"erased": True} if contact_event and event.before is not None else _scrubbed(event.before, address)
+        event.after = {"erased": True} if contact_event and event.after is not None else _scrubbed(event.after, address)
+        other += 1
+    contacts = session.execute(delete(Contact).where(Contact.organization_id == org_id, Contact.id.in_(contact_ids))
+                               .execution_options(synchronize_session=False)).rowcount if contact_ids else 0
+    session.execute(delete(ContactEmail).where(ContactEmail.organization_id == org_id, ContactEmail.contact_id.in_(contact_ids))
+                    .execution_options(synchronize_session=False)) if contact_ids else None
+    erasure = Erasure(org_id, contacts, cleared, participants, leads, other)
+    session.add(AuditEvent(organization_id=org_id, actor_id=actor.id if actor else None, action="erase", record_type="people", record_id=0,
+                           before=None, after={"address_hash": keyed_hash(secret, address), **erasure.counts()}))
+    session.flush()
+    session.expire_all()
+    return erasure
+
+
+def after_erasure(engine: Engine) -> None:
+    """After the erasure's commit, on SQLite: the write-ahead log's copies of the old pages go
+    too (checkpointed into the file, whose freed pages ``secure_delete`` overwrote, and emptied).
+    Outside any transaction, on a connection of its own."""
+    if engine.dialect.name != "sqlite":
+        return
+    connection = engine.raw_connection()
+    try:
+        connection.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        connection.close()
+
+
+def person_export(session: Session, actor: User, address: str | None) -> dict[str, Any]:
+    """Everything the actor's organization stores about one person (their right of access), as
+    plain JSON: contact, accounts, activities with them (notes included), follow-ups, deals they
+    are on, leads. Admins only."""
+    require_role(actor, "admin")
+    address = _person(address)
+    org_id = actor.organization_id
+    contacts = session.scalars(select(Contact).join(ContactEmail, ContactEmail.contact_id == Contact.id)
+                               .where(Contact.organization_id == org_id, func.lower(ContactEmail.address) == address)).unique().all()
+    contact_ids = [c.id for c in contacts]
+    with_them = select(ActivityParticipant.activity_id).where(ActivityParticipant.organization_id == org_id,
+                                                              func.lower(ActivityParticipant.address) == address)
+    activities = session.scalars(select(Activity).where(Activity.organization_id == org_id, Activity.deleted_at.is_(None), or_(
+        Activity.id.in_(with_them), Activity.contact_id.in_(contact_ids or [0]))).order_by(Activity.occurred_at, Activity.id)).all()
+    follow_ups = session.scalars(select(FollowUp).where(FollowUp.organization_id == org_id, FollowUp.deleted_at.is_(None),
+                                                        FollowUp.contact_id.in_(contact_ids or [0])).order_by(FollowUp.due_at)).all()
+    deals = session.scalars(select(Opportunity).where(Opportunity.organization_id == org_id, Opportunity.deleted_at.is_(None), or_(
+        Opportunity.contact_id.in_(contact_ids or [0]), Opportunity.id.in_([a.opportunity_id for a in activities if a.opportunity_id] or [0])))
+        .order_by(Opportunity.id)).all()
+    leads = session.scalars(select(Lead).where(Lead.organization_id == org_id, func.lower(Lead.email) == address)).all()
+    accounts = {c.account.id: c.account for c in contacts if c.account is not None}
+    iso = lambda value: value.isoformat() if value is not None else None  # noqa: E731
+    return {
+        "address": address,
+        "exported_at": iso(utcnow()),
+        "contacts": [{"id": c.id, "name": c.name, "title": c.title, "addresses": [e.address for e in c.emails], "account_id": c.account_id,
+                      "created_at": iso(c.created_at)} for c in contacts],
+        "accounts": [{"id": a.id, "name": a.name, "domains": [d.domain for d in a.domains]} for a in accounts.values()],
+        "activities": [{"id": a.id, "type": a.type, "direction": a.direction, "occurred_at": iso(a.occurred_at), "subject": a.subject,
+                        "body_text": a.body_text, "outcome": a.outcome, "duration_minutes": a.duration_minutes, "deal_id": a.opportunity_id,
+                        "participants": [{"address": p.address, "role": p.role} for p in a.participants]} for a in activities],
+        "follow_ups": [{"id": f.id, "title": f.title, "due_at": iso(f.due_at), "done_at": iso(f.done_at)} for f in follow_ups],
+        "deals": [{"id": d.id, "name": d.name, "status": d.status, "amount": str(d.amount) if d.amount is not None else None,
+                   "currency": d.currency} for d in deals],
+        "leads": [{"id": lead.id, "name": lead.name, "email": lead.email, "phone": lead.phone, "source": lead.source} for lead in leads],
+    }
+
+
+def record_export(session: Session, actor: User, address: str, secret: str) -> None:
+    """The audit trail's note of an export: who, when, a keyed hash of whose."""
+    session.add(AuditEvent(organization_id=actor.organization_id, actor_id=actor.id, action="export", record_type="people", record_id=0,
+                           before=None, after={"address_hash": keyed_hash(secret, address)}))
+
+
+def remove_old_bodies(session: Session, organization: Organization, now: datetime | None = None) -> int:
+    """The organization's retention (``body_retention_months``): the text of mail older than
+    that goes; the activity and its metadata stay. Returns how many bodies went."""
+    months = organization.setting("body_retention_months")
+    if not months:
+        return 0
+    now = now or utcnow()
+    cutoff = local_midnight(add_months(now.date(), -int(months)), "UTC")
+    removed = session.execute(
+        update(Activity).where(Activity.organization_id == organization.id, Activity.type == "email", Activity.occurred_at < cutoff,
+                               (Activity.body_text.is_not(None)) | (Activity.body_html.is_not(None)))
+        .values(body_text=None, body_html=None).execution_options(synchronize_session=False)
+    ).rowcount
+    if removed:
+        session.add(AuditEvent(organization_id=organization.id, actor_id=None, action="retention", record_type="activities", record_id=0,
+                               before=None, after={"bodies_removed": removed, "before": cutoff.isoformat()}))
+    return removed

@@ -205,3 +205,138 @@ def test_a_private_activity_keeps_its_content_to_its_owner(auth, app_world: Worl
         set_private(session, rita, note_id, False)
         session.commit()
         assert {row.owner_id: row.total for row in activity_summary(session, mia, year)} == counted
+
+
+# -- erasure, export, retention -----------------------------------------------------------------
+
+def _everything_about_ann(session, world: World) -> None:
+    """Ann (Acme) in every place an address can land: her contact, a logged mail with her (its
+    participants), a note naming her address, a follow-up's title, a lead, the audit trail."""
+    from services.activities import add_note
+    from services.followups import add_follow_up
+    from services.models import Lead
+
+    log_email(session, world.rep, {**MAIL, "subject": "Ann's salary", "body_text": "Dear Ann, write to ann@acme.test"})
+    add_note(session, world.rep, {"account_id": world.account.id, "body": "Ask ANN@ACME.TEST for the contract"})
+    add_follow_up(session, world.rep, {"title": "Call ann@acme.test back", "due_at": "2099-01-05T10:00", "account_id": world.account.id})
+    session.add(Lead(organization_id=world.org.id, name="Ann Buyer", email="ann@acme.test", source="web_form"))
+    session.commit()
+
+
+def _rows_holding(session, org_id: int, needle: str) -> list[str]:
+    """Every row of the organization, in every table, with ``needle`` in any of its columns."""
+    from services.models import Base
+
+    found = []
+    for table in Base.metadata.sorted_tables:
+        if "organization_id" not in table.c:
+            continue
+        for row in session.execute(select(table).where(table.c.organization_id == org_id)):
+            if needle in repr(tuple(row)).lower():
+                found.append(f"{table.name}:{row[0]}")
+    return found
+
+
+def test_erasure_leaves_no_copy_of_the_address_and_every_figure_stands(session, world: World, engine):
+    from datetime import date
+
+    from services.models import Organization
+    from services.periods import period_for
+    from services.privacy import erase_person, keyed_hash, after_erasure
+    from services.reports import activity_summary
+    from services.rollups import rollup_snapshot
+
+    _everything_about_ann(session, world)
+    year = period_for("this_year", date.today(), 1)
+    counts_before = (count(session, Activity), activity_summary(session, world.admin, year), rollup_snapshot(session, world.org.id))
+    assert _rows_holding(session, world.org.id, "ann@acme.test")
+    erasure = erase_person(session, session.get(Organization, world.org.id), "Ann@Acme.test", secret="k", actor=world.admin)
+    session.commit()
+    after_erasure(engine)
+    assert erasure.contacts == 1 and erasure.activities == 2 and erasure.participants == 1 and erasure.leads == 1
+    assert _rows_holding(session, world.org.id, "ann@acme.test") == []
+    assert (count(session, Activity), activity_summary(session, world.admin, year), rollup_snapshot(session, world.org.id)) == counts_before
+    # What the audit trail keeps: that it happened, how much, a keyed hash; never the address.
+    event = session.scalars(select(AuditEvent).where(AuditEvent.action == "erase")).one()
+    assert event.actor_id == world.admin.id and event.after["address_hash"] == keyed_hash("k", "ann@acme.test")
+    # Contoso's Ann, the same address in another organization, is untouched.
+    assert _rows_holding(session, world.other_org.id, "ann@acme.test")
+    if engine.dialect.name == "sqlite":
+        # Freed pages overwritten, the write-ahead log emptied: the file itself no longer holds
+        # Northwind's copies (Contoso's contact still has one).
+        raw = open(engine.url.database, "rb").read().lower()
+        assert raw.count(b"ann@acme.test") <= 2, raw.count(b"ann@acme.test")
+
+
+def test_erasure_is_for_admins_and_for_addresses(session, world: World):
+    from services.privacy import erase_person
+
+    for who in (world.rep, world.manager):
+        with pytest.raises(Forbidden):
+            erase_person(session, world.org, "ann@acme.test", secret="k", actor=who)
+    for bad in ("", "ann@", "x" * 5000):
+        with pytest.raises(DomainError):
+            erase_person(session, world.org, bad, secret="k", actor=world.admin)
+    assert count(session, AuditEvent) == 0
+
+
+def test_export_holds_everything_about_the_person_and_nothing_else(auth, app_world: World, app):
+    import json
+
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        _everything_about_ann(session, app_world)
+    auth.login("rita@northwind.test")
+    assert auth.get("/admin/privacy/export", query_string={"address": "ann@acme.test"}).status_code == 403
+    auth.login("ada@northwind.test")
+    assert auth.get("/admin/privacy/export", query_string={"address": "nobody@"}).status_code == 422
+    exported = auth.get("/admin/privacy/export", query_string={"address": "ANN@acme.test"}, htmx=False)
+    assert exported.status_code == 200 and "attachment" in exported.headers["Content-Disposition"]
+    data = json.loads(exported.get_data(as_text=True))
+    assert [c["name"] for c in data["contacts"]] == ["Ann Buyer"] and [a["name"] for a in data["accounts"]] == ["Acme Freight"]
+    assert [a["subject"] for a in data["activities"]] == ["Ann's salary"] and data["leads"][0]["email"] == "ann@acme.test"
+    assert [d["name"] for d in data["deals"]] == ["Reefer contract"]
+    assert "Their secret deal" not in exported.get_data(as_text=True) and "Ann Elsewhere" not in exported.get_data(as_text=True)
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        event = session.scalars(select(AuditEvent).where(AuditEvent.action == "export")).one()
+        assert "ann@acme.test" not in json.dumps(event.after)
+
+
+def test_erase_from_the_admin_page_and_the_command(auth, app_world: World, app):
+    from services.models import Contact
+
+    auth.login("ada@northwind.test")
+    assert auth.get("/admin/privacy", htmx=False).status_code == 200
+    assert auth.client.post("/admin/privacy/erase", data={"address": "ann@acme.test", "confirm": "ann@acme.test"}).status_code == 400  # CSRF
+    mismatch = auth.post("/admin/privacy/erase", {"address": "ann@acme.test", "confirm": "anne@acme.test"}, htmx=False)
+    assert mismatch.status_code == 422 and "same address twice" in mismatch.get_data(as_text=True)
+    assert auth.post("/admin/privacy/erase", {"address": "ann@acme.test", "confirm": "ann@acme.test"}, htmx=False).status_code == 302
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        assert [c.name for c in session.scalars(select(Contact).order_by(Contact.id))] == ["Ann Elsewhere"]
+    # The command, without --org: every organization the address is in (Contoso's Ann now).
+    result = app.test_cli_runner().invoke(args=["privacy", "erase", "ann@acme.test"])
+    assert result.exit_code == 0 and "Contoso: 1 contacts" in result.output, result.output
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        assert session.scalar(select(func.count(Contact.id))) == 0
+    assert app.test_cli_runner().invoke(args=["privacy", "erase", "not-an-address"]).exit_code == 0  # in nobody's contacts
+    assert app.test_cli_runner().invoke(args=["privacy", "erase", "ann@acme.test", "--org", "Nowhere"]).exit_code != 0
+
+
+def test_retention_removes_old_mail_bodies_only(session, world: World):
+    from datetime import datetime, timedelta, timezone
+
+    from services.models import Organization
+    from services.privacy import remove_old_bodies
+
+    now = datetime(2026, 11, 26, 12, tzinfo=timezone.utc)
+    old, _ = log_email(session, world.rep, {**MAIL, "sent_at": "2025-06-01T10:00:00+00:00", "internet_message_id": "<old@acme.test>"})
+    new, _ = log_email(session, world.rep, {**MAIL, "sent_at": "2026-10-01T10:00:00+00:00", "internet_message_id": "<new@acme.test>"})
+    session.commit()
+    org = session.get(Organization, world.org.id)
+    assert remove_old_bodies(session, org, now) == 0  # no retention set: everything kept
+    org.settings = {**org.settings, "body_retention_months": 12}
+    assert remove_old_bodies(session, org, now) == 1
+    session.commit()
+    session.expire_all()
+    assert (session.get(Activity, old.id).body_text, session.get(Activity, old.id).subject) == (None, "Salary review")
+    assert session.get(Activity, new.id).body_text == "Confidential"
+    assert remove_old_bodies(session, org, now + timedelta(days=400)) == 1  # the clock moves: the newer one's turn

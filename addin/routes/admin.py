@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import login_required
 from werkzeug.wrappers import Response
 
@@ -54,3 +54,50 @@ def unblock(entry_id: int) -> Response:
     commit()
     flash("Taken off the block list.")
     return redirect(url_for("admin.block_list"))
+
+
+@bp.get("/admin/privacy")
+@login_required
+def privacy_page() -> tuple[str, int]:
+    """A person's rights: the export of what is stored about them, and their erasure."""
+    require_role(actor(), "admin")
+    return render_template("admin/privacy.html", error=None, typed=""), 200
+
+
+@bp.get("/admin/privacy/export")
+@login_required
+def export_person() -> tuple[str, int] | Response:
+    """Everything stored about one person, as one JSON file (their right of access)."""
+    address = request.args.get("address")
+    try:
+        data = privacy.person_export(db(), actor(), address)
+    except DomainError as error:
+        if error.status != 400:
+            raise
+        return render_template("admin/privacy.html", error=error, typed=(address or "")[:300]), 422
+    privacy.record_export(db(), actor(), data["address"], current_app.config["SECRET_KEY"])
+    commit()
+    response = jsonify(data)
+    response.headers["Content-Disposition"] = "attachment; filename=person.json"
+    return response
+
+
+@bp.post("/admin/privacy/erase")
+@login_required
+def erase_person() -> tuple[str, int] | Response:
+    """Erase a person (their right to be forgotten), after the admin typed the address twice."""
+    require_role(actor(), "admin")
+    address, confirm = request.form.get("address") or "", request.form.get("confirm") or ""
+    try:
+        if address.strip().lower() != confirm.strip().lower():
+            raise DomainError("Type the same address twice to erase it.", {"confirm": ["Not the same address."]})
+        erasure = privacy.erase_person(db(), actor().organization, address, secret=current_app.config["SECRET_KEY"], actor=actor())
+    except DomainError as error:
+        rollback()
+        if error.status != 400:
+            raise
+        return render_template("admin/privacy.html", error=error, typed=address[:300]), 422
+    commit()
+    privacy.after_erasure(db().get_bind())
+    flash(f"Erased: {erasure.contacts} contact(s), the text of {erasure.activities} activities, {erasure.participants} copies of the address.")
+    return redirect(url_for("admin.privacy_page"))
