@@ -340,3 +340,34 @@ def test_retention_removes_old_mail_bodies_only(session, world: World):
     assert (session.get(Activity, old.id).body_text, session.get(Activity, old.id).subject) == (None, "Salary review")
     assert session.get(Activity, new.id).body_text == "Confidential"
     assert remove_old_bodies(session, org, now + timedelta(days=400)) == 1  # the clock moves: the newer one's turn
+
+
+def test_erasing_a_demo_contact_leaves_the_address_nowhere(session):
+    """On a demo organization: the busiest contact erased, every column of every row of every
+    table is scanned for their address, and the activities and rollups are as they were."""
+    from datetime import date
+
+    from services.demo import build_demo
+    from services.models import Base, ContactEmail, Organization
+    from services.privacy import erase_person
+    from services.rollups import rollup_snapshot
+
+    build_demo(session, seed=5, scale=0.05, today=date(2026, 11, 20))
+    session.commit()
+    org = session.scalars(select(Organization)).first()
+    contact_id, activities = session.execute(select(Activity.contact_id, func.count()).where(Activity.contact_id.is_not(None))
+                                             .group_by(Activity.contact_id).order_by(func.count().desc()).limit(1)).one()
+    address = session.scalars(select(ContactEmail.address).where(ContactEmail.contact_id == contact_id)).first()
+    before = (count(session, Activity), rollup_snapshot(session, org.id))
+    assert activities > 0 and session.scalar(select(func.count()).select_from(Activity).where(
+        Activity.contact_id == contact_id, Activity.body_text.is_not(None)))
+    erasure = erase_person(session, org, address, secret="k")
+    session.commit()
+    assert erasure.contacts == 1 and erasure.activities >= activities
+    holding = []
+    for table in Base.metadata.sorted_tables:
+        for row in session.execute(select(table)):
+            if address in repr(tuple(row)).lower():
+                holding.append(f"{table.name}:{row[0]}")
+    assert holding == []
+    assert (count(session, Activity), rollup_snapshot(session, org.id)) == before
