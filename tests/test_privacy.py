@@ -371,3 +371,37 @@ def test_erasing_a_demo_contact_leaves_the_address_nowhere(session):
                 holding.append(f"{table.name}:{row[0]}")
     assert holding == []
     assert (count(session, Activity), rollup_snapshot(session, org.id)) == before
+
+
+def test_private_content_stays_out_of_the_dashboard_exports_and_logs(auth, app_world: World, app, caplog):
+    """A private call's subject and text appear in no figure page, no CSV, no log line; and a
+    blocked mail's address and subject appear in no log line either."""
+    import logging
+
+    from addin.exports import EXPORTS
+
+    caplog.set_level(logging.DEBUG)
+    base = {"item_type": "message", "from_address": "ann@acme.test", "to": "rita@northwind.test", "internet_message_id": "<p-2@acme.test>",
+            "contact_id": app_world.contact.id, "account_id": app_world.account.id}
+    auth.login("rita@northwind.test")
+    auth.post("/activities", {**base, "type": "call", "outcome": "connected", "activity_subject": "PRIVATE-SUBJECT",
+                              "body_text": "PRIVATE-TEXT", "is_private": "1"})
+    auth.post("/pane/block-list", {"value": "hr@acme.test"})
+    auth.post("/activities/email", {**base, "from_address": "hr@acme.test", "subject": "BLOCKED-SUBJECT", "internet_message_id": "<b@acme.test>"})
+    auth.login("mia@northwind.test")
+    pages = [auth.get("/dashboard?period=this_year", htmx=False).get_data(as_text=True)]
+    pages += [auth.get(f"/dashboard/{table}.csv?period=this_year").get_data(as_text=True) for table in EXPORTS]
+    for page in pages:
+        assert "PRIVATE-SUBJECT" not in page and "PRIVATE-TEXT" not in page
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert not any(secret in logged for secret in ("PRIVATE-TEXT", "BLOCKED-SUBJECT", "hr@acme.test"))
+
+
+@pytest.mark.parametrize("who", ["rita@northwind.test", "mia@northwind.test"])
+def test_privacy_pages_are_for_admins(auth, app_world: World, who):
+    auth.login(who)
+    assert auth.get("/admin/privacy", htmx=False).status_code == 403
+    assert auth.get("/admin/privacy/export", query_string={"address": "ann@acme.test"}).status_code == 403
+    assert auth.post("/admin/privacy/erase", {"address": "ann@acme.test", "confirm": "ann@acme.test"}).status_code == 403
+    assert auth.get("/admin/block-list", htmx=False).status_code == 403
+    assert auth.post("/admin/block-list", {"value": "acme.test"}).status_code == 403
