@@ -48,6 +48,9 @@ class CardContext:
 # -- widgets -------------------------------------------------------------------------------------
 
 
+PRIVATE_CHOICE = "Private: only you see its subject and text"
+
+
 def clip(text: str | None, limit: int = MAX_TEXT) -> str:
     text = (text or "").strip()
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -101,6 +104,11 @@ def dropdown(name: str, label: str, options: Iterable[tuple[str, str]], selected
         "name": name, "label": label, "type": "DROPDOWN",
         "items": [{"text": text, "value": value, "selected": value == selected} for value, text in options],
     }}
+
+
+def checkbox(name: str, text: str) -> Json:
+    """One box to tick: its input is "1" when ticked, absent when not."""
+    return {"selectionInput": {"name": name, "label": "", "type": "CHECK_BOX", "items": [{"text": text, "value": "1", "selected": False}]}}
 
 
 def date_time(name: str, label: str) -> Json:
@@ -201,6 +209,7 @@ def message_card(ctx: CardContext, message: GmailMessage, context: PaneContext, 
     elif not context.addresses:
         top.append(paragraph("Nobody outside your organization is on this message: nothing to log."))
     else:
+        top.append(checkbox("private_email", PRIVATE_CHOICE))
         top.append(buttons(button("Log this email", ctx.action("log_email"), filled=True)))
     sections.append(section(top))
 
@@ -231,6 +240,7 @@ def message_card(ctx: CardContext, message: GmailMessage, context: PaneContext, 
         link = _link_parameters(context)
         sections.append(section([
             text_input("note", "Note", multiline=True, hint="Your team reads it with the account"),
+            checkbox("private_note", PRIVATE_CHOICE),
             buttons(button("Add note", ctx.action("note", **link))),
             text_input("follow_up", "Follow-up", hint="e.g. Send the revised quote"),
             date_time("due", "Due"),

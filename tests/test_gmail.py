@@ -473,3 +473,18 @@ def test_the_team_cards_links_open_the_dashboard_and_the_timeline_signed_in_once
                                email="mia@northwind.test")
     opened = addon.test_client().get(link(timeline))
     assert opened.status_code == 302 and f"/{app_world.account.id}" in opened.headers["Location"]
+
+
+def test_the_gmail_card_logs_a_mail_or_a_note_private(addon: Flask, google_addon: Addon, app_world: World) -> None:
+    """The card's "Private" boxes: ticked, the mail or the note is its owner's alone."""
+    shown = google_addon.ok("/gmail/message", event())
+    assert "Private: only you see its subject and text" in json.dumps(shown)
+    google_addon.ok("/gmail/action/log_email", event(inputs={"private_email": text("1")}))
+    [mail] = activities(addon)
+    assert mail.is_private
+    account_id = app_world.account.id
+    google_addon.ok("/gmail/action/note", event(parameters={"account_id": str(account_id)}, inputs={"note": text("Shared note")}))
+    google_addon.ok("/gmail/action/note", event(parameters={"account_id": str(account_id)}, inputs={"note": text("Own note"),
+                                                                                                    "private_note": text("1")}))
+    notes = {a.body_text: a.is_private for a in activities(addon) if a.type == "note"}
+    assert notes == {"Shared note": False, "Own note": True}

@@ -186,7 +186,7 @@ def _acting_on_message(act: Callable[[AddonEvent, GmailMessage], tuple[str, int 
 def on_log_email(event: AddonEvent, message: GmailMessage) -> tuple[str, int | None]:
     if not message.internet_message_id:
         raise DomainError("This message has no Message-ID, so it cannot be logged.")
-    activity, created = activities.log_email(db(), event.user, message.as_email_item())
+    activity, created = activities.log_email(db(), event.user, {**message.as_email_item(), "is_private": event.inputs.get("private_email") == "1"})
     return ("Email logged.", activity.id) if created else ("This email was already logged.", None)
 
 
@@ -223,7 +223,8 @@ def _links(event: AddonEvent) -> dict[str, str]:
 
 @_acting_on_message
 def on_note(event: AddonEvent, message: GmailMessage) -> tuple[str, int | None]:
-    note = activities.add_note(db(), event.user, {"body": event.inputs.get("note", ""), **_links(event)})
+    note = activities.add_note(db(), event.user, {"body": event.inputs.get("note", ""), "is_private": event.inputs.get("private_note") == "1",
+                                                  **_links(event)})
     return "Note added.", note.id
 
 
