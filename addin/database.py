@@ -37,10 +37,19 @@ def writes(view: F) -> F:
 
 
 def _request_writes() -> bool:
+    view = current_app.view_functions.get(request.endpoint or "")
+    if getattr(view, "reads_only", False):
+        return False
     if request.method in WRITING_METHODS:
         return True
-    view = current_app.view_functions.get(request.endpoint or "")
     return bool(getattr(view, "writes", False))
+
+
+def reads_only(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a view that only reads, though it takes POST (to keep what it is sent out of URLs
+    and their logs): it gets a reading session, which on SQLite does not take the write lock."""
+    view.reads_only = True  # type: ignore[attr-defined]
+    return view
 
 
 def init_app(app: Flask) -> None:

@@ -400,3 +400,14 @@ def test_logging_an_email_answers_with_what_changed(auth, app_world: World):
     assert "No word from the customer" not in page and 'class="card contact"' not in page
     again = auth.post("/activities/email", {**item_for("ann@acme.test"), "body_text": "Yes, go ahead."}).get_data(as_text=True)
     assert "This email was already logged." in again and "afterbegin" not in again
+
+
+def test_the_context_can_be_posted(auth, app_world: World):
+    """The pane posts the item (its addresses stay out of URLs): the same context as a GET, and
+    a cookie session's post needs its CSRF token like any other."""
+    auth.login("rita@northwind.test")
+    got = auth.get("/pane/context", query_string=item_for("ann@acme.test")).get_data(as_text=True)
+    posted = auth.post("/pane/context", item_for("ann@acme.test"))
+    assert posted.status_code == 200 and "Ann Buyer" in posted.get_data(as_text=True)
+    assert posted.get_data(as_text=True).count("Reefer contract") == got.count("Reefer contract")
+    assert auth.client.post("/pane/context", data=item_for("ann@acme.test"), headers={"HX-Request": "true"}).status_code == 400

@@ -702,3 +702,17 @@ def test_a_rep_blocks_an_address_from_the_pane(open_pane, app, app_world: World)
     page.locator("[data-nothing-to-log]", has_text="block list").wait_for()
     assert page.locator("[data-form=log_email]").count() == 0
     assert rows(app, Activity) == 0
+
+
+def test_opening_a_mail_puts_no_address_or_subject_in_a_url(open_pane, app_world: World):
+    """The pane posts the open item: its addresses and subject stay out of every URL it asks
+    for (and so out of any access log), however many mails the rep opens."""
+    page = open_pane(None)
+    urls: list[str] = []
+    page.on("request", lambda request: urls.append(request.url))
+    page.evaluate(f"window.__office.show({json.dumps(message())})")
+    page.locator(".contact h2", has_text="Ann Buyer").wait_for()
+    page.evaluate(f"window.__office.show({json.dumps(message(sender='bob@acme.test', message_id='<m2@acme.test>'))})")
+    page.locator("[data-form=new_contact]").first.wait_for()
+    assert any("/pane/context" in url for url in urls)
+    assert not [url for url in urls if "acme.test" in url or "Rates" in url or "northwind.test" in url], urls

@@ -16,7 +16,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
 from addin import oidc
-from addin.database import commit, db, rollback
+from addin.database import commit, db, reads_only, rollback
 from addin.views import actor, is_htmx, page_or_fragment, reader_zone, zone_differs
 from services.notes import checklists
 from services.context import context_for_addresses
@@ -196,10 +196,14 @@ def header() -> str:
     return render_template("pane/_header.html")
 
 
-@bp.get("/pane/context")
+@bp.route("/pane/context", methods=["GET", "POST"])
 @login_required
+@reads_only
 def context() -> tuple[str, int]:
-    return render_context(MailItemRef.from_values(request.args))
+    """The context for a mail item. The pane's script POSTs the item, so that its addresses and
+    subject stay out of URLs and the logs that keep them; a GET with the item in its query
+    serves links (and a plain form's redirect)."""
+    return render_context(MailItemRef.from_values(request.form if request.method == "POST" else request.args))
 
 
 @bp.get("/launch-event")

@@ -264,14 +264,15 @@
         .finally(function () { if (shown === item) { pane.removeAttribute("aria-busy"); } });
       return;
     }
-    // The item's fields as the server names them (``addin/routes/pane.py``: ITEM_FIELDS, ITEM_LISTS).
-    var query = new URLSearchParams();
-    pane.getAttribute("data-item-fields").split(" ").forEach(function (key) { if (item[key]) { query.append(key, item[key]); } });
+    // The item's fields as the server names them (``addin/routes/pane.py``: ITEM_FIELDS, ITEM_LISTS),
+    // posted: addresses and subjects stay out of URLs, and so out of any log of them.
+    var values = {};
+    pane.getAttribute("data-item-fields").split(" ").forEach(function (key) { if (item[key]) { values[key] = item[key]; } });
     pane.getAttribute("data-item-lists").split(" ").forEach(function (key) {
-      (item[key] || []).forEach(function (address) { query.append(key, address); });
+      if ((item[key] || []).length) { values[key] = item[key]; }
     });
     clearPane(pane);
-    htmx.ajax("GET", pane.getAttribute("data-context-url") + "?" + query.toString(), { source: pane, target: "#context", swap: "innerHTML" })
+    htmx.ajax("POST", pane.getAttribute("data-context-url"), { source: pane, target: "#context", swap: "innerHTML", values: values })
       .finally(function () { if (shown === item) { pane.removeAttribute("aria-busy"); } })
       .then(function () { return item.item_type === "message" ? adapter.isMarkedForLogging() : false; })
       .then(function (marked) {
