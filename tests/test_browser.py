@@ -118,12 +118,15 @@ def test_preview_plays_the_gmail_add_on_from_its_own_card_json(browser, live_url
     assert "Email logged." in gmail.locator(".card-status").inner_text()
     with app.extensions["inboxcrm.db"].sessions() as session:
         logged = session.scalars(select(Activity)).one()
-        assert logged.source == "gmail" and logged.direction == "inbound"
+        assert logged.source == "gmail" and logged.direction == "inbound" and not logged.is_private  # its box not ticked
 
-    # A note through the card's own form; then into the deal card and back.
+    # A note through the card's own form, its Private box ticked; then into the deal card and back.
     gmail.locator("textarea[data-name=note]").fill("Wants 12 reefers in March")
+    gmail.locator("input[type=checkbox][data-name=private_note]").check()
     gmail.get_by_role("button", name="Add note").click()
     gmail.locator(".card-status", has_text="Note added.").wait_for()
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        assert session.scalars(select(Activity.is_private).where(Activity.type == "note")).one() is True
     gmail.get_by_role("button", name="Change").first.click()
     gmail.get_by_text("Move to").wait_for()
     gmail.locator("select[data-name=stage]").select_option("lost")

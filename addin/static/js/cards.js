@@ -104,6 +104,22 @@
       if (t.hintText) { input.placeholder = t.hintText; }
       return labelled(t.label, input);
     }
+    if (widget.selectionInput && (widget.selectionInput.type === "CHECK_BOX" || widget.selectionInput.type === "SWITCH")) {
+      // Boxes to tick, as Gmail draws them: the input holds the values of those ticked, or is absent.
+      var boxes = widget.selectionInput;
+      node = el("div", "card-checks");
+      (boxes.items || []).forEach(function (item) {
+        var box = field("input", boxes.name, "check");
+        box.type = "checkbox";
+        box.value = item.value;
+        box.checked = !!item.selected;
+        var label = el("label", "card-check");
+        label.appendChild(box);
+        label.appendChild(document.createTextNode(" " + item.text));
+        node.appendChild(label);
+      });
+      return node;
+    }
     if (widget.selectionInput) {
       var s = widget.selectionInput;
       var select = field("select", s.name, "text");
@@ -168,6 +184,14 @@
       if (input.getAttribute("data-kind") === "datetime") {
         if (input.value) {
           found[input.getAttribute("data-name")] = { dateTimeInput: { msSinceEpoch: String(new Date(input.value).getTime()), hasDate: true, hasTime: true } };
+        }
+        return;
+      }
+      if (input.getAttribute("data-kind") === "check") {
+        if (input.checked) {
+          var ticked = found[input.getAttribute("data-name")] || { stringInputs: { value: [] } };
+          ticked.stringInputs.value.push(input.value);
+          found[input.getAttribute("data-name")] = ticked;
         }
         return;
       }
