@@ -16,7 +16,7 @@ from services.reports.activity import activity_summary, drawdown_alerts, monthly
 from services.reports.deals import SHOWN_LOST, LostDeal, deal_alerts, first_alerts, deal_outcomes, lost_deals, neglected_accounts, pipeline, quarter_forecast, stage_conversion, StageConversion, StageRow
 from services.reports.leads import lead_conversion, lead_response_times, ResponseTime
 from services.reports.note_quality import note_quality, note_quality_totals
-from services.reports.quotas import Attainment, leaderboard, LeaderboardRow, quota_attainment, team_revenue_attainment, TeamAttainment
+from services.reports.quotas import Attainment, leaderboard, LeaderboardRow, quota_attainment, team_revenue_attainment, TeamAttainment, won_by_owner
 from services.reports.scope import ReportScope
 from services.users import Person
 
@@ -44,16 +44,17 @@ class Change:
         return (self.now - self.before) / self.before if self.before else None
 
 
-def figure(compute: Callable[..., Any], at: str | None = "period", *, shared: str | None = None, shown: bool = False) -> cached_property:
+def figure(compute: Callable[..., Any], at: str | None = "period", *, shared: dict[str, str] | None = None, shown: bool = False) -> cached_property:
     """A figure of the report: ``compute`` run once, when first read, for the report's scope
     (its people resolved once). ``at`` names what the figure is for (the report's period or
-    comparison, the scope's now or today, or nothing); ``shared`` another figure it reuses;
+    comparison, the scope's now or today, or nothing); ``shared`` the figures it reuses (its
+    argument → the figure's name);
     ``shown``: for the reps the page lists only (``page_people``), not every rep of the scope."""
 
     def read(report: TeamReport) -> Any:
         scope = report.scope
         args = () if at is None else (getattr(report if at in ("period", "comparison") else scope, at),)
-        extra = {"summary": getattr(report, shared)} if shared else {}
+        extra = {argument: getattr(report, name) for argument, name in (shared or {}).items()}
         people = report.page_people if shown else scope.people
         return compute(scope.session, scope.actor, *args, scope.team_id, scope.rep_id, people=people, **extra)
 
@@ -74,13 +75,14 @@ class TeamReport:
 
     activity = figure(activity_summary)  # list[RepActivity]
     weekdays = figure(weekday_pattern, shown=True)  # owner → counts Monday to Sunday, for the heat map's rows
-    quota = figure(quota_attainment, shared="activity")  # list[Attainment], every rep's (the CSV)
-    quota_shown = figure(quota_attainment, shared="activity", shown=True)  # the page's reps'
+    won = figure(won_by_owner)  # owner → (won deals, won amount) in the period: quotas and the leaderboard read it
+    quota = figure(quota_attainment, shared={"summary": "activity", "won": "won"})  # list[Attainment], every rep's (the CSV)
+    quota_shown = figure(quota_attainment, shared={"summary": "activity", "won": "won"}, shown=True)  # the page's reps'
     pipeline = figure(pipeline, at=None)  # list[StageRow]
     outcomes = figure(deal_outcomes)  # DealOutcomes
     outcomes_before = figure(deal_outcomes, at="comparison")
     conversion = figure(stage_conversion)  # list[StageConversion]
-    leaderboard = figure(leaderboard, shared="activity")  # list[LeaderboardRow]
+    leaderboard = figure(leaderboard, shared={"summary": "activity", "won": "won"})  # list[LeaderboardRow]
     lost = figure(lost_deals)  # list[LostDeal]
     leads = figure(lead_conversion)  # list[LeadSource]
     response = figure(lead_response_times)  # list[ResponseTime], every rep's (the CSV)

@@ -52,14 +52,15 @@ def _quota_end(period: str, start: date) -> date:
 
 
 def quota_attainment(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *,
-                     people: list[Person] | None = None, summary: list[RepActivity] | None = None) -> list[Attainment]:
+                     people: list[Person] | None = None, summary: list[RepActivity] | None = None,
+                     won: dict[int, tuple[int, Decimal]] | None = None) -> list[Attainment]:
     """Actual ÷ target per rep and quota; a target whose period only partly overlaps the
     report period counts pro rata by days of overlap."""
     members = _people(session, actor, team_id, rep_id, people)
     by_id = {user.id: user for user in members}
     targets = quota_targets(session, actor, period, list(by_id))
     by_owner = {row.owner_id: row for row in (summary if summary is not None else activity_summary(session, actor, period, people=members))}
-    won = _won_by_owner(session, actor, period, list(by_id))
+    won = won if won is not None else _won_by_owner(session, actor, period, list(by_id))
     rows = []
     for (owner_id, metric, kind), target in sorted(targets.items(), key=lambda item: (by_id[item[0][0]].name, item[0][1], item[0][2] or "")):
         if metric == "activities":
@@ -175,6 +176,12 @@ def quota_targets(session: Session, actor: User, period: Period, owners: list[in
     return targets
 
 
+def won_by_owner(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *,
+                 people: list[Person] | None = None) -> dict[int, tuple[int, Decimal]]:
+    """Per owner of the scope, the deals won in the period and their amount ((0, 0) for none)."""
+    return _won_by_owner(session, actor, period, _people(session, actor, team_id, rep_id, people))
+
+
 def _won_by_owner(session: Session, actor: User, period: Period, owners: Iterable[Person] | Iterable[int]) -> dict[int, tuple[int, Decimal]]:
     rows = session.connection().execute(
         select(Opportunity.owner_id, func.count(), func.sum(Opportunity.amount))
@@ -198,11 +205,12 @@ class LeaderboardRow:
 
 
 def leaderboard(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *,
-                people: list[Person] | None = None, summary: list[RepActivity] | None = None) -> list[LeaderboardRow]:
+                people: list[Person] | None = None, summary: list[RepActivity] | None = None,
+                won: dict[int, tuple[int, Decimal]] | None = None) -> list[LeaderboardRow]:
     """Won revenue and won deals per rep in the period, ranked; activity totals beside.
-    Equal revenue and deals share a rank."""
+    Equal revenue and deals share a rank. (``summary`` and ``won``: the scope's, when already read.)"""
     people = _people(session, actor, team_id, rep_id, people)
-    won = _won_by_owner(session, actor, period, people)
+    won = won if won is not None else _won_by_owner(session, actor, period, people)
     totals = {row.owner_id: row.total for row in (summary if summary is not None else activity_summary(session, actor, period, people=people))}
     ordered = sorted(people, key=lambda u: (-won[u.id][1], -won[u.id][0], u.name))
     rows: list[LeaderboardRow] = []
