@@ -89,13 +89,14 @@ def test_search_route(auth, app_world: World):
     assert found.status_code == 200
     page = found.get_data(as_text=True)
     assert "Reefer contract" in page and "Choose this deal" in page
-    # Choosing keeps the open item: the context it loads is the same mail's, with the deal chosen.
-    assert f"&amp;chosen_deal_id={app_world.deal.id}&amp;" in page and "&amp;internet_message_id=%3Cs1@acme.test%3E&amp;" in page
+    # Choosing posts the open item with the choice (no address in a URL): the same mail's context, the deal chosen.
+    assert 'hx-include="#open-item"' in page and f'"chosen_deal_id": "{app_world.deal.id}"' in page
+    assert "acme.test" not in page.split("hx-post=")[1].split(">")[0]
     assert "Type at least two letters." in auth.get("/pane/search", query_string={"q": "r"}).get_data(as_text=True)
     odd = auth.get("/pane/search", query_string={"q": "<script>alert(1)</script>" * 50})
     assert odd.status_code == 200 and "<script>alert" not in odd.get_data(as_text=True)
     assert "Their secret deal" not in auth.get("/pane/search", query_string={"q": "secret"}).get_data(as_text=True)
-    chosen = auth.get("/pane/context", query_string={**ITEM, "chosen_deal_id": str(app_world.deal.id)}).get_data(as_text=True)
+    chosen = auth.post("/pane/context", {**ITEM, "chosen_deal_id": str(app_world.deal.id)}).get_data(as_text=True)
     assert "Chosen for this mail" in chosen
     assert auth.get("/pane/context", query_string={**ITEM, "chosen_deal_id": "²"}).status_code == 200
 
