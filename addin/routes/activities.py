@@ -12,7 +12,6 @@ from services import activities
 from services.context import activity_row, deal_card
 from services.deals import pipeline_stages
 from services.errors import DomainError
-from services.models import Activity
 
 bp = Blueprint("activities", __name__)
 
@@ -20,21 +19,18 @@ bp = Blueprint("activities", __name__)
 @bp.post("/activities/email")
 @login_required
 def log_email():
-    done: dict[str, tuple[Activity, bool]] = {}
-
     def action() -> Notice:
-        done["log"] = activity, created = activities.log_email(db(), actor(), request.form)
-        return Notice("Email logged.", activity.id) if created else Notice("This email was already logged.")
-
-    def changed() -> SmallAnswer:
+        activity, created = activities.log_email(db(), actor(), request.form)
         # The log card says so, the mail goes first in the recent activities, and its deal's
         # card comes again: an inbound mail ends its "no word from the customer".
-        activity, created = done["log"]
         deal = deal_card(db(), actor(), activity.opportunity_id) if activity.opportunity_id else None
-        return SmallAnswer(activity_row(actor(), activity, activity.owner) if created else None, added=created, logged=activity.id,
-                           deal=deal, stages=pipeline_stages(db(), actor().organization_id) if deal else None)
+        changed = SmallAnswer(activity_row(actor(), activity, activity.owner) if created else None, added=created, logged=activity.id,
+                              deal=deal, stages=pipeline_stages(db(), actor().organization_id) if deal else None)
+        if created:
+            return Notice("Email logged.", activity.id, changed=changed)
+        return Notice("This email was already logged.", changed=changed)
 
-    return perform("log_email", action, changed)
+    return perform("log_email", action)
 
 
 @bp.post("/activities/sending")
@@ -84,39 +80,35 @@ def log_activity():
 @bp.post("/activities/note")
 @login_required
 def add_note():
-    done: dict[str, Activity] = {}
-
     def action() -> Notice:
-        done["note"] = note = activities.add_note(db(), actor(), request.form)
-        return Notice("Note added.", note.id)
+        note = activities.add_note(db(), actor(), request.form)
+        # The note is put first in the recent activities; nothing else in view changes.
+        return Notice("Note added.", note.id, changed=SmallAnswer(activity_row(actor(), note, actor()), added=True))
 
-    # The note is put first in the recent activities; nothing else in view changes.
-    return perform("note", action, lambda: SmallAnswer(activity_row(actor(), done["note"], actor()), added=True))
+    return perform("note", action)
 
 
 @bp.post("/activities/<id:activity_id>/rating")
 @login_required
 def rate(activity_id: int):
-    done: dict[str, Activity] = {}
-
     def action() -> Notice:
-        done["rated"] = activity = activities.rate_activity(db(), actor(), activity_id, request.form)
-        return Notice({1: "Marked as went well.", -1: "Marked as went badly."}.get(activity.rating or 0, "Rating cleared."))
+        activity = activities.rate_activity(db(), actor(), activity_id, request.form)
+        # A rating answers with its activity alone (its buttons pressed or not), not the whole context.
+        return Notice({1: "Marked as went well.", -1: "Marked as went badly."}.get(activity.rating or 0, "Rating cleared."),
+                      changed=SmallAnswer(activity_row(actor(), activity, activity.owner)))
 
-    # A rating answers with its activity alone (its buttons pressed or not), not the whole context.
-    return perform(f"rating-{activity_id}", action, lambda: SmallAnswer(activity_row(actor(), done["rated"], done["rated"].owner)))
+    return perform(f"rating-{activity_id}", action)
 
 
 @bp.post("/activities/<id:activity_id>/private")
 @login_required
 def set_private(activity_id: int):
-    done: dict[str, Activity] = {}
-
     def action() -> Notice:
-        done["marked"] = activity = activities.set_private(db(), actor(), activity_id, request.form.get("private") == "1")
-        return Notice("Private: only you see its subject and text." if activity.is_private else "Shared with your team again.")
+        activity = activities.set_private(db(), actor(), activity_id, request.form.get("private") == "1")
+        return Notice("Private: only you see its subject and text." if activity.is_private else "Shared with your team again.",
+                      changed=SmallAnswer(activity_row(actor(), activity, actor())))
 
-    return perform(f"private-{activity_id}", action, lambda: SmallAnswer(activity_row(actor(), done["marked"], actor())))
+    return perform(f"private-{activity_id}", action)
 
 
 def _logged_from_pane(form):

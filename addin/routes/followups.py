@@ -28,7 +28,7 @@ def add():
 def done(follow_up_id: int):
     def action() -> Notice:
         followups.complete_follow_up(db(), actor(), follow_up_id)
-        return Notice("Follow-up done.")
+        # Done, it leaves the list; nothing else in view changes.
+        return Notice("Follow-up done.", changed=SmallAnswer(removed=f"follow-up-{follow_up_id}"))
 
-    # Done, it leaves the list; nothing else in view changes.
-    return perform(f"done-{follow_up_id}", action, lambda: SmallAnswer(removed=f"follow-up-{follow_up_id}"))
+    return perform(f"done-{follow_up_id}", action)

@@ -70,9 +70,8 @@ class MailItemRef:
     def addresses(self) -> list[str]:
         return [self.from_address, *self.to, *self.cc, *self.attendees]
 
-    def query(self, **changes: Any) -> dict[str, Any]:
-        """The item as a URL's query (``changes``: other values for some fields, "" to drop one)."""
-        return {k: v for k, v in (asdict(self) | changes).items() if v}
+    def query(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v}
 
     @property
     def sender_problem(self) -> str | None:
@@ -92,15 +91,31 @@ class MailItemRef:
 
 
 @dataclass
+class SmallAnswer:
+    """What a small action changed, for its answer (``pane/_small_answer.html``) in place of
+    the whole context: an activity to show again (``added``: new, put first), an element to
+    take away (its id), the mail logged, a deal's card."""
+
+    activity: Any = None
+    added: bool = False
+    removed: str | None = None
+    logged: int | None = None  # the open mail, now logged as this activity
+    deal: Any = None  # a deal to show again (an email logged to it may end its warnings), with the pipeline's ``stages``
+    stages: Any = None
+
+
+@dataclass
 class Notice:
     """What an action says when it worked; ``undo`` names an activity the rep may take back,
     ``undo_deal`` a deal whose last move they may; ``closed``, a deal the action won or lost
-    (its name and "Won" or "Lost"), which stays in view though it is no longer open."""
+    (its name and "Won" or "Lost"), which stays in view though it is no longer open;
+    ``changed``, for a small action, what it changed: the pane is answered with that alone."""
 
     text: str
     undo: int | None = None
     undo_deal: int | None = None
     closed: tuple[str, str] | None = None
+    changed: SmallAnswer | None = None
 
 
 def render_context(
@@ -136,23 +151,9 @@ def render_context(
     )
 
 
-@dataclass
-class SmallAnswer:
-    """What a small action changed, for its answer (``pane/_small_answer.html``) in place of
-    the whole context: an activity to show again (``added``: new, put first), an element to
-    take away (its id), the mail logged, a deal's card."""
-
-    activity: Any = None
-    added: bool = False
-    removed: str | None = None
-    logged: int | None = None  # the open mail, now logged as this activity
-    deal: Any = None  # a deal to show again (an email logged to it may end its warnings), with the pipeline's ``stages``
-    stages: Any = None
-
-
-def perform(form: str, action: Callable[[], Notice], small: Callable[[], SmallAnswer] | None = None) -> tuple[str, int] | Response:
+def perform(form: str, action: Callable[[], Notice]) -> tuple[str, int] | Response:
     """Run one pane action for the item the form names, then show the context again (or, for
-    a small action, ``small``: only what changed, and the toast).
+    a small action, only what its notice says changed, and the toast).
 
     Success commits and, for a plain form post, redirects (post/redirect/get). A refusal
     rolls back, so nothing is half-written, and re-renders the form with the rep's input, in
@@ -161,7 +162,6 @@ def perform(form: str, action: Callable[[], Notice], small: Callable[[], SmallAn
     item = MailItemRef.from_values(request.form)
     try:
         notice = action()
-        changed = small() if small is not None and is_htmx() else None
     except DomainError as error:
         rollback()
         status = 422 if error.status == 400 else error.status
@@ -176,8 +176,8 @@ def perform(form: str, action: Callable[[], Notice], small: Callable[[], SmallAn
     if not is_htmx():
         flash(notice.text)
         return redirect(url_for("pane.context", **item.query()))
-    if changed is not None:
-        return render_template("pane/_small_answer.html", item=item, notice=notice, **asdict(changed)), 200
+    if notice.changed is not None:
+        return render_template("pane/_small_answer.html", item=item, notice=notice, **asdict(notice.changed)), 200
     return render_context(item, notice=notice)
 
 
