@@ -268,7 +268,6 @@ def context_for_addresses(
     )
 
 
-
 # The deal of the thread's latest logged mail that has one. Built once; bind "org" and "thread".
 _THREAD_DEAL = (select(Activity.opportunity_id)
                 .where(Activity.organization_id == bindparam("org"), Activity.conversation_id == bindparam("thread"),
@@ -367,16 +366,17 @@ def deal_row_for(session: Session, actor: User, deal_id: int, now: datetime | No
     now = now or utcnow()
     deal = get_scoped(session, actor, Opportunity, deal_id, "deal")
     require_edit(actor, deal.owner)
-    return deal_row(actor, deal, now, deal_warnings(session, actor.organization, [deal], now), deal.owner, deal.account.name)
+    return _row_of(session, actor, deal, now)
 
 
 def deal_card(session: Session, actor: User, deal_id: int, now: datetime | None = None) -> DealRow | None:
     """One open deal of the actor's organization as the pane lists it (``editable`` says whether
     the actor may change it); None once it is closed."""
-    now = now or utcnow()
     deal = get_scoped(session, actor, Opportunity, deal_id, "deal")
-    if deal.status != "open":
-        return None
+    return _row_of(session, actor, deal, now or utcnow()) if deal.status == "open" else None
+
+
+def _row_of(session: Session, actor: User, deal: Opportunity, now: datetime) -> DealRow:
     return deal_row(actor, deal, now, deal_warnings(session, actor.organization, [deal], now), deal.owner, deal.account.name)
 
 
