@@ -162,6 +162,23 @@ def _person(address: str | None) -> str:
     return address
 
 
+def _their_contacts(org_id: int, address: str) -> Any:
+    """The ids of the organization's contacts with this address."""
+    return select(ContactEmail.contact_id).where(ContactEmail.organization_id == org_id, func.lower(ContactEmail.address) == address)
+
+
+def _with_them(org_id: int, address: str) -> Any:
+    """The ids of the organization's activities this address took part in."""
+    return select(ActivityParticipant.activity_id).where(ActivityParticipant.organization_id == org_id,
+                                                         func.lower(ActivityParticipant.address) == address)
+
+
+def _note(session: Session, organization_id: int, actor: User | None, action: str, record_type: str, after: dict[str, Any]) -> None:
+    """An audit event about no one record (an erasure, an export, a retention run)."""
+    session.add(AuditEvent(organization_id=organization_id, actor_id=actor.id if actor else None, action=action, record_type=record_type,
+                           record_id=0, before=None, after=after))
+
+
 def _scrubbed(value: Any, address: str) -> Any:
     """``value`` (text, or JSON of lists and objects) with every copy of ``address`` replaced."""
     if isinstance(value, str):
@@ -174,8 +191,8 @@ def _scrubbed(value: Any, address: str) -> Any:
 
 
 def _mentions(column: Any, address: str) -> Any:
-    escaped = address.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return func.lower(cast(column, Text)).like(f"%{escaped}%", escape="\\")
+    """``column`` (text, or JSON read as text) holds ``address`` (lower case), whatever the case."""
+    return func.lower(cast(column, Text)).contains(address, autoescape=True)
 
 
 @dataclass(frozen=True)
@@ -204,11 +221,8 @@ def erase_person(session: Session, organization: Organization, address: str | No
     org_id = organization.id
     if session.get_bind().dialect.name == "sqlite":
         session.execute(text("PRAGMA secure_delete = ON"))  # freed pages are overwritten, not left holding the address
-    contact_ids = list(session.scalars(select(ContactEmail.contact_id).where(ContactEmail.organization_id == org_id,
-                                                                              func.lower(ContactEmail.address) == address)))
-    with_them = select(ActivityParticipant.activity_id).where(ActivityParticipant.organization_id == org_id,
-                                                              func.lower(ActivityParticipant.address) == address)
-    theirs = Activity.id.in_(with_them) | (Activity.contact_id.in_(contact_ids) if contact_ids else false())
+    contact_ids = list(session.scalars(_their_contacts(org_id, address)))
+    theirs = Activity.id.in_(_with_them(org_id, address)) | (Activity.contact_id.in_(contact_ids) if contact_ids else false())
     cleared = session.execute(update(Activity).where(Activity.organization_id == org_id, theirs | _mentions(Activity.subject, address)
                                                      | _mentions(Activity.body_text, address) | _mentions(Activity.body_html, address))
                               .values(subject=None, body_text=None, body_html=None).execution_options(synchronize_session=False)).rowcount
@@ -230,13 +244,11 @@ def erase_person(session: Session, organization: Organization, address: str | No
         event.before = {"erased": True} if contact_event and event.before is not None else _scrubbed(event.before, address)
         event.after = {"erased": True} if contact_event and event.after is not None else _scrubbed(event.after, address)
         other += 1
+    # Their addresses go with them (contact_emails: ON DELETE CASCADE).
     contacts = session.execute(delete(Contact).where(Contact.organization_id == org_id, Contact.id.in_(contact_ids))
                                .execution_options(synchronize_session=False)).rowcount if contact_ids else 0
-    session.execute(delete(ContactEmail).where(ContactEmail.organization_id == org_id, ContactEmail.contact_id.in_(contact_ids))
-                    .execution_options(synchronize_session=False)) if contact_ids else None
     erasure = Erasure(org_id, contacts, cleared, participants, leads, other)
-    session.add(AuditEvent(organization_id=org_id, actor_id=actor.id if actor else None, action="erase", record_type="people", record_id=0,
-                           before=None, after={"address_hash": keyed_hash(secret, address), **erasure.counts()}))
+    _note(session, org_id, actor, "erase", "people", {"address_hash": keyed_hash(secret, address), **erasure.counts()})
     session.flush()
     session.expire_all()
     return erasure
@@ -262,13 +274,11 @@ def person_export(session: Session, actor: User, address: str | None) -> dict[st
     require_role(actor, "admin")
     address = _person(address)
     org_id = actor.organization_id
-    contacts = session.scalars(select(Contact).join(ContactEmail, ContactEmail.contact_id == Contact.id)
-                               .where(Contact.organization_id == org_id, func.lower(ContactEmail.address) == address)).unique().all()
+    contacts = session.scalars(select(Contact).where(Contact.organization_id == org_id, Contact.id.in_(_their_contacts(org_id, address)))
+                               .order_by(Contact.id)).all()
     contact_ids = [c.id for c in contacts]
-    with_them = select(ActivityParticipant.activity_id).where(ActivityParticipant.organization_id == org_id,
-                                                              func.lower(ActivityParticipant.address) == address)
     activities = session.scalars(select(Activity).where(Activity.organization_id == org_id, Activity.deleted_at.is_(None), or_(
-        Activity.id.in_(with_them), Activity.contact_id.in_(contact_ids or [0]))).order_by(Activity.occurred_at, Activity.id)).all()
+        Activity.id.in_(_with_them(org_id, address)), Activity.contact_id.in_(contact_ids or [0]))).order_by(Activity.occurred_at, Activity.id)).all()
     follow_ups = session.scalars(select(FollowUp).where(FollowUp.organization_id == org_id, FollowUp.deleted_at.is_(None),
                                                         FollowUp.contact_id.in_(contact_ids or [0])).order_by(FollowUp.due_at)).all()
     deals = session.scalars(select(Opportunity).where(Opportunity.organization_id == org_id, Opportunity.deleted_at.is_(None), or_(
@@ -295,8 +305,7 @@ def person_export(session: Session, actor: User, address: str | None) -> dict[st
 
 def record_export(session: Session, actor: User, address: str, secret: str) -> None:
     """The audit trail's note of an export: who, when, a keyed hash of whose."""
-    session.add(AuditEvent(organization_id=actor.organization_id, actor_id=actor.id, action="export", record_type="people", record_id=0,
-                           before=None, after={"address_hash": keyed_hash(secret, address)}))
+    _note(session, actor.organization_id, actor, "export", "people", {"address_hash": keyed_hash(secret, address)})
 
 
 def remove_old_bodies(session: Session, organization: Organization, now: datetime | None = None) -> int:
@@ -313,6 +322,5 @@ def remove_old_bodies(session: Session, organization: Organization, now: datetim
         .values(body_text=None, body_html=None).execution_options(synchronize_session=False)
     ).rowcount
     if removed:
-        session.add(AuditEvent(organization_id=organization.id, actor_id=None, action="retention", record_type="activities", record_id=0,
-                               before=None, after={"bodies_removed": removed, "before": cutoff.isoformat()}))
+        _note(session, organization.id, None, "retention", "activities", {"bodies_removed": removed, "before": cutoff.isoformat()})
     return removed

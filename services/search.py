@@ -65,8 +65,7 @@ def clean_query(text: str | None) -> str:
 
 def _containing(column: ColumnElement[str], query: str) -> ColumnElement[bool]:
     """``column`` contains ``query``, whatever the case, wildcards taken literally."""
-    escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return column.ilike(f"%{escaped}%", escape="\\")
+    return column.icontains(query, autoescape=True)
 
 
 def search_crm(session: Session, actor: User, text: str | None, shown: int = SHOWN) -> SearchResults:
