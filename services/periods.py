@@ -17,6 +17,7 @@ month, quarter or year, the whole one before it; YoY, the same range one year ea
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo, available_timezones
 
@@ -24,8 +25,6 @@ from tzlocal.windows_tz import win_tz
 
 from services.errors import DomainError
 from services.schemas import DATE_RANGE_MESSAGE, in_date_range
-
-_IANA_ZONES = frozenset(available_timezones())
 
 TO_DATE = {"mtd": 1, "qtd": 3, "ytd": 12}  # to-date kinds, and the months their comparison steps back
 KINDS = ("this_week", "last_week", "this_month", "last_month", "this_quarter", "last_quarter", "this_year", "last_year",
@@ -145,6 +144,12 @@ def comparison_for(period: Period, year_over_year: bool = False) -> Period:
     return Period(period.start - timedelta(days=period.days), period.start, f"{period.kind}_previous")
 
 
+@cache
+def _iana_zones() -> frozenset[str]:
+    """The zones the system knows, read from disk once, when first asked (not at every start)."""
+    return frozenset(available_timezones())
+
+
 def zone_named(name: str | None) -> str | None:
     """The IANA name of a time zone a mail client names: an IANA name itself (Gmail's event,
     a browser's ``Intl``), or a Windows one (Outlook's ``userProfile.timeZone``, "Central
@@ -154,7 +159,7 @@ def zone_named(name: str | None) -> str | None:
     if not name or len(name) > 100:
         return None
     name = win_tz.get(name, name)
-    if name not in _IANA_ZONES:
+    if name not in _iana_zones():
         return None
     return "UTC" if name in ("Etc/UTC", "UCT", "Etc/UCT", "Zulu", "Etc/Zulu", "Universal", "Etc/Universal") else name
 
