@@ -196,7 +196,69 @@ def retention_command(at: datetime | None) -> None:
         session.commit()
 
 
+sentiment_group = AppGroup("sentiment", help="The sentiment of what customers wrote (services.sentiment, services.lexicon).")
+
+
+def _organizations(session, organization: str | None):
+    from sqlalchemy import or_, select
+
+    from services.models import Organization
+
+    query = select(Organization).order_by(Organization.id)
+    if organization is not None:
+        query = query.where(or_(Organization.name == organization, Organization.id == (int(organization) if organization.isdigit() else -1)))
+    found = session.scalars(query).all()
+    if organization is not None and not found:
+        raise click.ClickException(f"No organization {organization!r}.")
+    return found
+
+
+@sentiment_group.command("backfill", help="Score the activities never scored (written before scoring, or straight to the store).")
+@click.option("--org", "organization", default=None, help="One organization (its id or exact name); default: every one.")
+def backfill_command(organization: str | None) -> None:
+    from services.sentiment import backfill
+
+    with database().sessions() as session:
+        for org in _organizations(session, organization):
+            scored = backfill(session, org)
+            session.commit()
+            click.echo(f"{org.name}: {scored} activities scored")
+
+
+@sentiment_group.command("rescore", help="Weigh the learned words again (their evidence decays) and score every activity with text "
+                                         "again with the organization's lexicon as it is now.")
+@click.option("--org", "organization", default=None, help="One organization (its id or exact name); default: every one.")
+def rescore_command(organization: str | None) -> None:
+    from services.lexicon import reweigh
+    from services.sentiment import backfill
+
+    with database().sessions() as session:
+        for org in _organizations(session, organization):
+            moved = reweigh(session, org, None)
+            scored = backfill(session, org, rescore=True)
+            session.commit()
+            click.echo(f"{org.name}: {moved} learned words moved, {scored} activities scored again")
+
+
+health_group = AppGroup("health", help="Deal health (services.health).")
+
+
+@health_group.command("snapshot", help="Keep every open deal's health for today (run it daily from a timer; run again, it replaces the day's).")
+@click.option("--now", "at", type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z"]), default=None,
+              help="The moment to keep it for (ISO with offset; default: now).")
+def snapshot_command(at: datetime | None) -> None:
+    from services.health import snapshot
+
+    with database().sessions() as session:
+        for org in _organizations(session, None):
+            kept = snapshot(session, org, at)
+            session.commit()
+            click.echo(f"{org.name}: the health of {kept} open deals kept")
+
+
 def init_app(app: Flask) -> None:
+    app.cli.add_command(health_group)
+    app.cli.add_command(sentiment_group)
     app.cli.add_command(privacy_group)
     app.cli.add_command(reminders_group)
     app.cli.add_command(rollups_group)

@@ -38,6 +38,9 @@ EXPORTS: dict[str, tuple[list[str], Callable[[TeamReport], Rows]]] = {
                              _ratio(x.share_within_target)] for x in r.response]),
     "alerts": (["deal", "account", "owner", "amount", "alerts", "days", "reasons"],
                lambda r: [[a.name, a.account_name, a.owner_name, a.amount, " ".join(a.kinds), a.days, a.reasons] for a in r.alerts]),
+    "health": (["deal", "account", "owner", "health", "change in 14 days", "what cost it most", "as of"],
+               lambda r: [[d.name, d.account_name, d.owner_name, d.health, d.change, "; ".join(d.factors), d.day.isoformat()]
+                          for d in r.health_drops_all]),
     "neglected": (["account", "owner", "days quiet"], lambda r: [[a.name, a.owner_name, a.days] for a in r.neglected]),
     "trends": (["month", "won amount", "won deals", "win rate", "activities"],
                lambda r: [[p.month.isoformat(), p.won_amount, p.won_deals, _ratio(p.win_rate), p.activities] for p in r.trends]),

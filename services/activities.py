@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from services.access import UNDO_MINUTES, get_scoped, require_edit
 from services.audit import record_event, snapshot
 from services.contacts import account_for_domain, contact_for_address
-from services import notes, privacy
+from services import lexicon, notes, privacy, sentiment
 from services.errors import DomainError, Forbidden
 from services.rollups import count_activity
 from services.models import Account, Activity, ActivityParticipant, Contact, Lead, Opportunity, User
@@ -106,6 +106,7 @@ def _log(session: Session, actor: User, values: dict[str, Any], now: datetime) -
         created_at=now,
         updated_at=now,
     )
+    sentiment.score_activity(session, org, activity, now)
     for participant in values["participants"]:
         known = contact_for_address(session, org.id, participant["address"])
         activity.participants.append(
@@ -303,5 +304,6 @@ def rate_activity(session: Session, actor: User, activity_id: int, data: Mapping
     before = {"rating": activity.rating}
     activity.rating = values["rating"] or None  # 0: cleared
     session.flush()
+    lexicon.learn_from_rating(session, actor, activity)
     record_event(session, actor, "rate", activity, before=before, after={"rating": activity.rating})
     return activity

@@ -20,6 +20,8 @@ from services.contacts import account_for_domain
 from services import privacy
 from services.deals import open_deals, pipeline_stages
 from services.models import Account, AccountDomain, Activity, Contact, ContactEmail, FollowUp, Opportunity, User
+from services.health import Health, healths
+from services.sentiment import reads_as
 from services.signals import DealFacts, DealWarning, days_since, deal_warnings
 from services.text import (
     company_from_domain, domain_of, is_automated_address, is_public_domain, is_valid_address, name_from_address, normalise_address,
@@ -64,6 +66,7 @@ class DealRow:
     age_days: int
     editable: bool
     warnings: list[DealWarning] = field(default_factory=list)
+    health: Health | None = None  # ``services.health``, worked out as the pane shows it
 
 
 @dataclass
@@ -81,6 +84,21 @@ class ActivityRow:
     editable: bool
     own: bool = False  # the reader's own: they alone may mark it private or shared
     marked_private: bool = False
+    # Its sentiment (``services.sentiment``): the score, and whether it was worked out at all
+    # (scored with no score: not English, or nothing of the customer's). Hidden with its text.
+    sentiment: float | None = None
+    scored: bool = False
+
+    @property
+    def mood(self) -> str | None:
+        """The score in words for the pane ("warm +0.62", "not scored"); None when never scored."""
+        if not self.scored:
+            return None
+        return reads_as(self.sentiment) + (f" {self.sentiment:+.2f}" if self.sentiment is not None else "")
+
+    @property
+    def mood_kind(self) -> str:
+        return reads_as(self.sentiment).replace(" ", "-")
 
 
 @dataclass
@@ -165,7 +183,7 @@ _OPEN_DEAL_ACCOUNT = select(Opportunity.account_id).where(Opportunity.organizati
 _LOGGED = select(Activity.id, Activity.deleted_at).where(Activity.organization_id == _ORG, Activity.external_id == bindparam("external_id"))
 ACTIVITY_COLUMNS = (Activity.id, Activity.type, Activity.direction, Activity.occurred_at, Activity.subject,
                     func.substr(Activity.body_text, 1, 400).label("body_text"), Activity.owner_id, Activity.outcome, Activity.rating,
-                    Activity.is_private)
+                    Activity.is_private, Activity.sentiment, Activity.sentiment_scored_at)
 # The latest activities with some accounts (or contacts), as each kind of reader may list them
 # (``access.visible_activities``: an admin all, a member of a team the team's, anyone else their own).
 _SEEN = {"all": seen_by("admin", None, None), "team": seen_by("rep", bindparam("me"), bindparam("team")),
@@ -236,6 +254,7 @@ def context_for_addresses(
     stages = pipeline_stages(session, org_id)
     deals = open_deals(session, actor.organization, {s.id: s for s in stages}, now, accounts=account_ids)
     warnings = deal_warnings(session, actor.organization, deals, now)
+    health = healths(session, actor.organization, [d.id for d in deals], now)
     activities = _recent_activities(session, actor, contact_ids, account_ids)
     follow_ups = session.execute(_FOLLOW_UPS, {"org": org_id, "contacts": list(contact_ids), "accounts": list(account_ids),
                                                "deals": [d.id for d in deals]}).all() if contact_ids or account_ids else []
@@ -250,8 +269,8 @@ def context_for_addresses(
         addresses=wanted,
         contacts=[ContactCard(c.id, c.name, c.title, emails[c.id], c.account_id, account_names.get(c.account_id)) for c in contacts.values()],
         accounts=accounts,
-        deals=[deal_row(actor, d, now, [w for w in warnings if w.opportunity_id == d.id], owners[d.owner_id], d.account_name)
-               for d in deals],
+        deals=[deal_row(actor, d, now, [w for w in warnings if w.opportunity_id == d.id], owners[d.owner_id], d.account_name,
+                        health.get(d.id)) for d in deals],
         activities=[activity_row(actor, a, owners[a.owner_id]) for a in activities],
         follow_ups=[
             FollowUpRow(f.id, f.title, f.due_at, f.due_at < now, owners[f.owner_id].name, can_edit(actor, owners[f.owner_id]))
@@ -344,7 +363,8 @@ def _account_card(account: Account) -> AccountCard:
     )
 
 
-def deal_row(actor: User, deal: DealFacts, now: datetime, warnings: list[DealWarning], owner: User | Person, account_name: str) -> DealRow:
+def deal_row(actor: User, deal: DealFacts, now: datetime, warnings: list[DealWarning], owner: User | Person, account_name: str,
+             health: Health | None = None) -> DealRow:
     return DealRow(
         deal.id,
         deal.name,
@@ -358,6 +378,7 @@ def deal_row(actor: User, deal: DealFacts, now: datetime, warnings: list[DealWar
         days_since(deal.created_at, now),
         can_edit(actor, owner),
         warnings,
+        health,
     )
 
 
@@ -377,7 +398,8 @@ def deal_card(session: Session, actor: User, deal_id: int, now: datetime | None 
 
 
 def _row_of(session: Session, actor: User, deal: Opportunity, now: datetime) -> DealRow:
-    return deal_row(actor, deal, now, deal_warnings(session, actor.organization, [deal], now), deal.owner, deal.account.name)
+    return deal_row(actor, deal, now, deal_warnings(session, actor.organization, [deal], now), deal.owner, deal.account.name,
+                    healths(session, actor.organization, [deal.id], now).get(deal.id) if deal.status == "open" else None)
 
 
 def activity_row(actor: User, activity: Any, owner: User | Person) -> ActivityRow:
@@ -398,6 +420,8 @@ def activity_row(actor: User, activity: Any, owner: User | Person) -> ActivityRo
         can_edit(actor, owner),
         owner.id == actor.id,
         bool(activity.is_private),
+        activity.sentiment if readable else None,
+        readable and activity.sentiment_scored_at is not None,
     )
 
 

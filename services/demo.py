@@ -47,7 +47,7 @@ from services.models import (
     Team,
     User,
 )
-from services import latest
+from services import health, latest, sentiment
 from services.deals import recompute_stage_facts
 from services.rollups import RollupCounter
 from services.users import hash_password
@@ -81,6 +81,13 @@ PHRASES = ["Thanks for the quick reply.", "Can you send the updated rates?", "We
            "The volumes look good for next quarter.", "Our CFO wants a lower price.", "Happy with the service so far.",
            "There was a delay on the last shipment.", "Let's talk on Thursday.", "We need reefer trucks for two lanes.",
            "Please loop in our procurement team."]
+# What the customer writes, and what the rep notes, as a deal cools (``_Builder.cooling_deals``):
+# the warmest first, a step cooler every few days over its last three weeks.
+COOLING_MAIL = ["Thanks, this looks good so far.", "We still have some questions about the rates.",
+                "Honestly we are disappointed with the delays.", "This is not acceptable. We are unhappy and considering other carriers."]
+COOLING_NOTES = ["Good call, they like the lanes.", "Interested, but the price worries them.",
+                 "They sounded frustrated about the late deliveries.", "Angry call: they threatened to cancel the pilot."]
+COOLING_DAYS = 21
 NOTES = ["Discussed volumes for next quarter.", "Customer worried about delivery times.", "Good meeting, strong interest.",
          "Needs approval from head office.", "Competitor offered a lower rate.", "Asked for references."]
 # Relative weight of a weekday (Monday first) in a rep's week.
@@ -136,6 +143,7 @@ class _Builder:
         self.now = min(datetime.combine(today, time(12), tzinfo=self.zone).astimezone(timezone.utc), built_at)
         self.counts: dict[str, int] = {}
         self.rollups = RollupCounter(ZONE, FISCAL_MONTH)
+        self.scores: dict[str | None, float | None] = {}
 
     def n(self, base: float, minimum: int = 1) -> int:
         return max(minimum, round(base * self.scale))
@@ -191,6 +199,10 @@ class _Builder:
         self.s.flush()
         latest.recompute(self.s, self.org_id)
         recompute_stage_facts(self.s, self.org_id)
+        # Deal health as the daily job would have kept it over the last two weeks.
+        organization = self.s.get(Organization, self.org_id)
+        for days in range(health.WINDOW_DAYS, -1, -1):
+            health.snapshot(self.s, organization, self.now - timedelta(days=days))
         reset_sequences(self.s)
         # A bulk load leaves the planner without statistics: on SQLite, with none, it picks an
         # index by its name's order and walks a whole organization for one lead's first call.
@@ -297,6 +309,7 @@ class _Builder:
         rows, changes = [], []
         self.account_deals: dict[int, list[tuple[int, datetime, datetime | None]]] = {}
         self.dark_deals: set[int] = set()
+        self.cooling_deals: set[int] = set()  # open deals whose customer's words cool over the last weeks
         for _ in range(self.n(600, 3)):
             rep = self.rng.choice(self.reps)
             accounts = self.rep_accounts[rep["id"]] or [a for v in self.rep_accounts.values() for a in v]
@@ -344,6 +357,8 @@ class _Builder:
             self.account_deals.setdefault(account_id, []).append((deal_id, created, closed_at))
             if outcome == "open" and self.rng.random() < 0.25:
                 self.dark_deals.add(deal_id)
+            elif outcome == "open" and deal_id % 5 == 0:  # no draw: the rest of the demo stays as it was
+                self.cooling_deals.add(deal_id)
         self.insert(Opportunity, rows)
         self.insert(StageChange, changes)
 
@@ -419,17 +434,31 @@ class _Builder:
                 outcome, duration = "no_answer", 0
             elif kind in ("meeting", "visit"):
                 outcome, duration = "no_show", 0
+        if deal_id in self.cooling_deals and occurred >= self.now - timedelta(days=COOLING_DAYS) and body is not None:
+            # Cooling: each week a step cooler (the same draws, other words).
+            step = min(3, int((occurred - (self.now - timedelta(days=COOLING_DAYS))).days // (COOLING_DAYS / 4)))
+            body = (COOLING_MAIL if kind == "email" else COOLING_NOTES)[step]
         activity_id = self.ids.take(Activity.__table__)
         return {
+            **self._scored(kind, direction, body, occurred),
             "id": activity_id, "organization_id": self.org_id, "type": kind, "direction": direction, "occurred_at": occurred,
             "duration_minutes": duration, "outcome": outcome, "subject": subject, "body_text": body, "body_html": None,
             "contact_id": contact_id, "account_id": account_id, "opportunity_id": deal_id, "lead_id": None,
             "owner_id": rep["id"], "source": "outlook" if kind == "email" else "web",
             "external_id": f"<demo-{activity_id}@mail.example>" if kind == "email" else None,
-            "rating": None, "sentiment": None, "is_private": False, "created_at": occurred, "updated_at": occurred,
+            "rating": None, "is_private": False, "created_at": occurred, "updated_at": occurred,
             **self._note_score(kind, body),
             "deleted_at": None,
         }
+
+    def _scored(self, kind: str, direction: str, body: str | None, occurred: datetime) -> dict[str, Any]:
+        """The activity's sentiment as logging would have worked it out (the demo's few texts
+        each scored once)."""
+        if not sentiment.is_scored(kind, direction):
+            return {"sentiment": None, "sentiment_scored_at": None}
+        if body not in self.scores:
+            self.scores[body] = sentiment.score_with(sentiment.analyzer_with({}), kind, body)
+        return {"sentiment": self.scores[body], "sentiment_scored_at": occurred}
 
     @staticmethod
     def _note_score(kind: str, body: str | None) -> dict[str, int | None]:
@@ -468,7 +497,8 @@ class _Builder:
                         "occurred_at": answered, "duration_minutes": self.rng.randint(1, 15), "outcome": "connected",
                         "subject": "First call", "body_text": None, "body_html": None, "contact_id": None, "account_id": None,
                         "opportunity_id": None, "lead_id": lead_id, "owner_id": rep["id"], "source": "web", "external_id": None,
-                        "rating": None, "sentiment": None, "is_private": False, "created_at": answered, "updated_at": answered,
+                        "rating": None, "is_private": False, "created_at": answered, "updated_at": answered,
+                        **self._scored("call", "outbound", None, answered),
                         **self._note_score("call", None),
                         "deleted_at": None,
                     })

@@ -105,6 +105,9 @@ class Organization(Base):
     domains: Mapped[list[str]] = mapped_column(JSON, default=list)
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Moves on with every change to the organization's learned lexicon (``services.lexicon``):
+    # a process that scores with a copy of it knows when to read it again.
+    lexicon_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     DEFAULT_SETTINGS: dict[str, Any] = {
         "going_dark_days": 21,
@@ -422,6 +425,10 @@ class Activity(OrgScoped, Base):
     conversation_id: Mapped[str | None] = mapped_column(String(255))
     rating: Mapped[int | None] = mapped_column(SmallInteger)
     sentiment: Mapped[float | None] = mapped_column(Float)
+    # When ``sentiment`` was worked out (``services.sentiment``): NULL for an activity never
+    # scored (the backfill's work); set with a NULL score for one that cannot be scored (not
+    # English, no text of the customer's).
+    sentiment_scored_at: Mapped[datetime | None]
     is_private: Mapped[bool] = mapped_column(Boolean, default=False)
     # Note quality, kept as the note is written (``services.notes``): how many questions the
     # type's checklist asked, and how many of them the note answers.
@@ -677,3 +684,58 @@ class HandoffUse(Base):
 
     jti: Mapped[str] = mapped_column(String(64), primary_key=True)
     used_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LexiconWord(OrgScoped, Base):
+    """A word whose valence the organization's ratings moved (``services.lexicon``): the shift
+    added to VADER's own valence, and the evidence behind it. A word short of evidence is kept
+    with a shift of 0, so that an admin sees what is building up."""
+
+    __tablename__ = "lexicon_words"
+    __table_args__ = (UniqueConstraint("organization_id", "word"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    word: Mapped[str] = mapped_column(String(40))
+    shift: Mapped[float] = mapped_column(Float, default=0.0)
+    weight: Mapped[float] = mapped_column(Float, default=0.0)  # the decayed evidence, signed: + warmer, - cooler
+    activities: Mapped[int] = mapped_column(Integer, default=0)  # distinct activities behind it
+    raters: Mapped[int] = mapped_column(Integer, default=0)  # distinct reps behind it
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LexiconEvidence(OrgScoped, Base):
+    """One word of one activity rated against its score: the rating's direction, who rated it
+    and when. An activity holds one rating, so it gives each word one piece of evidence."""
+
+    __tablename__ = "lexicon_evidence"
+    __table_args__ = (
+        UniqueConstraint("activity_id", "word"),
+        Index("ix_lexicon_evidence_word", "organization_id", "word"),
+        CheckConstraint("direction IN (-1, 1)", name="direction"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    activity_id: Mapped[int] = mapped_column(ForeignKey("activities.id", ondelete="CASCADE"))
+    rater_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    word: Mapped[str] = mapped_column(String(40))
+    direction: Mapped[int] = mapped_column(SmallInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DealHealth(OrgScoped, Base):
+    """An open deal's health on one local day (``services.health``), kept by the daily job: what
+    "whose health fell most in the last 14 days" compares."""
+
+    __tablename__ = "deal_health"
+    __table_args__ = (
+        UniqueConstraint("opportunity_id", "day"),
+        Index("ix_deal_health_day", "organization_id", "day", "change"),
+        CheckConstraint("health BETWEEN 0 AND 100", name="health"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    opportunity_id: Mapped[int] = mapped_column(ForeignKey("opportunities.id", ondelete="CASCADE"))
+    day: Mapped[date]
+    health: Mapped[int] = mapped_column(SmallInteger)
+    change: Mapped[int | None] = mapped_column(SmallInteger)  # against the deal's earliest day of the 14 before
+    factors: Mapped[list[str]] = mapped_column(JSON, default=list)  # what cost it most, in words

@@ -24,13 +24,29 @@ def checklists(session: Session, organization_id: int) -> dict[str, list[str]]:
     return {kind: list(questions or []) for kind, questions in rows}
 
 
-def answered_questions(body_text: str | None, questions: list[str]) -> int:
-    """How many of ``questions`` the note answers (a non-empty ``Question: answer`` line)."""
-    answers: dict[str, str] = {}
+def unanswered_questions(questions: list[str], body_text: str | None, answers: dict[str, str] | None = None) -> list[str]:
+    """The questions neither answered in ``answers`` (the form's checklist fields) nor by a
+    non-empty ``Question: answer`` line of the note: what the pane names under the note field
+    as the rep writes it."""
+    lines: dict[str, str] = {}
     for line in (body_text or "").splitlines():
         question, _, answer = line.partition(":")
-        answers[question.strip()] = answer.strip()
-    return sum(1 for question in questions if answers.get(question))
+        lines[question.strip()] = answer.strip()
+    answers = answers or {}
+    return [q for q in questions if not (answers.get(q) or "").strip() and not lines.get(q)]
+
+
+def answered_questions(body_text: str | None, questions: list[str]) -> int:
+    """How many of ``questions`` the note answers (a non-empty ``Question: answer`` line)."""
+    return len(questions) - len(unanswered_questions(questions, body_text))
+
+
+def checklist_left(session: Session, organization_id: int, activity_type: str, body_text: str | None,
+                   answers: dict[str, str]) -> tuple[list[str], int] | None:
+    """For a note being written: the type's checklist questions not yet answered, and how many
+    it asks; None for a type whose notes are not scored, or that asks nothing."""
+    questions = checklists(session, organization_id).get(activity_type, []) if activity_type in SCORED_TYPES else []
+    return (unanswered_questions(questions, body_text, answers), len(questions)) if questions else None
 
 
 def is_flagged(questions: int | None, answered: int | None) -> int:

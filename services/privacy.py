@@ -22,6 +22,7 @@ from typing import Any, Iterable
 from sqlalchemy import Engine, Text, cast, delete, false, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
+from services import lexicon
 from services.access import get_scoped, require_role
 from services.audit import record_event, snapshot
 from services.errors import DomainError, Forbidden
@@ -223,9 +224,12 @@ def erase_person(session: Session, organization: Organization, address: str | No
         session.execute(text("PRAGMA secure_delete = ON"))  # freed pages are overwritten, not left holding the address
     contact_ids = list(session.scalars(_their_contacts(org_id, address)))
     theirs = Activity.id.in_(_with_them(org_id, address)) | (Activity.contact_id.in_(contact_ids) if contact_ids else false())
-    cleared = session.execute(update(Activity).where(Activity.organization_id == org_id, theirs | _mentions(Activity.subject, address)
-                                                     | _mentions(Activity.body_text, address) | _mentions(Activity.body_html, address))
-                              .values(subject=None, body_text=None, body_html=None).execution_options(synchronize_session=False)).rowcount
+    with_them = (Activity.organization_id == org_id) & (theirs | _mentions(Activity.subject, address) | _mentions(Activity.body_text, address)
+                                                        | _mentions(Activity.body_html, address))
+    # The words their text taught the lexicon go with it (``services.lexicon``).
+    lexicon.forget_activities(session, organization, session.scalars(select(Activity.id).where(with_them)))
+    cleared = session.execute(update(Activity).where(with_them).values(subject=None, body_text=None, body_html=None)
+                              .execution_options(synchronize_session=False)).rowcount
     participants = session.execute(delete(ActivityParticipant).where(ActivityParticipant.organization_id == org_id,
                                                                       func.lower(ActivityParticipant.address) == address)
                                    .execution_options(synchronize_session=False)).rowcount

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify, render_template, request
 from flask_login import login_required
 
-from addin.database import commit, db, rollback
+from addin.database import commit, db, reads_only, rollback
 from addin.routes.pane import Notice, SmallAnswer, perform
 from addin.views import actor
-from services import activities
+from services import activities, notes
 from services.context import activity_row, deal_card
 from services.deals import pipeline_stages
 from services.errors import DomainError
@@ -75,6 +75,17 @@ def log_activity():
         return Notice(f"{activity.type.title()} logged.", activity.id)
 
     return perform("log_activity", action)
+
+
+@bp.post("/activities/checklist")
+@login_required
+@reads_only
+def checklist_left():
+    """What the note being written has not answered yet of its type's checklist (the pane asks
+    as the rep types, and names them under the note field)."""
+    form = _logged_from_pane(request.form)
+    left = notes.checklist_left(db(), actor().organization_id, form.get("type") or "", form.get("body_text"), form["answers"])
+    return render_template("pane/_unanswered.html", left=left)
 
 
 @bp.post("/activities/note")

@@ -8,7 +8,7 @@ from werkzeug.wrappers import Response
 
 from addin.database import commit, db, rollback
 from addin.views import actor
-from services import privacy
+from services import lexicon, privacy
 from services.access import require_role
 from services.admin import organization_overview
 from services.errors import DomainError
@@ -54,6 +54,27 @@ def unblock(entry_id: int) -> Response:
     commit()
     flash("Taken off the block list.")
     return redirect(url_for("admin.block_list"))
+
+
+@bp.get("/admin/lexicon")
+@login_required
+def lexicon_page() -> tuple[str, int]:
+    """The words the team's ratings taught the sentiment score, with the evidence behind each."""
+    require_role(actor(), "admin")
+    return render_template("admin/lexicon.html", words=lexicon.learned_words(db(), actor().organization), rules=lexicon), 200
+
+
+@bp.post("/admin/lexicon/reset")
+@login_required
+def reset_word() -> Response:
+    require_role(actor(), "admin")
+    word = (request.form.get("word") or "").strip().lower()[:40]
+    if lexicon.reset_word(db(), actor(), word):
+        commit()
+        flash(f"“{word}” is forgotten: its evidence is gone and it scores as VADER's own again.")
+    else:
+        flash("That word has nothing learned to reset.")
+    return redirect(url_for("admin.lexicon_page"))
 
 
 @bp.get("/admin/privacy")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any, Callable
 from datetime import date, datetime
 
@@ -13,7 +13,7 @@ from services.errors import DomainError
 from services.models import User
 from services.periods import Period
 from services.reports.activity import activity_summary, drawdown_alerts, monthly_trends, MonthPoint, RepActivity, weekday_pattern
-from services.reports.deals import SHOWN_LOST, LostDeal, deal_alerts, first_alerts, deal_outcomes, lost_deals, neglected_accounts, pipeline, quarter_forecast, stage_conversion, StageConversion, StageRow
+from services.reports.deals import SHOWN_LOST, LostDeal, deal_alerts, falling_deals, first_alerts, deal_outcomes, lost_deals, neglected_accounts, pipeline, quarter_forecast, stage_conversion, StageConversion, StageRow
 from services.reports.leads import lead_conversion, lead_response_times, ResponseTime
 from services.reports.note_quality import note_quality, note_quality_totals
 from services.reports.quotas import Attainment, leaderboard, LeaderboardRow, quota_attainment, team_revenue_attainment, TeamAttainment, won_by_owner
@@ -92,6 +92,8 @@ class TeamReport:
     neglected = figure(neglected_accounts, at="now")  # list[NeglectedAccount]
     drawdowns = figure(drawdown_alerts, at="now")  # list[Drawdown]
     forecast = figure(quarter_forecast, at="today")  # Forecast
+    health_drops = figure(falling_deals, at=None)  # list[HealthDrop]: the page's first SHOWN_DROPS
+    health_drops_all = figure(partial(falling_deals, limit=None), at=None)  # every deal whose health fell (the CSV)
     notes = figure(note_quality)  # list[NoteQuality], for the CSV
     note_totals = figure(note_quality_totals)  # NoteQualityTotals, for the page
 

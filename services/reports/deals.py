@@ -12,6 +12,7 @@ from sqlalchemy import Integer, bindparam, case, func, literal, select
 from sqlalchemy.orm import Session
 
 from services.deals import pipeline_stages
+from services.health import HealthDrop, health_drops
 from services.models import Account, FollowUp, Opportunity, Quota, Stage, User
 from services.periods import Period, period_for
 from services.signals import DealWarning, days_since, longest_warning, warning_days, warning_facts, warning_parameters, warnings_from
@@ -329,3 +330,13 @@ def neglected_accounts(session: Session, actor: User, now: datetime, team_id: in
         if days >= quiet_days and account_id not in planned:
             rows.append(NeglectedAccount(account_id, name, people[owner_id], days))
     return sorted(rows, key=lambda r: (-r.days, r.name))
+
+
+SHOWN_DROPS = 10  # the dashboard lists the deals whose health fell most, this many
+
+
+def falling_deals(session: Session, actor: User, team_id: int | None = None, rep_id: int | None = None, *,
+                  people: list[Person] | None = None, limit: int | None = SHOWN_DROPS) -> list[HealthDrop]:
+    """The team's open deals whose health fell most in the last 14 days (``services.health``),
+    the largest fall first; ``limit`` None: all that fell."""
+    return health_drops(session, actor.organization, _people(session, actor, team_id, rep_id, people), limit)

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from services.access import get_scoped
+from services.health import HealthDrop, health_drops
 from services.errors import Forbidden
 from services.models import Account, Activity, Opportunity, User
 from services.periods import Period, period_for
@@ -22,6 +23,7 @@ from services.reports.deals import deal_alerts, deal_outcomes, DealAlert, DealOu
 from services.reports.quotas import leaderboard, LeaderboardRow, quota_targets
 from services.reports.scope import team_members
 
+PANEL_DROPS = 5  # deals whose health fell most, in the pane's panel
 
 
 @dataclass
@@ -122,6 +124,11 @@ class TeamPanel:
     @cached_property
     def alerts(self) -> list[DealAlert]:
         return deal_alerts(self.session, self.actor, self.now, people=self.people)
+
+    @cached_property
+    def health_drops(self) -> list[HealthDrop]:
+        """The deals whose health fell most in the last 14 days (``services.health``)."""
+        return health_drops(self.session, self.actor.organization, self.people, limit=PANEL_DROPS)
 
     @cached_property
     def leaders(self) -> list[LeaderboardRow]:
