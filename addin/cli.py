@@ -44,6 +44,12 @@ def downgrade(revision: str) -> None:
     command.downgrade(alembic_config(current_app.config["SQLALCHEMY_DATABASE_URI"]), revision)
 
 
+@db_group.command("stamp", help="Record a revision as the database's without running anything (a store built another way).")
+@click.argument("revision")
+def stamp(revision: str) -> None:
+    command.stamp(alembic_config(current_app.config["SQLALCHEMY_DATABASE_URI"]), revision)
+
+
 @db_group.command("current", help="Show the database's revision.")
 def current() -> None:
     command.current(alembic_config(current_app.config["SQLALCHEMY_DATABASE_URI"]))

@@ -23,7 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Callable
 from pathlib import Path
 
@@ -34,7 +34,7 @@ from sqlalchemy import event, func, select  # noqa: E402
 
 from services.db import make_engine, make_session_factory  # noqa: E402
 from services.demo import build_demo  # noqa: E402
-from services.models import Activity, Base, Organization, User  # noqa: E402
+from services.models import Activity, DealHealth, Organization, User  # noqa: E402
 from services.periods import period_for  # noqa: E402
 from services.reports import activity_summary  # noqa: E402
 
@@ -54,10 +54,28 @@ def timed(call, repeat: int) -> float:
 
 
 def ensure_store(url: str, scale: float) -> float | None:
+    """The scale-30 store, built once, brought to the migrations' head like any store."""
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from addin.cli import alembic_config
+
     engine = make_engine(url)
-    Base.metadata.create_all(engine)
+    tables = inspect(engine).get_table_names()
+    if "organizations" in tables and "alembic_version" not in tables:
+        raise SystemExit(f"{url} was built before the bench store followed the migrations: delete it, or stamp the revision it "
+                         "was built at (flask --app wsgi db stamp REVISION with DATABASE_URL pointing at it)")
+    command.upgrade(alembic_config(url), "head")
     with make_session_factory(engine)() as session:
         if session.scalar(select(func.count(Organization.id))):
+            if not session.scalar(select(func.count(DealHealth.id))):
+                # A store built before deal health was kept: the last two weeks, as the demo keeps them.
+                from services.health import WINDOW_DAYS, snapshot
+
+                for organization in session.scalars(select(Organization)).all():
+                    for days in range(WINDOW_DAYS, -1, -1):
+                        snapshot(session, organization, NOW - timedelta(days=days))
+                session.commit()
             engine.dispose()
             return None
         started = time.perf_counter()
@@ -175,6 +193,9 @@ def main() -> None:
     from bench.pane import measure as pane_figures
 
     pane = pane_figures(app, NOW)
+    from bench.intelligence import measure as intelligence_figures
+
+    intelligence = intelligence_figures(app, NOW)
     engine.dispose()  # the load's server has the store to itself
     from bench.load import run as load
 
@@ -196,6 +217,7 @@ def main() -> None:
         "bare_route_ms": round(floor_seconds * 1000, 2),
         **cards,
         **pane,
+        **intelligence,
         "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         **loaded,
     }

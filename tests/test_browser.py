@@ -5,6 +5,8 @@ Screenshots of each step go to ``test-artifacts/`` (not committed) for a human t
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import func, select
 
@@ -153,3 +155,24 @@ def test_preview_gmail_homepage_for_a_manager_drills_down(browser, live_url, app
     gmail.locator(".card-link", has_text="Acme Freight").first.click()
     gmail.get_by_text("Timeline").first.wait_for()
     shot(page, "preview-gmail-manager")
+
+
+def test_the_pane_names_unanswered_questions_as_the_rep_writes_and_shows_deal_health(browser, live_url, app_world: World):
+    page = browser.new_page(viewport={"width": 320, "height": 800})
+    page.goto(f"{live_url}/login")
+    page.fill("input[name=email]", "rita@northwind.test")
+    page.fill("input[name=password]", "correct horse battery staple")
+    page.click("button.primary")
+    query = "item_type=message&from_address=ann@acme.test&internet_message_id=%3Cm9%40acme.test%3E&subject=Hi&to=rita@northwind.test"
+    page.goto(f"{live_url}/pane/context?{query}")
+    # The deal's health, with what costs it: no word from the customer since it opened.
+    page.locator(".deal .health").get_by_text(re.compile(r"Health \d+")).wait_for()
+    assert re.search(r"no word from the customer since it opened \d+ days ago", page.locator(".deal .health").inner_text())
+    page.get_by_text("Log a call, meeting or visit").click()
+    hint = page.locator("#unanswered")
+    hint.get_by_text("Not answered yet: Truck size · Lanes used.").wait_for()
+    page.fill("textarea[name=body_text]", "Truck size: 26 ft")
+    hint.get_by_text("Not answered yet: Lanes used.").wait_for()
+    page.fill("input[name='answer:Lanes used']", "Boston-Chicago")
+    hint.get_by_text("Every checklist question is answered.").wait_for()
+    assert page.locator(".deal").count() == 1  # the hint swapped itself only
