@@ -148,6 +148,24 @@ def send_reminders_command(at: datetime | None) -> None:
         raise SystemExit(1)
 
 
+def _organizations(session, organization: str | None, among=None):
+    """The organization named by ``--org`` (its id or exact name), else every one (``among``: of
+    those matching this condition)."""
+    from sqlalchemy import or_, select
+
+    from services.models import Organization
+
+    query = select(Organization).order_by(Organization.id)
+    if organization is not None:
+        query = query.where(or_(Organization.name == organization, Organization.id == (int(organization) if organization.isdigit() else -1)))
+    elif among is not None:
+        query = query.where(among)
+    found = session.scalars(query).all()
+    if organization is not None and not found:
+        raise click.ClickException(f"No organization {organization!r}.")
+    return found
+
+
 privacy_group = AppGroup("privacy", help="A person's erasure; the retention of mail bodies.")
 
 
@@ -156,21 +174,15 @@ privacy_group = AppGroup("privacy", help="A person's erasure; the retention of m
 @click.argument("address")
 @click.option("--org", "organization", default=None, help="One organization (its id or exact name); default: every one the address is in.")
 def erase_command(address: str, organization: str | None) -> None:
-    from sqlalchemy import func, or_, select
+    from sqlalchemy import func, select
 
     from services.errors import DomainError
     from services.models import ContactEmail, Organization
     from services.privacy import after_erasure, erase_person
 
     with database().sessions() as session:
-        query = select(Organization).order_by(Organization.id)
-        if organization is not None:
-            query = query.where(or_(Organization.name == organization, Organization.id == (int(organization) if organization.isdigit() else -1)))
-        else:
-            query = query.where(Organization.id.in_(select(ContactEmail.organization_id).where(func.lower(ContactEmail.address) == address.strip().lower())))
-        organizations = session.scalars(query).all()
-        if organization is not None and not organizations:
-            raise click.ClickException(f"No organization {organization!r}.")
+        organizations = _organizations(session, organization, among=Organization.id.in_(
+            select(ContactEmail.organization_id).where(func.lower(ContactEmail.address) == address.strip().lower())))
         total = 0
         for org in organizations:
             try:
@@ -203,20 +215,6 @@ def retention_command(at: datetime | None) -> None:
 
 
 sentiment_group = AppGroup("sentiment", help="The sentiment of what customers wrote (services.sentiment, services.lexicon).")
-
-
-def _organizations(session, organization: str | None):
-    from sqlalchemy import or_, select
-
-    from services.models import Organization
-
-    query = select(Organization).order_by(Organization.id)
-    if organization is not None:
-        query = query.where(or_(Organization.name == organization, Organization.id == (int(organization) if organization.isdigit() else -1)))
-    found = session.scalars(query).all()
-    if organization is not None and not found:
-        raise click.ClickException(f"No organization {organization!r}.")
-    return found
 
 
 @sentiment_group.command("backfill", help="Score the activities never scored (written before scoring, or straight to the store).")

@@ -50,7 +50,8 @@ def test_preview_known_sender_then_log_then_unknown_sender(browser, live_url, ap
     shot(page, "preview-unknown-sender")
 
 
-def test_pane_at_320_px_has_no_horizontal_scroll(browser, live_url, app_world: World):
+def pane_at_320_px(browser, live_url: str):
+    """Rita signed in, the pane beside a mail from Ann, 320 px wide."""
     page = browser.new_page(viewport={"width": 320, "height": 800})
     page.goto(f"{live_url}/login")
     page.fill("input[name=email]", "rita@northwind.test")
@@ -59,6 +60,11 @@ def test_pane_at_320_px_has_no_horizontal_scroll(browser, live_url, app_world: W
     query = "item_type=message&from_address=ann@acme.test&internet_message_id=%3Cm9%40acme.test%3E&subject=Hi&to=rita@northwind.test"
     page.goto(f"{live_url}/pane/context?{query}")
     page.locator(".contact").wait_for()
+    return page
+
+
+def test_pane_at_320_px_has_no_horizontal_scroll(browser, live_url, app_world: World):
+    page = pane_at_320_px(browser, live_url)
     for details in page.locator("details").all():
         details.evaluate("element => element.open = true")
     widths = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
@@ -158,13 +164,7 @@ def test_preview_gmail_homepage_for_a_manager_drills_down(browser, live_url, app
 
 
 def test_the_pane_names_unanswered_questions_as_the_rep_writes_and_shows_deal_health(browser, live_url, app_world: World):
-    page = browser.new_page(viewport={"width": 320, "height": 800})
-    page.goto(f"{live_url}/login")
-    page.fill("input[name=email]", "rita@northwind.test")
-    page.fill("input[name=password]", "correct horse battery staple")
-    page.click("button.primary")
-    query = "item_type=message&from_address=ann@acme.test&internet_message_id=%3Cm9%40acme.test%3E&subject=Hi&to=rita@northwind.test"
-    page.goto(f"{live_url}/pane/context?{query}")
+    page = pane_at_320_px(browser, live_url)
     # The deal's health, with what costs it: no word from the customer since it opened.
     page.locator(".deal .health").get_by_text(re.compile(r"Health \d+")).wait_for()
     assert re.search(r"no word from the customer since it opened \d+ days ago", page.locator(".deal .health").inner_text())

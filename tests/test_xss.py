@@ -31,8 +31,9 @@ SMUGGLED = """() => {
       const name = attr.name.toLowerCase(), value = attr.value.trim().toLowerCase();
       if (name.startsWith('on') || name === 'srcdoc' || name === 'style') found.push(tag + '[' + name + ']');
       if (['href', 'src', 'action', 'formaction', 'data'].includes(name) && /^(javascript|data|vbscript):/.test(value)) found.push(tag + '[' + name + ']=' + value);
-      // Our own hx- attributes sit on forms, the pane's main element and the history loader.
-      const ours = tag === 'form' || el.id === 'context' || (tag === 'div' && el.parentElement.tagName === 'DETAILS');
+      // Our own hx- attributes sit on forms, the pane's main element, the history loader and the
+      // checklist hint under a note.
+      const ours = tag === 'form' || el.id === 'context' || el.id === 'unanswered' || (tag === 'div' && el.parentElement.tagName === 'DETAILS');
       if (name.startsWith('hx-') && !ours) found.push(tag + '[' + name + ']');
     }
   }
