@@ -230,8 +230,9 @@ def message_card(ctx: CardContext, message: GmailMessage, context: PaneContext, 
         ], f"Add {escape(unknown.suggested_name)}"))
 
     deals = [decorated(
-        escape(deal.name), top=f"{escape(deal.stage_name)} · {money(deal.amount, deal.currency)}",
-        bottom=escape("; ".join(w.message for w in deal.warnings) or f"{deal.days_in_stage} days in stage · {deal.owner_name}"),
+        escape(deal.name), top=f"{escape(deal.stage_name)} · {money(deal.amount, deal.currency)}{_health(deal)}",
+        bottom=escape("; ".join(w.message for w in deal.warnings) or "; ".join(f.words for f in deal.health.shown if deal.health)
+                      or f"{deal.days_in_stage} days in stage · {deal.owner_name}"),
         button=button("Change", ctx.action("deal", deal_id=deal.id)) if deal.editable else None,
     ) for deal in context.deals]
     sections.append(section(deals, "Open deals"))
@@ -288,6 +289,11 @@ def deal_card(ctx: CardContext, deal: DealRow, stages: Iterable[tuple[int, str]]
     return card(deal.name, [section(widgets)], subtitle="Change stage", name="deal")
 
 
+def _health(deal: DealRow) -> str:
+    """A deal's health after its stage and amount (``services.health``), when worked out."""
+    return f" · health {deal.health.score}" if deal.health else ""
+
+
 # -- compose -------------------------------------------------------------------------------------
 
 
@@ -295,7 +301,7 @@ def compose_card(ctx: CardContext, context: PaneContext) -> Json:
     """Beside a draft: who the recipients are and what is open with them."""
     people = [decorated(escape(c.name), top=escape(c.account_name or ""), bottom=escape(", ".join(c.addresses[:1])))
               for c in context.contacts]
-    deals = [decorated(escape(d.name), top=f"{escape(d.stage_name)} · {money(d.amount, d.currency)}",
+    deals = [decorated(escape(d.name), top=f"{escape(d.stage_name)} · {money(d.amount, d.currency)}{_health(d)}",
                        bottom=escape("; ".join(w.message for w in d.warnings)) or None) for d in context.deals]
     intro = [] if context.addresses else [paragraph("Add a recipient outside your organization to see what is open with them.")]
     return card("Inbox CRM", [section(intro), section(people, "Recipients"), section(deals, "Open deals")], name="compose")

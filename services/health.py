@@ -254,25 +254,21 @@ class HealthDrop:
     day: date
 
 
-def latest_day(session: Session, organization_id: int) -> date | None:
-    return session.scalar(select(func.max(DealHealth.day)).where(DealHealth.organization_id == organization_id))
-
-
 def health_drops(session: Session, organization: Organization, people: list[Person], limit: int | None = 10) -> list[HealthDrop]:
     """The open deals of these people whose health fell most over the last ``WINDOW_DAYS``, as of
-    the latest kept day: the largest fall first."""
-    day = latest_day(session, organization.id)
+    the latest kept day: the largest fall first. One statement (the latest day found in it)."""
     owners = {p.id: p.name for p in people}
-    if day is None or not owners:
+    if not owners:
         return []
+    latest = select(func.max(DealHealth.day)).where(DealHealth.organization_id == organization.id).scalar_subquery()
     query = (
         select(DealHealth.opportunity_id, Opportunity.name, Account.name, Opportunity.owner_id, DealHealth.health, DealHealth.change,
-               DealHealth.factors)
+               DealHealth.factors, DealHealth.day)
         .join(Opportunity, Opportunity.id == DealHealth.opportunity_id).join(Account, Account.id == Opportunity.account_id)
-        .where(DealHealth.organization_id == organization.id, DealHealth.day == day, DealHealth.change < 0,
+        .where(DealHealth.organization_id == organization.id, DealHealth.day == latest, DealHealth.change < 0,
                Opportunity.owner_id.in_(list(owners)), Opportunity.status == "open", Opportunity.deleted_at.is_(None))
         .order_by(DealHealth.change, DealHealth.health, Opportunity.name, DealHealth.opportunity_id)
         .limit(limit)
     )
     return [HealthDrop(deal_id, name, account, owners[owner_id], health, change, list(factors or []), day)
-            for deal_id, name, account, owner_id, health, change, factors in session.execute(query)]
+            for deal_id, name, account, owner_id, health, change, factors, day in session.execute(query)]

@@ -186,7 +186,9 @@ BATCH = 2_000
 
 
 def _scored_rows(organization_id: int) -> Any:
-    return (Activity.organization_id == organization_id) & Activity.deleted_at.is_(None) & or_(
+    # Walked in id order by the primary key: "+ 0" keeps the organization's indexes out of it
+    # (SQLite would otherwise read the organization's every activity by one and sort them, per batch).
+    return ((Activity.organization_id + 0) == organization_id) & Activity.deleted_at.is_(None) & or_(
         (Activity.type == "email") & (Activity.direction == "inbound"), Activity.type.in_(NOTE_TYPES))
 
 

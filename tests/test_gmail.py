@@ -8,6 +8,7 @@ strictly as ``google.apps.card_v1.Card``.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -188,6 +189,7 @@ def test_message_card_shows_the_sender_and_logs_the_mail_once(addon: Flask, goog
     answer = google_addon.ok("/gmail/message", event())
     shown = texts(answer)
     assert "Ann Buyer" in shown and "Reefer contract" in shown and "Log this email" in shown
+    assert re.search(r"Qualify · [^·]+ · health \d+", shown)  # the deal's health beside its stage (services.health)
     # The API was asked for the full message with both of Google's tokens.
     path, headers = gmail_api.requests[-1]
     assert path == f"/gmail/v1/users/me/messages/{MESSAGE_ID}?format=full"
