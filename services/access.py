@@ -24,6 +24,15 @@ M = TypeVar("M", bound=Base)
 UNDO_MINUTES = 10  # a log or a deal's move can be taken back this long (``activities.undo_log``, ``deals.undo_move``)
 
 
+def lock_changes(session: Session, organization_id: int) -> None:
+    """Take the organization's change number (``services.sync``) before locking any record: a
+    writer holds the counter's row until it ends, so every writer locks the counter first and
+    rows after, and no two wait on each other in a circle."""
+    from services.sync import next_seq
+
+    next_seq(session, organization_id)
+
+
 def get_scoped(
     session: Session, actor: User, model: type[M], record_id: int | None, what: str | None = None, *, for_update: bool = False
 ) -> M:
@@ -37,6 +46,7 @@ def get_scoped(
     if record_id is None or parse_id(record_id) is None:
         raise NotFound(label)
     if for_update:
+        lock_changes(session, actor.organization_id)
         record = session.get(model, record_id, with_for_update=True, populate_existing=True)
     else:
         record = session.get(model, record_id)

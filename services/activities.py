@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.access import UNDO_MINUTES, get_scoped, require_edit
+from services.access import UNDO_MINUTES, get_scoped, lock_changes, require_edit
 from services.audit import record_event, snapshot
 from services.contacts import account_for_domain, contact_for_address
 from services import lexicon, notes, privacy, sentiment
@@ -35,6 +35,7 @@ def activity_by_external_id(
 ) -> Activity | None:
     query = select(Activity).where(Activity.organization_id == organization_id, Activity.external_id == external_id)
     if for_update:
+        lock_changes(session, organization_id)
         query = query.with_for_update().execution_options(populate_existing=True)
     return session.scalar(query)
 

@@ -58,5 +58,9 @@ WRITER_OPTION = "inboxcrm_writer"
 
 def make_session_factory(engine: Engine, *, write: bool = True) -> sessionmaker[Session]:
     """Sessions that may write (the default: commands, services called from tests) or, with
-    ``write=False``, sessions that only read and so never wait for SQLite's write lock."""
+    ``write=False``, sessions that only read and so never wait for SQLite's write lock. Every
+    change made through them is numbered for sync clients (``services.sync``)."""
+    from services import sync
+
+    sync.install()
     return sessionmaker(bind=engine.execution_options(**{WRITER_OPTION: write}), expire_on_commit=False)

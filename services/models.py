@@ -89,6 +89,13 @@ class OrgScoped:
     organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
 
 
+class Synced(OrgScoped):
+    """A record other systems sync (``services.sync``): the sequence number of the transaction
+    that last changed it, which is also its version."""
+
+    sync_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+
 class Organization(Base):
     __tablename__ = "organizations"
     __table_args__ = (
@@ -108,6 +115,8 @@ class Organization(Base):
     # Moves on with every change to the organization's learned lexicon (``services.lexicon``):
     # a process that scores with a copy of it knows when to read it again.
     lexicon_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The last sequence number handed to a write transaction (``services.sync``).
+    change_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
     DEFAULT_SETTINGS: dict[str, Any] = {
         "going_dark_days": 21,
@@ -132,7 +141,7 @@ class Team(OrgScoped, Base):
     members: Mapped[list[User]] = relationship(back_populates="team")
 
 
-class User(OrgScoped, Base):
+class User(Synced, Base):
     __tablename__ = "users"
     __table_args__ = (
         UniqueConstraint("email"),
@@ -171,7 +180,7 @@ class UserIdentity(Base):
     user: Mapped[User] = relationship(back_populates="identities")
 
 
-class Account(OrgScoped, Base):
+class Account(Synced, Base):
     __tablename__ = "accounts"
     __table_args__ = (
         CheckConstraint("parent_id IS NULL OR parent_id <> id", name="not_own_parent"),
@@ -208,7 +217,7 @@ class AccountDomain(OrgScoped, Base):
     account: Mapped[Account] = relationship(back_populates="domains")
 
 
-class Contact(OrgScoped, Base):
+class Contact(Synced, Base):
     __tablename__ = "contacts"
     __table_args__ = (Index("ix_contacts_account", "organization_id", "account_id"),)
 
@@ -275,7 +284,7 @@ class Stage(OrgScoped, Base):
         return position
 
 
-class Lead(OrgScoped, Base):
+class Lead(Synced, Base):
     __tablename__ = "leads"
     __table_args__ = (
         CheckConstraint(_in("status", LEAD_STATUSES), name="status"),
@@ -304,7 +313,7 @@ class Lead(OrgScoped, Base):
 OPEN_DEAL = text("status = 'open' AND deleted_at IS NULL")  # the partial index's condition
 
 
-class Opportunity(OrgScoped, Base):
+class Opportunity(Synced, Base):
     __tablename__ = "opportunities"
     __table_args__ = (
         CheckConstraint("amount >= 0", name="amount_not_negative"),
@@ -385,7 +394,7 @@ class StageChange(OrgScoped, Base):
     from_stage_entered_at: Mapped[datetime | None]
 
 
-class Activity(OrgScoped, Base):
+class Activity(Synced, Base):
     __tablename__ = "activities"
     __table_args__ = (
         UniqueConstraint("organization_id", "external_id", name="uq_activities_external_id"),
@@ -588,7 +597,7 @@ WEEKDAY_COLUMNS = ("on_mon", "on_tue", "on_wed", "on_thu", "on_fri", "on_sat", "
 MONTH_COLUMNS = tuple(f"month_{n:02d}" for n in range(1, 13))  # a fiscal year's months, its first first
 
 
-class FollowUp(OrgScoped, Base):
+class FollowUp(Synced, Base):
     __tablename__ = "follow_ups"
     __table_args__ = (
         Index("ix_follow_ups_owner_due", "organization_id", "owner_id", "due_at"),
@@ -613,7 +622,7 @@ class FollowUp(OrgScoped, Base):
     owner: Mapped[User] = relationship()
 
 
-class Quota(OrgScoped, Base):
+class Quota(Synced, Base):
     __tablename__ = "quotas"
     __table_args__ = (
         CheckConstraint("(user_id IS NULL) <> (team_id IS NULL)", name="user_or_team"),
@@ -739,3 +748,23 @@ class DealHealth(OrgScoped, Base):
     health: Mapped[int] = mapped_column(SmallInteger)
     change: Mapped[int | None] = mapped_column(SmallInteger)  # against the deal's earliest day of the 14 before
     factors: Mapped[list[str]] = mapped_column(JSON, default=list)  # what cost it most, in words
+
+
+class Tombstone(OrgScoped, Base):
+    """A synced record deleted outright (``services.sync``): what a syncing client is told."""
+
+    __tablename__ = "tombstones"
+    __table_args__ = (Index("ix_tombstones_sync", "organization_id", "record_type", "sync_seq", "record_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    record_type: Mapped[str] = mapped_column(String(32))
+    record_id: Mapped[int] = mapped_column(Integer)
+    sync_seq: Mapped[int] = mapped_column(BigInteger)
+    deleted_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# What a sync reads (``services.sync.changes``): a synced table's records of an organization in
+# (sequence, id) order.
+for _model in (Account, Contact, Lead, Opportunity, Activity, FollowUp, Quota, User):
+    Index(f"ix_{_model.__tablename__}_sync", _model.organization_id, _model.sync_seq, _model.id)
+del _model

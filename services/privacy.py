@@ -22,7 +22,7 @@ from typing import Any, Iterable
 from sqlalchemy import Engine, Text, cast, delete, false, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
-from services import lexicon
+from services import lexicon, sync
 from services.access import get_scoped, require_role
 from services.audit import record_event, snapshot
 from services.errors import DomainError, Forbidden
@@ -228,13 +228,15 @@ def erase_person(session: Session, organization: Organization, address: str | No
                                                         | _mentions(Activity.body_html, address))
     # The words their text taught the lexicon go with it (``services.lexicon``).
     lexicon.forget_activities(session, organization, session.scalars(select(Activity.id).where(with_them)))
-    cleared = session.execute(update(Activity).where(with_them).values(subject=None, body_text=None, body_html=None)
+    cleared = session.execute(update(Activity).where(with_them).values(subject=None, body_text=None, body_html=None,
+                                                                      sync_seq=sync.next_seq(session, org_id))
                               .execution_options(synchronize_session=False)).rowcount
     participants = session.execute(delete(ActivityParticipant).where(ActivityParticipant.organization_id == org_id,
                                                                       func.lower(ActivityParticipant.address) == address)
                                    .execution_options(synchronize_session=False)).rowcount
     leads = session.execute(update(Lead).where(Lead.organization_id == org_id, func.lower(Lead.email) == address)
-                            .values(email=None, name=ERASED, phone=None).execution_options(synchronize_session=False)).rowcount
+                            .values(email=None, name=ERASED, phone=None, sync_seq=sync.next_seq(session, org_id))
+                            .execution_options(synchronize_session=False)).rowcount
     other = session.execute(delete(BlockEntry).where(BlockEntry.organization_id == org_id, BlockEntry.value == address)
                             .execution_options(synchronize_session=False)).rowcount
     for follow_up in session.scalars(select(FollowUp).where(FollowUp.organization_id == org_id, _mentions(FollowUp.title, address))):
@@ -248,9 +250,10 @@ def erase_person(session: Session, organization: Organization, address: str | No
         event.before = {"erased": True} if contact_event and event.before is not None else _scrubbed(event.before, address)
         event.after = {"erased": True} if contact_event and event.after is not None else _scrubbed(event.after, address)
         other += 1
-    # Their addresses go with them (contact_emails: ON DELETE CASCADE).
+    # Their addresses go with them (contact_emails: ON DELETE CASCADE); sync clients are told (tombstones).
     contacts = session.execute(delete(Contact).where(Contact.organization_id == org_id, Contact.id.in_(contact_ids))
                                .execution_options(synchronize_session=False)).rowcount if contact_ids else 0
+    sync.tombstones_for(session, org_id, "contacts", contact_ids)
     erasure = Erasure(org_id, contacts, cleared, participants, leads, other)
     _note(session, org_id, actor, "erase", "people", {"address_hash": keyed_hash(secret, address), **erasure.counts()})
     session.flush()
@@ -323,7 +326,7 @@ def remove_old_bodies(session: Session, organization: Organization, now: datetim
     removed = session.execute(
         update(Activity).where(Activity.organization_id == organization.id, Activity.type == "email", Activity.occurred_at < cutoff,
                                (Activity.body_text.is_not(None)) | (Activity.body_html.is_not(None)))
-        .values(body_text=None, body_html=None).execution_options(synchronize_session=False)
+        .values(body_text=None, body_html=None, sync_seq=sync.next_seq(session, organization.id)).execution_options(synchronize_session=False)
     ).rowcount
     if removed:
         _note(session, organization.id, None, "retention", "activities", {"bodies_removed": removed, "before": cutoff.isoformat()})

@@ -1,0 +1,189 @@
+"""Incremental sync: every change to a record other systems read gets a sequence number, and a
+client reads the records changed since its cursor, in sequence order, never missing one.
+
+Each organization keeps a counter (``Organization.change_seq``). A write transaction takes the
+next number once, the first time it changes a synced record (``stamp``, from SQLAlchemy's
+``before_flush``), by incrementing the counter: the counter's row stays locked until the
+transaction ends, so numbers are handed out in the order transactions commit. A reader that
+has seen number N has seen every commit up to N: whatever commits later carries a larger
+number. (On SQLite the write lock already orders writers; on PostgreSQL the row lock does.)
+
+Each synced record keeps the number of the transaction that last changed it (``sync_seq``,
+also its version: an update based on another gets 409). A record deleted outright (a person's
+erasure) leaves a ``Tombstone`` with its number; one deleted softly keeps its row with
+``deleted_at`` set. A change to a child row (a contact's address, an account's domain) is a
+change to its parent. What the store works out for itself (a deal's latest activity, its
+stage facts, an activity's sentiment) is not a change.
+
+Bulk statements bypass ``before_flush``: the few that change synced fields take the number
+themselves (``next_seq``) and write it, and tombstones, in the same statement's transaction.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Iterable
+
+from sqlalchemy import ColumnElement, event, inspect, select, tuple_, update
+from sqlalchemy.orm import Session
+
+from services.errors import DomainError
+from services.models import (
+    Account, AccountDomain, Activity, Contact, ContactEmail, ContactPhone, FollowUp, Lead, Opportunity, Organization, Quota, Tombstone,
+    User,
+)
+from services.types import utcnow
+
+# The records other systems sync, by the name the API gives them.
+SYNCED: dict[str, type] = {"accounts": Account, "contacts": Contact, "leads": Lead, "opportunities": Opportunity,
+                           "activities": Activity, "follow_ups": FollowUp, "quotas": Quota, "users": User}
+RECORD_TYPE = {model: name for name, model in SYNCED.items()}
+# A child row's change is its parent's: the relationship to it.
+PARENT = {ContactEmail: ("contact", Contact, "contact_id"), ContactPhone: ("contact", Contact, "contact_id"),
+          AccountDomain: ("account", Account, "account_id")}
+# Columns the store keeps for itself: changing them is not a change a client syncs.
+KEPT = frozenset({"sync_seq", "last_activity_at", "last_inbound_at", "stages_reached", "furthest_position", "ever_won", "sentiment",
+                  "sentiment_scored_at", "checklist_questions", "checklist_answered", "reminded_at", "updated_at", "password_hash",
+                  "token_version"})
+
+_SEQ = "inboxcrm.sync_seq"
+
+
+def next_seq(session: Session, organization_id: int) -> int:
+    """This transaction's sequence number in the organization: taken once (the counter's row
+    then stays locked until the transaction ends), the same for all it changes."""
+    taken = session.info.setdefault(_SEQ, {})
+    if organization_id not in taken:
+        taken[organization_id] = session.execute(
+            update(Organization).where(Organization.id == organization_id).values(change_seq=Organization.change_seq + 1)
+            .returning(Organization.change_seq)
+        ).scalar_one()
+    return taken[organization_id]
+
+
+def _forget(session: Session, *_: Any) -> None:
+    # A number belongs to one transaction. A savepoint rolled back may have undone the counter's
+    # increment: its number is dropped too, and the next change takes a new one (gaps are fine).
+    session.info.pop(_SEQ, None)
+
+
+def _changed(obj: Any) -> bool:
+    state = inspect(obj)
+    return any(attr.key not in KEPT and attr.history.has_changes() for attr in state.attrs
+               if attr.key in state.mapper.column_attrs)
+
+
+def stamp(session: Session, _context: Any, _instances: Any) -> None:
+    """Number what this flush changes (``before_flush``): new and changed synced records, the
+    parents of changed child rows, and tombstones for deleted records."""
+    touched: set[Any] = set()
+    for obj in list(session.new) + list(session.dirty) + list(session.deleted):
+        if type(obj) in PARENT:
+            relation, model, key = PARENT[type(obj)]
+            # The parent as loaded, else by its key (a new child made with the key alone).
+            parent = obj.__dict__.get(relation) or (session.get(model, getattr(obj, key)) if getattr(obj, key) is not None else None)
+            if parent is not None and parent not in session.deleted:
+                touched.add(parent)
+        elif type(obj) in RECORD_TYPE and obj not in session.deleted and (obj in session.new or _changed(obj)):
+            touched.add(obj)
+    for obj in touched:
+        org_id = obj.organization_id
+        if org_id is None and (org := getattr(obj, "organization", None)) is not None:  # set by relationship, not yet by key
+            if org in session.new:  # made with its organization in one flush: the organization's first number
+                org.change_seq = obj.sync_seq = 1
+                continue
+            org_id = org.id
+        obj.sync_seq = next_seq(session, org_id)
+    for obj in session.deleted:
+        if type(obj) in RECORD_TYPE:
+            session.add(Tombstone(organization_id=obj.organization_id, record_type=RECORD_TYPE[type(obj)], record_id=obj.id,
+                                  sync_seq=next_seq(session, obj.organization_id), deleted_at=utcnow()))
+
+
+def tombstones_for(session: Session, organization_id: int, record_type: str, ids: Iterable[int], now: datetime | None = None) -> None:
+    """Tombstones for records a bulk statement deletes (in the same transaction)."""
+    ids = list(ids)
+    if ids:
+        seq = next_seq(session, organization_id)
+        session.execute(Tombstone.__table__.insert(), [
+            {"organization_id": organization_id, "record_type": record_type, "record_id": i, "sync_seq": seq, "deleted_at": now or utcnow()}
+            for i in ids])
+
+
+def install(session_class: type[Session] = Session) -> None:
+    """Number every change made through sessions of this class (the app's and the commands')."""
+    if not event.contains(session_class, "before_flush", stamp):
+        event.listen(session_class, "before_flush", stamp)
+        for name in ("after_commit", "after_rollback", "after_soft_rollback"):
+            event.listen(session_class, name, _forget)
+
+
+# -- reading changes ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a client's sync stands: past the record (``seq``, ``id``) of this type."""
+
+    seq: int = -1
+    id: int = 0
+
+    def encode(self) -> str:
+        return base64.urlsafe_b64encode(f"v1:{self.seq}:{self.id}".encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str | None) -> Cursor:
+        if not text:
+            return cls()
+        try:
+            version, seq, ident = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode().split(":")
+            if version != "v1":
+                raise ValueError(version)
+            return cls(int(seq), int(ident))
+        except (ValueError, UnicodeDecodeError, binascii.Error):
+            raise DomainError("That cursor is not one this API gave.", {"cursor": ["Not a cursor of this API."]}, code="invalid_cursor") from None
+
+
+@dataclass
+class Page:
+    records: list[Any]  # ORM records, deleted ones (soft) included
+    tombstones: list[Tombstone]
+    cursor: Cursor  # pass it back for what changed after
+    more: bool  # more changes wait past this page
+
+
+def _after(seq_column: Any, id_column: Any, cursor: Cursor) -> ColumnElement[bool]:
+    return tuple_(seq_column, id_column) > tuple_(cursor.seq, cursor.id)
+
+
+def changes(session: Session, organization_id: int, record_type: str, cursor: Cursor, limit: int,
+            where: ColumnElement[bool] | None = None) -> Page:
+    """The records of this type changed after ``cursor`` (all of them from the start), with the
+    tombstones of those deleted outright, ``limit`` at most, in (sequence, id) order: the next
+    cursor is the last one's place."""
+    model = SYNCED[record_type]
+    query = select(model).where(model.organization_id == organization_id, _after(model.sync_seq, model.id, cursor))
+    if where is not None:
+        query = query.where(where)
+    records = list(session.scalars(query.order_by(model.sync_seq, model.id).limit(limit + 1)))
+    stones = list(session.scalars(
+        select(Tombstone).where(Tombstone.organization_id == organization_id, Tombstone.record_type == record_type,
+                                _after(Tombstone.sync_seq, Tombstone.record_id, cursor))
+        .order_by(Tombstone.sync_seq, Tombstone.record_id).limit(limit + 1)))
+    # Merged in order, cut at the limit.
+    merged = sorted([((r.sync_seq, r.id), r) for r in records] + [((t.sync_seq, t.record_id), t) for t in stones], key=lambda p: p[0])
+    more = len(merged) > limit
+    merged = merged[:limit]
+    last = merged[-1][0] if merged else (cursor.seq, cursor.id)
+    return Page([r for _, r in merged if not isinstance(r, Tombstone)], [r for _, r in merged if isinstance(r, Tombstone)],
+                Cursor(*last), more)
+
+
+def latest_cursor(session: Session, organization_id: int) -> Cursor:
+    """A cursor past everything committed so far: for a client that wants only what changes next."""
+    seq = session.scalar(select(Organization.change_seq).where(Organization.id == organization_id)) or 0
+    return Cursor(seq, 2 ** 62)
+
