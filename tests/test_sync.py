@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from services import activities, sync
 from services.errors import DomainError
-from services.models import Activity, Contact, ContactEmail, Opportunity, Organization, Tombstone, User
+from services.models import Contact, ContactEmail, Opportunity, Organization, Tombstone, User
 from services.privacy import erase_person
 from tests.factories import NOW, World, make_contact
 
@@ -161,13 +161,12 @@ def test_concurrent_writers_on_postgresql_never_hide_a_change_from_a_reader(sess
             n = 0
             while not stop.is_set() and n < 60:
                 with sessions() as writer:
-                    contact = make_contact(writer, writer.get(Organization, org_id), None, f"{name} {n}", f"{name}{n}@acme.test",
-                                           writer.get(User, world.rep.id))
+                    make_contact(writer, writer.get(Organization, org_id), None, f"{name} {n}", f"{name}{n}@acme.test",
+                                 writer.get(User, world.rep.id))
                     writer.flush()
                     if n % 3 == 0:
                         writer.get(Contact, world.contact.id).name = f"Ann by {name} {n}"
                     writer.commit()
-                    del contact
                 n += 1
         except BaseException as error:  # pragma: no cover - reported below
             errors.append(error)
