@@ -29,7 +29,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     cli.init_app(app)
     filters.init_app(app)
 
-    from addin.routes import register
+    from addin.routes import api, register
 
     register(app)
+    api.init_app(app)
     return app

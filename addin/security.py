@@ -113,8 +113,8 @@ def init_app(app: Flask) -> None:
     def protect_cookie_sessions():
         if request.method not in STATE_CHANGING or app.config.get("WTF_CSRF_ENABLED") is False:
             return None
-        if getattr(app.view_functions.get(request.endpoint or ""), "csrf_exempt", False):
-            return None
+        if getattr(app.view_functions.get(request.endpoint or ""), "csrf_exempt", False) or request.path.startswith("/api/"):
+            return None  # the API takes its own tokens, never a cookie (``addin.routes.api``)
         if request.headers.get("Authorization", "").startswith("Bearer "):
             # Touch current_user so the request loader runs; only a valid token skips CSRF,
             # and a token that no longer works is a 401 the pane acts on, whatever the method.

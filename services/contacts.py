@@ -119,3 +119,23 @@ def _flush_unique(session: Session, message: str) -> None:
             session.flush()
     except IntegrityError:
         raise DomainError(message) from None
+
+
+def _digits(number: str) -> str:
+    return "".join(ch for ch in number if ch.isdigit())
+
+
+def contact_for_phone(session: Session, organization_id: int, number: str | None) -> int | None:
+    """The contact with this phone number, however either was typed ("+1 617 555 0100" is
+    "(617) 555-0100"): the same last ten digits (all of them, for a shorter number of seven or more)."""
+    wanted = _digits(number or "")
+    if len(wanted) < 7:
+        return None
+    tail = wanted[-10:]
+    for contact_id, stored in session.execute(
+        select(ContactPhone.contact_id, ContactPhone.number).where(ContactPhone.organization_id == organization_id,
+                                                                   ContactPhone.number.contains(wanted[-4:]))
+    ):
+        if _digits(stored)[-10:] == tail:
+            return contact_id
+    return None

@@ -768,3 +768,43 @@ class Tombstone(OrgScoped, Base):
 for _model in (Account, Contact, Lead, Opportunity, Activity, FollowUp, Quota, User):
     Index(f"ix_{_model.__tablename__}_sync", _model.organization_id, _model.sync_seq, _model.id)
 del _model
+
+
+class ApiToken(OrgScoped, Base):
+    """A key another system calls the API with (``services.api_tokens``): its organization's,
+    with scopes, shown once and kept only as a hash."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (UniqueConstraint("token_hash"), CheckConstraint("scopes IN ('read', 'read write')", name="scopes"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64))  # SHA-256 of the token, hex
+    prefix: Mapped[str] = mapped_column(String(16))  # its first characters, to tell tokens apart on the page
+    scopes: Mapped[str] = mapped_column(String(16))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    created_by: Mapped[User | None] = relationship()
+
+    @property
+    def can_write(self) -> bool:
+        return "write" in self.scopes.split()
+
+
+class IdempotencyKey(OrgScoped, Base):
+    """A write the API took under an ``Idempotency-Key``: a retry with the same key gets the first
+    answer back and writes nothing new."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("token_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(200))
+    request_hash: Mapped[str] = mapped_column(String(64))  # method, path and body: the same key for another request is refused
+    status: Mapped[int] = mapped_column(SmallInteger)
+    response: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

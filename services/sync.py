@@ -160,15 +160,15 @@ def _after(seq_column: Any, id_column: Any, cursor: Cursor) -> ColumnElement[boo
 
 
 def changes(session: Session, organization_id: int, record_type: str, cursor: Cursor, limit: int,
-            where: ColumnElement[bool] | None = None) -> Page:
+            where: ColumnElement[bool] | None = None, options: Iterable[Any] = ()) -> Page:
     """The records of this type changed after ``cursor`` (all of them from the start), with the
     tombstones of those deleted outright, ``limit`` at most, in (sequence, id) order: the next
-    cursor is the last one's place."""
+    cursor is the last one's place. ``options``: what to load with the records."""
     model = SYNCED[record_type]
     query = select(model).where(model.organization_id == organization_id, _after(model.sync_seq, model.id, cursor))
     if where is not None:
         query = query.where(where)
-    records = list(session.scalars(query.order_by(model.sync_seq, model.id).limit(limit + 1)))
+    records = list(session.scalars(query.options(*options).order_by(model.sync_seq, model.id).limit(limit + 1)))
     stones = list(session.scalars(
         select(Tombstone).where(Tombstone.organization_id == organization_id, Tombstone.record_type == record_type,
                                 _after(Tombstone.sync_seq, Tombstone.record_id, cursor))

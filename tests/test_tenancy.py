@@ -10,20 +10,22 @@ our organization's rows changed.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 from sqlalchemy import select
 
 from addin.security import limiter
 from addin.tokens import issue_token
-from services.models import Activity, Base, BlockEntry, FollowUp, User
+from services import api_tokens
+from services.models import Activity, Base, BlockEntry, FollowUp, Lead, Quota, User
 from tests.factories import World
 
 # Strings that exist only in our organization: none may reach the other one.
 # Path arguments that name no record (a sign-in provider, a dashboard table): what is behind
 # them is the caller's own organization's.
 NAMES = {"provider": "google", "table": "alerts", "name": "deal"}  # "name": a Gmail add-on action
-SECRETS = ["Reefer contract", "Ann Buyer", "Acme Freight Denver", "Rita Rep", "SECRET-ACTIVITY", "SECRET-FOLLOW-UP", "northwind.test"]
+SECRETS = ["Reefer contract", "Ann Buyer", "Acme Freight Denver", "Rita Rep", "SECRET-ACTIVITY", "SECRET-FOLLOW-UP", "SECRET-LEAD",
+           "northwind.test"]
 
 
 def our_rows(app, org_id: int) -> str:
@@ -45,12 +47,21 @@ def test_no_route_crosses_the_tenant_line(app, client, app_world: World):
         follow_up = FollowUp(organization_id=world.org.id, title="SECRET-FOLLOW-UP", owner_id=world.rep.id,
                              due_at=datetime.now(timezone.utc) + timedelta(days=2), contact_id=world.contact.id)
         blocked = BlockEntry(organization_id=world.org.id, owner_id=world.rep.id, kind="address", value="secret@acme.test")
-        session.add_all([activity, follow_up, blocked])
+        lead = Lead(organization_id=world.org.id, name="SECRET-LEAD", source="other", owner_id=world.rep.id, status="new")
+        quota = Quota(organization_id=world.org.id, user_id=world.rep.id, period="month", period_start=date(2026, 11, 1), metric="won_deals",
+                      target=3)
+        session.add_all([activity, follow_up, blocked, lead, quota])
+        session.flush()
+        our_token, _ = api_tokens.create_token(session, session.get(User, world.admin.id), "Ours", "read write")
+        _, their_token = api_tokens.create_token(session, session.get(User, world.other_user.id), "Theirs", "read write")
         session.commit()
         ours = {"deal_id": world.deal.id, "activity_id": activity.id, "follow_up_id": follow_up.id, "rep_id": world.rep.id,
-                "account_id": world.account.id, "entry_id": blocked.id}
+                "account_id": world.account.id, "entry_id": blocked.id, "token_id": our_token.id}
         record_ids = {"deals": world.deal.id, "activities": activity.id, "contacts": world.contact.id,
                       "accounts": world.account.id, "followups": follow_up.id}
+        # The API names its types in its paths (/api/v1/<type>/<record_id>).
+        api_ids = {"accounts": world.account.id, "contacts": world.contact.id, "leads": lead.id, "opportunities": world.deal.id,
+                   "activities": activity.id, "follow_ups": follow_up.id, "quotas": quota.id, "users": world.rep.id}
     # Our ids wherever a form names a record.
     form = {
         "from_address": "ann@acme.test", "from_name": "Ann", "to": "oscar@contoso.test", "subject": "Hello", "item_type": "message",
@@ -74,7 +85,7 @@ def test_no_route_crosses_the_tenant_line(app, client, app_world: World):
                 elif argument in NAMES:
                     values[argument] = NAMES[argument]
                 elif argument == "record_id":
-                    values["record_id"] = record_ids[kind]
+                    values["record_id"] = api_ids[rule.rule.split("/")[3]] if rule.endpoint.startswith("api.") else record_ids[kind]
                 else:
                     assert argument in ours, f"teach the tenancy walk which of our ids goes into <{argument}> of {rule.rule}"
                     values[argument] = ours[argument]
@@ -84,10 +95,15 @@ def test_no_route_crosses_the_tenant_line(app, client, app_world: World):
                 with app.extensions["inboxcrm.db"].sessions() as session:
                     attacker = session.get(User, world.other_user.id)
                     token = issue_token(attacker)["token"] if attacker else None
-                headers = {"Authorization": f"Bearer {token}", "HX-Request": "true"}
-                call = client.get if method == "GET" else client.post
-                response = call(path, headers=headers, **({"data": {**form, "internet_message_id": f"<{path}-{method}@x>"}}
-                                                         if method != "GET" else {"query_string": form}))
+                if rule.endpoint.startswith("api."):  # the other organization's API token, with our ids in the body
+                    response = client.open(path, method=method, json=form if method != "GET" else None,
+                                           headers={"Authorization": f"Bearer {their_token}", "Idempotency-Key": f"{method} {path}",
+                                                    "If-Match": "1"})
+                else:
+                    headers = {"Authorization": f"Bearer {token}", "HX-Request": "true"}
+                    call = client.get if method == "GET" else client.post
+                    response = call(path, headers=headers, **({"data": {**form, "internet_message_id": f"<{path}-{method}@x>"}}
+                                                             if method != "GET" else {"query_string": form}))
                 body = response.get_data(as_text=True)
                 leaked = [secret for secret in SECRETS if secret in body]
                 assert not leaked, f"{method} {path} shows {leaked}"
@@ -99,6 +115,7 @@ def test_no_route_crosses_the_tenant_line(app, client, app_world: World):
     assert our_rows(app, world.org.id) == before, "a route of the other organization changed our rows"
     endpoints = {endpoint for _, endpoint in checked}
     assert {"deals.move_stage", "activities.rate", "activities.undo", "followups.done", "audit.history", "pane.context",
-            "reports.rep", "reports.timeline", "reports.dashboard", "reports.notes"} <= endpoints
+            "reports.rep", "reports.timeline", "reports.dashboard", "reports.notes", "api.list_contacts", "api.change_opportunities",
+            "api.delete_activities", "api.move_stage", "api.calls"} <= endpoints
     limiter.reset()
 

@@ -8,7 +8,7 @@ from werkzeug.wrappers import Response
 
 from addin.database import commit, db, rollback
 from addin.views import actor
-from services import lexicon, privacy
+from services import api_tokens, lexicon, privacy
 from services.access import require_role
 from services.admin import organization_overview
 from services.errors import DomainError
@@ -75,6 +75,37 @@ def reset_word() -> Response:
     else:
         flash("That word has nothing learned to reset.")
     return redirect(url_for("admin.lexicon_page"))
+
+
+@bp.get("/admin/api-tokens")
+@login_required
+def api_tokens_page() -> tuple[str, int]:
+    """The organization's API tokens: made (shown once), listed by name and prefix, revoked."""
+    return render_template("admin/api_tokens.html", tokens=api_tokens.tokens(db(), actor()), made=None, error=None), 200
+
+
+@bp.post("/admin/api-tokens")
+@login_required
+def make_api_token() -> tuple[str, int]:
+    try:
+        token, text = api_tokens.create_token(db(), actor(), request.form.get("name"), request.form.get("scopes"))
+    except DomainError as error:
+        rollback()
+        if error.status != 400:
+            raise
+        return render_template("admin/api_tokens.html", tokens=api_tokens.tokens(db(), actor()), made=None, error=error), 422
+    commit()
+    # Shown this once: the store keeps only its hash.
+    return render_template("admin/api_tokens.html", tokens=api_tokens.tokens(db(), actor()), made=(token, text), error=None), 201
+
+
+@bp.post("/admin/api-tokens/<id:token_id>/revoke")
+@login_required
+def revoke_api_token(token_id: int) -> Response:
+    api_tokens.revoke_token(db(), actor(), token_id)
+    commit()
+    flash("Revoked: it no longer opens the API.")
+    return redirect(url_for("admin.api_tokens_page"))
 
 
 @bp.get("/admin/privacy")

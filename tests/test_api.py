@@ -1,0 +1,309 @@
+"""The API other systems call: tokens made and revoked by an admin, sync by cursor, writes
+taken once per Idempotency-Key, versions that refuse a stale change, errors with a stable
+code, telephony calls, and a document that says all of it."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+
+from services import activities, api_tokens
+from services.models import Activity, ApiToken, Contact, ContactPhone, IdempotencyKey, Opportunity, Organization, User
+from services.privacy import erase_person
+from tests.factories import NOW, World, make_contact
+
+
+def token(app: Flask, world: World, scopes: str = "read write", org: str = "ours") -> str:
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        admin = session.get(User, (world.admin if org == "ours" else world.other_user).id)
+        _, text = api_tokens.create_token(session, admin, "Tests", scopes)
+        session.commit()
+    return text
+
+
+class Client:
+    """The API as another system calls it."""
+
+    def __init__(self, app: Flask, text: str) -> None:
+        self.http, self.text, self.keys = app.test_client(), text, 0
+
+    def headers(self, key: str | None = None, version: int | None = None) -> dict[str, str]:
+        headers = {"Authorization": f"Bearer {self.text}"}
+        if key is not None:
+            headers["Idempotency-Key"] = key
+        if version is not None:
+            headers["If-Match"] = str(version)
+        return headers
+
+    def get(self, path: str, **params):
+        return self.http.get(f"/api/v1{path}", query_string=params, headers=self.headers())
+
+    def write(self, method: str, path: str, body=None, *, key: str | None = "auto", version: int | None = None):
+        if key == "auto":
+            self.keys += 1
+            key = f"k{self.keys}"
+        return self.http.open(f"/api/v1{path}", method=method, json=body, headers=self.headers(key, version))
+
+    def sync(self, record_type: str, cursor: str | None = None, limit: int = 100) -> tuple[list, list, str]:
+        """Every page from ``cursor`` to the end."""
+        data, deleted = [], []
+        while True:
+            page = self.get(f"/{record_type}", **({"cursor": cursor} if cursor else {}), limit=limit).get_json()
+            data += page["data"]
+            deleted += page["deleted"]
+            cursor = page["cursor"]
+            if not page["has_more"]:
+                return data, deleted, cursor
+
+
+@pytest.fixture
+def api(app: Flask, app_world: World) -> Client:
+    return Client(app, token(app, app_world))
+
+
+def count(app: Flask, model, *where) -> int:
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        return session.scalar(select(func.count()).select_from(model).where(*where))
+
+
+# -- access -----------------------------------------------------------------------------------------
+
+
+def test_no_token_a_revoked_one_or_a_read_one_writing_is_refused(app, app_world: World):
+    anonymous = app.test_client().get("/api/v1/contacts")
+    assert anonymous.status_code == 401 and anonymous.get_json()["code"] == "unauthorized"
+    assert "Bearer" in anonymous.headers["WWW-Authenticate"]
+    for junk in ("Bearer nope", "Bearer icrm_" + "x" * 43, "Basic abc", "Bearer " + "icrm_" * 100):
+        assert app.test_client().get("/api/v1/contacts", headers={"Authorization": junk}).status_code == 401
+    reader = Client(app, token(app, app_world, "read"))
+    assert reader.get("/contacts").status_code == 200
+    refused = reader.write("POST", "/contacts", {"name": "X", "email": "x@acme.test"})
+    assert refused.status_code == 403 and refused.get_json()["code"] == "insufficient_scope"
+    assert count(app, Contact, Contact.name == "X") == 0
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        stored = session.scalar(select(ApiToken).where(ApiToken.prefix == reader.text[:12]))
+        assert stored.token_hash != reader.text and reader.text not in stored.token_hash
+        api_tokens.revoke_token(session, session.get(User, app_world.admin.id), stored.id)
+        session.commit()
+    assert reader.get("/contacts").status_code == 401
+
+
+def test_a_token_sees_its_organization_only(app, app_world: World, api: Client):
+    theirs = Client(app, token(app, app_world, org="theirs"))
+    ids = {c["id"] for c in theirs.sync("contacts")[0]}
+    assert ids == {app_world.other_contact.id}
+    assert theirs.get(f"/contacts/{app_world.contact.id}").status_code == 404
+    assert theirs.write("PATCH", f"/contacts/{app_world.contact.id}", {"name": "Mine now"}, version=1).status_code == 404
+    assert api.get(f"/opportunities/{app_world.other_deal.id}").status_code == 404
+
+
+def test_the_admin_makes_a_token_shown_once_and_revokes_it(app, app_world: World, auth):
+    auth.login("rita@northwind.test")
+    assert auth.get("/admin/api-tokens", htmx=False).status_code == 403
+    assert auth.post("/admin/api-tokens", {"name": "BI", "scopes": "read"}, htmx=False).status_code == 403
+    auth.login("ada@northwind.test")
+    assert auth.client.post("/admin/api-tokens", data={"name": "BI", "scopes": "read"}).status_code == 400  # no CSRF token
+    for bad in ({"name": "", "scopes": "read"}, {"name": "BI", "scopes": "admin"}, {"name": "x" * 101, "scopes": "read"}):
+        assert auth.post("/admin/api-tokens", bad, htmx=False).status_code == 422
+    made = auth.post("/admin/api-tokens", {"name": "Power BI", "scopes": "read"}, htmx=False)
+    assert made.status_code == 201
+    text = re.search(r'<code id="new-token">(icrm_[^<]+)</code>', made.get_data(as_text=True)).group(1)
+    assert Client(app, text).get("/users").status_code == 200
+    listed = auth.get("/admin/api-tokens", htmx=False).get_data(as_text=True)
+    assert "Power BI" in listed and text not in listed and text[:12] in listed
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        token_id = session.scalar(select(ApiToken.id).where(ApiToken.name == "Power BI"))
+    assert auth.post(f"/admin/api-tokens/{token_id}/revoke", htmx=False).status_code == 302
+    assert Client(app, text).get("/users").status_code == 401
+
+
+def test_each_token_has_its_own_rate_limit(app, app_world: World):
+    app.config["API_RATE_LIMIT"] = "3 per minute"
+    first, second = Client(app, token(app, app_world)), Client(app, token(app, app_world))
+    assert [first.get("/users").status_code for _ in range(4)] == [200, 200, 200, 429]
+    assert first.get("/users").get_json()["code"] == "rate_limited"
+    assert second.get("/users").status_code == 200
+
+
+# -- sync ---------------------------------------------------------------------------------------------
+
+
+def test_a_full_sync_then_only_what_changed(app, app_world: World, api: Client):
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        for i in range(7):
+            make_contact(session, session.get(Organization, app_world.org.id), None, f"Seed {i}", f"seed{i}@acme.test",
+                         session.get(User, app_world.rep.id))
+        session.commit()
+    data, deleted, cursor = api.sync("contacts", limit=3)
+    assert len(data) == 8 and deleted == [] and len({c["id"] for c in data}) == 8
+    assert {"ann@acme.test"} == set(next(c for c in data if c["id"] == app_world.contact.id)["emails"])
+    assert api.sync("contacts", cursor) == ([], [], cursor)  # nothing since
+
+    ann = api.get(f"/contacts/{app_world.contact.id}").get_json()
+    changed = api.write("PATCH", f"/contacts/{app_world.contact.id}", {"title": "Head of Logistics"}, version=ann["version"])
+    assert changed.status_code == 200 and changed.get_json()["version"] > ann["version"]
+    seed = next(c for c in data if c["name"] == "Seed 3")
+    assert api.write("DELETE", f"/contacts/{seed['id']}", version=seed["version"]).status_code == 200
+    data2, deleted2, cursor2 = api.sync("contacts", cursor)
+    assert [(c["id"], c["title"], c["deleted_at"] is not None) for c in data2] == [
+        (app_world.contact.id, "Head of Logistics", False), (seed["id"], None, True)]
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        erase_person(session, session.get(Organization, app_world.org.id), "ann@acme.test", secret="s")
+        session.commit()
+    data3, deleted3, _ = api.sync("contacts", cursor2)
+    assert data3 == [] and [d["id"] for d in deleted3] == [app_world.contact.id]
+
+
+def test_writes_between_the_pages_of_a_sync_are_neither_lost_nor_repeated(app, app_world: World, api: Client):
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        for i in range(12):
+            make_contact(session, session.get(Organization, app_world.org.id), None, f"Seed {i}", f"seed{i}@acme.test",
+                         session.get(User, app_world.rep.id))
+        session.commit()
+    replica, seen, cursor, made = {}, [], None, 0
+    while True:
+        page = api.get("/contacts", **({"cursor": cursor} if cursor else {}), limit=2).get_json()
+        for record in page["data"]:
+            seen.append((record["id"], record["version"]))
+            replica[record["id"]] = record["name"]
+        cursor = page["cursor"]
+        if made < 6:  # a new one, and a rename of one read or not yet read
+            made += 1
+            assert api.write("POST", "/contacts", {"name": f"Made {made}", "email": f"made{made}@acme.test"}).status_code == 201
+            target = api.get(f"/contacts/{app_world.contact.id if made % 2 else replica and max(replica)}").get_json()
+            assert api.write("PATCH", f"/contacts/{target['id']}", {"name": f"{target['name']}!"}, version=target["version"]).status_code == 200
+        elif not page["has_more"]:
+            break
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        assert replica == dict(session.execute(select(Contact.id, Contact.name).where(Contact.organization_id == app_world.org.id)).all())
+    assert len(seen) == len(set(seen))
+
+
+def test_a_cursor_or_a_limit_not_ours_is_a_clear_error(api: Client):
+    bad = api.get("/contacts", cursor="garbage")
+    assert bad.status_code == 422 and bad.get_json()["code"] == "invalid_cursor" and bad.get_json()["field"] == "cursor"
+    for limit in (0, 1001, "x"):
+        answer = api.get("/contacts", limit=limit)
+        assert answer.status_code == 422 and answer.get_json()["field"] == "limit"
+
+
+# -- writes ---------------------------------------------------------------------------------------------
+
+
+def test_a_retried_write_answers_as_the_first_and_writes_nothing_new(app, app_world: World, api: Client):
+    body = {"name": "Bo Buyer", "email": "bo@acme.test", "account_id": app_world.account.id}
+    first = api.write("POST", "/contacts", body, key="retry-1")
+    again = api.write("POST", "/contacts", body, key="retry-1")
+    assert first.status_code == again.status_code == 201 and first.get_json() == again.get_json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert count(app, Contact, Contact.name == "Bo Buyer") == 1
+    reused = api.write("POST", "/contacts", {**body, "name": "Other"}, key="retry-1")
+    assert reused.status_code == 422 and reused.get_json()["code"] == "idempotency_key_reused"
+    missing = api.write("POST", "/contacts", body, key=None)
+    assert missing.status_code == 422 and missing.get_json()["code"] == "idempotency_key_required"
+    assert count(app, Contact, Contact.name.in_(["Bo Buyer", "Other"])) == 1
+    # A refused write keeps no key: fixed, the same key is taken.
+    wrong = api.write("POST", "/contacts", {"name": "Cy", "email": "not an address"}, key="retry-2")
+    assert wrong.status_code == 422 and wrong.get_json()["field"] == "email"
+    assert count(app, IdempotencyKey, IdempotencyKey.key == "retry-2") == 0
+
+
+def test_a_stale_version_gets_409_with_the_record_as_it_is(app, app_world: World, api: Client):
+    deal = api.get(f"/opportunities/{app_world.deal.id}").get_json()
+    moved = api.write("PATCH", f"/opportunities/{deal['id']}", {"amount": 30000}, version=deal["version"])
+    assert moved.status_code == 200 and moved.get_json()["amount"] == "30000.00"
+    stale = api.write("PATCH", f"/opportunities/{deal['id']}", {"amount": 1}, version=deal["version"])
+    assert stale.status_code == 409 and stale.get_json()["code"] == "version_conflict"
+    assert stale.get_json()["current"] == api.get(f"/opportunities/{deal['id']}").get_json()
+    unsaid = api.write("PATCH", f"/opportunities/{deal['id']}", {"amount": 1})
+    assert unsaid.status_code == 422 and unsaid.get_json()["code"] == "version_required"
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        assert session.get(Opportunity, deal["id"]).amount == 30000
+    for body, field in (({"amount": -5}, "amount"), ({"name": ""}, None), ({"expected_close_date": "tomorrow"}, "expected_close_date")):
+        answer = api.write("PATCH", f"/opportunities/{deal['id']}", body, version=moved.get_json()["version"])
+        assert answer.status_code in (200, 422)
+        if field:
+            assert answer.status_code == 422 and answer.get_json()["field"] == field
+
+
+def test_a_stage_move_and_the_writes_of_each_type(app, app_world: World, api: Client):
+    deal = api.get(f"/opportunities/{app_world.deal.id}").get_json()
+    won = api.write("POST", f"/opportunities/{deal['id']}/stage", {"stage": "won", "final_amount": 27000}, version=deal["version"])
+    assert won.status_code == 200 and (won.get_json()["status"], won.get_json()["amount"]) == ("won", "27000.00")
+    assert api.write("POST", f"/opportunities/{deal['id']}/stage", {"stage": "lost"}, version=deal["version"]).status_code == 409
+    account = api.write("POST", "/accounts", {"name": "Globex", "domain": "globex.test"}).get_json()
+    assert account["domains"] == ["globex.test"]
+    new_deal = api.write("POST", "/opportunities", {"name": "Globex lanes", "account_id": account["id"], "stage_id": app_world.stages[0].id,
+                                                    "amount": "12,500", "owner_id": app_world.rep.id})
+    assert new_deal.status_code == 201 and new_deal.get_json()["owner_id"] == app_world.rep.id
+    lead = api.write("POST", "/leads", {"name": "Li Lead", "email": "li@lead.test", "source": "web_form"})
+    assert lead.status_code == 201 and lead.get_json()["status"] == "new"
+    follow_up = api.write("POST", "/follow_ups", {"title": "Call Li", "due_at": "2099-01-02T10:00:00Z", "account_id": account["id"]})
+    assert follow_up.status_code == 201
+    done = api.write("PATCH", f"/follow_ups/{follow_up.get_json()['id']}", {"done": True}, version=follow_up.get_json()["version"])
+    assert done.get_json()["done_at"] is not None
+    quota = api.write("POST", "/quotas", {"user_id": app_world.rep.id, "period": "month", "period_start": "2026-12-01", "metric": "activities",
+                                          "activity_type": "call", "target": 80})
+    assert quota.status_code == 201 and quota.get_json()["target"] == "80.00"
+    assert api.write("POST", "/quotas", {"period": "month", "period_start": "2026-12-01", "metric": "won_deals", "target": 3}).status_code == 422
+    assert api.write("PATCH", f"/users/{app_world.rep.id}", {"name": "x"}, version=1).status_code == 405
+    note = api.write("POST", "/activities", {"type": "note", "body_text": "Imported", "contact_id": app_world.contact.id,
+                                             "owner_id": app_world.teammate.id})
+    assert note.status_code == 201 and (note.get_json()["owner_id"], note.get_json()["source"]) == (app_world.teammate.id, "api")
+    assert api.write("POST", "/activities", {"type": "note", "owner_id": app_world.other_user.id}).status_code == 404
+
+
+def test_a_private_activity_keeps_its_text_from_the_api(app, app_world: World, api: Client):
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        note = activities.add_note(session, session.get(User, app_world.rep.id), {"contact_id": app_world.contact.id,
+                                                                                   "body": "Salary talk", "is_private": "1"})
+        session.commit()
+    shown = api.get(f"/activities/{note.id}").get_json()
+    assert shown["is_private"] and shown["body_text"] is None and shown["subject"] is None
+    assert "Salary" not in str(api.sync("activities")[0])
+
+
+def test_a_call_from_telephony_is_an_activity_once(app, app_world: World, api: Client):
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        session.add(ContactPhone(organization_id=app_world.org.id, contact_id=app_world.contact.id, number="(617) 555-0100"))
+        session.commit()
+    call = {"external_id": "pbx-991", "direction": "inbound", "started_at": (NOW - timedelta(hours=2)).isoformat(), "duration_seconds": 61,
+            "outcome": "connected", "phone": "+1 617 555 0100", "owner_id": app_world.rep.id, "notes": "Wants rates"}
+    first = api.write("POST", "/calls", call)
+    assert first.status_code == 201
+    logged = first.get_json()
+    assert (logged["type"], logged["duration_minutes"], logged["contact_id"], logged["owner_id"]) == ("call", 2, app_world.contact.id,
+                                                                                                        app_world.rep.id)
+    assert api.write("POST", "/calls", call).get_json()["id"] == logged["id"]  # reported again, under a new key
+    assert count(app, Activity, Activity.type == "call") == 1
+    for bad, field in (({**call, "duration_seconds": -1}, "duration_seconds"), ({**call, "outcome": "maybe"}, "outcome"),
+                       ({k: v for k, v in call.items() if k != "started_at"}, "started_at")):
+        answer = api.write("POST", "/calls", bad)
+        assert answer.status_code == 422 and answer.get_json()["field"] == field
+
+
+def test_bad_bodies_are_4xx_json_never_500(api: Client):
+    for method, path, body in (("POST", "/contacts", None), ("POST", "/contacts", ["a"]), ("POST", "/contacts", "text"),
+                               ("POST", "/opportunities", {"name": "x", "account_id": 99999999, "stage_id": 1}),
+                               ("PATCH", "/contacts/99999", {"name": "x"}), ("POST", "/nowhere", {}), ("PUT", "/contacts", {})):
+        answer = api.write(method, path, body, version=1)
+        assert 400 <= answer.status_code < 500, (method, path, answer.status_code)
+        assert answer.is_json and answer.get_json()["code"]
+
+
+# -- the document -----------------------------------------------------------------------------------------
+
+
+def test_the_openapi_document_covers_every_route(app, api: Client):
+    document = app.test_client().get("/api/v1/openapi.json").get_json()
+    assert document["openapi"].startswith("3.")
+    rules = {re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule) for rule in app.url_map.iter_rules() if rule.endpoint.startswith("api.")}
+    assert rules == set(document["paths"])
+    post = document["paths"]["/api/v1/contacts"]["post"]
+    assert {p["name"] for p in post["parameters"]} == {"Idempotency-Key"} and "requestBody" in post
+    assert {"409", "422"} <= set(document["paths"]["/api/v1/contacts/{record_id}"]["patch"]["responses"])
+    assert document["components"]["securitySchemes"]["token"]["scheme"] == "bearer"
