@@ -64,7 +64,7 @@ class OpportunityOut(Deletable):
     account_id = fields.Integer()
     contact_id = fields.Integer(allow_none=True)
     owner_id = fields.Integer()
-    amount = fields.Decimal(as_string=True)
+    amount = fields.Decimal(as_string=True, metadata={"type": "string", "format": "decimal", "example": "25000.00"})
     currency = fields.String()
     expected_close_date = fields.Date(allow_none=True)
     source = fields.String(allow_none=True)
@@ -121,7 +121,7 @@ class QuotaOut(Record):
     period_start = fields.Date()
     metric = fields.String()
     activity_type = fields.String(allow_none=True)
-    target = fields.Decimal(as_string=True)
+    target = fields.Decimal(as_string=True, metadata={"type": "string", "format": "decimal", "example": "80.00"})
 
 
 class UserOut(Record):

@@ -87,9 +87,12 @@ class Money(fields.Decimal):
     locale ("95,000", "$95,000", "95 000"; "12 500,50" in French), ``services.numbers``."""
 
     def __init__(self, **kwargs: Any) -> None:
+        # The OpenAPI document says a number (text as typed is taken too), with its bounds as numbers.
+        metadata = {"minimum": 0, "maximum": MAX_AMOUNT, **kwargs.pop("metadata", {})}
         super().__init__(
             places=2,
             validate=validate.Range(min=0, max=MAX_AMOUNT, error="Enter an amount between 0 and 1,000,000,000,000."),
+            metadata=metadata,
             **kwargs,
         )
 

@@ -51,7 +51,9 @@ LOADED = {"accounts": (selectinload(Account.domains),), "contacts": (selectinloa
 
 class ScopedApi(Api):
     """flask-smorest, answering errors for the API's paths only: the pane's and the pages' error
-    pages stay theirs."""
+    pages stay theirs. Its default error response is ours (``ErrorOut``)."""
+
+    ERROR_SCHEMA = ErrorOut
 
     def _register_error_handlers(self) -> None:
         return None
