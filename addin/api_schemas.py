@@ -160,3 +160,23 @@ class ErrorOut(Schema):
     field = fields.String(allow_none=True, metadata={"description": "The field at fault, when one is."})
     errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
     current = fields.Dict(metadata={"description": "With version_conflict: the record as it is now."})
+
+
+def fast_dump(schema_class: type[Schema]) -> Any:
+    """The schema's dump, each field serialized by its own ``_serialize``, without the general
+    attribute lookup around it (two thirds of a dump's time, a page of 1,000 records at a time).
+    Only for the flat record schemas above: every field an attribute of the record, or a method
+    of the schema; a test holds it equal to ``dump``."""
+    schema = schema_class()
+    plan = [(field.data_key or name, field.attribute or name, field) for name, field in schema.dump_fields.items()]
+    assert not any(isinstance(field, (fields.Nested, fields.List)) for _, _, field in plan), schema_class
+
+    def dump(record: Any) -> dict[str, Any]:
+        return {key: field._serialize(getattr(record, attr, None) if not isinstance(field, fields.Method) else None, attr, record)
+                for key, attr, field in plan}
+
+    return dump
+
+
+DUMP = {name: fast_dump(schema) for name, schema in OUT.items()}
+GONE = fast_dump(Gone)

@@ -148,6 +148,7 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=30)
     parser.add_argument("--repeat", type=int, default=15, help="rounds of the side-by-side timings")
     parser.add_argument("--load-seconds", type=float, default=60, help="the 64-pane load under gunicorn (0: skip it)")
+    parser.add_argument("--no-sync", action="store_true", help="skip the full sync through the API (about two minutes)")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     built = ensure_store(args.db, args.scale)
@@ -196,6 +197,10 @@ def main() -> None:
     from bench.intelligence import measure as intelligence_figures
 
     intelligence = intelligence_figures(app, NOW)
+    from bench.sync import measure as sync_figures
+
+    app.config["API_RATE_LIMIT"] = "1000000 per minute"  # one client reading as fast as it can
+    synced = {} if args.no_sync else sync_figures(app)
     engine.dispose()  # the load's server has the store to itself
     from bench.load import run as load
 
@@ -218,6 +223,7 @@ def main() -> None:
         **cards,
         **pane,
         **intelligence,
+        **synced,
         "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         **loaded,
     }

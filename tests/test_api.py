@@ -307,3 +307,23 @@ def test_the_openapi_document_covers_every_route(app, api: Client):
     assert {p["name"] for p in post["parameters"]} == {"Idempotency-Key"} and "requestBody" in post
     assert {"409", "422"} <= set(document["paths"]["/api/v1/contacts/{record_id}"]["patch"]["responses"])
     assert document["components"]["securitySchemes"]["token"]["scheme"] == "bearer"
+
+
+def test_the_fast_dump_is_the_schemas_dump(app, app_world: World, api: Client):
+    from addin.api_schemas import DUMP, GONE, OUT, Gone
+    from services import sync
+    from services.models import Tombstone
+
+    api.write("POST", "/calls", {"external_id": "c1", "direction": "outbound", "started_at": NOW.isoformat(), "duration_seconds": 30,
+                                 "outcome": "busy"})
+    api.write("POST", "/quotas", {"team_id": app_world.east.id, "period": "quarter", "period_start": "2026-10-01", "metric": "won_revenue",
+                                  "target": "125000.5"})
+    api.write("POST", "/leads", {"name": "Lu", "phone": "+1 555 0100"})
+    api.write("POST", "/follow_ups", {"title": "Call Lu", "due_at": "2099-01-02T10:00:00+01:00", "contact_id": app_world.contact.id})
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        for name, model in sync.SYNCED.items():
+            rows = session.scalars(select(model)).all()
+            assert rows, name
+            assert [DUMP[name](r) for r in rows] == OUT[name](many=True).dump(rows), name
+        stone = Tombstone(organization_id=app_world.org.id, record_type="contacts", record_id=5, sync_seq=9, deleted_at=NOW)
+        assert GONE(stone) == Gone().dump(stone)

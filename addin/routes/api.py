@@ -30,7 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import HTTPException
 
-from addin.api_schemas import OUT, ErrorOut, page_schema
+from addin.api_schemas import DUMP, GONE, OUT, ErrorOut, page_schema
 from addin.database import commit, db, rollback
 from addin.security import limiter
 from services import activities, api_tokens, records, sync
@@ -202,10 +202,14 @@ class ListArgs(Schema):
 def _lister(record_type: str) -> Callable[..., Any]:
     model = sync.SYNCED[record_type]
 
-    def list_changes(args: dict[str, Any]) -> dict[str, Any]:
+    dump = DUMP[record_type]
+
+    def list_changes(args: dict[str, Any]) -> Response:
         page = sync.changes(db(), g.api_token.organization_id, record_type, sync.Cursor.decode(args.get("cursor")), args["limit"],
                             options=LOADED.get(record_type, ()))
-        return {"data": page.records, "deleted": page.tombstones, "cursor": page.cursor.encode(), "has_more": page.more}
+        # Serialized here (``fast_dump``: the page schema's fields, a thousand records at a time).
+        return jsonify({"data": [dump(r) for r in page.records], "deleted": [GONE(t) for t in page.tombstones],
+                        "cursor": page.cursor.encode(), "has_more": page.more})
 
     list_changes.__doc__ = f"""The {record_type.replace('_', ' ')} changed since the cursor, oldest change first.
 
