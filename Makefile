@@ -43,7 +43,10 @@ run: install
 	@echo ""
 	@echo "  Inbox CRM preview: http://$(HOST):$(PORT)/preview"
 	@echo ""
-	INBOXCRM_DEMO_SIGN_IN=$(DEMO_SIGN_IN) $(FLASK) run --host $(HOST) --port $(PORT)
+	@# The job worker (webhooks, reminders, the daily jobs) beside the server, on the embedded queue; stopped with it.
+	@$(BIN)/huey_consumer addin.jobs.huey -w 2 -k thread -q & worker=$$!; \
+	  trap "kill $$worker 2>/dev/null" EXIT INT TERM; \
+	  INBOXCRM_DEMO_SIGN_IN=$(DEMO_SIGN_IN) $(FLASK) run --host $(HOST) --port $(PORT)
 
 test: install-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

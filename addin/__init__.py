@@ -33,4 +33,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     register(app)
     api.init_app(app)
+    from addin import jobs
+
+    jobs.init_app(app)
     return app

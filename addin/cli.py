@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import smtplib
 from datetime import date, datetime
 
 import click
@@ -124,23 +125,13 @@ reminders_group = AppGroup("reminders", help="Follow-up reminders by e-mail.")
 @click.option("--now", "at", type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z"]), default=None,
               help="The moment to send for (ISO with offset; default: now).")
 def send_reminders_command(at: datetime | None) -> None:
-    import smtplib
-
-    from services.reminders import send_reminders
-    from services.types import utcnow
+    from addin.jobs import send_reminders_now
 
     config = current_app.config
-    if not config["SMTP_HOST"]:
-        raise click.ClickException("Reminders need an SMTP server: set INBOXCRM_SMTP_HOST (and its port, user and password).")
-
     try:
-        with smtplib.SMTP(config["SMTP_HOST"], config["SMTP_PORT"], timeout=30) as smtp:
-            if config["SMTP_STARTTLS"]:
-                smtp.starttls()
-            if config["SMTP_USER"]:
-                smtp.login(config["SMTP_USER"], config["SMTP_PASSWORD"])
-            with database().sessions() as session:
-                sent, failed = send_reminders(session, at or utcnow(), smtp.send_message, config["MAIL_FROM"])
+        sent, failed = send_reminders_now(at)
+    except RuntimeError as error:
+        raise click.ClickException(str(error)) from None
     except (OSError, smtplib.SMTPException) as error:
         raise click.ClickException(f"The SMTP server at {config['SMTP_HOST']}:{config['SMTP_PORT']} did not take the reminders: {error}")
     click.echo(f"{sent} reminders sent, {failed} failed")

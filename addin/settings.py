@@ -107,6 +107,11 @@ def load_settings(config: MutableMapping[str, Any], instance_path: str) -> None:
     config["SMTP_PASSWORD"] = env.get("INBOXCRM_SMTP_PASSWORD", "")
     config["SMTP_STARTTLS"] = _flag(env.get("INBOXCRM_SMTP_STARTTLS"), True)
     config["MAIL_FROM"] = env.get("INBOXCRM_MAIL_FROM", "Inbox CRM <crm@localhost>")
+    # The job queue (``addin.jobs``, Huey): Redis in production, else a SQLite file in instance/.
+    config["JOBS_REDIS_URL"] = env.get("INBOXCRM_REDIS_URL", "").strip()
+    config["JOBS_SQLITE_PATH"] = env.get("INBOXCRM_JOBS_PATH", os.path.join(instance_path, "jobs.db"))
+    # Webhook endpoints must be https://, unless this is said (a laptop, the tests).
+    config["WEBHOOKS_ALLOW_HTTP"] = _flag(env.get("INBOXCRM_WEBHOOKS_ALLOW_HTTP"), not production and env.get("DATABASE_URL") is None)
 
 
 # Where Outlook on the web and the new Outlook frame an add-in's task pane.

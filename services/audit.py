@@ -31,16 +31,17 @@ def _plain(value: Any) -> Any:
 
 def record_event(
     session: Session,
-    actor: User,
+    actor: User | None,
     action: str,
     record: Base,
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one event; call after ``flush`` so that a new record has its id."""
+    """Append one event; call after ``flush`` so that a new record has its id. ``actor`` None: no
+    person did it (a lead posted to an intake URL)."""
     event = AuditEvent(
-        organization_id=actor.organization_id,
-        actor_id=actor.id,
+        organization_id=actor.organization_id if actor is not None else record.organization_id,  # type: ignore[attr-defined]
+        actor_id=actor.id if actor is not None else None,
         action=action,
         record_type=type(record).__tablename__,
         record_id=record.id,  # type: ignore[attr-defined]

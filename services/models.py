@@ -808,3 +808,69 @@ class IdempotencyKey(OrgScoped, Base):
     status: Mapped[int] = mapped_column(SmallInteger)
     response: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookEndpoint(OrgScoped, Base):
+    """Where an organization's changes are sent (``services.webhooks``): signed with its secret,
+    retried with back-off, disabled after too many failures in a row."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(String(500))
+    secret: Mapped[str] = mapped_column(String(64))  # signs each event (HMAC-SHA256): kept to sign, shown to the admin once
+    events: Mapped[list[str]] = mapped_column(JSON, default=list)  # record types sent; empty: all
+    failures: Mapped[int] = mapped_column(Integer, default=0)  # attempts failed in a row
+    disabled_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookDelivery(OrgScoped, Base):
+    """One change to send to one endpoint: written in the change's own transaction (an outbox),
+    so no change is lost between the store and the queue."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+                      Index("ix_webhook_deliveries_endpoint", "endpoint_id", "created_at"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    event: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None]
+
+
+class WebhookAttempt(OrgScoped, Base):
+    """One try at a delivery, for the admin to see: when, what came back, how long it took."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    status_code: Mapped[int | None] = mapped_column(SmallInteger)
+    error: Mapped[str | None] = mapped_column(String(300))
+    milliseconds: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class LeadSource(OrgScoped, Base):
+    """Where leads come in from outside (a web form, a WhatsApp provider, ads): its intake URL
+    carries an unguessable key; a source may also require each request signed with its secret
+    (``services.intake``). Its leads go round-robin to its team's reps."""
+
+    __tablename__ = "lead_sources"
+    __table_args__ = (UniqueConstraint("key"), CheckConstraint(_in("kind", LEAD_SOURCES), name="kind"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(16))
+    key: Mapped[str] = mapped_column(String(64))
+    secret: Mapped[str] = mapped_column(String(64))
+    signed: Mapped[bool] = mapped_column(Boolean, default=False)  # refuse what is not signed with the secret
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))  # None: every rep
+    last_owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))  # the round robin's place
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    disabled_at: Mapped[datetime | None]

@@ -30,6 +30,7 @@ from typing import Any, Iterable
 from sqlalchemy import ColumnElement, event, inspect, select, tuple_, update
 from sqlalchemy.orm import Session
 
+from services import webhooks
 from services.errors import DomainError
 from services.models import (
     Account, AccountDomain, Activity, Contact, ContactEmail, ContactPhone, FollowUp, Lead, Opportunity, Organization, Quota, Tombstone,
@@ -90,6 +91,8 @@ def stamp(session: Session, _context: Any, _instances: Any) -> None:
         elif type(obj) in RECORD_TYPE and obj not in session.deleted and (obj in session.new or _changed(obj)):
             touched.add(obj)
     for obj in touched:
+        webhooks.changed(session, obj.organization_id or getattr(getattr(obj, "organization", None), "id", None), RECORD_TYPE[type(obj)],
+                         obj, created=obj in session.new)
         org_id = obj.organization_id
         if org_id is None and (org := getattr(obj, "organization", None)) is not None:  # set by relationship, not yet by key
             if org in session.new:  # made with its organization in one flush: the organization's first number
@@ -99,8 +102,10 @@ def stamp(session: Session, _context: Any, _instances: Any) -> None:
         obj.sync_seq = next_seq(session, org_id)
     for obj in session.deleted:
         if type(obj) in RECORD_TYPE:
-            session.add(Tombstone(organization_id=obj.organization_id, record_type=RECORD_TYPE[type(obj)], record_id=obj.id,
-                                  sync_seq=next_seq(session, obj.organization_id), deleted_at=utcnow()))
+            seq = next_seq(session, obj.organization_id)
+            session.add(Tombstone(organization_id=obj.organization_id, record_type=RECORD_TYPE[type(obj)], record_id=obj.id, sync_seq=seq,
+                                  deleted_at=utcnow()))
+            webhooks.changed(session, obj.organization_id, RECORD_TYPE[type(obj)], record_id=obj.id, version=seq, deleted=True)
 
 
 def tombstones_for(session: Session, organization_id: int, record_type: str, ids: Iterable[int], now: datetime | None = None) -> None:
@@ -111,6 +116,8 @@ def tombstones_for(session: Session, organization_id: int, record_type: str, ids
         session.execute(Tombstone.__table__.insert(), [
             {"organization_id": organization_id, "record_type": record_type, "record_id": i, "sync_seq": seq, "deleted_at": now or utcnow()}
             for i in ids])
+        for i in ids:
+            webhooks.changed(session, organization_id, record_type, record_id=i, version=seq, deleted=True)
 
 
 def install(session_class: type[Session] = Session) -> None:
@@ -119,6 +126,7 @@ def install(session_class: type[Session] = Session) -> None:
         event.listen(session_class, "before_flush", stamp)
         for name in ("after_commit", "after_rollback", "after_soft_rollback"):
             event.listen(session_class, name, _forget)
+    webhooks.install(session_class)
 
 
 # -- reading changes ------------------------------------------------------------------------------

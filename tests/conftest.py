@@ -81,7 +81,8 @@ def world(session: Session) -> World:
 def app(tmp_path, monkeypatch) -> Iterator[Flask]:
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.delenv("INBOXCRM_ENV", raising=False)
-    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'app.db'}", "SECRET_KEY": "test"})
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'app.db'}", "SECRET_KEY": "test",
+                      "JOBS_SQLITE_PATH": str(tmp_path / "jobs.db")})
     app.instance_path = str(tmp_path)
     Base.metadata.create_all(app.extensions["inboxcrm.db"].engine)
     yield app

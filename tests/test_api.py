@@ -132,12 +132,16 @@ def test_each_token_has_its_own_rate_limit(app, app_world: World):
 # -- sync ---------------------------------------------------------------------------------------------
 
 
-def test_a_full_sync_then_only_what_changed(app, app_world: World, api: Client):
+def seed_contacts(app: Flask, world: World, n: int) -> None:
     with app.extensions["inboxcrm.db"].sessions() as session:
-        for i in range(7):
-            make_contact(session, session.get(Organization, app_world.org.id), None, f"Seed {i}", f"seed{i}@acme.test",
-                         session.get(User, app_world.rep.id))
+        for i in range(n):
+            make_contact(session, session.get(Organization, world.org.id), None, f"Seed {i}", f"seed{i}@acme.test",
+                         session.get(User, world.rep.id))
         session.commit()
+
+
+def test_a_full_sync_then_only_what_changed(app, app_world: World, api: Client):
+    seed_contacts(app, app_world, 7)
     data, deleted, cursor = api.sync("contacts", limit=3)
     assert len(data) == 8 and deleted == [] and len({c["id"] for c in data}) == 8
     assert {"ann@acme.test"} == set(next(c for c in data if c["id"] == app_world.contact.id)["emails"])
@@ -159,11 +163,7 @@ def test_a_full_sync_then_only_what_changed(app, app_world: World, api: Client):
 
 
 def test_writes_between_the_pages_of_a_sync_are_neither_lost_nor_repeated(app, app_world: World, api: Client):
-    with app.extensions["inboxcrm.db"].sessions() as session:
-        for i in range(12):
-            make_contact(session, session.get(Organization, app_world.org.id), None, f"Seed {i}", f"seed{i}@acme.test",
-                         session.get(User, app_world.rep.id))
-        session.commit()
+    seed_contacts(app, app_world, 12)
     replica, seen, cursor, made = {}, [], None, 0
     while True:
         page = api.get("/contacts", **({"cursor": cursor} if cursor else {}), limit=2).get_json()

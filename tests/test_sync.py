@@ -93,6 +93,15 @@ def replica_sync(session, org_id: int, record_type: str, replica: dict, cursor: 
     return page.cursor
 
 
+def sync_to_end(reader, org_id: int, replica: dict, cursor: sync.Cursor, limit: int, delivered: list) -> sync.Cursor:
+    """The client's pages until one brings nothing new."""
+    while True:
+        before = cursor
+        cursor = replica_sync(reader, org_id, "contacts", replica, cursor, limit, delivered)
+        if cursor == before:
+            return cursor
+
+
 def live_contacts(session, org_id: int) -> dict:
     return {c.id: (c.sync_seq, c.name) for c in session.scalars(select(Contact).where(Contact.organization_id == org_id,
                                                                                       Contact.deleted_at.is_(None)))}
@@ -129,11 +138,7 @@ def test_a_paginated_sync_with_writes_between_its_pages_misses_nothing_and_repea
                 erase_person(writer, writer.get(Organization, org_id), address, secret="s")
             writer.commit()
     with sessions() as reader:
-        while True:
-            before = cursor
-            cursor = replica_sync(reader, org_id, "contacts", replica, cursor, 5, delivered)
-            if cursor == before:
-                break
+        sync_to_end(reader, org_id, replica, cursor, 5, delivered)
         assert replica == live_contacts(reader, org_id)
         assert len(delivered) == len(set(delivered))  # each change once
         assert reader.scalar(select(func.count()).select_from(Tombstone)) >= 1
@@ -185,11 +190,7 @@ def test_concurrent_writers_on_postgresql_never_hide_a_change_from_a_reader(sess
         thread.join()
     assert not errors
     with sessions() as reader:
-        while True:
-            before = cursor
-            cursor = replica_sync(reader, org_id, "contacts", replica, cursor, 50, delivered)
-            if cursor == before:
-                break
+        sync_to_end(reader, org_id, replica, cursor, 50, delivered)
         assert replica == live_contacts(reader, org_id)
         assert len(delivered) == len(set(delivered))
 

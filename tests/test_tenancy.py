@@ -16,14 +16,16 @@ from sqlalchemy import select
 
 from addin.security import limiter
 from addin.tokens import issue_token
-from services import api_tokens
+from services import api_tokens, webhooks
 from services.models import Activity, Base, BlockEntry, FollowUp, Lead, Quota, User
 from tests.factories import World
 
 # Strings that exist only in our organization: none may reach the other one.
 # Path arguments that name no record (a sign-in provider, a dashboard table): what is behind
 # them is the caller's own organization's.
-NAMES = {"provider": "google", "table": "alerts", "name": "deal"}  # "name": a Gmail add-on action
+NAMES = {"provider": "google", "table": "alerts", "name": "deal",  # "name": a Gmail add-on action
+         "action": "disable",  # what is done to a webhook endpoint
+         "key": "no-such-source"}  # an intake URL's key is the credential itself: ours are tried in test_intake
 SECRETS = ["Reefer contract", "Ann Buyer", "Acme Freight Denver", "Rita Rep", "SECRET-ACTIVITY", "SECRET-FOLLOW-UP", "SECRET-LEAD",
            "northwind.test"]
 
@@ -53,10 +55,12 @@ def test_no_route_crosses_the_tenant_line(app, client, app_world: World):
         session.add_all([activity, follow_up, blocked, lead, quota])
         session.flush()
         our_token, _ = api_tokens.create_token(session, session.get(User, world.admin.id), "Ours", "read write")
+        endpoint, _ = webhooks.add_endpoint(session, session.get(User, world.admin.id), "https://hooks.northwind.test/in")
         _, their_token = api_tokens.create_token(session, session.get(User, world.other_user.id), "Theirs", "read write")
         session.commit()
         ours = {"deal_id": world.deal.id, "activity_id": activity.id, "follow_up_id": follow_up.id, "rep_id": world.rep.id,
-                "account_id": world.account.id, "entry_id": blocked.id, "token_id": our_token.id}
+                "account_id": world.account.id, "entry_id": blocked.id, "token_id": our_token.id,
+                "endpoint_id": endpoint.id}
         record_ids = {"deals": world.deal.id, "activities": activity.id, "contacts": world.contact.id,
                       "accounts": world.account.id, "followups": follow_up.id}
         # The API names its types in its paths (/api/v1/<type>/<record_id>).

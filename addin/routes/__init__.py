@@ -30,10 +30,10 @@ class RecordIdConverter(BaseConverter):
 
 
 def register(app: Flask) -> None:
-    from addin.routes import activities, admin, audit, auth, contacts, deals, followups, gmail, health, pane, preview, reports
+    from addin.routes import activities, admin, audit, auth, contacts, deals, followups, gmail, health, intake, pane, preview, reports
 
     app.url_map.converters["id"] = RecordIdConverter
-    for module in (auth, health, pane, preview, contacts, deals, activities, followups, audit, admin, reports, gmail):
+    for module in (auth, health, pane, preview, contacts, deals, activities, followups, audit, admin, reports, gmail, intake):
         app.register_blueprint(module.bp)
 
     @app.errorhandler(DomainError)
@@ -45,6 +45,6 @@ def register(app: Flask) -> None:
 
             return api_error(error)
         status = 422 if error.status == 400 else error.status
-        if request.is_json or request.path.startswith("/auth/"):
+        if request.is_json or request.path.startswith(("/auth/", "/intake/")):
             return jsonify(error=error.message, errors=error.errors), status
         return page_or_fragment("refused.html", "_refused.html", status, message=error.message)

@@ -8,7 +8,8 @@ from werkzeug.wrappers import Response
 
 from addin.database import commit, db, rollback
 from addin.views import actor
-from services import api_tokens, lexicon, privacy
+from services import api_tokens, intake, lexicon, privacy, sync, webhooks
+from services.reports.scope import visible_teams
 from services.access import require_role
 from services.admin import organization_overview
 from services.errors import DomainError
@@ -106,6 +107,72 @@ def revoke_api_token(token_id: int) -> Response:
     commit()
     flash("Revoked: it no longer opens the API.")
     return redirect(url_for("admin.api_tokens_page"))
+
+
+@bp.get("/admin/webhooks")
+@login_required
+def webhooks_page() -> tuple[str, int]:
+    """Where the organization's changes are sent, each endpoint's recent deliveries and attempts."""
+    return _webhooks(None, None, 200)
+
+
+def _webhooks(made, error, status):
+    session, admin = db(), actor()
+    listed = [(endpoint, webhooks.recent_deliveries(session, endpoint)) for endpoint in webhooks.endpoints(session, admin)]
+    return render_template("admin/webhooks.html", endpoints=listed, made=made, error=error, types=list(sync.SYNCED),
+                           allow_http=current_app.config["WEBHOOKS_ALLOW_HTTP"]), status
+
+
+@bp.post("/admin/webhooks")
+@login_required
+def add_webhook() -> tuple[str, int]:
+    try:
+        endpoint, secret = webhooks.add_endpoint(db(), actor(), request.form.get("url"), request.form.getlist("events"),
+                                                 allow_http=current_app.config["WEBHOOKS_ALLOW_HTTP"], known=sync.SYNCED)
+    except DomainError as error:
+        rollback()
+        if error.status != 400:
+            raise
+        return _webhooks(None, error, 422)
+    commit()
+    return _webhooks((endpoint, secret), None, 201)  # its secret, shown this once
+
+
+@bp.post("/admin/webhooks/<id:endpoint_id>/<any(enable, disable, delete):action>")
+@login_required
+def change_webhook(endpoint_id: int, action: str) -> Response:
+    if action == "delete":
+        webhooks.remove_endpoint(db(), actor(), endpoint_id)
+    else:
+        webhooks.set_enabled(db(), actor(), endpoint_id, action == "enable")
+    commit()
+    flash({"enable": "Turned on again.", "disable": "Turned off: nothing is sent to it.", "delete": "Removed."}[action])
+    return redirect(url_for("admin.webhooks_page"))
+
+
+@bp.get("/admin/lead-sources")
+@login_required
+def lead_sources_page() -> tuple[str, int]:
+    """The intake URLs leads are posted to, and whose reps they go to."""
+    return render_template("admin/lead_sources.html", sources=intake.sources(db(), actor()), teams=visible_teams(db(), actor()),
+                           made=None, error=None), 200
+
+
+@bp.post("/admin/lead-sources")
+@login_required
+def add_lead_source() -> tuple[str, int]:
+    try:
+        source = intake.add_source(db(), actor(), request.form.get("name"), request.form.get("kind"), request.form.get("team_id"),
+                                   signed=request.form.get("signed") == "1")
+    except DomainError as error:
+        rollback()
+        if error.status != 400:
+            raise
+        return render_template("admin/lead_sources.html", sources=intake.sources(db(), actor()), teams=visible_teams(db(), actor()),
+                               made=None, error=error), 422
+    commit()
+    return render_template("admin/lead_sources.html", sources=intake.sources(db(), actor()), teams=visible_teams(db(), actor()),
+                           made=source, error=None), 201
 
 
 @bp.get("/admin/privacy")

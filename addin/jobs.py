@@ -1,0 +1,160 @@
+"""Work off the request path, on Huey: webhook deliveries, follow-up reminders, the daily jobs.
+
+One queue, one worker for all of it:
+
+* the embedded default keeps the queue in a SQLite file beside the store (``instance/jobs.db``);
+  ``make run`` starts a worker beside the server;
+* production keeps it in Redis (``INBOXCRM_REDIS_URL``) and runs the worker as a service:
+  ``huey_consumer addin.jobs.huey -w 4 -k thread`` (the README shows the unit).
+
+The web process only enqueues (``deliver_webhook`` after a commit that wrote deliveries); the
+worker runs the tasks, each in an app context of its own, and the periodic ones:
+
+* every minute, the webhook deliveries that are due (retries, and any the queue lost);
+* every five minutes, the follow-up reminders whose time has come;
+* daily, every open deal's health (``services.health``), old evidence weighed again
+  (``services.lexicon``), and mail bodies past each organization's retention (``services.privacy``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import smtplib
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import requests
+from flask import Flask
+from huey import RedisHuey, SqliteHuey, crontab
+from huey.storage import RedisStorage, SqliteStorage
+from sqlalchemy import select
+
+log = logging.getLogger(__name__)
+INSTANCE = Path(__file__).resolve().parent.parent / "instance"
+
+
+def _from_environment() -> Any:
+    """The queue named by the environment, as the worker finds it (``huey_consumer addin.jobs.huey``)."""
+    url = os.environ.get("INBOXCRM_REDIS_URL", "").strip()
+    if url:
+        return RedisHuey("inboxcrm", url=url)
+    return SqliteHuey("inboxcrm", filename=os.environ.get("INBOXCRM_JOBS_PATH", str(INSTANCE / "jobs.db")))
+
+
+huey = _from_environment()
+_app: Flask | None = None
+
+
+def use(app: Flask) -> None:
+    """Point the queue at the app's settings (Redis, or its SQLite file), and let its commits
+    hand webhook deliveries to the queue."""
+    global _app
+    _app = app
+    config = app.config
+    if config.get("JOBS_REDIS_URL"):
+        huey.storage = RedisStorage("inboxcrm", url=config["JOBS_REDIS_URL"])
+    else:
+        huey.storage = SqliteStorage("inboxcrm", filename=config["JOBS_SQLITE_PATH"])
+
+
+def _current_app() -> Flask:
+    if _app is None:  # the worker's first task
+        from addin import create_app
+
+        use(create_app())
+    assert _app is not None
+    return _app
+
+
+def _sessions():
+    return _current_app().extensions["inboxcrm.db"].sessions
+
+
+def enqueue_deliveries(ids: list[int]) -> None:
+    """After a commit that wrote deliveries (``services.webhooks.NOTIFY``): one task each. A queue
+    that is down loses nothing: the deliveries wait in the store for ``send_due_webhooks``."""
+    for delivery_id in ids:
+        try:
+            deliver_webhook(delivery_id)
+        except Exception:  # noqa: BLE001 - the outbox keeps them; the periodic job sends them
+            log.exception("webhook delivery %s not queued; the periodic job will send it", delivery_id)
+
+
+@huey.task()
+def deliver_webhook(delivery_id: int) -> None:
+    """One attempt at a delivery; a failure is tried again after its back-off."""
+    from services import webhooks
+
+    with _sessions()() as session:
+        retry_at = webhooks.attempt(session, delivery_id, requests.post)
+        session.commit()
+    if retry_at is not None:  # Huey's times are naive UTC
+        deliver_webhook.schedule((delivery_id,), eta=retry_at.astimezone(timezone.utc).replace(tzinfo=None))
+
+
+@huey.periodic_task(crontab(minute="*"))
+def send_due_webhooks() -> int:
+    from services import webhooks
+
+    with _sessions()() as session:
+        due = webhooks.due(session)
+    for delivery_id in due:
+        deliver_webhook.call_local(delivery_id)
+    return len(due)
+
+
+def send_reminders_now(at: datetime | None = None) -> tuple[int, int]:
+    """Send the reminders due (``services.reminders``) through the configured SMTP server."""
+    from services.reminders import send_reminders
+    from services.types import utcnow
+
+    config = _current_app().config
+    if not config["SMTP_HOST"]:
+        raise RuntimeError("Reminders need an SMTP server: set INBOXCRM_SMTP_HOST (and its port, user and password).")
+    with smtplib.SMTP(config["SMTP_HOST"], config["SMTP_PORT"], timeout=30) as smtp:
+        if config["SMTP_STARTTLS"]:
+            smtp.starttls()
+        if config["SMTP_USER"]:
+            smtp.login(config["SMTP_USER"], config["SMTP_PASSWORD"])
+        with _sessions()() as session:
+            return send_reminders(session, at or utcnow(), smtp.send_message, config["MAIL_FROM"])
+
+
+@huey.periodic_task(crontab(minute="*/5"))
+def send_reminders_job() -> tuple[int, int] | None:
+    if not _current_app().config["SMTP_HOST"]:
+        return None  # reminders are off until an SMTP server is set
+    return send_reminders_now()
+
+
+def daily(at: datetime | None = None) -> dict[str, int]:
+    """Every organization's daily work: deal health kept for the day, the learned words weighed
+    again as their evidence ages, mail bodies past retention removed."""
+    from services.health import snapshot
+    from services.lexicon import reweigh
+    from services.models import Organization
+    from services.privacy import remove_old_bodies
+
+    done = {"deals": 0, "words": 0, "bodies": 0}
+    with _sessions()() as session:
+        for org in session.scalars(select(Organization).order_by(Organization.id)).all():
+            done["deals"] += snapshot(session, org, at)
+            done["words"] += reweigh(session, org, None, at)
+            done["bodies"] += remove_old_bodies(session, org, at)
+            session.commit()
+    return done
+
+
+@huey.periodic_task(crontab(hour="2", minute="15"))
+def daily_job() -> dict[str, int]:
+    return daily()
+
+
+def init_app(app: Flask) -> None:
+    from services import webhooks
+
+    use(app)
+    if enqueue_deliveries not in webhooks.NOTIFY:
+        webhooks.NOTIFY.append(enqueue_deliveries)

@@ -1,0 +1,132 @@
+"""Lead intake: leads posted from outside (a web form, a WhatsApp provider, an ads platform) to
+a source's intake URL (``/intake/<key>``).
+
+* **Keyed or signed**: the URL's key is unguessable (24 random bytes) and names one source of one
+  organization; a source may also demand each request be signed with its secret, the webhooks'
+  way (``services.webhooks.verify``), so a leaked URL alone cannot post.
+* **Assigned round-robin** among the active reps of the source's team (every rep of the
+  organization when it names none), in a fixed order from where the last lead went.
+* **Merged, not doubled**: a lead with the e-mail address or phone number of a live lead of the
+  organization fills that lead's blanks instead of making another; the first arrival stands,
+  so speed to first contact counts from when the lead first came in.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Mapping
+
+from marshmallow import fields, validate
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from services.access import get_scoped, require_role
+from services.audit import record_event, snapshot
+from services.errors import DomainError, NotFound
+from services.models import LEAD_SOURCES, Lead, LeadSource, Team, User
+from services.schemas import Address, InputSchema, load
+from services.types import utcnow
+from services.webhooks import verify
+
+LEAD_FIELDS = ("name", "email", "phone", "company", "source", "owner_id")
+
+
+class IntakeSchema(InputSchema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    email = Address()
+    phone = fields.String(validate=validate.Length(min=5, max=40))
+    company = fields.String(validate=validate.Length(max=200))
+    message = fields.String(validate=validate.Length(max=5_000))
+
+
+def add_source(session: Session, actor: User, name: str | None, kind: str | None, team_id: Any = None, signed: bool = False) -> LeadSource:
+    require_role(actor, "admin")
+    name = (name or "").strip()
+    if not 1 <= len(name) <= 100:
+        raise DomainError("Name the source (the form or provider it is), in 100 characters at most.", {"name": ["Name it."]})
+    if kind not in LEAD_SOURCES:
+        raise DomainError("Choose what kind of source it is.", {"kind": ["Choose one."]})
+    team = get_scoped(session, actor, Team, team_id, "team") if team_id not in (None, "") else None
+    source = LeadSource(organization_id=actor.organization_id, name=name, kind=kind, key=secrets.token_urlsafe(24),
+                        secret="whsec_" + secrets.token_hex(24), signed=signed, team_id=team.id if team else None)
+    session.add(source)
+    session.flush()
+    record_event(session, actor, "create", source, after={"name": name, "kind": kind, "team_id": source.team_id, "signed": signed})
+    return source
+
+
+def sources(session: Session, actor: User) -> list[LeadSource]:
+    require_role(actor, "admin")
+    return list(session.scalars(select(LeadSource).where(LeadSource.organization_id == actor.organization_id).order_by(LeadSource.id)))
+
+
+def source_for(session: Session, key: str, body: bytes, signature: str | None, now: datetime | None = None) -> LeadSource:
+    """The live source this key names, the request's signature checked when it demands one;
+    else NotFound, whatever the reason (a prober learns nothing)."""
+    source = session.scalar(select(LeadSource).where(LeadSource.key == key)) if 0 < len(key) <= 64 else None
+    if source is None or source.disabled_at is not None:
+        raise NotFound("intake")
+    if source.signed and not (signature and verify(source.secret, body, signature, int((now or utcnow()).timestamp()))):
+        raise NotFound("intake")
+    return source
+
+
+def _digits(phone: str | None) -> str:
+    return "".join(ch for ch in phone or "" if ch.isdigit())
+
+
+def _next_rep(session: Session, source: LeadSource) -> User:
+    query = select(User).where(User.organization_id == source.organization_id, User.role == "rep", User.is_active.is_(True)).order_by(User.id)
+    if source.team_id is not None:
+        query = query.where(User.team_id == source.team_id)
+    reps = session.scalars(query).all()
+    if not reps:
+        raise DomainError("The source's team has no active rep to take the lead.", code="no_rep")
+    after = [rep for rep in reps if source.last_owner_id is not None and rep.id > source.last_owner_id]
+    return after[0] if after else reps[0]
+
+
+@dataclass
+class Taken:
+    lead: Lead
+    merged: bool
+
+
+def take_lead(session: Session, source: LeadSource, data: Mapping[str, Any], now: datetime | None = None) -> Taken:
+    """A lead from the source: merged into the live lead with its e-mail or phone, else made and
+    given to the next rep in turn."""
+    values = load(IntakeSchema, data)
+    if not values.get("email") and len(_digits(values.get("phone"))) < 7:
+        raise DomainError("A lead needs an e-mail address or a phone number to be reached at.", {"email": ["Give one."]})
+    now = now or utcnow()
+    org_id = source.organization_id
+    # Locked: of two posts of the same person at once, the second finds the first.
+    session.execute(select(LeadSource.id).where(LeadSource.id == source.id).with_for_update())
+    existing = None
+    if values.get("email"):
+        existing = session.scalar(select(Lead).where(Lead.organization_id == org_id, Lead.deleted_at.is_(None),
+                                                     func.lower(Lead.email) == values["email"].lower()).order_by(Lead.id).limit(1))
+    if existing is None and len(digits := _digits(values.get("phone"))) >= 7:
+        for lead in session.scalars(select(Lead).where(Lead.organization_id == org_id, Lead.deleted_at.is_(None), Lead.phone.is_not(None),
+                                                       Lead.phone.contains(digits[-4:]))):
+            if _digits(lead.phone)[-10:] == digits[-10:]:
+                existing = lead
+                break
+    if existing is not None:
+        before = snapshot(existing, LEAD_FIELDS)
+        for key in ("email", "phone", "company"):
+            if values.get(key) and not getattr(existing, key):
+                setattr(existing, key, values[key])
+        session.flush()
+        record_event(session, None, "merge", existing, before=before, after={**snapshot(existing, LEAD_FIELDS), "from_source": source.name})
+        return Taken(existing, True)
+    owner = _next_rep(session, source)
+    lead = Lead(organization_id=org_id, name=values["name"].strip(), email=values.get("email"), phone=values.get("phone"),
+                company=values.get("company"), source=source.kind, owner_id=owner.id, status="new", created_at=now)
+    session.add(lead)
+    source.last_owner_id = owner.id
+    session.flush()
+    record_event(session, None, "intake", lead, after={**snapshot(lead, LEAD_FIELDS), "from_source": source.name})
+    return Taken(lead, False)

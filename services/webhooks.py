@@ -1,0 +1,247 @@
+"""Webhooks: each change to a synced record, sent to the endpoints an admin registered.
+
+* **An outbox**: a change's deliveries are written in the change's own transaction
+  (``queue_deliveries``, from ``before_commit``), so none is lost between the store and the
+  job queue; the queue is told after the commit (``NOTIFY``), and a periodic job sends what is
+  due whatever the queue lost (``due``).
+* **Thin, signed events**: an event names the record, its type, its version and whether it was
+  deleted (``{"type": "contacts.updated", "data": {"id": 5, "version": 42}}``); the receiver
+  reads the record through the API if it wants it. Each is signed as Stripe and GitHub do: the
+  header ``Inboxcrm-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<body>" with the
+  endpoint's secret>`` (``sign``, ``verify``).
+* **Retries with back-off** (``BACKOFF``): each attempt is recorded for the admin; a delivery
+  that fails them all is marked failed; an endpoint that fails ``DISABLE_AFTER`` attempts in a
+  row is disabled until an admin turns it on again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from datetime import datetime, timedelta
+from typing import Any, Callable, Iterable
+from urllib.parse import urlsplit
+
+from sqlalchemy import event, inspect, select
+from sqlalchemy.orm import Session
+
+from services.access import require_role
+from services.audit import record_event
+from services.errors import DomainError, NotFound
+from services.models import User, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from services.types import as_utc, utcnow
+
+BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=30), timedelta(hours=2), timedelta(hours=6),
+           timedelta(hours=12))  # after each failed attempt; one more attempt than these and it has failed
+DISABLE_AFTER = 20  # attempts failed in a row, across deliveries: the endpoint is off
+TIMEOUT_SECONDS = 10
+SIGNATURE = "Inboxcrm-Signature"
+TOLERANCE_SECONDS = 300
+
+# Told the ids of deliveries just committed (the job queue registers here: ``addin.jobs``).
+NOTIFY: list[Callable[[list[int]], None]] = []
+
+
+def sign(secret: str, body: bytes, at: int | None = None) -> str:
+    at = int(time.time()) if at is None else at
+    digest = hmac.new(secret.encode(), f"{at}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={at},v1={digest}"
+
+
+def verify(secret: str, body: bytes, header: str, now: int | None = None, tolerance: int = TOLERANCE_SECONDS) -> bool:
+    """What a receiver does: the signature matches and is recent (a replay of an old one is refused)."""
+    try:
+        parts = dict(item.split("=", 1) for item in header.split(","))
+        at = int(parts["t"])
+    except (ValueError, KeyError):
+        return False
+    now = int(time.time()) if now is None else now
+    expected = sign(secret, body, at).split("v1=", 1)[1]
+    return abs(now - at) <= tolerance and hmac.compare_digest(expected, parts.get("v1", ""))
+
+
+# -- endpoints, an admin's ----------------------------------------------------------------------------
+
+
+def add_endpoint(session: Session, actor: User, url: str | None, events: Iterable[str] = (), *, allow_http: bool = False,
+                 known: Iterable[str] = ()) -> tuple[WebhookEndpoint, str]:
+    """Register an endpoint; returns it and its secret (shown once). HTTPS only, unless this
+    deployment allows plain HTTP (a test, a laptop)."""
+    require_role(actor, "admin")
+    url = (url or "").strip()
+    parts = urlsplit(url)
+    if len(url) > 500 or parts.scheme not in (("https", "http") if allow_http else ("https",)) or not parts.hostname:
+        raise DomainError("Give the endpoint's address, starting with https://.", {"url": ["An https:// address."]})
+    events = sorted(set(events))
+    if unknown := [e for e in events if e not in set(known)]:
+        raise DomainError(f"Not a kind of record: {', '.join(unknown)[:100]}.", {"events": ["Unknown record type."]})
+    secret = "whsec_" + secrets.token_hex(24)
+    endpoint = WebhookEndpoint(organization_id=actor.organization_id, url=url, secret=secret, events=events)
+    session.add(endpoint)
+    session.flush()
+    record_event(session, actor, "create", endpoint, after={"url": url, "events": events})
+    return endpoint, secret
+
+
+def endpoint_of(session: Session, actor: User, endpoint_id: int) -> WebhookEndpoint:
+    require_role(actor, "admin")
+    endpoint = session.get(WebhookEndpoint, endpoint_id)
+    if endpoint is None or endpoint.organization_id != actor.organization_id:
+        raise NotFound("endpoint")
+    return endpoint
+
+
+def set_enabled(session: Session, actor: User, endpoint_id: int, enabled: bool) -> WebhookEndpoint:
+    endpoint = endpoint_of(session, actor, endpoint_id)
+    endpoint.disabled_at = None if enabled else (endpoint.disabled_at or utcnow())
+    endpoint.failures = 0 if enabled else endpoint.failures
+    session.flush()
+    record_event(session, actor, "enable" if enabled else "disable", endpoint, after={"disabled_at": str(endpoint.disabled_at)})
+    return endpoint
+
+
+def remove_endpoint(session: Session, actor: User, endpoint_id: int) -> None:
+    endpoint = endpoint_of(session, actor, endpoint_id)
+    record_event(session, actor, "delete", endpoint, before={"url": endpoint.url})
+    session.delete(endpoint)
+    session.flush()
+
+
+def endpoints(session: Session, actor: User) -> list[WebhookEndpoint]:
+    require_role(actor, "admin")
+    return list(session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.organization_id == actor.organization_id)
+                                .order_by(WebhookEndpoint.created_at)))
+
+
+def recent_deliveries(session: Session, endpoint: WebhookEndpoint, limit: int = 20) -> list[tuple[WebhookDelivery, list[WebhookAttempt]]]:
+    deliveries = session.scalars(select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint.id)
+                                 .order_by(WebhookDelivery.id.desc()).limit(limit)).all()
+    attempts: dict[int, list[WebhookAttempt]] = {d.id: [] for d in deliveries}
+    for attempt in session.scalars(select(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(list(attempts))).order_by(WebhookAttempt.id)):
+        attempts[attempt.delivery_id].append(attempt)
+    return [(d, attempts[d.id]) for d in deliveries]
+
+
+# -- the outbox --------------------------------------------------------------------------------------
+
+_CHANGED = "inboxcrm.webhook_changes"
+_QUEUED = "inboxcrm.webhook_queued"
+
+
+def changed(session: Session, organization_id: int, record_type: str, record: Any = None, *, created: bool = False,
+            record_id: int | None = None, version: int = 0, deleted: bool = False) -> None:
+    """Note a change for the endpoints (``services.sync`` calls it for each change it numbers):
+    a record (its id and version read at the commit, once it has them), or one deleted outright."""
+    session.info.setdefault(_CHANGED, []).append((organization_id, record_type, record, created, record_id, version, deleted))
+
+
+def queue_deliveries(session: Session) -> None:
+    """Before the commit: a delivery per change and live endpoint that wants its type."""
+    session.flush()  # ``before_commit`` comes before the commit's own flush: what it will write is noted first
+    noted = session.info.pop(_CHANGED, None)
+    if not noted:
+        return
+    orgs = {org for org, *_ in noted}
+    live: dict[int, list[WebhookEndpoint]] = {}
+    for endpoint in session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.organization_id.in_(orgs),
+                                                                  WebhookEndpoint.disabled_at.is_(None))):
+        live.setdefault(endpoint.organization_id, []).append(endpoint)
+    if not live:
+        return
+    now = utcnow()
+    made = []
+    seen: set[tuple[str, int]] = set()
+    for org, record_type, record, created, record_id, version, deleted in noted:
+        if record is not None and not inspect(record).persistent:
+            continue  # made in a savepoint that was rolled back
+        ident = record.id if record is not None else record_id
+        if org not in live or (record_type, ident) in seen:
+            continue
+        seen.add((record_type, ident))
+        version = record.sync_seq if record is not None else version
+        gone = deleted or getattr(record, "deleted_at", None) is not None
+        action = "deleted" if gone else ("created" if created else "updated")
+        for endpoint in live[org]:
+            if endpoint.events and record_type not in endpoint.events:
+                continue
+            event_id = "evt_" + secrets.token_hex(12)
+            delivery = WebhookDelivery(organization_id=org, endpoint_id=endpoint.id, next_attempt_at=now, event={
+                "id": event_id, "type": f"{record_type}.{action}", "created_at": now.isoformat(),
+                "data": {"record_type": record_type, "id": ident, "version": version, "deleted": gone}})
+            session.add(delivery)
+            made.append(delivery)
+    if made:
+        session.flush()
+        session.info.setdefault(_QUEUED, []).extend(d.id for d in made)
+
+
+def _after_commit(session: Session) -> None:
+    queued = session.info.pop(_QUEUED, None)
+    if queued:
+        for notify in NOTIFY:
+            notify(queued)
+
+
+def _after_rollback(session: Session, *_: Any) -> None:
+    session.info.pop(_CHANGED, None)
+    session.info.pop(_QUEUED, None)
+
+
+def install(session_class: type[Session] = Session) -> None:
+    if not event.contains(session_class, "before_commit", queue_deliveries):
+        event.listen(session_class, "before_commit", queue_deliveries)
+        event.listen(session_class, "after_commit", _after_commit)
+        event.listen(session_class, "after_rollback", _after_rollback)
+
+
+# -- sending --------------------------------------------------------------------------------------------
+
+
+def due(session: Session, now: datetime | None = None, limit: int = 500) -> list[int]:
+    """Deliveries waiting and due (what the queue may have lost, or what waits for a retry)."""
+    now = now or utcnow()
+    return list(session.scalars(select(WebhookDelivery.id).where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now)
+                                .order_by(WebhookDelivery.next_attempt_at).limit(limit)))
+
+
+def attempt(session: Session, delivery_id: int, post: Callable[..., Any], now: datetime | None = None) -> datetime | None:
+    """Try one delivery now (if it is still pending and due, and its endpoint on): record the
+    attempt, and return when to try again (None: delivered, failed for good, or not ours now).
+    ``post`` is ``requests.post``'s shape."""
+    now = now or utcnow()
+    delivery = session.get(WebhookDelivery, delivery_id, with_for_update=True)
+    if delivery is None or delivery.status != "pending" or (delivery.next_attempt_at and as_utc(delivery.next_attempt_at) > now):
+        return None
+    endpoint = session.get(WebhookEndpoint, delivery.endpoint_id)
+    if endpoint is None or endpoint.disabled_at is not None:
+        return None
+    body = json.dumps(delivery.event, separators=(",", ":"), sort_keys=True).encode()
+    started = time.perf_counter()
+    status_code, error = None, None
+    try:
+        response = post(endpoint.url, data=body, timeout=TIMEOUT_SECONDS, allow_redirects=False,
+                        headers={"Content-Type": "application/json", SIGNATURE: sign(endpoint.secret, body, int(now.timestamp())),
+                                 "User-Agent": "InboxCRM-Webhooks/1"})
+        status_code = response.status_code
+        if not 200 <= status_code < 300:
+            error = f"answered {status_code}"
+    except Exception as failure:  # noqa: BLE001 - any failure of the receiver's is a failed attempt, recorded
+        error = f"{type(failure).__name__}: {failure}"[:300]
+    session.add(WebhookAttempt(organization_id=delivery.organization_id, delivery_id=delivery.id, at=now, status_code=status_code,
+                               error=error, milliseconds=int((time.perf_counter() - started) * 1000)))
+    delivery.attempts += 1
+    if error is None:
+        delivery.status, delivery.delivered_at, delivery.next_attempt_at = "delivered", now, None
+        endpoint.failures = 0
+        return None
+    endpoint.failures += 1
+    if endpoint.failures >= DISABLE_AFTER:
+        endpoint.disabled_at = now
+    if delivery.attempts > len(BACKOFF):
+        delivery.status, delivery.next_attempt_at = "failed", None
+        return None
+    delivery.next_attempt_at = now + BACKOFF[delivery.attempts - 1]
+    return delivery.next_attempt_at

@@ -1,0 +1,269 @@
+"""Work off the request path: webhook deliveries through the real job queue (Huey on its SQLite
+store, and on a real Redis server), signed, retried with back-off, an endpoint turned off after
+too many failures; the daily jobs; and lead intake, keyed or signed, round-robin, merged."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+
+import pytest
+import requests
+from flask import Flask
+from sqlalchemy import func, select
+
+from addin import jobs
+from services import webhooks
+from services.intake import add_source
+from services.models import (
+    AuditEvent, Contact, Lead, Organization, User, WebhookAttempt, WebhookDelivery, WebhookEndpoint,
+)
+from services.types import utcnow
+from tests.factories import World, make_user
+from tests.servers import Receiver, RedisServer
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory):
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def receiver():
+    server = Receiver()
+    yield server
+    server.close()
+
+
+def sessions(app: Flask):
+    return app.extensions["inboxcrm.db"].sessions
+
+
+def endpoint(app: Flask, world: World, url: str, events=()) -> tuple[int, str]:
+    with sessions(app)() as session:
+        made, secret = webhooks.add_endpoint(session, session.get(User, world.admin.id), url, events, allow_http=True,
+                                             known=("contacts", "activities", "opportunities"))
+        session.commit()
+        return made.id, secret
+
+
+def rename(app: Flask, contact_id: int, name: str) -> None:
+    with sessions(app)() as session:
+        session.get(Contact, contact_id).name = name
+        session.commit()
+
+
+def deliveries(app: Flask) -> list[WebhookDelivery]:
+    with sessions(app)() as session:
+        return session.scalars(select(WebhookDelivery).order_by(WebhookDelivery.id)).all()
+
+
+def work(limit: int = 20) -> int:
+    """What the worker does: take each task waiting in the queue and run it, or put it in the
+    schedule when its time has not come (a retry's back-off)."""
+    done = 0
+    while done < limit and (task := jobs.huey.dequeue()) is not None:
+        if jobs.huey.ready_to_run(task):
+            jobs.huey.execute(task)
+            done += 1
+        else:
+            jobs.huey.add_schedule(task)
+    return done
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def queue(request, app: Flask, app_world: World):
+    """The job queue on the embedded SQLite store, or on a real Redis server."""
+    if request.param == "redis":
+        app.config["JOBS_REDIS_URL"] = request.getfixturevalue("redis_server").url
+    jobs.use(app)
+    jobs.huey.flush()
+    yield request.param
+    jobs.huey.flush()
+
+
+def test_a_change_is_delivered_through_the_queue_signed(app, app_world: World, queue, receiver):
+    endpoint_id, secret = endpoint(app, app_world, receiver.url)
+    rename(app, app_world.contact.id, "Ann B. Buyer")
+    [delivery] = deliveries(app)
+    assert delivery.event["type"] == "contacts.updated" and delivery.event["data"]["id"] == app_world.contact.id
+    assert jobs.huey.pending_count() == 1  # handed to the queue after the commit
+    assert work() == 1
+    [(headers, body)] = receiver.requests
+    assert json.loads(body) == delivery.event
+    assert webhooks.verify(secret, body, headers[webhooks.SIGNATURE])
+    assert not webhooks.verify(secret, body + b" ", headers[webhooks.SIGNATURE])
+    assert not webhooks.verify("whsec_other", body, headers[webhooks.SIGNATURE])
+    at = int(headers[webhooks.SIGNATURE].split(",")[0][2:])
+    assert not webhooks.verify(secret, body, headers[webhooks.SIGNATURE], now=at + webhooks.TOLERANCE_SECONDS + 1)  # a replay, later
+    [delivered] = deliveries(app)
+    assert (delivered.status, delivered.attempts) == ("delivered", 1)
+
+
+def test_only_committed_changes_of_the_endpoints_organization_and_types_are_sent(app, app_world: World, queue, receiver):
+    endpoint(app, app_world, receiver.url, events=["opportunities"])
+    rename(app, app_world.contact.id, "Not wanted")  # a contact: not a type it asked for
+    with sessions(app)() as session:
+        session.get(Contact, app_world.contact.id).name = "Rolled back"
+        session.flush()
+        session.rollback()
+        session.get(Contact, app_world.other_contact.id).name = "Theirs"
+        session.commit()
+    assert deliveries(app) == [] and jobs.huey.pending_count() == 0
+    with sessions(app)() as session:
+        from services.deals import move_stage
+
+        move_stage(session, session.get(User, app_world.rep.id), app_world.deal.id, {"stage": str(app_world.stages[1].id)})
+        session.commit()
+    assert [d.event["type"] for d in deliveries(app)] == ["opportunities.updated"]
+
+
+def test_failures_are_retried_with_back_off_recorded_and_a_dead_endpoint_turned_off(app, app_world: World, queue):
+    receiver = Receiver([500, 503])
+    try:
+        endpoint_id, _ = endpoint(app, app_world, receiver.url)
+        rename(app, app_world.contact.id, "Retry me")
+        assert work() == 1
+        [delivery] = deliveries(app)
+        assert (delivery.status, delivery.attempts) == ("pending", 1)
+        first_retry = delivery.next_attempt_at
+        assert jobs.huey.scheduled_count() == 1  # the retry waits in the queue's schedule
+        with sessions(app)() as session:
+            assert webhooks.attempt(session, delivery.id, requests.post, now=first_retry) == first_retry + webhooks.BACKOFF[1]
+            assert webhooks.attempt(session, delivery.id, requests.post, now=first_retry + webhooks.BACKOFF[1]) is None
+            session.commit()
+            attempts = session.scalars(select(WebhookAttempt).where(WebhookAttempt.delivery_id == delivery.id).order_by(WebhookAttempt.id)).all()
+        assert [(a.status_code, a.error) for a in attempts] == [(500, "answered 500"), (503, "answered 503"), (200, None)]
+        assert deliveries(app)[0].status == "delivered"
+    finally:
+        receiver.close()
+
+    # A receiver that is gone: each delivery fails its attempts, then is failed; the endpoint goes off.
+    dead_id, _ = endpoint(app, app_world, "http://127.0.0.1:9/gone")
+    rename(app, app_world.contact.id, "Into the void")
+    with sessions(app)() as session:
+        dead = [d.id for d in session.scalars(select(WebhookDelivery).where(WebhookDelivery.endpoint_id == dead_id))]
+        now = utcnow()
+        for _ in range(len(webhooks.BACKOFF) + 1):
+            retry = webhooks.attempt(session, dead[0], requests.post, now=now)
+            now = retry or now
+        session.commit()
+        assert session.get(WebhookDelivery, dead[0]).status == "failed"
+        ghost = session.get(WebhookEndpoint, dead_id)
+        ghost.failures = webhooks.DISABLE_AFTER - 1
+        session.commit()
+    rename(app, app_world.contact.id, "Once more")
+    work()
+    with sessions(app)() as session:
+        assert session.get(WebhookEndpoint, dead_id).disabled_at is not None
+    def to_dead() -> int:
+        with sessions(app)() as session:
+            return session.scalar(select(func.count()).select_from(WebhookDelivery).where(WebhookDelivery.endpoint_id == dead_id))
+
+    before = to_dead()
+    rename(app, app_world.contact.id, "Not sent to it")
+    assert to_dead() == before  # an endpoint that is off gets nothing new (what waited resumes when it is on again)
+
+
+def test_deliveries_the_queue_lost_are_sent_by_the_periodic_job(app, app_world: World, queue, receiver, monkeypatch):
+    endpoint(app, app_world, receiver.url)
+    monkeypatch.setattr(webhooks, "NOTIFY", [])  # the queue was down at the commit
+    rename(app, app_world.contact.id, "Lost in the queue")
+    assert jobs.huey.pending_count() == 0 and deliveries(app)[0].status == "pending"
+    assert jobs.send_due_webhooks.call_local() == 1
+    assert deliveries(app)[0].status == "delivered" and len(receiver.requests) == 1
+
+
+def test_the_daily_job_keeps_health_and_the_lexicon_and_retention(app, app_world: World):
+    from services.models import Activity, DealHealth
+
+    with sessions(app)() as session:
+        org = session.get(Organization, app_world.org.id)
+        org.settings = {"body_retention_months": 6}
+        old = utcnow() - timedelta(days=400)
+        session.add(Activity(organization_id=org.id, type="email", direction="inbound", occurred_at=old, owner_id=app_world.rep.id,
+                             source="outlook", body_text="An old mail", created_at=old, updated_at=old))
+        session.commit()
+    done = jobs.daily()
+    assert done == {"deals": 2, "words": 0, "bodies": 1}  # both organizations' open deals; ours keeps bodies 6 months
+    with sessions(app)() as session:
+        assert session.scalar(select(func.count()).select_from(DealHealth)) == 2
+        assert session.scalar(select(Activity.body_text).where(Activity.occurred_at < utcnow() - timedelta(days=300))) is None
+
+
+def test_the_admin_registers_an_endpoint_and_sees_its_attempts(app, app_world: World, auth, queue, receiver):
+    auth.login("rita@northwind.test")
+    assert auth.get("/admin/webhooks", htmx=False).status_code == 403
+    assert auth.post("/admin/webhooks", {"url": receiver.url}, htmx=False).status_code == 403
+    auth.login("ada@northwind.test")
+    for bad in ("", "ftp://x.test/", "not a url", "https://" + "x" * 600):
+        assert auth.post("/admin/webhooks", {"url": bad}, htmx=False).status_code == 422
+    assert auth.post("/admin/webhooks", {"url": receiver.url, "events": ["nope"]}, htmx=False).status_code == 422
+    made = auth.post("/admin/webhooks", {"url": receiver.url, "events": ["contacts"]}, htmx=False)
+    assert made.status_code == 201
+    secret = re.search(r'<code id="new-secret">(whsec_[0-9a-f]+)</code>', made.get_data(as_text=True)).group(1)
+    rename(app, app_world.contact.id, "Seen by the admin")
+    work()
+    page = auth.get("/admin/webhooks", htmx=False).get_data(as_text=True)
+    assert "contacts.updated" in page and "delivered" in page and secret not in page
+    app.config["WEBHOOKS_ALLOW_HTTP"] = False
+    assert auth.post("/admin/webhooks", {"url": receiver.url}, htmx=False).status_code == 422  # production: https only
+
+
+# -- lead intake -----------------------------------------------------------------------------------
+
+
+def source(app: Flask, world: World, signed: bool = False, team=None):
+    with sessions(app)() as session:
+        made = add_source(session, session.get(User, world.admin.id), "Website form", "web_form", team, signed=signed)
+        session.commit()
+        return made.key, made.secret
+
+
+def test_intake_assigns_leads_round_robin_and_merges_the_same_person(app, app_world: World, client):
+    with sessions(app)() as session:
+        make_user(session, session.get(Organization, app_world.org.id), session.get(type(app_world.east), app_world.east.id), "Ed East",
+                  "rep", "northwind.test")
+        session.commit()
+    key, _ = source(app, app_world, team=app_world.east.id)
+    made = [client.post(f"/intake/{key}", json={"name": f"Lead {i}", "email": f"lead{i}@x.test", "phone": f"+1 212 555 01{i:02d}"})
+            for i in range(4)]
+    assert [r.status_code for r in made] == [201] * 4
+    with sessions(app)() as session:
+        east_reps = sorted(u.id for u in session.scalars(select(User).where(User.team_id == app_world.east.id, User.role == "rep")))
+        owners = [session.get(Lead, r.get_json()["id"]).owner_id for r in made]
+    assert owners == [east_reps[i % len(east_reps)] for i in range(4)]
+    again = client.post(f"/intake/{key}", data={"name": "Lead 0 again", "email": "LEAD0@x.test", "company": "Globex"})
+    assert again.status_code == 200 and again.get_json() == {"id": made[0].get_json()["id"], "merged": True}
+    by_phone = client.post(f"/intake/{key}", json={"name": "Lead 1", "phone": "(212) 555-0101"})
+    assert by_phone.get_json() == {"id": made[1].get_json()["id"], "merged": True}
+    with sessions(app)() as session:
+        assert session.scalar(select(func.count()).select_from(Lead)) == 4
+        first = session.get(Lead, made[0].get_json()["id"])
+        assert (first.company, first.name, first.source) == ("Globex", "Lead 0", "web_form")  # blanks filled, the first arrival stands
+        assert session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action.in_(("intake", "merge")))) == 6
+
+
+def test_intake_refuses_what_it_cannot_take(app, app_world: World, client):
+    key, secret = source(app, app_world, signed=True)
+    body = json.dumps({"name": "Signed Sam", "email": "sam@x.test"}).encode()
+    unsigned = client.post(f"/intake/{key}", data=body, content_type="application/json")
+    assert unsigned.status_code == 404  # a leaked URL alone cannot post to a signed source
+    forged = client.post(f"/intake/{key}", data=body, content_type="application/json",
+                         headers={webhooks.SIGNATURE: webhooks.sign("whsec_guess", body)})
+    assert forged.status_code == 404
+    signed = client.post(f"/intake/{key}", data=body, content_type="application/json", headers={webhooks.SIGNATURE: webhooks.sign(secret, body)})
+    assert signed.status_code == 201
+    open_key, _ = source(app, app_world)
+    for bad, status in (({"name": "No way to reach"}, 422), ({"email": "x@x.test"}, 422), ({"name": "X", "email": "nope"}, 422),
+                        ({"name": "X" * 300, "email": "a@b.test"}, 422)):
+        answer = client.post(f"/intake/{open_key}", json=bad)
+        assert answer.status_code == status and answer.is_json
+    assert client.post("/intake/no-such-key", json={"name": "X", "email": "a@b.test"}).status_code == 404
+    assert client.post(f"/intake/{open_key}", data=b"[1,2]", content_type="application/json").status_code == 422
+    with sessions(app)() as session:
+        assert session.scalar(select(func.count()).select_from(Lead)) == 1
+        assert (session.scalar(select(Lead.created_at)) - utcnow()) < timedelta(minutes=1)
