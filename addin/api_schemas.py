@@ -171,9 +171,14 @@ def fast_dump(schema_class: type[Schema]) -> Any:
     plan = [(field.data_key or name, field.attribute or name, field) for name, field in schema.dump_fields.items()]
     assert not any(isinstance(field, (fields.Nested, fields.List)) for _, _, field in plan), schema_class
 
+    values = [(key, attr, field._serialize) for key, attr, field in plan if not isinstance(field, fields.Method)]
+    methods = [(key, attr, field._serialize) for key, attr, field in plan if isinstance(field, fields.Method)]
+
     def dump(record: Any) -> dict[str, Any]:
-        return {key: field._serialize(getattr(record, attr, None) if not isinstance(field, fields.Method) else None, attr, record)
-                for key, attr, field in plan}
+        out = {key: serialize(getattr(record, attr), attr, record) for key, attr, serialize in values}
+        for key, attr, serialize in methods:
+            out[key] = serialize(None, attr, record)
+        return out
 
     return dump
 

@@ -206,7 +206,7 @@ def _lister(record_type: str) -> Callable[..., Any]:
 
     def list_changes(args: dict[str, Any]) -> Response:
         page = sync.changes(db(), g.api_token.organization_id, record_type, sync.Cursor.decode(args.get("cursor")), args["limit"],
-                            options=LOADED.get(record_type, ()))
+                            options=LOADED.get(record_type, ()), plain=record_type not in LOADED)
         # Serialized here (``fast_dump``: the page schema's fields, a thousand records at a time).
         return jsonify({"data": [dump(r) for r in page.records], "deleted": [GONE(t) for t in page.tombstones],
                         "cursor": page.cursor.encode(), "has_more": page.more})
