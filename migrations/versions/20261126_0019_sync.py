@@ -39,6 +39,9 @@ def upgrade() -> None:
         with op.batch_alter_table(table) as batch_op:
             batch_op.add_column(sa.Column("sync_seq", sa.BigInteger(), server_default="0", nullable=False))
         op.create_index(f"ix_{table}_sync", table, ["organization_id", "sync_seq", "id"], unique=False)
+        # Statistics for the planner: without them SQLite took the new index for queries other
+        # indexes serve far better (the pane's context doubled on a store of 1.9 M activities).
+        op.execute(f"ANALYZE {table}")
 
 
 def downgrade() -> None:
