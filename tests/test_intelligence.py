@@ -78,6 +78,8 @@ def test_only_what_the_customer_wrote_is_scored(session, world: World):
     ("Leider müssen wir das Projekt verschieben, das Budget wurde gekürzt. Wir melden uns im Frühjahr wieder.", None),  # German
     ("Merci pour la démo, nous revenons vers vous la semaine prochaine avec nos questions.", None),  # French
     ("Спасибо, всё отлично, продолжаем работу.", None),  # another script
+    ("Hvala na pozivu, čujemo se sljedeći tjedan oko ponude.", None),  # Croatian: not a candidate, still not English
+    ("Köszönöm a gyors választ, jövő héten jelentkezünk.", None),  # Hungarian, likewise
     ("Danke für das Gespräch gestern, wir prüfen das Angebot intern und melden uns, great offer.", None),  # mostly German
     ("", None),  # nothing to read
     ("   \n\n  ", None),
