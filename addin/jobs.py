@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import smtplib
+import threading
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -59,11 +60,16 @@ def use(app: Flask) -> None:
         huey.storage = SqliteStorage("inboxcrm", filename=config["JOBS_SQLITE_PATH"])
 
 
-def _current_app() -> Flask:
-    if _app is None:  # the worker's first task
-        from addin import create_app
+_app_lock = threading.Lock()
 
-        use(create_app())
+
+def _current_app() -> Flask:
+    if _app is None:
+        with _app_lock:  # the worker's first tasks, on several threads at once
+            if _app is None:
+                from addin import create_app
+
+                use(create_app())
     assert _app is not None
     return _app
 

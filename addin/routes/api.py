@@ -59,7 +59,6 @@ class ScopedApi(Api):
         return None
 
 
-api = ScopedApi()
 
 
 # -- errors ---------------------------------------------------------------------------------------
@@ -374,7 +373,7 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("OPENAPI_VERSION", "3.0.3")
     app.config.setdefault("OPENAPI_URL_PREFIX", "/api/v1")
     app.config.setdefault("OPENAPI_JSON_PATH", "openapi.json")
-    api.init_app(app)
+    api = app.extensions["inboxcrm.api"] = ScopedApi(app)  # one per app: its document is the app's
     from addin.routes import RecordIdConverter
 
     api.register_converter(RecordIdConverter, lambda converter: {"type": "integer", "minimum": 1})
