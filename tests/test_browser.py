@@ -21,7 +21,11 @@ def sign_in_to_preview(browser, live_url: str, world: World, width: int = 1280, 
     page = browser.new_page(viewport={"width": width, "height": 900})
     page.goto(f"{live_url}/preview{query}")
     page.select_option("#user_id", str((user or world.rep).id))
-    page.click("text=Switch")
+    # The switch reloads the page: wait for the new one, its scripts' handlers in place (a
+    # #mailbox found on the old page let a test click a tab before the new one listened).
+    with page.expect_navigation():
+        page.click("text=Switch")
+    page.wait_for_load_state("domcontentloaded")
     page.wait_for_selector("#mailbox")
     return page
 
@@ -92,10 +96,7 @@ def test_manager_drills_from_team_to_an_account_timeline_and_back(browser, live_
     with app.extensions["inboxcrm.db"].sessions() as session:
         activities.add_note(session, session.get(User, app_world.rep.id), {"body": "Wants a Denver lane", "account_id": app_world.branch.id})
         session.commit()
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.goto(f"{live_url}/preview")
-    page.select_option("#user_id", str(app_world.manager.id))
-    page.click("text=Switch")
+    page = sign_in_to_preview(browser, live_url, app_world, user=app_world.manager)
     pane = page.frame_locator("#taskpane")
     pane.locator(".contact h2", has_text="Ann Buyer").wait_for()
     pane.get_by_role("link", name="Team").click()
