@@ -125,9 +125,9 @@ def update_record(session: Session, actor: User, model: type, record_id: int, da
     for key, (link, what) in LINKS.items():
         if key in values:
             get_scoped(session, actor, link, values[key], what)
-    if "done" in values:
-        record.done_at = (now or utcnow()) if values.pop("done") else None
-    fields_changed = tuple(values) + (("done_at",) if model is FollowUp else ())
+    if "done" in values:  # a follow-up done (now), or not done after all
+        values["done_at"] = (now or utcnow()) if values.pop("done") else None
+    fields_changed = tuple(values)
     before = snapshot(record, fields_changed)
     for key, value in values.items():
         setattr(record, key, value.strip() if isinstance(value, str) and key == "name" else value)

@@ -91,25 +91,22 @@ def stamp(session: Session, _context: Any, _instances: Any) -> None:
         elif type(obj) in RECORD_TYPE and obj not in session.deleted and (obj in session.new or _changed(obj)):
             touched.add(obj)
     for obj in touched:
-        webhooks.changed(session, obj.organization_id or getattr(getattr(obj, "organization", None), "id", None), RECORD_TYPE[type(obj)],
-                         obj, created=obj in session.new)
-        org_id = obj.organization_id
-        if org_id is None and (org := getattr(obj, "organization", None)) is not None:  # set by relationship, not yet by key
-            if org in session.new:  # made with its organization in one flush: the organization's first number
-                org.change_seq = obj.sync_seq = 1
-                continue
+        org_id, org = obj.organization_id, getattr(obj, "organization", None)
+        if org_id is None and org is not None:  # set by relationship, not yet by key
             org_id = org.id
+        webhooks.changed(session, org_id, RECORD_TYPE[type(obj)], obj, created=obj in session.new)
+        if org_id is None and org in session.new:  # made with its organization in one flush: the organization's first number
+            org.change_seq = obj.sync_seq = 1
+            continue
         obj.sync_seq = next_seq(session, org_id)
     for obj in session.deleted:
         if type(obj) in RECORD_TYPE:
-            seq = next_seq(session, obj.organization_id)
-            session.add(Tombstone(organization_id=obj.organization_id, record_type=RECORD_TYPE[type(obj)], record_id=obj.id, sync_seq=seq,
-                                  deleted_at=utcnow()))
-            webhooks.changed(session, obj.organization_id, RECORD_TYPE[type(obj)], record_id=obj.id, version=seq, deleted=True)
+            tombstones_for(session, obj.organization_id, RECORD_TYPE[type(obj)], [obj.id])
 
 
 def tombstones_for(session: Session, organization_id: int, record_type: str, ids: Iterable[int], now: datetime | None = None) -> None:
-    """Tombstones for records a bulk statement deletes (in the same transaction)."""
+    """Tombstones for records deleted outright, in the deleting transaction (a bulk statement's,
+    or a flush's), and the webhooks told."""
     ids = list(ids)
     if ids:
         seq = next_seq(session, organization_id)

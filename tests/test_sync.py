@@ -207,3 +207,13 @@ def test_retention_and_erasure_are_changes(session, world: World):
     assert seq_of(session, activity) > before
     stone = session.scalar(select(Tombstone).where(Tombstone.record_id == contact_id))
     assert (stone.record_type, stone.sync_seq) == ("contacts", counter(session, world.org.id))
+
+
+def test_a_record_deleted_outright_through_the_orm_leaves_a_tombstone(session, world: World):
+    gone = make_contact(session, world.org, None, "Gus Gone", "gus@acme.test", world.rep)
+    session.commit()
+    gone_id = gone.id
+    session.delete(gone)
+    session.commit()
+    stone = session.scalar(select(Tombstone).where(Tombstone.record_id == gone_id))
+    assert (stone.record_type, stone.sync_seq) == ("contacts", counter(session, world.org.id))

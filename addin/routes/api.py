@@ -59,8 +59,6 @@ class ScopedApi(Api):
         return None
 
 
-
-
 # -- errors ---------------------------------------------------------------------------------------
 
 
@@ -162,7 +160,9 @@ def idempotent(view: Callable[..., tuple[dict[str, Any], int]]) -> Callable[...,
             raise DomainError("Send an Idempotency-Key header (1 to 200 characters) with every write.", code="idempotency_key_required")
         digest = hashlib.sha256(b"\n".join([request.method.encode(), request.path.encode(), request.get_data()])).hexdigest()
         token = g.api_token
-        session = db()
+
+        def kept_answer() -> IdempotencyKey | None:
+            return db().scalar(select(IdempotencyKey).where(IdempotencyKey.token_id == token.id, IdempotencyKey.key == key))
 
         def replay(kept: IdempotencyKey):
             if kept.request_hash != digest:
@@ -171,18 +171,17 @@ def idempotent(view: Callable[..., tuple[dict[str, Any], int]]) -> Callable[...,
             response.headers["Idempotent-Replayed"] = "true"
             return response, kept.status
 
-        if (kept := session.scalar(select(IdempotencyKey).where(IdempotencyKey.token_id == token.id, IdempotencyKey.key == key))):
+        if (kept := kept_answer()):
             return replay(kept)
         body, status = view(*args, **kwargs)
-        session.add(IdempotencyKey(organization_id=token.organization_id, token_id=token.id, key=key, request_hash=digest, status=status,
+        db().add(IdempotencyKey(organization_id=token.organization_id, token_id=token.id, key=key, request_hash=digest, status=status,
                                    response=json.loads(json.dumps(body, default=str))))
         token.last_used_at = utcnow()
         try:
             commit()
         except IntegrityError:  # the same key, at the same moment, from another connection: its answer stands
             rollback()
-            kept = db().scalar(select(IdempotencyKey).where(IdempotencyKey.token_id == token.id, IdempotencyKey.key == key))
-            if kept is None:
+            if (kept := kept_answer()) is None:
                 raise
             return replay(kept)
         return jsonify(body), status
@@ -198,9 +197,8 @@ class ListArgs(Schema):
     limit = fields.Integer(load_default=PAGE_DEFAULT, validate=validate.Range(min=1, max=PAGE_MAX))
 
 
-def _lister(record_type: str) -> Callable[..., Any]:
+def _lister(record_type: str) -> None:
     model = sync.SYNCED[record_type]
-
     dump = DUMP[record_type]
 
     def list_changes(args: dict[str, Any]) -> Response:
@@ -231,7 +229,6 @@ def _lister(record_type: str) -> Callable[..., Any]:
     view = bp.response(200, OUT[record_type])(get_one)
     view = bp.alt_response(404, schema=ErrorOut)(view)
     bp.route(f"/{record_type}/<id:record_id>", endpoint=f"get_{record_type}", methods=["GET"])(view)
-    return list_changes
 
 
 for _type in sync.SYNCED:
@@ -323,10 +320,9 @@ def stage(record_id: int) -> tuple[dict[str, Any], int]:
     """Move a deal to another stage (a stage id), or close it: ``won`` (with ``final_amount``) or
     ``lost`` (with ``loss_reason``), if it is still at the version given."""
     data = body_json()
-    session = db()
-    deal = get_scoped(session, acting_user(), sync.SYNCED["opportunities"], record_id, "deal", for_update=True)
-    records.check_version(deal, version_asked(data))
-    deal = move_stage(session, acting_user(), record_id, {k: v for k, v in data.items() if k != "version"})
+    actor = acting_user()
+    records.check_version(get_scoped(db(), actor, sync.SYNCED["opportunities"], record_id, "deal", for_update=True), version_asked(data))
+    deal = move_stage(db(), actor, record_id, {k: v for k, v in data.items() if k != "version"})
     return OUT["opportunities"]().dump(deal), 200
 
 
