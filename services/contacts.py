@@ -14,7 +14,7 @@ from services.deals import create_opportunity
 from services.errors import DomainError
 from services.models import Account, AccountDomain, Contact, ContactEmail, ContactPhone, Opportunity, Stage, User
 from services.schemas import AccountSchema, ContactSchema, NewFromSenderSchema, load
-from services.text import company_from_domain, domain_of, is_public_domain
+from services.text import company_from_domain, domain_of, is_public_domain, phone_key
 
 
 def account_for_domain(session: Session, organization_id: int, domain: str) -> Account | None:
@@ -121,21 +121,14 @@ def _flush_unique(session: Session, message: str) -> None:
         raise DomainError(message) from None
 
 
-def _digits(number: str) -> str:
-    return "".join(ch for ch in number if ch.isdigit())
-
-
 def contact_for_phone(session: Session, organization_id: int, number: str | None) -> int | None:
-    """The contact with this phone number, however either was typed ("+1 617 555 0100" is
-    "(617) 555-0100"): the same last ten digits (all of them, for a shorter number of seven or more)."""
-    wanted = _digits(number or "")
-    if len(wanted) < 7:
+    """The contact with this phone number, however either was typed (``phone_key``)."""
+    if (key := phone_key(number)) is None:
         return None
-    tail = wanted[-10:]
     for contact_id, stored in session.execute(
         select(ContactPhone.contact_id, ContactPhone.number).where(ContactPhone.organization_id == organization_id,
-                                                                   ContactPhone.number.contains(wanted[-4:]))
+                                                                   ContactPhone.number.contains(key[-4:]))
     ):
-        if _digits(stored)[-10:] == tail:
+        if phone_key(stored) == key:
             return contact_id
     return None

@@ -27,6 +27,7 @@ from services.audit import record_event, snapshot
 from services.errors import DomainError, NotFound
 from services.models import LEAD_SOURCES, Lead, LeadSource, Team, User
 from services.schemas import Address, InputSchema, load
+from services.text import phone_key
 from services.types import utcnow
 from services.webhooks import verify
 
@@ -73,10 +74,6 @@ def source_for(session: Session, key: str, body: bytes, signature: str | None, n
     return source
 
 
-def _digits(phone: str | None) -> str:
-    return "".join(ch for ch in phone or "" if ch.isdigit())
-
-
 def _next_rep(session: Session, source: LeadSource) -> User:
     query = select(User).where(User.organization_id == source.organization_id, User.role == "rep", User.is_active.is_(True)).order_by(User.id)
     if source.team_id is not None:
@@ -98,7 +95,8 @@ def take_lead(session: Session, source: LeadSource, data: Mapping[str, Any], now
     """A lead from the source: merged into the live lead with its e-mail or phone, else made and
     given to the next rep in turn."""
     values = load(IntakeSchema, data)
-    if not values.get("email") and len(_digits(values.get("phone"))) < 7:
+    key = phone_key(values.get("phone"))
+    if not values.get("email") and key is None:
         raise DomainError("A lead needs an e-mail address or a phone number to be reached at.", {"email": ["Give one."]})
     now = now or utcnow()
     org_id = source.organization_id
@@ -108,12 +106,10 @@ def take_lead(session: Session, source: LeadSource, data: Mapping[str, Any], now
     if values.get("email"):
         existing = session.scalar(select(Lead).where(Lead.organization_id == org_id, Lead.deleted_at.is_(None),
                                                      func.lower(Lead.email) == values["email"].lower()).order_by(Lead.id).limit(1))
-    if existing is None and len(digits := _digits(values.get("phone"))) >= 7:
-        for lead in session.scalars(select(Lead).where(Lead.organization_id == org_id, Lead.deleted_at.is_(None), Lead.phone.is_not(None),
-                                                       Lead.phone.contains(digits[-4:]))):
-            if _digits(lead.phone)[-10:] == digits[-10:]:
-                existing = lead
-                break
+    if existing is None and key is not None:
+        existing = next((lead for lead in session.scalars(select(Lead).where(Lead.organization_id == org_id, Lead.deleted_at.is_(None),
+                                                                             Lead.phone.contains(key[-4:])).order_by(Lead.id))
+                         if phone_key(lead.phone) == key), None)
     if existing is not None:
         before = snapshot(existing, LEAD_FIELDS)
         for key in ("email", "phone", "company"):

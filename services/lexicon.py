@@ -204,11 +204,6 @@ def reset_word(session: Session, actor: User, word: str, now: datetime | None = 
         return False
     before = {"word": word, "shift": row.shift, "activities": row.activities, "raters": row.raters}
     session.execute(delete(LexiconEvidence).where(LexiconEvidence.organization_id == org.id, LexiconEvidence.word == word))
-    moved = row.shift != 0
-    session.delete(row)
-    if moved:
-        session.execute(update(Organization).where(Organization.id == org.id).values(lexicon_version=Organization.lexicon_version + 1))
-        session.refresh(org, ["lexicon_version"])
-    session.flush()
+    reweigh(session, org, [word], now)  # no evidence left: the word goes, and the version moves if its shift did
     record_event(session, actor, "reset_word", org, before=before, after={"word": word, "shift": 0})
     return True

@@ -91,6 +91,14 @@ def name_from_address(address: str) -> str:
     return " ".join(p.capitalize() for p in parts) or local
 
 
+def phone_key(number: str | None) -> str | None:
+    """A phone number as numbers are compared, however each was typed ("+1 617 555 0100" is
+    "(617) 555-0100"): its last ten digits; None for one of fewer than seven. A stored number
+    worth comparing holds the key's last four digits as typed (what a query narrows by)."""
+    digits = "".join(ch for ch in number or "" if ch.isdigit())
+    return digits[-10:] if len(digits) >= 7 else None
+
+
 def sanitize_html(value: str | None) -> str | None:
     if value is None:
         return None
