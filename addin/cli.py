@@ -99,19 +99,34 @@ def manifest(base_url: str, out_dir: str) -> None:
         click.echo(path)
 
 
+def _organizations(session, organization: str | None, among=None):
+    """The organization named by ``--org`` (its id or exact name), else every one (``among``: of
+    those matching this condition)."""
+    from sqlalchemy import or_, select
+
+    from services.models import Organization
+
+    query = select(Organization).order_by(Organization.id)
+    if organization is not None:
+        query = query.where(or_(Organization.name == organization, Organization.id == (int(organization) if organization.isdigit() else -1)))
+    elif among is not None:
+        query = query.where(among)
+    found = session.scalars(query).all()
+    if organization is not None and not found:
+        raise click.ClickException(f"No organization {organization!r}.")
+    return found
+
+
 rollups_group = AppGroup("rollups", help="Figures kept as activities are written: daily rollups, note quality.")
 
 
 @rollups_group.command("rebuild", help="Recompute every organization's rollups and note scores from its activities (after an import).")
 def rebuild() -> None:
-    from sqlalchemy import select
-
-    from services.models import Organization
     from services.notes import score_notes
     from services.rollups import rebuild_rollups
 
     with database().sessions() as session:
-        for organization in session.scalars(select(Organization)).all():
+        for organization in _organizations(session, None):
             notes = score_notes(session, organization)  # first: the rollups count flagged notes
             rows = rebuild_rollups(session, organization)
             click.echo(f"{organization.name}: {rows} rollup rows, {notes} notes scored")
@@ -137,24 +152,6 @@ def send_reminders_command(at: datetime | None) -> None:
     click.echo(f"{sent} reminders sent, {failed} failed")
     if failed:
         raise SystemExit(1)
-
-
-def _organizations(session, organization: str | None, among=None):
-    """The organization named by ``--org`` (its id or exact name), else every one (``among``: of
-    those matching this condition)."""
-    from sqlalchemy import or_, select
-
-    from services.models import Organization
-
-    query = select(Organization).order_by(Organization.id)
-    if organization is not None:
-        query = query.where(or_(Organization.name == organization, Organization.id == (int(organization) if organization.isdigit() else -1)))
-    elif among is not None:
-        query = query.where(among)
-    found = session.scalars(query).all()
-    if organization is not None and not found:
-        raise click.ClickException(f"No organization {organization!r}.")
-    return found
 
 
 privacy_group = AppGroup("privacy", help="A person's erasure; the retention of mail bodies.")
@@ -192,13 +189,10 @@ def erase_command(address: str, organization: str | None) -> None:
 @click.option("--now", "at", type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z"]), default=None,
               help="The moment to count from (ISO with offset; default: now).")
 def retention_command(at: datetime | None) -> None:
-    from sqlalchemy import select
-
-    from services.models import Organization
     from services.privacy import remove_old_bodies
 
     with database().sessions() as session:
-        for org in session.scalars(select(Organization).order_by(Organization.id)):
+        for org in _organizations(session, None):
             removed = remove_old_bodies(session, org, at)
             if removed:
                 click.echo(f"{org.name}: {removed} mail bodies removed")

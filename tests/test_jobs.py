@@ -267,3 +267,19 @@ def test_intake_refuses_what_it_cannot_take(app, app_world: World, client):
     with sessions(app)() as session:
         assert session.scalar(select(func.count()).select_from(Lead)) == 1
         assert (session.scalar(select(Lead.created_at)) - utcnow()) < timedelta(minutes=1)
+
+
+def test_the_admin_makes_an_intake_url_that_takes_leads(app, app_world: World, auth, client):
+    auth.login("rita@northwind.test")
+    assert auth.get("/admin/lead-sources", htmx=False).status_code == 403
+    auth.login("ada@northwind.test")
+    for bad in ({"name": "", "kind": "web_form"}, {"name": "Form", "kind": "telepathy"}, {"name": "Form", "kind": "web_form", "team_id": "99999"}):
+        assert auth.post("/admin/lead-sources", bad, htmx=False).status_code in (404, 422)
+    made = auth.post("/admin/lead-sources", {"name": "Website form", "kind": "web_form", "team_id": str(app_world.east.id)}, htmx=False)
+    assert made.status_code == 201
+    url = re.search(r'<code id="intake-url">https?://[^/]+(/intake/[^<]+)</code>', made.get_data(as_text=True)).group(1)
+    assert "Website form" in auth.get("/admin/lead-sources", htmx=False).get_data(as_text=True)
+    taken = client.post(url, json={"name": "Pat Prospect", "email": "pat@prospect.test"})
+    assert taken.status_code == 201
+    with sessions(app)() as session:
+        assert session.get(Lead, taken.get_json()["id"]).owner_id in {app_world.rep.id, app_world.teammate.id}

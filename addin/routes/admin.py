@@ -154,8 +154,12 @@ def change_webhook(endpoint_id: int, action: str) -> Response:
 @login_required
 def lead_sources_page() -> tuple[str, int]:
     """The intake URLs leads are posted to, and whose reps they go to."""
+    return _lead_sources(None, None, 200)
+
+
+def _lead_sources(made, error, status):
     return render_template("admin/lead_sources.html", sources=intake.sources(db(), actor()), teams=visible_teams(db(), actor()),
-                           made=None, error=None), 200
+                           made=made, error=error), status
 
 
 @bp.post("/admin/lead-sources")
@@ -168,11 +172,9 @@ def add_lead_source() -> tuple[str, int]:
         rollback()
         if error.status != 400:
             raise
-        return render_template("admin/lead_sources.html", sources=intake.sources(db(), actor()), teams=visible_teams(db(), actor()),
-                               made=None, error=error), 422
+        return _lead_sources(None, error, 422)
     commit()
-    return render_template("admin/lead_sources.html", sources=intake.sources(db(), actor()), teams=visible_teams(db(), actor()),
-                           made=source, error=None), 201
+    return _lead_sources(source, None, 201)
 
 
 @bp.get("/admin/privacy")
