@@ -88,14 +88,29 @@ def enqueue_deliveries(ids: list[int]) -> None:
             log.exception("webhook delivery %s not queued; the periodic job will send it", delivery_id)
 
 
+def deliver_once(delivery_id: int, now: datetime | None = None, post: Any = requests.post) -> datetime | None:
+    """One attempt at a delivery: claimed in one transaction, sent outside any, recorded in
+    another (``services.webhooks``). Returns when to try again, if it failed and may."""
+    from services import webhooks
+    from services.types import utcnow
+
+    now = now or utcnow()
+    with _sessions()() as session:
+        outgoing = webhooks.claim(session, delivery_id, now)
+        session.commit()
+    if outgoing is None:
+        return None
+    outcome = webhooks.send(outgoing, post)
+    with _sessions()() as session:
+        retry_at = webhooks.record(session, delivery_id, outcome, now)
+        session.commit()
+    return retry_at
+
+
 @huey.task()
 def deliver_webhook(delivery_id: int) -> None:
     """One attempt at a delivery; a failure is tried again after its back-off."""
-    from services import webhooks
-
-    with _sessions()() as session:
-        retry_at = webhooks.attempt(session, delivery_id, requests.post)
-        session.commit()
+    retry_at = deliver_once(delivery_id)
     if retry_at is not None:  # Huey's times are naive UTC
         deliver_webhook.schedule((delivery_id,), eta=retry_at.astimezone(timezone.utc).replace(tzinfo=None))
 

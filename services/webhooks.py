@@ -21,6 +21,7 @@ import hmac
 import json
 import secrets
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable
 from urllib.parse import urlsplit
@@ -207,10 +208,31 @@ def due(session: Session, now: datetime | None = None, limit: int = 500) -> list
                                 .order_by(WebhookDelivery.next_attempt_at).limit(limit)))
 
 
-def attempt(session: Session, delivery_id: int, post: Callable[..., Any], now: datetime | None = None) -> datetime | None:
-    """Try one delivery now (if it is still pending and due, and its endpoint on): record the
-    attempt, and return when to try again (None: delivered, failed for good, or not ours now).
-    ``post`` is ``requests.post``'s shape."""
+LEASE = timedelta(seconds=3 * TIMEOUT_SECONDS)  # a claimed delivery's next try is put off this long while it is sent
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A delivery claimed for sending: where, what, signed."""
+
+    delivery_id: int
+    url: str
+    body: bytes
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status_code: int | None
+    error: str | None  # None: delivered
+    milliseconds: int
+
+
+def claim(session: Session, delivery_id: int, now: datetime | None = None) -> Outgoing | None:
+    """Take a delivery to send, if it is pending and due and its endpoint on: its next try is put
+    off by ``LEASE`` (another worker, or the periodic job, leaves it alone meanwhile; a worker
+    that dies leaves it to be tried again then). The caller commits before it sends (``send``),
+    so that no transaction, and on SQLite no write lock, is held across the receiver's answer."""
     now = now or utcnow()
     delivery = session.get(WebhookDelivery, delivery_id, with_for_update=True)
     if delivery is None or delivery.status != "pending" or (delivery.next_attempt_at and as_utc(delivery.next_attempt_at) > now):
@@ -218,22 +240,38 @@ def attempt(session: Session, delivery_id: int, post: Callable[..., Any], now: d
     endpoint = session.get(WebhookEndpoint, delivery.endpoint_id)
     if endpoint is None or endpoint.disabled_at is not None:
         return None
+    delivery.next_attempt_at = now + LEASE
     body = json.dumps(delivery.event, separators=(",", ":"), sort_keys=True).encode()
+    return Outgoing(delivery.id, endpoint.url, body, {"Content-Type": "application/json", "User-Agent": "InboxCRM-Webhooks/1",
+                                                      SIGNATURE: sign(endpoint.secret, body, int(now.timestamp()))})
+
+
+def send(outgoing: Outgoing, post: Callable[..., Any]) -> Outcome:
+    """POST a claimed delivery (``post`` is ``requests.post``'s shape); any failure of the
+    receiver's, an error status or none at all, is a failed attempt."""
     started = time.perf_counter()
     status_code, error = None, None
     try:
-        response = post(endpoint.url, data=body, timeout=TIMEOUT_SECONDS, allow_redirects=False,
-                        headers={"Content-Type": "application/json", SIGNATURE: sign(endpoint.secret, body, int(now.timestamp())),
-                                 "User-Agent": "InboxCRM-Webhooks/1"})
+        response = post(outgoing.url, data=outgoing.body, timeout=TIMEOUT_SECONDS, allow_redirects=False, headers=outgoing.headers)
         status_code = response.status_code
         if not 200 <= status_code < 300:
             error = f"answered {status_code}"
-    except Exception as failure:  # noqa: BLE001 - any failure of the receiver's is a failed attempt, recorded
+    except Exception as failure:  # noqa: BLE001 - recorded as the attempt's error
         error = f"{type(failure).__name__}: {failure}"[:300]
-    session.add(WebhookAttempt(organization_id=delivery.organization_id, delivery_id=delivery.id, at=now, status_code=status_code,
-                               error=error, milliseconds=int((time.perf_counter() - started) * 1000)))
+    return Outcome(status_code, error, int((time.perf_counter() - started) * 1000))
+
+
+def record(session: Session, delivery_id: int, outcome: Outcome, now: datetime | None = None) -> datetime | None:
+    """Record an attempt and what follows: delivered; or failed, to be tried again after its
+    back-off (returned), or failed for good; the endpoint turned off after ``DISABLE_AFTER``
+    failures in a row."""
+    now = now or utcnow()
+    delivery = session.get(WebhookDelivery, delivery_id, with_for_update=True)
+    endpoint = session.get(WebhookEndpoint, delivery.endpoint_id, with_for_update=True)
+    session.add(WebhookAttempt(organization_id=delivery.organization_id, delivery_id=delivery.id, at=now, status_code=outcome.status_code,
+                               error=outcome.error, milliseconds=outcome.milliseconds))
     delivery.attempts += 1
-    if error is None:
+    if outcome.error is None:
         delivery.status, delivery.delivered_at, delivery.next_attempt_at = "delivered", now, None
         endpoint.failures = 0
         return None

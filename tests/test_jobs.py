@@ -9,7 +9,6 @@ import re
 from datetime import timedelta
 
 import pytest
-import requests
 from flask import Flask
 from sqlalchemy import func, select
 
@@ -131,10 +130,10 @@ def test_failures_are_retried_with_back_off_recorded_and_a_dead_endpoint_turned_
         assert (delivery.status, delivery.attempts) == ("pending", 1)
         first_retry = delivery.next_attempt_at
         assert jobs.huey.scheduled_count() == 1  # the retry waits in the queue's schedule
+        assert jobs.deliver_once(delivery.id, now=first_retry) == first_retry + webhooks.BACKOFF[1]
+        assert jobs.deliver_once(delivery.id, now=first_retry) is None  # not due again yet: nothing sent
+        assert jobs.deliver_once(delivery.id, now=first_retry + webhooks.BACKOFF[1]) is None
         with sessions(app)() as session:
-            assert webhooks.attempt(session, delivery.id, requests.post, now=first_retry) == first_retry + webhooks.BACKOFF[1]
-            assert webhooks.attempt(session, delivery.id, requests.post, now=first_retry + webhooks.BACKOFF[1]) is None
-            session.commit()
             attempts = session.scalars(select(WebhookAttempt).where(WebhookAttempt.delivery_id == delivery.id).order_by(WebhookAttempt.id)).all()
         assert [(a.status_code, a.error) for a in attempts] == [(500, "answered 500"), (503, "answered 503"), (200, None)]
         assert deliveries(app)[0].status == "delivered"
@@ -146,11 +145,10 @@ def test_failures_are_retried_with_back_off_recorded_and_a_dead_endpoint_turned_
     rename(app, app_world.contact.id, "Into the void")
     with sessions(app)() as session:
         dead = [d.id for d in session.scalars(select(WebhookDelivery).where(WebhookDelivery.endpoint_id == dead_id))]
-        now = utcnow()
-        for _ in range(len(webhooks.BACKOFF) + 1):
-            retry = webhooks.attempt(session, dead[0], requests.post, now=now)
-            now = retry or now
-        session.commit()
+    now = utcnow()
+    for _ in range(len(webhooks.BACKOFF) + 1):
+        now = jobs.deliver_once(dead[0], now=now) or now
+    with sessions(app)() as session:
         assert session.get(WebhookDelivery, dead[0]).status == "failed"
         ghost = session.get(WebhookEndpoint, dead_id)
         ghost.failures = webhooks.DISABLE_AFTER - 1
@@ -283,3 +281,25 @@ def test_the_admin_makes_an_intake_url_that_takes_leads(app, app_world: World, a
     assert taken.status_code == 201
     with sessions(app)() as session:
         assert session.get(Lead, taken.get_json()["id"]).owner_id in {app_world.rep.id, app_world.teammate.id}
+
+
+def test_a_delivery_is_claimed_before_it_is_sent_and_no_transaction_waits_on_the_receiver(app, app_world: World, queue):
+    seen_locked = []
+
+    def post(url, **kwargs):
+        # While the receiver answers, another writer gets the store at once (SQLite's write lock is free).
+        with sessions(app)() as other:
+            other.get(Contact, app_world.other_contact.id).name = "Written meanwhile"
+            other.commit()
+        seen_locked.append(True)
+        return type("Answer", (), {"status_code": 204})()
+
+    endpoint(app, app_world, "http://127.0.0.1:9/unused")
+    rename(app, app_world.contact.id, "Claim me")
+    [delivery] = deliveries(app)
+    with sessions(app)() as session:
+        claimed = webhooks.claim(session, delivery.id)
+        assert claimed is not None and webhooks.claim(session, delivery.id) is None  # leased: not taken twice
+        session.rollback()
+    assert jobs.deliver_once(delivery.id, post=post) is None and seen_locked == [True]
+    assert deliveries(app)[0].status == "delivered"
