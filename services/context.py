@@ -252,10 +252,9 @@ def context_for_addresses(
     account_ids = {a.id for a in accounts}
 
     stages = pipeline_stages(session, org_id)
-    by_id = {s.id: s for s in stages}
-    deals = open_deals(session, actor.organization, by_id, now, accounts=account_ids)
+    deals = open_deals(session, actor.organization, {s.id: s for s in stages}, now, accounts=account_ids)
     warnings = deal_warnings(session, actor.organization, deals, now)
-    health = healths(session, actor.organization, [d.id for d in deals], now, by_id)
+    health = healths(session, actor.organization, [d.id for d in deals], now)
     activities = _recent_activities(session, actor, contact_ids, account_ids)
     follow_ups = session.execute(_FOLLOW_UPS, {"org": org_id, "contacts": list(contact_ids), "accounts": list(account_ids),
                                                "deals": [d.id for d in deals]}).all() if contact_ids or account_ids else []

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, bindparam, delete, func, or_, select
@@ -178,15 +178,14 @@ _SCORES = select(_RANKED.c.opportunity_id, _RANKED.c.type, _RANKED.c.sentiment).
     _RANKED.c.opportunity_id, _RANKED.c.n)
 
 
-def deal_facts(session: Session, organization: Organization, deal_ids: Iterable[int], at: datetime,
-               stages: Mapping[int, Any] | None = None) -> list[DealFacts]:
+def deal_facts(session: Session, organization: Organization, deal_ids: Iterable[int], at: datetime) -> list[DealFacts]:
     """What the rule reads of these deals (of the organization) as they stood at ``at``: their
     stage then (from their stage changes), last inbound interaction, past-due follow-ups and
-    latest scores up to then. ``stages``: the organization's by id, when the caller has them."""
+    latest scores up to then."""
     ids = list(deal_ids)
     if not ids:
         return []
-    stages = stages or {stage.id: stage for stage in pipeline_stages(session, organization.id)}
+    stages = {stage.id: stage for stage in pipeline_stages(session, organization.id)}
     parameters = {"org": organization.id, "ids": ids, "at": at}
     scores: dict[int, list[tuple[str, float]]] = defaultdict(list)
     for deal_id, kind, score in session.execute(_SCORES, parameters):
@@ -200,12 +199,11 @@ def deal_facts(session: Session, organization: Organization, deal_ids: Iterable[
     return facts
 
 
-def healths(session: Session, organization: Organization, deal_ids: Iterable[int], at: datetime | None = None,
-            stages: Mapping[int, Any] | None = None) -> dict[int, Health]:
+def healths(session: Session, organization: Organization, deal_ids: Iterable[int], at: datetime | None = None) -> dict[int, Health]:
     """The health of these deals at ``at`` (now), by deal."""
     at = at or utcnow()
     dark = int(organization.setting("going_dark_days"))
-    return {facts.deal_id: health_of(facts, at, dark) for facts in deal_facts(session, organization, deal_ids, at, stages)}
+    return {facts.deal_id: health_of(facts, at, dark) for facts in deal_facts(session, organization, deal_ids, at)}
 
 
 # -- by day: the daily job and the "fell most" lists --------------------------------------------
