@@ -4,7 +4,13 @@
   the same app with the same client (``/healthz``), the two timed alternately;
 * ``log_vs_floor``: emails logged per second through the app (``POST /activities/email``, each a
   new message, the rep signed in, the pane's answer rendered) ÷ SQLAlchemy Core inserts of
-  activity rows per second into the same store, each in a transaction of its own as a log is.
+  activity rows per second into the same store, each in a transaction of its own as a log is;
+* ``log_least_vs_floor``: the same for the least a log through the app can be, a route of a
+  second app of the same build that signs the rep in and makes that one Core insert and commit
+  (no validation, no matching, no rollups, audit or answer): how near the floor any route of
+  this stack comes, the ceiling ``log_vs_floor`` is read against.
+
+The three log loops run interleaved, one of each in turn, so that they share the machine's moods.
 
 Called by ``bench/reports.py``; the figures go into the same JSON. What the bench logs and
 inserts it takes back afterwards (the logs by the pane's own undo, the bare rows deleted), so
@@ -17,7 +23,8 @@ import time
 from datetime import datetime
 from typing import Any
 
-from flask import Flask
+from flask import Flask, request
+from flask.testing import FlaskClient
 from sqlalchemy import delete, insert, select
 
 from bench.gmail import alternating
@@ -47,30 +54,37 @@ def measure(app: Flask, now: datetime, repeat: int = 200, logs: int = 100) -> di
     context()  # warm
     pane_ms, floor_ms = alternating(context, lambda: client.get("/healthz"), repeat)
 
-    # Logging: each a new message from the same sender, as a rep logs their morning's mail.
-    run = time.time_ns()
-    logged: list[int] = []
-    started = time.perf_counter()
-    for n in range(logs):
-        response = client.post("/activities/email", headers=htmx, data={
-            **query, "internet_message_id": f"<bench-{run}-{n}@bench.invalid>", "body_text": "Thanks, the rates look good."})
-        assert response.status_code == 200, response.get_data(as_text=True)[:300]
-    app_seconds = (time.perf_counter() - started) / logs
-    with sessions() as session:
-        logged = list(session.scalars(select(Activity.id).where(Activity.external_id.like(f"<bench-{run}-%"))))
-    assert len(logged) == logs
-
-    # The floor: bare activity rows, one transaction each.
+    # The floor's row, and the least a log through the app can be: a second app of the same
+    # build (a route cannot be added to one that has served), the rep signed in, one Core insert.
     row = {"organization_id": org_id, "type": "email", "direction": "inbound", "occurred_at": now, "owner_id": rep_id,
            "source": "outlook", "subject": item.subject, "body_text": "Thanks, the rates look good.", "is_private": False,
            "checklist_questions": 0, "checklist_answered": 0, "created_at": now, "updated_at": now}
+    least = _least_log_client(row, rep_id)
+
+    # Logging: each a new message from the same sender, as a rep logs their morning's mail; each
+    # log beside one bare row (its own transaction, as a log is) and one least log.
+    run = time.time_ns()
+    app_seconds = least_seconds = core_seconds = 0.0
     inserted: list[int] = []
-    started = time.perf_counter()
     for n in range(logs):
+        started = time.perf_counter()
+        response = client.post("/activities/email", headers=htmx, data={
+            **query, "internet_message_id": f"<bench-{run}-{n}@bench.invalid>", "body_text": "Thanks, the rates look good."})
+        app_seconds += time.perf_counter() - started
+        assert response.status_code == 200, response.get_data(as_text=True)[:300]
+        started = time.perf_counter()
+        assert least.post("/least-log", data={"n": f"<least-{run}-{n}@bench.invalid>"}).status_code == 200
+        least_seconds += time.perf_counter() - started
+        started = time.perf_counter()
         with engine.begin() as connection:
             inserted.append(connection.execute(insert(Activity).values(**row, external_id=f"<core-{run}-{n}@bench.invalid>")
                                                .returning(Activity.id)).scalar_one())
-    core_seconds = (time.perf_counter() - started) / logs
+        core_seconds += time.perf_counter() - started
+    app_seconds, least_seconds, core_seconds = app_seconds / logs, least_seconds / logs, core_seconds / logs
+    with sessions() as session:
+        logged = list(session.scalars(select(Activity.id).where(Activity.external_id.like(f"<bench-{run}-%"))))
+        inserted += session.scalars(select(Activity.id).where(Activity.external_id.like(f"<least-{run}-%"))).all()
+    assert len(logged) == logs and len(inserted) == 2 * logs
 
     # Taken back: the logs as the rep would (their counts and rollups with them), the bare rows deleted.
     with sessions() as session:
@@ -89,4 +103,30 @@ def measure(app: Flask, now: datetime, repeat: int = 200, logs: int = 100) -> di
         "logs_per_second": round(1 / app_seconds, 1),
         "core_inserts_per_second": round(1 / core_seconds, 1),
         "log_vs_floor": round(core_seconds / app_seconds, 3),
+        "log_least_ms": round(least_seconds * 1000, 2),
+        "log_least_vs_floor": round(core_seconds / least_seconds, 3),
     }
+
+
+def _least_log_client(row: dict[str, Any], rep_id: int) -> FlaskClient:
+    """A client of a second app with one more route: the rep signed in (Flask-Login's cookie
+    session, as the pane's), one activity row inserted with Core and committed, "ok"."""
+    from flask_login import login_required
+
+    from addin import create_app
+    from addin.database import commit, db
+
+    app = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False})
+
+    @login_required
+    def least_log() -> str:
+        db().connection().execute(insert(Activity).values(**row, external_id=request.form["n"]))
+        commit()
+        return "ok"
+
+    app.add_url_rule("/least-log", "least_log", least_log, methods=["POST"])
+    client = app.test_client()
+    with client.session_transaction() as cookie:
+        cookie["_user_id"] = f"{rep_id}:0"
+        cookie["signed_in_at"] = int(time.time())
+    return client

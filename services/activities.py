@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from services.access import UNDO_MINUTES, get_scoped, lock_changes, require_edit
 from services.audit import record_event, snapshot
-from services.contacts import account_for_domain, contact_for_address
+from services.contacts import account_for_domain, contacts_for_addresses
 from services import lexicon, notes, privacy, sentiment
 from services.errors import DomainError, Forbidden
 from services.rollups import count_activity
@@ -49,7 +49,9 @@ def log_activity(
     return _log(session, actor, values, now or utcnow())
 
 
-def _log(session: Session, actor: User, values: dict[str, Any], now: datetime) -> tuple[Activity, bool]:
+def _log(session: Session, actor: User, values: dict[str, Any], now: datetime, known: dict[str, Contact] | None = None) -> tuple[Activity, bool]:
+    """Write one activity; ``known``: the contacts of its participants' addresses, when the
+    caller has read them already (``contacts_for_addresses``)."""
     org = actor.organization
     external_id = values.get("external_id")
     # Locked: of racing re-logs of an undone message, one restores it and the rest find it live.
@@ -108,11 +110,11 @@ def _log(session: Session, actor: User, values: dict[str, Any], now: datetime) -
         updated_at=now,
     )
     sentiment.score_activity(session, org, activity, now)
+    if known is None:
+        known = contacts_for_addresses(session, org.id, [participant["address"] for participant in values["participants"]])
     for participant in values["participants"]:
-        known = contact_for_address(session, org.id, participant["address"])
-        activity.participants.append(
-            ActivityParticipant(organization_id=org.id, address=participant["address"], role=participant["role"], contact=known)
-        )
+        activity.participants.append(ActivityParticipant(organization_id=org.id, address=participant["address"], role=participant["role"],
+                                                         contact=known.get(participant["address"])))
     try:
         with session.begin_nested():
             session.add(activity)
@@ -159,7 +161,8 @@ def log_email(session: Session, actor: User, data: Mapping[str, Any], *, now: da
 
     # The customer is the sender of an inbound mail, else the first known recipient.
     customers = recipients if outbound else [item["from_address"]]
-    contact = next((c for a in customers if (c := contact_for_address(session, org.id, a))), None)
+    known = contacts_for_addresses(session, org.id, [item["from_address"], *recipients])
+    contact = next((known[a] for a in customers if a in known), None)
     account = contact.account if contact else next(
         (acc for a in customers if (acc := account_for_domain(session, org.id, domain_of(a)))), None
     )
@@ -183,7 +186,7 @@ def log_email(session: Session, actor: User, data: Mapping[str, Any], *, now: da
         "answers": {},
         "is_private": item["is_private"],
     }
-    return _log(session, actor, values, now or utcnow())
+    return _log(session, actor, values, now or utcnow(), known)
 
 
 def _logged_as_sent(session: Session, actor: User, send_key: str, message_id: str) -> Activity | None:
@@ -244,7 +247,8 @@ def log_meeting(session: Session, actor: User, data: Mapping[str, Any], *, now: 
         raise DomainError("The meeting ends before it starts.", {"end": ["Before the start."]})
     attendees = [a for a in dict.fromkeys(item["attendees"]) if a != actor.email]
     privacy.refuse_blocked(session, actor, attendees)
-    contact = next((c for a in attendees if (c := contact_for_address(session, org.id, a))), None)
+    known = contacts_for_addresses(session, org.id, attendees)
+    contact = next((known[a] for a in attendees if a in known), None)
     account = contact.account if contact else next(
         (acc for a in attendees if (acc := account_for_domain(session, org.id, domain_of(a)))), None
     )
@@ -265,7 +269,7 @@ def log_meeting(session: Session, actor: User, data: Mapping[str, Any], *, now: 
         "answers": {},
         "is_private": False,
     }
-    return _log(session, actor, values, now)
+    return _log(session, actor, values, now, known)
 
 
 def set_private(session: Session, actor: User, activity_id: int, private: bool) -> Activity:
@@ -305,6 +309,6 @@ def rate_activity(session: Session, actor: User, activity_id: int, data: Mapping
     before = {"rating": activity.rating}
     activity.rating = values["rating"] or None  # 0: cleared
     session.flush()
-    lexicon.learn_from_rating(session, actor, activity)
+    lexicon.learn_from_rating(session, actor, activity, rated_before=before["rating"] is not None)
     record_event(session, actor, "rate", activity, before=before, after={"rating": activity.rating})
     return activity

@@ -33,6 +33,18 @@ def contact_for_address(session: Session, organization_id: int, address: str) ->
     )
 
 
+def contacts_for_addresses(session: Session, organization_id: int, addresses: list[str]) -> dict[str, Contact]:
+    """The live contacts of these addresses, by address: one statement for a mail's every participant."""
+    if not addresses:
+        return {}
+    rows = session.execute(
+        select(ContactEmail.address, Contact)
+        .join(Contact, Contact.id == ContactEmail.contact_id)
+        .where(ContactEmail.organization_id == organization_id, ContactEmail.address.in_(set(addresses)), Contact.deleted_at.is_(None))
+    )
+    return {address: contact for address, contact in rows}
+
+
 def create_account(session: Session, actor: User, data: Mapping[str, Any]) -> Account:
     values = load(AccountSchema, data)
     domain = (values.get("domain") or "").strip().lower() or None

@@ -59,8 +59,10 @@ WRITER_OPTION = "inboxcrm_writer"
 def make_session_factory(engine: Engine, *, write: bool = True) -> sessionmaker[Session]:
     """Sessions that may write (the default: commands, services called from tests) or, with
     ``write=False``, sessions that only read and so never wait for SQLite's write lock. Every
-    change made through them is numbered for sync clients (``services.sync``)."""
-    from services import sync
+    change made through them is numbered for sync clients (``services.sync``), and each
+    transaction reads the pipeline's stages once (``services.deals.pipeline_stages``)."""
+    from services import deals, sync
 
     sync.install()
+    deals.install()
     return sessionmaker(bind=engine.execution_options(**{WRITER_OPTION: write}), expire_on_commit=False)

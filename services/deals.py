@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Iterable, Mapping
 
-from sqlalchemy import BigInteger, bindparam, distinct, func, literal, select, true, update
+from sqlalchemy import BigInteger, bindparam, distinct, event, func, literal, select, true, update
 from sqlalchemy.orm import Session
 
 from services.access import UNDO_MINUTES, get_scoped, require_edit
@@ -28,10 +28,35 @@ _STAGES = (select(Stage.id, Stage.name, Stage.position, Stage.probability, Stage
            .where(Stage.organization_id == bindparam("org")).order_by(Stage.position))
 
 
+_HELD = "inboxcrm.stages"  # session.info: the stages read in the session's transaction, by organization
+
+
 def pipeline_stages(session: Session, organization_id: int) -> list[Any]:
     """The organization's stages in pipeline order, as plain read-only rows (``id``, ``name``,
-    ``position``, ``probability``, ``sla_days``): every caller reads them, none changes them."""
-    return list(session.execute(_STAGES, {"org": organization_id}))
+    ``position``, ``probability``, ``sla_days``): every caller reads them, none changes them.
+    Read once per transaction: the pane's deal cards, their warnings and their health each
+    need them. A flush that writes a stage, and the transaction's end, forget them."""
+    held = session.info.setdefault(_HELD, {})
+    if (stages := held.get(organization_id)) is None:
+        stages = held[organization_id] = session.connection().execute(_STAGES, {"org": organization_id}).all()
+    return list(stages)
+
+
+def _forget_stages(session: Session, *_: Any) -> None:
+    session.info.pop(_HELD, None)
+
+
+def _forget_written_stages(session: Session, *_: Any) -> None:
+    if any(isinstance(record, Stage) for changed in (session.new, session.dirty, session.deleted) for record in changed):
+        _forget_stages(session)
+
+
+def install(session_class: type[Session] = Session) -> None:
+    """Keep ``pipeline_stages`` to one read per transaction for sessions of this class."""
+    if not event.contains(session_class, "before_flush", _forget_written_stages):
+        event.listen(session_class, "before_flush", _forget_written_stages)
+        for name in ("after_commit", "after_rollback", "after_soft_rollback"):
+            event.listen(session_class, name, _forget_stages)
 
 
 def _open_deals_by(column: Any) -> Any:

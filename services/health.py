@@ -22,7 +22,6 @@ works out the health of the deals it shows as it shows them (``healths``).
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Iterable
@@ -150,12 +149,19 @@ def _latest_change(column: Any) -> Any:
             .order_by(StageChange.changed_at.desc(), StageChange.id.desc()).limit(1).correlate(Opportunity).scalar_subquery())
 
 
-_LAST_INBOUND = (
-    select(func.max(Activity.occurred_at))
-    .where(Activity.organization_id == Opportunity.organization_id, Activity.opportunity_id == Opportunity.id,
-           Activity.deleted_at.is_(None), Activity.occurred_at <= _AT, is_inbound_interaction())
-    .correlate(Opportunity).scalar_subquery()
-)
+def _newest(*conditions: Any) -> Any:
+    """The deal's activities matching ``conditions`` up to the moment, newest first: walked
+    backwards down ix_activities_opportunity and stopped at the first rows wanted (an
+    aggregate over them would read every activity the deal ever had)."""
+    return (select().where(Activity.organization_id == Opportunity.organization_id, Activity.opportunity_id == Opportunity.id,
+                           Activity.deleted_at.is_(None), Activity.occurred_at <= _AT, *conditions)
+            .order_by(Activity.occurred_at.desc(), Activity.id.desc()).correlate(Opportunity))
+
+
+_LAST_INBOUND = _newest(is_inbound_interaction()).add_columns(Activity.occurred_at).limit(1).scalar_subquery()
+# The latest scores, newest first: the n-th scored activity's type and score, each a walk that stops there.
+_SCORED = [_newest(Activity.sentiment.is_not(None)).add_columns(column).limit(1).offset(n).scalar_subquery().label(f"{name}_{n}")
+           for n in range(RECENT_SCORES) for name, column in (("type", Activity.type), ("score", Activity.sentiment))]
 _PAST_DUE = and_(FollowUp.organization_id == Opportunity.organization_id, FollowUp.opportunity_id == Opportunity.id,
                  FollowUp.due_at < _AT, FollowUp.created_at <= _AT, or_(FollowUp.done_at.is_(None), FollowUp.done_at > _AT),
                  or_(FollowUp.deleted_at.is_(None), FollowUp.deleted_at > _AT))
@@ -165,37 +171,26 @@ _FACTS = select(
     _LAST_INBOUND.label("last_inbound"),
     select(func.count()).where(_PAST_DUE).correlate(Opportunity).scalar_subquery().label("overdue"),
     select(func.min(FollowUp.due_at)).where(_PAST_DUE).correlate(Opportunity).scalar_subquery().label("oldest_due"),
+    *_SCORED,
 ).where(Opportunity.organization_id == bindparam("org"), Opportunity.id.in_(bindparam("ids", expanding=True)))
-
-_RANKED = (
-    select(Activity.opportunity_id, Activity.type, Activity.sentiment,
-           func.row_number().over(partition_by=Activity.opportunity_id, order_by=(Activity.occurred_at.desc(), Activity.id.desc())).label("n"))
-    .where(Activity.organization_id == bindparam("org"), Activity.opportunity_id.in_(bindparam("ids", expanding=True)),
-           Activity.sentiment.is_not(None), Activity.deleted_at.is_(None), Activity.occurred_at <= _AT)
-    .subquery()
-)
-_SCORES = select(_RANKED.c.opportunity_id, _RANKED.c.type, _RANKED.c.sentiment).where(_RANKED.c.n <= RECENT_SCORES).order_by(
-    _RANKED.c.opportunity_id, _RANKED.c.n)
 
 
 def deal_facts(session: Session, organization: Organization, deal_ids: Iterable[int], at: datetime) -> list[DealFacts]:
     """What the rule reads of these deals (of the organization) as they stood at ``at``: their
     stage then (from their stage changes), last inbound interaction, past-due follow-ups and
-    latest scores up to then."""
+    latest scores up to then, in one statement."""
     ids = list(deal_ids)
     if not ids:
         return []
     stages = {stage.id: stage for stage in pipeline_stages(session, organization.id)}
-    parameters = {"org": organization.id, "ids": ids, "at": at}
-    scores: dict[int, list[tuple[str, float]]] = defaultdict(list)
-    for deal_id, kind, score in session.execute(_SCORES, parameters):
-        scores[deal_id].append((kind, score))
     facts = []
-    for row in session.execute(_FACTS, parameters):
+    for row in session.connection().execute(_FACTS, {"org": organization.id, "ids": ids, "at": at}):  # plain rows
         stage = stages[row.stage_then or row.stage_id]
         since = as_utc(row.stage_since) if row.stage_then else as_utc(row.stage_entered_at)
+        scored = row[-2 * RECENT_SCORES:]
+        scores = [(scored[i], scored[i + 1]) for i in range(0, len(scored), 2) if scored[i] is not None]
         facts.append(DealFacts(row.id, as_utc(row.created_at), stage.name, stage.sla_days, since,
-                               as_utc(row.last_inbound), int(row.overdue or 0), as_utc(row.oldest_due), scores.get(row.id, [])))
+                               as_utc(row.last_inbound), int(row.overdue or 0), as_utc(row.oldest_due), scores))
     return facts
 
 

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from services.models import Account, Activity, Opportunity
 from services.signals import is_contact, is_inbound_interaction
+from services.types import UTCDateTime
 
 
 def _newest(model: Any, link: Any, *conditions: Any) -> Any:
@@ -38,28 +39,43 @@ def _account_values() -> dict[str, Any]:
     return {"last_activity_at": _newest(Account, Activity.account_id)}
 
 
+def _later_of(model: Any, names: tuple[str, ...]) -> Any:
+    """The record's latest times moved to the bound "when" where it is later, in one statement
+    built once (bind "org", "record", "when"); a record already later is not written."""
+    when = bindparam("when", type_=UTCDateTime())
+    later = [getattr(model, name).is_(None) | (getattr(model, name) < when) for name in names]
+    return (update(model).where(model.organization_id == bindparam("org"), model.id == bindparam("record"), or_(*later))
+            .values({name: case((moves, when), else_=getattr(model, name)) for name, moves in zip(names, later)}))
+
+
+_LATER = {(Opportunity, False): _later_of(Opportunity, ("last_activity_at",)),
+          (Opportunity, True): _later_of(Opportunity, ("last_activity_at", "last_inbound_at")),
+          (Account, False): _later_of(Account, ("last_activity_at",))}
+
+
 def touch(session: Session, activity: Activity, sign: int) -> None:
     """After ``activity`` was logged or restored (``sign`` 1) or undone (-1): its deal's and its
     account's latest times. A new activity can only make them later; an undone one may have
-    been the latest, so they are read again from the live activities."""
-    when = activity.occurred_at
-    targets = [(Opportunity, activity.opportunity_id), (Account, activity.account_id)]
-    for model, record_id in targets:
+    been the latest, so they are read again from the live activities. Plain statements on the
+    connection (a log's share of them is a few, each counted in every log's time); a record the
+    session holds has those times expired, to be read again."""
+    connection = session.connection()
+    for model, record_id in ((Opportunity, activity.opportunity_id), (Account, activity.account_id)):
         if record_id is None:
             continue
-        row = (model.organization_id == activity.organization_id) & (model.id == record_id)
         if sign < 0:
+            row = (model.organization_id == activity.organization_id) & (model.id == record_id)
             # Locked first, so that the re-read below starts after any racing log of the same
             # record has committed (PostgreSQL reads each statement's own snapshot).
-            session.execute(select(model.id).where(row).with_for_update())
-            session.execute(update(model).where(row).values(**(_deal_values() if model is Opportunity else _account_values())))
-            continue
-        columns = ["last_activity_at"]
-        if model is Opportunity and is_contact(activity.type, activity.direction, activity.outcome):
-            columns.append("last_inbound_at")
-        for name in columns:
-            column = getattr(model, name)
-            session.execute(update(model).where(row & (column.is_(None) | (column < when))).values({name: when}))
+            connection.execute(select(model.id).where(row).with_for_update())
+            values = _deal_values() if model is Opportunity else _account_values()
+            connection.execute(update(model).where(row).values(**values))
+        else:
+            inbound = model is Opportunity and is_contact(activity.type, activity.direction, activity.outcome)
+            connection.execute(_LATER[(model, inbound)], {"org": activity.organization_id, "record": record_id, "when": activity.occurred_at})
+            values = ("last_activity_at", "last_inbound_at") if inbound else ("last_activity_at",)
+        if (held := session.identity_map.get(session.identity_key(model, record_id))) is not None:
+            session.expire(held, list(values))
 
 
 def recompute(session: Session, organization_id: int) -> None:

@@ -74,12 +74,14 @@ def against_score(rating: int | None, score: float | None) -> bool:
     return score < NEUTRAL if rating > 0 else score > -NEUTRAL
 
 
-def learn_from_rating(session: Session, actor: User, activity: Activity, now: datetime | None = None) -> None:
+def learn_from_rating(session: Session, actor: User, activity: Activity, now: datetime | None = None, *,
+                      rated_before: bool = True) -> None:
     """The activity's rating (just set or taken back) as evidence: its earlier evidence is
-    replaced, and the words of both are weighed again."""
+    replaced, and the words of both are weighed again. ``rated_before`` False: the activity had
+    no rating, so no evidence to replace (evidence is only ever of a rating, and goes with it)."""
     now = now or utcnow()
     org = actor.organization
-    earlier = set(session.scalars(select(LexiconEvidence.word).where(LexiconEvidence.activity_id == activity.id)))
+    earlier = set(session.scalars(select(LexiconEvidence.word).where(LexiconEvidence.activity_id == activity.id))) if rated_before else set()
     if earlier:
         session.execute(delete(LexiconEvidence).where(LexiconEvidence.activity_id == activity.id))
     words: list[str] = []

@@ -180,7 +180,7 @@ def deal_warnings(session: Session, organization: Organization, deals: Iterable[
         return []
     days = {deal.id: deal.warning_days for deal in open_deals if getattr(deal, "warning_days", None) is not None}
     if unread := [deal.id for deal in open_deals if deal.id not in days]:
-        days |= {row[0]: tuple(row[1:]) for row in session.execute(_WARNINGS_OF, warning_parameters(organization, now) | {"ids": unread})}
+        days |= {row[0]: tuple(row[1:]) for row in session.connection().execute(_WARNINGS_OF, warning_parameters(organization, now) | {"ids": unread})}
     warnings: list[DealWarning] = []
     for deal in open_deals:
         warnings += warnings_from(deal.id, deal.stage, *days.get(deal.id, (None, None, None)))

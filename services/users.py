@@ -51,7 +51,8 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
 
 
 def active_user(session: Session, user_id: int) -> User | None:
-    user = session.get(User, user_id)
+    # With the organization in the same statement: every signed-in request reads it next.
+    user = session.get(User, user_id, options=[joinedload(User.organization)])
     return user if user is not None and user.is_active else None
 
 
