@@ -19,9 +19,9 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import select
 
+from bench.logs import take_back
 from services import activities, sentiment
-from services.activities import undo_log
-from services.models import Activity, Organization, User
+from services.models import Organization, User
 from services.preview import sample_mailbox
 
 REPLY = """Thanks Rita, the new rates look good and we would like to start the pilot on the Boston lane next month.
@@ -74,11 +74,7 @@ def measure(app: Flask, now: datetime, logs: int = 60, backfill_rows: int = 20_0
     for n in range(logs):
         with_scoring.append(log(2 * n, True))
         without.append(log(2 * n + 1, False))
-    with sessions() as session:
-        actor = session.get(User, rep_id)
-        for activity_id in session.scalars(select(Activity.id).where(Activity.external_id.like(f"<intel-{run}-%"))).all():
-            undo_log(session, actor, activity_id)
-        session.commit()
+    take_back(app, f"<intel-{run}-%")
 
     with sessions() as session:
         org = session.get(Organization, org_id)

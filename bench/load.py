@@ -144,17 +144,10 @@ def run(url: str, seconds: float = 60, clients: int = 64, workers: int = 4, log_
 
 
 def _take_back(app, run_id: int) -> None:
-    """The load's logs undone by their reps, as the pane's Undo does (counts and rollups with them)."""
-    from services.activities import undo_log
-    from services.models import Activity, User
+    """The load's logs undone by their reps, as the pane's Undo does, and deleted (``bench.logs``)."""
+    from bench.logs import take_back
 
-    with app.extensions["inboxcrm.db"].sessions() as session:
-        logged = session.execute(select(Activity.id, Activity.owner_id).where(Activity.external_id.like(f"<load-{run_id}-%"),
-                                                                              Activity.deleted_at.is_(None))).all()
-        owners = {owner_id: session.get(User, owner_id) for _, owner_id in logged}
-        for activity_id, owner_id in logged:
-            undo_log(session, owners[owner_id], activity_id)
-        session.commit()
+    take_back(app, f"<load-{run_id}-%")
 
 
 def main() -> None:

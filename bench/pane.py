@@ -28,7 +28,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import delete, insert, select
 
 from bench.gmail import alternating
-from services.activities import undo_log
+from bench.logs import take_back
 from services.models import Activity, User
 from services.preview import sample_mailbox
 
@@ -86,12 +86,8 @@ def measure(app: Flask, now: datetime, repeat: int = 200, logs: int = 100) -> di
         inserted += session.scalars(select(Activity.id).where(Activity.external_id.like(f"<least-{run}-%"))).all()
     assert len(logged) == logs and len(inserted) == 2 * logs
 
-    # Taken back: the logs as the rep would (their counts and rollups with them), the bare rows deleted.
-    with sessions() as session:
-        actor = session.get(User, rep_id)
-        for activity_id in logged:
-            undo_log(session, actor, activity_id)
-        session.commit()
+    # Taken back: the logs as the rep would, then deleted (``bench.logs``); the bare rows deleted.
+    take_back(app, f"<bench-{run}-%")
     with engine.begin() as connection:
         connection.execute(delete(Activity).where(Activity.id.in_(inserted)))
 

@@ -311,6 +311,7 @@ class Lead(Synced, Base):
 
 
 OPEN_DEAL = text("status = 'open' AND deleted_at IS NULL")  # the partial index's condition
+SCORED = text("sentiment IS NOT NULL AND deleted_at IS NULL")  # ix_activities_scored's
 
 
 class Opportunity(Synced, Base):
@@ -411,9 +412,9 @@ class Activity(Synced, Base):
         Index("ix_activities_owner", "organization_id", "owner_id", "occurred_at", "deleted_at"),  # drawdown reads the index alone
         Index("ix_activities_conversation", "organization_id", "conversation_id"),
         Index("ix_activities_lead", "organization_id", "lead_id", "occurred_at"),
-        # A deal's latest scores (deal health) walk its scored activities alone: most are not.
+        # A deal's latest scores (deal health) walk its live scored activities alone: most are not.
         Index("ix_activities_scored", "organization_id", "opportunity_id", "occurred_at",
-              sqlite_where=text("sentiment IS NOT NULL"), postgresql_where=text("sentiment IS NOT NULL")),
+              sqlite_where=SCORED, postgresql_where=SCORED),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

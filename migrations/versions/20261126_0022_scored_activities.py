@@ -1,6 +1,6 @@
-"""A partial index of the activities that have a sentiment score: a deal's health reads its
-latest three scores, and walking the deal's every activity to find them (most have none: calls,
-outbound mail) cost more than the rest of the pane's context.
+"""A partial index of the live activities that have a sentiment score: a deal's health reads
+its latest three scores, and walking the deal's every activity to find them (most have none:
+calls, outbound mail; some are undone) cost more than the rest of the pane's context.
 
 Revision ID: 0022
 Revises: 0021
@@ -16,7 +16,7 @@ down_revision: Union[str, Sequence[str], None] = "0021"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
-SCORED = sa.text("sentiment IS NOT NULL")
+SCORED = sa.text("sentiment IS NOT NULL AND deleted_at IS NULL")
 
 
 def upgrade() -> None:
