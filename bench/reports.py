@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import event, func, select  # noqa: E402
 
+from services import sentiment  # noqa: E402
 from services.db import make_engine, make_session_factory  # noqa: E402
 from services.demo import build_demo  # noqa: E402
 from services.models import Activity, DealHealth, Organization, User  # noqa: E402
@@ -76,6 +77,11 @@ def ensure_store(url: str, scale: float) -> float | None:
                     for days in range(WINDOW_DAYS, -1, -1):
                         snapshot(session, organization, NOW - timedelta(days=days))
                 session.commit()
+            for organization in session.scalars(select(Organization)).all():
+                # A store built before logging scored sentiment: scored as the demo scores them now.
+                if session.scalar(select(Activity.id).where(sentiment.unscored(organization.id)).limit(1)) is not None:
+                    sentiment.backfill(session, organization)
+                    session.commit()
             engine.dispose()
             return None
         started = time.perf_counter()

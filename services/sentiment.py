@@ -193,6 +193,11 @@ def _scored_rows(organization_id: int) -> Any:
         (Activity.type == "email") & (Activity.direction == "inbound"), Activity.type.in_(NOTE_TYPES))
 
 
+def unscored(organization_id: int) -> Any:
+    """The organization's activities that would be scored and never were."""
+    return _scored_rows(organization_id) & Activity.sentiment_scored_at.is_(None)
+
+
 def backfill(session: Session, organization: Organization, *, rescore: bool = False, ids: Iterable[int] | None = None,
              now: datetime | None = None, limit: int | None = None) -> int:
     """Score the organization's activities never scored (``rescore``: every one with text, with
@@ -200,8 +205,7 @@ def backfill(session: Session, organization: Organization, *, rescore: bool = Fa
     score). Returns how many were scored. Read and written in batches by id."""
     now = now or utcnow()
     analyzer = analyzer_for(session, organization)
-    condition = _scored_rows(organization.id)
-    condition &= Activity.body_text.is_not(None) if rescore else Activity.sentiment_scored_at.is_(None)
+    condition = (_scored_rows(organization.id) & Activity.body_text.is_not(None)) if rescore else unscored(organization.id)
     if ids is not None:
         condition &= Activity.id.in_(list(ids))
     done, after = 0, 0

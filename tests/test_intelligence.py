@@ -331,6 +331,32 @@ def test_health_from_the_store_as_it_stood_then(session, world: World):
     assert {f.kind for f in now.factors} == {"cooling", "follow_ups"}  # quiet for 3 days only; 10 days of a 14-day SLA
 
 
+def test_a_deals_latest_scores_are_its_three_newest_live_scored_activities(session, world: World):
+    """Unscored activities between them (the rep's own mail, a call with no note), an undone
+    mail newer than all and ties in time are walked past; the order is the newest first, a tie
+    by the later id, as the rows read here give it."""
+    rep = as_user(session, world.rep)
+    deal_id = world.deal.id
+    texts = [FRIENDLY, "We still have some questions about the rates.", ANGRY, "The demo went fine and the team liked what they saw, thank you.",
+             "We are not happy with the delay on the contract again."]
+    for n, text in enumerate(texts):  # a day apart, the last two at the same moment
+        sent = NOW - timedelta(days=len(texts) - min(n, len(texts) - 2))
+        activities.log_email(session, rep, mail(40 + n, text, sent_at=sent.isoformat()), now=NOW)
+        activities.log_email(session, rep, mail(60 + n, "Our own reply.", from_address="rita@northwind.test", to=["ann@acme.test"],
+                                                sent_at=(sent + timedelta(hours=1)).isoformat()), now=NOW)
+    undone, _ = activities.log_email(session, rep, mail(80, ANGRY, sent_at=(NOW - timedelta(hours=1)).isoformat()), now=NOW)
+    activities.undo_log(session, rep, undone.id, now=NOW)
+    session.flush()
+
+    live = session.scalars(select(Activity).where(Activity.opportunity_id == deal_id, Activity.deleted_at.is_(None),
+                                                  Activity.sentiment.is_not(None))).all()
+    newest = sorted(live, key=lambda a: (a.occurred_at, a.id), reverse=True)[:3]
+    assert len(live) == len(texts) and undone.sentiment is not None  # the undone mail was scored: it is passed as undone
+    [facts] = health.deal_facts(session, session.get(Organization, world.org.id), [deal_id], NOW)
+    assert facts.scores == [(a.type, a.sentiment) for a in newest]
+    assert [score for _, score in facts.scores] == [vader(texts[4]), vader(texts[3]), vader(texts[2])]
+
+
 def test_the_pane_shows_each_open_deals_health(session, world: World):
     rep = as_user(session, world.rep)
     activities.log_email(session, rep, mail(30, ANGRY, sent_at=(NOW - timedelta(days=12)).isoformat()), now=NOW)

@@ -14,7 +14,7 @@ from services import activities, contacts, deals, followups
 from services.context import context_for_addresses
 from services.errors import DomainError, Forbidden, NotFound
 from services.models import (
-    Account, AccountDomain, Activity, ActivityParticipant, AuditEvent, Base, Contact, FollowUp, Opportunity, StageChange, User,
+    Account, AccountDomain, Activity, ActivityParticipant, AuditEvent, Base, Contact, FollowUp, Opportunity, Stage, StageChange, User,
 )
 from tests.factories import NOW, World
 
@@ -86,6 +86,22 @@ def refused(session: Session, call, error=DomainError) -> DomainError:
     session.rollback()
     assert row_counts(session) == before
     return raised.value
+
+
+def test_the_stages_are_read_once_per_transaction_and_again_after_a_change(sessions, session, world: World):
+    """``pipeline_stages`` keeps what it read for the rest of the transaction; a stage written
+    through the session (flushed) or by anyone else (seen after the commit) is read again."""
+    org_id = world.org.id
+    first = deals.pipeline_stages(session, org_id)
+    assert deals.pipeline_stages(session, org_id) == first
+    session.add(Stage(organization_id=org_id, name="Legal review", position=max(s.position for s in first) + 1, probability=Decimal("0.8"), sla_days=5))
+    session.flush()
+    assert [s.name for s in deals.pipeline_stages(session, org_id)] == [s.name for s in first] + ["Legal review"]
+    session.commit()
+    with sessions() as other:
+        other.get(Stage, first[0].id).sla_days = 99
+        other.commit()
+    assert deals.pipeline_stages(session, org_id)[0].sla_days == 99  # a new transaction reads them again
 
 
 # -- context ----------------------------------------------------------------------------------
