@@ -22,7 +22,7 @@ from services.deals import open_deals, pipeline_stages
 from services.models import Account, AccountDomain, Activity, Contact, ContactEmail, FollowUp, Opportunity, User
 from services.health import Health, healths
 from services.sentiment import reads_as
-from services.signals import DealFacts, DealWarning, days_since, deal_warnings
+from services.signals import DealFacts, DealWarning, OpenDeal, days_since, deal_warnings
 from services.text import (
     company_from_domain, domain_of, is_automated_address, is_public_domain, is_valid_address, name_from_address, normalise_address,
 )
@@ -398,7 +398,11 @@ def deal_card(session: Session, actor: User, deal_id: int, now: datetime | None 
 
 
 def _row_of(session: Session, actor: User, deal: Opportunity, now: datetime) -> DealRow:
-    return deal_row(actor, deal, now, deal_warnings(session, actor.organization, [deal], now), deal.owner, deal.account.name,
+    # As the pane's list has it: the stage from the transaction's stages, not loaded again.
+    stage = next(s for s in pipeline_stages(session, actor.organization_id) if s.id == deal.stage_id)
+    row = OpenDeal(deal.id, deal.name, deal.amount, deal.status, deal.created_at, deal.stage_entered_at, stage, deal.account.name,
+                   deal.owner_id, deal.currency)
+    return deal_row(actor, row, now, deal_warnings(session, actor.organization, [row], now), deal.owner, row.account_name,
                     healths(session, actor.organization, [deal.id], now).get(deal.id) if deal.status == "open" else None)
 
 
