@@ -367,8 +367,13 @@ def test_a_refused_call_keeps_its_deal_and_takes_no_subject_from_the_mail(open_p
     assert form.locator("textarea[name=body_text]").input_value() == "Talked rates"
     shot(page, "call-refused-keeps-deal")
     assert rows(app, Activity) == 0
+    # The checklist hint's background post, answered as the rep types an answer, leaves the
+    # keyboard in that answer (it went back to the field marked before, typing into Minutes).
+    answer = form.locator("input[name='answer:Truck size']")
+    answer.fill("26 ft")
+    page.locator("#unanswered").get_by_text("Not answered yet: Lanes used.").wait_for()
+    assert answer.evaluate("field => field === document.activeElement")
     form.locator("input[name=duration_minutes]").fill("30")
-    form.locator("input[name='answer:Truck size']").fill("26 ft")
     form.locator("input[name='answer:Lanes used']").fill("Denver to Austin")
     form.get_by_role("button", name="Log", exact=True).click()
     page.locator(".toast", has_text="Call logged.").wait_for()

@@ -7,6 +7,7 @@ from functools import cached_property, partial
 from typing import Any, Callable
 from datetime import date, datetime
 
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from services.errors import DomainError
@@ -225,4 +226,9 @@ def team_report(session: Session, actor: User, period: Period, today: date, now:
         raise DomainError("Trends cover 12 or 24 months.")
     scope = ReportScope(session, actor, period, today, now, team_id, rep_id, year_over_year, months, every_rep)
     scope.people  # noqa: B018 - resolves and checks the scope now
+    if session.get_bind().dialect.name == "postgresql":
+        # A report's statements each take milliseconds: PostgreSQL's parallel workers cost more
+        # to start than they save there (the drawdown's edge days were planned as a parallel
+        # append). For this transaction only.
+        session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
     return TeamReport(scope)

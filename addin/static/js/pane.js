@@ -341,9 +341,11 @@
       pane.querySelectorAll("[data-back-to-item]").forEach(function (back) { back.hidden = !shown; });
       // After an action, the result is where the rep's eyes and keyboard are: a refused
       // form's first marked field (or its line), else the toast, which the CSS keeps in view;
-      // both are live regions, so a screen reader hears them too.
-      var verb = event.detail.requestConfig && event.detail.requestConfig.verb;
-      if (verb !== "post") { return; }
+      // both are live regions, so a screen reader hears them too. Not after a background
+      // post ([data-background]: the checklist hint as the rep types), which would pull the
+      // keyboard out of the field being typed in, back to the field marked before.
+      var config = event.detail.requestConfig;
+      if (!config || config.verb !== "post" || (config.elt && config.elt.closest("[data-background]"))) { return; }
       var result = pane.querySelector("[aria-invalid=true]") || pane.querySelector(".form-error") || pane.querySelector(".alert") ||
         pane.querySelector(".toast");
       if (!result) { return; }
