@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Iterable
 
-from sqlalchemy import bindparam, func, or_, select
+from sqlalchemy import bindparam, func, or_, select, union_all
 from sqlalchemy.orm import Session, selectinload
 
 from services.access import can_edit, can_read_content, get_scoped, require_edit, seen_by, visible_activities
@@ -160,10 +160,13 @@ _CONTACTS = (
     .order_by(Contact.id, ContactEmail.id)
 )
 # The contacts' accounts and the accounts owning any of the domains.
+# The contacts' accounts and the domains' in one set: "id IN ids OR id IN (domains' accounts)"
+# made PostgreSQL read every account of the organization (2 ms at scale 30), the set is two index reads.
 _ACCOUNTS = select(Account.id, Account.name, Account.parent_id, Account.deleted_at).where(
     Account.organization_id == _ORG,
-    Account.id.in_(_many("ids")) | Account.id.in_(
-        select(AccountDomain.account_id).where(AccountDomain.organization_id == _ORG, AccountDomain.domain.in_(_many("domains")))),
+    Account.id.in_(union_all(
+        select(Account.id).where(Account.organization_id == _ORG, Account.id.in_(_many("ids"))),
+        select(AccountDomain.account_id).where(AccountDomain.organization_id == _ORG, AccountDomain.domain.in_(_many("domains"))))),
 )
 _ACCOUNT_DOMAINS = (select(AccountDomain.account_id, AccountDomain.domain)
                     .where(AccountDomain.organization_id == _ORG, AccountDomain.account_id.in_(_many("ids"))).order_by(AccountDomain.id))
