@@ -25,7 +25,6 @@ from werkzeug.datastructures import MultiDict
 from addin import create_app
 from addin.security import limiter
 from addin.tokens import issue_token
-from services import schemas
 from services.models import Base, User
 from tests.conftest import _truncate
 from tests.factories import World, build_world

@@ -17,7 +17,7 @@ from services import reports
 from services.demo import build_demo
 from services.errors import DomainError, Forbidden
 from services.models import Activity, Opportunity, Stage, User
-from services.periods import KINDS, Period, comparison_for, period_for
+from services.periods import Period, comparison_for, period_for
 from tests.factories import World
 
 TODAY = date(2026, 11, 20)
