@@ -13,8 +13,8 @@
 The three log loops run interleaved, one of each in turn, so that they share the machine's moods.
 
 Called by ``bench/reports.py``; the figures go into the same JSON. What the bench logs and
-inserts it takes back afterwards (the logs by the pane's own undo, the bare rows deleted), so
-that the store the next run measures is the same.
+inserts it takes back afterwards (the logs by the pane's own undo, then deleted; the bare rows
+deleted), so that the store the next run measures is the same.
 """
 
 from __future__ import annotations

@@ -26,11 +26,7 @@ def account_for_domain(session: Session, organization_id: int, domain: str) -> A
 
 
 def contact_for_address(session: Session, organization_id: int, address: str) -> Contact | None:
-    return session.scalar(
-        select(Contact)
-        .join(ContactEmail, ContactEmail.contact_id == Contact.id)
-        .where(ContactEmail.organization_id == organization_id, ContactEmail.address == address, Contact.deleted_at.is_(None))
-    )
+    return contacts_for_addresses(session, organization_id, [address]).get(address)
 
 
 def contacts_for_addresses(session: Session, organization_id: int, addresses: list[str]) -> dict[str, Contact]:

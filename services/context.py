@@ -159,9 +159,9 @@ _CONTACTS = (
         select(ContactEmail.contact_id).where(ContactEmail.organization_id == _ORG, ContactEmail.address.in_(_many("addresses")))))
     .order_by(Contact.id, ContactEmail.id)
 )
-# The contacts' accounts and the accounts owning any of the domains.
-# The contacts' accounts and the domains' in one set: "id IN ids OR id IN (domains' accounts)"
-# made PostgreSQL read every account of the organization (2 ms at scale 30), the set is two index reads.
+# The contacts' accounts and the accounts owning any of the domains, as one set of ids: "id IN
+# ids OR id IN (domains' accounts)" made PostgreSQL read every account of the organization
+# (2 ms at scale 30); the set is two index reads.
 _ACCOUNTS = select(Account.id, Account.name, Account.parent_id, Account.deleted_at).where(
     Account.organization_id == _ORG,
     Account.id.in_(union_all(

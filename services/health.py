@@ -151,8 +151,9 @@ def _latest_change(column: Any) -> Any:
 
 def _newest(*conditions: Any) -> Any:
     """The deal's activities matching ``conditions`` up to the moment, newest first: walked
-    backwards down ix_activities_opportunity and stopped at the first rows wanted (an
-    aggregate over them would read every activity the deal ever had)."""
+    backwards down the deal's index (ix_activities_opportunity, or ix_activities_scored for the
+    scores) and stopped at the first rows wanted (an aggregate over them would read every
+    activity the deal ever had)."""
     return (select().where(Activity.organization_id == Opportunity.organization_id, Activity.opportunity_id == Opportunity.id,
                            Activity.deleted_at.is_(None), Activity.occurred_at <= _AT, *conditions)
             .order_by(Activity.occurred_at.desc(), Activity.id.desc()).correlate(Opportunity))
@@ -187,8 +188,8 @@ def deal_facts(session: Session, organization: Organization, deal_ids: Iterable[
     for row in session.connection().execute(_FACTS, {"org": organization.id, "ids": ids, "at": at}):  # plain rows
         stage = stages[row.stage_then or row.stage_id]
         since = as_utc(row.stage_since) if row.stage_then else as_utc(row.stage_entered_at)
-        scored = row[-2 * RECENT_SCORES:]
-        scores = [(scored[i], scored[i + 1]) for i in range(0, len(scored), 2) if scored[i] is not None]
+        scores = [(row._mapping[f"type_{n}"], row._mapping[f"score_{n}"]) for n in range(RECENT_SCORES)
+                  if row._mapping[f"type_{n}"] is not None]
         facts.append(DealFacts(row.id, as_utc(row.created_at), stage.name, stage.sla_days, since,
                                as_utc(row.last_inbound), int(row.overdue or 0), as_utc(row.oldest_due), scores))
     return facts

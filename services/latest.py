@@ -70,12 +70,13 @@ def touch(session: Session, activity: Activity, sign: int) -> None:
             connection.execute(select(model.id).where(row).with_for_update())
             values = _deal_values() if model is Opportunity else _account_values()
             connection.execute(update(model).where(row).values(**values))
+            written = list(values)
         else:
             inbound = model is Opportunity and is_contact(activity.type, activity.direction, activity.outcome)
             connection.execute(_LATER[(model, inbound)], {"org": activity.organization_id, "record": record_id, "when": activity.occurred_at})
-            values = ("last_activity_at", "last_inbound_at") if inbound else ("last_activity_at",)
+            written = ["last_activity_at", "last_inbound_at"] if inbound else ["last_activity_at"]
         if (held := session.identity_map.get(session.identity_key(model, record_id))) is not None:
-            session.expire(held, list(values))
+            session.expire(held, written)
 
 
 def recompute(session: Session, organization_id: int) -> None:

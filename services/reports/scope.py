@@ -66,21 +66,6 @@ def owned_by(column: ColumnElement, people: Iterable[Person] | Iterable[int]) ->
     return column.in_([p.id if isinstance(p, Person) else p for p in people])
 
 
-def owned_by_either(column: ColumnElement) -> dict[bool, ColumnElement[bool]]:
-    """``owned_by`` for a statement built once, in both its forms: by the owners' ids (bind
-    "owners"), and for every member of the organization (key True) as none of the others
-    (bind "others"). ``owner_parameters`` says which form and binds it."""
-    return {False: column.in_(bindparam("owners", expanding=True)), True: column.not_in(bindparam("others", expanding=True))}
-
-
-def owner_parameters(people: Iterable[Person] | Iterable[int]) -> tuple[bool, dict[str, list[int]]]:
-    """Which form of ``owned_by_either`` covers ``people``, and its parameter: a few ids, not hundreds."""
-    others = getattr(people, "others", None)
-    if others is not None:
-        return True, {"others": list(others)}
-    return False, {"owners": [p.id if isinstance(p, Person) else p for p in people]}
-
-
 def _people(session: Session, actor: User, team_id: int | None, rep_id: int | None, people: list[Person] | None) -> list[Person]:
     """The people a figure covers: resolved once by the report's scope, or here for a caller
     that asks for one figure alone."""
@@ -100,7 +85,7 @@ def _partial_day(actor: User, period: Period, owners: Iterable[int]) -> ColumnEl
         return None
     zone = actor.organization.time_zone
     return (
-        (Activity.organization_id == actor.organization_id) & Activity.deleted_at.is_(None) & owned_by(Activity.owner_id, owners)
+        (Activity.organization_id == actor.organization_id) & Activity.deleted_at.is_(None) & Activity.owner_id.in_(list(owners))
         & (Activity.occurred_at >= local_midnight(period.until.date(), zone))
         & (Activity.occurred_at < period.until.replace(tzinfo=ZoneInfo(zone)).astimezone(timezone.utc))
     )
