@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Iterable
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import BigInteger, DateTime
+from sqlalchemy import BigInteger, BindParameter, Boolean, ColumnElement, DateTime, bindparam
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import TypeDecorator
 
 
@@ -94,7 +96,11 @@ def _elapsed_ms_sqlite(element: elapsed_ms, compiler: SQLCompiler, **kw: Any) ->
 @compiles(elapsed_ms, "postgresql")
 def _elapsed_ms_postgresql(element: elapsed_ms, compiler: SQLCompiler, **kw: Any) -> str:
     since, until = (compiler.process(clause, **kw) for clause in element.clauses)
-    return f"CAST(FLOOR(EXTRACT(EPOCH FROM ({until}) - ({since})) * 1000) AS BIGINT)"
+    # In floating point, not EXTRACT's numeric (twice as slow over a report's thousands of
+    # rows), and still exact for spans under 136 years (the store's dates start in 1900): the
+    # seconds are then off by under half a microsecond, so rounding their microseconds gives
+    # the exact whole number, which divided by 1,000 never rounds across a millisecond.
+    return f"CAST(FLOOR(ROUND(date_part('epoch', ({until}) - ({since})) * 1000000) / 1000) AS BIGINT)"
 
 
 class greatest(FunctionElement[Any]):  # noqa: N801 - a SQL function, named as SQL names them
@@ -113,3 +119,60 @@ def _greatest_sqlite(element: greatest, compiler: SQLCompiler, **kw: Any) -> str
 @compiles(greatest, "postgresql")
 def _greatest_postgresql(element: greatest, compiler: SQLCompiler, **kw: Any) -> str:
     return f"GREATEST({compiler.process(element.clauses, **kw)})"
+
+
+class one_of(ColumnElement[bool]):  # noqa: N801 - reads as the SQL it stands for
+    """``column`` is one of a list of integer ids: ``one_of(User.id, [1, 2])`` or, for a
+    statement built once, ``one_of(User.id, bindparam("ids"))`` with the list bound at execution.
+
+    On SQLite an ``IN`` list, as ``column.in_()`` makes. On PostgreSQL ``column = ANY(:ids)``
+    with the list as one array parameter: the statement's text stays the same whatever the
+    list's length, so psycopg converts and prepares it once, and a list of hundreds of owners
+    costs no planning per element (an ``IN`` of 360 ids spent 3 to 4.5 ms planning each time)."""
+
+    type = Boolean()
+    inherit_cache = True
+    _is_implicitly_boolean = True  # a comparison: no "= 1" added on SQLite, which would hide it from the index
+    _traverse_internals = [("column", InternalTraversal.dp_clauseelement), ("ids", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, column: ColumnElement[Any], ids: BindParameter[Any] | Iterable[int]) -> None:
+        self.column = column
+        self.ids = ids if isinstance(ids, BindParameter) else bindparam("ids", list(ids), unique=True)
+
+
+@compiles(one_of)
+def _one_of(element: one_of, compiler: SQLCompiler, **kw: Any) -> str:
+    ids = element.ids._clone()
+    ids.expanding, ids.type = True, element.column.type  # a clone is still matched to the statement's value
+    return compiler.process(element.column.in_(ids), **kw)
+
+
+@compiles(one_of, "postgresql")
+def _one_of_postgresql(element: one_of, compiler: SQLCompiler, **kw: Any) -> str:
+    ids = element.ids._clone()
+    ids.expanding, ids.type = False, ARRAY(element.column.type)
+    return f"{compiler.process(element.column, **kw)} = ANY({compiler.process(ids, **kw)})"
+
+
+class by_codepoint(ColumnElement[str]):  # noqa: N801 - reads as the SQL it stands for
+    """A text column to order by in code point order, as Python sorts strings, whatever the
+    database's collation: SQLite's own (BINARY) on SQLite, ``COLLATE "C"`` on PostgreSQL, whose
+    default follows the locale. So a list cut in the database (``LIMIT``) is the one Python
+    would have cut."""
+
+    inherit_cache = True
+    _traverse_internals = [("column", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, column: ColumnElement[str]) -> None:
+        self.column = column
+        self.type = column.type
+
+
+@compiles(by_codepoint)
+def _by_codepoint(element: by_codepoint, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.column, **kw)
+
+
+@compiles(by_codepoint, "postgresql")
+def _by_codepoint_postgresql(element: by_codepoint, compiler: SQLCompiler, **kw: Any) -> str:
+    return f'{compiler.process(element.column, **kw)} COLLATE "C"'

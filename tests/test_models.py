@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from services.db import make_engine
-from services.models import Activity, ContactEmail, Opportunity, Quota
+from services.models import Activity, ContactEmail, Opportunity, Quota, User
+from services.types import one_of
 from tests.factories import NOW
 
 
@@ -117,3 +118,77 @@ def test_sqlite_runs_with_wal_and_enforced_foreign_keys(tmp_path):
         assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert connection.execute(text("PRAGMA busy_timeout")).scalar() >= 1000
+
+
+def test_one_of_matches_its_list_whatever_its_length_and_each_execution_its_own(session, world):
+    """``one_of`` is an IN list on SQLite and ``= ANY(array)`` on PostgreSQL: one compiled
+    statement, run again with other lists, must read each run's own list, and a named list
+    used twice in one statement is the same list in both places."""
+    ids = sorted(session.scalars(select(User.id)))
+    assert len(ids) >= 3
+
+    def count(where) -> int:
+        return session.scalar(select(func.count()).select_from(User).where(where))
+
+    for chosen in ([], ids[:1], ids[1:3], ids, ids + [10**9]):
+        assert count(one_of(User.id, chosen)) == len(set(chosen) & set(ids))
+    built = select(func.count()).select_from(User).where(
+        one_of(User.id, bindparam("ids")) & ~one_of(User.team_id, bindparam("none")))
+    for chosen in (ids[:1], ids, []):
+        assert session.scalar(built, {"ids": chosen, "none": []}) == len(chosen)
+    owners = sorted(set(session.scalars(select(User.team_id).where(User.team_id.is_not(None)))))
+    named = select(func.count()).select_from(User).where(
+        one_of(User.id, bindparam("these")) | one_of(User.team_id, bindparam("these")))
+    assert session.scalar(named, {"these": owners[:1]}) == session.scalar(
+        select(func.count()).select_from(User).where(User.id.in_(owners[:1]) | User.team_id.in_(owners[:1])))
+    compiled = str(select(User.id).where(one_of(User.id, ids)).compile(session.get_bind()))
+    assert ("= ANY(" in compiled) == (session.get_bind().dialect.name == "postgresql")
+    assert "= 1" not in compiled  # a comparison, not a boolean value compared with true
+
+
+@pytest.mark.parametrize("since, until", [
+    ("2026-01-01 00:00:00.001", "2026-01-01 00:00:01.005"),
+    ("2026-03-08 06:59:59.999", "2026-03-08 07:00:00"),  # across the DST change, in UTC
+    ("2026-01-01 00:00:01.006", "2026-01-01 00:00:00"),  # backwards
+    ("1900-01-01 00:00:00.001", "2026-11-27 12:34:56.789"),  # the earliest date the store takes, to now
+    ("2025-04-01 04:00:00", "2026-03-31 23:59:59.999"),
+])
+def test_elapsed_ms_is_exact_whole_milliseconds(session, since, until):
+    from services.types import UTCDateTime, elapsed_ms
+    start, end = (datetime.fromisoformat(value).replace(tzinfo=timezone.utc) for value in (since, until))
+    got = session.scalar(select(elapsed_ms(bindparam("a", start, type_=UTCDateTime()), bindparam("b", end, type_=UTCDateTime()))))
+    assert got == (end - start) // timedelta(milliseconds=1)
+
+
+@pytest.mark.parametrize("since, until", [
+    ("2026-01-01 00:00:00.000001", "2026-01-01 00:00:01.005"),
+    ("1900-01-01 00:00:00.000001", "2026-11-27 12:34:56.789"),
+    ("2026-01-01 00:00:01.0059", "2026-01-01 00:00:00"),
+    ("2025-04-01 04:00:00", "2026-03-31 23:59:59.999999"),
+])
+def test_elapsed_ms_floors_microseconds_on_postgresql(postgres_engine, since, until):
+    """PostgreSQL keeps microseconds (SQLite's date functions keep milliseconds): the
+    difference is floored to whole milliseconds, as exactly as EXTRACT's numeric would."""
+    from services.types import UTCDateTime, elapsed_ms
+    start, end = (datetime.fromisoformat(value).replace(tzinfo=timezone.utc) for value in (since, until))
+    with postgres_engine.connect() as connection:
+        got = connection.scalar(select(elapsed_ms(bindparam("a", start, type_=UTCDateTime()), bindparam("b", end, type_=UTCDateTime()))))
+        numeric = connection.scalar(text("SELECT CAST(FLOOR(EXTRACT(EPOCH FROM CAST(:b AS timestamptz) - CAST(:a AS timestamptz)) * 1000) AS BIGINT)"),
+                                    {"a": start, "b": end})
+    assert got == numeric == (end - start) // timedelta(milliseconds=1)
+
+
+def test_by_codepoint_orders_text_as_python_does_whatever_the_collation(session):
+    """A list the database cuts (``LIMIT``) must be the one Python would cut: ordered in code
+    point order even where the column's collation is a locale's, as a production PostgreSQL's
+    default may be (here ICU's English, which puts "apple" before "Banana")."""
+    from sqlalchemy import literal, union_all
+
+    from services.types import by_codepoint
+    names = ["apple", "Banana", "Éclair", "zed", "Zed", "Ångström", "ärger", "Z", "z"]
+    rows = union_all(*(select(literal(name).label("name")) for name in names)).subquery()
+    column = rows.c.name
+    if session.get_bind().dialect.name == "postgresql":
+        column = column.collate("en-US-x-icu")
+        assert session.scalars(select(rows.c.name).order_by(column)).all() != sorted(names)  # the locale's order differs
+    assert session.scalars(select(rows.c.name).order_by(by_codepoint(column))).all() == sorted(names)

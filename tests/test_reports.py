@@ -871,7 +871,7 @@ def test_deal_alerts_are_the_raw_rows_warnings(demo_session, demo):
 
 def test_the_pages_first_alerts_are_the_first_of_them_ties_at_the_cut_included(session, world: World):
     """40 deals, many tied on the days of their longest warning and named so that a tie is
-    broken by name: the page's first ``limit`` are exactly the first of the full list, for
+    broken by name (in code point order, as Python sorts: "Deal" < "deal" < "Éclat"): the page's first ``limit`` are exactly the first of the full list, for
     every limit, with the full count beside them; the full list is the raw rows' warnings."""
     from tests.factories import make_deal
 
@@ -880,7 +880,7 @@ def test_the_pages_first_alerts_are_the_first_of_them_ties_at_the_cut_included(s
     now = datetime(2026, 11, 20, 17, tzinfo=timezone.utc)
     for n in range(40):
         owner = session.get(User, (world.rep, world.teammate)[n % 2].id)
-        make_deal(session, org, account, owner, session.get(Stage, world.stages[n % 3].id), f"Deal {(n * 7) % 40:02d}",
+        make_deal(session, org, account, owner, session.get(Stage, world.stages[n % 3].id), f"{('Deal', 'deal', 'Éclat')[n % 3]} {(n * 7) % 40:02d}",
                   created=now - timedelta(days=10 + 5 * (n % 6), hours=n % 4))
     session.commit()
     members = {p.id for p in reports.team_members(session, manager)}

@@ -18,7 +18,7 @@ from services.errors import DomainError
 from services.models import ACTIVITY_TYPES, MONTH_COLUMNS, WEEKDAY_COLUMNS, Activity, ActivityDayTotal, ActivityMonthRollup, ActivityRollup, ActivityYearRollup, Opportunity, User
 from services.periods import Period, add_months, fiscal_year_start, local_midnight
 from services.signals import is_attempt_of, is_inbound_interaction
-from services.types import UTCDateTime
+from services.types import UTCDateTime, one_of
 from services.users import Person
 from services.reports.scope import _closed_in, _partial_day, _people, owned_by
 
@@ -115,7 +115,7 @@ def _summary_statement(model: Any, by_owner: bool = True) -> Any:
     else:
         attempts = func.sum(case((is_attempt_of(model), model.count), else_=0))
         contacts = func.sum(case((is_inbound_interaction(model), model.count), else_=0))
-    owners = model.owner_id.in_(bindparam("owners", expanding=True)) if by_owner else true()
+    owners = one_of(model.owner_id, bindparam("owners")) if by_owner else true()
     by_type = [func.sum(case((model.type == kind, getattr(model, column)), else_=0))
                for column in ("count", "minutes") for kind in ACTIVITY_TYPES]
     return (
@@ -198,7 +198,7 @@ WORKING_DAYS = {RECENT: 5, BASELINE: 20}
 _DRAWDOWN_DAYS = (
     select(ActivityDayTotal.owner_id, func.sum(case((ActivityDayTotal.day > bindparam("split_day"), ActivityDayTotal.count), else_=0)),
            func.sum(ActivityDayTotal.count))
-    .where(ActivityDayTotal.organization_id == bindparam("org"), ActivityDayTotal.owner_id.in_(bindparam("owners", expanding=True)),
+    .where(ActivityDayTotal.organization_id == bindparam("org"), one_of(ActivityDayTotal.owner_id, bindparam("owners")),
            ActivityDayTotal.day >= bindparam("first_day"), ActivityDayTotal.day < bindparam("today"),
            ActivityDayTotal.day != bindparam("split_day"))
     .group_by(ActivityDayTotal.owner_id)
@@ -206,7 +206,7 @@ _DRAWDOWN_DAYS = (
 _EDGES = union_all(*(
     select(Activity.owner_id, case((Activity.occurred_at >= bindparam("split", type_=UTCDateTime()), 1), else_=0).label("recent"))
     .where(Activity.organization_id == bindparam("org"), Activity.deleted_at.is_(None),
-           Activity.owner_id.in_(bindparam("owners", expanding=True)),
+           one_of(Activity.owner_id, bindparam("owners")),
            Activity.occurred_at >= bindparam(f"from{i}", type_=UTCDateTime()), Activity.occurred_at < bindparam(f"until{i}", type_=UTCDateTime()))
     for i in range(3)
 )).subquery("edges")
@@ -258,14 +258,14 @@ def weekday_pattern(session: Session, actor: User, period: Period, team_id: int 
         if model is ActivityRollup:
             rows += [(row, sign) for row in session.connection().execute(
                 select(model.owner_id, model.day, func.sum(model.count))
-                .where(model.organization_id == actor.organization_id, model.owner_id.in_(people), within)
+                .where(model.organization_id == actor.organization_id, one_of(model.owner_id, people), within)
                 .group_by(model.owner_id, model.day)
             )]
             continue
         # The coarse grains count by weekday themselves.
         for owner_id, *by_weekday in session.connection().execute(
             select(model.owner_id, *(func.sum(getattr(model, column)) for column in WEEKDAY_COLUMNS))
-            .where(model.organization_id == actor.organization_id, model.owner_id.in_(people), within)
+            .where(model.organization_id == actor.organization_id, one_of(model.owner_id, people), within)
             .group_by(model.owner_id)
         ):
             for weekday, count in enumerate(by_weekday):

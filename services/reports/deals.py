@@ -7,6 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import Integer, bindparam, case, func, literal, select
 from sqlalchemy.orm import Session
@@ -16,7 +17,7 @@ from services.health import HealthDrop, health_drops
 from services.models import Account, FollowUp, Opportunity, Quota, Stage, User
 from services.periods import Period, period_for
 from services.signals import DealWarning, days_since, longest_warning, warning_days, warning_facts, warning_parameters, warnings_from
-from services.types import as_utc, elapsed_ms
+from services.types import as_utc, by_codepoint, elapsed_ms, one_of
 from services.reports.quotas import _won_by_owner
 from services.users import Person
 from services.reports.scope import _closed_in, _in_period, _people, owned_by
@@ -200,20 +201,33 @@ SHOWN_LOST = 50  # the dashboard lists the latest this many lost deals, and says
 
 
 # The team's open deals that need a look, with the rule's days (``services.signals``) worked out
-# in the database, the longest waiting first, each row with how many there are: an
-# organization's 2,500 open deals are flagged, counted and ordered there, and a page reads
-# only its first rows. Built once; bind the rule's parameters and "owners".
-_ALERT_FACTS = warning_facts(Opportunity.owner_id.in_(bindparam("owners", expanding=True)), name="alert_facts",
+# in the database, the longest waiting first (a tie by name, then id), each row with how many
+# there are: an organization's 2,500 open deals are flagged, counted, ordered and cut there, and
+# only the rows read are joined to their accounts. Built once, with and without a "limit";
+# bind the rule's parameters and "owners".
+_ALERT_FACTS = warning_facts(one_of(Opportunity.owner_id, bindparam("owners")), name="alert_facts",
                              extra=(Opportunity.name, Opportunity.owner_id, Opportunity.amount, Opportunity.stage_id, Opportunity.account_id))
 _ALERT_DAYS = warning_days(_ALERT_FACTS)
 _LONGEST = longest_warning(_ALERT_DAYS)
-_ALERTS = (
-    select(_ALERT_FACTS.c.deal_id, _ALERT_FACTS.c.name, Account.name, _ALERT_FACTS.c.owner_id, _ALERT_FACTS.c.amount,
+_FLAGGED = (
+    select(_ALERT_FACTS.c.deal_id, _ALERT_FACTS.c.name, _ALERT_FACTS.c.account_id, _ALERT_FACTS.c.owner_id, _ALERT_FACTS.c.amount,
            _ALERT_FACTS.c.stage_id, *_ALERT_DAYS, _LONGEST.label("longest"), func.count().over().label("total"))
-    .join(Account, Account.id == _ALERT_FACTS.c.account_id)
     .where(_LONGEST >= 0)
-    .order_by(_LONGEST.desc())
 )
+
+
+def _alerts_statement(limit: bool) -> Any:
+    flagged = _FLAGGED
+    if limit:
+        flagged = flagged.order_by(_LONGEST.desc(), by_codepoint(_ALERT_FACTS.c.name), _ALERT_FACTS.c.deal_id).limit(bindparam("limit"))
+    rows = flagged.subquery("flagged")
+    return (select(rows.c.deal_id, rows.c.name, Account.name, *(rows.c[column] for column in (
+                   "owner_id", "amount", "stage_id", "dark_days", "stale_days", "neglected_days", "total")))
+            .join(Account, Account.id == rows.c.account_id)
+            .order_by(rows.c.longest.desc(), by_codepoint(rows.c.name), rows.c.deal_id))
+
+
+_ALERTS = {limit: _alerts_statement(limit) for limit in (False, True)}
 
 
 @dataclass
@@ -242,17 +256,11 @@ def _alerts(session: Session, actor: User, now: datetime, people: list[Person], 
     if not owners:
         return Alerts([], 0)
     stages = {stage.id: stage for stage in pipeline_stages(session, actor.organization_id)}
-    result = session.connection().execute(_ALERTS, warning_parameters(actor.organization, now) | {"owners": list(owners)})
     alerts, total = [], 0
-    for deal_id, name, account_name, owner_id, amount, stage_id, dark, stale, neglected, longest, total in result:
-        # Past the first ``limit``, only the deals tied with the last of them: the page orders
-        # a tie by name, which the database's collation may not.
-        if limit is not None and len(alerts) >= limit and longest < alerts[-1].days:
-            break
+    for deal_id, name, account_name, owner_id, amount, stage_id, dark, stale, neglected, total in session.connection().execute(
+            _ALERTS[limit is not None], warning_parameters(actor.organization, now) | {"owners": list(owners), "limit": limit}):
         alerts.append(DealAlert(deal_id, name, account_name, owners[owner_id], amount, warnings_from(deal_id, stages[stage_id], dark, stale, neglected)))
-    result.close()
-    alerts.sort(key=lambda a: (-a.days, a.name, a.opportunity_id))
-    return Alerts(alerts[:limit] if limit is not None else alerts, total)
+    return Alerts(alerts, total)
 
 
 @dataclass
@@ -313,7 +321,7 @@ def neglected_accounts(session: Session, actor: User, now: datetime, team_id: in
     quiet_since = now - timedelta(days=quiet_days)
     active = session.connection().execute(
         select(Account.id, Account.name, Account.owner_id, Account.created_at, Account.last_activity_at).where(
-            Account.organization_id == org_id, Account.deleted_at.is_(None), Account.owner_id.in_(people),
+            Account.organization_id == org_id, Account.deleted_at.is_(None), one_of(Account.owner_id, people),
             func.coalesce(Account.last_activity_at, Account.created_at) <= quiet_since,
             Account.id.in_(select(Opportunity.account_id).where(Opportunity.organization_id == org_id, Opportunity.status == "open",
                                                                  Opportunity.deleted_at.is_(None))),

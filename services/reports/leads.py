@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from services.models import Activity, Lead, User
 from services.periods import Period
-from services.types import elapsed_ms
+from services.types import elapsed_ms, one_of
 from services.users import Person
 from services.reports.scope import _in_period, _people, owned_by
 
@@ -74,7 +74,7 @@ def lead_response_times(session: Session, actor: User, period: Period, team_id: 
     # The wait worked out in the database, in milliseconds: a number per lead, not two timestamps.
     for owner_id, waited in session.connection().execute(
         select(Lead.owner_id, elapsed_ms(Lead.created_at, first_touch))
-        .where(Lead.organization_id == actor.organization_id, Lead.deleted_at.is_(None), Lead.owner_id.in_(people),
+        .where(Lead.organization_id == actor.organization_id, Lead.deleted_at.is_(None), one_of(Lead.owner_id, people),
                _in_period(Lead.created_at, actor, period))
     ):
         waits[owner_id].append(waited / 3_600_000 if waited is not None else None)

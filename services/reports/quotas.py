@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from services.models import Opportunity, Quota, User
 from services.periods import Period, add_months
+from services.types import one_of
 from services.reports.activity import activity_summary, RepActivity
 from services.users import Person
 from services.reports.scope import _closed_in, _people, visible_teams
@@ -143,7 +144,7 @@ def _reach(period: Period) -> dict[str, date]:
 _WHOLLY = or_(*((Quota.period == kind) & (Quota.period_start >= bindparam("start")) & (Quota.period_start <= bindparam(f"last_{kind}"))
                 for kind in LONGEST))
 _OVERLAPPING = _overlapping_quotas(bindparam("org"), bindparam("start"), bindparam("end"), {kind: bindparam(kind) for kind in LONGEST})
-_OWNERS = Quota.user_id.in_(bindparam("owners", expanding=True))
+_OWNERS = one_of(Quota.user_id, bindparam("owners"))
 # Built once, with the period as parameters: the quotas wholly inside summed in the database
 # (a year of an organization's monthly quotas is tens of thousands of rows), the few that
 # straddle an edge read one by one and counted pro rata.

@@ -16,6 +16,7 @@ from services.access import require_role
 from services.errors import Forbidden
 from services.models import Activity, Opportunity, Team, User
 from services.periods import Period, comparison_for, local_midnight
+from services.types import one_of
 from services.users import PEOPLE, Person
 
 
@@ -63,7 +64,7 @@ def owned_by(column: ColumnElement, people: Iterable[Person] | Iterable[int]) ->
     others = getattr(people, "others", None)
     if others is not None:
         return column.not_in(others) if others else true()
-    return column.in_([p.id if isinstance(p, Person) else p for p in people])
+    return one_of(column, [p.id if isinstance(p, Person) else p for p in people])
 
 
 def _people(session: Session, actor: User, team_id: int | None, rep_id: int | None, people: list[Person] | None) -> list[Person]:
@@ -85,7 +86,7 @@ def _partial_day(actor: User, period: Period, owners: Iterable[int]) -> ColumnEl
         return None
     zone = actor.organization.time_zone
     return (
-        (Activity.organization_id == actor.organization_id) & Activity.deleted_at.is_(None) & Activity.owner_id.in_(list(owners))
+        (Activity.organization_id == actor.organization_id) & Activity.deleted_at.is_(None) & one_of(Activity.owner_id, owners)
         & (Activity.occurred_at >= local_midnight(period.until.date(), zone))
         & (Activity.occurred_at < period.until.replace(tzinfo=ZoneInfo(zone)).astimezone(timezone.utc))
     )
