@@ -8,7 +8,7 @@ from typing import Any, Mapping
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from addin import auth, cli, database, filters, oidc, security
+from addin import auth, charts, cli, database, filters, oidc, security
 from addin.settings import load_settings
 
 
@@ -28,6 +28,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     security.init_app(app)
     cli.init_app(app)
     filters.init_app(app)
+    charts.init_app(app)
 
     from addin.routes import api, register
 

@@ -41,6 +41,8 @@ EXPORTS: dict[str, tuple[list[str], Callable[[TeamReport], Rows]]] = {
     "health": (["deal", "account", "owner", "health", "change in 14 days", "what cost it most", "as of"],
                lambda r: [[d.name, d.account_name, d.owner_name, d.health, d.change, "; ".join(d.factors), d.day.isoformat()]
                           for d in r.health_drops_all]),
+    "slipping": (["rep", "per working day, last 7 days", "per working day, 28 days before"],
+                 lambda r: [[d.name, d.recent_per_day, d.baseline_per_day] for d in r.drawdowns]),
     "neglected": (["account", "owner", "days quiet"], lambda r: [[a.name, a.owner_name, a.days] for a in r.neglected]),
     "trends": (["month", "won amount", "won deals", "win rate", "activities"],
                lambda r: [[p.month.isoformat(), p.won_amount, p.won_deals, _ratio(p.win_rate), p.activities] for p in r.trends]),

@@ -171,6 +171,37 @@ def test_every_deal_to_look_at_is_one_row_and_none_is_cut_silently(auth, app, ap
     assert all("days in Qualify" in row[6] and "No word from the customer" in row[6] for row in rows)
 
 
+def test_slipping_reps_past_the_page_are_counted_and_in_the_csv(auth, app, app_world: World, monkeypatch):
+    """The page names the first slipping reps, the steepest fall first, and says how many there
+    are; the CSV names them all, at the rates the raw activities give (here one rep is shown)."""
+    from services.reports import dashboard
+
+    monkeypatch.setattr(dashboard, "DRAWDOWNS_SHOWN", 1)
+    now = datetime.now(timezone.utc)
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        # The 28 days before the last 7: Rita 40 activities, Tom 60; the last 7 days: one each.
+        for owner, before in ((app_world.rep, 40), (app_world.teammate, 60)):
+            for n in range(before):
+                session.add(Activity(organization_id=app_world.org.id, type="call", direction="outbound", outcome="connected",
+                                     occurred_at=now - timedelta(days=8, hours=n * 600 // before), owner_id=owner.id, source="web"))
+            session.add(Activity(organization_id=app_world.org.id, type="call", direction="outbound", outcome="connected",
+                                 occurred_at=now - timedelta(days=2), owner_id=owner.id, source="web"))
+        session.flush()
+        rebuild_rollups(session, session.get(type(app_world.org), app_world.org.id))
+        session.commit()
+    auth.login("mia@northwind.test")
+    page = auth.get("/dashboard").get_data(as_text=True)
+    section = page[page.index('aria-label="Alerts"'):]
+    section = section[:section.index("</section>")]
+    # Tom fell from 3.0 a working day to 0.2 (a fifteenth), Rita from 2.0 to 0.2 (a tenth).
+    assert re.findall(r"⚠ ([\w ]+):", section) == ["Tom Teammate"]
+    assert "Tom Teammate: 0.2 activities a working day in the last 7 days, against 3.0 in the 28 days before." in section
+    assert "1 of 2 slipping reps, the steepest falls first" in section and "/dashboard/slipping.csv" in section
+    rows = list(csv.reader(io.StringIO(auth.get("/dashboard/slipping.csv", htmx=False).get_data(as_text=True))))
+    assert rows == [["rep", "per working day, last 7 days", "per working day, 28 days before"],
+                    ["Rita Rep", "0.2", "2.0"], ["Tom Teammate", "0.2", "3.0"]]
+
+
 def test_lost_deals_past_the_page_are_counted_and_in_the_csv(auth, app, app_world: World):
     """55 deals lost this month: the page lists the latest 50 and says how many there are, the
     CSV has all 55, the latest first."""

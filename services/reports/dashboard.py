@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from services.errors import DomainError
 from services.models import User
 from services.periods import Period
-from services.reports.activity import activity_summary, drawdown_alerts, monthly_trends, MonthPoint, RepActivity, weekday_pattern
+from services.reports.activity import activity_summary, Drawdown, drawdown_alerts, monthly_trends, MonthPoint, RepActivity, weekday_pattern
 from services.reports.deals import SHOWN_LOST, LostDeal, deal_alerts, falling_deals, first_alerts, deal_outcomes, lost_deals, neglected_accounts, pipeline, quarter_forecast, stage_conversion, StageConversion, StageRow
 from services.reports.leads import lead_conversion, lead_response_times, ResponseTime
 from services.reports.note_quality import note_quality, note_quality_totals
@@ -27,6 +27,9 @@ CHART_PARTS = 4  # colours a stacked bar has (pane.css: .part-0 to .part-3)
 # A page lists every rep up to this many; past it, the most active this many, and a way to all
 # (an organization of 360 reps made a 1 MB page). The CSV exports always hold every rep.
 REPS_SHOWN = 30
+# The page names this many slipping reps, the steepest falls first, and says how many there are
+# (a week without activity flagged 359 of 360 reps: a page of warnings); the CSV names them all.
+DRAWDOWNS_SHOWN = 10
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,12 @@ class TeamReport:
             return self.lost[:SHOWN_LOST]
         scope = self.scope
         return lost_deals(scope.session, scope.actor, self.period, scope.team_id, scope.rep_id, people=scope.people, limit=SHOWN_LOST)
+
+    @cached_property
+    def drawdowns_shown(self) -> list[Drawdown]:
+        """The first ``DRAWDOWNS_SHOWN`` slipping reps, the steepest fall first (the lowest share
+        of their own usual rate), a tie by name."""
+        return sorted(self.drawdowns, key=lambda d: (d.recent_per_day / d.baseline_per_day, d.name))[:DRAWDOWNS_SHOWN]
 
     @cached_property
     def team_quota(self) -> list[TeamAttainment]:
