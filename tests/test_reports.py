@@ -766,6 +766,53 @@ def test_neglected_accounts(session, world: World):
     assert reports.neglected_accounts(session, manager, later) == []  # a follow-up is planned
 
 
+def test_the_pages_first_neglected_accounts_are_the_first_of_them(session, world: World):
+    """30 accounts, quiet for a few whole days each (many tied) and named so that a tie is
+    broken in code point order, some with a follow-up planned, a deal deleted or only closed
+    deals, or another team's owner: the list is the raw rows' and the page's first ``limit``
+    are its first, with the full count beside them."""
+    from services.models import Account, FollowUp
+    from tests.factories import make_account, make_deal
+
+    manager = session.get(User, world.manager.id)
+    org = world.org
+    now = datetime(2026, 11, 20, 17, tzinfo=timezone.utc)
+    stage = session.get(Stage, world.stages[0].id)
+    for n in range(30):
+        owner = session.get(User, (world.rep, world.teammate, world.west_rep)[n % 3].id)
+        account = make_account(session, org, owner, f"{('Acme', 'acme', 'Ålesund')[n % 3]} {(n * 7) % 30:02d}", None)
+        account.created_at = now - timedelta(days=60)
+        account.last_activity_at = now - timedelta(days=14 + n % 4, hours=n % 5)
+        session.flush()
+        deal = make_deal(session, org, account, owner, stage, f"Deal {n}")
+        if n % 7 == 1:
+            deal.deleted_at = now
+        if n % 7 == 2:
+            deal.status, deal.closed_at = "won", now - timedelta(days=30)
+        if n % 7 == 3:
+            session.add(FollowUp(organization_id=org.id, title="Call", owner_id=owner.id, account_id=account.id, due_at=now + timedelta(days=1)))
+        if n % 7 == 4:
+            session.add(FollowUp(organization_id=org.id, title="Call", owner_id=owner.id, account_id=account.id, due_at=now - timedelta(days=1)))
+    session.commit()
+    members = {p.id: p.name for p in reports.team_members(session, manager)}
+    expected = []
+    for account in session.scalars(select(Account).where(Account.organization_id == org.id, Account.deleted_at.is_(None))):
+        quiet = now - (account.last_activity_at or account.created_at)
+        deals = [d for d in session.scalars(select(Opportunity).where(Opportunity.account_id == account.id))
+                 if d.status == "open" and d.deleted_at is None]
+        planned = [f for f in session.scalars(select(FollowUp).where(FollowUp.account_id == account.id))
+                   if f.done_at is None and f.deleted_at is None and f.due_at > now]
+        if account.owner_id in members and deals and not planned and quiet >= timedelta(days=14):
+            expected.append((quiet.days, account.name, account.id))
+    expected.sort(key=lambda row: (-row[0], row[1], row[2]))
+    found = reports.neglected_accounts(session, manager, now)
+    assert [(a.days, a.name, a.id) for a in found] == expected
+    assert len(expected) > 8 and len({days for days, *_ in expected}) < len(expected) / 2  # ties, many of them
+    for limit in range(1, len(found) + 2):
+        first = reports.first_neglected(session, manager, now, limit=limit)
+        assert first.total == len(found) and first.rows == found[:limit], limit
+
+
 def test_team_revenue_attainment_is_pro_rata_and_counts_the_teams_wins(session, world: World):
     from services.models import Quota
 

@@ -27,7 +27,7 @@ from services.reports.activity import (
 from services.reports.dashboard import CHART_PARTS, Change, TeamReport, team_report
 from services.reports.deals import (
     SHOWN_ALERTS, DealAlert, DealOutcomes, Forecast, LostDeal, NeglectedAccount, StageConversion, StageRow, deal_alerts, deal_outcomes, first_alerts,
-    lost_deals, neglected_accounts, pipeline, quarter_forecast, stage_conversion,
+    first_neglected, lost_deals, neglected_accounts, pipeline, quarter_forecast, stage_conversion,
 )
 from services.reports.leads import LeadSource, ResponseTime, lead_conversion, lead_response_times
 from services.reports.note_quality import NoteQuality, NoteQualityTotals, note_quality, note_quality_totals
@@ -41,7 +41,7 @@ __all__ = [
     "AgainstTarget", "Attainment", "CHART_PARTS", "Change", "DealAlert", "DealOutcomes", "Drawdown", "Forecast", "LeaderboardRow",
     "LeadSource", "LostDeal", "MonthPoint", "NeglectedAccount", "NoteQuality", "NoteQualityTotals", "PanelRow", "RepAccount",
     "RepActivity", "ReportScope", "ResponseTime", "SHOWN_ALERTS", "StageConversion", "StageRow", "TeamAttainment", "TeamPanel",
-    "TeamReport", "activity_summary", "deal_alerts", "deal_outcomes", "first_alerts", "drawdown_alerts", "lead_conversion",
+    "TeamReport", "activity_summary", "deal_alerts", "deal_outcomes", "first_alerts", "first_neglected", "drawdown_alerts", "lead_conversion",
     "lead_response_times", "leaderboard", "lost_deals", "monthly_trends", "neglected_accounts", "note_quality", "note_quality_totals",
     "pipeline", "quarter_forecast", "quota_attainment", "quota_targets", "rep_accounts", "stage_conversion", "team_members", "team_panel",
     "team_report", "team_revenue_attainment", "visible_teams", "weekday_pattern",

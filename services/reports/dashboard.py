@@ -14,7 +14,7 @@ from services.errors import DomainError
 from services.models import User
 from services.periods import Period
 from services.reports.activity import activity_summary, Drawdown, drawdown_alerts, monthly_trends, MonthPoint, RepActivity, weekday_pattern
-from services.reports.deals import SHOWN_LOST, LostDeal, deal_alerts, falling_deals, first_alerts, deal_outcomes, lost_deals, neglected_accounts, pipeline, quarter_forecast, stage_conversion, StageConversion, StageRow
+from services.reports.deals import SHOWN_LOST, LostDeal, deal_alerts, falling_deals, first_alerts, deal_outcomes, first_neglected, lost_deals, neglected_accounts, pipeline, quarter_forecast, stage_conversion, StageConversion, StageRow
 from services.reports.leads import lead_conversion, lead_response_times, ResponseTime
 from services.reports.note_quality import note_quality, note_quality_totals
 from services.reports.quotas import Attainment, leaderboard, LeaderboardRow, quota_attainment, team_revenue_attainment, TeamAttainment, won_by_owner
@@ -92,8 +92,9 @@ class TeamReport:
     response = figure(lead_response_times)  # list[ResponseTime], every rep's (the CSV)
     response_shown = figure(lead_response_times, shown=True)  # the page's reps'
     alerts = figure(deal_alerts, at="now")  # list[DealAlert], all of them (the CSV)
-    alerts_shown = figure(first_alerts, at="now")  # Alerts: the page's first SHOWN_ALERTS, and how many there are
-    neglected = figure(neglected_accounts, at="now")  # list[NeglectedAccount]
+    alerts_shown = figure(first_alerts, at="now")  # Shown: the page's first SHOWN_ALERTS, and how many there are
+    neglected = figure(neglected_accounts, at="now")  # list[NeglectedAccount], all of them (the CSV)
+    neglected_shown = figure(first_neglected, at="now")  # Shown: the page's first SHOWN_ALERTS, and how many there are
     drawdowns = figure(drawdown_alerts, at="now")  # list[Drawdown]
     forecast = figure(quarter_forecast, at="today")  # Forecast
     health_drops = figure(falling_deals, at=None)  # list[HealthDrop]: the page's first SHOWN_DROPS

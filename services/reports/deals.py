@@ -7,17 +7,17 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Integer, bindparam, case, func, literal, select
+from sqlalchemy import BigInteger, Integer, bindparam, case, func, literal, select
 from sqlalchemy.orm import Session
 
 from services.deals import pipeline_stages
 from services.health import HealthDrop, health_drops
 from services.models import Account, FollowUp, Opportunity, Quota, Stage, User
 from services.periods import Period, period_for
-from services.signals import DealWarning, days_since, longest_warning, warning_days, warning_facts, warning_parameters, warnings_from
-from services.types import as_utc, by_codepoint, elapsed_ms, one_of
+from services.signals import DAY_MS, DealWarning, longest_warning, warning_days, warning_facts, warning_parameters, warnings_from
+from services.types import UTCDateTime, as_utc, by_codepoint, elapsed_ms, one_of
 from services.reports.quotas import _won_by_owner
 from services.users import Person
 from services.reports.scope import _closed_in, _in_period, _people, owned_by
@@ -196,6 +196,7 @@ class DealAlert:
         return "; ".join(w.message for w in self.warnings)
 
 
+Row = TypeVar("Row")
 SHOWN_ALERTS = 40  # the dashboard lists this many and says how many more the CSV holds
 SHOWN_LOST = 50  # the dashboard lists the latest this many lost deals, and says how many the CSV holds
 
@@ -231,10 +232,10 @@ _ALERTS = {limit: _alerts_statement(limit) for limit in (False, True)}
 
 
 @dataclass
-class Alerts:
-    """The deals that need a look, the longest waiting first: all of them, or the first few of ``total``."""
+class Shown(Generic[Row]):
+    """The first rows of a list the page cuts (the CSV has them all), and how many there are."""
 
-    rows: list[DealAlert]
+    rows: list[Row]
     total: int
 
 
@@ -246,21 +247,21 @@ def deal_alerts(session: Session, actor: User, now: datetime, team_id: int | Non
 
 
 def first_alerts(session: Session, actor: User, now: datetime, team_id: int | None = None, rep_id: int | None = None, *,
-                 people: list[Person] | None = None, limit: int = 0) -> Alerts:
+                 people: list[Person] | None = None, limit: int = 0) -> Shown[DealAlert]:
     """The first ``limit`` (default ``SHOWN_ALERTS``) of ``deal_alerts``, and how many there are."""
     return _alerts(session, actor, now, _people(session, actor, team_id, rep_id, people), limit or SHOWN_ALERTS)
 
 
-def _alerts(session: Session, actor: User, now: datetime, people: list[Person], limit: int | None) -> Alerts:
+def _alerts(session: Session, actor: User, now: datetime, people: list[Person], limit: int | None) -> Shown[DealAlert]:
     owners = {u.id: u.name for u in people}
     if not owners:
-        return Alerts([], 0)
+        return Shown([], 0)
     stages = {stage.id: stage for stage in pipeline_stages(session, actor.organization_id)}
     alerts, total = [], 0
     for deal_id, name, account_name, owner_id, amount, stage_id, dark, stale, neglected, total in session.connection().execute(
             _ALERTS[limit is not None], warning_parameters(actor.organization, now) | {"owners": list(owners), "limit": limit}):
         alerts.append(DealAlert(deal_id, name, account_name, owners[owner_id], amount, warnings_from(deal_id, stages[stage_id], dark, stale, neglected)))
-    return Alerts(alerts, total)
+    return Shown(alerts, total)
 
 
 @dataclass
@@ -310,34 +311,58 @@ class NeglectedAccount:
     days: int  # since the last activity with the account (or since it was created)
 
 
-def neglected_accounts(session: Session, actor: User, now: datetime, team_id: int | None = None, rep_id: int | None = None, *, people: list[Person] | None = None) -> list[NeglectedAccount]:
+# The team's active accounts (with an open deal) quiet for the organization's days or longer
+# (the account keeps its latest activity, ``services.latest``) and with no follow-up due ahead,
+# the quietest first (a tie by name, then id), each with how many there are: flagged, counted,
+# ordered and cut in the database. Built once, with and without a "limit"; bind "org",
+# "owners", "now" and "quiet_since".
+_QUIET = func.coalesce(Account.last_activity_at, Account.created_at)
+_QUIET_DAYS = elapsed_ms(_QUIET, bindparam("now", type_=UTCDateTime())) // literal(DAY_MS, BigInteger())
+
+
+def _neglected_statement(limit: bool) -> Any:
+    statement = (
+        select(Account.id, Account.name, Account.owner_id, _QUIET_DAYS, func.count().over())
+        .where(Account.organization_id == bindparam("org"), Account.deleted_at.is_(None), one_of(Account.owner_id, bindparam("owners")),
+               _QUIET <= bindparam("quiet_since", type_=UTCDateTime()),
+               # Each set read once, not probed per account (follow-ups have no index by account).
+               Account.id.in_(select(Opportunity.account_id).where(Opportunity.organization_id == bindparam("org"), Opportunity.status == "open",
+                                                                   Opportunity.deleted_at.is_(None))),
+               Account.id.not_in(select(FollowUp.account_id).where(
+                   FollowUp.organization_id == bindparam("org"), FollowUp.account_id.is_not(None), FollowUp.done_at.is_(None),
+                   FollowUp.deleted_at.is_(None), FollowUp.due_at > bindparam("now", type_=UTCDateTime()))))
+        .order_by(_QUIET_DAYS.desc(), by_codepoint(Account.name), Account.id)
+    )
+    return statement.limit(bindparam("limit")) if limit else statement
+
+
+_NEGLECTED = {limit: _neglected_statement(limit) for limit in (False, True)}
+
+
+def neglected_accounts(session: Session, actor: User, now: datetime, team_id: int | None = None, rep_id: int | None = None, *,
+                       people: list[Person] | None = None) -> list[NeglectedAccount]:
     """Active accounts (owned by the team, with an open deal) with no activity for N days
-    (default 14) and no follow-up due in the future."""
-    people = {u.id: u.name for u in _people(session, actor, team_id, rep_id, people)}
-    quiet_days = int(actor.organization.setting("neglected_days"))
-    org_id = actor.organization_id
-    # Quiet for the days or longer, in SQL (the account keeps its latest activity,
-    # ``services.latest``): only those come back, to be checked for a planned follow-up.
-    quiet_since = now - timedelta(days=quiet_days)
-    active = session.connection().execute(
-        select(Account.id, Account.name, Account.owner_id, Account.created_at, Account.last_activity_at).where(
-            Account.organization_id == org_id, Account.deleted_at.is_(None), one_of(Account.owner_id, people),
-            func.coalesce(Account.last_activity_at, Account.created_at) <= quiet_since,
-            Account.id.in_(select(Opportunity.account_id).where(Opportunity.organization_id == org_id, Opportunity.status == "open",
-                                                                 Opportunity.deleted_at.is_(None))),
-        )
-    ).all()
-    ids = [row.id for row in active]
-    planned = set(session.connection().scalars(
-        select(FollowUp.account_id).where(FollowUp.organization_id == org_id, FollowUp.account_id.in_(ids), FollowUp.done_at.is_(None),
-                                          FollowUp.deleted_at.is_(None), FollowUp.due_at > now)
-    ))
-    rows = []
-    for account_id, name, owner_id, created_at, last_activity_at in active:
-        days = days_since(as_utc(last_activity_at) or as_utc(created_at), now)
-        if days >= quiet_days and account_id not in planned:
-            rows.append(NeglectedAccount(account_id, name, people[owner_id], days))
-    return sorted(rows, key=lambda r: (-r.days, r.name))
+    (default 14) and no follow-up due in the future, the quietest first."""
+    return _neglected(session, actor, now, _people(session, actor, team_id, rep_id, people), None).rows
+
+
+def first_neglected(session: Session, actor: User, now: datetime, team_id: int | None = None, rep_id: int | None = None, *,
+                    people: list[Person] | None = None, limit: int = 0) -> Shown[NeglectedAccount]:
+    """The first ``limit`` (default ``SHOWN_ALERTS``) of ``neglected_accounts``, and how many there are."""
+    return _neglected(session, actor, now, _people(session, actor, team_id, rep_id, people), limit or SHOWN_ALERTS)
+
+
+def _neglected(session: Session, actor: User, now: datetime, people: list[Person], limit: int | None) -> Shown[NeglectedAccount]:
+    owners = {u.id: u.name for u in people}
+    if not owners:
+        return Shown([], 0)
+    quiet_since = now - timedelta(days=int(actor.organization.setting("neglected_days")))
+    rows, total = [], 0
+    for account_id, name, owner_id, days, total in session.connection().execute(
+            _NEGLECTED[limit is not None],
+            {"org": actor.organization_id, "owners": list(owners), "now": now, "quiet_since": quiet_since, "limit": limit}):
+        rows.append(NeglectedAccount(account_id, name, owners[owner_id], days))
+    return Shown(rows, total)
 
 
 SHOWN_DROPS = 10  # the dashboard lists the deals whose health fell most, this many
