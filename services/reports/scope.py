@@ -67,6 +67,25 @@ def owned_by(column: ColumnElement, people: Iterable[Person] | Iterable[int]) ->
     return one_of(column, [p.id if isinstance(p, Person) else p for p in people])
 
 
+def owners_of(people: Iterable[Person] | Iterable[int]) -> tuple[str, dict[str, list[int]]]:
+    """How a statement built once names these owners (``owned_by_bound``): its form ("all",
+    "others" or "owners", as ``owned_by`` chooses) and the parameters to bind."""
+    others = getattr(people, "others", None)
+    if others is not None:
+        return ("others", {"others": list(others)}) if others else ("all", {})
+    return "owners", {"owners": [p.id if isinstance(p, Person) else p for p in people]}
+
+
+def owned_by_bound(column: ColumnElement, form: str) -> ColumnElement[bool]:
+    """``owned_by`` for a statement built once: ``form`` from ``owners_of``, whose parameters
+    are bound at execution."""
+    if form == "all":
+        return true()
+    if form == "others":
+        return column.not_in(bindparam("others", expanding=True))
+    return one_of(column, bindparam("owners"))
+
+
 def _people(session: Session, actor: User, team_id: int | None, rep_id: int | None, people: list[Person] | None) -> list[Person]:
     """The people a figure covers: resolved once by the report's scope, or here for a caller
     that asks for one figure alone."""
