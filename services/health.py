@@ -31,9 +31,9 @@ from sqlalchemy import and_, bindparam, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from services.deals import pipeline_stages
-from services.models import Account, Activity, DealHealth, FollowUp, Opportunity, Organization, StageChange
+from services.models import IS_OPEN_DEAL, Account, Activity, DealHealth, FollowUp, Opportunity, Organization, StageChange
 from services.signals import is_inbound_interaction
-from services.types import UTCDateTime, as_utc, utcnow
+from services.types import UTCDateTime, as_utc, one_of, utcnow
 from services.users import Person
 
 QUIET_GRACE_DAYS = 3
@@ -262,7 +262,7 @@ def health_drops(session: Session, organization: Organization, people: list[Pers
                DealHealth.factors, DealHealth.day)
         .join(Opportunity, Opportunity.id == DealHealth.opportunity_id).join(Account, Account.id == Opportunity.account_id)
         .where(DealHealth.organization_id == organization.id, DealHealth.day == latest, DealHealth.change < 0,
-               Opportunity.owner_id.in_(list(owners)), Opportunity.status == "open", Opportunity.deleted_at.is_(None))
+               one_of(Opportunity.owner_id, owners), IS_OPEN_DEAL)
         .order_by(DealHealth.change, DealHealth.health, Opportunity.name, DealHealth.opportunity_id)
         .limit(limit)
     )

@@ -35,6 +35,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    literal_column,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
@@ -365,6 +366,12 @@ class Opportunity(Synced, Base):
     contact: Mapped[Contact | None] = relationship()
     owner: Mapped[User] = relationship()
     stage: Mapped[Stage] = relationship()
+
+
+# A statement's filter for live open deals, the partial index's condition (OPEN_DEAL) with 'open'
+# written into the SQL: bound as a parameter, it hides the index from SQLite, which plans before
+# it sees the value (and from a generic plan on PostgreSQL).
+IS_OPEN_DEAL = (Opportunity.status == literal_column("'open'", String())) & Opportunity.deleted_at.is_(None)
 
 
 class StageChange(OrgScoped, Base):

@@ -20,7 +20,7 @@ from typing import Any, Iterable, Protocol
 from sqlalchemy import BigInteger, ColumnElement, and_, bindparam, case, func, literal, or_, select
 from sqlalchemy.orm import Session
 
-from services.models import Activity, FollowUp, Opportunity, Organization, Stage
+from services.models import IS_OPEN_DEAL, Activity, FollowUp, Opportunity, Organization, Stage
 from services.types import UTCDateTime, elapsed_ms, greatest
 
 
@@ -109,7 +109,7 @@ def warning_facts(*conditions: ColumnElement[bool], name: str = "warning_facts",
                elapsed_ms(func.coalesce(Opportunity.last_activity_at, Opportunity.created_at), _NOW).label("idle"),
                _PLANNED.label("planned"), *extra)
         .join(Stage, Stage.id == Opportunity.stage_id)
-        .where(Opportunity.organization_id == bindparam("org"), Opportunity.status == "open", Opportunity.deleted_at.is_(None), *conditions)
+        .where(Opportunity.organization_id == bindparam("org"), IS_OPEN_DEAL, *conditions)
         .cte(name).prefix_with("MATERIALIZED")
     )
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from services.access import get_scoped
 from services.health import HealthDrop, health_drops
 from services.errors import Forbidden
-from services.models import Account, Activity, Opportunity, User
+from services.models import IS_OPEN_DEAL, Account, Activity, Opportunity, User
 from services.periods import Period, period_for
 from services.types import as_utc
 from services.reports.activity import activity_summary, Drawdown, drawdown_alerts
@@ -57,8 +57,8 @@ def rep_accounts(session: Session, actor: User, rep_id: int) -> tuple[User, list
     ).all())
     deals = dict(session.connection().execute(
         select(Opportunity.account_id, func.count()).where(
-            Opportunity.organization_id == actor.organization_id, Opportunity.owner_id == rep.id, Opportunity.status == "open",
-            Opportunity.deleted_at.is_(None), Opportunity.account_id.in_(ids)).group_by(Opportunity.account_id)
+            Opportunity.organization_id == actor.organization_id, Opportunity.owner_id == rep.id, IS_OPEN_DEAL,
+            Opportunity.account_id.in_(ids)).group_by(Opportunity.account_id)
     ).all())
     rows = [RepAccount(i, name, deals.get(i, 0), as_utc(last.get(i))) for i, name in accounts]
     never = datetime.min.replace(tzinfo=timezone.utc)
