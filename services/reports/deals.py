@@ -84,18 +84,23 @@ def pipeline(session: Session, actor: User, team_id: int | None = None, rep_id: 
 
 
 @cache
-def _outcomes(form: str) -> Any:
-    """The won deals summed (count, amount, sales cycle) and the lost summed by reason, closed
-    between "start" and "end", for an owner form (``owners_of``): two statements in one, so that
-    only the lost are grouped (SQLite groups by sorting: grouping every deal by status and reason
-    took a third of the time), and only the won have their cycle worked out. Built once per form."""
-    def closed(status: str) -> Any:
-        return ((Opportunity.organization_id == bindparam("org")) & Opportunity.deleted_at.is_(None) & (Opportunity.status == status)
+def _outcomes(form: str, dialect: str) -> Any:
+    """Deals closed between "start" and "end", for an owner form (``owners_of``): the won summed
+    (count, amount, sales cycle), the lost summed by reason; only the won have their cycle worked
+    out. Built once per form and back end. PostgreSQL groups by hashing, in one pass; SQLite
+    groups by sorting, so there the won are summed apart and only the lost are grouped (a
+    third less time), which on PostgreSQL would read the deals twice."""
+    def closed(*statuses: str) -> Any:
+        return ((Opportunity.organization_id == bindparam("org")) & Opportunity.deleted_at.is_(None) & Opportunity.status.in_(statuses)
                 & owned_by_bound(Opportunity.owner_id, form) & (Opportunity.closed_at >= bindparam("start", type_=UTCDateTime()))
                 & (Opportunity.closed_at < bindparam("end", type_=UTCDateTime())))
+    cycle = elapsed_ms(Opportunity.created_at, Opportunity.closed_at)
+    if dialect == "postgresql":
+        return (select(Opportunity.status, Opportunity.loss_reason, func.count(), func.sum(Opportunity.amount),
+                       func.sum(case((Opportunity.status == "won", cycle))))
+                .where(closed("won", "lost")).group_by(Opportunity.status, Opportunity.loss_reason))
     return union_all(
-        select(literal("won"), literal(None, String()), func.count(), func.sum(Opportunity.amount),
-               func.sum(elapsed_ms(Opportunity.created_at, Opportunity.closed_at))).where(closed("won")),
+        select(literal("won"), literal(None, String()), func.count(), func.sum(Opportunity.amount), func.sum(cycle)).where(closed("won")),
         select(literal("lost"), Opportunity.loss_reason, func.count(), func.sum(Opportunity.amount), literal(None, BigInteger()))
         .where(closed("lost")).group_by(Opportunity.loss_reason),
     )
@@ -110,10 +115,12 @@ def deal_outcomes(session: Session, actor: User, period: Period, team_id: int | 
     reasons: dict[str, list] = {}
     # Summed in the database: a year of an organization's deals is thousands of rows.
     for status, reason, count, amount, cycle in session.connection().execute(
-            _outcomes(form), {"org": actor.organization_id, "start": start, "end": end, **owners}):
+            _outcomes(form, session.get_bind().dialect.name), {"org": actor.organization_id, "start": start, "end": end, **owners}):
         amount = Decimal(amount or 0)
         if status == "won":
-            outcomes.won, outcomes.won_amount, outcomes.cycle_seconds = count, amount, float(cycle or 0) / 1000
+            outcomes.won += count
+            outcomes.won_amount += amount
+            outcomes.cycle_seconds += float(cycle or 0) / 1000
         elif count:
             reasons[reason] = [count, amount]
             outcomes.lost += count
