@@ -826,6 +826,11 @@ def test_team_revenue_attainment_is_pro_rata_and_counts_the_teams_wins(session, 
     rows = reports.team_revenue_attainment(session, admin, Period(date(2026, 11, 1), date(2026, 12, 1)))
     assert [(r.name, r.actual) for r in rows] == [("East", Decimal(12000))]
     assert rows[0].target == Decimal(90000) * 30 / 92 and rows[0].ratio == pytest.approx(12000 / (90000 * 30 / 92))
+    # The dashboard's, from the report's own wins by owner, is the same.
+    november = Period(date(2026, 11, 1), date(2026, 12, 1))
+    now = datetime(2026, 11, 20, 12, tzinfo=timezone.utc)
+    assert reports.team_report(session, admin, november, now.date(), now).team_quota == rows
+    assert reports.team_report(session, admin, november, now.date(), now, team_id=world.east.id).team_quota == rows
     # A West manager sees no East quota.
     assert reports.team_revenue_attainment(session, session.get(User, world.west_manager.id), Period(date(2026, 11, 1), date(2026, 12, 1))) == []
 

@@ -10,7 +10,7 @@ from addin.exports import EXPORTS, as_csv
 from addin.views import actor, page_or_fragment
 from services.periods import KINDS, local_now, local_today, parse_period
 from services.context import account_timeline, notes_feed
-from services.reports import rep_accounts, team_members, team_panel, team_report, visible_teams
+from services.reports import rep_accounts, team_members, team_panel, team_report
 from services.schemas import parse_id
 from services.types import utcnow
 
@@ -34,7 +34,7 @@ def _report():
 def dashboard() -> tuple[str, int]:
     report = _report()
     return page_or_fragment("reports/dashboard.html", "reports/_report.html", report=report, kinds=KINDS,
-                            teams=visible_teams(db(), actor()),
+                            teams=report.scope.teams,
                             # The rep filter's choices: the whole team, whichever rep is chosen.
                             people=report.scope.people if report.rep_id is None else team_members(db(), actor(), report.team_id))
 

@@ -125,7 +125,9 @@ class TeamReport:
     @cached_property
     def team_quota(self) -> list[TeamAttainment]:
         scope = self.scope
-        return team_revenue_attainment(scope.session, scope.actor, self.period, scope.team_id) if scope.rep_id is None else []
+        return (team_revenue_attainment(scope.session, scope.actor, self.period, scope.team_id, people=scope.people, won=self.won,
+                                        teams=scope.teams)
+                if scope.rep_id is None else [])
 
     @cached_property
     def trends(self) -> list[MonthPoint]:

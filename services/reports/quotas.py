@@ -13,7 +13,7 @@ from decimal import Decimal
 from sqlalchemy import ColumnElement, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
-from services.models import Opportunity, Quota, User
+from services.models import Opportunity, Quota, Team, User
 from services.periods import Period, add_months
 from services.types import one_of
 from services.reports.activity import activity_summary, RepActivity
@@ -82,26 +82,30 @@ class TeamAttainment(AgainstTarget):
     actual: Decimal  # won by the team's people in the period
 
 
-def team_revenue_attainment(session: Session, actor: User, period: Period, team_id: int | None = None) -> list[TeamAttainment]:
-    """Won revenue against each visible team's revenue quota, pro rata like a rep's."""
-    teams = {team.id: team.name for team in visible_teams(session, actor) if team_id is None or team.id == team_id}
+def team_revenue_attainment(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *,
+                            people: list[Person] | None = None, won: dict[int, tuple[int, Decimal]] | None = None,
+                            teams: list[Team] | None = None) -> list[TeamAttainment]:
+    """Won revenue against each visible team's revenue quota, pro rata like a rep's: what the
+    team's people (its reps and managers, as every figure counts them) won in the period.
+    ``won`` and ``teams``: the report's own per-owner wins (``won_by_owner``) and visible teams,
+    when it has them."""
+    named = {team.id: team.name for team in (teams if teams is not None else visible_teams(session, actor))
+             if team_id is None or team.id == team_id}
     targets: dict[int, Decimal] = defaultdict(Decimal)
     for team, kind, start, target in session.connection().execute(
         select(Quota.team_id, Quota.period, Quota.period_start, Quota.target)
-        .where(_overlapping_quotas(actor.organization_id, period.start, period.end, _reach(period)), Quota.team_id.in_(teams),
+        .where(_overlapping_quotas(actor.organization_id, period.start, period.end, _reach(period)), Quota.team_id.in_(named),
                Quota.metric == "won_revenue")
     ):
         targets[team] += _pro_rata(kind, start, target, period)
     if not targets:
         return []
-    members = session.connection().execute(select(User.id, User.team_id).where(User.organization_id == actor.organization_id, User.team_id.in_(targets)))
-    team_of = dict(members.all())
-    won: dict[int, Decimal] = defaultdict(Decimal)
-    for owner_id, amount in session.connection().execute(
-        select(Opportunity.owner_id, func.sum(Opportunity.amount)).where(_closed_in(actor, period, team_of, ("won",))).group_by(Opportunity.owner_id)
-    ):
-        won[team_of[owner_id]] += Decimal(amount or 0)
-    return [TeamAttainment(tid, teams[tid], targets[tid], won[tid]) for tid in sorted(targets, key=lambda t: teams[t])]
+    members = [person for person in _people(session, actor, team_id, rep_id, people) if person.team_id in targets]
+    won = won if won is not None else _won_by_owner(session, actor, period, members)
+    by_team: dict[int, Decimal] = defaultdict(Decimal)
+    for person in members:
+        by_team[person.team_id] += won[person.id][1] if person.id in won else Decimal(0)
+    return [TeamAttainment(tid, named[tid], targets[tid], by_team[tid]) for tid in sorted(targets, key=lambda t: named[t])]
 
 
 def _pro_rata(kind: str, start: date, target: Decimal, period: Period) -> Decimal:

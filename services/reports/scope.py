@@ -146,6 +146,11 @@ class ReportScope:
     def comparison(self) -> Period:
         return comparison_for(self.period, self.year_over_year)
 
+    @cached_property
+    def teams(self) -> list[Team]:
+        """The teams the actor may pick (``visible_teams``): the page's filter and the teams' quotas."""
+        return visible_teams(self.session, self.actor)
+
 
 def visible_teams(session: Session, actor: User) -> list[Team]:
     """The teams the actor may pick on the dashboard: an admin's all, a manager's own."""
