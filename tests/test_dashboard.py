@@ -15,16 +15,29 @@ from services.rollups import rebuild_rollups
 from tests.factories import World
 
 
-def add_activities(app, world: World, count: int) -> None:
+def part(page: str, start: str, end: str) -> str:
+    """The page from ``start`` to the first ``end`` after it: one section or chart."""
+    rest = page[page.index(start):]
+    return rest[:rest.index(end)]
+
+
+def logged(app, world: World, *activities: tuple[User | World, str, datetime]) -> None:
+    """Outbound activities (owner, type, when) written straight to the store, then rolled up."""
     with app.extensions["inboxcrm.db"].sessions() as session:
-        for n in range(count):
-            session.add(Activity(organization_id=world.org.id, type="call", direction="outbound", outcome="connected",
-                                 occurred_at=datetime.now(timezone.utc) - timedelta(minutes=n + 1), owner_id=world.rep.id, source="web"))
-        deal = session.get(Opportunity, world.deal.id)
-        deal.name = "=HYPERLINK(\"http://evil.test\")"
+        for owner, kind, when in activities:
+            session.add(Activity(organization_id=world.org.id, type=kind, direction="outbound", outcome="connected" if kind == "call" else None,
+                                 occurred_at=when, owner_id=owner.id, source="web"))
         session.flush()
         rebuild_rollups(session, session.get(type(world.org), world.org.id))
         session.commit()
+
+
+def add_activities(app, world: World, count: int) -> None:
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        deal = session.get(Opportunity, world.deal.id)
+        deal.name = "=HYPERLINK(\"http://evil.test\")"
+        session.commit()
+    logged(app, world, *((world.rep, "call", datetime.now(timezone.utc) - timedelta(minutes=n + 1)) for n in range(count)))
 
 
 @pytest.mark.parametrize("who, status", [("rita", 403), ("mia", 200), ("ada", 200)])
@@ -178,21 +191,12 @@ def test_slipping_reps_past_the_page_are_counted_and_in_the_csv(auth, app, app_w
 
     monkeypatch.setattr(dashboard, "DRAWDOWNS_SHOWN", 1)
     now = datetime.now(timezone.utc)
-    with app.extensions["inboxcrm.db"].sessions() as session:
-        # The 28 days before the last 7: Rita 40 activities, Tom 60; the last 7 days: one each.
-        for owner, before in ((app_world.rep, 40), (app_world.teammate, 60)):
-            for n in range(before):
-                session.add(Activity(organization_id=app_world.org.id, type="call", direction="outbound", outcome="connected",
-                                     occurred_at=now - timedelta(days=8, hours=n * 600 // before), owner_id=owner.id, source="web"))
-            session.add(Activity(organization_id=app_world.org.id, type="call", direction="outbound", outcome="connected",
-                                 occurred_at=now - timedelta(days=2), owner_id=owner.id, source="web"))
-        session.flush()
-        rebuild_rollups(session, session.get(type(app_world.org), app_world.org.id))
-        session.commit()
+    # The 28 days before the last 7: Rita 40 activities, Tom 60; the last 7 days: one each.
+    logged(app, app_world, *((owner, "call", when) for owner, before in ((app_world.rep, 40), (app_world.teammate, 60))
+                             for when in [now - timedelta(days=8, hours=n * 600 // before) for n in range(before)] + [now - timedelta(days=2)]))
     auth.login("mia@northwind.test")
     page = auth.get("/dashboard").get_data(as_text=True)
-    section = page[page.index('aria-label="Alerts"'):]
-    section = section[:section.index("</section>")]
+    section = part(page, 'aria-label="Alerts"', "</section>")
     # Tom fell from 3.0 a working day to 0.2 (a fifteenth), Rita from 2.0 to 0.2 (a tenth).
     assert re.findall(r"⚠ ([\w ]+):", section) == ["Tom Teammate"]
     assert "Tom Teammate: 0.2 activities a working day in the last 7 days, against 3.0 in the 28 days before." in section
@@ -220,8 +224,7 @@ def test_lost_deals_past_the_page_are_counted_and_in_the_csv(auth, app, app_worl
     auth.login("mia@northwind.test")
     span = f"period=custom&start={(now - timedelta(days=3)).date()}&end={(now + timedelta(days=3)).date()}"
     page = auth.get(f"/dashboard?{span}").get_data(as_text=True)
-    section = page[page.index('aria-label="Lost deals"'):]
-    section = section[:section.index("</section>")]
+    section = part(page, 'aria-label="Lost deals"', "</section>")
     assert "50 of 55 deals, the latest first" in section
     assert re.findall(r"<td>(Gone \d+)</td>", section) == [f"Gone {n:02d}" for n in range(50)]
     rows = list(csv.reader(io.StringIO(auth.get(f"/dashboard/lost.csv?{span}", htmx=False).get_data(as_text=True))))[1:]
@@ -229,17 +232,11 @@ def test_lost_deals_past_the_page_are_counted_and_in_the_csv(auth, app, app_worl
 
 
 def test_the_activity_chart_names_every_segment_it_draws(auth, app, app_world: World):
-    with app.extensions["inboxcrm.db"].sessions() as session:
-        for n, kind in enumerate(["call", "call", "call", "email", "email", "meeting", "visit", "note", "sms"]):
-            session.add(Activity(organization_id=app_world.org.id, type=kind, direction="outbound", owner_id=app_world.rep.id,
-                                 occurred_at=datetime.now(timezone.utc) - timedelta(minutes=n + 1), source="web"))
-        session.flush()
-        rebuild_rollups(session, session.get(type(app_world.org), app_world.org.id))
-        session.commit()
+    logged(app, app_world, *((app_world.rep, kind, datetime.now(timezone.utc) - timedelta(minutes=n + 1))
+                             for n, kind in enumerate(["call", "call", "call", "email", "email", "meeting", "visit", "note", "sms"])))
     auth.login("mia@northwind.test")
     page = auth.get("/dashboard?period=this_year").get_data(as_text=True)
-    chart = page[page.index('aria-label="Activities by rep and type'):]
-    chart = chart[:chart.index("</svg>")]
+    chart = part(page, 'aria-label="Activities by rep and type', "</svg>")
     drawn = set(re.findall(r'class="chart-bar (part-\d)"><title>', chart))
     legend = re.findall(r'class="chart-bar (part-\d)"></rect>\s*<text[^>]*>([^<]+)</text>', chart)
     assert drawn == {part for part, _ in legend}
