@@ -25,6 +25,7 @@ from services.text import sender_problem
 Json = dict[str, Any]
 MAX_TEXT = 1_000  # characters of any one text a card shows (a card has a size limit)
 CARD_REPS = 50  # reps a team card lists
+CARD_SLIPPING = 10  # slipping reps a team card names
 
 
 @dataclass
@@ -334,7 +335,9 @@ def team_card(ctx: CardContext, panel: TeamPanel, dashboard_url: str) -> Json:
         ))
     slipping = [decorated(escape(d.name), top="Slipping",
                           bottom=f"{d.recent_per_day:.1f} a day in the last 7 days against {d.baseline_per_day:.1f} before")
-                for d in panel.drawdowns]
+                for d in panel.drawdowns[:CARD_SLIPPING]]  # the steepest falls first
+    if len(panel.drawdowns) > CARD_SLIPPING:
+        slipping.append(paragraph(f"The {CARD_SLIPPING} steepest falls of {len(panel.drawdowns)}: the dashboard names them all."))
     dark = [decorated(escape(a.name), top=f"{escape(a.owner_name)} · {escape(a.account_name)}", bottom=escape(a.reasons))
             for a in panel.alerts if "going_dark" in a.kinds]
     footer = button("Open the dashboard (charts, pipeline, win rate)", {"openLink": {"url": dashboard_url}})

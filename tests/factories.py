@@ -122,3 +122,25 @@ def build_world(session: Session) -> World:
     session.commit()
     return World(org, stages, east, west, rep, teammate, west_rep, manager, west_manager, admin, account, branch, contact, deal,
                  other, other_user, other_stage, other_account, other_contact, other_deal)
+
+
+def logged(app, world: World, *activities: tuple[User, str, datetime]) -> None:
+    """Outbound activities (owner, type, when) written straight to the app's store, then rolled up."""
+    from services.models import Activity
+    from services.rollups import rebuild_rollups
+
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        for owner, kind, when in activities:
+            session.add(Activity(organization_id=world.org.id, type=kind, direction="outbound", outcome="connected" if kind == "call" else None,
+                                 occurred_at=when, owner_id=owner.id, source="web"))
+        session.flush()
+        rebuild_rollups(session, session.get(Organization, world.org.id))
+        session.commit()
+
+
+def slipping_team(app, world: World) -> None:
+    """Both of East's reps slipping: in the 28 days before the last 7, Rita logged 40 activities
+    and Tom 60 (2.0 and 3.0 a working day); in the last 7 days, one each (0.2)."""
+    now = datetime.now(timezone.utc)
+    logged(app, world, *((owner, "call", when) for owner, before in ((world.rep, 40), (world.teammate, 60))
+                         for when in [now - timedelta(days=8, hours=n * 600 // before) for n in range(before)] + [now - timedelta(days=2)]))

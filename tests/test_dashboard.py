@@ -12,24 +12,13 @@ import pytest
 
 from services.models import Activity, Opportunity, User
 from services.rollups import rebuild_rollups
-from tests.factories import World
+from tests.factories import World, logged, slipping_team
 
 
 def part(page: str, start: str, end: str) -> str:
     """The page from ``start`` to the first ``end`` after it: one section or chart."""
     rest = page[page.index(start):]
     return rest[:rest.index(end)]
-
-
-def logged(app, world: World, *activities: tuple[User | World, str, datetime]) -> None:
-    """Outbound activities (owner, type, when) written straight to the store, then rolled up."""
-    with app.extensions["inboxcrm.db"].sessions() as session:
-        for owner, kind, when in activities:
-            session.add(Activity(organization_id=world.org.id, type=kind, direction="outbound", outcome="connected" if kind == "call" else None,
-                                 occurred_at=when, owner_id=owner.id, source="web"))
-        session.flush()
-        rebuild_rollups(session, session.get(type(world.org), world.org.id))
-        session.commit()
 
 
 def add_activities(app, world: World, count: int) -> None:
@@ -190,10 +179,7 @@ def test_slipping_reps_past_the_page_are_counted_and_in_the_csv(auth, app, app_w
     from services.reports import dashboard
 
     monkeypatch.setattr(dashboard, "DRAWDOWNS_SHOWN", 1)
-    now = datetime.now(timezone.utc)
-    # The 28 days before the last 7: Rita 40 activities, Tom 60; the last 7 days: one each.
-    logged(app, app_world, *((owner, "call", when) for owner, before in ((app_world.rep, 40), (app_world.teammate, 60))
-                             for when in [now - timedelta(days=8, hours=n * 600 // before) for n in range(before)] + [now - timedelta(days=2)]))
+    slipping_team(app, app_world)
     auth.login("mia@northwind.test")
     page = auth.get("/dashboard").get_data(as_text=True)
     section = part(page, 'aria-label="Alerts"', "</section>")
@@ -204,6 +190,17 @@ def test_slipping_reps_past_the_page_are_counted_and_in_the_csv(auth, app, app_w
     rows = list(csv.reader(io.StringIO(auth.get("/dashboard/slipping.csv", htmx=False).get_data(as_text=True))))
     assert rows == [["rep", "per working day, last 7 days", "per working day, 28 days before"],
                     ["Rita Rep", "0.2", "2.0"], ["Tom Teammate", "0.2", "3.0"]]
+
+
+def test_the_panes_team_panel_names_the_steepest_falls_and_how_many_slip(auth, app, app_world: World, monkeypatch):
+    from services.reports import panel
+
+    monkeypatch.setattr(panel, "PANEL_SLIPPING", 1)
+    slipping_team(app, app_world)
+    auth.login("mia@northwind.test")
+    body = auth.get("/pane/team").get_data(as_text=True)
+    assert re.findall(r"⚠ ([\w ]+) is slipping", body) == ["Tom Teammate"]
+    assert "1 of 2 slipping reps, the steepest falls first" in body
 
 
 def test_lost_deals_past_the_page_are_counted_and_in_the_csv(auth, app, app_world: World):

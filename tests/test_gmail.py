@@ -455,6 +455,17 @@ def test_an_admins_team_card_lists_the_busiest_reps_and_says_so(addon: Flask, go
     assert "The 2 busiest of" in shown and "the dashboard has them all" in shown
 
 
+def test_the_team_card_names_the_steepest_falls_and_how_many_slip(addon: Flask, google_addon: Addon, app_world: World, monkeypatch) -> None:
+    from tests.factories import slipping_team
+
+    monkeypatch.setattr("addin.cards.CARD_SLIPPING", 1)
+    slipping_team(addon, app_world)
+    shown = texts(google_addon.ok("/gmail/homepage", event(None), email="mia@northwind.test"))
+    slipping = shown[shown.index("Who is slipping"):]
+    assert "Tom Teammate" in slipping.split("The 1 steepest")[0] and "Rita Rep" not in slipping.split("The 1 steepest")[0]
+    assert "The 1 steepest falls of 2: the dashboard names them all." in slipping
+
+
 def test_the_team_cards_links_open_the_dashboard_and_the_timeline_signed_in_once(addon: Flask, google_addon: Addon, app_world: World) -> None:
     """Charts open in the full panel: the team card's and the timeline card's links sign the
     manager in once, with no second password, and land on the dashboard or the timeline."""

@@ -249,6 +249,12 @@ def drawdown_alerts(session: Session, actor: User, now: datetime, team_id: int |
     return sorted(alerts, key=lambda alert: alert.name)
 
 
+def steepest_first(drawdowns: list[Drawdown]) -> list[Drawdown]:
+    """Slipping reps, the steepest fall first (the lowest share of their own usual rate), a tie
+    by name: the order a list cut short shows them in."""
+    return sorted(drawdowns, key=lambda d: (d.recent_per_day / d.baseline_per_day, d.name))
+
+
 def weekday_pattern(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *, people: list[Person] | None = None) -> dict[int, list[int]]:
     """Activity counts by local weekday (Monday first), per rep."""
     people = [u.id for u in _people(session, actor, team_id, rep_id, people)]

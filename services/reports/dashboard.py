@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from services.errors import DomainError
 from services.models import User
 from services.periods import Period
-from services.reports.activity import activity_summary, Drawdown, drawdown_alerts, monthly_trends, MonthPoint, RepActivity, weekday_pattern
+from services.reports.activity import activity_summary, Drawdown, drawdown_alerts, monthly_trends, MonthPoint, RepActivity, steepest_first, weekday_pattern
 from services.reports.deals import SHOWN_LOST, LostDeal, deal_alerts, falling_deals, first_alerts, deal_outcomes, first_neglected, lost_deals, neglected_accounts, pipeline, quarter_forecast, stage_conversion, StageConversion, StageRow
 from services.reports.leads import lead_conversion, lead_response_times, ResponseTime
 from services.reports.note_quality import note_quality, note_quality_totals
@@ -118,9 +118,8 @@ class TeamReport:
 
     @cached_property
     def drawdowns_shown(self) -> list[Drawdown]:
-        """The first ``DRAWDOWNS_SHOWN`` slipping reps, the steepest fall first (the lowest share
-        of their own usual rate), a tie by name."""
-        return sorted(self.drawdowns, key=lambda d: (d.recent_per_day / d.baseline_per_day, d.name))[:DRAWDOWNS_SHOWN]
+        """The first ``DRAWDOWNS_SHOWN`` slipping reps, the steepest fall first."""
+        return steepest_first(self.drawdowns)[:DRAWDOWNS_SHOWN]
 
     @cached_property
     def team_quota(self) -> list[TeamAttainment]:

@@ -18,12 +18,13 @@ from services.errors import Forbidden
 from services.models import IS_OPEN_DEAL, Account, Activity, Opportunity, User
 from services.periods import Period, period_for
 from services.types import as_utc
-from services.reports.activity import activity_summary, Drawdown, drawdown_alerts
+from services.reports.activity import activity_summary, Drawdown, drawdown_alerts, steepest_first
 from services.reports.deals import deal_alerts, deal_outcomes, DealAlert, DealOutcomes, pipeline, StageRow
 from services.reports.quotas import leaderboard, LeaderboardRow, quota_targets
 from services.reports.scope import team_members
 
 PANEL_DROPS = 5  # deals whose health fell most, in the pane's panel
+PANEL_SLIPPING = 5  # slipping reps the pane's panel names (the dashboard names ten, its CSV all)
 
 
 @dataclass
@@ -119,7 +120,13 @@ class TeamPanel:
 
     @cached_property
     def drawdowns(self) -> list[Drawdown]:
-        return drawdown_alerts(self.session, self.actor, self.now, people=self.people)
+        """The team's slipping reps, the steepest fall first: a week off for the whole team
+        flags them all, and the pane shows the first ``PANEL_SLIPPING``."""
+        return steepest_first(drawdown_alerts(self.session, self.actor, self.now, people=self.people))
+
+    @property
+    def drawdowns_shown(self) -> list[Drawdown]:
+        return self.drawdowns[:PANEL_SLIPPING]
 
     @cached_property
     def alerts(self) -> list[DealAlert]:
