@@ -1057,3 +1057,42 @@ def test_drawdown_from_day_totals_and_edge_days_matches_the_raw_rows(demo_sessio
     everyone = {d.name: (d.recent_per_day, d.baseline_per_day) for d in reports.drawdown_alerts(session, demo, now, people=people)}
     session.rollback()
     assert everyone == {names[o]: (round(recent[o] / 5, 2), round((both[o] - recent[o]) / 20, 2)) for o in both if both[o] - recent[o]}
+
+
+def _figures(report, names) -> dict:
+    return {name: getattr(report, name) for name in names}
+
+
+@pytest.mark.parametrize("scope", ["organization", "team"])
+def test_the_page_computed_in_two_sessions_is_the_page_computed_in_one(demo_engine, demo_session, demo, scope):
+    """``compute_page`` computes the heaviest figures in a second session, alongside the rest:
+    every figure the page shows is what one session computes alone, on both back ends."""
+    from services.db import make_session_factory
+    from services.reports.dashboard import ALONGSIDE, PAGE
+
+    team_id = None if scope == "organization" else demo_session.scalars(select(User.team_id).where(User.role == "rep")).first()
+    now = datetime(2026, 11, 20, 15, tzinfo=timezone.utc)
+    period = period_for("this_year", TODAY, demo.organization.fiscal_year_start_month)
+    alone = reports.team_report(demo_session, demo, period, TODAY, now, team_id)
+    expected = _figures(alone, ALONGSIDE + PAGE)
+    together = reports.team_report(demo_session, demo, period, TODAY, now, team_id)
+    together.compute_page(make_session_factory(demo_engine, write=False))
+    assert together.alongside is not None and set(PAGE) <= set(vars(together))  # started, and the rest computed meanwhile
+    assert _figures(together, ALONGSIDE + PAGE) == expected
+    assert together.alongside.done()
+    assert expected["alerts_shown"].total and expected["trends"] and expected["outcomes_before"].won  # figures with something in them
+
+
+def test_a_failure_in_the_second_session_is_the_pages(demo_session, demo):
+    """An error computing the figures alongside reaches whoever reads one of them, as if it
+    had been computed in the page's own session; the rest of the page is unaffected."""
+    def broken():
+        raise RuntimeError("the second connection failed")
+
+    now = datetime(2026, 11, 20, 15, tzinfo=timezone.utc)
+    period = period_for("this_year", TODAY, demo.organization.fiscal_year_start_month)
+    report = reports.team_report(demo_session, demo, period, TODAY, now)
+    report.compute_page(broken)
+    assert report.activity  # computed in the page's session
+    with pytest.raises(RuntimeError, match="second connection"):
+        report.alerts_shown

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, request
 from flask_login import login_required
 
-from addin.database import db
+from addin.database import database, db
 from addin.exports import EXPORTS, as_csv
 from addin.views import actor, page_or_fragment
 from services.periods import KINDS, local_now, local_today, parse_period
@@ -33,6 +33,7 @@ def _report():
 @login_required
 def dashboard() -> tuple[str, int]:
     report = _report()
+    report.compute_page(database().read_sessions)
     return page_or_fragment("reports/dashboard.html", "reports/_report.html", report=report, kinds=KINDS,
                             teams=report.scope.teams,
                             # The rep filter's choices: the whole team, whichever rep is chosen.

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property, partial
+from concurrent.futures import Future, ThreadPoolExecutor
+from functools import cache, cached_property, partial
 from typing import Any, Callable
 from datetime import date, datetime
 
 from sqlalchemy import text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from services.errors import DomainError
 from services.models import User
@@ -56,13 +57,31 @@ def figure(compute: Callable[..., Any], at: str | None = "period", *, shared: di
     ``shown``: for the reps the page lists only (``page_people``), not every rep of the scope."""
 
     def read(report: TeamReport) -> Any:
+        if (alongside := report.alongside) is not None and prop.attrname in ALONGSIDE:
+            return alongside.result()[prop.attrname]
         scope = report.scope
         args = () if at is None else (getattr(report if at in ("period", "comparison") else scope, at),)
         extra = {argument: getattr(report, name) for argument, name in (shared or {}).items()}
         people = report.page_people if shown else scope.people
         return compute(scope.session, scope.actor, *args, scope.team_id, scope.rep_id, people=people, **extra)
 
-    return cached_property(read)
+    prop = cached_property(read)
+    return prop
+
+
+# The page's figures a second connection computes while the first computes the rest
+# (``TeamReport.compute_page``): the heaviest in SQL, each independent of the rest.
+ALONGSIDE = ("alerts_shown", "drawdowns", "neglected_shown", "trends", "outcomes_before", "conversion")
+# The rest of what the page shows, computed by the first connection meanwhile.
+PAGE = ("activity", "summary_before", "won", "quota_shown", "leaderboard", "pipeline", "outcomes", "lost_shown", "leads", "response_shown",
+        "forecast", "health_drops", "note_totals", "weekdays", "team_quota")
+
+
+@cache
+def _executor() -> ThreadPoolExecutor:
+    """The process's threads for reports' second connections (made in the process that serves,
+    after gunicorn's fork)."""
+    return ThreadPoolExecutor(max_workers=4, thread_name_prefix="report")
 
 
 class TeamReport:
@@ -72,6 +91,32 @@ class TeamReport:
     def __init__(self, scope: ReportScope) -> None:
         self.scope = scope
         self.period, self.team_id, self.rep_id = scope.period, scope.team_id, scope.rep_id
+        self.alongside: Future[dict[str, Any]] | None = None
+
+    def compute_page(self, sessions: Callable[[], Session]) -> None:
+        """The dashboard's figures, before it is rendered: the ``ALONGSIDE`` ones in a second
+        session while this one computes the rest (``PAGE``)."""
+        self.compute_alongside(sessions)
+        if self.alongside is not None:
+            for name in PAGE:
+                getattr(self, name)
+
+    def compute_alongside(self, sessions: Callable[[], Session]) -> None:
+        """Start computing the ``ALONGSIDE`` figures in a session of their own (``sessions``
+        makes one: a reader's), which reading any of them then waits for. The database works on
+        both sessions at once (PostgreSQL a server process each; SQLite's readers side by side
+        in WAL mode, its module letting go of the GIL while a statement runs), so the dashboard
+        takes about as long as its larger half. The second session loads the actor itself and
+        reads its own snapshot, as each statement of a report on PostgreSQL does (read
+        committed). Not for a store in memory (each connection its own), nor for a report
+        already read."""
+        scope = self.scope
+        bind = scope.session.get_bind()
+        in_memory = bind.dialect.name == "sqlite" and bind.url.database in (None, "", ":memory:")
+        if in_memory or self.alongside is not None or set(ALONGSIDE) & set(vars(self)):
+            return
+        people = scope.people  # resolved (and the actor's right to them checked) here, once
+        self.alongside = _executor().submit(_compute_alongside, sessions, scope, people)
 
     @property
     def comparison(self) -> Period:
@@ -130,6 +175,8 @@ class TeamReport:
 
     @cached_property
     def trends(self) -> list[MonthPoint]:
+        if self.alongside is not None:
+            return self.alongside.result()["trends"]
         scope = self.scope
         return monthly_trends(scope.session, scope.actor, scope.today, scope.months, scope.team_id, scope.rep_id, people=scope.people)
 
@@ -227,8 +274,20 @@ class TeamReport:
         return [(row.name, row.count) for row in self.pipeline]
 
 
+def _compute_alongside(sessions: Callable[[], Session], scope: ReportScope, people: list[Person]) -> dict[str, Any]:
+    with sessions() as session:
+        actor = session.get(User, scope.actor.id, options=[joinedload(User.organization)])
+        twin = team_report(session, actor, scope.period, scope.today, scope.now, scope.team_id, scope.rep_id,
+                           year_over_year=scope.year_over_year, months=scope.months, every_rep=scope.every_rep, people=people)
+        # Each figure's function run straight, not through its property: Python 3.11's
+        # cached_property holds one lock per property for every instance while it computes,
+        # and the first session, reading the same property, holds it waiting for this one.
+        return {name: vars(TeamReport)[name].func(twin) for name in ALONGSIDE}
+
+
 def team_report(session: Session, actor: User, period: Period, today: date, now: datetime, team_id: int | None = None,
-                rep_id: int | None = None, *, year_over_year: bool = False, months: int = 12, every_rep: bool = False) -> TeamReport:
+                rep_id: int | None = None, *, year_over_year: bool = False, months: int = 12, every_rep: bool = False,
+                people: list[Person] | None = None) -> TeamReport:
     """Every figure for one period and team, with the comparison period (the one before, or
     the same one a year earlier) beside the activity and outcome figures, and ``months`` of
     trends: what the dashboard and its CSV exports show. The scope is checked here (a rep, or
@@ -236,7 +295,10 @@ def team_report(session: Session, actor: User, period: Period, today: date, now:
     if months not in (12, 24):
         raise DomainError("Trends cover 12 or 24 months.")
     scope = ReportScope(session, actor, period, today, now, team_id, rep_id, year_over_year, months, every_rep)
-    scope.people  # noqa: B018 - resolves and checks the scope now
+    if people is None:
+        scope.people  # noqa: B018 - resolves and checks the scope now
+    else:  # resolved already, for this actor and scope (a report's second session)
+        scope.people = people
     if session.get_bind().dialect.name == "postgresql":
         # A report's statements each take milliseconds: PostgreSQL's parallel workers cost more
         # to start than they save there (the drawdown's edge days were planned as a parallel
