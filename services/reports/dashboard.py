@@ -116,7 +116,7 @@ class TeamReport:
         if in_memory or self.alongside is not None or set(ALONGSIDE) & set(vars(self)):
             return
         people = scope.people  # resolved (and the actor's right to them checked) here, once
-        self.alongside = _executor().submit(_compute_alongside, sessions, scope, people)
+        self.alongside = _executor().submit(_compute_alongside, sessions, scope, people, scope.actor.id)
 
     @property
     def comparison(self) -> Period:
@@ -274,9 +274,12 @@ class TeamReport:
         return [(row.name, row.count) for row in self.pipeline]
 
 
-def _compute_alongside(sessions: Callable[[], Session], scope: ReportScope, people: list[Person]) -> dict[str, Any]:
+def _compute_alongside(sessions: Callable[[], Session], scope: ReportScope, people: list[Person], actor_id: int) -> dict[str, Any]:
+    """The ``ALONGSIDE`` figures of ``scope``'s report, in a session of their own. Nothing of the
+    first session is touched here (its actor is loaded again, by id): a session and its objects
+    belong to one thread."""
     with sessions() as session:
-        actor = session.get(User, scope.actor.id, options=[joinedload(User.organization)])
+        actor = session.get(User, actor_id, options=[joinedload(User.organization)])
         twin = team_report(session, actor, scope.period, scope.today, scope.now, scope.team_id, scope.rep_id,
                            year_over_year=scope.year_over_year, months=scope.months, every_rep=scope.every_rep, people=people)
         # Each figure's function run straight, not through its property: Python 3.11's
