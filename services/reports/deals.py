@@ -112,7 +112,7 @@ def deal_outcomes(session: Session, actor: User, period: Period, team_id: int | 
     form, owners = owners_of(_people(session, actor, team_id, rep_id, people))
     start, end = period.utc_bounds(actor.organization.time_zone)
     outcomes = DealOutcomes()
-    reasons: dict[str, list] = {}
+    reasons: dict[str, tuple[int, Decimal]] = {}
     # Summed in the database: a year of an organization's deals is thousands of rows.
     for status, reason, count, amount, cycle in session.connection().execute(
             _outcomes(form, session.get_bind().dialect.name), {"org": actor.organization_id, "start": start, "end": end, **owners}):
@@ -121,11 +121,11 @@ def deal_outcomes(session: Session, actor: User, period: Period, team_id: int | 
             outcomes.won += count
             outcomes.won_amount += amount
             outcomes.cycle_seconds += float(cycle or 0) / 1000
-        elif count:
-            reasons[reason] = [count, amount]
+        else:  # one row per reason
+            reasons[reason] = (count, amount)
             outcomes.lost += count
             outcomes.lost_amount += amount
-    outcomes.lost_by_reason = {reason: (n, total) for reason, (n, total) in sorted(reasons.items(), key=lambda item: item[0] or "")}
+    outcomes.lost_by_reason = dict(sorted(reasons.items(), key=lambda item: item[0] or ""))
     return outcomes
 
 

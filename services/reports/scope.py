@@ -61,15 +61,15 @@ def owned_by(column: ColumnElement, people: Iterable[Person] | Iterable[int]) ->
     """``column`` (an owner's id) is one of ``people`` (``Person`` rows or ids): for every member
     of the organization, as not one of the few others (``People.others``); else by their ids.
     Only for statements that find their rows by organization and date, not by owner."""
-    others = getattr(people, "others", None)
-    if others is not None:
-        return column.not_in(others) if others else true()
-    return one_of(column, [p.id if isinstance(p, Person) else p for p in people])
+    form, values = owners_of(people)
+    if form == "all":
+        return true()
+    return column.not_in(values["others"]) if form == "others" else one_of(column, values["owners"])
 
 
 def owners_of(people: Iterable[Person] | Iterable[int]) -> tuple[str, dict[str, list[int]]]:
-    """How a statement built once names these owners (``owned_by_bound``): its form ("all",
-    "others" or "owners", as ``owned_by`` chooses) and the parameters to bind."""
+    """How a statement names these owners (``owned_by``, ``owned_by_bound``): its form ("all"
+    members, none of the few "others", or the "owners" by id) and the ids for it."""
     others = getattr(people, "others", None)
     if others is not None:
         return ("others", {"others": list(others)}) if others else ("all", {})
