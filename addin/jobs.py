@@ -26,11 +26,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import requests
 from flask import Flask
 from huey import RedisHuey, SqliteHuey, crontab
 from huey.storage import RedisStorage, SqliteStorage
 from sqlalchemy import select, text
+
+from addin.settings import webhook_reach
+from services.outbound import poster
 
 log = logging.getLogger(__name__)
 INSTANCE = Path(__file__).resolve().parent.parent / "instance"
@@ -88,7 +90,15 @@ def enqueue_deliveries(ids: list[int]) -> None:
             log.exception("webhook delivery %s not queued; the periodic job will send it", delivery_id)
 
 
-def deliver_once(delivery_id: int, now: datetime | None = None, post: Any = requests.post) -> datetime | None:
+def _poster() -> Any:
+    """The app's webhook sender: public addresses only, and the hosts its settings allow."""
+    app = _current_app()
+    if "inboxcrm.webhook_post" not in app.extensions:
+        app.extensions["inboxcrm.webhook_post"] = poster(webhook_reach(app.config))
+    return app.extensions["inboxcrm.webhook_post"]
+
+
+def deliver_once(delivery_id: int, now: datetime | None = None, post: Any = None) -> datetime | None:
     """One attempt at a delivery: claimed in one transaction, sent outside any, recorded in
     another (``services.webhooks``). Returns when to try again, if it failed and may."""
     from services import webhooks
@@ -100,7 +110,7 @@ def deliver_once(delivery_id: int, now: datetime | None = None, post: Any = requ
         session.commit()
     if outgoing is None:
         return None
-    outcome = webhooks.send(outgoing, post)
+    outcome = webhooks.send(outgoing, post or _poster())
     with _sessions()() as session:
         retry_at = webhooks.record(session, delivery_id, outcome, now)
         session.commit()

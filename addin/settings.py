@@ -37,13 +37,18 @@ on a fresh machine: SQLite in ``instance/``, the demo sign-in picker on.
 | ``INBOXCRM_GOOGLE_AUDIENCE`` | unset                              | an extra accepted system-token audience   |
 | ``INBOXCRM_GOOGLE_JWKS_URL`` | Google's published keys            | where Google's signing keys are published |
 | ``INBOXCRM_GMAIL_API_URL`` | ``https://gmail.googleapis.com``     | the Gmail API's base URL                  |
+| ``INBOXCRM_WEBHOOKS_ALLOW_HTTP`` | on for the embedded store only | webhook endpoints may be plain http://    |
+| ``INBOXCRM_WEBHOOKS_ALLOW_HOSTS`` | none                          | internal hosts or networks webhooks may   |
+|                           |                                       | reach (on premises); public ones only else|
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-from typing import Any, MutableMapping
+from typing import Any, Mapping, MutableMapping
+
+from services.outbound import Reach
 
 
 def _flag(value: str | None, default: bool) -> bool:
@@ -112,6 +117,14 @@ def load_settings(config: MutableMapping[str, Any], instance_path: str) -> None:
     config["JOBS_SQLITE_PATH"] = env.get("INBOXCRM_JOBS_PATH", os.path.join(instance_path, "jobs.db"))
     # Webhook endpoints must be https://, unless this is said (a laptop, the tests).
     config["WEBHOOKS_ALLOW_HTTP"] = _flag(env.get("INBOXCRM_WEBHOOKS_ALLOW_HTTP"), not production and env.get("DATABASE_URL") is None)
+    # Webhooks reach the public internet only; an on-premises deployment names the internal
+    # hosts or networks it allows ("crm-hooks.corp, 10.20.0.0/16").
+    config["WEBHOOKS_ALLOW_HOSTS"] = env.get("INBOXCRM_WEBHOOKS_ALLOW_HOSTS", "")
+
+
+def webhook_reach(config: Mapping[str, Any]) -> Reach:
+    """Where webhooks may be sent, by this app's settings (``services.outbound``)."""
+    return Reach.from_setting(config.get("WEBHOOKS_ALLOW_HOSTS", ""), allow_http=bool(config.get("WEBHOOKS_ALLOW_HTTP")))
 
 
 # Where Outlook on the web and the new Outlook frame an add-in's task pane.

@@ -24,7 +24,6 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable
-from urllib.parse import urlsplit
 
 from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session
@@ -33,6 +32,7 @@ from services.access import require_role
 from services.audit import record_event
 from services.errors import DomainError, NotFound
 from services.models import User, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from services.outbound import Reach, check_url, outcome
 from services.types import as_utc, utcnow
 
 BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=30), timedelta(hours=2), timedelta(hours=6),
@@ -67,15 +67,12 @@ def verify(secret: str, body: bytes, header: str, now: int | None = None, tolera
 # -- endpoints, an admin's ----------------------------------------------------------------------------
 
 
-def add_endpoint(session: Session, actor: User, url: str | None, events: Iterable[str] = (), *, allow_http: bool = False,
+def add_endpoint(session: Session, actor: User, url: str | None, events: Iterable[str] = (), *, reach: Reach,
                  known: Iterable[str] = ()) -> tuple[WebhookEndpoint, str]:
-    """Register an endpoint; returns it and its secret (shown once). HTTPS only, unless this
-    deployment allows plain HTTP (a test, a laptop)."""
+    """Register an endpoint; returns it and its secret (shown once). A public HTTPS address
+    (``services.outbound``: plain HTTP and internal hosts only where this deployment allows them)."""
     require_role(actor, "admin")
-    url = (url or "").strip()
-    parts = urlsplit(url)
-    if len(url) > 500 or parts.scheme not in (("https", "http") if allow_http else ("https",)) or not parts.hostname:
-        raise DomainError("Give the endpoint's address, starting with https://.", {"url": ["An https:// address."]})
+    url = check_url(url, reach)
     events = sorted(set(events))
     if unknown := [e for e in events if e not in set(known)]:
         raise DomainError(f"Not a kind of record: {', '.join(unknown)[:100]}.", {"events": ["Unknown record type."]})
@@ -247,17 +244,18 @@ def claim(session: Session, delivery_id: int, now: datetime | None = None) -> Ou
 
 
 def send(outgoing: Outgoing, post: Callable[..., Any]) -> Outcome:
-    """POST a claimed delivery (``post`` is ``requests.post``'s shape); any failure of the
-    receiver's, an error status or none at all, is a failed attempt."""
+    """POST a claimed delivery (``post`` is ``requests.post``'s shape: ``services.outbound.poster``,
+    which reaches public addresses only); any failure of the receiver's, an error status or none
+    at all, is a failed attempt, kept as its category (``services.outbound.outcome``)."""
     started = time.perf_counter()
     status_code, error = None, None
     try:
         response = post(outgoing.url, data=outgoing.body, timeout=TIMEOUT_SECONDS, allow_redirects=False, headers=outgoing.headers)
         status_code = response.status_code
         if not 200 <= status_code < 300:
-            error = f"answered {status_code}"
-    except Exception as failure:  # noqa: BLE001 - recorded as the attempt's error
-        error = f"{type(failure).__name__}: {failure}"[:300]
+            error = outcome(status_code=status_code)
+    except Exception as failure:  # noqa: BLE001 - recorded as the attempt's outcome
+        error = outcome(failure)
     return Outcome(status_code, error, int((time.perf_counter() - started) * 1000))
 
 

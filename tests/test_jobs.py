@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from addin import jobs
 from services import webhooks
+from services.outbound import Reach
 from services.intake import add_source
 from services.models import (
     AuditEvent, Contact, Lead, Organization, User, WebhookAttempt, WebhookDelivery, WebhookEndpoint,
@@ -37,13 +38,17 @@ def receiver():
     server.close()
 
 
+# The tests' receivers listen on loopback: allowed here as an on-premises deployment allows its own hosts.
+LOOPBACK = Reach(allow_http=True, hosts=frozenset({"127.0.0.1"}))
+
+
 def sessions(app: Flask):
     return app.extensions["inboxcrm.db"].sessions
 
 
 def endpoint(app: Flask, world: World, url: str, events=()) -> tuple[int, str]:
     with sessions(app)() as session:
-        made, secret = webhooks.add_endpoint(session, session.get(User, world.admin.id), url, events, allow_http=True,
+        made, secret = webhooks.add_endpoint(session, session.get(User, world.admin.id), url, events, reach=LOOPBACK,
                                              known=("contacts", "activities", "opportunities"))
         session.commit()
         return made.id, secret
@@ -78,6 +83,7 @@ def queue(request, app: Flask, app_world: World):
     """The job queue on the embedded SQLite store, or on a real Redis server."""
     if request.param == "redis":
         app.config["JOBS_REDIS_URL"] = request.getfixturevalue("redis_server").url
+    app.config["WEBHOOKS_ALLOW_HOSTS"] = "127.0.0.1"
     jobs.use(app)
     jobs.huey.flush()
     yield request.param

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from addin.security import limiter
 from addin.tokens import issue_token
 from services import api_tokens, webhooks
+from services.outbound import Reach
 from services.models import Activity, Base, BlockEntry, FollowUp, Lead, Quota, User
 from tests.factories import World
 
@@ -55,7 +56,8 @@ def test_no_route_crosses_the_tenant_line(app, client, app_world: World):
         session.add_all([activity, follow_up, blocked, lead, quota])
         session.flush()
         our_token, _ = api_tokens.create_token(session, session.get(User, world.admin.id), "Ours", "read write")
-        endpoint, _ = webhooks.add_endpoint(session, session.get(User, world.admin.id), "https://hooks.northwind.test/in")
+        endpoint, _ = webhooks.add_endpoint(session, session.get(User, world.admin.id), "https://hooks.northwind.test/in",
+                                            reach=Reach(hosts=frozenset({"hooks.northwind.test"})))
         _, their_token = api_tokens.create_token(session, session.get(User, world.other_user.id), "Theirs", "read write")
         session.commit()
         ours = {"deal_id": world.deal.id, "activity_id": activity.id, "follow_up_id": follow_up.id, "rep_id": world.rep.id,

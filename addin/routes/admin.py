@@ -7,6 +7,7 @@ from flask_login import login_required
 from werkzeug.wrappers import Response
 
 from addin.database import commit, db, rollback
+from addin.settings import webhook_reach
 from addin.views import actor
 from services import api_tokens, intake, lexicon, privacy, sync, webhooks
 from services.reports.scope import visible_teams
@@ -128,7 +129,7 @@ def _webhooks(made, error, status):
 def add_webhook() -> tuple[str, int]:
     try:
         endpoint, secret = webhooks.add_endpoint(db(), actor(), request.form.get("url"), request.form.getlist("events"),
-                                                 allow_http=current_app.config["WEBHOOKS_ALLOW_HTTP"], known=sync.SYNCED)
+                                                 reach=webhook_reach(current_app.config), known=sync.SYNCED)
     except DomainError as error:
         rollback()
         if error.status != 400:
