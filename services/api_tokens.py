@@ -3,6 +3,9 @@
 A token is 32 random bytes, shown once when an admin creates it; the store keeps its SHA-256
 (a token is random, not a password: a fast hash is the right one) and its first characters to
 tell it apart. It belongs to one organization and has scopes: ``read``, or ``read write``.
+
+A token acts with its owner's rights as they are at each request: once its owner is deactivated
+or is no longer an admin, it opens nothing, until another admin takes it over (``take_over``).
 """
 
 from __future__ import annotations
@@ -57,13 +60,31 @@ def revoke_token(session: Session, actor: User, token_id: int, now: datetime | N
     return token
 
 
+def take_over(session: Session, actor: User, token_id: int) -> ApiToken:
+    """An admin takes over a token whose owner left or lost the admin's rights: it acts as them
+    from now on (audited)."""
+    require_role(actor, "admin")
+    token = session.get(ApiToken, token_id)
+    if token is None or token.organization_id != actor.organization_id:
+        raise NotFound("token")
+    if token.revoked_at is not None:
+        raise DomainError("A revoked token stays revoked: make a new one.", code="token_revoked")
+    before = {"owner_id": token.created_by_id}
+    token.created_by_id = actor.id
+    session.flush()
+    session.refresh(token, ["created_by"])
+    record_event(session, actor, "take_over", token, before=before, after={"owner_id": actor.id})
+    return token
+
+
 def tokens(session: Session, actor: User) -> list[ApiToken]:
     require_role(actor, "admin")
     return list(session.scalars(select(ApiToken).where(ApiToken.organization_id == actor.organization_id).order_by(ApiToken.created_at.desc())))
 
 
 def token_for(session: Session, text: str | None) -> ApiToken | None:
-    """The live token with this text, or None (unknown, revoked, or not one of ours)."""
+    """The token with this text, unless unknown or revoked (or not one of ours). Whether its
+    owner may still act is the caller's to ask (``ApiToken.owner_may_act``), on every request."""
     if not text or not text.startswith(PREFIX) or len(text) > 100:
         return None
     token = session.scalar(select(ApiToken).where(ApiToken.token_hash == _hash(text)))

@@ -798,11 +798,17 @@ class ApiToken(OrgScoped, Base):
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
 
-    created_by: Mapped[User | None] = relationship()
+    created_by: Mapped[User | None] = relationship()  # its owner: the token acts with their rights, as they are now
 
     @property
     def can_write(self) -> bool:
         return "write" in self.scopes.split()
+
+    @property
+    def owner_may_act(self) -> bool:
+        """A token is worth no more than its owner now: an active admin of its organization."""
+        owner = self.created_by
+        return owner is not None and owner.is_active and owner.role == "admin" and owner.organization_id == self.organization_id
 
 
 class IdempotencyKey(OrgScoped, Base):

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from services import activities, api_tokens
 from services.models import Activity, ApiToken, Contact, ContactPhone, IdempotencyKey, Opportunity, Organization, User
 from services.privacy import erase_person
-from tests.factories import NOW, World, make_contact
+from tests.factories import NOW, World, make_contact, make_user
 
 
 def token(app: Flask, world: World, scopes: str = "read write", org: str = "ours") -> str:
@@ -119,6 +119,45 @@ def test_the_admin_makes_a_token_shown_once_and_revokes_it(app, app_world: World
         token_id = session.scalar(select(ApiToken.id).where(ApiToken.name == "Power BI"))
     assert auth.post(f"/admin/api-tokens/{token_id}/revoke", htmx=False).status_code == 302
     assert Client(app, text).get("/users").status_code == 401
+
+
+@pytest.mark.parametrize("loss", ["deactivated", "demoted to rep", "demoted to manager", "revoked by another admin"])
+def test_a_token_is_worth_no_more_than_its_owner_now(app, app_world: World, auth, loss: str):
+    """Checked on every request against its owner's current rights; another admin takes it over."""
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        org = session.get(Organization, app_world.org.id)
+        second = make_user(session, org, None, "Sam Second", "admin", "northwind.test")
+        session.commit()
+        second_id = second.id
+    api = Client(app, token(app, app_world))
+    assert api.get("/contacts").status_code == 200
+    assert api.write("POST", "/contacts", {"name": "Before", "email": "before@acme.test"}).status_code == 201
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        admin = session.get(User, app_world.admin.id)
+        token_id = session.scalar(select(ApiToken.id).where(ApiToken.prefix == api.text[:12]))
+        if loss == "deactivated":
+            admin.is_active = False
+        elif loss.startswith("demoted"):
+            admin.role = loss.rsplit(" ", 1)[1]
+        else:
+            api_tokens.revoke_token(session, session.get(User, second_id), token_id)
+        session.commit()
+    read, write = api.get("/contacts"), api.write("POST", "/contacts", {"name": "After", "email": "after@acme.test"})
+    assert (read.status_code, write.status_code) == (401, 401)
+    assert count(app, Contact, Contact.name == "After") == 0
+    auth.login("sam@northwind.test")
+    listed = auth.get("/admin/api-tokens", htmx=False).get_data(as_text=True)
+    taken = auth.post(f"/admin/api-tokens/{token_id}/take-over", htmx=False)
+    if loss == "revoked by another admin":
+        assert "lost the rights" not in listed and taken.status_code == 422
+        assert api.get("/contacts").status_code == 401
+        return
+    assert "lost the rights: it opens nothing" in listed and taken.status_code == 302
+    assert api.get("/contacts").status_code == 200
+    made = api.write("POST", "/contacts", {"name": "Taken over", "email": "taken@acme.test"}).get_json()
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        assert session.get(Contact, made["id"]).owner_id == second_id  # made as its new owner
+        assert "lost the rights" not in auth.get("/admin/api-tokens", htmx=False).get_data(as_text=True)
 
 
 def test_each_token_has_its_own_rate_limit(app, app_world: World):

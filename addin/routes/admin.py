@@ -110,6 +110,15 @@ def revoke_api_token(token_id: int) -> Response:
     return redirect(url_for("admin.api_tokens_page"))
 
 
+@bp.post("/admin/api-tokens/<id:token_id>/take-over")
+@login_required
+def take_over_api_token(token_id: int) -> Response:
+    api_tokens.take_over(db(), actor(), token_id)
+    commit()
+    flash("Taken over: it acts as you from now on.")
+    return redirect(url_for("admin.api_tokens_page"))
+
+
 @bp.get("/admin/webhooks")
 @login_required
 def webhooks_page() -> tuple[str, int]:

@@ -112,6 +112,11 @@ def authenticate():
         response = jsonify(error_body("unauthorized", "Send a live API token: Authorization: Bearer <token>."))
         response.headers["WWW-Authenticate"] = 'Bearer realm="api"'
         return response, 401
+    if not token.owner_may_act:  # checked on every request: the owner's rights as they are now
+        response = jsonify(error_body("token_owner_lost_rights",
+                                      "This token's owner is no longer an active admin: an admin takes it over, or makes a new one."))
+        response.headers["WWW-Authenticate"] = 'Bearer realm="api", error="invalid_token"'
+        return response, 401
     if request.method not in ("GET", "HEAD") and not token.can_write:
         return jsonify(error_body("insufficient_scope", "This token may read, not write.")), 403
     g.api_token = token
