@@ -10,7 +10,9 @@
 * ``Cache-Control: no-store`` on everything but the static files: CRM pages, CSV exports and
   tokens are one person's, and no shared cache or back button should keep them;
 * a NUL character anywhere in a URL or a form is refused at the door (PostgreSQL text
-  cannot hold one, and no field of ours means one).
+  cannot hold one, and no field of ours means one);
+* JSON nested deeper than ``JSON_MAX_DEPTH`` is refused (400) before it is parsed: Python's
+  parser recurses, and ten thousand brackets would otherwise end in a RecursionError (a 500).
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
+import re
+
 from flask import Flask, Response, current_app, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import current_user
@@ -87,8 +92,35 @@ def _holds_nul(values: object) -> bool:
     return any("\x00" in key or any("\x00" in value for value in items) for key, items in values.lists())  # type: ignore[attr-defined]
 
 
+JSON_MAX_DEPTH = 32  # no body of ours nests deeper than a few levels
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def json_depth(text: str | bytes) -> int:
+    """How deep a JSON text's arrays and objects nest (brackets inside strings not counted)."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    deepest = depth = 0
+    for bracket in _BRACKET.finditer(_STRING.sub("", text)):
+        depth += 1 if bracket.group() in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+class ShallowJSONProvider(DefaultJSONProvider):
+    """Flask's JSON, refusing a body nested past ``JSON_MAX_DEPTH`` (``request.get_json`` then
+    answers 400, or None when asked to be silent)."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        if json_depth(s) > JSON_MAX_DEPTH:
+            raise ValueError(f"JSON nested deeper than {JSON_MAX_DEPTH} levels")
+        return super().loads(s, **kwargs)
+
+
 def init_app(app: Flask) -> None:
     production = app.config["PRODUCTION"]
+    app.json = ShallowJSONProvider(app)
     app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)
     csrf.init_app(app)
     limiter.init_app(app)

@@ -6,15 +6,18 @@ a source's intake URL (``/intake/<key>``).
   way (``services.webhooks.verify``), so a leaked URL alone cannot post.
 * **Assigned round-robin** among the active reps of the source's team (every rep of the
   organization when it names none), in a fixed order from where the last lead went.
-* **Merged, not doubled**: a lead with the e-mail address or phone number of a live lead of the
-  organization fills that lead's blanks instead of making another; the first arrival stands,
-  so speed to first contact counts from when the lead first came in.
+* **Kept, not doubled, never overwritten**: every post is kept as an arrival (what it said, its
+  message). One with the e-mail address or phone number of a live lead of the organization is
+  an arrival on that lead, and changes none of its fields (anyone holding a form's key could
+  otherwise write into a lead's record); the first arrival stands, so speed to first contact
+  counts from when the lead first came in. The answer is the same either way, and names no
+  lead: the URL tells a prober nothing of who is a lead already.
+* **A source can be switched off and its key rotated** (the old URL then answers 404).
 """
 
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Mapping
 
@@ -23,16 +26,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from services.access import get_scoped, require_role
-from services.audit import record_event, snapshot
+from services.audit import record_event
 from services.errors import DomainError, NotFound
-from services.models import LEAD_SOURCES, Lead, LeadSource, Team, User
+from services.models import LEAD_SOURCES, Lead, LeadArrival, LeadSource, Team, User
 from services.schemas import Address, InputSchema, load
 from services.text import phone_key
 from services.types import utcnow
 from services.webhooks import verify
-
-LEAD_FIELDS = ("name", "email", "phone", "company", "source", "owner_id")
-
 
 class IntakeSchema(InputSchema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
@@ -85,15 +85,11 @@ def _next_rep(session: Session, source: LeadSource) -> User:
     return after[0] if after else reps[0]
 
 
-@dataclass
-class Taken:
-    lead: Lead
-    merged: bool
-
-
-def take_lead(session: Session, source: LeadSource, data: Mapping[str, Any], now: datetime | None = None) -> Taken:
-    """A lead from the source: merged into the live lead with its e-mail or phone, else made and
-    given to the next rep in turn."""
+def take_lead(session: Session, source: LeadSource, data: Mapping[str, Any], now: datetime | None = None) -> Lead:
+    """A post to the source's URL: kept as an arrival (what it said, its message) on the live lead
+    with its e-mail or phone, else on a new lead given to the next rep in turn. The post is
+    unauthenticated (a form's key is no proof of who typed it): it never changes an existing
+    lead's fields, and its answer says nothing of which happened (the route's)."""
     values = load(IntakeSchema, data)
     key = phone_key(values.get("phone"))
     if not values.get("email") and key is None:
@@ -102,27 +98,60 @@ def take_lead(session: Session, source: LeadSource, data: Mapping[str, Any], now
     org_id = source.organization_id
     # Locked: of two posts of the same person at once, the second finds the first.
     session.execute(select(LeadSource.id).where(LeadSource.id == source.id).with_for_update())
-    existing = None
+    lead = None
     if values.get("email"):
-        existing = session.scalar(select(Lead).where(Lead.organization_id == org_id, Lead.deleted_at.is_(None),
-                                                     func.lower(Lead.email) == values["email"].lower()).order_by(Lead.id).limit(1))
-    if existing is None and key is not None:
-        existing = next((lead for lead in session.scalars(select(Lead).where(Lead.organization_id == org_id, Lead.deleted_at.is_(None),
-                                                                             Lead.phone.contains(key[-4:])).order_by(Lead.id))
-                         if phone_key(lead.phone) == key), None)
-    if existing is not None:
-        before = snapshot(existing, LEAD_FIELDS)
-        for key in ("email", "phone", "company"):
-            if values.get(key) and not getattr(existing, key):
-                setattr(existing, key, values[key])
+        lead = session.scalar(select(Lead).where(Lead.organization_id == org_id, Lead.deleted_at.is_(None),
+                                                 func.lower(Lead.email) == values["email"].lower()).order_by(Lead.id).limit(1))
+    if lead is None and key is not None:
+        lead = next((found for found in session.scalars(select(Lead).where(Lead.organization_id == org_id, Lead.deleted_at.is_(None),
+                                                                           Lead.phone.contains(key[-4:])).order_by(Lead.id))
+                     if phone_key(found.phone) == key), None)
+    if lead is None:
+        owner = _next_rep(session, source)
+        lead = Lead(organization_id=org_id, name=values["name"].strip(), email=values.get("email"), phone=values.get("phone"),
+                    company=values.get("company"), source=source.kind, owner_id=owner.id, status="new", created_at=now)
+        session.add(lead)
+        source.last_owner_id = owner.id
         session.flush()
-        record_event(session, None, "merge", existing, before=before, after={**snapshot(existing, LEAD_FIELDS), "from_source": source.name})
-        return Taken(existing, True)
-    owner = _next_rep(session, source)
-    lead = Lead(organization_id=org_id, name=values["name"].strip(), email=values.get("email"), phone=values.get("phone"),
-                company=values.get("company"), source=source.kind, owner_id=owner.id, status="new", created_at=now)
-    session.add(lead)
-    source.last_owner_id = owner.id
+        # The audit trail names the source and the rep; what the person typed is on the lead and its arrival.
+        record_event(session, None, "intake", lead, after={"source_id": source.id, "owner_id": owner.id})
+    else:
+        record_event(session, None, "arrival", lead, after={"source_id": source.id})
+    session.add(LeadArrival(organization_id=org_id, lead_id=lead.id, source_id=source.id, received_at=now, name=values["name"].strip(),
+                            email=values.get("email"), phone=values.get("phone"), company=values.get("company"),
+                            message=values.get("message")))
     session.flush()
-    record_event(session, None, "intake", lead, after={**snapshot(lead, LEAD_FIELDS), "from_source": source.name})
-    return Taken(lead, False)
+    return lead
+
+
+def source_of(session: Session, actor: User, source_id: int) -> LeadSource:
+    require_role(actor, "admin")
+    return get_scoped(session, actor, LeadSource, source_id, "lead source")
+
+
+def set_source_enabled(session: Session, actor: User, source_id: int, enabled: bool, now: datetime | None = None) -> LeadSource:
+    """Switch a source off (its URL then answers 404, as an unknown key does) or on again."""
+    source = source_of(session, actor, source_id)
+    before = {"disabled_at": source.disabled_at.isoformat() if source.disabled_at else None}
+    source.disabled_at = None if enabled else (source.disabled_at or now or utcnow())
+    session.flush()
+    record_event(session, actor, "enable" if enabled else "disable", source, before=before,
+                 after={"disabled_at": source.disabled_at.isoformat() if source.disabled_at else None})
+    return source
+
+
+def rotate_key(session: Session, actor: User, source_id: int, now: datetime | None = None) -> LeadSource:
+    """A new key (and secret) for a source whose URL leaked: the old URL answers 404 at once."""
+    source = source_of(session, actor, source_id)
+    source.key, source.secret = secrets.token_urlsafe(24), "whsec_" + secrets.token_hex(24)
+    source.key_rotated_at = now or utcnow()
+    session.flush()
+    record_event(session, actor, "rotate_key", source, after={"key_rotated_at": source.key_rotated_at.isoformat()})
+    return source
+
+
+def arrivals(session: Session, actor: User, lead_id: int, limit: int = 20) -> list[LeadArrival]:
+    """What was posted about one of the actor's visible leads, newest first."""
+    lead = get_scoped(session, actor, Lead, lead_id, "lead")
+    return list(session.scalars(select(LeadArrival).where(LeadArrival.lead_id == lead.id)
+                                .order_by(LeadArrival.received_at.desc(), LeadArrival.id.desc()).limit(limit)))

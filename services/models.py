@@ -824,7 +824,7 @@ class IdempotencyKey(OrgScoped, Base):
     request_hash: Mapped[str] = mapped_column(String(64))  # method, path and body: the same key for another request is refused
     status: Mapped[int] = mapped_column(SmallInteger)
     response: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)  # kept a day (the daily job)
 
 
 class WebhookEndpoint(OrgScoped, Base):
@@ -860,6 +860,23 @@ class WebhookDelivery(OrgScoped, Base):
     delivered_at: Mapped[datetime | None]
 
 
+class ChangeEvent(OrgScoped, Base):
+    """A change, as webhooks announce it, kept ``services.webhooks.EVENTS_KEPT`` for receivers to
+    catch up from (``GET /api/v1/events``) after an endpoint was off or a delivery failed; written
+    for organizations that have an endpoint, in the change's own transaction."""
+
+    __tablename__ = "change_events"
+    __table_args__ = (Index("ix_change_events_org", "organization_id", "id"), Index("ix_change_events_created", "created_at"))
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    type: Mapped[str] = mapped_column(String(40))  # "contacts.updated"
+    record_type: Mapped[str] = mapped_column(String(20))
+    record_id: Mapped[int] = mapped_column(BigInteger)
+    version: Mapped[int] = mapped_column(BigInteger)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class WebhookAttempt(OrgScoped, Base):
     """One try at a delivery, for the admin to see: when, what came back, how long it took."""
 
@@ -891,3 +908,22 @@ class LeadSource(OrgScoped, Base):
     last_owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))  # the round robin's place
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     disabled_at: Mapped[datetime | None]
+    key_rotated_at: Mapped[datetime | None]
+
+
+class LeadArrival(OrgScoped, Base):
+    """What one post to an intake URL said (``services.intake``): kept on the lead it was matched
+    to, for its rep to read. An unauthenticated post never changes the lead itself."""
+
+    __tablename__ = "lead_arrivals"
+    __table_args__ = (Index("ix_lead_arrivals_lead", "lead_id", "received_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
+    source_id: Mapped[int | None] = mapped_column(ForeignKey("lead_sources.id", ondelete="SET NULL"))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    name: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(ADDRESS_LENGTH))
+    phone: Mapped[str | None] = mapped_column(String(40))
+    company: Mapped[str | None] = mapped_column(String(200))
+    message: Mapped[str | None] = mapped_column(Text)

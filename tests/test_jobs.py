@@ -10,14 +10,14 @@ from datetime import timedelta
 
 import pytest
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import Text, cast, func, select
 
 from addin import jobs
-from services import webhooks
+from services import intake, webhooks
 from services.outbound import Reach
 from services.intake import add_source
 from services.models import (
-    AuditEvent, Contact, Lead, Organization, User, WebhookAttempt, WebhookDelivery, WebhookEndpoint,
+    AuditEvent, Contact, Lead, LeadArrival, LeadSource, Organization, User, WebhookAttempt, WebhookDelivery, WebhookEndpoint,
 )
 from services.types import utcnow
 from tests.factories import World, make_user
@@ -227,28 +227,68 @@ def source(app: Flask, world: World, signed: bool = False, team=None):
         return made.key, made.secret
 
 
-def test_intake_assigns_leads_round_robin_and_merges_the_same_person(app, app_world: World, client):
+def leads_by_email(app: Flask) -> dict[str, Lead]:
+    with sessions(app)() as session:
+        return {lead.email: lead for lead in session.scalars(select(Lead))}
+
+
+def test_intake_assigns_leads_round_robin_and_keeps_each_arrival_without_overwriting(app, app_world: World, client):
     with sessions(app)() as session:
         make_user(session, session.get(Organization, app_world.org.id), session.get(type(app_world.east), app_world.east.id), "Ed East",
                   "rep", "northwind.test")
         session.commit()
     key, _ = source(app, app_world, team=app_world.east.id)
-    made = [client.post(f"/intake/{key}", json={"name": f"Lead {i}", "email": f"lead{i}@x.test", "phone": f"+1 212 555 01{i:02d}"})
+    made = [client.post(f"/intake/{key}", json={"name": f"Lead {i}", "email": f"lead{i}@x.test", "phone": f"+1 212 555 01{i:02d}",
+                                                "message": f"Call me about lanes {i}"})
             for i in range(4)]
-    assert [r.status_code for r in made] == [201] * 4
+    assert [(r.status_code, r.get_json()) for r in made] == [(202, {"received": True})] * 4
     with sessions(app)() as session:
         east_reps = sorted(u.id for u in session.scalars(select(User).where(User.team_id == app_world.east.id, User.role == "rep")))
-        owners = [session.get(Lead, r.get_json()["id"]).owner_id for r in made]
-    assert owners == [east_reps[i % len(east_reps)] for i in range(4)]
-    again = client.post(f"/intake/{key}", data={"name": "Lead 0 again", "email": "LEAD0@x.test", "company": "Globex"})
-    assert again.status_code == 200 and again.get_json() == {"id": made[0].get_json()["id"], "merged": True}
+    leads = leads_by_email(app)
+    assert [leads[f"lead{i}@x.test"].owner_id for i in range(4)] == [east_reps[i % len(east_reps)] for i in range(4)]
+    # The same person again, by address and by phone: the same answer as a new lead, and no field of theirs changed.
+    again = client.post(f"/intake/{key}", data={"name": "Mallory", "email": "LEAD0@x.test", "company": "Evil Corp", "message": "Second"})
     by_phone = client.post(f"/intake/{key}", json={"name": "Lead 1", "phone": "(212) 555-0101"})
-    assert by_phone.get_json() == {"id": made[1].get_json()["id"], "merged": True}
+    assert [(r.status_code, r.get_json()) for r in (again, by_phone)] == [(202, {"received": True})] * 2
     with sessions(app)() as session:
         assert session.scalar(select(func.count()).select_from(Lead)) == 4
-        first = session.get(Lead, made[0].get_json()["id"])
-        assert (first.company, first.name, first.source) == ("Globex", "Lead 0", "web_form")  # blanks filled, the first arrival stands
-        assert session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action.in_(("intake", "merge")))) == 6
+        first = session.scalar(select(Lead).where(Lead.email == "lead0@x.test"))
+        assert (first.company, first.name, first.phone, first.source) == (None, "Lead 0", "+1 212 555 0100", "web_form")
+        kept = session.scalars(select(LeadArrival).where(LeadArrival.lead_id == first.id).order_by(LeadArrival.id)).all()
+        assert [(a.name, a.company, a.message) for a in kept] == [("Lead 0", None, "Call me about lanes 0"), ("Mallory", "Evil Corp", "Second")]
+        assert [a.message for a in intake.arrivals(session, session.get(User, first.owner_id), first.id)] == ["Second", "Call me about lanes 0"]
+        assert session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action.in_(("intake", "arrival")))) == 6
+        # The audit trail names the source and the rep, never what the person typed.
+        assert not session.scalar(select(func.count()).select_from(AuditEvent).where(
+            func.lower(cast(AuditEvent.after, Text)).contains("lead0")))
+
+
+def test_a_source_switched_off_or_rekeyed_takes_nothing_at_its_old_url(app, app_world: World, auth, client):
+    key, _ = source(app, app_world)
+    with sessions(app)() as session:
+        source_id = session.scalar(select(LeadSource.id).where(LeadSource.key == key))
+    auth.login("rita@northwind.test")
+    assert auth.post(f"/admin/lead-sources/{source_id}/disable", htmx=False).status_code == 403
+    auth.login("ada@northwind.test")
+    assert auth.post(f"/admin/lead-sources/{source_id}/disable", htmx=False).status_code == 302
+    assert client.post(f"/intake/{key}", json={"name": "Off", "email": "off@x.test"}).status_code == 404
+    assert auth.post(f"/admin/lead-sources/{source_id}/enable", htmx=False).status_code == 302
+    assert client.post(f"/intake/{key}", json={"name": "On", "email": "on@x.test"}).status_code == 202
+    assert auth.post(f"/admin/lead-sources/{source_id}/rotate", htmx=False).status_code == 302
+    with sessions(app)() as session:
+        new_key = session.get(LeadSource, source_id).key
+    assert new_key != key
+    assert client.post(f"/intake/{key}", json={"name": "Old", "email": "old@x.test"}).status_code == 404
+    assert client.post(f"/intake/{new_key}", json={"name": "New", "email": "new@x.test"}).status_code == 202
+    assert set(leads_by_email(app)) == {"on@x.test", "new@x.test"}
+
+
+def test_unknown_keys_are_rate_limited_per_address(app, app_world: World, client):
+    key, _ = source(app, app_world)
+    guesses = [client.post(f"/intake/guess-{i}", json={"name": "X", "email": "x@x.test"}).status_code for i in range(25)]
+    assert guesses[:20] == [404] * 20 and set(guesses[20:]) == {429}
+    limited = client.post(f"/intake/guess-more", json={"name": "X", "email": "x@x.test"})
+    assert limited.status_code == 429 and limited.get_json()["code"] == "rate_limited"
 
 
 def test_intake_refuses_what_it_cannot_take(app, app_world: World, client):
@@ -260,12 +300,15 @@ def test_intake_refuses_what_it_cannot_take(app, app_world: World, client):
                          headers={webhooks.SIGNATURE: webhooks.sign("whsec_guess", body)})
     assert forged.status_code == 404
     signed = client.post(f"/intake/{key}", data=body, content_type="application/json", headers={webhooks.SIGNATURE: webhooks.sign(secret, body)})
-    assert signed.status_code == 201
+    assert signed.status_code == 202
     open_key, _ = source(app, app_world)
     for bad, status in (({"name": "No way to reach"}, 422), ({"email": "x@x.test"}, 422), ({"name": "X", "email": "nope"}, 422),
-                        ({"name": "X" * 300, "email": "a@b.test"}, 422)):
+                        ({"name": "X" * 300, "email": "a@b.test"}, 422), ({"name": "X", "email": "a@b.test", "message": "m" * 5001}, 422)):
         answer = client.post(f"/intake/{open_key}", json=bad)
-        assert answer.status_code == status and answer.is_json
+        assert answer.status_code == status and set(answer.get_json()) == {"code", "message", "field", "errors"}
+    for body in (b"[" * 5000 + b"]" * 5000, b'{"name": ' * 3000, b"{not json"):
+        answer = client.post(f"/intake/{open_key}", data=body, content_type="application/json")
+        assert answer.status_code == 400 and answer.get_json()["code"] == "invalid_json"
     assert client.post("/intake/no-such-key", json={"name": "X", "email": "a@b.test"}).status_code == 404
     assert client.post(f"/intake/{open_key}", data=b"[1,2]", content_type="application/json").status_code == 422
     with sessions(app)() as session:
@@ -284,9 +327,8 @@ def test_the_admin_makes_an_intake_url_that_takes_leads(app, app_world: World, a
     url = re.search(r'<code id="intake-url">https?://[^/]+(/intake/[^<]+)</code>', made.get_data(as_text=True)).group(1)
     assert "Website form" in auth.get("/admin/lead-sources", htmx=False).get_data(as_text=True)
     taken = client.post(url, json={"name": "Pat Prospect", "email": "pat@prospect.test"})
-    assert taken.status_code == 201
-    with sessions(app)() as session:
-        assert session.get(Lead, taken.get_json()["id"]).owner_id in {app_world.rep.id, app_world.teammate.id}
+    assert taken.status_code == 202
+    assert leads_by_email(app)["pat@prospect.test"].owner_id in {app_world.rep.id, app_world.teammate.id}
 
 
 def test_a_delivery_is_claimed_before_it_is_sent_and_no_transaction_waits_on_the_receiver(app, app_world: World, queue):

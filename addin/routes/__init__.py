@@ -40,11 +40,11 @@ def register(app: Flask) -> None:
     def refused(error: DomainError):
         """A refusal that no form catches (a record not found, a role too low): a message in
         the pane, JSON for an API caller; never a 500."""
-        if request.path.startswith("/api/"):
+        if request.path.startswith(("/api/", "/intake/")):
             from addin.routes.api import api_error
 
             return api_error(error)
         status = 422 if error.status == 400 else error.status
-        if request.is_json or request.path.startswith(("/auth/", "/intake/")):
+        if request.is_json or request.path.startswith("/auth/"):
             return jsonify(error=error.message, errors=error.errors), status
         return page_or_fragment("refused.html", "_refused.html", status, message=error.message)

@@ -187,6 +187,19 @@ def add_lead_source() -> tuple[str, int]:
     return _lead_sources(source, None, 201)
 
 
+@bp.post("/admin/lead-sources/<id:source_id>/<any(enable, disable, rotate):action>")
+@login_required
+def change_lead_source(source_id: int, action: str) -> Response:
+    if action == "rotate":
+        intake.rotate_key(db(), actor(), source_id)
+    else:
+        intake.set_source_enabled(db(), actor(), source_id, action == "enable")
+    commit()
+    flash({"enable": "Switched on: its URL takes leads again.", "disable": "Switched off: its URL answers as an unknown one.",
+           "rotate": "A new key: the old URL no longer takes leads. Give the form its new URL."}[action])
+    return redirect(url_for("admin.lead_sources_page"))
+
+
 @bp.get("/admin/privacy")
 @login_required
 def privacy_page() -> tuple[str, int]:

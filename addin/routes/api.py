@@ -85,7 +85,7 @@ def api_error(error: Exception) -> tuple[Response, int]:
 
 
 def _on_api_paths(error: HTTPException):
-    if request.path.startswith("/api/"):
+    if request.path.startswith(("/api/", "/intake/")):
         return api_error(error)
     return error  # elsewhere, Flask's own page
 
