@@ -154,6 +154,28 @@ def page_schema(record_type: str) -> type[Schema]:
     }, name=f"{record_type.title().replace('_', '')}Page")
 
 
+class EventData(Schema):
+    record_type = fields.String(required=True)
+    id = fields.Integer(required=True)
+    version = fields.Integer(required=True)
+    deleted = fields.Boolean(required=True)
+
+
+class EventOut(Schema):
+    """A change, as a webhook announces it."""
+
+    id = fields.String(required=True, metadata={"description": "evt_<number>"})
+    type = fields.String(required=True, metadata={"description": "<record type>.<created|updated|deleted>"})
+    created_at = fields.DateTime(required=True)
+    data = fields.Nested(EventData, required=True)
+
+
+class EventPage(Schema):
+    data = fields.List(fields.Nested(EventOut), required=True)
+    cursor = fields.String(required=True, metadata={"description": "Pass it back as ?cursor= for the events after."})
+    has_more = fields.Boolean(required=True)
+
+
 class ErrorOut(Schema):
     code = fields.String(required=True, metadata={"description": "Stable: what a client branches on."})
     message = fields.String(required=True)

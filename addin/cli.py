@@ -162,15 +162,12 @@ privacy_group = AppGroup("privacy", help="A person's erasure; the retention of m
 @click.argument("address")
 @click.option("--org", "organization", default=None, help="One organization (its id or exact name); default: every one the address is in.")
 def erase_command(address: str, organization: str | None) -> None:
-    from sqlalchemy import func, select
-
     from services.errors import DomainError
-    from services.models import ContactEmail, Organization
-    from services.privacy import after_erasure, erase_person
+    from services.models import Organization
+    from services.privacy import after_erasure, erase_person, holders_of
 
     with database().sessions() as session:
-        organizations = _organizations(session, organization, among=Organization.id.in_(
-            select(ContactEmail.organization_id).where(func.lower(ContactEmail.address) == address.strip().lower())))
+        organizations = _organizations(session, organization, among=Organization.id.in_(holders_of(address)))
         total = 0
         for org in organizations:
             try:
@@ -181,7 +178,7 @@ def erase_command(address: str, organization: str | None) -> None:
             click.echo(f"{org.name}: " + ", ".join(f"{count} {what.replace('_', ' ')}" for what, count in erasure.counts().items()))
         session.commit()
         after_erasure(session.get_bind())
-    click.echo(f"Erased from {total} organization(s)." if total else "The address is in no organization's contacts: nothing erased.")
+    click.echo(f"Erased from {total} organization(s)." if total else "The address is in no organization's contacts, leads or mail: nothing erased.")
 
 
 @privacy_group.command("retention", help="Remove the bodies of mail older than each organization's body_retention_months "

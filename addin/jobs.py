@@ -162,11 +162,15 @@ def send_reminders_job() -> tuple[int, int] | None:
 
 def daily(at: datetime | None = None) -> dict[str, int]:
     """Every organization's daily work: deal health kept for the day, the learned words weighed
-    again as their evidence ages, mail bodies past retention removed."""
+    again as their evidence ages, mail bodies past retention removed; and the store's: events
+    past their 30 days and idempotency keys past their day forgotten."""
+    from services.api_tokens import forget_idempotency_keys
     from services.health import snapshot
     from services.lexicon import reweigh
     from services.models import Organization
     from services.privacy import remove_old_bodies
+
+    from services import webhooks
 
     done = {"deals": 0, "words": 0, "bodies": 0}
     with _sessions()() as session:
@@ -175,6 +179,9 @@ def daily(at: datetime | None = None) -> dict[str, int]:
             done["words"] += reweigh(session, org, None, at)
             done["bodies"] += remove_old_bodies(session, org, at)
             session.commit()
+        done["events"] = webhooks.forget_old_events(session, at)
+        done["idempotency_keys"] = forget_idempotency_keys(session, at)
+        session.commit()
         if session.get_bind().dialect.name == "sqlite":
             session.execute(text("PRAGMA optimize"))  # the planner's statistics kept fresh as the store grows
     return done

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from services.access import require_role
 from services.audit import record_event
 from services.errors import DomainError, NotFound
-from services.models import ApiToken, User
+from services.models import ApiToken, IdempotencyKey, User
 from services.types import utcnow
 
 PREFIX = "icrm_"
@@ -80,6 +80,15 @@ def take_over(session: Session, actor: User, token_id: int) -> ApiToken:
 def tokens(session: Session, actor: User) -> list[ApiToken]:
     require_role(actor, "admin")
     return list(session.scalars(select(ApiToken).where(ApiToken.organization_id == actor.organization_id).order_by(ApiToken.created_at.desc())))
+
+
+IDEMPOTENCY_KEPT = timedelta(hours=24)  # a retry comes within minutes; a day is Stripe's window too
+
+
+def forget_idempotency_keys(session: Session, now: datetime | None = None) -> int:
+    """The daily job: kept answers older than ``IDEMPOTENCY_KEPT`` go (a key may then be used again)."""
+    cutoff = (now or utcnow()) - IDEMPOTENCY_KEPT
+    return session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < cutoff).execution_options(synchronize_session=False)).rowcount
 
 
 def token_for(session: Session, text: str | None) -> ApiToken | None:

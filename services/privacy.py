@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable
 
-from sqlalchemy import Engine, Text, cast, delete, false, func, or_, select, text, update
+from sqlalchemy import JSON, Engine, String, Text, cast, delete, false, func, or_, select, text, union, update
 from sqlalchemy.orm import Session
 
 from services import lexicon, sync
@@ -27,8 +27,8 @@ from services.access import get_scoped, require_role
 from services.audit import record_event, snapshot
 from services.errors import DomainError, Forbidden
 from services.models import (
-    ADDRESS_LENGTH, Activity, ActivityParticipant, AuditEvent, BlockEntry, Contact, ContactEmail, FollowUp, Lead, Opportunity, Organization,
-    User,
+    ADDRESS_LENGTH, Activity, ActivityParticipant, AuditEvent, Base, BlockEntry, Contact, ContactEmail, ContactPhone, FollowUp, Lead,
+    LeadArrival, Opportunity, Organization, User,
 )
 from services.periods import add_months, local_midnight
 from services.text import domain_of, is_valid_address, normalise_address
@@ -180,14 +180,14 @@ def _note(session: Session, organization_id: int, actor: User | None, action: st
                            record_id=0, before=None, after=after))
 
 
-def _scrubbed(value: Any, address: str) -> Any:
-    """``value`` (text, or JSON of lists and objects) with every copy of ``address`` replaced."""
+def _scrubbed(value: Any, pattern: re.Pattern[str]) -> Any:
+    """``value`` (text, or JSON of lists and objects) with every match of ``pattern`` replaced."""
     if isinstance(value, str):
-        return re.sub(re.escape(address), ERASED, value, flags=re.IGNORECASE)
+        return pattern.sub(ERASED, value)
     if isinstance(value, list):
-        return [_scrubbed(item, address) for item in value]
+        return [_scrubbed(item, pattern) for item in value]
     if isinstance(value, dict):
-        return {key: _scrubbed(item, address) for key, item in value.items()}
+        return {_scrubbed(key, pattern): _scrubbed(item, pattern) for key, item in value.items()}
     return value
 
 
@@ -203,19 +203,69 @@ class Erasure:
     activities: int  # whose subject and text went (activities with the person, or naming their address)
     participants: int
     leads: int
-    other_records: int  # follow-ups, audit events, block entries that held the address
+    other_records: int  # every other row that held the address, a name or a phone of theirs (accounts, deals, audit events, ...)
 
     def counts(self) -> dict[str, int]:
         return {"contacts": self.contacts, "activities": self.activities, "participants": self.participants, "leads": self.leads,
                 "other_records": self.other_records}
 
 
+def holders_of(address: str | None) -> Any:
+    """The ids of the organizations that hold this address anywhere a person is kept: a contact,
+    a lead, an intake arrival, a mail's participants (what the command erases without ``--org``)."""
+    address = normalise_address(address or "")
+    return union(*(select(model.organization_id).where(func.lower(column) == address) for model, column in (
+        (ContactEmail, ContactEmail.address), (Lead, Lead.email), (LeadArrival, LeadArrival.email),
+        (ActivityParticipant, ActivityParticipant.address))))
+
+
+# Not scrubbed by a person's erasure: the organization's own text (its people, stages, keys),
+# and the records of other people (a namesake's contact or lead is somebody else: the person's
+# own contacts and leads are deleted or blanked whole first). Every other text column is.
+_NOT_SCRUBBED = frozenset({"organizations", "users", "teams", "stages", "note_checklists", "lexicon_words", "lexicon_evidence", "tombstones",
+                           "user_identities", "api_tokens", "webhook_endpoints", "lead_sources", "change_events", "contacts",
+                           "contact_emails", "contact_phones", "leads", "lead_arrivals"})
+_MIN_NAME = 3  # a name shorter than this is too common a string to scrub from every text
+
+
+def _scrub_everywhere(session: Session, org_id: int, needles: list[str]) -> int:
+    """Every copy of the person's address, names and phones in every text (and JSON) column of
+    the organization's rows, replaced by ``ERASED``: a name the pane made from the address
+    (an account's, a deal's), an API answer kept for replays, an audit record, a note that
+    names them. Synced records changed so get a new version and their events. Returns how many
+    rows changed."""
+    pattern = re.compile("|".join(re.escape(n) for n in sorted(needles, key=len, reverse=True)), re.IGNORECASE)
+    models = {mapper.local_table: mapper.class_ for mapper in Base.registry.mappers}
+    changed = 0
+    for table in Base.metadata.sorted_tables:
+        if table.name in _NOT_SCRUBBED or "organization_id" not in table.c or "id" not in table.c:
+            continue
+        columns = [c for c in table.c if isinstance(c.type, (String, Text, JSON)) and not c.foreign_keys and not c.primary_key]
+        if not columns:
+            continue
+        found = session.execute(select(table.c.id, *columns).where(
+            table.c.organization_id == org_id, or_(*(_mentions(c, n.lower()) for c in columns for n in needles)))).all()
+        ids = []
+        for row in found:
+            values = {c.key: _scrubbed(row._mapping[c], pattern) for c in columns}
+            values = {key: value for key, value in values.items() if value != row._mapping[table.c[key]]}
+            if values:
+                session.execute(update(table).where(table.c.id == row.id).values(**values).execution_options(synchronize_session=False))
+                ids.append(row.id)
+        if models.get(table) in sync.RECORD_TYPE:
+            sync.rows_changed(session, org_id, models[table], ids)
+        changed += len(ids)
+    return changed
+
+
 def erase_person(session: Session, organization: Organization, address: str | None, *, secret: str, actor: User | None = None) -> Erasure:
-    """Erase a person from one organization (their right to be forgotten): their contact and
-    every copy of their address go, and the subject and text of every activity with them; the
-    activities stay, anonymous, so every figure of a past period stands. The audit trail keeps
-    that it happened (who, when, how many records, a keyed hash of the address), never the
-    address. The caller commits, then calls ``after_erasure``."""
+    """Erase a person from one organization (their right to be forgotten): their contact or lead
+    and every copy of their address, names and phone numbers go, and the subject and text of
+    every activity with them; the activities stay, anonymous, so every figure of a past period
+    stands. Every synced record this changes gets a new version and its event; those deleted
+    outright, a tombstone. The audit trail keeps that it happened (who, when, how many records,
+    a keyed hash of the address), never the address. The caller commits, then calls
+    ``after_erasure``."""
     if actor is not None:
         require_role(actor, "admin")
     address = _person(address)
@@ -223,37 +273,49 @@ def erase_person(session: Session, organization: Organization, address: str | No
     if session.get_bind().dialect.name == "sqlite":
         session.execute(text("PRAGMA secure_delete = ON"))  # freed pages are overwritten, not left holding the address
     contact_ids = list(session.scalars(_their_contacts(org_id, address)))
+    lead_ids = list(session.scalars(select(Lead.id).where(Lead.organization_id == org_id, func.lower(Lead.email) == address)))
+    lead_ids += session.scalars(select(LeadArrival.lead_id).where(LeadArrival.organization_id == org_id,
+                                                                  func.lower(LeadArrival.email) == address))
+    # Who they are, as the store wrote them: their names and numbers, wherever else they were copied.
+    names = {n for n in session.scalars(select(Contact.name).where(Contact.id.in_(contact_ids or [0])))}
+    names |= set(session.scalars(select(Lead.name).where(Lead.id.in_(lead_ids or [0]))))
+    names |= set(session.scalars(select(LeadArrival.name).where(LeadArrival.organization_id == org_id, LeadArrival.email == address)))
+    phones = set(session.scalars(select(ContactPhone.number).where(ContactPhone.contact_id.in_(contact_ids or [0]))))
+    phones |= set(session.scalars(select(Lead.phone).where(Lead.id.in_(lead_ids or [0]))))
+    phones |= set(session.scalars(select(LeadArrival.phone).where(LeadArrival.organization_id == org_id, LeadArrival.lead_id.in_(lead_ids or [0]))))
+    needles = [address] + sorted({n.strip() for n in names if n and len(n.strip()) >= _MIN_NAME and n.strip() != ERASED}) \
+        + sorted({p.strip() for p in phones if p and len(p.strip()) >= 5})
     theirs = Activity.id.in_(_with_them(org_id, address)) | (Activity.contact_id.in_(contact_ids) if contact_ids else false())
     with_them = (Activity.organization_id == org_id) & (theirs | _mentions(Activity.subject, address) | _mentions(Activity.body_text, address)
                                                         | _mentions(Activity.body_html, address))
+    activity_ids = list(session.scalars(select(Activity.id).where(with_them)))
     # The words their text taught the lexicon go with it (``services.lexicon``).
-    lexicon.forget_activities(session, organization, session.scalars(select(Activity.id).where(with_them)))
-    cleared = session.execute(update(Activity).where(with_them).values(subject=None, body_text=None, body_html=None,
-                                                                      sync_seq=sync.next_seq(session, org_id))
-                              .execution_options(synchronize_session=False)).rowcount
+    lexicon.forget_activities(session, organization, activity_ids)
+    cleared = sync.rows_changed(session, org_id, Activity, activity_ids, {"subject": None, "body_text": None, "body_html": None})
     participants = session.execute(delete(ActivityParticipant).where(ActivityParticipant.organization_id == org_id,
                                                                       func.lower(ActivityParticipant.address) == address)
                                    .execution_options(synchronize_session=False)).rowcount
-    leads = session.execute(update(Lead).where(Lead.organization_id == org_id, func.lower(Lead.email) == address)
-                            .values(email=None, name=ERASED, phone=None, sync_seq=sync.next_seq(session, org_id))
-                            .execution_options(synchronize_session=False)).rowcount
+    session.execute(delete(LeadArrival).where(LeadArrival.organization_id == org_id, LeadArrival.lead_id.in_(lead_ids or [0]))
+                    .execution_options(synchronize_session=False))
+    leads = sync.rows_changed(session, org_id, Lead, lead_ids, {"email": None, "name": ERASED, "phone": None, "company": None})
     other = session.execute(delete(BlockEntry).where(BlockEntry.organization_id == org_id, BlockEntry.value == address)
                             .execution_options(synchronize_session=False)).rowcount
-    for follow_up in session.scalars(select(FollowUp).where(FollowUp.organization_id == org_id, _mentions(FollowUp.title, address))):
-        follow_up.title = _scrubbed(follow_up.title, address)
+    # The audit trail's records of the contacts go whole.
+    for event in session.scalars(select(AuditEvent).where(AuditEvent.organization_id == org_id, AuditEvent.record_type == "contacts",
+                                                          AuditEvent.record_id.in_(contact_ids or [0]))):
+        event.before = {"erased": True} if event.before is not None else None
+        event.after = {"erased": True} if event.after is not None else None
         other += 1
-    # The audit trail: what it recorded of the contacts goes, and any copy of the address elsewhere in it.
-    for event in session.scalars(select(AuditEvent).where(AuditEvent.organization_id == org_id, or_(
-            (AuditEvent.record_type == "contacts") & AuditEvent.record_id.in_(contact_ids or [0]),
-            _mentions(AuditEvent.before, address), _mentions(AuditEvent.after, address)))):
-        contact_event = event.record_type == "contacts" and event.record_id in contact_ids
-        event.before = {"erased": True} if contact_event and event.before is not None else _scrubbed(event.before, address)
-        event.after = {"erased": True} if contact_event and event.after is not None else _scrubbed(event.after, address)
-        other += 1
-    # Their addresses go with them (contact_emails: ON DELETE CASCADE); sync clients are told (tombstones).
+    session.flush()
+    # Their deals and follow-ups let go of the contact (each with a new version), then the
+    # contact goes, its addresses and phones with it (ON DELETE CASCADE); sync clients get tombstones.
+    sync.release(session, org_id, Contact, contact_ids)
     contacts = session.execute(delete(Contact).where(Contact.organization_id == org_id, Contact.id.in_(contact_ids))
                                .execution_options(synchronize_session=False)).rowcount if contact_ids else 0
     sync.tombstones_for(session, org_id, "contacts", contact_ids)
+    # Every other copy of the address, their names and numbers: accounts and deals named after
+    # them, kept API answers, audit records, follow-up titles, notes.
+    other += _scrub_everywhere(session, org_id, needles)
     erasure = Erasure(org_id, contacts, cleared, participants, leads, other)
     _note(session, org_id, actor, "erase", "people", {"address_hash": keyed_hash(secret, address), **erasure.counts()})
     session.flush()
@@ -292,6 +354,9 @@ def person_export(session: Session, actor: User, address: str | None) -> dict[st
         Opportunity.contact_id.in_(contact_ids or [0]), Opportunity.id.in_([a.opportunity_id for a in activities if a.opportunity_id] or [0])))
         .order_by(Opportunity.id)).all()
     leads = session.scalars(select(Lead).where(Lead.organization_id == org_id, func.lower(Lead.email) == address)).all()
+    arrivals = session.scalars(select(LeadArrival).where(LeadArrival.organization_id == org_id, or_(
+        func.lower(LeadArrival.email) == address, LeadArrival.lead_id.in_([lead.id for lead in leads] or [0])))
+        .order_by(LeadArrival.received_at)).all()
     accounts = {c.account.id: c.account for c in contacts if c.account is not None}
     iso = lambda value: value.isoformat() if value is not None else None  # noqa: E731
     return {
@@ -307,6 +372,8 @@ def person_export(session: Session, actor: User, address: str | None) -> dict[st
         "deals": [{"id": d.id, "name": d.name, "status": d.status, "amount": str(d.amount) if d.amount is not None else None,
                    "currency": d.currency} for d in deals],
         "leads": [{"id": lead.id, "name": lead.name, "email": lead.email, "phone": lead.phone, "source": lead.source} for lead in leads],
+        "lead_arrivals": [{"lead_id": a.lead_id, "received_at": iso(a.received_at), "name": a.name, "email": a.email, "phone": a.phone,
+                           "company": a.company, "message": a.message} for a in arrivals],
     }
 
 
@@ -323,11 +390,10 @@ def remove_old_bodies(session: Session, organization: Organization, now: datetim
         return 0
     now = now or utcnow()
     cutoff = local_midnight(add_months(now.date(), -int(months)), "UTC")
-    removed = session.execute(
-        update(Activity).where(Activity.organization_id == organization.id, Activity.type == "email", Activity.occurred_at < cutoff,
-                               (Activity.body_text.is_not(None)) | (Activity.body_html.is_not(None)))
-        .values(body_text=None, body_html=None, sync_seq=sync.next_seq(session, organization.id)).execution_options(synchronize_session=False)
-    ).rowcount
+    old = session.scalars(select(Activity.id).where(Activity.organization_id == organization.id, Activity.type == "email",
+                                                    Activity.occurred_at < cutoff,
+                                                    (Activity.body_text.is_not(None)) | (Activity.body_html.is_not(None))))
+    removed = sync.rows_changed(session, organization.id, Activity, list(old), {"body_text": None, "body_html": None})
     if removed:
         _note(session, organization.id, None, "retention", "activities", {"bodies_removed": removed, "before": cutoff.isoformat()})
     return removed

@@ -15,14 +15,15 @@ erasure) leaves a ``Tombstone`` with its number; one deleted softly keeps its ro
 change to its parent. What the store works out for itself (a deal's latest activity, its
 stage facts, an activity's sentiment) is not a change.
 
-Bulk statements bypass ``before_flush``: the few that change synced fields take the number
-themselves (``next_seq``) and write it, and tombstones, in the same statement's transaction.
+Bulk statements bypass ``before_flush``: the few that change synced fields go through
+``rows_changed`` (the rows' new number, and their webhook events, in the statement's own
+transaction); a record deleted outright first lets go of those pointing at it (``release``:
+the database's ``ON DELETE SET NULL`` would change them without a version) and leaves its
+tombstone (``tombstones_for``).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable
@@ -31,7 +32,7 @@ from sqlalchemy import ColumnElement, event, inspect, select, update
 from sqlalchemy.orm import Session
 
 from services import webhooks
-from services.errors import DomainError
+from services.cursor import Cursor
 from services.models import (
     Account, AccountDomain, Activity, Contact, ContactEmail, ContactPhone, FollowUp, Lead, Opportunity, Organization, Quota, Tombstone,
     User,
@@ -117,6 +118,45 @@ def tombstones_for(session: Session, organization_id: int, record_type: str, ids
             webhooks.changed(session, organization_id, record_type, record_id=i, version=seq, deleted=True)
 
 
+_CHUNK = 500  # ids per statement: well inside SQLite's bound parameters
+
+
+def rows_changed(session: Session, organization_id: int, model: type, ids: Iterable[int], values: dict[str, Any] | None = None) -> int:
+    """A bulk change (``UPDATE`` outside the ORM's flush, which ``stamp`` never sees) told as any
+    other: these rows take the transaction's number (their new version) and the webhooks their
+    events; ``values``, when given, are written in the same statements. Returns how many rows."""
+    ids = sorted(set(ids))
+    if not ids:
+        return 0
+    seq = next_seq(session, organization_id)
+    record_type = RECORD_TYPE[model]
+    done = 0
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start:start + _CHUNK]
+        done += session.execute(update(model).where(model.organization_id == organization_id, model.id.in_(chunk))
+                                .values(**(values or {}), sync_seq=seq).execution_options(synchronize_session=False)).rowcount
+    for ident in ids:
+        webhooks.changed(session, organization_id, record_type, record_id=ident, version=seq)
+    return done
+
+
+def release(session: Session, organization_id: int, model: type, ids: Iterable[int]) -> None:
+    """Before rows of ``model`` are deleted outright: the synced records that point at them
+    (``ON DELETE SET NULL``) let go in statements of ours, each with a new version and its
+    event, rather than by the database's cascade, which no client would ever be told of."""
+    ids = list(ids)
+    if not ids:
+        return
+    table = model.__table__
+    for synced in SYNCED.values():
+        for fk in synced.__table__.foreign_keys:
+            if fk.column.table is table and fk.ondelete == "SET NULL":
+                column = fk.parent
+                holders = [i for start in range(0, len(ids), _CHUNK) for i in session.scalars(
+                    select(synced.id).where(synced.organization_id == organization_id, column.in_(ids[start:start + _CHUNK])))]
+                rows_changed(session, organization_id, synced, holders, {column.key: None})
+
+
 def install(session_class: type[Session] = Session) -> None:
     """Number every change made through sessions of this class (the app's and the commands')."""
     if not event.contains(session_class, "before_flush", stamp):
@@ -127,29 +167,6 @@ def install(session_class: type[Session] = Session) -> None:
 
 
 # -- reading changes ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Cursor:
-    """Where a client's sync stands: past the record (``seq``, ``id``) of this type."""
-
-    seq: int = -1
-    id: int = 0
-
-    def encode(self) -> str:
-        return base64.urlsafe_b64encode(f"v1:{self.seq}:{self.id}".encode()).decode().rstrip("=")
-
-    @classmethod
-    def decode(cls, text: str | None) -> Cursor:
-        if not text:
-            return cls()
-        try:
-            version, seq, ident = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode().split(":")
-            if version != "v1":
-                raise ValueError(version)
-            return cls(int(seq), int(ident))
-        except (ValueError, UnicodeDecodeError, binascii.Error):
-            raise DomainError("That cursor is not one this API gave.", {"cursor": ["Not a cursor of this API."]}, code="invalid_cursor") from None
 
 
 @dataclass

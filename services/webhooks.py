@@ -9,6 +9,10 @@
   reads the record through the API if it wants it. Each is signed as Stripe and GitHub do: the
   header ``Inboxcrm-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<body>" with the
   endpoint's secret>`` (``sign``, ``verify``).
+* **An event list to catch up from**: every change is also kept as an event (``ChangeEvent``,
+  ``EVENTS_KEPT``) for an organization with an endpoint, on or off; a receiver that was down,
+  or an endpoint an admin turned off, reads what it missed from ``GET /api/v1/events``, as
+  Stripe's receivers do from its events.
 * **Retries with back-off** (``BACKOFF``): each attempt is recorded for the admin; a delivery
   that fails them all is marked failed; an endpoint that fails ``DISABLE_AFTER`` attempts in a
   row is disabled until an admin turns it on again.
@@ -25,13 +29,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable
 
-from sqlalchemy import event, inspect, select
+from sqlalchemy import delete, event, func, inspect, select, true
 from sqlalchemy.orm import Session
 
 from services.access import require_role
 from services.audit import record_event
+from services.cursor import Cursor
 from services.errors import DomainError, NotFound
-from services.models import User, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from services.models import ChangeEvent, User, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from services.outbound import Reach, check_url, outcome
 from services.types import as_utc, utcnow
 
@@ -92,13 +97,16 @@ def endpoint_of(session: Session, actor: User, endpoint_id: int) -> WebhookEndpo
     return endpoint
 
 
-def set_enabled(session: Session, actor: User, endpoint_id: int, enabled: bool) -> WebhookEndpoint:
+def set_enabled(session: Session, actor: User, endpoint_id: int, enabled: bool) -> CatchUp | None:
+    """Turn an endpoint off (nothing is queued for it; its changes stay in the event list), or on
+    again: returns what that sends, and what it missed meanwhile (``catch_up``)."""
     endpoint = endpoint_of(session, actor, endpoint_id)
+    resumed = catch_up(session, endpoint) if enabled else None
     endpoint.disabled_at = None if enabled else (endpoint.disabled_at or utcnow())
     endpoint.failures = 0 if enabled else endpoint.failures
     session.flush()
     record_event(session, actor, "enable" if enabled else "disable", endpoint, after={"disabled_at": str(endpoint.disabled_at)})
-    return endpoint
+    return resumed
 
 
 def remove_endpoint(session: Session, actor: User, endpoint_id: int) -> None:
@@ -136,44 +144,103 @@ def changed(session: Session, organization_id: int, record_type: str, record: An
     session.info.setdefault(_CHANGED, []).append((organization_id, record_type, record, created, record_id, version, deleted))
 
 
+def event_payload(event: ChangeEvent) -> dict[str, Any]:
+    """An event as it is sent, and listed at ``GET /api/v1/events``."""
+    return {"id": f"evt_{event.id}", "type": event.type, "created_at": as_utc(event.created_at).isoformat(),
+            "data": {"record_type": event.record_type, "id": event.record_id, "version": event.version, "deleted": event.deleted}}
+
+
 def queue_deliveries(session: Session) -> None:
-    """Before the commit: a delivery per change and live endpoint that wants its type."""
+    """Before the commit: an event per change, for an organization with any endpoint (on or off:
+    one that is off catches up from the event list), and a delivery per event and endpoint
+    that is on and wants its type."""
     session.flush()  # ``before_commit`` comes before the commit's own flush: what it will write is noted first
     noted = session.info.pop(_CHANGED, None)
     if not noted:
         return
     orgs = {org for org, *_ in noted}
-    live: dict[int, list[WebhookEndpoint]] = {}
-    for endpoint in session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.organization_id.in_(orgs),
-                                                                  WebhookEndpoint.disabled_at.is_(None))):
-        live.setdefault(endpoint.organization_id, []).append(endpoint)
-    if not live:
+    endpoints_of: dict[int, list[WebhookEndpoint]] = {}
+    for endpoint in session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.organization_id.in_(orgs))):
+        endpoints_of.setdefault(endpoint.organization_id, []).append(endpoint)
+    if not endpoints_of:
         return
     now = utcnow()
-    made = []
+    events: list[ChangeEvent] = []
     seen: set[tuple[str, int]] = set()
     for org, record_type, record, created, record_id, version, deleted in noted:
         if record is not None and not inspect(record).persistent:
             continue  # made in a savepoint that was rolled back
         ident = record.id if record is not None else record_id
-        if org not in live or (record_type, ident) in seen:
+        if org not in endpoints_of or (record_type, ident) in seen:
             continue
         seen.add((record_type, ident))
-        version = record.sync_seq if record is not None else version
         gone = deleted or getattr(record, "deleted_at", None) is not None
         action = "deleted" if gone else ("created" if created else "updated")
-        for endpoint in live[org]:
-            if endpoint.events and record_type not in endpoint.events:
+        events.append(ChangeEvent(organization_id=org, type=f"{record_type}.{action}", record_type=record_type, record_id=ident,
+                                  version=record.sync_seq if record is not None else version, deleted=gone, created_at=now))
+    if not events:
+        return
+    session.add_all(events)
+    session.flush()
+    made = []
+    for change in events:
+        for endpoint in endpoints_of[change.organization_id]:
+            if endpoint.disabled_at is not None or (endpoint.events and change.record_type not in endpoint.events):
                 continue
-            event_id = "evt_" + secrets.token_hex(12)
-            delivery = WebhookDelivery(organization_id=org, endpoint_id=endpoint.id, next_attempt_at=now, event={
-                "id": event_id, "type": f"{record_type}.{action}", "created_at": now.isoformat(),
-                "data": {"record_type": record_type, "id": ident, "version": version, "deleted": gone}})
-            session.add(delivery)
-            made.append(delivery)
+            made.append(WebhookDelivery(organization_id=change.organization_id, endpoint_id=endpoint.id, next_attempt_at=now,
+                                        event=event_payload(change)))
     if made:
+        session.add_all(made)
         session.flush()
         session.info.setdefault(_QUEUED, []).extend(d.id for d in made)
+
+
+# -- catching up ---------------------------------------------------------------------------------------
+
+EVENTS_KEPT = timedelta(days=30)  # as the README says; the daily job forgets older ones
+
+
+def events_after(session: Session, organization_id: int, after: int, limit: int) -> list[ChangeEvent]:
+    """The organization's events after the one numbered ``after``, oldest first (``limit`` at most)."""
+    return list(session.scalars(select(ChangeEvent).where(ChangeEvent.organization_id == organization_id, ChangeEvent.id > after)
+                                .order_by(ChangeEvent.id).limit(limit)))
+
+
+def forget_old_events(session: Session, now: datetime | None = None) -> int:
+    """The daily job: events past ``EVENTS_KEPT`` go."""
+    cutoff = (now or utcnow()) - EVENTS_KEPT
+    return session.execute(delete(ChangeEvent).where(ChangeEvent.created_at < cutoff).execution_options(synchronize_session=False)).rowcount
+
+
+@dataclass(frozen=True)
+class CatchUp:
+    """What turning an endpoint on again will do: the deliveries still waiting are sent; the
+    changes made while it was off were not queued for it, and are read from the event list,
+    from ``after`` on."""
+
+    waiting: int
+    missed: int
+    after: int  # the last event before it was turned off
+
+    @property
+    def cursor(self) -> str:
+        """``GET /api/v1/events?cursor=...``: the events from the moment it was turned off."""
+        return Cursor(0, self.after).encode()
+
+
+def catch_up(session: Session, endpoint: WebhookEndpoint) -> CatchUp | None:
+    """For an endpoint that is off: what turning it on will send, and what it missed meanwhile."""
+    if endpoint.disabled_at is None:
+        return None
+    waiting = session.scalar(select(func.count()).select_from(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint.id,
+                                                                                     WebhookDelivery.status == "pending")) or 0
+    since = ChangeEvent.created_at >= endpoint.disabled_at
+    wanted = ChangeEvent.record_type.in_(endpoint.events) if endpoint.events else true()
+    missed = session.scalar(select(func.count()).select_from(ChangeEvent).where(ChangeEvent.organization_id == endpoint.organization_id,
+                                                                                since, wanted)) or 0
+    after = session.scalar(select(func.max(ChangeEvent.id)).where(ChangeEvent.organization_id == endpoint.organization_id,
+                                                                  ChangeEvent.created_at < endpoint.disabled_at)) or 0
+    return CatchUp(waiting, missed, after)
 
 
 def _after_commit(session: Session) -> None:

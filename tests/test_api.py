@@ -4,6 +4,7 @@ code, telephony calls, and a document that says all of it."""
 
 from __future__ import annotations
 
+import base64
 import re
 from datetime import timedelta
 
@@ -225,6 +226,14 @@ def test_writes_between_the_pages_of_a_sync_are_neither_lost_nor_repeated(app, a
 def test_a_cursor_or_a_limit_not_ours_is_a_clear_error(api: Client):
     bad = api.get("/contacts", cursor="garbage")
     assert bad.status_code == 422 and bad.get_json()["code"] == "invalid_cursor" and bad.get_json()["field"] == "cursor"
+    # Numbers past the store's BIGINT (SQLite's driver overflowed: a 500), below the start, or not ASCII digits.
+    for inside in ("v1:99999999999999999999:1", "v1:1:9223372036854775808", "v1:-2:0", "v1:1:-1", "v1:\u0661:1", "v1:1_0:1", "v1: 1:1"):
+        cursor = base64.urlsafe_b64encode(inside.encode()).decode().rstrip("=")
+        for path in ("/contacts", "/activities", "/events"):
+            answer = api.get(path, cursor=cursor)
+            assert answer.status_code == 422 and answer.get_json()["code"] == "invalid_cursor", (inside, path)
+    biggest = base64.urlsafe_b64encode(b"v1:9223372036854775807:9223372036854775807").decode().rstrip("=")
+    assert api.get("/contacts", cursor=biggest).get_json()["data"] == []
     for limit in (0, 1001, "x"):
         answer = api.get("/contacts", limit=limit)
         assert answer.status_code == 422 and answer.get_json()["field"] == "limit"

@@ -192,7 +192,8 @@ def test_the_daily_job_keeps_health_and_the_lexicon_and_retention(app, app_world
                              source="outlook", body_text="An old mail", created_at=old, updated_at=old))
         session.commit()
     done = jobs.daily()
-    assert done == {"deals": 2, "words": 0, "bodies": 1}  # both organizations' open deals; ours keeps bodies 6 months
+    # Both organizations' open deals; ours keeps bodies 6 months; no event or kept API answer is old yet.
+    assert done == {"deals": 2, "words": 0, "bodies": 1, "events": 0, "idempotency_keys": 0}
     with sessions(app)() as session:
         assert session.scalar(select(func.count()).select_from(DealHealth)) == 2
         assert session.scalar(select(Activity.body_text).where(Activity.occurred_at < utcnow() - timedelta(days=300))) is None
@@ -351,3 +352,49 @@ def test_a_delivery_is_claimed_before_it_is_sent_and_no_transaction_waits_on_the
         session.rollback()
     assert jobs.deliver_once(delivery.id, post=post) is None and seen_locked == [True]
     assert deliveries(app)[0].status == "delivered"
+
+
+# -- the event list, and an endpoint turned on again ------------------------------------------------
+
+
+def test_changes_while_an_endpoint_is_off_wait_in_the_event_list(app, app_world: World, auth, queue, receiver):
+    from tests.test_api import Client, token
+
+    endpoint_id, _ = endpoint(app, app_world, receiver.url, events=["contacts"])
+    rename(app, app_world.contact.id, "While on")
+    auth.login("ada@northwind.test")
+    assert auth.post(f"/admin/webhooks/{endpoint_id}/disable", htmx=False).status_code == 302
+    for name in ("Off one", "Off two"):
+        rename(app, app_world.contact.id, name)
+    assert len(deliveries(app)) == 1  # nothing queued for an endpoint that is off
+    page = auth.get("/admin/webhooks", htmx=False).get_data(as_text=True)
+    cursor = re.search(r"GET /api/v1/events\?cursor=([\w-]+)", page).group(1)
+    assert "sends the 1 deliveries waiting" in page and "The 2 changes made while it was off" in page
+    api = Client(app, token(app, app_world, "read"))
+    missed = api.get("/events", cursor=cursor).get_json()
+    assert [(e["type"], e["data"]["id"]) for e in missed["data"]] == [("contacts.updated", app_world.contact.id)] * 2
+    assert missed["has_more"] is False and api.get("/events", cursor=missed["cursor"]).get_json()["data"] == []
+    everything = api.get("/events", limit=1).get_json()
+    assert everything["has_more"] and everything["data"][0]["id"] == deliveries(app)[0].event["id"]  # the event as it was delivered
+    turned_on = auth.post(f"/admin/webhooks/{endpoint_id}/enable", htmx=False, follow_redirects=True).get_data(as_text=True)
+    assert "Sending the 1 deliveries waiting; the 2 changes made while it was off are at GET /api/v1/events?cursor=" in turned_on
+    # Another organization's token sees none of them.
+    assert Client(app, token(app, app_world, org="theirs")).get("/events").get_json()["data"] == []
+
+
+def test_the_daily_job_forgets_old_events_and_idempotency_keys(app, app_world: World, queue, receiver):
+    from services.models import ChangeEvent, IdempotencyKey
+    from tests.test_api import Client, token
+
+    endpoint(app, app_world, receiver.url)
+    rename(app, app_world.contact.id, "An event")
+    api = Client(app, token(app, app_world))
+    assert api.write("POST", "/contacts", {"name": "Kept a day", "email": "kept@acme.test"}, key="once").status_code == 201
+    later = utcnow() + timedelta(days=2)
+    done = jobs.daily(later)
+    assert (done["events"], done["idempotency_keys"]) == (0, 1)
+    assert api.write("POST", "/contacts", {"name": "Another", "email": "another@acme.test"}, key="once").status_code == 201  # free again
+    done = jobs.daily(utcnow() + timedelta(days=31))
+    with sessions(app)() as session:
+        assert done["events"] >= 2 and session.scalar(select(func.count()).select_from(ChangeEvent)) == 0
+        assert session.scalar(select(func.count()).select_from(IdempotencyKey)) == 0

@@ -405,3 +405,68 @@ def test_privacy_pages_are_for_admins(auth, app_world: World, who):
     assert auth.post("/admin/privacy/erase", {"address": "ann@acme.test", "confirm": "ann@acme.test"}).status_code == 403
     assert auth.get("/admin/block-list", htmx=False).status_code == 403
     assert auth.post("/admin/block-list", {"value": "acme.test"}).status_code == 403
+
+
+def test_erasure_leaves_nothing_and_tells_every_change(app, app_world: World, auth, client):
+    """A person the API wrote everywhere (an account and a deal named after her, kept API
+    answers, a follow-up and a call on her), and a person who is only a lead from a web form:
+    after their erasure (the admin page, then the command), no text column of any table holds
+    either's address, name or phone, and every synced record that changed, the deals and
+    follow-ups that let go of her contact and the activities blanked in bulk among them, has a
+    new version and a webhook event."""
+    from services import api_tokens, webhooks
+    from services.intake import add_source
+    from services.models import Base, FollowUp, Opportunity, User, WebhookDelivery
+    from services.outbound import Reach
+
+    sessions = app.extensions["inboxcrm.db"].sessions
+    with sessions() as session:
+        admin = session.get(User, app_world.admin.id)
+        _, token = api_tokens.create_token(session, admin, "Sync", "read write")
+        webhooks.add_endpoint(session, admin, "https://hooks.northwind.test/in", reach=Reach(hosts=frozenset({"hooks.northwind.test"})))
+        key = add_source(session, admin, "Website form", "web_form").key
+        session.commit()
+    api = app.test_client()
+    calls = iter(range(100))
+
+    def post(path, body):
+        answer = api.post(f"/api/v1{path}", json=body, headers={"Authorization": f"Bearer {token}", "Idempotency-Key": f"k{next(calls)}"})
+        assert answer.status_code == 201, answer.get_json()
+        return answer.get_json()
+
+    jane, phone = "jane.quill@gmail.example", "+44 20 7946 0958"
+    account = post("/accounts", {"name": f"Jane Quill ({jane})"})
+    contact = post("/contacts", {"name": "Jane Quill", "email": jane, "phone": phone, "account_id": account["id"]})
+    deal = post("/opportunities", {"name": f"Jane Quill: {jane}", "account_id": account["id"], "contact_id": contact["id"],
+                                   "stage_id": app_world.stages[0].id, "amount": "1000"})
+    follow_up = post("/follow_ups", {"title": "Call Jane Quill back", "due_at": "2099-01-05T10:00", "contact_id": contact["id"]})
+    call = post("/activities", {"type": "call", "direction": "outbound", "contact_id": contact["id"], "subject": "Jane Quill",
+                                "body_text": f"Rang {phone}"})
+    lou, lou_phone = "lou@lead.example", "+1 415 555 0199"
+    assert client.post(f"/intake/{key}", json={"name": "Lou Leadbetter", "email": lou, "phone": lou_phone,
+                                               "message": "Ring me on +1 415 555 0199"}).status_code == 202
+    with sessions() as session:
+        versions = {(Opportunity, deal["id"]): session.get(Opportunity, deal["id"]).sync_seq,
+                    (FollowUp, follow_up["id"]): session.get(FollowUp, follow_up["id"]).sync_seq,
+                    (Activity, call["id"]): session.get(Activity, call["id"]).sync_seq}
+        delivered_before = session.scalar(select(func.max(WebhookDelivery.id)))
+
+    auth.login("ada@northwind.test")
+    assert auth.post("/admin/privacy/erase", {"address": jane, "confirm": jane}, htmx=False).status_code == 302
+    result = app.test_cli_runner().invoke(args=["privacy", "erase", lou])
+    assert result.exit_code == 0 and "1 leads" in result.output, result.output
+
+    with sessions() as session:
+        for needle in (jane, "jane quill", phone, lou, "lou leadbetter", lou_phone):
+            holding = [f"{table.name}:{row[0]}" for table in Base.metadata.sorted_tables for row in session.execute(select(table))
+                       if needle in repr(tuple(row)).lower()]
+            assert holding == [], (needle, holding)
+        for (model, ident), version in versions.items():
+            record = session.get(model, ident)
+            assert record.sync_seq > version and getattr(record, "contact_id", None) is None, model
+        told = {(d.event["data"]["record_type"], d.event["data"]["id"]): d.event["data"]["version"]
+                for d in session.scalars(select(WebhookDelivery).where(WebhookDelivery.id > delivered_before))}
+        for (model, ident), _ in versions.items():
+            name = {Opportunity: "opportunities", FollowUp: "follow_ups", Activity: "activities"}[model]
+            assert told[(name, ident)] == session.get(model, ident).sync_seq, name
+        assert ("contacts", contact["id"]) in told and ("accounts", account["id"]) in told

@@ -130,6 +130,8 @@ def _webhooks(made, error, status):
     session, admin = db(), actor()
     listed = [(endpoint, webhooks.recent_deliveries(session, endpoint)) for endpoint in webhooks.endpoints(session, admin)]
     return render_template("admin/webhooks.html", endpoints=listed, made=made, error=error, types=list(sync.SYNCED),
+                           catch_ups={endpoint.id: webhooks.catch_up(session, endpoint) for endpoint, _ in listed},
+                           events_kept_days=webhooks.EVENTS_KEPT.days,
                            allow_http=current_app.config["WEBHOOKS_ALLOW_HTTP"]), status
 
 
@@ -151,12 +153,15 @@ def add_webhook() -> tuple[str, int]:
 @bp.post("/admin/webhooks/<id:endpoint_id>/<any(enable, disable, delete):action>")
 @login_required
 def change_webhook(endpoint_id: int, action: str) -> Response:
+    resumed = None
     if action == "delete":
         webhooks.remove_endpoint(db(), actor(), endpoint_id)
     else:
-        webhooks.set_enabled(db(), actor(), endpoint_id, action == "enable")
+        resumed = webhooks.set_enabled(db(), actor(), endpoint_id, action == "enable")
     commit()
-    flash({"enable": "Turned on again.", "disable": "Turned off: nothing is sent to it.", "delete": "Removed."}[action])
+    flash({"enable": "Turned on again.", "disable": "Turned off: nothing is sent to it; its changes wait in the event list.",
+           "delete": "Removed."}[action] + (f" Sending the {resumed.waiting} deliveries waiting; the {resumed.missed} changes made while it "
+                                            f"was off are at GET /api/v1/events?cursor={resumed.cursor}." if resumed else ""))
     return redirect(url_for("admin.webhooks_page"))
 
 

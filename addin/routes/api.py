@@ -30,10 +30,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import HTTPException
 
-from addin.api_schemas import DUMP, GONE, OUT, ErrorOut, page_schema
+from addin.api_schemas import DUMP, GONE, OUT, ErrorOut, EventPage, page_schema
 from addin.database import commit, db, rollback
 from addin.security import limiter
-from services import activities, api_tokens, records, sync
+from services import activities, api_tokens, records, sync, webhooks
 from services.access import get_scoped
 from services.contacts import contact_for_phone, create_account, create_contact
 from services.deals import create_opportunity, move_stage
@@ -238,6 +238,20 @@ def _lister(record_type: str) -> None:
 
 for _type in sync.SYNCED:
     _lister(_type)
+
+
+@bp.route("/events", endpoint="list_events", methods=["GET"])
+@bp.arguments(ListArgs, location="query", as_kwargs=False)
+@bp.response(200, EventPage)
+@bp.alt_response(422, schema=ErrorOut)
+def list_events(args: dict[str, Any]) -> Response:
+    """The changes webhooks announced, oldest first, kept 30 days: what a receiver that was down,
+    or whose endpoint was off, catches up from. Pass the returned cursor back for the next."""
+    cursor = sync.Cursor.decode(args.get("cursor"))
+    events = webhooks.events_after(db(), g.api_token.organization_id, cursor.id, args["limit"] + 1)
+    page = events[:args["limit"]]
+    return jsonify({"data": [webhooks.event_payload(e) for e in page], "has_more": len(events) > len(page),
+                    "cursor": sync.Cursor(0, page[-1].id if page else cursor.id).encode()})
 
 
 # -- writing ---------------------------------------------------------------------------------------

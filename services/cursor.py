@@ -1,0 +1,39 @@
+"""Where a client's reading stands: a sync of one record type (``services.sync``), or the event
+list (``services.webhooks``). Opaque to the client, which passes back what a page gave it."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+
+from services.errors import DomainError
+
+LARGEST = 2 ** 63 - 1  # a cursor's numbers fit the store's BIGINT (a larger one overflowed SQLite's driver: a 500)
+_NUMBER = re.compile(r"-?[0-9]{1,19}")
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a client's sync stands: past the record (``seq``, ``id``) of this type."""
+
+    seq: int = -1
+    id: int = 0
+
+    def encode(self) -> str:
+        return base64.urlsafe_b64encode(f"v1:{self.seq}:{self.id}".encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str | None) -> Cursor:
+        if not text:
+            return cls()
+        try:
+            version, seq, ident = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode().split(":")
+            if version != "v1" or not (_NUMBER.fullmatch(seq) and _NUMBER.fullmatch(ident)):
+                raise ValueError(version)
+            if not (-1 <= int(seq) <= LARGEST and 0 <= int(ident) <= LARGEST):
+                raise ValueError(seq)
+            return cls(int(seq), int(ident))
+        except (ValueError, UnicodeDecodeError, binascii.Error):
+            raise DomainError("That cursor is not one this API gave.", {"cursor": ["Not a cursor of this API."]}, code="invalid_cursor") from None
