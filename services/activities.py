@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session
 from services.access import UNDO_MINUTES, get_scoped, lock_changes, require_edit
 from services.audit import record_event, snapshot
 from services.contacts import account_for_domain, contacts_for_addresses
-from services import lexicon, notes, privacy, sentiment
+from services import latest, lexicon, notes, privacy, sentiment
 from services.errors import DomainError, Forbidden
 from services.rollups import count_activity
-from services.models import Account, Activity, ActivityParticipant, Contact, Lead, Opportunity, User
+from services.models import Account, Activity, ActivityParticipant, Contact, Lead, Opportunity, Organization, User
 from services.schemas import ActivitySchema, EmailItemSchema, MeetingItemSchema, NoteSchema, RatingSchema, SendingItemSchema, load
 from services.text import domain_of, html_to_text, sanitize_html, sender_problem
 from services.types import localised, utcnow
@@ -295,11 +295,36 @@ def undo_log(session: Session, actor: User, activity_id: int, *, now: datetime |
         raise Forbidden("Only the person who logged it can undo a log.")
     if now - activity.created_at > timedelta(minutes=UNDO_MINUTES):
         raise DomainError("It is too late to undo this log.")
-    activity.deleted_at = now
-    session.flush()
-    count_activity(session, actor.organization, activity, -1)
+    delete_counted(session, actor.organization, activity, now)
     record_event(session, actor, "undo", activity, before={"deleted_at": None}, after={"deleted_at": now.isoformat()})
     return activity
+
+
+def change_counted(session: Session, organization: Organization, activity: Activity, values: Mapping[str, Any]) -> None:
+    """The one way a logged activity's fields change (the API's edits; the imports and capture
+    to come): the activity as it was leaves the rollups, as it is now enters them, and its
+    deal's and account's latest times are read again (an outcome can make it an inbound
+    interaction, or stop it being one). The caller checks the role and audits."""
+    if activity.deleted_at is not None:
+        raise DomainError("That activity was deleted: it cannot be changed.", code="deleted")
+    count_activity(session, organization, activity, -1)
+    for key, value in values.items():
+        setattr(activity, key, value)
+    session.flush()
+    count_activity(session, organization, activity, 1)
+    latest.touch(session, activity, -1)  # read again from the live activities, whatever moved
+
+
+def delete_counted(session: Session, organization: Organization, activity: Activity, now: datetime) -> bool:
+    """The one way a logged activity is deleted (softly: it stays, marked, for the audit trail and
+    the syncing clients): it leaves the rollups and its deal's and account's latest times, once.
+    Returns whether it was live."""
+    if activity.deleted_at is not None:
+        return False
+    activity.deleted_at = now
+    session.flush()
+    count_activity(session, organization, activity, -1)
+    return True
 
 
 def rate_activity(session: Session, actor: User, activity_id: int, data: Mapping[str, Any]) -> Activity:

@@ -15,6 +15,7 @@ from marshmallow import fields, validate
 from sqlalchemy.orm import Session
 
 from services.access import get_scoped, require_edit, require_role
+from services.activities import change_counted, delete_counted
 from services.audit import record_event, snapshot
 from services.errors import Conflict, DomainError
 from services.models import (
@@ -129,9 +130,13 @@ def update_record(session: Session, actor: User, model: type, record_id: int, da
         values["done_at"] = (now or utcnow()) if values.pop("done") else None
     fields_changed = tuple(values)
     before = snapshot(record, fields_changed)
-    for key, value in values.items():
-        setattr(record, key, value.strip() if isinstance(value, str) and key == "name" else value)
-    session.flush()
+    values = {key: value.strip() if isinstance(value, str) and key == "name" else value for key, value in values.items()}
+    if model is Activity:  # counted: through the activities' one write path (rollups, latest times)
+        change_counted(session, actor.organization, record, values)
+    else:
+        for key, value in values.items():
+            setattr(record, key, value)
+        session.flush()
     record_event(session, actor, "update", record, before=before, after=snapshot(record, fields_changed))
     return record
 
@@ -144,8 +149,14 @@ def delete_record(session: Session, actor: User, model: type, record_id: int, ve
     if (owner := _owner(record)) is not None:
         require_edit(actor, owner)
     check_version(record, version)
-    record.deleted_at = now or utcnow()
-    session.flush()
+    if model is Activity:  # counted: through the activities' one write path (rollups, latest times)
+        if not delete_counted(session, actor.organization, record, now or utcnow()):
+            return record
+    elif record.deleted_at is None:
+        record.deleted_at = now or utcnow()
+        session.flush()
+    else:
+        return record  # deleted already: nothing changes
     record_event(session, actor, "delete", record, before={"deleted_at": None}, after={"deleted_at": record.deleted_at.isoformat()})
     return record
 

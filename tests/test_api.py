@@ -375,3 +375,44 @@ def test_the_fast_dump_is_the_schemas_dump(app, app_world: World, api: Client):
             assert [DUMP[name](r) for r in rows] == OUT[name](many=True).dump(rows), name
         stone = Tombstone(organization_id=app_world.org.id, record_type="contacts", record_id=5, sync_seq=9, deleted_at=NOW)
         assert GONE(stone) == Gone().dump(stone)
+
+
+def test_activities_changed_and_deleted_through_the_api_keep_every_figure(app, app_world: World, api: Client):
+    """The rollups and the deals' and accounts' latest times, after edits and deletions through
+    the API, equal a recount from the live activities (``rebuild_rollups``)."""
+    from services.models import Account
+    from services.rollups import rebuild_rollups, rollup_snapshot
+
+    deal = app_world.deal
+    made = {}
+    for name, body in {"meeting": {"type": "meeting", "direction": "outbound", "outcome": "held", "duration_minutes": 240},
+                       "inbound": {"type": "email", "direction": "inbound", "subject": "Yes please"},
+                       "call": {"type": "call", "direction": "outbound", "outcome": "connected", "duration_minutes": 12}}.items():
+        answer = api.write("POST", "/activities", {**body, "opportunity_id": deal.id, "account_id": app_world.account.id,
+                                                   "occurred_at": (NOW - timedelta(days=len(made) + 1)).isoformat()})
+        assert answer.status_code == 201, answer.get_json()
+        made[name] = answer.get_json()
+    shortened = api.write("PATCH", f"/activities/{made['meeting']['id']}", {"duration_minutes": 30}, version=made["meeting"]["version"])
+    assert shortened.status_code == 200
+    assert api.write("PATCH", f"/activities/{made['call']['id']}", {"outcome": "no_answer"}, version=made["call"]["version"]).status_code == 200
+    assert api.write("DELETE", f"/activities/{made['inbound']['id']}", version=made["inbound"]["version"]).status_code == 200
+    again = api.get(f"/activities/{made['inbound']['id']}").get_json()
+    assert again["deleted_at"] is not None  # deleted once: deleting or changing it again finds nothing
+    assert api.write("DELETE", f"/activities/{made['inbound']['id']}", version=again["version"]).status_code == 404
+    assert api.write("PATCH", f"/activities/{made['inbound']['id']}", {"duration_minutes": 5}, version=again["version"]).status_code == 404
+
+    def kept(session):
+        deals = {(d.id, d.last_activity_at, d.last_inbound_at) for d in session.scalars(select(Opportunity))}
+        accounts = {(a.id, a.last_activity_at) for a in session.scalars(select(Account))}
+        return rollup_snapshot(session, app_world.org.id), deals, accounts
+
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        as_written = kept(session)
+        rebuild_rollups(session, session.get(Organization, app_world.org.id))
+        session.flush()
+        session.expire_all()
+        assert kept(session) == as_written
+        # The deal's last inbound interaction was the deleted mail's, then the call no longer connected: the meeting's.
+        meeting = session.get(Activity, made["meeting"]["id"])
+        assert session.get(Opportunity, deal.id).last_inbound_at == meeting.occurred_at
+        session.rollback()
