@@ -71,6 +71,18 @@ def db() -> Session:
     return g.db_session
 
 
+def one_snapshot() -> Session:
+    """The request's session, reading from here on in one snapshot: a read that takes several
+    statements (a sync page's records and its tombstones) sees one moment. SQLite's reading
+    transaction already does; PostgreSQL's READ COMMITTED gives each statement its own, so the
+    transaction starts again as REPEATABLE READ (what it read before is read again)."""
+    session = db()
+    session.rollback()
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    return session
+
+
 def commit() -> None:
     db().commit()
 

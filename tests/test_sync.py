@@ -217,3 +217,56 @@ def test_a_record_deleted_outright_through_the_orm_leaves_a_tombstone(session, w
     session.commit()
     stone = session.scalar(select(Tombstone).where(Tombstone.record_id == gone_id))
     assert (stone.record_type, stone.sync_seq) == ("contacts", counter(session, world.org.id))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_app(request, tmp_path, monkeypatch):
+    """The app on each back end (the API's page is read through the request's own session)."""
+    from addin import create_app
+    from services.models import Base
+
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    url = (f"sqlite:///{tmp_path / 'app.db'}" if request.param == "sqlite"
+           else request.getfixturevalue("postgres_server").fresh_database("inboxcrm_snapshot"))
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "test", "JOBS_SQLITE_PATH": str(tmp_path / "jobs.db")})
+    Base.metadata.create_all(app.extensions["inboxcrm.db"].engine)
+    yield app
+    app.extensions["inboxcrm.db"].engine.dispose()
+
+
+def test_a_page_reads_its_records_and_tombstones_in_one_snapshot(store_app, monkeypatch):
+    """Two commits land between a page's read of its records and of its tombstones: a change to
+    one contact, then another contact deleted outright. The page's cursor must not pass the
+    change its first read did not see."""
+    from services import api_tokens
+    from tests.factories import build_world
+
+    app = store_app
+    sessions = app.extensions["inboxcrm.db"].sessions
+    with sessions() as session:
+        world = build_world(session)
+        _, token = api_tokens.create_token(session, session.get(User, world.admin.id), "Sync", "read")
+        doomed = make_contact(session, world.org, world.account, "Dee Doomed", "dee@acme.test", world.rep)
+        session.commit()
+        doomed_id = doomed.id
+    real, calls = sync._after, []
+
+    def between(*args, **kwargs):
+        rows = real(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 1:  # the records read: two commits from another connection, then the tombstones
+            with sessions() as other:
+                other.get(Contact, world.contact.id).name = "Changed meanwhile"
+                other.commit()
+                other.delete(other.get(Contact, doomed_id))
+                other.commit()
+        return rows
+
+    monkeypatch.setattr(sync, "_after", between)
+    http, headers = app.test_client(), {"Authorization": f"Bearer {token}"}
+    first = http.get("/api/v1/contacts", headers=headers).get_json()
+    monkeypatch.setattr(sync, "_after", real)
+    later = http.get("/api/v1/contacts", headers=headers, query_string={"cursor": first["cursor"]}).get_json()
+    seen = {c["id"]: c["name"] for c in first["data"] + later["data"]}
+    assert seen[world.contact.id] == "Changed meanwhile"  # never skipped
+    assert doomed_id in {t["id"] for t in first["deleted"] + later["deleted"]}

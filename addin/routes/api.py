@@ -31,7 +31,7 @@ from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import HTTPException
 
 from addin.api_schemas import DUMP, GONE, OUT, ErrorOut, EventPage, page_schema
-from addin.database import commit, db, rollback
+from addin.database import commit, db, one_snapshot, rollback
 from addin.security import limiter
 from services import activities, api_tokens, records, sync, webhooks
 from services.access import get_scoped
@@ -207,7 +207,9 @@ def _lister(record_type: str) -> None:
     dump = DUMP[record_type]
 
     def list_changes(args: dict[str, Any]) -> Response:
-        page = sync.changes(db(), g.api_token.organization_id, record_type, sync.Cursor.decode(args.get("cursor")), args["limit"],
+        # The records and the tombstones read in one snapshot: a commit between the two reads
+        # could otherwise move the cursor past a record the first did not see.
+        page = sync.changes(one_snapshot(), g.api_token.organization_id, record_type, sync.Cursor.decode(args.get("cursor")), args["limit"],
                             options=LOADED.get(record_type, ()), plain=record_type not in LOADED)
         # Serialized here (``fast_dump``: the page schema's fields, a thousand records at a time).
         return jsonify({"data": [dump(r) for r in page.records], "deleted": [GONE(t) for t in page.tombstones],
