@@ -153,6 +153,8 @@ def init_app(app: Flask) -> None:
             if current_user.is_authenticated and signed_in_by_bearer():
                 return None
             return expired_bearer()
+        if request.path.startswith("/auth/token/") and not current_user.is_authenticated:
+            return expired_bearer()  # no credential at all: a 401 the pane signs in on (CSRF guards a session; here is none)
         csrf.protect()
         return None
 

@@ -379,3 +379,37 @@ def test_month_to_date_on_the_31st_compares_with_the_whole_month_before():
     march = comparison_for(period_for("mtd", datetime(2026, 3, 31).date()))
     assert (march.start.isoformat(), march.end.isoformat()) == ("2026-02-01", "2026-03-01")
     assert timedelta(days=march.days) == timedelta(days=28)
+
+
+def test_a_refresh_with_no_credential_is_a_401(client):
+    for headers in ({}, {"Content-Type": "application/json"}):
+        answer = client.post("/auth/token/refresh", headers=headers)
+        assert answer.status_code == 401 and answer.is_json
+
+
+def test_a_persons_export_waits_for_a_writer_instead_of_failing(app, app_world, auth):
+    """The export writes its audit record: it takes a writer's session, which waits its turn
+    behind another writer's transaction rather than failing with "database is locked"."""
+    import threading
+    import time
+
+    from sqlalchemy import text as sql
+
+    auth.login("ada@northwind.test")
+    sessions = app.extensions["inboxcrm.db"].sessions
+    holding, released = threading.Event(), threading.Event()
+
+    def writer():
+        with sessions() as session:
+            session.execute(sql("UPDATE organizations SET name = name"))  # a writer's transaction: SQLite's write lock held
+            holding.set()
+            time.sleep(1.0)
+            session.commit()
+        released.set()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    holding.wait(5)
+    answer = auth.get("/admin/privacy/export?address=ann@acme.test", htmx=False)
+    thread.join()
+    assert answer.status_code == 200 and released.is_set()

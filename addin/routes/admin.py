@@ -6,7 +6,7 @@ from flask import Blueprint, current_app, flash, jsonify, redirect, render_templ
 from flask_login import login_required
 from werkzeug.wrappers import Response
 
-from addin.database import commit, db, rollback
+from addin.database import commit, db, rollback, writes
 from addin.settings import webhook_reach
 from addin.views import actor
 from services import api_tokens, intake, lexicon, privacy, sync, webhooks
@@ -215,6 +215,7 @@ def privacy_page() -> tuple[str, int]:
 
 @bp.get("/admin/privacy/export")
 @login_required
+@writes  # it writes its audit record: a writer's session (a reader's would fail while anyone writes)
 def export_person() -> tuple[str, int] | Response:
     """Everything stored about one person, as one JSON file (their right of access)."""
     address = request.args.get("address")
