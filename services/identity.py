@@ -195,10 +195,14 @@ def verify_addon_request(system_token: str, user_token: str, endpoint_url: str, 
 
 def user_for_google_claims(session: Session, claims: dict[str, Any], workspaces: dict[str, str]) -> User | None:
     """The user a Gmail add-on's user ID token names: by Google's ``sub`` once linked, the first
-    time by the verified address, within the one organization its Workspace domain maps to."""
+    time by the verified address, within the one organization its Workspace domain maps to.
+
+    The token must carry ``hd``, the Google Workspace the account belongs to: a personal Google
+    account (no ``hd``) that once verified a company address is not the company's account, and
+    signs in as nobody."""
     address = normalise_address(str(claims.get("email", "")))
-    workspace = str(claims.get("hd") or domain_of(address)).lower()
-    if workspace not in workspaces:
+    workspace = str(claims.get("hd") or "").lower()
+    if not workspace or workspace not in workspaces:
         return None
     return user_for_identity_claims(session, "google", GOOGLE_ISSUERS[0], str(claims["sub"]), address,
                                     organization_domain=workspaces[workspace])
@@ -234,17 +238,23 @@ def user_for_identity_claims(
     else:
         linking = False
     if organization_domain is not None and organization_domain not in (user.organization.domains or []):
-        session.add(AuditEvent(
-            organization_id=user.organization_id, actor_id=None, action="sign_in_refused", record_type="users",
-            record_id=user.id, before=None,
-            after={"provider": provider, "issuer": issuer, "reason": "the issuer signs in to another organization"},
-        ))
-        session.flush()
+        _refused(session, user, provider, issuer, "the issuer signs in to another organization")
+        return None
+    if linking and any(identity.provider == provider for identity in user.identities):
+        # Another account of the same provider claims a user who has one already: a second way
+        # in is an admin's to grant, never made by an address alone.
+        _refused(session, user, provider, issuer, "a second identity of this provider needs an admin")
         return None
     if linking:
         session.add(UserIdentity(user_id=user.id, provider=provider, issuer=issuer, subject=subject))
         session.flush()
     return user
+
+
+def _refused(session: Session, user: User, provider: str, issuer: str, reason: str) -> None:
+    session.add(AuditEvent(organization_id=user.organization_id, actor_id=None, action="sign_in_refused", record_type="users",
+                           record_id=user.id, before=None, after={"provider": provider, "issuer": issuer, "reason": reason}))
+    session.flush()
 
 
 def user_for_oidc_claims(
@@ -262,6 +272,12 @@ def user_for_oidc_claims(
         return user_for_identity_claims(session, provider, tenant, subject, claims.get("preferred_username"),
                                         organization_domain=(tenants or {}).get(tenant.lower()))
     address = claims.get("email") if claims.get("email_verified") is True else None
+    if provider == "google":
+        # Google's: a Workspace account only (``hd``), on one of the organization's own domains.
+        workspace = str(claims.get("hd") or "").lower()
+        if not workspace:
+            return None
+        return user_for_identity_claims(session, provider, str(claims["iss"]), str(claims["sub"]), address, organization_domain=workspace)
     return user_for_identity_claims(session, provider, str(claims["iss"]), str(claims["sub"]), address)
 
 

@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from addin.cli import manifest
 from addin.routes import gmail as gmail_routes
 from services.gmail import GmailUnavailable, fetch_message, parse_message
-from services.models import Activity, AuditEvent, Contact, FollowUp, Opportunity
+from services.models import Activity, AuditEvent, Contact, FollowUp, Opportunity, UserIdentity
 from tests import google
 from tests.factories import World
 from tests.google import ACCESS_TOKEN, BASE_URL, CLIENT_ID, OAUTH_TOKEN, SERVICE_ACCOUNT, b64url, check_cards, gmail_resource, texts
@@ -268,6 +268,15 @@ def test_users_map_by_workspace_and_an_unknown_user_is_told_how_to_get_access(ad
     assert "No access yet" in texts(refused)
     with addon.extensions["inboxcrm.db"].sessions() as session:
         assert session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "sign_in_refused")) == 1
+    # A personal Google account (no hd) that once verified Rita's address is not Rita.
+    personal = google_addon.ok("/gmail/message", event(), email="rita@northwind.test", hd=None, sub="personal-1")
+    assert "No access yet" in texts(personal) and "Ann Buyer" not in texts(personal)
+    # Rita's Workspace account links her; another Workspace account claiming her address later does not.
+    assert "No access yet" not in texts(google_addon.ok("/gmail/homepage", event(None), email="rita@northwind.test"))
+    second = google_addon.ok("/gmail/homepage", event(None), email="rita@northwind.test", sub="another-google-account")
+    assert "No access yet" in texts(second)
+    with addon.extensions["inboxcrm.db"].sessions() as session:
+        assert [i.subject for i in session.scalars(select(UserIdentity))] == ["sub-rita@northwind.test"]
 
 
 def test_malformed_events_get_422_not_500(addon: Flask, google_addon: Addon) -> None:

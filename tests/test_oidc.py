@@ -79,6 +79,7 @@ class Provider:
                 now = int(time.time())
                 claims = {"iss": provider.issuer, "aud": request["client_id"], "sub": "110169484474386276334", "email": "rita@northwind.test",
                           "email_verified": True, "nonce": request.get("nonce"), "iat": now, "exp": now + 3600, **provider.claims}
+                claims.setdefault("hd", str(claims.get("email", "")).rpartition("@")[2])  # a Workspace account's token names its domain
                 id_token = jwt.encode({"alg": "RS256", "kid": "google-1"}, {k: v for k, v in claims.items() if v is not None}, provider.key)
                 self._json({"access_token": "ya29.test", "token_type": "Bearer", "expires_in": 3599, "scope": "openid email profile",
                             "id_token": id_token})
@@ -150,8 +151,11 @@ def test_google_sign_in_in_the_office_dialog_hands_back_a_pane_token(oidc_app, p
         ({"email_verified": False}, 403),
         ({"email": "stranger@northwind.test"}, 403),
         ({"email": "oscar@contoso.test", "sub": "other"}, 200),
+        ({"hd": None}, 403),
+        ({"hd": "contoso.test"}, 403),
     ],
-    ids=["wrong nonce", "wrong audience", "wrong issuer", "expired", "unverified address", "unknown address", "another organization's user"],
+    ids=["wrong nonce", "wrong audience", "wrong issuer", "expired", "unverified address", "unknown address", "another organization's user",
+         "a personal Google account", "another organization's Workspace"],
 )
 def test_bad_id_tokens_are_refused(oidc_app, provider, claims, status):
     provider.claims = claims
@@ -164,6 +168,23 @@ def test_bad_id_tokens_are_refused(oidc_app, provider, claims, status):
     else:
         assert response.status_code == status
         assert client.get("/pane/context", headers={"HX-Request": "true"}).status_code == 401
+
+
+def test_a_second_google_account_is_never_linked_by_its_address_alone(oidc_app, provider):
+    """Rita signed in once with her Workspace account; another Google account that verified her
+    address (a personal one, or any other) is refused and audited: a second way in is an admin's."""
+    from sqlalchemy import select
+
+    from services.models import AuditEvent, UserIdentity
+
+    assert sign_in(oidc_app.test_client()).status_code == 302
+    provider.claims = {"sub": "999999999999999999999"}
+    client = oidc_app.test_client()
+    assert sign_in(client).status_code == 403
+    with oidc_app.extensions["inboxcrm.db"].sessions() as session:
+        assert [i.subject for i in session.scalars(select(UserIdentity).where(UserIdentity.provider == "google"))] == ["110169484474386276334"]
+        refused = session.scalars(select(AuditEvent).where(AuditEvent.action == "sign_in_refused")).one()
+        assert "second identity" in refused.after["reason"]
 
 
 def test_a_forged_state_is_refused(oidc_app, provider):
