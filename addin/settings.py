@@ -103,7 +103,11 @@ def load_settings(config: MutableMapping[str, Any], instance_path: str) -> None:
     config["GOOGLE_JWKS_URL"] = env.get("INBOXCRM_GOOGLE_JWKS_URL", "https://www.googleapis.com/oauth2/v3/certs")
     config["GMAIL_API_URL"] = env.get("INBOXCRM_GMAIL_API_URL", "https://gmail.googleapis.com")
     # Flask-Limiter's counters: in memory for one process; redis://... for several workers.
-    config["RATELIMIT_STORAGE_URI"] = env.get("RATELIMIT_STORAGE_URI", "memory://")
+    # With Redis configured (the job queue's), every worker counts against one limit there.
+    config["RATELIMIT_STORAGE_URI"] = env.get("RATELIMIT_STORAGE_URI") or env.get("INBOXCRM_REDIS_URL", "").strip() or "memory://"
+    config["RATELIMIT_HEADERS_ENABLED"] = True  # X-RateLimit-Limit, -Remaining, -Reset and Retry-After on limited routes
+    # The API's limit per token (Flask-Limiter's notation); the README's API_RATE_LIMIT.
+    config["API_RATE_LIMIT"] = env.get("API_RATE_LIMIT") or env.get("INBOXCRM_API_RATE_LIMIT") or "1200 per minute"
     config["SIGN_IN_RATE_LIMIT"] = env.get("INBOXCRM_SIGN_IN_RATE_LIMIT", "10 per minute")
     # Follow-up reminders by e-mail (``flask --app wsgi reminders send``): off until a host is set.
     config["SMTP_HOST"] = env.get("INBOXCRM_SMTP_HOST", "").strip()

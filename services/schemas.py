@@ -168,7 +168,7 @@ class DealSchema(InputSchema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     account_id = _id(required=True)
     contact_id = _id()
-    amount = Money(load_default=0)
+    amount = Money(load_default=0, metadata={"default": 0})  # the document's default a number, as the type says
     stage_id = _id(required=True)
     expected_close_date = Day()
     source = fields.String(validate=validate.Length(max=32))

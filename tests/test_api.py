@@ -165,8 +165,28 @@ def test_each_token_has_its_own_rate_limit(app, app_world: World):
     app.config["API_RATE_LIMIT"] = "3 per minute"
     first, second = Client(app, token(app, app_world)), Client(app, token(app, app_world))
     assert [first.get("/users").status_code for _ in range(4)] == [200, 200, 200, 429]
-    assert first.get("/users").get_json()["code"] == "rate_limited"
-    assert second.get("/users").status_code == 200
+    limited = first.get("/users")
+    assert limited.get_json()["code"] == "rate_limited" and int(limited.headers["Retry-After"]) > 0
+    assert limited.headers["X-RateLimit-Limit"] == "3" and limited.headers["X-RateLimit-Remaining"] == "0"
+    answer = second.get("/users")
+    assert answer.status_code == 200 and answer.headers["X-RateLimit-Remaining"] == "2"
+
+
+def test_the_api_rate_limit_and_its_shared_store_come_from_the_environment(monkeypatch, tmp_path):
+    from addin import create_app
+
+    monkeypatch.setenv("API_RATE_LIMIT", "7 per second")
+    monkeypatch.setenv("INBOXCRM_REDIS_URL", "redis://127.0.0.1:6390/0")
+    monkeypatch.delenv("RATELIMIT_STORAGE_URI", raising=False)
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'a.db'}", "SECRET_KEY": "x"})
+    assert app.config["API_RATE_LIMIT"] == "7 per second"
+    assert app.config["RATELIMIT_STORAGE_URI"] == "redis://127.0.0.1:6390/0"  # every worker counts against one limit
+
+
+def test_a_method_the_path_does_not_take_is_a_405_that_says_which_it_does(api: Client):
+    answer = api.http.put("/api/v1/contacts", headers=api.headers("k"))
+    assert answer.status_code == 405 and answer.get_json()["code"] == "method_not_allowed"
+    assert set(answer.headers["Allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
 
 
 # -- sync ---------------------------------------------------------------------------------------------
@@ -355,6 +375,16 @@ def test_the_openapi_document_covers_every_route(app, api: Client):
     assert {p["name"] for p in post["parameters"]} == {"Idempotency-Key"} and "requestBody" in post
     assert {"409", "422"} <= set(document["paths"]["/api/v1/contacts/{record_id}"]["patch"]["responses"])
     assert document["components"]["securitySchemes"]["token"]["scheme"] == "bearer"
+    # The document is valid OpenAPI, and every operation says its 401 and 429 (with the rate-limit headers).
+    from openapi_spec_validator import validate
+
+    validate(document)
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            if method == "parameters":  # the path's own, beside its operations
+                continue
+            assert {"401", "429"} <= set(operation["responses"]), (path, method)
+            assert "X-RateLimit-Remaining" in operation["responses"]["429"]["headers"]
 
 
 def test_the_fast_dump_is_the_schemas_dump(app, app_world: World, api: Client):

@@ -81,13 +81,33 @@ def api_error(error: Exception) -> tuple[Response, int]:
             for location in messages.values() for name, problems in location.items()} if messages else {}
     code = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type",
             422: "invalid", 429: "rate_limited"}.get(error.code or 500, "error")
-    return jsonify(error_body(code, error.description or error.name, flat)), error.code or 500
+    response = jsonify(error_body(code, error.description or error.name, flat))
+    # What the error's own answer says beside its body: a 405's Allow, a 429's Retry-After.
+    for name, value in error.get_headers():
+        if name.lower() in ("allow", "retry-after", "www-authenticate"):
+            response.headers[name] = value
+    return response, error.code or 500
 
 
 def _on_api_paths(error: HTTPException):
     if request.path.startswith(("/api/", "/intake/")):
         return api_error(error)
     return error  # elsewhere, Flask's own page
+
+
+RATE_HEADERS = {name: {"description": text, "schema": {"type": "integer"}} for name, text in (
+    ("X-RateLimit-Limit", "Requests a token may make in the window."), ("X-RateLimit-Remaining", "Left in this window."),
+    ("X-RateLimit-Reset", "When the window starts again (Unix time)."))}
+ALWAYS = {"401": {"description": "No live token, or its owner is no longer an active admin.",
+                  "content": {"application/json": {"schema": ErrorOut}}},
+          "429": {"description": "Over the token's rate limit (API_RATE_LIMIT): try again after Retry-After seconds.",
+                  "headers": {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}, **RATE_HEADERS},
+                  "content": {"application/json": {"schema": ErrorOut}}}}
+
+
+def documented_limits(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Every operation answers 401 without a live token and 429 past its rate limit: said in the document."""
+    return bp.doc(responses=ALWAYS)(view)
 
 
 # -- access ---------------------------------------------------------------------------------------
@@ -223,7 +243,7 @@ def _lister(record_type: str) -> None:
     view = bp.arguments(ListArgs, location="query", as_kwargs=False)(list_changes)
     view = bp.response(200, page_schema(record_type))(view)
     view = bp.alt_response(422, schema=ErrorOut)(view)
-    bp.route(f"/{record_type}", endpoint=f"list_{record_type}", methods=["GET"])(view)
+    bp.route(f"/{record_type}", endpoint=f"list_{record_type}", methods=["GET"])(documented_limits(view))
 
     def get_one(record_id: int) -> Any:
         record = db().get(model, record_id)
@@ -235,7 +255,7 @@ def _lister(record_type: str) -> None:
     get_one.__name__ = f"get_{record_type}"
     view = bp.response(200, OUT[record_type])(get_one)
     view = bp.alt_response(404, schema=ErrorOut)(view)
-    bp.route(f"/{record_type}/<id:record_id>", endpoint=f"get_{record_type}", methods=["GET"])(view)
+    bp.route(f"/{record_type}/<id:record_id>", endpoint=f"get_{record_type}", methods=["GET"])(documented_limits(view))
 
 
 for _type in sync.SYNCED:
@@ -243,6 +263,7 @@ for _type in sync.SYNCED:
 
 
 @bp.route("/events", endpoint="list_events", methods=["GET"])
+@documented_limits
 @bp.arguments(ListArgs, location="query", as_kwargs=False)
 @bp.response(200, EventPage)
 @bp.alt_response(422, schema=ErrorOut)
@@ -268,7 +289,7 @@ def _documented(view: Callable[..., Any], request_schema: type[Schema] | None, r
         parameters.append({"in": "header", "name": "If-Match", "required": True, "schema": {"type": "string"},
                            "description": "The version the change is based on."})
     doc: dict[str, Any] = {"parameters": parameters, "responses": {
-        str(status): {"description": "Done", "content": {"application/json": {"schema": response_schema}}},
+        **ALWAYS, str(status): {"description": "Done", "content": {"application/json": {"schema": response_schema}}},
         **{str(code): {"description": name, "content": {"application/json": {"schema": ErrorOut}}} for code, name in WRITE_RESPONSES}}}
     if request_schema is not None:
         doc["requestBody"] = {"required": True, "content": {"application/json": {"schema": request_schema}}}
