@@ -10,6 +10,7 @@ its time fixed.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 from collections.abc import Iterator
@@ -25,6 +26,8 @@ from werkzeug.datastructures import MultiDict
 from addin import create_app
 from addin.security import limiter
 from addin.tokens import issue_token
+from services import api_tokens
+from services.intake import add_source
 from services.models import Base, User
 from tests.conftest import _truncate
 from tests.factories import World, build_world
@@ -63,8 +66,20 @@ BASE_FORMS: dict[str, dict[str, str]] = {
     "auth.oidc_start": {"dialog": "1"},
     "auth.oidc_callback": {"code": "c", "state": "s"},
     "pane.shell": {"host": "preview"},
+    "intake.take": {"name": "Pat Prospect", "email": "pat@prospect.test", "phone": "+1 212 555 0100", "message": "Rates?"},
+    "api.list_contacts": {"cursor": "djE6MTow", "limit": "10"},
+    "api.list_events": {"cursor": "djE6MTow", "limit": "10"},
+    "api.create_contacts": {"name": "Priya N", "email": "priya@granite.test", "phone": "+1 212 555 0100"},
+    "api.change_activities": {"subject": "Rates", "outcome": "held", "duration_minutes": "30", "version": "1"},
+    "api.create_opportunities": {"name": "Denver lane", "account_id": "1", "stage_id": "1", "amount": "9000", "contact_id": "1"},
+    "api.calls": {"external_id": "c1", "direction": "inbound", "started_at": "2026-11-20T10:00:00+00:00", "duration_seconds": "60",
+                  "outcome": "connected", "phone": "+1 212 555 0100"},
 }
-EDGE_VALUES = ["", " ", "0", "-1", "²", "٣", "1e3", "2147483648", "9223372036854775808", "99999999999999999999999",
+# Cursors the API never gave: numbers past BIGINT, negative, not ASCII digits (base64 of "v1:…:…").
+CURSOR_EDGES = [base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+                for text in ("v1:99999999999999999999:1", "v1:1:9223372036854775808", "v1:-5:-5", "v1:\u0663:1", "v2:1:1")]
+INTAKE_KEY = "the-source-key"  # a path value the prober swaps for the live intake source's key
+EDGE_VALUES = [*CURSOR_EDGES, "", " ", "0", "-1", "²", "٣", "1e3", "2147483648", "9223372036854775808", "99999999999999999999999",
                "9999-12-31", "0001-01-01", "9999-12-31T23:59", "9999-12-31T23:59:00+00:00", "0001-01-01T00:00", "a\x00b",
                "x" * 20_000, "é" * 300, "[1]", "{}", "null", "nan", "1" * 400]
 
@@ -77,7 +92,7 @@ values = st.one_of(
     st.text(max_size=40),
 )
 segments = st.one_of(
-    st.sampled_from(["2147483648", "9223372036854775808", "99999999999", "²", "٣", "0"]),
+    st.sampled_from(["2147483648", "9223372036854775808", "99999999999", "²", "٣", "0", INTAKE_KEY]),
     st.integers(min_value=1, max_value=4).map(str),  # ids that exist in the small world
     st.sampled_from(["activities", "deals", "contacts", "followups", "accounts", "microsoft", "google", "activity", "alerts"]),
     st.text(min_size=1, max_size=20),
@@ -124,6 +139,10 @@ def fuzz_app(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[tuple
     Base.metadata.create_all(engine)
     with app.extensions["inboxcrm.db"].sessions() as session:
         world = build_world(session)
+        admin = session.get(User, world.admin.id)
+        world.api_token = api_tokens.create_token(session, admin, "Fuzz", "read write")[1]  # type: ignore[attr-defined]
+        world.intake_key = add_source(session, admin, "Fuzz form", "web_form").key  # type: ignore[attr-defined]
+        session.commit()
     yield app, world
     if request.param == "postgresql":
         _truncate(engine)
@@ -164,7 +183,13 @@ class Prober:
 
     def send(self, role: str, method: str, path: str, pairs: list[tuple[str, str]], htmx: bool, as_json: bool) -> int:
         limiter.reset()
-        headers = {"Authorization": f"Bearer {self.bearer(role)}"}
+        path = path.replace(INTAKE_KEY, self.world.intake_key)
+        self.sent = getattr(self, "sent", 0) + 1
+        if path.startswith("/api/"):  # the API's own credential, a fresh Idempotency-Key and a version
+            headers = {"Authorization": f"Bearer {self.world.api_token}", "Idempotency-Key": f"fuzz-{self.sent}-{self.digest[:8]}",
+                       "If-Match": dict(pairs).get("version", "1")}
+        else:
+            headers = {"Authorization": f"Bearer {self.bearer(role)}"}
         if htmx:
             headers["HX-Request"] = "true"
         if method == "GET":
@@ -210,7 +235,10 @@ SWEEP_SEGMENTS = ["0", "²", "2147483648", "9223372036854775808", "a\x00b"]
 def sweep_values(name: str) -> list[str]:
     if name in DATE_FIELDS:
         return ANY_EDGES + DATE_EDGES
-    if name.endswith("_id") or name in {"team", "rep", "rating", "stage", "amount", "final_amount", "duration_minutes"}:
+    if name == "cursor":
+        return ANY_EDGES + CURSOR_EDGES
+    if name.endswith("_id") or name in {"team", "rep", "rating", "stage", "amount", "final_amount", "duration_minutes", "duration_seconds",
+                                        "limit", "version"}:
         return ANY_EDGES + NUMBER_EDGES
     return ANY_EDGES
 
@@ -223,12 +251,32 @@ def test_every_field_at_every_edge(fuzz_app, rule: str, method: str, endpoint: s
     sent = 0
     for hole in range(holes):
         for segment in SWEEP_SEGMENTS:
-            path_values = ["1"] * holes
+            path_values = [INTAKE_KEY if endpoint == "intake.take" else "1"] * holes
             path_values[hole] = segment
             prober.send(ROLES[sent % 3], method, path_for(rule, path_values), list(base.items()), htmx=sent % 2 == 0, as_json=False)
             sent += 1
-    path = path_for(rule, ["1"] * holes)
+    path = path_for(rule, [INTAKE_KEY if endpoint == "intake.take" else "1"] * holes)
     for name in base:
         for value in sweep_values(name):
             prober.send(ROLES[sent % 3], method, path, list({**base, name: value}.items()), htmx=sent % 2 == 0, as_json=sent % 5 == 0)
             sent += 1
+
+
+JSON_RULES = [(rule, method, endpoint) for rule, method, endpoint in RULES
+              if method in ("POST", "PATCH", "PUT") and (rule.startswith(("/api/", "/intake/", "/gmail/")))]
+
+
+@pytest.mark.parametrize("rule, method, endpoint", JSON_RULES, ids=[f"{m} {r}" for r, m, _ in JSON_RULES])
+def test_json_nested_past_reason_is_a_4xx_everywhere(fuzz_app, rule: str, method: str, endpoint: str):
+    """The API, the intake URLs and the Gmail add-on's action bodies: JSON ten thousand levels deep
+    (Python's parser recurses: a RecursionError was a 500), or merely too deep, is refused."""
+    prober = Prober(*fuzz_app)
+    path = path_for(rule, [INTAKE_KEY if endpoint == "intake.take" else "1"] * len(re.findall(r"<[^>]+>", rule)))
+    for body in (b"[" * 10_000 + b"]" * 10_000, b'{"a":' * 40 + b"1" + b"}" * 40, b'{"name": ' * 5_000):
+        limiter.reset()
+        path = path.replace(INTAKE_KEY, prober.world.intake_key)
+        headers = {"Authorization": f"Bearer {prober.world.api_token}", "Idempotency-Key": f"deep-{len(body)}", "If-Match": "1"}
+        response = prober.client.open(path, method=method, data=body, content_type="application/json", headers=headers)
+        assert 400 <= response.status_code < 500, (path, response.status_code, response.get_data(as_text=True)[:200])
+        after = store_digest(prober.app)
+        assert after == prober.digest, ("a refused request wrote", path)
