@@ -7,7 +7,9 @@ second way: it resolves an identity provider's subject to a user through ``UserI
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
+from typing import Iterable
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, joinedload
@@ -16,19 +18,31 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from services.models import User, UserIdentity
 from services.text import normalise_address
 
+
 @dataclass(frozen=True)
 class Person:
     """Someone a view lists, as a plain row rather than an ORM object (a report covers hundreds):
-    a name, and what ``services.access.can_edit`` decides by."""
+    a name (``told_apart`` adds the e-mail where two share one), their e-mail, and what
+    ``services.access.can_edit`` decides by."""
 
     id: int
     name: str
     organization_id: int
     team_id: int | None
+    email: str = ""
 
 
 # The people of an organization, as ``Person`` rows (the query narrowed by the caller).
-PEOPLE = select(User.id, User.name, User.organization_id, User.team_id).where(User.organization_id == bindparam("org"))
+PEOPLE = select(User.id, User.name, User.organization_id, User.team_id, User.email).where(User.organization_id == bindparam("org"))
+
+
+def told_apart(people: Iterable[Person]) -> list[Person]:
+    """The people as listed, those who share a name with another named with their e-mail too
+    ("Olga Adams (olga.adams2@northwind.example)"): every table and CSV of them tells them apart."""
+    people = list(people)
+    seen = Counter(person.name.casefold() for person in people)
+    return [replace(person, name=f"{person.name} ({person.email})") if seen[person.name.casefold()] > 1 and person.email else person
+            for person in people]
 
 
 # A real hash to compare against when the user does not exist, so that a wrong address

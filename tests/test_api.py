@@ -446,3 +446,22 @@ def test_activities_changed_and_deleted_through_the_api_keep_every_figure(app, a
         meeting = session.get(Activity, made["meeting"]["id"])
         assert session.get(Opportunity, deal.id).last_inbound_at == meeting.occurred_at
         session.rollback()
+
+
+def test_the_note_quality_line_counts_what_its_csv_lists_after_api_deletions(app, app_world: World, api: Client):
+    """The line ("n of m flagged") reads the rollups, the CSV the activities: equal after calls
+    are logged and deleted through the API."""
+    from services.periods import period_for
+    from services.reports import note_quality, note_quality_totals
+
+    calls = [api.write("POST", "/activities", {"type": "call", "direction": "outbound", "outcome": "connected", "body_text": "",
+                                               "owner_id": app_world.rep.id, "occurred_at": (NOW - timedelta(hours=i + 1)).isoformat()})
+             .get_json() for i in range(3)]
+    assert api.write("DELETE", f"/activities/{calls[0]['id']}", version=calls[0]["version"]).status_code == 200
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        admin = session.get(User, app_world.admin.id)
+        year = period_for("this_year", NOW.date(), admin.organization.fiscal_year_start_month)
+        listed = note_quality(session, admin, year)
+        totals = note_quality_totals(session, admin, year)
+        assert (totals.notes, totals.flagged) == (len(listed), sum(n.flagged for n in listed))
+        assert {n.activity_id for n in listed} >= {c["id"] for c in calls[1:]} and calls[0]["id"] not in {n.activity_id for n in listed}

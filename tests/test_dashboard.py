@@ -56,9 +56,9 @@ def test_the_page_shows_what_the_services_computed(auth, app, app_world: World):
     assert "<h2>7</h2>" in body
     export = auth.get("/dashboard/activity.csv?period=this_week", htmx=False)
     rows = list(csv.reader(io.StringIO(export.get_data(as_text=True))))
-    assert rows[0][:5] == ["rep", "activities", "before", "attempts", "contacts"]
+    assert rows[0][:6] == ["rep", "rep email", "activities", "before", "attempts", "contacts"]
     # Seven outbound connected calls: seven attempts, seven contacts.
-    assert ["Rita Rep", "7", "0", "7", "7"] == rows[[r[0] for r in rows].index("Rita Rep")][:5]
+    assert ["Rita Rep", "rita@northwind.test", "7", "0", "7", "7"] == rows[[r[0] for r in rows].index("Rita Rep")][:6]
 
 
 def test_csv_cells_cannot_become_formulas(auth, app, app_world: World):
@@ -169,8 +169,8 @@ def test_every_deal_to_look_at_is_one_row_and_none_is_cut_silently(auth, app, ap
     assert "40 of 52 deals" in page
     rows = list(csv.reader(io.StringIO(auth.get("/dashboard/alerts.csv", htmx=False).get_data(as_text=True))))[1:]
     assert len(rows) == 52 and len({row[0] for row in rows}) == 52
-    assert all("stale" in row[4].split() and "going_dark" in row[4].split() for row in rows)
-    assert all("days in Qualify" in row[6] and "No word from the customer" in row[6] for row in rows)
+    assert all("stale" in row[5].split() and "going_dark" in row[5].split() for row in rows)
+    assert all("days in Qualify" in row[7] and "No word from the customer" in row[7] for row in rows)
 
 
 def test_slipping_reps_past_the_page_are_counted_and_in_the_csv(auth, app, app_world: World, monkeypatch):
@@ -188,8 +188,8 @@ def test_slipping_reps_past_the_page_are_counted_and_in_the_csv(auth, app, app_w
     assert "Tom Teammate: 0.2 activities a working day in the last 7 days, against 3.0 in the 28 days before." in section
     assert "1 of 2 slipping reps, the steepest falls first" in section and "/dashboard/slipping.csv" in section
     rows = list(csv.reader(io.StringIO(auth.get("/dashboard/slipping.csv", htmx=False).get_data(as_text=True))))
-    assert rows == [["rep", "per working day, last 7 days", "per working day, 28 days before"],
-                    ["Rita Rep", "0.2", "2.0"], ["Tom Teammate", "0.2", "3.0"]]
+    assert rows == [["rep", "rep email", "per working day, last 7 days", "per working day, 28 days before"],
+                    ["Rita Rep", "rita@northwind.test", "0.2", "2.0"], ["Tom Teammate", "tom@northwind.test", "0.2", "3.0"]]
 
 
 def test_the_panes_team_panel_names_the_steepest_falls_and_how_many_slip(auth, app, app_world: World, monkeypatch):
@@ -250,7 +250,7 @@ def test_time_spent_by_rep_and_type_and_the_comparison_choice(auth, app, app_wor
         session.commit()
     auth.login("mia@northwind.test")
     rows = list(csv.reader(io.StringIO(auth.get("/dashboard/time.csv?period=this_year", htmx=False).get_data(as_text=True))))
-    assert rows == [["rep", "type", "minutes"], ["Rita Rep", "call", "90"]]
+    assert rows == [["rep", "rep email", "type", "minutes"], ["Rita Rep", "rita@northwind.test", "call", "90"]]
     page = auth.get("/dashboard?period=this_month&compare=yoy&months=24", htmx=False).get_data(as_text=True)
     assert "24 months" in page and "Time spent, hours" in page
     assert 'value="yoy" selected' in page
@@ -315,3 +315,26 @@ def test_a_big_team_lists_its_most_active_reps_and_the_way_to_all(app, auth, app
     assert all(f"<td>{name}</td>" in activity_table(everyone) for name in people)
     csv_text = auth.get("/dashboard/activity.csv?period=this_year").get_data(as_text=True)
     assert all(name in csv_text for name in people)
+
+
+def test_two_reps_with_one_name_are_told_apart_on_the_page_and_in_every_csv(auth, app, app_world: World):
+    from services.models import Team, User
+    from tests.factories import logged
+
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        east = session.get(Team, app_world.east.id)
+        olgas = [User(organization_id=app_world.org.id, team=east, name="Olga Adams", role="rep", email=email, password_hash="x")
+                 for email in ("olga.adams@northwind.test", "olga.adams2@northwind.test")]
+        session.add_all(olgas)
+        session.commit()
+    now = datetime.now(timezone.utc)
+    logged(app, app_world, (olgas[0], "call", now - timedelta(hours=2)), (olgas[1], "call", now - timedelta(hours=3)),
+           (olgas[1], "email", now - timedelta(hours=4)))
+    auth.login("mia@northwind.test")
+    page = auth.get("/dashboard?period=this_year", htmx=False).get_data(as_text=True)
+    assert "Olga Adams (olga.adams@northwind.test)" in page and "Olga Adams (olga.adams2@northwind.test)" in page
+    assert "Rita Rep (" not in page  # a name nobody shares is shown as it is
+    rows = list(csv.reader(io.StringIO(auth.get("/dashboard/activity.csv?period=this_year", htmx=False).get_data(as_text=True))))
+    counted = {row[1]: row[2] for row in rows[1:] if row[0].startswith("Olga Adams")}
+    assert counted == {"olga.adams@northwind.test": "1", "olga.adams2@northwind.test": "2"}
+    assert all(row[1] for row in rows[1:])  # the e-mail always, names shared or not

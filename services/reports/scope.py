@@ -17,7 +17,7 @@ from services.errors import Forbidden
 from services.models import Activity, Opportunity, Team, User
 from services.periods import Period, comparison_for, local_midnight
 from services.types import one_of
-from services.users import PEOPLE, Person
+from services.users import PEOPLE, Person, told_apart
 
 
 
@@ -51,7 +51,7 @@ def team_members(session: Session, actor: User, team_id: int | None = None, rep_
     if rep_id is not None:
         query = query.where(User.id == rep_id)
     connection = session.connection()
-    people = People(Person(*row) for row in connection.execute(query, {"org": actor.organization_id}))
+    people = People(told_apart(Person(*row) for row in connection.execute(query, {"org": actor.organization_id})))
     if team_id is None and rep_id is None:
         people.others = list(connection.scalars(_NOT_MEMBERS, {"org": actor.organization_id}))
     return people
