@@ -7,8 +7,11 @@ One queue, one worker for all of it:
 * production keeps it in Redis (``INBOXCRM_REDIS_URL``) and runs the worker as a service:
   ``huey_consumer addin.jobs.huey -w 4 -k thread`` (the README shows the unit).
 
-The web process only enqueues (``deliver_webhook`` after a commit that wrote deliveries); the
-worker runs the tasks, each in an app context of its own, and the periodic ones:
+The web process only enqueues (``deliver_webhooks`` after a commit that wrote deliveries); the
+worker runs the tasks, each in an app context of its own, and the periodic ones. Deliveries go
+in batches (``deliver_due``: claimed in one transaction, sent several at once, recorded in
+another): under an integrator's write load, a delivery's own two write transactions each had
+waited their turn for SQLite's lock behind the writers, and the queue fell minutes behind.
 
 * every minute, the webhook deliveries that are due (retries, and any the queue lost);
 * every five minutes, the follow-up reminders whose time has come;
@@ -22,6 +25,7 @@ import logging
 import os
 import smtplib
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -81,13 +85,13 @@ def _sessions():
 
 
 def enqueue_deliveries(ids: list[int]) -> None:
-    """After a commit that wrote deliveries (``services.webhooks.NOTIFY``): one task each. A queue
-    that is down loses nothing: the deliveries wait in the store for ``send_due_webhooks``."""
-    for delivery_id in ids:
-        try:
-            deliver_webhook(delivery_id)
-        except Exception:  # noqa: BLE001 - the outbox keeps them; the periodic job sends them
-            log.exception("webhook delivery %s not queued; the periodic job will send it", delivery_id)
+    """After a commit that wrote deliveries (``services.webhooks.NOTIFY``): a task to send what is
+    due. A queue that is down loses nothing: the deliveries wait in the store for
+    ``send_due_webhooks``."""
+    try:
+        deliver_webhooks(ids)
+    except Exception:  # noqa: BLE001 - the outbox keeps them; the periodic job sends them
+        log.exception("webhook deliveries %s not queued; the periodic job will send them", ids[:10])
 
 
 def _poster() -> Any:
@@ -98,42 +102,62 @@ def _poster() -> Any:
     return app.extensions["inboxcrm.webhook_post"]
 
 
-def deliver_once(delivery_id: int, now: datetime | None = None, post: Any = None) -> datetime | None:
-    """One attempt at a delivery: claimed in one transaction, sent outside any, recorded in
-    another (``services.webhooks``). Returns when to try again, if it failed and may."""
+SENDERS = 8  # receivers answered at once within a batch (one slow receiver does not hold the others)
+_senders = ThreadPoolExecutor(SENDERS, thread_name_prefix="webhook-send")
+
+
+def deliver_due(delivery_ids: list[int] | None = None, now: datetime | None = None, post: Any = None) -> tuple[int, dict[int, datetime | None]]:
+    """One batch: the deliveries named (else any due) claimed in one transaction, sent outside
+    any, several at once, and recorded in another (``services.webhooks``). Returns how many were
+    claimed, and when each failed one may be tried again."""
     from services import webhooks
     from services.types import utcnow
 
     now = now or utcnow()
     with _sessions()() as session:
-        outgoing = webhooks.claim(session, delivery_id, now)
+        claimed = webhooks.claim_due(session, delivery_ids, now)
         session.commit()
-    if outgoing is None:
-        return None
-    outcome = webhooks.send(outgoing, post or _poster())
+    if not claimed:
+        return 0, {}
+    post = post or _poster()
+    outcomes = dict(zip((c.delivery_id for c in claimed), _senders.map(lambda outgoing: webhooks.send(outgoing, post), claimed)))
     with _sessions()() as session:
-        retry_at = webhooks.record(session, delivery_id, outcome, now)
+        retries = webhooks.record_all(session, outcomes, now)
         session.commit()
-    return retry_at
+    return len(claimed), retries
+
+
+def deliver_once(delivery_id: int, now: datetime | None = None, post: Any = None) -> datetime | None:
+    """One attempt at one delivery (``deliver_due``). Returns when to try again, if it failed and may."""
+    return deliver_due([delivery_id], now, post)[1].get(delivery_id)
+
+
+def _send_until_done(delivery_ids: list[int] | None) -> int:
+    """The named deliveries, then batches of any due, until a batch comes back short: under write
+    load one task takes what many commits queued. A failure is tried again at its back-off."""
+    from services.webhooks import BATCH
+
+    sent = 0
+    while True:
+        claimed, retries = deliver_due(delivery_ids)
+        sent += claimed
+        if waits := [at for at in retries.values() if at is not None]:  # Huey's times are naive UTC
+            deliver_webhooks.schedule((None,), eta=min(waits).astimezone(timezone.utc).replace(tzinfo=None))
+        if delivery_ids is None and claimed < BATCH:
+            return sent
+        delivery_ids = None
 
 
 @huey.task()
-def deliver_webhook(delivery_id: int) -> None:
-    """One attempt at a delivery; a failure is tried again after its back-off."""
-    retry_at = deliver_once(delivery_id)
-    if retry_at is not None:  # Huey's times are naive UTC
-        deliver_webhook.schedule((delivery_id,), eta=retry_at.astimezone(timezone.utc).replace(tzinfo=None))
+def deliver_webhooks(delivery_ids: list[int] | None) -> int:
+    """Send the deliveries a commit wrote, and whatever else is due meanwhile."""
+    return _send_until_done(delivery_ids)
 
 
 @huey.periodic_task(crontab(minute="*"))
 def send_due_webhooks() -> int:
-    from services import webhooks
-
-    with _sessions()() as session:
-        due = webhooks.due(session)
-    for delivery_id in due:
-        deliver_webhook.call_local(delivery_id)
-    return len(due)
+    """Whatever is due: retries, and anything the queue lost."""
+    return _send_until_done(None)
 
 
 def send_reminders_now(at: datetime | None = None) -> tuple[int, int]:

@@ -155,6 +155,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=15, help="rounds of the side-by-side timings")
     parser.add_argument("--load-seconds", type=float, default=60, help="the 64-pane load under gunicorn (0: skip it)")
     parser.add_argument("--no-sync", action="store_true", help="skip the full sync through the API (about two minutes)")
+    parser.add_argument("--webhook-seconds", type=float, default=60, help="webhooks under an integrator's writes (0: skip it)")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     built = ensure_store(args.db, args.scale)
@@ -211,6 +212,9 @@ def main() -> None:
     from bench.load import run as load
 
     loaded = load(args.db, args.load_seconds) if args.load_seconds else {}
+    from bench.webhooks import run as webhooks_under_load
+
+    hooked = webhooks_under_load(args.db, args.webhook_seconds) if args.webhook_seconds else {}
     result = {
         "backend": engine.dialect.name,
         "scale": args.scale,
@@ -232,6 +236,7 @@ def main() -> None:
         **synced,
         "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         **loaded,
+        **hooked,
     }
     text = json.dumps(result, indent=2)
     print(text)

@@ -265,13 +265,6 @@ def install(session_class: type[Session] = Session) -> None:
 # -- sending --------------------------------------------------------------------------------------------
 
 
-def due(session: Session, now: datetime | None = None, limit: int = 500) -> list[int]:
-    """Deliveries waiting and due (what the queue may have lost, or what waits for a retry)."""
-    now = now or utcnow()
-    return list(session.scalars(select(WebhookDelivery.id).where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now)
-                                .order_by(WebhookDelivery.next_attempt_at).limit(limit)))
-
-
 LEASE = timedelta(seconds=3 * TIMEOUT_SECONDS)  # a claimed delivery's next try is put off this long while it is sent
 
 
@@ -292,22 +285,39 @@ class Outcome:
     milliseconds: int
 
 
-def claim(session: Session, delivery_id: int, now: datetime | None = None) -> Outgoing | None:
-    """Take a delivery to send, if it is pending and due and its endpoint on: its next try is put
-    off by ``LEASE`` (another worker, or the periodic job, leaves it alone meanwhile; a worker
-    that dies leaves it to be tried again then). The caller commits before it sends (``send``),
-    so that no transaction, and on SQLite no write lock, is held across the receiver's answer."""
+BATCH = 200  # deliveries claimed, sent and recorded together: two short write transactions for the lot
+
+
+def claim_due(session: Session, delivery_ids: Iterable[int] | None = None, now: datetime | None = None,
+              limit: int = BATCH) -> list[Outgoing]:
+    """Take deliveries to send: those named, else any, that are pending and due, of endpoints
+    that are on, the longest waiting first (``limit`` at most). Each one's next try is put off
+    by ``LEASE`` (another worker thread, or the periodic job, leaves it alone meanwhile; a
+    worker that dies leaves it to be tried again then). The caller commits before it sends
+    (``send``), so that no transaction, and on SQLite no write lock, is held across the
+    receivers' answers; a batch costs two write transactions however many it holds, which is
+    what keeps deliveries up with a store under write load."""
     now = now or utcnow()
-    delivery = session.get(WebhookDelivery, delivery_id, with_for_update=True)
-    if delivery is None or delivery.status != "pending" or (delivery.next_attempt_at and as_utc(delivery.next_attempt_at) > now):
-        return None
-    endpoint = session.get(WebhookEndpoint, delivery.endpoint_id)
-    if endpoint is None or endpoint.disabled_at is not None:
-        return None
-    delivery.next_attempt_at = now + LEASE
-    body = json.dumps(delivery.event, separators=(",", ":"), sort_keys=True).encode()
-    return Outgoing(delivery.id, endpoint.url, body, {"Content-Type": "application/json", "User-Agent": "InboxCRM-Webhooks/1",
-                                                      SIGNATURE: sign(endpoint.secret, body, int(now.timestamp()))})
+    query = (select(WebhookDelivery, WebhookEndpoint).join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+             .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now, WebhookEndpoint.disabled_at.is_(None))
+             .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id).limit(limit)
+             .with_for_update(of=WebhookDelivery, skip_locked=True))  # PostgreSQL: two workers take different ones
+    if delivery_ids is not None:
+        query = query.where(WebhookDelivery.id.in_(list(delivery_ids)))
+    claimed = []
+    for delivery, endpoint in session.execute(query):
+        delivery.next_attempt_at = now + LEASE
+        body = json.dumps(delivery.event, separators=(",", ":"), sort_keys=True).encode()
+        claimed.append(Outgoing(delivery.id, endpoint.url, body, {"Content-Type": "application/json", "User-Agent": "InboxCRM-Webhooks/1",
+                                                                  SIGNATURE: sign(endpoint.secret, body, int(now.timestamp()))}))
+    session.flush()
+    return claimed
+
+
+def claim(session: Session, delivery_id: int, now: datetime | None = None) -> Outgoing | None:
+    """One delivery taken to send (``claim_due``), if it is pending, due and its endpoint on."""
+    claimed = claim_due(session, [delivery_id], now, limit=1)
+    return claimed[0] if claimed else None
 
 
 def send(outgoing: Outgoing, post: Callable[..., Any]) -> Outcome:
@@ -326,25 +336,38 @@ def send(outgoing: Outgoing, post: Callable[..., Any]) -> Outcome:
     return Outcome(status_code, error, int((time.perf_counter() - started) * 1000))
 
 
-def record(session: Session, delivery_id: int, outcome: Outcome, now: datetime | None = None) -> datetime | None:
-    """Record an attempt and what follows: delivered; or failed, to be tried again after its
-    back-off (returned), or failed for good; the endpoint turned off after ``DISABLE_AFTER``
-    failures in a row."""
+def record_all(session: Session, outcomes: dict[int, Outcome], now: datetime | None = None) -> dict[int, datetime | None]:
+    """Record each attempt and what follows: delivered; or failed, to be tried again after its
+    back-off (its time returned), or failed for good; an endpoint turned off after
+    ``DISABLE_AFTER`` failures in a row. One transaction for the batch."""
     now = now or utcnow()
-    delivery = session.get(WebhookDelivery, delivery_id, with_for_update=True)
-    endpoint = session.get(WebhookEndpoint, delivery.endpoint_id, with_for_update=True)
-    session.add(WebhookAttempt(organization_id=delivery.organization_id, delivery_id=delivery.id, at=now, status_code=outcome.status_code,
-                               error=outcome.error, milliseconds=outcome.milliseconds))
-    delivery.attempts += 1
-    if outcome.error is None:
-        delivery.status, delivery.delivered_at, delivery.next_attempt_at = "delivered", now, None
-        endpoint.failures = 0
-        return None
-    endpoint.failures += 1
-    if endpoint.failures >= DISABLE_AFTER:
-        endpoint.disabled_at = now
-    if delivery.attempts > len(BACKOFF):
-        delivery.status, delivery.next_attempt_at = "failed", None
-        return None
-    delivery.next_attempt_at = now + BACKOFF[delivery.attempts - 1]
-    return delivery.next_attempt_at
+    deliveries = {d.id: d for d in session.scalars(select(WebhookDelivery).where(WebhookDelivery.id.in_(list(outcomes)))
+                                                    .order_by(WebhookDelivery.id).with_for_update())}
+    endpoints = {e.id: e for e in session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.id.in_({d.endpoint_id for d in deliveries.values()}))
+                                                  .order_by(WebhookEndpoint.id).with_for_update())}
+    retries: dict[int, datetime | None] = {}
+    for delivery_id, result in outcomes.items():
+        delivery = deliveries[delivery_id]
+        endpoint = endpoints[delivery.endpoint_id]
+        session.add(WebhookAttempt(organization_id=delivery.organization_id, delivery_id=delivery.id, at=now, status_code=result.status_code,
+                                   error=result.error, milliseconds=result.milliseconds))
+        delivery.attempts += 1
+        retries[delivery_id] = None
+        if result.error is None:
+            delivery.status, delivery.delivered_at, delivery.next_attempt_at = "delivered", now, None
+            endpoint.failures = 0
+            continue
+        endpoint.failures += 1
+        if endpoint.failures >= DISABLE_AFTER and endpoint.disabled_at is None:
+            endpoint.disabled_at = now
+        if delivery.attempts > len(BACKOFF):
+            delivery.status, delivery.next_attempt_at = "failed", None
+            continue
+        delivery.next_attempt_at = retries[delivery_id] = now + BACKOFF[delivery.attempts - 1]
+    session.flush()
+    return retries
+
+
+def record(session: Session, delivery_id: int, outcome: Outcome, now: datetime | None = None) -> datetime | None:
+    """One attempt recorded (``record_all``); returns when to try again, if it failed and may."""
+    return record_all(session, {delivery_id: outcome}, now)[delivery_id]

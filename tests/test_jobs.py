@@ -398,3 +398,22 @@ def test_the_daily_job_forgets_old_events_and_idempotency_keys(app, app_world: W
     with sessions(app)() as session:
         assert done["events"] >= 2 and session.scalar(select(func.count()).select_from(ChangeEvent)) == 0
         assert session.scalar(select(func.count()).select_from(IdempotencyKey)) == 0
+
+
+def test_deliveries_go_in_batches_each_claimed_once(app, app_world: World, queue, receiver):
+    """What many commits queued is claimed in one transaction, sent, and recorded in another:
+    a second claim meanwhile takes none of it, and each event reaches the receiver once."""
+    endpoint(app, app_world, receiver.url)
+    for n in range(30):
+        rename(app, app_world.contact.id, f"Name {n}")
+    with sessions(app)() as session:
+        claimed = webhooks.claim_due(session)
+        session.commit()
+        assert len(claimed) == 30 and webhooks.claim_due(session) == []  # leased: not taken twice
+        session.rollback()
+    assert jobs.deliver_due() == (0, {})  # nothing due until the lease runs out
+    later = utcnow() + webhooks.LEASE + timedelta(seconds=1)
+    assert jobs.deliver_due(now=later)[0] == 30
+    assert len(receiver.requests) == 30 and len({body for _, body in receiver.requests}) == 30
+    assert {d.status for d in deliveries(app)} == {"delivered"}
+    assert work(100) == 30 and len(receiver.requests) == 30  # the 30 tasks the commits queued find nothing left to send

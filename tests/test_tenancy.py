@@ -17,6 +17,7 @@ from sqlalchemy import select
 from addin.security import limiter
 from addin.tokens import issue_token
 from services import api_tokens, webhooks
+from services.intake import add_source
 from services.outbound import Reach
 from services.models import Activity, Base, BlockEntry, FollowUp, Lead, Quota, User
 from tests.factories import World
@@ -59,10 +60,11 @@ def test_no_route_crosses_the_tenant_line(app, client, app_world: World):
         endpoint, _ = webhooks.add_endpoint(session, session.get(User, world.admin.id), "https://hooks.northwind.test/in",
                                             reach=Reach(hosts=frozenset({"hooks.northwind.test"})))
         _, their_token = api_tokens.create_token(session, session.get(User, world.other_user.id), "Theirs", "read write")
+        source = add_source(session, session.get(User, world.admin.id), "Our form", "web_form")
         session.commit()
         ours = {"deal_id": world.deal.id, "activity_id": activity.id, "follow_up_id": follow_up.id, "rep_id": world.rep.id,
                 "account_id": world.account.id, "entry_id": blocked.id, "token_id": our_token.id,
-                "endpoint_id": endpoint.id}
+                "endpoint_id": endpoint.id, "source_id": source.id}
         record_ids = {"deals": world.deal.id, "activities": activity.id, "contacts": world.contact.id,
                       "accounts": world.account.id, "followups": follow_up.id}
         # The API names its types in its paths (/api/v1/<type>/<record_id>).
