@@ -218,6 +218,11 @@ def message_card(ctx: CardContext, message: GmailMessage, context: PaneContext, 
                         bottom=escape(", ".join(filter(None, [c.account_name, *c.addresses[:1]]))))
               for c in context.contacts]
     sections.append(section(people, "People", collapsed_after=4))
+    for lead in context.leads:
+        said = [decorated(escape(clip(message or "(no message)", 300)), top=ctx.when(when) + (f", {escape(source)}" if source else ""))
+                for when, source, message in lead.arrivals]
+        sections.append(section([decorated(escape(lead.name), top="Lead", bottom=escape(" · ".join(
+            filter(None, [lead.company, lead.status, lead.source.replace("_", " ")])))), *said], "Lead"))
 
     for unknown in context.unknown[:3]:
         sections.append(section([

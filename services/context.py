@@ -19,14 +19,14 @@ from services.access import can_edit, can_read_content, get_scoped, require_edit
 from services.contacts import account_for_domain
 from services import privacy
 from services.deals import open_deals, pipeline_stages
-from services.models import Account, AccountDomain, Activity, Contact, ContactEmail, FollowUp, Opportunity, User
+from services.models import Account, AccountDomain, Activity, Contact, ContactEmail, FollowUp, Lead, LeadArrival, LeadSource, Opportunity, User
 from services.health import Health, healths
 from services.sentiment import reads_as
 from services.signals import DealFacts, DealWarning, OpenDeal, days_since, deal_warnings
 from services.text import (
     company_from_domain, domain_of, is_automated_address, is_public_domain, is_valid_address, name_from_address, normalise_address,
 )
-from services.types import utcnow
+from services.types import as_utc, utcnow
 from services.users import PEOPLE, Person
 
 RECENT_ACTIVITIES = 8
@@ -112,6 +112,21 @@ class FollowUpRow:
 
 
 @dataclass
+class LeadCard:
+    """A lead with the sender's address (from a web form, an ad, a WhatsApp provider), with what
+    its latest posts said: the rep reads the enquiry beside the mail."""
+
+    id: int
+    name: str
+    company: str | None
+    status: str
+    source: str
+    owner_name: str | None
+    created_at: datetime
+    arrivals: list[tuple[datetime, str | None, str | None]]  # (when, the source's name, the message), newest first
+
+
+@dataclass
 class UnknownSender:
     address: str
     suggested_name: str
@@ -129,6 +144,7 @@ class PaneContext:
     follow_ups: list[FollowUpRow]
     unknown: list[UnknownSender]
     stages: list[Any]  # services.deals.pipeline_stages rows
+    leads: list[LeadCard] = field(default_factory=list)
     logged_activity_id: int | None = None
     thread_deal_id: int | None = None  # the open deal the rep chose for an earlier mail of this thread
     # What the rep chose from a search (``services.search``) for this mail: an account, shown
@@ -181,6 +197,14 @@ _FOLLOW_UPS = (
     .order_by(FollowUp.due_at)
 )
 _OWNERS = PEOPLE.where(User.id.in_(_many("ids")))
+_LEADS = (select(Lead.id, Lead.name, Lead.company, Lead.status, Lead.source, User.name.label("owner_name"), Lead.created_at)
+          .outerjoin(User, User.id == Lead.owner_id)
+          .where(Lead.organization_id == _ORG, Lead.deleted_at.is_(None), Lead.email.in_(_many("addresses"))).order_by(Lead.id).limit(3))
+_ARRIVALS = (select(LeadArrival.lead_id, LeadArrival.received_at, LeadSource.name, LeadArrival.message)
+             .outerjoin(LeadSource, LeadSource.id == LeadArrival.source_id)
+             .where(LeadArrival.organization_id == _ORG, LeadArrival.lead_id.in_(_many("leads")))
+             .order_by(LeadArrival.received_at.desc(), LeadArrival.id.desc()).limit(12))
+ARRIVALS_SHOWN = 3  # a lead's latest posts shown in the pane
 _OPEN_DEAL_ACCOUNT = select(Opportunity.account_id).where(Opportunity.organization_id == _ORG, Opportunity.id == bindparam("id"),
                                                           Opportunity.status == "open", Opportunity.deleted_at.is_(None))
 _LOGGED = select(Activity.id, Activity.deleted_at).where(Activity.organization_id == _ORG, Activity.external_id == bindparam("external_id"))
@@ -267,6 +291,7 @@ def context_for_addresses(
     names = {normalise_address(k): v for k, v in (names or {}).items()}
     # Nobody to add behind a bounce or a no-reply address.
     unknown = [_unknown(session, org_id, a, names.get(a)) for a in wanted if a not in known and not is_automated_address(a)]
+    leads = _lead_cards(session, org_id, wanted) if wanted else []
 
     return PaneContext(
         addresses=wanted,
@@ -281,6 +306,7 @@ def context_for_addresses(
         ],
         unknown=unknown,
         stages=stages,
+        leads=leads,
         logged_activity_id=logged.id if logged and logged.deleted_at is None else None,
         thread_deal_id=_thread_deal(session, org_id, conversation_id, {d.id for d in deals}) if conversation_id and len(deals) > 1 else None,
         chosen_account_id=chosen_account_id,
@@ -288,6 +314,18 @@ def context_for_addresses(
         blocked=privacy.blocked(session, actor, addresses),
         internal=privacy.is_internal(actor.organization, addresses) and not actor.organization.setting("log_internal_mail"),
     )
+
+
+def _lead_cards(session: Session, org_id: int, addresses: list[str]) -> list[LeadCard]:
+    """The live leads with these addresses, each with its latest arrivals."""
+    rows = session.execute(_LEADS, {"org": org_id, "addresses": addresses}).all()
+    if not rows:
+        return []
+    posted: dict[int, list[tuple[datetime, str | None, str | None]]] = defaultdict(list)
+    for lead_id, received_at, source_name, message in session.execute(_ARRIVALS, {"org": org_id, "leads": [r.id for r in rows]}):
+        if len(posted[lead_id]) < ARRIVALS_SHOWN:
+            posted[lead_id].append((as_utc(received_at), source_name, message))
+    return [LeadCard(r.id, r.name, r.company, r.status, r.source, r.owner_name, as_utc(r.created_at), posted[r.id]) for r in rows]
 
 
 # The deal of the thread's latest logged mail that has one. Built once; bind "org" and "thread".

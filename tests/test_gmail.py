@@ -510,3 +510,17 @@ def test_the_gmail_card_logs_a_mail_or_a_note_private(addon: Flask, google_addon
                                                                                                     "private_note": text("1")}))
     notes = {a.body_text: a.is_private for a in activities(addon) if a.type == "note"}
     assert notes == {"Shared note": False, "Own note": True}
+
+
+def test_the_message_card_shows_what_the_sender_posted_as_a_lead(addon: Flask, google_addon: Addon, app_world: World) -> None:
+    from services.models import Lead, LeadArrival
+
+    with addon.extensions["inboxcrm.db"].sessions() as session:
+        lead = Lead(organization_id=app_world.org.id, name="Ann Buyer", email="ann@acme.test", company="Acme", source="web_form",
+                    owner_id=app_world.rep.id, status="working")
+        session.add(lead)
+        session.flush()
+        session.add(LeadArrival(organization_id=app_world.org.id, lead_id=lead.id, name="Ann", message="Quote for reefer lanes, please"))
+        session.commit()
+    shown = texts(google_addon.ok("/gmail/message", event()))
+    assert "Quote for reefer lanes, please" in shown and "Acme · working · web form" in shown

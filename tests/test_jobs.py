@@ -417,3 +417,16 @@ def test_deliveries_go_in_batches_each_claimed_once(app, app_world: World, queue
     assert len(receiver.requests) == 30 and len({body for _, body in receiver.requests}) == 30
     assert {d.status for d in deliveries(app)} == {"delivered"}
     assert work(100) == 30 and len(receiver.requests) == 30  # the 30 tasks the commits queued find nothing left to send
+
+
+def test_the_rep_reads_what_a_lead_posted_beside_their_mail(app, app_world: World, auth, client):
+    key, _ = source(app, app_world)
+    for message in ("Do you run Denver to Austin?", "Still keen: call me <b>today</b>"):
+        assert client.post(f"/intake/{key}", json={"name": "Pat Prospect", "email": "pat@prospect.test", "company": "Prospect Co",
+                                                    "message": message}).status_code == 202
+    auth.login("rita@northwind.test")
+    pane = auth.get("/pane/context?from_address=pat@prospect.test&item_type=message").get_data(as_text=True)
+    section = pane[pane.index('aria-label="Lead"'):]
+    assert "Lead: Pat Prospect" in section and "Prospect Co" in section
+    assert section.index("Still keen") < section.index("Denver to Austin")  # the newest first
+    assert "<b>today</b>" not in pane and "&lt;b&gt;today&lt;/b&gt;" in pane  # what a stranger typed is text, never markup
