@@ -12,6 +12,9 @@ from services.errors import DomainError
 
 LARGEST = 2 ** 63 - 1  # a cursor's numbers fit the store's BIGINT (a larger one overflowed SQLite's driver: a 500)
 _NUMBER = re.compile(r"-?[0-9]{1,19}")
+# What the API's document says a cursor is: "<sequence>.<id>", as ``encode`` writes it.
+PATTERN = r"^(-1|[0-9]{1,18})\.[0-9]{1,18}$"
+_PLAIN = re.compile(r"(-?[0-9]{1,19})\.([0-9]{1,19})")
 
 
 @dataclass(frozen=True)
@@ -22,16 +25,21 @@ class Cursor:
     id: int = 0
 
     def encode(self) -> str:
-        return base64.urlsafe_b64encode(f"v1:{self.seq}:{self.id}".encode()).decode().rstrip("=")
+        return f"{self.seq}.{self.id}"
 
     @classmethod
     def decode(cls, text: str | None) -> Cursor:
+        """A cursor the API gave: ``<sequence>.<id>``, or the base64 of ``v1:<sequence>:<id>``
+        that it gave before 2026-12-07 (a client may still hold one)."""
         if not text:
             return cls()
         try:
-            version, seq, ident = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode().split(":")
-            if version != "v1" or not (_NUMBER.fullmatch(seq) and _NUMBER.fullmatch(ident)):
-                raise ValueError(version)
+            if plain := _PLAIN.fullmatch(text):
+                seq, ident = plain.groups()
+            else:
+                version, seq, ident = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode().split(":")
+                if version != "v1" or not (_NUMBER.fullmatch(seq) and _NUMBER.fullmatch(ident)):
+                    raise ValueError(version)
             if not (-1 <= int(seq) <= LARGEST and 0 <= int(ident) <= LARGEST):
                 raise ValueError(seq)
             return cls(int(seq), int(ident))

@@ -252,8 +252,11 @@ def test_a_cursor_or_a_limit_not_ours_is_a_clear_error(api: Client):
         for path in ("/contacts", "/activities", "/events"):
             answer = api.get(path, cursor=cursor)
             assert answer.status_code == 422 and answer.get_json()["code"] == "invalid_cursor", (inside, path)
-    biggest = base64.urlsafe_b64encode(b"v1:9223372036854775807:9223372036854775807").decode().rstrip("=")
+    for inside in ("99999999999999999999.1", "1.9223372036854775808", "-2.0", "1.-1", "\u0661.1", "1._0", "1.2.3"):
+        assert api.get("/contacts", cursor=inside).get_json()["code"] == "invalid_cursor", inside
+    biggest = base64.urlsafe_b64encode(b"v1:9223372036854775807:9223372036854775807").decode().rstrip("=")  # as cursors were written before
     assert api.get("/contacts", cursor=biggest).get_json()["data"] == []
+    assert api.get("/contacts", cursor="9223372036854775807.9223372036854775807").get_json()["data"] == []
     for limit in (0, 1001, "x"):
         answer = api.get("/contacts", limit=limit)
         assert answer.status_code == 422 and answer.get_json()["field"] == "limit"

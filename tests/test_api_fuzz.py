@@ -8,8 +8,10 @@ import tempfile
 from pathlib import Path
 
 import schemathesis
+from schemathesis.core import NOT_SET
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import content_type_conformance, not_a_server_error, response_schema_conformance, status_code_conformance
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from addin import create_app
 from services import api_tokens
@@ -34,6 +36,11 @@ def _live_app():
 APP, TOKEN = _live_app()
 schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", APP)
 CHECKS = (not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance)
+# A request without a body that the document calls valid (its cursor, limit, If-Match and
+# Idempotency-Key as the document spells them) is taken. A body's business rules (a quota is a
+# rep's or a team's, a follow-up's records agree, no NUL) are the app's to check and answer 422,
+# which the document says; they are not all sayable in JSON Schema.
+BODILESS_CHECKS = (*CHECKS, positive_data_acceptance)
 
 
 @schema.parametrize()
@@ -43,4 +50,4 @@ def test_the_api_answers_as_its_document_says(case):
     if case.method.upper() != "GET":
         headers["Idempotency-Key"] = f"fuzz-{id(case)}"
     response = case.call(headers=headers)
-    case.validate_response(response, checks=CHECKS)
+    case.validate_response(response, checks=CHECKS if case.body is not NOT_SET and case.body is not None else BODILESS_CHECKS)

@@ -77,7 +77,8 @@ BASE_FORMS: dict[str, dict[str, str]] = {
 }
 # Cursors the API never gave: numbers past BIGINT, negative, not ASCII digits (base64 of "v1:…:…").
 CURSOR_EDGES = [base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
-                for text in ("v1:99999999999999999999:1", "v1:1:9223372036854775808", "v1:-5:-5", "v1:\u0663:1", "v2:1:1")]
+                for text in ("v1:99999999999999999999:1", "v1:1:9223372036854775808", "v1:-5:-5", "v1:\u0663:1", "v2:1:1")] + [
+    "99999999999999999999.1", "1.9223372036854775808", "-5.-5", "1.2.3"]  # and as they are written now, "<sequence>.<id>"
 INTAKE_KEY = "the-source-key"  # a path value the prober swaps for the live intake source's key
 EDGE_VALUES = [*CURSOR_EDGES, "", " ", "0", "-1", "²", "٣", "1e3", "2147483648", "9223372036854775808", "99999999999999999999999",
                "9999-12-31", "0001-01-01", "9999-12-31T23:59", "9999-12-31T23:59:00+00:00", "0001-01-01T00:00", "a\x00b",

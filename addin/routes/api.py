@@ -40,7 +40,10 @@ from services.deals import create_opportunity, move_stage
 from services.errors import Conflict, DomainError, NotFound
 from services.followups import add_follow_up
 from services.models import Account, Contact, IdempotencyKey, User
-from services.schemas import AccountSchema, ActivitySchema, ContactSchema, DealSchema, FollowUpSchema, InputSchema, MoveStageSchema, load
+from services.cursor import PATTERN as CURSOR_PATTERN
+from services.schemas import (
+    AccountSchema, ActivitySchema, Address, ContactSchema, DealSchema, FollowUpSchema, InputSchema, MoveStageSchema, _id, load,
+)
 from services.types import utcnow
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1", description="Sync the CRM store with other systems.")
@@ -218,7 +221,8 @@ def idempotent(view: Callable[..., tuple[dict[str, Any], int]]) -> Callable[...,
 
 
 class ListArgs(Schema):
-    cursor = fields.String(metadata={"description": "The cursor the last page gave; none for everything from the start."})
+    cursor = fields.String(metadata={"description": "The cursor the last page gave; none for everything from the start.",
+                                     "pattern": CURSOR_PATTERN})
     limit = fields.Integer(load_default=PAGE_DEFAULT, validate=validate.Range(min=1, max=PAGE_MAX))
 
 
@@ -279,15 +283,18 @@ def list_events(args: dict[str, Any]) -> Response:
 
 # -- writing ---------------------------------------------------------------------------------------
 
+IDEMPOTENCY_KEY = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"^[\x21-\x7e]([\x20-\x7e]{0,198}[\x21-\x7e])?$"}
+VERSION = {"type": "string", "pattern": r'^(W/)?"?[0-9]{1,18}"?$'}
 WRITE_RESPONSES = ((409, "version_conflict"), (422, "invalid"), (404, "not_found"), (403, "forbidden"))
 
 
 def _documented(view: Callable[..., Any], request_schema: type[Schema] | None, response_schema: type[Schema], status: int,
                 versioned: bool = False) -> Callable[..., Any]:
-    parameters = [{"in": "header", "name": "Idempotency-Key", "required": True, "schema": {"type": "string", "maxLength": 200}}]
+    parameters = [{"in": "header", "name": "Idempotency-Key", "required": True, "schema": IDEMPOTENCY_KEY,
+                   "description": "Any key of yours, 1 to 200 printable characters: a retry with it answers as the first did (kept a day)."}]
     if versioned:
-        parameters.append({"in": "header", "name": "If-Match", "required": True, "schema": {"type": "string"},
-                           "description": "The version the change is based on."})
+        parameters.append({"in": "header", "name": "If-Match", "required": True, "schema": VERSION,
+                           "description": "The version the change is based on (the record's ``version``; an ETag's quotes are taken)."})
     doc: dict[str, Any] = {"parameters": parameters, "responses": {
         **ALWAYS, str(status): {"description": "Done", "content": {"application/json": {"schema": response_schema}}},
         **{str(code): {"description": name, "content": {"application/json": {"schema": ErrorOut}}} for code, name in WRITE_RESPONSES}}}
@@ -382,8 +389,8 @@ class CallSchema(InputSchema):
     duration_seconds = fields.Integer(required=True, validate=validate.Range(min=0, max=86_400))
     outcome = fields.String(required=True, validate=validate.OneOf(("connected", "no_answer", "voicemail", "busy")))
     phone = fields.String(validate=validate.Length(max=40), metadata={"description": "The other party's number: matched to a contact."})
-    contact_id = fields.Integer()
-    opportunity_id = fields.Integer()
+    contact_id = _id()
+    opportunity_id = _id()
     notes = fields.String(validate=validate.Length(max=20_000))
 
 
@@ -405,6 +412,25 @@ def call() -> tuple[dict[str, Any], int]:
 bp.route("/calls", endpoint="calls", methods=["POST"])(_documented(idempotent(call), CallSchema, OUT["activities"], 201))
 
 
+EMAIL = r"^[a-z0-9]+([._+-][a-z0-9]+)*@([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,24}$"
+
+
+def as_the_code_reads(converter: Any, field: fields.Field, ret: dict[str, Any], **_: Any) -> dict[str, Any]:
+    """What an input schema does beside its validators, said in the document (``InputSchema``):
+    an optional field may be null or blank (either is as if it were missing); a required text
+    must hold more than spaces; an address is an e-mail address."""
+    if not isinstance(field.parent, InputSchema):
+        return {}
+    said: dict[str, Any] = {}
+    if not field.required and "$ref" not in ret:
+        said["nullable"] = True
+    if isinstance(field, Address):
+        said.update(format="email", pattern=EMAIL)
+    elif isinstance(field, fields.String) and field.required and "enum" not in ret and "pattern" not in ret:
+        said["pattern"] = r"\S"
+    return said
+
+
 def init_app(app: Flask) -> None:
     app.config.setdefault("API_TITLE", "Inbox CRM")
     app.config.setdefault("API_VERSION", "v1")
@@ -414,7 +440,8 @@ def init_app(app: Flask) -> None:
     api = app.extensions["inboxcrm.api"] = ScopedApi(app)  # one per app: its document is the app's
     from addin.routes import RecordIdConverter
 
-    api.register_converter(RecordIdConverter, lambda converter: {"type": "integer", "minimum": 1})
+    api.register_converter(RecordIdConverter, lambda converter: {"type": "integer", "minimum": 1, "maximum": 2**31 - 1})
+    api.ma_plugin.converter.add_attribute_function(as_the_code_reads)
     api.spec.components.security_scheme("token", {"type": "http", "scheme": "bearer", "description": "An API token from /admin/api-tokens."})
     api.spec.options["security"] = [{"token": []}]
     api.register_blueprint(bp)
