@@ -15,7 +15,7 @@ an on-premises deployment allows its own hosts) notes when each event arrives. T
 
 A delivery's latency is from its event (written in the change's own transaction) to its
 arrival. Prints, for each phase: writes, writes per second, events, events arrived (within
-``--drain`` seconds of the last write), p50, p95 and the slowest. What the run wrote is taken
+``--drain`` seconds of the last write), p50, p95 and the slowest, in milliseconds. What the run wrote is taken
 back afterwards: names restored, calls deleted (``bench.logs``), the endpoint, token, events
 and deliveries removed.
 """
@@ -31,7 +31,6 @@ import tempfile
 import threading
 import time
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -41,39 +40,18 @@ sys.path.insert(0, str(ROOT))
 import urllib3  # noqa: E402
 from sqlalchemy import delete, select  # noqa: E402
 
-from tests.servers import Gunicorn  # noqa: E402
+from bench.load import _percentile  # noqa: E402
+from tests.servers import Gunicorn, Receiver  # noqa: E402
 
 SECRET = "bench-webhooks"
 
 
-def _percentile(values: list[float], share: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(share * len(ordered)))], 2)
-
-
-class Arrivals:
-    """The receiver: notes each event's id and when it arrived (answers 200 at once)."""
-
-    def __init__(self) -> None:
-        self.seen: dict[str, float] = {}
-        arrivals = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the http.server's name
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                arrivals.seen.setdefault(json.loads(body)["id"], time.time())
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/events"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+def _arrivals(receiver: Receiver) -> dict[str, float]:
+    """Each event's first arrival at the receiver."""
+    seen: dict[str, float] = {}
+    for (_, body), at in zip(list(receiver.requests), list(receiver.arrived)):
+        seen.setdefault(json.loads(body)["id"], at)
+    return seen
 
 
 def _setup(app: Any, url: str) -> dict[str, Any]:
@@ -127,7 +105,7 @@ def _last_event(app: Any) -> int:
         return session.scalar(select(func.coalesce(func.max(ChangeEvent.id), 0))) or 0
 
 
-def _phase(app: Any, server_url: str, setup: dict[str, Any], arrivals: Arrivals, *, writers: int, seconds: float, pause: float,
+def _phase(app: Any, server_url: str, setup: dict[str, Any], receiver: Receiver, *, writers: int, seconds: float, pause: float,
            drain: float, run_id: int, name: str) -> dict[str, Any]:
     http = urllib3.PoolManager(maxsize=writers + 2, timeout=urllib3.Timeout(total=60), retries=False)
     since = _last_event(app)
@@ -174,18 +152,19 @@ def _phase(app: Any, server_url: str, setup: dict[str, Any], arrivals: Arrivals,
     elapsed = time.perf_counter() - began
     events = _events(app, since)
     deadline = time.monotonic() + drain
-    while time.monotonic() < deadline and not set(events) <= set(arrivals.seen):
+    while time.monotonic() < deadline and not set(events) <= set(_arrivals(receiver)):
         time.sleep(0.25)
-    latencies = [arrivals.seen[e] - at for e, at in events.items() if e in arrivals.seen]
+    seen = _arrivals(receiver)
+    latencies = [seen[e] - at for e, at in events.items() if e in seen]
     return {
         f"webhooks_{name}_writes": written[0],
         f"webhooks_{name}_write_errors": len(failed),
         f"webhooks_{name}_writes_per_second": round(written[0] / elapsed, 1),
         f"webhooks_{name}_events": len(events),
         f"webhooks_{name}_arrived": len(latencies),
-        f"webhooks_{name}_p50_seconds": _percentile(latencies, 0.5),
-        f"webhooks_{name}_p95_seconds": _percentile(latencies, 0.95),
-        f"webhooks_{name}_max_seconds": round(max(latencies), 2) if latencies else None,
+        f"webhooks_{name}_p50_ms": _percentile(latencies, 0.5),
+        f"webhooks_{name}_p95_ms": _percentile(latencies, 0.95),
+        f"webhooks_{name}_max_ms": _percentile(latencies, 1.0),
     }
 
 
@@ -197,8 +176,8 @@ def run(url: str, seconds: float = 60, writers: int = 8, quiet_seconds: float = 
     from addin import create_app
 
     app = create_app({"TESTING": True})
-    arrivals = Arrivals()
-    setup = _setup(app, arrivals.url)
+    receiver = Receiver()
+    setup = _setup(app, receiver.url)
     run_id = time.time_ns()
     log = ROOT / "bench" / "results"
     log.mkdir(parents=True, exist_ok=True)
@@ -207,15 +186,15 @@ def run(url: str, seconds: float = 60, writers: int = 8, quiet_seconds: float = 
                               cwd=ROOT, env={**os.environ, **env}, stdout=(log / "webhooks-worker.log").open("ab"), stderr=subprocess.STDOUT)
     try:
         figures = {"webhooks_backend": url.split(":", 1)[0].split("+")[0], "webhooks_writers": writers}
-        figures |= _phase(app, server.url, setup, arrivals, writers=1, seconds=quiet_seconds, pause=1.0, drain=drain, run_id=run_id,
+        figures |= _phase(app, server.url, setup, receiver, writers=1, seconds=quiet_seconds, pause=1.0, drain=drain, run_id=run_id,
                           name="quiet")
-        figures |= _phase(app, server.url, setup, arrivals, writers=writers, seconds=seconds, pause=0, drain=drain, run_id=run_id,
+        figures |= _phase(app, server.url, setup, receiver, writers=writers, seconds=seconds, pause=0, drain=drain, run_id=run_id,
                           name="busy")
     finally:
         worker.terminate()
         worker.wait(30)
         server.stop()
-        arrivals.server.shutdown()
+        receiver.close()
         _take_back(app, setup, run_id)
         app.extensions["inboxcrm.db"].engine.dispose()
     return figures

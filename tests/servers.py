@@ -123,17 +123,20 @@ class RedisServer:
 
 
 class Receiver:
-    """A webhook receiver on loopback: records each request (headers, body) and answers with the
-    statuses it is told, in turn (then 200)."""
+    """A webhook receiver on loopback: records each request (headers, body) and when it came
+    (``arrived``, Unix time, in the same order), and answers with the statuses it is told, in
+    turn (then 200)."""
 
     def __init__(self, statuses: list[int] | None = None) -> None:
         self.requests: list[tuple[dict[str, str], bytes]] = []
+        self.arrived: list[float] = []
         self.statuses = list(statuses or [])
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - the http.server's name
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                receiver.arrived.append(time.time())
                 receiver.requests.append((dict(self.headers), body))
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
                 self.send_response(status)
