@@ -866,7 +866,7 @@ class ChangeEvent(OrgScoped, Base):
     for organizations that have an endpoint, in the change's own transaction."""
 
     __tablename__ = "change_events"
-    __table_args__ = (Index("ix_change_events_org", "organization_id", "id"), Index("ix_change_events_created", "created_at"))
+    __table_args__ = (Index("ix_change_events_org", "organization_id", "version", "id"), Index("ix_change_events_created", "created_at"))
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     type: Mapped[str] = mapped_column(String(40))  # "contacts.updated"

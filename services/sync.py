@@ -32,7 +32,7 @@ from sqlalchemy import ColumnElement, event, inspect, select, update
 from sqlalchemy.orm import Session
 
 from services import webhooks
-from services.cursor import Cursor
+from services.cursor import Cursor, rows_past
 from services.models import (
     Account, AccountDomain, Activity, Contact, ContactEmail, ContactPhone, FollowUp, Lead, Opportunity, Organization, Quota, Tombstone,
     User,
@@ -177,18 +177,6 @@ class Page:
     more: bool  # more changes wait past this page
 
 
-def _after(session: Session, query: Any, seq_column: Any, id_column: Any, cursor: Cursor, limit: int, plain: bool = False) -> list[Any]:
-    """The first ``limit`` rows of ``query`` past the cursor in (sequence, id) order, as two
-    seeks of the (organization, sequence, id) index: the rest of the cursor's sequence number,
-    then the numbers after it. (A row-value comparison, ``(seq, id) > (s, i)``, makes SQLite
-    walk every row of the cursor's number before it: a full sync slowed down page after page.)"""
-    read = session.execute if plain else session.scalars
-    rows = list(read(query.where(seq_column == cursor.seq, id_column > cursor.id).order_by(id_column).limit(limit)))
-    if len(rows) < limit:
-        rows += read(query.where(seq_column > cursor.seq).order_by(seq_column, id_column).limit(limit - len(rows)))
-    return rows
-
-
 def changes(session: Session, organization_id: int, record_type: str, cursor: Cursor, limit: int,
             where: ColumnElement[bool] | None = None, options: Iterable[Any] = (), plain: bool = False) -> Page:
     """The records of this type changed after ``cursor`` (all of them from the start), with the
@@ -200,8 +188,8 @@ def changes(session: Session, organization_id: int, record_type: str, cursor: Cu
     query = (select(*model.__table__.c) if plain else select(model).options(*options)).where(model.organization_id == organization_id)
     if where is not None:
         query = query.where(where)
-    records = _after(session, query, model.sync_seq, model.id, cursor, limit + 1, plain)
-    stones = _after(session, select(Tombstone).where(Tombstone.organization_id == organization_id, Tombstone.record_type == record_type),
+    records = rows_past(session, query, model.sync_seq, model.id, cursor, limit + 1, plain)
+    stones = rows_past(session, select(Tombstone).where(Tombstone.organization_id == organization_id, Tombstone.record_type == record_type),
                     Tombstone.sync_seq, Tombstone.record_id, cursor, limit + 1)
     # Merged in order, cut at the limit.
     merged = sorted([((r.sync_seq, r.id), r) for r in records] + [((t.sync_seq, t.record_id), t) for t in stones], key=lambda p: p[0])

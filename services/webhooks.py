@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from services.access import require_role
 from services.audit import record_event
-from services.cursor import Cursor
+from services.cursor import Cursor, rows_past
 from services.errors import DomainError, NotFound
 from services.models import ChangeEvent, User, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from services.outbound import Reach, check_url, outcome
@@ -144,10 +144,10 @@ def changed(session: Session, organization_id: int, record_type: str, record: An
     session.info.setdefault(_CHANGED, []).append((organization_id, record_type, record, created, record_id, version, deleted))
 
 
-def event_payload(event: ChangeEvent) -> dict[str, Any]:
+def event_payload(change: ChangeEvent) -> dict[str, Any]:
     """An event as it is sent, and listed at ``GET /api/v1/events``."""
-    return {"id": f"evt_{event.id}", "type": event.type, "created_at": as_utc(event.created_at).isoformat(),
-            "data": {"record_type": event.record_type, "id": event.record_id, "version": event.version, "deleted": event.deleted}}
+    return {"id": f"evt_{change.id}", "type": change.type, "created_at": as_utc(change.created_at).isoformat(),
+            "data": {"record_type": change.record_type, "id": change.record_id, "version": change.version, "deleted": change.deleted}}
 
 
 def queue_deliveries(session: Session) -> None:
@@ -200,10 +200,12 @@ def queue_deliveries(session: Session) -> None:
 EVENTS_KEPT = timedelta(days=30)  # as the README says; the daily job forgets older ones
 
 
-def events_after(session: Session, organization_id: int, after: int, limit: int) -> list[ChangeEvent]:
-    """The organization's events after the one numbered ``after``, oldest first (``limit`` at most)."""
-    return list(session.scalars(select(ChangeEvent).where(ChangeEvent.organization_id == organization_id, ChangeEvent.id > after)
-                                .order_by(ChangeEvent.id).limit(limit)))
+def events_after(session: Session, organization_id: int, cursor: Cursor, limit: int) -> list[ChangeEvent]:
+    """The organization's events past ``cursor``, in the order their changes committed (the
+    change number, then the event's id; ids alone are handed out before commit, and on
+    PostgreSQL two transactions can commit in the other order), ``limit`` at most."""
+    return rows_past(session, select(ChangeEvent).where(ChangeEvent.organization_id == organization_id), ChangeEvent.version,
+                     ChangeEvent.id, cursor, limit)
 
 
 def forget_old_events(session: Session, now: datetime | None = None) -> int:
@@ -220,12 +222,12 @@ class CatchUp:
 
     waiting: int
     missed: int
-    after: int  # the last event before it was turned off
+    after: Cursor  # past the last event before it was turned off
 
     @property
     def cursor(self) -> str:
         """``GET /api/v1/events?cursor=...``: the events from the moment it was turned off."""
-        return Cursor(0, self.after).encode()
+        return self.after.encode()
 
 
 def catch_up(session: Session, endpoint: WebhookEndpoint) -> CatchUp | None:
@@ -238,9 +240,10 @@ def catch_up(session: Session, endpoint: WebhookEndpoint) -> CatchUp | None:
     wanted = ChangeEvent.record_type.in_(endpoint.events) if endpoint.events else true()
     missed = session.scalar(select(func.count()).select_from(ChangeEvent).where(ChangeEvent.organization_id == endpoint.organization_id,
                                                                                 since, wanted)) or 0
-    after = session.scalar(select(func.max(ChangeEvent.id)).where(ChangeEvent.organization_id == endpoint.organization_id,
-                                                                  ChangeEvent.created_at < endpoint.disabled_at)) or 0
-    return CatchUp(waiting, missed, after)
+    last = session.execute(select(ChangeEvent.version, ChangeEvent.id)
+                           .where(ChangeEvent.organization_id == endpoint.organization_id, ChangeEvent.created_at < endpoint.disabled_at)
+                           .order_by(ChangeEvent.version.desc(), ChangeEvent.id.desc()).limit(1)).first()
+    return CatchUp(waiting, missed, Cursor(*last) if last else Cursor())
 
 
 def _after_commit(session: Session) -> None:

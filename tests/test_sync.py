@@ -249,7 +249,7 @@ def test_a_page_reads_its_records_and_tombstones_in_one_snapshot(store_app, monk
         doomed = make_contact(session, world.org, world.account, "Dee Doomed", "dee@acme.test", world.rep)
         session.commit()
         doomed_id = doomed.id
-    real, calls = sync._after, []
+    real, calls = sync.rows_past, []
 
     def between(*args, **kwargs):
         rows = real(*args, **kwargs)
@@ -262,10 +262,10 @@ def test_a_page_reads_its_records_and_tombstones_in_one_snapshot(store_app, monk
                 other.commit()
         return rows
 
-    monkeypatch.setattr(sync, "_after", between)
+    monkeypatch.setattr(sync, "rows_past", between)
     http, headers = app.test_client(), {"Authorization": f"Bearer {token}"}
     first = http.get("/api/v1/contacts", headers=headers).get_json()
-    monkeypatch.setattr(sync, "_after", real)
+    monkeypatch.setattr(sync, "rows_past", real)
     later = http.get("/api/v1/contacts", headers=headers, query_string={"cursor": first["cursor"]}).get_json()
     seen = {c["id"]: c["name"] for c in first["data"] + later["data"]}
     assert seen[world.contact.id] == "Changed meanwhile"  # never skipped

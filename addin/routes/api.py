@@ -275,10 +275,11 @@ def list_events(args: dict[str, Any]) -> Response:
     """The changes webhooks announced, oldest first, kept 30 days: what a receiver that was down,
     or whose endpoint was off, catches up from. Pass the returned cursor back for the next."""
     cursor = sync.Cursor.decode(args.get("cursor"))
-    events = webhooks.events_after(db(), g.api_token.organization_id, cursor.id, args["limit"] + 1)
+    # Two seeks past the cursor, read in one snapshot (as a sync page is).
+    events = webhooks.events_after(one_snapshot(), g.api_token.organization_id, cursor, args["limit"] + 1)
     page = events[:args["limit"]]
-    return jsonify({"data": [webhooks.event_payload(e) for e in page], "has_more": len(events) > len(page),
-                    "cursor": sync.Cursor(0, page[-1].id if page else cursor.id).encode()})
+    last = sync.Cursor(page[-1].version, page[-1].id) if page else cursor
+    return jsonify({"data": [webhooks.event_payload(e) for e in page], "has_more": len(events) > len(page), "cursor": last.encode()})
 
 
 # -- writing ---------------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('change_events', schema=None) as batch_op:
         batch_op.create_index('ix_change_events_created', ['created_at'], unique=False)
-        batch_op.create_index('ix_change_events_org', ['organization_id', 'id'], unique=False)
+        batch_op.create_index('ix_change_events_org', ['organization_id', 'version', 'id'], unique=False)
 
     op.create_table('lead_arrivals',
     sa.Column('id', sa.Integer(), nullable=False),
