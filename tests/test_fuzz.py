@@ -29,6 +29,7 @@ from addin.tokens import issue_token
 from services import api_tokens
 from services.intake import add_source
 from services.models import Base, User
+from tests import google
 from tests.conftest import _truncate
 from tests.factories import World, build_world
 
@@ -75,11 +76,23 @@ BASE_FORMS: dict[str, dict[str, str]] = {
     "api.calls": {"external_id": "c1", "direction": "inbound", "started_at": "2026-11-20T10:00:00+00:00", "duration_seconds": "60",
                   "outcome": "connected", "phone": "+1 212 555 0100"},
 }
+# The Gmail add-on's event objects carry these as parameters and form inputs (``addin/routes/gmail.py``).
+GMAIL_EVENT = {"activity_id": "1", "rating": "1", "address": "priya@granite.test", "name:priya@granite.test": "Priya N",
+               "company:priya@granite.test": "Granite", "deal_name:priya@granite.test": "Denver lane", "stage_id:priya@granite.test": "1",
+               "deal_id": "1", "account_id": "1", "contact_id": "1", "rep_id": "1", "stage": "2", "loss_reason": "Price", "final_amount": "9000",
+               "note": "Asked for rates", "private_note": "1", "follow_up": "Call back", "due": "2027-01-05T10:00", "private_email": "1"}
+for _endpoint in ("gmail.action", "gmail.preview", "gmail.trigger_homepage", "gmail.trigger_message", "gmail.trigger_compose"):
+    BASE_FORMS[_endpoint] = GMAIL_EVENT
+GMAIL_ACTIONS = ["log_email", "undo", "rate", "new_contact", "note", "follow_up", "deal", "stage", "rep", "account", "homepage", "message"]
+# A hole's value in the sweep, where "1" would name nothing there.
+DEFAULT_SEGMENT = {"intake.take": "the-source-key", "gmail.action": "note", "gmail.preview": "stage"}
+
 # Cursors the API never gave: numbers past BIGINT, negative, not ASCII digits (base64 of "v1:…:…").
 CURSOR_EDGES = [base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
                 for text in ("v1:99999999999999999999:1", "v1:1:9223372036854775808", "v1:-5:-5", "v1:\u0663:1", "v2:1:1")] + [
     "99999999999999999999.1", "1.9223372036854775808", "-5.-5", "1.2.3"]  # and as they are written now, "<sequence>.<id>"
-INTAKE_KEY = "the-source-key"  # a path value the prober swaps for the live intake source's key
+INTAKE_KEY = DEFAULT_SEGMENT["intake.take"]  # a path value the prober swaps for the live intake source's key
+GMAIL_MESSAGE = "18c2f0a1fuzz"
 EDGE_VALUES = [*CURSOR_EDGES, "", " ", "0", "-1", "²", "٣", "1e3", "2147483648", "9223372036854775808", "99999999999999999999999",
                "9999-12-31", "0001-01-01", "9999-12-31T23:59", "9999-12-31T23:59:00+00:00", "0001-01-01T00:00", "a\x00b",
                "x" * 20_000, "é" * 300, "[1]", "{}", "null", "nan", "1" * 400]
@@ -94,6 +107,7 @@ values = st.one_of(
 )
 segments = st.one_of(
     st.sampled_from(["2147483648", "9223372036854775808", "99999999999", "²", "٣", "0", INTAKE_KEY]),
+    st.sampled_from(GMAIL_ACTIONS),
     st.integers(min_value=1, max_value=4).map(str),  # ids that exist in the small world
     st.sampled_from(["activities", "deals", "contacts", "followups", "accounts", "microsoft", "google", "activity", "alerts"]),
     st.text(min_size=1, max_size=20),
@@ -127,15 +141,45 @@ def rules(app: Flask) -> list[tuple[str, str]]:
 RULES = rules(create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://", "SECRET_KEY": "rules"}))
 
 
+@pytest.fixture(scope="module")
+def google_keys() -> Iterator[google.GoogleKeys]:
+    server = google.GoogleKeys()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def gmail_api() -> Iterator[google.GmailApi]:
+    server = google.GmailApi()
+    server.messages[GMAIL_MESSAGE] = google.gmail_resource(GMAIL_MESSAGE, {
+        "From": "Ann Buyer <ann@acme.test>", "To": "rita@northwind.test", "Subject": "Rates", "Message-ID": "<fuzz-gmail@acme.test>",
+        "Date": "Thu, 20 Nov 2025 14:00:00 +0100"}, {"mimeType": "text/plain", "body": {"data": google.b64url("Rates, please.")}})
+    yield server
+    server.close()
+
+
+def gmail_event(pairs: list[tuple[str, str]], user_token: str | None = None) -> dict:
+    """The fields as an add-on event: each one a parameter and a form input (Google sends both kinds)."""
+    return {"commonEventObject": {"hostApp": "GMAIL", "platform": "WEB", "timeZone": {"id": "Europe/Berlin", "offset": 3600000},
+                                  "parameters": dict(pairs), "formInputs": {k: {"stringInputs": {"value": [v]}} for k, v in pairs}},
+            "authorizationEventObject": {"userOAuthToken": google.OAUTH_TOKEN, "userIdToken": user_token},
+            "gmail": {"accessToken": google.ACCESS_TOKEN, "messageId": GMAIL_MESSAGE}}
+
+
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def fuzz_app(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[tuple[Flask, World]]:
     """One store per back end for the whole module: what must hold, holds in any state the
     earlier requests left it in."""
+    keys, gmail = request.getfixturevalue("google_keys"), request.getfixturevalue("gmail_api")
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'fuzz.db'}"
     else:
         url = request.getfixturevalue("postgres_engine").url.render_as_string(hide_password=False)
-    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "fuzz", "DEMO_SIGN_IN": True})
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "fuzz", "DEMO_SIGN_IN": True,
+                      # The Gmail add-on on, against Google played on loopback (``tests/google.py``).
+                      "BASE_URL": google.BASE_URL, "GOOGLE_SERVICE_ACCOUNT": google.SERVICE_ACCOUNT, "GOOGLE_CLIENT_IDS": [google.CLIENT_ID],
+                      "GOOGLE_WORKSPACES": {"northwind.test": "northwind.test"}, "GOOGLE_JWKS_URL": keys.jwks_url,
+                      "GMAIL_API_URL": gmail.url})
     engine = app.extensions["inboxcrm.db"].engine
     Base.metadata.create_all(engine)
     with app.extensions["inboxcrm.db"].sessions() as session:
@@ -144,6 +188,7 @@ def fuzz_app(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[tuple
         world.api_token = api_tokens.create_token(session, admin, "Fuzz", "read write")[1]  # type: ignore[attr-defined]
         world.intake_key = add_source(session, admin, "Fuzz form", "web_form").key  # type: ignore[attr-defined]
         session.commit()
+    world.google_keys = keys  # type: ignore[attr-defined]
     yield app, world
     if request.param == "postgresql":
         _truncate(engine)
@@ -174,6 +219,7 @@ class Prober:
         self.client = app.test_client()
         self.digest = store_digest(app)
         self.users = {"rep": world.rep.id, "manager": world.manager.id, "admin": world.admin.id}
+        self.emails = {"rep": world.rep.email, "manager": world.manager.email, "admin": world.admin.email}
 
     def bearer(self, role: str) -> str:
         """A fresh token each time: an earlier request may have signed the user out."""
@@ -186,6 +232,14 @@ class Prober:
         limiter.reset()
         path = path.replace(INTAKE_KEY, self.world.intake_key)
         self.sent = getattr(self, "sent", 0) + 1
+        if path.startswith("/gmail/") and method == "POST":  # Google's request: both of its tokens, signed; the fields in the event object
+            keys, email = self.world.google_keys, self.emails[role]
+            body = gmail_event(pairs, keys.user_token(email))
+            response = self.client.post(path, json=body, headers={"Authorization": f"Bearer {keys.system_token(path)}"})
+            return self.check(role, method, path, pairs, response)
+        if path.startswith("/preview/gmail/") and method == "POST":  # the preview's: the signed-in user, the event object
+            response = self.client.post(path, json=gmail_event(pairs), headers={"Authorization": f"Bearer {self.bearer(role)}"})
+            return self.check(role, method, path, pairs, response)
         if path.startswith("/api/"):  # the API's own credential, a fresh Idempotency-Key and a version
             headers = {"Authorization": f"Bearer {self.world.api_token}", "Idempotency-Key": f"fuzz-{self.sent}-{self.digest[:8]}",
                        "If-Match": dict(pairs).get("version", "1")}
@@ -199,6 +253,9 @@ class Prober:
             response = self.client.open(path, method=method, json=dict(pairs), headers=headers)
         else:
             response = self.client.open(path, method=method, data=MultiDict(pairs), headers=headers)
+        return self.check(role, method, path, pairs, response)
+
+    def check(self, role: str, method: str, path: str, pairs: list[tuple[str, str]], response) -> int:
         what = (role, method, path, [(k, v[:80]) for k, v in pairs], response.status_code)
         assert response.status_code < 500, (*what, response.get_data(as_text=True)[:300])
         after = store_digest(self.app)
@@ -229,7 +286,7 @@ def test_no_generated_request_breaks_a_route(fuzz_app, rule: str, method: str, e
 ANY_EDGES = ["", "a\x00b", "x" * 20_000, "²"]
 NUMBER_EDGES = ["-1", "1e3", "2147483648", "9223372036854775808"]
 DATE_EDGES = ["9999-12-31", "0001-01-01", "9999-12-31T23:59", "0001-01-01T00:00", "9999-12-31T23:59:00+00:00"]
-DATE_FIELDS = {"occurred_at", "sent_at", "start", "end", "due_at", "expected_close_date"}
+DATE_FIELDS = {"occurred_at", "sent_at", "start", "end", "due_at", "due", "expected_close_date"}
 SWEEP_SEGMENTS = ["0", "²", "2147483648", "9223372036854775808", "a\x00b"]
 
 
@@ -252,11 +309,11 @@ def test_every_field_at_every_edge(fuzz_app, rule: str, method: str, endpoint: s
     sent = 0
     for hole in range(holes):
         for segment in SWEEP_SEGMENTS:
-            path_values = [INTAKE_KEY if endpoint == "intake.take" else "1"] * holes
+            path_values = [DEFAULT_SEGMENT.get(endpoint, "1")] * holes
             path_values[hole] = segment
             prober.send(ROLES[sent % 3], method, path_for(rule, path_values), list(base.items()), htmx=sent % 2 == 0, as_json=False)
             sent += 1
-    path = path_for(rule, [INTAKE_KEY if endpoint == "intake.take" else "1"] * holes)
+    path = path_for(rule, [DEFAULT_SEGMENT.get(endpoint, "1")] * holes)
     for name in base:
         for value in sweep_values(name):
             prober.send(ROLES[sent % 3], method, path, list({**base, name: value}.items()), htmx=sent % 2 == 0, as_json=sent % 5 == 0)
@@ -272,7 +329,7 @@ def test_json_nested_past_reason_is_a_4xx_everywhere(fuzz_app, rule: str, method
     """The API, the intake URLs and the Gmail add-on's action bodies: JSON ten thousand levels deep
     (Python's parser recurses: a RecursionError was a 500), or merely too deep, is refused."""
     prober = Prober(*fuzz_app)
-    path = path_for(rule, [INTAKE_KEY if endpoint == "intake.take" else "1"] * len(re.findall(r"<[^>]+>", rule)))
+    path = path_for(rule, [DEFAULT_SEGMENT.get(endpoint, "1")] * len(re.findall(r"<[^>]+>", rule)))
     for body in (b"[" * 10_000 + b"]" * 10_000, b'{"a":' * 40 + b"1" + b"}" * 40, b'{"name": ' * 5_000):
         limiter.reset()
         path = path.replace(INTAKE_KEY, prober.world.intake_key)
