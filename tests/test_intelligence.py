@@ -437,8 +437,9 @@ def test_the_dashboard_lists_the_deals_heading_south_and_exports_them(app, app_w
     page = auth.get("/dashboard?period=this_year", htmx=False).get_data(as_text=True)
     assert "Deals heading south" in page and f"health {drops[0].health} ({drops[0].change} in 14 days)" in page
     csv = auth.get("/dashboard/health.csv?period=this_year", htmx=False).get_data(as_text=True).splitlines()
-    assert csv[0] == "deal,account,owner,health,change in 14 days,what cost it most,as of"
-    assert csv[1].startswith(f"{drops[0].name},{drops[0].account_name},{drops[0].owner_name},{drops[0].health},{drops[0].change},")
+    assert csv[0] == "deal,account,owner,owner email,health,change in 14 days,what cost it most,as of"
+    assert csv[1].startswith(f"{drops[0].name},{drops[0].account_name},{drops[0].owner_name},rita@northwind.test,{drops[0].health},"
+                             f"{drops[0].change},")
 
 
 def test_the_admin_sees_the_learned_words_and_resets_one(app, app_world, auth):
