@@ -132,32 +132,36 @@ def deliver_once(delivery_id: int, now: datetime | None = None, post: Any = None
     return deliver_due([delivery_id], now, post)[1].get(delivery_id)
 
 
-def _send_until_done(delivery_ids: list[int] | None) -> int:
-    """The named deliveries, then batches of any due, until a batch comes back short: under write
-    load one task takes what many commits queued. A failure is tried again at its back-off."""
-    from services.webhooks import BATCH
+def _send_until_done() -> int:
+    """Batches of whatever is due, the longest waiting first, until a batch comes back short:
+    under write load one task takes what many commits queued, and the tasks after it find
+    nothing left (a read, no write lock). A failure is tried again at its back-off."""
+    from services import webhooks
 
     sent = 0
     while True:
-        claimed, retries = deliver_due(delivery_ids)
+        with _current_app().extensions["inboxcrm.db"].read_sessions() as session:
+            if not webhooks.any_due(session):
+                return sent
+        claimed, retries = deliver_due()
         sent += claimed
         if waits := [at for at in retries.values() if at is not None]:  # Huey's times are naive UTC
             deliver_webhooks.schedule((None,), eta=min(waits).astimezone(timezone.utc).replace(tzinfo=None))
-        if delivery_ids is None and claimed < BATCH:
+        if claimed < webhooks.BATCH:
             return sent
-        delivery_ids = None
 
 
 @huey.task()
 def deliver_webhooks(delivery_ids: list[int] | None) -> int:
-    """Send the deliveries a commit wrote, and whatever else is due meanwhile."""
-    return _send_until_done(delivery_ids)
+    """Send the deliveries a commit wrote (``delivery_ids``, for the worker's log), with whatever
+    else is due meanwhile."""
+    return _send_until_done()
 
 
 @huey.periodic_task(crontab(minute="*"))
 def send_due_webhooks() -> int:
     """Whatever is due: retries, and anything the queue lost."""
-    return _send_until_done(None)
+    return _send_until_done()
 
 
 def send_reminders_now(at: datetime | None = None) -> tuple[int, int]:

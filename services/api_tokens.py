@@ -15,7 +15,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from services.access import require_role
 from services.audit import record_event
@@ -96,5 +96,6 @@ def token_for(session: Session, text: str | None) -> ApiToken | None:
     owner may still act is the caller's to ask (``ApiToken.owner_may_act``), on every request."""
     if not text or not text.startswith(PREFIX) or len(text) > 100:
         return None
-    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == _hash(text)))
+    # With its owner, whose rights every request checks: one statement.
+    token = session.scalar(select(ApiToken).options(joinedload(ApiToken.created_by)).where(ApiToken.token_hash == _hash(text)))
     return token if token is not None and token.revoked_at is None else None

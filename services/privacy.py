@@ -220,11 +220,13 @@ def holders_of(address: str | None) -> Any:
 
 
 # Not scrubbed by a person's erasure: the organization's own text (its people, stages, keys),
-# and the records of other people (a namesake's contact or lead is somebody else: the person's
-# own contacts and leads are deleted or blanked whole first). Every other text column is.
+# and who other people are (a namesake's contact, lead or form post is somebody else: the
+# person's own are deleted or blanked whole first). Every other text column is, what other
+# people wrote included (a form's message that names them).
 _NOT_SCRUBBED = frozenset({"organizations", "users", "teams", "stages", "note_checklists", "lexicon_words", "lexicon_evidence", "tombstones",
                            "user_identities", "api_tokens", "webhook_endpoints", "lead_sources", "change_events", "contacts",
-                           "contact_emails", "contact_phones", "leads", "lead_arrivals"})
+                           "contact_emails", "contact_phones", "leads"})
+_OTHERS_IDENTITY = frozenset({("lead_arrivals", "name"), ("lead_arrivals", "email"), ("lead_arrivals", "phone"), ("lead_arrivals", "company")})
 _MIN_NAME = 3  # a name shorter than this is too common a string to scrub from every text
 
 
@@ -240,7 +242,8 @@ def _scrub_everywhere(session: Session, org_id: int, needles: list[str]) -> int:
     for table in Base.metadata.sorted_tables:
         if table.name in _NOT_SCRUBBED or "organization_id" not in table.c or "id" not in table.c:
             continue
-        columns = [c for c in table.c if isinstance(c.type, (String, Text, JSON)) and not c.foreign_keys and not c.primary_key]
+        columns = [c for c in table.c if isinstance(c.type, (String, Text, JSON)) and not c.foreign_keys and not c.primary_key
+                   and (table.name, c.name) not in _OTHERS_IDENTITY]
         if not columns:
             continue
         found = session.execute(select(table.c.id, *columns).where(

@@ -317,6 +317,13 @@ def claim_due(session: Session, delivery_ids: Iterable[int] | None = None, now: 
     return claimed
 
 
+def any_due(session: Session, now: datetime | None = None) -> bool:
+    """Whether a delivery waits to be sent: asked with a reading session before a claim, so that
+    a worker with nothing to send takes no write lock."""
+    return session.scalar(select(WebhookDelivery.id).where(WebhookDelivery.status == "pending",
+                                                           WebhookDelivery.next_attempt_at <= (now or utcnow())).limit(1)) is not None
+
+
 def claim(session: Session, delivery_id: int, now: datetime | None = None) -> Outgoing | None:
     """One delivery taken to send (``claim_due``), if it is pending, due and its endpoint on."""
     claimed = claim_due(session, [delivery_id], now, limit=1)

@@ -445,6 +445,9 @@ def test_erasure_leaves_nothing_and_tells_every_change(app, app_world: World, au
     lou, lou_phone = "lou@lead.example", "+1 415 555 0199"
     assert client.post(f"/intake/{key}", json={"name": "Lou Leadbetter", "email": lou, "phone": lou_phone,
                                                "message": "Ring me on +1 415 555 0199"}).status_code == 202
+    # Somebody else's form post that names Jane: what they wrote loses her name; who they are stays.
+    assert client.post(f"/intake/{key}", json={"name": "Rob Referral", "email": "rob@referral.example",
+                                               "message": f"Jane Quill ({phone}) sent me"}).status_code == 202
     with sessions() as session:
         versions = {(Opportunity, deal["id"]): session.get(Opportunity, deal["id"]).sync_seq,
                     (FollowUp, follow_up["id"]): session.get(FollowUp, follow_up["id"]).sync_seq,
@@ -470,3 +473,8 @@ def test_erasure_leaves_nothing_and_tells_every_change(app, app_world: World, au
             name = {Opportunity: "opportunities", FollowUp: "follow_ups", Activity: "activities"}[model]
             assert told[(name, ident)] == session.get(model, ident).sync_seq, name
         assert ("contacts", contact["id"]) in told and ("accounts", account["id"]) in told
+        from services.models import Lead, LeadArrival
+
+        rob = session.scalar(select(Lead).where(Lead.email == "rob@referral.example"))
+        assert rob.name == "Rob Referral" and session.scalar(select(LeadArrival.message).where(LeadArrival.lead_id == rob.id)) == \
+            "[erased] ([erased]) sent me"
