@@ -18,7 +18,7 @@ from werkzeug.serving import make_server
 from addin import create_app
 from services.db import make_engine, make_session_factory
 from services.models import Base
-from tests import postgres
+from tests import google, postgres
 from tests.browsing import CHROMIUM, CHROMIUM_ARGS
 from tests.factories import PASSWORD, World, build_world
 
@@ -72,6 +72,25 @@ def session(sessions) -> Iterator[Session]:
 @pytest.fixture
 def world(session: Session) -> World:
     return build_world(session)
+
+
+# -- Google, played on loopback (``tests/google.py``) ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def google_keys() -> Iterator[google.GoogleKeys]:
+    """Google's published keys, and ID tokens signed with them."""
+    server = google.GoogleKeys()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def gmail_api() -> Iterator[google.GmailApi]:
+    """The Gmail API's messages.get, answering the messages a test puts in it."""
+    server = google.GmailApi()
+    yield server
+    server.close()
 
 
 # -- the app ---------------------------------------------------------------------------------

@@ -141,23 +141,6 @@ def rules(app: Flask) -> list[tuple[str, str]]:
 RULES = rules(create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://", "SECRET_KEY": "rules"}))
 
 
-@pytest.fixture(scope="module")
-def google_keys() -> Iterator[google.GoogleKeys]:
-    server = google.GoogleKeys()
-    yield server
-    server.close()
-
-
-@pytest.fixture(scope="module")
-def gmail_api() -> Iterator[google.GmailApi]:
-    server = google.GmailApi()
-    server.messages[GMAIL_MESSAGE] = google.gmail_resource(GMAIL_MESSAGE, {
-        "From": "Ann Buyer <ann@acme.test>", "To": "rita@northwind.test", "Subject": "Rates", "Message-ID": "<fuzz-gmail@acme.test>",
-        "Date": "Thu, 20 Nov 2025 14:00:00 +0100"}, {"mimeType": "text/plain", "body": {"data": google.b64url("Rates, please.")}})
-    yield server
-    server.close()
-
-
 def gmail_event(pairs: list[tuple[str, str]], user_token: str | None = None) -> dict:
     """The fields as an add-on event: each one a parameter and a form input (Google sends both kinds)."""
     return {"commonEventObject": {"hostApp": "GMAIL", "platform": "WEB", "timeZone": {"id": "Europe/Berlin", "offset": 3600000},
@@ -171,6 +154,9 @@ def fuzz_app(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[tuple
     """One store per back end for the whole module: what must hold, holds in any state the
     earlier requests left it in."""
     keys, gmail = request.getfixturevalue("google_keys"), request.getfixturevalue("gmail_api")
+    gmail.messages[GMAIL_MESSAGE] = google.gmail_resource(GMAIL_MESSAGE, {
+        "From": "Ann Buyer <ann@acme.test>", "To": "rita@northwind.test", "Subject": "Rates", "Message-ID": "<fuzz-gmail@acme.test>",
+        "Date": "Thu, 20 Nov 2025 14:00:00 +0100"}, {"mimeType": "text/plain", "body": {"data": google.b64url("Rates, please.")}})
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'fuzz.db'}"
     else:

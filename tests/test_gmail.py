@@ -47,26 +47,12 @@ def app(engine, tmp_path, monkeypatch) -> Iterator[Flask]:
     made.extensions["inboxcrm.db"].engine.dispose()
 
 
-@pytest.fixture(scope="module")
-def keys() -> Iterator[google.GoogleKeys]:
-    server = google.GoogleKeys()
-    yield server
-    server.close()
-
-
-@pytest.fixture(scope="module")
-def gmail_api() -> Iterator[google.GmailApi]:
-    server = google.GmailApi()
-    yield server
-    server.close()
-
-
 @pytest.fixture
-def addon(app: Flask, app_world: World, keys: google.GoogleKeys, gmail_api: google.GmailApi, monkeypatch) -> Flask:
+def addon(app: Flask, app_world: World, google_keys: google.GoogleKeys, gmail_api: google.GmailApi, monkeypatch) -> Flask:
     app.config.update(
         BASE_URL=BASE_URL, GOOGLE_SERVICE_ACCOUNT=SERVICE_ACCOUNT, GOOGLE_CLIENT_IDS=[CLIENT_ID],
         GOOGLE_WORKSPACES={"northwind.test": "northwind.test", "contoso.test": "contoso.test"},
-        GOOGLE_JWKS_URL=keys.jwks_url, GMAIL_API_URL=gmail_api.url,
+        GOOGLE_JWKS_URL=google_keys.jwks_url, GMAIL_API_URL=gmail_api.url,
     )
     monkeypatch.setattr("services.gmail.TIMEOUT_SECONDS", 0.5)
     gmail_api.messages.clear()
@@ -116,8 +102,8 @@ class Addon:
 
 
 @pytest.fixture
-def google_addon(addon: Flask, keys: google.GoogleKeys) -> Addon:
-    return Addon(addon.test_client(), keys)
+def google_addon(addon: Flask, google_keys: google.GoogleKeys) -> Addon:
+    return Addon(addon.test_client(), google_keys)
 
 
 def activities(app: Flask) -> list[Activity]:
@@ -233,17 +219,17 @@ def test_fetch_message_sends_both_tokens_and_refuses_without_them(gmail_api: goo
 # -- every request verified -----------------------------------------------------------------------
 
 
-def test_requests_without_a_valid_google_token_get_401_and_no_data(addon: Flask, google_addon: Addon, keys: google.GoogleKeys) -> None:
+def test_requests_without_a_valid_google_token_get_401_and_no_data(addon: Flask, google_addon: Addon, google_keys: google.GoogleKeys) -> None:
     stranger = RSAKey.generate_key(2048, parameters={"kid": "google-1"})
     now = int(time.time())
     cases = {
         "missing": dict(system=""),
-        "forged": dict(system=keys.sign({"iss": "https://accounts.google.com", "aud": f"{BASE_URL}/gmail/message", "sub": "1",
+        "forged": dict(system=google_keys.sign({"iss": "https://accounts.google.com", "aud": f"{BASE_URL}/gmail/message", "sub": "1",
                                          "email": SERVICE_ACCOUNT, "email_verified": True, "exp": now + 600}, stranger)),
-        "expired": dict(system=keys.system_token("/gmail/message", exp=now - 3600, iat=now - 7200)),
-        "other endpoint": dict(system=keys.system_token("/gmail/homepage")),
-        "other issuer": dict(system=keys.system_token("/gmail/message", iss="https://evil.example")),
-        "other service account": dict(system=keys.system_token("/gmail/message", email="someone@evil.iam.gserviceaccount.com")),
+        "expired": dict(system=google_keys.system_token("/gmail/message", exp=now - 3600, iat=now - 7200)),
+        "other endpoint": dict(system=google_keys.system_token("/gmail/homepage")),
+        "other issuer": dict(system=google_keys.system_token("/gmail/message", iss="https://evil.example")),
+        "other service account": dict(system=google_keys.system_token("/gmail/message", email="someone@evil.iam.gserviceaccount.com")),
         "user token for another client": dict(aud="another-client"),
         "user token expired": dict(exp=now - 3600),
         "user address unverified": dict(email_verified=False),
@@ -434,13 +420,13 @@ def test_gmail_endpoints_are_off_until_configured(app: Flask) -> None:
     assert response.status_code == 404
 
 
-def test_a_remembered_signature_never_skips_the_claims(keys: google.GoogleKeys) -> None:
+def test_a_remembered_signature_never_skips_the_claims(google_keys: google.GoogleKeys) -> None:
     """Signatures are remembered (Google resends the same token for an hour); expiry, audience
     and issuer are checked on every use all the same."""
     from services.identity import RemoteKeys, TokenRejected, verify_google_token
 
-    remote = RemoteKeys(keys.jwks_url)
-    token = keys.system_token("/gmail/message")
+    remote = RemoteKeys(google_keys.jwks_url)
+    token = google_keys.system_token("/gmail/message")
     audience = [f"{BASE_URL}/gmail/message"]
     assert verify_google_token(token, audience, remote)["email"] == SERVICE_ACCOUNT
     assert token in remote.verified
@@ -449,7 +435,7 @@ def test_a_remembered_signature_never_skips_the_claims(keys: google.GoogleKeys) 
     with pytest.raises(TokenRejected):
         verify_google_token(token, audience, remote, now=int(time.time()) + 3 * 3600)
     # A token signed by another key is not made good by being asked about twice.
-    forged = keys.sign({"iss": "https://accounts.google.com", "aud": audience[0], "sub": "1", "email": SERVICE_ACCOUNT,
+    forged = google_keys.sign({"iss": "https://accounts.google.com", "aud": audience[0], "sub": "1", "email": SERVICE_ACCOUNT,
                         "email_verified": True, "exp": int(time.time()) + 600}, RSAKey.generate_key(2048, parameters={"kid": "google-1"}))
     for _ in range(2):
         with pytest.raises(TokenRejected):
