@@ -478,3 +478,27 @@ def test_erasure_leaves_nothing_and_tells_every_change(app, app_world: World, au
         rob = session.scalar(select(Lead).where(Lead.email == "rob@referral.example"))
         assert rob.name == "Rob Referral" and session.scalar(select(LeadArrival.message).where(LeadArrival.lead_id == rob.id)) == \
             "[erased] ([erased]) sent me"
+
+
+def test_retention_gives_each_emptied_activity_a_version_and_an_event(session, world: World):
+    from datetime import datetime, timezone
+
+    from services import webhooks
+    from services.models import Organization, User, WebhookDelivery
+    from services.outbound import Reach
+    from services.privacy import remove_old_bodies
+
+    webhooks.add_endpoint(session, session.get(User, world.admin.id), "https://hooks.northwind.test/in",
+                          reach=Reach(hosts=frozenset({"hooks.northwind.test"})))
+    old, _ = log_email(session, world.rep, {**MAIL, "sent_at": "2025-06-01T10:00:00+00:00", "internet_message_id": "<kept@acme.test>"})
+    session.commit()
+    version = old.sync_seq
+    org = session.get(Organization, world.org.id)
+    org.settings = {**org.settings, "body_retention_months": 12}
+    assert remove_old_bodies(session, org, datetime(2026, 11, 26, 12, tzinfo=timezone.utc)) == 1
+    session.commit()
+    session.expire_all()
+    emptied = session.get(Activity, old.id)
+    assert emptied.body_text is None and emptied.sync_seq > version
+    told = [d.event["data"] for d in session.scalars(select(WebhookDelivery).order_by(WebhookDelivery.id))]
+    assert told[-1] == {"record_type": "activities", "id": old.id, "version": emptied.sync_seq, "deleted": False}
