@@ -200,11 +200,15 @@ _OWNERS = PEOPLE.where(User.id.in_(_many("ids")))
 _LEADS = (select(Lead.id, Lead.name, Lead.company, Lead.status, Lead.source, User.name.label("owner_name"), Lead.created_at)
           .outerjoin(User, User.id == Lead.owner_id)
           .where(Lead.organization_id == _ORG, Lead.deleted_at.is_(None), Lead.email.in_(_many("addresses"))).order_by(Lead.id).limit(3))
-_ARRIVALS = (select(LeadArrival.lead_id, LeadArrival.received_at, LeadSource.name, LeadArrival.message)
-             .outerjoin(LeadSource, LeadSource.id == LeadArrival.source_id)
-             .where(LeadArrival.organization_id == _ORG, LeadArrival.lead_id.in_(_many("leads")))
-             .order_by(LeadArrival.received_at.desc(), LeadArrival.id.desc()).limit(12))
 ARRIVALS_SHOWN = 3  # a lead's latest posts shown in the pane
+_NEWEST = func.row_number().over(partition_by=LeadArrival.lead_id, order_by=(LeadArrival.received_at.desc(), LeadArrival.id.desc()))
+_POSTED = (select(LeadArrival.lead_id, LeadArrival.received_at, LeadSource.name.label("source_name"), LeadArrival.message,
+                  _NEWEST.label("newest"))
+           .outerjoin(LeadSource, LeadSource.id == LeadArrival.source_id)
+           .where(LeadArrival.organization_id == _ORG, LeadArrival.lead_id.in_(_many("leads"))).subquery())
+# Each lead's latest ``ARRIVALS_SHOWN``, newest first (a busy lead does not crowd out the others).
+_ARRIVALS = (select(_POSTED.c.lead_id, _POSTED.c.received_at, _POSTED.c.source_name, _POSTED.c.message)
+             .where(_POSTED.c.newest <= ARRIVALS_SHOWN).order_by(_POSTED.c.lead_id, _POSTED.c.newest))
 _OPEN_DEAL_ACCOUNT = select(Opportunity.account_id).where(Opportunity.organization_id == _ORG, Opportunity.id == bindparam("id"),
                                                           Opportunity.status == "open", Opportunity.deleted_at.is_(None))
 _LOGGED = select(Activity.id, Activity.deleted_at).where(Activity.organization_id == _ORG, Activity.external_id == bindparam("external_id"))
@@ -323,8 +327,7 @@ def _lead_cards(session: Session, org_id: int, addresses: list[str]) -> list[Lea
         return []
     posted: dict[int, list[tuple[datetime, str | None, str | None]]] = defaultdict(list)
     for lead_id, received_at, source_name, message in session.execute(_ARRIVALS, {"org": org_id, "leads": [r.id for r in rows]}):
-        if len(posted[lead_id]) < ARRIVALS_SHOWN:
-            posted[lead_id].append((as_utc(received_at), source_name, message))
+        posted[lead_id].append((as_utc(received_at), source_name, message))
     return [LeadCard(r.id, r.name, r.company, r.status, r.source, r.owner_name, as_utc(r.created_at), posted[r.id]) for r in rows]
 
 
