@@ -19,8 +19,7 @@ def _ratio(value: float | None) -> str:
 def _who(report: TeamReport, name: str) -> list[str]:
     """A person's cells: the name as the page shows it, and always their e-mail (two reps may
     share a name; a spreadsheet joins on the e-mail)."""
-    emails = report.__dict__.setdefault("_emails", {person.name: person.email for person in report.scope.people})
-    return [name, emails.get(name, "")]
+    return [name, report.scope.emails.get(name, "")]
 
 
 EXPORTS: dict[str, tuple[list[str], Callable[[TeamReport], Rows]]] = {

@@ -192,13 +192,12 @@ def daily(at: datetime | None = None) -> dict[str, int]:
     """Every organization's daily work: deal health kept for the day, the learned words weighed
     again as their evidence ages, mail bodies past retention removed; and the store's: events
     past their 30 days and idempotency keys past their day forgotten."""
+    from services import webhooks
     from services.api_tokens import forget_idempotency_keys
     from services.health import snapshot
     from services.lexicon import reweigh
     from services.models import Organization
     from services.privacy import remove_old_bodies
-
-    from services import webhooks
 
     done = {"deals": 0, "words": 0, "bodies": 0}
     with _sessions()() as session:

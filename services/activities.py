@@ -315,16 +315,15 @@ def change_counted(session: Session, organization: Organization, activity: Activ
     latest.touch(session, activity, -1)  # read again from the live activities, whatever moved
 
 
-def delete_counted(session: Session, organization: Organization, activity: Activity, now: datetime) -> bool:
+def delete_counted(session: Session, organization: Organization, activity: Activity, now: datetime) -> None:
     """The one way a logged activity is deleted (softly: it stays, marked, for the audit trail and
-    the syncing clients): it leaves the rollups and its deal's and account's latest times, once.
-    Returns whether it was live."""
+    the syncing clients): it leaves the rollups and its deal's and account's latest times, once
+    (an activity deleted already is left as it is)."""
     if activity.deleted_at is not None:
-        return False
+        return
     activity.deleted_at = now
     session.flush()
     count_activity(session, organization, activity, -1)
-    return True
 
 
 def rate_activity(session: Session, actor: User, activity_id: int, data: Mapping[str, Any]) -> Activity:

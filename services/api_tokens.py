@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, joinedload
 
-from services.access import require_role
+from services.access import get_scoped, require_role
 from services.audit import record_event
 from services.errors import DomainError, NotFound
 from services.models import ApiToken, IdempotencyKey, User
@@ -64,9 +64,7 @@ def take_over(session: Session, actor: User, token_id: int) -> ApiToken:
     """An admin takes over a token whose owner left or lost the admin's rights: it acts as them
     from now on (audited)."""
     require_role(actor, "admin")
-    token = session.get(ApiToken, token_id)
-    if token is None or token.organization_id != actor.organization_id:
-        raise NotFound("token")
+    token = get_scoped(session, actor, ApiToken, token_id, "token")
     if token.revoked_at is not None:
         raise DomainError("A revoked token stays revoked: make a new one.", code="token_revoked")
     before = {"owner_id": token.created_by_id}

@@ -148,10 +148,3 @@ def rotate_key(session: Session, actor: User, source_id: int, now: datetime | No
     session.flush()
     record_event(session, actor, "rotate_key", source, after={"key_rotated_at": source.key_rotated_at.isoformat()})
     return source
-
-
-def arrivals(session: Session, actor: User, lead_id: int, limit: int = 20) -> list[LeadArrival]:
-    """What was posted about one of the actor's visible leads, newest first."""
-    lead = get_scoped(session, actor, Lead, lead_id, "lead")
-    return list(session.scalars(select(LeadArrival).where(LeadArrival.lead_id == lead.id)
-                                .order_by(LeadArrival.received_at.desc(), LeadArrival.id.desc()).limit(limit)))

@@ -282,10 +282,12 @@ def erase_person(session: Session, organization: Organization, address: str | No
     # Who they are, as the store wrote them: their names and numbers, wherever else they were copied.
     names = {n for n in session.scalars(select(Contact.name).where(Contact.id.in_(contact_ids or [0])))}
     names |= set(session.scalars(select(Lead.name).where(Lead.id.in_(lead_ids or [0]))))
-    names |= set(session.scalars(select(LeadArrival.name).where(LeadArrival.organization_id == org_id, LeadArrival.email == address)))
     phones = set(session.scalars(select(ContactPhone.number).where(ContactPhone.contact_id.in_(contact_ids or [0]))))
     phones |= set(session.scalars(select(Lead.phone).where(Lead.id.in_(lead_ids or [0]))))
-    phones |= set(session.scalars(select(LeadArrival.phone).where(LeadArrival.organization_id == org_id, LeadArrival.lead_id.in_(lead_ids or [0]))))
+    for name, phone in session.execute(select(LeadArrival.name, LeadArrival.phone).where(LeadArrival.organization_id == org_id,
+                                                                                        LeadArrival.lead_id.in_(lead_ids or [0]))):
+        names.add(name)
+        phones.add(phone)
     needles = [address] + sorted({n.strip() for n in names if n and len(n.strip()) >= _MIN_NAME and n.strip() != ERASED}) \
         + sorted({p.strip() for p in phones if p and len(p.strip()) >= 5})
     theirs = Activity.id.in_(_with_them(org_id, address)) | (Activity.contact_id.in_(contact_ids) if contact_ids else false())

@@ -150,13 +150,10 @@ def delete_record(session: Session, actor: User, model: type, record_id: int, ve
         require_edit(actor, owner)
     check_version(record, version)
     if model is Activity:  # counted: through the activities' one write path (rollups, latest times)
-        if not delete_counted(session, actor.organization, record, now or utcnow()):
-            return record
-    elif record.deleted_at is None:
+        delete_counted(session, actor.organization, record, now or utcnow())
+    else:
         record.deleted_at = now or utcnow()
         session.flush()
-    else:
-        return record  # deleted already: nothing changes
     record_event(session, actor, "delete", record, before={"deleted_at": None}, after={"deleted_at": record.deleted_at.isoformat()})
     return record
 

@@ -291,6 +291,12 @@ class Outcome:
 BATCH = 200  # deliveries claimed, sent and recorded together: two short write transactions for the lot
 
 
+def _due(query: Any, now: datetime) -> Any:
+    """``query`` narrowed to the deliveries that are pending and due, of endpoints that are on."""
+    return (query.join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+            .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now, WebhookEndpoint.disabled_at.is_(None)))
+
+
 def claim_due(session: Session, delivery_ids: Iterable[int] | None = None, now: datetime | None = None,
               limit: int = BATCH) -> list[Outgoing]:
     """Take deliveries to send: those named, else any, that are pending and due, of endpoints
@@ -300,13 +306,12 @@ def claim_due(session: Session, delivery_ids: Iterable[int] | None = None, now: 
     (``send``), so that no transaction, and on SQLite no write lock, is held across the
     receivers' answers; a batch costs two write transactions however many it holds, which is
     what keeps deliveries up with a store under write load."""
-    now = now or utcnow()
-    query = (select(WebhookDelivery, WebhookEndpoint).join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
-             .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now, WebhookEndpoint.disabled_at.is_(None))
+    query = (_due(select(WebhookDelivery, WebhookEndpoint), now or utcnow())
              .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id).limit(limit)
              .with_for_update(of=WebhookDelivery, skip_locked=True))  # PostgreSQL: two workers take different ones
     if delivery_ids is not None:
         query = query.where(WebhookDelivery.id.in_(list(delivery_ids)))
+    now = now or utcnow()
     claimed = []
     for delivery, endpoint in session.execute(query):
         delivery.next_attempt_at = now + LEASE
@@ -318,16 +323,9 @@ def claim_due(session: Session, delivery_ids: Iterable[int] | None = None, now: 
 
 
 def any_due(session: Session, now: datetime | None = None) -> bool:
-    """Whether a delivery waits to be sent: asked with a reading session before a claim, so that
-    a worker with nothing to send takes no write lock."""
-    return session.scalar(select(WebhookDelivery.id).where(WebhookDelivery.status == "pending",
-                                                           WebhookDelivery.next_attempt_at <= (now or utcnow())).limit(1)) is not None
-
-
-def claim(session: Session, delivery_id: int, now: datetime | None = None) -> Outgoing | None:
-    """One delivery taken to send (``claim_due``), if it is pending, due and its endpoint on."""
-    claimed = claim_due(session, [delivery_id], now, limit=1)
-    return claimed[0] if claimed else None
+    """Whether a delivery waits to be sent, as ``claim_due`` would take it: asked with a reading
+    session before a claim, so that a worker with nothing to send takes no write lock."""
+    return session.scalar(_due(select(WebhookDelivery.id), now or utcnow()).limit(1)) is not None
 
 
 def send(outgoing: Outgoing, post: Callable[..., Any]) -> Outcome:
@@ -376,8 +374,3 @@ def record_all(session: Session, outcomes: dict[int, Outcome], now: datetime | N
         delivery.next_attempt_at = retries[delivery_id] = now + BACKOFF[delivery.attempts - 1]
     session.flush()
     return retries
-
-
-def record(session: Session, delivery_id: int, outcome: Outcome, now: datetime | None = None) -> datetime | None:
-    """One attempt recorded (``record_all``); returns when to try again, if it failed and may."""
-    return record_all(session, {delivery_id: outcome}, now)[delivery_id]

@@ -13,7 +13,8 @@ from flask import Flask
 from sqlalchemy import Text, cast, func, select
 
 from addin import jobs
-from services import intake, webhooks
+from services import webhooks
+from services.context import context_for_addresses
 from services.outbound import Reach
 from services.intake import add_source
 from services.models import (
@@ -257,7 +258,8 @@ def test_intake_assigns_leads_round_robin_and_keeps_each_arrival_without_overwri
         assert (first.company, first.name, first.phone, first.source) == (None, "Lead 0", "+1 212 555 0100", "web_form")
         kept = session.scalars(select(LeadArrival).where(LeadArrival.lead_id == first.id).order_by(LeadArrival.id)).all()
         assert [(a.name, a.company, a.message) for a in kept] == [("Lead 0", None, "Call me about lanes 0"), ("Mallory", "Evil Corp", "Second")]
-        assert [a.message for a in intake.arrivals(session, session.get(User, first.owner_id), first.id)] == ["Second", "Call me about lanes 0"]
+        [card] = context_for_addresses(session, session.get(User, first.owner_id), ["lead0@x.test"]).leads
+        assert [message for _, _, message in card.arrivals] == ["Second", "Call me about lanes 0"]
         assert session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action.in_(("intake", "arrival")))) == 6
         # The audit trail names the source and the rep, never what the person typed.
         assert not session.scalar(select(func.count()).select_from(AuditEvent).where(
@@ -288,7 +290,7 @@ def test_unknown_keys_are_rate_limited_per_address(app, app_world: World, client
     key, _ = source(app, app_world)
     guesses = [client.post(f"/intake/guess-{i}", json={"name": "X", "email": "x@x.test"}).status_code for i in range(25)]
     assert guesses[:20] == [404] * 20 and set(guesses[20:]) == {429}
-    limited = client.post(f"/intake/guess-more", json={"name": "X", "email": "x@x.test"})
+    limited = client.post("/intake/guess-more", json={"name": "X", "email": "x@x.test"})
     assert limited.status_code == 429 and limited.get_json()["code"] == "rate_limited"
 
 
@@ -347,8 +349,8 @@ def test_a_delivery_is_claimed_before_it_is_sent_and_no_transaction_waits_on_the
     rename(app, app_world.contact.id, "Claim me")
     [delivery] = deliveries(app)
     with sessions(app)() as session:
-        claimed = webhooks.claim(session, delivery.id)
-        assert claimed is not None and webhooks.claim(session, delivery.id) is None  # leased: not taken twice
+        claimed = webhooks.claim_due(session, [delivery.id])
+        assert len(claimed) == 1 and webhooks.claim_due(session, [delivery.id]) == []  # leased: not taken twice
         session.rollback()
     assert jobs.deliver_once(delivery.id, post=post) is None and seen_locked == [True]
     assert deliveries(app)[0].status == "delivered"
@@ -430,3 +432,15 @@ def test_the_rep_reads_what_a_lead_posted_beside_their_mail(app, app_world: Worl
     assert "Lead: Pat Prospect" in section and "Prospect Co" in section
     assert section.index("Still keen") < section.index("Denver to Austin")  # the newest first
     assert "<b>today</b>" not in pane and "&lt;b&gt;today&lt;/b&gt;" in pane  # what a stranger typed is text, never markup
+
+
+def test_each_lead_on_a_mail_shows_its_own_latest_posts(app, app_world: World, client):
+    """A lead that posted often does not crowd another lead on the same mail out of the pane."""
+    key, _ = source(app, app_world)
+    client.post(f"/intake/{key}", json={"name": "Quiet Quinn", "email": "quinn@quiet.test", "message": "Just once"})
+    for n in range(15):
+        client.post(f"/intake/{key}", json={"name": "Busy Bea", "email": "bea@busy.test", "message": f"Post {n}"})
+    with sessions(app)() as session:
+        cards = context_for_addresses(session, session.get(User, app_world.rep.id), ["bea@busy.test", "quinn@quiet.test"]).leads
+        shown = {card.name: [message for _, _, message in card.arrivals] for card in cards}
+    assert shown == {"Busy Bea": ["Post 14", "Post 13", "Post 12"], "Quiet Quinn": ["Just once"]}

@@ -143,6 +143,11 @@ class ReportScope:
         return team_members(self.session, self.actor, self.team_id, self.rep_id)
 
     @cached_property
+    def emails(self) -> dict[str, str]:
+        """Each person's e-mail by the name the report shows them under (``told_apart``): the CSVs carry it."""
+        return {person.name: person.email for person in self.people}
+
+    @cached_property
     def comparison(self) -> Period:
         return comparison_for(self.period, self.year_over_year)
 
