@@ -8,7 +8,8 @@ from typing import Any, Mapping
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from addin import auth, charts, cli, database, filters, oidc, security
+from addin import auth, charts, cli, database, filters, jobs, oidc, routes, security
+from addin.routes import api
 from addin.settings import load_settings
 
 
@@ -30,11 +31,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     filters.init_app(app)
     charts.init_app(app)
 
-    from addin.routes import api, register
-
-    register(app)
+    routes.register(app)
     api.init_app(app)
-    from addin import jobs
-
     jobs.init_app(app)
     return app
+
+
+@jobs.huey.on_startup()
+def _worker_app() -> None:
+    """The job worker's tasks run in an app of their own, made as it starts."""
+    jobs.start_worker(create_app)

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import time
 
-from flask import Flask, Request, current_app, g, jsonify, redirect, render_template, request, session, url_for
+from flask import Flask, Request, g, jsonify, redirect, render_template, request, session, url_for
 from flask_login import LoginManager, UserMixin, login_user, logout_user
 
 from addin.database import db
+from addin.tokens import claims_for_token, within_lifetime
+from addin.views import is_htmx
 from services.models import User
 from services.schemas import parse_id
 from services.users import active_user
@@ -42,14 +44,6 @@ class SignedIn(UserMixin):
 
     def __getattr__(self, name: str):  # role, name, email, organization_id, ...
         return getattr(self.user, name)
-
-
-def within_lifetime(signed_in_at: object) -> bool:
-    """A sign-in is good for ``SESSION_MAX_HOURS`` from the moment the person signed in."""
-    if not isinstance(signed_in_at, (int, float)) or isinstance(signed_in_at, bool):
-        return False
-    age = time.time() - signed_in_at
-    return 0 <= age <= current_app.config["SESSION_MAX_HOURS"] * 3600
 
 
 def start_session(user: User) -> None:
@@ -83,8 +77,6 @@ def _load(session_id: str) -> SignedIn | None:
 @login_manager.request_loader
 def _load_from_bearer(request: Request) -> SignedIn | None:
     """The pane's second way in: a bearer token (see ``addin.tokens``)."""
-    from addin.tokens import claims_for_token
-
     header = request.headers.get("Authorization", "")
     if not header.startswith("Bearer "):
         return None
@@ -112,7 +104,7 @@ def _unauthorized():
     """A pane request (htmx or bearer) gets a 401 it can act on; a page gets the sign-in page."""
     if request.headers.get("Authorization") or request.path.startswith("/auth/") or request.is_json:
         return expired_bearer()
-    if request.headers.get("HX-Request") == "true":
+    if is_htmx():
         return render_template("pane/_signed_out.html"), 401
     return redirect(url_for("auth.login", next=request.full_path if request.query_string else request.path))
 

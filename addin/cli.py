@@ -19,6 +19,17 @@ from flask.cli import AppGroup, with_appcontext
 
 from addin.database import database
 from services.errors import DomainError
+from addin.jobs import send_reminders_now
+from addin.manifests import ManifestError, write_manifests
+from services.demo import build_demo, has_data
+from services.health import snapshot
+from services.lexicon import reweigh
+from services.models import Organization
+from services.notes import score_notes
+from services.privacy import after_erasure, erase_person, holders_of, remove_old_bodies
+from services.rollups import rebuild_rollups
+from services.sentiment import backfill
+from sqlalchemy import or_, select
 
 MIGRATIONS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "migrations")
 
@@ -69,7 +80,6 @@ def revision(message: str) -> None:
 @click.option("--today", type=click.DateTime(formats=["%Y-%m-%d"]), help="Anchor day (default: today).")
 @click.option("--if-empty", is_flag=True, help="Do nothing when the database already holds data.")
 def demo_data(seed: int, scale: float, today: object, if_empty: bool) -> None:
-    from services.demo import build_demo, has_data
 
     with database().sessions() as session:
         if if_empty and has_data(session):
@@ -89,7 +99,6 @@ def demo_data(seed: int, scale: float, today: object, if_empty: bool) -> None:
 @click.option("--out", "out_dir", default="manifest", show_default=True, type=click.Path(file_okay=False))
 @with_appcontext
 def manifest(base_url: str, out_dir: str) -> None:
-    from addin.manifests import ManifestError, write_manifests
 
     try:
         written = write_manifests(base_url, out_dir, current_app.config["ADDIN_ID"], current_app.config["ADDIN_CLIENT_ID"])
@@ -102,9 +111,7 @@ def manifest(base_url: str, out_dir: str) -> None:
 def _organizations(session, organization: str | None, among=None):
     """The organization named by ``--org`` (its id or exact name), else every one (``among``: of
     those matching this condition)."""
-    from sqlalchemy import or_, select
 
-    from services.models import Organization
 
     query = select(Organization).order_by(Organization.id)
     if organization is not None:
@@ -122,8 +129,6 @@ rollups_group = AppGroup("rollups", help="Figures kept as activities are written
 
 @rollups_group.command("rebuild", help="Recompute every organization's rollups and note scores from its activities (after an import).")
 def rebuild() -> None:
-    from services.notes import score_notes
-    from services.rollups import rebuild_rollups
 
     with database().sessions() as session:
         for organization in _organizations(session, None):
@@ -140,7 +145,6 @@ reminders_group = AppGroup("reminders", help="Follow-up reminders by e-mail.")
 @click.option("--now", "at", type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z"]), default=None,
               help="The moment to send for (ISO with offset; default: now).")
 def send_reminders_command(at: datetime | None) -> None:
-    from addin.jobs import send_reminders_now
 
     config = current_app.config
     try:
@@ -162,9 +166,6 @@ privacy_group = AppGroup("privacy", help="A person's erasure; the retention of m
 @click.argument("address")
 @click.option("--org", "organization", default=None, help="One organization (its id or exact name); default: every one the address is in.")
 def erase_command(address: str, organization: str | None) -> None:
-    from services.errors import DomainError
-    from services.models import Organization
-    from services.privacy import after_erasure, erase_person, holders_of
 
     with database().sessions() as session:
         organizations = _organizations(session, organization, among=Organization.id.in_(holders_of(address)))
@@ -186,7 +187,6 @@ def erase_command(address: str, organization: str | None) -> None:
 @click.option("--now", "at", type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z"]), default=None,
               help="The moment to count from (ISO with offset; default: now).")
 def retention_command(at: datetime | None) -> None:
-    from services.privacy import remove_old_bodies
 
     with database().sessions() as session:
         for org in _organizations(session, None):
@@ -202,7 +202,6 @@ sentiment_group = AppGroup("sentiment", help="The sentiment of what customers wr
 @sentiment_group.command("backfill", help="Score the activities never scored (written before scoring, or straight to the store).")
 @click.option("--org", "organization", default=None, help="One organization (its id or exact name); default: every one.")
 def backfill_command(organization: str | None) -> None:
-    from services.sentiment import backfill
 
     with database().sessions() as session:
         for org in _organizations(session, organization):
@@ -215,8 +214,6 @@ def backfill_command(organization: str | None) -> None:
                                          "again with the organization's lexicon as it is now.")
 @click.option("--org", "organization", default=None, help="One organization (its id or exact name); default: every one.")
 def rescore_command(organization: str | None) -> None:
-    from services.lexicon import reweigh
-    from services.sentiment import backfill
 
     with database().sessions() as session:
         for org in _organizations(session, organization):
@@ -233,7 +230,6 @@ health_group = AppGroup("health", help="Deal health (services.health).")
 @click.option("--now", "at", type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z"]), default=None,
               help="The moment to keep it for (ISO with offset; default: now).")
 def snapshot_command(at: datetime | None) -> None:
-    from services.health import snapshot
 
     with database().sessions() as session:
         for org in _organizations(session, None):

@@ -28,7 +28,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from flask import Flask
 from huey import RedisHuey, SqliteHuey, crontab
@@ -37,6 +37,14 @@ from sqlalchemy import select, text
 
 from addin.settings import webhook_reach
 from services.outbound import poster
+from services import webhooks
+from services.api_tokens import forget_idempotency_keys
+from services.health import snapshot
+from services.lexicon import reweigh
+from services.models import Organization
+from services.privacy import remove_old_bodies
+from services.reminders import send_reminders
+from services.types import utcnow
 
 log = logging.getLogger(__name__)
 INSTANCE = Path(__file__).resolve().parent.parent / "instance"
@@ -69,14 +77,17 @@ def use(app: Flask) -> None:
 _app_lock = threading.Lock()
 
 
+def start_worker(make_app: Callable[[], Flask]) -> None:
+    """The worker's app, made once as its first thread starts (a startup hook ``addin`` registers:
+    ``huey_consumer addin.jobs.huey`` imports the package, and so the app's factory, first)."""
+    with _app_lock:  # the worker's threads start at once
+        if _app is None:
+            use(make_app())
+
+
 def _current_app() -> Flask:
     if _app is None:
-        with _app_lock:  # the worker's first tasks, on several threads at once
-            if _app is None:
-                from addin import create_app
-
-                use(create_app())
-    assert _app is not None
+        raise RuntimeError("No app for the job queue: the worker makes one as it starts (addin.create_app registers it).")
     return _app
 
 
@@ -110,8 +121,6 @@ def deliver_due(delivery_ids: list[int] | None = None, now: datetime | None = No
     """One batch: the deliveries named (else any due) claimed in one transaction, sent outside
     any, several at once, and recorded in another (``services.webhooks``). Returns how many were
     claimed, and when each failed one may be tried again."""
-    from services import webhooks
-    from services.types import utcnow
 
     now = now or utcnow()
     with _sessions()() as session:
@@ -136,7 +145,6 @@ def _send_until_done() -> int:
     """Batches of whatever is due, the longest waiting first, until a batch comes back short:
     under write load one task takes what many commits queued, and the tasks after it find
     nothing left (a read, no write lock). A failure is tried again at its back-off."""
-    from services import webhooks
 
     sent = 0
     while True:
@@ -166,8 +174,6 @@ def send_due_webhooks() -> int:
 
 def send_reminders_now(at: datetime | None = None) -> tuple[int, int]:
     """Send the reminders due (``services.reminders``) through the configured SMTP server."""
-    from services.reminders import send_reminders
-    from services.types import utcnow
 
     config = _current_app().config
     if not config["SMTP_HOST"]:
@@ -192,12 +198,6 @@ def daily(at: datetime | None = None) -> dict[str, int]:
     """Every organization's daily work: deal health kept for the day, the learned words weighed
     again as their evidence ages, mail bodies past retention removed; and the store's: events
     past their 30 days and idempotency keys past their day forgotten."""
-    from services import webhooks
-    from services.api_tokens import forget_idempotency_keys
-    from services.health import snapshot
-    from services.lexicon import reweigh
-    from services.models import Organization
-    from services.privacy import remove_old_bodies
 
     done = {"deals": 0, "words": 0, "bodies": 0}
     with _sessions()() as session:
@@ -220,7 +220,6 @@ def daily_job() -> dict[str, int]:
 
 
 def init_app(app: Flask) -> None:
-    from services import webhooks
 
     use(app)
     if enqueue_deliveries not in webhooks.NOTIFY:

@@ -31,6 +31,7 @@ from flask_talisman import Talisman
 from flask_wtf.csrf import CSRFProtect
 
 from addin.auth import expired_bearer, signed_in_by_bearer
+from addin.views import vary_on_htmx
 from services.errors import DomainError
 from services.identity import KeysUnavailable, RemoteKeys, TokenRejected
 
@@ -157,6 +158,8 @@ def init_app(app: Flask) -> None:
             return expired_bearer()  # no credential at all: a 401 the pane signs in on (CSRF guards a session; here is none)
         csrf.protect()
         return None
+
+    app.after_request(vary_on_htmx)
 
     @app.after_request
     def no_store(response: Response) -> Response:

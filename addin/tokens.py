@@ -16,7 +16,6 @@ from typing import Any
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-from addin.auth import within_lifetime
 from addin.database import db
 from services.models import User
 from services.users import active_user
@@ -34,6 +33,15 @@ def issue_token(user: User, signed_in_at: int | None = None) -> dict[str, Any]:
     token = _serializer().dumps({"u": user.id, "o": user.organization_id, "v": user.token_version, "a": signed_in_at})
     remaining = current_app.config["SESSION_MAX_HOURS"] * 3600 - (int(time.time()) - signed_in_at)
     return {"token": token, "token_type": "Bearer", "expires_in": max(0, min(TOKEN_MINUTES * 60, remaining))}
+
+
+def within_lifetime(signed_in_at: object) -> bool:
+    """A sign-in (a cookie's or a token's) is good for ``SESSION_MAX_HOURS`` from the moment the
+    person signed in."""
+    if not isinstance(signed_in_at, (int, float)) or isinstance(signed_in_at, bool):
+        return False
+    age = time.time() - signed_in_at
+    return 0 <= age <= current_app.config["SESSION_MAX_HOURS"] * 3600
 
 
 def claims_for_token(token: str) -> tuple[User, dict[str, Any]] | None:

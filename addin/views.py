@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import render_template, request
+from flask import Response, g, render_template, request
 from flask_login import current_user
+from werkzeug.routing import BaseConverter, ValidationError
 
 from services.models import User
 from services.periods import zone_named
+from services.schemas import parse_id
 
 # The mail client's own zone, sent by the pane's script with each request: Outlook's
 # ``userProfile.timeZone`` (a Windows name), or the browser's (an IANA name).
@@ -20,8 +22,25 @@ def actor() -> User:
     return current_user.user
 
 
+# The request headers that choose between a page and its fragment: a response that read them
+# says so (``Vary``), so that no cache hands a fragment to a browser asking for the page.
+HTMX_HEADERS = ("HX-Request", "HX-Boosted", "HX-History-Restore-Request")
+
+
 def is_htmx() -> bool:
-    return request.headers.get("HX-Request") == "true" and request.headers.get("HX-Boosted") != "true"
+    """Whether the request wants a fragment. A history restore (Back, when htmx's own cache has
+    lost the page) wants the whole page, as does a boosted link."""
+    g.varies_on_htmx = True
+    headers = request.headers
+    return headers.get("HX-Request") == "true" and headers.get("HX-Boosted") != "true" and headers.get("HX-History-Restore-Request") != "true"
+
+
+def vary_on_htmx(response: Response) -> Response:
+    """``Vary`` on the htmx headers for a response whose body depended on them (``is_htmx``)."""
+    if g.pop("varies_on_htmx", False):
+        for header in HTMX_HEADERS:
+            response.vary.add(header)
+    return response
 
 
 def page_or_fragment(page: str, fragment: str, status: int = 200, **context: Any) -> tuple[str, int]:
@@ -42,3 +61,20 @@ def zone_differs() -> str | None:
     """The reader's zone when it is not their organization's (times then name their zone)."""
     zone = reader_zone()
     return zone if zone != actor().organization.time_zone else None
+
+
+class RecordIdConverter(BaseConverter):
+    """``<id:deal_id>``: a record id in a URL. Only ASCII digits within the store's integer
+    range match, so a Unicode digit or an id past the database's range is a plain 404."""
+
+    regex = r"[0-9]{1,10}"
+    weight = 50
+
+    def to_python(self, value: str) -> int:
+        number = parse_id(value)
+        if number is None:
+            raise ValidationError()
+        return number
+
+    def to_url(self, value: Any) -> str:
+        return str(int(value))

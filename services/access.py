@@ -16,21 +16,13 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, or_, select, true
 from sqlalchemy.orm import Session
 
+from services.change_numbers import lock_changes
 from services.errors import Forbidden, NotFound
 from services.models import Activity, Base, User
 from services.schemas import parse_id
 
 M = TypeVar("M", bound=Base)
 UNDO_MINUTES = 10  # a log or a deal's move can be taken back this long (``activities.undo_log``, ``deals.undo_move``)
-
-
-def lock_changes(session: Session, organization_id: int) -> None:
-    """Take the organization's change number (``services.sync``) before locking any record: a
-    writer holds the counter's row until it ends, so every writer locks the counter first and
-    rows after, and no two wait on each other in a circle."""
-    from services.sync import next_seq
-
-    next_seq(session, organization_id)
 
 
 def get_scoped(

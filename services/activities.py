@@ -14,7 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.access import UNDO_MINUTES, get_scoped, lock_changes, require_edit
+from services.access import UNDO_MINUTES, get_scoped, require_edit
+from services.change_numbers import lock_changes
 from services.audit import record_event, snapshot
 from services.contacts import account_for_domain, contacts_for_addresses
 from services import latest, lexicon, notes, privacy, sentiment

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+from services import deals, sync
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -61,7 +62,6 @@ def make_session_factory(engine: Engine, *, write: bool = True) -> sessionmaker[
     ``write=False``, sessions that only read and so never wait for SQLite's write lock. Every
     change made through them is numbered for sync clients (``services.sync``), and each
     transaction reads the pipeline's stages once (``services.deals.pipeline_stages``)."""
-    from services import deals, sync
 
     sync.install()
     deals.install()

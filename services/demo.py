@@ -51,6 +51,7 @@ from services import health, latest, sentiment
 from services.deals import recompute_stage_facts
 from services.rollups import RollupCounter
 from services.users import hash_password
+from services.models import Base
 
 DEMO_PASSWORD = "demo"
 CHUNK = 5_000
@@ -542,7 +543,6 @@ def reset_sequences(session: Session) -> None:
     """After inserting explicit ids, PostgreSQL's sequences must move past them."""
     if session.get_bind().dialect.name != "postgresql":
         return
-    from services.models import Base
 
     for table in Base.metadata.sorted_tables:
         if "id" in table.c and table.c.id.primary_key:

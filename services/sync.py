@@ -32,6 +32,7 @@ from sqlalchemy import ColumnElement, event, inspect, select, update
 from sqlalchemy.orm import Session
 
 from services import webhooks
+from services.change_numbers import forget_taken, next_seq
 from services.cursor import Cursor, rows_past
 from services.models import (
     Account, AccountDomain, Activity, Contact, ContactEmail, ContactPhone, FollowUp, Lead, Opportunity, Organization, Quota, Tombstone,
@@ -50,27 +51,6 @@ PARENT = {ContactEmail: ("contact", Contact, "contact_id"), ContactPhone: ("cont
 KEPT = frozenset({"sync_seq", "last_activity_at", "last_inbound_at", "stages_reached", "furthest_position", "ever_won", "sentiment",
                   "sentiment_scored_at", "checklist_questions", "checklist_answered", "reminded_at", "updated_at", "password_hash",
                   "token_version"})
-
-_SEQ = "inboxcrm.sync_seq"
-
-
-def next_seq(session: Session, organization_id: int) -> int:
-    """This transaction's sequence number in the organization: taken once (the counter's row
-    then stays locked until the transaction ends), the same for all it changes."""
-    taken = session.info.setdefault(_SEQ, {})
-    if organization_id not in taken:
-        taken[organization_id] = session.execute(
-            update(Organization).where(Organization.id == organization_id).values(change_seq=Organization.change_seq + 1)
-            .returning(Organization.change_seq)
-        ).scalar_one()
-    return taken[organization_id]
-
-
-def _forget(session: Session, *_: Any) -> None:
-    # A number belongs to one transaction. A savepoint rolled back may have undone the counter's
-    # increment: its number is dropped too, and the next change takes a new one (gaps are fine).
-    session.info.pop(_SEQ, None)
-
 
 def _changed(obj: Any) -> bool:
     state = inspect(obj)
@@ -162,7 +142,7 @@ def install(session_class: type[Session] = Session) -> None:
     if not event.contains(session_class, "before_flush", stamp):
         event.listen(session_class, "before_flush", stamp)
         for name in ("after_commit", "after_rollback", "after_soft_rollback"):
-            event.listen(session_class, name, _forget)
+            event.listen(session_class, name, forget_taken)
     webhooks.install(session_class)
 
 

@@ -33,6 +33,7 @@ from werkzeug.exceptions import HTTPException
 from addin.api_schemas import DUMP, GONE, OUT, ErrorOut, EventPage, page_schema
 from addin.database import commit, db, one_snapshot, rollback
 from addin.security import limiter
+from addin.views import RecordIdConverter
 from services import activities, api_tokens, records, sync, webhooks
 from services.access import get_scoped
 from services.contacts import contact_for_phone, create_account, create_contact
@@ -439,8 +440,6 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("OPENAPI_URL_PREFIX", "/api/v1")
     app.config.setdefault("OPENAPI_JSON_PATH", "openapi.json")
     api = app.extensions["inboxcrm.api"] = ScopedApi(app)  # one per app: its document is the app's
-    from addin.routes import RecordIdConverter
-
     api.register_converter(RecordIdConverter, lambda converter: {"type": "integer", "minimum": 1, "maximum": 2**31 - 1})
     api.ma_plugin.converter.add_attribute_function(as_the_code_reads)
     api.spec.components.security_scheme("token", {"type": "http", "scheme": "bearer", "description": "An API token from /admin/api-tokens."})
