@@ -5,13 +5,12 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, render_template, request
 from flask_login import login_required
 
-from addin.database import commit, db, reads_only, rollback
-from addin.routes.pane import Notice, SmallAnswer, perform
-from addin.views import actor
+from addin.database import commit, db, reads_only
+from addin.pane_actions import Notice, SmallAnswer, perform
+from addin.views import actor, refused
 from services import activities, notes
 from services.context import activity_row, deal_card
 from services.deals import pipeline_stages
-from services.errors import DomainError
 
 bp = Blueprint("activities", __name__)
 
@@ -38,11 +37,10 @@ def log_email():
 def log_sending():
     """Outlook's ``OnMessageSend`` handler (``static/js/launchevent.js``) logs the rep's marked
     message as it goes: JSON in answer, never a page, for a script with no pane to show it in."""
-    try:
+    with refused() as refusal:
         activity, created = activities.log_email(db(), actor(), request.form, sending=True)
-    except DomainError as error:
-        rollback()
-        return jsonify(error=error.message, fields=error.errors), 422 if error.status == 400 else error.status
+    if refusal:
+        return jsonify(error=refusal.error.message, fields=refusal.error.errors), refusal.status
     commit()
     return jsonify(activity_id=activity.id, logged=created), 200
 

@@ -6,7 +6,7 @@ from flask import Blueprint, request
 from flask_login import login_required
 
 from addin.database import db
-from addin.routes.pane import Notice, SmallAnswer, perform
+from addin.pane_actions import Notice, SmallAnswer, perform
 from addin.views import actor, reader_zone
 from services import followups
 

@@ -1,185 +1,24 @@
-"""The task pane: its shell, and the context beside the open mail item.
-
-Every action in the pane (log, note, stage, follow-up, new contact) answers with the context
-re-rendered, so the rep sees the store as it now is; a refused action re-renders it with the
-form's errors and what the rep typed, with status 422, which htmx is told to swap.
-"""
+"""The task pane: its shell, the context beside the open mail item, the rep's block list, search
+and day. The actions its forms post go to their areas' blueprints, through ``addin.pane_actions``."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, render_template, request
 from flask_login import login_required
-from werkzeug.datastructures import MultiDict
-from werkzeug.wrappers import Response
 
 from addin import oidc
-from addin.database import commit, db, reads_only, rollback
-from addin.views import actor, is_htmx, page_or_fragment, reader_zone, zone_differs
-from services.notes import checklists
-from services.context import context_for_addresses
+from addin.database import commit, db, reads_only
+from addin.pane_actions import ITEM_FIELDS, ITEM_LISTS, MailItemRef, render_context
+from addin.views import actor, page_or_fragment, reader_zone, refused, zone_differs
 from services.errors import DomainError
 from services import followups, privacy
-from services.privacy import BLOCKED_MESSAGE, INTERNAL_MESSAGE
-from services.schemas import parse_id
+from services.models import HAND_OUTCOMES, LEAD_SOURCES, LOGGED_BY_HAND
 from services.search import search_crm
-from services.text import sender_problem
 from services.types import utcnow
 
 bp = Blueprint("pane", __name__)
-
-ITEM_FIELDS = ("item_type", "from_address", "from_name", "subject", "internet_message_id", "conversation_id", "sent_at", "event_id",
-               "start", "end", "send_key", "chosen_account_id", "chosen_deal_id")
-ITEM_LISTS = ("to", "cc", "attendees")
-
-
-@dataclass
-class MailItemRef:
-    """The open mail item as the pane's adapter described it (headers only, no body)."""
-
-    item_type: str = "message"
-    from_address: str = ""
-    from_name: str = ""
-    subject: str = ""
-    internet_message_id: str = ""
-    conversation_id: str = ""
-    sent_at: str = ""
-    event_id: str = ""
-    start: str = ""
-    end: str = ""
-    send_key: str = ""  # a sent message's key, where it was logged as it was sent (static/js/launchevent.js)
-    # Not the mail client's: what the rep chose from a search for this item (``services.search``).
-    chosen_account_id: str = ""
-    chosen_deal_id: str = ""
-    to: list[str] = field(default_factory=list)
-    cc: list[str] = field(default_factory=list)
-    attendees: list[str] = field(default_factory=list)
-
-    @classmethod
-    def from_values(cls, values: MultiDict[str, str]) -> MailItemRef:
-        single = {name: (values.get(name) or "")[:1000] for name in ITEM_FIELDS}
-        lists = {name: [v for v in values.getlist(name) if v][:50] for name in ITEM_LISTS}
-        item = cls(**single, **lists)
-        if item.item_type not in ("message", "appointment", "compose"):
-            item.item_type = "message"
-        return item
-
-    @property
-    def addresses(self) -> list[str]:
-        return [self.from_address, *self.to, *self.cc, *self.attendees]
-
-    def query(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v}
-
-    @property
-    def sender_problem(self) -> str | None:
-        """Why this mail's sender is nothing to log or add (``services.text.sender_problem``)."""
-        return sender_problem(self.from_address) if self.item_type == "message" else None
-
-    @property
-    def external_id(self) -> str | None:
-        """The id the item is logged under (see ``log_email`` and ``log_meeting``)."""
-        if self.item_type == "appointment":
-            return f"event:{self.event_id}" if self.event_id else None
-        return self.internet_message_id or None
-
-    @property
-    def present(self) -> bool:
-        return bool(self.from_address or self.to or self.attendees)
-
-
-@dataclass
-class SmallAnswer:
-    """What a small action changed, for its answer (``pane/_small_answer.html``) in place of
-    the whole context: an activity to show again (``added``: new, put first), an element to
-    take away (its id), the mail logged, a deal's card."""
-
-    activity: Any = None
-    added: bool = False
-    removed: str | None = None
-    logged: int | None = None  # the open mail, now logged as this activity
-    deal: Any = None  # a deal to show again (an email logged to it may end its warnings), with the pipeline's ``stages``
-    stages: Any = None
-
-
-@dataclass
-class Notice:
-    """What an action says when it worked; ``undo`` names an activity the rep may take back,
-    ``undo_deal`` a deal whose last move they may; ``closed``, a deal the action won or lost
-    (its name and "Won" or "Lost"), which stays in view though it is no longer open;
-    ``changed``, for a small action, what it changed: the pane is answered with that alone."""
-
-    text: str
-    undo: int | None = None
-    undo_deal: int | None = None
-    closed: tuple[str, str] | None = None
-    changed: SmallAnswer | None = None
-
-
-def render_context(
-    item: MailItemRef,
-    *,
-    status: int = 200,
-    form: str | None = None,
-    error: DomainError | None = None,
-    values: Mapping[str, Any] | None = None,
-    notice: Notice | None = None,
-    said_in_form: bool = False,
-) -> tuple[str, int]:
-    """The context for ``item``; ``form`` names the form that failed, shown with ``error``
-    (``said_in_form``: the form shows every refused field's message beside it, so the pane's
-    alert at the top says nothing more)."""
-    context = context_for_addresses(
-        db(), actor(), item.addresses, names={item.from_address: item.from_name}, message_id=item.external_id,
-        conversation_id=item.conversation_id or None, chosen_account_id=parse_id(item.chosen_account_id),
-        chosen_deal_id=parse_id(item.chosen_deal_id),
-    )
-    return page_or_fragment(
-        "pane/index.html",
-        "pane/_context.html",
-        status,
-        item=item,
-        context=context,
-        checklists={t: q for t, q in checklists(db(), actor().organization_id).items() if t in ("call", "meeting", "visit")},
-        failed_form=form,
-        error=error,
-        values=values or {},
-        notice=notice,
-        said_in_form=said_in_form,
-    )
-
-
-def perform(form: str, action: Callable[[], Notice]) -> tuple[str, int] | Response:
-    """Run one pane action for the item the form names, then show the context again (or, for
-    a small action, only what its notice says changed, and the toast).
-
-    Success commits and, for a plain form post, redirects (post/redirect/get). A refusal
-    rolls back, so nothing is half-written, and re-renders the form with the rep's input, in
-    the whole context, wherever the form meant to swap its answer.
-    """
-    item = MailItemRef.from_values(request.form)
-    try:
-        notice = action()
-    except DomainError as error:
-        rollback()
-        status = 422 if error.status == 400 else error.status
-        page, status = render_context(item, status=status, form=form, error=error, values=request.form)
-        # Each thing wrong is said once: when the re-rendered form marks every refused field
-        # with its message, the pane's alert would only repeat it. (Known only once rendered:
-        # the form may not be there, a tampered hidden field has no place in it.)
-        if error.errors and all(f'id="{form}-{name}-error"' in page for name in error.errors):
-            page, status = render_context(item, status=status, form=form, error=error, values=request.form, said_in_form=True)
-        return Response(page, status, headers={"HX-Retarget": "#context", "HX-Reswap": "innerHTML"})
-    commit()
-    if not is_htmx():
-        flash(notice.text)
-        return redirect(url_for("pane.context", **item.query()))
-    if notice.changed is not None:
-        return render_template("pane/_small_answer.html", item=item, notice=notice, **asdict(notice.changed)), 200
-    return render_context(item, notice=notice)
-
 
 @bp.get("/pane")
 def shell() -> str:
@@ -224,11 +63,10 @@ def block_list() -> tuple[str, int]:
 @bp.post("/pane/block-list")
 @login_required
 def block() -> tuple[str, int]:
-    try:
+    with refused() as refusal:
         privacy.add_entry(db(), actor(), request.form.get("value"), organization_wide=False)
-    except DomainError as error:
-        rollback()
-        return _block_list(error=error, typed=(request.form.get("value") or "")[:300], status=422 if error.status == 400 else error.status)
+    if refusal:
+        return _block_list(error=refusal.error, typed=(request.form.get("value") or "")[:300], status=refusal.status)
     commit()
     return _block_list(notice="Blocked: mail with them on it is not logged.")
 
@@ -267,5 +105,4 @@ def my_day() -> tuple[str, int]:
 def pane_globals() -> dict[str, Any]:
     # The open item's fields, named once (here): the forms carry them, the pane's script sends them.
     return {"demo_sign_in": current_app.config["DEMO_SIGN_IN"], "ITEM_FIELDS": ITEM_FIELDS, "ITEM_LISTS": ITEM_LISTS,
-            "zone_differs": zone_differs, "BLOCKED_MESSAGE": BLOCKED_MESSAGE,
-            "INTERNAL_MESSAGE": INTERNAL_MESSAGE}
+            "zone_differs": zone_differs, "LOGGED_BY_HAND": LOGGED_BY_HAND, "HAND_OUTCOMES": HAND_OUTCOMES, "LEAD_SOURCES": LEAD_SOURCES}

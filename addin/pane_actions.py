@@ -1,0 +1,214 @@
+"""The pane's action plumbing, shared by every blueprint whose forms live in the pane (its
+activities, contacts, deals and follow-ups): the open mail item as the pane sends it
+(``MailItemRef``), what an action says when it worked (``Notice``, ``SmallAnswer``), where a
+refused form says what is wrong (``RefusedForm``), and ``perform``, which runs one action and
+answers the pane.
+
+Every action answers with the context re-rendered, so the rep sees the store as it now is (a
+small action, only what it changed); a refused action re-renders it once, with the form's
+errors and what the rep typed, with status 422, which htmx is told to swap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from typing import Any, Callable, Mapping
+
+from flask import flash, redirect, render_template, request, url_for
+from werkzeug.datastructures import MultiDict
+from werkzeug.wrappers import Response
+
+from addin.database import commit, db
+from addin.views import actor, is_htmx, page_or_fragment, refused
+from services.context import PaneContext, context_for_addresses
+from services.errors import DomainError
+from services.models import LOGGED_BY_HAND
+from services.notes import checklists
+from services.schemas import parse_id
+
+ITEM_FIELDS = ("item_type", "from_address", "from_name", "subject", "internet_message_id", "conversation_id", "sent_at", "event_id",
+               "start", "end", "send_key", "chosen_account_id", "chosen_deal_id")
+ITEM_LISTS = ("to", "cc", "attendees")
+
+
+@dataclass
+class MailItemRef:
+    """The open mail item as the pane's adapter described it (headers only, no body)."""
+
+    item_type: str = "message"
+    from_address: str = ""
+    from_name: str = ""
+    subject: str = ""
+    internet_message_id: str = ""
+    conversation_id: str = ""
+    sent_at: str = ""
+    event_id: str = ""
+    start: str = ""
+    end: str = ""
+    send_key: str = ""  # a sent message's key, where it was logged as it was sent (static/js/launchevent.js)
+    # Not the mail client's: what the rep chose from a search for this item (``services.search``).
+    chosen_account_id: str = ""
+    chosen_deal_id: str = ""
+    to: list[str] = field(default_factory=list)
+    cc: list[str] = field(default_factory=list)
+    attendees: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_values(cls, values: MultiDict[str, str]) -> MailItemRef:
+        single = {name: (values.get(name) or "")[:1000] for name in ITEM_FIELDS}
+        lists = {name: [v for v in values.getlist(name) if v][:50] for name in ITEM_LISTS}
+        item = cls(**single, **lists)
+        if item.item_type not in ("message", "appointment", "compose"):
+            item.item_type = "message"
+        return item
+
+    @property
+    def addresses(self) -> list[str]:
+        return [self.from_address, *self.to, *self.cc, *self.attendees]
+
+    def query(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v}
+
+    @property
+    def external_id(self) -> str | None:
+        """The id the item is logged under (see ``log_email`` and ``log_meeting``)."""
+        if self.item_type == "appointment":
+            return f"event:{self.event_id}" if self.event_id else None
+        return self.internet_message_id or None
+
+    @property
+    def present(self) -> bool:
+        return bool(self.from_address or self.to or self.attendees)
+
+
+@dataclass
+class SmallAnswer:
+    """What a small action changed, for its answer (``pane/_small_answer.html``) in place of
+    the whole context: an activity to show again (``added``: new, put first), an element to
+    take away (its id), the mail logged, a deal's card."""
+
+    activity: Any = None
+    added: bool = False
+    removed: str | None = None
+    logged: int | None = None  # the open mail, now logged as this activity
+    deal: Any = None  # a deal to show again (an email logged to it may end its warnings), with the pipeline's ``stages``
+    stages: Any = None
+
+
+@dataclass
+class Notice:
+    """What an action says when it worked; ``undo`` names an activity the rep may take back,
+    ``undo_deal`` a deal whose last move they may; ``closed``, a deal the action won or lost
+    (its name and "Won" or "Lost"), which stays in view though it is no longer open;
+    ``changed``, for a small action, what it changed: the pane is answered with that alone."""
+
+    text: str
+    undo: int | None = None
+    undo_deal: int | None = None
+    closed: tuple[str, str] | None = None
+    changed: SmallAnswer | None = None
+
+
+# The fields each kind of form (its name up to a dash) shows with their own message beside them.
+FIELDS_SAID_BESIDE = {"log_activity": ("outcome", "duration_minutes"), "note": ("body",), "follow_up": ("title", "due_at"),
+                      "stage": ("loss_reason", "final_amount"), "new_contact": ("amount",)}
+
+
+@dataclass
+class RefusedForm:
+    """A pane form the service refused, and where each thing wrong is said, decided here once:
+    a field the form shows has its own message beside it; the form's line says the rest, or
+    only points at the fields when one of them says it already; the pane's alert at the top
+    says it only when the form does not (the form is not in the page, or a refused field has no
+    place in it, as a tampered hidden one)."""
+
+    name: str  # the form's name, its kind up to a dash ("stage-12")
+    error: DomainError
+    values: Mapping[str, Any]  # what the rep typed and chose
+    shown: bool  # whether the form is in the page
+
+    @cached_property
+    def beside(self) -> list[str]:
+        """The refused fields said beside themselves."""
+        if not self.shown:
+            return []
+        return [name for name in FIELDS_SAID_BESIDE.get(self.name.split("-")[0], ()) if name in self.error.errors]
+
+    def said_beside(self, name: str) -> str | None:
+        return " ".join(self.error.errors[name]) if name in self.beside else None
+
+    @property
+    def line(self) -> str:
+        """The form's own line, above its fields."""
+        if any(self.error.message in self.error.errors[name] for name in self.beside):
+            return "Check the field marked below." if len(self.beside) == 1 else "Check the fields marked below."
+        return self.error.message
+
+    @property
+    def said_in_form(self) -> bool:
+        """Every refused field is said beside itself: the pane's alert would only repeat it."""
+        return bool(self.error.errors) and all(name in self.beside for name in self.error.errors)
+
+
+def form_shown(name: str, context: PaneContext, values: Mapping[str, Any]) -> bool:
+    """Whether the pane shows the form ``name`` for this context (``pane/_context.html``): the
+    actions for a known person or account, a deal's card that may be edited, the new-contact
+    form of the address typed."""
+    kind, _, rest = name.partition("-")
+    if kind in ("log_activity", "note", "follow_up"):
+        return bool(context.contacts or context.accounts)
+    if kind == "stage":
+        return any(str(deal.id) == rest and deal.editable for deal in context.deals)
+    if kind == "new_contact":
+        return any(person.address == values.get("email") for person in context.unknown)
+    return False
+
+
+def render_context(item: MailItemRef, *, status: int = 200, form: str | None = None, error: DomainError | None = None,
+                   values: Mapping[str, Any] | None = None, notice: Notice | None = None) -> tuple[str, int]:
+    """The context for ``item``; ``form`` names the form that failed, shown with ``error`` and
+    the ``values`` typed."""
+    context = context_for_addresses(
+        db(), actor(), item.addresses, names={item.from_address: item.from_name}, message_id=item.external_id,
+        conversation_id=item.conversation_id or None, chosen_account_id=parse_id(item.chosen_account_id),
+        chosen_deal_id=parse_id(item.chosen_deal_id),
+    )
+    values = values or {}
+    refusal = RefusedForm(form, error, values, item.present and form_shown(form, context, values)) if form and error else None
+    return page_or_fragment(
+        "pane/index.html",
+        "pane/_context.html",
+        status,
+        item=item,
+        context=context,
+        checklists={t: q for t, q in checklists(db(), actor().organization_id).items() if t in LOGGED_BY_HAND},
+        failed_form=form,
+        error=error,
+        refusal=refusal,
+        values=values,
+        notice=notice,
+    )
+
+
+def perform(form: str, action: Callable[[], Notice]) -> tuple[str, int] | Response:
+    """Run one pane action for the item the form names, then show the context again (or, for
+    a small action, only what its notice says changed, and the toast).
+
+    Success commits and, for a plain form post, redirects (post/redirect/get). A refusal
+    rolls back, so nothing is half-written, and re-renders the form with the rep's input, in
+    the whole context, wherever the form meant to swap its answer.
+    """
+    item = MailItemRef.from_values(request.form)
+    with refused() as refusal:
+        notice = action()
+    if refusal:
+        page, status = render_context(item, status=refusal.status, form=form, error=refusal.error, values=request.form)
+        return Response(page, status, headers={"HX-Retarget": "#context", "HX-Reswap": "innerHTML"})
+    commit()
+    if not is_htmx():
+        flash(notice.text)
+        return redirect(url_for("pane.context", **item.query()))
+    if notice.changed is not None:
+        return render_template("pane/_small_answer.html", item=item, notice=notice, **asdict(notice.changed)), 200
+    return render_context(item, notice=notice)
