@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterator
 
 from flask import Response, g, render_template, request
 from flask_login import current_user
 from werkzeug.routing import BaseConverter, ValidationError
 
+from addin.database import rollback
+from services.errors import DomainError
 from services.models import User
 from services.periods import zone_named
 from services.schemas import parse_id
@@ -78,3 +82,47 @@ class RecordIdConverter(BaseConverter):
 
     def to_url(self, value: Any) -> str:
         return str(int(value))
+
+
+def refusal_status(error: DomainError) -> int:
+    """The status a refusal answers with: a bad input (the services' 400) is 422, what htmx and
+    the API's callers read as "fix what you sent"; not found, forbidden and conflict keep theirs."""
+    return 422 if error.status == 400 else error.status
+
+
+@dataclass
+class Refusal:
+    """A service's refusal, caught by ``refused``: false until one happened."""
+
+    error: DomainError | None = None
+
+    def __bool__(self) -> bool:
+        return self.error is not None
+
+    @property
+    def status(self) -> int:
+        assert self.error is not None
+        return refusal_status(self.error)
+
+
+@contextmanager
+def refused(*, of_input_only: bool = False) -> Iterator[Refusal]:
+    """Run a route's service call; a refusal rolls the request's session back (nothing is left
+    half-written) and is handed to the route, to show beside its form::
+
+        with refused() as refusal:
+            notice = privacy.add_entry(...)
+        if refusal:
+            return render_form(error=refusal.error), refusal.status
+        commit()
+
+    ``of_input_only``: a refusal that is not about the input (not found, forbidden) goes on to
+    the app's handler, which answers it as any other."""
+    refusal = Refusal()
+    try:
+        yield refusal
+    except DomainError as error:
+        rollback()
+        if of_input_only and error.status != 400:
+            raise
+        refusal.error = error

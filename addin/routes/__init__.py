@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask, jsonify, request
 
 from addin.routes import activities, admin, api, audit, auth, contacts, deals, followups, gmail, health, intake, pane, preview, reports
-from addin.views import RecordIdConverter, page_or_fragment
+from addin.views import RecordIdConverter, page_or_fragment, refusal_status
 from services.errors import DomainError
 
 
@@ -20,7 +20,7 @@ def register(app: Flask) -> None:
         the pane, JSON for an API caller; never a 500."""
         if request.path.startswith(("/api/", "/intake/")):
             return api.api_error(error)
-        status = 422 if error.status == 400 else error.status
+        status = refusal_status(error)
         if request.is_json or request.path.startswith("/auth/"):
             return jsonify(error=error.message, errors=error.errors), status
         return page_or_fragment("refused.html", "_refused.html", status, message=error.message)

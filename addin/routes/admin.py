@@ -6,9 +6,9 @@ from flask import Blueprint, current_app, flash, jsonify, redirect, render_templ
 from flask_login import login_required
 from werkzeug.wrappers import Response
 
-from addin.database import commit, db, rollback, writes
+from addin.database import commit, db, writes
 from addin.settings import webhook_reach
-from addin.views import actor
+from addin.views import refused, actor
 from services import api_tokens, intake, lexicon, privacy, sync, webhooks
 from services.reports.scope import visible_teams
 from services.access import require_role
@@ -35,13 +35,10 @@ def block_list() -> tuple[str, int]:
 @bp.post("/admin/block-list")
 @login_required
 def block() -> tuple[str, int] | Response:
-    try:
+    with refused(of_input_only=True) as refusal:
         privacy.add_entry(db(), actor(), request.form.get("value"), organization_wide=True)
-    except DomainError as error:
-        rollback()
-        if error.status != 400:
-            raise
-        return render_template("admin/block_list.html", lists=privacy.block_lists(db(), actor()), error=error,
+    if refusal:
+        return render_template("admin/block_list.html", lists=privacy.block_lists(db(), actor()), error=refusal.error,
                                typed=(request.form.get("value") or "")[:300]), 422
     commit()
     flash("Blocked: its mail is not logged.")
@@ -89,13 +86,10 @@ def api_tokens_page() -> tuple[str, int]:
 @bp.post("/admin/api-tokens")
 @login_required
 def make_api_token() -> tuple[str, int]:
-    try:
+    with refused(of_input_only=True) as refusal:
         token, text = api_tokens.create_token(db(), actor(), request.form.get("name"), request.form.get("scopes"))
-    except DomainError as error:
-        rollback()
-        if error.status != 400:
-            raise
-        return render_template("admin/api_tokens.html", tokens=api_tokens.tokens(db(), actor()), made=None, error=error), 422
+    if refusal:
+        return render_template("admin/api_tokens.html", tokens=api_tokens.tokens(db(), actor()), made=None, error=refusal.error), 422
     commit()
     # Shown this once: the store keeps only its hash.
     return render_template("admin/api_tokens.html", tokens=api_tokens.tokens(db(), actor()), made=(token, text), error=None), 201
@@ -138,14 +132,11 @@ def _webhooks(made, error, status):
 @bp.post("/admin/webhooks")
 @login_required
 def add_webhook() -> tuple[str, int]:
-    try:
+    with refused(of_input_only=True) as refusal:
         endpoint, secret = webhooks.add_endpoint(db(), actor(), request.form.get("url"), request.form.getlist("events"),
                                                  reach=webhook_reach(current_app.config), known=sync.SYNCED)
-    except DomainError as error:
-        rollback()
-        if error.status != 400:
-            raise
-        return _webhooks(None, error, 422)
+    if refusal:
+        return _webhooks(None, refusal.error, 422)
     commit()
     return _webhooks((endpoint, secret), None, 201)  # its secret, shown this once
 
@@ -180,14 +171,11 @@ def _lead_sources(made, error, status):
 @bp.post("/admin/lead-sources")
 @login_required
 def add_lead_source() -> tuple[str, int]:
-    try:
+    with refused(of_input_only=True) as refusal:
         source = intake.add_source(db(), actor(), request.form.get("name"), request.form.get("kind"), request.form.get("team_id"),
                                    signed=request.form.get("signed") == "1")
-    except DomainError as error:
-        rollback()
-        if error.status != 400:
-            raise
-        return _lead_sources(None, error, 422)
+    if refusal:
+        return _lead_sources(None, refusal.error, 422)
     commit()
     return _lead_sources(source, None, 201)
 
@@ -219,12 +207,10 @@ def privacy_page() -> tuple[str, int]:
 def export_person() -> tuple[str, int] | Response:
     """Everything stored about one person, as one JSON file (their right of access)."""
     address = request.args.get("address")
-    try:
+    with refused(of_input_only=True) as refusal:
         data = privacy.person_export(db(), actor(), address)
-    except DomainError as error:
-        if error.status != 400:
-            raise
-        return render_template("admin/privacy.html", error=error, typed=(address or "")[:300]), 422
+    if refusal:
+        return render_template("admin/privacy.html", error=refusal.error, typed=(address or "")[:300]), 422
     privacy.record_export(db(), actor(), data["address"], current_app.config["SECRET_KEY"])
     commit()
     response = jsonify(data)
@@ -238,15 +224,12 @@ def erase_person() -> tuple[str, int] | Response:
     """Erase a person (their right to be forgotten), after the admin typed the address twice."""
     require_role(actor(), "admin")
     address, confirm = request.form.get("address") or "", request.form.get("confirm") or ""
-    try:
+    with refused(of_input_only=True) as refusal:
         if address.strip().lower() != confirm.strip().lower():
             raise DomainError("Type the same address twice to erase it.", {"confirm": ["Not the same address."]})
         erasure = privacy.erase_person(db(), actor().organization, address, secret=current_app.config["SECRET_KEY"], actor=actor())
-    except DomainError as error:
-        rollback()
-        if error.status != 400:
-            raise
-        return render_template("admin/privacy.html", error=error, typed=address[:300]), 422
+    if refusal:
+        return render_template("admin/privacy.html", error=refusal.error, typed=address[:300]), 422
     commit()
     privacy.after_erasure(db().get_bind())
     flash(f"Erased: {erasure.contacts} contact(s), the text of {erasure.activities} activities, {erasure.participants} copies of the address.")

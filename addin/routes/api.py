@@ -33,7 +33,7 @@ from werkzeug.exceptions import HTTPException
 from addin.api_schemas import DUMP, GONE, OUT, ErrorOut, EventPage, page_schema
 from addin.database import commit, db, one_snapshot, rollback
 from addin.security import limiter
-from addin.views import RecordIdConverter
+from addin.views import RecordIdConverter, refusal_status
 from services import activities, api_tokens, records, sync, webhooks
 from services.access import get_scoped
 from services.contacts import contact_for_phone, create_account, create_contact
@@ -77,8 +77,7 @@ def api_error(error: Exception) -> tuple[Response, int]:
         kind = sync.RECORD_TYPE.get(type(error.current))
         return jsonify(error_body(error.code, error.message, current=OUT[kind]().dump(error.current) if kind else None)), 409
     if isinstance(error, DomainError):
-        status = 422 if error.status == 400 else error.status
-        return jsonify(error_body(error.code, error.message, error.errors)), status
+        return jsonify(error_body(error.code, error.message, error.errors)), refusal_status(error)
     assert isinstance(error, HTTPException)
     messages = getattr(error, "data", {}).get("messages", {}) if hasattr(error, "data") else {}
     flat = {name: [str(m) for m in (problems if isinstance(problems, list) else [problems])]

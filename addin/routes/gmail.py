@@ -30,7 +30,7 @@ from addin import cards
 from addin.auth import start_session
 from addin.database import commit, db, rollback, writes
 from addin.security import limiter, token_endpoint, verify_with_keys
-from addin.views import actor
+from addin.views import actor, refused
 from services import activities, contacts, deals, followups
 from services.context import PaneContext, account_timeline, context_for_addresses, deal_row, deal_row_for
 from services.deals import open_deals, pipeline_stages
@@ -143,7 +143,7 @@ def _message_card(event: AddonEvent, message: GmailMessage, **extra: Any) -> Jso
 
 def on_homepage(event: AddonEvent) -> Json:
     user, ctx = event.user, event.cards
-    if user.role in ("manager", "admin"):
+    if user.sees_team:
         panel = team_panel(db(), user, local_today(user.organization.time_zone), utcnow())
         return cards.show(cards.team_card(ctx, panel, _handoff_url(event, path=url_for("reports.dashboard"))))
     now = utcnow()
@@ -171,11 +171,11 @@ def _acting_on_message(act: Callable[[AddonEvent, GmailMessage], tuple[str, int 
 
     def handler(event: AddonEvent) -> Json:
         message = event.message()
-        try:
+        with refused() as refusal:
             notice, undo = act(event, message)
-        except DomainError as error:
-            rollback()
-            return cards.update(_message_card(event, message, error=cards.reason(error)), cards.reason(error))
+        if refusal:
+            reason = cards.reason(refusal.error)
+            return cards.update(_message_card(event, message, error=reason), reason)
         commit()
         return cards.update(_message_card(event, message, notice=notice, undo=undo), notice)
 
@@ -246,12 +246,11 @@ def on_deal(event: AddonEvent) -> Json:
 def on_stage(event: AddonEvent) -> Json:
     deal_id = _id(event, "deal_id")
     data = {key: event.inputs.get(key, "") for key in ("stage", "loss_reason", "final_amount")}
-    try:
+    with refused() as refusal:
         deal = deals.move_stage(db(), event.user, deal_id, data)
-    except DomainError as error:
-        rollback()
-        row = deal_row_for(db(), event.user, deal_id, utcnow())
-        return cards.update(cards.deal_card(event.cards, row, _stages(event), error=cards.reason(error)), cards.reason(error))
+    if refusal:
+        row, reason = deal_row_for(db(), event.user, deal_id, utcnow()), cards.reason(refusal.error)
+        return cards.update(cards.deal_card(event.cards, row, _stages(event), error=reason), reason)
     notice = f"{deal.name}: {deal.stage.name if deal.status == 'open' else deal.status}."
     commit()
     if event.message_id and event.load_message is not None:
@@ -299,14 +298,15 @@ def handle(kind: str, name: str, event: AddonEvent) -> Json:
     """Run one trigger or action; a refusal no handler caught becomes a card that says why."""
     handler = (TRIGGERS if kind == "trigger" else ACTIONS)[name]
     try:
-        response = handler(event)
+        with refused() as refusal:
+            response = handler(event)
     except GmailUnavailable as error:
         rollback()
         response = cards.notice_card("Gmail is unavailable", str(error))
         return cards.show(response) if kind == "trigger" else cards.push(response)
-    except DomainError as error:
-        rollback()
-        return cards.show(cards.notice_card("Inbox CRM", error.message)) if kind == "trigger" else cards.notify(error.message)
+    if refusal:
+        message = refusal.error.message
+        return cards.show(cards.notice_card("Inbox CRM", message)) if kind == "trigger" else cards.notify(message)
     commit()
     return response
 
