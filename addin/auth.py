@@ -21,7 +21,7 @@ from flask_login import LoginManager, UserMixin, login_user, logout_user
 from addin.database import db
 from addin.tokens import claims_for_token, within_lifetime
 from addin.views import is_htmx
-from services.models import User
+from services.models import Organization, User
 from services.schemas import parse_id
 from services.users import active_user
 
@@ -42,8 +42,31 @@ class SignedIn(UserMixin):
         # The version rides in the session: raising it (sign-out, revoke) ends this session.
         return f"{self.user.id}:{self.user.token_version}"
 
-    def __getattr__(self, name: str):  # role, name, email, organization_id, ...
-        return getattr(self.user, name)
+    # What the pages read of the signed-in user, named here (services receive ``.user``).
+
+    @property
+    def id(self) -> int:
+        return self.user.id
+
+    @property
+    def name(self) -> str:
+        return self.user.name
+
+    @property
+    def role(self) -> str:
+        return self.user.role
+
+    @property
+    def organization(self) -> Organization:
+        return self.user.organization
+
+    @property
+    def sees_team(self) -> bool:
+        return self.user.sees_team
+
+    @property
+    def is_admin(self) -> bool:
+        return self.user.is_admin
 
 
 def start_session(user: User) -> None:

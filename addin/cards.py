@@ -19,8 +19,6 @@ from addin.filters import in_zone, money
 from services.context import ActivityRow, DealRow, PaneContext, Timeline
 from services.gmail import GmailMessage
 from services.reports.panel import RepAccount, TeamPanel
-from services.privacy import BLOCKED_MESSAGE
-from services.text import sender_problem
 
 Json = dict[str, Any]
 MAX_TEXT = 1_000  # characters of any one text a card shows (a card has a size limit)
@@ -199,16 +197,10 @@ def message_card(ctx: CardContext, message: GmailMessage, context: PaneContext, 
         top.append(paragraph(escape(notice)))
     if undo:
         top.append(buttons(button("Undo", ctx.action("undo", activity_id=undo))))
-    if context.logged_activity_id:
+    if nothing := context.nothing_to_log("message", message.internet_message_id, message.from_address):
+        top.append(paragraph(escape(nothing)))
+    elif context.logged_activity_id:
         top.append(decorated("This email is logged.", bottom="Undo within 10 minutes of logging it."))
-    elif not message.internet_message_id:
-        top.append(paragraph("This message has no Message-ID, so it cannot be logged."))
-    elif problem := sender_problem(message.from_address):
-        top.append(paragraph(escape(problem)))
-    elif context.blocked:
-        top.append(paragraph(BLOCKED_MESSAGE))
-    elif not context.addresses:
-        top.append(paragraph("Nobody outside your organization is on this message: nothing to log."))
     else:
         top.append(checkbox("private_email", PRIVATE_CHOICE))
         top.append(buttons(button("Log this email", ctx.action("log_email"), filled=True)))
@@ -338,13 +330,14 @@ def team_card(ctx: CardContext, panel: TeamPanel, dashboard_url: str) -> Json:
             escape(row.name), top=f"{row.this_week} this week · {row.last_week} last week", bottom=calls,
             on_click=ctx.action("rep", rep_id=row.owner_id),
         ))
+    shown = panel.slipping.first(CARD_SLIPPING)  # the steepest falls first
     slipping = [decorated(escape(d.name), top="Slipping",
                           bottom=f"{d.recent_per_day:.1f} a day in the last 7 days against {d.baseline_per_day:.1f} before")
-                for d in panel.drawdowns[:CARD_SLIPPING]]  # the steepest falls first
-    if len(panel.drawdowns) > CARD_SLIPPING:
-        slipping.append(paragraph(f"The {CARD_SLIPPING} steepest falls of {len(panel.drawdowns)}: the dashboard names them all."))
+                for d in shown.rows]
+    if shown.cut:
+        slipping.append(paragraph(f"The {CARD_SLIPPING} steepest falls of {shown.total}: the dashboard names them all."))
     dark = [decorated(escape(a.name), top=f"{escape(a.owner_name)} · {escape(a.account_name)}", bottom=escape(a.reasons))
-            for a in panel.alerts if "going_dark" in a.kinds]
+            for a in panel.alerts.rows if "going_dark" in a.kinds]
     footer = button("Open the dashboard (charts, pipeline, win rate)", {"openLink": {"url": dashboard_url}})
     return card("Your team", [
         section(reps + ([paragraph(f"The {CARD_REPS} busiest of {len(panel.rows)} reps: the dashboard has them all.")]

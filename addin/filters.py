@@ -10,6 +10,7 @@ from flask_login import current_user
 
 from addin.views import reader_zone, zone_differs
 from services.numbers import DEFAULT_LOCALE, format_amount
+from services.periods import period_label
 from services.types import in_zone
 
 
@@ -52,3 +53,4 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(local)
     app.add_template_filter(money)
     app.add_template_filter(percent)
+    app.add_template_filter(period_label)

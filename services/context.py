@@ -24,7 +24,7 @@ from services.health import Health, healths
 from services.sentiment import reads_as
 from services.signals import DealFacts, DealWarning, OpenDeal, days_since, deal_warnings
 from services.text import (
-    company_from_domain, domain_of, is_automated_address, is_public_domain, is_valid_address, name_from_address, normalise_address,
+    company_from_domain, domain_of, is_automated_address, sender_problem, is_public_domain, is_valid_address, name_from_address, normalise_address,
 )
 from services.types import as_utc, utcnow
 from services.users import PEOPLE, Person
@@ -134,6 +134,10 @@ class UnknownSender:
     public_domain: bool
 
 
+NO_MESSAGE_ID = "This message has no Message-ID, so it cannot be logged."
+NOBODY_ELSE = "Nobody but you is on this message: nothing to log."
+
+
 @dataclass
 class PaneContext:
     addresses: list[str]
@@ -153,10 +157,31 @@ class PaneContext:
     chosen_deal_id: int | None = None
     blocked: bool = False  # a participant is on a block list: nothing of the mail is logged (``services.privacy``)
     internal: bool = False  # everyone on it is on the organization's own domains, and it does not log internal mail
+    anyone_else: bool = True  # anyone on it but the rep, at an address that is one
 
     @property
     def is_empty(self) -> bool:
         return not self.contacts and not self.accounts
+
+    def nothing_to_log(self, item_type: str, message_id: str | None, sender: str) -> str | None:
+        """Why this mail (``item_type`` "message") or meeting ("appointment") offers nothing to
+        log, said the same in the pane and the Gmail card; None when it may be logged. In this
+        order: a sender that is no one to log (a bounce, a no-reply or a broken address), a
+        participant on a block list, the organization's own mail, no Message-ID to log it under,
+        nobody on it but the rep (or only addresses that are no address)."""
+        if item_type == "message" and (problem := sender_problem(sender)):
+            return problem
+        if self.blocked and item_type in ("message", "appointment"):
+            return privacy.BLOCKED_MESSAGE
+        if item_type != "message":
+            return None
+        if self.internal:
+            return privacy.INTERNAL_MESSAGE
+        if not message_id:
+            return NO_MESSAGE_ID
+        if not self.anyone_else:
+            return NOBODY_ELSE
+        return None
 
 
 # -- the context's statements, built once: building a statement costs more than running it -------
@@ -258,6 +283,7 @@ def context_for_addresses(
     org_id = actor.organization_id
     addresses = list(addresses)
     wanted = clean_addresses(addresses, exclude=actor.email)
+    anyone_else = bool(wanted)
     own_domains = set(actor.organization.domains or [])
     wanted = [a for a in wanted if domain_of(a) not in own_domains]
 
@@ -317,6 +343,7 @@ def context_for_addresses(
         chosen_deal_id=chosen_deal_id,
         blocked=privacy.blocked(session, actor, addresses),
         internal=privacy.is_internal(actor.organization, addresses) and not actor.organization.setting("log_internal_mail"),
+        anyone_else=anyone_else,
     )
 
 

@@ -55,6 +55,9 @@ ROLES = ("rep", "manager", "admin")
 ACTIVITY_TYPES = ("email", "call", "meeting", "visit", "note", "task", "sms", "whatsapp")
 DIRECTIONS = ("inbound", "outbound", "internal")
 OUTCOMES = ("connected", "no_answer", "voicemail", "busy", "held", "no_show", "rescheduled", "cancelled")
+# What a rep logs by hand beside a mail, and the outcomes offered for it: the pane's choices.
+LOGGED_BY_HAND = ("call", "meeting", "visit")
+HAND_OUTCOMES = ("connected", "no_answer", "voicemail", "held", "no_show")
 SOURCES = ("outlook", "gmail", "web", "api", "import")
 LEAD_SOURCES = ("web_form", "email", "phone", "whatsapp", "referral", "event", "partner", "other")
 LEAD_STATUSES = ("new", "working", "qualified", "disqualified")
@@ -165,6 +168,16 @@ class User(Synced, Base):
     organization: Mapped[Organization] = relationship()
     team: Mapped[Team | None] = relationship(back_populates="members")
     identities: Mapped[list[UserIdentity]] = relationship(back_populates="user", cascade="all, delete-orphan")
+
+    @property
+    def sees_team(self) -> bool:
+        """A manager or an admin: the team panel, the dashboard and the team's figures are theirs
+        to see (``services.reports``)."""
+        return self.role in ("manager", "admin")
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
 
 
 class UserIdentity(Base):

@@ -31,6 +31,12 @@ KINDS = ("this_week", "last_week", "this_month", "last_month", "this_quarter", "
          "mtd", "qtd", "ytd")
 
 
+def period_label(kind: str) -> str:
+    """A period's kind as a page names it: "This week", "MTD"."""
+    words = kind.replace("_", " ")
+    return words.upper() if kind in TO_DATE else words.capitalize()
+
+
 @dataclass(frozen=True)
 class Period:
     start: date  # the first local day in the period

@@ -510,3 +510,27 @@ def test_the_message_card_shows_what_the_sender_posted_as_a_lead(addon: Flask, g
         session.commit()
     shown = texts(google_addon.ok("/gmail/message", event()))
     assert "Quote for reefer lanes, please" in shown and "Acme · working · web form" in shown
+
+
+@pytest.mark.parametrize("headers", [
+    {"From": "Mail Delivery <mailer-daemon@acme.test>", "To": "rita@northwind.test", "Message-ID": "<bounce@acme.test>"},
+    {"From": "Mail Delivery <mailer-daemon@acme.test>", "To": "rita@northwind.test"},  # a bounce with no Message-ID: the bounce is said
+    {"From": "Tom Teammate <tom@northwind.test>", "To": "rita@northwind.test", "Message-ID": "<lunch@northwind.test>"},
+    {"From": "Ann Buyer <ann@acme.test>", "To": "rita@northwind.test"},
+], ids=["bounce", "bounce-without-id", "internal", "no-message-id"])
+def test_the_card_and_the_pane_say_alike_why_there_is_nothing_to_log(addon: Flask, google_addon: Addon, gmail_api: google.GmailApi,
+                                                                      auth, headers) -> None:
+    """What a mail allows is decided once (``PaneContext.nothing_to_log``): the Gmail card and the
+    Outlook pane say the same sentence for the same mail, and neither offers to log it."""
+    gmail_api.messages["odd"] = gmail_resource("odd", {**headers, "Subject": "Odd"}, {"mimeType": "text/plain", "body": {"data": b64url("Hi")}})
+    card = texts(google_addon.ok("/gmail/message", event("odd")))
+    auth.client = google_addon.client
+    auth.login("rita@northwind.test")
+    sender = re.search(r"<(.+)>", headers["From"]).group(1)
+    item = {"item_type": "message", "from_address": sender, "to": headers["To"], "internet_message_id": headers.get("Message-ID", ""),
+            "subject": "Odd"}
+    pane = auth.get("/pane/context", query_string={k: v for k, v in item.items() if v}).get_data(as_text=True)
+    said = re.search(r"<p class=\"muted\" data-nothing-to-log>(.+?)</p>", pane)
+    assert said, pane
+    assert said.group(1).replace("&#39;", "'") in card
+    assert "Log this email" not in card and 'data-form="log_email"' not in pane
