@@ -37,7 +37,7 @@ from services.db import make_engine, make_session_factory  # noqa: E402
 from services.demo import build_demo  # noqa: E402
 from services.models import Activity, DealHealth, Organization, User  # noqa: E402
 from services.periods import period_for  # noqa: E402
-from services.reports import activity_summary  # noqa: E402
+from services.reports import activity_summary, report_scope  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 TODAY = date(2026, 11, 20)
@@ -174,7 +174,7 @@ def main() -> None:
         start, end = year.utc_bounds(org.time_zone)
         reps = session.scalar(select(func.count(User.id)).where(User.role == "rep"))
         activities = session.scalar(select(func.count(Activity.id)))
-        summary_total = sum(row.total for row in activity_summary(session, admin, year))
+        summary_total = sum(row.total for row in activity_summary(report_scope(session, admin, year)))
         admin_id, org_id = admin.id, org.id
     duck_call, duck_total = duckdb_year(args.db, org_id, start, end)
 
@@ -186,7 +186,7 @@ def main() -> None:
     assert client.get(page).status_code == 200
     with app.extensions["inboxcrm.db"].sessions() as session:
         admin = session.get(User, admin_id)
-        timings = side_by_side({"summary": lambda: activity_summary(session, admin, year), "duckdb": duck_call,
+        timings = side_by_side({"summary": lambda: activity_summary(report_scope(session, admin, year)), "duckdb": duck_call,
                                 "dashboard": lambda: client.get(page)}, args.repeat)
     summary_seconds, duck_seconds, dashboard_seconds = timings["summary"], timings["duckdb"], timings["dashboard"]
     dashboard_statements = statements(engine, lambda: client.get(page))

@@ -31,6 +31,7 @@ from sqlalchemy import and_, bindparam, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from services.deals import pipeline_stages
+from services.shown import Shown
 from services.models import IS_OPEN_DEAL, Account, Activity, DealHealth, FollowUp, Opportunity, Organization, StageChange
 from services.signals import is_inbound_interaction
 from services.types import UTCDateTime, as_utc, one_of, utcnow
@@ -250,21 +251,22 @@ class HealthDrop:
     day: date
 
 
-def health_drops(session: Session, organization: Organization, people: list[Person], limit: int | None = 10) -> list[HealthDrop]:
+def health_drops(session: Session, organization: Organization, people: list[Person], limit: int | None = None) -> Shown[HealthDrop]:
     """The open deals of these people whose health fell most over the last ``WINDOW_DAYS``, as of
     the latest kept day: the largest fall first. One statement (the latest day found in it)."""
     owners = {p.id: p.name for p in people}
     if not owners:
-        return []
+        return Shown([], 0)
     latest = select(func.max(DealHealth.day)).where(DealHealth.organization_id == organization.id).scalar_subquery()
     query = (
         select(DealHealth.opportunity_id, Opportunity.name, Account.name, Opportunity.owner_id, DealHealth.health, DealHealth.change,
-               DealHealth.factors, DealHealth.day)
+               DealHealth.factors, DealHealth.day, func.count().over())
         .join(Opportunity, Opportunity.id == DealHealth.opportunity_id).join(Account, Account.id == Opportunity.account_id)
         .where(DealHealth.organization_id == organization.id, DealHealth.day == latest, DealHealth.change < 0,
                one_of(Opportunity.owner_id, owners), IS_OPEN_DEAL)
         .order_by(DealHealth.change, DealHealth.health, Opportunity.name, DealHealth.opportunity_id)
         .limit(limit)
     )
-    return [HealthDrop(deal_id, name, account, owners[owner_id], health, change, list(factors or []), day)
-            for deal_id, name, account, owner_id, health, change, factors, day in session.execute(query)]
+    rows = session.execute(query).all()
+    return Shown([HealthDrop(deal_id, name, account, owners[owner_id], health, change, list(factors or []), day)
+                  for deal_id, name, account, owner_id, health, change, factors, day, _ in rows], rows[0][-1] if rows else 0)

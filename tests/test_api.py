@@ -455,7 +455,7 @@ def test_the_note_quality_line_counts_what_its_csv_lists_after_api_deletions(app
     """The line ("n of m flagged") reads the rollups, the CSV the activities: equal after calls
     are logged and deleted through the API."""
     from services.periods import period_for
-    from services.reports import note_quality, note_quality_totals
+    from services.reports import note_quality, note_quality_totals, report_scope
 
     calls = [api.write("POST", "/activities", {"type": "call", "direction": "outbound", "outcome": "connected", "body_text": "",
                                                "owner_id": app_world.rep.id, "occurred_at": (NOW - timedelta(hours=i + 1)).isoformat()})
@@ -464,7 +464,7 @@ def test_the_note_quality_line_counts_what_its_csv_lists_after_api_deletions(app
     with app.extensions["inboxcrm.db"].sessions() as session:
         admin = session.get(User, app_world.admin.id)
         year = period_for("this_year", NOW.date(), admin.organization.fiscal_year_start_month)
-        listed = note_quality(session, admin, year)
-        totals = note_quality_totals(session, admin, year)
+        listed = note_quality(report_scope(session, admin, year))
+        totals = note_quality_totals(report_scope(session, admin, year))
         assert (totals.notes, totals.flagged) == (len(listed), sum(n.flagged for n in listed))
         assert {n.activity_id for n in listed} >= {c["id"] for c in calls[1:]} and calls[0]["id"] not in {n.activity_id for n in listed}

@@ -338,3 +338,64 @@ def test_two_reps_with_one_name_are_told_apart_on_the_page_and_in_every_csv(auth
     counted = {row[1]: row[2] for row in rows[1:] if row[0].startswith("Olga Adams")}
     assert counted == {"olga.adams@northwind.test": "1", "olga.adams2@northwind.test": "2"}
     assert all(row[1] for row in rows[1:])  # the e-mail always, names shared or not
+
+
+@pytest.mark.parametrize("query", ["period=this_year", "period=this_year&all=1"])
+def test_the_page_reads_every_figure_computed_for_it_and_nothing_else(app, auth, app_world: World, monkeypatch, query):
+    """The dashboard computes its figures before it renders, some in a second session
+    (``services.reports.alongside``). Against the same page rendered with every figure computed
+    as it is first read: nothing is computed that the page does not read, and rendering runs no
+    statement (nothing the page reads was left out of either session)."""
+    from sqlalchemy import event
+
+    from services.reports import TeamReport, alongside
+
+    engine = app.extensions["inboxcrm.db"].engine
+    reports: list[TeamReport] = []
+    computed: set[str] = set()
+    rendering: list[str] = []
+    compute_page = TeamReport.compute_page
+
+    def count(conn, cursor, statement, *args) -> None:
+        rendering.append(statement)
+
+    def lazily(report: TeamReport, sessions) -> None:
+        reports.append(report)
+
+    def computed_then_watched(report: TeamReport, sessions) -> None:
+        compute_page(report, sessions)
+        assert report.alongside is not None  # a store on disk: the second session ran
+        report.alongside.result()  # its statements are not the page's
+        computed.update(set(vars(report)) | set(alongside.prefetched_names(TeamReport)))
+        report.scope.teams  # noqa: B018 - the page's team filter, read by the route beside the report
+        event.listen(engine, "before_cursor_execute", count)
+
+    auth.login("ada@northwind.test")
+    add_activities(app, app_world, 3)
+    monkeypatch.setattr(TeamReport, "compute_page", lazily)
+    assert auth.get(f"/dashboard?{query}", htmx=False).status_code == 200
+    read = set(vars(reports[0])) - {"scope", "alongside"}
+    monkeypatch.setattr(TeamReport, "compute_page", computed_then_watched)
+    try:
+        response = auth.get(f"/dashboard?{query}", htmx=False)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert response.status_code == 200 and "Activity by rep" in response.get_data(as_text=True)
+    assert set(alongside.PAGE) <= computed and computed - {"scope", "alongside"} <= read, "computed for the page, never read by it"
+    assert rendering == [], "the page read a figure neither session computed"
+
+
+def test_a_page_that_answers_htmx_with_a_fragment_varies_on_it_and_restores_whole(auth, app_world: World):
+    """The dashboard answers htmx with its fragment and a browser with the page: both say they
+    vary on the htmx headers (a cache must not swap one for the other), and a history restore
+    (Back, when htmx's own cache has lost the page) gets the whole page."""
+    auth.login("mia@northwind.test")
+    fragment = auth.client.get("/dashboard?period=this_month", headers={"HX-Request": "true"})
+    page = auth.client.get("/dashboard?period=this_month")
+    restored = auth.client.get("/dashboard?period=this_month", headers={"HX-Request": "true", "HX-History-Restore-Request": "true"})
+    assert "<html" not in fragment.get_data(as_text=True) and 'aria-label="Activity"' in fragment.get_data(as_text=True)
+    assert "<html" in page.get_data(as_text=True) and "<html" in restored.get_data(as_text=True)
+    for response in (fragment, page, restored):
+        assert {"HX-Request", "HX-History-Restore-Request"} <= set(response.vary), response.vary
+    # A response that is the same either way does not vary.
+    assert "HX-Request" not in auth.client.get("/health").vary

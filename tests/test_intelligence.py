@@ -390,13 +390,13 @@ def test_the_daily_snapshot_and_the_deals_whose_health_fell_most(session, world:
     assert kept[quiet_deal.id].factors == [f.words for f in health.healths(session, org, [quiet_deal.id], NOW)[quiet_deal.id].shown]
 
     everyone = [Person(u.id, u.name, u.organization_id, u.team_id) for u in (rep, west)]
-    drops = health.health_drops(session, org, everyone, limit=None)
+    drops = health.health_drops(session, org, everyone).rows
     assert [d.change for d in drops] == sorted(r.change for r in kept.values() if r.change < 0)
     assert all(d.change < 0 for d in drops) and {d.deal_id for d in drops} <= set(kept)
     # A manager's panel lists their team's deals only.
     panel = team_panel(session, as_user(session, world.manager), NOW.date(), NOW)
-    assert {d.deal_id for d in panel.health_drops} == {d.deal_id for d in drops if d.owner_name == rep.name}
-    assert west_deal.id not in {d.deal_id for d in panel.health_drops}
+    assert {d.deal_id for d in panel.health_drops.rows} == {d.deal_id for d in drops if d.owner_name == rep.name}
+    assert west_deal.id not in {d.deal_id for d in panel.health_drops.rows}
 
 
 # -- the checklist as the note is written ----------------------------------------------------------
@@ -431,7 +431,7 @@ def test_the_dashboard_lists_the_deals_heading_south_and_exports_them(app, app_w
         for days in (9, 0):  # the world's deal was made 10 days ago
             health.snapshot(session, org, NOW - timedelta(days=days))
         session.commit()
-        drops = health.health_drops(session, org, [Person(app_world.rep.id, app_world.rep.name, org.id, app_world.east.id)], limit=None)
+        drops = health.health_drops(session, org, [Person(app_world.rep.id, app_world.rep.name, org.id, app_world.east.id)]).rows
     assert drops, "the world's deal grows quiet and stale over 14 days"
     auth.login("mia@northwind.test")
     page = auth.get("/dashboard?period=this_year", htmx=False).get_data(as_text=True)

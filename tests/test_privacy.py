@@ -163,7 +163,7 @@ def test_a_private_activity_keeps_its_content_to_its_owner(auth, app_world: Worl
     see that there was one, never its subject or text (the pane, the timeline, the notes feed);
     it counts in the figures all the same; only Rita may change it."""
     from services.activities import set_private
-    from services.reports import activity_summary
+    from services.reports import activity_summary, report_scope
     from services.periods import period_for
     from datetime import date
 
@@ -198,13 +198,13 @@ def test_a_private_activity_keeps_its_content_to_its_owner(auth, app_world: Worl
 
         rita, mia = session.get(User, app_world.rep.id), session.get(User, app_world.manager.id)
         year = period_for("this_year", date.today(), 1)
-        counted = {row.owner_id: row.total for row in activity_summary(session, mia, year)}
+        counted = {row.owner_id: row.total for row in activity_summary(report_scope(session, mia, year))}
         assert counted[rita.id] == 2  # the private call and note count
         with pytest.raises(Forbidden):
             set_private(session, mia, note_id, False)
         set_private(session, rita, note_id, False)
         session.commit()
-        assert {row.owner_id: row.total for row in activity_summary(session, mia, year)} == counted
+        assert {row.owner_id: row.total for row in activity_summary(report_scope(session, mia, year))} == counted
 
 
 # -- erasure, export, retention -----------------------------------------------------------------
@@ -243,19 +243,19 @@ def test_erasure_leaves_no_copy_of_the_address_and_every_figure_stands(session, 
     from services.models import Organization
     from services.periods import period_for
     from services.privacy import erase_person, keyed_hash, after_erasure
-    from services.reports import activity_summary
+    from services.reports import activity_summary, report_scope
     from services.rollups import rollup_snapshot
 
     _everything_about_ann(session, world)
     year = period_for("this_year", date.today(), 1)
-    counts_before = (count(session, Activity), activity_summary(session, world.admin, year), rollup_snapshot(session, world.org.id))
+    counts_before = (count(session, Activity), activity_summary(report_scope(session, world.admin, year)), rollup_snapshot(session, world.org.id))
     assert _rows_holding(session, world.org.id, "ann@acme.test")
     erasure = erase_person(session, session.get(Organization, world.org.id), "Ann@Acme.test", secret="k", actor=world.admin)
     session.commit()
     after_erasure(engine)
     assert erasure.contacts == 1 and erasure.activities == 2 and erasure.participants == 1 and erasure.leads == 1
     assert _rows_holding(session, world.org.id, "ann@acme.test") == []
-    assert (count(session, Activity), activity_summary(session, world.admin, year), rollup_snapshot(session, world.org.id)) == counts_before
+    assert (count(session, Activity), activity_summary(report_scope(session, world.admin, year)), rollup_snapshot(session, world.org.id)) == counts_before
     # What the audit trail keeps: that it happened, how much, a keyed hash; never the address.
     event = session.scalars(select(AuditEvent).where(AuditEvent.action == "erase")).one()
     assert event.actor_id == world.admin.id and event.after["address_hash"] == keyed_hash("k", "ann@acme.test")

@@ -178,7 +178,7 @@ def test_activity_summary_matches_the_raw_rows(demo_session, demo, kind):
     session = demo_session
     custom = {"mid-month to mid-month": Period(date(2025, 12, 10), date(2026, 3, 17)), "inside a month": Period(date(2026, 2, 3), date(2026, 2, 25))}
     period = custom.get(kind) or period_for(kind, TODAY, demo.organization.fiscal_year_start_month)
-    summary = reports.activity_summary(session, demo, period)
+    summary = reports.activity_summary(reports.report_scope(session, demo, period))
     people = {row.owner_id for row in summary}
     counts, minutes, attempts, contacts = independent_activity(session, demo.organization, people, period)
     assert sum(row.total for row in summary) > 0
@@ -216,14 +216,14 @@ def test_a_fiscal_year_to_date_is_its_year_less_the_days_to_come(session, world:
     pieces = _rollup_ranges(ytd, 4)
     assert (pieces[0][0], pieces[0][2]) == (ActivityYearRollup, 1) and all(sign == -1 for _, _, sign in pieces[1:])
     assert ActivityRollup in {model for model, _, _ in pieces[1:]}
-    rita = next(row for row in reports.activity_summary(session, manager, ytd) if row.owner_id == world.rep.id)
+    rita = next(row for row in reports.activity_summary(reports.report_scope(session, manager, ytd)) if row.owner_id == world.rep.id)
     # 1 April 00:30, 14 September, 25 November late, 26 November 09:00 (not 11:00, December, March 2027).
     assert (rita.counts, rita.minutes, rita.contacts) == ({"call": 3, "meeting": 1}, {"call": 30, "meeting": 10}, 4)
-    assert sum(reports.weekday_pattern(session, manager, ytd)[world.rep.id]) == 4
+    assert sum(reports.weekday_pattern(reports.report_scope(session, manager, ytd))[world.rep.id]) == 4
 
     whole = period_for("this_year", date(2026, 11, 26), 4)  # the whole fiscal year, April to March
     assert [model for model, _, _ in _rollup_ranges(whole, 4)] == [ActivityYearRollup]
-    rita = next(row for row in reports.activity_summary(session, manager, whole) if row.owner_id == world.rep.id)
+    rita = next(row for row in reports.activity_summary(reports.report_scope(session, manager, whole)) if row.owner_id == world.rep.id)
     assert rita.counts == {"call": 5, "meeting": 2}
     # A quarter is read directly (fewer rows than a year less three quarters).
     quarter = period_for("this_quarter", date(2026, 11, 26), 4)
@@ -242,7 +242,7 @@ def test_periods_split_into_whole_months_and_edge_days():
 
 def test_pipeline_matches_the_raw_rows(demo_session, demo):
     session = demo_session
-    rows = reports.pipeline(session, demo)
+    rows = reports.pipeline(reports.report_scope(session, demo))
     deals = session.scalars(select(Opportunity).where(Opportunity.status == "open", Opportunity.deleted_at.is_(None))).all()
     probability = {s.id: s.probability for s in session.scalars(select(Stage))}
     for row in rows:
@@ -257,7 +257,7 @@ def test_pipeline_matches_the_raw_rows(demo_session, demo):
 def test_deal_outcomes_match_the_raw_rows(demo_session, demo, kind):
     session = demo_session
     period = period_for(kind, TODAY, demo.organization.fiscal_year_start_month)
-    outcome = reports.deal_outcomes(session, demo, period)
+    outcome = reports.deal_outcomes(reports.report_scope(session, demo, period))
     zone = ZoneInfo(demo.organization.time_zone)
     closed = [d for d in session.scalars(select(Opportunity)) if d.closed_at is not None
               and period.start <= d.closed_at.astimezone(zone).date() < period.end]
@@ -309,7 +309,7 @@ def test_borders_dst_and_soft_deletes(session, world: World):
     add(session, world, world.rep, datetime(2026, 3, 29, 12, 0, tzinfo=berlin), type="email", direction="inbound")
     commit_and_roll_up(session, world.org)
     manager = session.get(User, world.manager.id)
-    rows = {row.name: row for row in reports.activity_summary(session, manager, day)}
+    rows = {row.name: row for row in reports.activity_summary(reports.report_scope(session, manager, day))}
     rita = rows["Rita Rep"]
     assert rita.counts == {"call": 2, "email": 1} and rita.minutes["call"] == 7
     assert (rita.attempts, rita.contacts, rita.connect_rate) == (2, 2, 1.0)
@@ -321,13 +321,13 @@ def test_borders_dst_and_soft_deletes(session, world: World):
 def test_who_may_see_figures(session, world: World):
     period = period_for("this_month", TODAY)
     with pytest.raises(Forbidden):
-        reports.activity_summary(session, session.get(User, world.rep.id), period)
+        reports.activity_summary(reports.report_scope(session, session.get(User, world.rep.id), period))
     with pytest.raises(Forbidden):
-        reports.activity_summary(session, session.get(User, world.manager.id), period, team_id=world.west.id)
+        reports.activity_summary(reports.report_scope(session, session.get(User, world.manager.id), period, team_id=world.west.id))
     admin = session.get(User, world.admin.id)
-    everyone = {row.name for row in reports.activity_summary(session, admin, period)}
+    everyone = {row.name for row in reports.activity_summary(reports.report_scope(session, admin, period))}
     assert {"Rita Rep", "Wendy West", "Mia Manager"} <= everyone and "Oscar Other" not in everyone
-    west = {row.name for row in reports.activity_summary(session, admin, period, team_id=world.west.id)}
+    west = {row.name for row in reports.activity_summary(reports.report_scope(session, admin, period, team_id=world.west.id))}
     assert west == {"Wendy West", "Walt Manager"}
 
 
@@ -343,10 +343,10 @@ def test_two_organizations_in_two_time_zones(session, world: World):
     commit_and_roll_up(session, world.org, world.other_org)
     ours, theirs = session.get(User, world.admin.id), session.get(User, world.other_user.id)
     november, october = Period(date(2026, 11, 1), date(2026, 12, 1)), Period(date(2026, 10, 1), date(2026, 11, 1))
-    assert sum(row.total for row in reports.activity_summary(session, ours, november)) == 1
-    assert sum(row.total for row in reports.activity_summary(session, ours, october)) == 0
-    assert sum(row.total for row in reports.activity_summary(session, theirs, november)) == 0
-    assert sum(row.total for row in reports.activity_summary(session, theirs, october)) == 1
+    assert sum(row.total for row in reports.activity_summary(reports.report_scope(session, ours, november))) == 1
+    assert sum(row.total for row in reports.activity_summary(reports.report_scope(session, ours, october))) == 0
+    assert sum(row.total for row in reports.activity_summary(reports.report_scope(session, theirs, november))) == 0
+    assert sum(row.total for row in reports.activity_summary(reports.report_scope(session, theirs, october))) == 1
 
 
 # -- quotas, leaderboard, drawdown, conversion --------------------------------------------------
@@ -370,7 +370,7 @@ def test_quota_attainment_is_pro_rata(session, world: World):
     deal = session.get(Opportunity, world.deal.id)
     deal.status, deal.closed_at, deal.amount = "won", datetime(2026, 11, 12, tzinfo=timezone.utc), Decimal(5000)
     commit_and_roll_up(session, world.org)
-    rows = reports.quota_attainment(session, session.get(User, world.manager.id), Period(date(2026, 11, 10), date(2026, 11, 20)))
+    rows = reports.quota_attainment(reports.report_scope(session, session.get(User, world.manager.id), Period(date(2026, 11, 10), date(2026, 11, 20))))
     calls = next(r for r in rows if r.metric == "activities")
     revenue = next(r for r in rows if r.metric == "won_revenue")
     assert (calls.target, calls.actual, calls.ratio) == (Decimal("10.00"), Decimal(3), 0.3)
@@ -380,7 +380,7 @@ def test_quota_attainment_is_pro_rata(session, world: World):
 def test_leaderboard_matches_the_raw_rows(demo_session, demo):
     session = demo_session
     period = period_for("last_year", TODAY, demo.organization.fiscal_year_start_month)
-    rows = reports.leaderboard(session, demo, period)
+    rows = reports.leaderboard(reports.report_scope(session, demo, period))
     zone = demo.organization.time_zone
     won = defaultdict(lambda: [0, Decimal(0)])
     for d in session.scalars(select(Opportunity).where(Opportunity.status == "won")):
@@ -410,7 +410,7 @@ def test_drawdown_finds_the_slipping_reps(session, world: World):
             add(session, world, world.teammate, datetime(day.year, day.month, day.day, 9, tzinfo=berlin))
     commit_and_roll_up(session, world.org)
     evening = datetime(2026, 11, 20, 18, tzinfo=berlin)  # the day's work done
-    alerts = reports.drawdown_alerts(session, session.get(User, world.manager.id), evening)
+    alerts = reports.drawdown_alerts(reports.report_scope(session, session.get(User, world.manager.id), now=evening)).rows
     assert [(a.name, a.recent_per_day, a.baseline_per_day) for a in alerts] == [("Tom Teammate", 1.0, 4.0)]
 
 
@@ -430,7 +430,7 @@ def test_drawdown_counts_the_last_7_times_24_hours_not_a_young_today(session, wo
                 add(session, world, world.teammate, datetime(day.year, day.month, day.day, hour, tzinfo=berlin))
         day += timedelta(days=1)
     commit_and_roll_up(session, world.org)
-    alerts = reports.drawdown_alerts(session, session.get(User, world.manager.id), now)
+    alerts = reports.drawdown_alerts(reports.report_scope(session, session.get(User, world.manager.id), now=now)).rows
     # Rita: 20 in the last 168 hours (Friday the 13th and Monday to Thursday) over 5 working days,
     # 80 over the 20 before. Tom dropped to three a day from the 13th.
     assert [(a.name, a.recent_per_day, a.baseline_per_day) for a in alerts] == [("Tom Teammate", 3.0, 4.0)]
@@ -456,7 +456,7 @@ def test_quota_attainment_divides_by_the_exact_target(session, world: World):
                       metric="activities", activity_type="call", target=Decimal(10)))
     add(session, world, world.rep, datetime(2026, 11, 12, 10, tzinfo=timezone.utc))
     commit_and_roll_up(session, world.org)
-    row = reports.quota_attainment(session, session.get(User, world.manager.id), Period(date(2026, 11, 10), date(2026, 11, 20)))[0]
+    row = reports.quota_attainment(reports.report_scope(session, session.get(User, world.manager.id), Period(date(2026, 11, 10), date(2026, 11, 20))))[0]
     assert row.ratio == 0.3 and float(row.target) == pytest.approx(10 / 3, abs=1e-12)
 
 
@@ -469,12 +469,12 @@ def test_leads_follow_the_team_and_rep_filters(session, world: World):
                          owner_id=owner.id, status="new", created_at=when))
     session.commit()
     period = Period(date(2026, 11, 1), date(2026, 12, 1))
-    east = reports.lead_conversion(session, session.get(User, world.manager.id), period)
+    east = reports.lead_conversion(reports.report_scope(session, session.get(User, world.manager.id), period))
     assert sorted(row.source for row in east) == ["referral", "web_form"]  # not West's phone lead
     admin = session.get(User, world.admin.id)
-    assert [row.source for row in reports.lead_conversion(session, admin, period, team_id=world.west.id)] == ["phone"]
-    assert [row.source for row in reports.lead_conversion(session, admin, period, rep_id=world.teammate.id)] == ["referral"]
-    assert len(reports.lead_conversion(session, admin, period)) == 3
+    assert [row.source for row in reports.lead_conversion(reports.report_scope(session, admin, period, team_id=world.west.id))] == ["phone"]
+    assert [row.source for row in reports.lead_conversion(reports.report_scope(session, admin, period, rep_id=world.teammate.id))] == ["referral"]
+    assert len(reports.lead_conversion(reports.report_scope(session, admin, period))) == 3
 
 
 def test_stage_conversion_matches_the_stage_changes(demo_session, demo):
@@ -482,7 +482,7 @@ def test_stage_conversion_matches_the_stage_changes(demo_session, demo):
     from services.models import StageChange
 
     period = period_for("last_year", TODAY, demo.organization.fiscal_year_start_month)
-    rows = reports.stage_conversion(session, demo, period)
+    rows = reports.stage_conversion(reports.report_scope(session, demo, period))
     zone = demo.organization.time_zone
     cohort = {d.id for d in session.scalars(select(Opportunity)) if period.start <= local_day(d.created_at, zone) < period.end}
     stages = {s.id: s.position for s in session.scalars(select(Stage))}
@@ -502,7 +502,7 @@ def test_lead_conversion_matches_the_raw_rows(demo_session, demo):
     from services.models import Lead
 
     period = period_for("last_year", TODAY, demo.organization.fiscal_year_start_month)
-    rows = {row.source: row for row in reports.lead_conversion(session, demo, period)}
+    rows = {row.source: row for row in reports.lead_conversion(reports.report_scope(session, demo, period))}
     zone = demo.organization.time_zone
     expected = defaultdict(lambda: [0, 0])
     for lead in session.scalars(select(Lead)):
@@ -576,7 +576,7 @@ def test_weekday_pattern_matches_the_raw_rows(demo_session, demo, kind):
     session = demo_session
     period = (Period(date(2025, 12, 10), date(2026, 3, 17)) if kind != "last_quarter"
               else period_for("last_quarter", TODAY, demo.organization.fiscal_year_start_month))
-    pattern = reports.weekday_pattern(session, demo, period)
+    pattern = reports.weekday_pattern(reports.report_scope(session, demo, period))
     zone = ZoneInfo(demo.organization.time_zone)
     expected = defaultdict(lambda: [0] * 7)
     for a in session.scalars(select(Activity).where(Activity.deleted_at.is_(None))):
@@ -589,7 +589,7 @@ def test_weekday_pattern_matches_the_raw_rows(demo_session, demo, kind):
 
 def test_monthly_trends_match_the_raw_rows(demo_session, demo):
     session = demo_session
-    points = reports.monthly_trends(session, demo, TODAY, months=12)
+    points = reports.monthly_trends(reports.report_scope(session, demo, today=TODAY, months=12))
     assert len(points) == 12 and points[-1].month == date(2026, 11, 1) and points[0].month == date(2025, 12, 1)
     zone = ZoneInfo(demo.organization.time_zone)
     activities = Counter()
@@ -605,7 +605,7 @@ def test_monthly_trends_match_the_raw_rows(demo_session, demo):
         assert point.activities == activities[point.month]
         assert (point.won_deals, point.won_amount) == (won[point.month][0], won[point.month][1])
     with pytest.raises(DomainError):
-        reports.monthly_trends(session, demo, TODAY, months=7)
+        reports.monthly_trends(reports.report_scope(session, demo, today=TODAY, months=7))
 
 
 def test_lead_response_times_match_the_raw_rows(demo_session, demo):
@@ -615,7 +615,7 @@ def test_lead_response_times_match_the_raw_rows(demo_session, demo):
 
     session = demo_session
     period = period_for("last_year", TODAY, demo.organization.fiscal_year_start_month)
-    rows = {row.owner_id: row for row in reports.lead_response_times(session, demo, period)}
+    rows = {row.owner_id: row for row in reports.lead_response_times(reports.report_scope(session, demo, period))}
     zone = ZoneInfo(demo.organization.time_zone)
     touches = defaultdict(list)
     for a in session.scalars(select(Activity).where(Activity.lead_id.is_not(None), Activity.direction == "outbound")):
@@ -637,13 +637,13 @@ def test_lead_response_times_match_the_raw_rows(demo_session, demo):
 def test_lost_deals_and_alerts_on_the_demo(demo_session, demo):
     session = demo_session
     period = period_for("last_year", TODAY, demo.organization.fiscal_year_start_month)
-    lost = reports.lost_deals(session, demo, period)
-    outcome = reports.deal_outcomes(session, demo, period)
+    lost = reports.lost_deals(reports.report_scope(session, demo, period)).rows
+    outcome = reports.deal_outcomes(reports.report_scope(session, demo, period))
     assert len(lost) == outcome.lost and all(deal.reason for deal in lost)
     by_reason = Counter(deal.reason for deal in lost)
     assert by_reason == Counter({reason: count for reason, (count, _) in outcome.lost_by_reason.items()})
     now = datetime(2026, 11, 20, 17, tzinfo=timezone.utc)
-    alerts = reports.deal_alerts(session, demo, now)
+    alerts = reports.deal_alerts(reports.report_scope(session, demo, now=now)).rows
     assert {"going_dark", "stale"} <= {kind for a in alerts for kind in a.kinds}
     open_ids = set(session.scalars(select(Opportunity.id).where(Opportunity.status == "open")))
     assert {a.opportunity_id for a in alerts} <= open_ids
@@ -666,7 +666,7 @@ def test_forecast_adds_won_and_weighted_open_deals(session, world: World):
     session.add_all([expected_in_quarter, next_quarter, Quota(organization_id=world.org.id, team_id=world.east.id, period="quarter",
                                                              period_start=date(2026, 10, 1), metric="won_revenue", target=Decimal(36000))])
     session.commit()
-    forecast = reports.quarter_forecast(session, session.get(User, world.manager.id), TODAY)
+    forecast = reports.quarter_forecast(reports.report_scope(session, session.get(User, world.manager.id), today=TODAY))
     assert (forecast.quarter.start, forecast.quarter.end) == (date(2026, 10, 1), date(2027, 1, 1))
     assert (forecast.won, forecast.weighted_open, forecast.quota) == (Decimal(10000), Decimal("8000.00"), Decimal(36000))
     assert forecast.total == Decimal(18000) and forecast.attainment == 0.5
@@ -681,10 +681,10 @@ def test_note_quality_flags_empty_and_unanswered_notes(session, world: World):
     add(session, world, world.rep, datetime(2026, 11, 10, 13, tzinfo=berlin), type="email", body_text="not a call")
     commit_and_roll_up(session, world.org)  # written straight to the store, as an import is: scored by the rebuild
     manager, november = session.get(User, world.manager.id), Period(date(2026, 11, 1), date(2026, 12, 1))
-    rows = reports.note_quality(session, manager, november)
+    rows = reports.note_quality(reports.report_scope(session, manager, november))
     assert [(r.answered, r.questions, r.flagged) for r in rows] == [(2, 2, False), (1, 2, False), (0, 2, True), (0, 2, True)]
     assert [r.share for r in rows] == [1.0, 0.5, 0.0, 0.0]
-    assert reports.note_quality_totals(session, manager, november) == reports.NoteQualityTotals(4, 2)
+    assert reports.note_quality_totals(reports.report_scope(session, manager, november)) == reports.NoteQualityTotals(4, 2)
 
 
 def test_a_logged_call_is_scored_as_it_is_written(session, world: World):
@@ -715,7 +715,7 @@ def test_note_quality_matches_the_raw_notes(demo_session, demo):
             lines = dict(line.split(":", 1) for line in (activity.body_text or "").splitlines() if ":" in line)
             notes += 1
             flagged += bool(asked) and not any(lines.get(q, "").strip() for q in asked)
-    totals = reports.note_quality_totals(session, demo, period)
+    totals = reports.note_quality_totals(reports.report_scope(session, demo, period))
     assert (totals.notes, totals.flagged) == (notes, flagged) and 0 < flagged < notes
 
 
@@ -732,14 +732,14 @@ def test_reopened_and_deleted_deals_and_a_team_of_one(session, world: World):
     session.commit()
     november = Period(date(2026, 11, 1), date(2026, 12, 1))
     manager = session.get(User, world.manager.id)
-    assert reports.deal_outcomes(session, manager, november).won == 1
-    assert reports.deal_outcomes(session, manager, november).lost == 0  # the soft-deleted loss never counts
+    assert reports.deal_outcomes(reports.report_scope(session, manager, november)).won == 1
+    assert reports.deal_outcomes(reports.report_scope(session, manager, november)).lost == 0  # the soft-deleted loss never counts
     # Reopened: no longer closed in the period, so no longer won.
     deal_service.move_stage(session, rep, world.deal.id, {"stage": str(world.stages[1].id)}, now=when + timedelta(days=1))
     session.commit()
-    assert (reports.deal_outcomes(session, manager, november).won, reports.deal_outcomes(session, manager, november).win_rate) == (0, None)
+    assert (reports.deal_outcomes(reports.report_scope(session, manager, november)).won, reports.deal_outcomes(reports.report_scope(session, manager, november)).win_rate) == (0, None)
     # West is a team of one rep and its manager.
-    west = reports.activity_summary(session, session.get(User, world.west_manager.id), november)
+    west = reports.activity_summary(reports.report_scope(session, session.get(User, world.west_manager.id), november))
     assert {row.name for row in west} == {"Wendy West", "Walt Manager"}
 
 
@@ -750,20 +750,20 @@ def test_neglected_accounts(session, world: World):
 
     manager = session.get(User, world.manager.id)
     # Acme has an open deal and nothing for 100 days (it was created 100 days ago): neglected.
-    assert [(a.name, a.days) for a in reports.neglected_accounts(session, manager, now)] == [("Acme Freight", 100)]
+    assert [(a.name, a.days) for a in reports.neglected_accounts(reports.report_scope(session, manager, now=now)).rows] == [("Acme Freight", 100)]
     add(session, world, world.teammate, now - timedelta(days=3), account_id=world.account.id)
     commit_and_roll_up(session, world.org)  # written straight to the store: the account learns it on a rebuild
-    assert reports.neglected_accounts(session, manager, now) == []  # anyone's activity counts
+    assert reports.neglected_accounts(reports.report_scope(session, manager, now=now)).rows == []  # anyone's activity counts
     later = now + timedelta(days=20)
-    assert [a.days for a in reports.neglected_accounts(session, manager, later)] == [23]
+    assert [a.days for a in reports.neglected_accounts(reports.report_scope(session, manager, now=later)).rows] == [23]
     # Exactly 14 days quiet is neglected, a millisecond less is not (both back ends).
     quiet = session.get(type(world.account), world.account.id).last_activity_at
-    assert [a.days for a in reports.neglected_accounts(session, manager, quiet + timedelta(days=14))] == [14]
-    assert reports.neglected_accounts(session, manager, quiet + timedelta(days=14) - timedelta(milliseconds=1)) == []
+    assert [a.days for a in reports.neglected_accounts(reports.report_scope(session, manager, now=quiet + timedelta(days=14))).rows] == [14]
+    assert reports.neglected_accounts(reports.report_scope(session, manager, now=quiet + timedelta(days=14) - timedelta(milliseconds=1))).rows == []
     session.add(FollowUp(organization_id=world.org.id, title="Call", owner_id=world.rep.id, account_id=world.account.id,
                          due_at=later + timedelta(days=1)))
     session.commit()
-    assert reports.neglected_accounts(session, manager, later) == []  # a follow-up is planned
+    assert reports.neglected_accounts(reports.report_scope(session, manager, now=later)).rows == []  # a follow-up is planned
 
 
 def test_the_pages_first_neglected_accounts_are_the_first_of_them(session, world: World):
@@ -805,11 +805,11 @@ def test_the_pages_first_neglected_accounts_are_the_first_of_them(session, world
         if account.owner_id in members and deals and not planned and quiet >= timedelta(days=14):
             expected.append((quiet.days, account.name, account.id))
     expected.sort(key=lambda row: (-row[0], row[1], row[2]))
-    found = reports.neglected_accounts(session, manager, now)
+    found = reports.neglected_accounts(reports.report_scope(session, manager, now=now)).rows
     assert [(a.days, a.name, a.id) for a in found] == expected
     assert len(expected) > 8 and len({days for days, *_ in expected}) < len(expected) / 2  # ties, many of them
     for limit in range(1, len(found) + 2):
-        first = reports.first_neglected(session, manager, now, limit=limit)
+        first = reports.neglected_accounts(reports.report_scope(session, manager, now=now), limit=limit)
         assert first.total == len(found) and first.rows == found[:limit], limit
 
 
@@ -823,7 +823,7 @@ def test_team_revenue_attainment_is_pro_rata_and_counts_the_teams_wins(session, 
     deal.status, deal.closed_at, deal.amount = "won", datetime(2026, 11, 12, tzinfo=timezone.utc), Decimal(12000)
     session.commit()
     admin = session.get(User, world.admin.id)
-    rows = reports.team_revenue_attainment(session, admin, Period(date(2026, 11, 1), date(2026, 12, 1)))
+    rows = reports.team_revenue_attainment(reports.report_scope(session, admin, Period(date(2026, 11, 1), date(2026, 12, 1))))
     assert [(r.name, r.actual) for r in rows] == [("East", Decimal(12000))]
     assert rows[0].target == Decimal(90000) * 30 / 92 and rows[0].ratio == pytest.approx(12000 / (90000 * 30 / 92))
     # The dashboard's, from the report's own wins by owner, is the same.
@@ -832,7 +832,7 @@ def test_team_revenue_attainment_is_pro_rata_and_counts_the_teams_wins(session, 
     assert reports.team_report(session, admin, november, now.date(), now).team_quota == rows
     assert reports.team_report(session, admin, november, now.date(), now, team_id=world.east.id).team_quota == rows
     # A West manager sees no East quota.
-    assert reports.team_revenue_attainment(session, session.get(User, world.west_manager.id), Period(date(2026, 11, 1), date(2026, 12, 1))) == []
+    assert reports.team_revenue_attainment(reports.report_scope(session, session.get(User, world.west_manager.id), Period(date(2026, 11, 1), date(2026, 12, 1)))) == []
 
 
 def test_the_report_compares_year_over_year_and_trends_over_24_months(session, world: World):
@@ -913,7 +913,7 @@ def test_deal_alerts_are_the_raw_rows_warnings(demo_session, demo):
     session = demo_session
     people = reports.team_members(session, demo)[1:]  # not quite everyone
     now = datetime(2026, 12, 2, 9, 30, tzinfo=timezone.utc)  # a dozen days past the demo: warnings of every kind
-    alerts = reports.deal_alerts(session, demo, now, people=people)
+    alerts = reports.deal_alerts(reports.report_scope(session, demo, now=now, people=people)).rows
     expected = _alerts_from_raw_rows(session, demo, {p.id for p in people}, now)
     assert {kind for found in expected.values() for kind, _ in found} == {"going_dark", "stale", "neglected"}
     assert _report_alerts(alerts) == expected
@@ -936,11 +936,11 @@ def test_the_pages_first_alerts_are_the_first_of_them_ties_at_the_cut_included(s
                   created=now - timedelta(days=10 + 5 * (n % 6), hours=n % 4))
     session.commit()
     members = {p.id for p in reports.team_members(session, manager)}
-    alerts = reports.deal_alerts(session, manager, now)
+    alerts = reports.deal_alerts(reports.report_scope(session, manager, now=now)).rows
     assert _report_alerts(alerts) == _alerts_from_raw_rows(session, manager, members, now)
     assert len(alerts) > 30 and len({a.days for a in alerts}) < len(alerts) / 4  # ties, many of them
     for limit in range(1, len(alerts) + 3):
-        first = reports.first_alerts(session, manager, now, limit=limit)
+        first = reports.deal_alerts(reports.report_scope(session, manager, now=now), limit=limit)
         assert first.total == len(alerts) and first.rows == alerts[:limit], limit
 
 
@@ -971,7 +971,7 @@ def test_deal_alerts_at_their_exact_edges(session, world: World):
         deal.stage_entered_at = now - in_stage
         deal.last_inbound_at = deal.last_activity_at = None
         session.commit()
-        alerts = [a for a in reports.deal_alerts(session, manager, now) if a.opportunity_id == deal.id]
+        alerts = [a for a in reports.deal_alerts(reports.report_scope(session, manager, now=now)).rows if a.opportunity_id == deal.id]
         assert {kind for a in alerts for kind in a.kinds} == kinds, (since, in_stage)
         raw = _alerts_from_raw_rows(session, manager, members, now)
         assert _report_alerts(alerts) == {d: w for d, w in raw.items() if d == deal.id}
@@ -987,12 +987,12 @@ def test_the_pages_per_rep_tables_are_the_full_tables_rows_for_the_reps_it_lists
     now = datetime(2026, 11, 20, 17, tzinfo=timezone.utc)
     page = reports.team_report(demo_session, demo, period, TODAY, now)
     full = reports.team_report(demo_session, demo, period, TODAY, now)
-    shown = page.shown_reps
-    assert shown is not None and len(shown) == 2 and len(page.scope.people) > 2
+    shown = {person.id for person in page.reps.rows}
+    assert page.reps.cut and len(shown) == 2 and len(page.scope.people) > 2
     assert page.quota_rows and page.response_rows
     assert page.quota_rows == [row for row in full.quota if row.owner_id in shown]
     assert page.response_rows == [row for row in full.response if row.owner_id in shown]
-    every_weekday = reports.weekday_pattern(demo_session, demo, period, people=page.scope.people)
+    every_weekday = reports.weekday_pattern(reports.report_scope(demo_session, demo, period, people=page.scope.people))
     assert {owner: list(days) for owner, days in page.weekdays.items()} == {owner: list(every_weekday[owner]) for owner in shown}
     assert "quota" not in page.__dict__ and "response" not in page.__dict__  # the page never computed every rep's
 
@@ -1017,12 +1017,13 @@ def test_the_whole_organization_leaves_out_its_admins_records_either_way(session
     assert everyone.others == [admin.id]
     by_ids = list(everyone)  # the same people, named one by one
     for figure in (reports.deal_outcomes, reports.stage_conversion, reports.lead_conversion, reports.note_quality_totals):
-        assert figure(session, admin, period, people=everyone) == figure(session, admin, period, people=by_ids), figure.__name__
-    assert reports.deal_outcomes(session, admin, period, people=everyone).won_amount < Decimal(99000)
-    assert reports.monthly_trends(session, admin, now.date(), people=everyone) == reports.monthly_trends(session, admin, now.date(), people=by_ids)
-    assert reports.lost_deals(session, admin, period, people=everyone) == reports.lost_deals(session, admin, period, people=by_ids)
-    assert sum(row.won_deals for row in reports.leaderboard(session, admin, period, people=everyone)) == \
-        sum(row.won_deals for row in reports.leaderboard(session, admin, period, people=by_ids))
+        assert figure(reports.report_scope(session, admin, period, people=everyone)) == \
+            figure(reports.report_scope(session, admin, period, people=by_ids)), figure.__name__
+    assert reports.deal_outcomes(reports.report_scope(session, admin, period, people=everyone)).won_amount < Decimal(99000)
+    assert reports.monthly_trends(reports.report_scope(session, admin, today=now.date(), people=everyone)) == reports.monthly_trends(reports.report_scope(session, admin, today=now.date(), people=by_ids))
+    assert reports.lost_deals(reports.report_scope(session, admin, period, people=everyone)).rows == reports.lost_deals(reports.report_scope(session, admin, period, people=by_ids)).rows
+    assert sum(row.won_deals for row in reports.leaderboard(reports.report_scope(session, admin, period, people=everyone))) == \
+        sum(row.won_deals for row in reports.leaderboard(reports.report_scope(session, admin, period, people=by_ids)))
 
 
 @pytest.mark.parametrize("now", [
@@ -1049,12 +1050,12 @@ def test_drawdown_from_day_totals_and_edge_days_matches_the_raw_rows(demo_sessio
     threshold = float(org.setting("drawdown_threshold"))
     expected = sorted(((names[o], round(recent[o] / 5, 2), round((both[o] - recent[o]) / 20, 2)) for o in both
                        if (both[o] - recent[o]) / 20 > 0 and recent[o] / 5 < threshold * (both[o] - recent[o]) / 20))
-    found = [(d.name, d.recent_per_day, d.baseline_per_day) for d in reports.drawdown_alerts(session, demo, now, people=people)]
+    found = sorted((d.name, d.recent_per_day, d.baseline_per_day) for d in reports.drawdown_alerts(reports.report_scope(session, demo, now=now, people=people)).rows)
     assert found == expected
     assert sum(both.values()) > 100  # the window holds activities to count
     # And the counts themselves, flagged or not, through a threshold no rep stays under.
     org.settings = {**(org.settings or {}), "drawdown_threshold": 10**6}
-    everyone = {d.name: (d.recent_per_day, d.baseline_per_day) for d in reports.drawdown_alerts(session, demo, now, people=people)}
+    everyone = {d.name: (d.recent_per_day, d.baseline_per_day) for d in reports.drawdown_alerts(reports.report_scope(session, demo, now=now, people=people)).rows}
     session.rollback()
     assert everyone == {names[o]: (round(recent[o] / 5, 2), round((both[o] - recent[o]) / 20, 2)) for o in both if both[o] - recent[o]}
 
@@ -1068,7 +1069,9 @@ def test_the_page_computed_in_two_sessions_is_the_page_computed_in_one(demo_engi
     """``compute_page`` computes the heaviest figures in a second session, alongside the rest:
     every figure the page shows is what one session computes alone, on both back ends."""
     from services.db import make_session_factory
-    from services.reports.dashboard import ALONGSIDE, PAGE
+    from services.reports.alongside import PAGE, prefetched_names
+
+    ALONGSIDE = prefetched_names(reports.TeamReport)
 
     team_id = None if scope == "organization" else demo_session.scalars(select(User.team_id).where(User.role == "rep")).first()
     now = datetime(2026, 11, 20, 15, tzinfo=timezone.utc)

@@ -1,6 +1,8 @@
-"""Manager figures, exactly as PRODUCT.md defines them. Each takes a session, the acting
-manager or admin and a period (and optionally a team or one rep), and returns plain data;
-the pane's team panel, the dashboard and its CSV exports render it.
+"""Manager figures, exactly as PRODUCT.md defines them. Each is a function of a
+``ReportScope`` (who asks, which people, which period, now; ``report_scope`` resolves it once
+a request) and, where it compares, of another period; it returns plain data, and a table a page
+cuts short answers a ``Shown`` for one ``limit``. The pane's team panel, the dashboard and its
+CSV exports render them.
 
 Managers see their own team; admins any team or the whole organization; reps see none of
 these (their pane shows their own work). Soft-deleted records never count.
@@ -14,6 +16,7 @@ these (their pane shows their own work). Soft-deleted records never count.
 | ``leads`` | lead conversion by source, response time |
 | ``note_quality`` | how much of its checklist each note answers |
 | ``dashboard`` | ``TeamReport``: every figure for a scope, each computed once, when first read |
+| ``alongside`` | the dashboard's second reading session, and which figures it computes |
 | ``panel`` | the manager's panel in the pane, and a rep's accounts |
 
 The figures read plain columns, never ORM objects, through the session's connection
@@ -26,23 +29,25 @@ from services.reports.activity import (
 )
 from services.reports.dashboard import CHART_PARTS, Change, TeamReport, team_report
 from services.reports.deals import (
-    SHOWN_ALERTS, DealAlert, DealOutcomes, Forecast, LostDeal, NeglectedAccount, StageConversion, StageRow, deal_alerts, deal_outcomes, first_alerts,
-    first_neglected, lost_deals, neglected_accounts, pipeline, quarter_forecast, stage_conversion,
+    DealAlert, DealOutcomes, Forecast, LostDeal, NeglectedAccount, StageConversion, StageRow, deal_alerts, deal_outcomes,
+    falling_deals, lost_deals, neglected_accounts, pipeline, quarter_forecast, stage_conversion,
 )
 from services.reports.leads import LeadSource, ResponseTime, lead_conversion, lead_response_times
 from services.reports.note_quality import NoteQuality, NoteQualityTotals, note_quality, note_quality_totals
 from services.reports.panel import PanelRow, RepAccount, TeamPanel, rep_accounts, team_panel
 from services.reports.quotas import (
     AgainstTarget, Attainment, LeaderboardRow, TeamAttainment, leaderboard, quota_attainment, quota_targets, team_revenue_attainment,
+    won_by_owner,
 )
-from services.reports.scope import ReportScope, team_members, visible_teams
+from services.reports.scope import ReportScope, report_scope, team_members, visible_teams
+from services.shown import Shown
 
 __all__ = [
     "AgainstTarget", "Attainment", "CHART_PARTS", "Change", "DealAlert", "DealOutcomes", "Drawdown", "Forecast", "LeaderboardRow",
     "LeadSource", "LostDeal", "MonthPoint", "NeglectedAccount", "NoteQuality", "NoteQualityTotals", "PanelRow", "RepAccount",
-    "RepActivity", "ReportScope", "ResponseTime", "SHOWN_ALERTS", "StageConversion", "StageRow", "TeamAttainment", "TeamPanel",
-    "TeamReport", "activity_summary", "deal_alerts", "deal_outcomes", "first_alerts", "first_neglected", "drawdown_alerts", "lead_conversion",
+    "RepActivity", "ReportScope", "ResponseTime", "Shown", "StageConversion", "StageRow", "TeamAttainment", "TeamPanel",
+    "TeamReport", "activity_summary", "deal_alerts", "deal_outcomes", "drawdown_alerts", "falling_deals", "lead_conversion",
     "lead_response_times", "leaderboard", "lost_deals", "monthly_trends", "neglected_accounts", "note_quality", "note_quality_totals",
-    "pipeline", "quarter_forecast", "quota_attainment", "quota_targets", "rep_accounts", "stage_conversion", "team_members", "team_panel",
-    "team_report", "team_revenue_attainment", "visible_teams", "weekday_pattern",
+    "pipeline", "quarter_forecast", "quota_attainment", "quota_targets", "rep_accounts", "report_scope", "stage_conversion",
+    "team_members", "team_panel", "team_report", "team_revenue_attainment", "visible_teams", "weekday_pattern", "won_by_owner",
 ]

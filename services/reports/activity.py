@@ -13,15 +13,14 @@ from zoneinfo import ZoneInfo
 from decimal import Decimal
 
 from sqlalchemy import ColumnElement, Integer, bindparam, case, func, literal, or_, select, true, union_all
-from sqlalchemy.orm import Session
 
 from services.errors import DomainError
 from services.models import ACTIVITY_TYPES, MONTH_COLUMNS, WEEKDAY_COLUMNS, Activity, ActivityDayTotal, ActivityMonthRollup, ActivityRollup, ActivityYearRollup, Opportunity, User
 from services.periods import Period, add_months, fiscal_year_start, local_midnight
 from services.signals import is_attempt_of, is_inbound_interaction
 from services.types import UTCDateTime, one_of
-from services.users import Person
-from services.reports.scope import _partial_day, _people, owned_by, owned_by_bound, owners_of
+from services.shown import Shown
+from services.reports.scope import ReportScope, _partial_day, owned_by, owned_by_bound, owners_of
 
 
 
@@ -139,10 +138,11 @@ def _range_parameters(ranges: list[tuple[date, date]]) -> dict[str, date]:
     return {key: value for i, (start, end) in enumerate(padded) for key, value in ((f"start{i}", start), (f"end{i}", end))}
 
 
-def activity_summary(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *, people: list[Person] | None = None) -> list[RepActivity]:
-    """Activity counts and time by rep × type, attempts, contacts and connect rate."""
-    people = _people(session, actor, team_id, rep_id, people)
-    reps = {user.id: RepActivity(user.id, user.name) for user in people}
+def activity_summary(scope: ReportScope, period: Period | None = None) -> list[RepActivity]:
+    """Activity counts and time by rep × type, attempts, contacts and connect rate, for the
+    scope's period or ``period`` (its comparison, a week before)."""
+    session, actor, period = scope.session, scope.actor, period or scope.period
+    reps = {user.id: RepActivity(user.id, user.name) for user in scope.people}
     # From the rollups, not the activities: whole months from the monthly grain, the days at
     # the edges from the daily one, so that cost follows reps × (months + edge days). A to-date
     # period's last day is partial, and read from the activities themselves.
@@ -227,13 +227,15 @@ def _drawdown_parameters(actor: User, now: datetime) -> dict[str, Any]:
             **{f"from{i}": a for i, (a, _) in enumerate(spans)}, **{f"until{i}": b for i, (_, b) in enumerate(spans)}}
 
 
-def drawdown_alerts(session: Session, actor: User, now: datetime, team_id: int | None = None, rep_id: int | None = None, *, people: list[Person] | None = None) -> list[Drawdown]:
-    """Reps whose activities per working day over the last 7 days (the 7 × 24 hours up to
-    ``now``, so that a day only hours old is not counted as a whole one) fell below the
-    organization's threshold (default 60 %) of their own rate over the 28 days before."""
+def drawdown_alerts(scope: ReportScope, limit: int | None = None) -> Shown[Drawdown]:
+    """Reps whose activities per working day over the last 7 days (the 7 × 24 hours up to the
+    scope's ``now``, so that a day only hours old is not counted as a whole one) fell below the
+    organization's threshold (default 60 %) of their own rate over the 28 days before; the
+    steepest falls first."""
+    session, actor = scope.session, scope.actor
     threshold = float(actor.organization.setting("drawdown_threshold"))
-    people = {u.id: u.name for u in _people(session, actor, team_id, rep_id, people)}
-    parameters = _drawdown_parameters(actor, now) | {"owners": list(people)}
+    people = {u.id: u.name for u in scope.people}
+    parameters = _drawdown_parameters(actor, scope.now) | {"owners": list(people)}
     counted: dict[int, list[int]] = defaultdict(lambda: [0, 0])
     connection = session.connection()
     for statement in (_DRAWDOWN_DAYS, _DRAWDOWN_EDGES):
@@ -246,18 +248,14 @@ def drawdown_alerts(session: Session, actor: User, now: datetime, team_id: int |
         baseline_rate = (in_both - in_recent) / WORKING_DAYS[BASELINE]
         if baseline_rate > 0 and recent_rate < threshold * baseline_rate:
             alerts.append(Drawdown(owner_id, people[owner_id], round(recent_rate, 2), round(baseline_rate, 2)))
-    return sorted(alerts, key=lambda alert: alert.name)
+    # The steepest fall first (the lowest share of their own usual rate), a tie by name.
+    return Shown.of(sorted(alerts, key=lambda d: (d.recent_per_day / d.baseline_per_day, d.name)), limit)
 
 
-def steepest_first(drawdowns: list[Drawdown]) -> list[Drawdown]:
-    """Slipping reps, the steepest fall first (the lowest share of their own usual rate), a tie
-    by name: the order a list cut short shows them in."""
-    return sorted(drawdowns, key=lambda d: (d.recent_per_day / d.baseline_per_day, d.name))
-
-
-def weekday_pattern(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *, people: list[Person] | None = None) -> dict[int, list[int]]:
+def weekday_pattern(scope: ReportScope) -> dict[int, list[int]]:
     """Activity counts by local weekday (Monday first), per rep."""
-    people = [u.id for u in _people(session, actor, team_id, rep_id, people)]
+    session, actor, period = scope.session, scope.actor, scope.period
+    people = [u.id for u in scope.people]
     pattern = {owner_id: [0] * 7 for owner_id in people}
     # Whole months from the monthly rollups' weekday counts, edge days from the daily rollups.
     rows: list[tuple[Any, int]] = []
@@ -299,12 +297,12 @@ class MonthPoint:
         return self.won_deals / (self.won_deals + self.lost_deals) if self.won_deals + self.lost_deals else None
 
 
-def monthly_trends(session: Session, actor: User, today: date, months: int = 12, team_id: int | None = None, rep_id: int | None = None, *, people: list[Person] | None = None) -> list[MonthPoint]:
-    """The last ``months`` calendar months (this one included): won amount and deals, win rate,
-    activities."""
+def monthly_trends(scope: ReportScope) -> list[MonthPoint]:
+    """The scope's last ``months`` calendar months (this one included): won amount and deals,
+    win rate, activities."""
+    session, actor, today, months, people = scope.session, scope.actor, scope.today, scope.months, scope.people
     if months not in (12, 24):
         raise DomainError("Trends cover 12 or 24 months.")
-    people = _people(session, actor, team_id, rep_id, people)
     first = add_months(date(today.year, today.month, 1), -(months - 1))
     points = {add_months(first, n): MonthPoint(add_months(first, n)) for n in range(months)}
     span = Period(first, add_months(first, months))

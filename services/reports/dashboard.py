@@ -1,28 +1,40 @@
-"""The dashboard's view model: every figure for one scope, each computed once, when first read."""
+"""The dashboard's view model: every figure for one scope, each computed once, when first read.
+
+A figure is one function of the scope (``services.reports.<area>``), one property here and one
+place in a template. A table the page cuts short reads its figure with one limit and gets a
+``Shown``; the CSV export reads the same figure without one."""
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from dataclasses import dataclass
-from concurrent.futures import Future, ThreadPoolExecutor
-from functools import cache, cached_property, partial
+from functools import cached_property
 from typing import Any, Callable
 from datetime import date, datetime
+from decimal import Decimal
 
 from sqlalchemy import text
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session
 
 from services.errors import DomainError
+from services.health import HealthDrop
 from services.models import User
 from services.periods import Period
-from services.reports.activity import activity_summary, Drawdown, drawdown_alerts, monthly_trends, MonthPoint, RepActivity, steepest_first, weekday_pattern
-from services.reports.deals import SHOWN_LOST, LostDeal, deal_alerts, falling_deals, first_alerts, deal_outcomes, first_neglected, lost_deals, neglected_accounts, pipeline, quarter_forecast, stage_conversion, StageConversion, StageRow
-from services.reports.leads import lead_conversion, lead_response_times, ResponseTime
-from services.reports.note_quality import note_quality, note_quality_totals
-from services.reports.quotas import Attainment, leaderboard, LeaderboardRow, quota_attainment, team_revenue_attainment, TeamAttainment, won_by_owner
-from services.reports.scope import ReportScope
+from services.shown import Shown
 from services.users import Person
-
-
+from services.reports import alongside
+from services.reports.alongside import prefetched
+from services.reports.activity import Drawdown, MonthPoint, RepActivity, activity_summary, drawdown_alerts, monthly_trends, weekday_pattern
+from services.reports.deals import (
+    DealAlert, DealOutcomes, Forecast, LostDeal, NeglectedAccount, StageConversion, StageRow, deal_alerts, deal_outcomes, falling_deals,
+    lost_deals, neglected_accounts, pipeline, quarter_forecast, stage_conversion,
+)
+from services.reports.leads import LeadSource, ResponseTime, lead_conversion, lead_response_times
+from services.reports.note_quality import NoteQuality, NoteQualityTotals, note_quality, note_quality_totals
+from services.reports.quotas import (
+    Attainment, LeaderboardRow, TeamAttainment, leaderboard, quota_attainment, team_revenue_attainment, won_by_owner,
+)
+from services.reports.scope import ReportScope, report_scope
 
 CHART_PARTS = 4  # colours a stacked bar has (pane.css: .part-0 to .part-3)
 # A page lists every rep up to this many; past it, the most active this many, and a way to all
@@ -31,6 +43,9 @@ REPS_SHOWN = 30
 # The page names this many slipping reps, the steepest falls first, and says how many there are
 # (a week without activity flagged 359 of 360 reps: a page of warnings); the CSV names them all.
 DRAWDOWNS_SHOWN = 10
+ALERTS_SHOWN = 40  # deals that need a look, and neglected accounts, the page lists
+LOST_SHOWN = 50  # the latest lost deals the page lists
+DROPS_SHOWN = 10  # the deals whose health fell most, the page lists
 
 
 @dataclass(frozen=True)
@@ -49,148 +64,209 @@ class Change:
         return (self.now - self.before) / self.before if self.before else None
 
 
-def figure(compute: Callable[..., Any], at: str | None = "period", *, shared: dict[str, str] | None = None, shown: bool = False) -> cached_property:
-    """A figure of the report: ``compute`` run once, when first read, for the report's scope
-    (its people resolved once). ``at`` names what the figure is for (the report's period or
-    comparison, the scope's now or today, or nothing); ``shared`` the figures it reuses (its
-    argument → the figure's name);
-    ``shown``: for the reps the page lists only (``page_people``), not every rep of the scope."""
-
-    def read(report: TeamReport) -> Any:
-        if (alongside := report.alongside) is not None and prop.attrname in ALONGSIDE:
-            return alongside.result()[prop.attrname]
-        scope = report.scope
-        args = () if at is None else (getattr(report if at in ("period", "comparison") else scope, at),)
-        extra = {argument: getattr(report, name) for argument, name in (shared or {}).items()}
-        people = report.page_people if shown else scope.people
-        return compute(scope.session, scope.actor, *args, scope.team_id, scope.rep_id, people=people, **extra)
-
-    prop = cached_property(read)
-    return prop
-
-
-# The page's figures a second connection computes while the first computes the rest
-# (``TeamReport.compute_page``): the heaviest in SQL, each independent of the rest.
-ALONGSIDE = ("alerts_shown", "drawdowns", "neglected_shown", "trends", "outcomes_before", "conversion")
-# The rest of what the page shows, computed by the first connection meanwhile.
-PAGE = ("activity", "summary_before", "won", "quota_shown", "leaderboard", "pipeline", "outcomes", "lost_shown", "leads", "response_shown",
-        "forecast", "health_drops", "note_totals", "weekdays", "team_quota")
-
-
-@cache
-def _executor() -> ThreadPoolExecutor:
-    """The process's threads for reports' second connections (made in the process that serves,
-    after gunicorn's fork)."""
-    return ThreadPoolExecutor(max_workers=4, thread_name_prefix="report")
-
-
 class TeamReport:
     """Every figure for one scope: each computed once, when first read, so that a CSV export
-    computes its one table and the dashboard each figure once."""
+    computes its one table and the dashboard each figure once. The figures marked ``prefetched``
+    are the ones ``compute_page`` reads in a second session (``services.reports.alongside``)."""
 
     def __init__(self, scope: ReportScope) -> None:
         self.scope = scope
-        self.period, self.team_id, self.rep_id = scope.period, scope.team_id, scope.rep_id
         self.alongside: Future[dict[str, Any]] | None = None
 
     def compute_page(self, sessions: Callable[[], Session]) -> None:
-        """The dashboard's figures, before it is rendered: the ``ALONGSIDE`` ones in a second
-        session while this one computes the rest (``PAGE``)."""
-        self.compute_alongside(sessions)
-        if self.alongside is not None:
-            for name in PAGE:
-                getattr(self, name)
+        """Every figure the dashboard shows, in two sessions at once (``alongside``)."""
+        alongside.compute_page(self, sessions)
 
-    def compute_alongside(self, sessions: Callable[[], Session]) -> None:
-        """Start computing the ``ALONGSIDE`` figures in a session of their own (``sessions``
-        makes one: a reader's), which reading any of them then waits for. The database works on
-        both sessions at once (PostgreSQL a server process each; SQLite's readers side by side
-        in WAL mode, its module letting go of the GIL while a statement runs), so the dashboard
-        takes about as long as its larger half. The second session loads the actor itself and
-        reads its own snapshot, as each statement of a report on PostgreSQL does (read
-        committed). Not for a store in memory (each connection its own), nor for a report
-        already read."""
+    def on(self, session: Session, actor: User) -> TeamReport:
+        """The same report read in another session (by ``actor``, the same user loaded there),
+        its people as resolved here."""
         scope = self.scope
-        bind = scope.session.get_bind()
-        in_memory = bind.dialect.name == "sqlite" and bind.url.database in (None, "", ":memory:")
-        if in_memory or self.alongside is not None or set(ALONGSIDE) & set(vars(self)):
-            return
-        people = scope.people  # resolved (and the actor's right to them checked) here, once
-        self.alongside = _executor().submit(_compute_alongside, sessions, scope, people, scope.actor.id)
+        return team_report(session, actor, scope.period, scope.today, scope.now, scope.team_id, scope.rep_id,
+                           year_over_year=scope.year_over_year, months=scope.months, every_rep=scope.every_rep, people=scope.people)
+
+    @property
+    def period(self) -> Period:
+        return self.scope.period
 
     @property
     def comparison(self) -> Period:
         return self.scope.comparison
 
-    activity = figure(activity_summary)  # list[RepActivity]
-    weekdays = figure(weekday_pattern, shown=True)  # owner → counts Monday to Sunday, for the heat map's rows
-    won = figure(won_by_owner)  # owner → (won deals, won amount) in the period: quotas and the leaderboard read it
-    quota = figure(quota_attainment, shared={"summary": "activity", "won": "won"})  # list[Attainment], every rep's (the CSV)
-    quota_shown = figure(quota_attainment, shared={"summary": "activity", "won": "won"}, shown=True)  # the page's reps'
-    pipeline = figure(pipeline, at=None)  # list[StageRow]
-    outcomes = figure(deal_outcomes)  # DealOutcomes
-    outcomes_before = figure(deal_outcomes, at="comparison")
-    conversion = figure(stage_conversion)  # list[StageConversion]
-    leaderboard = figure(leaderboard, shared={"summary": "activity", "won": "won"})  # list[LeaderboardRow]
-    lost = figure(lost_deals)  # list[LostDeal]
-    leads = figure(lead_conversion)  # list[LeadSource]
-    response = figure(lead_response_times)  # list[ResponseTime], every rep's (the CSV)
-    response_shown = figure(lead_response_times, shown=True)  # the page's reps'
-    alerts = figure(deal_alerts, at="now")  # list[DealAlert], all of them (the CSV)
-    alerts_shown = figure(first_alerts, at="now")  # Shown: the page's first SHOWN_ALERTS, and how many there are
-    neglected = figure(neglected_accounts, at="now")  # list[NeglectedAccount], all of them (the CSV)
-    neglected_shown = figure(first_neglected, at="now")  # Shown: the page's first SHOWN_ALERTS, and how many there are
-    drawdowns = figure(drawdown_alerts, at="now")  # list[Drawdown]
-    forecast = figure(quarter_forecast, at="today")  # Forecast
-    health_drops = figure(falling_deals, at=None)  # list[HealthDrop]: the page's first SHOWN_DROPS
-    health_drops_all = figure(partial(falling_deals, limit=None), at=None)  # every deal whose health fell (the CSV)
-    notes = figure(note_quality)  # list[NoteQuality], for the CSV
-    note_totals = figure(note_quality_totals)  # NoteQualityTotals, for the page
+    @property
+    def team_id(self) -> int | None:
+        return self.scope.team_id
 
-    summary_before = figure(activity_summary, at="comparison")  # list[RepActivity], the comparison period's
+    @property
+    def rep_id(self) -> int | None:
+        return self.scope.rep_id
+
+    # The reps the page lists.
 
     @cached_property
-    def activity_before(self) -> dict[int, int]:  # owner → total activities in the comparison period
-        return {row.owner_id: row.total for row in self.summary_before}
+    def reps(self) -> Shown[Person]:
+        """The people the page's per-rep tables list, in name order: every one of the scope's
+        (asked for, or few), else the ``REPS_SHOWN`` most active."""
+        people = self.scope.people
+        if self.scope.every_rep or len(people) <= REPS_SHOWN:
+            return Shown.of(people, None)
+        most_active = {row.owner_id for row in sorted(self.activity, key=lambda r: (-r.total, r.name))[:REPS_SHOWN]}
+        return Shown([person for person in people if person.id in most_active], len(people))
 
     @cached_property
-    def lost_shown(self) -> list[LostDeal]:
-        """The latest ``SHOWN_LOST`` lost deals, for the page (the CSV reads them all)."""
-        if "lost" in self.__dict__:
-            return self.lost[:SHOWN_LOST]
-        scope = self.scope
-        return lost_deals(scope.session, scope.actor, self.period, scope.team_id, scope.rep_id, people=scope.people, limit=SHOWN_LOST)
+    def page_scope(self) -> ReportScope:
+        """The scope of the page's per-rep tables: the scope itself, or its ``reps`` only."""
+        return self.scope.among(self.reps.rows) if self.reps.cut else self.scope
+
+    # Activity.
 
     @cached_property
-    def drawdowns_shown(self) -> list[Drawdown]:
-        """The first ``DRAWDOWNS_SHOWN`` slipping reps, the steepest fall first."""
-        return steepest_first(self.drawdowns)[:DRAWDOWNS_SHOWN]
+    def activity(self) -> list[RepActivity]:
+        return activity_summary(self.scope)
+
+    @cached_property
+    def summary_before(self) -> list[RepActivity]:
+        return activity_summary(self.scope, self.comparison)
+
+    @cached_property
+    def weekdays(self) -> dict[int, list[int]]:
+        """Owner → counts Monday to Sunday, for the heat map's rows (the page's reps)."""
+        return weekday_pattern(self.page_scope)
+
+    @cached_property
+    def drawdowns(self) -> list[Drawdown]:
+        """Every slipping rep, in name order (the CSV)."""
+        return sorted(drawdown_alerts(self.scope).rows, key=lambda rep: rep.name)
+
+    @prefetched
+    def slipping(self) -> Shown[Drawdown]:
+        """The page's slipping reps, the steepest falls first."""
+        return drawdown_alerts(self.scope, DRAWDOWNS_SHOWN)
+
+    @prefetched
+    def trends(self) -> list[MonthPoint]:
+        return monthly_trends(self.scope)
+
+    # Quotas and the leaderboard.
+
+    @cached_property
+    def won(self) -> dict[int, tuple[int, Decimal]]:
+        """Owner → (won deals, won amount) in the period: quotas and the leaderboard read it."""
+        return won_by_owner(self.scope)
+
+    @cached_property
+    def quota(self) -> list[Attainment]:
+        """Every rep's (the CSV)."""
+        return quota_attainment(self.scope, summary=self.activity, won=self.won)
+
+    @cached_property
+    def quota_shown(self) -> list[Attainment]:
+        """The page's reps'."""
+        return quota_attainment(self.page_scope, summary=self.activity, won=self.won)
 
     @cached_property
     def team_quota(self) -> list[TeamAttainment]:
-        scope = self.scope
-        return (team_revenue_attainment(scope.session, scope.actor, self.period, scope.team_id, people=scope.people, won=self.won,
-                                        teams=scope.teams)
-                if scope.rep_id is None else [])
+        return team_revenue_attainment(self.scope, won=self.won)
 
     @cached_property
-    def trends(self) -> list[MonthPoint]:
-        if self.alongside is not None:
-            return self.alongside.result()["trends"]
-        scope = self.scope
-        return monthly_trends(scope.session, scope.actor, scope.today, scope.months, scope.team_id, scope.rep_id, people=scope.people)
+    def leaderboard(self) -> list[LeaderboardRow]:
+        return leaderboard(self.scope, summary=self.activity, won=self.won)
+
+    # Deals.
+
+    @cached_property
+    def pipeline(self) -> list[StageRow]:
+        return pipeline(self.scope)
+
+    @cached_property
+    def outcomes(self) -> DealOutcomes:
+        return deal_outcomes(self.scope)
+
+    @prefetched
+    def outcomes_before(self) -> DealOutcomes:
+        return deal_outcomes(self.scope, self.comparison)
+
+    @prefetched
+    def conversion(self) -> list[StageConversion]:
+        return stage_conversion(self.scope)
+
+    @cached_property
+    def forecast(self) -> Forecast:
+        return quarter_forecast(self.scope)
+
+    @cached_property
+    def lost(self) -> list[LostDeal]:
+        return lost_deals(self.scope).rows
+
+    @cached_property
+    def lost_shown(self) -> Shown[LostDeal]:
+        """The latest ``LOST_SHOWN`` (the CSV reads them all)."""
+        if "lost" in vars(self):
+            return Shown.of(self.lost, LOST_SHOWN)
+        return lost_deals(self.scope, LOST_SHOWN)
+
+    @cached_property
+    def alerts(self) -> list[DealAlert]:
+        return deal_alerts(self.scope).rows
+
+    @prefetched
+    def alerts_shown(self) -> Shown[DealAlert]:
+        return deal_alerts(self.scope, ALERTS_SHOWN)
+
+    @cached_property
+    def neglected(self) -> list[NeglectedAccount]:
+        return neglected_accounts(self.scope).rows
+
+    @prefetched
+    def neglected_shown(self) -> Shown[NeglectedAccount]:
+        return neglected_accounts(self.scope, ALERTS_SHOWN)
+
+    @cached_property
+    def health_drops(self) -> Shown[HealthDrop]:
+        return falling_deals(self.scope, DROPS_SHOWN)
+
+    @cached_property
+    def health_drops_all(self) -> list[HealthDrop]:
+        """Every deal whose health fell (the CSV)."""
+        return falling_deals(self.scope).rows
+
+    # Leads and notes.
+
+    @cached_property
+    def leads(self) -> list[LeadSource]:
+        return lead_conversion(self.scope)
+
+    @cached_property
+    def response(self) -> list[ResponseTime]:
+        """Every rep's (the CSV)."""
+        return lead_response_times(self.scope)
+
+    @cached_property
+    def response_shown(self) -> list[ResponseTime]:
+        """The page's reps'."""
+        return lead_response_times(self.page_scope)
+
+    @cached_property
+    def notes(self) -> list[NoteQuality]:
+        return note_quality(self.scope)
+
+    @cached_property
+    def note_totals(self) -> NoteQualityTotals:
+        return note_quality_totals(self.scope)
+
+    # What the page prints, from the figures above.
+
+    @cached_property
+    def activity_before(self) -> dict[int, int]:
+        """Owner → total activities in the comparison period."""
+        return {row.owner_id: row.total for row in self.summary_before}
 
     @property
     def activity_total(self) -> int:
         return sum(row.total for row in self.activity)
 
     @property
-    def activity_total_before(self) -> int:
-        return sum(self.activity_before.values())
-
-    @property
     def activity_change(self) -> Change:
-        return Change(self.activity_total, self.activity_total_before)
+        return Change(self.activity_total, sum(self.activity_before.values()))
 
     @property
     def won_change(self) -> Change:
@@ -202,48 +278,30 @@ class TeamReport:
         conversion = {row.stage_id: row for row in self.conversion}
         return [(row, conversion.get(row.stage_id)) for row in self.pipeline]
 
-
-    @cached_property
-    def shown_reps(self) -> set[int] | None:
-        """The reps the page lists: None for all of them (the scope asked for every rep, or they
-        are few), else the ``REPS_SHOWN`` most active."""
-        if self.scope.every_rep or len(self.activity) <= REPS_SHOWN:
-            return None
-        return {row.owner_id for row in sorted(self.activity, key=lambda r: (-r.total, r.name))[:REPS_SHOWN]}
-
-    @cached_property
-    def page_people(self) -> list[Person]:
-        """The people the page's per-rep tables list: ``shown_reps`` of the scope's. A table of
-        every rep (the CSV) is computed for them all; the page's, for these only."""
-        shown = self.shown_reps
-        return self.scope.people if shown is None else [person for person in self.scope.people if person.id in shown]
-
-    @property
-    def reps_total(self) -> int:
-        return len(self.activity)
-
-    def _shown(self, rows: list[Any]) -> list[Any]:
-        shown = self.shown_reps
-        return rows if shown is None else [row for row in rows if row.owner_id in shown]
+    def _of_page_reps(self, rows: list[Any]) -> list[Any]:
+        if not self.reps.cut:
+            return rows
+        shown = {person.id for person in self.reps.rows}
+        return [row for row in rows if row.owner_id in shown]
 
     @cached_property
     def activity_rows(self) -> list[RepActivity]:
         """The activity table's rows: every rep in name order, or the most active first."""
-        if self.shown_reps is None:
+        if not self.reps.cut:
             return self.activity
-        return sorted(self._shown(self.activity), key=lambda r: (-r.total, r.name))
+        return sorted(self._of_page_reps(self.activity), key=lambda r: (-r.total, r.name))
 
     @property
     def quota_rows(self) -> list[Attainment]:
-        return self._shown(self.quota) if "quota" in self.__dict__ else self.quota_shown
+        return self._of_page_reps(self.quota) if "quota" in vars(self) else self.quota_shown
 
     @property
     def leaderboard_rows(self) -> list[LeaderboardRow]:
-        return self.leaderboard if self.shown_reps is None else self.leaderboard[:REPS_SHOWN]
+        return self.leaderboard[:REPS_SHOWN] if self.reps.cut else self.leaderboard
 
     @property
     def response_rows(self) -> list[ResponseTime]:
-        return self._shown(self.response) if "response" in self.__dict__ else self.response_shown
+        return self._of_page_reps(self.response) if "response" in vars(self) else self.response_shown
 
     @cached_property
     def activity_types(self) -> list[str]:
@@ -260,32 +318,20 @@ class TeamReport:
     def activity_bars(self) -> list[tuple[str, list[tuple[str, int]]]]:
         """Per rep, the stack of activity counts by type: the three largest types, then the rest
         as "other", so that the chart's four colours and its legend name every segment."""
-        kinds = sorted({k for row in self.activity for k in row.counts}, key=lambda k: (-sum(r.counts.get(k, 0) for r in self.activity), k))
+        kinds = sorted({k for row in self.activity for k in row.counts},
+                       key=lambda k: (-sum(r.counts.get(k, 0) for r in self.activity), k))
         named, rest = kinds[:CHART_PARTS - 1], kinds[CHART_PARTS - 1:]
         if len(rest) == 1:
             named, rest = kinds, []
         return [
-            (row.name, [(kind, row.counts.get(kind, 0)) for kind in named] + ([("other", sum(row.counts.get(k, 0) for k in rest))] if rest else []))
+            (row.name, [(kind, row.counts.get(kind, 0)) for kind in named]
+             + ([("other", sum(row.counts.get(k, 0) for k in rest))] if rest else []))
             for row in self.activity_rows
         ]
 
     @property
     def pipeline_bars(self) -> list[tuple[str, int]]:
         return [(row.name, row.count) for row in self.pipeline]
-
-
-def _compute_alongside(sessions: Callable[[], Session], scope: ReportScope, people: list[Person], actor_id: int) -> dict[str, Any]:
-    """The ``ALONGSIDE`` figures of ``scope``'s report, in a session of their own. Nothing of the
-    first session is touched here (its actor is loaded again, by id): a session and its objects
-    belong to one thread."""
-    with sessions() as session:
-        actor = session.get(User, actor_id, options=[joinedload(User.organization)])
-        twin = team_report(session, actor, scope.period, scope.today, scope.now, scope.team_id, scope.rep_id,
-                           year_over_year=scope.year_over_year, months=scope.months, every_rep=scope.every_rep, people=people)
-        # Each figure's function run straight, not through its property: Python 3.11's
-        # cached_property holds one lock per property for every instance while it computes,
-        # and the first session, reading the same property, holds it waiting for this one.
-        return {name: vars(TeamReport)[name].func(twin) for name in ALONGSIDE}
 
 
 def team_report(session: Session, actor: User, period: Period, today: date, now: datetime, team_id: int | None = None,
@@ -297,11 +343,8 @@ def team_report(session: Session, actor: User, period: Period, today: date, now:
     a manager asking for another team, is refused before anything is computed)."""
     if months not in (12, 24):
         raise DomainError("Trends cover 12 or 24 months.")
-    scope = ReportScope(session, actor, period, today, now, team_id, rep_id, year_over_year, months, every_rep)
-    if people is None:
-        scope.people  # noqa: B018 - resolves and checks the scope now
-    else:  # resolved already, for this actor and scope (a report's second session)
-        scope.people = people
+    scope = report_scope(session, actor, period, today=today, now=now, team_id=team_id, rep_id=rep_id, year_over_year=year_over_year,
+                         months=months, every_rep=every_rep, people=people)
     if session.get_bind().dialect.name == "postgresql":
         # A report's statements each take milliseconds: PostgreSQL's parallel workers cost more
         # to start than they save there (the drawdown's edge days were planned as a parallel

@@ -5,22 +5,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cache
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from sqlalchemy import BigInteger, Integer, String, bindparam, case, func, literal, select, union_all
-from sqlalchemy.orm import Session
 
 from services.deals import pipeline_stages
 from services.health import HealthDrop, health_drops
-from services.models import IS_OPEN_DEAL, Account, FollowUp, Opportunity, Quota, Stage, User
+from services.models import IS_OPEN_DEAL, Account, FollowUp, Opportunity, Quota, Stage
 from services.periods import Period, period_for
 from services.signals import DAY_MS, DealWarning, longest_warning, warning_days, warning_facts, warning_parameters, warnings_from
 from services.types import UTCDateTime, as_utc, by_codepoint, elapsed_ms, one_of
-from services.reports.quotas import _won_by_owner
-from services.users import Person
-from services.reports.scope import _closed_in, _in_period, _people, owned_by, owned_by_bound, owners_of
+from services.reports.quotas import won_by_owner
+from services.shown import Shown
+from services.reports.scope import ReportScope, _closed_in, _in_period, owned_by, owned_by_bound, owners_of
 
 
 
@@ -64,9 +63,9 @@ class DealOutcomes:
         return self.cycle_seconds / 86400 / self.won if self.won else None
 
 
-def pipeline(session: Session, actor: User, team_id: int | None = None, rep_id: int | None = None, *, people: list[Person] | None = None) -> list[StageRow]:
+def pipeline(scope: ReportScope) -> list[StageRow]:
     """Open deals by stage: count, amount and weighted amount (amount × stage probability)."""
-    people = _people(session, actor, team_id, rep_id, people)
+    session, actor, people = scope.session, scope.actor, scope.people
     stages = {s.id: StageRow(s.id, s.name, s.probability) for s in pipeline_stages(session, actor.organization_id)}
     rows = session.connection().execute(
         select(Opportunity.stage_id, func.count(), func.sum(Opportunity.amount))
@@ -106,10 +105,11 @@ def _outcomes(form: str, dialect: str) -> Any:
     )
 
 
-def deal_outcomes(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *, people: list[Person] | None = None) -> DealOutcomes:
-    """Deals closed (closed_at) in the period: win rate by count and amount, average deal size
-    and sales cycle of the won, and the lost ones by reason."""
-    form, owners = owners_of(_people(session, actor, team_id, rep_id, people))
+def deal_outcomes(scope: ReportScope, period: Period | None = None) -> DealOutcomes:
+    """Deals closed (closed_at) in the scope's period, or ``period``: win rate by count and
+    amount, average deal size and sales cycle of the won, and the lost ones by reason."""
+    session, actor, period = scope.session, scope.actor, period or scope.period
+    form, owners = owners_of(scope.people)
     start, end = period.utc_bounds(actor.organization.time_zone)
     outcomes = DealOutcomes()
     reasons: dict[str, tuple[int, Decimal]] = {}
@@ -141,10 +141,10 @@ class StageConversion:
         return self.moved_on / self.reached if self.reached else None
 
 
-def stage_conversion(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *, people: list[Person] | None = None) -> list[StageConversion]:
+def stage_conversion(scope: ReportScope) -> list[StageConversion]:
     """Cohort: deals created in the period. From stage S: the cohort's deals that reached a
     later stage (or were won) ÷ those that reached S, from the stage changes."""
-    people = _people(session, actor, team_id, rep_id, people)
+    session, actor, period, people = scope.session, scope.actor, scope.period, scope.people
     stages = pipeline_stages(session, actor.organization_id)
     # Counted from what each deal keeps of its stage changes (``services.deals.stage_entered``):
     # one row per deal of the cohort. A deal reached stage S if it ever entered S; it moved on
@@ -172,21 +172,21 @@ class LostDeal:
     closed_at: datetime
 
 
-def lost_deals(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *,
-               people: list[Person] | None = None, limit: int | None = None) -> list[LostDeal]:
+def lost_deals(scope: ReportScope, limit: int | None = None) -> Shown[LostDeal]:
     """Deals lost in the period with reason, amount, stage at loss and owner, the latest first
-    (``limit``: only so many of them; the counts and amounts by reason are in ``deal_outcomes``)."""
-    people = _people(session, actor, team_id, rep_id, people)
+    (the counts and amounts by reason are in ``deal_outcomes``)."""
+    session, actor, people = scope.session, scope.actor, scope.people
     owners = {u.id: u.name for u in people}
     stages = {s.id: s.name for s in pipeline_stages(session, actor.organization_id)}
     deals = session.connection().execute(
         select(Opportunity.id, Opportunity.name, Opportunity.owner_id, Opportunity.amount, Opportunity.loss_reason, Opportunity.stage_id,
-               Opportunity.closed_at)
-        .where(_closed_in(actor, period, people, ("lost",))).order_by(Opportunity.closed_at.desc(), Opportunity.id.desc()).limit(limit)
-    )
+               Opportunity.closed_at, func.count().over())
+        .where(_closed_in(actor, scope.period, people, ("lost",)))
+        .order_by(Opportunity.closed_at.desc(), Opportunity.id.desc()).limit(limit)
+    ).all()
     # A lost deal keeps the stage it was lost from (the lost move does not change stage).
-    return [LostDeal(id, name, owners[owner_id], amount, reason or "", stages[stage_id], as_utc(closed_at))
-            for id, name, owner_id, amount, reason, stage_id, closed_at in deals]
+    return Shown([LostDeal(id, name, owners[owner_id], amount, reason or "", stages[stage_id], as_utc(closed_at))
+                  for id, name, owner_id, amount, reason, stage_id, closed_at, _ in deals], deals[0][-1] if deals else 0)
 
 
 @dataclass
@@ -214,9 +214,6 @@ class DealAlert:
         return "; ".join(w.message for w in self.warnings)
 
 
-Row = TypeVar("Row")
-SHOWN_ALERTS = 40  # the dashboard lists this many and says how many more the CSV holds
-SHOWN_LOST = 50  # the dashboard lists the latest this many lost deals, and says how many the CSV holds
 
 
 # The team's open deals that need a look, with the rule's days (``services.signals``) worked out
@@ -249,29 +246,11 @@ def _alerts_statement(limit: bool) -> Any:
 _ALERTS = {limit: _alerts_statement(limit) for limit in (False, True)}
 
 
-@dataclass
-class Shown(Generic[Row]):
-    """The first rows of a list the page cuts (the CSV has them all), and how many there are."""
-
-    rows: list[Row]
-    total: int
-
-
-def deal_alerts(session: Session, actor: User, now: datetime, team_id: int | None = None, rep_id: int | None = None, *,
-                people: list[Person] | None = None) -> list[DealAlert]:
-    """The team's open deals that are going dark, stale or neglected (``services.signals``),
-    the longest waiting first."""
-    return _alerts(session, actor, now, _people(session, actor, team_id, rep_id, people), None).rows
-
-
-def first_alerts(session: Session, actor: User, now: datetime, team_id: int | None = None, rep_id: int | None = None, *,
-                 people: list[Person] | None = None, limit: int = 0) -> Shown[DealAlert]:
-    """The first ``limit`` (default ``SHOWN_ALERTS``) of ``deal_alerts``, and how many there are."""
-    return _alerts(session, actor, now, _people(session, actor, team_id, rep_id, people), limit or SHOWN_ALERTS)
-
-
-def _alerts(session: Session, actor: User, now: datetime, people: list[Person], limit: int | None) -> Shown[DealAlert]:
-    owners = {u.id: u.name for u in people}
+def deal_alerts(scope: ReportScope, limit: int | None = None) -> Shown[DealAlert]:
+    """The team's open deals that are going dark, stale or neglected (``services.signals``) at
+    the scope's ``now``, the longest waiting first."""
+    session, actor, now = scope.session, scope.actor, scope.now
+    owners = {u.id: u.name for u in scope.people}
     if not owners:
         return Shown([], 0)
     stages = {stage.id: stage for stage in pipeline_stages(session, actor.organization_id)}
@@ -298,12 +277,12 @@ class Forecast:
         return float(self.total / self.quota) if self.quota else None
 
 
-def quarter_forecast(session: Session, actor: User, today: date, team_id: int | None = None, rep_id: int | None = None, *, people: list[Person] | None = None) -> Forecast:
-    """Won so far in the quarter + Σ(amount × probability) of open deals expected to close in
-    it, against the team's revenue quota for the quarter."""
-    people = _people(session, actor, team_id, rep_id, people)
-    quarter = period_for("this_quarter", today, actor.organization.fiscal_year_start_month)
-    won = sum((amount for _, amount in _won_by_owner(session, actor, quarter, people).values()), Decimal(0))
+def quarter_forecast(scope: ReportScope) -> Forecast:
+    """Won so far in the quarter (of the scope's ``today``) + Σ(amount × probability) of open
+    deals expected to close in it, against the team's revenue quota for the quarter."""
+    session, actor, people, team_id = scope.session, scope.actor, scope.people, scope.team_id
+    quarter = period_for("this_quarter", scope.today, actor.organization.fiscal_year_start_month)
+    won = sum((amount for _, amount in won_by_owner(scope, quarter).values()), Decimal(0))
     weighted = session.connection().scalar(
         select(func.sum(Opportunity.amount * Stage.probability))
         .join(Stage, Stage.id == Opportunity.stage_id)
@@ -356,21 +335,11 @@ def _neglected_statement(limit: bool) -> Any:
 _NEGLECTED = {limit: _neglected_statement(limit) for limit in (False, True)}
 
 
-def neglected_accounts(session: Session, actor: User, now: datetime, team_id: int | None = None, rep_id: int | None = None, *,
-                       people: list[Person] | None = None) -> list[NeglectedAccount]:
+def neglected_accounts(scope: ReportScope, limit: int | None = None) -> Shown[NeglectedAccount]:
     """Active accounts (owned by the team, with an open deal) with no activity for N days
-    (default 14) and no follow-up due in the future, the quietest first."""
-    return _neglected(session, actor, now, _people(session, actor, team_id, rep_id, people), None).rows
-
-
-def first_neglected(session: Session, actor: User, now: datetime, team_id: int | None = None, rep_id: int | None = None, *,
-                    people: list[Person] | None = None, limit: int = 0) -> Shown[NeglectedAccount]:
-    """The first ``limit`` (default ``SHOWN_ALERTS``) of ``neglected_accounts``, and how many there are."""
-    return _neglected(session, actor, now, _people(session, actor, team_id, rep_id, people), limit or SHOWN_ALERTS)
-
-
-def _neglected(session: Session, actor: User, now: datetime, people: list[Person], limit: int | None) -> Shown[NeglectedAccount]:
-    owners = {u.id: u.name for u in people}
+    (default 14) before the scope's ``now`` and no follow-up due after it, the quietest first."""
+    session, actor, now = scope.session, scope.actor, scope.now
+    owners = {u.id: u.name for u in scope.people}
     if not owners:
         return Shown([], 0)
     quiet_since = now - timedelta(days=int(actor.organization.setting("neglected_days")))
@@ -382,11 +351,7 @@ def _neglected(session: Session, actor: User, now: datetime, people: list[Person
     return Shown(rows, total)
 
 
-SHOWN_DROPS = 10  # the dashboard lists the deals whose health fell most, this many
-
-
-def falling_deals(session: Session, actor: User, team_id: int | None = None, rep_id: int | None = None, *,
-                  people: list[Person] | None = None, limit: int | None = SHOWN_DROPS) -> list[HealthDrop]:
+def falling_deals(scope: ReportScope, limit: int | None = None) -> Shown[HealthDrop]:
     """The team's open deals whose health fell most in the last 14 days (``services.health``),
-    the largest fall first; ``limit`` None: all that fell."""
-    return health_drops(session, actor.organization, _people(session, actor, team_id, rep_id, people), limit)
+    the largest fall first."""
+    return health_drops(scope.session, scope.actor.organization, scope.people, limit)

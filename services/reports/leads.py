@@ -7,13 +7,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
-from services.models import Activity, Lead, User
-from services.periods import Period
+from services.models import Activity, Lead
 from services.types import elapsed_ms, one_of
-from services.users import Person
-from services.reports.scope import _in_period, _people, owned_by
+from services.reports.scope import ReportScope, _in_period, owned_by
 
 
 
@@ -28,10 +25,10 @@ class LeadSource:
         return self.converted / self.created if self.created else None
 
 
-def lead_conversion(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *, people: list[Person] | None = None) -> list[LeadSource]:
+def lead_conversion(scope: ReportScope) -> list[LeadSource]:
     """Per source: leads created in the period that converted ÷ leads created in the period.
     A lead belongs to its owner's team, so the figure follows the team and rep filters."""
-    people = _people(session, actor, team_id, rep_id, people)
+    session, actor, period, people = scope.session, scope.actor, scope.period, scope.people
     rows = session.connection().execute(
         select(Lead.source, func.count(), func.count(Lead.converted_at))
         .where(Lead.organization_id == actor.organization_id, Lead.deleted_at.is_(None), owned_by(Lead.owner_id, people),
@@ -56,10 +53,11 @@ class ResponseTime:
         return self.within_target / self.leads if self.leads else None
 
 
-def lead_response_times(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *, people: list[Person] | None = None) -> list[ResponseTime]:
+def lead_response_times(scope: ReportScope) -> list[ResponseTime]:
     """From a lead's creation to its first outbound call, email or meeting: the median per rep,
     and the share of the period's leads answered within the organization's target."""
-    people = {u.id: u for u in _people(session, actor, team_id, rep_id, people)}
+    session, actor, period = scope.session, scope.actor, scope.period
+    people = {u.id: u for u in scope.people}
     target_hours = float(actor.organization.setting("lead_response_target_hours"))
     # Each lead's first touch, looked up per lead of the period (ix_activities_lead).
     first_touch = (

@@ -8,15 +8,13 @@ from typing import Iterable
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, case, func, select
-from sqlalchemy.orm import Session
 
 from services.models import Activity, User
 from services.notes import SCORED_TYPES, is_flagged
 from services.periods import Period
 from services.types import as_utc
 from services.reports.activity import _rollup_grains
-from services.users import Person
-from services.reports.scope import _in_period, _partial_day, _people, owned_by
+from services.reports.scope import ReportScope, _in_period, _partial_day, owned_by
 
 
 
@@ -49,11 +47,12 @@ def _flagged() -> ColumnElement[bool]:
     return (func.coalesce(Activity.checklist_questions, 0) > 0) & (func.coalesce(Activity.checklist_answered, 0) == 0)
 
 
-def note_quality(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *, people: list[Person] | None = None) -> list[NoteQuality]:
+def note_quality(scope: ReportScope) -> list[NoteQuality]:
     """For calls and visits in the period: the share of their type's checklist questions the
     note answers ("Question: answer" lines, scored as the note was written: ``services.notes``);
     an empty note, or one answering none, is flagged."""
-    owners = {u.id: u.name for u in _people(session, actor, team_id, rep_id, people)}
+    session, actor, period = scope.session, scope.actor, scope.period
+    owners = {u.id: u.name for u in scope.people}
     rows = session.connection().execute(
         select(Activity.id, Activity.owner_id, Activity.type, Activity.occurred_at, Activity.checklist_answered, Activity.checklist_questions)
         .where(_scored_notes(actor, period, owners)).order_by(Activity.occurred_at, Activity.id)
@@ -68,11 +67,10 @@ class NoteQualityTotals:
     flagged: int  # whose note answers none of the checklist
 
 
-def note_quality_totals(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *,
-                        people: list[Person] | None = None) -> NoteQualityTotals:
+def note_quality_totals(scope: ReportScope) -> NoteQualityTotals:
     """The dashboard's line on note quality: from the rollups (which count flagged notes beside
     all activities), and the activities themselves for a to-date period's partial last day."""
-    people = _people(session, actor, team_id, rep_id, people)
+    session, actor, period, people = scope.session, scope.actor, scope.period, scope.people
     owners = [u.id for u in people]  # the partial day's activities are found by owner
     total = flagged = 0
     for model, within, sign in _rollup_grains(period, actor.organization.fiscal_year_start_month):

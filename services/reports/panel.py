@@ -13,15 +13,16 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from services.access import get_scoped
-from services.health import HealthDrop, health_drops
+from services.health import HealthDrop
 from services.errors import Forbidden
 from services.models import IS_OPEN_DEAL, Account, Activity, Opportunity, User
 from services.periods import Period, period_for
 from services.types import as_utc
-from services.reports.activity import activity_summary, Drawdown, drawdown_alerts, steepest_first
-from services.reports.deals import deal_alerts, deal_outcomes, DealAlert, DealOutcomes, pipeline, StageRow
-from services.reports.quotas import leaderboard, LeaderboardRow, quota_targets
-from services.reports.scope import team_members
+from services.shown import Shown
+from services.reports.activity import Drawdown, activity_summary, drawdown_alerts
+from services.reports.deals import DealAlert, DealOutcomes, StageRow, deal_alerts, deal_outcomes, falling_deals, pipeline
+from services.reports.quotas import LeaderboardRow, leaderboard, quota_targets
+from services.reports.scope import ReportScope, report_scope, team_members
 
 PANEL_DROPS = 5  # deals whose health fell most, in the pane's panel
 PANEL_SLIPPING = 5  # slipping reps the pane's panel names (the dashboard names ten, its CSV all)
@@ -80,31 +81,28 @@ class TeamPanel:
     """The compact view for the pane: this week against last, calls against their (pro rata)
     quota, the funnel, this quarter's win rate, who is slipping, deals to look at, leaders.
 
-    Each figure is computed when first read, for the team resolved once: the pane's panel
-    reads them all, the Gmail card only the four it shows."""
+    Its scope is the manager's team, Monday to today (``week``); each figure is computed when
+    first read: the pane's panel reads them all, the Gmail card only those it shows."""
 
-    def __init__(self, session: Session, actor: User, today: date, now: datetime) -> None:
-        self.session, self.actor, self.now = session, actor, now
-        week = period_for("this_week", today)
-        self.so_far = Period(week.start, today + timedelta(days=1), "wtd")
+    def __init__(self, scope: ReportScope) -> None:
+        self.scope = scope
         # Monday to today against the same days of last week.
-        self.before = Period(self.so_far.start - timedelta(days=7), self.so_far.end - timedelta(days=7), "wtd_previous")
-        self.quarter_period = period_for("this_quarter", today, actor.organization.fiscal_year_start_month)
-        self.people = team_members(session, actor)
+        self.before = Period(scope.period.start - timedelta(days=7), scope.period.end - timedelta(days=7), "wtd_previous")
+        self.quarter_period = period_for("this_quarter", scope.today, scope.actor.organization.fiscal_year_start_month)
 
     @cached_property
     def rows(self) -> list[PanelRow]:
-        session, actor = self.session, self.actor
-        previous = {row.owner_id: row.total for row in activity_summary(session, actor, self.before, people=self.people)}
-        summary = activity_summary(session, actor, self.so_far, people=self.people)
-        targets = quota_targets(session, actor, self.so_far, [r.owner_id for r in summary])
+        scope = self.scope
+        previous = {row.owner_id: row.total for row in activity_summary(scope, self.before)}
+        summary = activity_summary(scope)
+        targets = quota_targets(scope.session, scope.actor, scope.period, [r.owner_id for r in summary])
         calls = {r.owner_id: targets.get((r.owner_id, "activities", "call")) for r in summary}
         return [PanelRow(r.owner_id, r.name, r.total, previous.get(r.owner_id, 0), r.counts.get("call", 0),
                          calls[r.owner_id].quantize(Decimal("0.01")) if calls[r.owner_id] is not None else None) for r in summary]
 
     @cached_property
     def _stages(self) -> list[StageRow]:
-        return pipeline(self.session, self.actor, people=self.people)
+        return pipeline(self.scope)
 
     @property
     def pipeline_bars(self) -> list[tuple[str, int]]:
@@ -116,36 +114,38 @@ class TeamPanel:
 
     @cached_property
     def quarter(self) -> DealOutcomes:
-        return deal_outcomes(self.session, self.actor, self.quarter_period, people=self.people)
+        return deal_outcomes(self.scope, self.quarter_period)
 
     @cached_property
-    def drawdowns(self) -> list[Drawdown]:
+    def slipping(self) -> Shown[Drawdown]:
         """The team's slipping reps, the steepest fall first: a week off for the whole team
-        flags them all, and the pane shows the first ``PANEL_SLIPPING``."""
-        return steepest_first(drawdown_alerts(self.session, self.actor, self.now, people=self.people))
+        flags them all; a view names the first few (``first``) and says how many there are."""
+        return drawdown_alerts(self.scope)
 
     @property
-    def drawdowns_shown(self) -> list[Drawdown]:
-        return self.drawdowns[:PANEL_SLIPPING]
+    def slipping_shown(self) -> Shown[Drawdown]:
+        """The first ``PANEL_SLIPPING``, for the pane."""
+        return self.slipping.first(PANEL_SLIPPING)
 
     @cached_property
-    def alerts(self) -> list[DealAlert]:
-        return deal_alerts(self.session, self.actor, self.now, people=self.people)
+    def alerts(self) -> Shown[DealAlert]:
+        """The deals to look at, the longest waiting first; every one of them is counted by kind."""
+        return deal_alerts(self.scope)
 
     @cached_property
-    def health_drops(self) -> list[HealthDrop]:
+    def health_drops(self) -> Shown[HealthDrop]:
         """The deals whose health fell most in the last 14 days (``services.health``)."""
-        return health_drops(self.session, self.actor.organization, self.people, limit=PANEL_DROPS)
+        return falling_deals(self.scope, PANEL_DROPS)
 
     @cached_property
     def leaders(self) -> list[LeaderboardRow]:
-        return leaderboard(self.session, self.actor, self.quarter_period, people=self.people)[:5]
+        return leaderboard(self.scope, self.quarter_period)[:5]
 
     @property
     def alert_counts(self) -> dict[str, int]:
         """Deals per kind of alert (a deal both stale and going dark counts in each)."""
         counts: dict[str, int] = defaultdict(int)
-        for alert in self.alerts:
+        for alert in self.alerts.rows:
             for kind in alert.kinds:
                 counts[kind] += 1
         return dict(counts)
@@ -153,5 +153,6 @@ class TeamPanel:
 
 def team_panel(session: Session, actor: User, today: date, now: datetime) -> TeamPanel:
     """The manager's panel for the pane and the Gmail card (a manager's or an admin's only:
-    the team is resolved, and the role checked, here)."""
-    return TeamPanel(session, actor, today, now)
+    the team is resolved, and the role checked, here): this week so far."""
+    week = period_for("this_week", today)
+    return TeamPanel(report_scope(session, actor, Period(week.start, today + timedelta(days=1), "wtd"), today=today, now=now))

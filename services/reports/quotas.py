@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any
 
 from collections import defaultdict
 from dataclasses import dataclass
@@ -13,12 +13,11 @@ from decimal import Decimal
 from sqlalchemy import ColumnElement, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
-from services.models import Opportunity, Quota, Team, User
+from services.models import Opportunity, Quota, User
 from services.periods import Period, add_months
 from services.types import one_of
 from services.reports.activity import activity_summary, RepActivity
-from services.users import Person
-from services.reports.scope import _closed_in, _people, visible_teams
+from services.reports.scope import ReportScope, _closed_in
 
 
 
@@ -52,16 +51,16 @@ def _quota_end(period: str, start: date) -> date:
     return start + timedelta(days=7) if period == "week" else add_months(start, {"month": 1, "quarter": 3, "year": 12}[period])
 
 
-def quota_attainment(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *,
-                     people: list[Person] | None = None, summary: list[RepActivity] | None = None,
+def quota_attainment(scope: ReportScope, *, summary: list[RepActivity] | None = None,
                      won: dict[int, tuple[int, Decimal]] | None = None) -> list[Attainment]:
     """Actual ÷ target per rep and quota; a target whose period only partly overlaps the
-    report period counts pro rata by days of overlap."""
-    members = _people(session, actor, team_id, rep_id, people)
-    by_id = {user.id: user for user in members}
+    report period counts pro rata by days of overlap. (``summary`` and ``won``: the report's
+    ``activity_summary`` and ``won_by_owner``, when it has read them.)"""
+    session, actor, period = scope.session, scope.actor, scope.period
+    by_id = {user.id: user for user in scope.people}
     targets = quota_targets(session, actor, period, list(by_id))
-    by_owner = {row.owner_id: row for row in (summary if summary is not None else activity_summary(session, actor, period, people=members))}
-    won = won if won is not None else _won_by_owner(session, actor, period, list(by_id))
+    by_owner = {row.owner_id: row for row in (summary if summary is not None else activity_summary(scope))}
+    won = won if won is not None else won_by_owner(scope)
     rows = []
     for (owner_id, metric, kind), target in sorted(targets.items(), key=lambda item: (by_id[item[0][0]].name, item[0][1], item[0][2] or "")):
         if metric == "activities":
@@ -82,15 +81,14 @@ class TeamAttainment(AgainstTarget):
     actual: Decimal  # won by the team's people in the period
 
 
-def team_revenue_attainment(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *,
-                            people: list[Person] | None = None, won: dict[int, tuple[int, Decimal]] | None = None,
-                            teams: list[Team] | None = None) -> list[TeamAttainment]:
+def team_revenue_attainment(scope: ReportScope, *, won: dict[int, tuple[int, Decimal]] | None = None) -> list[TeamAttainment]:
     """Won revenue against each visible team's revenue quota, pro rata like a rep's: what the
-    team's people (its reps and managers, as every figure counts them) won in the period.
-    ``won`` and ``teams``: the report's own per-owner wins (``won_by_owner``) and visible teams,
-    when it has them."""
-    named = {team.id: team.name for team in (teams if teams is not None else visible_teams(session, actor))
-             if team_id is None or team.id == team_id}
+    team's people (its reps and managers, as every figure counts them) won in the period. None
+    for one rep's scope. (``won``: the report's ``won_by_owner``, when it has read it.)"""
+    session, actor, period, team_id = scope.session, scope.actor, scope.period, scope.team_id
+    if scope.rep_id is not None:
+        return []
+    named = {team.id: team.name for team in scope.teams if team_id is None or team.id == team_id}
     targets: dict[int, Decimal] = defaultdict(Decimal)
     for team, kind, start, target in session.connection().execute(
         select(Quota.team_id, Quota.period, Quota.period_start, Quota.target)
@@ -100,8 +98,8 @@ def team_revenue_attainment(session: Session, actor: User, period: Period, team_
         targets[team] += _pro_rata(kind, start, target, period)
     if not targets:
         return []
-    members = [person for person in _people(session, actor, team_id, rep_id, people) if person.team_id in targets]
-    won = won if won is not None else _won_by_owner(session, actor, period, members)
+    members = [person for person in scope.people if person.team_id in targets]
+    won = won if won is not None else won_by_owner(scope)
     by_team: dict[int, Decimal] = defaultdict(Decimal)
     for person in members:
         by_team[person.team_id] += won[person.id][1] if person.id in won else Decimal(0)
@@ -181,16 +179,12 @@ def quota_targets(session: Session, actor: User, period: Period, owners: list[in
     return targets
 
 
-def won_by_owner(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *,
-                 people: list[Person] | None = None) -> dict[int, tuple[int, Decimal]]:
-    """Per owner of the scope, the deals won in the period and their amount ((0, 0) for none)."""
-    return _won_by_owner(session, actor, period, _people(session, actor, team_id, rep_id, people))
-
-
-def _won_by_owner(session: Session, actor: User, period: Period, owners: Iterable[Person] | Iterable[int]) -> dict[int, tuple[int, Decimal]]:
-    rows = session.connection().execute(
+def won_by_owner(scope: ReportScope, period: Period | None = None) -> dict[int, tuple[int, Decimal]]:
+    """Per owner of the scope, the deals won in its period (or ``period``) and their amount
+    ((0, 0) for none)."""
+    rows = scope.session.connection().execute(
         select(Opportunity.owner_id, func.count(), func.sum(Opportunity.amount))
-        .where(_closed_in(actor, period, owners, ("won",)))
+        .where(_closed_in(scope.actor, period or scope.period, scope.people, ("won",)))
         .group_by(Opportunity.owner_id)
     )
     won: dict[int, tuple[int, Decimal]] = defaultdict(lambda: (0, Decimal(0)))
@@ -209,14 +203,14 @@ class LeaderboardRow:
     activities: int
 
 
-def leaderboard(session: Session, actor: User, period: Period, team_id: int | None = None, rep_id: int | None = None, *,
-                people: list[Person] | None = None, summary: list[RepActivity] | None = None,
+def leaderboard(scope: ReportScope, period: Period | None = None, *, summary: list[RepActivity] | None = None,
                 won: dict[int, tuple[int, Decimal]] | None = None) -> list[LeaderboardRow]:
-    """Won revenue and won deals per rep in the period, ranked; activity totals beside.
-    Equal revenue and deals share a rank. (``summary`` and ``won``: the scope's, when already read.)"""
-    people = _people(session, actor, team_id, rep_id, people)
-    won = won if won is not None else _won_by_owner(session, actor, period, people)
-    totals = {row.owner_id: row.total for row in (summary if summary is not None else activity_summary(session, actor, period, people=people))}
+    """Won revenue and won deals per rep in the scope's period (or ``period``), ranked; activity
+    totals beside. Equal revenue and deals share a rank. (``summary`` and ``won``: the report's,
+    when it has read them.)"""
+    people = scope.people
+    won = won if won is not None else won_by_owner(scope, period)
+    totals = {row.owner_id: row.total for row in (summary if summary is not None else activity_summary(scope, period))}
     ordered = sorted(people, key=lambda u: (-won[u.id][1], -won[u.id][0], u.name))
     rows: list[LeaderboardRow] = []
     for position, user in enumerate(ordered, start=1):

@@ -3,7 +3,7 @@ scope a report resolves once per request."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Iterable
 from datetime import date, datetime, timezone
@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from services.access import require_role
 from services.errors import Forbidden
 from services.models import Activity, Opportunity, Team, User
-from services.periods import Period, comparison_for, local_midnight
+from services.periods import Period, comparison_for, local_midnight, local_today, period_for
 from services.types import one_of
 from services.users import PEOPLE, Person, told_apart
 
@@ -86,12 +86,6 @@ def owned_by_bound(column: ColumnElement, form: str) -> ColumnElement[bool]:
     return one_of(column, bindparam("owners"))
 
 
-def _people(session: Session, actor: User, team_id: int | None, rep_id: int | None, people: list[Person] | None) -> list[Person]:
-    """The people a figure covers: resolved once by the report's scope, or here for a caller
-    that asks for one figure alone."""
-    return people if people is not None else team_members(session, actor, team_id, rep_id)
-
-
 def _in_period(column: ColumnElement, actor: User, period: Period) -> ColumnElement[bool]:
     start, end = period.utc_bounds(actor.organization.time_zone)
     return (column >= start) & (column < end)
@@ -125,7 +119,8 @@ def _closed_in(actor: User, period: Period, owners: Iterable[Person] | Iterable[
 @dataclass
 class ReportScope:
     """What a report is about, resolved once per request: who asks, for which period, team
-    and rep, and so which people; every figure of the report reads it."""
+    and rep, and so which people; every figure is a function of it (and of a period, where it
+    compares one with another). ``report_scope`` makes one."""
 
     session: Session
     actor: User
@@ -155,6 +150,35 @@ class ReportScope:
     def teams(self) -> list[Team]:
         """The teams the actor may pick (``visible_teams``): the page's filter and the teams' quotas."""
         return visible_teams(self.session, self.actor)
+
+    @property
+    def organization_id(self) -> int:
+        return self.actor.organization_id
+
+    def among(self, people: list[Person]) -> ReportScope:
+        """The same scope for some of its people only: the page's per-rep tables of a big team."""
+        narrowed = replace(self)
+        narrowed.people = people
+        return narrowed
+
+
+def report_scope(session: Session, actor: User, period: Period | None = None, *, today: date | None = None,
+                 now: datetime | None = None, team_id: int | None = None, rep_id: int | None = None,
+                 year_over_year: bool = False, months: int = 12, every_rep: bool = False,
+                 people: list[Person] | None = None) -> ReportScope:
+    """The scope of a report, its people resolved (and the actor's right to them checked) now,
+    unless ``people`` resolved already for this actor and scope (a report's second session).
+    ``now`` defaults to the wall clock, ``today`` to its date in the organization's zone, the
+    period to this month."""
+    now = now or datetime.now(timezone.utc)
+    today = today or local_today(actor.organization.time_zone, now)
+    scope = ReportScope(session, actor, period or period_for("this_month", today), today, now, team_id, rep_id, year_over_year,
+                        months, every_rep)
+    if people is None:
+        scope.people  # noqa: B018 - resolves and checks the scope now
+    else:
+        scope.people = people
+    return scope
 
 
 def visible_teams(session: Session, actor: User) -> list[Team]:
