@@ -6,7 +6,7 @@ PORT   ?= 5000
 BIN    := $(VENV)/bin
 FLASK  := $(BIN)/flask --app wsgi
 
-.PHONY: run test install install-test system-deps bench clean
+.PHONY: run test test-fast install install-test system-deps bench clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,11 @@ run: install
 
 test: install-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The lane to run while working: everything but the browser and the PostgreSQL runs, on both
+# cores (pytest-xdist), in under three minutes. `make test` (and CI) still runs all of it.
+test-fast: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -m "not browser and not postgres" -n 2 $(PYTEST_ARGS)
 
 $(VENV)/.installed-bench: $(VENV)/.installed setup.cfg
 	$(BIN)/pip install --quiet -e ".[bench]"

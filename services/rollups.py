@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.models import (
-    MONTH_COLUMNS, WEEKDAY_COLUMNS, Activity, ActivityDayTotal, ActivityMonthRollup, ActivityRollup, ActivityYearRollup, Organization,
+    MONTH_COLUMNS, WEEKDAY_COLUMNS, Activity, ActivityDayTotal, ActivityMonthRollup, ActivityRollup, ActivityYearRollup, Organization, live,
 )
 from services import latest
 from services.deals import recompute_stage_facts
@@ -177,7 +177,7 @@ def rebuild_rollups(session: Session, organization: Organization) -> int:
     recompute_stage_facts(session, organization.id)
     counter = RollupCounter(organization.time_zone, organization.fiscal_year_start_month)
     query = select(Activity.owner_id, Activity.occurred_at, Activity.type, Activity.direction, Activity.outcome,
-                   Activity.duration_minutes, Activity.checklist_questions, Activity.checklist_answered).where(Activity.organization_id == organization.id, Activity.deleted_at.is_(None))
+                   Activity.duration_minutes, Activity.checklist_questions, Activity.checklist_answered).where(Activity.organization_id == organization.id, live(Activity))
     for row in session.execute(query.execution_options(yield_per=10_000)):
         counter.add(*row)
     daily = 0
@@ -188,18 +188,3 @@ def rebuild_rollups(session: Session, organization: Organization) -> int:
             session.execute(insert(model), rows[start:start + 5_000])
         daily = daily or len(rows)
     return daily
-
-
-def rollup_snapshot(session: Session, organization_id: int) -> set[tuple]:
-    """The organization's rollups, every grain, as comparable tuples (rows that count nothing
-    left out)."""
-    found: set[tuple] = set()
-    for model, grain in GRAINS:
-        weekdays = [getattr(model, column) for column in WEEKDAY_COLUMNS] if grain in COARSE else []
-        extra = [model.attempts, model.contacts, *(getattr(model, column) for column in MONTH_COLUMNS)] if grain == "year" else []
-        found |= {(grain, *row) for row in session.execute(
-            select(model.owner_id, getattr(model, DATE_COLUMN[grain]), *(getattr(model, name) for name in KEYS[grain]), model.count, model.minutes,
-                   model.flagged, *weekdays, *extra)
-            .where(model.organization_id == organization_id, model.count > 0)
-        )}
-    return found

@@ -23,6 +23,16 @@ from tests.browsing import CHROMIUM, CHROMIUM_ARGS
 from tests.factories import PASSWORD, World, build_world
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that runs on PostgreSQL, by a fixture's parameter or by asking for the server, is
+    marked ``postgres`` (as the browser tests are ``browser``): ``make test-fast`` leaves both out."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_postgres = callspec is not None and "postgresql" in callspec.params.values()
+        if on_postgres or {"postgres_server", "postgres_engine"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.postgres)
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[postgres.Server]:
     server = postgres.start()

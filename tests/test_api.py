@@ -16,49 +16,7 @@ from services import activities, api_tokens
 from services.models import Activity, ApiToken, Contact, ContactPhone, IdempotencyKey, Opportunity, Organization, User
 from services.privacy import erase_person
 from tests.factories import NOW, World, make_contact, make_user
-
-
-def token(app: Flask, world: World, scopes: str = "read write", org: str = "ours") -> str:
-    with app.extensions["inboxcrm.db"].sessions() as session:
-        admin = session.get(User, (world.admin if org == "ours" else world.other_user).id)
-        _, text = api_tokens.create_token(session, admin, "Tests", scopes)
-        session.commit()
-    return text
-
-
-class Client:
-    """The API as another system calls it."""
-
-    def __init__(self, app: Flask, text: str) -> None:
-        self.http, self.text, self.keys = app.test_client(), text, 0
-
-    def headers(self, key: str | None = None, version: int | None = None) -> dict[str, str]:
-        headers = {"Authorization": f"Bearer {self.text}"}
-        if key is not None:
-            headers["Idempotency-Key"] = key
-        if version is not None:
-            headers["If-Match"] = str(version)
-        return headers
-
-    def get(self, path: str, **params):
-        return self.http.get(f"/api/v1{path}", query_string=params, headers=self.headers())
-
-    def write(self, method: str, path: str, body=None, *, key: str | None = "auto", version: int | None = None):
-        if key == "auto":
-            self.keys += 1
-            key = f"k{self.keys}"
-        return self.http.open(f"/api/v1{path}", method=method, json=body, headers=self.headers(key, version))
-
-    def sync(self, record_type: str, cursor: str | None = None, limit: int = 100) -> tuple[list, list, str]:
-        """Every page from ``cursor`` to the end."""
-        data, deleted = [], []
-        while True:
-            page = self.get(f"/{record_type}", **({"cursor": cursor} if cursor else {}), limit=limit).get_json()
-            data += page["data"]
-            deleted += page["deleted"]
-            cursor = page["cursor"]
-            if not page["has_more"]:
-                return data, deleted, cursor
+from tests.helpers import Client, token
 
 
 @pytest.fixture
@@ -414,7 +372,8 @@ def test_activities_changed_and_deleted_through_the_api_keep_every_figure(app, a
     """The rollups and the deals' and accounts' latest times, after edits and deletions through
     the API, equal a recount from the live activities (``rebuild_rollups``)."""
     from services.models import Account
-    from services.rollups import rebuild_rollups, rollup_snapshot
+    from services.rollups import rebuild_rollups
+    from tests.helpers import rollup_snapshot
 
     deal = app_world.deal
     made = {}

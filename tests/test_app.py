@@ -16,6 +16,7 @@ from services.models import Activity, Contact, FollowUp, Opportunity, StageChang
 from services.periods import zone_named
 from services.types import as_utc
 from tests.factories import World
+from tests.helpers import statements_of
 
 
 def count(app, model, *where) -> int:
@@ -315,24 +316,6 @@ def test_times_typed_and_read_in_the_mailbox_zone(auth, app_world: World):
     with auth.client.application.extensions["inboxcrm.db"].sessions() as session:
         due = session.scalar(select(FollowUp.due_at).where(FollowUp.title == "Odd zone"))
     assert as_utc(due) == datetime(2099, 1, 5, 9, 0, tzinfo=timezone.utc)  # 10:00 in Berlin
-
-
-def statements_of(app, call) -> tuple[object, int]:
-    """``call``'s response, and how many SQL statements it ran."""
-    from sqlalchemy import event
-
-    engine = app.extensions["inboxcrm.db"].engine
-    seen: list[str] = []
-
-    def count(conn, cursor, statement, *args) -> None:
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        response = call()
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
-    return response, len(seen)
 
 
 def test_small_actions_answer_with_what_changed(auth, app_world: World):

@@ -15,7 +15,8 @@ from sqlalchemy import func, select
 
 from services.db import make_engine, make_session_factory
 from services.models import Activity, AuditEvent, Base, FollowUp, Organization
-from services.rollups import rebuild_rollups, rollup_snapshot
+from services.rollups import rebuild_rollups
+from tests.helpers import rollup_snapshot
 from tests.factories import PASSWORD, build_world
 from tests.servers import Gunicorn
 

@@ -257,7 +257,7 @@ def test_time_spent_by_rep_and_type_and_the_comparison_choice(auth, app, app_wor
 
 
 def statements_for(app, auth, url: str) -> int:
-    from tests.test_app import statements_of
+    from tests.helpers import statements_of
 
     response, count = statements_of(app, lambda: auth.get(url, htmx=False))
     assert response.status_code == 200

@@ -360,7 +360,7 @@ def test_a_delivery_is_claimed_before_it_is_sent_and_no_transaction_waits_on_the
 
 
 def test_changes_while_an_endpoint_is_off_wait_in_the_event_list(app, app_world: World, auth, queue, receiver):
-    from tests.test_api import Client, token
+    from tests.helpers import Client, token
 
     endpoint_id, _ = endpoint(app, app_world, receiver.url, events=["contacts"])
     rename(app, app_world.contact.id, "While on")
@@ -386,7 +386,7 @@ def test_changes_while_an_endpoint_is_off_wait_in_the_event_list(app, app_world:
 
 def test_the_daily_job_forgets_old_events_and_idempotency_keys(app, app_world: World, queue, receiver):
     from services.models import ChangeEvent, IdempotencyKey
-    from tests.test_api import Client, token
+    from tests.helpers import Client, token
 
     endpoint(app, app_world, receiver.url)
     rename(app, app_world.contact.id, "An event")

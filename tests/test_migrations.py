@@ -65,7 +65,8 @@ def test_upgrading_a_store_with_data_scores_its_notes_and_fills_the_monthly_roll
     from sqlalchemy.orm import Session
 
     from services.models import Organization
-    from services.rollups import rebuild_rollups, rollup_snapshot
+    from services.rollups import rebuild_rollups
+    from tests.helpers import rollup_snapshot
 
     for url in (f"sqlite:///{tmp_path / 'old.db'}", postgres_server.fresh_database("inboxcrm_old_store")):
         config = alembic_config(url)

@@ -250,7 +250,7 @@ def test_keyboard_reaches_log_with_a_visible_focus(open_pane, app, app_world: Wo
 def sso_pane(browser, live_url, app):
     """Opens the pane as Outlook on the web does with single sign-on: Office.js (the local
     stub) hands out a Microsoft access token, signed by a local key server's key."""
-    from tests.test_security import CLIENT_ID, SCOPE, TENANT, JwksServer, claims, sign
+    from tests.helpers import CLIENT_ID, SCOPE, TENANT, JwksServer, claims, sign
 
     jwks = JwksServer()
     app.config.update(MS_JWKS_URL=jwks.url, MS_TENANTS={TENANT: "northwind.test"}, MS_AUDIENCES=[CLIENT_ID], MS_SCOPE=SCOPE)
@@ -638,7 +638,7 @@ def test_a_marked_message_is_logged_as_it_is_sent(browser, live_url, app, app_wo
     """Outlook's OnMessageSend runs static/js/launchevent.js in its hidden page: a message the
     rep marked is logged as it goes (signed in by Office's single sign-on), the send is always
     allowed, and the same message opened from Sent Items is that one activity, not a second."""
-    from tests.test_security import CLIENT_ID, SCOPE, TENANT, JwksServer, claims, sign
+    from tests.helpers import CLIENT_ID, SCOPE, TENANT, JwksServer, claims, sign
 
     jwks = JwksServer()
     app.config.update(MS_JWKS_URL=jwks.url, MS_TENANTS={TENANT: "northwind.test"}, MS_AUDIENCES=[CLIENT_ID], MS_SCOPE=SCOPE)

@@ -244,7 +244,7 @@ def test_erasure_leaves_no_copy_of_the_address_and_every_figure_stands(session, 
     from services.periods import period_for
     from services.privacy import erase_person, keyed_hash, after_erasure
     from services.reports import activity_summary, report_scope
-    from services.rollups import rollup_snapshot
+    from tests.helpers import rollup_snapshot
 
     _everything_about_ann(session, world)
     year = period_for("this_year", date.today(), 1)
@@ -350,7 +350,7 @@ def test_erasing_a_demo_contact_leaves_the_address_nowhere(session):
     from services.demo import build_demo
     from services.models import Base, ContactEmail, Organization
     from services.privacy import erase_person
-    from services.rollups import rollup_snapshot
+    from tests.helpers import rollup_snapshot
 
     build_demo(session, seed=5, scale=0.05, today=date(2026, 11, 20))
     session.commit()

@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 from services import activities, deals, followups
 from services.errors import DomainError
 from services.models import Activity, AuditEvent, FollowUp, Opportunity, StageChange, User
-from services.rollups import rebuild_rollups, rollup_snapshot
+from services.rollups import rebuild_rollups
+from tests.helpers import rollup_snapshot
 from tests.factories import NOW, World
 
 RACERS = 16
@@ -64,7 +65,7 @@ def race(sessions, session: Session, user_id: int, action: Callable[[Session, Us
 def rollups_equal_a_rebuild(session: Session, world: World) -> None:
     """The rollups, and each deal's and account's latest activity, as kept by the racing writes
     equal what a rebuild from the activities gives."""
-    from tests.test_services import latest_snapshot
+    from tests.helpers import latest_snapshot
 
     session.expire_all()
     kept = rollup_snapshot(session, world.org.id), latest_snapshot(session, world.org.id)

@@ -518,7 +518,8 @@ def test_lead_conversion_matches_the_raw_rows(demo_session, demo):
 
 def test_rollups_kept_in_step_equal_a_rebuild(session, world: World):
     from services import activities
-    from services.rollups import rebuild_rollups, rollup_snapshot
+    from services.rollups import rebuild_rollups
+    from tests.helpers import rollup_snapshot
 
     rep = session.get(User, world.rep.id)
     now = datetime(2026, 11, 20, 10, tzinfo=timezone.utc)
@@ -548,7 +549,8 @@ def test_rollups_kept_in_step_equal_a_rebuild(session, world: World):
 
 def test_demo_rollups_equal_a_rebuild(demo_session, demo):
     session = demo_session
-    from services.rollups import rebuild_rollups, rollup_snapshot
+    from services.rollups import rebuild_rollups
+    from tests.helpers import rollup_snapshot
 
     generated = rollup_snapshot(session, demo.organization_id)
     rebuild_rollups(session, demo.organization)

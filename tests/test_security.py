@@ -13,7 +13,6 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from joserfc import jwt
 from joserfc.jwk import OctKey, RSAKey
 from sqlalchemy import select
 
@@ -21,20 +20,7 @@ from addin.security import limiter
 from tests.servers import KeyServer
 from services.models import Activity, AuditEvent, User, UserIdentity
 from tests.factories import World
-
-TENANT = "9188040d-6c67-4c5b-b112-36a304b66dad"
-OTHER_TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
-CLIENT_ID = "6e74172b-be56-4843-9ff4-e66a39bb12e3"
-SCOPE = "access_as_user"
-
-
-class JwksServer(KeyServer):
-    """Answers GET /{tenant}/discovery/v2.0/keys with the public half of our keys."""
-
-    def __init__(self) -> None:
-        self.key = RSAKey.generate_key(2048, parameters={"kid": "key-1", "use": "sig"})
-        super().__init__(json.dumps({"keys": [self.key.as_dict(private=False)]}).encode(), path=f"/{TENANT}/discovery/v2.0/keys")
-
+from tests.helpers import CLIENT_ID, OTHER_TENANT, SCOPE, TENANT, JwksServer, claims, sign
 
 @pytest.fixture(scope="module")
 def jwks() -> Iterator[JwksServer]:
@@ -48,21 +34,6 @@ def sso_app(app, jwks):
     app.config.update(MS_JWKS_URL=jwks.url, MS_TENANTS={TENANT: "northwind.test"}, MS_AUDIENCES=[CLIENT_ID, f"api://crm.test/{CLIENT_ID}"], MS_SCOPE=SCOPE)
     limiter.reset()
     return app
-
-
-def claims(**overrides) -> dict:
-    now = int(time.time())
-    values = {
-        "aud": CLIENT_ID, "iss": f"https://login.microsoftonline.com/{TENANT}/v2.0", "tid": TENANT,
-        "oid": "00000000-0000-0000-66f3-3332eca7ea81", "preferred_username": "rita@northwind.test", "scp": f"{SCOPE} User.Read",
-        "iat": now, "nbf": now, "exp": now + 3600, "ver": "2.0",
-    }
-    values.update(overrides)
-    return {k: v for k, v in values.items() if v is not None}
-
-
-def sign(key, payload: dict, alg: str = "RS256", kid: str = "key-1") -> str:
-    return jwt.encode({"alg": alg, "kid": kid, "typ": "JWT"}, payload, key)
 
 
 def unsigned(payload: dict) -> str:

@@ -17,16 +17,7 @@ from services.models import (
     Account, AccountDomain, Activity, ActivityParticipant, AuditEvent, Base, Contact, FollowUp, Opportunity, Stage, StageChange, User,
 )
 from tests.factories import NOW, World
-
-
-def latest_snapshot(session: Session, organization_id: int) -> set[tuple]:
-    """Each deal's and account's kept latest activity (``services.latest``)."""
-    from services.models import Account
-
-    return {("deal", *row) for row in session.execute(
-        select(Opportunity.id, Opportunity.last_activity_at, Opportunity.last_inbound_at).where(Opportunity.organization_id == organization_id)
-    )} | {("account", *row) for row in session.execute(
-        select(Account.id, Account.last_activity_at).where(Account.organization_id == organization_id))}
+from tests.helpers import latest_snapshot
 
 
 def test_deals_and_accounts_keep_their_latest_activity_through_log_undo_and_restore(session, world: World):

@@ -12,7 +12,8 @@ from sqlalchemy import select
 from services import activities, records
 from services.models import Account, Activity, Opportunity, Organization, User
 from services.privacy import erase_person, remove_old_bodies
-from services.rollups import rebuild_rollups, rollup_snapshot
+from services.rollups import rebuild_rollups
+from tests.helpers import rollup_snapshot
 from services.types import utcnow
 from tests.factories import World
 
