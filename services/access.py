@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from services.change_numbers import lock_changes
 from services.errors import Forbidden, NotFound
-from services.models import Activity, Base, User
+from services.models import Activity, Base, User, live
 from services.schemas import parse_id
 
 M = TypeVar("M", bound=Base)
@@ -75,7 +75,7 @@ def require_role(actor: User, *roles: str) -> None:
 
 def visible_activities(actor: User) -> ColumnElement[bool]:
     """The activities the actor may list: the team's (all of the organization's for admins)."""
-    return (Activity.organization_id == actor.organization_id) & Activity.deleted_at.is_(None) & seen_by(
+    return (Activity.organization_id == actor.organization_id) & live(Activity) & seen_by(
         actor.role, actor.id, actor.team_id)
 
 

@@ -21,7 +21,7 @@ from services.contacts import account_for_domain, contacts_for_addresses
 from services import latest, lexicon, notes, privacy, sentiment
 from services.errors import DomainError, Forbidden
 from services.rollups import count_activity
-from services.models import Account, Activity, ActivityParticipant, Contact, Lead, Opportunity, Organization, User
+from services.models import Account, Activity, ActivityParticipant, Contact, Lead, Opportunity, Organization, User, live
 from services.schemas import ActivitySchema, EmailItemSchema, MeetingItemSchema, NoteSchema, RatingSchema, SendingItemSchema, load
 from services.text import domain_of, html_to_text, sanitize_html, sender_problem
 from services.types import localised, utcnow
@@ -212,7 +212,7 @@ def _only_open_deal(session: Session, organization_id: int, account: Account | N
             Opportunity.organization_id == organization_id,
             Opportunity.account_id == account.id,
             Opportunity.status == "open",
-            Opportunity.deleted_at.is_(None),
+            live(Opportunity),
         ).limit(2)
     ).all()
     return ids[0] if len(ids) == 1 else None

@@ -12,7 +12,7 @@ from services.access import get_scoped
 from services.audit import record_event
 from services.deals import create_opportunity
 from services.errors import DomainError
-from services.models import Account, AccountDomain, Contact, ContactEmail, ContactPhone, Opportunity, Stage, User
+from services.models import Account, AccountDomain, Contact, ContactEmail, ContactPhone, Opportunity, Stage, User, live
 from services.schemas import AccountSchema, ContactSchema, NewFromSenderSchema, load
 from services.text import company_from_domain, domain_of, is_public_domain, phone_key
 
@@ -21,7 +21,7 @@ def account_for_domain(session: Session, organization_id: int, domain: str) -> A
     return session.scalar(
         select(Account)
         .join(AccountDomain, AccountDomain.account_id == Account.id)
-        .where(AccountDomain.organization_id == organization_id, AccountDomain.domain == domain, Account.deleted_at.is_(None))
+        .where(AccountDomain.organization_id == organization_id, AccountDomain.domain == domain, live(Account))
     )
 
 
@@ -36,7 +36,7 @@ def contacts_for_addresses(session: Session, organization_id: int, addresses: li
     rows = session.execute(
         select(ContactEmail.address, Contact)
         .join(Contact, Contact.id == ContactEmail.contact_id)
-        .where(ContactEmail.organization_id == organization_id, ContactEmail.address.in_(set(addresses)), Contact.deleted_at.is_(None))
+        .where(ContactEmail.organization_id == organization_id, ContactEmail.address.in_(set(addresses)), live(Contact))
     )
     return {address: contact for address, contact in rows}
 

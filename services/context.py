@@ -19,7 +19,7 @@ from services.access import can_edit, can_read_content, get_scoped, require_edit
 from services.contacts import account_for_domain
 from services import privacy
 from services.deals import open_deals, pipeline_stages
-from services.models import Account, AccountDomain, Activity, Contact, ContactEmail, FollowUp, Lead, LeadArrival, LeadSource, Opportunity, User
+from services.models import Account, AccountDomain, Activity, Contact, ContactEmail, FollowUp, Lead, LeadArrival, LeadSource, Opportunity, User, live
 from services.health import Health, healths
 from services.sentiment import reads_as
 from services.signals import DealFacts, DealWarning, OpenDeal, days_since, deal_warnings
@@ -196,7 +196,7 @@ _ORG = bindparam("org")
 _CONTACTS = (
     select(Contact.id, Contact.name, Contact.title, Contact.account_id, ContactEmail.address)
     .join(ContactEmail, ContactEmail.contact_id == Contact.id)
-    .where(Contact.organization_id == _ORG, Contact.deleted_at.is_(None), Contact.id.in_(
+    .where(Contact.organization_id == _ORG, live(Contact), Contact.id.in_(
         select(ContactEmail.contact_id).where(ContactEmail.organization_id == _ORG, ContactEmail.address.in_(_many("addresses")))))
     .order_by(Contact.id, ContactEmail.id)
 )
@@ -216,7 +216,7 @@ _FAMILY = (select(Account.id, Account.name, Account.parent_id, Account.deleted_a
            .order_by(Account.id))
 _FOLLOW_UPS = (
     select(FollowUp.id, FollowUp.title, FollowUp.due_at, FollowUp.owner_id)
-    .where(FollowUp.organization_id == _ORG, FollowUp.done_at.is_(None), FollowUp.deleted_at.is_(None),
+    .where(FollowUp.organization_id == _ORG, FollowUp.done_at.is_(None), live(FollowUp),
            or_(FollowUp.contact_id.in_(_many("contacts")), FollowUp.account_id.in_(_many("accounts")),
                FollowUp.opportunity_id.in_(_many("deals"))))
     .order_by(FollowUp.due_at)
@@ -224,7 +224,7 @@ _FOLLOW_UPS = (
 _OWNERS = PEOPLE.where(User.id.in_(_many("ids")))
 _LEADS = (select(Lead.id, Lead.name, Lead.company, Lead.status, Lead.source, User.name.label("owner_name"), Lead.created_at)
           .outerjoin(User, User.id == Lead.owner_id)
-          .where(Lead.organization_id == _ORG, Lead.deleted_at.is_(None), Lead.email.in_(_many("addresses"))).order_by(Lead.id).limit(3))
+          .where(Lead.organization_id == _ORG, live(Lead), Lead.email.in_(_many("addresses"))).order_by(Lead.id).limit(3))
 ARRIVALS_SHOWN = 3  # a lead's latest posts shown in the pane
 _NEWEST = func.row_number().over(partition_by=LeadArrival.lead_id, order_by=(LeadArrival.received_at.desc(), LeadArrival.id.desc()))
 _POSTED = (select(LeadArrival.lead_id, LeadArrival.received_at, LeadSource.name.label("source_name"), LeadArrival.message,
@@ -235,7 +235,7 @@ _POSTED = (select(LeadArrival.lead_id, LeadArrival.received_at, LeadSource.name.
 _ARRIVALS = (select(_POSTED.c.lead_id, _POSTED.c.received_at, _POSTED.c.source_name, _POSTED.c.message)
              .where(_POSTED.c.newest <= ARRIVALS_SHOWN).order_by(_POSTED.c.lead_id, _POSTED.c.newest))
 _OPEN_DEAL_ACCOUNT = select(Opportunity.account_id).where(Opportunity.organization_id == _ORG, Opportunity.id == bindparam("id"),
-                                                          Opportunity.status == "open", Opportunity.deleted_at.is_(None))
+                                                          Opportunity.status == "open", live(Opportunity))
 _LOGGED = select(Activity.id, Activity.deleted_at).where(Activity.organization_id == _ORG, Activity.external_id == bindparam("external_id"))
 ACTIVITY_COLUMNS = (Activity.id, Activity.type, Activity.direction, Activity.occurred_at, Activity.subject,
                     func.substr(Activity.body_text, 1, 400).label("body_text"), Activity.owner_id, Activity.outcome, Activity.rating,
@@ -246,7 +246,7 @@ _SEEN = {"all": seen_by("admin", None, None), "team": seen_by("rep", bindparam("
          "own": seen_by("rep", bindparam("me"), None)}
 _RECENT = {
     (link, seen): select(*ACTIVITY_COLUMNS)
-    .where(Activity.organization_id == _ORG, Activity.deleted_at.is_(None), condition, column.in_(_many("ids")))
+    .where(Activity.organization_id == _ORG, live(Activity), condition, column.in_(_many("ids")))
     .order_by(Activity.occurred_at.desc(), Activity.id.desc())
     .limit(bindparam("limit"))
     for link, column in (("account", Activity.account_id), ("contact", Activity.contact_id))
@@ -361,7 +361,7 @@ def _lead_cards(session: Session, org_id: int, addresses: list[str]) -> list[Lea
 # The deal of the thread's latest logged mail that has one. Built once; bind "org" and "thread".
 _THREAD_DEAL = (select(Activity.opportunity_id)
                 .where(Activity.organization_id == bindparam("org"), Activity.conversation_id == bindparam("thread"),
-                       Activity.deleted_at.is_(None), Activity.opportunity_id.is_not(None))
+                       live(Activity), Activity.opportunity_id.is_not(None))
                 .order_by(Activity.occurred_at.desc(), Activity.id.desc()).limit(1))
 
 
@@ -540,7 +540,7 @@ def notes_feed(session: Session, actor: User, account_query: str, limit: int = 1
     if len(words) < 2:
         return []
     matches = session.scalars(
-        select(Account).where(Account.organization_id == actor.organization_id, Account.deleted_at.is_(None),
+        select(Account).where(Account.organization_id == actor.organization_id, live(Account),
                               func.lower(Account.name).contains(words.lower(), autoescape=True)).limit(20)
     ).all()
     family = sorted({i for account in matches for i in _family(session, actor.organization_id, account)})

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from services.access import get_scoped, require_edit
 from services.audit import record_event, snapshot
 from services.errors import DomainError
-from services.models import Account, Contact, FollowUp, Opportunity, User
+from services.models import Account, Contact, FollowUp, Opportunity, User, live
 from services.periods import local_midnight, local_today
 from services.schemas import FollowUpSchema, load
 from services.types import localised, utcnow
@@ -59,7 +59,7 @@ def open_follow_ups(session: Session, actor: User, limit: int = 20, *, due_befor
     return list(session.scalars(
         select(FollowUp)
         .where(FollowUp.organization_id == actor.organization_id, FollowUp.owner_id == actor.id, FollowUp.done_at.is_(None),
-               FollowUp.deleted_at.is_(None), *due)
+               live(FollowUp), *due)
         .order_by(FollowUp.due_at).limit(limit)
     ))
 

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from services.deals import pipeline_stages
 from services.shown import Shown
-from services.models import IS_OPEN_DEAL, Account, Activity, DealHealth, FollowUp, Opportunity, Organization, StageChange
+from services.models import IS_OPEN_DEAL, Account, Activity, DealHealth, FollowUp, Opportunity, Organization, StageChange, live
 from services.signals import is_inbound_interaction
 from services.types import UTCDateTime, as_utc, one_of, utcnow
 from services.users import Person
@@ -156,7 +156,7 @@ def _newest(*conditions: Any) -> Any:
     scores) and stopped at the first rows wanted (an aggregate over them would read every
     activity the deal ever had)."""
     return (select().where(Activity.organization_id == Opportunity.organization_id, Activity.opportunity_id == Opportunity.id,
-                           Activity.deleted_at.is_(None), Activity.occurred_at <= _AT, *conditions)
+                           live(Activity), Activity.occurred_at <= _AT, *conditions)
             .order_by(Activity.occurred_at.desc(), Activity.id.desc()).correlate(Opportunity))
 
 
@@ -166,7 +166,7 @@ _SCORED = [_newest(Activity.sentiment.is_not(None)).add_columns(column).limit(1)
            for n in range(RECENT_SCORES) for name, column in (("type", Activity.type), ("score", Activity.sentiment))]
 _PAST_DUE = and_(FollowUp.organization_id == Opportunity.organization_id, FollowUp.opportunity_id == Opportunity.id,
                  FollowUp.due_at < _AT, FollowUp.created_at <= _AT, or_(FollowUp.done_at.is_(None), FollowUp.done_at > _AT),
-                 or_(FollowUp.deleted_at.is_(None), FollowUp.deleted_at > _AT))
+                 or_(live(FollowUp), FollowUp.deleted_at > _AT))
 _FACTS = select(
     Opportunity.id, Opportunity.created_at, Opportunity.stage_id, Opportunity.stage_entered_at,
     _latest_change(StageChange.to_stage_id).label("stage_then"), _latest_change(StageChange.changed_at).label("stage_since"),
@@ -214,7 +214,7 @@ def snapshot(session: Session, organization: Organization, at: datetime | None =
     day = at.astimezone(ZoneInfo(organization.time_zone)).date()
     # Open then: created by then, and open now or closed after then.
     ids = list(session.scalars(select(Opportunity.id).where(
-        Opportunity.organization_id == organization.id, Opportunity.deleted_at.is_(None), Opportunity.created_at <= at,
+        Opportunity.organization_id == organization.id, live(Opportunity), Opportunity.created_at <= at,
         or_(Opportunity.status == "open", Opportunity.closed_at > at))))
     session.execute(delete(DealHealth).where(DealHealth.organization_id == organization.id, DealHealth.day == day))
     if not ids:

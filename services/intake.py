@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from services.access import get_scoped, require_role
 from services.audit import record_event
 from services.errors import DomainError, NotFound
-from services.models import LEAD_SOURCES, Lead, LeadArrival, LeadSource, Team, User
+from services.models import LEAD_SOURCES, Lead, LeadArrival, LeadSource, Team, User, live
 from services.schemas import Address, InputSchema, load
 from services.text import phone_key
 from services.types import utcnow
@@ -100,10 +100,10 @@ def take_lead(session: Session, source: LeadSource, data: Mapping[str, Any], now
     session.execute(select(LeadSource.id).where(LeadSource.id == source.id).with_for_update())
     lead = None
     if values.get("email"):
-        lead = session.scalar(select(Lead).where(Lead.organization_id == org_id, Lead.deleted_at.is_(None),
+        lead = session.scalar(select(Lead).where(Lead.organization_id == org_id, live(Lead),
                                                  func.lower(Lead.email) == values["email"].lower()).order_by(Lead.id).limit(1))
     if lead is None and key is not None:
-        lead = next((found for found in session.scalars(select(Lead).where(Lead.organization_id == org_id, Lead.deleted_at.is_(None),
+        lead = next((found for found in session.scalars(select(Lead).where(Lead.organization_id == org_id, live(Lead),
                                                                            Lead.phone.contains(key[-4:])).order_by(Lead.id))
                      if phone_key(found.phone) == key), None)
     if lead is None:

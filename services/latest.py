@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import bindparam, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from services.models import Account, Activity, Opportunity
+from services.models import Account, Activity, Opportunity, live
 from services.signals import is_contact, is_inbound_interaction
 from services.types import UTCDateTime
 
@@ -25,7 +25,7 @@ def _newest(model: Any, link: Any, *conditions: Any) -> Any:
     """The newest live activity linked (by ``link``) to the row of ``model`` being updated."""
     return (
         select(func.max(Activity.occurred_at))
-        .where(Activity.organization_id == model.organization_id, link == model.id, Activity.deleted_at.is_(None), *conditions)
+        .where(Activity.organization_id == model.organization_id, link == model.id, live(Activity), *conditions)
         .scalar_subquery()
     )
 

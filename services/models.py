@@ -23,6 +23,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    ColumnElement,
     Date,
     Float,
     ForeignKey,
@@ -384,7 +385,13 @@ class Opportunity(Synced, Base):
 # A statement's filter for live open deals, the partial index's condition (OPEN_DEAL) with 'open'
 # written into the SQL: bound as a parameter, it hides the index from SQLite, which plans before
 # it sees the value (and from a generic plan on PostgreSQL).
-IS_OPEN_DEAL = (Opportunity.status == literal_column("'open'", String())) & Opportunity.deleted_at.is_(None)
+def live(model: Any) -> ColumnElement[bool]:
+    """A record not soft-deleted: the one criterion every list, figure and lookup reads (a
+    soft-deleted record never counts, PRODUCT.md)."""
+    return model.deleted_at.is_(None)
+
+
+IS_OPEN_DEAL = (Opportunity.status == literal_column("'open'", String())) & live(Opportunity)
 
 
 class StageChange(OrgScoped, Base):

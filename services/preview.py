@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from services.models import Contact, Opportunity, User
+from services.models import Contact, Opportunity, User, live
 from services.types import utcnow
 
 
@@ -98,7 +98,7 @@ def _customers(session: Session, user: User) -> list[Contact]:
     """Contacts at accounts where the user has open deals; any contacts of theirs otherwise."""
     base = (
         select(Contact)
-        .where(Contact.organization_id == user.organization_id, Contact.deleted_at.is_(None), Contact.emails.any())
+        .where(Contact.organization_id == user.organization_id, live(Contact), Contact.emails.any())
         .options(selectinload(Contact.emails), selectinload(Contact.account))
         .order_by(Contact.id)
     )

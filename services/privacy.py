@@ -28,7 +28,7 @@ from services.audit import record_event, snapshot
 from services.errors import DomainError, Forbidden
 from services.models import (
     ADDRESS_LENGTH, Activity, ActivityParticipant, AuditEvent, Base, BlockEntry, Contact, ContactEmail, ContactPhone, FollowUp, Lead,
-    LeadArrival, Opportunity, Organization, User,
+    LeadArrival, Opportunity, Organization, User, live,
 )
 from services.periods import add_months, local_midnight
 from services.text import domain_of, is_valid_address, normalise_address
@@ -351,11 +351,11 @@ def person_export(session: Session, actor: User, address: str | None) -> dict[st
     contacts = session.scalars(select(Contact).where(Contact.organization_id == org_id, Contact.id.in_(_their_contacts(org_id, address)))
                                .order_by(Contact.id)).all()
     contact_ids = [c.id for c in contacts]
-    activities = session.scalars(select(Activity).where(Activity.organization_id == org_id, Activity.deleted_at.is_(None), or_(
+    activities = session.scalars(select(Activity).where(Activity.organization_id == org_id, live(Activity), or_(
         Activity.id.in_(_with_them(org_id, address)), Activity.contact_id.in_(contact_ids or [0]))).order_by(Activity.occurred_at, Activity.id)).all()
-    follow_ups = session.scalars(select(FollowUp).where(FollowUp.organization_id == org_id, FollowUp.deleted_at.is_(None),
+    follow_ups = session.scalars(select(FollowUp).where(FollowUp.organization_id == org_id, live(FollowUp),
                                                         FollowUp.contact_id.in_(contact_ids or [0])).order_by(FollowUp.due_at)).all()
-    deals = session.scalars(select(Opportunity).where(Opportunity.organization_id == org_id, Opportunity.deleted_at.is_(None), or_(
+    deals = session.scalars(select(Opportunity).where(Opportunity.organization_id == org_id, live(Opportunity), or_(
         Opportunity.contact_id.in_(contact_ids or [0]), Opportunity.id.in_([a.opportunity_id for a in activities if a.opportunity_id] or [0])))
         .order_by(Opportunity.id)).all()
     leads = session.scalars(select(Lead).where(Lead.organization_id == org_id, func.lower(Lead.email) == address)).all()

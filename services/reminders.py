@@ -18,7 +18,7 @@ from typing import Callable
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from services.models import Contact, FollowUp, Organization, User
+from services.models import Contact, FollowUp, Organization, User, live
 from services.types import as_utc, in_zone
 
 BATCH = 500  # reminders read per run at most; the next run takes the rest
@@ -40,7 +40,7 @@ _DUE = (
     .join(User, User.id == FollowUp.owner_id)
     .join(Organization, Organization.id == FollowUp.organization_id)
     .outerjoin(Contact, Contact.id == FollowUp.contact_id)
-    .where(FollowUp.done_at.is_(None), FollowUp.deleted_at.is_(None), FollowUp.reminded_at.is_(None), User.is_active.is_(True))
+    .where(FollowUp.done_at.is_(None), live(FollowUp), FollowUp.reminded_at.is_(None), User.is_active.is_(True))
     .order_by(func.coalesce(FollowUp.reminder_at, FollowUp.due_at), FollowUp.id)
     .limit(BATCH)
 )

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
-from services.models import Account, AccountDomain, Contact, ContactEmail, Opportunity, Stage, User
+from services.models import Account, AccountDomain, Contact, ContactEmail, Opportunity, Stage, User, live
 
 MIN_LENGTH = 2  # fewer letters match too much to be worth a list
 MAX_LENGTH = 100
@@ -76,11 +76,11 @@ def search_crm(session: Session, actor: User, text: str | None, shown: int = SHO
     if len(query) < MIN_LENGTH:
         return SearchResults(query, too_short=bool(query))
     org = actor.organization_id
-    accounts_matching = select(Account.id).where(Account.organization_id == org, Account.deleted_at.is_(None), or_(
+    accounts_matching = select(Account.id).where(Account.organization_id == org, live(Account), or_(
         _containing(Account.name, query),
         Account.id.in_(select(AccountDomain.account_id).where(AccountDomain.organization_id == org, _containing(AccountDomain.domain, query))),
     ))
-    contacts_matching = select(Contact.id).where(Contact.organization_id == org, Contact.deleted_at.is_(None), or_(
+    contacts_matching = select(Contact.id).where(Contact.organization_id == org, live(Contact), or_(
         _containing(Contact.name, query),
         Contact.id.in_(select(ContactEmail.contact_id).where(ContactEmail.organization_id == org, _containing(ContactEmail.address, query))),
     ))
@@ -90,7 +90,7 @@ def search_crm(session: Session, actor: User, text: str | None, shown: int = SHO
         .join(Account, Account.id == Opportunity.account_id)
         .join(Stage, Stage.id == Opportunity.stage_id)
         .outerjoin(User, User.id == Opportunity.owner_id)
-        .where(Opportunity.organization_id == org, Opportunity.status == "open", Opportunity.deleted_at.is_(None), or_(
+        .where(Opportunity.organization_id == org, Opportunity.status == "open", live(Opportunity), or_(
             _containing(Opportunity.name, query),
             Opportunity.account_id.in_(accounts_matching),
             Opportunity.account_id.in_(select(Contact.account_id).where(Contact.id.in_(contacts_matching))),
@@ -111,7 +111,7 @@ def search_crm(session: Session, actor: User, text: str | None, shown: int = SHO
 
     contact_rows = session.execute(
         select(Contact.id, Contact.name, Contact.account_id, Account.name)
-        .outerjoin(Account, (Account.id == Contact.account_id) & Account.deleted_at.is_(None))
+        .outerjoin(Account, (Account.id == Contact.account_id) & live(Account))
         .where(Contact.id.in_(contacts_matching)).order_by(Contact.name, Contact.id).limit(shown)
     ).all()
     addresses: dict[int, str] = {}

@@ -26,7 +26,7 @@ from typing import Any, Iterable
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from services.models import Activity, LexiconWord, Organization
+from services.models import Activity, LexiconWord, Organization, live
 from services.types import utcnow
 
 NOTE_TYPES = ("call", "meeting", "visit", "note")  # scored whatever their direction: the rep's notes of the conversation
@@ -189,7 +189,7 @@ BATCH = 2_000
 def _scored_rows(organization_id: int) -> Any:
     # Walked in id order by the primary key: "+ 0" keeps the organization's indexes out of it
     # (SQLite would otherwise read the organization's every activity by one and sort them, per batch).
-    return ((Activity.organization_id + 0) == organization_id) & Activity.deleted_at.is_(None) & or_(
+    return ((Activity.organization_id + 0) == organization_id) & live(Activity) & or_(
         (Activity.type == "email") & (Activity.direction == "inbound"), Activity.type.in_(NOTE_TYPES))
 
 

@@ -20,7 +20,7 @@ from typing import Any, Iterable, Protocol
 from sqlalchemy import BigInteger, ColumnElement, and_, bindparam, case, func, literal, or_, select
 from sqlalchemy.orm import Session
 
-from services.models import IS_OPEN_DEAL, Activity, FollowUp, Opportunity, Organization, Stage
+from services.models import IS_OPEN_DEAL, Activity, FollowUp, Opportunity, Organization, Stage, live
 from services.types import UTCDateTime, elapsed_ms, greatest
 
 
@@ -90,7 +90,7 @@ _NOW = bindparam("now", type_=UTCDateTime())
 _PLANNED = (
     select(FollowUp.id)
     .where(FollowUp.organization_id == bindparam("org"), FollowUp.opportunity_id == Opportunity.id, FollowUp.done_at.is_(None),
-           FollowUp.deleted_at.is_(None), FollowUp.due_at > _NOW)
+           live(FollowUp), FollowUp.due_at > _NOW)
     .correlate(Opportunity).exists()
 )
 

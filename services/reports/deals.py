@@ -13,7 +13,7 @@ from sqlalchemy import BigInteger, Integer, String, bindparam, case, func, liter
 
 from services.deals import pipeline_stages
 from services.health import HealthDrop, health_drops
-from services.models import IS_OPEN_DEAL, Account, FollowUp, Opportunity, Quota, Stage
+from services.models import IS_OPEN_DEAL, Account, FollowUp, Opportunity, Quota, Stage, live
 from services.periods import Period, period_for
 from services.signals import DAY_MS, DealWarning, longest_warning, warning_days, warning_facts, warning_parameters, warnings_from
 from services.types import UTCDateTime, as_utc, by_codepoint, elapsed_ms, one_of
@@ -90,7 +90,7 @@ def _outcomes(form: str, dialect: str) -> Any:
     groups by sorting, so there the won are summed apart and only the lost are grouped (a
     third less time), which on PostgreSQL would read the deals twice."""
     def closed(*statuses: str) -> Any:
-        return ((Opportunity.organization_id == bindparam("org")) & Opportunity.deleted_at.is_(None) & Opportunity.status.in_(statuses)
+        return ((Opportunity.organization_id == bindparam("org")) & live(Opportunity) & Opportunity.status.in_(statuses)
                 & owned_by_bound(Opportunity.owner_id, form) & (Opportunity.closed_at >= bindparam("start", type_=UTCDateTime()))
                 & (Opportunity.closed_at < bindparam("end", type_=UTCDateTime())))
     cycle = elapsed_ms(Opportunity.created_at, Opportunity.closed_at)
@@ -154,7 +154,7 @@ def stage_conversion(scope: ReportScope) -> list[StageConversion]:
     totals = session.connection().execute(
         select(*(func.sum(case((reached[stage.id], 1), else_=0)) for stage in stages),
                *(func.sum(case((reached[stage.id] & went_on[stage.id], 1), else_=0)) for stage in stages))
-        .where(Opportunity.organization_id == actor.organization_id, Opportunity.deleted_at.is_(None),
+        .where(Opportunity.organization_id == actor.organization_id, live(Opportunity),
                owned_by(Opportunity.owner_id, people), _in_period(Opportunity.created_at, actor, period))
     ).one() if stages else ()
     counted = {stage.id: (int(totals[i] or 0), int(totals[len(stages) + i] or 0)) for i, stage in enumerate(stages)}
@@ -320,13 +320,13 @@ _QUIET_DAYS = elapsed_ms(_QUIET, bindparam("now", type_=UTCDateTime())) // liter
 def _neglected_statement(limit: bool) -> Any:
     statement = (
         select(Account.id, Account.name, Account.owner_id, _QUIET_DAYS, func.count().over())
-        .where(Account.organization_id == bindparam("org"), Account.deleted_at.is_(None), one_of(Account.owner_id, bindparam("owners")),
+        .where(Account.organization_id == bindparam("org"), live(Account), one_of(Account.owner_id, bindparam("owners")),
                _QUIET <= bindparam("quiet_since", type_=UTCDateTime()),
                # Each set read once, not probed per account (follow-ups have no index by account).
                Account.id.in_(select(Opportunity.account_id).where(Opportunity.organization_id == bindparam("org"), IS_OPEN_DEAL)),
                Account.id.not_in(select(FollowUp.account_id).where(
                    FollowUp.organization_id == bindparam("org"), FollowUp.account_id.is_not(None), FollowUp.done_at.is_(None),
-                   FollowUp.deleted_at.is_(None), FollowUp.due_at > bindparam("now", type_=UTCDateTime()))))
+                   live(FollowUp), FollowUp.due_at > bindparam("now", type_=UTCDateTime()))))
         .order_by(_QUIET_DAYS.desc(), by_codepoint(Account.name), Account.id)
     )
     return statement.limit(bindparam("limit")) if limit else statement

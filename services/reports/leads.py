@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
-from services.models import Activity, Lead
+from services.models import Activity, Lead, live
 from services.types import elapsed_ms, one_of
 from services.reports.scope import ReportScope, _in_period, owned_by
 
@@ -31,7 +31,7 @@ def lead_conversion(scope: ReportScope) -> list[LeadSource]:
     session, actor, period, people = scope.session, scope.actor, scope.period, scope.people
     rows = session.connection().execute(
         select(Lead.source, func.count(), func.count(Lead.converted_at))
-        .where(Lead.organization_id == actor.organization_id, Lead.deleted_at.is_(None), owned_by(Lead.owner_id, people),
+        .where(Lead.organization_id == actor.organization_id, live(Lead), owned_by(Lead.owner_id, people),
                _in_period(Lead.created_at, actor, period))
         .group_by(Lead.source)
         .order_by(Lead.source)
@@ -62,7 +62,7 @@ def lead_response_times(scope: ReportScope) -> list[ResponseTime]:
     # Each lead's first touch, looked up per lead of the period (ix_activities_lead).
     first_touch = (
         select(Activity.occurred_at)
-        .where(Activity.organization_id == actor.organization_id, Activity.lead_id == Lead.id, Activity.deleted_at.is_(None),
+        .where(Activity.organization_id == actor.organization_id, Activity.lead_id == Lead.id, live(Activity),
                Activity.direction == "outbound", Activity.type.in_(("call", "email", "meeting")))
         .order_by(Activity.occurred_at).limit(1)
         .correlate(Lead)
@@ -72,7 +72,7 @@ def lead_response_times(scope: ReportScope) -> list[ResponseTime]:
     # The wait worked out in the database, in milliseconds: a number per lead, not two timestamps.
     for owner_id, waited in session.connection().execute(
         select(Lead.owner_id, elapsed_ms(Lead.created_at, first_touch))
-        .where(Lead.organization_id == actor.organization_id, Lead.deleted_at.is_(None), one_of(Lead.owner_id, people),
+        .where(Lead.organization_id == actor.organization_id, live(Lead), one_of(Lead.owner_id, people),
                _in_period(Lead.created_at, actor, period))
     ):
         waits[owner_id].append(waited / 3_600_000 if waited is not None else None)

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from sqlalchemy import ColumnElement, case, func, select
 
-from services.models import Activity, User
+from services.models import Activity, User, live
 from services.notes import SCORED_TYPES, is_flagged
 from services.periods import Period
 from services.types import as_utc
@@ -38,7 +38,7 @@ class NoteQuality:
 
 def _scored_notes(actor: User, period: Period, owners: Iterable[int]) -> ColumnElement[bool]:
     return (
-        (Activity.organization_id == actor.organization_id) & Activity.deleted_at.is_(None) & Activity.type.in_(SCORED_TYPES)
+        (Activity.organization_id == actor.organization_id) & live(Activity) & Activity.type.in_(SCORED_TYPES)
         & Activity.owner_id.in_(list(owners)) & _in_period(Activity.occurred_at, actor, period)
     )
 

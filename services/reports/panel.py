@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from services.access import get_scoped
 from services.health import HealthDrop
 from services.errors import Forbidden
-from services.models import IS_OPEN_DEAL, Account, Activity, Opportunity, User
+from services.models import IS_OPEN_DEAL, Account, Activity, Opportunity, User, live
 from services.periods import Period, period_for
 from services.types import as_utc
 from services.shown import Shown
@@ -47,14 +47,14 @@ def rep_accounts(session: Session, actor: User, rep_id: int) -> tuple[User, list
                                                Activity.occurred_at >= since, Activity.account_id.is_not(None))
     accounts = session.connection().execute(
         select(Account.id, Account.name).where(
-            Account.organization_id == actor.organization_id, Account.deleted_at.is_(None),
+            Account.organization_id == actor.organization_id, live(Account),
             (Account.owner_id == rep.id) | Account.id.in_(worked),
         )
     ).all()
     ids = [a.id for a in accounts]
     last = dict(session.connection().execute(
         select(Activity.account_id, func.max(Activity.occurred_at)).where(
-            Activity.organization_id == actor.organization_id, Activity.owner_id == rep.id, Activity.deleted_at.is_(None),
+            Activity.organization_id == actor.organization_id, Activity.owner_id == rep.id, live(Activity),
             Activity.account_id.in_(ids)).group_by(Activity.account_id)
     ).all())
     deals = dict(session.connection().execute(

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from services.access import require_role
 from services.errors import Forbidden
-from services.models import Activity, Opportunity, Team, User
+from services.models import Activity, Opportunity, Team, User, live
 from services.periods import Period, comparison_for, local_midnight, local_today, period_for
 from services.types import one_of
 from services.users import PEOPLE, Person, told_apart
@@ -99,7 +99,7 @@ def _partial_day(actor: User, period: Period, owners: Iterable[int]) -> ColumnEl
         return None
     zone = actor.organization.time_zone
     return (
-        (Activity.organization_id == actor.organization_id) & Activity.deleted_at.is_(None) & one_of(Activity.owner_id, owners)
+        (Activity.organization_id == actor.organization_id) & live(Activity) & one_of(Activity.owner_id, owners)
         & (Activity.occurred_at >= local_midnight(period.until.date(), zone))
         & (Activity.occurred_at < period.until.replace(tzinfo=ZoneInfo(zone)).astimezone(timezone.utc))
     )
@@ -109,7 +109,7 @@ def _closed_in(actor: User, period: Period, owners: Iterable[Person] | Iterable[
     """Deals of these owners (``People`` or ids) closed (``closed_at``) in the period with one of these statuses."""
     return (
         (Opportunity.organization_id == actor.organization_id)
-        & Opportunity.deleted_at.is_(None)
+        & live(Opportunity)
         & Opportunity.status.in_(statuses)
         & owned_by(Opportunity.owner_id, owners)
         & _in_period(Opportunity.closed_at, actor, period)
