@@ -1,6 +1,6 @@
 """What the API answers, as marshmallow schemas: each synced record as other systems read it,
 a page of a sync, an error. The requests are validated by the services' own schemas
-(``services.schemas``, ``services.records``): the pane's, the cards' and the API's input obey
+(``services.schemas``, ``services.integration.records``): the pane's, the cards' and the API's input obey
 one rule each. The OpenAPI document is generated from both (``addin.routes.api``)."""
 
 from __future__ import annotations

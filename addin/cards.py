@@ -16,8 +16,8 @@ from datetime import datetime
 from typing import Any, Iterable
 
 from addin.filters import in_zone, money
-from services.context import ActivityRow, DealRow, PaneContext, Timeline
-from services.gmail import GmailMessage
+from services.mail.context import ActivityRow, DealRow, PaneContext, Timeline
+from services.capture.gmail import GmailMessage
 from services.reports.panel import RepAccount, TeamPanel
 
 Json = dict[str, Any]

@@ -21,7 +21,7 @@ from addin.database import database
 from services.errors import DomainError
 from addin.jobs import send_reminders_now
 from addin.manifests import ManifestError, write_manifests
-from services.demo import build_demo, has_data
+from services.setup.demo import build_demo, has_data
 from services.health import snapshot
 from services.lexicon import reweigh
 from services.models import Organization

@@ -36,9 +36,9 @@ from huey.storage import RedisStorage, SqliteStorage
 from sqlalchemy import select, text
 
 from addin.settings import webhook_reach
-from services.outbound import poster
-from services import webhooks
-from services.api_tokens import forget_idempotency_keys
+from services.integration.outbound import poster
+from services.integration import webhooks
+from services.integration.api_tokens import forget_idempotency_keys
 from services.health import snapshot
 from services.lexicon import reweigh
 from services.models import Organization
@@ -96,7 +96,7 @@ def _sessions():
 
 
 def enqueue_deliveries(ids: list[int]) -> None:
-    """After a commit that wrote deliveries (``services.webhooks.NOTIFY``): a task to send what is
+    """After a commit that wrote deliveries (``services.integration.webhooks.NOTIFY``): a task to send what is
     due. A queue that is down loses nothing: the deliveries wait in the store for
     ``send_due_webhooks``."""
     try:
@@ -119,7 +119,7 @@ _senders = ThreadPoolExecutor(SENDERS, thread_name_prefix="webhook-send")
 
 def deliver_due(delivery_ids: list[int] | None = None, now: datetime | None = None, post: Any = None) -> tuple[int, dict[int, datetime | None]]:
     """One batch: the deliveries named (else any due) claimed in one transaction, sent outside
-    any, several at once, and recorded in another (``services.webhooks``). Returns how many were
+    any, several at once, and recorded in another (``services.integration.webhooks``). Returns how many were
     claimed, and when each failed one may be tried again."""
 
     now = now or utcnow()

@@ -21,7 +21,7 @@ from werkzeug.wrappers import Response
 
 from addin.database import commit, db
 from addin.views import actor, is_htmx, page_or_fragment, refused
-from services.context import PaneContext, context_for_addresses
+from services.mail.context import PaneContext, context_for_addresses
 from services.errors import DomainError
 from services.models import LOGGED_BY_HAND
 from services.notes import checklists

@@ -48,7 +48,7 @@ import os
 import secrets
 from typing import Any, Mapping, MutableMapping
 
-from services.outbound import Reach
+from services.integration.outbound import Reach
 
 
 def _flag(value: str | None, default: bool) -> bool:
@@ -127,7 +127,7 @@ def load_settings(config: MutableMapping[str, Any], instance_path: str) -> None:
 
 
 def webhook_reach(config: Mapping[str, Any]) -> Reach:
-    """Where webhooks may be sent, by this app's settings (``services.outbound``)."""
+    """Where webhooks may be sent, by this app's settings (``services.integration.outbound``)."""
     return Reach.from_setting(config.get("WEBHOOKS_ALLOW_HOSTS", ""), allow_http=bool(config.get("WEBHOOKS_ALLOW_HTTP")))
 
 

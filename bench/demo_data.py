@@ -20,9 +20,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from sqlalchemy import select  # noqa: E402
 
-from services.context import context_for_addresses  # noqa: E402
+from services.mail.context import context_for_addresses  # noqa: E402
 from services.db import make_engine, make_session_factory  # noqa: E402
-from services.demo import build_demo  # noqa: E402
+from services.setup.demo import build_demo  # noqa: E402
 from services.models import Base, ContactEmail, User  # noqa: E402
 
 

@@ -40,7 +40,7 @@ def measure(app: Flask, now: datetime, repeat: int = 200) -> dict[str, Any]:
     deals going dark): a store built days ago would otherwise show an empty week."""
     keys, api = google.GoogleKeys(), google.GmailApi()
     with ExitStack() as clock:
-        for name in ("addin.routes.gmail.utcnow", "services.context.utcnow"):
+        for name in ("addin.routes.gmail.utcnow", "services.mail.context.utcnow"):
             clock.enter_context(mock.patch(name, return_value=now))
         clock.enter_context(mock.patch("addin.routes.gmail.local_today", return_value=now.date()))
         return _measure(app, repeat, keys, api)

@@ -20,7 +20,8 @@ from flask import Flask
 from sqlalchemy import select, update
 
 from bench.logs import take_back
-from services import activities, sentiment
+from services.mail import activities
+from services import sentiment
 from services.models import Activity, Organization, User
 from services.preview import sample_mailbox
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from sqlalchemy import delete, select
 
-from services.activities import undo_log
+from services.mail.activities import undo_log
 from services.models import Activity, User
 
 

@@ -34,7 +34,7 @@ from sqlalchemy import event, func, select  # noqa: E402
 
 from services import sentiment  # noqa: E402
 from services.db import make_engine, make_session_factory  # noqa: E402
-from services.demo import build_demo  # noqa: E402
+from services.setup.demo import build_demo  # noqa: E402
 from services.models import Activity, DealHealth, Organization, User  # noqa: E402
 from services.periods import period_for  # noqa: E402
 from services.reports import activity_summary, report_scope  # noqa: E402

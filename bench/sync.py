@@ -24,7 +24,7 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import delete, select
 
-from services import api_tokens, sync
+from services.integration import api_tokens, sync
 from services.models import ApiToken, Contact, IdempotencyKey, User
 
 PAGE = 1000

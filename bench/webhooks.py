@@ -55,9 +55,9 @@ def _arrivals(receiver: Receiver) -> dict[str, float]:
 
 
 def _setup(app: Any, url: str) -> dict[str, Any]:
-    from services import api_tokens, webhooks
+    from services.integration import api_tokens, webhooks
     from services.models import Contact, User
-    from services.outbound import Reach
+    from services.integration.outbound import Reach
 
     with app.extensions["inboxcrm.db"].sessions() as session:
         admin = session.scalars(select(User).where(User.role == "admin")).first()

@@ -1,6 +1,6 @@
 """An organization's change number: every transaction that changes its records takes the next
-one, once, and every row it changes carries it as its version (``services.sync`` numbers them,
-``services.webhooks`` tells them). On the ground floor: the access rules take it first too
+one, once, and every row it changes carries it as its version (``services.integration.sync`` numbers them,
+``services.integration.webhooks`` tells them). On the ground floor: the access rules take it first too
 (``lock_changes``), and sync and webhooks build on both."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def next_seq(session: Session, organization_id: int) -> int:
 
 
 def forget_taken(session: Session, *_: Any) -> None:
-    """A number belongs to one transaction (``services.sync.install`` calls this as one ends).
+    """A number belongs to one transaction (``services.integration.sync.install`` calls this as one ends).
     A savepoint rolled back may have undone the counter's increment: its number is dropped too,
     and the next change takes a new one (gaps are fine)."""
     session.info.pop(_SEQ, None)

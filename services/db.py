@@ -18,7 +18,8 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
-from services import deals, sync
+from services import deals
+from services.integration import sync
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -60,7 +61,7 @@ WRITER_OPTION = "inboxcrm_writer"
 def make_session_factory(engine: Engine, *, write: bool = True) -> sessionmaker[Session]:
     """Sessions that may write (the default: commands, services called from tests) or, with
     ``write=False``, sessions that only read and so never wait for SQLite's write lock. Every
-    change made through them is numbered for sync clients (``services.sync``), and each
+    change made through them is numbered for sync clients (``services.integration.sync``), and each
     transaction reads the pipeline's stages once (``services.deals.pipeline_stages``)."""
 
     sync.install()

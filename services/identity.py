@@ -36,7 +36,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.models import AuditEvent, User, UserIdentity
-from services.text import domain_of, normalise_address
+from services.mail.text import domain_of, normalise_address
 from services.users import user_for_identity
 
 LEEWAY_SECONDS = 120

@@ -95,7 +95,7 @@ class OrgScoped:
 
 
 class Synced(OrgScoped):
-    """A record other systems sync (``services.sync``): the sequence number of the transaction
+    """A record other systems sync (``services.integration.sync``): the sequence number of the transaction
     that last changed it, which is also its version."""
 
     sync_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
@@ -120,7 +120,7 @@ class Organization(Base):
     # Moves on with every change to the organization's learned lexicon (``services.lexicon``):
     # a process that scores with a copy of it knows when to read it again.
     lexicon_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    # The last sequence number handed to a write transaction (``services.sync``).
+    # The last sequence number handed to a write transaction (``services.integration.sync``).
     change_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
     DEFAULT_SETTINGS: dict[str, Any] = {
@@ -782,7 +782,7 @@ class DealHealth(OrgScoped, Base):
 
 
 class Tombstone(OrgScoped, Base):
-    """A synced record deleted outright (``services.sync``): what a syncing client is told."""
+    """A synced record deleted outright (``services.integration.sync``): what a syncing client is told."""
 
     __tablename__ = "tombstones"
     __table_args__ = (Index("ix_tombstones_sync", "organization_id", "record_type", "sync_seq", "record_id"),)
@@ -794,7 +794,7 @@ class Tombstone(OrgScoped, Base):
     deleted_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-# What a sync reads (``services.sync.changes``): a synced table's records of an organization in
+# What a sync reads (``services.integration.sync.changes``): a synced table's records of an organization in
 # (sequence, id) order.
 for _model in (Account, Contact, Lead, Opportunity, Activity, FollowUp, Quota, User):
     Index(f"ix_{_model.__tablename__}_sync", _model.organization_id, _model.sync_seq, _model.id)
@@ -802,7 +802,7 @@ del _model
 
 
 class ApiToken(OrgScoped, Base):
-    """A key another system calls the API with (``services.api_tokens``): its organization's,
+    """A key another system calls the API with (``services.integration.api_tokens``): its organization's,
     with scopes, shown once and kept only as a hash."""
 
     __tablename__ = "api_tokens"
@@ -848,7 +848,7 @@ class IdempotencyKey(OrgScoped, Base):
 
 
 class WebhookEndpoint(OrgScoped, Base):
-    """Where an organization's changes are sent (``services.webhooks``): signed with its secret,
+    """Where an organization's changes are sent (``services.integration.webhooks``): signed with its secret,
     retried with back-off, disabled after too many failures in a row."""
 
     __tablename__ = "webhook_endpoints"
@@ -881,7 +881,7 @@ class WebhookDelivery(OrgScoped, Base):
 
 
 class ChangeEvent(OrgScoped, Base):
-    """A change, as webhooks announce it, kept ``services.webhooks.EVENTS_KEPT`` for receivers to
+    """A change, as webhooks announce it, kept ``services.integration.webhooks.EVENTS_KEPT`` for receivers to
     catch up from (``GET /api/v1/events``) after an endpoint was off or a delivery failed; written
     for organizations that have an endpoint, in the change's own transaction."""
 
@@ -913,7 +913,7 @@ class WebhookAttempt(OrgScoped, Base):
 class LeadSource(OrgScoped, Base):
     """Where leads come in from outside (a web form, a WhatsApp provider, ads): its intake URL
     carries an unguessable key; a source may also require each request signed with its secret
-    (``services.intake``). Its leads go round-robin to its team's reps."""
+    (``services.integration.intake``). Its leads go round-robin to its team's reps."""
 
     __tablename__ = "lead_sources"
     __table_args__ = (UniqueConstraint("key"), CheckConstraint(_in("kind", LEAD_SOURCES), name="kind"))
@@ -932,7 +932,7 @@ class LeadSource(OrgScoped, Base):
 
 
 class LeadArrival(OrgScoped, Base):
-    """What one post to an intake URL said (``services.intake``): kept on the lead it was matched
+    """What one post to an intake URL said (``services.integration.intake``): kept on the lead it was matched
     to, for its rep to read. An unauthenticated post never changes the lead itself."""
 
     __tablename__ = "lead_arrivals"

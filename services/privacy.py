@@ -6,7 +6,7 @@ organization allows it (its ``log_internal_mail`` setting).
 **Block lists.** An organization-wide list, kept by admins, and each rep's own list, of
 addresses ("ceo@acme.com") and whole domains ("lawfirm.com", which covers its subdomains too).
 Mail with a participant on either list (the organization's, or the rep's own) is never logged,
-from any path: ``services.activities`` asks ``blocked`` before it writes anything, and its
+from any path: ``services.mail.activities`` asks ``blocked`` before it writes anything, and its
 refusal never names the address, so no message or log line carries it.
 """
 
@@ -22,7 +22,8 @@ from typing import Any, Iterable
 from sqlalchemy import JSON, Engine, String, Text, cast, delete, false, func, or_, select, text, union, update
 from sqlalchemy.orm import Session
 
-from services import lexicon, sync
+from services import lexicon
+from services.integration import sync
 from services.access import get_scoped, require_role
 from services.audit import record_event, snapshot
 from services.errors import DomainError, Forbidden
@@ -31,7 +32,7 @@ from services.models import (
     LeadArrival, Opportunity, Organization, User, live,
 )
 from services.periods import add_months, local_midnight
-from services.text import domain_of, is_valid_address, normalise_address
+from services.mail.text import domain_of, is_valid_address, normalise_address
 from services.types import utcnow
 
 BLOCKED_MESSAGE = "This mail has a participant on a block list, so it is not logged."

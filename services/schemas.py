@@ -19,7 +19,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, vali
 from services.errors import DomainError
 from services.models import ACTIVITY_TYPES, ADDRESS_LENGTH, DIRECTIONS, OUTCOMES, SOURCES
 from services.numbers import DEFAULT_LOCALE, AmountError, parse_amount
-from services.text import is_valid_address, normalise_address
+from services.mail.text import is_valid_address, normalise_address
 
 MAX_AMOUNT = 10**12  # fits Numeric(14, 2)
 # Ids are PostgreSQL integers: a larger number names no record, and must not reach the driver.

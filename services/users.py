@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from services.models import User, UserIdentity
-from services.text import normalise_address
+from services.mail.text import normalise_address
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from joserfc.jwk import RSAKey
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
-from services import api_tokens
+from services.integration import api_tokens
 from services.models import WEEKDAY_COLUMNS, MONTH_COLUMNS, Account, Opportunity, User
 from services.rollups import COARSE, DATE_COLUMN, GRAINS, KEYS
 from tests.factories import World

@@ -12,7 +12,8 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from services import activities, api_tokens
+from services.mail import activities
+from services.integration import api_tokens
 from services.models import Activity, ApiToken, Contact, ContactPhone, IdempotencyKey, Opportunity, Organization, User
 from services.privacy import erase_person
 from tests.factories import NOW, World, make_contact, make_user
@@ -350,7 +351,7 @@ def test_the_openapi_document_covers_every_route(app, api: Client):
 
 def test_the_fast_dump_is_the_schemas_dump(app, app_world: World, api: Client):
     from addin.api_schemas import DUMP, GONE, OUT, Gone
-    from services import sync
+    from services.integration import sync
     from services.models import Tombstone
 
     api.write("POST", "/calls", {"external_id": "c1", "direction": "outbound", "started_at": NOW.isoformat(), "duration_seconds": 30,

@@ -15,7 +15,7 @@ from schemathesis.checks import content_type_conformance, not_a_server_error, re
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from addin import create_app
-from services import api_tokens
+from services.integration import api_tokens
 from services.models import Base, User
 from tests.factories import build_world
 

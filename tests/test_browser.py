@@ -90,7 +90,7 @@ def test_one_log_from_two_clicks(browser, live_url, app, app_world: World):
 
 
 def test_manager_drills_from_team_to_an_account_timeline_and_back(browser, live_url, app, app_world: World):
-    from services import activities
+    from services.mail import activities
     from services.models import User
 
     with app.extensions["inboxcrm.db"].sessions() as session:

@@ -91,7 +91,7 @@ def test_unknown_export_is_404(auth, app_world: World):
 
 
 def seed_branch_activity(app, world: World) -> None:
-    from services import activities
+    from services.mail import activities
 
     with app.extensions["inboxcrm.db"].sessions() as session:
         rep = session.get(User, world.rep.id)

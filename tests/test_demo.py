@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from services.db import make_engine, make_session_factory
-from services.demo import build_demo
+from services.setup.demo import build_demo
 from services.errors import DomainError
 from services.models import Activity, Base, Opportunity, StageChange, User
 

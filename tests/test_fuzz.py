@@ -26,8 +26,8 @@ from werkzeug.datastructures import MultiDict
 from addin import create_app
 from addin.security import limiter
 from addin.tokens import issue_token
-from services import api_tokens
-from services.intake import add_source
+from services.integration import api_tokens
+from services.integration.intake import add_source
 from services.models import Base, User
 from tests import google
 from tests.conftest import _truncate

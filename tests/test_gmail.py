@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 
 from addin.cli import manifest
 from addin.routes import gmail as gmail_routes
-from services.gmail import GmailUnavailable, fetch_message, parse_message
+from services.capture.gmail import GmailUnavailable, fetch_message, parse_message
 from services.models import Activity, AuditEvent, Contact, FollowUp, Opportunity, UserIdentity
 from tests import google
 from tests.factories import World
@@ -54,7 +54,7 @@ def addon(app: Flask, app_world: World, google_keys: google.GoogleKeys, gmail_ap
         GOOGLE_WORKSPACES={"northwind.test": "northwind.test", "contoso.test": "contoso.test"},
         GOOGLE_JWKS_URL=google_keys.jwks_url, GMAIL_API_URL=gmail_api.url,
     )
-    monkeypatch.setattr("services.gmail.TIMEOUT_SECONDS", 0.5)
+    monkeypatch.setattr("services.capture.gmail.TIMEOUT_SECONDS", 0.5)
     gmail_api.messages.clear()
     gmail_api.messages[MESSAGE_ID] = gmail_resource(MESSAGE_ID, {
         "From": "Ann Buyer <ann@acme.test>", "To": "rita@northwind.test", "Subject": "Re: rates for next quarter",

@@ -15,7 +15,8 @@ from sqlalchemy import func, select
 
 from addin import create_app
 from addin.security import limiter
-from services import activities, followups
+from services.mail import activities
+from services import followups
 from services.errors import DomainError
 from services.models import Activity, Base, FollowUp, User
 from tests.conftest import AuthActions

@@ -13,8 +13,9 @@ import pytest
 from sqlalchemy import func, select
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-from services import activities, health, lexicon, sentiment
-from services.context import context_for_addresses
+from services.mail import activities
+from services import health, lexicon, sentiment
+from services.mail.context import context_for_addresses
 from services.followups import add_follow_up
 from services.models import Activity, AuditEvent, DealHealth, FollowUp, LexiconEvidence, LexiconWord, Organization, User
 from services.reports.panel import team_panel

@@ -13,10 +13,10 @@ from flask import Flask
 from sqlalchemy import Text, cast, func, select
 
 from addin import jobs
-from services import webhooks
-from services.context import context_for_addresses
-from services.outbound import Reach
-from services.intake import add_source
+from services.integration import webhooks
+from services.mail.context import context_for_addresses
+from services.integration.outbound import Reach
+from services.integration.intake import add_source
 from services.models import (
     AuditEvent, Contact, Lead, LeadArrival, LeadSource, Organization, User, WebhookAttempt, WebhookDelivery, WebhookEndpoint,
 )

@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import func, select
 
 from addin import jobs
-from services import outbound, webhooks
+from services.integration import outbound, webhooks
 from services.errors import DomainError
 from services.models import Contact, User, WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from services.outbound import Reach
+from services.integration.outbound import Reach
 from tests.factories import World
 from tests.servers import Receiver, free_port
 

@@ -439,7 +439,7 @@ def test_the_result_shows_where_the_rep_acted(open_pane, app, app_world: World):
     """Rated at the foot of a pane scrolled down: the toast is in view and has the focus (a
     live region, so a screen reader hears it); a refused form's marked field gets the focus."""
     with app.extensions["inboxcrm.db"].sessions() as session:
-        from services import activities as activity_service
+        from services.mail import activities as activity_service
 
         rep = session.get(User, app_world.rep.id)
         for n in range(8):

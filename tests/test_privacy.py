@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from services.activities import log_email, log_meeting
-from services.context import context_for_addresses
+from services.mail.activities import log_email, log_meeting
+from services.mail.context import context_for_addresses
 from services.errors import DomainError, Forbidden
 from services.models import Activity, ActivityParticipant, AuditEvent, BlockEntry
 from services.privacy import BLOCKED_MESSAGE, add_entry, blocked, parse_entry, remove_entry
@@ -162,7 +162,7 @@ def test_a_private_activity_keeps_its_content_to_its_owner(auth, app_world: Worl
     """Rita logs a call private, and makes a note private later: her teammate and her manager
     see that there was one, never its subject or text (the pane, the timeline, the notes feed);
     it counts in the figures all the same; only Rita may change it."""
-    from services.activities import set_private
+    from services.mail.activities import set_private
     from services.reports import activity_summary, report_scope
     from services.periods import period_for
     from datetime import date
@@ -212,7 +212,7 @@ def test_a_private_activity_keeps_its_content_to_its_owner(auth, app_world: Worl
 def _everything_about_ann(session, world: World) -> None:
     """Ann (Acme) in every place an address can land: her contact, a logged mail with her (its
     participants), a note naming her address, a follow-up's title, a lead, the audit trail."""
-    from services.activities import add_note
+    from services.mail.activities import add_note
     from services.followups import add_follow_up
     from services.models import Lead
 
@@ -347,7 +347,7 @@ def test_erasing_a_demo_contact_leaves_the_address_nowhere(session):
     table is scanned for their address, and the activities and rollups are as they were."""
     from datetime import date
 
-    from services.demo import build_demo
+    from services.setup.demo import build_demo
     from services.models import Base, ContactEmail, Organization
     from services.privacy import erase_person
     from tests.helpers import rollup_snapshot
@@ -414,10 +414,10 @@ def test_erasure_leaves_nothing_and_tells_every_change(app, app_world: World, au
     either's address, name or phone, and every synced record that changed, the deals and
     follow-ups that let go of her contact and the activities blanked in bulk among them, has a
     new version and a webhook event."""
-    from services import api_tokens, webhooks
-    from services.intake import add_source
+    from services.integration import api_tokens, webhooks
+    from services.integration.intake import add_source
     from services.models import Base, FollowUp, Opportunity, User, WebhookDelivery
-    from services.outbound import Reach
+    from services.integration.outbound import Reach
 
     sessions = app.extensions["inboxcrm.db"].sessions
     with sessions() as session:
@@ -483,9 +483,9 @@ def test_erasure_leaves_nothing_and_tells_every_change(app, app_world: World, au
 def test_retention_gives_each_emptied_activity_a_version_and_an_event(session, world: World):
     from datetime import datetime, timezone
 
-    from services import webhooks
+    from services.integration import webhooks
     from services.models import Organization, User, WebhookDelivery
-    from services.outbound import Reach
+    from services.integration.outbound import Reach
     from services.privacy import remove_old_bodies
 
     webhooks.add_endpoint(session, session.get(User, world.admin.id), "https://hooks.northwind.test/in",

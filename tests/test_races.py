@@ -16,7 +16,8 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from services import activities, deals, followups
+from services.mail import activities
+from services import deals, followups
 from services.errors import DomainError
 from services.models import Activity, AuditEvent, FollowUp, Opportunity, StageChange, User
 from services.rollups import rebuild_rollups

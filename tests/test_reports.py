@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from services import reports
-from services.demo import build_demo
+from services.setup.demo import build_demo
 from services.errors import DomainError, Forbidden
 from services.models import Activity, Opportunity, Stage, User
 from services.periods import Period, comparison_for, period_for
@@ -517,7 +517,7 @@ def test_lead_conversion_matches_the_raw_rows(demo_session, demo):
 
 
 def test_rollups_kept_in_step_equal_a_rebuild(session, world: World):
-    from services import activities
+    from services.mail import activities
     from services.rollups import rebuild_rollups
     from tests.helpers import rollup_snapshot
 
@@ -690,7 +690,7 @@ def test_note_quality_flags_empty_and_unanswered_notes(session, world: World):
 
 
 def test_a_logged_call_is_scored_as_it_is_written(session, world: World):
-    from services.activities import log_activity
+    from services.mail.activities import log_activity
 
     rep = session.get(User, world.rep.id)
     call, _ = log_activity(session, rep, {"type": "call", "contact_id": world.contact.id, "occurred_at": "2026-11-10T09:00",

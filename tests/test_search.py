@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from services.activities import log_email
-from services.context import context_for_addresses
+from services.mail.activities import log_email
+from services.mail.context import context_for_addresses
 from services.errors import DomainError
 from services.models import Activity
 from services.search import MAX_LENGTH, search_crm
@@ -109,7 +109,7 @@ SENT = {"item_type": "message", "from_address": "rita@northwind.test", "to": ["a
 
 
 def test_sending_then_sent_items_is_one_activity(session, world: World):
-    from services.activities import SENDING
+    from services.mail.activities import SENDING
 
     sent, created = log_email(session, world.rep, SENT, sending=True)
     session.commit()

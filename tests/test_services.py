@@ -10,8 +10,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from services import activities, contacts, deals, followups
-from services.context import context_for_addresses
+from services.mail import activities, contacts
+from services import deals, followups
+from services.mail.context import context_for_addresses
 from services.errors import DomainError, Forbidden, NotFound
 from services.models import (
     Account, AccountDomain, Activity, ActivityParticipant, AuditEvent, Base, Contact, FollowUp, Opportunity, Stage, StageChange, User,
@@ -604,7 +605,7 @@ def test_mail_from_an_automated_sender_is_nothing_to_log_from_any_path(session, 
 
 
 def test_a_person_whose_name_merely_starts_like_a_bounce_is_a_person(session, world: World):
-    from services.text import is_automated_address, sender_problem
+    from services.mail.text import is_automated_address, sender_problem
 
     for address in ("noreen@acme.test", "post.master.chef@acme.test", "replyall@acme.test", "bouncer@acme.test"):
         assert not is_automated_address(address) and sender_problem(address) is None, address

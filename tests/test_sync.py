@@ -11,7 +11,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from services import activities, sync
+from services.mail import activities
+from services.integration import sync
 from services.errors import DomainError
 from services.models import Contact, ContactEmail, Opportunity, Organization, Tombstone, User
 from services.privacy import erase_person
@@ -238,7 +239,7 @@ def test_a_page_reads_its_records_and_tombstones_in_one_snapshot(store_app, monk
     """Two commits land between a page's read of its records and of its tombstones: a change to
     one contact, then another contact deleted outright. The page's cursor must not pass the
     change its first read did not see."""
-    from services import api_tokens
+    from services.integration import api_tokens
     from tests.factories import build_world
 
     app = store_app

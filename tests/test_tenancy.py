@@ -16,9 +16,9 @@ from sqlalchemy import select
 
 from addin.security import limiter
 from addin.tokens import issue_token
-from services import api_tokens, webhooks
-from services.intake import add_source
-from services.outbound import Reach
+from services.integration import api_tokens, webhooks
+from services.integration.intake import add_source
+from services.integration.outbound import Reach
 from services.models import Activity, Base, BlockEntry, FollowUp, Lead, Quota, User
 from tests.factories import World
 

@@ -9,7 +9,8 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from services import activities, records
+from services.mail import activities
+from services.integration import records
 from services.models import Account, Activity, Opportunity, Organization, User
 from services.privacy import erase_person, remove_old_bodies
 from services.rollups import rebuild_rollups

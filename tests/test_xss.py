@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 import pytest
 from sqlalchemy import select
 
-from services import activities, contacts
+from services.mail import activities, contacts
 from services.models import Activity, Contact, Opportunity, User
 from tests.factories import PASSWORD, World
 from tests.xss_payloads import PAYLOADS

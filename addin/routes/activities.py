@@ -8,8 +8,9 @@ from flask_login import login_required
 from addin.database import commit, db, reads_only
 from addin.pane_actions import Notice, SmallAnswer, perform
 from addin.views import actor, refused
-from services import activities, notes
-from services.context import activity_row, deal_card
+from services.mail import activities
+from services import notes
+from services.mail.context import activity_row, deal_card
 from services.deals import pipeline_stages
 
 bp = Blueprint("activities", __name__)

@@ -9,10 +9,11 @@ from werkzeug.wrappers import Response
 from addin.database import commit, db, writes
 from addin.settings import webhook_reach
 from addin.views import refused, actor
-from services import api_tokens, intake, lexicon, privacy, sync, webhooks
+from services.integration import api_tokens, intake, sync, webhooks
+from services import lexicon, privacy
 from services.reports.scope import visible_teams
 from services.access import require_role
-from services.admin import organization_overview
+from services.setup.admin import organization_overview
 from services.errors import DomainError
 
 bp = Blueprint("admin", __name__)

@@ -3,7 +3,7 @@
 * **Read and sync**: every type lists the records changed since a cursor (all of them from the
   start), in a stable order, a page at a time, with the records deleted outright; a client that
   syncs every minute passes back the cursor it was given and never misses or repeats a change
-  (``services.sync``).
+  (``services.integration.sync``).
 * **Write**: every write takes an ``Idempotency-Key``: a retried request answers as the first
   did and writes nothing new. A change or a deletion says the version it is based on
   (``If-Match``); a stale one gets 409 with the record as it is.
@@ -34,14 +34,15 @@ from addin.api_schemas import DUMP, GONE, OUT, ErrorOut, EventPage, page_schema
 from addin.database import commit, db, one_snapshot, rollback
 from addin.security import limiter
 from addin.views import RecordIdConverter, refusal_status
-from services import activities, api_tokens, records, sync, webhooks
+from services.mail import activities
+from services.integration import api_tokens, records, sync, webhooks
 from services.access import get_scoped
-from services.contacts import contact_for_phone, create_account, create_contact
+from services.mail.contacts import contact_for_phone, create_account, create_contact
 from services.deals import create_opportunity, move_stage
 from services.errors import Conflict, DomainError, NotFound
 from services.followups import add_follow_up
 from services.models import Account, Contact, IdempotencyKey, User
-from services.cursor import PATTERN as CURSOR_PATTERN
+from services.integration.cursor import PATTERN as CURSOR_PATTERN
 from services.schemas import (
     AccountSchema, ActivitySchema, Address, ContactSchema, DealSchema, FollowUpSchema, InputSchema, MoveStageSchema, _id, load,
 )

@@ -8,7 +8,7 @@ from flask_login import login_required
 from addin.database import db
 from addin.pane_actions import Notice, perform
 from addin.views import actor
-from services import contacts
+from services.mail import contacts
 
 bp = Blueprint("contacts", __name__)
 

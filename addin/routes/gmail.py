@@ -31,11 +31,12 @@ from addin.auth import start_session
 from addin.database import commit, db, rollback, writes
 from addin.security import limiter, token_endpoint, verify_with_keys
 from addin.views import actor, refused
-from services import activities, contacts, deals, followups
-from services.context import PaneContext, account_timeline, context_for_addresses, deal_row, deal_row_for
+from services.mail import activities, contacts
+from services import deals, followups
+from services.mail.context import PaneContext, account_timeline, context_for_addresses, deal_row, deal_row_for
 from services.deals import open_deals, pipeline_stages
 from services.errors import DomainError, NotFound
-from services.gmail import GmailMessage, GmailUnavailable, fetch_message
+from services.capture.gmail import GmailMessage, GmailUnavailable, fetch_message
 from services.identity import GoogleRules, user_for_google_claims, verify_addon_request
 from services.models import HandoffUse, User
 from services.periods import local_today

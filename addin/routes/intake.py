@@ -1,5 +1,5 @@
 """Lead intake URLs: ``POST /intake/<key>`` from a web form, a WhatsApp provider or an ads
-platform (``services.intake``). JSON or a form post; no cookie, so no CSRF token: the key (and,
+platform (``services.integration.intake``). JSON or a form post; no cookie, so no CSRF token: the key (and,
 for a signed source, the signature) is the credential.
 
 Answers, in the API's error shape (``addin.routes.api.error_body``): 202 for every lead taken,
@@ -17,8 +17,8 @@ from werkzeug.exceptions import BadRequest
 from addin.database import commit, db
 from addin.routes.api import error_body
 from addin.security import limiter
-from services.intake import source_for, take_lead
-from services.webhooks import SIGNATURE
+from services.integration.intake import source_for, take_lead
+from services.integration.webhooks import SIGNATURE
 
 bp = Blueprint("intake", __name__)
 PER_KEY = "120 per minute"

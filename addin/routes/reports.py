@@ -9,7 +9,7 @@ from addin.database import database, db
 from addin.exports import EXPORTS, as_csv
 from addin.views import actor, page_or_fragment
 from services.periods import KINDS, local_now, local_today, parse_period
-from services.context import account_timeline, notes_feed
+from services.mail.context import account_timeline, notes_feed
 from services.reports import rep_accounts, team_members, team_panel, team_report
 from services.schemas import parse_id
 from services.types import utcnow

@@ -1,4 +1,4 @@
-"""Incremental sync (``services.sync``): each organization's change counter, each synced
+"""Incremental sync (``services.integration.sync``): each organization's change counter, each synced
 record's sequence number (also its version) with the index a sync reads, and tombstones for
 records deleted outright.
 

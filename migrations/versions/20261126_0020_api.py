@@ -1,5 +1,5 @@
 """The API's tokens (stored hashed, with scopes) and the writes it took under an
-Idempotency-Key, with their answers (``services.api_tokens``, ``addin.routes.api``).
+Idempotency-Key, with their answers (``services.integration.api_tokens``, ``addin.routes.api``).
 
 Revision ID: 0020
 Revises: 0019

@@ -1,5 +1,5 @@
 """Webhooks (endpoints, deliveries written as an outbox, each attempt) and lead intake sources
-(``services.webhooks``, ``services.intake``).
+(``services.integration.webhooks``, ``services.integration.intake``).
 
 Revision ID: 0021
 Revises: 0020

@@ -60,7 +60,7 @@ def upgrade() -> None:
     with op.batch_alter_table('lead_sources', schema=None) as batch_op:
         batch_op.add_column(sa.Column('key_rotated_at', sa.DateTime(timezone=True), nullable=True))
 
-    # An attempt's outcome as a category (``services.outbound.outcome``): an error status keeps its
+    # An attempt's outcome as a category (``services.integration.outbound.outcome``): an error status keeps its
     # "answered N"; any other text an exception wrote becomes "failed".
     op.execute("UPDATE webhook_attempts SET error = 'answered ' || CAST(status_code AS VARCHAR(8)) "
                "WHERE error IS NOT NULL AND status_code IS NOT NULL")

@@ -15,7 +15,7 @@ from marshmallow import fields, validate
 from sqlalchemy.orm import Session
 
 from services.access import get_scoped, require_edit, require_role
-from services.activities import change_counted, delete_counted
+from services.mail.activities import change_counted, delete_counted
 from services.audit import record_event, snapshot
 from services.errors import Conflict, DomainError
 from services.models import (

@@ -3,7 +3,7 @@ a source's intake URL (``/intake/<key>``).
 
 * **Keyed or signed**: the URL's key is unguessable (24 random bytes) and names one source of one
   organization; a source may also demand each request be signed with its secret, the webhooks'
-  way (``services.webhooks.verify``), so a leaked URL alone cannot post.
+  way (``services.integration.webhooks.verify``), so a leaked URL alone cannot post.
 * **Assigned round-robin** among the active reps of the source's team (every rep of the
   organization when it names none), in a fixed order from where the last lead went.
 * **Kept, not doubled, never overwritten**: every post is kept as an arrival (what it said, its
@@ -30,9 +30,9 @@ from services.audit import record_event
 from services.errors import DomainError, NotFound
 from services.models import LEAD_SOURCES, Lead, LeadArrival, LeadSource, Team, User, live
 from services.schemas import Address, InputSchema, load
-from services.text import phone_key
+from services.mail.text import phone_key
 from services.types import utcnow
-from services.webhooks import verify
+from services.integration.webhooks import verify
 
 class IntakeSchema(InputSchema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))

@@ -34,10 +34,10 @@ from sqlalchemy.orm import Session
 
 from services.access import require_role
 from services.audit import record_event
-from services.cursor import Cursor, rows_past
+from services.integration.cursor import Cursor, rows_past
 from services.errors import DomainError, NotFound
 from services.models import ChangeEvent, User, WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from services.outbound import Reach, check_url, outcome
+from services.integration.outbound import Reach, check_url, outcome
 from services.types import as_utc, utcnow
 
 BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=30), timedelta(hours=2), timedelta(hours=6),
@@ -75,7 +75,7 @@ def verify(secret: str, body: bytes, header: str, now: int | None = None, tolera
 def add_endpoint(session: Session, actor: User, url: str | None, events: Iterable[str] = (), *, reach: Reach,
                  known: Iterable[str] = ()) -> tuple[WebhookEndpoint, str]:
     """Register an endpoint; returns it and its secret (shown once). A public HTTPS address
-    (``services.outbound``: plain HTTP and internal hosts only where this deployment allows them)."""
+    (``services.integration.outbound``: plain HTTP and internal hosts only where this deployment allows them)."""
     require_role(actor, "admin")
     url = check_url(url, reach)
     events = sorted(set(events))
@@ -139,7 +139,7 @@ _QUEUED = "inboxcrm.webhook_queued"
 
 def changed(session: Session, organization_id: int, record_type: str, record: Any = None, *, created: bool = False,
             record_id: int | None = None, version: int = 0, deleted: bool = False) -> None:
-    """Note a change for the endpoints (``services.sync`` calls it for each change it numbers):
+    """Note a change for the endpoints (``services.integration.sync`` calls it for each change it numbers):
     a record (its id and version read at the commit, once it has them), or one deleted outright."""
     session.info.setdefault(_CHANGED, []).append((organization_id, record_type, record, created, record_id, version, deleted))
 
@@ -329,9 +329,9 @@ def any_due(session: Session, now: datetime | None = None) -> bool:
 
 
 def send(outgoing: Outgoing, post: Callable[..., Any]) -> Outcome:
-    """POST a claimed delivery (``post`` is ``requests.post``'s shape: ``services.outbound.poster``,
+    """POST a claimed delivery (``post`` is ``requests.post``'s shape: ``services.integration.outbound.poster``,
     which reaches public addresses only); any failure of the receiver's, an error status or none
-    at all, is a failed attempt, kept as its category (``services.outbound.outcome``)."""
+    at all, is a failed attempt, kept as its category (``services.integration.outbound.outcome``)."""
     started = time.perf_counter()
     status_code, error = None, None
     try:

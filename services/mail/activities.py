@@ -17,13 +17,13 @@ from sqlalchemy.orm import Session
 from services.access import UNDO_MINUTES, get_scoped, require_edit
 from services.change_numbers import lock_changes
 from services.audit import record_event, snapshot
-from services.contacts import account_for_domain, contacts_for_addresses
+from services.mail.contacts import account_for_domain, contacts_for_addresses
 from services import latest, lexicon, notes, privacy, sentiment
 from services.errors import DomainError, Forbidden
 from services.rollups import count_activity
 from services.models import Account, Activity, ActivityParticipant, Contact, Lead, Opportunity, Organization, User, live
 from services.schemas import ActivitySchema, EmailItemSchema, MeetingItemSchema, NoteSchema, RatingSchema, SendingItemSchema, load
-from services.text import domain_of, html_to_text, sanitize_html, sender_problem
+from services.mail.text import domain_of, html_to_text, sanitize_html, sender_problem
 from services.types import localised, utcnow
 
 ACTIVITY_FIELDS = ("type", "direction", "occurred_at", "duration_minutes", "outcome", "subject", "contact_id",

@@ -45,7 +45,7 @@ def is_valid_address(value: str) -> bool:
 
 
 # Mailboxes no person reads: bounces and notifications. Mail from them is nothing to log, and
-# nobody to add (``services.context``, ``services.activities.log_email``).
+# nobody to add (``services.mail.context``, ``services.mail.activities.log_email``).
 _AUTOMATED = re.compile(r"^(mailer-daemon|postmaster|no[-_.]?reply|do[-_.]?not[-_.]?reply|bounces?)(\+.*)?$")
 
 

@@ -16,14 +16,14 @@ from sqlalchemy import bindparam, func, or_, select, union_all
 from sqlalchemy.orm import Session, selectinload
 
 from services.access import can_edit, can_read_content, get_scoped, require_edit, seen_by, visible_activities
-from services.contacts import account_for_domain
+from services.mail.contacts import account_for_domain
 from services import privacy
 from services.deals import open_deals, pipeline_stages
 from services.models import Account, AccountDomain, Activity, Contact, ContactEmail, FollowUp, Lead, LeadArrival, LeadSource, Opportunity, User, live
 from services.health import Health, healths
 from services.sentiment import reads_as
 from services.signals import DealFacts, DealWarning, OpenDeal, days_since, deal_warnings
-from services.text import (
+from services.mail.text import (
     company_from_domain, domain_of, is_automated_address, sender_problem, is_public_domain, is_valid_address, name_from_address, normalise_address,
 )
 from services.types import as_utc, utcnow

@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 import urllib3
 
-from services.text import html_to_text, is_valid_address, parse_address_header
+from services.mail.text import html_to_text, is_valid_address, parse_address_header
 
 TIMEOUT_SECONDS = 5
 MAX_SUBJECT = 500
@@ -60,7 +60,7 @@ class GmailMessage:
         return [self.from_address, *self.to, *self.cc]
 
     def as_email_item(self) -> dict[str, Any]:
-        """The fields ``services.activities.log_email`` takes."""
+        """The fields ``services.mail.activities.log_email`` takes."""
         item = {k: v for k, v in asdict(self).items() if k not in ("message_id", "thread_id") and v not in (None, "")}
         item["source"] = "gmail"
         if self.thread_id:

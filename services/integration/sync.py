@@ -31,9 +31,9 @@ from typing import Any, Iterable
 from sqlalchemy import ColumnElement, event, inspect, select, update
 from sqlalchemy.orm import Session
 
-from services import webhooks
+from services.integration import webhooks
 from services.change_numbers import forget_taken, next_seq
-from services.cursor import Cursor, rows_past
+from services.integration.cursor import Cursor, rows_past
 from services.models import (
     Account, AccountDomain, Activity, Contact, ContactEmail, ContactPhone, FollowUp, Lead, Opportunity, Organization, Quota, Tombstone,
     User,

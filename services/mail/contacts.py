@@ -14,7 +14,7 @@ from services.deals import create_opportunity
 from services.errors import DomainError
 from services.models import Account, AccountDomain, Contact, ContactEmail, ContactPhone, Opportunity, Stage, User, live
 from services.schemas import AccountSchema, ContactSchema, NewFromSenderSchema, load
-from services.text import company_from_domain, domain_of, is_public_domain, phone_key
+from services.mail.text import company_from_domain, domain_of, is_public_domain, phone_key
 
 
 def account_for_domain(session: Session, organization_id: int, domain: str) -> Account | None:

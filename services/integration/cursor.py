@@ -1,5 +1,5 @@
-"""Where a client's reading stands: a sync of one record type (``services.sync``), or the event
-list (``services.webhooks``): past the row (sequence, id). The sequence is the organization's
+"""Where a client's reading stands: a sync of one record type (``services.integration.sync``), or the event
+list (``services.integration.webhooks``): past the row (sequence, id). The sequence is the organization's
 change number, taken by each transaction and held until it commits, so a reader that has seen
 number N has seen every commit up to N; ``rows_past`` reads on from a cursor."""
 
