@@ -12,7 +12,9 @@ from marshmallow import Schema, fields
 
 class Record(Schema):
     id = fields.Integer(required=True)
-    version = fields.Integer(required=True, attribute="sync_seq", metadata={"description": "Send it back with a change (If-Match)."})
+    version = fields.Integer(
+        required=True, attribute="sync_seq", metadata={"description": "Send it back with a change (If-Match)."}
+    )
 
 
 class Deletable(Record):
@@ -133,8 +135,16 @@ class UserOut(Record):
     created_at = fields.DateTime(allow_none=True)
 
 
-OUT: dict[str, type[Schema]] = {"accounts": AccountOut, "contacts": ContactOut, "leads": LeadOut, "opportunities": OpportunityOut,
-                                "activities": ActivityOut, "follow_ups": FollowUpOut, "quotas": QuotaOut, "users": UserOut}
+OUT: dict[str, type[Schema]] = {
+    "accounts": AccountOut,
+    "contacts": ContactOut,
+    "leads": LeadOut,
+    "opportunities": OpportunityOut,
+    "activities": ActivityOut,
+    "follow_ups": FollowUpOut,
+    "quotas": QuotaOut,
+    "users": UserOut,
+}
 
 
 class Gone(Schema):
@@ -146,12 +156,19 @@ class Gone(Schema):
 def page_schema(record_type: str) -> type[Schema]:
     """A page of a sync of this type: the records changed (deleted ones with ``deleted_at``),
     those deleted outright, and the cursor to pass back."""
-    return Schema.from_dict({
-        "data": fields.List(fields.Nested(OUT[record_type]), required=True),
-        "deleted": fields.List(fields.Nested(Gone), required=True, metadata={"description": "Records deleted outright (erased)."}),
-        "cursor": fields.String(required=True, metadata={"description": "Pass it back as ?cursor= for what changed after."}),
-        "has_more": fields.Boolean(required=True),
-    }, name=f"{record_type.title().replace('_', '')}Page")
+    return Schema.from_dict(
+        {
+            "data": fields.List(fields.Nested(OUT[record_type]), required=True),
+            "deleted": fields.List(
+                fields.Nested(Gone), required=True, metadata={"description": "Records deleted outright (erased)."}
+            ),
+            "cursor": fields.String(
+                required=True, metadata={"description": "Pass it back as ?cursor= for what changed after."}
+            ),
+            "has_more": fields.Boolean(required=True),
+        },
+        name=f"{record_type.title().replace('_', '')}Page",
+    )
 
 
 class EventData(Schema):

@@ -34,11 +34,13 @@ class CardContext:
     time_zone: str
 
     def action(self, name: str, **parameters: Any) -> Json:
-        return {"action": {
-            "function": f"{self.base_url}/gmail/action/{name}",
-            "parameters": [{"key": k, "value": str(v)} for k, v in parameters.items() if v is not None],
-            "loadIndicator": "SPINNER",
-        }}
+        return {
+            "action": {
+                "function": f"{self.base_url}/gmail/action/{name}",
+                "parameters": [{"key": k, "value": str(v)} for k, v in parameters.items() if v is not None],
+                "loadIndicator": "SPINNER",
+            }
+        }
 
     def when(self, value: datetime | None) -> str:
         return in_zone(value, self.time_zone)
@@ -64,8 +66,13 @@ def paragraph(text: str) -> Json:
     return {"textParagraph": {"text": text}}
 
 
-def decorated(text: str, top: str | None = None, bottom: str | None = None, button: Json | None = None,
-              on_click: Json | None = None) -> Json:
+def decorated(
+    text: str,
+    top: str | None = None,
+    bottom: str | None = None,
+    button: Json | None = None,
+    on_click: Json | None = None,
+) -> Json:
     widget: Json = {"text": text, "wrapText": True}
     if top:
         widget["topLabel"] = top
@@ -89,7 +96,9 @@ def buttons(*made: Json) -> Json:
     return {"buttonList": {"buttons": list(made)}}
 
 
-def text_input(name: str, label: str, value: str | None = None, *, multiline: bool = False, hint: str | None = None) -> Json:
+def text_input(
+    name: str, label: str, value: str | None = None, *, multiline: bool = False, hint: str | None = None
+) -> Json:
     widget: Json = {"name": name, "label": label, "type": "MULTIPLE_LINE" if multiline else "SINGLE_LINE"}
     if value:
         widget["value"] = clip(value, 500)
@@ -99,15 +108,26 @@ def text_input(name: str, label: str, value: str | None = None, *, multiline: bo
 
 
 def dropdown(name: str, label: str, options: Iterable[tuple[str, str]], selected: str | None = None) -> Json:
-    return {"selectionInput": {
-        "name": name, "label": label, "type": "DROPDOWN",
-        "items": [{"text": text, "value": value, "selected": value == selected} for value, text in options],
-    }}
+    return {
+        "selectionInput": {
+            "name": name,
+            "label": label,
+            "type": "DROPDOWN",
+            "items": [{"text": text, "value": value, "selected": value == selected} for value, text in options],
+        }
+    }
 
 
 def checkbox(name: str, text: str) -> Json:
     """One box to tick: its input is "1" when ticked, absent when not."""
-    return {"selectionInput": {"name": name, "label": "", "type": "CHECK_BOX", "items": [{"text": text, "value": "1", "selected": False}]}}
+    return {
+        "selectionInput": {
+            "name": name,
+            "label": "",
+            "type": "CHECK_BOX",
+            "items": [{"text": text, "value": "1", "selected": False}],
+        }
+    }
 
 
 def date_time(name: str, label: str) -> Json:
@@ -124,12 +144,21 @@ def section(widgets: list[Json], header: str | None = None, *, collapsed_after: 
     return made
 
 
-def card(title: str, sections: list[Json], *, subtitle: str | None = None, name: str | None = None,
-         footer: Json | None = None) -> Json:
+def card(
+    title: str,
+    sections: list[Json],
+    *,
+    subtitle: str | None = None,
+    name: str | None = None,
+    footer: Json | None = None,
+) -> Json:
     header: Json = {"title": clip(title, 200)}
     if subtitle:
         header["subtitle"] = clip(subtitle, 200)
-    made: Json = {"header": header, "sections": [s for s in sections if s["widgets"]] or [section([paragraph("Nothing to show.")])]}
+    made: Json = {
+        "header": header,
+        "sections": [s for s in sections if s["widgets"]] or [section([paragraph("Nothing to show.")])],
+    }
     if name:
         made["name"] = name
     if footer:
@@ -164,15 +193,29 @@ def notify(text: str) -> Json:
 
 
 # What a refused field is called on the cards, for a reason in plain words.
-FIELD_LABELS = {"body": "Note", "title": "Follow-up", "due_at": "Due", "name": "Name", "email": "Address", "company": "Company",
-                "deal_name": "New deal", "stage_id": "Stage", "stage": "Move to", "loss_reason": "If lost: why?",
-                "final_amount": "If won: final amount", "rating": "Rating"}
+FIELD_LABELS = {
+    "body": "Note",
+    "title": "Follow-up",
+    "due_at": "Due",
+    "name": "Name",
+    "email": "Address",
+    "company": "Company",
+    "deal_name": "New deal",
+    "stage_id": "Stage",
+    "stage": "Move to",
+    "loss_reason": "If lost: why?",
+    "final_amount": "If won: final amount",
+    "rating": "Rating",
+}
 
 
 def reason(error: Any) -> str:
     """A ``DomainError`` as one line: each refused field named with what is wrong with it."""
-    fields = [(FIELD_LABELS.get(name, name.replace("_", " ").capitalize()), messages[0])
-              for name, messages in (error.errors or {}).items() if messages and name != "_schema"]
+    fields = [
+        (FIELD_LABELS.get(name, name.replace("_", " ").capitalize()), messages[0])
+        for name, messages in (error.errors or {}).items()
+        if messages and name != "_schema"
+    ]
     if not fields or all(message != error.message for _, message in fields):
         return error.message  # the service said it in words already
     return "; ".join(f"{label}: {message}" for label, message in fields)
@@ -186,8 +229,16 @@ def notice_card(title: str, text: str) -> Json:
 # -- the opened message --------------------------------------------------------------------------
 
 
-def message_card(ctx: CardContext, message: GmailMessage, context: PaneContext, *, error: str | None = None,
-                 notice: str | None = None, undo: int | None = None, panel_url: str | None = None) -> Json:
+def message_card(
+    ctx: CardContext,
+    message: GmailMessage,
+    context: PaneContext,
+    *,
+    error: str | None = None,
+    notice: str | None = None,
+    undo: int | None = None,
+    panel_url: str | None = None,
+) -> Json:
     """Who wrote, what is open with them, and every rep action: the pane's context as a card."""
     sections: list[Json] = []
     top: list[Json] = []
@@ -206,49 +257,97 @@ def message_card(ctx: CardContext, message: GmailMessage, context: PaneContext, 
         top.append(buttons(button("Log this email", ctx.action("log_email"), filled=True)))
     sections.append(section(top))
 
-    people = [decorated(escape(c.name), top=escape(c.title) if c.title else None,
-                        bottom=escape(", ".join(filter(None, [c.account_name, *c.addresses[:1]]))))
-              for c in context.contacts]
+    people = [
+        decorated(
+            escape(c.name),
+            top=escape(c.title) if c.title else None,
+            bottom=escape(", ".join(filter(None, [c.account_name, *c.addresses[:1]]))),
+        )
+        for c in context.contacts
+    ]
     sections.append(section(people, "People", collapsed_after=4))
     for lead in context.leads:
-        said = [decorated(escape(clip(message or "(no message)", 300)), top=ctx.when(when) + (f", {escape(source)}" if source else ""))
-                for when, source, message in lead.arrivals]
-        sections.append(section([decorated(escape(lead.name), top="Lead", bottom=escape(" · ".join(
-            filter(None, [lead.company, lead.status, lead.source.replace("_", " ")])))), *said], "Lead"))
+        said = [
+            decorated(
+                escape(clip(message or "(no message)", 300)),
+                top=ctx.when(when) + (f", {escape(source)}" if source else ""),
+            )
+            for when, source, message in lead.arrivals
+        ]
+        sections.append(
+            section(
+                [
+                    decorated(
+                        escape(lead.name),
+                        top="Lead",
+                        bottom=escape(
+                            " · ".join(filter(None, [lead.company, lead.status, lead.source.replace("_", " ")]))
+                        ),
+                    ),
+                    *said,
+                ],
+                "Lead",
+            )
+        )
 
     for unknown in context.unknown[:3]:
-        sections.append(section([
-            decorated(escape(unknown.address), top="Not in the CRM yet"),
-            text_input(f"name:{unknown.address}", "Name", unknown.suggested_name),
-            text_input(f"company:{unknown.address}", "Company", unknown.suggested_company or ""),
-            text_input(f"deal_name:{unknown.address}", "New deal (optional)"),
-            dropdown(f"stage_id:{unknown.address}", "Its stage", [(str(s.id), s.name) for s in context.stages],
-                     str(context.stages[0].id) if context.stages else None),
-            buttons(button("Add contact", ctx.action("new_contact", address=unknown.address))),
-        ], f"Add {escape(unknown.suggested_name)}"))
+        sections.append(
+            section(
+                [
+                    decorated(escape(unknown.address), top="Not in the CRM yet"),
+                    text_input(f"name:{unknown.address}", "Name", unknown.suggested_name),
+                    text_input(f"company:{unknown.address}", "Company", unknown.suggested_company or ""),
+                    text_input(f"deal_name:{unknown.address}", "New deal (optional)"),
+                    dropdown(
+                        f"stage_id:{unknown.address}",
+                        "Its stage",
+                        [(str(s.id), s.name) for s in context.stages],
+                        str(context.stages[0].id) if context.stages else None,
+                    ),
+                    buttons(button("Add contact", ctx.action("new_contact", address=unknown.address))),
+                ],
+                f"Add {escape(unknown.suggested_name)}",
+            )
+        )
 
-    deals = [decorated(
-        escape(deal.name), top=f"{escape(deal.stage_name)} · {money(deal.amount, deal.currency)}{_health(deal)}",
-        bottom=escape("; ".join(w.message for w in deal.warnings) or "; ".join(f.words for f in deal.health.shown if deal.health)
-                      or f"{deal.days_in_stage} days in stage · {deal.owner_name}"),
-        button=button("Change", ctx.action("deal", deal_id=deal.id)) if deal.editable else None,
-    ) for deal in context.deals]
+    deals = [
+        decorated(
+            escape(deal.name),
+            top=f"{escape(deal.stage_name)} · {money(deal.amount, deal.currency)}{_health(deal)}",
+            bottom=escape(
+                "; ".join(w.message for w in deal.warnings)
+                or "; ".join(f.words for f in deal.health.shown if deal.health)
+                or f"{deal.days_in_stage} days in stage · {deal.owner_name}"
+            ),
+            button=button("Change", ctx.action("deal", deal_id=deal.id)) if deal.editable else None,
+        )
+        for deal in context.deals
+    ]
     sections.append(section(deals, "Open deals"))
 
     if context.contacts or context.accounts:
         link = _link_parameters(context)
-        sections.append(section([
-            text_input("note", "Note", multiline=True, hint="Your team reads it with the account"),
-            checkbox("private_note", PRIVATE_CHOICE),
-            buttons(button("Add note", ctx.action("note", **link))),
-            text_input("follow_up", "Follow-up", hint="e.g. Send the revised quote"),
-            date_time("due", "Due"),
-            buttons(button("Set follow-up", ctx.action("follow_up", **link))),
-        ], "Note or follow-up"))
+        sections.append(
+            section(
+                [
+                    text_input("note", "Note", multiline=True, hint="Your team reads it with the account"),
+                    checkbox("private_note", PRIVATE_CHOICE),
+                    buttons(button("Add note", ctx.action("note", **link))),
+                    text_input("follow_up", "Follow-up", hint="e.g. Send the revised quote"),
+                    date_time("due", "Due"),
+                    buttons(button("Set follow-up", ctx.action("follow_up", **link))),
+                ],
+                "Note or follow-up",
+            )
+        )
 
-    sections.append(section([activity_widget(ctx, row) for row in context.activities], "Recent activity", collapsed_after=3))
+    sections.append(
+        section([activity_widget(ctx, row) for row in context.activities], "Recent activity", collapsed_after=3)
+    )
     footer = button("Open full panel", {"openLink": {"url": panel_url}}) if panel_url else None
-    return card("Inbox CRM", sections, subtitle=message.from_name or message.from_address, name="message", footer=footer)
+    return card(
+        "Inbox CRM", sections, subtitle=message.from_name or message.from_address, name="message", footer=footer
+    )
 
 
 def _link_parameters(context: PaneContext) -> dict[str, int | None]:
@@ -267,15 +366,24 @@ def activity_widget(ctx: CardContext, row: ActivityRow) -> Json:
     rate = None
     if row.editable and not row.private:
         value = 0 if row.rating == 1 else 1
-        rate = button("Went badly" if row.rating == 1 else "Went well", ctx.action("rate", activity_id=row.id, rating=value or -1))
-    return decorated(subject, top=f"{what} · {ctx.when(row.occurred_at)}", bottom=f"{escape(row.owner_name)}{rating}", button=rate)
+        rate = button(
+            "Went badly" if row.rating == 1 else "Went well", ctx.action("rate", activity_id=row.id, rating=value or -1)
+        )
+    return decorated(
+        subject, top=f"{what} · {ctx.when(row.occurred_at)}", bottom=f"{escape(row.owner_name)}{rating}", button=rate
+    )
 
 
 def deal_card(ctx: CardContext, deal: DealRow, stages: Iterable[tuple[int, str]], *, error: str | None = None) -> Json:
     """One deal: move it to another stage, or close it as won (final amount) or lost (why)."""
     options = [(str(stage_id), name) for stage_id, name in stages] + [("won", "Won"), ("lost", "Lost")]
-    widgets = [decorated(escape(deal.name), top=f"{escape(deal.stage_name)} · {money(deal.amount, deal.currency)}",
-                         bottom=f"{deal.days_in_stage} days in stage · {escape(deal.account_name)}")]
+    widgets = [
+        decorated(
+            escape(deal.name),
+            top=f"{escape(deal.stage_name)} · {money(deal.amount, deal.currency)}",
+            bottom=f"{deal.days_in_stage} days in stage · {escape(deal.account_name)}",
+        )
+    ]
     if error:
         widgets.insert(0, paragraph(f"<b>Not saved:</b> {escape(error)}"))
     widgets += [
@@ -297,24 +405,53 @@ def _health(deal: DealRow) -> str:
 
 def compose_card(ctx: CardContext, context: PaneContext) -> Json:
     """Beside a draft: who the recipients are and what is open with them."""
-    people = [decorated(escape(c.name), top=escape(c.account_name or ""), bottom=escape(", ".join(c.addresses[:1])))
-              for c in context.contacts]
-    deals = [decorated(escape(d.name), top=f"{escape(d.stage_name)} · {money(d.amount, d.currency)}{_health(d)}",
-                       bottom=escape("; ".join(w.message for w in d.warnings)) or None) for d in context.deals]
-    intro = [] if context.addresses else [paragraph("Add a recipient outside your organization to see what is open with them.")]
-    return card("Inbox CRM", [section(intro), section(people, "Recipients"), section(deals, "Open deals")], name="compose")
+    people = [
+        decorated(escape(c.name), top=escape(c.account_name or ""), bottom=escape(", ".join(c.addresses[:1])))
+        for c in context.contacts
+    ]
+    deals = [
+        decorated(
+            escape(d.name),
+            top=f"{escape(d.stage_name)} · {money(d.amount, d.currency)}{_health(d)}",
+            bottom=escape("; ".join(w.message for w in d.warnings)) or None,
+        )
+        for d in context.deals
+    ]
+    intro = (
+        []
+        if context.addresses
+        else [paragraph("Add a recipient outside your organization to see what is open with them.")]
+    )
+    return card(
+        "Inbox CRM", [section(intro), section(people, "Recipients"), section(deals, "Open deals")], name="compose"
+    )
 
 
 # -- the homepage: a rep's day, a manager's team -------------------------------------------------
 
 
-def rep_home_card(ctx: CardContext, name: str, follow_ups: list[tuple[str, datetime, bool]], deals: list[DealRow]) -> Json:
-    due = [decorated(escape(title), top="Overdue" if overdue else "Due", bottom=ctx.when(at)) for title, at, overdue in follow_ups]
-    look = [decorated(escape(d.name), top=escape(d.account_name), bottom=escape("; ".join(w.message for w in d.warnings)))
-            for d in deals]
+def rep_home_card(
+    ctx: CardContext, name: str, follow_ups: list[tuple[str, datetime, bool]], deals: list[DealRow]
+) -> Json:
+    due = [
+        decorated(escape(title), top="Overdue" if overdue else "Due", bottom=ctx.when(at))
+        for title, at, overdue in follow_ups
+    ]
+    look = [
+        decorated(escape(d.name), top=escape(d.account_name), bottom=escape("; ".join(w.message for w in d.warnings)))
+        for d in deals
+    ]
     intro = paragraph("Open a message to see who wrote, what is open with them, and to log it.")
-    return card("Inbox CRM", [section([intro]), section(due, "Your follow-ups", collapsed_after=5),
-                              section(look, "Your deals that need a look", collapsed_after=5)], subtitle=name, name="home")
+    return card(
+        "Inbox CRM",
+        [
+            section([intro]),
+            section(due, "Your follow-ups", collapsed_after=5),
+            section(look, "Your deals that need a look", collapsed_after=5),
+        ],
+        subtitle=name,
+        name="home",
+    )
 
 
 def team_card(ctx: CardContext, panel: TeamPanel, dashboard_url: str) -> Json:
@@ -325,32 +462,67 @@ def team_card(ctx: CardContext, panel: TeamPanel, dashboard_url: str) -> Json:
         rows = sorted(rows, key=lambda r: (-r.this_week, r.name))[:CARD_REPS]
     reps = []
     for row in rows:
-        calls = f"{row.calls} calls" + (f" of {row.calls_target:,.0f} due so far" if row.calls_target is not None else "")
-        reps.append(decorated(
-            escape(row.name), top=f"{row.this_week} this week · {row.last_week} last week", bottom=calls,
-            on_click=ctx.action("rep", rep_id=row.owner_id),
-        ))
+        calls = f"{row.calls} calls" + (
+            f" of {row.calls_target:,.0f} due so far" if row.calls_target is not None else ""
+        )
+        reps.append(
+            decorated(
+                escape(row.name),
+                top=f"{row.this_week} this week · {row.last_week} last week",
+                bottom=calls,
+                on_click=ctx.action("rep", rep_id=row.owner_id),
+            )
+        )
     shown = panel.slipping.first(CARD_SLIPPING)  # the steepest falls first
-    slipping = [decorated(escape(d.name), top="Slipping",
-                          bottom=f"{d.recent_per_day:.1f} a day in the last 7 days against {d.baseline_per_day:.1f} before")
-                for d in shown.rows]
+    slipping = [
+        decorated(
+            escape(d.name),
+            top="Slipping",
+            bottom=f"{d.recent_per_day:.1f} a day in the last 7 days against {d.baseline_per_day:.1f} before",
+        )
+        for d in shown.rows
+    ]
     if shown.cut:
-        slipping.append(paragraph(f"The {CARD_SLIPPING} steepest falls of {shown.total}: the dashboard names them all."))
-    dark = [decorated(escape(a.name), top=f"{escape(a.owner_name)} · {escape(a.account_name)}", bottom=escape(a.reasons))
-            for a in panel.alerts.rows if "going_dark" in a.kinds]
+        slipping.append(
+            paragraph(f"The {CARD_SLIPPING} steepest falls of {shown.total}: the dashboard names them all.")
+        )
+    dark = [
+        decorated(escape(a.name), top=f"{escape(a.owner_name)} · {escape(a.account_name)}", bottom=escape(a.reasons))
+        for a in panel.alerts.rows
+        if "going_dark" in a.kinds
+    ]
     footer = button("Open the dashboard (charts, pipeline, win rate)", {"openLink": {"url": dashboard_url}})
-    return card("Your team", [
-        section(reps + ([paragraph(f"The {CARD_REPS} busiest of {len(panel.rows)} reps: the dashboard has them all.")]
-                        if len(panel.rows) > CARD_REPS else []), "This week against last", collapsed_after=8),
-        section(slipping, "Who is slipping", collapsed_after=5),
-        section(dark[:20], f"Deals going dark ({len(dark)})", collapsed_after=5),
-    ], name="team", footer=footer)
+    return card(
+        "Your team",
+        [
+            section(
+                reps
+                + (
+                    [paragraph(f"The {CARD_REPS} busiest of {len(panel.rows)} reps: the dashboard has them all.")]
+                    if len(panel.rows) > CARD_REPS
+                    else []
+                ),
+                "This week against last",
+                collapsed_after=8,
+            ),
+            section(slipping, "Who is slipping", collapsed_after=5),
+            section(dark[:20], f"Deals going dark ({len(dark)})", collapsed_after=5),
+        ],
+        name="team",
+        footer=footer,
+    )
 
 
 def rep_card(ctx: CardContext, rep_name: str, accounts: list[RepAccount]) -> Json:
-    rows = [decorated(escape(a.name), top=f"{a.open_deals} open deals",
-                      bottom=f"Last activity {ctx.when(a.last_activity)}" if a.last_activity else "No activity yet",
-                      on_click=ctx.action("account", account_id=a.id)) for a in accounts[:50]]
+    rows = [
+        decorated(
+            escape(a.name),
+            top=f"{a.open_deals} open deals",
+            bottom=f"Last activity {ctx.when(a.last_activity)}" if a.last_activity else "No activity yet",
+            on_click=ctx.action("account", account_id=a.id),
+        )
+        for a in accounts[:50]
+    ]
     return card(rep_name, [section(rows, f"Accounts ({len(accounts)})")], subtitle="Accounts", name="rep")
 
 

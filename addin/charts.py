@@ -69,8 +69,10 @@ class StackedChart:
 def bars(rows: Sequence[tuple[str, int]]) -> tuple[int, list[Bar]]:
     """One bar per (name, value), the largest ``LENGTH`` long: the chart's height and its bars."""
     top = max((value for _, value in rows), default=0)
-    return len(rows) * ROW + 4, [Bar(name[:18], value, i * ROW + 4, _tenth(LENGTH * value / top) if top else 0.0)
-                                  for i, (name, value) in enumerate(rows)]
+    return len(rows) * ROW + 4, [
+        Bar(name[:18], value, i * ROW + 4, _tenth(LENGTH * value / top) if top else 0.0)
+        for i, (name, value) in enumerate(rows)
+    ]
 
 
 def stacked(rows: Sequence[tuple[str, Sequence[tuple[str, int]]]]) -> StackedChart:
@@ -87,21 +89,29 @@ def stacked(rows: Sequence[tuple[str, Sequence[tuple[str, int]]]]) -> StackedCha
             x += width
         stacks.append(Stack(name[:18], i * ROW + 4, segments, total, _tenth(x + 4)))
     names = [part for part, _ in rows[0][1]] if rows else []
-    legend = [LegendEntry(part, LABEL + (n % 2) * 90, len(rows) * ROW + 10 + (n // 2) * 16, n % PARTS) for n, part in enumerate(names)]
+    legend = [
+        LegendEntry(part, LABEL + (n % 2) * 90, len(rows) * ROW + 10 + (n // 2) * 16, n % PARTS)
+        for n, part in enumerate(names)
+    ]
     return StackedChart(len(rows) * ROW + 12 + 16 * ((len(names) + 1) // 2), stacks, legend)
 
 
 def heat(counts: Sequence[int]) -> list[tuple[str, int, int, str]]:
     """A week's seven cells: (day, count, x, opacity), darker for more."""
     top = max(counts, default=0)
-    return [(WEEKDAYS[n], count, n * 20, f"{0.08 + 0.92 * count / top:.2f}" if top else "0.08") for n, count in enumerate(counts)]
+    return [
+        (WEEKDAYS[n], count, n * 20, f"{0.08 + 0.92 * count / top:.2f}" if top else "0.08")
+        for n, count in enumerate(counts)
+    ]
 
 
 def sparkline(values: Sequence[float]) -> str:
     """A polyline's points across 120 × 24, the largest value at the top."""
     top = max(values, default=0)
     step = 120 / ((len(values) - 1) or 1)
-    return " ".join(f"{_tenth(n * step)},{_tenth(22 - (20 * value / top if top else 0))}" for n, value in enumerate(values))
+    return " ".join(
+        f"{_tenth(n * step)},{_tenth(22 - (20 * value / top if top else 0))}" for n, value in enumerate(values)
+    )
 
 
 def init_app(app: Flask) -> None:

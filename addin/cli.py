@@ -56,7 +56,9 @@ def downgrade(revision: str) -> None:
     command.downgrade(alembic_config(current_app.config["SQLALCHEMY_DATABASE_URI"]), revision)
 
 
-@db_group.command("stamp", help="Record a revision as the database's without running anything (a store built another way).")
+@db_group.command(
+    "stamp", help="Record a revision as the database's without running anything (a store built another way)."
+)
 @click.argument("revision")
 def stamp(revision: str) -> None:
     command.stamp(alembic_config(current_app.config["SQLALCHEMY_DATABASE_URI"]), revision)
@@ -94,14 +96,18 @@ def demo_data(seed: int, scale: float, today: object, if_empty: bool) -> None:
     click.echo(json.dumps({"organization_id": summary.organization_id, "rows": summary.counts}))
 
 
-@click.command("manifest", help="Write the Outlook manifests and the Gmail deployment file for the backend at BASE_URL.")
+@click.command(
+    "manifest", help="Write the Outlook manifests and the Gmail deployment file for the backend at BASE_URL."
+)
 @click.option("--base-url", required=True, help="Where this backend is served, over HTTPS.")
 @click.option("--out", "out_dir", default="manifest", show_default=True, type=click.Path(file_okay=False))
 @with_appcontext
 def manifest(base_url: str, out_dir: str) -> None:
 
     try:
-        written = write_manifests(base_url, out_dir, current_app.config["ADDIN_ID"], current_app.config["ADDIN_CLIENT_ID"])
+        written = write_manifests(
+            base_url, out_dir, current_app.config["ADDIN_ID"], current_app.config["ADDIN_CLIENT_ID"]
+        )
     except ManifestError as error:
         raise click.ClickException(str(error)) from None
     for path in written:
@@ -112,10 +118,14 @@ def _organizations(session, organization: str | None, among=None):
     """The organization named by ``--org`` (its id or exact name), else every one (``among``: of
     those matching this condition)."""
 
-
     query = select(Organization).order_by(Organization.id)
     if organization is not None:
-        query = query.where(or_(Organization.name == organization, Organization.id == (int(organization) if organization.isdigit() else -1)))
+        query = query.where(
+            or_(
+                Organization.name == organization,
+                Organization.id == (int(organization) if organization.isdigit() else -1),
+            )
+        )
     elif among is not None:
         query = query.where(among)
     found = session.scalars(query).all()
@@ -127,7 +137,9 @@ def _organizations(session, organization: str | None, among=None):
 rollups_group = AppGroup("rollups", help="Figures kept as activities are written: daily rollups, note quality.")
 
 
-@rollups_group.command("rebuild", help="Recompute every organization's rollups and note scores from its activities (after an import).")
+@rollups_group.command(
+    "rebuild", help="Recompute every organization's rollups and note scores from its activities (after an import)."
+)
 def rebuild() -> None:
 
     with database().sessions() as session:
@@ -141,9 +153,16 @@ def rebuild() -> None:
 reminders_group = AppGroup("reminders", help="Follow-up reminders by e-mail.")
 
 
-@reminders_group.command("send", help="Send the follow-up reminders whose time has come (run it every few minutes from a timer).")
-@click.option("--now", "at", type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z"]), default=None,
-              help="The moment to send for (ISO with offset; default: now).")
+@reminders_group.command(
+    "send", help="Send the follow-up reminders whose time has come (run it every few minutes from a timer)."
+)
+@click.option(
+    "--now",
+    "at",
+    type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z"]),
+    default=None,
+    help="The moment to send for (ISO with offset; default: now).",
+)
 def send_reminders_command(at: datetime | None) -> None:
 
     config = current_app.config
@@ -152,7 +171,9 @@ def send_reminders_command(at: datetime | None) -> None:
     except RuntimeError as error:
         raise click.ClickException(str(error)) from None
     except (OSError, smtplib.SMTPException) as error:
-        raise click.ClickException(f"The SMTP server at {config['SMTP_HOST']}:{config['SMTP_PORT']} did not take the reminders: {error}")
+        raise click.ClickException(
+            f"The SMTP server at {config['SMTP_HOST']}:{config['SMTP_PORT']} did not take the reminders: {error}"
+        )
     click.echo(f"{sent} reminders sent, {failed} failed")
     if failed:
         raise SystemExit(1)
@@ -161,10 +182,18 @@ def send_reminders_command(at: datetime | None) -> None:
 privacy_group = AppGroup("privacy", help="A person's erasure; the retention of mail bodies.")
 
 
-@privacy_group.command("erase", help="Erase the person with this e-mail address: their contact, every copy of the address, and the "
-                                     "subject and text of every activity with them (the activities stay as anonymous counts).")
+@privacy_group.command(
+    "erase",
+    help="Erase the person with this e-mail address: their contact, every copy of the address, and the "
+    "subject and text of every activity with them (the activities stay as anonymous counts).",
+)
 @click.argument("address")
-@click.option("--org", "organization", default=None, help="One organization (its id or exact name); default: every one the address is in.")
+@click.option(
+    "--org",
+    "organization",
+    default=None,
+    help="One organization (its id or exact name); default: every one the address is in.",
+)
 def erase_command(address: str, organization: str | None) -> None:
 
     with database().sessions() as session:
@@ -176,16 +205,30 @@ def erase_command(address: str, organization: str | None) -> None:
             except DomainError as error:
                 raise click.ClickException(error.message)
             total += 1
-            click.echo(f"{org.name}: " + ", ".join(f"{count} {what.replace('_', ' ')}" for what, count in erasure.counts().items()))
+            click.echo(
+                f"{org.name}: "
+                + ", ".join(f"{count} {what.replace('_', ' ')}" for what, count in erasure.counts().items())
+            )
         session.commit()
         after_erasure(session.get_bind())
-    click.echo(f"Erased from {total} organization(s)." if total else "The address is in no organization's contacts, leads or mail: nothing erased.")
+    click.echo(
+        f"Erased from {total} organization(s)."
+        if total
+        else "The address is in no organization's contacts, leads or mail: nothing erased."
+    )
 
 
-@privacy_group.command("retention", help="Remove the bodies of mail older than each organization's body_retention_months "
-                                         "(run it daily from a timer).")
-@click.option("--now", "at", type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z"]), default=None,
-              help="The moment to count from (ISO with offset; default: now).")
+@privacy_group.command(
+    "retention",
+    help="Remove the bodies of mail older than each organization's body_retention_months (run it daily from a timer).",
+)
+@click.option(
+    "--now",
+    "at",
+    type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z"]),
+    default=None,
+    help="The moment to count from (ISO with offset; default: now).",
+)
 def retention_command(at: datetime | None) -> None:
 
     with database().sessions() as session:
@@ -196,11 +239,17 @@ def retention_command(at: datetime | None) -> None:
         session.commit()
 
 
-sentiment_group = AppGroup("sentiment", help="The sentiment of what customers wrote (services.sentiment, services.lexicon).")
+sentiment_group = AppGroup(
+    "sentiment", help="The sentiment of what customers wrote (services.sentiment, services.lexicon)."
+)
 
 
-@sentiment_group.command("backfill", help="Score the activities never scored (written before scoring, or straight to the store).")
-@click.option("--org", "organization", default=None, help="One organization (its id or exact name); default: every one.")
+@sentiment_group.command(
+    "backfill", help="Score the activities never scored (written before scoring, or straight to the store)."
+)
+@click.option(
+    "--org", "organization", default=None, help="One organization (its id or exact name); default: every one."
+)
 def backfill_command(organization: str | None) -> None:
 
     with database().sessions() as session:
@@ -210,9 +259,14 @@ def backfill_command(organization: str | None) -> None:
             click.echo(f"{org.name}: {scored} activities scored")
 
 
-@sentiment_group.command("rescore", help="Weigh the learned words again (their evidence decays) and score every activity with text "
-                                         "again with the organization's lexicon as it is now.")
-@click.option("--org", "organization", default=None, help="One organization (its id or exact name); default: every one.")
+@sentiment_group.command(
+    "rescore",
+    help="Weigh the learned words again (their evidence decays) and score every activity with text "
+    "again with the organization's lexicon as it is now.",
+)
+@click.option(
+    "--org", "organization", default=None, help="One organization (its id or exact name); default: every one."
+)
 def rescore_command(organization: str | None) -> None:
 
     with database().sessions() as session:
@@ -226,9 +280,17 @@ def rescore_command(organization: str | None) -> None:
 health_group = AppGroup("health", help="Deal health (services.health).")
 
 
-@health_group.command("snapshot", help="Keep every open deal's health for today (run it daily from a timer; run again, it replaces the day's).")
-@click.option("--now", "at", type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z"]), default=None,
-              help="The moment to keep it for (ISO with offset; default: now).")
+@health_group.command(
+    "snapshot",
+    help="Keep every open deal's health for today (run it daily from a timer; run again, it replaces the day's).",
+)
+@click.option(
+    "--now",
+    "at",
+    type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z"]),
+    default=None,
+    help="The moment to keep it for (ISO with offset; default: now).",
+)
 def snapshot_command(at: datetime | None) -> None:
 
     with database().sessions() as session:

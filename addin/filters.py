@@ -38,7 +38,9 @@ def _reader_locale() -> str:
     """The reader's organization's locale, looked up once per request (a dashboard prints
     hundreds of amounts)."""
     if "amount_locale" not in g:
-        g.amount_locale = current_user.organization.setting("locale") if current_user.is_authenticated else DEFAULT_LOCALE
+        g.amount_locale = (
+            current_user.organization.setting("locale") if current_user.is_authenticated else DEFAULT_LOCALE
+        )
     return g.amount_locale
 
 

@@ -87,7 +87,9 @@ def start_worker(make_app: Callable[[], Flask]) -> None:
 
 def _current_app() -> Flask:
     if _app is None:
-        raise RuntimeError("No app for the job queue: the worker makes one as it starts (addin.create_app registers it).")
+        raise RuntimeError(
+            "No app for the job queue: the worker makes one as it starts (addin.create_app registers it)."
+        )
     return _app
 
 
@@ -117,7 +119,9 @@ SENDERS = 8  # receivers answered at once within a batch (one slow receiver does
 _senders = ThreadPoolExecutor(SENDERS, thread_name_prefix="webhook-send")
 
 
-def deliver_due(delivery_ids: list[int] | None = None, now: datetime | None = None, post: Any = None) -> tuple[int, dict[int, datetime | None]]:
+def deliver_due(
+    delivery_ids: list[int] | None = None, now: datetime | None = None, post: Any = None
+) -> tuple[int, dict[int, datetime | None]]:
     """One batch: the deliveries named (else any due) claimed in one transaction, sent outside
     any, several at once, and recorded in another (``services.integration.webhooks``). Returns how many were
     claimed, and when each failed one may be tried again."""
@@ -129,7 +133,9 @@ def deliver_due(delivery_ids: list[int] | None = None, now: datetime | None = No
     if not claimed:
         return 0, {}
     post = post or _poster()
-    outcomes = dict(zip((c.delivery_id for c in claimed), _senders.map(lambda outgoing: webhooks.send(outgoing, post), claimed)))
+    outcomes = dict(
+        zip((c.delivery_id for c in claimed), _senders.map(lambda outgoing: webhooks.send(outgoing, post), claimed))
+    )
     with _sessions()() as session:
         retries = webhooks.record_all(session, outcomes, now)
         session.commit()

@@ -49,8 +49,15 @@ def check_base_url(base_url: str) -> str:
 def outlook_xml(base_url: str, addin_id: str, client_id: str) -> str:
     base = check_base_url(base_url)
     return render_template(
-        "manifest/outlook.xml", base=base, host=urlsplit(base).netloc, addin_id=addin_id, client_id=client_id,
-        version=f"{VERSION}.0", mailbox_version=MAILBOX_VERSION, surfaces=SURFACES, send_handler=SEND_HANDLER,
+        "manifest/outlook.xml",
+        base=base,
+        host=urlsplit(base).netloc,
+        addin_id=addin_id,
+        client_id=client_id,
+        version=f"{VERSION}.0",
+        mailbox_version=MAILBOX_VERSION,
+        surfaces=SURFACES,
+        send_handler=SEND_HANDLER,
     )
 
 
@@ -75,14 +82,16 @@ def outlook_json(base_url: str, addin_id: str, client_id: str) -> dict[str, Any]
         "description": {
             "short": "Log emails, calls and meetings and move deals from Outlook.",
             "full": "Sales reps log emails, calls and meetings, move deals through stages and add notes and follow-ups "
-                    "without leaving Outlook; managers see their team's figures in the same pane.",
+            "without leaving Outlook; managers see their team's figures in the same pane.",
         },
         "icons": {"color": "color.png", "outline": "outline.png"},
         "accentColor": "#0F6CBD",
         "localizationInfo": {"defaultLanguageTag": "en-us"},
         "validDomains": [host],
         "webApplicationInfo": {"id": client_id, "resource": f"api://{host}/{client_id}"},
-        "authorization": {"permissions": {"resourceSpecific": [{"name": "MailboxItem.ReadWrite.User", "type": "Delegated"}]}},
+        "authorization": {
+            "permissions": {"resourceSpecific": [{"name": "MailboxItem.ReadWrite.User", "type": "Delegated"}]}
+        },
         "extensions": [
             {
                 "requirements": mailbox,
@@ -107,7 +116,12 @@ def outlook_json(base_url: str, addin_id: str, client_id: str) -> dict[str, Any]
                 ],
                 # A marked message is logged as it is sent; soft block: the send never waits on us.
                 "autoRunEvents": [
-                    {"requirements": sending, "events": [{"type": "messageSending", "actionId": SEND_HANDLER, "options": {"sendMode": "softBlock"}}]}
+                    {
+                        "requirements": sending,
+                        "events": [
+                            {"type": "messageSending", "actionId": SEND_HANDLER, "options": {"sendMode": "softBlock"}}
+                        ],
+                    }
                 ],
                 "ribbons": [
                     {

@@ -27,8 +27,21 @@ from services.models import LOGGED_BY_HAND
 from services.notes import checklists
 from services.schemas import parse_id
 
-ITEM_FIELDS = ("item_type", "from_address", "from_name", "subject", "internet_message_id", "conversation_id", "sent_at", "event_id",
-               "start", "end", "send_key", "chosen_account_id", "chosen_deal_id")
+ITEM_FIELDS = (
+    "item_type",
+    "from_address",
+    "from_name",
+    "subject",
+    "internet_message_id",
+    "conversation_id",
+    "sent_at",
+    "event_id",
+    "start",
+    "end",
+    "send_key",
+    "chosen_account_id",
+    "chosen_deal_id",
+)
 ITEM_LISTS = ("to", "cc", "attendees")
 
 
@@ -92,7 +105,9 @@ class SmallAnswer:
     added: bool = False
     removed: str | None = None
     logged: int | None = None  # the open mail, now logged as this activity
-    deal: Any = None  # a deal to show again (an email logged to it may end its warnings), with the pipeline's ``stages``
+    deal: Any = (
+        None  # a deal to show again (an email logged to it may end its warnings), with the pipeline's ``stages``
+    )
     stages: Any = None
 
 
@@ -111,8 +126,13 @@ class Notice:
 
 
 # The fields each kind of form (its name up to a dash) shows with their own message beside them.
-FIELDS_SAID_BESIDE = {"log_activity": ("outcome", "duration_minutes"), "note": ("body",), "follow_up": ("title", "due_at"),
-                      "stage": ("loss_reason", "final_amount"), "new_contact": ("amount",)}
+FIELDS_SAID_BESIDE = {
+    "log_activity": ("outcome", "duration_minutes"),
+    "note": ("body",),
+    "follow_up": ("title", "due_at"),
+    "stage": ("loss_reason", "final_amount"),
+    "new_contact": ("amount",),
+}
 
 
 @dataclass
@@ -165,17 +185,31 @@ def form_shown(name: str, context: PaneContext, values: Mapping[str, Any]) -> bo
     return False
 
 
-def render_context(item: MailItemRef, *, status: int = 200, form: str | None = None, error: DomainError | None = None,
-                   values: Mapping[str, Any] | None = None, notice: Notice | None = None) -> tuple[str, int]:
+def render_context(
+    item: MailItemRef,
+    *,
+    status: int = 200,
+    form: str | None = None,
+    error: DomainError | None = None,
+    values: Mapping[str, Any] | None = None,
+    notice: Notice | None = None,
+) -> tuple[str, int]:
     """The context for ``item``; ``form`` names the form that failed, shown with ``error`` and
     the ``values`` typed."""
     context = context_for_addresses(
-        db(), actor(), item.addresses, names={item.from_address: item.from_name}, message_id=item.external_id,
-        conversation_id=item.conversation_id or None, chosen_account_id=parse_id(item.chosen_account_id),
+        db(),
+        actor(),
+        item.addresses,
+        names={item.from_address: item.from_name},
+        message_id=item.external_id,
+        conversation_id=item.conversation_id or None,
+        chosen_account_id=parse_id(item.chosen_account_id),
         chosen_deal_id=parse_id(item.chosen_deal_id),
     )
     values = values or {}
-    refusal = RefusedForm(form, error, values, item.present and form_shown(form, context, values)) if form and error else None
+    refusal = (
+        RefusedForm(form, error, values, item.present and form_shown(form, context, values)) if form and error else None
+    )
     return page_or_fragment(
         "pane/index.html",
         "pane/_context.html",

@@ -65,8 +65,9 @@ def token_endpoint(view: Callable[..., Any]) -> Callable[..., Any]:
     return view
 
 
-def verify_with_keys(name: str, url: str, verify: Callable[[RemoteKeys], dict[str, Any]], what: str,
-                     refusal: str) -> dict[str, Any] | tuple[Response, int]:
+def verify_with_keys(
+    name: str, url: str, verify: Callable[[RemoteKeys], dict[str, Any]], what: str, refusal: str
+) -> dict[str, Any] | tuple[Response, int]:
     """Check a token signed by an identity provider with its published keys (kept per app,
     under ``name``): the claims, or the JSON answer to give (401 refused, 503 no keys)."""
     keys = current_app.extensions.get(name)
@@ -139,14 +140,20 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def refuse_nul_characters() -> None:
-        if "\x00" in request.path or _holds_nul(request.args) or (request.method in STATE_CHANGING and _holds_nul(request.form)):
+        if (
+            "\x00" in request.path
+            or _holds_nul(request.args)
+            or (request.method in STATE_CHANGING and _holds_nul(request.form))
+        ):
             raise DomainError("The request holds a NUL character, which no field accepts.")
 
     @app.before_request
     def protect_cookie_sessions():
         if request.method not in STATE_CHANGING or app.config.get("WTF_CSRF_ENABLED") is False:
             return None
-        if getattr(app.view_functions.get(request.endpoint or ""), "csrf_exempt", False) or request.path.startswith("/api/"):
+        if getattr(app.view_functions.get(request.endpoint or ""), "csrf_exempt", False) or request.path.startswith(
+            "/api/"
+        ):
             return None  # the API takes its own tokens, never a cookie (``addin.routes.api``)
         if request.headers.get("Authorization", "").startswith("Bearer "):
             # Touch current_user so the request loader runs; only a valid token skips CSRF,
@@ -155,7 +162,9 @@ def init_app(app: Flask) -> None:
                 return None
             return expired_bearer()
         if request.path.startswith("/auth/token/") and not current_user.is_authenticated:
-            return expired_bearer()  # no credential at all: a 401 the pane signs in on (CSRF guards a session; here is none)
+            return (
+                expired_bearer()
+            )  # no credential at all: a 401 the pane signs in on (CSRF guards a session; here is none)
         csrf.protect()
         return None
 

@@ -80,9 +80,13 @@ def load_settings(config: MutableMapping[str, Any], instance_path: str) -> None:
     config["ADDIN_ID"] = env.get("INBOXCRM_ADDIN_ID", "ff2c44c0-14c4-48f3-af45-503436255242")
     config["ADDIN_CLIENT_ID"] = env.get("INBOXCRM_CLIENT_ID", "00000000-0000-0000-0000-000000000000")
     # Office single sign-on: which Microsoft tokens the pane may exchange for a pane token.
-    config["MS_JWKS_URL"] = env.get("INBOXCRM_MS_JWKS_URL", "https://login.microsoftonline.com/common/discovery/v2.0/keys")
+    config["MS_JWKS_URL"] = env.get(
+        "INBOXCRM_MS_JWKS_URL", "https://login.microsoftonline.com/common/discovery/v2.0/keys"
+    )
     config["MS_TENANTS"] = tenant_organizations(env.get("INBOXCRM_MS_TENANTS", ""))
-    config["MS_AUDIENCES"] = [a.strip() for a in env.get("INBOXCRM_MS_AUDIENCES", config["ADDIN_CLIENT_ID"]).split(",") if a.strip()]
+    config["MS_AUDIENCES"] = [
+        a.strip() for a in env.get("INBOXCRM_MS_AUDIENCES", config["ADDIN_CLIENT_ID"]).split(",") if a.strip()
+    ]
     config["MS_SCOPE"] = env.get("INBOXCRM_MS_SCOPE", "access_as_user")
     # The OpenID Connect fallback, per provider: on when a client id is set.
     for provider in ("MICROSOFT", "GOOGLE"):
@@ -98,14 +102,19 @@ def load_settings(config: MutableMapping[str, Any], instance_path: str) -> None:
     config["GOOGLE_SERVICE_ACCOUNT"] = env.get("INBOXCRM_GOOGLE_SERVICE_ACCOUNT", "").strip()
     config["GOOGLE_CLIENT_IDS"] = [c.strip() for c in env.get("INBOXCRM_GOOGLE_CLIENT_IDS", "").split(",") if c.strip()]
     config["GOOGLE_AUDIENCE"] = env.get("INBOXCRM_GOOGLE_AUDIENCE", "").strip() or None
-    config["GOOGLE_WORKSPACES"] = tenant_organizations(env.get("INBOXCRM_GOOGLE_WORKSPACES", ""), "INBOXCRM_GOOGLE_WORKSPACES",
-                                                       bare_domain=True)
+    config["GOOGLE_WORKSPACES"] = tenant_organizations(
+        env.get("INBOXCRM_GOOGLE_WORKSPACES", ""), "INBOXCRM_GOOGLE_WORKSPACES", bare_domain=True
+    )
     config["GOOGLE_JWKS_URL"] = env.get("INBOXCRM_GOOGLE_JWKS_URL", "https://www.googleapis.com/oauth2/v3/certs")
     config["GMAIL_API_URL"] = env.get("INBOXCRM_GMAIL_API_URL", "https://gmail.googleapis.com")
     # Flask-Limiter's counters: in memory for one process; redis://... for several workers.
     # With Redis configured (the job queue's), every worker counts against one limit there.
-    config["RATELIMIT_STORAGE_URI"] = env.get("RATELIMIT_STORAGE_URI") or env.get("INBOXCRM_REDIS_URL", "").strip() or "memory://"
-    config["RATELIMIT_HEADERS_ENABLED"] = True  # X-RateLimit-Limit, -Remaining, -Reset and Retry-After on limited routes
+    config["RATELIMIT_STORAGE_URI"] = (
+        env.get("RATELIMIT_STORAGE_URI") or env.get("INBOXCRM_REDIS_URL", "").strip() or "memory://"
+    )
+    config["RATELIMIT_HEADERS_ENABLED"] = (
+        True  # X-RateLimit-Limit, -Remaining, -Reset and Retry-After on limited routes
+    )
     # The API's limit per token (Flask-Limiter's notation); the README's API_RATE_LIMIT.
     config["API_RATE_LIMIT"] = env.get("API_RATE_LIMIT") or env.get("INBOXCRM_API_RATE_LIMIT") or "1200 per minute"
     config["SIGN_IN_RATE_LIMIT"] = env.get("INBOXCRM_SIGN_IN_RATE_LIMIT", "10 per minute")
@@ -120,7 +129,9 @@ def load_settings(config: MutableMapping[str, Any], instance_path: str) -> None:
     config["JOBS_REDIS_URL"] = env.get("INBOXCRM_REDIS_URL", "").strip()
     config["JOBS_SQLITE_PATH"] = env.get("INBOXCRM_JOBS_PATH", os.path.join(instance_path, "jobs.db"))
     # Webhook endpoints must be https://, unless this is said (a laptop, the tests).
-    config["WEBHOOKS_ALLOW_HTTP"] = _flag(env.get("INBOXCRM_WEBHOOKS_ALLOW_HTTP"), not production and env.get("DATABASE_URL") is None)
+    config["WEBHOOKS_ALLOW_HTTP"] = _flag(
+        env.get("INBOXCRM_WEBHOOKS_ALLOW_HTTP"), not production and env.get("DATABASE_URL") is None
+    )
     # Webhooks reach the public internet only; an on-premises deployment names the internal
     # hosts or networks it allows ("crm-hooks.corp, 10.20.0.0/16").
     config["WEBHOOKS_ALLOW_HOSTS"] = env.get("INBOXCRM_WEBHOOKS_ALLOW_HOSTS", "")
@@ -128,7 +139,9 @@ def load_settings(config: MutableMapping[str, Any], instance_path: str) -> None:
 
 def webhook_reach(config: Mapping[str, Any]) -> Reach:
     """Where webhooks may be sent, by this app's settings (``services.integration.outbound``)."""
-    return Reach.from_setting(config.get("WEBHOOKS_ALLOW_HOSTS", ""), allow_http=bool(config.get("WEBHOOKS_ALLOW_HTTP")))
+    return Reach.from_setting(
+        config.get("WEBHOOKS_ALLOW_HOSTS", ""), allow_http=bool(config.get("WEBHOOKS_ALLOW_HTTP"))
+    )
 
 
 # Where Outlook on the web and the new Outlook frame an add-in's task pane.

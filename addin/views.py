@@ -36,7 +36,11 @@ def is_htmx() -> bool:
     lost the page) wants the whole page, as does a boosted link."""
     g.varies_on_htmx = True
     headers = request.headers
-    return headers.get("HX-Request") == "true" and headers.get("HX-Boosted") != "true" and headers.get("HX-History-Restore-Request") != "true"
+    return (
+        headers.get("HX-Request") == "true"
+        and headers.get("HX-Boosted") != "true"
+        and headers.get("HX-History-Restore-Request") != "true"
+    )
 
 
 def vary_on_htmx(response: Response) -> Response:

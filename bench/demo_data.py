@@ -52,17 +52,21 @@ def main() -> None:
             context_for_addresses(session, rep, [address])
             timings.append((time.perf_counter() - begin) * 1000)
     timings.sort()
-    print(json.dumps({
-        "backend": engine.dialect.name,
-        "scale": args.scale,
-        "rows": rows,
-        "activities": summary.counts.get("activities", 0),
-        "load_seconds": round(load_seconds, 2),
-        "rows_per_second": round(rows / load_seconds),
-        "context_lookups": len(timings),
-        "context_ms_p50": round(statistics.median(timings), 2) if timings else None,
-        "context_ms_p95": round(timings[int(len(timings) * 0.95) - 1], 2) if timings else None,
-    }))
+    print(
+        json.dumps(
+            {
+                "backend": engine.dialect.name,
+                "scale": args.scale,
+                "rows": rows,
+                "activities": summary.counts.get("activities", 0),
+                "load_seconds": round(load_seconds, 2),
+                "rows_per_second": round(rows / load_seconds),
+                "context_lookups": len(timings),
+                "context_ms_p50": round(statistics.median(timings), 2) if timings else None,
+                "context_ms_p95": round(timings[int(len(timings) * 0.95) - 1], 2) if timings else None,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

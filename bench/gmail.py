@@ -54,21 +54,38 @@ def _measure(app: Flask, repeat: int, keys: google.GoogleKeys, api: google.Gmail
             domain = rep.email.split("@")[1]
             item = next(i for i in sample_mailbox(session, rep) if i.item_type == "message")
             rep_email, manager_email = rep.email, manager.email
-        api.messages["bench"] = google.gmail_resource("bench", {
-            "From": f"{item.from_name} <{item.from_address}>", "To": rep_email, "Subject": item.subject,
-            "Message-ID": item.internet_message_id}, {"mimeType": "text/plain", "body": {"data": google.b64url(item.body_text)}})
-        app.config.update(BASE_URL=google.BASE_URL, GOOGLE_SERVICE_ACCOUNT=google.SERVICE_ACCOUNT, GOOGLE_CLIENT_IDS=[google.CLIENT_ID],
-                          GOOGLE_WORKSPACES={domain: domain}, GOOGLE_JWKS_URL=keys.jwks_url, GMAIL_API_URL=api.url)
+        api.messages["bench"] = google.gmail_resource(
+            "bench",
+            {
+                "From": f"{item.from_name} <{item.from_address}>",
+                "To": rep_email,
+                "Subject": item.subject,
+                "Message-ID": item.internet_message_id,
+            },
+            {"mimeType": "text/plain", "body": {"data": google.b64url(item.body_text)}},
+        )
+        app.config.update(
+            BASE_URL=google.BASE_URL,
+            GOOGLE_SERVICE_ACCOUNT=google.SERVICE_ACCOUNT,
+            GOOGLE_CLIENT_IDS=[google.CLIENT_ID],
+            GOOGLE_WORKSPACES={domain: domain},
+            GOOGLE_JWKS_URL=keys.jwks_url,
+            GMAIL_API_URL=api.url,
+        )
         client = app.test_client()
         tokens = {path: keys.system_token(path) for path in ("/gmail/homepage", "/gmail/message")}
         users = {email: keys.user_token(email) for email in (rep_email, manager_email)}
 
         def post(path: str, email: str, message_id: str | None = None) -> None:
-            event = {"commonEventObject": {"hostApp": "GMAIL", "timeZone": {"id": "UTC"}},
-                     "authorizationEventObject": {"userOAuthToken": google.OAUTH_TOKEN, "userIdToken": users[email]},
-                     "gmail": {"accessToken": google.ACCESS_TOKEN, **({"messageId": message_id} if message_id else {})}}
+            event = {
+                "commonEventObject": {"hostApp": "GMAIL", "timeZone": {"id": "UTC"}},
+                "authorizationEventObject": {"userOAuthToken": google.OAUTH_TOKEN, "userIdToken": users[email]},
+                "gmail": {"accessToken": google.ACCESS_TOKEN, **({"messageId": message_id} if message_id else {})},
+            }
             response = client.post(path, json=event, headers={"Authorization": f"Bearer {tokens[path]}"})
-            assert response.status_code == 200 and "pushCard" in response.get_data(as_text=True), response.get_data(as_text=True)[:300]
+            assert response.status_code == 200 and "pushCard" in response.get_data(as_text=True), response.get_data(
+                as_text=True
+            )[:300]
 
         calls = {
             "gmail_home_rep_ms": lambda: post("/gmail/homepage", rep_email),
@@ -91,4 +108,8 @@ def _measure(app: Flask, repeat: int, keys: google.GoogleKeys, api: google.Gmail
 def against_hot_floor(result: dict[str, Any], hot_floor_ms: float) -> dict[str, float]:
     """The same cards against the bare route timed in a tight loop of its own (its caches hot,
     so a lower floor than the alternating one): the stricter reading, reported beside."""
-    return {name.replace("_ms", "_vs_hot_floor"): round(value / hot_floor_ms, 1) for name, value in result.items() if name.endswith("_ms")}
+    return {
+        name.replace("_ms", "_vs_hot_floor"): round(value / hot_floor_ms, 1)
+        for name, value in result.items()
+        if name.endswith("_ms")
+    }

@@ -52,8 +52,14 @@ def measure(app: Flask, now: datetime, logs: int = 60, backfill_rows: int = 20_0
     with client.session_transaction() as cookie:
         cookie["_user_id"] = f"{rep_id}:0"
         cookie["signed_in_at"] = int(time.time())
-    data = {"item_type": "message", "from_address": item.from_address, "from_name": item.from_name, "subject": item.subject,
-            "to": rep_email, "body_text": REPLY}
+    data = {
+        "item_type": "message",
+        "from_address": item.from_address,
+        "from_name": item.from_name,
+        "subject": item.subject,
+        "to": rep_email,
+        "body_text": REPLY,
+    }
     run = time.time_ns()
     scoring = activities.sentiment.score_activity
 
@@ -61,8 +67,11 @@ def measure(app: Flask, now: datetime, logs: int = 60, backfill_rows: int = 20_0
         activities.sentiment.score_activity = scoring if scored else (lambda *args, **kwargs: None)
         try:
             started = time.perf_counter()
-            response = client.post("/activities/email", headers={"HX-Request": "true"},
-                                   data={**data, "internet_message_id": f"<intel-{run}-{n}@bench.invalid>"})
+            response = client.post(
+                "/activities/email",
+                headers={"HX-Request": "true"},
+                data={**data, "internet_message_id": f"<intel-{run}-{n}@bench.invalid>"},
+            )
             elapsed = time.perf_counter() - started
         finally:
             activities.sentiment.score_activity = scoring
@@ -82,10 +91,23 @@ def measure(app: Flask, now: datetime, logs: int = 60, backfill_rows: int = 20_0
         # A store scored already (as the demo builds it now) has nothing for the backfill: the
         # first rows it would score are made unscored in the same transaction, untimed, and
         # the whole taken back after.
-        session.execute(update(Activity).where(Activity.id.in_(
-            select(Activity.id).where(Activity.organization_id + 0 == org_id, Activity.deleted_at.is_(None),
-                                      Activity.sentiment_scored_at.is_not(None)).order_by(Activity.id).limit(backfill_rows)))
-            .values(sentiment=None, sentiment_scored_at=None).execution_options(synchronize_session=False))
+        session.execute(
+            update(Activity)
+            .where(
+                Activity.id.in_(
+                    select(Activity.id)
+                    .where(
+                        Activity.organization_id + 0 == org_id,
+                        Activity.deleted_at.is_(None),
+                        Activity.sentiment_scored_at.is_not(None),
+                    )
+                    .order_by(Activity.id)
+                    .limit(backfill_rows)
+                )
+            )
+            .values(sentiment=None, sentiment_scored_at=None)
+            .execution_options(synchronize_session=False)
+        )
         started = time.perf_counter()
         scored = sentiment.backfill(session, org, limit=backfill_rows)
         backfill_seconds = time.perf_counter() - started

@@ -55,12 +55,23 @@ def _panes(url: str, clients: int) -> tuple[list[dict[str, Any]], Any]:
     app = create_app({"TESTING": True})
     panes = []
     with app.app_context(), app.extensions["inboxcrm.db"].sessions() as session:
-        reps = session.scalars(select(User).where(User.role == "rep", User.is_active.is_(True)).order_by(User.id).limit(clients)).all()
+        reps = session.scalars(
+            select(User).where(User.role == "rep", User.is_active.is_(True)).order_by(User.id).limit(clients)
+        ).all()
         for n in range(clients):
             rep = reps[n % len(reps)]
-            mail = [{"item_type": "message", "from_address": i.from_address, "from_name": i.from_name, "subject": i.subject,
-                     "internet_message_id": i.internet_message_id, "to": rep.email}
-                    for i in sample_mailbox(session, rep) if i.item_type == "message" and i.from_address != rep.email]
+            mail = [
+                {
+                    "item_type": "message",
+                    "from_address": i.from_address,
+                    "from_name": i.from_name,
+                    "subject": i.subject,
+                    "internet_message_id": i.internet_message_id,
+                    "to": rep.email,
+                }
+                for i in sample_mailbox(session, rep)
+                if i.item_type == "message" and i.from_address != rep.email
+            ]
             panes.append({"rep": rep.id, "email": rep.email, "token": issue_token(rep)["token"], "mail": mail})
     return panes, app
 
@@ -94,8 +105,14 @@ def run(url: str, seconds: float = 60, clients: int = 64, workers: int = 4, log_
             try:
                 if kind == "log":
                     count += 1
-                    fields = {**item, "internet_message_id": f"<load-{run_id}-{n}-{count}@bench.invalid>", "body_text": "Thanks."}
-                    response = http.request("POST", f"{server.url}/activities/email", fields=fields, headers=headers, encode_multipart=False)
+                    fields = {
+                        **item,
+                        "internet_message_id": f"<load-{run_id}-{n}-{count}@bench.invalid>",
+                        "body_text": "Thanks.",
+                    }
+                    response = http.request(
+                        "POST", f"{server.url}/activities/email", fields=fields, headers=headers, encode_multipart=False
+                    )
                     record("log", started, response.status, "")
                 else:
                     response = http.request("GET", f"{server.url}/pane/context", fields=item, headers=headers)

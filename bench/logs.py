@@ -16,8 +16,11 @@ def take_back(app: Flask, external_ids_like: str) -> int:
     and deal health slower to read. Returns how many."""
     db = app.extensions["inboxcrm.db"]
     with db.sessions() as session:
-        logged = session.execute(select(Activity.id, Activity.owner_id, Activity.deleted_at)
-                                 .where(Activity.external_id.like(external_ids_like))).all()
+        logged = session.execute(
+            select(Activity.id, Activity.owner_id, Activity.deleted_at).where(
+                Activity.external_id.like(external_ids_like)
+            )
+        ).all()
         owners = {owner_id: session.get(User, owner_id) for _, owner_id, _ in logged}
         for activity_id, owner_id, deleted_at in logged:
             if deleted_at is None:

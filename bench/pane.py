@@ -40,8 +40,14 @@ def measure(app: Flask, now: datetime, repeat: int = 200, logs: int = 100) -> di
         rep = session.scalars(select(User).where(User.role == "rep").order_by(User.id)).first()
         item = next(i for i in sample_mailbox(session, rep) if i.item_type == "message" and i.from_address != rep.email)
         rep_id, org_id, rep_email = rep.id, rep.organization_id, rep.email
-    query = {"item_type": "message", "from_address": item.from_address, "from_name": item.from_name, "subject": item.subject,
-             "internet_message_id": item.internet_message_id, "to": rep_email}
+    query = {
+        "item_type": "message",
+        "from_address": item.from_address,
+        "from_name": item.from_name,
+        "subject": item.subject,
+        "internet_message_id": item.internet_message_id,
+        "to": rep_email,
+    }
     client = app.test_client()
     with client.session_transaction() as cookie:
         cookie["_user_id"] = f"{rep_id}:0"
@@ -56,9 +62,21 @@ def measure(app: Flask, now: datetime, repeat: int = 200, logs: int = 100) -> di
 
     # The floor's row, and the least a log through the app can be: a second app of the same
     # build (a route cannot be added to one that has served), the rep signed in, one Core insert.
-    row = {"organization_id": org_id, "type": "email", "direction": "inbound", "occurred_at": now, "owner_id": rep_id,
-           "source": "outlook", "subject": item.subject, "body_text": "Thanks, the rates look good.", "is_private": False,
-           "checklist_questions": 0, "checklist_answered": 0, "created_at": now, "updated_at": now}
+    row = {
+        "organization_id": org_id,
+        "type": "email",
+        "direction": "inbound",
+        "occurred_at": now,
+        "owner_id": rep_id,
+        "source": "outlook",
+        "subject": item.subject,
+        "body_text": "Thanks, the rates look good.",
+        "is_private": False,
+        "checklist_questions": 0,
+        "checklist_answered": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
     least = _least_log_client(row, rep_id)
 
     # Logging: each a new message from the same sender, as a rep logs their morning's mail; each
@@ -68,8 +86,15 @@ def measure(app: Flask, now: datetime, repeat: int = 200, logs: int = 100) -> di
     inserted: list[int] = []
     for n in range(logs):
         started = time.perf_counter()
-        response = client.post("/activities/email", headers=htmx, data={
-            **query, "internet_message_id": f"<bench-{run}-{n}@bench.invalid>", "body_text": "Thanks, the rates look good."})
+        response = client.post(
+            "/activities/email",
+            headers=htmx,
+            data={
+                **query,
+                "internet_message_id": f"<bench-{run}-{n}@bench.invalid>",
+                "body_text": "Thanks, the rates look good.",
+            },
+        )
         app_seconds += time.perf_counter() - started
         assert response.status_code == 200, response.get_data(as_text=True)[:300]
         started = time.perf_counter()
@@ -77,8 +102,11 @@ def measure(app: Flask, now: datetime, repeat: int = 200, logs: int = 100) -> di
         least_seconds += time.perf_counter() - started
         started = time.perf_counter()
         with engine.begin() as connection:
-            inserted.append(connection.execute(insert(Activity).values(**row, external_id=f"<core-{run}-{n}@bench.invalid>")
-                                               .returning(Activity.id)).scalar_one())
+            inserted.append(
+                connection.execute(
+                    insert(Activity).values(**row, external_id=f"<core-{run}-{n}@bench.invalid>").returning(Activity.id)
+                ).scalar_one()
+            )
         core_seconds += time.perf_counter() - started
     app_seconds, least_seconds, core_seconds = app_seconds / logs, least_seconds / logs, core_seconds / logs
     with sessions() as session:

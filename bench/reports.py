@@ -64,8 +64,10 @@ def ensure_store(url: str, scale: float) -> float | None:
     engine = make_engine(url)
     tables = inspect(engine).get_table_names()
     if "organizations" in tables and "alembic_version" not in tables:
-        raise SystemExit(f"{url} was built before the bench store followed the migrations: delete it, or stamp the revision it "
-                         "was built at (flask --app wsgi db stamp REVISION with DATABASE_URL pointing at it)")
+        raise SystemExit(
+            f"{url} was built before the bench store followed the migrations: delete it, or stamp the revision it "
+            "was built at (flask --app wsgi db stamp REVISION with DATABASE_URL pointing at it)"
+        )
     command.upgrade(alembic_config(url), "head")
     with make_session_factory(engine)() as session:
         if session.scalar(select(func.count(Organization.id))):
@@ -98,8 +100,16 @@ def duckdb_year(url: str, organization_id: int, start: datetime, end: datetime):
 
     engine = make_engine(url)
     export = Path(tempfile.mkdtemp()) / "activities.csv"
-    columns = (Activity.organization_id, Activity.owner_id, Activity.occurred_at, Activity.type, Activity.direction, Activity.outcome,
-               Activity.duration_minutes, Activity.deleted_at)
+    columns = (
+        Activity.organization_id,
+        Activity.owner_id,
+        Activity.occurred_at,
+        Activity.type,
+        Activity.direction,
+        Activity.outcome,
+        Activity.duration_minutes,
+        Activity.deleted_at,
+    )
     with engine.connect() as connection, export.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow([c.key for c in columns])
@@ -108,8 +118,10 @@ def duckdb_year(url: str, organization_id: int, start: datetime, end: datetime):
             writer.writerow(["" if v is None else (v.timestamp() if isinstance(v, datetime) else v) for v in row])
     engine.dispose()
     duck = duckdb.connect()
-    duck.execute(f"CREATE TABLE activities AS SELECT * FROM read_csv('{export}', header=true, "
-                 "types={'occurred_at': 'DOUBLE', 'deleted_at': 'DOUBLE', 'outcome': 'VARCHAR', 'duration_minutes': 'BIGINT'})")
+    duck.execute(
+        f"CREATE TABLE activities AS SELECT * FROM read_csv('{export}', header=true, "
+        "types={'occurred_at': 'DOUBLE', 'deleted_at': 'DOUBLE', 'outcome': 'VARCHAR', 'duration_minutes': 'BIGINT'})"
+    )
     export.unlink()
     query = """
         SELECT owner_id, type, direction, outcome, count(*), sum(duration_minutes)
@@ -155,7 +167,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=15, help="rounds of the side-by-side timings")
     parser.add_argument("--load-seconds", type=float, default=60, help="the 64-pane load under gunicorn (0: skip it)")
     parser.add_argument("--no-sync", action="store_true", help="skip the full sync through the API (about two minutes)")
-    parser.add_argument("--webhook-seconds", type=float, default=60, help="webhooks under an integrator's writes (0: skip it)")
+    parser.add_argument(
+        "--webhook-seconds", type=float, default=60, help="webhooks under an integrator's writes (0: skip it)"
+    )
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     built = ensure_store(args.db, args.scale)
@@ -186,8 +200,14 @@ def main() -> None:
     assert client.get(page).status_code == 200
     with app.extensions["inboxcrm.db"].sessions() as session:
         admin = session.get(User, admin_id)
-        timings = side_by_side({"summary": lambda: activity_summary(report_scope(session, admin, year)), "duckdb": duck_call,
-                                "dashboard": lambda: client.get(page)}, args.repeat)
+        timings = side_by_side(
+            {
+                "summary": lambda: activity_summary(report_scope(session, admin, year)),
+                "duckdb": duck_call,
+                "dashboard": lambda: client.get(page),
+            },
+            args.repeat,
+        )
     summary_seconds, duck_seconds, dashboard_seconds = timings["summary"], timings["duckdb"], timings["dashboard"]
     dashboard_statements = statements(engine, lambda: client.get(page))
     export_statements = statements(engine, lambda: client.get("/dashboard/activity.csv?period=this_year"))

@@ -44,8 +44,12 @@ def _duckdb_floor(app: Flask, organization_id: int) -> tuple[float, int]:
         with engine.connect() as connection, path.open("w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow([c.name for c in columns])
-            for row in connection.execution_options(yield_per=50_000).execute(select(*columns).where(table.c.organization_id == organization_id)):
-                writer.writerow(["" if v is None else (v.isoformat() if isinstance(v, (datetime, date)) else v) for v in row])
+            for row in connection.execution_options(yield_per=50_000).execute(
+                select(*columns).where(table.c.organization_id == organization_id)
+            ):
+                writer.writerow(
+                    ["" if v is None else (v.isoformat() if isinstance(v, (datetime, date)) else v) for v in row]
+                )
         duck.execute(f"CREATE TABLE {name} AS SELECT * FROM read_csv('{path}', header=true, all_varchar=true)")
         path.unlink()
     started = time.perf_counter()
@@ -73,8 +77,11 @@ def measure(app: Flask) -> dict[str, Any]:
         for record_type in sync.SYNCED:
             cursor = cursors.get(record_type)
             while True:
-                page = client.get(f"/api/v1/{record_type}", query_string={"limit": PAGE, **({"cursor": cursor} if cursor else {})},
-                                  headers=headers).get_json()
+                page = client.get(
+                    f"/api/v1/{record_type}",
+                    query_string={"limit": PAGE, **({"cursor": cursor} if cursor else {})},
+                    headers=headers,
+                ).get_json()
                 records += len(page["data"]) + len(page["deleted"])
                 cursor = page["cursor"]
                 if not page["has_more"]:
@@ -88,10 +95,12 @@ def measure(app: Flask) -> dict[str, Any]:
 
     # 1,000 changes, in transactions of ten, then the sync from where the full one ended.
     with sessions() as session:
-        contacts = session.scalars(select(Contact).where(Contact.organization_id == org_id).order_by(Contact.id).limit(1000)).all()
+        contacts = session.scalars(
+            select(Contact).where(Contact.organization_id == org_id).order_by(Contact.id).limit(1000)
+        ).all()
         names = {c.id: c.name for c in contacts}
         for start in range(0, len(contacts), 10):
-            for contact in contacts[start:start + 10]:
+            for contact in contacts[start : start + 10]:
                 contact.name = contact.name + " (bench)"
             session.commit()
     started = time.perf_counter()

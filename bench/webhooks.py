@@ -61,14 +61,30 @@ def _setup(app: Any, url: str) -> dict[str, Any]:
 
     with app.extensions["inboxcrm.db"].sessions() as session:
         admin = session.scalars(select(User).where(User.role == "admin")).first()
-        endpoint, _ = webhooks.add_endpoint(session, admin, url, reach=Reach(allow_http=True, hosts=frozenset({"127.0.0.1"})))
+        endpoint, _ = webhooks.add_endpoint(
+            session, admin, url, reach=Reach(allow_http=True, hosts=frozenset({"127.0.0.1"}))
+        )
         token, text = api_tokens.create_token(session, admin, "Bench webhooks", "read write")
-        contacts = session.execute(select(Contact.id, Contact.name).where(Contact.organization_id == admin.organization_id)
-                                   .order_by(Contact.id).limit(400)).all()
-        reps = list(session.scalars(select(User.id).where(User.organization_id == admin.organization_id, User.role == "rep").limit(50)))
+        contacts = session.execute(
+            select(Contact.id, Contact.name)
+            .where(Contact.organization_id == admin.organization_id)
+            .order_by(Contact.id)
+            .limit(400)
+        ).all()
+        reps = list(
+            session.scalars(
+                select(User.id).where(User.organization_id == admin.organization_id, User.role == "rep").limit(50)
+            )
+        )
         session.commit()
-        return {"endpoint": endpoint.id, "token_id": token.id, "token": text, "contacts": dict(contacts), "reps": reps,
-                "organization_id": admin.organization_id}
+        return {
+            "endpoint": endpoint.id,
+            "token_id": token.id,
+            "token": text,
+            "contacts": dict(contacts),
+            "reps": reps,
+            "organization_id": admin.organization_id,
+        }
 
 
 def _take_back(app: Any, setup: dict[str, Any], run_id: int) -> None:
@@ -81,7 +97,9 @@ def _take_back(app: Any, setup: dict[str, Any], run_id: int) -> None:
             contact.name = setup["contacts"][contact.id]
         session.execute(delete(IdempotencyKey).where(IdempotencyKey.token_id == setup["token_id"]))
         session.execute(delete(ApiToken).where(ApiToken.id == setup["token_id"]))
-        session.execute(delete(WebhookEndpoint).where(WebhookEndpoint.id == setup["endpoint"]))  # its deliveries and attempts with it
+        session.execute(
+            delete(WebhookEndpoint).where(WebhookEndpoint.id == setup["endpoint"])
+        )  # its deliveries and attempts with it
         session.commit()
         session.execute(delete(ChangeEvent).where(ChangeEvent.organization_id == setup["organization_id"]))
         session.commit()
@@ -92,8 +110,12 @@ def _events(app: Any, since: int) -> dict[str, float]:
     from services.models import ChangeEvent
 
     with app.extensions["inboxcrm.db"].sessions() as session:
-        return {f"evt_{i}": created.timestamp() if isinstance(created, datetime) else created
-                for i, created in session.execute(select(ChangeEvent.id, ChangeEvent.created_at).where(ChangeEvent.id > since))}
+        return {
+            f"evt_{i}": created.timestamp() if isinstance(created, datetime) else created
+            for i, created in session.execute(
+                select(ChangeEvent.id, ChangeEvent.created_at).where(ChangeEvent.id > since)
+            )
+        }
 
 
 def _last_event(app: Any) -> int:
@@ -105,8 +127,19 @@ def _last_event(app: Any) -> int:
         return session.scalar(select(func.coalesce(func.max(ChangeEvent.id), 0))) or 0
 
 
-def _phase(app: Any, server_url: str, setup: dict[str, Any], receiver: Receiver, *, writers: int, seconds: float, pause: float,
-           drain: float, run_id: int, name: str) -> dict[str, Any]:
+def _phase(
+    app: Any,
+    server_url: str,
+    setup: dict[str, Any],
+    receiver: Receiver,
+    *,
+    writers: int,
+    seconds: float,
+    pause: float,
+    drain: float,
+    run_id: int,
+    name: str,
+) -> dict[str, Any]:
     http = urllib3.PoolManager(maxsize=writers + 2, timeout=urllib3.Timeout(total=60), retries=False)
     since = _last_event(app)
     contacts = list(setup["contacts"])
@@ -119,21 +152,43 @@ def _phase(app: Any, server_url: str, setup: dict[str, Any], receiver: Receiver,
         while time.monotonic() < stop:
             count += 1
             key = f"{name}-{run_id}-{n}-{count}"
-            headers = {"Authorization": f"Bearer {setup['token']}", "Idempotency-Key": key, "Content-Type": "application/json"}
+            headers = {
+                "Authorization": f"Bearer {setup['token']}",
+                "Idempotency-Key": key,
+                "Content-Type": "application/json",
+            }
             try:
                 if count % 2:
                     contact_id = contacts[(n * 997 + count) % len(contacts)]
-                    current = json.loads(http.request("GET", f"{server_url}/api/v1/contacts/{contact_id}", headers=headers).data)
+                    current = json.loads(
+                        http.request("GET", f"{server_url}/api/v1/contacts/{contact_id}", headers=headers).data
+                    )
                     body = json.dumps({"name": f"{setup['contacts'][contact_id]} ({name} {count})"})
-                    answer = http.request("PATCH", f"{server_url}/api/v1/contacts/{contact_id}", body=body,
-                                          headers={**headers, "If-Match": str(current["version"])})
+                    answer = http.request(
+                        "PATCH",
+                        f"{server_url}/api/v1/contacts/{contact_id}",
+                        body=body,
+                        headers={**headers, "If-Match": str(current["version"])},
+                    )
                 else:
-                    body = json.dumps({"type": "call", "direction": "outbound", "outcome": "connected", "duration_minutes": 5,
-                                       "owner_id": setup["reps"][(n + count) % len(setup["reps"])],
-                                       "external_id": f"bench-wh-{run_id}-{key}", "body_text": "Rang about the lanes."})
+                    body = json.dumps(
+                        {
+                            "type": "call",
+                            "direction": "outbound",
+                            "outcome": "connected",
+                            "duration_minutes": 5,
+                            "owner_id": setup["reps"][(n + count) % len(setup["reps"])],
+                            "external_id": f"bench-wh-{run_id}-{key}",
+                            "body_text": "Rang about the lanes.",
+                        }
+                    )
                     answer = http.request("POST", f"{server_url}/api/v1/activities", body=body, headers=headers)
                 with lock:
-                    if answer.status in (200, 201, 409):  # a 409: another writer changed the contact first; the write is refused whole
+                    if answer.status in (
+                        200,
+                        201,
+                        409,
+                    ):  # a 409: another writer changed the contact first; the write is refused whole
                         written[0] += 1
                     else:
                         failed.append(answer.status)
@@ -168,10 +223,18 @@ def _phase(app: Any, server_url: str, setup: dict[str, Any], receiver: Receiver,
     }
 
 
-def run(url: str, seconds: float = 60, writers: int = 8, quiet_seconds: float = 10, drain: float = 120) -> dict[str, Any]:
+def run(
+    url: str, seconds: float = 60, writers: int = 8, quiet_seconds: float = 10, drain: float = 120
+) -> dict[str, Any]:
     jobs = Path(tempfile.mkdtemp()) / "jobs.db"
-    env = {"DATABASE_URL": url, "SECRET_KEY": SECRET, "INBOXCRM_JOBS_PATH": str(jobs), "INBOXCRM_WEBHOOKS_ALLOW_HTTP": "1",
-           "INBOXCRM_WEBHOOKS_ALLOW_HOSTS": "127.0.0.1", "API_RATE_LIMIT": "1000000 per minute"}
+    env = {
+        "DATABASE_URL": url,
+        "SECRET_KEY": SECRET,
+        "INBOXCRM_JOBS_PATH": str(jobs),
+        "INBOXCRM_WEBHOOKS_ALLOW_HTTP": "1",
+        "INBOXCRM_WEBHOOKS_ALLOW_HOSTS": "127.0.0.1",
+        "API_RATE_LIMIT": "1000000 per minute",
+    }
     os.environ.update(env)
     from addin import create_app
 
@@ -182,14 +245,39 @@ def run(url: str, seconds: float = 60, writers: int = 8, quiet_seconds: float = 
     log = ROOT / "bench" / "results"
     log.mkdir(parents=True, exist_ok=True)
     server = Gunicorn(url, log / "webhooks-gunicorn.log", workers=4, secret=SECRET, env=env)
-    worker = subprocess.Popen([sys.executable, "-m", "huey.bin.huey_consumer", "addin.jobs.huey", "-w", "4", "-k", "thread", "-q"],
-                              cwd=ROOT, env={**os.environ, **env}, stdout=(log / "webhooks-worker.log").open("ab"), stderr=subprocess.STDOUT)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "huey.bin.huey_consumer", "addin.jobs.huey", "-w", "4", "-k", "thread", "-q"],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=(log / "webhooks-worker.log").open("ab"),
+        stderr=subprocess.STDOUT,
+    )
     try:
         figures = {"webhooks_backend": url.split(":", 1)[0].split("+")[0], "webhooks_writers": writers}
-        figures |= _phase(app, server.url, setup, receiver, writers=1, seconds=quiet_seconds, pause=1.0, drain=drain, run_id=run_id,
-                          name="quiet")
-        figures |= _phase(app, server.url, setup, receiver, writers=writers, seconds=seconds, pause=0, drain=drain, run_id=run_id,
-                          name="busy")
+        figures |= _phase(
+            app,
+            server.url,
+            setup,
+            receiver,
+            writers=1,
+            seconds=quiet_seconds,
+            pause=1.0,
+            drain=drain,
+            run_id=run_id,
+            name="quiet",
+        )
+        figures |= _phase(
+            app,
+            server.url,
+            setup,
+            receiver,
+            writers=writers,
+            seconds=seconds,
+            pause=0,
+            drain=drain,
+            run_id=run_id,
+            name="busy",
+        )
     finally:
         worker.terminate()
         worker.wait(30)

@@ -34,7 +34,13 @@ def render_item(type_: str, obj: object, autogen_context: object) -> str | bool:
 
 
 def run_migrations_offline() -> None:
-    context.configure(url=database_url(), target_metadata=target_metadata, literal_binds=True, render_as_batch=True, render_item=render_item)
+    context.configure(
+        url=database_url(),
+        target_metadata=target_metadata,
+        literal_binds=True,
+        render_as_batch=True,
+        render_item=render_item,
+    )
     with context.begin_transaction():
         context.run_migrations()
 
@@ -43,7 +49,13 @@ def run_migrations_online() -> None:
     engine = config.attributes.get("connection") or make_engine(database_url())
     with engine.connect() as connection:
         # render_as_batch lets later migrations alter tables on SQLite too.
-        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True, compare_type=True, render_item=render_item)
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            render_as_batch=True,
+            compare_type=True,
+            render_item=render_item,
+        )
         with context.begin_transaction():
             context.run_migrations()
 

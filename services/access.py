@@ -26,7 +26,13 @@ UNDO_MINUTES = 10  # a log or a deal's move can be taken back this long (``activ
 
 
 def get_scoped(
-    session: Session, actor: User, model: type[M], record_id: int | None, what: str | None = None, *, for_update: bool = False
+    session: Session,
+    actor: User,
+    model: type[M],
+    record_id: int | None,
+    what: str | None = None,
+    *,
+    for_update: bool = False,
 ) -> M:
     """The record with this id in the actor's organization, not soft-deleted; else NotFound.
 
@@ -75,8 +81,11 @@ def require_role(actor: User, *roles: str) -> None:
 
 def visible_activities(actor: User) -> ColumnElement[bool]:
     """The activities the actor may list: the team's (all of the organization's for admins)."""
-    return (Activity.organization_id == actor.organization_id) & live(Activity) & seen_by(
-        actor.role, actor.id, actor.team_id)
+    return (
+        (Activity.organization_id == actor.organization_id)
+        & live(Activity)
+        & seen_by(actor.role, actor.id, actor.team_id)
+    )
 
 
 def seen_by(role: str, me: Any, team: Any) -> ColumnElement[bool]:

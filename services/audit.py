@@ -77,10 +77,15 @@ def record_history(session: Session, actor: User, model: type[Base], record_id: 
         )
         .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
     ).all()
-    names = dict(session.execute(select(User.id, User.name).where(User.id.in_({e.actor_id for e in events if e.actor_id}))).all())
+    names = dict(
+        session.execute(select(User.id, User.name).where(User.id.in_({e.actor_id for e in events if e.actor_id}))).all()
+    )
     entries = []
     for event in events:
-        before, after = readable_values(actor, record, event.before or {}), readable_values(actor, record, event.after or {})
+        before, after = (
+            readable_values(actor, record, event.before or {}),
+            readable_values(actor, record, event.after or {}),
+        )
         changed = [(key, before.get(key), after.get(key)) for key in after if before.get(key) != after.get(key)]
         entries.append(HistoryEntry(event.at, names.get(event.actor_id, "someone"), event.action, changed))
     return entries

@@ -21,7 +21,9 @@ def next_seq(session: Session, organization_id: int) -> int:
     taken = session.info.setdefault(_SEQ, {})
     if organization_id not in taken:
         taken[organization_id] = session.execute(
-            update(Organization).where(Organization.id == organization_id).values(change_seq=Organization.change_seq + 1)
+            update(Organization)
+            .where(Organization.id == organization_id)
+            .values(change_seq=Organization.change_seq + 1)
             .returning(Organization.change_seq)
         ).scalar_one()
     return taken[organization_id]

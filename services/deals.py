@@ -24,8 +24,11 @@ from services.types import as_utc, utcnow
 DEAL_FIELDS = ("name", "amount", "stage_id", "status", "loss_reason", "closed_at", "owner_id")
 
 
-_STAGES = (select(Stage.id, Stage.name, Stage.position, Stage.probability, Stage.sla_days)
-           .where(Stage.organization_id == bindparam("org")).order_by(Stage.position))
+_STAGES = (
+    select(Stage.id, Stage.name, Stage.position, Stage.probability, Stage.sla_days)
+    .where(Stage.organization_id == bindparam("org"))
+    .order_by(Stage.position)
+)
 
 
 _HELD = "inboxcrm.stages"  # session.info: the stages read in the session's transaction, by organization
@@ -47,7 +50,9 @@ def _forget_stages(session: Session, *_: Any) -> None:
 
 
 def _forget_written_stages(session: Session, *_: Any) -> None:
-    if any(isinstance(record, Stage) for changed in (session.new, session.dirty, session.deleted) for record in changed):
+    if any(
+        isinstance(record, Stage) for changed in (session.new, session.dirty, session.deleted) for record in changed
+    ):
         _forget_stages(session)
 
 
@@ -62,8 +67,19 @@ def install(session_class: type[Session] = Session) -> None:
 def _open_deals_by(column: Any) -> Any:
     facts = warning_facts(column.in_(bindparam("ids", expanding=True)))
     return (
-        select(Opportunity.id, Opportunity.name, Opportunity.amount, Opportunity.status, Opportunity.created_at, Opportunity.stage_entered_at,
-               Opportunity.stage_id, Account.name.label("account_name"), Opportunity.owner_id, Opportunity.currency, *warning_days(facts))
+        select(
+            Opportunity.id,
+            Opportunity.name,
+            Opportunity.amount,
+            Opportunity.status,
+            Opportunity.created_at,
+            Opportunity.stage_entered_at,
+            Opportunity.stage_id,
+            Account.name.label("account_name"),
+            Opportunity.owner_id,
+            Opportunity.currency,
+            *warning_days(facts),
+        )
         .join(facts, facts.c.deal_id == Opportunity.id)
         .join(Account, Account.id == Opportunity.account_id)
         .order_by(Opportunity.created_at.desc(), Opportunity.id.desc())
@@ -74,19 +90,41 @@ def _open_deals_by(column: Any) -> Any:
 _OPEN_DEALS = {"accounts": _open_deals_by(Opportunity.account_id), "owners": _open_deals_by(Opportunity.owner_id)}
 
 
-def open_deals(session: Session, organization: Organization, stages: Mapping[int, Stage], now: datetime, *, accounts: Iterable[int] = (),
-               owners: Iterable[int] = ()) -> list[OpenDeal]:
+def open_deals(
+    session: Session,
+    organization: Organization,
+    stages: Mapping[int, Stage],
+    now: datetime,
+    *,
+    accounts: Iterable[int] = (),
+    owners: Iterable[int] = (),
+) -> list[OpenDeal]:
     """The open deals of some accounts, or of some owners, newest first, as plain rows, with
     their warnings' days (``services.signals.warning_days``) as of ``now``."""
     by, ids = ("accounts", list(accounts)) if accounts else ("owners", list(owners))
     if not ids:
         return []
-    return [OpenDeal(row.id, row.name, row.amount, row.status, as_utc(row.created_at), as_utc(row.stage_entered_at), stages[row.stage_id],
-                     row.account_name, row.owner_id, row.currency, (row.dark_days, row.stale_days, row.neglected_days))
-            for row in session.execute(_OPEN_DEALS[by], warning_parameters(organization, now) | {"ids": ids})]
+    return [
+        OpenDeal(
+            row.id,
+            row.name,
+            row.amount,
+            row.status,
+            as_utc(row.created_at),
+            as_utc(row.stage_entered_at),
+            stages[row.stage_id],
+            row.account_name,
+            row.owner_id,
+            row.currency,
+            (row.dark_days, row.stale_days, row.neglected_days),
+        )
+        for row in session.execute(_OPEN_DEALS[by], warning_parameters(organization, now) | {"ids": ids})
+    ]
 
 
-def create_opportunity(session: Session, actor: User, data: Mapping[str, Any], *, now: datetime | None = None) -> Opportunity:
+def create_opportunity(
+    session: Session, actor: User, data: Mapping[str, Any], *, now: datetime | None = None
+) -> Opportunity:
     values = load(DealSchema, data, locale=actor.organization.setting("locale"))
     now = now or utcnow()
     account = get_scoped(session, actor, Account, values["account_id"], "account")
@@ -138,8 +176,12 @@ def move_stage(
     require_edit(actor, deal.owner)
     before = snapshot(deal, DEAL_FIELDS)
     from_stage_id, from_status = deal.stage_id, deal.status
-    was = {"from_amount": deal.amount, "from_loss_reason": deal.loss_reason, "from_closed_at": deal.closed_at,
-           "from_stage_entered_at": deal.stage_entered_at}
+    was = {
+        "from_amount": deal.amount,
+        "from_loss_reason": deal.loss_reason,
+        "from_closed_at": deal.closed_at,
+        "from_stage_entered_at": deal.stage_entered_at,
+    }
     target = values["stage"]
 
     if target == "won":
@@ -192,9 +234,12 @@ def undo_move(session: Session, actor: User, opportunity_id: int, *, now: dateti
     now = now or utcnow()
     deal = get_scoped(session, actor, Opportunity, opportunity_id, "deal", for_update=True)
     require_edit(actor, deal.owner)
-    last = session.scalars(select(StageChange).where(StageChange.organization_id == actor.organization_id,
-                                                     StageChange.opportunity_id == deal.id)
-                           .order_by(StageChange.changed_at.desc(), StageChange.id.desc()).limit(1)).first()
+    last = session.scalars(
+        select(StageChange)
+        .where(StageChange.organization_id == actor.organization_id, StageChange.opportunity_id == deal.id)
+        .order_by(StageChange.changed_at.desc(), StageChange.id.desc())
+        .limit(1)
+    ).first()
     if last is None or last.from_status is None or last.from_stage_entered_at is None:
         raise DomainError("There is no move of this deal to undo.")
     if last.changed_by_id != actor.id:
@@ -222,7 +267,9 @@ def stage_entered(deal: Opportunity, stage: Any, status: str) -> None:
     or new). A change only adds; one taken back (``undo_move``) has the deal's facts
     recomputed from those that stand."""
     deal.stages_reached = (deal.stages_reached or 0) | (1 << stage.position)
-    deal.furthest_position = max(deal.furthest_position if deal.furthest_position is not None else stage.position, stage.position)
+    deal.furthest_position = max(
+        deal.furthest_position if deal.furthest_position is not None else stage.position, stage.position
+    )
     deal.ever_won = bool(deal.ever_won) or status == "won"
 
 
@@ -232,13 +279,23 @@ def recompute_stage_facts(session: Session, organization_id: int, deal_id: int |
     # By the deal alone (its stage changes are its organization's): with the organization named
     # too, SQLite without statistics (a store just built) walked every stage change of the
     # organization for each deal, and the scale-30 demo's 18,000 deals took hours.
-    changes = (select(StageChange).join(Stage, Stage.id == StageChange.to_stage_id)
-               .where(StageChange.opportunity_id == Opportunity.id))
+    changes = (
+        select(StageChange)
+        .join(Stage, Stage.id == StageChange.to_stage_id)
+        .where(StageChange.opportunity_id == Opportunity.id)
+    )
     # Positions are unique in an organization: the distinct bits of its stages sum to the mask.
-    bits = changes.with_only_columns(func.sum(distinct(literal(1, BigInteger) .op("<<")(Stage.position)))).scalar_subquery()
+    bits = changes.with_only_columns(
+        func.sum(distinct(literal(1, BigInteger).op("<<")(Stage.position)))
+    ).scalar_subquery()
     deals = Opportunity.id == deal_id if deal_id is not None else true()
-    session.execute(update(Opportunity).where(Opportunity.organization_id == organization_id, deals).values(
-        stages_reached=func.coalesce(bits, 0),
-        furthest_position=changes.with_only_columns(func.max(Stage.position)).scalar_subquery(),
-        ever_won=changes.with_only_columns(func.count()).where(StageChange.to_status == "won").scalar_subquery() > 0,
-    ))
+    session.execute(
+        update(Opportunity)
+        .where(Opportunity.organization_id == organization_id, deals)
+        .values(
+            stages_reached=func.coalesce(bits, 0),
+            furthest_position=changes.with_only_columns(func.max(Stage.position)).scalar_subquery(),
+            ever_won=changes.with_only_columns(func.count()).where(StageChange.to_status == "won").scalar_subquery()
+            > 0,
+        )
+    )

@@ -17,22 +17,37 @@ from services.schemas import FollowUpSchema, load
 from services.types import localised, utcnow
 
 FOLLOW_UP_FIELDS = ("title", "due_at", "done_at", "owner_id", "contact_id", "account_id", "opportunity_id")
-LINKS = {"contact_id": (Contact, "contact"), "account_id": (Account, "account"), "opportunity_id": (Opportunity, "deal")}
+LINKS = {
+    "contact_id": (Contact, "contact"),
+    "account_id": (Account, "account"),
+    "opportunity_id": (Opportunity, "deal"),
+}
 
 
-def add_follow_up(session: Session, actor: User, data: Mapping[str, Any], *, now: datetime | None = None, zone: str | None = None) -> FollowUp:
+def add_follow_up(
+    session: Session, actor: User, data: Mapping[str, Any], *, now: datetime | None = None, zone: str | None = None
+) -> FollowUp:
     """A follow-up; a due time typed without a zone is the reader's wall-clock time in ``zone``
     (their mailbox's), else their organization's."""
     values = load(FollowUpSchema, data)
     now = now or utcnow()
-    links = {key: get_scoped(session, actor, model, values[key], what).id for key, (model, what) in LINKS.items() if values.get(key)}
+    links = {
+        key: get_scoped(session, actor, model, values[key], what).id
+        for key, (model, what) in LINKS.items()
+        if values.get(key)
+    }
     if not links:
         raise DomainError("Attach the follow-up to a contact, an account or a deal.")
     due_at = localised(values["due_at"], zone or actor.organization.time_zone)
     if due_at < now.replace(second=0, microsecond=0):
         raise DomainError("Choose a due date in the future.", {"due_at": ["In the past."]})
     follow_up = FollowUp(
-        organization_id=actor.organization_id, title=values["title"].strip(), due_at=due_at, owner_id=actor.id, created_at=now, **links
+        organization_id=actor.organization_id,
+        title=values["title"].strip(),
+        due_at=due_at,
+        owner_id=actor.id,
+        created_at=now,
+        **links,
     )
     session.add(follow_up)
     session.flush()
@@ -52,20 +67,32 @@ def complete_follow_up(session: Session, actor: User, follow_up_id: int, *, now:
     return follow_up
 
 
-def open_follow_ups(session: Session, actor: User, limit: int = 20, *, due_before: datetime | None = None) -> list[FollowUp]:
+def open_follow_ups(
+    session: Session, actor: User, limit: int = 20, *, due_before: datetime | None = None
+) -> list[FollowUp]:
     """The actor's own follow-ups not done yet, soonest due first (``due_before``: only those due
     before then)."""
     due = [FollowUp.due_at < due_before] if due_before is not None else []
-    return list(session.scalars(
-        select(FollowUp)
-        .where(FollowUp.organization_id == actor.organization_id, FollowUp.owner_id == actor.id, FollowUp.done_at.is_(None),
-               live(FollowUp), *due)
-        .order_by(FollowUp.due_at).limit(limit)
-    ))
+    return list(
+        session.scalars(
+            select(FollowUp)
+            .where(
+                FollowUp.organization_id == actor.organization_id,
+                FollowUp.owner_id == actor.id,
+                FollowUp.done_at.is_(None),
+                live(FollowUp),
+                *due,
+            )
+            .order_by(FollowUp.due_at)
+            .limit(limit)
+        )
+    )
 
 
 def my_day(session: Session, actor: User, now: datetime, zone: str | None = None) -> list[FollowUp]:
     """The actor's open follow-ups due by the end of their today in ``zone`` (their mailbox's,
     else their organization's), the overdue among them first: what the pane lists with no mail open."""
     zone = zone or actor.organization.time_zone
-    return open_follow_ups(session, actor, 50, due_before=local_midnight(local_today(zone, now) + timedelta(days=1), zone))
+    return open_follow_ups(
+        session, actor, 50, due_before=local_midnight(local_today(zone, now) + timedelta(days=1), zone)
+    )

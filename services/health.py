@@ -32,7 +32,17 @@ from sqlalchemy.orm import Session
 
 from services.deals import pipeline_stages
 from services.shown import Shown
-from services.models import IS_OPEN_DEAL, Account, Activity, DealHealth, FollowUp, Opportunity, Organization, StageChange, live
+from services.models import (
+    IS_OPEN_DEAL,
+    Account,
+    Activity,
+    DealHealth,
+    FollowUp,
+    Opportunity,
+    Organization,
+    StageChange,
+    live,
+)
 from services.signals import is_inbound_interaction
 from services.types import UTCDateTime, as_utc, one_of, utcnow
 from services.users import Person
@@ -102,28 +112,43 @@ def health_of(facts: DealFacts, at: datetime, dark_days: int) -> Health:
     if quiet > QUIET_GRACE_DAYS:
         cost = QUIET_COST * min(1.0, (quiet - QUIET_GRACE_DAYS) / max(1, dark_days - QUIET_GRACE_DAYS))
         days = int(quiet)
-        words = f"no reply in {days} days" if facts.last_inbound else f"no word from the customer since it opened {days} days ago"
+        words = (
+            f"no reply in {days} days"
+            if facts.last_inbound
+            else f"no word from the customer since it opened {days} days ago"
+        )
         factors.append(Factor("quiet", round(cost), words))
     scores = [score for _, score in facts.scores]
     if scores:
         mean = sum(scores) / len(scores)
         if mean < 0:
             what = _kinds(facts.scores)
-            words = (f"the last {len(scores)} {what} read cool ({mean:+.2f} on average)" if len(scores) > 1
-                     else f"the last {what} read cool ({mean:+.2f})")
+            words = (
+                f"the last {len(scores)} {what} read cool ({mean:+.2f} on average)"
+                if len(scores) > 1
+                else f"the last {what} read cool ({mean:+.2f})"
+            )
             factors.append(Factor("cool", round(COOL_COST * min(1.0, -mean)), words))
-        if len(scores) == RECENT_SCORES and all(newer <= older - COOLING_STEP for newer, older in zip(scores, scores[1:])):
+        if len(scores) == RECENT_SCORES and all(
+            newer <= older - COOLING_STEP for newer, older in zip(scores, scores[1:])
+        ):
             factors.append(Factor("cooling", COOLING_COST, f"three cooler {_kinds(facts.scores)} in a row"))
     if facts.sla_days:
         in_stage = _days((at - facts.stage_since).total_seconds())
         ratio = in_stage / facts.sla_days
         if ratio > STAGE_FROM:
             cost = STAGE_COST * min(1.0, (ratio - STAGE_FROM) / (2 - STAGE_FROM))
-            factors.append(Factor("stage", round(cost), f"{int(in_stage)} days in {facts.stage_name} (SLA {facts.sla_days})"))
+            factors.append(
+                Factor("stage", round(cost), f"{int(in_stage)} days in {facts.stage_name} (SLA {facts.sla_days})")
+            )
     if facts.overdue:
         late = int(_days((at - facts.oldest_due).total_seconds())) if facts.oldest_due else 0
         by = f" by {late} {_plural(late, 'day', 'days')}" if late else ""
-        words = f"a follow-up overdue{by}" if facts.overdue == 1 else f"{facts.overdue} follow-ups overdue{', the oldest' + by if by else ''}"
+        words = (
+            f"a follow-up overdue{by}"
+            if facts.overdue == 1
+            else f"{facts.overdue} follow-ups overdue{', the oldest' + by if by else ''}"
+        )
         factors.append(Factor("follow_ups", min(OVERDUE_CAP, OVERDUE_COST * facts.overdue), words))
     factors = [f for f in factors if f.cost > 0]
     factors.sort(key=lambda f: -f.cost)
@@ -146,8 +171,14 @@ _AT = bindparam("at", type_=UTCDateTime())
 
 
 def _latest_change(column: Any) -> Any:
-    return (select(column).where(StageChange.opportunity_id == Opportunity.id, StageChange.changed_at <= _AT)
-            .order_by(StageChange.changed_at.desc(), StageChange.id.desc()).limit(1).correlate(Opportunity).scalar_subquery())
+    return (
+        select(column)
+        .where(StageChange.opportunity_id == Opportunity.id, StageChange.changed_at <= _AT)
+        .order_by(StageChange.changed_at.desc(), StageChange.id.desc())
+        .limit(1)
+        .correlate(Opportunity)
+        .scalar_subquery()
+    )
 
 
 def _newest(*conditions: Any) -> Any:
@@ -155,21 +186,47 @@ def _newest(*conditions: Any) -> Any:
     backwards down the deal's index (ix_activities_opportunity, or ix_activities_scored for the
     scores) and stopped at the first rows wanted (an aggregate over them would read every
     activity the deal ever had)."""
-    return (select().where(Activity.organization_id == Opportunity.organization_id, Activity.opportunity_id == Opportunity.id,
-                           live(Activity), Activity.occurred_at <= _AT, *conditions)
-            .order_by(Activity.occurred_at.desc(), Activity.id.desc()).correlate(Opportunity))
+    return (
+        select()
+        .where(
+            Activity.organization_id == Opportunity.organization_id,
+            Activity.opportunity_id == Opportunity.id,
+            live(Activity),
+            Activity.occurred_at <= _AT,
+            *conditions,
+        )
+        .order_by(Activity.occurred_at.desc(), Activity.id.desc())
+        .correlate(Opportunity)
+    )
 
 
 _LAST_INBOUND = _newest(is_inbound_interaction()).add_columns(Activity.occurred_at).limit(1).scalar_subquery()
 # The latest scores, newest first: the n-th scored activity's type and score, each a walk that stops there.
-_SCORED = [_newest(Activity.sentiment.is_not(None)).add_columns(column).limit(1).offset(n).scalar_subquery().label(f"{name}_{n}")
-           for n in range(RECENT_SCORES) for name, column in (("type", Activity.type), ("score", Activity.sentiment))]
-_PAST_DUE = and_(FollowUp.organization_id == Opportunity.organization_id, FollowUp.opportunity_id == Opportunity.id,
-                 FollowUp.due_at < _AT, FollowUp.created_at <= _AT, or_(FollowUp.done_at.is_(None), FollowUp.done_at > _AT),
-                 or_(live(FollowUp), FollowUp.deleted_at > _AT))
+_SCORED = [
+    _newest(Activity.sentiment.is_not(None))
+    .add_columns(column)
+    .limit(1)
+    .offset(n)
+    .scalar_subquery()
+    .label(f"{name}_{n}")
+    for n in range(RECENT_SCORES)
+    for name, column in (("type", Activity.type), ("score", Activity.sentiment))
+]
+_PAST_DUE = and_(
+    FollowUp.organization_id == Opportunity.organization_id,
+    FollowUp.opportunity_id == Opportunity.id,
+    FollowUp.due_at < _AT,
+    FollowUp.created_at <= _AT,
+    or_(FollowUp.done_at.is_(None), FollowUp.done_at > _AT),
+    or_(live(FollowUp), FollowUp.deleted_at > _AT),
+)
 _FACTS = select(
-    Opportunity.id, Opportunity.created_at, Opportunity.stage_id, Opportunity.stage_entered_at,
-    _latest_change(StageChange.to_stage_id).label("stage_then"), _latest_change(StageChange.changed_at).label("stage_since"),
+    Opportunity.id,
+    Opportunity.created_at,
+    Opportunity.stage_id,
+    Opportunity.stage_entered_at,
+    _latest_change(StageChange.to_stage_id).label("stage_then"),
+    _latest_change(StageChange.changed_at).label("stage_since"),
     _LAST_INBOUND.label("last_inbound"),
     select(func.count()).where(_PAST_DUE).correlate(Opportunity).scalar_subquery().label("overdue"),
     select(func.min(FollowUp.due_at)).where(_PAST_DUE).correlate(Opportunity).scalar_subquery().label("oldest_due"),
@@ -189,14 +246,30 @@ def deal_facts(session: Session, organization: Organization, deal_ids: Iterable[
     for row in session.connection().execute(_FACTS, {"org": organization.id, "ids": ids, "at": at}):  # plain rows
         stage = stages[row.stage_then or row.stage_id]
         since = as_utc(row.stage_since) if row.stage_then else as_utc(row.stage_entered_at)
-        scores = [(row._mapping[f"type_{n}"], row._mapping[f"score_{n}"]) for n in range(RECENT_SCORES)
-                  if row._mapping[f"type_{n}"] is not None]
-        facts.append(DealFacts(row.id, as_utc(row.created_at), stage.name, stage.sla_days, since,
-                               as_utc(row.last_inbound), int(row.overdue or 0), as_utc(row.oldest_due), scores))
+        scores = [
+            (row._mapping[f"type_{n}"], row._mapping[f"score_{n}"])
+            for n in range(RECENT_SCORES)
+            if row._mapping[f"type_{n}"] is not None
+        ]
+        facts.append(
+            DealFacts(
+                row.id,
+                as_utc(row.created_at),
+                stage.name,
+                stage.sla_days,
+                since,
+                as_utc(row.last_inbound),
+                int(row.overdue or 0),
+                as_utc(row.oldest_due),
+                scores,
+            )
+        )
     return facts
 
 
-def healths(session: Session, organization: Organization, deal_ids: Iterable[int], at: datetime | None = None) -> dict[int, Health]:
+def healths(
+    session: Session, organization: Organization, deal_ids: Iterable[int], at: datetime | None = None
+) -> dict[int, Health]:
     """The health of these deals at ``at`` (now), by deal."""
     at = at or utcnow()
     dark = int(organization.setting("going_dark_days"))
@@ -213,28 +286,45 @@ def snapshot(session: Session, organization: Organization, at: datetime | None =
     at = at or utcnow()
     day = at.astimezone(ZoneInfo(organization.time_zone)).date()
     # Open then: created by then, and open now or closed after then.
-    ids = list(session.scalars(select(Opportunity.id).where(
-        Opportunity.organization_id == organization.id, live(Opportunity), Opportunity.created_at <= at,
-        or_(Opportunity.status == "open", Opportunity.closed_at > at))))
+    ids = list(
+        session.scalars(
+            select(Opportunity.id).where(
+                Opportunity.organization_id == organization.id,
+                live(Opportunity),
+                Opportunity.created_at <= at,
+                or_(Opportunity.status == "open", Opportunity.closed_at > at),
+            )
+        )
+    )
     session.execute(delete(DealHealth).where(DealHealth.organization_id == organization.id, DealHealth.day == day))
     if not ids:
         return 0
     baseline: dict[int, tuple[date, int]] = {}
     for deal_id, then, health in session.execute(
-        select(DealHealth.opportunity_id, DealHealth.day, DealHealth.health)
-        .where(DealHealth.organization_id == organization.id, DealHealth.day >= day - timedelta(days=WINDOW_DAYS), DealHealth.day < day)
+        select(DealHealth.opportunity_id, DealHealth.day, DealHealth.health).where(
+            DealHealth.organization_id == organization.id,
+            DealHealth.day >= day - timedelta(days=WINDOW_DAYS),
+            DealHealth.day < day,
+        )
     ):
         if deal_id not in baseline or then < baseline[deal_id][0]:
             baseline[deal_id] = (then, health)
     dark = int(organization.setting("going_dark_days"))
     rows = []
     for start in range(0, len(ids), 1_000):
-        for facts in deal_facts(session, organization, ids[start:start + 1_000], at):
+        for facts in deal_facts(session, organization, ids[start : start + 1_000], at):
             health = health_of(facts, at, dark)
             before = baseline.get(facts.deal_id)
-            rows.append({"organization_id": organization.id, "opportunity_id": facts.deal_id, "day": day,
-                         "health": health.score, "change": health.score - before[1] if before else None,
-                         "factors": [f.words for f in health.shown]})
+            rows.append(
+                {
+                    "organization_id": organization.id,
+                    "opportunity_id": facts.deal_id,
+                    "day": day,
+                    "health": health.score,
+                    "change": health.score - before[1] if before else None,
+                    "factors": [f.words for f in health.shown],
+                }
+            )
     session.execute(DealHealth.__table__.insert(), rows)
     return len(rows)
 
@@ -251,7 +341,9 @@ class HealthDrop:
     day: date
 
 
-def health_drops(session: Session, organization: Organization, people: list[Person], limit: int | None = None) -> Shown[HealthDrop]:
+def health_drops(
+    session: Session, organization: Organization, people: list[Person], limit: int | None = None
+) -> Shown[HealthDrop]:
     """The open deals of these people whose health fell most over the last ``WINDOW_DAYS``, as of
     the latest kept day: the largest fall first. One statement (the latest day found in it)."""
     owners = {p.id: p.name for p in people}
@@ -259,14 +351,34 @@ def health_drops(session: Session, organization: Organization, people: list[Pers
         return Shown([], 0)
     latest = select(func.max(DealHealth.day)).where(DealHealth.organization_id == organization.id).scalar_subquery()
     query = (
-        select(DealHealth.opportunity_id, Opportunity.name, Account.name, Opportunity.owner_id, DealHealth.health, DealHealth.change,
-               DealHealth.factors, DealHealth.day, func.count().over())
-        .join(Opportunity, Opportunity.id == DealHealth.opportunity_id).join(Account, Account.id == Opportunity.account_id)
-        .where(DealHealth.organization_id == organization.id, DealHealth.day == latest, DealHealth.change < 0,
-               one_of(Opportunity.owner_id, owners), IS_OPEN_DEAL)
+        select(
+            DealHealth.opportunity_id,
+            Opportunity.name,
+            Account.name,
+            Opportunity.owner_id,
+            DealHealth.health,
+            DealHealth.change,
+            DealHealth.factors,
+            DealHealth.day,
+            func.count().over(),
+        )
+        .join(Opportunity, Opportunity.id == DealHealth.opportunity_id)
+        .join(Account, Account.id == Opportunity.account_id)
+        .where(
+            DealHealth.organization_id == organization.id,
+            DealHealth.day == latest,
+            DealHealth.change < 0,
+            one_of(Opportunity.owner_id, owners),
+            IS_OPEN_DEAL,
+        )
         .order_by(DealHealth.change, DealHealth.health, Opportunity.name, DealHealth.opportunity_id)
         .limit(limit)
     )
     rows = session.execute(query).all()
-    return Shown([HealthDrop(deal_id, name, account, owners[owner_id], health, change, list(factors or []), day)
-                  for deal_id, name, account, owner_id, health, change, factors, day, _ in rows], rows[0][-1] if rows else 0)
+    return Shown(
+        [
+            HealthDrop(deal_id, name, account, owners[owner_id], health, change, list(factors or []), day)
+            for deal_id, name, account, owner_id, health, change, factors, day, _ in rows
+        ],
+        rows[0][-1] if rows else 0,
+    )

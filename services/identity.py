@@ -130,12 +130,17 @@ def _signed_claims(token: str, keys: RemoteKeys) -> dict[str, Any]:
     return dict(decoded.claims)
 
 
-def _validate(claims: dict[str, Any], now: int | None, issuers: list[str], audiences: list[str], *required: str) -> dict[str, Any]:
+def _validate(
+    claims: dict[str, Any], now: int | None, issuers: list[str], audiences: list[str], *required: str
+) -> dict[str, Any]:
     """The registered claims checked: issuer and audience among those given, unexpired (and
     not used before ``nbf``) with a small leeway, and ``required`` present."""
     registry = jwt.JWTClaimsRegistry(
-        now=now, leeway=LEEWAY_SECONDS,
-        iss={"essential": True, "values": issuers}, aud={"essential": True, "values": audiences}, exp={"essential": True},
+        now=now,
+        leeway=LEEWAY_SECONDS,
+        iss={"essential": True, "values": issuers},
+        aud={"essential": True, "values": audiences},
+        exp={"essential": True},
         **{name: {"essential": True} for name in required},
     )
     try:
@@ -145,7 +150,9 @@ def _validate(claims: dict[str, Any], now: int | None, issuers: list[str], audie
     return claims
 
 
-def verify_microsoft_token(token: str, rules: MicrosoftRules, keys: RemoteKeys, now: int | None = None) -> dict[str, Any]:
+def verify_microsoft_token(
+    token: str, rules: MicrosoftRules, keys: RemoteKeys, now: int | None = None
+) -> dict[str, Any]:
     claims = _signed_claims(token, keys)
     tenant = str(claims.get("tid", ""))
     if tenant.lower() not in rules.tenants:
@@ -181,8 +188,9 @@ def verify_google_token(token: str, audiences: list[str], keys: RemoteKeys, now:
     return claims
 
 
-def verify_addon_request(system_token: str, user_token: str, endpoint_url: str, rules: GoogleRules, keys: RemoteKeys,
-                         now: int | None = None) -> dict[str, Any]:
+def verify_addon_request(
+    system_token: str, user_token: str, endpoint_url: str, rules: GoogleRules, keys: RemoteKeys, now: int | None = None
+) -> dict[str, Any]:
     """A Gmail add-on request: the bearer is the add-on's system ID token, made out to this very
     endpoint (a token for another endpoint is refused) and to the deployment's service
     account; the user is the one the user ID token names. Returns the user's claims."""
@@ -204,8 +212,9 @@ def user_for_google_claims(session: Session, claims: dict[str, Any], workspaces:
     workspace = str(claims.get("hd") or "").lower()
     if not workspace or workspace not in workspaces:
         return None
-    return user_for_identity_claims(session, "google", GOOGLE_ISSUERS[0], str(claims["sub"]), address,
-                                    organization_domain=workspaces[workspace])
+    return user_for_identity_claims(
+        session, "google", GOOGLE_ISSUERS[0], str(claims["sub"]), address, organization_domain=workspaces[workspace]
+    )
 
 
 def user_for_microsoft_claims(session: Session, claims: dict[str, Any], tenants: dict[str, str]) -> User | None:
@@ -213,7 +222,11 @@ def user_for_microsoft_claims(session: Session, claims: dict[str, Any], tenants:
     organization its tenant maps to."""
     tenant = str(claims["tid"])
     return user_for_identity_claims(
-        session, "microsoft", tenant, str(claims["oid"]), claims.get("preferred_username") or claims.get("upn"),
+        session,
+        "microsoft",
+        tenant,
+        str(claims["oid"]),
+        claims.get("preferred_username") or claims.get("upn"),
         organization_domain=tenants.get(tenant.lower()),
     )
 
@@ -252,8 +265,17 @@ def user_for_identity_claims(
 
 
 def _refused(session: Session, user: User, provider: str, issuer: str, reason: str) -> None:
-    session.add(AuditEvent(organization_id=user.organization_id, actor_id=None, action="sign_in_refused", record_type="users",
-                           record_id=user.id, before=None, after={"provider": provider, "issuer": issuer, "reason": reason}))
+    session.add(
+        AuditEvent(
+            organization_id=user.organization_id,
+            actor_id=None,
+            action="sign_in_refused",
+            record_type="users",
+            record_id=user.id,
+            before=None,
+            after={"provider": provider, "issuer": issuer, "reason": reason},
+        )
+    )
     session.flush()
 
 
@@ -269,15 +291,23 @@ def user_for_oidc_claims(
         tenant = str(claims.get("tid", ""))
         if tenants and tenant.lower() not in tenants:
             return None
-        return user_for_identity_claims(session, provider, tenant, subject, claims.get("preferred_username"),
-                                        organization_domain=(tenants or {}).get(tenant.lower()))
+        return user_for_identity_claims(
+            session,
+            provider,
+            tenant,
+            subject,
+            claims.get("preferred_username"),
+            organization_domain=(tenants or {}).get(tenant.lower()),
+        )
     address = claims.get("email") if claims.get("email_verified") is True else None
     if provider == "google":
         # Google's: a Workspace account only (``hd``), on one of the organization's own domains.
         workspace = str(claims.get("hd") or "").lower()
         if not workspace:
             return None
-        return user_for_identity_claims(session, provider, str(claims["iss"]), str(claims["sub"]), address, organization_domain=workspace)
+        return user_for_identity_claims(
+            session, provider, str(claims["iss"]), str(claims["sub"]), address, organization_domain=workspace
+        )
     return user_for_identity_claims(session, provider, str(claims["iss"]), str(claims["sub"]), address)
 
 

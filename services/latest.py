@@ -31,8 +31,10 @@ def _newest(model: Any, link: Any, *conditions: Any) -> Any:
 
 
 def _deal_values() -> dict[str, Any]:
-    return {"last_activity_at": _newest(Opportunity, Activity.opportunity_id),
-            "last_inbound_at": _newest(Opportunity, Activity.opportunity_id, is_inbound_interaction())}
+    return {
+        "last_activity_at": _newest(Opportunity, Activity.opportunity_id),
+        "last_inbound_at": _newest(Opportunity, Activity.opportunity_id, is_inbound_interaction()),
+    }
 
 
 def _account_values() -> dict[str, Any]:
@@ -44,13 +46,18 @@ def _later_of(model: Any, names: tuple[str, ...]) -> Any:
     built once (bind "org", "record", "when"); a record already later is not written."""
     when = bindparam("when", type_=UTCDateTime())
     later = [getattr(model, name).is_(None) | (getattr(model, name) < when) for name in names]
-    return (update(model).where(model.organization_id == bindparam("org"), model.id == bindparam("record"), or_(*later))
-            .values({name: case((moves, when), else_=getattr(model, name)) for name, moves in zip(names, later)}))
+    return (
+        update(model)
+        .where(model.organization_id == bindparam("org"), model.id == bindparam("record"), or_(*later))
+        .values({name: case((moves, when), else_=getattr(model, name)) for name, moves in zip(names, later)})
+    )
 
 
-_LATER = {(Opportunity, False): _later_of(Opportunity, ("last_activity_at",)),
-          (Opportunity, True): _later_of(Opportunity, ("last_activity_at", "last_inbound_at")),
-          (Account, False): _later_of(Account, ("last_activity_at",))}
+_LATER = {
+    (Opportunity, False): _later_of(Opportunity, ("last_activity_at",)),
+    (Opportunity, True): _later_of(Opportunity, ("last_activity_at", "last_inbound_at")),
+    (Account, False): _later_of(Account, ("last_activity_at",)),
+}
 
 
 def touch(session: Session, activity: Activity, sign: int) -> None:
@@ -73,7 +80,10 @@ def touch(session: Session, activity: Activity, sign: int) -> None:
             written = list(values)
         else:
             inbound = model is Opportunity and is_contact(activity.type, activity.direction, activity.outcome)
-            connection.execute(_LATER[(model, inbound)], {"org": activity.organization_id, "record": record_id, "when": activity.occurred_at})
+            connection.execute(
+                _LATER[(model, inbound)],
+                {"org": activity.organization_id, "record": record_id, "when": activity.occurred_at},
+            )
             written = ["last_activity_at", "last_inbound_at"] if inbound else ["last_activity_at"]
         if (held := session.identity_map.get(session.identity_key(model, record_id))) is not None:
             session.expire(held, written)

@@ -43,7 +43,8 @@ MAX_WORDS = 60  # of one activity: a long mail's every word is no more evidence 
 _WORD = re.compile(r"[a-z][a-z'’-]*[a-z]")
 # Words that carry no feeling of their own, and VADER's negations and intensifiers, which it
 # reads as grammar (a learned "not" would skew every sentence with it).
-STOP_WORDS = frozenset("""
+STOP_WORDS = frozenset(
+    """
 a about above after again against all also am an and any are aren't as at be because been before being below between both but by
 can can't cannot could couldn't did didn't do does doesn't doing don't down during each few for from further had hadn't has hasn't
 have haven't having he her here hers herself him himself his how i if in into is isn't it it's its itself just let's me more most
@@ -56,7 +57,8 @@ extremely fabulously flipping flippin fricking frickin frigging friggin fully fu
 intensely majorly marginally mostly particularly purely quite really remarkably slightly somewhat substantially thoroughly
 totally tremendously uber unbelievably unusually utterly almost barely hardly kind of kinda kindof less little occasionally partly
 scarcely slightly sort sorta sortof never none nope nothing nowhere neither without rarely seldom despite ain't aint
-""".split())
+""".split()
+)
 
 
 def words_of(text: str) -> list[str]:
@@ -74,40 +76,65 @@ def against_score(rating: int | None, score: float | None) -> bool:
     return score < NEUTRAL if rating > 0 else score > -NEUTRAL
 
 
-def learn_from_rating(session: Session, actor: User, activity: Activity, now: datetime | None = None, *,
-                      rated_before: bool = True) -> None:
+def learn_from_rating(
+    session: Session, actor: User, activity: Activity, now: datetime | None = None, *, rated_before: bool = True
+) -> None:
     """The activity's rating (just set or taken back) as evidence: its earlier evidence is
     replaced, and the words of both are weighed again. ``rated_before`` False: the activity had
     no rating, so no evidence to replace (evidence is only ever of a rating, and goes with it)."""
     now = now or utcnow()
     org = actor.organization
-    earlier = set(session.scalars(select(LexiconEvidence.word).where(LexiconEvidence.activity_id == activity.id))) if rated_before else set()
+    earlier = (
+        set(session.scalars(select(LexiconEvidence.word).where(LexiconEvidence.activity_id == activity.id)))
+        if rated_before
+        else set()
+    )
     if earlier:
         session.execute(delete(LexiconEvidence).where(LexiconEvidence.activity_id == activity.id))
     words: list[str] = []
     if against_score(activity.rating, activity.sentiment):
         words = words_of(clean_text(activity.type, activity.body_text))
         if words:
-            session.execute(LexiconEvidence.__table__.insert(), [
-                {"organization_id": org.id, "activity_id": activity.id, "rater_id": actor.id, "word": word,
-                 "direction": activity.rating, "created_at": now} for word in words
-            ])
+            session.execute(
+                LexiconEvidence.__table__.insert(),
+                [
+                    {
+                        "organization_id": org.id,
+                        "activity_id": activity.id,
+                        "rater_id": actor.id,
+                        "word": word,
+                        "direction": activity.rating,
+                        "created_at": now,
+                    }
+                    for word in words
+                ],
+            )
     if earlier or words:
         reweigh(session, org, earlier | set(words), now)
 
 
-def forget_activities(session: Session, organization: Organization, activity_ids: Iterable[int], now: datetime | None = None) -> int:
+def forget_activities(
+    session: Session, organization: Organization, activity_ids: Iterable[int], now: datetime | None = None
+) -> int:
     """Remove the evidence these activities gave (their text was erased) and weigh their words
     again. Returns how many pieces of evidence went."""
     ids = list(activity_ids)
     if not ids:
         return 0
-    words = set(session.scalars(select(LexiconEvidence.word).where(LexiconEvidence.organization_id == organization.id,
-                                                                    LexiconEvidence.activity_id.in_(ids))))
+    words = set(
+        session.scalars(
+            select(LexiconEvidence.word).where(
+                LexiconEvidence.organization_id == organization.id, LexiconEvidence.activity_id.in_(ids)
+            )
+        )
+    )
     if not words:
         return 0
-    removed = session.execute(delete(LexiconEvidence).where(LexiconEvidence.organization_id == organization.id,
-                                                            LexiconEvidence.activity_id.in_(ids))).rowcount
+    removed = session.execute(
+        delete(LexiconEvidence).where(
+            LexiconEvidence.organization_id == organization.id, LexiconEvidence.activity_id.in_(ids)
+        )
+    ).rowcount
     reweigh(session, organization, words, now or utcnow())
     return removed
 
@@ -123,13 +150,20 @@ def shift_for(weight: float, activities: int, raters: int) -> float:
     return round(max(-CAP, min(CAP, STEP * weight)), 3)
 
 
-def reweigh(session: Session, organization: Organization, words: Iterable[str] | None, now: datetime | None = None) -> int:
+def reweigh(
+    session: Session, organization: Organization, words: Iterable[str] | None, now: datetime | None = None
+) -> int:
     """Weigh the evidence of these words (None: every word of the organization) as of ``now``
     (decay moves with time: the daily job weighs every word again), keep each word's shift, and
     move the organization's lexicon version when any shift changed. Returns how many moved."""
     now = now or utcnow()
-    query = select(LexiconEvidence.word, LexiconEvidence.direction, LexiconEvidence.created_at, LexiconEvidence.activity_id,
-                   LexiconEvidence.rater_id).where(LexiconEvidence.organization_id == organization.id)
+    query = select(
+        LexiconEvidence.word,
+        LexiconEvidence.direction,
+        LexiconEvidence.created_at,
+        LexiconEvidence.activity_id,
+        LexiconEvidence.rater_id,
+    ).where(LexiconEvidence.organization_id == organization.id)
     kept_query = select(LexiconWord).where(LexiconWord.organization_id == organization.id)
     if words is not None:
         words = list(words)
@@ -156,10 +190,19 @@ def reweigh(session: Session, organization: Organization, words: Iterable[str] |
             row = LexiconWord(organization_id=organization.id, word=word, shift=0.0)
             session.add(row)
         moved += row.shift != shift
-        row.shift, row.weight, row.activities, row.raters, row.updated_at = shift, round(weight, 4), len(activities), len(raters), now
+        row.shift, row.weight, row.activities, row.raters, row.updated_at = (
+            shift,
+            round(weight, 4),
+            len(activities),
+            len(raters),
+            now,
+        )
     if moved:
-        session.execute(update(Organization).where(Organization.id == organization.id)
-                        .values(lexicon_version=Organization.lexicon_version + 1))
+        session.execute(
+            update(Organization)
+            .where(Organization.id == organization.id)
+            .values(lexicon_version=Organization.lexicon_version + 1)
+        )
         session.refresh(organization, ["lexicon_version"])
     session.flush()
     return moved
@@ -189,12 +232,29 @@ class LearnedWord:
 def learned_words(session: Session, organization: Organization) -> list[LearnedWord]:
     """Every word the organization's ratings gave evidence for: those that moved first (by how
     far), then the rest by how much evidence they have."""
-    sides = dict(((word, direction), count) for word, direction, count in session.execute(
-        select(LexiconEvidence.word, LexiconEvidence.direction, func.count())
-        .where(LexiconEvidence.organization_id == organization.id).group_by(LexiconEvidence.word, LexiconEvidence.direction)))
+    sides = dict(
+        ((word, direction), count)
+        for word, direction, count in session.execute(
+            select(LexiconEvidence.word, LexiconEvidence.direction, func.count())
+            .where(LexiconEvidence.organization_id == organization.id)
+            .group_by(LexiconEvidence.word, LexiconEvidence.direction)
+        )
+    )
     rows = session.scalars(select(LexiconWord).where(LexiconWord.organization_id == organization.id))
-    words = [LearnedWord(r.word, base_valence(r.word), r.shift, r.weight, r.activities, r.raters, sides.get((r.word, 1), 0),
-                         sides.get((r.word, -1), 0), r.updated_at) for r in rows]
+    words = [
+        LearnedWord(
+            r.word,
+            base_valence(r.word),
+            r.shift,
+            r.weight,
+            r.activities,
+            r.raters,
+            sides.get((r.word, 1), 0),
+            sides.get((r.word, -1), 0),
+            r.updated_at,
+        )
+        for r in rows
+    ]
     return sorted(words, key=lambda w: (not w.active, -abs(w.shift), -w.activities, w.word))
 
 
@@ -205,7 +265,9 @@ def reset_word(session: Session, actor: User, word: str, now: datetime | None = 
     if row is None:
         return False
     before = {"word": word, "shift": row.shift, "activities": row.activities, "raters": row.raters}
-    session.execute(delete(LexiconEvidence).where(LexiconEvidence.organization_id == org.id, LexiconEvidence.word == word))
+    session.execute(
+        delete(LexiconEvidence).where(LexiconEvidence.organization_id == org.id, LexiconEvidence.word == word)
+    )
     reweigh(session, org, [word], now)  # no evidence left: the word goes, and the version moves if its shift did
     record_event(session, actor, "reset_word", org, before=before, after={"word": word, "shift": 0})
     return True

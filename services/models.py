@@ -340,13 +340,38 @@ class Opportunity(Synced, Base):
         Index("ix_opportunities_owner", "organization_id", "owner_id", "status"),
         # Covering the closed-deal figures (outcomes, won by owner, trends) and the cohort's stage
         # conversion: a year of an organization's deals read from the index alone.
-        Index("ix_opportunities_closed", "organization_id", "closed_at", "status", "owner_id", "amount", "deleted_at", "created_at",
-              "loss_reason"),
-        Index("ix_opportunities_created", "organization_id", "created_at", "owner_id", "deleted_at", "stages_reached",
-              "furthest_position", "ever_won"),
+        Index(
+            "ix_opportunities_closed",
+            "organization_id",
+            "closed_at",
+            "status",
+            "owner_id",
+            "amount",
+            "deleted_at",
+            "created_at",
+            "loss_reason",
+        ),
+        Index(
+            "ix_opportunities_created",
+            "organization_id",
+            "created_at",
+            "owner_id",
+            "deleted_at",
+            "stages_reached",
+            "furthest_position",
+            "ever_won",
+        ),
         # The open deals alone (a seventh of them): the pipeline, the forecast and the alerts.
-        Index("ix_opportunities_open", "organization_id", "owner_id", "stage_id", "amount", "expected_close_date",
-              sqlite_where=OPEN_DEAL, postgresql_where=OPEN_DEAL),
+        Index(
+            "ix_opportunities_open",
+            "organization_id",
+            "owner_id",
+            "stage_id",
+            "amount",
+            "expected_close_date",
+            sqlite_where=OPEN_DEAL,
+            postgresql_where=OPEN_DEAL,
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -436,12 +461,20 @@ class Activity(Synced, Base):
         Index("ix_activities_contact", "organization_id", "contact_id", "occurred_at"),
         Index("ix_activities_account", "organization_id", "account_id", "occurred_at"),
         Index("ix_activities_opportunity", "organization_id", "opportunity_id", "occurred_at"),
-        Index("ix_activities_owner", "organization_id", "owner_id", "occurred_at", "deleted_at"),  # drawdown reads the index alone
+        Index(
+            "ix_activities_owner", "organization_id", "owner_id", "occurred_at", "deleted_at"
+        ),  # drawdown reads the index alone
         Index("ix_activities_conversation", "organization_id", "conversation_id"),
         Index("ix_activities_lead", "organization_id", "lead_id", "occurred_at"),
         # A deal's latest scores (deal health) walk its live scored activities alone: most are not.
-        Index("ix_activities_scored", "organization_id", "opportunity_id", "occurred_at",
-              sqlite_where=SCORED, postgresql_where=SCORED),
+        Index(
+            "ix_activities_scored",
+            "organization_id",
+            "opportunity_id",
+            "occurred_at",
+            sqlite_where=SCORED,
+            postgresql_where=SCORED,
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -528,7 +561,9 @@ class ActivityRollup(RollupCounts, OrgScoped, Base):
 
     __tablename__ = "activity_rollups"
     __table_args__ = (
-        UniqueConstraint("organization_id", "owner_id", "day", "type", "direction", "outcome", name="uq_activity_rollups_key"),
+        UniqueConstraint(
+            "organization_id", "owner_id", "day", "type", "direction", "outcome", name="uq_activity_rollups_key"
+        ),
         Index("ix_activity_rollups_day", "organization_id", "day"),
         CheckConstraint("count >= 0", name="count_not_negative"),
     )
@@ -572,7 +607,9 @@ class ActivityMonthRollup(RollupCounts, WeekdayCounts, OrgScoped, Base):
 
     __tablename__ = "activity_month_rollups"
     __table_args__ = (
-        UniqueConstraint("organization_id", "owner_id", "month", "type", "direction", "outcome", name="uq_activity_month_rollups_key"),
+        UniqueConstraint(
+            "organization_id", "owner_id", "month", "type", "direction", "outcome", name="uq_activity_month_rollups_key"
+        ),
         Index("ix_activity_month_rollups_month", "organization_id", "month"),
         CheckConstraint("count >= 0", name="count_not_negative"),
     )
@@ -624,7 +661,15 @@ class ActivityYearRollup(FiscalMonthCounts, WeekdayCounts, OrgScoped, Base):
     contacts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # inbound interactions
 
 
-WEEKDAY_COLUMNS = ("on_mon", "on_tue", "on_wed", "on_thu", "on_fri", "on_sat", "on_sun")  # Monday first, as date.weekday()
+WEEKDAY_COLUMNS = (
+    "on_mon",
+    "on_tue",
+    "on_wed",
+    "on_thu",
+    "on_fri",
+    "on_sat",
+    "on_sun",
+)  # Monday first, as date.weekday()
 MONTH_COLUMNS = tuple(f"month_{n:02d}" for n in range(1, 13))  # a fiscal year's months, its first first
 
 
@@ -806,7 +851,10 @@ class ApiToken(OrgScoped, Base):
     with scopes, shown once and kept only as a hash."""
 
     __tablename__ = "api_tokens"
-    __table_args__ = (UniqueConstraint("token_hash"), CheckConstraint("scopes IN ('read', 'read write')", name="scopes"))
+    __table_args__ = (
+        UniqueConstraint("token_hash"),
+        CheckConstraint("scopes IN ('read', 'read write')", name="scopes"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
@@ -828,7 +876,12 @@ class ApiToken(OrgScoped, Base):
     def owner_may_act(self) -> bool:
         """A token is worth no more than its owner now: an active admin of its organization."""
         owner = self.created_by
-        return owner is not None and owner.is_active and owner.role == "admin" and owner.organization_id == self.organization_id
+        return (
+            owner is not None
+            and owner.is_active
+            and owner.role == "admin"
+            and owner.organization_id == self.organization_id
+        )
 
 
 class IdempotencyKey(OrgScoped, Base):
@@ -841,7 +894,9 @@ class IdempotencyKey(OrgScoped, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id", ondelete="CASCADE"))
     key: Mapped[str] = mapped_column(String(200))
-    request_hash: Mapped[str] = mapped_column(String(64))  # method, path and body: the same key for another request is refused
+    request_hash: Mapped[str] = mapped_column(
+        String(64)
+    )  # method, path and body: the same key for another request is refused
     status: Mapped[int] = mapped_column(SmallInteger)
     response: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)  # kept a day (the daily job)
@@ -855,7 +910,9 @@ class WebhookEndpoint(OrgScoped, Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     url: Mapped[str] = mapped_column(String(500))
-    secret: Mapped[str] = mapped_column(String(64))  # signs each event (HMAC-SHA256): kept to sign, shown to the admin once
+    secret: Mapped[str] = mapped_column(
+        String(64)
+    )  # signs each event (HMAC-SHA256): kept to sign, shown to the admin once
     events: Mapped[list[str]] = mapped_column(JSON, default=list)  # record types sent; empty: all
     failures: Mapped[int] = mapped_column(Integer, default=0)  # attempts failed in a row
     disabled_at: Mapped[datetime | None]
@@ -867,8 +924,10 @@ class WebhookDelivery(OrgScoped, Base):
     so no change is lost between the store and the queue."""
 
     __tablename__ = "webhook_deliveries"
-    __table_args__ = (Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
-                      Index("ix_webhook_deliveries_endpoint", "endpoint_id", "created_at"))
+    __table_args__ = (
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_endpoint", "endpoint_id", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
@@ -886,7 +945,10 @@ class ChangeEvent(OrgScoped, Base):
     for organizations that have an endpoint, in the change's own transaction."""
 
     __tablename__ = "change_events"
-    __table_args__ = (Index("ix_change_events_org", "organization_id", "version", "id"), Index("ix_change_events_created", "created_at"))
+    __table_args__ = (
+        Index("ix_change_events_org", "organization_id", "version", "id"),
+        Index("ix_change_events_created", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     type: Mapped[str] = mapped_column(String(40))  # "contacts.updated"
@@ -925,7 +987,9 @@ class LeadSource(OrgScoped, Base):
     secret: Mapped[str] = mapped_column(String(64))
     signed: Mapped[bool] = mapped_column(Boolean, default=False)  # refuse what is not signed with the secret
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))  # None: every rep
-    last_owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))  # the round robin's place
+    last_owner_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )  # the round robin's place
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     disabled_at: Mapped[datetime | None]
     key_rotated_at: Mapped[datetime | None]

@@ -19,12 +19,16 @@ SCORED_TYPES = ("call", "visit")  # the notes PRODUCT.md's note quality looks at
 def checklists(session: Session, organization_id: int) -> dict[str, list[str]]:
     """The organization's note checklists: activity type → the questions its notes answer."""
     rows = session.execute(
-        select(NoteChecklist.activity_type, NoteChecklist.questions).where(NoteChecklist.organization_id == organization_id)
+        select(NoteChecklist.activity_type, NoteChecklist.questions).where(
+            NoteChecklist.organization_id == organization_id
+        )
     )
     return {kind: list(questions or []) for kind, questions in rows}
 
 
-def unanswered_questions(questions: list[str], body_text: str | None, answers: dict[str, str] | None = None) -> list[str]:
+def unanswered_questions(
+    questions: list[str], body_text: str | None, answers: dict[str, str] | None = None
+) -> list[str]:
     """The questions neither answered in ``answers`` (the form's checklist fields) nor by a
     non-empty ``Question: answer`` line of the note: what the pane names under the note field
     as the rep writes it."""
@@ -41,8 +45,9 @@ def answered_questions(body_text: str | None, questions: list[str]) -> int:
     return len(questions) - len(unanswered_questions(questions, body_text))
 
 
-def checklist_left(session: Session, organization_id: int, activity_type: str, body_text: str | None,
-                   answers: dict[str, str]) -> tuple[list[str], int] | None:
+def checklist_left(
+    session: Session, organization_id: int, activity_type: str, body_text: str | None, answers: dict[str, str]
+) -> tuple[list[str], int] | None:
     """For a note being written: the type's checklist questions not yet answered, and how many
     it asks; None for a type whose notes are not scored, or that asks nothing."""
     questions = checklists(session, organization_id).get(activity_type, []) if activity_type in SCORED_TYPES else []
@@ -76,5 +81,5 @@ def score_notes(session: Session, organization: Organization) -> int:
         questions, answered = score(kind, body, asked)
         changes.append({"id": activity_id, "checklist_questions": questions, "checklist_answered": answered})
     for start in range(0, len(changes), 5_000):
-        session.execute(update(Activity), changes[start:start + 5_000])
+        session.execute(update(Activity), changes[start : start + 5_000])
     return len(changes)

@@ -27,8 +27,19 @@ from services.errors import DomainError
 from services.schemas import DATE_RANGE_MESSAGE, in_date_range
 
 TO_DATE = {"mtd": 1, "qtd": 3, "ytd": 12}  # to-date kinds, and the months their comparison steps back
-KINDS = ("this_week", "last_week", "this_month", "last_month", "this_quarter", "last_quarter", "this_year", "last_year",
-         "mtd", "qtd", "ytd")
+KINDS = (
+    "this_week",
+    "last_week",
+    "this_month",
+    "last_month",
+    "this_quarter",
+    "last_quarter",
+    "this_year",
+    "last_year",
+    "mtd",
+    "qtd",
+    "ytd",
+)
 
 
 def period_label(kind: str) -> str:
@@ -143,7 +154,9 @@ def comparison_for(period: Period, year_over_year: bool = False) -> Period:
         # on 31 March, month-to-date compares with all of February, not 1 February to 3 March.
         start = add_months(period.start, -to_date)
         return Period(start, min(start + timedelta(days=period.days), period.start), f"{period.kind}_previous")
-    calendar = next((months for unit, months in (("month", 1), ("quarter", 3), ("year", 12)) if period.kind.endswith(unit)), None)
+    calendar = next(
+        (months for unit, months in (("month", 1), ("quarter", 3), ("year", 12)) if period.kind.endswith(unit)), None
+    )
     if calendar:
         # A whole month, quarter or year compares with the whole one before it.
         return Period(add_months(period.start, -calendar), add_months(period.end, -calendar), f"{period.kind}_previous")
@@ -179,7 +192,9 @@ def local_now(zone: str, now: datetime | None = None) -> datetime:
     return (now or datetime.now(timezone.utc)).astimezone(ZoneInfo(zone)).replace(tzinfo=None)
 
 
-def parse_period(kind: str | None, start: str | None, end: str | None, now: datetime, fiscal_start_month: int) -> Period:
+def parse_period(
+    kind: str | None, start: str | None, end: str | None, now: datetime, fiscal_start_month: int
+) -> Period:
     """The period a picker asked for at ``now`` (local wall-clock time): a named one, or
     ``custom`` with ISO start and end dates (the end day included, as people say "from the
     1st to the 15th")."""

@@ -55,42 +55,88 @@ def sample_mailbox(session: Session, user: User, now: datetime | None = None) ->
 
     if customers:
         first = customers[0]
-        items.append(MailItem(
-            f"{user.id}-known", "message", first.emails[0].address, first.name, "Re: rates for next quarter", stamp(1),
-            f"Hi {user.name.split()[0]},\n\nThanks for the proposal. Can you send the updated rates for the Chicago lane?"
-            f"\n\nBest,\n{first.name}",
-            to=[user.email],
-        ))
+        items.append(
+            MailItem(
+                f"{user.id}-known",
+                "message",
+                first.emails[0].address,
+                first.name,
+                "Re: rates for next quarter",
+                stamp(1),
+                f"Hi {user.name.split()[0]},\n\nThanks for the proposal. Can you send the updated rates for the Chicago lane?"
+                f"\n\nBest,\n{first.name}",
+                to=[user.email],
+            )
+        )
     if len(customers) > 1:
         second = customers[1]
-        items.append(MailItem(
-            f"{user.id}-colleague", "message", second.emails[0].address, second.name, "Delivery schedule", stamp(5),
-            "Hello,\n\nThe last delivery was two days late. Can we talk about the schedule?", to=[user.email],
-        ))
-    items.append(MailItem(
-        f"{user.id}-unknown", "message", "priya.natarajan@granite-robotics.example", "Priya Natarajan", "Looking for a carrier",
-        stamp(8), "Hello,\n\nWe ship about 40 pallets a week from Denver to Austin and are looking for a new carrier. "
-        "Could you send us a quote?\n\nPriya Natarajan\nHead of Logistics, Granite Robotics",
-        to=[user.email],
-    ))
-    items.append(MailItem(
-        f"{user.id}-public", "message", "tom.baker1987@gmail.com", "Tom Baker", "Question about a one-off move", stamp(20),
-        "Hi, I found you online. Do you also take one-off moves of a few pallets?", to=[user.email],
-    ))
+        items.append(
+            MailItem(
+                f"{user.id}-colleague",
+                "message",
+                second.emails[0].address,
+                second.name,
+                "Delivery schedule",
+                stamp(5),
+                "Hello,\n\nThe last delivery was two days late. Can we talk about the schedule?",
+                to=[user.email],
+            )
+        )
+    items.append(
+        MailItem(
+            f"{user.id}-unknown",
+            "message",
+            "priya.natarajan@granite-robotics.example",
+            "Priya Natarajan",
+            "Looking for a carrier",
+            stamp(8),
+            "Hello,\n\nWe ship about 40 pallets a week from Denver to Austin and are looking for a new carrier. "
+            "Could you send us a quote?\n\nPriya Natarajan\nHead of Logistics, Granite Robotics",
+            to=[user.email],
+        )
+    )
+    items.append(
+        MailItem(
+            f"{user.id}-public",
+            "message",
+            "tom.baker1987@gmail.com",
+            "Tom Baker",
+            "Question about a one-off move",
+            stamp(20),
+            "Hi, I found you online. Do you also take one-off moves of a few pallets?",
+            to=[user.email],
+        )
+    )
     if customers:
         first = customers[0]
-        items.append(MailItem(
-            f"{user.id}-outbound", "message", user.email, user.name, "Updated rates attached", stamp(26),
-            f"Hi {first.name.split()[0]},\n\nPlease find the updated rates attached.\n\nKind regards,\n{user.name}",
-            to=[first.emails[0].address],
-        ))
+        items.append(
+            MailItem(
+                f"{user.id}-outbound",
+                "message",
+                user.email,
+                user.name,
+                "Updated rates attached",
+                stamp(26),
+                f"Hi {first.name.split()[0]},\n\nPlease find the updated rates attached.\n\nKind regards,\n{user.name}",
+                to=[first.emails[0].address],
+            )
+        )
         attendees = [c.emails[0].address for c in customers[:2]]
-        items.append(MailItem(
-            f"{user.id}-meeting", "appointment", user.email, user.name, f"Quarterly review with {first.account.name if first.account else first.name}",
-            stamp(30), "Agenda: volumes, service levels, next quarter's lanes.", to=attendees, attendees=attendees,
-            start=(now + timedelta(days=1)).isoformat(timespec="minutes"),
-            end=(now + timedelta(days=1, hours=1)).isoformat(timespec="minutes"),
-        ))
+        items.append(
+            MailItem(
+                f"{user.id}-meeting",
+                "appointment",
+                user.email,
+                user.name,
+                f"Quarterly review with {first.account.name if first.account else first.name}",
+                stamp(30),
+                "Agenda: volumes, service levels, next quarter's lanes.",
+                to=attendees,
+                attendees=attendees,
+                start=(now + timedelta(days=1)).isoformat(timespec="minutes"),
+                end=(now + timedelta(days=1, hours=1)).isoformat(timespec="minutes"),
+            )
+        )
     return items
 
 
@@ -103,7 +149,9 @@ def _customers(session: Session, user: User) -> list[Contact]:
         .order_by(Contact.id)
     )
     with_deals = select(Opportunity.account_id).where(
-        Opportunity.organization_id == user.organization_id, Opportunity.owner_id == user.id, Opportunity.status == "open"
+        Opportunity.organization_id == user.organization_id,
+        Opportunity.owner_id == user.id,
+        Opportunity.status == "open",
     )
     contacts = list(session.scalars(base.where(Contact.account_id.in_(with_deals)).limit(2)))
     if len(contacts) < 2:

@@ -49,7 +49,10 @@ _DUE = (
 def due_reminders(session: Session, now: datetime) -> list[Reminder]:
     """The reminders whose time has come by ``now`` and that were not sent yet, soonest first."""
     rows = session.execute(_DUE.where(func.coalesce(FollowUp.reminder_at, FollowUp.due_at) <= now))
-    return [Reminder(id, title, as_utc(due_at), email, name, zone, contact) for id, title, due_at, email, name, zone, contact in rows]
+    return [
+        Reminder(id, title, as_utc(due_at), email, name, zone, contact)
+        for id, title, due_at, email, name, zone, contact in rows
+    ]
 
 
 def reminder_message(reminder: Reminder, sender: str) -> EmailMessage:
@@ -58,12 +61,16 @@ def reminder_message(reminder: Reminder, sender: str) -> EmailMessage:
     message["To"] = reminder.owner_email
     message["Subject"] = f"Follow-up: {reminder.title}"[:200]
     about = f" with {reminder.contact_name}" if reminder.contact_name else ""
-    message.set_content(f"Hello {reminder.owner_name},\n\nYour follow-up{about} is due {in_zone(reminder.due_at, reminder.time_zone)}:\n\n"
-                        f"    {reminder.title}\n\nInbox CRM\n")
+    message.set_content(
+        f"Hello {reminder.owner_name},\n\nYour follow-up{about} is due {in_zone(reminder.due_at, reminder.time_zone)}:\n\n"
+        f"    {reminder.title}\n\nInbox CRM\n"
+    )
     return message
 
 
-def send_reminders(session: Session, now: datetime, send: Callable[[EmailMessage], None], sender: str) -> tuple[int, int]:
+def send_reminders(
+    session: Session, now: datetime, send: Callable[[EmailMessage], None], sender: str
+) -> tuple[int, int]:
     """Send the due reminders; returns (sent, failed). Each one sent is marked at once and
     committed; one that fails to send stays unmarked for the next run."""
     sent = failed = 0

@@ -25,7 +25,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.models import (
-    MONTH_COLUMNS, WEEKDAY_COLUMNS, Activity, ActivityDayTotal, ActivityMonthRollup, ActivityRollup, ActivityYearRollup, Organization, live,
+    MONTH_COLUMNS,
+    WEEKDAY_COLUMNS,
+    Activity,
+    ActivityDayTotal,
+    ActivityMonthRollup,
+    ActivityRollup,
+    ActivityYearRollup,
+    Organization,
+    live,
 )
 from services import latest
 from services.deals import recompute_stage_facts
@@ -34,21 +42,34 @@ from services.periods import fiscal_year_start
 from services.signals import is_attempt, is_contact
 
 Key = tuple[int, date, str, str, str]  # owner, local day, type, direction, outcome
-GRAINS: tuple[tuple[type[ActivityRollup] | type[ActivityMonthRollup] | type[ActivityYearRollup] | type[ActivityDayTotal], str], ...] = (
-    (ActivityRollup, "day"), (ActivityMonthRollup, "month"), (ActivityYearRollup, "year"), (ActivityDayTotal, "owner_day"),
+GRAINS: tuple[
+    tuple[type[ActivityRollup] | type[ActivityMonthRollup] | type[ActivityYearRollup] | type[ActivityDayTotal], str],
+    ...,
+] = (
+    (ActivityRollup, "day"),
+    (ActivityMonthRollup, "month"),
+    (ActivityYearRollup, "year"),
+    (ActivityDayTotal, "owner_day"),
 )
 # Each grain's date column: the grain's name, but for the per-owner daily totals.
 DATE_COLUMN = {"day": "day", "month": "month", "year": "year", "owner_day": "day"}
 COARSE = ("month", "year")  # the grains that count by weekday too
 
 
-def rollup_key(owner_id: int, occurred_at: datetime, kind: str, direction: str, outcome: str | None, zone: ZoneInfo) -> Key:
+def rollup_key(
+    owner_id: int, occurred_at: datetime, kind: str, direction: str, outcome: str | None, zone: ZoneInfo
+) -> Key:
     return (owner_id, occurred_at.astimezone(zone).date(), kind, direction, outcome or "")
 
 
 # The key each grain counts by, beyond owner and date: the fiscal year counts by type only, with
 # the attempts and contacts among its activities (what the activity summary reads of the others).
-KEYS = {"day": ("type", "direction", "outcome"), "month": ("type", "direction", "outcome"), "year": ("type",), "owner_day": ()}
+KEYS = {
+    "day": ("type", "direction", "outcome"),
+    "month": ("type", "direction", "outcome"),
+    "year": ("type",),
+    "owner_day": (),
+}
 
 
 def _at_grain(key: Key, grain: str, fiscal_month: int) -> tuple:
@@ -66,8 +87,11 @@ def _extra_counts(grain: str, key: Key, fiscal_month: int) -> dict[str, int]:
     if grain != "year":
         return {}
     _, day, kind, direction, outcome = key
-    return {"attempts": int(is_attempt(kind, direction)), "contacts": int(is_contact(kind, direction, outcome or None)),
-            MONTH_COLUMNS[(day.month - fiscal_month) % 12]: 1}
+    return {
+        "attempts": int(is_attempt(kind, direction)),
+        "contacts": int(is_contact(kind, direction, outcome or None)),
+        MONTH_COLUMNS[(day.month - fiscal_month) % 12]: 1,
+    }
 
 
 class RollupCounter:
@@ -81,8 +105,17 @@ class RollupCounter:
         self.minutes: Counter[Key] = Counter()
         self.flagged: Counter[Key] = Counter()
 
-    def add(self, owner_id: int, occurred_at: datetime, kind: str, direction: str, outcome: str | None, duration: int | None,
-            questions: int | None = None, answered: int | None = None) -> None:
+    def add(
+        self,
+        owner_id: int,
+        occurred_at: datetime,
+        kind: str,
+        direction: str,
+        outcome: str | None,
+        duration: int | None,
+        questions: int | None = None,
+        answered: int | None = None,
+    ) -> None:
         key = rollup_key(owner_id, occurred_at, kind, direction, outcome, self.zone)
         self.counts[key] += 1
         self.minutes[key] += duration or 0
@@ -99,8 +132,15 @@ class RollupCounter:
                 total[WEEKDAY_COLUMNS[key[1].weekday()]] += count
         for at, total in totals.items():
             owner_id, when, *rest = at
-            row = {"organization_id": organization_id, "owner_id": owner_id, DATE_COLUMN[grain]: when, **dict(zip(KEYS[grain], rest)),
-                   "count": total["count"], "minutes": total["minutes"], "flagged": total["flagged"]}
+            row = {
+                "organization_id": organization_id,
+                "owner_id": owner_id,
+                DATE_COLUMN[grain]: when,
+                **dict(zip(KEYS[grain], rest)),
+                "count": total["count"],
+                "minutes": total["minutes"],
+                "flagged": total["flagged"],
+            }
             if grain in COARSE:
                 row.update({column: total[column] for column in WEEKDAY_COLUMNS})
             if grain == "year":
@@ -122,10 +162,17 @@ def _counted(grain: str) -> tuple[str, ...]:
 def _bump_statement(model: type, grain: str) -> Any:
     """A grain's row moved by an activity, built once: the row by its key, each counted column
     plus its bound amount (0 where the activity does not count)."""
-    match = [model.organization_id == bindparam("k_org"), model.owner_id == bindparam("k_owner"),
-             getattr(model, DATE_COLUMN[grain]) == bindparam("k_when")]
+    match = [
+        model.organization_id == bindparam("k_org"),
+        model.owner_id == bindparam("k_owner"),
+        getattr(model, DATE_COLUMN[grain]) == bindparam("k_when"),
+    ]
     match += [getattr(model, name) == bindparam(f"k_{name}") for name in KEYS[grain]]
-    return update(model).where(*match).values({name: getattr(model, name) + bindparam(f"add_{name}") for name in _counted(grain)})
+    return (
+        update(model)
+        .where(*match)
+        .values({name: getattr(model, name) + bindparam(f"add_{name}") for name in _counted(grain)})
+    )
 
 
 # Built once: building a statement costs more than running it, and a log moves four grains.
@@ -135,7 +182,12 @@ _BUMPS = {grain: _bump_statement(model, grain) for model, grain in GRAINS}
 def count_activity(session: Session, organization: Organization, activity: Activity, sign: int) -> None:
     """Add (``sign`` 1) or take away (-1) one activity in its day's, month's and year's rows."""
     key = rollup_key(
-        activity.owner_id, activity.occurred_at, activity.type, activity.direction, activity.outcome, ZoneInfo(organization.time_zone)
+        activity.owner_id,
+        activity.occurred_at,
+        activity.type,
+        activity.direction,
+        activity.outcome,
+        ZoneInfo(organization.time_zone),
     )
     flagged = is_flagged(activity.checklist_questions, activity.checklist_answered)
     for model, grain in GRAINS:
@@ -143,27 +195,50 @@ def count_activity(session: Session, organization: Organization, activity: Activ
     latest.touch(session, activity, sign)  # the deal's and the account's latest activity, kept the same way
 
 
-def _bump(session: Session, organization: Organization, model: type, grain: str, day_key: Key, sign: int, duration: int,
-          flagged: int) -> None:
+def _bump(
+    session: Session,
+    organization: Organization,
+    model: type,
+    grain: str,
+    day_key: Key,
+    sign: int,
+    duration: int,
+    flagged: int,
+) -> None:
     organization_id = organization.id
     owner_id, when, *rest = _at_grain(day_key, grain, organization.fiscal_year_start_month)
     keys = dict(zip(KEYS[grain], rest))
-    added = {"count": 1, "minutes": duration, "flagged": flagged, **_extra_counts(grain, day_key, organization.fiscal_year_start_month)}
+    added = {
+        "count": 1,
+        "minutes": duration,
+        "flagged": flagged,
+        **_extra_counts(grain, day_key, organization.fiscal_year_start_month),
+    }
     # The coarse grains also count the activity under its local weekday.
     if grain in COARSE:
         added[WEEKDAY_COLUMNS[day_key[1].weekday()]] = 1
-    bump = {"k_org": organization_id, "k_owner": owner_id, "k_when": when, **{f"k_{name}": value for name, value in keys.items()},
-            **{f"add_{name}": sign * added.get(name, 0) for name in _counted(grain)}}
+    bump = {
+        "k_org": organization_id,
+        "k_owner": owner_id,
+        "k_when": when,
+        **{f"k_{name}": value for name, value in keys.items()},
+        **{f"add_{name}": sign * added.get(name, 0) for name in _counted(grain)},
+    }
     for _attempt in range(3):
         if session.connection().execute(_BUMPS[grain], bump).rowcount:
             return
         try:
             # Two first activities of a key can race to create its row: the loser updates.
             with session.begin_nested():
-                session.execute(insert(model).values(
-                    organization_id=organization_id, owner_id=owner_id, **{DATE_COLUMN[grain]: when}, **keys,
-                    **{name: max(sign, 0) * n for name, n in added.items()},
-                ))
+                session.execute(
+                    insert(model).values(
+                        organization_id=organization_id,
+                        owner_id=owner_id,
+                        **{DATE_COLUMN[grain]: when},
+                        **keys,
+                        **{name: max(sign, 0) * n for name, n in added.items()},
+                    )
+                )
             return
         except IntegrityError:
             continue
@@ -176,8 +251,16 @@ def rebuild_rollups(session: Session, organization: Organization) -> int:
     latest.recompute(session, organization.id)
     recompute_stage_facts(session, organization.id)
     counter = RollupCounter(organization.time_zone, organization.fiscal_year_start_month)
-    query = select(Activity.owner_id, Activity.occurred_at, Activity.type, Activity.direction, Activity.outcome,
-                   Activity.duration_minutes, Activity.checklist_questions, Activity.checklist_answered).where(Activity.organization_id == organization.id, live(Activity))
+    query = select(
+        Activity.owner_id,
+        Activity.occurred_at,
+        Activity.type,
+        Activity.direction,
+        Activity.outcome,
+        Activity.duration_minutes,
+        Activity.checklist_questions,
+        Activity.checklist_answered,
+    ).where(Activity.organization_id == organization.id, live(Activity))
     for row in session.execute(query.execution_options(yield_per=10_000)):
         counter.add(*row)
     daily = 0
@@ -185,6 +268,6 @@ def rebuild_rollups(session: Session, organization: Organization) -> int:
         session.execute(delete(model).where(model.organization_id == organization.id))
         rows = list(counter.rows(organization.id, grain))
         for start in range(0, len(rows), 5_000):
-            session.execute(insert(model), rows[start:start + 5_000])
+            session.execute(insert(model), rows[start : start + 5_000])
         daily = daily or len(rows)
     return daily

@@ -141,13 +141,21 @@ class InputSchema(Schema):
         if isinstance(data, Mapping):
             refuse_nul(_as_dict(data))
             items = _as_dict(data).items()
-            return {key: value for key, value in items if value is not None and not (isinstance(value, str) and value.strip() == "")}
+            return {
+                key: value
+                for key, value in items
+                if value is not None and not (isinstance(value, str) and value.strip() == "")
+            }
         return data
 
 
 def _id(**kwargs: Any) -> fields.Integer:
-    return fields.Integer(strict=False, validate=validate.Range(min=1, max=MAX_ID, error="Choose a valid record."),
-                          error_messages={"invalid": "Choose a valid record."}, **kwargs)
+    return fields.Integer(
+        strict=False,
+        validate=validate.Range(min=1, max=MAX_ID, error="Choose a valid record."),
+        error_messages={"invalid": "Choose a valid record."},
+        **kwargs,
+    )
 
 
 class ContactSchema(InputSchema):
@@ -248,7 +256,9 @@ class SendingItemSchema(EmailItemSchema):
     """A message as it is sent (Outlook's OnMessageSend): it has no id yet, only our key."""
 
     internet_message_id = fields.String(validate=validate.Length(max=512))
-    send_key = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{32}$", error="Not a key this add-in made."))
+    send_key = fields.String(
+        required=True, validate=validate.Regexp(r"^[0-9a-f]{32}$", error="Not a key this add-in made.")
+    )
 
 
 class MeetingItemSchema(InputSchema):
@@ -299,8 +309,11 @@ class FollowUpSchema(InputSchema):
 
 class RatingSchema(InputSchema):
     # +1 went well, -1 went badly, 0 takes a rating back.
-    rating = fields.Integer(required=True, validate=validate.OneOf((-1, 0, 1), error="Rate +1 or -1, or 0 to clear."),
-                            error_messages={"invalid": "Rate +1 or -1, or 0 to clear."})
+    rating = fields.Integer(
+        required=True,
+        validate=validate.OneOf((-1, 0, 1), error="Rate +1 or -1, or 0 to clear."),
+        error_messages={"invalid": "Rate +1 or -1, or 0 to clear."},
+    )
 
 
 def _as_dict(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -345,4 +358,3 @@ def _flatten(value: Any) -> list[str]:
     if isinstance(value, dict):
         return [text for item in value.values() for text in _flatten(item)]
     return [str(value)]
-

@@ -76,43 +76,71 @@ def search_crm(session: Session, actor: User, text: str | None, shown: int = SHO
     if len(query) < MIN_LENGTH:
         return SearchResults(query, too_short=bool(query))
     org = actor.organization_id
-    accounts_matching = select(Account.id).where(Account.organization_id == org, live(Account), or_(
-        _containing(Account.name, query),
-        Account.id.in_(select(AccountDomain.account_id).where(AccountDomain.organization_id == org, _containing(AccountDomain.domain, query))),
-    ))
-    contacts_matching = select(Contact.id).where(Contact.organization_id == org, live(Contact), or_(
-        _containing(Contact.name, query),
-        Contact.id.in_(select(ContactEmail.contact_id).where(ContactEmail.organization_id == org, _containing(ContactEmail.address, query))),
-    ))
+    accounts_matching = select(Account.id).where(
+        Account.organization_id == org,
+        live(Account),
+        or_(
+            _containing(Account.name, query),
+            Account.id.in_(
+                select(AccountDomain.account_id).where(
+                    AccountDomain.organization_id == org, _containing(AccountDomain.domain, query)
+                )
+            ),
+        ),
+    )
+    contacts_matching = select(Contact.id).where(
+        Contact.organization_id == org,
+        live(Contact),
+        or_(
+            _containing(Contact.name, query),
+            Contact.id.in_(
+                select(ContactEmail.contact_id).where(
+                    ContactEmail.organization_id == org, _containing(ContactEmail.address, query)
+                )
+            ),
+        ),
+    )
 
     deals = session.execute(
         select(Opportunity.id, Opportunity.name, Account.id, Account.name, Stage.name, User.name)
         .join(Account, Account.id == Opportunity.account_id)
         .join(Stage, Stage.id == Opportunity.stage_id)
         .outerjoin(User, User.id == Opportunity.owner_id)
-        .where(Opportunity.organization_id == org, Opportunity.status == "open", live(Opportunity), or_(
-            _containing(Opportunity.name, query),
-            Opportunity.account_id.in_(accounts_matching),
-            Opportunity.account_id.in_(select(Contact.account_id).where(Contact.id.in_(contacts_matching))),
-        ))
-        .order_by(Opportunity.name, Opportunity.id).limit(shown)
+        .where(
+            Opportunity.organization_id == org,
+            Opportunity.status == "open",
+            live(Opportunity),
+            or_(
+                _containing(Opportunity.name, query),
+                Opportunity.account_id.in_(accounts_matching),
+                Opportunity.account_id.in_(select(Contact.account_id).where(Contact.id.in_(contacts_matching))),
+            ),
+        )
+        .order_by(Opportunity.name, Opportunity.id)
+        .limit(shown)
     ).all()
 
     account_rows = session.execute(
-        select(Account.id, Account.name).where(Account.id.in_(accounts_matching)).order_by(Account.name, Account.id).limit(shown)
+        select(Account.id, Account.name)
+        .where(Account.id.in_(accounts_matching))
+        .order_by(Account.name, Account.id)
+        .limit(shown)
     ).all()
     domains: dict[int, list[str]] = {row.id: [] for row in account_rows}
     if domains:
         for account_id, domain in session.execute(
             select(AccountDomain.account_id, AccountDomain.domain)
-            .where(AccountDomain.organization_id == org, AccountDomain.account_id.in_(list(domains))).order_by(AccountDomain.id)
+            .where(AccountDomain.organization_id == org, AccountDomain.account_id.in_(list(domains)))
+            .order_by(AccountDomain.id)
         ):
             domains[account_id].append(domain)
 
     contact_rows = session.execute(
         select(Contact.id, Contact.name, Contact.account_id, Account.name)
         .outerjoin(Account, (Account.id == Contact.account_id) & live(Account))
-        .where(Contact.id.in_(contacts_matching)).order_by(Contact.name, Contact.id).limit(shown)
+        .where(Contact.id.in_(contacts_matching))
+        .order_by(Contact.name, Contact.id)
+        .limit(shown)
     ).all()
     addresses: dict[int, str] = {}
     if contact_rows:
@@ -127,5 +155,8 @@ def search_crm(session: Session, actor: User, text: str | None, shown: int = SHO
         query,
         deals=[FoundDeal(*row) for row in deals],
         accounts=[FoundAccount(row.id, row.name, domains[row.id]) for row in account_rows],
-        contacts=[FoundContact(row.id, row.name, addresses.get(row.id), row[2] if row[3] is not None else None, row[3]) for row in contact_rows],
+        contacts=[
+            FoundContact(row.id, row.name, addresses.get(row.id), row[2] if row[3] is not None else None, row[3])
+            for row in contact_rows
+        ],
     )

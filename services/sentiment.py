@@ -29,11 +29,20 @@ from sqlalchemy.orm import Session
 from services.models import Activity, LexiconWord, Organization, live
 from services.types import utcnow
 
-NOTE_TYPES = ("call", "meeting", "visit", "note")  # scored whatever their direction: the rep's notes of the conversation
+NOTE_TYPES = (
+    "call",
+    "meeting",
+    "visit",
+    "note",
+)  # scored whatever their direction: the rep's notes of the conversation
 MAX_READ = 20_000  # characters of a body the reply parser reads: its patterns on a 1 MB body take seconds
 MAX_SCORED = 4_000  # characters of the clean text scored: a customer's reply, not a document
 NEUTRAL = 0.05  # VADER's own neutral band: a compound score within ±0.05 reads as neither
-REPLY_LANGUAGES = ["en", "de", "fr"]  # the quote headers and signatures recognised ("On … wrote:", "Am … schrieb", "Le … a écrit"): each costs 0.05 ms a mail
+REPLY_LANGUAGES = [
+    "en",
+    "de",
+    "fr",
+]  # the quote headers and signatures recognised ("On … wrote:", "Am … schrieb", "Le … a écrit"): each costs 0.05 ms a mail
 
 
 def is_scored(kind: str, direction: str) -> bool:
@@ -50,9 +59,12 @@ def _reply_parser() -> Any:
 
 # A legal footer the reply parser leaves when no sign-off comes before it: a paragraph opening
 # like one, and everything after it, is not the customer's words.
-_FOOTER = re.compile(r"\n\s*\n\s*(?:confidentiality notice|confidential(?:ity)?:|disclaimer|legal notice|privileged (?:and|&) confidential"
-                     r"|this (?:e-?mail|message|communication)(?: and any attachments?)? (?:is|are|may (?:be|contain)|contains?) (?:confidential|privileged|intended)"
-                     r"|the information (?:contained )?in this (?:e-?mail|message))", re.IGNORECASE)
+_FOOTER = re.compile(
+    r"\n\s*\n\s*(?:confidentiality notice|confidential(?:ity)?:|disclaimer|legal notice|privileged (?:and|&) confidential"
+    r"|this (?:e-?mail|message|communication)(?: and any attachments?)? (?:is|are|may (?:be|contain)|contains?) (?:confidential|privileged|intended)"
+    r"|the information (?:contained )?in this (?:e-?mail|message))",
+    re.IGNORECASE,
+)
 
 
 def clean_text(kind: str, text: str | None) -> str:
@@ -62,9 +74,11 @@ def clean_text(kind: str, text: str | None) -> str:
     if text and kind == "email":
         replies = _reply_parser().read(text).replies
         # A line quoted with ">" is never the customer's own, wherever it stands.
-        text = "\n".join(line for line in (replies[0].body if replies else "").splitlines() if not line.lstrip().startswith(">")).strip()
+        text = "\n".join(
+            line for line in (replies[0].body if replies else "").splitlines() if not line.lstrip().startswith(">")
+        ).strip()
         if footer := _FOOTER.search(text):
-            text = text[:footer.start()].strip()
+            text = text[: footer.start()].strip()
     return text[:MAX_SCORED]
 
 
@@ -74,8 +88,22 @@ def clean_text(kind: str, text: str | None) -> str:
 # purpose: among all 75, "Thanks for the quick reply." reads as Norwegian and goes unscored. A
 # mail in a language left out is read as the nearest one here, never as English in the tests'
 # samples (Croatian, Slovak, Hungarian, Romanian, the Baltic languages, Vietnamese, Norwegian).
-CANDIDATES = ("ENGLISH", "GERMAN", "FRENCH", "SPANISH", "ITALIAN", "PORTUGUESE", "DUTCH", "POLISH", "SWEDISH", "DANISH", "FINNISH",
-              "CZECH", "TURKISH", "INDONESIAN")
+CANDIDATES = (
+    "ENGLISH",
+    "GERMAN",
+    "FRENCH",
+    "SPANISH",
+    "ITALIAN",
+    "PORTUGUESE",
+    "DUTCH",
+    "POLISH",
+    "SWEDISH",
+    "DANISH",
+    "FINNISH",
+    "CZECH",
+    "TURKISH",
+    "INDONESIAN",
+)
 _detector_lock = threading.Lock()
 _detector: Any = None
 
@@ -90,8 +118,11 @@ def _language_detector() -> Any:
             if _detector is None:
                 from lingua import Language, LanguageDetectorBuilder
 
-                _detector = (LanguageDetectorBuilder.from_languages(*(getattr(Language, name) for name in CANDIDATES))
-                             .with_low_accuracy_mode().build())
+                _detector = (
+                    LanguageDetectorBuilder.from_languages(*(getattr(Language, name) for name in CANDIDATES))
+                    .with_low_accuracy_mode()
+                    .build()
+                )
     return _detector
 
 
@@ -147,8 +178,14 @@ def analyzer_for(session: Session, organization: Organization) -> Any:
     cached = _analyzers.get(organization.id)
     if cached is not None and cached[0] == organization.lexicon_version:
         return cached[1]
-    shifts = {word: shift for word, shift in session.execute(
-        select(LexiconWord.word, LexiconWord.shift).where(LexiconWord.organization_id == organization.id, LexiconWord.shift != 0))}
+    shifts = {
+        word: shift
+        for word, shift in session.execute(
+            select(LexiconWord.word, LexiconWord.shift).where(
+                LexiconWord.organization_id == organization.id, LexiconWord.shift != 0
+            )
+        )
+    }
     analyzer = analyzer_with(shifts)
     _analyzers[organization.id] = (organization.lexicon_version, analyzer)
     return analyzer
@@ -162,7 +199,9 @@ def score_with(analyzer: Any, kind: str, text: str | None) -> float | None:
     return round(float(analyzer.polarity_scores(clean)["compound"]), 4)
 
 
-def score_activity(session: Session, organization: Organization, activity: Activity, now: datetime | None = None) -> None:
+def score_activity(
+    session: Session, organization: Organization, activity: Activity, now: datetime | None = None
+) -> None:
     """Work out the activity's score as it is written (nothing for a type not scored)."""
     if not is_scored(activity.type, activity.direction):
         return
@@ -189,8 +228,11 @@ BATCH = 2_000
 def _scored_rows(organization_id: int) -> Any:
     # Walked in id order by the primary key: "+ 0" keeps the organization's indexes out of it
     # (SQLite would otherwise read the organization's every activity by one and sort them, per batch).
-    return ((Activity.organization_id + 0) == organization_id) & live(Activity) & or_(
-        (Activity.type == "email") & (Activity.direction == "inbound"), Activity.type.in_(NOTE_TYPES))
+    return (
+        ((Activity.organization_id + 0) == organization_id)
+        & live(Activity)
+        & or_((Activity.type == "email") & (Activity.direction == "inbound"), Activity.type.in_(NOTE_TYPES))
+    )
 
 
 def unscored(organization_id: int) -> Any:
@@ -198,27 +240,43 @@ def unscored(organization_id: int) -> Any:
     return _scored_rows(organization_id) & Activity.sentiment_scored_at.is_(None)
 
 
-def backfill(session: Session, organization: Organization, *, rescore: bool = False, ids: Iterable[int] | None = None,
-             now: datetime | None = None, limit: int | None = None) -> int:
+def backfill(
+    session: Session,
+    organization: Organization,
+    *,
+    rescore: bool = False,
+    ids: Iterable[int] | None = None,
+    now: datetime | None = None,
+    limit: int | None = None,
+) -> int:
     """Score the organization's activities never scored (``rescore``: every one with text, with
     the organization's lexicon as it is now; a mail whose body retention removed keeps its
     score). Returns how many were scored. Read and written in batches by id."""
     now = now or utcnow()
     analyzer = analyzer_for(session, organization)
-    condition = (_scored_rows(organization.id) & Activity.body_text.is_not(None)) if rescore else unscored(organization.id)
+    condition = (
+        (_scored_rows(organization.id) & Activity.body_text.is_not(None)) if rescore else unscored(organization.id)
+    )
     if ids is not None:
         condition &= Activity.id.in_(list(ids))
     done, after = 0, 0
     while limit is None or done < limit:
         size = BATCH if limit is None else min(BATCH, limit - done)
         rows = session.execute(
-            select(Activity.id, Activity.type, Activity.body_text).where(condition, Activity.id > after).order_by(Activity.id).limit(size)
+            select(Activity.id, Activity.type, Activity.body_text)
+            .where(condition, Activity.id > after)
+            .order_by(Activity.id)
+            .limit(size)
         ).all()
         if not rows:
             break
-        session.execute(update(Activity), [
-            {"id": activity_id, "sentiment": score_with(analyzer, kind, body), "sentiment_scored_at": now} for activity_id, kind, body in rows
-        ])
+        session.execute(
+            update(Activity),
+            [
+                {"id": activity_id, "sentiment": score_with(analyzer, kind, body), "sentiment_scored_at": now}
+                for activity_id, kind, body in rows
+            ],
+        )
         done += len(rows)
         after = rows[-1].id
     return done

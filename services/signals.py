@@ -26,8 +26,12 @@ from services.types import UTCDateTime, elapsed_ms, greatest
 
 # PRODUCT.md's "contact" (an inbound interaction): per activity type, the field and value that
 # make it one. is_inbound_interaction (SQL) and is_contact (Python) both read this table.
-CONTACT_RULES = {"email": ("direction", "inbound"), "call": ("outcome", "connected"), "meeting": ("outcome", "held"),
-                 "visit": ("outcome", "held")}
+CONTACT_RULES = {
+    "email": ("direction", "inbound"),
+    "call": ("outcome", "connected"),
+    "meeting": ("outcome", "held"),
+    "visit": ("outcome", "held"),
+}
 # An attempt: an outbound call or outbound email.
 ATTEMPT_TYPES = ("call", "email")
 
@@ -35,7 +39,9 @@ ATTEMPT_TYPES = ("call", "email")
 def is_inbound_interaction(model: Any = Activity) -> ColumnElement[bool]:
     """A connected call, a held meeting or visit, an inbound email (of the activities, or of a
     rollup's keys)."""
-    return or_(*(and_(model.type == kind, getattr(model, field) == value) for kind, (field, value) in CONTACT_RULES.items()))
+    return or_(
+        *(and_(model.type == kind, getattr(model, field) == value) for kind, (field, value) in CONTACT_RULES.items())
+    )
 
 
 def is_attempt_of(model: Any = Activity) -> ColumnElement[bool]:
@@ -89,9 +95,15 @@ _NOW = bindparam("now", type_=UTCDateTime())
 # not keep itself (its latest activity and inbound interaction it does, ``services.latest``).
 _PLANNED = (
     select(FollowUp.id)
-    .where(FollowUp.organization_id == bindparam("org"), FollowUp.opportunity_id == Opportunity.id, FollowUp.done_at.is_(None),
-           live(FollowUp), FollowUp.due_at > _NOW)
-    .correlate(Opportunity).exists()
+    .where(
+        FollowUp.organization_id == bindparam("org"),
+        FollowUp.opportunity_id == Opportunity.id,
+        FollowUp.done_at.is_(None),
+        live(FollowUp),
+        FollowUp.due_at > _NOW,
+    )
+    .correlate(Opportunity)
+    .exists()
 )
 
 
@@ -103,14 +115,19 @@ def warning_facts(*conditions: ColumnElement[bool], name: str = "warning_facts",
     there is none; its stage's SLA; whether a follow-up is due (``planned``). ``extra``: more
     columns the caller wants beside them (``deal_id`` is always there)."""
     return (
-        select(Opportunity.id.label("deal_id"), Stage.sla_days.label("sla_days"),
-               elapsed_ms(func.coalesce(Opportunity.last_inbound_at, Opportunity.created_at), _NOW).label("quiet"),
-               elapsed_ms(Opportunity.stage_entered_at, _NOW).label("in_stage"),
-               elapsed_ms(func.coalesce(Opportunity.last_activity_at, Opportunity.created_at), _NOW).label("idle"),
-               _PLANNED.label("planned"), *extra)
+        select(
+            Opportunity.id.label("deal_id"),
+            Stage.sla_days.label("sla_days"),
+            elapsed_ms(func.coalesce(Opportunity.last_inbound_at, Opportunity.created_at), _NOW).label("quiet"),
+            elapsed_ms(Opportunity.stage_entered_at, _NOW).label("in_stage"),
+            elapsed_ms(func.coalesce(Opportunity.last_activity_at, Opportunity.created_at), _NOW).label("idle"),
+            _PLANNED.label("planned"),
+            *extra,
+        )
         .join(Stage, Stage.id == Opportunity.stage_id)
         .where(Opportunity.organization_id == bindparam("org"), IS_OPEN_DEAL, *conditions)
-        .cte(name).prefix_with("MATERIALIZED")
+        .cte(name)
+        .prefix_with("MATERIALIZED")
     )
 
 
@@ -122,7 +139,9 @@ def warning_days(facts: Any) -> tuple[Any, Any, Any]:
     return (
         case((c.quiet >= bindparam("dark_days", type_=BigInteger()) * _DAY, c.quiet // _DAY)).label("dark_days"),
         case(((c.sla_days.is_not(None)) & (c.in_stage > c.sla_days * _DAY), c.in_stage // _DAY)).label("stale_days"),
-        case(((c.idle >= bindparam("neglect_days", type_=BigInteger()) * _DAY) & ~c.planned, c.idle // _DAY)).label("neglected_days"),
+        case(((c.idle >= bindparam("neglect_days", type_=BigInteger()) * _DAY) & ~c.planned, c.idle // _DAY)).label(
+            "neglected_days"
+        ),
     )
 
 
@@ -138,19 +157,31 @@ _WARNINGS_OF = select(_FACTS_OF.c.deal_id, *warning_days(_FACTS_OF))
 
 def warning_parameters(organization: Organization, now: datetime) -> dict[str, Any]:
     """What the rule binds: the organization, the moment, its days to going dark and to neglect."""
-    return {"org": organization.id, "now": now, "dark_days": int(organization.setting("going_dark_days")),
-            "neglect_days": int(organization.setting("neglected_days"))}
+    return {
+        "org": organization.id,
+        "now": now,
+        "dark_days": int(organization.setting("going_dark_days")),
+        "neglect_days": int(organization.setting("neglected_days")),
+    }
 
 
-def warnings_from(deal_id: int, stage: StageFacts, dark_days: int | None, stale_days: int | None, neglected_days: int | None) -> list[DealWarning]:
+def warnings_from(
+    deal_id: int, stage: StageFacts, dark_days: int | None, stale_days: int | None, neglected_days: int | None
+) -> list[DealWarning]:
     """A deal's warnings in words, from the days the rule gave (``warning_days``), the longest first."""
     warnings = []
     if dark_days is not None:
         warnings.append(DealWarning(deal_id, "going_dark", dark_days, f"No word from the customer in {dark_days} days"))
     if stale_days is not None:
-        warnings.append(DealWarning(deal_id, "stale", stale_days, f"{stale_days} days in {stage.name} (SLA {stage.sla_days})"))
+        warnings.append(
+            DealWarning(deal_id, "stale", stale_days, f"{stale_days} days in {stage.name} (SLA {stage.sla_days})")
+        )
     if neglected_days is not None:
-        warnings.append(DealWarning(deal_id, "neglected", neglected_days, f"No activity in {neglected_days} days and no follow-up planned"))
+        warnings.append(
+            DealWarning(
+                deal_id, "neglected", neglected_days, f"No activity in {neglected_days} days and no follow-up planned"
+            )
+        )
     return sorted(warnings, key=lambda w: -w.days) if len(warnings) > 1 else warnings
 
 
@@ -173,14 +204,21 @@ class OpenDeal:
     warning_days: tuple[int | None, int | None, int | None] | None = None  # None: not read yet
 
 
-def deal_warnings(session: Session, organization: Organization, deals: Iterable[DealFacts], now: datetime) -> list[DealWarning]:
+def deal_warnings(
+    session: Session, organization: Organization, deals: Iterable[DealFacts], now: datetime
+) -> list[DealWarning]:
     """The warnings of these deals as of ``now``: from the days read with them, or read here."""
     open_deals = [deal for deal in deals if deal.status == "open"]
     if not open_deals:
         return []
     days = {deal.id: deal.warning_days for deal in open_deals if getattr(deal, "warning_days", None) is not None}
     if unread := [deal.id for deal in open_deals if deal.id not in days]:
-        days |= {row[0]: tuple(row[1:]) for row in session.connection().execute(_WARNINGS_OF, warning_parameters(organization, now) | {"ids": unread})}
+        days |= {
+            row[0]: tuple(row[1:])
+            for row in session.connection().execute(
+                _WARNINGS_OF, warning_parameters(organization, now) | {"ids": unread}
+            )
+        }
     warnings: list[DealWarning] = []
     for deal in open_deals:
         warnings += warnings_from(deal.id, deal.stage, *days.get(deal.id, (None, None, None)))
@@ -190,4 +228,3 @@ def deal_warnings(session: Session, organization: Organization, deals: Iterable[
 def days_since(then: datetime, now: datetime) -> int:
     """Whole days from ``then`` to ``now``, never negative."""
     return max(0, (now - then).days)
-

@@ -33,7 +33,9 @@ class Person:
 
 
 # The people of an organization, as ``Person`` rows (the query narrowed by the caller).
-PEOPLE = select(User.id, User.name, User.organization_id, User.team_id, User.email).where(User.organization_id == bindparam("org"))
+PEOPLE = select(User.id, User.name, User.organization_id, User.team_id, User.email).where(
+    User.organization_id == bindparam("org")
+)
 
 
 def told_apart(people: Iterable[Person]) -> list[Person]:
@@ -41,8 +43,12 @@ def told_apart(people: Iterable[Person]) -> list[Person]:
     ("Olga Adams (olga.adams2@northwind.example)"): every table and CSV of them tells them apart."""
     people = list(people)
     seen = Counter(person.name.casefold() for person in people)
-    return [replace(person, name=f"{person.name} ({person.email})") if seen[person.name.casefold()] > 1 and person.email else person
-            for person in people]
+    return [
+        replace(person, name=f"{person.name} ({person.email})")
+        if seen[person.name.casefold()] > 1 and person.email
+        else person
+        for person in people
+    ]
 
 
 # A real hash to compare against when the user does not exist, so that a wrong address
@@ -74,7 +80,12 @@ def user_for_identity(session: Session, provider: str, issuer: str, subject: str
     return session.scalar(
         select(User)
         .join(UserIdentity, UserIdentity.user_id == User.id)
-        .where(UserIdentity.provider == provider, UserIdentity.issuer == issuer, UserIdentity.subject == subject, User.is_active)
+        .where(
+            UserIdentity.provider == provider,
+            UserIdentity.issuer == issuer,
+            UserIdentity.subject == subject,
+            User.is_active,
+        )
         .options(joinedload(User.organization))  # every caller reads the organization next
     )
 

@@ -110,8 +110,14 @@ def gmail_api() -> Iterator[google.GmailApi]:
 def app(tmp_path, monkeypatch) -> Iterator[Flask]:
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.delenv("INBOXCRM_ENV", raising=False)
-    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'app.db'}", "SECRET_KEY": "test",
-                      "JOBS_SQLITE_PATH": str(tmp_path / "jobs.db")})
+    app = create_app(
+        {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'app.db'}",
+            "SECRET_KEY": "test",
+            "JOBS_SQLITE_PATH": str(tmp_path / "jobs.db"),
+        }
+    )
     app.instance_path = str(tmp_path)
     Base.metadata.create_all(app.extensions["inboxcrm.db"].engine)
     yield app
@@ -159,6 +165,7 @@ def auth(client: FlaskClient) -> AuthActions:
 
 # -- the browser ---------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[object]:
     """Debian's Chromium, driven by Playwright (never a browser download)."""
@@ -180,4 +187,3 @@ def live_url(app: Flask, app_world: World) -> Iterator[str]:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
-

@@ -14,7 +14,19 @@ from sqlalchemy.orm import Session
 
 from services.deals import stage_entered
 
-from services.models import Account, AccountDomain, Contact, ContactEmail, NoteChecklist, Opportunity, Organization, Stage, StageChange, Team, User
+from services.models import (
+    Account,
+    AccountDomain,
+    Contact,
+    ContactEmail,
+    NoteChecklist,
+    Opportunity,
+    Organization,
+    Stage,
+    StageChange,
+    Team,
+    User,
+)
 from services.users import hash_password
 
 PASSWORD = "correct horse battery staple"
@@ -49,7 +61,12 @@ class World:
 
 def make_user(session: Session, org: Organization, team: Team | None, name: str, role: str, domain: str) -> User:
     user = User(
-        organization=org, team=team, name=name, role=role, email=f"{name.split()[0].lower()}@{domain}", password_hash=_HASH
+        organization=org,
+        team=team,
+        name=name,
+        role=role,
+        email=f"{name.split()[0].lower()}@{domain}",
+        password_hash=_HASH,
     )
     session.add(user)
     return user
@@ -58,44 +75,80 @@ def make_user(session: Session, org: Organization, team: Team | None, name: str,
 def make_stages(session: Session, org: Organization) -> list[Stage]:
     stages = [
         Stage(organization_id=org.id, name=name, position=i, probability=Decimal(p), sla_days=sla)
-        for i, (name, p, sla) in enumerate([("Qualify", "0.1", 14), ("Proposal", "0.4", 21), ("Negotiation", "0.7", 10)], start=1)
+        for i, (name, p, sla) in enumerate(
+            [("Qualify", "0.1", 14), ("Proposal", "0.4", 21), ("Negotiation", "0.7", 10)], start=1
+        )
     ]
     session.add_all(stages)
     return stages
 
 
-def make_account(session: Session, org: Organization, owner: User, name: str, domain: str | None, parent: Account | None = None) -> Account:
-    account = Account(organization_id=org.id, name=name, owner_id=owner.id, parent=parent, created_at=NOW - timedelta(days=100))
+def make_account(
+    session: Session, org: Organization, owner: User, name: str, domain: str | None, parent: Account | None = None
+) -> Account:
+    account = Account(
+        organization_id=org.id, name=name, owner_id=owner.id, parent=parent, created_at=NOW - timedelta(days=100)
+    )
     if domain:
         account.domains.append(AccountDomain(organization_id=org.id, domain=domain))
     session.add(account)
     return account
 
 
-def make_contact(session: Session, org: Organization, account: Account | None, name: str, address: str, owner: User) -> Contact:
+def make_contact(
+    session: Session, org: Organization, account: Account | None, name: str, address: str, owner: User
+) -> Contact:
     contact = Contact(organization_id=org.id, account=account, name=name, owner_id=owner.id)
     contact.emails.append(ContactEmail(organization_id=org.id, address=address))
     session.add(contact)
     return contact
 
 
-def make_deal(session: Session, org: Organization, account: Account, owner: User, stage: Stage, name: str = "Reefer contract",
-              created: datetime = NOW - timedelta(days=10)) -> Opportunity:
+def make_deal(
+    session: Session,
+    org: Organization,
+    account: Account,
+    owner: User,
+    stage: Stage,
+    name: str = "Reefer contract",
+    created: datetime = NOW - timedelta(days=10),
+) -> Opportunity:
     deal = Opportunity(
-        organization_id=org.id, name=name, account=account, owner=owner, amount=Decimal("25000.00"), currency=org.currency,
-        stage=stage, status="open", stage_entered_at=created, created_at=created,
+        organization_id=org.id,
+        name=name,
+        account=account,
+        owner=owner,
+        amount=Decimal("25000.00"),
+        currency=org.currency,
+        stage=stage,
+        status="open",
+        stage_entered_at=created,
+        created_at=created,
     )
     stage_entered(deal, stage, "open")
     session.add(deal)
     session.flush()
-    session.add(StageChange(organization_id=org.id, opportunity_id=deal.id, from_stage_id=None, to_stage_id=stage.id,
-                            to_status="open", changed_at=created, changed_by_id=owner.id))
+    session.add(
+        StageChange(
+            organization_id=org.id,
+            opportunity_id=deal.id,
+            from_stage_id=None,
+            to_stage_id=stage.id,
+            to_status="open",
+            changed_at=created,
+            changed_by_id=owner.id,
+        )
+    )
     return deal
 
 
 def build_world(session: Session) -> World:
-    org = Organization(name="Northwind", time_zone="Europe/Berlin", currency="EUR", domains=["northwind.test"], settings={})
-    other = Organization(name="Contoso", time_zone="America/Chicago", currency="USD", domains=["contoso.test"], settings={})
+    org = Organization(
+        name="Northwind", time_zone="Europe/Berlin", currency="EUR", domains=["northwind.test"], settings={}
+    )
+    other = Organization(
+        name="Contoso", time_zone="America/Chicago", currency="USD", domains=["contoso.test"], settings={}
+    )
     session.add_all([org, other])
     session.flush()
     stages = make_stages(session, org)
@@ -120,8 +173,28 @@ def build_world(session: Session) -> World:
     deal = make_deal(session, org, account, rep, stages[0])
     other_deal = make_deal(session, other, other_account, other_user, other_stage, "Their secret deal")
     session.commit()
-    return World(org, stages, east, west, rep, teammate, west_rep, manager, west_manager, admin, account, branch, contact, deal,
-                 other, other_user, other_stage, other_account, other_contact, other_deal)
+    return World(
+        org,
+        stages,
+        east,
+        west,
+        rep,
+        teammate,
+        west_rep,
+        manager,
+        west_manager,
+        admin,
+        account,
+        branch,
+        contact,
+        deal,
+        other,
+        other_user,
+        other_stage,
+        other_account,
+        other_contact,
+        other_deal,
+    )
 
 
 def logged(app, world: World, *activities: tuple[User, str, datetime]) -> None:
@@ -131,8 +204,17 @@ def logged(app, world: World, *activities: tuple[User, str, datetime]) -> None:
 
     with app.extensions["inboxcrm.db"].sessions() as session:
         for owner, kind, when in activities:
-            session.add(Activity(organization_id=world.org.id, type=kind, direction="outbound", outcome="connected" if kind == "call" else None,
-                                 occurred_at=when, owner_id=owner.id, source="web"))
+            session.add(
+                Activity(
+                    organization_id=world.org.id,
+                    type=kind,
+                    direction="outbound",
+                    outcome="connected" if kind == "call" else None,
+                    occurred_at=when,
+                    owner_id=owner.id,
+                    source="web",
+                )
+            )
         session.flush()
         rebuild_rollups(session, session.get(Organization, world.org.id))
         session.commit()
@@ -142,5 +224,13 @@ def slipping_team(app, world: World) -> None:
     """Both of East's reps slipping: in the 28 days before the last 7, Rita logged 40 activities
     and Tom 60 (2.0 and 3.0 a working day); in the last 7 days, one each (0.2)."""
     now = datetime.now(timezone.utc)
-    logged(app, world, *((owner, "call", when) for owner, before in ((world.rep, 40), (world.teammate, 60))
-                         for when in [now - timedelta(days=8, hours=n * 600 // before) for n in range(before)] + [now - timedelta(days=2)]))
+    logged(
+        app,
+        world,
+        *(
+            (owner, "call", when)
+            for owner, before in ((world.rep, 40), (world.teammate, 60))
+            for when in [now - timedelta(days=8, hours=n * 600 // before) for n in range(before)]
+            + [now - timedelta(days=2)]
+        ),
+    )

@@ -55,14 +55,31 @@ class GoogleKeys(KeyServer):
 
     def system_token(self, path: str, **overrides: Any) -> str:
         now = int(time.time())
-        claims = {"iss": "https://accounts.google.com", "aud": f"{BASE_URL}{path}", "sub": "1044", "email": SERVICE_ACCOUNT,
-                  "email_verified": True, "iat": now, "exp": now + 3600, **overrides}
+        claims = {
+            "iss": "https://accounts.google.com",
+            "aud": f"{BASE_URL}{path}",
+            "sub": "1044",
+            "email": SERVICE_ACCOUNT,
+            "email_verified": True,
+            "iat": now,
+            "exp": now + 3600,
+            **overrides,
+        }
         return self.sign({k: v for k, v in claims.items() if v is not None})
 
     def user_token(self, email: str, **overrides: Any) -> str:
         now = int(time.time())
-        claims = {"iss": "https://accounts.google.com", "aud": CLIENT_ID, "sub": f"sub-{email}", "email": email,
-                  "email_verified": True, "hd": email.split("@")[-1], "iat": now, "exp": now + 3600, **overrides}
+        claims = {
+            "iss": "https://accounts.google.com",
+            "aud": CLIENT_ID,
+            "sub": f"sub-{email}",
+            "email": email,
+            "email_verified": True,
+            "hd": email.split("@")[-1],
+            "iat": now,
+            "exp": now + 3600,
+            **overrides,
+        }
         return self.sign({k: v for k, v in claims.items() if v is not None})
 
 
@@ -71,8 +88,14 @@ def b64url(text: str) -> str:
 
 
 def gmail_resource(message_id: str, headers: dict[str, str], parts: dict[str, Any]) -> dict[str, Any]:
-    return {"id": message_id, "threadId": f"t-{message_id}", "labelIds": ["INBOX"], "snippet": "",
-            "internalDate": "1763650800000", "payload": {**parts, "headers": [{"name": k, "value": v} for k, v in headers.items()]}}
+    return {
+        "id": message_id,
+        "threadId": f"t-{message_id}",
+        "labelIds": ["INBOX"],
+        "snippet": "",
+        "internalDate": "1763650800000",
+        "payload": {**parts, "headers": [{"name": k, "value": v} for k, v in headers.items()]},
+    }
 
 
 class GmailApi(_Server):
@@ -94,9 +117,13 @@ class GmailApi(_Server):
                 message_id = parts.path.rsplit("/", 1)[-1]
                 if not parts.path.startswith("/gmail/v1/users/me/messages/"):
                     return self._answer(404, {"error": {"code": 404, "message": "Not Found"}})
-                if (self.headers.get("Authorization") != f"Bearer {OAUTH_TOKEN}"
-                        or self.headers.get("X-Goog-Gmail-Access-Token") != ACCESS_TOKEN):
-                    return self._answer(401, {"error": {"code": 401, "message": "Request had invalid authentication credentials."}})
+                if (
+                    self.headers.get("Authorization") != f"Bearer {OAUTH_TOKEN}"
+                    or self.headers.get("X-Goog-Gmail-Access-Token") != ACCESS_TOKEN
+                ):
+                    return self._answer(
+                        401, {"error": {"code": 401, "message": "Request had invalid authentication credentials."}}
+                    )
                 if message_id == "slow":
                     time.sleep(2)
                     return self._answer(200, {})

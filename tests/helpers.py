@@ -55,15 +55,24 @@ class JwksServer(KeyServer):
 
     def __init__(self) -> None:
         self.key = RSAKey.generate_key(2048, parameters={"kid": "key-1", "use": "sig"})
-        super().__init__(json.dumps({"keys": [self.key.as_dict(private=False)]}).encode(), path=f"/{TENANT}/discovery/v2.0/keys")
+        super().__init__(
+            json.dumps({"keys": [self.key.as_dict(private=False)]}).encode(), path=f"/{TENANT}/discovery/v2.0/keys"
+        )
 
 
 def claims(**overrides) -> dict:
     now = int(time.time())
     values = {
-        "aud": CLIENT_ID, "iss": f"https://login.microsoftonline.com/{TENANT}/v2.0", "tid": TENANT,
-        "oid": "00000000-0000-0000-66f3-3332eca7ea81", "preferred_username": "rita@northwind.test", "scp": f"{SCOPE} User.Read",
-        "iat": now, "nbf": now, "exp": now + 3600, "ver": "2.0",
+        "aud": CLIENT_ID,
+        "iss": f"https://login.microsoftonline.com/{TENANT}/v2.0",
+        "tid": TENANT,
+        "oid": "00000000-0000-0000-66f3-3332eca7ea81",
+        "preferred_username": "rita@northwind.test",
+        "scp": f"{SCOPE} User.Read",
+        "iat": now,
+        "nbf": now,
+        "exp": now + 3600,
+        "ver": "2.0",
     }
     values.update(overrides)
     return {k: v for k, v in values.items() if v is not None}
@@ -128,18 +137,41 @@ def rollup_snapshot(session: Session, organization_id: int) -> set[tuple]:
     found: set[tuple] = set()
     for model, grain in GRAINS:
         weekdays = [getattr(model, column) for column in WEEKDAY_COLUMNS] if grain in COARSE else []
-        extra = [model.attempts, model.contacts, *(getattr(model, column) for column in MONTH_COLUMNS)] if grain == "year" else []
-        found |= {(grain, *row) for row in session.execute(
-            select(model.owner_id, getattr(model, DATE_COLUMN[grain]), *(getattr(model, name) for name in KEYS[grain]), model.count, model.minutes,
-                   model.flagged, *weekdays, *extra)
-            .where(model.organization_id == organization_id, model.count > 0)
-        )}
+        extra = (
+            [model.attempts, model.contacts, *(getattr(model, column) for column in MONTH_COLUMNS)]
+            if grain == "year"
+            else []
+        )
+        found |= {
+            (grain, *row)
+            for row in session.execute(
+                select(
+                    model.owner_id,
+                    getattr(model, DATE_COLUMN[grain]),
+                    *(getattr(model, name) for name in KEYS[grain]),
+                    model.count,
+                    model.minutes,
+                    model.flagged,
+                    *weekdays,
+                    *extra,
+                ).where(model.organization_id == organization_id, model.count > 0)
+            )
+        }
     return found
 
 
 def latest_snapshot(session: Session, organization_id: int) -> set[tuple]:
     """Each deal's and account's kept latest activity (``services.latest``)."""
-    return {("deal", *row) for row in session.execute(
-        select(Opportunity.id, Opportunity.last_activity_at, Opportunity.last_inbound_at).where(Opportunity.organization_id == organization_id)
-    )} | {("account", *row) for row in session.execute(
-        select(Account.id, Account.last_activity_at).where(Account.organization_id == organization_id))}
+    return {
+        ("deal", *row)
+        for row in session.execute(
+            select(Opportunity.id, Opportunity.last_activity_at, Opportunity.last_inbound_at).where(
+                Opportunity.organization_id == organization_id
+            )
+        )
+    } | {
+        ("account", *row)
+        for row in session.execute(
+            select(Account.id, Account.last_activity_at).where(Account.organization_id == organization_id)
+        )
+    }

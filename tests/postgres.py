@@ -40,7 +40,17 @@ class Server:
 
     def stop(self) -> None:
         if self.directory and self.bindir:
-            _run([os.path.join(self.bindir, "pg_ctl"), "-D", os.path.join(self.directory, "data"), "-m", "immediate", "stop"], self.run_as)
+            _run(
+                [
+                    os.path.join(self.bindir, "pg_ctl"),
+                    "-D",
+                    os.path.join(self.directory, "data"),
+                    "-m",
+                    "immediate",
+                    "stop",
+                ],
+                self.run_as,
+            )
             shutil.rmtree(self.directory, ignore_errors=True)
 
 
@@ -71,16 +81,34 @@ def start() -> Server:
         return Server(url, None, None, None)
     bindir = find_bindir()
     if bindir is None:
-        raise RuntimeError("PostgreSQL is not installed: run `make test`, which installs it, or set INBOXCRM_TEST_POSTGRES_URL")
+        raise RuntimeError(
+            "PostgreSQL is not installed: run `make test`, which installs it, or set INBOXCRM_TEST_POSTGRES_URL"
+        )
     run_as = "postgres" if os.geteuid() == 0 else None
     directory = tempfile.mkdtemp(prefix="inboxcrm-pg-")
     if run_as:
         entry = pwd.getpwnam(run_as)
         os.chown(directory, entry.pw_uid, entry.pw_gid)
     data = os.path.join(directory, "data")
-    _run([os.path.join(bindir, "initdb"), "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"], run_as)
+    _run(
+        [os.path.join(bindir, "initdb"), "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"],
+        run_as,
+    )
     port = _free_port()
     # Durability off: a test server that loses its data on a crash is fine, and much quicker.
     options = f"-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-    _run([os.path.join(bindir, "pg_ctl"), "-D", data, "-o", options, "-l", os.path.join(directory, "log"), "-w", "start"], run_as)
+    _run(
+        [
+            os.path.join(bindir, "pg_ctl"),
+            "-D",
+            data,
+            "-o",
+            options,
+            "-l",
+            os.path.join(directory, "log"),
+            "-w",
+            "start",
+        ],
+        run_as,
+    )
     return Server(f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", directory, run_as, bindir)

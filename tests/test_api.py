@@ -57,7 +57,9 @@ def test_a_token_sees_its_organization_only(app, app_world: World, api: Client):
     ids = {c["id"] for c in theirs.sync("contacts")[0]}
     assert ids == {app_world.other_contact.id}
     assert theirs.get(f"/contacts/{app_world.contact.id}").status_code == 404
-    assert theirs.write("PATCH", f"/contacts/{app_world.contact.id}", {"name": "Mine now"}, version=1).status_code == 404
+    assert (
+        theirs.write("PATCH", f"/contacts/{app_world.contact.id}", {"name": "Mine now"}, version=1).status_code == 404
+    )
     assert api.get(f"/opportunities/{app_world.other_deal.id}").status_code == 404
 
 
@@ -66,8 +68,14 @@ def test_the_admin_makes_a_token_shown_once_and_revokes_it(app, app_world: World
     assert auth.get("/admin/api-tokens", htmx=False).status_code == 403
     assert auth.post("/admin/api-tokens", {"name": "BI", "scopes": "read"}, htmx=False).status_code == 403
     auth.login("ada@northwind.test")
-    assert auth.client.post("/admin/api-tokens", data={"name": "BI", "scopes": "read"}).status_code == 400  # no CSRF token
-    for bad in ({"name": "", "scopes": "read"}, {"name": "BI", "scopes": "admin"}, {"name": "x" * 101, "scopes": "read"}):
+    assert (
+        auth.client.post("/admin/api-tokens", data={"name": "BI", "scopes": "read"}).status_code == 400
+    )  # no CSRF token
+    for bad in (
+        {"name": "", "scopes": "read"},
+        {"name": "BI", "scopes": "admin"},
+        {"name": "x" * 101, "scopes": "read"},
+    ):
         assert auth.post("/admin/api-tokens", bad, htmx=False).status_code == 422
     made = auth.post("/admin/api-tokens", {"name": "Power BI", "scopes": "read"}, htmx=False)
     assert made.status_code == 201
@@ -154,8 +162,14 @@ def test_a_method_the_path_does_not_take_is_a_405_that_says_which_it_does(api: C
 def seed_contacts(app: Flask, world: World, n: int) -> None:
     with app.extensions["inboxcrm.db"].sessions() as session:
         for i in range(n):
-            make_contact(session, session.get(Organization, world.org.id), None, f"Seed {i}", f"seed{i}@acme.test",
-                         session.get(User, world.rep.id))
+            make_contact(
+                session,
+                session.get(Organization, world.org.id),
+                None,
+                f"Seed {i}",
+                f"seed{i}@acme.test",
+                session.get(User, world.rep.id),
+            )
         session.commit()
 
 
@@ -167,13 +181,17 @@ def test_a_full_sync_then_only_what_changed(app, app_world: World, api: Client):
     assert api.sync("contacts", cursor) == ([], [], cursor)  # nothing since
 
     ann = api.get(f"/contacts/{app_world.contact.id}").get_json()
-    changed = api.write("PATCH", f"/contacts/{app_world.contact.id}", {"title": "Head of Logistics"}, version=ann["version"])
+    changed = api.write(
+        "PATCH", f"/contacts/{app_world.contact.id}", {"title": "Head of Logistics"}, version=ann["version"]
+    )
     assert changed.status_code == 200 and changed.get_json()["version"] > ann["version"]
     seed = next(c for c in data if c["name"] == "Seed 3")
     assert api.write("DELETE", f"/contacts/{seed['id']}", version=seed["version"]).status_code == 200
     data2, deleted2, cursor2 = api.sync("contacts", cursor)
     assert [(c["id"], c["title"], c["deleted_at"] is not None) for c in data2] == [
-        (app_world.contact.id, "Head of Logistics", False), (seed["id"], None, True)]
+        (app_world.contact.id, "Head of Logistics", False),
+        (seed["id"], None, True),
+    ]
     with app.extensions["inboxcrm.db"].sessions() as session:
         erase_person(session, session.get(Organization, app_world.org.id), "ann@acme.test", secret="s")
         session.commit()
@@ -192,13 +210,23 @@ def test_writes_between_the_pages_of_a_sync_are_neither_lost_nor_repeated(app, a
         cursor = page["cursor"]
         if made < 6:  # a new one, and a rename of one read or not yet read
             made += 1
-            assert api.write("POST", "/contacts", {"name": f"Made {made}", "email": f"made{made}@acme.test"}).status_code == 201
+            assert (
+                api.write("POST", "/contacts", {"name": f"Made {made}", "email": f"made{made}@acme.test"}).status_code
+                == 201
+            )
             target = api.get(f"/contacts/{app_world.contact.id if made % 2 else replica and max(replica)}").get_json()
-            assert api.write("PATCH", f"/contacts/{target['id']}", {"name": f"{target['name']}!"}, version=target["version"]).status_code == 200
+            assert (
+                api.write(
+                    "PATCH", f"/contacts/{target['id']}", {"name": f"{target['name']}!"}, version=target["version"]
+                ).status_code
+                == 200
+            )
         elif not page["has_more"]:
             break
     with app.extensions["inboxcrm.db"].sessions() as session:
-        assert replica == dict(session.execute(select(Contact.id, Contact.name).where(Contact.organization_id == app_world.org.id)).all())
+        assert replica == dict(
+            session.execute(select(Contact.id, Contact.name).where(Contact.organization_id == app_world.org.id)).all()
+        )
     assert len(seen) == len(set(seen))
 
 
@@ -206,14 +234,24 @@ def test_a_cursor_or_a_limit_not_ours_is_a_clear_error(api: Client):
     bad = api.get("/contacts", cursor="garbage")
     assert bad.status_code == 422 and bad.get_json()["code"] == "invalid_cursor" and bad.get_json()["field"] == "cursor"
     # Numbers past the store's BIGINT (SQLite's driver overflowed: a 500), below the start, or not ASCII digits.
-    for inside in ("v1:99999999999999999999:1", "v1:1:9223372036854775808", "v1:-2:0", "v1:1:-1", "v1:\u0661:1", "v1:1_0:1", "v1: 1:1"):
+    for inside in (
+        "v1:99999999999999999999:1",
+        "v1:1:9223372036854775808",
+        "v1:-2:0",
+        "v1:1:-1",
+        "v1:\u0661:1",
+        "v1:1_0:1",
+        "v1: 1:1",
+    ):
         cursor = base64.urlsafe_b64encode(inside.encode()).decode().rstrip("=")
         for path in ("/contacts", "/activities", "/events"):
             answer = api.get(path, cursor=cursor)
             assert answer.status_code == 422 and answer.get_json()["code"] == "invalid_cursor", (inside, path)
     for inside in ("99999999999999999999.1", "1.9223372036854775808", "-2.0", "1.-1", "\u0661.1", "1._0", "1.2.3"):
         assert api.get("/contacts", cursor=inside).get_json()["code"] == "invalid_cursor", inside
-    biggest = base64.urlsafe_b64encode(b"v1:9223372036854775807:9223372036854775807").decode().rstrip("=")  # as cursors were written before
+    biggest = (
+        base64.urlsafe_b64encode(b"v1:9223372036854775807:9223372036854775807").decode().rstrip("=")
+    )  # as cursors were written before
     assert api.get("/contacts", cursor=biggest).get_json()["data"] == []
     assert api.get("/contacts", cursor="9223372036854775807.9223372036854775807").get_json()["data"] == []
     for limit in (0, 1001, "x"):
@@ -253,7 +291,11 @@ def test_a_stale_version_gets_409_with_the_record_as_it_is(app, app_world: World
     assert unsaid.status_code == 422 and unsaid.get_json()["code"] == "version_required"
     with app.extensions["inboxcrm.db"].sessions() as session:
         assert session.get(Opportunity, deal["id"]).amount == 30000
-    for body, field in (({"amount": -5}, "amount"), ({"name": ""}, None), ({"expected_close_date": "tomorrow"}, "expected_close_date")):
+    for body, field in (
+        ({"amount": -5}, "amount"),
+        ({"name": ""}, None),
+        ({"expected_close_date": "tomorrow"}, "expected_close_date"),
+    ):
         answer = api.write("PATCH", f"/opportunities/{deal['id']}", body, version=moved.get_json()["version"])
         assert answer.status_code in (200, 422)
         if field:
@@ -262,35 +304,82 @@ def test_a_stale_version_gets_409_with_the_record_as_it_is(app, app_world: World
 
 def test_a_stage_move_and_the_writes_of_each_type(app, app_world: World, api: Client):
     deal = api.get(f"/opportunities/{app_world.deal.id}").get_json()
-    won = api.write("POST", f"/opportunities/{deal['id']}/stage", {"stage": "won", "final_amount": 27000}, version=deal["version"])
+    won = api.write(
+        "POST", f"/opportunities/{deal['id']}/stage", {"stage": "won", "final_amount": 27000}, version=deal["version"]
+    )
     assert won.status_code == 200 and (won.get_json()["status"], won.get_json()["amount"]) == ("won", "27000.00")
-    assert api.write("POST", f"/opportunities/{deal['id']}/stage", {"stage": "lost"}, version=deal["version"]).status_code == 409
+    assert (
+        api.write("POST", f"/opportunities/{deal['id']}/stage", {"stage": "lost"}, version=deal["version"]).status_code
+        == 409
+    )
     account = api.write("POST", "/accounts", {"name": "Globex", "domain": "globex.test"}).get_json()
     assert account["domains"] == ["globex.test"]
-    new_deal = api.write("POST", "/opportunities", {"name": "Globex lanes", "account_id": account["id"], "stage_id": app_world.stages[0].id,
-                                                    "amount": "12,500", "owner_id": app_world.rep.id})
+    new_deal = api.write(
+        "POST",
+        "/opportunities",
+        {
+            "name": "Globex lanes",
+            "account_id": account["id"],
+            "stage_id": app_world.stages[0].id,
+            "amount": "12,500",
+            "owner_id": app_world.rep.id,
+        },
+    )
     assert new_deal.status_code == 201 and new_deal.get_json()["owner_id"] == app_world.rep.id
     lead = api.write("POST", "/leads", {"name": "Li Lead", "email": "li@lead.test", "source": "web_form"})
     assert lead.status_code == 201 and lead.get_json()["status"] == "new"
-    follow_up = api.write("POST", "/follow_ups", {"title": "Call Li", "due_at": "2099-01-02T10:00:00Z", "account_id": account["id"]})
+    follow_up = api.write(
+        "POST", "/follow_ups", {"title": "Call Li", "due_at": "2099-01-02T10:00:00Z", "account_id": account["id"]}
+    )
     assert follow_up.status_code == 201
-    done = api.write("PATCH", f"/follow_ups/{follow_up.get_json()['id']}", {"done": True}, version=follow_up.get_json()["version"])
+    done = api.write(
+        "PATCH", f"/follow_ups/{follow_up.get_json()['id']}", {"done": True}, version=follow_up.get_json()["version"]
+    )
     assert done.get_json()["done_at"] is not None
-    quota = api.write("POST", "/quotas", {"user_id": app_world.rep.id, "period": "month", "period_start": "2026-12-01", "metric": "activities",
-                                          "activity_type": "call", "target": 80})
+    quota = api.write(
+        "POST",
+        "/quotas",
+        {
+            "user_id": app_world.rep.id,
+            "period": "month",
+            "period_start": "2026-12-01",
+            "metric": "activities",
+            "activity_type": "call",
+            "target": 80,
+        },
+    )
     assert quota.status_code == 201 and quota.get_json()["target"] == "80.00"
-    assert api.write("POST", "/quotas", {"period": "month", "period_start": "2026-12-01", "metric": "won_deals", "target": 3}).status_code == 422
+    assert (
+        api.write(
+            "POST", "/quotas", {"period": "month", "period_start": "2026-12-01", "metric": "won_deals", "target": 3}
+        ).status_code
+        == 422
+    )
     assert api.write("PATCH", f"/users/{app_world.rep.id}", {"name": "x"}, version=1).status_code == 405
-    note = api.write("POST", "/activities", {"type": "note", "body_text": "Imported", "contact_id": app_world.contact.id,
-                                             "owner_id": app_world.teammate.id})
-    assert note.status_code == 201 and (note.get_json()["owner_id"], note.get_json()["source"]) == (app_world.teammate.id, "api")
+    note = api.write(
+        "POST",
+        "/activities",
+        {
+            "type": "note",
+            "body_text": "Imported",
+            "contact_id": app_world.contact.id,
+            "owner_id": app_world.teammate.id,
+        },
+    )
+    assert note.status_code == 201 and (note.get_json()["owner_id"], note.get_json()["source"]) == (
+        app_world.teammate.id,
+        "api",
+    )
     assert api.write("POST", "/activities", {"type": "note", "owner_id": app_world.other_user.id}).status_code == 404
 
 
 def test_a_private_activity_keeps_its_text_from_the_api(app, app_world: World, api: Client):
     with app.extensions["inboxcrm.db"].sessions() as session:
-        note = activities.add_note(session, session.get(User, app_world.rep.id), {"contact_id": app_world.contact.id,
-                                                                                   "body": "Salary talk", "is_private": "1"})
+        note = activities.add_note(
+            session,
+            session.get(User, app_world.rep.id),
+            {"contact_id": app_world.contact.id, "body": "Salary talk", "is_private": "1"},
+        )
         session.commit()
     shown = api.get(f"/activities/{note.id}").get_json()
     assert shown["is_private"] and shown["body_text"] is None and shown["subject"] is None
@@ -299,27 +388,50 @@ def test_a_private_activity_keeps_its_text_from_the_api(app, app_world: World, a
 
 def test_a_call_from_telephony_is_an_activity_once(app, app_world: World, api: Client):
     with app.extensions["inboxcrm.db"].sessions() as session:
-        session.add(ContactPhone(organization_id=app_world.org.id, contact_id=app_world.contact.id, number="(617) 555-0100"))
+        session.add(
+            ContactPhone(organization_id=app_world.org.id, contact_id=app_world.contact.id, number="(617) 555-0100")
+        )
         session.commit()
-    call = {"external_id": "pbx-991", "direction": "inbound", "started_at": (NOW - timedelta(hours=2)).isoformat(), "duration_seconds": 61,
-            "outcome": "connected", "phone": "+1 617 555 0100", "owner_id": app_world.rep.id, "notes": "Wants rates"}
+    call = {
+        "external_id": "pbx-991",
+        "direction": "inbound",
+        "started_at": (NOW - timedelta(hours=2)).isoformat(),
+        "duration_seconds": 61,
+        "outcome": "connected",
+        "phone": "+1 617 555 0100",
+        "owner_id": app_world.rep.id,
+        "notes": "Wants rates",
+    }
     first = api.write("POST", "/calls", call)
     assert first.status_code == 201
     logged = first.get_json()
-    assert (logged["type"], logged["duration_minutes"], logged["contact_id"], logged["owner_id"]) == ("call", 2, app_world.contact.id,
-                                                                                                        app_world.rep.id)
+    assert (logged["type"], logged["duration_minutes"], logged["contact_id"], logged["owner_id"]) == (
+        "call",
+        2,
+        app_world.contact.id,
+        app_world.rep.id,
+    )
     assert api.write("POST", "/calls", call).get_json()["id"] == logged["id"]  # reported again, under a new key
     assert count(app, Activity, Activity.type == "call") == 1
-    for bad, field in (({**call, "duration_seconds": -1}, "duration_seconds"), ({**call, "outcome": "maybe"}, "outcome"),
-                       ({k: v for k, v in call.items() if k != "started_at"}, "started_at")):
+    for bad, field in (
+        ({**call, "duration_seconds": -1}, "duration_seconds"),
+        ({**call, "outcome": "maybe"}, "outcome"),
+        ({k: v for k, v in call.items() if k != "started_at"}, "started_at"),
+    ):
         answer = api.write("POST", "/calls", bad)
         assert answer.status_code == 422 and answer.get_json()["field"] == field
 
 
 def test_bad_bodies_are_4xx_json_never_500(api: Client):
-    for method, path, body in (("POST", "/contacts", None), ("POST", "/contacts", ["a"]), ("POST", "/contacts", "text"),
-                               ("POST", "/opportunities", {"name": "x", "account_id": 99999999, "stage_id": 1}),
-                               ("PATCH", "/contacts/99999", {"name": "x"}), ("POST", "/nowhere", {}), ("PUT", "/contacts", {})):
+    for method, path, body in (
+        ("POST", "/contacts", None),
+        ("POST", "/contacts", ["a"]),
+        ("POST", "/contacts", "text"),
+        ("POST", "/opportunities", {"name": "x", "account_id": 99999999, "stage_id": 1}),
+        ("PATCH", "/contacts/99999", {"name": "x"}),
+        ("POST", "/nowhere", {}),
+        ("PUT", "/contacts", {}),
+    ):
         answer = api.write(method, path, body, version=1)
         assert 400 <= answer.status_code < 500, (method, path, answer.status_code)
         assert answer.is_json and answer.get_json()["code"]
@@ -331,7 +443,11 @@ def test_bad_bodies_are_4xx_json_never_500(api: Client):
 def test_the_openapi_document_covers_every_route(app, api: Client):
     document = app.test_client().get("/api/v1/openapi.json").get_json()
     assert document["openapi"].startswith("3.")
-    rules = {re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule) for rule in app.url_map.iter_rules() if rule.endpoint.startswith("api.")}
+    rules = {
+        re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint.startswith("api.")
+    }
     assert rules == set(document["paths"])
     post = document["paths"]["/api/v1/contacts"]["post"]
     assert {p["name"] for p in post["parameters"]} == {"Idempotency-Key"} and "requestBody" in post
@@ -354,18 +470,42 @@ def test_the_fast_dump_is_the_schemas_dump(app, app_world: World, api: Client):
     from services.integration import sync
     from services.models import Tombstone
 
-    api.write("POST", "/calls", {"external_id": "c1", "direction": "outbound", "started_at": NOW.isoformat(), "duration_seconds": 30,
-                                 "outcome": "busy"})
-    api.write("POST", "/quotas", {"team_id": app_world.east.id, "period": "quarter", "period_start": "2026-10-01", "metric": "won_revenue",
-                                  "target": "125000.5"})
+    api.write(
+        "POST",
+        "/calls",
+        {
+            "external_id": "c1",
+            "direction": "outbound",
+            "started_at": NOW.isoformat(),
+            "duration_seconds": 30,
+            "outcome": "busy",
+        },
+    )
+    api.write(
+        "POST",
+        "/quotas",
+        {
+            "team_id": app_world.east.id,
+            "period": "quarter",
+            "period_start": "2026-10-01",
+            "metric": "won_revenue",
+            "target": "125000.5",
+        },
+    )
     api.write("POST", "/leads", {"name": "Lu", "phone": "+1 555 0100"})
-    api.write("POST", "/follow_ups", {"title": "Call Lu", "due_at": "2099-01-02T10:00:00+01:00", "contact_id": app_world.contact.id})
+    api.write(
+        "POST",
+        "/follow_ups",
+        {"title": "Call Lu", "due_at": "2099-01-02T10:00:00+01:00", "contact_id": app_world.contact.id},
+    )
     with app.extensions["inboxcrm.db"].sessions() as session:
         for name, model in sync.SYNCED.items():
             rows = session.scalars(select(model)).all()
             assert rows, name
             assert [DUMP[name](r) for r in rows] == OUT[name](many=True).dump(rows), name
-        stone = Tombstone(organization_id=app_world.org.id, record_type="contacts", record_id=5, sync_seq=9, deleted_at=NOW)
+        stone = Tombstone(
+            organization_id=app_world.org.id, record_type="contacts", record_id=5, sync_seq=9, deleted_at=NOW
+        )
         assert GONE(stone) == Gone().dump(stone)
 
 
@@ -378,21 +518,46 @@ def test_activities_changed_and_deleted_through_the_api_keep_every_figure(app, a
 
     deal = app_world.deal
     made = {}
-    for name, body in {"meeting": {"type": "meeting", "direction": "outbound", "outcome": "held", "duration_minutes": 240},
-                       "inbound": {"type": "email", "direction": "inbound", "subject": "Yes please"},
-                       "call": {"type": "call", "direction": "outbound", "outcome": "connected", "duration_minutes": 12}}.items():
-        answer = api.write("POST", "/activities", {**body, "opportunity_id": deal.id, "account_id": app_world.account.id,
-                                                   "occurred_at": (NOW - timedelta(days=len(made) + 1)).isoformat()})
+    for name, body in {
+        "meeting": {"type": "meeting", "direction": "outbound", "outcome": "held", "duration_minutes": 240},
+        "inbound": {"type": "email", "direction": "inbound", "subject": "Yes please"},
+        "call": {"type": "call", "direction": "outbound", "outcome": "connected", "duration_minutes": 12},
+    }.items():
+        answer = api.write(
+            "POST",
+            "/activities",
+            {
+                **body,
+                "opportunity_id": deal.id,
+                "account_id": app_world.account.id,
+                "occurred_at": (NOW - timedelta(days=len(made) + 1)).isoformat(),
+            },
+        )
         assert answer.status_code == 201, answer.get_json()
         made[name] = answer.get_json()
-    shortened = api.write("PATCH", f"/activities/{made['meeting']['id']}", {"duration_minutes": 30}, version=made["meeting"]["version"])
+    shortened = api.write(
+        "PATCH", f"/activities/{made['meeting']['id']}", {"duration_minutes": 30}, version=made["meeting"]["version"]
+    )
     assert shortened.status_code == 200
-    assert api.write("PATCH", f"/activities/{made['call']['id']}", {"outcome": "no_answer"}, version=made["call"]["version"]).status_code == 200
-    assert api.write("DELETE", f"/activities/{made['inbound']['id']}", version=made["inbound"]["version"]).status_code == 200
+    assert (
+        api.write(
+            "PATCH", f"/activities/{made['call']['id']}", {"outcome": "no_answer"}, version=made["call"]["version"]
+        ).status_code
+        == 200
+    )
+    assert (
+        api.write("DELETE", f"/activities/{made['inbound']['id']}", version=made["inbound"]["version"]).status_code
+        == 200
+    )
     again = api.get(f"/activities/{made['inbound']['id']}").get_json()
     assert again["deleted_at"] is not None  # deleted once: deleting or changing it again finds nothing
     assert api.write("DELETE", f"/activities/{made['inbound']['id']}", version=again["version"]).status_code == 404
-    assert api.write("PATCH", f"/activities/{made['inbound']['id']}", {"duration_minutes": 5}, version=again["version"]).status_code == 404
+    assert (
+        api.write(
+            "PATCH", f"/activities/{made['inbound']['id']}", {"duration_minutes": 5}, version=again["version"]
+        ).status_code
+        == 404
+    )
 
     def kept(session):
         deals = {(d.id, d.last_activity_at, d.last_inbound_at) for d in session.scalars(select(Opportunity))}
@@ -417,9 +582,21 @@ def test_the_note_quality_line_counts_what_its_csv_lists_after_api_deletions(app
     from services.periods import period_for
     from services.reports import note_quality, note_quality_totals, report_scope
 
-    calls = [api.write("POST", "/activities", {"type": "call", "direction": "outbound", "outcome": "connected", "body_text": "",
-                                               "owner_id": app_world.rep.id, "occurred_at": (NOW - timedelta(hours=i + 1)).isoformat()})
-             .get_json() for i in range(3)]
+    calls = [
+        api.write(
+            "POST",
+            "/activities",
+            {
+                "type": "call",
+                "direction": "outbound",
+                "outcome": "connected",
+                "body_text": "",
+                "owner_id": app_world.rep.id,
+                "occurred_at": (NOW - timedelta(hours=i + 1)).isoformat(),
+            },
+        ).get_json()
+        for i in range(3)
+    ]
     assert api.write("DELETE", f"/activities/{calls[0]['id']}", version=calls[0]["version"]).status_code == 200
     with app.extensions["inboxcrm.db"].sessions() as session:
         admin = session.get(User, app_world.admin.id)
@@ -427,4 +604,6 @@ def test_the_note_quality_line_counts_what_its_csv_lists_after_api_deletions(app
         listed = note_quality(report_scope(session, admin, year))
         totals = note_quality_totals(report_scope(session, admin, year))
         assert (totals.notes, totals.flagged) == (len(listed), sum(n.flagged for n in listed))
-        assert {n.activity_id for n in listed} >= {c["id"] for c in calls[1:]} and calls[0]["id"] not in {n.activity_id for n in listed}
+        assert {n.activity_id for n in listed} >= {c["id"] for c in calls[1:]} and calls[0]["id"] not in {
+            n.activity_id for n in listed
+        }

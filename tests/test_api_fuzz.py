@@ -11,7 +11,12 @@ from pathlib import Path
 import schemathesis
 from schemathesis.core import NOT_SET
 from hypothesis import HealthCheck, settings
-from schemathesis.checks import content_type_conformance, not_a_server_error, response_schema_conformance, status_code_conformance
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from addin import create_app
@@ -23,8 +28,14 @@ from tests.factories import build_world
 def _live_app():
     """The app on a store of its own with the test world in it, and a read-write token."""
     path = Path(tempfile.mkdtemp(prefix="api-fuzz-"))
-    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{path / 'app.db'}", "SECRET_KEY": "test",
-                      "API_RATE_LIMIT": "100000 per minute"})
+    app = create_app(
+        {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{path / 'app.db'}",
+            "SECRET_KEY": "test",
+            "API_RATE_LIMIT": "100000 per minute",
+        }
+    )
     app.instance_path = str(path)
     Base.metadata.create_all(app.extensions["inboxcrm.db"].engine)
     with app.extensions["inboxcrm.db"].sessions() as session:
@@ -49,6 +60,10 @@ BODILESS_CHECKS = (*CHECKS, positive_data_acceptance)
 def test_the_api_answers_as_its_document_says(case):
     headers = {"Authorization": f"Bearer {TOKEN}"}
     if case.method.upper() != "GET":
-        headers["Idempotency-Key"] = f"fuzz-{uuid.uuid4()}"  # a key of its own (an id() is reused once its object is gone)
+        headers["Idempotency-Key"] = (
+            f"fuzz-{uuid.uuid4()}"  # a key of its own (an id() is reused once its object is gone)
+        )
     response = case.call(headers=headers)
-    case.validate_response(response, checks=CHECKS if case.body is not NOT_SET and case.body is not None else BODILESS_CHECKS)
+    case.validate_response(
+        response, checks=CHECKS if case.body is not NOT_SET and case.body is not None else BODILESS_CHECKS
+    )

@@ -25,8 +25,15 @@ def count(app, model, *where) -> int:
 
 
 def item_for(address: str, message_id: str = "<m1@acme.test>", **extra) -> dict:
-    return {"item_type": "message", "from_address": address, "from_name": "Ann Buyer", "to": ["rita@northwind.test"],
-            "subject": "Rates", "internet_message_id": message_id, **extra}
+    return {
+        "item_type": "message",
+        "from_address": address,
+        "from_name": "Ann Buyer",
+        "to": ["rita@northwind.test"],
+        "subject": "Rates",
+        "internet_message_id": message_id,
+        **extra,
+    }
 
 
 def test_healthz_checks_the_database(client, app):
@@ -35,7 +42,9 @@ def test_healthz_checks_the_database(client, app):
 
 
 def test_healthz_reports_a_broken_database(tmp_path):
-    broken = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/missing/dir/x.db", "SECRET_KEY": "t"})
+    broken = create_app(
+        {"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/missing/dir/x.db", "SECRET_KEY": "t"}
+    )
     assert broken.test_client().get("/healthz").status_code == 503
 
 
@@ -54,8 +63,15 @@ def test_password_sign_in(auth, app_world: World):
 @pytest.mark.parametrize("target", ["https://evil.test/", "//evil.test/x", "javascript:alert(1)"])
 def test_sign_in_never_redirects_off_site(auth, app_world: World, target):
     auth.refresh_token()
-    response = auth.client.post("/login", data={"email": "rita@northwind.test", "password": "correct horse battery staple",
-                                                "next": target, "csrf_token": auth.token})
+    response = auth.client.post(
+        "/login",
+        data={
+            "email": "rita@northwind.test",
+            "password": "correct horse battery staple",
+            "next": target,
+            "csrf_token": auth.token,
+        },
+    )
     assert response.headers["Location"] == "/preview"
 
 
@@ -118,7 +134,9 @@ def test_context_without_htmx_is_a_whole_page(auth, app_world: World):
 
 def test_context_for_an_unknown_sender_offers_the_new_contact_form(auth, app_world: World):
     auth.login("rita@northwind.test")
-    body = auth.get("/pane/context", query_string=item_for("priya@granite.test", from_name="Priya N")).get_data(as_text=True)
+    body = auth.get("/pane/context", query_string=item_for("priya@granite.test", from_name="Priya N")).get_data(
+        as_text=True
+    )
     assert "Nobody on this email is in the CRM yet" in body
     assert 'value="Priya N"' in body and 'value="Granite"' in body
 
@@ -155,22 +173,33 @@ def test_lost_without_reason_shows_the_error_and_keeps_the_input(auth, app_world
 
 def test_stage_change_by_a_teammate_is_forbidden(auth, app_world: World):
     auth.login("tom@northwind.test")
-    response = auth.post(f"/deals/{app_world.deal.id}/stage", {**item_for("ann@acme.test"), "stage": str(app_world.stages[1].id)})
+    response = auth.post(
+        f"/deals/{app_world.deal.id}/stage", {**item_for("ann@acme.test"), "stage": str(app_world.stages[1].id)}
+    )
     assert response.status_code == 403
     assert "not allowed" in response.get_data(as_text=True)
 
 
 def test_another_organizations_deal_is_404(auth, app_world: World):
     auth.login("ada@northwind.test")
-    response = auth.post(f"/deals/{app_world.other_deal.id}/stage", {**item_for("ann@acme.test"), "stage": "lost", "loss_reason": "x"})
+    response = auth.post(
+        f"/deals/{app_world.other_deal.id}/stage", {**item_for("ann@acme.test"), "stage": "lost", "loss_reason": "x"}
+    )
     assert response.status_code == 404
     assert "Their secret deal" not in response.get_data(as_text=True)
 
 
 def test_new_contact_and_deal_from_the_pane(auth, app_world: World):
     auth.login("rita@northwind.test")
-    form = {**item_for("priya@granite.test"), "email": "priya@granite.test", "name": "Priya N", "company": "Granite",
-            "deal_name": "Denver lane", "amount": "9000", "stage_id": str(app_world.stages[0].id)}
+    form = {
+        **item_for("priya@granite.test"),
+        "email": "priya@granite.test",
+        "name": "Priya N",
+        "company": "Granite",
+        "deal_name": "Denver lane",
+        "amount": "9000",
+        "stage_id": str(app_world.stages[0].id),
+    }
     body = auth.post("/contacts/from-sender", form).get_data(as_text=True)
     assert "Priya N added with the deal Denver lane." in body
     assert "Denver lane" in body and "Log this email" in body
@@ -179,12 +208,21 @@ def test_new_contact_and_deal_from_the_pane(auth, app_world: World):
 
 @pytest.mark.parametrize(
     "change, message",
-    [({"email": "broken"}, "valid e-mail"), ({"name": ""}, "required"), ({"amount": "-3", "deal_name": "X"}, "amount between")],
+    [
+        ({"email": "broken"}, "valid e-mail"),
+        ({"name": ""}, "required"),
+        ({"amount": "-3", "deal_name": "X"}, "amount between"),
+    ],
 )
 def test_new_contact_with_bad_input_is_refused_inline(auth, app_world: World, change, message):
     auth.login("rita@northwind.test")
-    form = {**item_for("priya@granite.test"), "email": "priya@granite.test", "name": "Priya N",
-            "stage_id": str(app_world.stages[0].id), **change}
+    form = {
+        **item_for("priya@granite.test"),
+        "email": "priya@granite.test",
+        "name": "Priya N",
+        "stage_id": str(app_world.stages[0].id),
+        **change,
+    }
     response = auth.post("/contacts/from-sender", form)
     assert response.status_code == 422
     assert message in response.get_data(as_text=True).lower()
@@ -194,8 +232,17 @@ def test_new_contact_with_bad_input_is_refused_inline(auth, app_world: World, ch
 def test_log_call_note_follow_up_and_rating(auth, app_world: World):
     auth.login("rita@northwind.test")
     base = {**item_for("ann@acme.test"), "contact_id": app_world.contact.id, "account_id": app_world.account.id}
-    logged = auth.post("/activities", {**base, "type": "call", "outcome": "connected", "duration_minutes": "7",
-                                       "answer:Truck size": "26 ft", "body_text": "Good"})
+    logged = auth.post(
+        "/activities",
+        {
+            **base,
+            "type": "call",
+            "outcome": "connected",
+            "duration_minutes": "7",
+            "answer:Truck size": "26 ft",
+            "body_text": "Good",
+        },
+    )
     assert "Call logged." in logged.get_data(as_text=True)
     assert "Truck size: 26 ft" in logged.get_data(as_text=True)
     noted = auth.post("/activities/note", {**base, "body": "Prefers mornings"})
@@ -207,7 +254,9 @@ def test_log_call_note_follow_up_and_rating(auth, app_world: World):
     rated = auth.post(f"/activities/{call_id}/rating", {**base, "rating": "1"})
     assert "Marked as went well." in rated.get_data(as_text=True)
     # The pressed button now takes the rating back; pressed, it clears it.
-    assert re.search(r'<button name="rating" value="0"[^>]*aria-pressed="true"[^>]*>\+ went well', rated.get_data(as_text=True))
+    assert re.search(
+        r'<button name="rating" value="0"[^>]*aria-pressed="true"[^>]*>\+ went well', rated.get_data(as_text=True)
+    )
     cleared = auth.post(f"/activities/{call_id}/rating", {**base, "rating": "0"})
     assert "Rating cleared." in cleared.get_data(as_text=True)
     with auth.client.application.extensions["inboxcrm.db"].sessions() as session:
@@ -220,7 +269,10 @@ def test_log_call_note_follow_up_and_rating(auth, app_world: World):
 
 def test_email_bodies_and_names_are_escaped(auth, app_world: World):
     auth.login("rita@northwind.test")
-    evil = {**item_for("mallory@evil.test", from_name='<img src=x onerror=alert(1)>'), "subject": "<script>alert(1)</script>"}
+    evil = {
+        **item_for("mallory@evil.test", from_name="<img src=x onerror=alert(1)>"),
+        "subject": "<script>alert(1)</script>",
+    }
     body = auth.get("/pane/context", query_string=evil).get_data(as_text=True)
     assert "<img src=x" not in body and "<script>alert" not in body
     assert "&lt;img src=x onerror=alert(1)&gt;" in body
@@ -231,7 +283,11 @@ def test_the_panes_first_load_stays_under_60_kb_compressed(auth, app_world: Worl
     auth.login("rita@northwind.test")
     page = auth.get("/pane", htmx=False).get_data(as_text=True)
     assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', page)
-    assert any("htmx" in a for a in assets) and any(a.endswith(".css") for a in assets) and any("pane.js" in a for a in assets)
+    assert (
+        any("htmx" in a for a in assets)
+        and any(a.endswith(".css") for a in assets)
+        and any("pane.js" in a for a in assets)
+    )
     sizes = {"page": len(gzip.compress(page.encode()))}
     for asset in assets:
         response = auth.client.get(asset)
@@ -243,8 +299,13 @@ def test_the_panes_first_load_stays_under_60_kb_compressed(auth, app_world: Worl
 
 @pytest.mark.parametrize(
     "form, message",
-    [({}, "A meeting needs attendees."), ({"attendees": ["ann@acme.test"], "start": "2026-11-02T15:00", "end": "2026-11-02T14:00"},
-                                          "ends before it starts")],
+    [
+        ({}, "A meeting needs attendees."),
+        (
+            {"attendees": ["ann@acme.test"], "start": "2026-11-02T15:00", "end": "2026-11-02T14:00"},
+            "ends before it starts",
+        ),
+    ],
 )
 def test_log_meeting_refuses_bad_input_inline(auth, app_world: World, form, message):
     auth.login("rita@northwind.test")
@@ -277,18 +338,21 @@ def test_admin_pages_are_admin_only(auth, app_world: World, who, status):
         assert "Tom Teammate" not in body
 
 
-@pytest.mark.parametrize("name, zone", [
-    ("Eastern Standard Time", "America/New_York"),  # Outlook's userProfile.timeZone: Windows names
-    ("Central European Standard Time", "Europe/Warsaw"),
-    ("America/Sao_Paulo", "America/Sao_Paulo"),  # a browser's: IANA names
-    ("UTC", "UTC"),
-    ("Etc/UTC", "UTC"),
-    ("Mars Standard Time", None),
-    ("../../etc/passwd", None),
-    ("", None),
-    (None, None),
-    ("x" * 500, None),
-])
+@pytest.mark.parametrize(
+    "name, zone",
+    [
+        ("Eastern Standard Time", "America/New_York"),  # Outlook's userProfile.timeZone: Windows names
+        ("Central European Standard Time", "Europe/Warsaw"),
+        ("America/Sao_Paulo", "America/Sao_Paulo"),  # a browser's: IANA names
+        ("UTC", "UTC"),
+        ("Etc/UTC", "UTC"),
+        ("Mars Standard Time", None),
+        ("../../etc/passwd", None),
+        ("", None),
+        (None, None),
+        ("x" * 500, None),
+    ],
+)
 def test_mail_client_zone_names(name, zone):
     assert zone_named(name) == zone
 
@@ -299,7 +363,9 @@ def test_times_typed_and_read_in_the_mailbox_zone(auth, app_world: World):
     auth.login("rita@northwind.test")
     base = {**item_for("ann@acme.test"), "contact_id": app_world.contact.id, "account_id": app_world.account.id}
     headers = {"X-CSRFToken": auth.token, "HX-Request": "true", "X-Time-Zone": "Eastern Standard Time"}
-    response = auth.client.post("/followups", data={**base, "title": "Call back", "due_at": "2099-01-05T10:00"}, headers=headers)
+    response = auth.client.post(
+        "/followups", data={**base, "title": "Call back", "due_at": "2099-01-05T10:00"}, headers=headers
+    )
     assert response.status_code == 200
     with auth.client.application.extensions["inboxcrm.db"].sessions() as session:
         due = session.scalar(select(FollowUp.due_at).where(FollowUp.title == "Call back"))
@@ -307,11 +373,20 @@ def test_times_typed_and_read_in_the_mailbox_zone(auth, app_world: World):
     page = response.get_data(as_text=True)
     assert "05 Jan 10:00 EST" in page and "(America/New_York time)" in page
     # The same follow-up read by the pane in Berlin: its organization's zone, so no zone named.
-    same = auth.client.get("/pane/context", query_string=item_for("ann@acme.test"), headers={"HX-Request": "true", "X-Time-Zone": "W. Europe Standard Time"})
-    assert "05 Jan 16:00 ·" in same.get_data(as_text=True) and "America/New_York time" not in same.get_data(as_text=True)
+    same = auth.client.get(
+        "/pane/context",
+        query_string=item_for("ann@acme.test"),
+        headers={"HX-Request": "true", "X-Time-Zone": "W. Europe Standard Time"},
+    )
+    assert "05 Jan 16:00 ·" in same.get_data(as_text=True) and "America/New_York time" not in same.get_data(
+        as_text=True
+    )
     # A zone nobody knows is the organization's, never an error.
-    odd = auth.client.post("/followups", data={**base, "title": "Odd zone", "due_at": "2099-01-05T10:00"},
-                           headers={**headers, "X-Time-Zone": "Mars Standard Time"})
+    odd = auth.client.post(
+        "/followups",
+        data={**base, "title": "Odd zone", "due_at": "2099-01-05T10:00"},
+        headers={**headers, "X-Time-Zone": "Mars Standard Time"},
+    )
     assert odd.status_code == 200
     with auth.client.application.extensions["inboxcrm.db"].sessions() as session:
         due = session.scalar(select(FollowUp.due_at).where(FollowUp.title == "Odd zone"))
@@ -327,15 +402,22 @@ def test_small_actions_answer_with_what_changed(auth, app_world: World):
     auth.post("/activities", {**base, "type": "call", "outcome": "connected", "duration_minutes": "7"})
     with app.extensions["inboxcrm.db"].sessions() as session:
         call_id = session.scalar(select(Activity.id).where(Activity.type == "call"))
-    whole, context_statements = statements_of(app, lambda: auth.get("/pane/context", query_string=item_for("ann@acme.test")))
+    whole, context_statements = statements_of(
+        app, lambda: auth.get("/pane/context", query_string=item_for("ann@acme.test"))
+    )
 
-    rated, rating_statements = statements_of(app, lambda: auth.post(f"/activities/{call_id}/rating", {**base, "rating": "1"}))
+    rated, rating_statements = statements_of(
+        app, lambda: auth.post(f"/activities/{call_id}/rating", {**base, "rating": "1"})
+    )
     page = rated.get_data(as_text=True)
     assert rated.status_code == 200 and "Marked as went well." in page
     assert re.search(rf'<li class="activity call" id="activity-{call_id}" hx-swap-oob="true">', page)
     assert re.search(r'value="0"[^>]*aria-pressed="true"[^>]*>\+ went well', page)
     assert "Ann Buyer" not in page and 'class="card contact"' not in page  # not the context
-    assert len(rated.data) * 5 < len(whole.data) and rating_statements * 2 < context_statements, (rating_statements, context_statements)
+    assert len(rated.data) * 5 < len(whole.data) and rating_statements * 2 < context_statements, (
+        rating_statements,
+        context_statements,
+    )
     with app.extensions["inboxcrm.db"].sessions() as session:
         assert session.get(Activity, call_id).rating == 1
 
@@ -381,7 +463,9 @@ def test_logging_an_email_answers_with_what_changed(auth, app_world: World):
     assert '<ul hx-swap-oob="afterbegin:#recent-activities">' in page
     assert f'<article class="card deal" id="deal-{app_world.deal.id}" hx-swap-oob="true">' in page
     assert "No word from the customer" not in page and 'class="card contact"' not in page
-    again = auth.post("/activities/email", {**item_for("ann@acme.test"), "body_text": "Yes, go ahead."}).get_data(as_text=True)
+    again = auth.post("/activities/email", {**item_for("ann@acme.test"), "body_text": "Yes, go ahead."}).get_data(
+        as_text=True
+    )
     assert "This email was already logged." in again and "afterbegin" not in again
 
 
@@ -393,4 +477,7 @@ def test_the_context_can_be_posted(auth, app_world: World):
     posted = auth.post("/pane/context", item_for("ann@acme.test"))
     assert posted.status_code == 200 and "Ann Buyer" in posted.get_data(as_text=True)
     assert posted.get_data(as_text=True).count("Reefer contract") == got.count("Reefer contract")
-    assert auth.client.post("/pane/context", data=item_for("ann@acme.test"), headers={"HX-Request": "true"}).status_code == 400
+    assert (
+        auth.client.post("/pane/context", data=item_for("ann@acme.test"), headers={"HX-Request": "true"}).status_code
+        == 400
+    )

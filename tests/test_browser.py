@@ -94,7 +94,11 @@ def test_manager_drills_from_team_to_an_account_timeline_and_back(browser, live_
     from services.models import User
 
     with app.extensions["inboxcrm.db"].sessions() as session:
-        activities.add_note(session, session.get(User, app_world.rep.id), {"body": "Wants a Denver lane", "account_id": app_world.branch.id})
+        activities.add_note(
+            session,
+            session.get(User, app_world.rep.id),
+            {"body": "Wants a Denver lane", "account_id": app_world.branch.id},
+        )
         session.commit()
     page = sign_in_to_preview(browser, live_url, app_world, user=app_world.manager)
     pane = page.frame_locator("#taskpane")
@@ -127,7 +131,9 @@ def test_preview_plays_the_gmail_add_on_from_its_own_card_json(browser, live_url
     assert "Email logged." in gmail.locator(".card-status").inner_text()
     with app.extensions["inboxcrm.db"].sessions() as session:
         logged = session.scalars(select(Activity)).one()
-        assert logged.source == "gmail" and logged.direction == "inbound" and not logged.is_private  # its box not ticked
+        assert (
+            logged.source == "gmail" and logged.direction == "inbound" and not logged.is_private
+        )  # its box not ticked
 
     # A note through the card's own form, its Private box ticked; then into the deal card and back.
     gmail.locator("textarea[data-name=note]").fill("Wants 12 reefers in March")
@@ -164,11 +170,15 @@ def test_preview_gmail_homepage_for_a_manager_drills_down(browser, live_url, app
     shot(page, "preview-gmail-manager")
 
 
-def test_the_pane_names_unanswered_questions_as_the_rep_writes_and_shows_deal_health(browser, live_url, app_world: World):
+def test_the_pane_names_unanswered_questions_as_the_rep_writes_and_shows_deal_health(
+    browser, live_url, app_world: World
+):
     page = pane_at_320_px(browser, live_url)
     # The deal's health, with what costs it: no word from the customer since it opened.
     page.locator(".deal .health").get_by_text(re.compile(r"Health \d+")).wait_for()
-    assert re.search(r"no word from the customer since it opened \d+ days ago", page.locator(".deal .health").inner_text())
+    assert re.search(
+        r"no word from the customer since it opened \d+ days ago", page.locator(".deal .health").inner_text()
+    )
     page.get_by_text("Log a call, meeting or visit").click()
     hint = page.locator("#unanswered")
     hint.get_by_text("Not answered yet: Truck size · Lanes used.").wait_for()

@@ -19,8 +19,12 @@ def test_bars_are_proportional_to_the_largest_and_rounded():
 
 
 def test_stacked_segments_follow_each_other_and_the_legend_names_each_colour():
-    chart = charts.stacked([("Rita", [("email", 930), ("call", 735), ("meeting", 193), ("other", 357)]),
-                            ("Tom", [("email", 10), ("call", 0), ("meeting", 3), ("other", 1)])])
+    chart = charts.stacked(
+        [
+            ("Rita", [("email", 930), ("call", 735), ("meeting", 193), ("other", 357)]),
+            ("Tom", [("email", 10), ("call", 0), ("meeting", 3), ("other", 1)]),
+        ]
+    )
     rita, tom = chart.stacks
     assert [s.x for s in rita.segments] == [120.0, 178.8, 225.3, 237.5]
     for stack in chart.stacks:
@@ -36,7 +40,11 @@ def test_stacked_segments_follow_each_other_and_the_legend_names_each_colour():
 
 def test_heat_and_sparkline():
     cells = charts.heat([0, 5, 10, 0, 0, 0, 0])
-    assert [(day, x, opacity) for day, _, x, opacity in cells][:3] == [("Mon", 0, "0.08"), ("Tue", 20, "0.54"), ("Wed", 40, "1.00")]
+    assert [(day, x, opacity) for day, _, x, opacity in cells][:3] == [
+        ("Mon", 0, "0.08"),
+        ("Tue", 20, "0.54"),
+        ("Wed", 40, "1.00"),
+    ]
     assert {opacity for *_, opacity in charts.heat([0] * 7)} == {"0.08"}
     assert charts.sparkline([0, 5, 10]) == "0.0,22.0 60.0,12.0 120.0,2.0"
     assert charts.sparkline([3]) == "0.0,2.0" and charts.sparkline([]) == ""

@@ -43,7 +43,9 @@ def test_a_killed_server_loses_nothing(database_url: str, tmp_path):
     acknowledged: list[str] = []
     stop = threading.Event()
     try:
-        token = requests.post(f"{server.url}/auth/token", json={"email": "rita@northwind.test", "password": PASSWORD}, timeout=10)
+        token = requests.post(
+            f"{server.url}/auth/token", json={"email": "rita@northwind.test", "password": PASSWORD}, timeout=10
+        )
         headers = {"Authorization": f"Bearer {token.json()['token']}"}
 
         def burst(client: int) -> None:
@@ -52,14 +54,27 @@ def test_a_killed_server_loses_nothing(database_url: str, tmp_path):
                 while not stop.is_set():
                     n += 1
                     external_id = f"crash-{client}-{n}"
-                    form = {"type": "call", "outcome": "connected", "duration_minutes": "15", "contact_id": str(contact_id),
-                            "external_id": external_id, "subject": f"Call {n}"}
+                    form = {
+                        "type": "call",
+                        "outcome": "connected",
+                        "duration_minutes": "15",
+                        "contact_id": str(contact_id),
+                        "external_id": external_id,
+                        "subject": f"Call {n}",
+                    }
                     try:
-                        answer = http.post(f"{server.url}/activities", data=form, headers=headers, timeout=5, allow_redirects=False)
+                        answer = http.post(
+                            f"{server.url}/activities", data=form, headers=headers, timeout=5, allow_redirects=False
+                        )
                         if answer.status_code == 302:  # logged, and the pane is sent back to its context
                             acknowledged.append(external_id)
-                        http.post(f"{server.url}/followups", headers=headers, timeout=5, allow_redirects=False,
-                                  data={"title": f"Follow {n}", "due_at": "2030-01-01T10:00", "contact_id": str(contact_id)})
+                        http.post(
+                            f"{server.url}/followups",
+                            headers=headers,
+                            timeout=5,
+                            allow_redirects=False,
+                            data={"title": f"Follow {n}", "due_at": "2030-01-01T10:00", "contact_id": str(contact_id)},
+                        )
                     except requests.RequestException:
                         return  # the server is gone
 
@@ -78,7 +93,9 @@ def test_a_killed_server_loses_nothing(database_url: str, tmp_path):
         stop.set()
         server.kill()
 
-    server = Gunicorn(database_url, log, workers=2, threads=4, secret="crash-test", env=SETTINGS)  # comes back on the store as the crash left it
+    server = Gunicorn(
+        database_url, log, workers=2, threads=4, secret="crash-test", env=SETTINGS
+    )  # comes back on the store as the crash left it
     try:
         assert requests.get(f"{server.url}/healthz", timeout=5).json() == {"status": "ok", "database": "ok"}
     finally:
@@ -88,11 +105,16 @@ def test_a_killed_server_loses_nothing(database_url: str, tmp_path):
         stored = set(session.scalars(select(Activity.external_id)))
         assert set(acknowledged) <= stored, "an acknowledged write was lost"
         activities = session.scalar(select(func.count()).select_from(Activity))
-        logged = session.scalar(select(func.count(func.distinct(AuditEvent.record_id))).where(
-            AuditEvent.record_type == "activities", AuditEvent.action == "log"))
+        logged = session.scalar(
+            select(func.count(func.distinct(AuditEvent.record_id))).where(
+                AuditEvent.record_type == "activities", AuditEvent.action == "log"
+            )
+        )
         assert activities == logged >= len(acknowledged)
         follow_ups = session.scalar(select(func.count()).select_from(FollowUp))
-        created = session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.record_type == "follow_ups"))
+        created = session.scalar(
+            select(func.count()).select_from(AuditEvent).where(AuditEvent.record_type == "follow_ups")
+        )
         assert follow_ups == created
         kept = rollup_snapshot(session, org_id)
         rebuild_rollups(session, session.get(Organization, org_id))

@@ -17,16 +17,18 @@ from tests.factories import World, logged, slipping_team
 
 def part(page: str, start: str, end: str) -> str:
     """The page from ``start`` to the first ``end`` after it: one section or chart."""
-    rest = page[page.index(start):]
-    return rest[:rest.index(end)]
+    rest = page[page.index(start) :]
+    return rest[: rest.index(end)]
 
 
 def add_activities(app, world: World, count: int) -> None:
     with app.extensions["inboxcrm.db"].sessions() as session:
         deal = session.get(Opportunity, world.deal.id)
-        deal.name = "=HYPERLINK(\"http://evil.test\")"
+        deal.name = '=HYPERLINK("http://evil.test")'
         session.commit()
-    logged(app, world, *((world.rep, "call", datetime.now(timezone.utc) - timedelta(minutes=n + 1)) for n in range(count)))
+    logged(
+        app, world, *((world.rep, "call", datetime.now(timezone.utc) - timedelta(minutes=n + 1)) for n in range(count))
+    )
 
 
 @pytest.mark.parametrize("who, status", [("rita", 403), ("mia", 200), ("ada", 200)])
@@ -35,7 +37,9 @@ def test_dashboard_is_for_managers_and_admins(auth, app_world: World, who, statu
     response = auth.get("/dashboard", htmx=False)
     assert response.status_code == status
     if status == 403:
-        assert "<html" in response.get_data(as_text=True) and "Your role does not allow this." in response.get_data(as_text=True)
+        assert "<html" in response.get_data(as_text=True) and "Your role does not allow this." in response.get_data(
+            as_text=True
+        )
 
 
 def test_managers_see_their_own_team_only(auth, app_world: World):
@@ -73,8 +77,12 @@ def test_csv_cells_cannot_become_formulas(auth, app, app_world: World):
 
 @pytest.mark.parametrize(
     "query, message",
-    [("period=custom&start=2026-01-10&end=2026-01-01", "before the start"), ("period=custom&start=soon&end=", "Enter a start"),
-     ("period=fortnight", "Unknown period"), ("period=custom&start=2010-01-01&end=2026-01-01", "three years")],
+    [
+        ("period=custom&start=2026-01-10&end=2026-01-01", "before the start"),
+        ("period=custom&start=soon&end=", "Enter a start"),
+        ("period=fortnight", "Unknown period"),
+        ("period=custom&start=2010-01-01&end=2026-01-01", "three years"),
+    ],
 )
 def test_bad_periods_get_a_message(auth, app_world: World, query, message):
     auth.login("mia@northwind.test")
@@ -97,7 +105,9 @@ def seed_branch_activity(app, world: World) -> None:
         rep = session.get(User, world.rep.id)
         activities.add_note(session, rep, {"body": "Denver wants reefers", "account_id": world.branch.id})
         activities.add_note(session, rep, {"body": "HQ signs the contracts", "account_id": world.account.id})
-        activities.add_note(session, rep, {"body": "my private thought", "account_id": world.account.id, "is_private": "true"})
+        activities.add_note(
+            session, rep, {"body": "my private thought", "account_id": world.account.id, "is_private": "true"}
+        )
         west = session.get(User, world.west_rep.id)
         activities.add_note(session, west, {"body": "West team note", "account_id": world.account.id})
         session.commit()
@@ -141,7 +151,7 @@ def test_rep_filter_narrows_every_table(auth, app, app_world: World):
     add_activities(app, app_world, 3)
     auth.login("mia@northwind.test")
     body = auth.get(f"/dashboard?period=this_week&rep={app_world.teammate.id}").get_data(as_text=True)
-    table = body[body.index('aria-label="Activity"'):body.index('aria-label="Quota"')]
+    table = body[body.index('aria-label="Activity"') : body.index('aria-label="Quota"')]
     assert "Tom Teammate" in table and "Rita Rep" not in table
     assert "<h2>0</h2>" in body  # Tom logged nothing this week
     # A rep of another team narrows to nobody rather than showing them.
@@ -159,8 +169,15 @@ def test_every_deal_to_look_at_is_one_row_and_none_is_cut_silently(auth, app, ap
         account = session.get(type(app_world.account), app_world.account.id)
         rep = session.get(User, app_world.rep.id)
         for n in range(51):
-            make_deal(session, session.get(type(app_world.org), app_world.org.id), account, rep, stage, f"Lane {n:02d}",
-                      created=datetime.now(timezone.utc) - timedelta(days=30 + n))
+            make_deal(
+                session,
+                session.get(type(app_world.org), app_world.org.id),
+                account,
+                rep,
+                stage,
+                f"Lane {n:02d}",
+                created=datetime.now(timezone.utc) - timedelta(days=30 + n),
+            )
         deal = session.get(Opportunity, app_world.deal.id)
         deal.stage_entered_at = deal.created_at = datetime.now(timezone.utc) - timedelta(days=60)
         session.commit()
@@ -185,11 +202,16 @@ def test_slipping_reps_past_the_page_are_counted_and_in_the_csv(auth, app, app_w
     section = part(page, 'aria-label="Alerts"', "</section>")
     # Tom fell from 3.0 a working day to 0.2 (a fifteenth), Rita from 2.0 to 0.2 (a tenth).
     assert re.findall(r"⚠ ([\w ]+):", section) == ["Tom Teammate"]
-    assert "Tom Teammate: 0.2 activities a working day in the last 7 days, against 3.0 in the 28 days before." in section
+    assert (
+        "Tom Teammate: 0.2 activities a working day in the last 7 days, against 3.0 in the 28 days before." in section
+    )
     assert "1 of 2 slipping reps, the steepest falls first" in section and "/dashboard/slipping.csv" in section
     rows = list(csv.reader(io.StringIO(auth.get("/dashboard/slipping.csv", htmx=False).get_data(as_text=True))))
-    assert rows == [["rep", "rep email", "per working day, last 7 days", "per working day, 28 days before"],
-                    ["Rita Rep", "rita@northwind.test", "0.2", "2.0"], ["Tom Teammate", "tom@northwind.test", "0.2", "3.0"]]
+    assert rows == [
+        ["rep", "rep email", "per working day, last 7 days", "per working day, 28 days before"],
+        ["Rita Rep", "rita@northwind.test", "0.2", "2.0"],
+        ["Tom Teammate", "tom@northwind.test", "0.2", "3.0"],
+    ]
 
 
 def test_the_panes_team_panel_names_the_steepest_falls_and_how_many_slip(auth, app, app_world: World, monkeypatch):
@@ -229,8 +251,14 @@ def test_lost_deals_past_the_page_are_counted_and_in_the_csv(auth, app, app_worl
 
 
 def test_the_activity_chart_names_every_segment_it_draws(auth, app, app_world: World):
-    logged(app, app_world, *((app_world.rep, kind, datetime.now(timezone.utc) - timedelta(minutes=n + 1))
-                             for n, kind in enumerate(["call", "call", "call", "email", "email", "meeting", "visit", "note", "sms"])))
+    logged(
+        app,
+        app_world,
+        *(
+            (app_world.rep, kind, datetime.now(timezone.utc) - timedelta(minutes=n + 1))
+            for n, kind in enumerate(["call", "call", "call", "email", "email", "meeting", "visit", "note", "sms"])
+        ),
+    )
     auth.login("mia@northwind.test")
     page = auth.get("/dashboard?period=this_year").get_data(as_text=True)
     chart = part(page, 'aria-label="Activities by rep and type', "</svg>")
@@ -249,7 +277,9 @@ def test_time_spent_by_rep_and_type_and_the_comparison_choice(auth, app, app_wor
         rebuild_rollups(session, session.get(type(app_world.org), app_world.org.id))
         session.commit()
     auth.login("mia@northwind.test")
-    rows = list(csv.reader(io.StringIO(auth.get("/dashboard/time.csv?period=this_year", htmx=False).get_data(as_text=True))))
+    rows = list(
+        csv.reader(io.StringIO(auth.get("/dashboard/time.csv?period=this_year", htmx=False).get_data(as_text=True)))
+    )
     assert rows == [["rep", "rep email", "type", "minutes"], ["Rita Rep", "rita@northwind.test", "call", "90"]]
     page = auth.get("/dashboard?period=this_month&compare=yoy&months=24", htmx=False).get_data(as_text=True)
     assert "24 months" in page and "Time spent, hours" in page
@@ -276,16 +306,35 @@ def add_reps(app, world: World, how_many: int, first: int = 0) -> None:
         for n in range(first, first + how_many):
             rep = make_user(session, org, east, f"Extra{n} Rep", "rep", "northwind.test")
             session.flush()
-            make_deal(session, org, account, rep, stage, f"Deal of extra {n}", created=datetime.now(timezone.utc) - timedelta(days=40))
+            make_deal(
+                session,
+                org,
+                account,
+                rep,
+                stage,
+                f"Deal of extra {n}",
+                created=datetime.now(timezone.utc) - timedelta(days=40),
+            )
             for minutes in (5, 50, 500):
-                session.add(Activity(organization_id=org.id, type="call", direction="outbound", outcome="connected", owner_id=rep.id,
-                                     occurred_at=datetime.now(timezone.utc) - timedelta(minutes=minutes), source="web"))
+                session.add(
+                    Activity(
+                        organization_id=org.id,
+                        type="call",
+                        direction="outbound",
+                        outcome="connected",
+                        owner_id=rep.id,
+                        occurred_at=datetime.now(timezone.utc) - timedelta(minutes=minutes),
+                        source="web",
+                    )
+                )
         session.flush()
         rebuild_rollups(session, org)
         session.commit()
 
 
-@pytest.mark.parametrize("url", ["/dashboard?period=this_year", "/dashboard/activity.csv?period=this_year", "/pane/team"])
+@pytest.mark.parametrize(
+    "url", ["/dashboard?period=this_year", "/dashboard/activity.csv?period=this_year", "/pane/team"]
+)
 def test_sql_statements_do_not_grow_with_the_team(app, auth, app_world: World, url):
     auth.login("ada@northwind.test")
     add_reps(app, app_world, 2)
@@ -303,7 +352,13 @@ def test_a_big_team_lists_its_most_active_reps_and_the_way_to_all(app, auth, app
     add_activities(app, app_world, 6)  # Rita is the most active
     page = auth.get("/dashboard?period=this_year").get_data(as_text=True)
     assert "The 3 most active of" in page and "all=1" in page
-    people = [f"Extra{n} Rep" for n in range(5)] + ["Rita Rep", "Tom Teammate", "Wendy West", "Mia Manager", "Walt Manager"]
+    people = [f"Extra{n} Rep" for n in range(5)] + [
+        "Rita Rep",
+        "Tom Teammate",
+        "Wendy West",
+        "Mia Manager",
+        "Walt Manager",
+    ]
 
     def activity_table(html: str) -> str:
         return html.split('aria-label="Activity"', 1)[1].split("</section>", 1)[0]
@@ -323,18 +378,34 @@ def test_two_reps_with_one_name_are_told_apart_on_the_page_and_in_every_csv(auth
 
     with app.extensions["inboxcrm.db"].sessions() as session:
         east = session.get(Team, app_world.east.id)
-        olgas = [User(organization_id=app_world.org.id, team=east, name="Olga Adams", role="rep", email=email, password_hash="x")
-                 for email in ("olga.adams@northwind.test", "olga.adams2@northwind.test")]
+        olgas = [
+            User(
+                organization_id=app_world.org.id,
+                team=east,
+                name="Olga Adams",
+                role="rep",
+                email=email,
+                password_hash="x",
+            )
+            for email in ("olga.adams@northwind.test", "olga.adams2@northwind.test")
+        ]
         session.add_all(olgas)
         session.commit()
     now = datetime.now(timezone.utc)
-    logged(app, app_world, (olgas[0], "call", now - timedelta(hours=2)), (olgas[1], "call", now - timedelta(hours=3)),
-           (olgas[1], "email", now - timedelta(hours=4)))
+    logged(
+        app,
+        app_world,
+        (olgas[0], "call", now - timedelta(hours=2)),
+        (olgas[1], "call", now - timedelta(hours=3)),
+        (olgas[1], "email", now - timedelta(hours=4)),
+    )
     auth.login("mia@northwind.test")
     page = auth.get("/dashboard?period=this_year", htmx=False).get_data(as_text=True)
     assert "Olga Adams (olga.adams@northwind.test)" in page and "Olga Adams (olga.adams2@northwind.test)" in page
     assert "Rita Rep (" not in page  # a name nobody shares is shown as it is
-    rows = list(csv.reader(io.StringIO(auth.get("/dashboard/activity.csv?period=this_year", htmx=False).get_data(as_text=True))))
+    rows = list(
+        csv.reader(io.StringIO(auth.get("/dashboard/activity.csv?period=this_year", htmx=False).get_data(as_text=True)))
+    )
     counted = {row[1]: row[2] for row in rows[1:] if row[0].startswith("Olga Adams")}
     assert counted == {"olga.adams@northwind.test": "1", "olga.adams2@northwind.test": "2"}
     assert all(row[1] for row in rows[1:])  # the e-mail always, names shared or not
@@ -381,7 +452,9 @@ def test_the_page_reads_every_figure_computed_for_it_and_nothing_else(app, auth,
     finally:
         event.remove(engine, "before_cursor_execute", count)
     assert response.status_code == 200 and "Activity by rep" in response.get_data(as_text=True)
-    assert set(alongside.PAGE) <= computed and computed - {"scope", "alongside"} <= read, "computed for the page, never read by it"
+    assert set(alongside.PAGE) <= computed and computed - {"scope", "alongside"} <= read, (
+        "computed for the page, never read by it"
+    )
     assert rendering == [], "the page read a figure neither session computed"
 
 
@@ -392,7 +465,9 @@ def test_a_page_that_answers_htmx_with_a_fragment_varies_on_it_and_restores_whol
     auth.login("mia@northwind.test")
     fragment = auth.client.get("/dashboard?period=this_month", headers={"HX-Request": "true"})
     page = auth.client.get("/dashboard?period=this_month")
-    restored = auth.client.get("/dashboard?period=this_month", headers={"HX-Request": "true", "HX-History-Restore-Request": "true"})
+    restored = auth.client.get(
+        "/dashboard?period=this_month", headers={"HX-Request": "true", "HX-History-Restore-Request": "true"}
+    )
     assert "<html" not in fragment.get_data(as_text=True) and 'aria-label="Activity"' in fragment.get_data(as_text=True)
     assert "<html" in page.get_data(as_text=True) and "<html" in restored.get_data(as_text=True)
     for response in (fragment, page, restored):

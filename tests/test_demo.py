@@ -51,9 +51,14 @@ def test_demo_data_tells_a_sales_story(engine):
         assert roles == {"admin": 1, "manager": 2, "rep": 2}
         statuses = dict(session.execute(select(Opportunity.status, func.count()).group_by(Opportunity.status)).all())
         assert statuses.get("won") and statuses.get("lost") and statuses.get("open")
-        assert session.scalar(select(func.count()).where(Opportunity.status == "lost", Opportunity.loss_reason.is_(None))) == 0
+        assert (
+            session.scalar(select(func.count()).where(Opportunity.status == "lost", Opportunity.loss_reason.is_(None)))
+            == 0
+        )
         # Every deal has the stage change that put it into the pipeline.
-        entered = session.scalar(select(func.count(func.distinct(StageChange.opportunity_id))).where(StageChange.from_status.is_(None)))
+        entered = session.scalar(
+            select(func.count(func.distinct(StageChange.opportunity_id))).where(StageChange.from_status.is_(None))
+        )
         assert entered == statuses["won"] + statuses["lost"] + statuses["open"]
         # Weekdays carry the work.
         weekday_counts = [0] * 7
@@ -62,7 +67,9 @@ def test_demo_data_tells_a_sales_story(engine):
         assert min(weekday_counts[:4]) > 5 * max(weekday_counts[5:])
         assert summary.counts["activities"] == session.scalar(select(func.count(Activity.id)))
         # Ids continue cleanly on PostgreSQL: an ordinary insert after the bulk load works.
-        session.add(User(organization_id=summary.organization_id, email="new.rep@northwind.example", name="New Rep", role="rep"))
+        session.add(
+            User(organization_id=summary.organization_id, email="new.rep@northwind.example", name="New Rep", role="rep")
+        )
         session.commit()
 
 

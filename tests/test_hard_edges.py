@@ -29,8 +29,15 @@ def count(app, model, *where) -> int:
 
 
 def item_for(address: str = "ann@acme.test", message_id: str = "<edge@acme.test>", **extra) -> dict:
-    return {"item_type": "message", "from_address": address, "from_name": "Ann Buyer", "to": ["rita@northwind.test"],
-            "subject": "Rates", "internet_message_id": message_id, **extra}
+    return {
+        "item_type": "message",
+        "from_address": address,
+        "from_name": "Ann Buyer",
+        "to": ["rita@northwind.test"],
+        "subject": "Rates",
+        "internet_message_id": message_id,
+        **extra,
+    }
 
 
 def pane_token(client, email: str = "rita@northwind.test") -> str:
@@ -50,9 +57,18 @@ def bearer(token: str) -> dict[str, str]:
 def test_a_private_activitys_content_is_its_owners_alone_in_every_view(app, auth, app_world: World):
     with app.extensions["inboxcrm.db"].sessions() as session:
         rep = session.get(User, app_world.rep.id)
-        activity, _ = activities.log_activity(session, rep, {
-            "type": "call", "subject": "Salary talk with Ann", "body_text": "She is leaving in March", "is_private": "true",
-            "contact_id": app_world.contact.id, "account_id": app_world.account.id})
+        activity, _ = activities.log_activity(
+            session,
+            rep,
+            {
+                "type": "call",
+                "subject": "Salary talk with Ann",
+                "body_text": "She is leaving in March",
+                "is_private": "true",
+                "contact_id": app_world.contact.id,
+                "account_id": app_world.account.id,
+            },
+        )
         session.commit()
         activity_id = activity.id
     secrets = ("Salary talk with Ann", "She is leaving in March")
@@ -156,7 +172,9 @@ def test_a_revoked_token_gets_401_on_every_method(app, client, app_world: World,
 def test_a_csrf_token_from_before_sign_in_is_refused_after(auth, app_world: World):
     planted = auth.refresh_token()
     auth.client.post("/login", data={"email": "rita@northwind.test", "password": PASSWORD, "csrf_token": planted})
-    response = auth.client.post("/activities/email", data=item_for(), headers={"X-CSRFToken": planted, "HX-Request": "true"})
+    response = auth.client.post(
+        "/activities/email", data=item_for(), headers={"X-CSRFToken": planted, "HX-Request": "true"}
+    )
     assert response.status_code == 400 and count(auth.client.application, Activity) == 0
     fresh = auth.refresh_token()
     assert fresh != planted
@@ -167,8 +185,12 @@ def test_a_csrf_token_from_before_sign_out_is_refused_after(auth, app_world: Wor
     auth.login("rita@northwind.test")
     before = auth.token
     auth.client.post("/logout", headers={"X-CSRFToken": before})
-    auth.client.post("/login", data={"email": "rita@northwind.test", "password": PASSWORD, "csrf_token": auth.refresh_token()})
-    response = auth.client.post("/activities/email", data=item_for(), headers={"X-CSRFToken": before, "HX-Request": "true"})
+    auth.client.post(
+        "/login", data={"email": "rita@northwind.test", "password": PASSWORD, "csrf_token": auth.refresh_token()}
+    )
+    response = auth.client.post(
+        "/activities/email", data=item_for(), headers={"X-CSRFToken": before, "HX-Request": "true"}
+    )
     assert response.status_code == 400
 
 
@@ -177,15 +199,22 @@ def test_a_csrf_token_from_before_sign_out_is_refused_after(auth, app_world: Wor
 
 @pytest.mark.parametrize(
     "url",
-    ["/deals/9223372036854775808/stage", "/deals/2147483648/stage", "/activities/99999999999/undo", "/followups/²/done",
-     "/activities/%D9%A3/rating"],
+    [
+        "/deals/9223372036854775808/stage",
+        "/deals/2147483648/stage",
+        "/activities/99999999999/undo",
+        "/followups/²/done",
+        "/activities/%D9%A3/rating",
+    ],
 )
 def test_ids_past_the_stores_range_or_not_ascii_are_404(auth, app_world: World, url):
     auth.login("rita@northwind.test")
     assert auth.post(url, {"stage": "won"}).status_code == 404
 
 
-@pytest.mark.parametrize("field, value", [("contact_id", "2147483648"), ("opportunity_id", "9223372036854775808"), ("account_id", "²")])
+@pytest.mark.parametrize(
+    "field, value", [("contact_id", "2147483648"), ("opportunity_id", "9223372036854775808"), ("account_id", "²")]
+)
 def test_form_ids_past_the_range_are_refused_with_a_message(auth, app_world: World, field, value):
     auth.login("rita@northwind.test")
     response = auth.post("/activities", {**item_for(), "type": "call", field: value})
@@ -216,9 +245,20 @@ EDGE = "9999-12-31T23:59"
         ("/followups", {"title": "Call", "due_at": "0001-01-01T00:00", "contact_id": "1"}),
         ("/activities", {"type": "call", "occurred_at": EDGE, "contact_id": "1"}),
         ("/activities/email", item_for(sent_at="9999-12-31T23:59:00+00:00")),
-        ("/activities/meeting", {"item_type": "appointment", "event_id": "e1", "start": EDGE, "attendees": "ann@acme.test"}),
-        ("/activities/meeting", {"item_type": "appointment", "event_id": "e1", "start": "2026-11-20T10:00", "end": EDGE,
-                                 "attendees": "ann@acme.test"}),
+        (
+            "/activities/meeting",
+            {"item_type": "appointment", "event_id": "e1", "start": EDGE, "attendees": "ann@acme.test"},
+        ),
+        (
+            "/activities/meeting",
+            {
+                "item_type": "appointment",
+                "event_id": "e1",
+                "start": "2026-11-20T10:00",
+                "end": EDGE,
+                "attendees": "ann@acme.test",
+            },
+        ),
     ],
 )
 def test_dates_outside_the_sane_range_are_refused_at_input(auth, app_world: World, url, form):
@@ -229,8 +269,14 @@ def test_dates_outside_the_sane_range_are_refused_at_input(auth, app_world: Worl
     assert count(auth.client.application, Activity) == 0 and count(auth.client.application, FollowUp) == 0
 
 
-@pytest.mark.parametrize("query", ["period=custom&start=9999-12-31&end=9999-12-31", "period=custom&start=0001-01-01&end=0001-01-02",
-                                   "period=custom&start=2199-12-30&end=2200-01-01"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "period=custom&start=9999-12-31&end=9999-12-31",
+        "period=custom&start=0001-01-01&end=0001-01-02",
+        "period=custom&start=2199-12-30&end=2200-01-01",
+    ],
+)
 def test_edge_report_periods_get_a_message(auth, app_world: World, query):
     auth.login("mia@northwind.test")
     response = auth.get(f"/dashboard?{query}")
@@ -241,9 +287,17 @@ def test_a_stored_far_future_date_never_breaks_a_page(app, auth, app_world: Worl
     """Written before input was range-checked: a follow-up due at the end of Python's calendar,
     in a UTC+1 organization. Every view of its account still answers."""
     with app.extensions["inboxcrm.db"].sessions() as session:
-        session.add(FollowUp(organization_id=app_world.org.id, title="Far away", owner_id=app_world.rep.id,
-                             contact_id=app_world.contact.id, account_id=app_world.account.id,
-                             due_at=datetime(9999, 12, 31, 23, 30, tzinfo=timezone.utc), created_at=NOW))
+        session.add(
+            FollowUp(
+                organization_id=app_world.org.id,
+                title="Far away",
+                owner_id=app_world.rep.id,
+                contact_id=app_world.contact.id,
+                account_id=app_world.account.id,
+                due_at=datetime(9999, 12, 31, 23, 30, tzinfo=timezone.utc),
+                created_at=NOW,
+            )
+        )
         session.commit()
     auth.login("rita@northwind.test")
     response = auth.get("/pane/context", query_string=item_for())
@@ -251,7 +305,9 @@ def test_a_stored_far_future_date_never_breaks_a_page(app, auth, app_world: Worl
     assert "31 Dec 23:30 UTC" in response.get_data(as_text=True)
 
 
-@pytest.mark.parametrize("url", ["/notes?account=a%00b", "/pane/context?from_address=ann%00@acme.test", "/dashboard?period=%00"])
+@pytest.mark.parametrize(
+    "url", ["/notes?account=a%00b", "/pane/context?from_address=ann%00@acme.test", "/dashboard?period=%00"]
+)
 def test_a_nul_character_in_a_query_is_refused(auth, app_world: World, url):
     auth.login("mia@northwind.test")
     response = auth.get(url)
@@ -260,7 +316,9 @@ def test_a_nul_character_in_a_query_is_refused(auth, app_world: World, url):
 
 def test_a_nul_character_in_a_form_writes_nothing(auth, app_world: World):
     auth.login("rita@northwind.test")
-    response = auth.post("/activities/note", {**item_for(), "body": "fine\x00then", "contact_id": str(app_world.contact.id)})
+    response = auth.post(
+        "/activities/note", {**item_for(), "body": "fine\x00then", "contact_id": str(app_world.contact.id)}
+    )
     assert response.status_code == 422 and count(auth.client.application, Activity) == 0
 
 
@@ -268,15 +326,19 @@ def test_services_refuse_nul_and_huge_ids_on_both_back_ends(session, world: Worl
     """The same refusals below the web layer (the sync API and imports will call these), on
     PostgreSQL too, where the driver would otherwise raise."""
     rep = session.get(User, world.rep.id)
-    for data in ({"type": "note", "body_text": "a\x00b", "contact_id": world.contact.id},
-                 {"type": "call", "contact_id": 2147483648},
-                 {"type": "call", "opportunity_id": 9223372036854775808},
-                 {"type": "call", "occurred_at": "9999-12-31T23:59:00", "contact_id": world.contact.id}):
+    for data in (
+        {"type": "note", "body_text": "a\x00b", "contact_id": world.contact.id},
+        {"type": "call", "contact_id": 2147483648},
+        {"type": "call", "opportunity_id": 9223372036854775808},
+        {"type": "call", "occurred_at": "9999-12-31T23:59:00", "contact_id": world.contact.id},
+    ):
         with pytest.raises(DomainError):
             activities.log_activity(session, rep, data, now=NOW)
         session.rollback()
     with pytest.raises(DomainError, match="between 1900 and 2199"):
-        followups.add_follow_up(session, rep, {"title": "x", "due_at": "9999-12-31T23:30:00+00:00", "contact_id": world.contact.id}, now=NOW)
+        followups.add_follow_up(
+            session, rep, {"title": "x", "due_at": "9999-12-31T23:30:00+00:00", "contact_id": world.contact.id}, now=NOW
+        )
     session.rollback()
     assert session.scalar(select(func.count()).select_from(Activity)) == 0
 
@@ -293,8 +355,15 @@ def test_forwarded_addresses_are_not_believed_by_default(tmp_path, monkeypatch):
     Base.metadata.create_all(production.extensions["inboxcrm.db"].engine)
     client = production.test_client()
     limiter.reset()
-    answers = [client.post("/auth/token", json={"email": f"guess{n}@northwind.test", "password": "x"}, base_url="https://crm.test",
-                           headers={"X-Forwarded-For": f"203.0.113.{n}"}).status_code for n in range(12)]
+    answers = [
+        client.post(
+            "/auth/token",
+            json={"email": f"guess{n}@northwind.test", "password": "x"},
+            base_url="https://crm.test",
+            headers={"X-Forwarded-For": f"203.0.113.{n}"},
+        ).status_code
+        for n in range(12)
+    ]
     assert answers[:10] == [401] * 10 and answers[10:] == [429, 429]
     limiter.reset()
 
@@ -303,13 +372,25 @@ def test_one_account_is_limited_whatever_the_address(tmp_path, monkeypatch, app_
     """Behind one trusted proxy the client address is believed; guessing one account's
     password from many addresses still meets the per-account limit."""
     monkeypatch.setenv("INBOXCRM_PROXIES", "1")
-    proxied = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False, "SECRET_KEY": "t",
-                          "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'proxied.db'}"})
+    proxied = create_app(
+        {
+            "TESTING": True,
+            "WTF_CSRF_ENABLED": False,
+            "SECRET_KEY": "t",
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'proxied.db'}",
+        }
+    )
     Base.metadata.create_all(proxied.extensions["inboxcrm.db"].engine)
     client = proxied.test_client()
     limiter.reset()
-    answers = [client.post("/login", data={"email": "rita@northwind.test", "password": "x"},
-                           headers={"X-Forwarded-For": f"203.0.113.{n}"}).status_code for n in range(12)]
+    answers = [
+        client.post(
+            "/login",
+            data={"email": "rita@northwind.test", "password": "x"},
+            headers={"X-Forwarded-For": f"203.0.113.{n}"},
+        ).status_code
+        for n in range(12)
+    ]
     assert answers[:10] == [401] * 10 and answers[10:] == [429, 429]
     limiter.reset()
 
@@ -317,7 +398,9 @@ def test_one_account_is_limited_whatever_the_address(tmp_path, monkeypatch, app_
 def test_the_demo_picker_is_off_unless_asked_for(tmp_path, monkeypatch):
     monkeypatch.delenv("INBOXCRM_DEMO_SIGN_IN", raising=False)
     monkeypatch.delenv("INBOXCRM_ENV", raising=False)
-    plain = create_app({"WTF_CSRF_ENABLED": False, "SECRET_KEY": "t", "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'plain.db'}"})
+    plain = create_app(
+        {"WTF_CSRF_ENABLED": False, "SECRET_KEY": "t", "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'plain.db'}"}
+    )
     assert plain.config["DEMO_SIGN_IN"] is False
     assert plain.test_client().post("/login/as", data={"user_id": "1"}).status_code == 404
 
@@ -343,8 +426,11 @@ def test_reads_go_on_while_another_writer_holds_sqlites_lock(app, auth, app_worl
     answered: list[int] = []
     browser = app.test_client()  # a client of its own: the test client is not shared across threads
     browser.set_cookie("session", auth.client.get_cookie("session").value)
-    reader = threading.Thread(target=lambda: answered.append(
-        browser.get("/pane/context", query_string=item_for(), headers={"HX-Request": "true"}).status_code))
+    reader = threading.Thread(
+        target=lambda: answered.append(
+            browser.get("/pane/context", query_string=item_for(), headers={"HX-Request": "true"}).status_code
+        )
+    )
     try:
         reader.start()
         reader.join(5)
@@ -362,8 +448,13 @@ def test_writers_still_queue_rather_than_fail(app, auth, app_world: World):
     def log(n: int) -> None:
         client = app.test_client()
         client.set_cookie("session", auth.client.get_cookie("session").value)
-        results.append(client.post("/activities/email", data=item_for(message_id=f"<q{n}@acme.test>"),
-                                   headers={"X-CSRFToken": auth.token, "HX-Request": "true"}).status_code)
+        results.append(
+            client.post(
+                "/activities/email",
+                data=item_for(message_id=f"<q{n}@acme.test>"),
+                headers={"X-CSRFToken": auth.token, "HX-Request": "true"},
+            ).status_code
+        )
 
     threads = [threading.Thread(target=log, args=(n,)) for n in range(8)]
     for thread in threads:
@@ -402,7 +493,9 @@ def test_a_persons_export_waits_for_a_writer_instead_of_failing(app, app_world, 
 
     def writer():
         with sessions() as session:
-            session.execute(sql("UPDATE organizations SET name = name"))  # a writer's transaction: SQLite's write lock held
+            session.execute(
+                sql("UPDATE organizations SET name = name")
+            )  # a writer's transaction: SQLite's write lock held
             holding.set()
             time.sleep(1.0)
             session.commit()

@@ -18,7 +18,16 @@ from services.mail.context import context_for_addresses
 from services.integration.outbound import Reach
 from services.integration.intake import add_source
 from services.models import (
-    AuditEvent, Contact, Lead, LeadArrival, LeadSource, Organization, User, WebhookAttempt, WebhookDelivery, WebhookEndpoint,
+    AuditEvent,
+    Contact,
+    Lead,
+    LeadArrival,
+    LeadSource,
+    Organization,
+    User,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
 )
 from services.types import utcnow
 from tests.factories import World, make_user
@@ -49,8 +58,14 @@ def sessions(app: Flask):
 
 def endpoint(app: Flask, world: World, url: str, events=()) -> tuple[int, str]:
     with sessions(app)() as session:
-        made, secret = webhooks.add_endpoint(session, session.get(User, world.admin.id), url, events, reach=LOOPBACK,
-                                             known=("contacts", "activities", "opportunities"))
+        made, secret = webhooks.add_endpoint(
+            session,
+            session.get(User, world.admin.id),
+            url,
+            events,
+            reach=LOOPBACK,
+            known=("contacts", "activities", "opportunities"),
+        )
         session.commit()
         return made.id, secret
 
@@ -104,12 +119,16 @@ def test_a_change_is_delivered_through_the_queue_signed(app, app_world: World, q
     assert not webhooks.verify(secret, body + b" ", headers[webhooks.SIGNATURE])
     assert not webhooks.verify("whsec_other", body, headers[webhooks.SIGNATURE])
     at = int(headers[webhooks.SIGNATURE].split(",")[0][2:])
-    assert not webhooks.verify(secret, body, headers[webhooks.SIGNATURE], now=at + webhooks.TOLERANCE_SECONDS + 1)  # a replay, later
+    assert not webhooks.verify(
+        secret, body, headers[webhooks.SIGNATURE], now=at + webhooks.TOLERANCE_SECONDS + 1
+    )  # a replay, later
     [delivered] = deliveries(app)
     assert (delivered.status, delivered.attempts) == ("delivered", 1)
 
 
-def test_only_committed_changes_of_the_endpoints_organization_and_types_are_sent(app, app_world: World, queue, receiver):
+def test_only_committed_changes_of_the_endpoints_organization_and_types_are_sent(
+    app, app_world: World, queue, receiver
+):
     endpoint(app, app_world, receiver.url, events=["opportunities"])
     rename(app, app_world.contact.id, "Not wanted")  # a contact: not a type it asked for
     with sessions(app)() as session:
@@ -122,7 +141,9 @@ def test_only_committed_changes_of_the_endpoints_organization_and_types_are_sent
     with sessions(app)() as session:
         from services.deals import move_stage
 
-        move_stage(session, session.get(User, app_world.rep.id), app_world.deal.id, {"stage": str(app_world.stages[1].id)})
+        move_stage(
+            session, session.get(User, app_world.rep.id), app_world.deal.id, {"stage": str(app_world.stages[1].id)}
+        )
         session.commit()
     assert [d.event["type"] for d in deliveries(app)] == ["opportunities.updated"]
 
@@ -141,8 +162,14 @@ def test_failures_are_retried_with_back_off_recorded_and_a_dead_endpoint_turned_
         assert jobs.deliver_once(delivery.id, now=first_retry) is None  # not due again yet: nothing sent
         assert jobs.deliver_once(delivery.id, now=first_retry + webhooks.BACKOFF[1]) is None
         with sessions(app)() as session:
-            attempts = session.scalars(select(WebhookAttempt).where(WebhookAttempt.delivery_id == delivery.id).order_by(WebhookAttempt.id)).all()
-        assert [(a.status_code, a.error) for a in attempts] == [(500, "answered 500"), (503, "answered 503"), (200, None)]
+            attempts = session.scalars(
+                select(WebhookAttempt).where(WebhookAttempt.delivery_id == delivery.id).order_by(WebhookAttempt.id)
+            ).all()
+        assert [(a.status_code, a.error) for a in attempts] == [
+            (500, "answered 500"),
+            (503, "answered 503"),
+            (200, None),
+        ]
         assert deliveries(app)[0].status == "delivered"
     finally:
         receiver.close()
@@ -164,9 +191,12 @@ def test_failures_are_retried_with_back_off_recorded_and_a_dead_endpoint_turned_
     work()
     with sessions(app)() as session:
         assert session.get(WebhookEndpoint, dead_id).disabled_at is not None
+
     def to_dead() -> int:
         with sessions(app)() as session:
-            return session.scalar(select(func.count()).select_from(WebhookDelivery).where(WebhookDelivery.endpoint_id == dead_id))
+            return session.scalar(
+                select(func.count()).select_from(WebhookDelivery).where(WebhookDelivery.endpoint_id == dead_id)
+            )
 
     before = to_dead()
     rename(app, app_world.contact.id, "Not sent to it")
@@ -189,15 +219,29 @@ def test_the_daily_job_keeps_health_and_the_lexicon_and_retention(app, app_world
         org = session.get(Organization, app_world.org.id)
         org.settings = {"body_retention_months": 6}
         old = utcnow() - timedelta(days=400)
-        session.add(Activity(organization_id=org.id, type="email", direction="inbound", occurred_at=old, owner_id=app_world.rep.id,
-                             source="outlook", body_text="An old mail", created_at=old, updated_at=old))
+        session.add(
+            Activity(
+                organization_id=org.id,
+                type="email",
+                direction="inbound",
+                occurred_at=old,
+                owner_id=app_world.rep.id,
+                source="outlook",
+                body_text="An old mail",
+                created_at=old,
+                updated_at=old,
+            )
+        )
         session.commit()
     done = jobs.daily()
     # Both organizations' open deals; ours keeps bodies 6 months; no event or kept API answer is old yet.
     assert done == {"deals": 2, "words": 0, "bodies": 1, "events": 0, "idempotency_keys": 0}
     with sessions(app)() as session:
         assert session.scalar(select(func.count()).select_from(DealHealth)) == 2
-        assert session.scalar(select(Activity.body_text).where(Activity.occurred_at < utcnow() - timedelta(days=300))) is None
+        assert (
+            session.scalar(select(Activity.body_text).where(Activity.occurred_at < utcnow() - timedelta(days=300)))
+            is None
+        )
 
 
 def test_the_admin_registers_an_endpoint_and_sees_its_attempts(app, app_world: World, auth, queue, receiver):
@@ -236,34 +280,66 @@ def leads_by_email(app: Flask) -> dict[str, Lead]:
 
 def test_intake_assigns_leads_round_robin_and_keeps_each_arrival_without_overwriting(app, app_world: World, client):
     with sessions(app)() as session:
-        make_user(session, session.get(Organization, app_world.org.id), session.get(type(app_world.east), app_world.east.id), "Ed East",
-                  "rep", "northwind.test")
+        make_user(
+            session,
+            session.get(Organization, app_world.org.id),
+            session.get(type(app_world.east), app_world.east.id),
+            "Ed East",
+            "rep",
+            "northwind.test",
+        )
         session.commit()
     key, _ = source(app, app_world, team=app_world.east.id)
-    made = [client.post(f"/intake/{key}", json={"name": f"Lead {i}", "email": f"lead{i}@x.test", "phone": f"+1 212 555 01{i:02d}",
-                                                "message": f"Call me about lanes {i}"})
-            for i in range(4)]
+    made = [
+        client.post(
+            f"/intake/{key}",
+            json={
+                "name": f"Lead {i}",
+                "email": f"lead{i}@x.test",
+                "phone": f"+1 212 555 01{i:02d}",
+                "message": f"Call me about lanes {i}",
+            },
+        )
+        for i in range(4)
+    ]
     assert [(r.status_code, r.get_json()) for r in made] == [(202, {"received": True})] * 4
     with sessions(app)() as session:
-        east_reps = sorted(u.id for u in session.scalars(select(User).where(User.team_id == app_world.east.id, User.role == "rep")))
+        east_reps = sorted(
+            u.id for u in session.scalars(select(User).where(User.team_id == app_world.east.id, User.role == "rep"))
+        )
     leads = leads_by_email(app)
     assert [leads[f"lead{i}@x.test"].owner_id for i in range(4)] == [east_reps[i % len(east_reps)] for i in range(4)]
     # The same person again, by address and by phone: the same answer as a new lead, and no field of theirs changed.
-    again = client.post(f"/intake/{key}", data={"name": "Mallory", "email": "LEAD0@x.test", "company": "Evil Corp", "message": "Second"})
+    again = client.post(
+        f"/intake/{key}", data={"name": "Mallory", "email": "LEAD0@x.test", "company": "Evil Corp", "message": "Second"}
+    )
     by_phone = client.post(f"/intake/{key}", json={"name": "Lead 1", "phone": "(212) 555-0101"})
     assert [(r.status_code, r.get_json()) for r in (again, by_phone)] == [(202, {"received": True})] * 2
     with sessions(app)() as session:
         assert session.scalar(select(func.count()).select_from(Lead)) == 4
         first = session.scalar(select(Lead).where(Lead.email == "lead0@x.test"))
         assert (first.company, first.name, first.phone, first.source) == (None, "Lead 0", "+1 212 555 0100", "web_form")
-        kept = session.scalars(select(LeadArrival).where(LeadArrival.lead_id == first.id).order_by(LeadArrival.id)).all()
-        assert [(a.name, a.company, a.message) for a in kept] == [("Lead 0", None, "Call me about lanes 0"), ("Mallory", "Evil Corp", "Second")]
+        kept = session.scalars(
+            select(LeadArrival).where(LeadArrival.lead_id == first.id).order_by(LeadArrival.id)
+        ).all()
+        assert [(a.name, a.company, a.message) for a in kept] == [
+            ("Lead 0", None, "Call me about lanes 0"),
+            ("Mallory", "Evil Corp", "Second"),
+        ]
         [card] = context_for_addresses(session, session.get(User, first.owner_id), ["lead0@x.test"]).leads
         assert [message for _, _, message in card.arrivals] == ["Second", "Call me about lanes 0"]
-        assert session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action.in_(("intake", "arrival")))) == 6
+        assert (
+            session.scalar(
+                select(func.count()).select_from(AuditEvent).where(AuditEvent.action.in_(("intake", "arrival")))
+            )
+            == 6
+        )
         # The audit trail names the source and the rep, never what the person typed.
-        assert not session.scalar(select(func.count()).select_from(AuditEvent).where(
-            func.lower(cast(AuditEvent.after, Text)).contains("lead0")))
+        assert not session.scalar(
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(func.lower(cast(AuditEvent.after, Text)).contains("lead0"))
+        )
 
 
 def test_a_source_switched_off_or_rekeyed_takes_nothing_at_its_old_url(app, app_world: World, auth, client):
@@ -288,7 +364,9 @@ def test_a_source_switched_off_or_rekeyed_takes_nothing_at_its_old_url(app, app_
 
 def test_unknown_keys_are_rate_limited_per_address(app, app_world: World, client):
     key, _ = source(app, app_world)
-    guesses = [client.post(f"/intake/guess-{i}", json={"name": "X", "email": "x@x.test"}).status_code for i in range(25)]
+    guesses = [
+        client.post(f"/intake/guess-{i}", json={"name": "X", "email": "x@x.test"}).status_code for i in range(25)
+    ]
     assert guesses[:20] == [404] * 20 and set(guesses[20:]) == {429}
     limited = client.post("/intake/guess-more", json={"name": "X", "email": "x@x.test"})
     assert limited.status_code == 429 and limited.get_json()["code"] == "rate_limited"
@@ -299,14 +377,28 @@ def test_intake_refuses_what_it_cannot_take(app, app_world: World, client):
     body = json.dumps({"name": "Signed Sam", "email": "sam@x.test"}).encode()
     unsigned = client.post(f"/intake/{key}", data=body, content_type="application/json")
     assert unsigned.status_code == 404  # a leaked URL alone cannot post to a signed source
-    forged = client.post(f"/intake/{key}", data=body, content_type="application/json",
-                         headers={webhooks.SIGNATURE: webhooks.sign("whsec_guess", body)})
+    forged = client.post(
+        f"/intake/{key}",
+        data=body,
+        content_type="application/json",
+        headers={webhooks.SIGNATURE: webhooks.sign("whsec_guess", body)},
+    )
     assert forged.status_code == 404
-    signed = client.post(f"/intake/{key}", data=body, content_type="application/json", headers={webhooks.SIGNATURE: webhooks.sign(secret, body)})
+    signed = client.post(
+        f"/intake/{key}",
+        data=body,
+        content_type="application/json",
+        headers={webhooks.SIGNATURE: webhooks.sign(secret, body)},
+    )
     assert signed.status_code == 202
     open_key, _ = source(app, app_world)
-    for bad, status in (({"name": "No way to reach"}, 422), ({"email": "x@x.test"}, 422), ({"name": "X", "email": "nope"}, 422),
-                        ({"name": "X" * 300, "email": "a@b.test"}, 422), ({"name": "X", "email": "a@b.test", "message": "m" * 5001}, 422)):
+    for bad, status in (
+        ({"name": "No way to reach"}, 422),
+        ({"email": "x@x.test"}, 422),
+        ({"name": "X", "email": "nope"}, 422),
+        ({"name": "X" * 300, "email": "a@b.test"}, 422),
+        ({"name": "X", "email": "a@b.test", "message": "m" * 5001}, 422),
+    ):
         answer = client.post(f"/intake/{open_key}", json=bad)
         assert answer.status_code == status and set(answer.get_json()) == {"code", "message", "field", "errors"}
     for body in (b"[" * 5000 + b"]" * 5000, b'{"name": ' * 3000, b"{not json"):
@@ -323,9 +415,17 @@ def test_the_admin_makes_an_intake_url_that_takes_leads(app, app_world: World, a
     auth.login("rita@northwind.test")
     assert auth.get("/admin/lead-sources", htmx=False).status_code == 403
     auth.login("ada@northwind.test")
-    for bad in ({"name": "", "kind": "web_form"}, {"name": "Form", "kind": "telepathy"}, {"name": "Form", "kind": "web_form", "team_id": "99999"}):
+    for bad in (
+        {"name": "", "kind": "web_form"},
+        {"name": "Form", "kind": "telepathy"},
+        {"name": "Form", "kind": "web_form", "team_id": "99999"},
+    ):
         assert auth.post("/admin/lead-sources", bad, htmx=False).status_code in (404, 422)
-    made = auth.post("/admin/lead-sources", {"name": "Website form", "kind": "web_form", "team_id": str(app_world.east.id)}, htmx=False)
+    made = auth.post(
+        "/admin/lead-sources",
+        {"name": "Website form", "kind": "web_form", "team_id": str(app_world.east.id)},
+        htmx=False,
+    )
     assert made.status_code == 201
     url = re.search(r'<code id="intake-url">https?://[^/]+(/intake/[^<]+)</code>', made.get_data(as_text=True)).group(1)
     assert "Website form" in auth.get("/admin/lead-sources", htmx=False).get_data(as_text=True)
@@ -377,9 +477,16 @@ def test_changes_while_an_endpoint_is_off_wait_in_the_event_list(app, app_world:
     assert [(e["type"], e["data"]["id"]) for e in missed["data"]] == [("contacts.updated", app_world.contact.id)] * 2
     assert missed["has_more"] is False and api.get("/events", cursor=missed["cursor"]).get_json()["data"] == []
     everything = api.get("/events", limit=1).get_json()
-    assert everything["has_more"] and everything["data"][0]["id"] == deliveries(app)[0].event["id"]  # the event as it was delivered
-    turned_on = auth.post(f"/admin/webhooks/{endpoint_id}/enable", htmx=False, follow_redirects=True).get_data(as_text=True)
-    assert "Sending the 1 deliveries waiting; the 2 changes made while it was off are at GET /api/v1/events?cursor=" in turned_on
+    assert (
+        everything["has_more"] and everything["data"][0]["id"] == deliveries(app)[0].event["id"]
+    )  # the event as it was delivered
+    turned_on = auth.post(f"/admin/webhooks/{endpoint_id}/enable", htmx=False, follow_redirects=True).get_data(
+        as_text=True
+    )
+    assert (
+        "Sending the 1 deliveries waiting; the 2 changes made while it was off are at GET /api/v1/events?cursor="
+        in turned_on
+    )
     # Another organization's token sees none of them.
     assert Client(app, token(app, app_world, org="theirs")).get("/events").get_json()["data"] == []
 
@@ -391,11 +498,15 @@ def test_the_daily_job_forgets_old_events_and_idempotency_keys(app, app_world: W
     endpoint(app, app_world, receiver.url)
     rename(app, app_world.contact.id, "An event")
     api = Client(app, token(app, app_world))
-    assert api.write("POST", "/contacts", {"name": "Kept a day", "email": "kept@acme.test"}, key="once").status_code == 201
+    assert (
+        api.write("POST", "/contacts", {"name": "Kept a day", "email": "kept@acme.test"}, key="once").status_code == 201
+    )
     later = utcnow() + timedelta(days=2)
     done = jobs.daily(later)
     assert (done["events"], done["idempotency_keys"]) == (0, 1)
-    assert api.write("POST", "/contacts", {"name": "Another", "email": "another@acme.test"}, key="once").status_code == 201  # free again
+    assert (
+        api.write("POST", "/contacts", {"name": "Another", "email": "another@acme.test"}, key="once").status_code == 201
+    )  # free again
     done = jobs.daily(utcnow() + timedelta(days=31))
     with sessions(app)() as session:
         assert done["events"] >= 2 and session.scalar(select(func.count()).select_from(ChangeEvent)) == 0
@@ -424,14 +535,26 @@ def test_deliveries_go_in_batches_each_claimed_once(app, app_world: World, queue
 def test_the_rep_reads_what_a_lead_posted_beside_their_mail(app, app_world: World, auth, client):
     key, _ = source(app, app_world)
     for message in ("Do you run Denver to Austin?", "Still keen: call me <b>today</b>"):
-        assert client.post(f"/intake/{key}", json={"name": "Pat Prospect", "email": "pat@prospect.test", "company": "Prospect Co",
-                                                    "message": message}).status_code == 202
+        assert (
+            client.post(
+                f"/intake/{key}",
+                json={
+                    "name": "Pat Prospect",
+                    "email": "pat@prospect.test",
+                    "company": "Prospect Co",
+                    "message": message,
+                },
+            ).status_code
+            == 202
+        )
     auth.login("rita@northwind.test")
     pane = auth.get("/pane/context?from_address=pat@prospect.test&item_type=message").get_data(as_text=True)
-    section = pane[pane.index('aria-label="Lead"'):]
+    section = pane[pane.index('aria-label="Lead"') :]
     assert "Lead: Pat Prospect" in section and "Prospect Co" in section
     assert section.index("Still keen") < section.index("Denver to Austin")  # the newest first
-    assert "<b>today</b>" not in pane and "&lt;b&gt;today&lt;/b&gt;" in pane  # what a stranger typed is text, never markup
+    assert (
+        "<b>today</b>" not in pane and "&lt;b&gt;today&lt;/b&gt;" in pane
+    )  # what a stranger typed is text, never markup
 
 
 def test_each_lead_on_a_mail_shows_its_own_latest_posts(app, app_world: World, client):
@@ -441,6 +564,8 @@ def test_each_lead_on_a_mail_shows_its_own_latest_posts(app, app_world: World, c
     for n in range(15):
         client.post(f"/intake/{key}", json={"name": "Busy Bea", "email": "bea@busy.test", "message": f"Post {n}"})
     with sessions(app)() as session:
-        cards = context_for_addresses(session, session.get(User, app_world.rep.id), ["bea@busy.test", "quinn@quiet.test"]).leads
+        cards = context_for_addresses(
+            session, session.get(User, app_world.rep.id), ["bea@busy.test", "quinn@quiet.test"]
+        ).leads
         shown = {card.name: [message for _, _, message in card.arrivals] for card in cards}
     assert shown == {"Busy Bea": ["Post 14", "Post 13", "Post 12"], "Quiet Quinn": ["Just once"]}

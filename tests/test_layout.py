@@ -4,6 +4,8 @@ circle, and none imports one of ours inside a function (the way a circle is hidd
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
@@ -46,7 +48,9 @@ def _imports() -> tuple[dict[str, set[str]], list[str]]:
         for node in ast.walk(tree):
             graph[name].update(module for module in _imported(node) if module != name)
         for function in (n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))):
-            inside += [f"{name}.{function.name} imports {module}" for node in ast.walk(function) for module in _imported(node)]
+            inside += [
+                f"{name}.{function.name} imports {module}" for node in ast.walk(function) for module in _imported(node)
+            ]
     return graph, inside
 
 
@@ -71,3 +75,11 @@ def test_the_check_sees_a_circle():
     except CycleError:
         return
     raise AssertionError("no circle found")
+
+
+def test_the_code_is_formatted():
+    """``ruff format`` (120 columns, ``pyproject.toml``) leaves every file as it is."""
+    done = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--check", str(ROOT)], capture_output=True, text=True, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -52,7 +52,12 @@ def test_the_schema_check_catches_a_broken_manifest(generated):
 def test_unified_manifest_opens_a_pinnable_pane_on_every_surface(generated):
     manifest = json.loads((generated / "manifest.json").read_text())
     extension = manifest["extensions"][0]
-    assert extension["ribbons"][0]["contexts"] == ["mailRead", "mailCompose", "meetingDetailsOrganizer", "meetingDetailsAttendee"]
+    assert extension["ribbons"][0]["contexts"] == [
+        "mailRead",
+        "mailCompose",
+        "meetingDetailsOrganizer",
+        "meetingDetailsAttendee",
+    ]
     action = extension["runtimes"][0]["actions"][0]
     assert action == {"id": "OpenTaskPane", "type": "openPage", "pinnable": True}
     assert extension["runtimes"][0]["code"]["page"] == f"{BASE}/pane"
@@ -90,9 +95,17 @@ def test_xml_manifest_structure(generated):
     overrides = root.find("v10:VersionOverrides/v11:VersionOverrides", NS)
     assert overrides.get(XSI_TYPE) == "VersionOverridesV1_1"
     assert overrides.find("v11:Requirements/bt:Sets", NS).get("DefaultMinVersion") == "1.5"
-    points = [p for p in overrides.findall("v11:Hosts/v11:Host/v11:DesktopFormFactor/v11:ExtensionPoint", NS) if p.get(XSI_TYPE) != "LaunchEvent"]
-    assert [p.get(XSI_TYPE) for p in points] == ["MessageReadCommandSurface", "MessageComposeCommandSurface",
-                                                 "AppointmentOrganizerCommandSurface", "AppointmentAttendeeCommandSurface"]
+    points = [
+        p
+        for p in overrides.findall("v11:Hosts/v11:Host/v11:DesktopFormFactor/v11:ExtensionPoint", NS)
+        if p.get(XSI_TYPE) != "LaunchEvent"
+    ]
+    assert [p.get(XSI_TYPE) for p in points] == [
+        "MessageReadCommandSurface",
+        "MessageComposeCommandSurface",
+        "AppointmentOrganizerCommandSurface",
+        "AppointmentAttendeeCommandSurface",
+    ]
     for point in points:
         action = point.find(".//v11:Action", NS)
         assert action.get(XSI_TYPE) == "ShowTaskpane"
@@ -116,7 +129,9 @@ def test_manifest_refuses_a_base_url_that_is_not_https(app, tmp_path, base):
 
 
 def test_checked_in_example_is_what_the_command_makes(app, tmp_path):
-    result = app.test_cli_runner().invoke(args=["manifest", "--base-url", "https://crm.example.com", "--out", str(tmp_path)])
+    result = app.test_cli_runner().invoke(
+        args=["manifest", "--base-url", "https://crm.example.com", "--out", str(tmp_path)]
+    )
     assert result.exit_code == 0
     for name in ("manifest.xml", "manifest.json"):
         assert (tmp_path / "outlook" / name).read_text() == (ROOT / "manifest" / "outlook" / name).read_text(), name
@@ -132,9 +147,15 @@ def test_a_marked_message_is_logged_as_it_is_sent(generated):
     root = ET.parse(generated / "manifest.xml").getroot()
     overrides = root.find("v10:VersionOverrides/v11:VersionOverrides", NS)
     host = overrides.find("v11:Hosts/v11:Host", NS)
-    launch = next(p for p in host.findall("v11:DesktopFormFactor/v11:ExtensionPoint", NS) if p.get(XSI_TYPE) == "LaunchEvent")
+    launch = next(
+        p for p in host.findall("v11:DesktopFormFactor/v11:ExtensionPoint", NS) if p.get(XSI_TYPE) == "LaunchEvent"
+    )
     event = launch.find("v11:LaunchEvents/v11:LaunchEvent", NS)
-    assert (event.get("Type"), event.get("FunctionName"), event.get("SendMode")) == ("OnMessageSend", handler, "SoftBlock")
+    assert (event.get("Type"), event.get("FunctionName"), event.get("SendMode")) == (
+        "OnMessageSend",
+        handler,
+        "SoftBlock",
+    )
     runtime = host.find("v11:Runtimes/v11:Runtime", NS)
     assert runtime.get("resid") == launch.find("v11:SourceLocation", NS).get("resid")
     urls = {url.get("id"): url.get("DefaultValue") for url in overrides.findall("v11:Resources/bt:Urls/bt:Url", NS)}

@@ -75,31 +75,66 @@ def test_upgrading_a_store_with_data_scores_its_notes_and_fills_the_monthly_roll
         engine = make_engine(url)
         with engine.begin() as connection:
             run = lambda sql, **values: connection.execute(text(sql), values)  # noqa: E731
-            run("INSERT INTO organizations (id, name, time_zone, fiscal_year_start_month, currency, domains, settings, created_at) "
-                "VALUES (1, 'Northwind', 'Europe/Berlin', 1, 'EUR', '[]', '{}', '2026-01-01')")
-            run("INSERT INTO users (id, organization_id, email, name, role, is_active, token_version, created_at) "
-                "VALUES (1, 1, 'rita@northwind.test', 'Rita', 'rep', true, 0, '2026-01-01')")
-            run("INSERT INTO note_checklists (id, organization_id, activity_type, questions) VALUES (1, 1, 'call', :q)",
-                q='["Truck size", "Lanes used"]')
-            notes = [("call", "Truck size: 40 ft", "2026-10-30 23:30:00"), ("call", "Nice chat.", "2026-11-02 09:00:00"),
-                     ("call", None, "2026-11-02 10:00:00"), ("visit", "Saw the depot", "2026-11-03 10:00:00")]
+            run(
+                "INSERT INTO organizations (id, name, time_zone, fiscal_year_start_month, currency, domains, settings, created_at) "
+                "VALUES (1, 'Northwind', 'Europe/Berlin', 1, 'EUR', '[]', '{}', '2026-01-01')"
+            )
+            run(
+                "INSERT INTO users (id, organization_id, email, name, role, is_active, token_version, created_at) "
+                "VALUES (1, 1, 'rita@northwind.test', 'Rita', 'rep', true, 0, '2026-01-01')"
+            )
+            run(
+                "INSERT INTO note_checklists (id, organization_id, activity_type, questions) VALUES (1, 1, 'call', :q)",
+                q='["Truck size", "Lanes used"]',
+            )
+            notes = [
+                ("call", "Truck size: 40 ft", "2026-10-30 23:30:00"),
+                ("call", "Nice chat.", "2026-11-02 09:00:00"),
+                ("call", None, "2026-11-02 10:00:00"),
+                ("visit", "Saw the depot", "2026-11-03 10:00:00"),
+            ]
             for n, (kind, body, when) in enumerate(notes, start=1):
-                run("INSERT INTO activities (id, organization_id, type, direction, occurred_at, body_text, owner_id, source, is_private, "
+                run(
+                    "INSERT INTO activities (id, organization_id, type, direction, occurred_at, body_text, owner_id, source, is_private, "
                     "created_at, updated_at) VALUES (:id, 1, :kind, 'outbound', :when, :body, 1, 'web', false, :when, :when)",
-                    id=n, kind=kind, body=body, when=when)
+                    id=n,
+                    kind=kind,
+                    body=body,
+                    when=when,
+                )
         with Session(engine) as session:
             rebuild_rollups_at_0003 = text(
                 "INSERT INTO activity_rollups (organization_id, owner_id, day, type, direction, outcome, count, minutes) "
-                "VALUES (1, 1, :day, :kind, 'outbound', '', :n, 0)")
+                "VALUES (1, 1, :day, :kind, 'outbound', '', :n, 0)"
+            )
             for day, kind, n in (("2026-10-31", "call", 1), ("2026-11-02", "call", 2), ("2026-11-03", "visit", 1)):
                 session.execute(rebuild_rollups_at_0003, {"day": day, "kind": kind, "n": n})
             session.commit()
         command.upgrade(config, "head")
         with Session(engine) as session:
-            scores = session.execute(text("SELECT id, checklist_questions, checklist_answered FROM activities ORDER BY id")).all()
+            scores = session.execute(
+                text("SELECT id, checklist_questions, checklist_answered FROM activities ORDER BY id")
+            ).all()
             assert [tuple(row) for row in scores] == [(1, 2, 1), (2, 2, 0), (3, 2, 0), (4, 0, 0)]
             migrated = rollup_snapshot(session, 1)
-            assert ("month", 1, date(2026, 11, 1), "call", "outbound", "", 2, 0, 2, 2, 0, 0, 0, 0, 0, 0) in migrated  # both on a Monday
+            assert (
+                "month",
+                1,
+                date(2026, 11, 1),
+                "call",
+                "outbound",
+                "",
+                2,
+                0,
+                2,
+                2,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+            ) in migrated  # both on a Monday
             rebuild_rollups(session, session.get(Organization, 1))
             assert rollup_snapshot(session, 1) == migrated
             session.rollback()

@@ -16,8 +16,15 @@ from tests.factories import NOW
 
 
 def _activity(world, org_id=None, external_id="<m1@acme.test>", owner=None, **extra):
-    values = dict(organization_id=org_id or world.org.id, type="email", direction="inbound", occurred_at=NOW,
-                  owner_id=(owner or world.rep).id, source="outlook", external_id=external_id)
+    values = dict(
+        organization_id=org_id or world.org.id,
+        type="email",
+        direction="inbound",
+        occurred_at=NOW,
+        owner_id=(owner or world.rep).id,
+        source="outlook",
+        external_id=external_id,
+    )
     return Activity(**{**values, **extra})
 
 
@@ -72,7 +79,14 @@ def test_deal_constraints(session, world, change):
 
 @pytest.mark.parametrize(
     "field, value",
-    [("type", "fax"), ("direction", "sideways"), ("rating", 2), ("duration_minutes", -5), ("sentiment", 1.5), ("source", "pigeon")],
+    [
+        ("type", "fax"),
+        ("direction", "sideways"),
+        ("rating", 2),
+        ("duration_minutes", -5),
+        ("sentiment", 1.5),
+        ("source", "pigeon"),
+    ],
 )
 def test_activity_check_constraints(session, world, field, value):
     session.add(_activity(world, external_id=None, **{field: value}))
@@ -81,8 +95,17 @@ def test_activity_check_constraints(session, world, field, value):
 
 
 def test_quota_belongs_to_a_user_or_a_team_not_both(session, world):
-    session.add(Quota(organization_id=world.org.id, user_id=world.rep.id, team_id=world.east.id, period="month",
-                      period_start=NOW.date(), metric="won_deals", target=Decimal(3)))
+    session.add(
+        Quota(
+            organization_id=world.org.id,
+            user_id=world.rep.id,
+            team_id=world.east.id,
+            period="month",
+            period_start=NOW.date(),
+            metric="won_deals",
+            target=Decimal(3),
+        )
+    )
     with pytest.raises(IntegrityError):
         session.commit()
 
@@ -132,49 +155,72 @@ def test_one_of_matches_its_list_whatever_its_length_and_each_execution_its_own(
 
     for chosen in ([], ids[:1], ids[1:3], ids, ids + [10**9]):
         assert count(one_of(User.id, chosen)) == len(set(chosen) & set(ids))
-    built = select(func.count()).select_from(User).where(
-        one_of(User.id, bindparam("ids")) & ~one_of(User.team_id, bindparam("none")))
+    built = (
+        select(func.count())
+        .select_from(User)
+        .where(one_of(User.id, bindparam("ids")) & ~one_of(User.team_id, bindparam("none")))
+    )
     for chosen in (ids[:1], ids, []):
         assert session.scalar(built, {"ids": chosen, "none": []}) == len(chosen)
     owners = sorted(set(session.scalars(select(User.team_id).where(User.team_id.is_not(None)))))
-    named = select(func.count()).select_from(User).where(
-        one_of(User.id, bindparam("these")) | one_of(User.team_id, bindparam("these")))
+    named = (
+        select(func.count())
+        .select_from(User)
+        .where(one_of(User.id, bindparam("these")) | one_of(User.team_id, bindparam("these")))
+    )
     assert session.scalar(named, {"these": owners[:1]}) == session.scalar(
-        select(func.count()).select_from(User).where(User.id.in_(owners[:1]) | User.team_id.in_(owners[:1])))
+        select(func.count()).select_from(User).where(User.id.in_(owners[:1]) | User.team_id.in_(owners[:1]))
+    )
     compiled = str(select(User.id).where(one_of(User.id, ids)).compile(session.get_bind()))
     assert ("= ANY(" in compiled) == (session.get_bind().dialect.name == "postgresql")
     assert "= 1" not in compiled  # a comparison, not a boolean value compared with true
 
 
-@pytest.mark.parametrize("since, until", [
-    ("2026-01-01 00:00:00.001", "2026-01-01 00:00:01.005"),
-    ("2026-03-08 06:59:59.999", "2026-03-08 07:00:00"),  # across the DST change, in UTC
-    ("2026-01-01 00:00:01.006", "2026-01-01 00:00:00"),  # backwards
-    ("1900-01-01 00:00:00.001", "2026-11-27 12:34:56.789"),  # the earliest date the store takes, to now
-    ("2025-04-01 04:00:00", "2026-03-31 23:59:59.999"),
-])
+@pytest.mark.parametrize(
+    "since, until",
+    [
+        ("2026-01-01 00:00:00.001", "2026-01-01 00:00:01.005"),
+        ("2026-03-08 06:59:59.999", "2026-03-08 07:00:00"),  # across the DST change, in UTC
+        ("2026-01-01 00:00:01.006", "2026-01-01 00:00:00"),  # backwards
+        ("1900-01-01 00:00:00.001", "2026-11-27 12:34:56.789"),  # the earliest date the store takes, to now
+        ("2025-04-01 04:00:00", "2026-03-31 23:59:59.999"),
+    ],
+)
 def test_elapsed_ms_is_exact_whole_milliseconds(session, since, until):
     from services.types import UTCDateTime, elapsed_ms
+
     start, end = (datetime.fromisoformat(value).replace(tzinfo=timezone.utc) for value in (since, until))
-    got = session.scalar(select(elapsed_ms(bindparam("a", start, type_=UTCDateTime()), bindparam("b", end, type_=UTCDateTime()))))
+    got = session.scalar(
+        select(elapsed_ms(bindparam("a", start, type_=UTCDateTime()), bindparam("b", end, type_=UTCDateTime())))
+    )
     assert got == (end - start) // timedelta(milliseconds=1)
 
 
-@pytest.mark.parametrize("since, until", [
-    ("2026-01-01 00:00:00.000001", "2026-01-01 00:00:01.005"),
-    ("1900-01-01 00:00:00.000001", "2026-11-27 12:34:56.789"),
-    ("2026-01-01 00:00:01.0059", "2026-01-01 00:00:00"),
-    ("2025-04-01 04:00:00", "2026-03-31 23:59:59.999999"),
-])
+@pytest.mark.parametrize(
+    "since, until",
+    [
+        ("2026-01-01 00:00:00.000001", "2026-01-01 00:00:01.005"),
+        ("1900-01-01 00:00:00.000001", "2026-11-27 12:34:56.789"),
+        ("2026-01-01 00:00:01.0059", "2026-01-01 00:00:00"),
+        ("2025-04-01 04:00:00", "2026-03-31 23:59:59.999999"),
+    ],
+)
 def test_elapsed_ms_floors_microseconds_on_postgresql(postgres_engine, since, until):
     """PostgreSQL keeps microseconds (SQLite's date functions keep milliseconds): the
     difference is floored to whole milliseconds, as exactly as EXTRACT's numeric would."""
     from services.types import UTCDateTime, elapsed_ms
+
     start, end = (datetime.fromisoformat(value).replace(tzinfo=timezone.utc) for value in (since, until))
     with postgres_engine.connect() as connection:
-        got = connection.scalar(select(elapsed_ms(bindparam("a", start, type_=UTCDateTime()), bindparam("b", end, type_=UTCDateTime()))))
-        numeric = connection.scalar(text("SELECT CAST(FLOOR(EXTRACT(EPOCH FROM CAST(:b AS timestamptz) - CAST(:a AS timestamptz)) * 1000) AS BIGINT)"),
-                                    {"a": start, "b": end})
+        got = connection.scalar(
+            select(elapsed_ms(bindparam("a", start, type_=UTCDateTime()), bindparam("b", end, type_=UTCDateTime())))
+        )
+        numeric = connection.scalar(
+            text(
+                "SELECT CAST(FLOOR(EXTRACT(EPOCH FROM CAST(:b AS timestamptz) - CAST(:a AS timestamptz)) * 1000) AS BIGINT)"
+            ),
+            {"a": start, "b": end},
+        )
     assert got == numeric == (end - start) // timedelta(milliseconds=1)
 
 
@@ -185,10 +231,13 @@ def test_by_codepoint_orders_text_as_python_does_whatever_the_collation(session)
     from sqlalchemy import literal, union_all
 
     from services.types import by_codepoint
+
     names = ["apple", "Banana", "Éclair", "zed", "Zed", "Ångström", "ärger", "Z", "z"]
     rows = union_all(*(select(literal(name).label("name")) for name in names)).subquery()
     column = rows.c.name
     if session.get_bind().dialect.name == "postgresql":
         column = column.collate("en-US-x-icu")
-        assert session.scalars(select(rows.c.name).order_by(column)).all() != sorted(names)  # the locale's order differs
+        assert session.scalars(select(rows.c.name).order_by(column)).all() != sorted(
+            names
+        )  # the locale's order differs
     assert session.scalars(select(rows.c.name).order_by(by_codepoint(column))).all() == sorted(names)

@@ -52,12 +52,18 @@ class Provider:
             def do_GET(self) -> None:  # noqa: N802
                 url = urlsplit(self.path)
                 if url.path == "/.well-known/openid-configuration":
-                    self._json({
-                        "issuer": provider.issuer, "authorization_endpoint": f"{provider.issuer}/authorize",
-                        "token_endpoint": f"{provider.issuer}/token", "jwks_uri": f"{provider.issuer}/jwks",
-                        "response_types_supported": ["code"], "subject_types_supported": ["public"],
-                        "id_token_signing_alg_values_supported": ["RS256"], "scopes_supported": ["openid", "email", "profile"],
-                    })
+                    self._json(
+                        {
+                            "issuer": provider.issuer,
+                            "authorization_endpoint": f"{provider.issuer}/authorize",
+                            "token_endpoint": f"{provider.issuer}/token",
+                            "jwks_uri": f"{provider.issuer}/jwks",
+                            "response_types_supported": ["code"],
+                            "subject_types_supported": ["public"],
+                            "id_token_signing_alg_values_supported": ["RS256"],
+                            "scopes_supported": ["openid", "email", "profile"],
+                        }
+                    )
                 elif url.path == "/jwks":
                     self._json({"keys": [provider.key.as_dict(private=False)]})
                 elif url.path == "/authorize":
@@ -65,24 +71,50 @@ class Provider:
                     code = secrets.token_urlsafe(8)
                     provider.codes[code] = query
                     self.send_response(302)
-                    self.send_header("Location", f"{query['redirect_uri']}?{urlencode({'code': code, 'state': query['state']})}")
+                    self.send_header(
+                        "Location", f"{query['redirect_uri']}?{urlencode({'code': code, 'state': query['state']})}"
+                    )
                     self.end_headers()
                 else:
                     self._json({"error": "not_found"}, 404)
 
             def do_POST(self) -> None:  # noqa: N802
-                form = {k: v[0] for k, v in parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode()).items()}
+                form = {
+                    k: v[0] for k, v in parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode()).items()
+                }
                 request = provider.codes.pop(form.get("code", ""), None)
                 if request is None or form.get("grant_type") != "authorization_code":
                     self._json({"error": "invalid_grant"}, 400)
                     return
                 now = int(time.time())
-                claims = {"iss": provider.issuer, "aud": request["client_id"], "sub": "110169484474386276334", "email": "rita@northwind.test",
-                          "email_verified": True, "nonce": request.get("nonce"), "iat": now, "exp": now + 3600, **provider.claims}
-                claims.setdefault("hd", str(claims.get("email", "")).rpartition("@")[2])  # a Workspace account's token names its domain
-                id_token = jwt.encode({"alg": "RS256", "kid": "google-1"}, {k: v for k, v in claims.items() if v is not None}, provider.key)
-                self._json({"access_token": "ya29.test", "token_type": "Bearer", "expires_in": 3599, "scope": "openid email profile",
-                            "id_token": id_token})
+                claims = {
+                    "iss": provider.issuer,
+                    "aud": request["client_id"],
+                    "sub": "110169484474386276334",
+                    "email": "rita@northwind.test",
+                    "email_verified": True,
+                    "nonce": request.get("nonce"),
+                    "iat": now,
+                    "exp": now + 3600,
+                    **provider.claims,
+                }
+                claims.setdefault(
+                    "hd", str(claims.get("email", "")).rpartition("@")[2]
+                )  # a Workspace account's token names its domain
+                id_token = jwt.encode(
+                    {"alg": "RS256", "kid": "google-1"},
+                    {k: v for k, v in claims.items() if v is not None},
+                    provider.key,
+                )
+                self._json(
+                    {
+                        "access_token": "ya29.test",
+                        "token_type": "Bearer",
+                        "expires_in": 3599,
+                        "scope": "openid email profile",
+                        "id_token": id_token,
+                    }
+                )
 
             def log_message(self, *args) -> None:
                 pass
@@ -100,11 +132,16 @@ def provider() -> Iterator[Provider]:
 @pytest.fixture
 def oidc_app(tmp_path, monkeypatch, provider: Provider):
     monkeypatch.delenv("DATABASE_URL", raising=False)
-    app = create_app({
-        "TESTING": True, "SECRET_KEY": "test", "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'oidc.db'}",
-        "OIDC_GOOGLE_CLIENT_ID": CLIENT_ID, "OIDC_GOOGLE_CLIENT_SECRET": "secret",
-        "OIDC_GOOGLE_METADATA_URL": f"{provider.issuer}/.well-known/openid-configuration",
-    })
+    app = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test",
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'oidc.db'}",
+            "OIDC_GOOGLE_CLIENT_ID": CLIENT_ID,
+            "OIDC_GOOGLE_CLIENT_SECRET": "secret",
+            "OIDC_GOOGLE_METADATA_URL": f"{provider.issuer}/.well-known/openid-configuration",
+        }
+    )
     Base.metadata.create_all(app.extensions["inboxcrm.db"].engine)
     with app.extensions["inboxcrm.db"].sessions() as session:
         build_world(session)
@@ -136,8 +173,11 @@ def test_google_sign_in_in_the_office_dialog_hands_back_a_pane_token(oidc_app, p
     answer = json.loads(html.unescape(re.search(r'data-answer="([^"]+)"', response.get_data(as_text=True)).group(1)))
     assert answer["token_type"] == "Bearer"
     fresh = oidc_app.test_client()  # no cookie: the token alone signs the pane in
-    context = fresh.get("/pane/context", query_string={"from_address": "ann@acme.test"},
-                        headers={"Authorization": f"Bearer {answer['token']}", "HX-Request": "true"})
+    context = fresh.get(
+        "/pane/context",
+        query_string={"from_address": "ann@acme.test"},
+        headers={"Authorization": f"Bearer {answer['token']}", "HX-Request": "true"},
+    )
     assert context.status_code == 200 and "Ann Buyer" in context.get_data(as_text=True)
 
 
@@ -154,8 +194,17 @@ def test_google_sign_in_in_the_office_dialog_hands_back_a_pane_token(oidc_app, p
         ({"hd": None}, 403),
         ({"hd": "contoso.test"}, 403),
     ],
-    ids=["wrong nonce", "wrong audience", "wrong issuer", "expired", "unverified address", "unknown address", "another organization's user",
-         "a personal Google account", "another organization's Workspace"],
+    ids=[
+        "wrong nonce",
+        "wrong audience",
+        "wrong issuer",
+        "expired",
+        "unverified address",
+        "unknown address",
+        "another organization's user",
+        "a personal Google account",
+        "another organization's Workspace",
+    ],
 )
 def test_bad_id_tokens_are_refused(oidc_app, provider, claims, status):
     provider.claims = claims
@@ -182,7 +231,9 @@ def test_a_second_google_account_is_never_linked_by_its_address_alone(oidc_app, 
     client = oidc_app.test_client()
     assert sign_in(client).status_code == 403
     with oidc_app.extensions["inboxcrm.db"].sessions() as session:
-        assert [i.subject for i in session.scalars(select(UserIdentity).where(UserIdentity.provider == "google"))] == ["110169484474386276334"]
+        assert [i.subject for i in session.scalars(select(UserIdentity).where(UserIdentity.provider == "google"))] == [
+            "110169484474386276334"
+        ]
         refused = session.scalars(select(AuditEvent).where(AuditEvent.action == "sign_in_refused")).one()
         assert "second identity" in refused.after["reason"]
 

@@ -19,19 +19,40 @@ from tests.factories import World
 from tests.servers import Receiver, free_port
 
 INSIDE = [
-    "http://127.0.0.1/hook", "http://127.1/hook", "http://0x7f000001/hook", "http://2130706433/hook", "http://0177.0.0.1/hook",
-    "http://[::ffff:127.0.0.1]/hook", "http://[::1]/hook", "http://0.0.0.0/hook", "http://localhost:8080/hook", "http://10.0.0.1/hook",
-    "http://172.16.5.4/hook", "http://192.168.1.1/hook", "http://100.64.0.1/hook", "http://169.254.169.254/latest/meta-data",
-    "http://metadata.google.internal/computeMetadata/v1/", "http://[fd00::1]/hook", "http://[fe80::1]/hook",
-    "http://[64:ff9b::a00:1]/hook", "http://[2002:7f00:1::]/hook", "http://224.0.0.1/hook", "http://printer.local/hook",
-    "https://user:secret@hooks.example.com/in", "https://:token@hooks.example.com/in",
+    "http://127.0.0.1/hook",
+    "http://127.1/hook",
+    "http://0x7f000001/hook",
+    "http://2130706433/hook",
+    "http://0177.0.0.1/hook",
+    "http://[::ffff:127.0.0.1]/hook",
+    "http://[::1]/hook",
+    "http://0.0.0.0/hook",
+    "http://localhost:8080/hook",
+    "http://10.0.0.1/hook",
+    "http://172.16.5.4/hook",
+    "http://192.168.1.1/hook",
+    "http://100.64.0.1/hook",
+    "http://169.254.169.254/latest/meta-data",
+    "http://metadata.google.internal/computeMetadata/v1/",
+    "http://[fd00::1]/hook",
+    "http://[fe80::1]/hook",
+    "http://[64:ff9b::a00:1]/hook",
+    "http://[2002:7f00:1::]/hook",
+    "http://224.0.0.1/hook",
+    "http://printer.local/hook",
+    "https://user:secret@hooks.example.com/in",
+    "https://:token@hooks.example.com/in",
 ]
 
 
 def public_resolver(*addresses: str):
     """A resolver that answers every name with these addresses (as getaddrinfo does)."""
+
     def resolve(host, port, *args, **kwargs):
-        return [(socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port)) for a in addresses]
+        return [
+            (socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port)) for a in addresses
+        ]
+
     return resolve
 
 
@@ -42,7 +63,9 @@ def test_an_address_inside_our_network_is_refused_when_added(url):
     assert refused.value.errors["url"]
 
 
-@pytest.mark.parametrize("addresses", [("10.0.0.1",), ("93.184.216.34", "127.0.0.1"), ("::1",), ("::ffff:192.168.0.1",)])
+@pytest.mark.parametrize(
+    "addresses", [("10.0.0.1",), ("93.184.216.34", "127.0.0.1"), ("::1",), ("::ffff:192.168.0.1",)]
+)
 def test_a_name_that_resolves_inside_is_refused(addresses):
     with pytest.raises(DomainError):
         outbound.check_url("https://hooks.example.com/in", Reach(resolve=public_resolver(*addresses)))
@@ -90,10 +113,15 @@ def test_a_name_that_rebinds_to_loopback_is_refused_at_delivery(app, app_world: 
     receiver = Receiver()
     try:
         port = receiver.server.server_port
-        delivery_id = _delivery(app, app_world, f"https://rebind.example.com:{port}/events",
-                                Reach(resolve=public_resolver("93.184.216.34")))
+        delivery_id = _delivery(
+            app, app_world, f"https://rebind.example.com:{port}/events", Reach(resolve=public_resolver("93.184.216.34"))
+        )
         real = socket.getaddrinfo
-        monkeypatch.setattr(socket, "getaddrinfo", lambda host, *a, **k: real("127.0.0.1" if host == "rebind.example.com" else host, *a, **k))
+        monkeypatch.setattr(
+            socket,
+            "getaddrinfo",
+            lambda host, *a, **k: real("127.0.0.1" if host == "rebind.example.com" else host, *a, **k),
+        )
         assert jobs.deliver_once(delivery_id) is not None  # failed, to be tried again
         assert receiver.requests == []
         assert _attempts(app) == ["refused: not a public address"]
@@ -110,8 +138,12 @@ def test_an_attempt_is_shown_as_a_category_never_the_exceptions_text(app, app_wo
     silent.listen(1)  # accepts, never answers
     monkeypatch.setattr(webhooks, "TIMEOUT_SECONDS", 0.5)
     try:
-        urls = [answers_404.url, f"http://127.0.0.1:{free_port()}/closed", f"http://127.0.0.1:{silent.getsockname()[1]}/slow",
-                f"https://127.0.0.1:{answers_404.server.server_port}/plain-http"]
+        urls = [
+            answers_404.url,
+            f"http://127.0.0.1:{free_port()}/closed",
+            f"http://127.0.0.1:{silent.getsockname()[1]}/slow",
+            f"https://127.0.0.1:{answers_404.server.server_port}/plain-http",
+        ]
         sessions = app.extensions["inboxcrm.db"].sessions
         with sessions() as session:
             for url in urls:
@@ -127,9 +159,13 @@ def test_an_attempt_is_shown_as_a_category_never_the_exceptions_text(app, app_wo
         for thread in threads:
             thread.join()
         with sessions() as session:
-            by_url = dict(session.execute(select(WebhookEndpoint.url, WebhookAttempt.error)
-                                          .join(WebhookDelivery, WebhookDelivery.endpoint_id == WebhookEndpoint.id)
-                                          .join(WebhookAttempt, WebhookAttempt.delivery_id == WebhookDelivery.id)).all())
+            by_url = dict(
+                session.execute(
+                    select(WebhookEndpoint.url, WebhookAttempt.error)
+                    .join(WebhookDelivery, WebhookDelivery.endpoint_id == WebhookEndpoint.id)
+                    .join(WebhookAttempt, WebhookAttempt.delivery_id == WebhookDelivery.id)
+                ).all()
+            )
         assert [by_url[url] for url in urls] == ["answered 404", "connection refused", "timed out", "TLS failed"]
         auth.login("ada@northwind.test")
         page = auth.get("/admin/webhooks", htmx=False).get_data(as_text=True)

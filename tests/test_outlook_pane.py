@@ -21,8 +21,15 @@ REP = "rita@northwind.test"
 
 
 def message(sender: str = "ann@acme.test", message_id: str = "<m1@acme.test>", **extra) -> dict:
-    return {"itemType": "message", "from": sender, "to": [REP], "subject": "Rates for Q1", "internetMessageId": message_id,
-            "body": "Hi Rita, can you send the rates?", **extra}
+    return {
+        "itemType": "message",
+        "from": sender,
+        "to": [REP],
+        "subject": "Rates for Q1",
+        "internetMessageId": message_id,
+        "body": "Hi Rita, can you send the rates?",
+        **extra,
+    }
 
 
 @pytest.fixture
@@ -38,7 +45,9 @@ def open_pane(browser, live_url):
         page.fill("input[name=email]", REP)
         page.fill("input[name=password]", PASSWORD)
         page.click("button.primary")
-        page.add_init_script(f"window.__officeInitial = {json.dumps({'user': REP, 'item': item, 'timeZone': time_zone})};")
+        page.add_init_script(
+            f"window.__officeInitial = {json.dumps({'user': REP, 'item': item, 'timeZone': time_zone})};"
+        )
         page.goto(f"{live_url}/pane")
         return page
 
@@ -79,7 +88,11 @@ def test_known_sender_log_then_log_again(open_pane, app, app_world: World, width
     shot(page, f"logged-{width}")
     with app.extensions["inboxcrm.db"].sessions() as session:
         logged = session.scalars(select(Activity)).one()
-        assert (logged.direction, logged.subject, logged.body_text) == ("inbound", "Rates for Q1", "Hi Rita, can you send the rates?")
+        assert (logged.direction, logged.subject, logged.body_text) == (
+            "inbound",
+            "Rates for Q1",
+            "Hi Rita, can you send the rates?",
+        )
 
     # The pinned pane is shown the same message again: it stays logged, once.
     page.evaluate(f"window.__office.show({json.dumps(message())})")
@@ -197,8 +210,14 @@ def test_pinned_pane_follows_item_changed(open_pane, app_world: World):
 
 
 def test_compose_shows_the_recipient_and_logs_once_sent(open_pane, app, app_world: World):
-    draft = {"mode": "compose", "key": "draft-1", "itemType": "message", "to": ["ann@acme.test"], "subject": "Our rates",
-             "body": "Rates attached."}
+    draft = {
+        "mode": "compose",
+        "key": "draft-1",
+        "itemType": "message",
+        "to": ["ann@acme.test"],
+        "subject": "Our rates",
+        "body": "Rates attached.",
+    }
     page = open_pane(draft)
     page.locator(".contact h2", has_text="Ann Buyer").wait_for()
     page.get_by_role("button", name="Log when sent").click()
@@ -206,26 +225,49 @@ def test_compose_shows_the_recipient_and_logs_once_sent(open_pane, app, app_worl
     shot(page, "compose")
     assert rows(app, Activity) == 0
     # Sent: the rep opens it in Sent Items, where the marked message logs itself.
-    sent = {"key": "draft-1", "itemType": "message", "from": REP, "to": ["ann@acme.test"], "subject": "Our rates",
-            "internetMessageId": "<sent-1@northwind.test>", "body": "Rates attached."}
+    sent = {
+        "key": "draft-1",
+        "itemType": "message",
+        "from": REP,
+        "to": ["ann@acme.test"],
+        "subject": "Our rates",
+        "internetMessageId": "<sent-1@northwind.test>",
+        "body": "Rates attached.",
+    }
     page.evaluate(f"window.__office.show({json.dumps(sent)})")
     page.locator(".logged").wait_for()
     with app.extensions["inboxcrm.db"].sessions() as session:
         logged = session.scalars(select(Activity)).one()
-        assert (logged.direction, logged.contact_id, logged.external_id) == ("outbound", app_world.contact.id, "<sent-1@northwind.test>")
+        assert (logged.direction, logged.contact_id, logged.external_id) == (
+            "outbound",
+            app_world.contact.id,
+            "<sent-1@northwind.test>",
+        )
 
 
 def test_appointment_logs_the_meeting_with_its_attendees(open_pane, app, app_world: World):
-    meeting = {"itemType": "appointment", "itemId": "AAMkAD-1", "organizer": REP, "subject": "Quarterly review",
-               "attendees": ["ann@acme.test", "newface@acme.test"], "start": "2026-11-02T14:00:00Z", "end": "2026-11-02T15:30:00Z",
-               "body": "Agenda"}
+    meeting = {
+        "itemType": "appointment",
+        "itemId": "AAMkAD-1",
+        "organizer": REP,
+        "subject": "Quarterly review",
+        "attendees": ["ann@acme.test", "newface@acme.test"],
+        "start": "2026-11-02T14:00:00Z",
+        "end": "2026-11-02T15:30:00Z",
+        "body": "Agenda",
+    }
     page = open_pane(meeting)
     page.get_by_role("button", name="Log this meeting").click()
     page.get_by_text("This meeting is logged.").wait_for()
     shot(page, "appointment")
     with app.extensions["inboxcrm.db"].sessions() as session:
         logged = session.scalars(select(Activity)).one()
-        assert (logged.type, logged.outcome, logged.duration_minutes, logged.contact_id) == ("meeting", "held", 90, app_world.contact.id)
+        assert (logged.type, logged.outcome, logged.duration_minutes, logged.contact_id) == (
+            "meeting",
+            "held",
+            90,
+            app_world.contact.id,
+        )
         attendees = session.scalars(select(ActivityParticipant.address).order_by(ActivityParticipant.address)).all()
         assert attendees == ["ann@acme.test", "newface@acme.test"]
 
@@ -253,7 +295,9 @@ def sso_pane(browser, live_url, app):
     from tests.helpers import CLIENT_ID, SCOPE, TENANT, JwksServer, claims, sign
 
     jwks = JwksServer()
-    app.config.update(MS_JWKS_URL=jwks.url, MS_TENANTS={TENANT: "northwind.test"}, MS_AUDIENCES=[CLIENT_ID], MS_SCOPE=SCOPE)
+    app.config.update(
+        MS_JWKS_URL=jwks.url, MS_TENANTS={TENANT: "northwind.test"}, MS_AUDIENCES=[CLIENT_ID], MS_SCOPE=SCOPE
+    )
     contexts = []
 
     def open_pane(who: str = REP, width: int = 350):
@@ -262,7 +306,9 @@ def sso_pane(browser, live_url, app):
         page = context.new_page()
         page.route(OFFICE_JS, lambda route: route.fulfill(path=str(STUB), content_type="application/javascript"))
         token = sign(jwks.key, claims(preferred_username=who, oid=f"oid-{who}"))
-        page.add_init_script(f"window.__officeInitial = {json.dumps({'user': who, 'item': message(), 'accessToken': token})};")
+        page.add_init_script(
+            f"window.__officeInitial = {json.dumps({'user': who, 'item': message(), 'accessToken': token})};"
+        )
         page.goto(f"{live_url}/pane")
         page.locator(".contact h2", has_text="Ann Buyer").wait_for()
         return page
@@ -282,8 +328,10 @@ def test_pane_signs_in_with_office_sso_and_no_cookie(sso_pane, live_url, app, ap
     # Signed in by the token alone: the browser's cookies by themselves get nowhere.
     assert page.request.get(f"{live_url}/pane/context", headers={"HX-Request": "true"}).status == 401
     token = page.evaluate("sessionStorage.getItem('inboxcrm.pane-token')")
-    with_token = page.request.get(f"{live_url}/pane/context?from_address=ann@acme.test",
-                                  headers={"HX-Request": "true", "Authorization": f"Bearer {token}"})
+    with_token = page.request.get(
+        f"{live_url}/pane/context?from_address=ann@acme.test",
+        headers={"HX-Request": "true", "Authorization": f"Bearer {token}"},
+    )
     assert with_token.status == 200 and "Ann Buyer" in with_token.text()
     with app.extensions["inboxcrm.db"].sessions() as session:
         assert session.scalars(select(Activity.owner_id)).one() == app_world.rep.id
@@ -309,7 +357,9 @@ def test_pane_falls_back_to_a_password_where_sso_is_not_available(browser, live_
     context.close()
 
 
-@pytest.mark.parametrize("who, name, manager", [("rita@northwind.test", "Rita Rep", False), ("mia@northwind.test", "Mia Manager", True)])
+@pytest.mark.parametrize(
+    "who, name, manager", [("rita@northwind.test", "Rita Rep", False), ("mia@northwind.test", "Mia Manager", True)]
+)
 def test_a_pane_signed_in_by_token_is_the_same_pane(sso_pane, live_url, app_world: World, who, name, manager):
     """As Outlook signs in (Office SSO, a bearer token, no cookie), the header names the user,
     a manager gets the Team link and reaches the team panel, and Sign out ends the token."""
@@ -327,17 +377,22 @@ def test_a_pane_signed_in_by_token_is_the_same_pane(sso_pane, live_url, app_worl
     page.locator("#pane-sign-in form").wait_for()
     assert page.evaluate("sessionStorage.getItem('inboxcrm.pane-token')") is None
     assert header.get_by_text(name).count() == 0
-    dead = page.request.get(f"{live_url}/pane/context", headers={"HX-Request": "true", "Authorization": f"Bearer {pane_token}"})
+    dead = page.request.get(
+        f"{live_url}/pane/context", headers={"HX-Request": "true", "Authorization": f"Bearer {pane_token}"}
+    )
     assert dead.status == 401
 
 
-@pytest.mark.parametrize("sender, why", [
-    ("mailer-daemon@acme.test", "automated sender"),
-    ("no-reply@acme.test", "automated sender"),
-    ("noreply+billing@acme.test", "automated sender"),
-    ("postmaster@acme.test", "automated sender"),
-    ("not an address", "not a valid e-mail address"),
-])
+@pytest.mark.parametrize(
+    "sender, why",
+    [
+        ("mailer-daemon@acme.test", "automated sender"),
+        ("no-reply@acme.test", "automated sender"),
+        ("noreply+billing@acme.test", "automated sender"),
+        ("postmaster@acme.test", "automated sender"),
+        ("not an address", "not a valid e-mail address"),
+    ],
+)
 def test_no_button_that_can_only_fail_for_a_bounce_or_a_broken_sender(open_pane, app, sender, why):
     """A bounce, a no-reply mailbox or a malformed sender gets a line saying why there is
     nothing to log or add: no "Log this email", no form to add the sender; and the service
@@ -398,7 +453,10 @@ def test_a_refused_call_keeps_its_deal_and_takes_no_subject_from_the_mail(open_p
     assert pressed.get_attribute("aria-pressed") == "true"
     pressed.click()
     page.locator(".toast", has_text="Rating cleared.").wait_for()
-    assert page.locator("li.activity.call").first.get_by_role("button", name="+ went well").get_attribute("aria-pressed") == "false"
+    assert (
+        page.locator("li.activity.call").first.get_by_role("button", name="+ went well").get_attribute("aria-pressed")
+        == "false"
+    )
 
 
 def test_fast_switching_never_shows_the_wrong_mail(open_pane, app_world: World):
@@ -408,7 +466,9 @@ def test_fast_switching_never_shows_the_wrong_mail(open_pane, app_world: World):
     page = open_pane(message())
     page.locator(".contact h2", has_text="Ann Buyer").wait_for()
     other = message("tom.baker@gmail.com", "<t1@gmail.com>")
-    shown_at_once = page.evaluate(f"window.__office.show({json.dumps(other)}); document.getElementById('context').textContent")
+    shown_at_once = page.evaluate(
+        f"window.__office.show({json.dumps(other)}); document.getElementById('context').textContent"
+    )
     assert "Ann Buyer" not in shown_at_once
     page.get_by_text("Nobody on this email is in the CRM yet").wait_for()
     page.evaluate(f"window.__office.show({json.dumps(message())}); window.__office.show({json.dumps(other)})")
@@ -443,8 +503,17 @@ def test_the_result_shows_where_the_rep_acted(open_pane, app, app_world: World):
 
         rep = session.get(User, app_world.rep.id)
         for n in range(8):
-            activity_service.log_activity(session, rep, {"type": "call", "direction": "outbound", "outcome": "connected",
-                                                         "contact_id": app_world.contact.id, "duration_minutes": str(n + 1)})
+            activity_service.log_activity(
+                session,
+                rep,
+                {
+                    "type": "call",
+                    "direction": "outbound",
+                    "outcome": "connected",
+                    "contact_id": app_world.contact.id,
+                    "duration_minutes": str(n + 1),
+                },
+            )
         session.commit()
     page = open_pane(message(), width=320)
     page.set_viewport_size({"width": 320, "height": 480})
@@ -475,16 +544,26 @@ def test_several_open_deals_the_rep_says_which_and_the_thread_remembers(open_pan
 
     with app.extensions["inboxcrm.db"].sessions() as session:
         org = session.get(type(app_world.org), app_world.org.id)
-        lane = make_deal(session, org, session.get(type(app_world.account), app_world.account.id), session.get(User, app_world.rep.id),
-                         session.get(type(app_world.stages[0]), app_world.stages[0].id), "Chicago lane",
-                         created=datetime.now(timezone.utc) - timedelta(days=40))
+        lane = make_deal(
+            session,
+            org,
+            session.get(type(app_world.account), app_world.account.id),
+            session.get(User, app_world.rep.id),
+            session.get(type(app_world.stages[0]), app_world.stages[0].id),
+            "Chicago lane",
+            created=datetime.now(timezone.utc) - timedelta(days=40),
+        )
         session.commit()
         lane_id = lane.id
     page = open_pane(message(conversationId="thread-1"))
     card = page.locator(f"#deal-{lane_id}")
     card.locator(".warning", has_text="No word from the customer").wait_for()
     form = page.locator("[data-form=log_email]")
-    assert sorted(form.locator("select[name=opportunity_id] option").all_inner_texts()) == ["Chicago lane", "None", "Reefer contract"]
+    assert sorted(form.locator("select[name=opportunity_id] option").all_inner_texts()) == [
+        "Chicago lane",
+        "None",
+        "Reefer contract",
+    ]
     assert form.locator("select[name=opportunity_id]").input_value() == ""
     form.locator("select[name=opportunity_id]").select_option(str(lane_id))
     form.get_by_role("button", name="Log this email").click()
@@ -494,7 +573,9 @@ def test_several_open_deals_the_rep_says_which_and_the_thread_remembers(open_pan
         logged = session.scalars(select(Activity)).one()
         assert (logged.opportunity_id, logged.conversation_id) == (lane_id, "thread-1")
     shot(page, "several-deals-logged")
-    page.evaluate(f"window.__office.show({json.dumps(message(internetMessageId='<m2@acme.test>', conversationId='thread-1'))})")
+    page.evaluate(
+        f"window.__office.show({json.dumps(message(internetMessageId='<m2@acme.test>', conversationId='thread-1'))})"
+    )
     page.locator("[data-form=log_email]").wait_for()
     assert page.locator("[data-form=log_email] select[name=opportunity_id]").input_value() == str(lane_id)
 
@@ -508,10 +589,15 @@ def test_with_no_mail_open_the_pane_shows_my_day(open_pane, app, app_world: Worl
 
     now = datetime.now(timezone.utc)
     zone = ZoneInfo(app_world.org.time_zone)
-    end_of_day = datetime.combine(now.astimezone(zone).date() + timedelta(days=1), time(), tzinfo=zone).astimezone(timezone.utc)
+    end_of_day = datetime.combine(now.astimezone(zone).date() + timedelta(days=1), time(), tzinfo=zone).astimezone(
+        timezone.utc
+    )
     with app.extensions["inboxcrm.db"].sessions() as session:
-        for title, due in (("Overdue call", now - timedelta(hours=5)), ("Later today", min(now + timedelta(hours=1), end_of_day - timedelta(minutes=1))),
-                           ("Next week", now + timedelta(days=7))):
+        for title, due in (
+            ("Overdue call", now - timedelta(hours=5)),
+            ("Later today", min(now + timedelta(hours=1), end_of_day - timedelta(minutes=1))),
+            ("Next week", now + timedelta(days=7)),
+        ):
             session.add(FollowUp(organization_id=app_world.org.id, title=title, due_at=due, owner_id=app_world.rep.id))
         session.commit()
     page = open_pane(None)
@@ -585,7 +671,10 @@ def test_search_and_attach_the_mail_to_another_accounts_deal(open_pane, app, app
     note.get_by_role("button", name="Add note").click()
     page.locator(".toast", has_text="Note added.").wait_for()
     with app.extensions["inboxcrm.db"].sessions() as session:
-        logged = {a.type: (a.opportunity_id, a.account_id) for a in session.scalars(select(Activity).where(Activity.opportunity_id == deal_id))}
+        logged = {
+            a.type: (a.opportunity_id, a.account_id)
+            for a in session.scalars(select(Activity).where(Activity.opportunity_id == deal_id))
+        }
     assert logged == {"email": (deal_id, globex_id), "note": (deal_id, globex_id)}
     # Cleared, the pane is the sender's again.
     page.locator(".account.chosen").get_by_role("button", name="Clear").click()
@@ -602,8 +691,15 @@ def test_small_actions_swap_only_what_changed(open_pane, app, app_world: World):
     from services.models import FollowUp
 
     with app.extensions["inboxcrm.db"].sessions() as session:
-        session.add(FollowUp(organization_id=app_world.org.id, title="Send rates", due_at=datetime.now(timezone.utc) + timedelta(days=2),
-                             owner_id=app_world.rep.id, contact_id=app_world.contact.id))
+        session.add(
+            FollowUp(
+                organization_id=app_world.org.id,
+                title="Send rates",
+                due_at=datetime.now(timezone.utc) + timedelta(days=2),
+                owner_id=app_world.rep.id,
+                contact_id=app_world.contact.id,
+            )
+        )
         session.commit()
     page = open_pane(message())
     page.locator(".contact h2", has_text="Ann Buyer").wait_for()
@@ -622,7 +718,12 @@ def test_small_actions_swap_only_what_changed(open_pane, app, app_world: World):
     item = page.locator("#recent-activities li").first
     item.get_by_role("button", name="+ went well").click()
     page.locator(".toast", has_text="Marked as went well.").wait_for()
-    assert page.locator("#recent-activities li").first.get_by_role("button", name="+ went well").get_attribute("aria-pressed") == "true"
+    assert (
+        page.locator("#recent-activities li")
+        .first.get_by_role("button", name="+ went well")
+        .get_attribute("aria-pressed")
+        == "true"
+    )
     # Done: the follow-up leaves the list.
     page.locator("section.follow-ups li", has_text="Send rates").get_by_role("button", name="Done").click()
     page.locator(".toast", has_text="Follow-up done.").wait_for()
@@ -641,10 +742,18 @@ def test_a_marked_message_is_logged_as_it_is_sent(browser, live_url, app, app_wo
     from tests.helpers import CLIENT_ID, SCOPE, TENANT, JwksServer, claims, sign
 
     jwks = JwksServer()
-    app.config.update(MS_JWKS_URL=jwks.url, MS_TENANTS={TENANT: "northwind.test"}, MS_AUDIENCES=[CLIENT_ID], MS_SCOPE=SCOPE)
+    app.config.update(
+        MS_JWKS_URL=jwks.url, MS_TENANTS={TENANT: "northwind.test"}, MS_AUDIENCES=[CLIENT_ID], MS_SCOPE=SCOPE
+    )
     token = sign(jwks.key, claims(preferred_username=REP, oid=f"oid-{REP}"))
-    draft = {"mode": "compose", "key": "draft-1", "itemType": "message", "to": ["ann@acme.test"], "subject": "Our rates",
-             "body": "Rates attached."}
+    draft = {
+        "mode": "compose",
+        "key": "draft-1",
+        "itemType": "message",
+        "to": ["ann@acme.test"],
+        "subject": "Our rates",
+        "body": "Rates attached.",
+    }
     contexts = []
 
     def page_with(item: dict, properties: dict, path: str):
@@ -652,7 +761,9 @@ def test_a_marked_message_is_logged_as_it_is_sent(browser, live_url, app, app_wo
         contexts.append(context)
         page = context.new_page()
         page.route(OFFICE_JS, lambda route: route.fulfill(path=str(STUB), content_type="application/javascript"))
-        page.add_init_script(f"window.__officeInitial = {json.dumps({'user': REP, 'item': item, 'accessToken': token, 'properties': properties})};")
+        page.add_init_script(
+            f"window.__officeInitial = {json.dumps({'user': REP, 'item': item, 'accessToken': token, 'properties': properties})};"
+        )
         page.goto(f"{live_url}{path}")
         return page
 
@@ -671,17 +782,32 @@ def test_a_marked_message_is_logged_as_it_is_sent(browser, live_url, app, app_wo
         with app.extensions["inboxcrm.db"].sessions() as session:
             logged = session.scalars(select(Activity)).one()
             assert (logged.external_id, logged.direction, logged.contact_id, logged.subject) == (
-                f"send:{properties['inboxcrm_send_key']}", "outbound", app_world.contact.id, "Our rates")
+                f"send:{properties['inboxcrm_send_key']}",
+                "outbound",
+                app_world.contact.id,
+                "Our rates",
+            )
         # Opened from Sent Items (its properties travelled with it): the pane's log finds it.
-        sent = {"key": "draft-1", "itemType": "message", "from": REP, "to": ["ann@acme.test"], "subject": "Our rates",
-                "internetMessageId": "<sent-1@northwind.test>", "body": "Rates attached."}
+        sent = {
+            "key": "draft-1",
+            "itemType": "message",
+            "from": REP,
+            "to": ["ann@acme.test"],
+            "subject": "Our rates",
+            "internetMessageId": "<sent-1@northwind.test>",
+            "body": "Rates attached.",
+        }
         pane = page_with(sent, {"draft-1": properties}, "/pane")
         pane.locator(".logged").wait_for()
         with app.extensions["inboxcrm.db"].sessions() as session:
-            assert [(a.id, a.external_id) for a in session.scalars(select(Activity))] == [(logged.id, "<sent-1@northwind.test>")]
+            assert [(a.id, a.external_id) for a in session.scalars(select(Activity))] == [
+                (logged.id, "<sent-1@northwind.test>")
+            ]
         # Whatever fails (here: no single sign-on), the message is sent, to be logged from Sent Items.
         app.config.update(MS_TENANTS={})
-        assert send(page_with({**draft, "key": "draft-2"}, {"draft-2": {"inboxcrm_log": "1"}}, "/launch-event")) == {"allowEvent": True}
+        assert send(page_with({**draft, "key": "draft-2"}, {"draft-2": {"inboxcrm_log": "1"}}, "/launch-event")) == {
+            "allowEvent": True
+        }
         assert rows(app, Activity) == 1
     finally:
         for context in contexts:
@@ -690,7 +816,7 @@ def test_a_marked_message_is_logged_as_it_is_sent(browser, live_url, app, app_wo
 
 
 def test_a_rep_blocks_an_address_from_the_pane(open_pane, app, app_world: World):
-    """"Never logged": the rep's own block list, kept in the pane; a mail from a blocked address
+    """ "Never logged": the rep's own block list, kept in the pane; a mail from a blocked address
     then says why there is nothing to log."""
     page = open_pane(message(), width=320)
     page.locator(".contact h2", has_text="Ann Buyer").wait_for()

@@ -25,8 +25,14 @@ from tests.helpers import rollup_snapshot
 from tests.factories import NOW, World
 
 RACERS = 16
-CALL = {"type": "call", "direction": "outbound", "outcome": "connected", "duration_minutes": "30", "external_id": "call-42",
-        "subject": "Rates for Q1"}
+CALL = {
+    "type": "call",
+    "direction": "outbound",
+    "outcome": "connected",
+    "duration_minutes": "30",
+    "external_id": "call-42",
+    "subject": "Rates for Q1",
+}
 
 
 def race(sessions, session: Session, user_id: int, action: Callable[[Session, User], object]) -> tuple[int, list[str]]:
@@ -86,7 +92,9 @@ def test_racing_undo_then_racing_relog_count_once(sessions, session: Session, wo
     session.commit()
     activity_id = activity.id
 
-    undone, refusals = race(sessions, session, world.rep.id, lambda s, rep: activities.undo_log(s, rep, activity_id, now=NOW))
+    undone, refusals = race(
+        sessions, session, world.rep.id, lambda s, rep: activities.undo_log(s, rep, activity_id, now=NOW)
+    )
     assert undone == 1 and set(refusals) == {"That activity was not found."}
     assert calls_counted(session, world) == 0
 
@@ -107,8 +115,12 @@ def test_racing_undo_then_racing_relog_count_once(sessions, session: Session, wo
 def test_racing_won_closes_the_deal_once(sessions, session: Session, world: World):
     deal_id = world.deal.id
     before = session.scalar(select(func.count()).select_from(StageChange).where(StageChange.opportunity_id == deal_id))
-    won, refusals = race(sessions, session, world.rep.id,
-                         lambda s, rep: deals.move_stage(s, rep, deal_id, {"stage": "won", "final_amount": "30000"}, now=NOW))
+    won, refusals = race(
+        sessions,
+        session,
+        world.rep.id,
+        lambda s, rep: deals.move_stage(s, rep, deal_id, {"stage": "won", "final_amount": "30000"}, now=NOW),
+    )
     assert won == 1 and set(refusals) == {"This deal is already won."}
     session.expire_all()
     after = session.scalar(select(func.count()).select_from(StageChange).where(StageChange.opportunity_id == deal_id))
@@ -118,20 +130,32 @@ def test_racing_won_closes_the_deal_once(sessions, session: Session, world: Worl
 
 def test_racing_moves_to_one_stage_move_once(sessions, session: Session, world: World):
     deal_id, first, second = world.deal.id, world.stages[0].id, world.stages[1].id
-    moved, refusals = race(sessions, session, world.rep.id, lambda s, rep: deals.move_stage(s, rep, deal_id, {"stage": str(second)}, now=NOW))
+    moved, refusals = race(
+        sessions,
+        session,
+        world.rep.id,
+        lambda s, rep: deals.move_stage(s, rep, deal_id, {"stage": str(second)}, now=NOW),
+    )
     assert moved == 1 and set(refusals) == {"The deal is already in Proposal."}
     session.expire_all()
-    moves = session.scalars(select(StageChange).where(StageChange.opportunity_id == deal_id, StageChange.from_stage_id.is_not(None)))
+    moves = session.scalars(
+        select(StageChange).where(StageChange.opportunity_id == deal_id, StageChange.from_stage_id.is_not(None))
+    )
     assert [(m.from_stage_id, m.to_stage_id) for m in moves] == [(first, second)]
 
 
 def test_racing_done_completes_the_follow_up_once(sessions, session: Session, world: World):
-    follow_up = followups.add_follow_up(session, session.get(User, world.rep.id),
-                                        {"title": "Call back", "due_at": (NOW + timedelta(days=2)).isoformat(), "contact_id": world.contact.id},
-                                        now=NOW)
+    follow_up = followups.add_follow_up(
+        session,
+        session.get(User, world.rep.id),
+        {"title": "Call back", "due_at": (NOW + timedelta(days=2)).isoformat(), "contact_id": world.contact.id},
+        now=NOW,
+    )
     session.commit()
     follow_up_id = follow_up.id
-    done, refusals = race(sessions, session, world.rep.id, lambda s, rep: followups.complete_follow_up(s, rep, follow_up_id, now=NOW))
+    done, refusals = race(
+        sessions, session, world.rep.id, lambda s, rep: followups.complete_follow_up(s, rep, follow_up_id, now=NOW)
+    )
     assert done == 1 and set(refusals) == {"This follow-up is already done."}
     session.expire_all()
     completions = session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "complete"))

@@ -42,7 +42,14 @@ def smtp_server():
 
 
 def add_follow_up(session, world: World, title: str, due: datetime, **extra) -> FollowUp:
-    follow_up = FollowUp(organization_id=world.org.id, title=title, due_at=due, owner_id=world.rep.id, contact_id=world.contact.id, **extra)
+    follow_up = FollowUp(
+        organization_id=world.org.id,
+        title=title,
+        due_at=due,
+        owner_id=world.rep.id,
+        contact_id=world.contact.id,
+        **extra,
+    )
     session.add(follow_up)
     session.commit()
     return follow_up
@@ -88,7 +95,9 @@ def test_the_reminders_command_sends_over_smtp(app, app_world: World, smtp_serve
     assert "1 reminders sent" in result.output
     [(recipients, message)] = received.messages
     assert recipients == ["rita@northwind.test"] and message["Subject"] == "Follow-up: Send the contract"
-    assert runner.invoke(args=["reminders", "send", "--now", "2026-11-20T09:05:00+0000"]).output.startswith("0 reminders sent")
+    assert runner.invoke(args=["reminders", "send", "--now", "2026-11-20T09:05:00+0000"]).output.startswith(
+        "0 reminders sent"
+    )
     with app.extensions["inboxcrm.db"].sessions() as session:
         assert session.scalars(select(FollowUp.reminded_at)).one() is not None
     app.config["SMTP_PORT"] = 1  # nobody listens

@@ -14,8 +14,14 @@ from services.search import MAX_LENGTH, search_crm
 from services.types import utcnow
 from tests.factories import World, make_account, make_contact, make_deal
 
-ITEM = {"item_type": "message", "from_address": "ann@acme.test", "from_name": "Ann Buyer", "subject": "Rates",
-        "internet_message_id": "<s1@acme.test>", "to": "rita@northwind.test"}
+ITEM = {
+    "item_type": "message",
+    "from_address": "ann@acme.test",
+    "from_name": "Ann Buyer",
+    "subject": "Rates",
+    "internet_message_id": "<s1@acme.test>",
+    "to": "rita@northwind.test",
+}
 
 
 @pytest.fixture
@@ -36,17 +42,26 @@ def names(results) -> tuple[list[str], list[str], list[str]]:
     return [d.name for d in results.deals], [a.name for a in results.accounts], [c.name for c in results.contacts]
 
 
-@pytest.mark.parametrize("query, expected", [
-    ("cold CHAIN", (["Cold chain pilot"], [], [])),  # a deal by its name, whatever the case; not a deleted or won one
-    ("globex", (["Cold chain pilot"], ["Globex 50% Logistics"], ["Gus Globex"])),  # by account name, domain, contact
-    ("gus@", (["Cold chain pilot"], [], ["Gus Globex"])),  # by address: the contact and its account's deals
-    ("globex.test", (["Cold chain pilot"], ["Globex 50% Logistics"], ["Gus Globex"])),
-    ("50%", (["Cold chain pilot"], ["Globex 50% Logistics"], [])),  # a wildcard is a character
-    ("5_%", ([], [], [])),
-    ("ann", (["Reefer contract"], [], ["Ann Buyer"])),  # Northwind's Ann, never Contoso's
-    ("secret", ([], [], [])),  # another organization's deal
-    ("  acme   freight ", (["Reefer contract"], ["Acme Freight", "Acme Freight Denver"], [])),
-])
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        (
+            "cold CHAIN",
+            (["Cold chain pilot"], [], []),
+        ),  # a deal by its name, whatever the case; not a deleted or won one
+        (
+            "globex",
+            (["Cold chain pilot"], ["Globex 50% Logistics"], ["Gus Globex"]),
+        ),  # by account name, domain, contact
+        ("gus@", (["Cold chain pilot"], [], ["Gus Globex"])),  # by address: the contact and its account's deals
+        ("globex.test", (["Cold chain pilot"], ["Globex 50% Logistics"], ["Gus Globex"])),
+        ("50%", (["Cold chain pilot"], ["Globex 50% Logistics"], [])),  # a wildcard is a character
+        ("5_%", ([], [], [])),
+        ("ann", (["Reefer contract"], [], ["Ann Buyer"])),  # Northwind's Ann, never Contoso's
+        ("secret", ([], [], [])),  # another organization's deal
+        ("  acme   freight ", (["Reefer contract"], ["Acme Freight", "Acme Freight Denver"], [])),
+    ],
+)
 def test_search_finds_by_name_domain_and_address(session, world: World, globex, query, expected):
     assert names(search_crm(session, world.rep, query)) == expected
 
@@ -57,7 +72,11 @@ def test_search_refuses_nothing_and_caps_length(session, world: World, globex):
     assert not search_crm(session, world.rep, "   ").too_short
     long = search_crm(session, world.rep, "Cold chain pilot" + "x" * 5000)
     assert len(long.query) == MAX_LENGTH and long.empty
-    assert names(search_crm(session, world.other_user, "acme")) == (["Their secret deal"], ["Acme Freight"], ["Ann Elsewhere"])
+    assert names(search_crm(session, world.other_user, "acme")) == (
+        ["Their secret deal"],
+        ["Acme Freight"],
+        ["Ann Elsewhere"],
+    )
 
 
 def test_choosing_a_deal_of_another_account(session, world: World, globex):
@@ -68,9 +87,15 @@ def test_choosing_a_deal_of_another_account(session, world: World, globex):
     assert (context.chosen_account_id, context.chosen_deal_id) == (account.id, deal.id)
     assert context.accounts[0].id == account.id
     assert deal.id in [d.id for d in context.deals] and world.deal.id in [d.id for d in context.deals]
-    activity, created = log_email(session, world.rep, {**ITEM, "to": [ITEM["to"]], "opportunity_id": str(deal.id), "body_text": "Hi"})
+    activity, created = log_email(
+        session, world.rep, {**ITEM, "to": [ITEM["to"]], "opportunity_id": str(deal.id), "body_text": "Hi"}
+    )
     session.commit()
-    assert created and (activity.opportunity_id, activity.account_id, activity.contact_id) == (deal.id, account.id, world.contact.id)
+    assert created and (activity.opportunity_id, activity.account_id, activity.contact_id) == (
+        deal.id,
+        account.id,
+        world.contact.id,
+    )
 
 
 @pytest.mark.parametrize("chosen", ["other_deal", "won", "missing"])
@@ -104,8 +129,14 @@ def test_search_route(auth, app_world: World):
 # -- a message logged as it is sent (Outlook's OnMessageSend), then opened from Sent Items -------
 
 KEY = "0123456789abcdef0123456789abcdef"
-SENT = {"item_type": "message", "from_address": "rita@northwind.test", "to": ["ann@acme.test"], "subject": "Our rates",
-        "body_text": "Rates attached.", "send_key": KEY}
+SENT = {
+    "item_type": "message",
+    "from_address": "rita@northwind.test",
+    "to": ["ann@acme.test"],
+    "subject": "Our rates",
+    "body_text": "Rates attached.",
+    "send_key": KEY,
+}
 
 
 def test_sending_then_sent_items_is_one_activity(session, world: World):
@@ -113,7 +144,11 @@ def test_sending_then_sent_items_is_one_activity(session, world: World):
 
     sent, created = log_email(session, world.rep, SENT, sending=True)
     session.commit()
-    assert created and (sent.external_id, sent.direction, sent.contact_id) == (SENDING + KEY, "outbound", world.contact.id)
+    assert created and (sent.external_id, sent.direction, sent.contact_id) == (
+        SENDING + KEY,
+        "outbound",
+        world.contact.id,
+    )
     # Sent twice (a retry): still one.
     again, created = log_email(session, world.rep, SENT, sending=True)
     assert not created and again.id == sent.id
@@ -123,15 +158,20 @@ def test_sending_then_sent_items_is_one_activity(session, world: World):
     assert not created and opened.id == sent.id and opened.external_id == "<sent-1@northwind.test>"
     assert session.scalar(select(func.count(Activity.id))) == 1
     # Without a key, a Sent Items log of another message is a new activity, as before.
-    other, created = log_email(session, world.rep, {**SENT, "send_key": None, "internet_message_id": "<sent-2@northwind.test>"})
+    other, created = log_email(
+        session, world.rep, {**SENT, "send_key": None, "internet_message_id": "<sent-2@northwind.test>"}
+    )
     assert created and other.id != sent.id
 
 
-@pytest.mark.parametrize("change, field", [
-    ({"send_key": "not-a-key"}, "send_key"),
-    ({"send_key": None}, "send_key"),
-    ({"from_address": "ann@acme.test"}, "from_address"),  # only the rep's own message, as it is sent
-])
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"send_key": "not-a-key"}, "send_key"),
+        ({"send_key": None}, "send_key"),
+        ({"from_address": "ann@acme.test"}, "from_address"),  # only the rep's own message, as it is sent
+    ],
+)
 def test_sending_refuses_what_is_not_the_reps_marked_message(session, world: World, change, field):
     data = {k: v for k, v in {**SENT, **change}.items() if v is not None}
     with pytest.raises(DomainError) as refused:
@@ -144,7 +184,9 @@ def test_a_send_key_is_its_owners_alone(session, world: World):
     sent, _ = log_email(session, world.rep, SENT, sending=True)
     session.commit()
     # A teammate who knows the key logs their own copy; the rep's stays under the key.
-    theirs, created = log_email(session, world.teammate, {**SENT, "from_address": world.teammate.email, "internet_message_id": "<t@x.test>"})
+    theirs, created = log_email(
+        session, world.teammate, {**SENT, "from_address": world.teammate.email, "internet_message_id": "<t@x.test>"}
+    )
     session.commit()
     assert created and theirs.id != sent.id and session.get(Activity, sent.id).external_id.startswith("send:")
 
@@ -155,15 +197,24 @@ def test_sending_route_answers_json(client, app_world: World):
     from tests.factories import PASSWORD
 
     limiter.reset()
-    assert client.post("/activities/sending", data=SENT).status_code in (302, 400, 401)  # signed out (no CSRF token either)
+    assert client.post("/activities/sending", data=SENT).status_code in (
+        302,
+        400,
+        401,
+    )  # signed out (no CSRF token either)
     with client.application.extensions["inboxcrm.db"].sessions() as session:
         assert session.scalar(select(func.count(Activity.id))) == 0
     token = client.post("/auth/token", json={"email": "rita@northwind.test", "password": PASSWORD}).json["token"]
     bearer = {"Authorization": f"Bearer {token}"}
     logged = client.post("/activities/sending", data=SENT, headers=bearer)
     assert logged.status_code == 200 and logged.json["logged"] is True
-    assert client.post("/activities/sending", data=SENT, headers=bearer).json == {"activity_id": logged.json["activity_id"], "logged": False}
+    assert client.post("/activities/sending", data=SENT, headers=bearer).json == {
+        "activity_id": logged.json["activity_id"],
+        "logged": False,
+    }
     bad = client.post("/activities/sending", data={**SENT, "send_key": "x"}, headers=bearer)
     assert bad.status_code == 422 and "send_key" in bad.json["fields"]
-    huge = client.post("/activities/sending", data={**SENT, "send_key": KEY.replace("0", "1"), "subject": "x" * 10_000}, headers=bearer)
+    huge = client.post(
+        "/activities/sending", data={**SENT, "send_key": KEY.replace("0", "1"), "subject": "x" * 10_000}, headers=bearer
+    )
     assert huge.status_code == 422 and "subject" in huge.json["fields"]

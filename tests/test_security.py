@@ -22,6 +22,7 @@ from services.models import Activity, AuditEvent, User, UserIdentity
 from tests.factories import World
 from tests.helpers import CLIENT_ID, OTHER_TENANT, SCOPE, TENANT, JwksServer, claims, sign
 
+
 @pytest.fixture(scope="module")
 def jwks() -> Iterator[JwksServer]:
     server = JwksServer()
@@ -31,7 +32,12 @@ def jwks() -> Iterator[JwksServer]:
 
 @pytest.fixture
 def sso_app(app, jwks):
-    app.config.update(MS_JWKS_URL=jwks.url, MS_TENANTS={TENANT: "northwind.test"}, MS_AUDIENCES=[CLIENT_ID, f"api://crm.test/{CLIENT_ID}"], MS_SCOPE=SCOPE)
+    app.config.update(
+        MS_JWKS_URL=jwks.url,
+        MS_TENANTS={TENANT: "northwind.test"},
+        MS_AUDIENCES=[CLIENT_ID, f"api://crm.test/{CLIENT_ID}"],
+        MS_SCOPE=SCOPE,
+    )
     limiter.reset()
     return app
 
@@ -57,8 +63,16 @@ def test_a_valid_office_token_becomes_a_pane_token(sso_app, client, jwks, app_wo
     bearer = {"Authorization": f"Bearer {pane_token}", "HX-Request": "true"}
     context = client.get("/pane/context", query_string={"from_address": "ann@acme.test"}, headers=bearer)
     assert context.status_code == 200 and "Ann Buyer" in context.get_data(as_text=True)
-    logged = client.post("/activities/email", headers=bearer, data={
-        "from_address": "ann@acme.test", "to": "rita@northwind.test", "internet_message_id": "<sso@acme.test>", "subject": "Hi"})
+    logged = client.post(
+        "/activities/email",
+        headers=bearer,
+        data={
+            "from_address": "ann@acme.test",
+            "to": "rita@northwind.test",
+            "internet_message_id": "<sso@acme.test>",
+            "subject": "Hi",
+        },
+    )
     assert logged.status_code == 200 and "Email logged." in logged.get_data(as_text=True)
     with sso_app.extensions["inboxcrm.db"].sessions() as session:
         assert session.scalars(select(Activity.owner_id)).one() == app_world.rep.id
@@ -79,14 +93,26 @@ def test_the_user_is_found_by_oid_once_linked(sso_app, client, jwks, app_world: 
         (lambda key, other: sign(key, claims(exp=int(time.time()) - 600, nbf=int(time.time()) - 4000)), "expired"),
         (lambda key, other: sign(key, claims(nbf=int(time.time()) + 900)), "not yet valid"),
         (lambda key, other: sign(key, claims(aud="api://someone-else")), "wrong audience"),
-        (lambda key, other: sign(key, claims(tid=OTHER_TENANT, iss=f"https://login.microsoftonline.com/{OTHER_TENANT}/v2.0")), "wrong tenant"),
-        (lambda key, other: sign(key, claims(iss=f"https://login.microsoftonline.com/{OTHER_TENANT}/v2.0")), "issuer of another tenant"),
+        (
+            lambda key, other: sign(
+                key, claims(tid=OTHER_TENANT, iss=f"https://login.microsoftonline.com/{OTHER_TENANT}/v2.0")
+            ),
+            "wrong tenant",
+        ),
+        (
+            lambda key, other: sign(key, claims(iss=f"https://login.microsoftonline.com/{OTHER_TENANT}/v2.0")),
+            "issuer of another tenant",
+        ),
         (lambda key, other: sign(key, claims(scp="User.Read")), "missing scope"),
         (lambda key, other: sign(key, claims(scp=None)), "no scope at all"),
         (lambda key, other: sign(key, claims(oid=None)), "no oid"),
         (lambda key, other: unsigned(claims()), "alg none"),
-        (lambda key, other: sign(OctKey.import_key(json.dumps(key.as_dict(private=False)).encode()), claims(), alg="HS256"),
-         "HS256 with the public key as secret"),
+        (
+            lambda key, other: sign(
+                OctKey.import_key(json.dumps(key.as_dict(private=False)).encode()), claims(), alg="HS256"
+            ),
+            "HS256 with the public key as secret",
+        ),
         (lambda key, other: "not.a.token", "garbage"),
     ],
     ids=lambda value: value if isinstance(value, str) else "",
@@ -115,7 +141,9 @@ def test_an_address_outside_the_organizations_domains_is_not_linked(sso_app, cli
 
 @pytest.mark.parametrize("body", [None, {}, {"token": 12}, {"token": "x" * 20000}])
 def test_malformed_exchange_requests_get_a_json_400(sso_app, client, body, app_world: World):
-    response = client.post("/auth/office", json=body) if body is not None else client.post("/auth/office", data="nonsense")
+    response = (
+        client.post("/auth/office", json=body) if body is not None else client.post("/auth/office", data="nonsense")
+    )
     assert response.status_code == 400 and "error" in response.json
 
 
@@ -127,7 +155,9 @@ def test_sso_is_off_until_tenants_are_configured(app, client, app_world: World):
 def test_password_token_refresh_and_revoke(app, client, app_world: World):
     limiter.reset()
     assert client.post("/auth/token", json={"email": "rita@northwind.test", "password": "nope"}).status_code == 401
-    token = client.post("/auth/token", json={"email": "rita@northwind.test", "password": "correct horse battery staple"}).json["token"]
+    token = client.post(
+        "/auth/token", json={"email": "rita@northwind.test", "password": "correct horse battery staple"}
+    ).json["token"]
     bearer = {"Authorization": f"Bearer {token}"}
     refreshed = client.post("/auth/token/refresh", headers=bearer)
     assert refreshed.status_code == 200 and refreshed.json["token"]
@@ -142,7 +172,9 @@ def test_password_token_refresh_and_revoke(app, client, app_world: World):
 def test_bad_pane_tokens_are_refused_and_do_not_skip_csrf(app, client, app_world: World, token):
     headers = {"Authorization": f"Bearer {token}", "HX-Request": "true"}
     assert client.get("/pane/context", headers=headers).status_code == 401
-    response = client.post("/activities/email", headers=headers, data={"from_address": "ann@acme.test", "internet_message_id": "<x@y.z>"})
+    response = client.post(
+        "/activities/email", headers=headers, data={"from_address": "ann@acme.test", "internet_message_id": "<x@y.z>"}
+    )
     # A write with a dead token is a 401 the pane signs in again after, not a CSRF refusal.
     assert response.status_code == 401 and response.json["error"].startswith("Your sign-in has ended")
     with app.extensions["inboxcrm.db"].sessions() as session:
@@ -151,7 +183,10 @@ def test_bad_pane_tokens_are_refused_and_do_not_skip_csrf(app, client, app_world
 
 def test_sign_in_is_rate_limited(app, client, app_world: World):
     limiter.reset()
-    answers = [client.post("/auth/token", json={"email": "rita@northwind.test", "password": "guess"}).status_code for _ in range(12)]
+    answers = [
+        client.post("/auth/token", json={"email": "rita@northwind.test", "password": "guess"}).status_code
+        for _ in range(12)
+    ]
     assert answers[:10] == [401] * 10 and answers[10:] == [429, 429]
     limiter.reset()
 
@@ -164,7 +199,11 @@ def test_security_headers(client, app_world: World):
     assert directives["script-src"].split() == ["'self'", "https://appsforoffice.microsoft.com"]
     # Outlook on the web's hosts frame the pane; no wildcard, and no host that serves anyone's content.
     assert directives["frame-ancestors"].split() == [
-        "'self'", "https://outlook.office.com", "https://outlook.office365.com", "https://outlook.live.com", "https://outlook.cloud.microsoft",
+        "'self'",
+        "https://outlook.office.com",
+        "https://outlook.office365.com",
+        "https://outlook.live.com",
+        "https://outlook.cloud.microsoft",
     ]
     assert directives["object-src"] == "'none'"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
@@ -193,7 +232,9 @@ def audit_actions(app, organization_id: int) -> list[str]:
 def test_a_tenant_signs_in_to_its_own_organization_only(sso_app, client, jwks, app_world: World):
     """Tenant A is mapped to Northwind. Its token naming a user on Contoso's domain is refused,
     nothing is linked, and Contoso's audit trail says someone tried."""
-    response = exchange(client, sign(jwks.key, claims(preferred_username="oscar@contoso.test", oid="a-user-of-tenant-a")))
+    response = exchange(
+        client, sign(jwks.key, claims(preferred_username="oscar@contoso.test", oid="a-user-of-tenant-a"))
+    )
     assert response.status_code == 403
     with sso_app.extensions["inboxcrm.db"].sessions() as session:
         assert session.scalars(select(UserIdentity)).all() == []
@@ -204,7 +245,9 @@ def test_a_link_made_for_another_organization_does_not_sign_in(sso_app, client, 
     """Users are linked by (tid, oid); a link that points into an organization the tenant is not
     mapped to (made before the mapping, or by hand) is refused, and the refusal audited."""
     with sso_app.extensions["inboxcrm.db"].sessions() as session:
-        session.add(UserIdentity(user_id=app_world.other_user.id, provider="microsoft", issuer=TENANT, subject=claims()["oid"]))
+        session.add(
+            UserIdentity(user_id=app_world.other_user.id, provider="microsoft", issuer=TENANT, subject=claims()["oid"])
+        )
         session.commit()
     assert exchange(client, sign(jwks.key, claims())).status_code == 403
     assert audit_actions(sso_app, app_world.other_org.id) == ["sign_in_refused"]
@@ -219,14 +262,21 @@ def test_a_token_whose_header_is_not_an_object_is_refused(sso_app, client, app_w
 
 @pytest.mark.parametrize(
     "body, content_type",
-    [(b"<html><body>Sign in to the proxy</body></html>", "text/html"), (b"[1, 2, 3]", "application/json"),
-     (b'{"keys": "none"}', "application/json"), (b'{"keys": [{"kty": "RSA"}]}', "application/json"), (b"", "application/json")],
+    [
+        (b"<html><body>Sign in to the proxy</body></html>", "text/html"),
+        (b"[1, 2, 3]", "application/json"),
+        (b'{"keys": "none"}', "application/json"),
+        (b'{"keys": [{"kty": "RSA"}]}', "application/json"),
+        (b"", "application/json"),
+    ],
     ids=["html", "a list", "keys not a list", "a key without its numbers", "empty"],
 )
 def test_a_key_url_answering_nonsense_is_a_503(app, client, jwks, app_world: World, body, content_type):
     odd = KeyServer(body, content_type)  # answers, but not with a key set
     try:
-        app.config.update(MS_JWKS_URL=odd.url, MS_TENANTS={TENANT: "northwind.test"}, MS_AUDIENCES=[CLIENT_ID], MS_SCOPE=SCOPE)
+        app.config.update(
+            MS_JWKS_URL=odd.url, MS_TENANTS={TENANT: "northwind.test"}, MS_AUDIENCES=[CLIENT_ID], MS_SCOPE=SCOPE
+        )
         limiter.reset()
         response = exchange(client, sign(jwks.key, claims()))
         assert response.status_code == 503 and "try again" in response.json["error"]
@@ -238,7 +288,9 @@ def test_tenant_mapping_setting_is_parsed_and_checked():
     from addin.settings import tenant_organizations
 
     assert tenant_organizations(f" {TENANT.upper()}=Northwind.test, {OTHER_TENANT}=contoso.test ") == {
-        TENANT: "northwind.test", OTHER_TENANT: "contoso.test"}
+        TENANT: "northwind.test",
+        OTHER_TENANT: "contoso.test",
+    }
     for bad in ("*", TENANT, f"{TENANT}=", "=northwind.test"):
         with pytest.raises(RuntimeError, match="TENANT_ID=DOMAIN"):
             tenant_organizations(bad)

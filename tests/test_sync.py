@@ -32,12 +32,24 @@ def test_a_write_is_numbered_and_what_the_store_keeps_for_itself_is_not_a_change
     deal_seq = seq_of(session, world.deal)
     assert deal_seq > 0  # made through the ORM in the world
     rep = session.get(User, world.rep.id)
-    activity, _ = activities.log_email(session, rep, {"internet_message_id": "<s1@acme.test>", "from_address": "ann@acme.test",
-                                                      "to": ["rita@northwind.test"], "subject": "Rates", "body_text": "Thanks!"}, now=NOW)
+    activity, _ = activities.log_email(
+        session,
+        rep,
+        {
+            "internet_message_id": "<s1@acme.test>",
+            "from_address": "ann@acme.test",
+            "to": ["rita@northwind.test"],
+            "subject": "Rates",
+            "body_text": "Thanks!",
+        },
+        now=NOW,
+    )
     session.commit()
     assert activity.sync_seq == counter(session, world.org.id) > deal_seq
     # The log moved the deal's latest activity (kept by the store): not a change of the deal.
-    assert seq_of(session, world.deal) == deal_seq and session.get(Opportunity, world.deal.id).last_activity_at is not None
+    assert (
+        seq_of(session, world.deal) == deal_seq and session.get(Opportunity, world.deal.id).last_activity_at is not None
+    )
     # A rating is.
     activities.rate_activity(session, rep, activity.id, {"rating": "1"})
     session.commit()
@@ -62,7 +74,12 @@ def test_one_transaction_one_number_and_each_organization_its_own(session, world
 
 def test_a_savepoint_rolled_back_gives_up_its_number(session, world: World):
     rep = session.get(User, world.rep.id)
-    item = {"internet_message_id": "<dup@acme.test>", "from_address": "ann@acme.test", "to": ["rita@northwind.test"], "subject": "Hi"}
+    item = {
+        "internet_message_id": "<dup@acme.test>",
+        "from_address": "ann@acme.test",
+        "to": ["rita@northwind.test"],
+        "subject": "Hi",
+    }
     activities.log_email(session, rep, item, now=NOW)
     session.commit()
     with session.begin_nested():
@@ -76,10 +93,14 @@ def test_a_savepoint_rolled_back_gives_up_its_number(session, world: World):
     assert kept.sync_seq == counter(session, world.org.id) >= taken
     # No record carries a number the counter has not reached.
     for model in sync.SYNCED.values():
-        assert (session.scalar(select(func.max(model.sync_seq)).where(model.organization_id == world.org.id)) or 0) <= counter(session, world.org.id)
+        assert (
+            session.scalar(select(func.max(model.sync_seq)).where(model.organization_id == world.org.id)) or 0
+        ) <= counter(session, world.org.id)
 
 
-def replica_sync(session, org_id: int, record_type: str, replica: dict, cursor: sync.Cursor, limit: int, delivered: list) -> sync.Cursor:
+def replica_sync(
+    session, org_id: int, record_type: str, replica: dict, cursor: sync.Cursor, limit: int, delivered: list
+) -> sync.Cursor:
     """One page of a client's sync, applied to its copy."""
     page = sync.changes(session, org_id, record_type, cursor, limit)
     for record in page.records:
@@ -104,8 +125,10 @@ def sync_to_end(reader, org_id: int, replica: dict, cursor: sync.Cursor, limit: 
 
 
 def live_contacts(session, org_id: int) -> dict:
-    return {c.id: (c.sync_seq, c.name) for c in session.scalars(select(Contact).where(Contact.organization_id == org_id,
-                                                                                      Contact.deleted_at.is_(None)))}
+    return {
+        c.id: (c.sync_seq, c.name)
+        for c in session.scalars(select(Contact).where(Contact.organization_id == org_id, Contact.deleted_at.is_(None)))
+    }
 
 
 def test_a_paginated_sync_with_writes_between_its_pages_misses_nothing_and_repeats_nothing(sessions, world: World):
@@ -113,7 +136,14 @@ def test_a_paginated_sync_with_writes_between_its_pages_misses_nothing_and_repea
     org_id = world.org.id
     with sessions() as setup:
         for i in range(40):
-            make_contact(setup, setup.get(Organization, org_id), None, f"Seed {i}", f"seed{i}@acme.test", setup.get(User, world.rep.id))
+            make_contact(
+                setup,
+                setup.get(Organization, org_id),
+                None,
+                f"Seed {i}",
+                f"seed{i}@acme.test",
+                setup.get(User, world.rep.id),
+            )
         setup.commit()
     replica: dict = {}
     delivered: list = []
@@ -124,11 +154,22 @@ def test_a_paginated_sync_with_writes_between_its_pages_misses_nothing_and_repea
             with sessions() as reader:
                 cursor = replica_sync(reader, org_id, "contacts", replica, cursor, rng.randint(1, 7), delivered)
             # Between the pages: new contacts, renamed ones (read already or not), soft deletes, an erasure.
-            ids = list(writer.scalars(select(Contact.id).where(Contact.organization_id == org_id, Contact.deleted_at.is_(None))))
+            ids = list(
+                writer.scalars(
+                    select(Contact.id).where(Contact.organization_id == org_id, Contact.deleted_at.is_(None))
+                )
+            )
             action = rng.random()
             if action < 0.35:
                 made += 1
-                make_contact(writer, writer.get(Organization, org_id), None, f"New {made}", f"new{made}@acme.test", writer.get(User, world.rep.id))
+                make_contact(
+                    writer,
+                    writer.get(Organization, org_id),
+                    None,
+                    f"New {made}",
+                    f"new{made}@acme.test",
+                    writer.get(User, world.rep.id),
+                )
             elif action < 0.75:
                 writer.get(Contact, rng.choice(ids)).name = f"Renamed {round_}"
             elif action < 0.9:
@@ -167,8 +208,14 @@ def test_concurrent_writers_on_postgresql_never_hide_a_change_from_a_reader(sess
             n = 0
             while not stop.is_set() and n < 60:
                 with sessions() as writer:
-                    make_contact(writer, writer.get(Organization, org_id), None, f"{name} {n}", f"{name}{n}@acme.test",
-                                 writer.get(User, world.rep.id))
+                    make_contact(
+                        writer,
+                        writer.get(Organization, org_id),
+                        None,
+                        f"{name} {n}",
+                        f"{name}{n}@acme.test",
+                        writer.get(User, world.rep.id),
+                    )
                     writer.flush()
                     if n % 3 == 0:
                         writer.get(Contact, world.contact.id).name = f"Ann by {name} {n}"
@@ -198,9 +245,19 @@ def test_concurrent_writers_on_postgresql_never_hide_a_change_from_a_reader(sess
 
 def test_retention_and_erasure_are_changes(session, world: World):
     rep = session.get(User, world.rep.id)
-    activity, _ = activities.log_email(session, rep, {"internet_message_id": "<old@acme.test>", "from_address": "ann@acme.test",
-                                                      "to": ["rita@northwind.test"], "subject": "Old", "body_text": "Old text",
-                                                      "sent_at": (NOW - timedelta(days=400)).isoformat()}, now=NOW)
+    activity, _ = activities.log_email(
+        session,
+        rep,
+        {
+            "internet_message_id": "<old@acme.test>",
+            "from_address": "ann@acme.test",
+            "to": ["rita@northwind.test"],
+            "subject": "Old",
+            "body_text": "Old text",
+            "sent_at": (NOW - timedelta(days=400)).isoformat(),
+        },
+        now=NOW,
+    )
     session.commit()
     before, contact_id = seq_of(session, activity), world.contact.id
     erase_person(session, session.get(Organization, world.org.id), "ann@acme.test", secret="s")
@@ -227,9 +284,19 @@ def store_app(request, tmp_path, monkeypatch):
     from services.models import Base
 
     monkeypatch.delenv("DATABASE_URL", raising=False)
-    url = (f"sqlite:///{tmp_path / 'app.db'}" if request.param == "sqlite"
-           else request.getfixturevalue("postgres_server").fresh_database("inboxcrm_snapshot"))
-    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "test", "JOBS_SQLITE_PATH": str(tmp_path / "jobs.db")})
+    url = (
+        f"sqlite:///{tmp_path / 'app.db'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("postgres_server").fresh_database("inboxcrm_snapshot")
+    )
+    app = create_app(
+        {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": url,
+            "SECRET_KEY": "test",
+            "JOBS_SQLITE_PATH": str(tmp_path / "jobs.db"),
+        }
+    )
     Base.metadata.create_all(app.extensions["inboxcrm.db"].engine)
     yield app
     app.extensions["inboxcrm.db"].engine.dispose()

@@ -18,14 +18,25 @@ from tests.helpers import rollup_snapshot
 from services.types import utcnow
 from tests.factories import World
 
-MAIL = {"item_type": "message", "from_address": "ann@acme.test", "to": ["rita@northwind.test"], "subject": "Rates", "body_text": "Thanks!"}
+MAIL = {
+    "item_type": "message",
+    "from_address": "ann@acme.test",
+    "to": ["rita@northwind.test"],
+    "subject": "Rates",
+    "body_text": "Thanks!",
+}
 
 
 def kept(session, org_id: int):
     session.expire_all()
-    return (rollup_snapshot(session, org_id),
-            {(d.id, d.last_activity_at, d.last_inbound_at) for d in session.scalars(select(Opportunity).where(Opportunity.organization_id == org_id))},
-            {(a.id, a.last_activity_at) for a in session.scalars(select(Account).where(Account.organization_id == org_id))})
+    return (
+        rollup_snapshot(session, org_id),
+        {
+            (d.id, d.last_activity_at, d.last_inbound_at)
+            for d in session.scalars(select(Opportunity).where(Opportunity.organization_id == org_id))
+        },
+        {(a.id, a.last_activity_at) for a in session.scalars(select(Account).where(Account.organization_id == org_id))},
+    )
 
 
 def recounted(session, org_id: int):
@@ -39,16 +50,57 @@ def test_every_write_path_keeps_the_rollups_and_latest_times(session, world: Wor
     now = utcnow()
     org = session.get(Organization, world.org.id)
     # The pane: mails in and out, a call with a checklist note, a meeting, a note; one mail undone.
-    first, _ = activities.log_email(session, rep, {**MAIL, "internet_message_id": "<w1@acme.test>", "sent_at": (now - timedelta(days=3)).isoformat(),
-                                                   "opportunity_id": world.deal.id})
-    activities.log_email(session, rep, {**MAIL, "internet_message_id": "<w2@acme.test>", "sent_at": (now - timedelta(days=2)).isoformat()})
-    undone, _ = activities.log_email(session, rep, {**MAIL, "internet_message_id": "<w3@acme.test>", "sent_at": (now - timedelta(hours=1)).isoformat(),
-                                                    "opportunity_id": world.deal.id})
-    call, _ = activities.log_activity(session, rep, {"type": "call", "direction": "outbound", "outcome": "connected", "duration_minutes": 20,
-                                                     "contact_id": world.contact.id, "opportunity_id": world.deal.id,
-                                                     "occurred_at": (now - timedelta(days=1)).isoformat(), "body_text": "Truck size: 40 ft"})
-    activities.log_meeting(session, rep, {"item_type": "appointment", "event_id": "E1", "subject": "Review", "start": (now - timedelta(hours=5)).isoformat(),
-                                          "end": (now - timedelta(hours=4)).isoformat(), "attendees": ["ann@acme.test"]})
+    first, _ = activities.log_email(
+        session,
+        rep,
+        {
+            **MAIL,
+            "internet_message_id": "<w1@acme.test>",
+            "sent_at": (now - timedelta(days=3)).isoformat(),
+            "opportunity_id": world.deal.id,
+        },
+    )
+    activities.log_email(
+        session,
+        rep,
+        {**MAIL, "internet_message_id": "<w2@acme.test>", "sent_at": (now - timedelta(days=2)).isoformat()},
+    )
+    undone, _ = activities.log_email(
+        session,
+        rep,
+        {
+            **MAIL,
+            "internet_message_id": "<w3@acme.test>",
+            "sent_at": (now - timedelta(hours=1)).isoformat(),
+            "opportunity_id": world.deal.id,
+        },
+    )
+    call, _ = activities.log_activity(
+        session,
+        rep,
+        {
+            "type": "call",
+            "direction": "outbound",
+            "outcome": "connected",
+            "duration_minutes": 20,
+            "contact_id": world.contact.id,
+            "opportunity_id": world.deal.id,
+            "occurred_at": (now - timedelta(days=1)).isoformat(),
+            "body_text": "Truck size: 40 ft",
+        },
+    )
+    activities.log_meeting(
+        session,
+        rep,
+        {
+            "item_type": "appointment",
+            "event_id": "E1",
+            "subject": "Review",
+            "start": (now - timedelta(hours=5)).isoformat(),
+            "end": (now - timedelta(hours=4)).isoformat(),
+            "attendees": ["ann@acme.test"],
+        },
+    )
     activities.add_note(session, rep, {"account_id": world.account.id, "body": "Asked about lanes"})
     session.commit()
     activities.undo_log(session, rep, undone.id)
@@ -56,7 +108,9 @@ def test_every_write_path_keeps_the_rollups_and_latest_times(session, world: Wor
     assert kept(session, org.id) == recounted(session, org.id)
     session.rollback()
     # The API's generic edits and deletions: a call shortened and no longer connected, a mail deleted.
-    records.update_record(session, admin, Activity, call.id, {"duration_minutes": 5, "outcome": "no_answer"}, call.sync_seq)
+    records.update_record(
+        session, admin, Activity, call.id, {"duration_minutes": 5, "outcome": "no_answer"}, call.sync_seq
+    )
     first = session.get(Activity, first.id)
     records.delete_record(session, admin, Activity, first.id, first.sync_seq)
     session.commit()

@@ -48,10 +48,30 @@ def test_payload_corpus_is_large_and_varied():
 def test_stored_bodies_are_sanitized(session, world: World):
     rep = session.get(User, world.rep.id)
     for index, payload in enumerate(PAYLOADS):
-        activity, _ = activities.log_email(session, rep, {"internet_message_id": f"<x{index}@acme.test>", "from_address": "ann@acme.test",
-                                                          "to": [rep.email], "subject": "s", "body_html": payload})
+        activity, _ = activities.log_email(
+            session,
+            rep,
+            {
+                "internet_message_id": f"<x{index}@acme.test>",
+                "from_address": "ann@acme.test",
+                "to": [rep.email],
+                "subject": "s",
+                "body_html": payload,
+            },
+        )
         stored = (activity.body_html or "").lower()
-        for marker in ("<script", "onerror", "onload", "javascript:", "<iframe", "<svg", "<style", "srcdoc", "onfocus", "hx-"):
+        for marker in (
+            "<script",
+            "onerror",
+            "onload",
+            "javascript:",
+            "<iframe",
+            "<svg",
+            "<style",
+            "srcdoc",
+            "onfocus",
+            "hx-",
+        ):
             assert marker not in stored, (payload, stored)
 
 
@@ -62,11 +82,23 @@ def hostile(app, app_world: World) -> World:
     with app.extensions["inboxcrm.db"].sessions() as session:
         rep = session.get(User, app_world.rep.id)
         for index, payload in enumerate(PAYLOADS):
-            contact = contacts.create_contact(session, rep, {"name": payload[:200], "email": f"p{index}@acme.test",
-                                                             "account_id": app_world.account.id})
-            activities.log_email(session, rep, {"internet_message_id": f"<p{index}@acme.test>", "from_address": f"p{index}@acme.test",
-                                                "to": [rep.email], "subject": payload[:500], "body_html": payload,
-                                                "sent_at": datetime.now(timezone.utc).isoformat()})
+            contact = contacts.create_contact(
+                session,
+                rep,
+                {"name": payload[:200], "email": f"p{index}@acme.test", "account_id": app_world.account.id},
+            )
+            activities.log_email(
+                session,
+                rep,
+                {
+                    "internet_message_id": f"<p{index}@acme.test>",
+                    "from_address": f"p{index}@acme.test",
+                    "to": [rep.email],
+                    "subject": payload[:500],
+                    "body_html": payload,
+                    "sent_at": datetime.now(timezone.utc).isoformat(),
+                },
+            )
             activities.add_note(session, rep, {"body": payload, "contact_id": contact.id})
         session.get(Contact, app_world.contact.id).name = PAYLOADS[3]
         # On the dashboard: a stale deal and its account, both named by an attacker.
@@ -92,9 +124,16 @@ def test_no_payload_runs_in_the_pane_or_the_preview(browser, hostile: World, liv
         # whose display name and subject come straight from the mail header.
         for query in (
             {"from_address": f"p{index}@acme.test", "subject": payload, "internet_message_id": f"<p{index}@acme.test>"},
-            {"from_address": f"stranger{index}@evil.test", "from_name": payload, "subject": payload, "internet_message_id": payload},
+            {
+                "from_address": f"stranger{index}@evil.test",
+                "from_name": payload,
+                "subject": payload,
+                "internet_message_id": payload,
+            },
         ):
-            page.goto(f"{live_url}/pane/context?{urlencode({'item_type': 'message', 'to': 'rita@northwind.test', **query})}")
+            page.goto(
+                f"{live_url}/pane/context?{urlencode({'item_type': 'message', 'to': 'rita@northwind.test', **query})}"
+            )
             page.locator(".context").wait_for()
             for details in page.locator("details").all():
                 details.evaluate("element => element.open = true")
@@ -107,7 +146,12 @@ def test_no_payload_runs_in_the_pane_or_the_preview(browser, hostile: World, liv
     page.click("button.primary")
     page.goto(f"{live_url}/dashboard?period=this_year")
     page.get_by_text("Who to talk to").wait_for()
-    assert page.evaluate(SMUGGLED.replace("document.querySelector('#context') || document.body", "document.querySelector('#report')")) == []
+    assert (
+        page.evaluate(
+            SMUGGLED.replace("document.querySelector('#context') || document.body", "document.querySelector('#report')")
+        )
+        == []
+    )
     assert page.evaluate("window.__pwned") is None
 
     page.goto(f"{live_url}/preview")

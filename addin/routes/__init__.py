@@ -4,14 +4,43 @@ from __future__ import annotations
 
 from flask import Flask, jsonify, request
 
-from addin.routes import activities, admin, api, audit, auth, contacts, deals, followups, gmail, health, intake, pane, preview, reports
+from addin.routes import (
+    activities,
+    admin,
+    api,
+    audit,
+    auth,
+    contacts,
+    deals,
+    followups,
+    gmail,
+    health,
+    intake,
+    pane,
+    preview,
+    reports,
+)
 from addin.views import RecordIdConverter, page_or_fragment, refusal_status
 from services.errors import DomainError
 
 
 def register(app: Flask) -> None:
     app.url_map.converters["id"] = RecordIdConverter
-    for module in (auth, health, pane, preview, contacts, deals, activities, followups, audit, admin, reports, gmail, intake):
+    for module in (
+        auth,
+        health,
+        pane,
+        preview,
+        contacts,
+        deals,
+        activities,
+        followups,
+        audit,
+        admin,
+        reports,
+        gmail,
+        intake,
+    ):
         app.register_blueprint(module.bp)
 
     @app.errorhandler(DomainError)

@@ -24,8 +24,13 @@ def log_email():
         # The log card says so, the mail goes first in the recent activities, and its deal's
         # card comes again: an inbound mail ends its "no word from the customer".
         deal = deal_card(db(), actor(), activity.opportunity_id) if activity.opportunity_id else None
-        changed = SmallAnswer(activity_row(actor(), activity, activity.owner) if created else None, added=created, logged=activity.id,
-                              deal=deal, stages=pipeline_stages(db(), actor().organization_id) if deal else None)
+        changed = SmallAnswer(
+            activity_row(actor(), activity, activity.owner) if created else None,
+            added=created,
+            logged=activity.id,
+            deal=deal,
+            stages=pipeline_stages(db(), actor().organization_id) if deal else None,
+        )
         if created:
             return Notice("Email logged.", activity.id, changed=changed)
         return Notice("This email was already logged.", changed=changed)
@@ -83,7 +88,9 @@ def checklist_left():
     """What the note being written has not answered yet of its type's checklist (the pane asks
     as the rep types, and names them under the note field)."""
     form = _logged_from_pane(request.form)
-    left = notes.checklist_left(db(), actor().organization_id, form.get("type") or "", form.get("body_text"), form["answers"])
+    left = notes.checklist_left(
+        db(), actor().organization_id, form.get("type") or "", form.get("body_text"), form["answers"]
+    )
     return render_template("pane/_unanswered.html", left=left)
 
 
@@ -104,8 +111,10 @@ def rate(activity_id: int):
     def action() -> Notice:
         activity = activities.rate_activity(db(), actor(), activity_id, request.form)
         # A rating answers with its activity alone (its buttons pressed or not), not the whole context.
-        return Notice({1: "Marked as went well.", -1: "Marked as went badly."}.get(activity.rating or 0, "Rating cleared."),
-                      changed=SmallAnswer(activity_row(actor(), activity, activity.owner)))
+        return Notice(
+            {1: "Marked as went well.", -1: "Marked as went badly."}.get(activity.rating or 0, "Rating cleared."),
+            changed=SmallAnswer(activity_row(actor(), activity, activity.owner)),
+        )
 
     return perform(f"rating-{activity_id}", action)
 
@@ -115,8 +124,10 @@ def rate(activity_id: int):
 def set_private(activity_id: int):
     def action() -> Notice:
         activity = activities.set_private(db(), actor(), activity_id, request.form.get("private") == "1")
-        return Notice("Private: only you see its subject and text." if activity.is_private else "Shared with your team again.",
-                      changed=SmallAnswer(activity_row(actor(), activity, actor())))
+        return Notice(
+            "Private: only you see its subject and text." if activity.is_private else "Shared with your team again.",
+            changed=SmallAnswer(activity_row(actor(), activity, actor())),
+        )
 
     return perform(f"private-{activity_id}", action)
 

@@ -39,8 +39,12 @@ def block() -> tuple[str, int] | Response:
     with refused(of_input_only=True) as refusal:
         privacy.add_entry(db(), actor(), request.form.get("value"), organization_wide=True)
     if refusal:
-        return render_template("admin/block_list.html", lists=privacy.block_lists(db(), actor()), error=refusal.error,
-                               typed=(request.form.get("value") or "")[:300]), 422
+        return render_template(
+            "admin/block_list.html",
+            lists=privacy.block_lists(db(), actor()),
+            error=refusal.error,
+            typed=(request.form.get("value") or "")[:300],
+        ), 422
     commit()
     flash("Blocked: its mail is not logged.")
     return redirect(url_for("admin.block_list"))
@@ -61,7 +65,9 @@ def unblock(entry_id: int) -> Response:
 def lexicon_page() -> tuple[str, int]:
     """The words the team's ratings taught the sentiment score, with the evidence behind each."""
     require_role(actor(), "admin")
-    return render_template("admin/lexicon.html", words=lexicon.learned_words(db(), actor().organization), rules=lexicon), 200
+    return render_template(
+        "admin/lexicon.html", words=lexicon.learned_words(db(), actor().organization), rules=lexicon
+    ), 200
 
 
 @bp.post("/admin/lexicon/reset")
@@ -90,10 +96,14 @@ def make_api_token() -> tuple[str, int]:
     with refused(of_input_only=True) as refusal:
         token, text = api_tokens.create_token(db(), actor(), request.form.get("name"), request.form.get("scopes"))
     if refusal:
-        return render_template("admin/api_tokens.html", tokens=api_tokens.tokens(db(), actor()), made=None, error=refusal.error), 422
+        return render_template(
+            "admin/api_tokens.html", tokens=api_tokens.tokens(db(), actor()), made=None, error=refusal.error
+        ), 422
     commit()
     # Shown this once: the store keeps only its hash.
-    return render_template("admin/api_tokens.html", tokens=api_tokens.tokens(db(), actor()), made=(token, text), error=None), 201
+    return render_template(
+        "admin/api_tokens.html", tokens=api_tokens.tokens(db(), actor()), made=(token, text), error=None
+    ), 201
 
 
 @bp.post("/admin/api-tokens/<id:token_id>/revoke")
@@ -123,19 +133,33 @@ def webhooks_page() -> tuple[str, int]:
 
 def _webhooks(made, error, status):
     session, admin = db(), actor()
-    listed = [(endpoint, webhooks.recent_deliveries(session, endpoint)) for endpoint in webhooks.endpoints(session, admin)]
-    return render_template("admin/webhooks.html", endpoints=listed, made=made, error=error, types=list(sync.SYNCED),
-                           catch_ups={endpoint.id: webhooks.catch_up(session, endpoint) for endpoint, _ in listed},
-                           events_kept_days=webhooks.EVENTS_KEPT.days,
-                           allow_http=current_app.config["WEBHOOKS_ALLOW_HTTP"]), status
+    listed = [
+        (endpoint, webhooks.recent_deliveries(session, endpoint)) for endpoint in webhooks.endpoints(session, admin)
+    ]
+    return render_template(
+        "admin/webhooks.html",
+        endpoints=listed,
+        made=made,
+        error=error,
+        types=list(sync.SYNCED),
+        catch_ups={endpoint.id: webhooks.catch_up(session, endpoint) for endpoint, _ in listed},
+        events_kept_days=webhooks.EVENTS_KEPT.days,
+        allow_http=current_app.config["WEBHOOKS_ALLOW_HTTP"],
+    ), status
 
 
 @bp.post("/admin/webhooks")
 @login_required
 def add_webhook() -> tuple[str, int]:
     with refused(of_input_only=True) as refusal:
-        endpoint, secret = webhooks.add_endpoint(db(), actor(), request.form.get("url"), request.form.getlist("events"),
-                                                 reach=webhook_reach(current_app.config), known=sync.SYNCED)
+        endpoint, secret = webhooks.add_endpoint(
+            db(),
+            actor(),
+            request.form.get("url"),
+            request.form.getlist("events"),
+            reach=webhook_reach(current_app.config),
+            known=sync.SYNCED,
+        )
     if refusal:
         return _webhooks(None, refusal.error, 422)
     commit()
@@ -151,9 +175,19 @@ def change_webhook(endpoint_id: int, action: str) -> Response:
     else:
         resumed = webhooks.set_enabled(db(), actor(), endpoint_id, action == "enable")
     commit()
-    flash({"enable": "Turned on again.", "disable": "Turned off: nothing is sent to it; its changes wait in the event list.",
-           "delete": "Removed."}[action] + (f" Sending the {resumed.waiting} deliveries waiting; the {resumed.missed} changes made while it "
-                                            f"was off are at GET /api/v1/events?cursor={resumed.cursor}." if resumed else ""))
+    flash(
+        {
+            "enable": "Turned on again.",
+            "disable": "Turned off: nothing is sent to it; its changes wait in the event list.",
+            "delete": "Removed.",
+        }[action]
+        + (
+            f" Sending the {resumed.waiting} deliveries waiting; the {resumed.missed} changes made while it "
+            f"was off are at GET /api/v1/events?cursor={resumed.cursor}."
+            if resumed
+            else ""
+        )
+    )
     return redirect(url_for("admin.webhooks_page"))
 
 
@@ -165,16 +199,27 @@ def lead_sources_page() -> tuple[str, int]:
 
 
 def _lead_sources(made, error, status):
-    return render_template("admin/lead_sources.html", sources=intake.sources(db(), actor()), teams=visible_teams(db(), actor()),
-                           made=made, error=error), status
+    return render_template(
+        "admin/lead_sources.html",
+        sources=intake.sources(db(), actor()),
+        teams=visible_teams(db(), actor()),
+        made=made,
+        error=error,
+    ), status
 
 
 @bp.post("/admin/lead-sources")
 @login_required
 def add_lead_source() -> tuple[str, int]:
     with refused(of_input_only=True) as refusal:
-        source = intake.add_source(db(), actor(), request.form.get("name"), request.form.get("kind"), request.form.get("team_id"),
-                                   signed=request.form.get("signed") == "1")
+        source = intake.add_source(
+            db(),
+            actor(),
+            request.form.get("name"),
+            request.form.get("kind"),
+            request.form.get("team_id"),
+            signed=request.form.get("signed") == "1",
+        )
     if refusal:
         return _lead_sources(None, refusal.error, 422)
     commit()
@@ -189,8 +234,13 @@ def change_lead_source(source_id: int, action: str) -> Response:
     else:
         intake.set_source_enabled(db(), actor(), source_id, action == "enable")
     commit()
-    flash({"enable": "Switched on: its URL takes leads again.", "disable": "Switched off: its URL answers as an unknown one.",
-           "rotate": "A new key: the old URL no longer takes leads. Give the form its new URL."}[action])
+    flash(
+        {
+            "enable": "Switched on: its URL takes leads again.",
+            "disable": "Switched off: its URL answers as an unknown one.",
+            "rotate": "A new key: the old URL no longer takes leads. Give the form its new URL.",
+        }[action]
+    )
     return redirect(url_for("admin.lead_sources_page"))
 
 
@@ -228,10 +278,14 @@ def erase_person() -> tuple[str, int] | Response:
     with refused(of_input_only=True) as refusal:
         if address.strip().lower() != confirm.strip().lower():
             raise DomainError("Type the same address twice to erase it.", {"confirm": ["Not the same address."]})
-        erasure = privacy.erase_person(db(), actor().organization, address, secret=current_app.config["SECRET_KEY"], actor=actor())
+        erasure = privacy.erase_person(
+            db(), actor().organization, address, secret=current_app.config["SECRET_KEY"], actor=actor()
+        )
     if refusal:
         return render_template("admin/privacy.html", error=refusal.error, typed=address[:300]), 422
     commit()
     privacy.after_erasure(db().get_bind())
-    flash(f"Erased: {erasure.contacts} contact(s), the text of {erasure.activities} activities, {erasure.participants} copies of the address.")
+    flash(
+        f"Erased: {erasure.contacts} contact(s), the text of {erasure.activities} activities, {erasure.participants} copies of the address."
+    )
     return redirect(url_for("admin.privacy_page"))

@@ -44,14 +44,26 @@ from services.followups import add_follow_up
 from services.models import Account, Contact, IdempotencyKey, User
 from services.integration.cursor import PATTERN as CURSOR_PATTERN
 from services.schemas import (
-    AccountSchema, ActivitySchema, Address, ContactSchema, DealSchema, FollowUpSchema, InputSchema, MoveStageSchema, _id, load,
+    AccountSchema,
+    ActivitySchema,
+    Address,
+    ContactSchema,
+    DealSchema,
+    FollowUpSchema,
+    InputSchema,
+    MoveStageSchema,
+    _id,
+    load,
 )
 from services.types import utcnow
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1", description="Sync the CRM store with other systems.")
 LIMIT = "1200 per minute"  # per token; the API_RATE_LIMIT setting overrides it
 PAGE_DEFAULT, PAGE_MAX = 100, 1000
-LOADED = {"accounts": (selectinload(Account.domains),), "contacts": (selectinload(Contact.emails), selectinload(Contact.phones))}
+LOADED = {
+    "accounts": (selectinload(Account.domains),),
+    "contacts": (selectinload(Contact.emails), selectinload(Contact.phones)),
+}
 
 
 class ScopedApi(Api):
@@ -76,15 +88,32 @@ def api_error(error: Exception) -> tuple[Response, int]:
     """Any refusal on the API's paths as JSON with a stable code."""
     if isinstance(error, Conflict):
         kind = sync.RECORD_TYPE.get(type(error.current))
-        return jsonify(error_body(error.code, error.message, current=OUT[kind]().dump(error.current) if kind else None)), 409
+        return jsonify(
+            error_body(error.code, error.message, current=OUT[kind]().dump(error.current) if kind else None)
+        ), 409
     if isinstance(error, DomainError):
         return jsonify(error_body(error.code, error.message, error.errors)), refusal_status(error)
     assert isinstance(error, HTTPException)
     messages = getattr(error, "data", {}).get("messages", {}) if hasattr(error, "data") else {}
-    flat = {name: [str(m) for m in (problems if isinstance(problems, list) else [problems])]
-            for location in messages.values() for name, problems in location.items()} if messages else {}
-    code = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type",
-            422: "invalid", 429: "rate_limited"}.get(error.code or 500, "error")
+    flat = (
+        {
+            name: [str(m) for m in (problems if isinstance(problems, list) else [problems])]
+            for location in messages.values()
+            for name, problems in location.items()
+        }
+        if messages
+        else {}
+    )
+    code = {
+        401: "unauthorized",
+        403: "forbidden",
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "too_large",
+        415: "unsupported_media_type",
+        422: "invalid",
+        429: "rate_limited",
+    }.get(error.code or 500, "error")
     response = jsonify(error_body(code, error.description or error.name, flat))
     # What the error's own answer says beside its body: a 405's Allow, a 429's Retry-After.
     for name, value in error.get_headers():
@@ -99,14 +128,25 @@ def _on_api_paths(error: HTTPException):
     return error  # elsewhere, Flask's own page
 
 
-RATE_HEADERS = {name: {"description": text, "schema": {"type": "integer"}} for name, text in (
-    ("X-RateLimit-Limit", "Requests a token may make in the window."), ("X-RateLimit-Remaining", "Left in this window."),
-    ("X-RateLimit-Reset", "When the window starts again (Unix time)."))}
-ALWAYS = {"401": {"description": "No live token, or its owner is no longer an active admin.",
-                  "content": {"application/json": {"schema": ErrorOut}}},
-          "429": {"description": "Over the token's rate limit (API_RATE_LIMIT): try again after Retry-After seconds.",
-                  "headers": {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}, **RATE_HEADERS},
-                  "content": {"application/json": {"schema": ErrorOut}}}}
+RATE_HEADERS = {
+    name: {"description": text, "schema": {"type": "integer"}}
+    for name, text in (
+        ("X-RateLimit-Limit", "Requests a token may make in the window."),
+        ("X-RateLimit-Remaining", "Left in this window."),
+        ("X-RateLimit-Reset", "When the window starts again (Unix time)."),
+    )
+}
+ALWAYS = {
+    "401": {
+        "description": "No live token, or its owner is no longer an active admin.",
+        "content": {"application/json": {"schema": ErrorOut}},
+    },
+    "429": {
+        "description": "Over the token's rate limit (API_RATE_LIMIT): try again after Retry-After seconds.",
+        "headers": {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}, **RATE_HEADERS},
+        "content": {"application/json": {"schema": ErrorOut}},
+    },
+}
 
 
 def documented_limits(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -119,7 +159,11 @@ def documented_limits(view: Callable[..., Any]) -> Callable[..., Any]:
 
 def _token_key() -> str:
     header = request.headers.get("Authorization", "")
-    return "api:" + hashlib.sha256(header.encode()).hexdigest()[:24] if header else "api-anonymous:" + (request.remote_addr or "-")
+    return (
+        "api:" + hashlib.sha256(header.encode()).hexdigest()[:24]
+        if header
+        else "api-anonymous:" + (request.remote_addr or "-")
+    )
 
 
 # Per token, whatever the address (the limiter keeps one list of limits per process: set once, here).
@@ -137,8 +181,12 @@ def authenticate():
         response.headers["WWW-Authenticate"] = 'Bearer realm="api"'
         return response, 401
     if not token.owner_may_act:  # checked on every request: the owner's rights as they are now
-        response = jsonify(error_body("token_owner_lost_rights",
-                                      "This token's owner is no longer an active admin: an admin takes it over, or makes a new one."))
+        response = jsonify(
+            error_body(
+                "token_owner_lost_rights",
+                "This token's owner is no longer an active admin: an admin takes it over, or makes a new one.",
+            )
+        )
         response.headers["WWW-Authenticate"] = 'Bearer realm="api", error="invalid_token"'
         return response, 401
     if request.method not in ("GET", "HEAD") and not token.can_write:
@@ -168,7 +216,11 @@ def version_asked(body: dict[str, Any]) -> int | None:
     try:
         return int(value) if value not in (None, "") else None
     except (TypeError, ValueError):
-        raise DomainError("A version is a whole number (the record's version).", {"version": ["Not a version."]}, code="invalid_version") from None
+        raise DomainError(
+            "A version is a whole number (the record's version).",
+            {"version": ["Not a version."]},
+            code="invalid_version",
+        ) from None
 
 
 def body_json() -> dict[str, Any]:
@@ -186,12 +238,19 @@ def idempotent(view: Callable[..., tuple[dict[str, Any], int]]) -> Callable[...,
     def wrapper(*args: Any, **kwargs: Any):
         key = (request.headers.get("Idempotency-Key") or "").strip()
         if not 1 <= len(key) <= 200:
-            raise DomainError("Send an Idempotency-Key header (1 to 200 characters) with every write.", code="idempotency_key_required")
-        digest = hashlib.sha256(b"\n".join([request.method.encode(), request.path.encode(), request.get_data()])).hexdigest()
+            raise DomainError(
+                "Send an Idempotency-Key header (1 to 200 characters) with every write.",
+                code="idempotency_key_required",
+            )
+        digest = hashlib.sha256(
+            b"\n".join([request.method.encode(), request.path.encode(), request.get_data()])
+        ).hexdigest()
         token = g.api_token
 
         def kept_answer() -> IdempotencyKey | None:
-            return db().scalar(select(IdempotencyKey).where(IdempotencyKey.token_id == token.id, IdempotencyKey.key == key))
+            return db().scalar(
+                select(IdempotencyKey).where(IdempotencyKey.token_id == token.id, IdempotencyKey.key == key)
+            )
 
         def replay(kept: IdempotencyKey):
             if kept.request_hash != digest:
@@ -200,11 +259,19 @@ def idempotent(view: Callable[..., tuple[dict[str, Any], int]]) -> Callable[...,
             response.headers["Idempotent-Replayed"] = "true"
             return response, kept.status
 
-        if (kept := kept_answer()):
+        if kept := kept_answer():
             return replay(kept)
         body, status = view(*args, **kwargs)
-        db().add(IdempotencyKey(organization_id=token.organization_id, token_id=token.id, key=key, request_hash=digest, status=status,
-                                   response=json.loads(json.dumps(body, default=str))))
+        db().add(
+            IdempotencyKey(
+                organization_id=token.organization_id,
+                token_id=token.id,
+                key=key,
+                request_hash=digest,
+                status=status,
+                response=json.loads(json.dumps(body, default=str)),
+            )
+        )
         token.last_used_at = utcnow()
         try:
             commit()
@@ -222,8 +289,12 @@ def idempotent(view: Callable[..., tuple[dict[str, Any], int]]) -> Callable[...,
 
 
 class ListArgs(Schema):
-    cursor = fields.String(metadata={"description": "The cursor the last page gave; none for everything from the start.",
-                                     "pattern": CURSOR_PATTERN})
+    cursor = fields.String(
+        metadata={
+            "description": "The cursor the last page gave; none for everything from the start.",
+            "pattern": CURSOR_PATTERN,
+        }
+    )
     limit = fields.Integer(load_default=PAGE_DEFAULT, validate=validate.Range(min=1, max=PAGE_MAX))
 
 
@@ -234,13 +305,26 @@ def _lister(record_type: str) -> None:
     def list_changes(args: dict[str, Any]) -> Response:
         # The records and the tombstones read in one snapshot: a commit between the two reads
         # could otherwise move the cursor past a record the first did not see.
-        page = sync.changes(one_snapshot(), g.api_token.organization_id, record_type, sync.Cursor.decode(args.get("cursor")), args["limit"],
-                            options=LOADED.get(record_type, ()), plain=record_type not in LOADED)
+        page = sync.changes(
+            one_snapshot(),
+            g.api_token.organization_id,
+            record_type,
+            sync.Cursor.decode(args.get("cursor")),
+            args["limit"],
+            options=LOADED.get(record_type, ()),
+            plain=record_type not in LOADED,
+        )
         # Serialized here (``fast_dump``: the page schema's fields, a thousand records at a time).
-        return jsonify({"data": [dump(r) for r in page.records], "deleted": [GONE(t) for t in page.tombstones],
-                        "cursor": page.cursor.encode(), "has_more": page.more})
+        return jsonify(
+            {
+                "data": [dump(r) for r in page.records],
+                "deleted": [GONE(t) for t in page.tombstones],
+                "cursor": page.cursor.encode(),
+                "has_more": page.more,
+            }
+        )
 
-    list_changes.__doc__ = f"""The {record_type.replace('_', ' ')} changed since the cursor, oldest change first.
+    list_changes.__doc__ = f"""The {record_type.replace("_", " ")} changed since the cursor, oldest change first.
 
     Deleted ones come with ``deleted_at``; those deleted outright under ``deleted``. Pass the
     returned cursor back for what changed after; ``has_more`` says another page waits now."""
@@ -278,28 +362,66 @@ def list_events(args: dict[str, Any]) -> Response:
     cursor = sync.Cursor.decode(args.get("cursor"))
     # Two seeks past the cursor, read in one snapshot (as a sync page is).
     events = webhooks.events_after(one_snapshot(), g.api_token.organization_id, cursor, args["limit"] + 1)
-    page = events[:args["limit"]]
+    page = events[: args["limit"]]
     last = sync.Cursor(page[-1].version, page[-1].id) if page else cursor
-    return jsonify({"data": [webhooks.event_payload(e) for e in page], "has_more": len(events) > len(page), "cursor": last.encode()})
+    return jsonify(
+        {
+            "data": [webhooks.event_payload(e) for e in page],
+            "has_more": len(events) > len(page),
+            "cursor": last.encode(),
+        }
+    )
 
 
 # -- writing ---------------------------------------------------------------------------------------
 
-IDEMPOTENCY_KEY = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"^[\x21-\x7e]([\x20-\x7e]{0,198}[\x21-\x7e])?$"}
+IDEMPOTENCY_KEY = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 200,
+    "pattern": r"^[\x21-\x7e]([\x20-\x7e]{0,198}[\x21-\x7e])?$",
+}
 VERSION = {"type": "string", "pattern": r'^(W/)?"?[0-9]{1,18}"?$'}
 WRITE_RESPONSES = ((409, "version_conflict"), (422, "invalid"), (404, "not_found"), (403, "forbidden"))
 
 
-def _documented(view: Callable[..., Any], request_schema: type[Schema] | None, response_schema: type[Schema], status: int,
-                versioned: bool = False) -> Callable[..., Any]:
-    parameters = [{"in": "header", "name": "Idempotency-Key", "required": True, "schema": IDEMPOTENCY_KEY,
-                   "description": "Any key of yours, 1 to 200 printable characters: a retry with it answers as the first did (kept a day)."}]
+def _documented(
+    view: Callable[..., Any],
+    request_schema: type[Schema] | None,
+    response_schema: type[Schema],
+    status: int,
+    versioned: bool = False,
+) -> Callable[..., Any]:
+    parameters = [
+        {
+            "in": "header",
+            "name": "Idempotency-Key",
+            "required": True,
+            "schema": IDEMPOTENCY_KEY,
+            "description": "Any key of yours, 1 to 200 printable characters: a retry with it answers as the first did (kept a day).",
+        }
+    ]
     if versioned:
-        parameters.append({"in": "header", "name": "If-Match", "required": True, "schema": VERSION,
-                           "description": "The version the change is based on (the record's ``version``; an ETag's quotes are taken)."})
-    doc: dict[str, Any] = {"parameters": parameters, "responses": {
-        **ALWAYS, str(status): {"description": "Done", "content": {"application/json": {"schema": response_schema}}},
-        **{str(code): {"description": name, "content": {"application/json": {"schema": ErrorOut}}} for code, name in WRITE_RESPONSES}}}
+        parameters.append(
+            {
+                "in": "header",
+                "name": "If-Match",
+                "required": True,
+                "schema": VERSION,
+                "description": "The version the change is based on (the record's ``version``; an ETag's quotes are taken).",
+            }
+        )
+    doc: dict[str, Any] = {
+        "parameters": parameters,
+        "responses": {
+            **ALWAYS,
+            str(status): {"description": "Done", "content": {"application/json": {"schema": response_schema}}},
+            **{
+                str(code): {"description": name, "content": {"application/json": {"schema": ErrorOut}}}
+                for code, name in WRITE_RESPONSES
+            },
+        },
+    }
     if request_schema is not None:
         doc["requestBody"] = {"required": True, "content": {"application/json": {"schema": request_schema}}}
     return bp.doc(**doc)(view)
@@ -310,7 +432,10 @@ CREATE: dict[str, tuple[type[Schema], Callable[..., Any]]] = {
     "contacts": (ContactSchema, lambda actor, data: create_contact(db(), actor, data)),
     "leads": (records.LeadSchema, lambda actor, data: records.create_lead(db(), actor, data)),
     "opportunities": (DealSchema, lambda actor, data: create_opportunity(db(), actor, data)),
-    "activities": (ActivitySchema, lambda actor, data: activities.log_activity(db(), actor, {**data, "source": "api"})[0]),
+    "activities": (
+        ActivitySchema,
+        lambda actor, data: activities.log_activity(db(), actor, {**data, "source": "api"})[0],
+    ),
     "follow_ups": (FollowUpSchema, lambda actor, data: add_follow_up(db(), actor, data)),
     "quotas": (records.QuotaSchema, lambda actor, data: records.create_quota(db(), actor, data)),
 }
@@ -322,7 +447,11 @@ def _creator(record_type: str) -> None:
     def create() -> tuple[dict[str, Any], int]:
         data = body_json()
         # A record made as one of the organization's reps (theirs), else as the token's admin.
-        owner = data.get("owner_id") if record_type in ("accounts", "contacts", "opportunities", "activities", "follow_ups") else None
+        owner = (
+            data.get("owner_id")
+            if record_type in ("accounts", "contacts", "opportunities", "activities", "follow_ups")
+            else None
+        )
         record = make(acting_user(owner), data)
         db().flush()
         return OUT[record_type]().dump(record), 201
@@ -338,11 +467,19 @@ def _changer(record_type: str) -> None:
 
     def change(record_id: int) -> tuple[dict[str, Any], int]:
         data = body_json()
-        record = records.update_record(db(), acting_user(), model, record_id, {k: v for k, v in data.items() if k != "version"},
-                                       version_asked(data))
+        record = records.update_record(
+            db(),
+            acting_user(),
+            model,
+            record_id,
+            {k: v for k, v in data.items() if k != "version"},
+            version_asked(data),
+        )
         return OUT[record_type]().dump(record), 200
 
-    change.__doc__ = f"Change some fields of one of the {record_type.replace('_', ' ')}, if it is still at the version given."
+    change.__doc__ = (
+        f"Change some fields of one of the {record_type.replace('_', ' ')}, if it is still at the version given."
+    )
     change.__name__ = f"change_{record_type}"
     view = _documented(idempotent(change), records.CHANGES[model], OUT[record_type], 200, versioned=True)
     bp.route(f"/{record_type}/<id:record_id>", endpoint=f"change_{record_type}", methods=["PATCH"])(view)
@@ -372,25 +509,32 @@ def stage(record_id: int) -> tuple[dict[str, Any], int]:
     ``lost`` (with ``loss_reason``), if it is still at the version given."""
     data = body_json()
     actor = acting_user()
-    records.check_version(get_scoped(db(), actor, sync.SYNCED["opportunities"], record_id, "deal", for_update=True), version_asked(data))
+    records.check_version(
+        get_scoped(db(), actor, sync.SYNCED["opportunities"], record_id, "deal", for_update=True), version_asked(data)
+    )
     deal = move_stage(db(), actor, record_id, {k: v for k, v in data.items() if k != "version"})
     return OUT["opportunities"]().dump(deal), 200
 
 
 bp.route("/opportunities/<id:record_id>/stage", endpoint="move_stage", methods=["POST"])(
-    _documented(idempotent(stage), MoveStageSchema, OUT["opportunities"], 200, versioned=True))
+    _documented(idempotent(stage), MoveStageSchema, OUT["opportunities"], 200, versioned=True)
+)
 
 
 class CallSchema(InputSchema):
     """A call as a telephony system reports it."""
 
     owner_id = fields.Integer(metadata={"description": "The rep who took or made it (else the token's admin)."})
-    external_id = fields.String(required=True, validate=validate.Length(min=1, max=200), metadata={"description": "The call's id there."})
+    external_id = fields.String(
+        required=True, validate=validate.Length(min=1, max=200), metadata={"description": "The call's id there."}
+    )
     direction = fields.String(required=True, validate=validate.OneOf(("inbound", "outbound")))
     started_at = fields.DateTime(required=True)
     duration_seconds = fields.Integer(required=True, validate=validate.Range(min=0, max=86_400))
     outcome = fields.String(required=True, validate=validate.OneOf(("connected", "no_answer", "voicemail", "busy")))
-    phone = fields.String(validate=validate.Length(max=40), metadata={"description": "The other party's number: matched to a contact."})
+    phone = fields.String(
+        validate=validate.Length(max=40), metadata={"description": "The other party's number: matched to a contact."}
+    )
     contact_id = _id()
     opportunity_id = _id()
     notes = fields.String(validate=validate.Length(max=20_000))
@@ -403,15 +547,28 @@ def call() -> tuple[dict[str, Any], int]:
     actor = acting_user(data.get("owner_id"))
     values = load(CallSchema, data)
     contact_id = values.get("contact_id") or contact_for_phone(db(), actor.organization_id, values.get("phone"))
-    activity, _ = activities.log_activity(db(), actor, {
-        "type": "call", "direction": values["direction"], "occurred_at": values["started_at"].isoformat(),
-        "duration_minutes": -(-values["duration_seconds"] // 60), "outcome": values["outcome"], "body_text": values.get("notes"),
-        "contact_id": contact_id, "opportunity_id": values.get("opportunity_id"), "external_id": f"call:{values['external_id']}",
-        "source": "api"})
+    activity, _ = activities.log_activity(
+        db(),
+        actor,
+        {
+            "type": "call",
+            "direction": values["direction"],
+            "occurred_at": values["started_at"].isoformat(),
+            "duration_minutes": -(-values["duration_seconds"] // 60),
+            "outcome": values["outcome"],
+            "body_text": values.get("notes"),
+            "contact_id": contact_id,
+            "opportunity_id": values.get("opportunity_id"),
+            "external_id": f"call:{values['external_id']}",
+            "source": "api",
+        },
+    )
     return OUT["activities"]().dump(activity), 201
 
 
-bp.route("/calls", endpoint="calls", methods=["POST"])(_documented(idempotent(call), CallSchema, OUT["activities"], 201))
+bp.route("/calls", endpoint="calls", methods=["POST"])(
+    _documented(idempotent(call), CallSchema, OUT["activities"], 201)
+)
 
 
 EMAIL = r"^[a-z0-9]+([._+-][a-z0-9]+)*@([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,24}$"
@@ -442,7 +599,9 @@ def init_app(app: Flask) -> None:
     api = app.extensions["inboxcrm.api"] = ScopedApi(app)  # one per app: its document is the app's
     api.register_converter(RecordIdConverter, lambda converter: {"type": "integer", "minimum": 1, "maximum": 2**31 - 1})
     api.ma_plugin.converter.add_attribute_function(as_the_code_reads)
-    api.spec.components.security_scheme("token", {"type": "http", "scheme": "bearer", "description": "An API token from /admin/api-tokens."})
+    api.spec.components.security_scheme(
+        "token", {"type": "http", "scheme": "bearer", "description": "An API token from /admin/api-tokens."}
+    )
     api.spec.options["security"] = [{"token": []}]
     api.register_blueprint(bp)
     app.register_error_handler(HTTPException, _on_api_paths)

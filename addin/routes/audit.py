@@ -12,7 +12,13 @@ from services.models import Account, Activity, Contact, FollowUp, Opportunity
 
 bp = Blueprint("audit", __name__)
 
-RECORDS = {"deals": Opportunity, "activities": Activity, "contacts": Contact, "accounts": Account, "followups": FollowUp}
+RECORDS = {
+    "deals": Opportunity,
+    "activities": Activity,
+    "contacts": Contact,
+    "accounts": Account,
+    "followups": FollowUp,
+}
 
 
 @bp.get("/history/<kind>/<id:record_id>")

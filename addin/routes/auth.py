@@ -29,12 +29,7 @@ from addin.database import db, writes
 from addin.security import limiter, submitted_account, token_endpoint, verify_with_keys
 from addin.tokens import issue_token
 from addin.views import actor, is_htmx
-from services.identity import (
-    MicrosoftRules,
-    user_for_microsoft_claims,
-    user_for_oidc_claims,
-    verify_microsoft_token,
-)
+from services.identity import MicrosoftRules, user_for_microsoft_claims, user_for_oidc_claims, verify_microsoft_token
 from services.schemas import parse_id
 from services.users import active_user, authenticate
 
@@ -50,7 +45,13 @@ def _next_url() -> str:
     # Only a local path: an open redirect after sign-in is a phishing tool.
     target = request.values.get("next") or ""
     parts = urlsplit(target)
-    if target.startswith("/") and not target.startswith("//") and not parts.netloc and not parts.scheme and "\\" not in target:
+    if (
+        target.startswith("/")
+        and not target.startswith("//")
+        and not parts.netloc
+        and not parts.scheme
+        and "\\" not in target
+    ):
         return target
     return url_for("preview.mailbox")
 
@@ -66,7 +67,9 @@ def login() -> str | Response | tuple[str, int]:
     if request.method == "POST":
         user = authenticate(db(), request.form.get("email", ""), request.form.get("password", ""))
         if user is None:
-            return render_template("auth/login.html", error="Wrong e-mail address or password.", email=request.form.get("email", "")), 401
+            return render_template(
+                "auth/login.html", error="Wrong e-mail address or password.", email=request.form.get("email", "")
+            ), 401
         start_session(user)
         return redirect(_next_url())
     return render_template("auth/login.html", email="")
@@ -131,10 +134,15 @@ def office_token() -> tuple[Response, int]:
     data = request.get_json(silent=True)
     token = data.get("token") if isinstance(data, dict) else None
     if not isinstance(token, str) or not token or len(token) > 16_384:
-        return _error("Send the access token as {\"token\": \"...\"}.", 400)
+        return _error('Send the access token as {"token": "..."}.', 400)
     rules = MicrosoftRules(config["MS_AUDIENCES"], config["MS_TENANTS"], config["MS_SCOPE"])
-    claims = verify_with_keys("inboxcrm.ms_keys", config["MS_JWKS_URL"], lambda keys: verify_microsoft_token(token, rules, keys),
-                              "An Office token", "That sign-in token is not valid here.")
+    claims = verify_with_keys(
+        "inboxcrm.ms_keys",
+        config["MS_JWKS_URL"],
+        lambda keys: verify_microsoft_token(token, rules, keys),
+        "An Office token",
+        "That sign-in token is not valid here.",
+    )
     if not isinstance(claims, dict):
         return claims
     user = user_for_microsoft_claims(db(), claims, config["MS_TENANTS"])
@@ -168,10 +176,16 @@ def oidc_callback(provider: str) -> Response | tuple[str, int]:
         log.info("OpenID Connect sign-in with %s refused: %r", provider, error)
         return render_template("auth/login.html", error="That sign-in did not work; try again.", email=""), 401
     claims = answer.get("userinfo") or {}
-    user = user_for_oidc_claims(db(), provider, dict(claims), current_app.config["MS_TENANTS"]) if claims.get("sub") else None
+    user = (
+        user_for_oidc_claims(db(), provider, dict(claims), current_app.config["MS_TENANTS"])
+        if claims.get("sub")
+        else None
+    )
     db().commit()  # a link made, or a refusal audited
     if user is None:
-        return render_template("auth/login.html", error="No Inbox CRM user has this account; ask your admin.", email=""), 403
+        return render_template(
+            "auth/login.html", error="No Inbox CRM user has this account; ask your admin.", email=""
+        ), 403
     if session.pop("oidc_dialog", False):
         # The Office dialog hands the pane token to the pane (dialog.js, messageParent).
         return render_template("auth/dialog_done.html", answer=issue_token(user)), 200

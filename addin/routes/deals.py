@@ -19,7 +19,11 @@ def move_stage(deal_id: int):
     def action() -> Notice:
         deal = deals.move_stage(db(), actor(), deal_id, request.form)
         closed = (deal.name, deal.status.title()) if deal.status != "open" else None
-        return Notice(f"{deal.name}: {deal.stage.name if deal.status == 'open' else deal.status}.", undo_deal=deal.id, closed=closed)
+        return Notice(
+            f"{deal.name}: {deal.stage.name if deal.status == 'open' else deal.status}.",
+            undo_deal=deal.id,
+            closed=closed,
+        )
 
     return perform(f"stage-{deal_id}", action)
 
@@ -29,6 +33,8 @@ def move_stage(deal_id: int):
 def undo_move(deal_id: int):
     def action() -> Notice:
         deal = deals.undo_move(db(), actor(), deal_id)
-        return Notice(f"Undone: {deal.name} is back {'in ' + deal.stage.name if deal.status == 'open' else deal.status}.")
+        return Notice(
+            f"Undone: {deal.name} is back {'in ' + deal.stage.name if deal.status == 'open' else deal.status}."
+        )
 
     return perform(f"undo-deal-{deal_id}", action)

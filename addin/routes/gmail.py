@@ -90,7 +90,9 @@ def read_event(raw: Any) -> tuple[dict[str, str], dict[str, str], dict[str, Any]
     if not isinstance(common, dict) or not isinstance(gmail, dict):
         raise BadEvent("commonEventObject and gmail must be objects.")
     parameters = common.get("parameters") or {}
-    if not isinstance(parameters, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in parameters.items()):
+    if not isinstance(parameters, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in parameters.items()
+    ):
         raise BadEvent("commonEventObject.parameters must map strings to strings.")
     inputs: dict[str, str] = {}
     form = common.get("formInputs") or {}
@@ -134,12 +136,19 @@ def _recipients(gmail: dict[str, Any]) -> list[str]:
 
 
 def _context(event: AddonEvent, message: GmailMessage) -> PaneContext:
-    return context_for_addresses(db(), event.user, message.addresses, names={message.from_address: message.from_name},
-                                 message_id=message.internet_message_id or None)
+    return context_for_addresses(
+        db(),
+        event.user,
+        message.addresses,
+        names={message.from_address: message.from_name},
+        message_id=message.internet_message_id or None,
+    )
 
 
 def _message_card(event: AddonEvent, message: GmailMessage, **extra: Any) -> Json:
-    return cards.message_card(event.cards, message, _context(event, message), panel_url=_handoff_url(event, message), **extra)
+    return cards.message_card(
+        event.cards, message, _context(event, message), panel_url=_handoff_url(event, message), **extra
+    )
 
 
 def on_homepage(event: AddonEvent) -> Json:
@@ -149,11 +158,16 @@ def on_homepage(event: AddonEvent) -> Json:
         return cards.show(cards.team_card(ctx, panel, _handoff_url(event, path=url_for("reports.dashboard"))))
     now = utcnow()
     follow_ups = [(f.title, f.due_at, f.due_at < now) for f in followups.open_follow_ups(db(), user, limit=20)]
-    mine = open_deals(db(), user.organization, {s.id: s for s in pipeline_stages(db(), user.organization_id)}, now,
-                       owners=[user.id])
+    mine = open_deals(
+        db(), user.organization, {s.id: s for s in pipeline_stages(db(), user.organization_id)}, now, owners=[user.id]
+    )
     warnings = deal_warnings(db(), user.organization, mine, now)
     flagged = {w.opportunity_id for w in warnings}
-    rows = [deal_row(user, d, now, [w for w in warnings if w.opportunity_id == d.id], user, d.account_name) for d in mine if d.id in flagged]
+    rows = [
+        deal_row(user, d, now, [w for w in warnings if w.opportunity_id == d.id], user, d.account_name)
+        for d in mine
+        if d.id in flagged
+    ]
     return cards.show(cards.rep_home_card(ctx, user.name, follow_ups, rows[:20]))
 
 
@@ -166,7 +180,9 @@ def on_compose(event: AddonEvent) -> Json:
     return cards.show(cards.compose_card(event.cards, context))
 
 
-def _acting_on_message(act: Callable[[AddonEvent, GmailMessage], tuple[str, int | None]]) -> Callable[[AddonEvent], Json]:
+def _acting_on_message(
+    act: Callable[[AddonEvent, GmailMessage], tuple[str, int | None]],
+) -> Callable[[AddonEvent], Json]:
     """An action on the opened message's card: run it, answer the card as it now is with what
     happened; a refusal rolls back and answers the card with the reason."""
 
@@ -187,7 +203,9 @@ def _acting_on_message(act: Callable[[AddonEvent, GmailMessage], tuple[str, int 
 def on_log_email(event: AddonEvent, message: GmailMessage) -> tuple[str, int | None]:
     if not message.internet_message_id:
         raise DomainError("This message has no Message-ID, so it cannot be logged.")
-    activity, created = activities.log_email(db(), event.user, {**message.as_email_item(), "is_private": event.inputs.get("private_email") == "1"})
+    activity, created = activities.log_email(
+        db(), event.user, {**message.as_email_item(), "is_private": event.inputs.get("private_email") == "1"}
+    )
     return ("Email logged.", activity.id) if created else ("This email was already logged.", None)
 
 
@@ -199,7 +217,9 @@ def on_undo(event: AddonEvent, message: GmailMessage) -> tuple[str, int | None]:
 
 @_acting_on_message
 def on_rate(event: AddonEvent, message: GmailMessage) -> tuple[str, int | None]:
-    activities.rate_activity(db(), event.user, _id(event, "activity_id"), {"rating": event.parameters.get("rating", "")})
+    activities.rate_activity(
+        db(), event.user, _id(event, "activity_id"), {"rating": event.parameters.get("rating", "")}
+    )
     return "Thanks for rating.", None
 
 
@@ -208,7 +228,10 @@ def on_new_contact(event: AddonEvent, message: GmailMessage) -> tuple[str, int |
     address = event.parameters.get("address", "")
     if address not in message.addresses:
         raise DomainError("That address is not on this message.")
-    data = {"email": address, **{key: event.inputs.get(f"{key}:{address}", "") for key in ("name", "company", "deal_name", "stage_id")}}
+    data = {
+        "email": address,
+        **{key: event.inputs.get(f"{key}:{address}", "") for key in ("name", "company", "deal_name", "stage_id")},
+    }
     contact, deal = contacts.create_from_sender(db(), event.user, data)
     return f"{contact.name} added" + (f" with the deal {deal.name}." if deal else "."), None
 
@@ -224,8 +247,11 @@ def _links(event: AddonEvent) -> dict[str, str]:
 
 @_acting_on_message
 def on_note(event: AddonEvent, message: GmailMessage) -> tuple[str, int | None]:
-    note = activities.add_note(db(), event.user, {"body": event.inputs.get("note", ""), "is_private": event.inputs.get("private_note") == "1",
-                                                  **_links(event)})
+    note = activities.add_note(
+        db(),
+        event.user,
+        {"body": event.inputs.get("note", ""), "is_private": event.inputs.get("private_note") == "1", **_links(event)},
+    )
     return "Note added.", note.id
 
 
@@ -233,8 +259,9 @@ def on_note(event: AddonEvent, message: GmailMessage) -> tuple[str, int | None]:
 def on_follow_up(event: AddonEvent, message: GmailMessage) -> tuple[str, int | None]:
     if "due" not in event.inputs:
         raise DomainError("Choose when the follow-up is due.", {"due_at": ["Required."]})
-    followups.add_follow_up(db(), event.user, {"title": event.inputs.get("follow_up", ""), "due_at": event.inputs["due"],
-                                               **_links(event)})
+    followups.add_follow_up(
+        db(), event.user, {"title": event.inputs.get("follow_up", ""), "due_at": event.inputs["due"], **_links(event)}
+    )
     return "Follow-up set.", None
 
 
@@ -269,7 +296,11 @@ def on_rep(event: AddonEvent) -> Json:
 def on_account(event: AddonEvent) -> Json:
     account_id = _id(event, "account_id")
     timeline = account_timeline(db(), event.user, account_id)
-    return cards.push(cards.timeline_card(event.cards, timeline, _handoff_url(event, path=url_for("reports.timeline", account_id=account_id))))
+    return cards.push(
+        cards.timeline_card(
+            event.cards, timeline, _handoff_url(event, path=url_for("reports.timeline", account_id=account_id))
+        )
+    )
 
 
 def _id(event: AddonEvent, name: str) -> int:
@@ -283,16 +314,30 @@ def _stages(event: AddonEvent) -> list[tuple[int, str]]:
     return [(s.id, s.name) for s in pipeline_stages(db(), event.user.organization_id)]
 
 
-TRIGGERS: dict[str, Callable[[AddonEvent], Json]] = {"homepage": on_homepage, "message": on_message, "compose": on_compose}
+TRIGGERS: dict[str, Callable[[AddonEvent], Json]] = {
+    "homepage": on_homepage,
+    "message": on_message,
+    "compose": on_compose,
+}
 ACTIONS: dict[str, Callable[[AddonEvent], Json]] = {
-    "log_email": on_log_email, "undo": on_undo, "rate": on_rate, "new_contact": on_new_contact, "note": on_note,
-    "follow_up": on_follow_up, "deal": on_deal, "stage": on_stage, "rep": on_rep, "account": on_account,
+    "log_email": on_log_email,
+    "undo": on_undo,
+    "rate": on_rate,
+    "new_contact": on_new_contact,
+    "note": on_note,
+    "follow_up": on_follow_up,
+    "deal": on_deal,
+    "stage": on_stage,
+    "rep": on_rep,
+    "account": on_account,
     "homepage": lambda event: _as_action(on_homepage(event)),
 }
 
 
 def _as_action(response: Json) -> Json:
-    return {"renderActions": {"action": {"navigations": [{"updateCard": response["action"]["navigations"][0]["pushCard"]}]}}}
+    return {
+        "renderActions": {"action": {"navigations": [{"updateCard": response["action"]["navigations"][0]["pushCard"]}]}}
+    }
 
 
 def handle(kind: str, name: str, event: AddonEvent) -> Json:
@@ -334,12 +379,26 @@ def _google_request(kind: str, name: str) -> tuple[Response, int] | Response:
     system_token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
     auth = raw.get("authorizationEventObject") if isinstance(raw, dict) else None
     user_token = auth.get("userIdToken") if isinstance(auth, dict) else None
-    if not system_token or not isinstance(user_token, str) or not user_token or len(system_token) + len(user_token) > 32_768:
+    if (
+        not system_token
+        or not isinstance(user_token, str)
+        or not user_token
+        or len(system_token) + len(user_token) > 32_768
+    ):
         return _refused("Google's ID tokens are missing.", 401)
-    rules = GoogleRules(config["GOOGLE_SERVICE_ACCOUNT"], config["GOOGLE_CLIENT_IDS"], config["GOOGLE_WORKSPACES"], config["GOOGLE_AUDIENCE"])
-    claims = verify_with_keys("inboxcrm.google_keys", config["GOOGLE_JWKS_URL"],
-                              lambda keys: verify_addon_request(system_token, user_token, base_url() + request.path, rules, keys),
-                              "A Gmail add-on request", "The request is not signed by Google for this add-on.")
+    rules = GoogleRules(
+        config["GOOGLE_SERVICE_ACCOUNT"],
+        config["GOOGLE_CLIENT_IDS"],
+        config["GOOGLE_WORKSPACES"],
+        config["GOOGLE_AUDIENCE"],
+    )
+    claims = verify_with_keys(
+        "inboxcrm.google_keys",
+        config["GOOGLE_JWKS_URL"],
+        lambda keys: verify_addon_request(system_token, user_token, base_url() + request.path, rules, keys),
+        "A Gmail add-on request",
+        "The request is not signed by Google for this add-on.",
+    )
     if not isinstance(claims, dict):
         return claims
     try:
@@ -349,8 +408,11 @@ def _google_request(kind: str, name: str) -> tuple[Response, int] | Response:
     user = user_for_google_claims(db(), claims, config["GOOGLE_WORKSPACES"])
     commit()  # a link made, or a refusal audited
     if user is None:
-        made = cards.notice_card("No access yet", f"{claims.get('email')} has no Inbox CRM account. Ask your Inbox CRM admin to add "
-                                 "you with this address; then open this message again.")
+        made = cards.notice_card(
+            "No access yet",
+            f"{claims.get('email')} has no Inbox CRM account. Ask your Inbox CRM admin to add "
+            "you with this address; then open this message again.",
+        )
         return jsonify(cards.show(made) if kind == "trigger" else cards.push(made))
     oauth_token = auth.get("userOAuthToken") if isinstance(auth.get("userOAuthToken"), str) else ""
     access_token = gmail.get("accessToken") if isinstance(gmail.get("accessToken"), str) else ""
@@ -366,8 +428,12 @@ def _google_request(kind: str, name: str) -> tuple[Response, int] | Response:
 
 
 for _name in TRIGGERS:
-    bp.add_url_rule(f"/gmail/{_name}", f"trigger_{_name}", token_endpoint(lambda _n=_name: _google_request("trigger", _n)),
-                    methods=["POST"])
+    bp.add_url_rule(
+        f"/gmail/{_name}",
+        f"trigger_{_name}",
+        token_endpoint(lambda _n=_name: _google_request("trigger", _n)),
+        methods=["POST"],
+    )
 
 
 @bp.post("/gmail/action/<name>")
@@ -400,11 +466,24 @@ def preview(kind: str, name: str):
         item = mailbox.get(message_id)
         if item is None or item.item_type != "message":
             raise GmailUnavailable("Gmail has no such message (it may have been deleted).")
-        return GmailMessage(item.id, item.id, item.internet_message_id, item.subject, item.from_address, item.from_name,
-                            item.to, item.cc, item.sent_at, None, item.body_text)
+        return GmailMessage(
+            item.id,
+            item.id,
+            item.internet_message_id,
+            item.subject,
+            item.from_address,
+            item.from_name,
+            item.to,
+            item.cc,
+            item.sent_at,
+            None,
+            item.body_text,
+        )
 
     message_id = gmail.get("messageId") if isinstance(gmail.get("messageId"), str) else ""
-    event = AddonEvent(user, request.host_url.rstrip("/"), parameters, inputs, message_id, _recipients(gmail), time_zone, load)
+    event = AddonEvent(
+        user, request.host_url.rstrip("/"), parameters, inputs, message_id, _recipients(gmail), time_zone, load
+    )
     return jsonify(handle(kind, name, event))
 
 
@@ -420,9 +499,19 @@ def _handoff_url(event: AddonEvent, message: GmailMessage | None = None, *, path
     own pages (``path``: the dashboard's charts, a whole timeline)."""
     target: dict[str, Any] = {"n": path}
     if message is not None:
-        target = {"i": {"from_address": message.from_address, "from_name": message.from_name, "subject": message.subject,
-                        "internet_message_id": message.internet_message_id, "to": message.to[:20], "cc": message.cc[:20]}}
-    token = _serializer().dumps({"u": event.user.id, "v": event.user.token_version, "j": secrets.token_urlsafe(16), **target})
+        target = {
+            "i": {
+                "from_address": message.from_address,
+                "from_name": message.from_name,
+                "subject": message.subject,
+                "internet_message_id": message.internet_message_id,
+                "to": message.to[:20],
+                "cc": message.cc[:20],
+            }
+        }
+    token = _serializer().dumps(
+        {"u": event.user.id, "v": event.user.token_version, "j": secrets.token_urlsafe(16), **target}
+    )
     return f"{event.base_url}{url_for('gmail.open_panel')}?{urlencode({'t': token})}"
 
 
@@ -440,7 +529,11 @@ def open_panel():
         return _refused("This link is not valid.", 401)
     page = data.get("n") if isinstance(data, dict) else None
     local_page = isinstance(page, str) and page.startswith("/") and not page.startswith("//")
-    if not isinstance(data, dict) or not isinstance(data.get("j"), str) or not (isinstance(data.get("i"), dict) or local_page):
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("j"), str)
+        or not (isinstance(data.get("i"), dict) or local_page)
+    ):
         return _refused("This link is not valid.", 401)
     session = db()
     user = session.get(User, data.get("u")) if isinstance(data.get("u"), int) else None
@@ -459,4 +552,3 @@ def open_panel():
         return redirect(page)
     item = {k: v for k, v in data["i"].items() if isinstance(v, (str, list)) and v}
     return redirect(url_for("pane.context", **item))
-

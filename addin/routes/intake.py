@@ -27,14 +27,20 @@ UNKNOWN_PER_ADDRESS = "20 per minute"  # refusals (404) from one address, whatev
 
 @bp.post("/intake/<key>")
 @limiter.limit(PER_KEY, key_func=lambda: "intake:" + (request.view_args or {}).get("key", "")[:64])
-@limiter.limit(UNKNOWN_PER_ADDRESS, key_func=lambda: "intake-unknown:" + get_remote_address(), deduct_when=lambda r: r.status_code == 404)
+@limiter.limit(
+    UNKNOWN_PER_ADDRESS,
+    key_func=lambda: "intake-unknown:" + get_remote_address(),
+    deduct_when=lambda r: r.status_code == 404,
+)
 def take(key: str):
     body = request.get_data(cache=True)
     source = source_for(db(), key, body, request.headers.get(SIGNATURE))
     try:
         data = request.get_json() if request.is_json else request.form.to_dict()
     except BadRequest:
-        return jsonify(error_body("invalid_json", "Send the lead as JSON (nested no deeper than a form's fields) or as a form.")), 400
+        return jsonify(
+            error_body("invalid_json", "Send the lead as JSON (nested no deeper than a form's fields) or as a form.")
+        ), 400
     if not isinstance(data, dict):
         return jsonify(error_body("invalid_json", "Send the lead as a JSON object or a form.")), 422
     take_lead(db(), source, data)

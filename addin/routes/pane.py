@@ -20,6 +20,7 @@ from services.types import utcnow
 
 bp = Blueprint("pane", __name__)
 
+
 @bp.get("/pane")
 def shell() -> str:
     """The pane's shell. It holds no data, so it opens signed out too: where the mail client
@@ -79,9 +80,21 @@ def unblock(entry_id: int) -> tuple[str, int]:
     return _block_list(notice="Taken off your block list.")
 
 
-def _block_list(*, error: DomainError | None = None, typed: str = "", notice: str | None = None, status: int = 200) -> tuple[str, int]:
-    return page_or_fragment("pane/index.html", "pane/_block_list.html", status, lists=privacy.block_lists(db(), actor()), error=error,
-                            typed=typed, block_notice=notice, item=None, context=None, block_page=True)
+def _block_list(
+    *, error: DomainError | None = None, typed: str = "", notice: str | None = None, status: int = 200
+) -> tuple[str, int]:
+    return page_or_fragment(
+        "pane/index.html",
+        "pane/_block_list.html",
+        status,
+        lists=privacy.block_lists(db(), actor()),
+        error=error,
+        typed=typed,
+        block_notice=notice,
+        item=None,
+        context=None,
+        block_page=True,
+    )
 
 
 @bp.get("/pane/search")
@@ -89,8 +102,11 @@ def _block_list(*, error: DomainError | None = None, typed: str = "", notice: st
 def search() -> tuple[str, int]:
     """Contacts, accounts and open deals matching what the rep typed, each to choose for the
     open item: its mail, a call or a note can then go to that account or deal."""
-    return render_template("pane/_search_results.html", results=search_crm(db(), actor(), request.args.get("q")),
-                           item=MailItemRef.from_values(request.args)), 200
+    return render_template(
+        "pane/_search_results.html",
+        results=search_crm(db(), actor(), request.args.get("q")),
+        item=MailItemRef.from_values(request.args),
+    ), 200
 
 
 @bp.get("/pane/my-day")
@@ -98,11 +114,20 @@ def search() -> tuple[str, int]:
 def my_day() -> tuple[str, int]:
     """With no mail open: the rep's follow-ups overdue and due today."""
     now = utcnow()
-    return render_template("pane/_my_day.html", follow_ups=followups.my_day(db(), actor(), now, reader_zone()), now=now), 200
+    return render_template(
+        "pane/_my_day.html", follow_ups=followups.my_day(db(), actor(), now, reader_zone()), now=now
+    ), 200
 
 
 @bp.app_context_processor
 def pane_globals() -> dict[str, Any]:
     # The open item's fields, named once (here): the forms carry them, the pane's script sends them.
-    return {"demo_sign_in": current_app.config["DEMO_SIGN_IN"], "ITEM_FIELDS": ITEM_FIELDS, "ITEM_LISTS": ITEM_LISTS,
-            "zone_differs": zone_differs, "LOGGED_BY_HAND": LOGGED_BY_HAND, "HAND_OUTCOMES": HAND_OUTCOMES, "LEAD_SOURCES": LEAD_SOURCES}
+    return {
+        "demo_sign_in": current_app.config["DEMO_SIGN_IN"],
+        "ITEM_FIELDS": ITEM_FIELDS,
+        "ITEM_LISTS": ITEM_LISTS,
+        "zone_differs": zone_differs,
+        "LOGGED_BY_HAND": LOGGED_BY_HAND,
+        "HAND_OUTCOMES": HAND_OUTCOMES,
+        "LEAD_SOURCES": LEAD_SOURCES,
+    }

@@ -22,11 +22,25 @@ def _report():
     org = user.organization
     now = utcnow()
     wall_clock = local_now(org.time_zone, now)
-    period = parse_period(request.args.get("period"), request.args.get("start"), request.args.get("end"), wall_clock,
-                          org.fiscal_year_start_month)
-    return team_report(db(), user, period, wall_clock.date(), now, parse_id(request.args.get("team")), parse_id(request.args.get("rep")),
-                       year_over_year=request.args.get("compare") == "yoy", months=24 if request.args.get("months") == "24" else 12,
-                       every_rep=request.args.get("all") == "1")
+    period = parse_period(
+        request.args.get("period"),
+        request.args.get("start"),
+        request.args.get("end"),
+        wall_clock,
+        org.fiscal_year_start_month,
+    )
+    return team_report(
+        db(),
+        user,
+        period,
+        wall_clock.date(),
+        now,
+        parse_id(request.args.get("team")),
+        parse_id(request.args.get("rep")),
+        year_over_year=request.args.get("compare") == "yoy",
+        months=24 if request.args.get("months") == "24" else 12,
+        every_rep=request.args.get("all") == "1",
+    )
 
 
 @bp.get("/dashboard")
@@ -34,10 +48,15 @@ def _report():
 def dashboard() -> tuple[str, int]:
     report = _report()
     report.compute_page(database().read_sessions)
-    return page_or_fragment("reports/dashboard.html", "reports/_report.html", report=report, kinds=KINDS,
-                            teams=report.scope.teams,
-                            # The rep filter's choices: the whole team, whichever rep is chosen.
-                            people=report.scope.people if report.rep_id is None else team_members(db(), actor(), report.team_id))
+    return page_or_fragment(
+        "reports/dashboard.html",
+        "reports/_report.html",
+        report=report,
+        kinds=KINDS,
+        teams=report.scope.teams,
+        # The rep filter's choices: the whole team, whichever rep is chosen.
+        people=report.scope.people if report.rep_id is None else team_members(db(), actor(), report.team_id),
+    )
 
 
 @bp.get("/dashboard/<table>.csv")
@@ -45,7 +64,11 @@ def dashboard() -> tuple[str, int]:
 def export(table: str) -> Response:
     if table not in EXPORTS:
         abort(404)
-    return Response(as_csv(_report(), table), mimetype="text/csv", headers={"Content-Disposition": f"attachment; filename={table}.csv"})
+    return Response(
+        as_csv(_report(), table),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f"attachment; filename={table}.csv"},
+    )
 
 
 # -- in the pane ----------------------------------------------------------------------------------
@@ -69,11 +92,15 @@ def rep(rep_id: int) -> tuple[str, int]:
 @bp.get("/pane/accounts/<id:account_id>/timeline")
 @login_required
 def timeline(account_id: int) -> tuple[str, int]:
-    return page_or_fragment("reports/team_page.html", "reports/_timeline.html", timeline=account_timeline(db(), actor(), account_id))
+    return page_or_fragment(
+        "reports/team_page.html", "reports/_timeline.html", timeline=account_timeline(db(), actor(), account_id)
+    )
 
 
 @bp.get("/notes")
 @login_required
 def notes() -> tuple[str, int]:
     query = request.args.get("account", "")
-    return page_or_fragment("reports/notes.html", "reports/_notes.html", query=query, notes=notes_feed(db(), actor(), query))
+    return page_or_fragment(
+        "reports/notes.html", "reports/_notes.html", query=query, notes=notes_feed(db(), actor(), query)
+    )

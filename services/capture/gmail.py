@@ -75,15 +75,19 @@ _proxy = urllib.request.getproxies().get("https")
 _http = urllib3.ProxyManager(_proxy) if _proxy else urllib3.PoolManager()
 
 
-def fetch_message(base_url: str, message_id: str, oauth_token: str, access_token: str, *,
-                  timeout: float | None = None) -> GmailMessage:
+def fetch_message(
+    base_url: str, message_id: str, oauth_token: str, access_token: str, *, timeout: float | None = None
+) -> GmailMessage:
     """``GET {base}/gmail/v1/users/me/messages/{id}?format=full`` with the user's OAuth token and
     the event's message access token (``X-Goog-Gmail-Access-Token``), as Google documents for
     add-ons; the answer parsed."""
     url = f"{base_url.rstrip('/')}/gmail/v1/users/me/messages/{quote(message_id, safe='')}?format=full"
     try:
         response = _http.request(
-            "GET", url, timeout=urllib3.Timeout(total=timeout or TIMEOUT_SECONDS), retries=False,
+            "GET",
+            url,
+            timeout=urllib3.Timeout(total=timeout or TIMEOUT_SECONDS),
+            retries=False,
             headers={"Authorization": f"Bearer {oauth_token}", "X-Goog-Gmail-Access-Token": access_token},
         )
     except urllib3.exceptions.HTTPError as error:

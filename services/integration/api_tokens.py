@@ -38,10 +38,18 @@ def create_token(session: Session, actor: User, name: str | None, scopes: str | 
     if not 1 <= len(name) <= 100:
         raise DomainError("Name the token (what will use it), in 100 characters at most.", {"name": ["Name it."]})
     if scopes not in SCOPES:
-        raise DomainError("Choose what it may do: read, or read and write.", {"scopes": ["Choose read, or read write."]})
+        raise DomainError(
+            "Choose what it may do: read, or read and write.", {"scopes": ["Choose read, or read write."]}
+        )
     text = PREFIX + secrets.token_urlsafe(32)
-    token = ApiToken(organization_id=actor.organization_id, name=name, token_hash=_hash(text), prefix=text[:12], scopes=scopes,
-                     created_by_id=actor.id)
+    token = ApiToken(
+        organization_id=actor.organization_id,
+        name=name,
+        token_hash=_hash(text),
+        prefix=text[:12],
+        scopes=scopes,
+        created_by_id=actor.id,
+    )
     session.add(token)
     session.flush()
     record_event(session, actor, "create", token, after={"name": name, "scopes": scopes, "prefix": token.prefix})
@@ -56,7 +64,14 @@ def revoke_token(session: Session, actor: User, token_id: int, now: datetime | N
     if token.revoked_at is None:
         token.revoked_at = now or utcnow()
         session.flush()
-        record_event(session, actor, "revoke", token, before={"revoked_at": None}, after={"revoked_at": token.revoked_at.isoformat()})
+        record_event(
+            session,
+            actor,
+            "revoke",
+            token,
+            before={"revoked_at": None},
+            after={"revoked_at": token.revoked_at.isoformat()},
+        )
     return token
 
 
@@ -77,7 +92,13 @@ def take_over(session: Session, actor: User, token_id: int) -> ApiToken:
 
 def tokens(session: Session, actor: User) -> list[ApiToken]:
     require_role(actor, "admin")
-    return list(session.scalars(select(ApiToken).where(ApiToken.organization_id == actor.organization_id).order_by(ApiToken.created_at.desc())))
+    return list(
+        session.scalars(
+            select(ApiToken)
+            .where(ApiToken.organization_id == actor.organization_id)
+            .order_by(ApiToken.created_at.desc())
+        )
+    )
 
 
 IDEMPOTENCY_KEPT = timedelta(hours=24)  # a retry comes within minutes; a day is Stripe's window too
@@ -86,7 +107,9 @@ IDEMPOTENCY_KEPT = timedelta(hours=24)  # a retry comes within minutes; a day is
 def forget_idempotency_keys(session: Session, now: datetime | None = None) -> int:
     """The daily job: kept answers older than ``IDEMPOTENCY_KEPT`` go (a key may then be used again)."""
     cutoff = (now or utcnow()) - IDEMPOTENCY_KEPT
-    return session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < cutoff).execution_options(synchronize_session=False)).rowcount
+    return session.execute(
+        delete(IdempotencyKey).where(IdempotencyKey.created_at < cutoff).execution_options(synchronize_session=False)
+    ).rowcount
 
 
 def token_for(session: Session, text: str | None) -> ApiToken | None:
@@ -95,5 +118,7 @@ def token_for(session: Session, text: str | None) -> ApiToken | None:
     if not text or not text.startswith(PREFIX) or len(text) > 100:
         return None
     # With its owner, whose rights every request checks: one statement.
-    token = session.scalar(select(ApiToken).options(joinedload(ApiToken.created_by)).where(ApiToken.token_hash == _hash(text)))
+    token = session.scalar(
+        select(ApiToken).options(joinedload(ApiToken.created_by)).where(ApiToken.token_hash == _hash(text))
+    )
     return token if token is not None and token.revoked_at is None else None

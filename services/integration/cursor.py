@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from services.errors import DomainError
 
-LARGEST = 2 ** 63 - 1  # a cursor's numbers fit the store's BIGINT (a larger one overflowed SQLite's driver: a 500)
+LARGEST = 2**63 - 1  # a cursor's numbers fit the store's BIGINT (a larger one overflowed SQLite's driver: a 500)
 _NUMBER = re.compile(r"-?[0-9]{1,19}")
 # What the API's document says a cursor is: "<sequence>.<id>", as ``encode`` writes it.
 PATTERN = r"^(-1|[0-9]{1,18})\.[0-9]{1,18}$"
@@ -49,10 +49,16 @@ class Cursor:
                 raise ValueError(seq)
             return cls(int(seq), int(ident))
         except (ValueError, UnicodeDecodeError, binascii.Error):
-            raise DomainError("That cursor is not one this API gave.", {"cursor": ["Not a cursor of this API."]}, code="invalid_cursor") from None
+            raise DomainError(
+                "That cursor is not one this API gave.",
+                {"cursor": ["Not a cursor of this API."]},
+                code="invalid_cursor",
+            ) from None
 
 
-def rows_past(session: Session, query: Any, seq_column: Any, id_column: Any, cursor: Cursor, limit: int, plain: bool = False) -> list[Any]:
+def rows_past(
+    session: Session, query: Any, seq_column: Any, id_column: Any, cursor: Cursor, limit: int, plain: bool = False
+) -> list[Any]:
     """The first ``limit`` rows of ``query`` past the cursor in (sequence, id) order, as two
     seeks of the (organization, sequence, id) index: the rest of the cursor's sequence number,
     then the numbers after it. (A row-value comparison, ``(seq, id) > (s, i)``, makes SQLite

@@ -34,6 +34,7 @@ from services.mail.text import phone_key
 from services.types import utcnow
 from services.integration.webhooks import verify
 
+
 class IntakeSchema(InputSchema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     email = Address()
@@ -42,28 +43,51 @@ class IntakeSchema(InputSchema):
     message = fields.String(validate=validate.Length(max=5_000))
 
 
-def add_source(session: Session, actor: User, name: str | None, kind: str | None, team_id: Any = None, signed: bool = False) -> LeadSource:
+def add_source(
+    session: Session, actor: User, name: str | None, kind: str | None, team_id: Any = None, signed: bool = False
+) -> LeadSource:
     require_role(actor, "admin")
     name = (name or "").strip()
     if not 1 <= len(name) <= 100:
-        raise DomainError("Name the source (the form or provider it is), in 100 characters at most.", {"name": ["Name it."]})
+        raise DomainError(
+            "Name the source (the form or provider it is), in 100 characters at most.", {"name": ["Name it."]}
+        )
     if kind not in LEAD_SOURCES:
         raise DomainError("Choose what kind of source it is.", {"kind": ["Choose one."]})
     team = get_scoped(session, actor, Team, team_id, "team") if team_id not in (None, "") else None
-    source = LeadSource(organization_id=actor.organization_id, name=name, kind=kind, key=secrets.token_urlsafe(24),
-                        secret="whsec_" + secrets.token_hex(24), signed=signed, team_id=team.id if team else None)
+    source = LeadSource(
+        organization_id=actor.organization_id,
+        name=name,
+        kind=kind,
+        key=secrets.token_urlsafe(24),
+        secret="whsec_" + secrets.token_hex(24),
+        signed=signed,
+        team_id=team.id if team else None,
+    )
     session.add(source)
     session.flush()
-    record_event(session, actor, "create", source, after={"name": name, "kind": kind, "team_id": source.team_id, "signed": signed})
+    record_event(
+        session,
+        actor,
+        "create",
+        source,
+        after={"name": name, "kind": kind, "team_id": source.team_id, "signed": signed},
+    )
     return source
 
 
 def sources(session: Session, actor: User) -> list[LeadSource]:
     require_role(actor, "admin")
-    return list(session.scalars(select(LeadSource).where(LeadSource.organization_id == actor.organization_id).order_by(LeadSource.id)))
+    return list(
+        session.scalars(
+            select(LeadSource).where(LeadSource.organization_id == actor.organization_id).order_by(LeadSource.id)
+        )
+    )
 
 
-def source_for(session: Session, key: str, body: bytes, signature: str | None, now: datetime | None = None) -> LeadSource:
+def source_for(
+    session: Session, key: str, body: bytes, signature: str | None, now: datetime | None = None
+) -> LeadSource:
     """The live source this key names, the request's signature checked when it demands one;
     else NotFound, whatever the reason (a prober learns nothing)."""
     source = session.scalar(select(LeadSource).where(LeadSource.key == key)) if 0 < len(key) <= 64 else None
@@ -75,7 +99,11 @@ def source_for(session: Session, key: str, body: bytes, signature: str | None, n
 
 
 def _next_rep(session: Session, source: LeadSource) -> User:
-    query = select(User).where(User.organization_id == source.organization_id, User.role == "rep", User.is_active.is_(True)).order_by(User.id)
+    query = (
+        select(User)
+        .where(User.organization_id == source.organization_id, User.role == "rep", User.is_active.is_(True))
+        .order_by(User.id)
+    )
     if source.team_id is not None:
         query = query.where(User.team_id == source.team_id)
     reps = session.scalars(query).all()
@@ -93,23 +121,47 @@ def take_lead(session: Session, source: LeadSource, data: Mapping[str, Any], now
     values = load(IntakeSchema, data)
     key = phone_key(values.get("phone"))
     if not values.get("email") and key is None:
-        raise DomainError("A lead needs an e-mail address or a phone number to be reached at.", {"email": ["Give one."]})
+        raise DomainError(
+            "A lead needs an e-mail address or a phone number to be reached at.", {"email": ["Give one."]}
+        )
     now = now or utcnow()
     org_id = source.organization_id
     # Locked: of two posts of the same person at once, the second finds the first.
     session.execute(select(LeadSource.id).where(LeadSource.id == source.id).with_for_update())
     lead = None
     if values.get("email"):
-        lead = session.scalar(select(Lead).where(Lead.organization_id == org_id, live(Lead),
-                                                 func.lower(Lead.email) == values["email"].lower()).order_by(Lead.id).limit(1))
+        lead = session.scalar(
+            select(Lead)
+            .where(Lead.organization_id == org_id, live(Lead), func.lower(Lead.email) == values["email"].lower())
+            .order_by(Lead.id)
+            .limit(1)
+        )
     if lead is None and key is not None:
-        lead = next((found for found in session.scalars(select(Lead).where(Lead.organization_id == org_id, live(Lead),
-                                                                           Lead.phone.contains(key[-4:])).order_by(Lead.id))
-                     if phone_key(found.phone) == key), None)
+        lead = next(
+            (
+                found
+                for found in session.scalars(
+                    select(Lead)
+                    .where(Lead.organization_id == org_id, live(Lead), Lead.phone.contains(key[-4:]))
+                    .order_by(Lead.id)
+                )
+                if phone_key(found.phone) == key
+            ),
+            None,
+        )
     if lead is None:
         owner = _next_rep(session, source)
-        lead = Lead(organization_id=org_id, name=values["name"].strip(), email=values.get("email"), phone=values.get("phone"),
-                    company=values.get("company"), source=source.kind, owner_id=owner.id, status="new", created_at=now)
+        lead = Lead(
+            organization_id=org_id,
+            name=values["name"].strip(),
+            email=values.get("email"),
+            phone=values.get("phone"),
+            company=values.get("company"),
+            source=source.kind,
+            owner_id=owner.id,
+            status="new",
+            created_at=now,
+        )
         session.add(lead)
         source.last_owner_id = owner.id
         session.flush()
@@ -117,9 +169,19 @@ def take_lead(session: Session, source: LeadSource, data: Mapping[str, Any], now
         record_event(session, None, "intake", lead, after={"source_id": source.id, "owner_id": owner.id})
     else:
         record_event(session, None, "arrival", lead, after={"source_id": source.id})
-    session.add(LeadArrival(organization_id=org_id, lead_id=lead.id, source_id=source.id, received_at=now, name=values["name"].strip(),
-                            email=values.get("email"), phone=values.get("phone"), company=values.get("company"),
-                            message=values.get("message")))
+    session.add(
+        LeadArrival(
+            organization_id=org_id,
+            lead_id=lead.id,
+            source_id=source.id,
+            received_at=now,
+            name=values["name"].strip(),
+            email=values.get("email"),
+            phone=values.get("phone"),
+            company=values.get("company"),
+            message=values.get("message"),
+        )
+    )
     session.flush()
     return lead
 
@@ -129,14 +191,22 @@ def source_of(session: Session, actor: User, source_id: int) -> LeadSource:
     return get_scoped(session, actor, LeadSource, source_id, "lead source")
 
 
-def set_source_enabled(session: Session, actor: User, source_id: int, enabled: bool, now: datetime | None = None) -> LeadSource:
+def set_source_enabled(
+    session: Session, actor: User, source_id: int, enabled: bool, now: datetime | None = None
+) -> LeadSource:
     """Switch a source off (its URL then answers 404, as an unknown key does) or on again."""
     source = source_of(session, actor, source_id)
     before = {"disabled_at": source.disabled_at.isoformat() if source.disabled_at else None}
     source.disabled_at = None if enabled else (source.disabled_at or now or utcnow())
     session.flush()
-    record_event(session, actor, "enable" if enabled else "disable", source, before=before,
-                 after={"disabled_at": source.disabled_at.isoformat() if source.disabled_at else None})
+    record_event(
+        session,
+        actor,
+        "enable" if enabled else "disable",
+        source,
+        before=before,
+        after={"disabled_at": source.disabled_at.isoformat() if source.disabled_at else None},
+    )
     return source
 
 

@@ -33,8 +33,17 @@ from services.errors import DomainError
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 # Names that reach a cloud's instance metadata or the local machine, whatever they resolve to.
-METADATA_NAMES = frozenset({"metadata.google.internal", "metadata.goog", "metadata", "instance-data", "instance-data.ec2.internal",
-                            "metadata.azure.com", "localhost"})
+METADATA_NAMES = frozenset(
+    {
+        "metadata.google.internal",
+        "metadata.goog",
+        "metadata",
+        "instance-data",
+        "instance-data.ec2.internal",
+        "metadata.azure.com",
+        "localhost",
+    }
+)
 _INTERNAL_SUFFIXES = (".internal", ".local", ".localhost", ".localdomain", ".home.arpa")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
@@ -153,8 +162,10 @@ class _Adapter(HTTPAdapter):
             def _new_conn(self) -> socket.socket:
                 return _checked(super()._new_conn(), self.host, reach)
 
-        self._pools = {"http": type("HttpPool", (HTTPConnectionPool,), {"ConnectionCls": Http}),
-                       "https": type("HttpsPool", (HTTPSConnectionPool,), {"ConnectionCls": Https})}
+        self._pools = {
+            "http": type("HttpPool", (HTTPConnectionPool,), {"ConnectionCls": Http}),
+            "https": type("HttpsPool", (HTTPSConnectionPool,), {"ConnectionCls": Https}),
+        }
         super().__init__(max_retries=0)
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
@@ -190,8 +201,12 @@ def _causes(failure: BaseException) -> list[BaseException]:
     current: Any = failure
     while isinstance(current, BaseException) and current not in found and len(found) < 12:
         found.append(current)
-        current = (current.__cause__ or getattr(current, "reason", None) or current.__context__
-                   or next((a for a in current.args if isinstance(a, BaseException)), None))
+        current = (
+            current.__cause__
+            or getattr(current, "reason", None)
+            or current.__context__
+            or next((a for a in current.args if isinstance(a, BaseException)), None)
+        )
     return found
 
 
@@ -204,7 +219,10 @@ def outcome(failure: BaseException | None = None, status_code: int | None = None
         return "refused: not a public address"
     if any(isinstance(c, (requests.Timeout, socket.timeout, TimeoutError)) for c in causes):
         return "timed out"
-    if any(isinstance(c, requests.exceptions.SSLError) or type(c).__name__ in ("SSLError", "SSLCertVerificationError") for c in causes):
+    if any(
+        isinstance(c, requests.exceptions.SSLError) or type(c).__name__ in ("SSLError", "SSLCertVerificationError")
+        for c in causes
+    ):
         return "TLS failed"
     if any(isinstance(c, socket.gaierror) or "NameResolution" in type(c).__name__ for c in causes):
         return "name did not resolve"

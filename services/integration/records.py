@@ -19,12 +19,24 @@ from services.mail.activities import change_counted, delete_counted
 from services.audit import record_event, snapshot
 from services.errors import Conflict, DomainError
 from services.models import (
-    ACTIVITY_TYPES, LEAD_SOURCES, LEAD_STATUSES, OUTCOMES, QUOTA_METRICS, QUOTA_PERIODS, Account, Activity, Contact, FollowUp, Lead, Opportunity, Quota,
-    Team, User,
+    ACTIVITY_TYPES,
+    LEAD_SOURCES,
+    LEAD_STATUSES,
+    OUTCOMES,
+    QUOTA_METRICS,
+    QUOTA_PERIODS,
+    Account,
+    Activity,
+    Contact,
+    FollowUp,
+    Lead,
+    Opportunity,
+    Quota,
+    Team,
+    User,
 )
 from services.schemas import Address, Day, InputSchema, Money, WhenField, _id, load
 from services.types import utcnow
-
 
 
 class LeadSchema(InputSchema):
@@ -32,7 +44,9 @@ class LeadSchema(InputSchema):
     email = Address()
     phone = fields.String(validate=validate.Length(max=40))
     company = fields.String(validate=validate.Length(max=200))
-    source = fields.String(load_default="other", validate=validate.OneOf(LEAD_SOURCES, error="Choose a lead source from the list."))
+    source = fields.String(
+        load_default="other", validate=validate.OneOf(LEAD_SOURCES, error="Choose a lead source from the list.")
+    )
     owner_id = _id()
 
 
@@ -91,8 +105,15 @@ class QuotaChanges(InputSchema):
     target = Money()
 
 
-CHANGES: dict[type, type[InputSchema]] = {Account: AccountChanges, Contact: ContactChanges, Lead: LeadChanges, Opportunity: DealChanges,
-                                          Activity: ActivityChanges, FollowUp: FollowUpChanges, Quota: QuotaChanges}
+CHANGES: dict[type, type[InputSchema]] = {
+    Account: AccountChanges,
+    Contact: ContactChanges,
+    Lead: LeadChanges,
+    Opportunity: DealChanges,
+    Activity: ActivityChanges,
+    FollowUp: FollowUpChanges,
+    Quota: QuotaChanges,
+}
 LINKS = {"account_id": (Account, "account"), "contact_id": (Contact, "contact")}
 
 
@@ -102,13 +123,24 @@ def _owner(record: Any) -> User | None:
 
 def check_version(record: Any, version: int | None) -> None:
     if version is None:
-        raise DomainError("Say which version of the record the change is based on.", {"version": ["Required."]}, code="version_required")
+        raise DomainError(
+            "Say which version of the record the change is based on.",
+            {"version": ["Required."]},
+            code="version_required",
+        )
     if version != record.sync_seq:
         raise Conflict(record)
 
 
-def update_record(session: Session, actor: User, model: type, record_id: int, data: Mapping[str, Any], version: int | None,
-                  now: datetime | None = None) -> Any:
+def update_record(
+    session: Session,
+    actor: User,
+    model: type,
+    record_id: int,
+    data: Mapping[str, Any],
+    version: int | None,
+    now: datetime | None = None,
+) -> Any:
     """Change these fields of a record, if it is still at ``version``; else ``Conflict`` with the
     record as it is (nothing written)."""
     schema = CHANGES.get(model)
@@ -130,7 +162,9 @@ def update_record(session: Session, actor: User, model: type, record_id: int, da
         values["done_at"] = (now or utcnow()) if values.pop("done") else None
     fields_changed = tuple(values)
     before = snapshot(record, fields_changed)
-    values = {key: value.strip() if isinstance(value, str) and key == "name" else value for key, value in values.items()}
+    values = {
+        key: value.strip() if isinstance(value, str) and key == "name" else value for key, value in values.items()
+    }
     if model is Activity:  # counted: through the activities' one write path (rollups, latest times)
         change_counted(session, actor.organization, record, values)
     else:
@@ -141,7 +175,9 @@ def update_record(session: Session, actor: User, model: type, record_id: int, da
     return record
 
 
-def delete_record(session: Session, actor: User, model: type, record_id: int, version: int | None, now: datetime | None = None) -> Any:
+def delete_record(
+    session: Session, actor: User, model: type, record_id: int, version: int | None, now: datetime | None = None
+) -> Any:
     """Delete a record softly (it stays, marked deleted), if it is still at ``version``."""
     if not hasattr(model, "deleted_at"):
         raise DomainError("These records are not deleted through the API.", code="read_only")
@@ -154,18 +190,40 @@ def delete_record(session: Session, actor: User, model: type, record_id: int, ve
     else:
         record.deleted_at = now or utcnow()
         session.flush()
-    record_event(session, actor, "delete", record, before={"deleted_at": None}, after={"deleted_at": record.deleted_at.isoformat()})
+    record_event(
+        session,
+        actor,
+        "delete",
+        record,
+        before={"deleted_at": None},
+        after={"deleted_at": record.deleted_at.isoformat()},
+    )
     return record
 
 
 def create_lead(session: Session, actor: User, data: Mapping[str, Any], now: datetime | None = None) -> Lead:
     values = load(LeadSchema, data)
     owner = get_scoped(session, actor, User, values["owner_id"], "rep") if values.get("owner_id") else actor
-    lead = Lead(organization_id=actor.organization_id, name=values["name"].strip(), email=values.get("email"), phone=values.get("phone"),
-                company=values.get("company"), source=values["source"], owner_id=owner.id, status="new", created_at=now or utcnow())
+    lead = Lead(
+        organization_id=actor.organization_id,
+        name=values["name"].strip(),
+        email=values.get("email"),
+        phone=values.get("phone"),
+        company=values.get("company"),
+        source=values["source"],
+        owner_id=owner.id,
+        status="new",
+        created_at=now or utcnow(),
+    )
     session.add(lead)
     session.flush()
-    record_event(session, actor, "create", lead, after=snapshot(lead, ("name", "email", "phone", "company", "source", "owner_id")))
+    record_event(
+        session,
+        actor,
+        "create",
+        lead,
+        after=snapshot(lead, ("name", "email", "phone", "company", "source", "owner_id")),
+    )
     return lead
 
 
@@ -173,13 +231,19 @@ def create_quota(session: Session, actor: User, data: Mapping[str, Any]) -> Quot
     require_role(actor, "admin", "manager")
     values = load(QuotaSchema, data, locale=actor.organization.setting("locale"))
     if bool(values.get("user_id")) == bool(values.get("team_id")):
-        raise DomainError("A quota is a rep's or a team's: give one of user_id and team_id.", {"user_id": ["One of user_id, team_id."]})
+        raise DomainError(
+            "A quota is a rep's or a team's: give one of user_id and team_id.",
+            {"user_id": ["One of user_id, team_id."]},
+        )
     if values.get("user_id"):
         get_scoped(session, actor, User, values["user_id"], "rep")
     else:
         get_scoped(session, actor, Team, values["team_id"], "team")
     if (values["metric"] == "activities") != bool(values.get("activity_type")):
-        raise DomainError("An activities quota names its activity type; the others do not.", {"activity_type": ["Only for activities."]})
+        raise DomainError(
+            "An activities quota names its activity type; the others do not.",
+            {"activity_type": ["Only for activities."]},
+        )
     quota = Quota(organization_id=actor.organization_id, **values)
     session.add(quota)
     session.flush()

@@ -40,8 +40,14 @@ from services.models import ChangeEvent, User, WebhookAttempt, WebhookDelivery, 
 from services.integration.outbound import Reach, check_url, outcome
 from services.types import as_utc, utcnow
 
-BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=30), timedelta(hours=2), timedelta(hours=6),
-           timedelta(hours=12))  # after each failed attempt; one more attempt than these and it has failed
+BACKOFF = (
+    timedelta(minutes=1),
+    timedelta(minutes=5),
+    timedelta(minutes=30),
+    timedelta(hours=2),
+    timedelta(hours=6),
+    timedelta(hours=12),
+)  # after each failed attempt; one more attempt than these and it has failed
 DISABLE_AFTER = 20  # attempts failed in a row, across deliveries: the endpoint is off
 TIMEOUT_SECONDS = 10
 SIGNATURE = "Inboxcrm-Signature"
@@ -72,8 +78,15 @@ def verify(secret: str, body: bytes, header: str, now: int | None = None, tolera
 # -- endpoints, an admin's ----------------------------------------------------------------------------
 
 
-def add_endpoint(session: Session, actor: User, url: str | None, events: Iterable[str] = (), *, reach: Reach,
-                 known: Iterable[str] = ()) -> tuple[WebhookEndpoint, str]:
+def add_endpoint(
+    session: Session,
+    actor: User,
+    url: str | None,
+    events: Iterable[str] = (),
+    *,
+    reach: Reach,
+    known: Iterable[str] = (),
+) -> tuple[WebhookEndpoint, str]:
     """Register an endpoint; returns it and its secret (shown once). A public HTTPS address
     (``services.integration.outbound``: plain HTTP and internal hosts only where this deployment allows them)."""
     require_role(actor, "admin")
@@ -105,7 +118,9 @@ def set_enabled(session: Session, actor: User, endpoint_id: int, enabled: bool) 
     endpoint.disabled_at = None if enabled else (endpoint.disabled_at or utcnow())
     endpoint.failures = 0 if enabled else endpoint.failures
     session.flush()
-    record_event(session, actor, "enable" if enabled else "disable", endpoint, after={"disabled_at": str(endpoint.disabled_at)})
+    record_event(
+        session, actor, "enable" if enabled else "disable", endpoint, after={"disabled_at": str(endpoint.disabled_at)}
+    )
     return resumed
 
 
@@ -118,15 +133,28 @@ def remove_endpoint(session: Session, actor: User, endpoint_id: int) -> None:
 
 def endpoints(session: Session, actor: User) -> list[WebhookEndpoint]:
     require_role(actor, "admin")
-    return list(session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.organization_id == actor.organization_id)
-                                .order_by(WebhookEndpoint.created_at)))
+    return list(
+        session.scalars(
+            select(WebhookEndpoint)
+            .where(WebhookEndpoint.organization_id == actor.organization_id)
+            .order_by(WebhookEndpoint.created_at)
+        )
+    )
 
 
-def recent_deliveries(session: Session, endpoint: WebhookEndpoint, limit: int = 20) -> list[tuple[WebhookDelivery, list[WebhookAttempt]]]:
-    deliveries = session.scalars(select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint.id)
-                                 .order_by(WebhookDelivery.id.desc()).limit(limit)).all()
+def recent_deliveries(
+    session: Session, endpoint: WebhookEndpoint, limit: int = 20
+) -> list[tuple[WebhookDelivery, list[WebhookAttempt]]]:
+    deliveries = session.scalars(
+        select(WebhookDelivery)
+        .where(WebhookDelivery.endpoint_id == endpoint.id)
+        .order_by(WebhookDelivery.id.desc())
+        .limit(limit)
+    ).all()
     attempts: dict[int, list[WebhookAttempt]] = {d.id: [] for d in deliveries}
-    for attempt in session.scalars(select(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(list(attempts))).order_by(WebhookAttempt.id)):
+    for attempt in session.scalars(
+        select(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(list(attempts))).order_by(WebhookAttempt.id)
+    ):
         attempts[attempt.delivery_id].append(attempt)
     return [(d, attempts[d.id]) for d in deliveries]
 
@@ -137,17 +165,37 @@ _CHANGED = "inboxcrm.webhook_changes"
 _QUEUED = "inboxcrm.webhook_queued"
 
 
-def changed(session: Session, organization_id: int, record_type: str, record: Any = None, *, created: bool = False,
-            record_id: int | None = None, version: int = 0, deleted: bool = False) -> None:
+def changed(
+    session: Session,
+    organization_id: int,
+    record_type: str,
+    record: Any = None,
+    *,
+    created: bool = False,
+    record_id: int | None = None,
+    version: int = 0,
+    deleted: bool = False,
+) -> None:
     """Note a change for the endpoints (``services.integration.sync`` calls it for each change it numbers):
     a record (its id and version read at the commit, once it has them), or one deleted outright."""
-    session.info.setdefault(_CHANGED, []).append((organization_id, record_type, record, created, record_id, version, deleted))
+    session.info.setdefault(_CHANGED, []).append(
+        (organization_id, record_type, record, created, record_id, version, deleted)
+    )
 
 
 def event_payload(change: ChangeEvent) -> dict[str, Any]:
     """An event as it is sent, and listed at ``GET /api/v1/events``."""
-    return {"id": f"evt_{change.id}", "type": change.type, "created_at": as_utc(change.created_at).isoformat(),
-            "data": {"record_type": change.record_type, "id": change.record_id, "version": change.version, "deleted": change.deleted}}
+    return {
+        "id": f"evt_{change.id}",
+        "type": change.type,
+        "created_at": as_utc(change.created_at).isoformat(),
+        "data": {
+            "record_type": change.record_type,
+            "id": change.record_id,
+            "version": change.version,
+            "deleted": change.deleted,
+        },
+    }
 
 
 def queue_deliveries(session: Session) -> None:
@@ -176,8 +224,17 @@ def queue_deliveries(session: Session) -> None:
         seen.add((record_type, ident))
         gone = deleted or getattr(record, "deleted_at", None) is not None
         action = "deleted" if gone else ("created" if created else "updated")
-        events.append(ChangeEvent(organization_id=org, type=f"{record_type}.{action}", record_type=record_type, record_id=ident,
-                                  version=record.sync_seq if record is not None else version, deleted=gone, created_at=now))
+        events.append(
+            ChangeEvent(
+                organization_id=org,
+                type=f"{record_type}.{action}",
+                record_type=record_type,
+                record_id=ident,
+                version=record.sync_seq if record is not None else version,
+                deleted=gone,
+                created_at=now,
+            )
+        )
     if not events:
         return
     session.add_all(events)
@@ -187,8 +244,14 @@ def queue_deliveries(session: Session) -> None:
         for endpoint in endpoints_of[change.organization_id]:
             if endpoint.disabled_at is not None or (endpoint.events and change.record_type not in endpoint.events):
                 continue
-            made.append(WebhookDelivery(organization_id=change.organization_id, endpoint_id=endpoint.id, next_attempt_at=now,
-                                        event=event_payload(change)))
+            made.append(
+                WebhookDelivery(
+                    organization_id=change.organization_id,
+                    endpoint_id=endpoint.id,
+                    next_attempt_at=now,
+                    event=event_payload(change),
+                )
+            )
     if made:
         session.add_all(made)
         session.flush()
@@ -204,14 +267,22 @@ def events_after(session: Session, organization_id: int, cursor: Cursor, limit: 
     """The organization's events past ``cursor``, in the order their changes committed (the
     change number, then the event's id; ids alone are handed out before commit, and on
     PostgreSQL two transactions can commit in the other order), ``limit`` at most."""
-    return rows_past(session, select(ChangeEvent).where(ChangeEvent.organization_id == organization_id), ChangeEvent.version,
-                     ChangeEvent.id, cursor, limit)
+    return rows_past(
+        session,
+        select(ChangeEvent).where(ChangeEvent.organization_id == organization_id),
+        ChangeEvent.version,
+        ChangeEvent.id,
+        cursor,
+        limit,
+    )
 
 
 def forget_old_events(session: Session, now: datetime | None = None) -> int:
     """The daily job: events past ``EVENTS_KEPT`` go."""
     cutoff = (now or utcnow()) - EVENTS_KEPT
-    return session.execute(delete(ChangeEvent).where(ChangeEvent.created_at < cutoff).execution_options(synchronize_session=False)).rowcount
+    return session.execute(
+        delete(ChangeEvent).where(ChangeEvent.created_at < cutoff).execution_options(synchronize_session=False)
+    ).rowcount
 
 
 @dataclass(frozen=True)
@@ -234,15 +305,30 @@ def catch_up(session: Session, endpoint: WebhookEndpoint) -> CatchUp | None:
     """For an endpoint that is off: what turning it on will send, and what it missed meanwhile."""
     if endpoint.disabled_at is None:
         return None
-    waiting = session.scalar(select(func.count()).select_from(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint.id,
-                                                                                     WebhookDelivery.status == "pending")) or 0
+    waiting = (
+        session.scalar(
+            select(func.count())
+            .select_from(WebhookDelivery)
+            .where(WebhookDelivery.endpoint_id == endpoint.id, WebhookDelivery.status == "pending")
+        )
+        or 0
+    )
     since = ChangeEvent.created_at >= endpoint.disabled_at
     wanted = ChangeEvent.record_type.in_(endpoint.events) if endpoint.events else true()
-    missed = session.scalar(select(func.count()).select_from(ChangeEvent).where(ChangeEvent.organization_id == endpoint.organization_id,
-                                                                                since, wanted)) or 0
-    last = session.execute(select(ChangeEvent.version, ChangeEvent.id)
-                           .where(ChangeEvent.organization_id == endpoint.organization_id, ChangeEvent.created_at < endpoint.disabled_at)
-                           .order_by(ChangeEvent.version.desc(), ChangeEvent.id.desc()).limit(1)).first()
+    missed = (
+        session.scalar(
+            select(func.count())
+            .select_from(ChangeEvent)
+            .where(ChangeEvent.organization_id == endpoint.organization_id, since, wanted)
+        )
+        or 0
+    )
+    last = session.execute(
+        select(ChangeEvent.version, ChangeEvent.id)
+        .where(ChangeEvent.organization_id == endpoint.organization_id, ChangeEvent.created_at < endpoint.disabled_at)
+        .order_by(ChangeEvent.version.desc(), ChangeEvent.id.desc())
+        .limit(1)
+    ).first()
     return CatchUp(waiting, missed, Cursor(*last) if last else Cursor())
 
 
@@ -293,12 +379,16 @@ BATCH = 200  # deliveries claimed, sent and recorded together: two short write t
 
 def _due(query: Any, now: datetime) -> Any:
     """``query`` narrowed to the deliveries that are pending and due, of endpoints that are on."""
-    return (query.join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
-            .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now, WebhookEndpoint.disabled_at.is_(None)))
+    return query.join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id).where(
+        WebhookDelivery.status == "pending",
+        WebhookDelivery.next_attempt_at <= now,
+        WebhookEndpoint.disabled_at.is_(None),
+    )
 
 
-def claim_due(session: Session, delivery_ids: Iterable[int] | None = None, now: datetime | None = None,
-              limit: int = BATCH) -> list[Outgoing]:
+def claim_due(
+    session: Session, delivery_ids: Iterable[int] | None = None, now: datetime | None = None, limit: int = BATCH
+) -> list[Outgoing]:
     """Take deliveries to send: those named, else any, that are pending and due, of endpoints
     that are on, the longest waiting first (``limit`` at most). Each one's next try is put off
     by ``LEASE`` (another worker thread, or the periodic job, leaves it alone meanwhile; a
@@ -306,9 +396,12 @@ def claim_due(session: Session, delivery_ids: Iterable[int] | None = None, now: 
     (``send``), so that no transaction, and on SQLite no write lock, is held across the
     receivers' answers; a batch costs two write transactions however many it holds, which is
     what keeps deliveries up with a store under write load."""
-    query = (_due(select(WebhookDelivery, WebhookEndpoint), now or utcnow())
-             .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id).limit(limit)
-             .with_for_update(of=WebhookDelivery, skip_locked=True))  # PostgreSQL: two workers take different ones
+    query = (
+        _due(select(WebhookDelivery, WebhookEndpoint), now or utcnow())
+        .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+        .limit(limit)
+        .with_for_update(of=WebhookDelivery, skip_locked=True)
+    )  # PostgreSQL: two workers take different ones
     if delivery_ids is not None:
         query = query.where(WebhookDelivery.id.in_(list(delivery_ids)))
     now = now or utcnow()
@@ -316,8 +409,18 @@ def claim_due(session: Session, delivery_ids: Iterable[int] | None = None, now: 
     for delivery, endpoint in session.execute(query):
         delivery.next_attempt_at = now + LEASE
         body = json.dumps(delivery.event, separators=(",", ":"), sort_keys=True).encode()
-        claimed.append(Outgoing(delivery.id, endpoint.url, body, {"Content-Type": "application/json", "User-Agent": "InboxCRM-Webhooks/1",
-                                                                  SIGNATURE: sign(endpoint.secret, body, int(now.timestamp()))}))
+        claimed.append(
+            Outgoing(
+                delivery.id,
+                endpoint.url,
+                body,
+                {
+                    "Content-Type": "application/json",
+                    "User-Agent": "InboxCRM-Webhooks/1",
+                    SIGNATURE: sign(endpoint.secret, body, int(now.timestamp())),
+                },
+            )
+        )
     session.flush()
     return claimed
 
@@ -335,7 +438,9 @@ def send(outgoing: Outgoing, post: Callable[..., Any]) -> Outcome:
     started = time.perf_counter()
     status_code, error = None, None
     try:
-        response = post(outgoing.url, data=outgoing.body, timeout=TIMEOUT_SECONDS, allow_redirects=False, headers=outgoing.headers)
+        response = post(
+            outgoing.url, data=outgoing.body, timeout=TIMEOUT_SECONDS, allow_redirects=False, headers=outgoing.headers
+        )
         status_code = response.status_code
         if not 200 <= status_code < 300:
             error = outcome(status_code=status_code)
@@ -344,21 +449,45 @@ def send(outgoing: Outgoing, post: Callable[..., Any]) -> Outcome:
     return Outcome(status_code, error, int((time.perf_counter() - started) * 1000))
 
 
-def record_all(session: Session, outcomes: dict[int, Outcome], now: datetime | None = None) -> dict[int, datetime | None]:
+def record_all(
+    session: Session, outcomes: dict[int, Outcome], now: datetime | None = None
+) -> dict[int, datetime | None]:
     """Record each attempt and what follows: delivered; or failed, to be tried again after its
     back-off (its time returned), or failed for good; an endpoint turned off after
     ``DISABLE_AFTER`` failures in a row. One transaction for the batch."""
     now = now or utcnow()
-    deliveries = {d.id: d for d in session.scalars(select(WebhookDelivery).where(WebhookDelivery.id.in_(list(outcomes)))
-                                                    .order_by(WebhookDelivery.id).with_for_update())}
-    endpoints = {e.id: e for e in session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.id.in_({d.endpoint_id for d in deliveries.values()}))
-                                                  .order_by(WebhookEndpoint.id).with_for_update())}
+    deliveries = {
+        d.id: d
+        for d in session.scalars(
+            select(WebhookDelivery)
+            .where(WebhookDelivery.id.in_(list(outcomes)))
+            .order_by(WebhookDelivery.id)
+            .with_for_update()
+        )
+    }
+    endpoints = {
+        e.id: e
+        for e in session.scalars(
+            select(WebhookEndpoint)
+            .where(WebhookEndpoint.id.in_({d.endpoint_id for d in deliveries.values()}))
+            .order_by(WebhookEndpoint.id)
+            .with_for_update()
+        )
+    }
     retries: dict[int, datetime | None] = {}
     for delivery_id, result in outcomes.items():
         delivery = deliveries[delivery_id]
         endpoint = endpoints[delivery.endpoint_id]
-        session.add(WebhookAttempt(organization_id=delivery.organization_id, delivery_id=delivery.id, at=now, status_code=result.status_code,
-                                   error=result.error, milliseconds=result.milliseconds))
+        session.add(
+            WebhookAttempt(
+                organization_id=delivery.organization_id,
+                delivery_id=delivery.id,
+                at=now,
+                status_code=result.status_code,
+                error=result.error,
+                milliseconds=result.milliseconds,
+            )
+        )
         delivery.attempts += 1
         retries[delivery_id] = None
         if result.error is None:

@@ -22,12 +22,33 @@ from services import latest, lexicon, notes, privacy, sentiment
 from services.errors import DomainError, Forbidden
 from services.rollups import count_activity
 from services.models import Account, Activity, ActivityParticipant, Contact, Lead, Opportunity, Organization, User, live
-from services.schemas import ActivitySchema, EmailItemSchema, MeetingItemSchema, NoteSchema, RatingSchema, SendingItemSchema, load
+from services.schemas import (
+    ActivitySchema,
+    EmailItemSchema,
+    MeetingItemSchema,
+    NoteSchema,
+    RatingSchema,
+    SendingItemSchema,
+    load,
+)
 from services.mail.text import domain_of, html_to_text, sanitize_html, sender_problem
 from services.types import localised, utcnow
 
-ACTIVITY_FIELDS = ("type", "direction", "occurred_at", "duration_minutes", "outcome", "subject", "contact_id",
-                   "account_id", "opportunity_id", "owner_id", "external_id", "rating", "is_private")
+ACTIVITY_FIELDS = (
+    "type",
+    "direction",
+    "occurred_at",
+    "duration_minutes",
+    "outcome",
+    "subject",
+    "contact_id",
+    "account_id",
+    "opportunity_id",
+    "owner_id",
+    "external_id",
+    "rating",
+    "is_private",
+)
 DEFAULT_DIRECTION = {"note": "internal", "task": "internal"}
 
 
@@ -50,7 +71,9 @@ def log_activity(
     return _log(session, actor, values, now or utcnow())
 
 
-def _log(session: Session, actor: User, values: dict[str, Any], now: datetime, known: dict[str, Contact] | None = None) -> tuple[Activity, bool]:
+def _log(
+    session: Session, actor: User, values: dict[str, Any], now: datetime, known: dict[str, Contact] | None = None
+) -> tuple[Activity, bool]:
     """Write one activity; ``known``: the contacts of its participants' addresses, when the
     caller has read them already (``contacts_for_addresses``)."""
     org = actor.organization
@@ -67,7 +90,11 @@ def _log(session: Session, actor: User, values: dict[str, Any], now: datetime, k
         return existing, False
 
     contact = get_scoped(session, actor, Contact, values["contact_id"], "contact") if values.get("contact_id") else None
-    deal = get_scoped(session, actor, Opportunity, values["opportunity_id"], "deal") if values.get("opportunity_id") else None
+    deal = (
+        get_scoped(session, actor, Opportunity, values["opportunity_id"], "deal")
+        if values.get("opportunity_id")
+        else None
+    )
     account = get_scoped(session, actor, Account, values["account_id"], "account") if values.get("account_id") else None
     lead = get_scoped(session, actor, Lead, values["lead_id"], "lead") if values.get("lead_id") else None
     # A deal's activity is with the deal's account, whichever account the form named: a mail
@@ -77,7 +104,9 @@ def _log(session: Session, actor: User, values: dict[str, Any], now: datetime, k
     body_html = sanitize_html(values.get("body_html"))
     body_text = values.get("body_text") or html_to_text(body_html)
     # Only the type's own checklist questions count (a form may carry the other types' too).
-    all_checklists = notes.checklists(session, org.id) if values["answers"] or values["type"] in notes.SCORED_TYPES else {}
+    all_checklists = (
+        notes.checklists(session, org.id) if values["answers"] or values["type"] in notes.SCORED_TYPES else {}
+    )
     questions = all_checklists.get(values["type"], [])
     answers = {q: values["answers"][q].strip() for q in questions if (values["answers"].get(q) or "").strip()}
     if answers:
@@ -112,10 +141,18 @@ def _log(session: Session, actor: User, values: dict[str, Any], now: datetime, k
     )
     sentiment.score_activity(session, org, activity, now)
     if known is None:
-        known = contacts_for_addresses(session, org.id, [participant["address"] for participant in values["participants"]])
+        known = contacts_for_addresses(
+            session, org.id, [participant["address"] for participant in values["participants"]]
+        )
     for participant in values["participants"]:
-        activity.participants.append(ActivityParticipant(organization_id=org.id, address=participant["address"], role=participant["role"],
-                                                         contact=known.get(participant["address"])))
+        activity.participants.append(
+            ActivityParticipant(
+                organization_id=org.id,
+                address=participant["address"],
+                role=participant["role"],
+                contact=known.get(participant["address"]),
+            )
+        )
     try:
         with session.begin_nested():
             session.add(activity)
@@ -132,8 +169,9 @@ def _log(session: Session, actor: User, values: dict[str, Any], now: datetime, k
 SENDING = "send:"  # the external id of a message logged as it was sent, before it has its own
 
 
-def log_email(session: Session, actor: User, data: Mapping[str, Any], *, now: datetime | None = None,
-              sending: bool = False) -> tuple[Activity, bool]:
+def log_email(
+    session: Session, actor: User, data: Mapping[str, Any], *, now: datetime | None = None, sending: bool = False
+) -> tuple[Activity, bool]:
     """Log a mail item as the pane reads it. Inbound or outbound is decided by the mailbox
     owner (the actor): a message from the actor is outbound, any other inbound.
 
@@ -145,9 +183,13 @@ def log_email(session: Session, actor: User, data: Mapping[str, Any], *, now: da
     outbound = item["from_address"] == actor.email
     if sending:
         if not outbound:
-            raise DomainError("Only your own message is logged as you send it.", {"from_address": ["Not your address."]})
+            raise DomainError(
+                "Only your own message is logged as you send it.", {"from_address": ["Not your address."]}
+            )
         item["internet_message_id"] = SENDING + item["send_key"]
-    elif item.get("send_key") and (sent := _logged_as_sent(session, actor, item["send_key"], item["internet_message_id"])):
+    elif item.get("send_key") and (
+        sent := _logged_as_sent(session, actor, item["send_key"], item["internet_message_id"])
+    ):
         return sent, False
     privacy.refuse_blocked(session, actor, [item["from_address"], *item["to"], *item["cc"]])
     if not outbound and (problem := sender_problem(item["from_address"])):
@@ -164,12 +206,16 @@ def log_email(session: Session, actor: User, data: Mapping[str, Any], *, now: da
     customers = recipients if outbound else [item["from_address"]]
     known = contacts_for_addresses(session, org.id, [item["from_address"], *recipients])
     contact = next((known[a] for a in customers if a in known), None)
-    account = contact.account if contact else next(
-        (acc for a in customers if (acc := account_for_domain(session, org.id, domain_of(a)))), None
+    account = (
+        contact.account
+        if contact
+        else next((acc for a in customers if (acc := account_for_domain(session, org.id, domain_of(a)))), None)
     )
     deal_id = item.get("opportunity_id") or _only_open_deal(session, org.id, account)
     participants = [{"address": item["from_address"], "role": "from"}]
-    participants += [{"address": a, "role": "to"} for a in item["to"]] + [{"address": a, "role": "cc"} for a in item["cc"]]
+    participants += [{"address": a, "role": "to"} for a in item["to"]] + [
+        {"address": a, "role": "cc"} for a in item["cc"]
+    ]
     values = {
         "type": "email",
         "direction": direction,
@@ -208,12 +254,14 @@ def _only_open_deal(session: Session, organization_id: int, account: Account | N
     if account is None:
         return None
     ids = session.scalars(
-        select(Opportunity.id).where(
+        select(Opportunity.id)
+        .where(
             Opportunity.organization_id == organization_id,
             Opportunity.account_id == account.id,
             Opportunity.status == "open",
             live(Opportunity),
-        ).limit(2)
+        )
+        .limit(2)
     ).all()
     return ids[0] if len(ids) == 1 else None
 
@@ -236,7 +284,9 @@ def add_note(session: Session, actor: User, data: Mapping[str, Any], *, now: dat
     return activity
 
 
-def log_meeting(session: Session, actor: User, data: Mapping[str, Any], *, now: datetime | None = None) -> tuple[Activity, bool]:
+def log_meeting(
+    session: Session, actor: User, data: Mapping[str, Any], *, now: datetime | None = None
+) -> tuple[Activity, bool]:
     """Log a calendar appointment as a meeting, its attendees matched to contacts. A meeting
     that has ended is logged as held; one still ahead as planned (no outcome yet)."""
     item = load(MeetingItemSchema, data)
@@ -250,8 +300,10 @@ def log_meeting(session: Session, actor: User, data: Mapping[str, Any], *, now: 
     privacy.refuse_blocked(session, actor, attendees)
     known = contacts_for_addresses(session, org.id, attendees)
     contact = next((known[a] for a in attendees if a in known), None)
-    account = contact.account if contact else next(
-        (acc for a in attendees if (acc := account_for_domain(session, org.id, domain_of(a)))), None
+    account = (
+        contact.account
+        if contact
+        else next((acc for a in attendees if (acc := account_for_domain(session, org.id, domain_of(a)))), None)
     )
     values = {
         "type": "meeting",
@@ -282,8 +334,14 @@ def set_private(session: Session, actor: User, activity_id: int, private: bool) 
     if activity.is_private != private:
         activity.is_private = private
         session.flush()
-        record_event(session, actor, "private" if private else "share", activity, before={"is_private": not private},
-                     after={"is_private": private})
+        record_event(
+            session,
+            actor,
+            "private" if private else "share",
+            activity,
+            before={"is_private": not private},
+            after={"is_private": private},
+        )
     return activity
 
 

@@ -48,8 +48,12 @@ def create_account(session: Session, actor: User, data: Mapping[str, Any]) -> Ac
         raise DomainError(f"{domain} is a public mail domain, not a company's.", {"domain": ["Public mail domain."]})
     if domain and account_for_domain(session, actor.organization_id, domain):
         raise DomainError(f"An account already uses {domain}.", {"domain": ["Already in use."]})
-    parent = get_scoped(session, actor, Account, values["parent_id"], "parent account") if values.get("parent_id") else None
-    account = Account(organization_id=actor.organization_id, name=values["name"].strip(), parent=parent, owner_id=actor.id)
+    parent = (
+        get_scoped(session, actor, Account, values["parent_id"], "parent account") if values.get("parent_id") else None
+    )
+    account = Account(
+        organization_id=actor.organization_id, name=values["name"].strip(), parent=parent, owner_id=actor.id
+    )
     if domain:
         account.domains.append(AccountDomain(organization_id=actor.organization_id, domain=domain))
     session.add(account)
@@ -75,7 +79,13 @@ def create_contact(session: Session, actor: User, data: Mapping[str, Any]) -> Co
         contact.phones.append(ContactPhone(organization_id=actor.organization_id, number=values["phone"].strip()))
     session.add(contact)
     _flush_unique(session, "That address is already a contact.")
-    record_event(session, actor, "create", contact, after={"name": contact.name, "email": values["email"], "account_id": contact.account_id})
+    record_event(
+        session,
+        actor,
+        "create",
+        contact,
+        after={"name": contact.name, "email": values["email"], "account_id": contact.account_id},
+    )
     return contact
 
 
@@ -94,14 +104,22 @@ def create_from_sender(session: Session, actor: User, data: Mapping[str, Any]) -
         account = create_account(
             session,
             actor,
-            {"name": values.get("company") or company_from_domain(domain), "domain": None if is_public_domain(domain) else domain},
+            {
+                "name": values.get("company") or company_from_domain(domain),
+                "domain": None if is_public_domain(domain) else domain,
+            },
         )
     if values.get("deal_name") and account is None:
         raise DomainError("A deal needs a company: enter the company's name.", {"company": ["Needed for a deal."]})
     contact = create_contact(
         session,
         actor,
-        {"name": values["name"], "email": values["email"], "title": values.get("title"), "account_id": account.id if account else None},
+        {
+            "name": values["name"],
+            "email": values["email"],
+            "title": values.get("title"),
+            "account_id": account.id if account else None,
+        },
     )
     deal = None
     if values.get("deal_name") and account is not None:
@@ -134,8 +152,9 @@ def contact_for_phone(session: Session, organization_id: int, number: str | None
     if (key := phone_key(number)) is None:
         return None
     for contact_id, stored in session.execute(
-        select(ContactPhone.contact_id, ContactPhone.number).where(ContactPhone.organization_id == organization_id,
-                                                                   ContactPhone.number.contains(key[-4:]))
+        select(ContactPhone.contact_id, ContactPhone.number).where(
+            ContactPhone.organization_id == organization_id, ContactPhone.number.contains(key[-4:])
+        )
     ):
         if phone_key(stored) == key:
             return contact_id

@@ -19,12 +19,32 @@ from services.access import can_edit, can_read_content, get_scoped, require_edit
 from services.mail.contacts import account_for_domain
 from services import privacy
 from services.deals import open_deals, pipeline_stages
-from services.models import Account, AccountDomain, Activity, Contact, ContactEmail, FollowUp, Lead, LeadArrival, LeadSource, Opportunity, User, live
+from services.models import (
+    Account,
+    AccountDomain,
+    Activity,
+    Contact,
+    ContactEmail,
+    FollowUp,
+    Lead,
+    LeadArrival,
+    LeadSource,
+    Opportunity,
+    User,
+    live,
+)
 from services.health import Health, healths
 from services.sentiment import reads_as
 from services.signals import DealFacts, DealWarning, OpenDeal, days_since, deal_warnings
 from services.mail.text import (
-    company_from_domain, domain_of, is_automated_address, sender_problem, is_public_domain, is_valid_address, name_from_address, normalise_address,
+    company_from_domain,
+    domain_of,
+    is_automated_address,
+    sender_problem,
+    is_public_domain,
+    is_valid_address,
+    name_from_address,
+    normalise_address,
 )
 from services.types import as_utc, utcnow
 from services.users import PEOPLE, Person
@@ -196,8 +216,15 @@ _ORG = bindparam("org")
 _CONTACTS = (
     select(Contact.id, Contact.name, Contact.title, Contact.account_id, ContactEmail.address)
     .join(ContactEmail, ContactEmail.contact_id == Contact.id)
-    .where(Contact.organization_id == _ORG, live(Contact), Contact.id.in_(
-        select(ContactEmail.contact_id).where(ContactEmail.organization_id == _ORG, ContactEmail.address.in_(_many("addresses")))))
+    .where(
+        Contact.organization_id == _ORG,
+        live(Contact),
+        Contact.id.in_(
+            select(ContactEmail.contact_id).where(
+                ContactEmail.organization_id == _ORG, ContactEmail.address.in_(_many("addresses"))
+            )
+        ),
+    )
     .order_by(Contact.id, ContactEmail.id)
 )
 # The contacts' accounts and the accounts owning any of the domains, as one set of ids: "id IN
@@ -205,45 +232,99 @@ _CONTACTS = (
 # (2 ms at scale 30); the set is two index reads.
 _ACCOUNTS = select(Account.id, Account.name, Account.parent_id, Account.deleted_at).where(
     Account.organization_id == _ORG,
-    Account.id.in_(union_all(
-        select(Account.id).where(Account.organization_id == _ORG, Account.id.in_(_many("ids"))),
-        select(AccountDomain.account_id).where(AccountDomain.organization_id == _ORG, AccountDomain.domain.in_(_many("domains"))))),
+    Account.id.in_(
+        union_all(
+            select(Account.id).where(Account.organization_id == _ORG, Account.id.in_(_many("ids"))),
+            select(AccountDomain.account_id).where(
+                AccountDomain.organization_id == _ORG, AccountDomain.domain.in_(_many("domains"))
+            ),
+        )
+    ),
 )
-_ACCOUNT_DOMAINS = (select(AccountDomain.account_id, AccountDomain.domain)
-                    .where(AccountDomain.organization_id == _ORG, AccountDomain.account_id.in_(_many("ids"))).order_by(AccountDomain.id))
-_FAMILY = (select(Account.id, Account.name, Account.parent_id, Account.deleted_at)
-           .where(Account.organization_id == _ORG, Account.id.in_(_many("parents")) | Account.parent_id.in_(_many("ids")))
-           .order_by(Account.id))
+_ACCOUNT_DOMAINS = (
+    select(AccountDomain.account_id, AccountDomain.domain)
+    .where(AccountDomain.organization_id == _ORG, AccountDomain.account_id.in_(_many("ids")))
+    .order_by(AccountDomain.id)
+)
+_FAMILY = (
+    select(Account.id, Account.name, Account.parent_id, Account.deleted_at)
+    .where(Account.organization_id == _ORG, Account.id.in_(_many("parents")) | Account.parent_id.in_(_many("ids")))
+    .order_by(Account.id)
+)
 _FOLLOW_UPS = (
     select(FollowUp.id, FollowUp.title, FollowUp.due_at, FollowUp.owner_id)
-    .where(FollowUp.organization_id == _ORG, FollowUp.done_at.is_(None), live(FollowUp),
-           or_(FollowUp.contact_id.in_(_many("contacts")), FollowUp.account_id.in_(_many("accounts")),
-               FollowUp.opportunity_id.in_(_many("deals"))))
+    .where(
+        FollowUp.organization_id == _ORG,
+        FollowUp.done_at.is_(None),
+        live(FollowUp),
+        or_(
+            FollowUp.contact_id.in_(_many("contacts")),
+            FollowUp.account_id.in_(_many("accounts")),
+            FollowUp.opportunity_id.in_(_many("deals")),
+        ),
+    )
     .order_by(FollowUp.due_at)
 )
 _OWNERS = PEOPLE.where(User.id.in_(_many("ids")))
-_LEADS = (select(Lead.id, Lead.name, Lead.company, Lead.status, Lead.source, User.name.label("owner_name"), Lead.created_at)
-          .outerjoin(User, User.id == Lead.owner_id)
-          .where(Lead.organization_id == _ORG, live(Lead), Lead.email.in_(_many("addresses"))).order_by(Lead.id).limit(3))
+_LEADS = (
+    select(Lead.id, Lead.name, Lead.company, Lead.status, Lead.source, User.name.label("owner_name"), Lead.created_at)
+    .outerjoin(User, User.id == Lead.owner_id)
+    .where(Lead.organization_id == _ORG, live(Lead), Lead.email.in_(_many("addresses")))
+    .order_by(Lead.id)
+    .limit(3)
+)
 ARRIVALS_SHOWN = 3  # a lead's latest posts shown in the pane
-_NEWEST = func.row_number().over(partition_by=LeadArrival.lead_id, order_by=(LeadArrival.received_at.desc(), LeadArrival.id.desc()))
-_POSTED = (select(LeadArrival.lead_id, LeadArrival.received_at, LeadSource.name.label("source_name"), LeadArrival.message,
-                  _NEWEST.label("newest"))
-           .outerjoin(LeadSource, LeadSource.id == LeadArrival.source_id)
-           .where(LeadArrival.organization_id == _ORG, LeadArrival.lead_id.in_(_many("leads"))).subquery())
+_NEWEST = func.row_number().over(
+    partition_by=LeadArrival.lead_id, order_by=(LeadArrival.received_at.desc(), LeadArrival.id.desc())
+)
+_POSTED = (
+    select(
+        LeadArrival.lead_id,
+        LeadArrival.received_at,
+        LeadSource.name.label("source_name"),
+        LeadArrival.message,
+        _NEWEST.label("newest"),
+    )
+    .outerjoin(LeadSource, LeadSource.id == LeadArrival.source_id)
+    .where(LeadArrival.organization_id == _ORG, LeadArrival.lead_id.in_(_many("leads")))
+    .subquery()
+)
 # Each lead's latest ``ARRIVALS_SHOWN``, newest first (a busy lead does not crowd out the others).
-_ARRIVALS = (select(_POSTED.c.lead_id, _POSTED.c.received_at, _POSTED.c.source_name, _POSTED.c.message)
-             .where(_POSTED.c.newest <= ARRIVALS_SHOWN).order_by(_POSTED.c.lead_id, _POSTED.c.newest))
-_OPEN_DEAL_ACCOUNT = select(Opportunity.account_id).where(Opportunity.organization_id == _ORG, Opportunity.id == bindparam("id"),
-                                                          Opportunity.status == "open", live(Opportunity))
-_LOGGED = select(Activity.id, Activity.deleted_at).where(Activity.organization_id == _ORG, Activity.external_id == bindparam("external_id"))
-ACTIVITY_COLUMNS = (Activity.id, Activity.type, Activity.direction, Activity.occurred_at, Activity.subject,
-                    func.substr(Activity.body_text, 1, 400).label("body_text"), Activity.owner_id, Activity.outcome, Activity.rating,
-                    Activity.is_private, Activity.sentiment, Activity.sentiment_scored_at)
+_ARRIVALS = (
+    select(_POSTED.c.lead_id, _POSTED.c.received_at, _POSTED.c.source_name, _POSTED.c.message)
+    .where(_POSTED.c.newest <= ARRIVALS_SHOWN)
+    .order_by(_POSTED.c.lead_id, _POSTED.c.newest)
+)
+_OPEN_DEAL_ACCOUNT = select(Opportunity.account_id).where(
+    Opportunity.organization_id == _ORG,
+    Opportunity.id == bindparam("id"),
+    Opportunity.status == "open",
+    live(Opportunity),
+)
+_LOGGED = select(Activity.id, Activity.deleted_at).where(
+    Activity.organization_id == _ORG, Activity.external_id == bindparam("external_id")
+)
+ACTIVITY_COLUMNS = (
+    Activity.id,
+    Activity.type,
+    Activity.direction,
+    Activity.occurred_at,
+    Activity.subject,
+    func.substr(Activity.body_text, 1, 400).label("body_text"),
+    Activity.owner_id,
+    Activity.outcome,
+    Activity.rating,
+    Activity.is_private,
+    Activity.sentiment,
+    Activity.sentiment_scored_at,
+)
 # The latest activities with some accounts (or contacts), as each kind of reader may list them
 # (``access.visible_activities``: an admin all, a member of a team the team's, anyone else their own).
-_SEEN = {"all": seen_by("admin", None, None), "team": seen_by("rep", bindparam("me"), bindparam("team")),
-         "own": seen_by("rep", bindparam("me"), None)}
+_SEEN = {
+    "all": seen_by("admin", None, None),
+    "team": seen_by("rep", bindparam("me"), bindparam("team")),
+    "own": seen_by("rep", bindparam("me"), None),
+}
 _RECENT = {
     (link, seen): select(*ACTIVITY_COLUMNS)
     .where(Activity.organization_id == _ORG, live(Activity), condition, column.in_(_many("ids")))
@@ -301,7 +382,9 @@ def context_for_addresses(
     if chosen_deal_id is not None:
         chosen_account_id = session.scalar(_OPEN_DEAL_ACCOUNT, {"org": org_id, "id": chosen_deal_id})
         chosen_deal_id = chosen_deal_id if chosen_account_id is not None else None
-    related = {c.account_id for c in contacts.values() if c.account_id} | ({chosen_account_id} if chosen_account_id else set())
+    related = {c.account_id for c in contacts.values() if c.account_id} | (
+        {chosen_account_id} if chosen_account_id else set()
+    )
     accounts, account_names = _account_cards(session, org_id, related, domains)
     if chosen_account_id not in {a.id for a in accounts}:
         chosen_account_id = chosen_deal_id = None
@@ -313,36 +396,71 @@ def context_for_addresses(
     warnings = deal_warnings(session, actor.organization, deals, now)
     health = healths(session, actor.organization, [d.id for d in deals], now)
     activities = _recent_activities(session, actor, contact_ids, account_ids)
-    follow_ups = session.execute(_FOLLOW_UPS, {"org": org_id, "contacts": list(contact_ids), "accounts": list(account_ids),
-                                               "deals": [d.id for d in deals]}).all() if contact_ids or account_ids else []
-    owners = _owners(session, actor, {d.owner_id for d in deals} | {a.owner_id for a in activities} | {f.owner_id for f in follow_ups})
+    follow_ups = (
+        session.execute(
+            _FOLLOW_UPS,
+            {
+                "org": org_id,
+                "contacts": list(contact_ids),
+                "accounts": list(account_ids),
+                "deals": [d.id for d in deals],
+            },
+        ).all()
+        if contact_ids or account_ids
+        else []
+    )
+    owners = _owners(
+        session,
+        actor,
+        {d.owner_id for d in deals} | {a.owner_id for a in activities} | {f.owner_id for f in follow_ups},
+    )
 
     logged = session.execute(_LOGGED, {"org": org_id, "external_id": message_id}).first() if message_id else None
     names = {normalise_address(k): v for k, v in (names or {}).items()}
     # Nobody to add behind a bounce or a no-reply address.
-    unknown = [_unknown(session, org_id, a, names.get(a)) for a in wanted if a not in known and not is_automated_address(a)]
+    unknown = [
+        _unknown(session, org_id, a, names.get(a)) for a in wanted if a not in known and not is_automated_address(a)
+    ]
     leads = _lead_cards(session, org_id, wanted) if wanted else []
 
     return PaneContext(
         addresses=wanted,
-        contacts=[ContactCard(c.id, c.name, c.title, emails[c.id], c.account_id, account_names.get(c.account_id)) for c in contacts.values()],
+        contacts=[
+            ContactCard(c.id, c.name, c.title, emails[c.id], c.account_id, account_names.get(c.account_id))
+            for c in contacts.values()
+        ],
         accounts=accounts,
-        deals=[deal_row(actor, d, now, [w for w in warnings if w.opportunity_id == d.id], owners[d.owner_id], d.account_name,
-                        health.get(d.id)) for d in deals],
+        deals=[
+            deal_row(
+                actor,
+                d,
+                now,
+                [w for w in warnings if w.opportunity_id == d.id],
+                owners[d.owner_id],
+                d.account_name,
+                health.get(d.id),
+            )
+            for d in deals
+        ],
         activities=[activity_row(actor, a, owners[a.owner_id]) for a in activities],
         follow_ups=[
-            FollowUpRow(f.id, f.title, f.due_at, f.due_at < now, owners[f.owner_id].name, can_edit(actor, owners[f.owner_id]))
+            FollowUpRow(
+                f.id, f.title, f.due_at, f.due_at < now, owners[f.owner_id].name, can_edit(actor, owners[f.owner_id])
+            )
             for f in follow_ups
         ],
         unknown=unknown,
         stages=stages,
         leads=leads,
         logged_activity_id=logged.id if logged and logged.deleted_at is None else None,
-        thread_deal_id=_thread_deal(session, org_id, conversation_id, {d.id for d in deals}) if conversation_id and len(deals) > 1 else None,
+        thread_deal_id=_thread_deal(session, org_id, conversation_id, {d.id for d in deals})
+        if conversation_id and len(deals) > 1
+        else None,
         chosen_account_id=chosen_account_id,
         chosen_deal_id=chosen_deal_id,
         blocked=privacy.blocked(session, actor, addresses),
-        internal=privacy.is_internal(actor.organization, addresses) and not actor.organization.setting("log_internal_mail"),
+        internal=privacy.is_internal(actor.organization, addresses)
+        and not actor.organization.setting("log_internal_mail"),
         anyone_else=anyone_else,
     )
 
@@ -353,16 +471,28 @@ def _lead_cards(session: Session, org_id: int, addresses: list[str]) -> list[Lea
     if not rows:
         return []
     posted: dict[int, list[tuple[datetime, str | None, str | None]]] = defaultdict(list)
-    for lead_id, received_at, source_name, message in session.execute(_ARRIVALS, {"org": org_id, "leads": [r.id for r in rows]}):
+    for lead_id, received_at, source_name, message in session.execute(
+        _ARRIVALS, {"org": org_id, "leads": [r.id for r in rows]}
+    ):
         posted[lead_id].append((as_utc(received_at), source_name, message))
-    return [LeadCard(r.id, r.name, r.company, r.status, r.source, r.owner_name, as_utc(r.created_at), posted[r.id]) for r in rows]
+    return [
+        LeadCard(r.id, r.name, r.company, r.status, r.source, r.owner_name, as_utc(r.created_at), posted[r.id])
+        for r in rows
+    ]
 
 
 # The deal of the thread's latest logged mail that has one. Built once; bind "org" and "thread".
-_THREAD_DEAL = (select(Activity.opportunity_id)
-                .where(Activity.organization_id == bindparam("org"), Activity.conversation_id == bindparam("thread"),
-                       live(Activity), Activity.opportunity_id.is_not(None))
-                .order_by(Activity.occurred_at.desc(), Activity.id.desc()).limit(1))
+_THREAD_DEAL = (
+    select(Activity.opportunity_id)
+    .where(
+        Activity.organization_id == bindparam("org"),
+        Activity.conversation_id == bindparam("thread"),
+        live(Activity),
+        Activity.opportunity_id.is_not(None),
+    )
+    .order_by(Activity.occurred_at.desc(), Activity.id.desc())
+    .limit(1)
+)
 
 
 def _thread_deal(session: Session, org_id: int, conversation_id: str, open_ids: set[int]) -> int | None:
@@ -376,7 +506,9 @@ def _owners(session: Session, actor: User, ids: set[int]) -> dict[int, Person]:
     return {row.id: Person(*row) for row in rows}
 
 
-def _account_cards(session: Session, org_id: int, ids: set[int], domains: set[str]) -> tuple[list[AccountCard], dict[int, str]]:
+def _account_cards(
+    session: Session, org_id: int, ids: set[int], domains: set[str]
+) -> tuple[list[AccountCard], dict[int, str]]:
     """The live accounts among ``ids`` and those owning any of ``domains``, as cards (name
     order), and the names of all of them (a contact's account shows by name even once deleted)."""
     if not ids and not domains:
@@ -390,14 +522,26 @@ def _account_cards(session: Session, org_id: int, ids: set[int], domains: set[st
     for account_id, domain in session.execute(_ACCOUNT_DOMAINS, {"org": org_id, "ids": live_ids}) if live_ids else ():
         domains[account_id].append(domain)
     # The parents and the live branches, in one read.
-    family = session.execute(_FAMILY, {"org": org_id, "parents": list(parent_ids), "ids": live_ids}).all() if live_ids else []
+    family = (
+        session.execute(_FAMILY, {"org": org_id, "parents": list(parent_ids), "ids": live_ids}).all()
+        if live_ids
+        else []
+    )
     relatives = {row.id: row.name for row in family}
     branches: dict[int, list[tuple[int, str]]] = defaultdict(list)
     for row in family:
         if row.parent_id in live_ids and row.deleted_at is None:
             branches[row.parent_id].append((row.id, row.name))
-    cards = [AccountCard(row.id, row.name, domains[row.id], (row.parent_id, relatives.get(row.parent_id, names.get(row.parent_id, "")))
-                         if row.parent_id else None, branches[row.id]) for row in live]
+    cards = [
+        AccountCard(
+            row.id,
+            row.name,
+            domains[row.id],
+            (row.parent_id, relatives.get(row.parent_id, names.get(row.parent_id, ""))) if row.parent_id else None,
+            branches[row.id],
+        )
+        for row in live
+    ]
     return cards, names
 
 
@@ -410,8 +554,16 @@ def _recent_activities(session: Session, actor: User, contact_ids: set[int], acc
     seen = "all" if actor.role == "admin" else ("team" if actor.team_id else "own")
     for link, ids in (("account", account_ids), ("contact", contact_ids)):
         if ids:
-            rows = session.execute(_RECENT[(link, seen)], {"org": actor.organization_id, "me": actor.id, "team": actor.team_id,
-                                                          "ids": list(ids), "limit": RECENT_ACTIVITIES})
+            rows = session.execute(
+                _RECENT[(link, seen)],
+                {
+                    "org": actor.organization_id,
+                    "me": actor.id,
+                    "team": actor.team_id,
+                    "ids": list(ids),
+                    "limit": RECENT_ACTIVITIES,
+                },
+            )
             found.update((row.id, row) for row in rows)
     return sorted(found.values(), key=lambda a: (a.occurred_at, a.id), reverse=True)[:RECENT_ACTIVITIES]
 
@@ -434,8 +586,15 @@ def _account_card(account: Account) -> AccountCard:
     )
 
 
-def deal_row(actor: User, deal: DealFacts, now: datetime, warnings: list[DealWarning], owner: User | Person, account_name: str,
-             health: Health | None = None) -> DealRow:
+def deal_row(
+    actor: User,
+    deal: DealFacts,
+    now: datetime,
+    warnings: list[DealWarning],
+    owner: User | Person,
+    account_name: str,
+    health: Health | None = None,
+) -> DealRow:
     return DealRow(
         deal.id,
         deal.name,
@@ -471,10 +630,27 @@ def deal_card(session: Session, actor: User, deal_id: int, now: datetime | None 
 def _row_of(session: Session, actor: User, deal: Opportunity, now: datetime) -> DealRow:
     # As the pane's list has it: the stage from the transaction's stages, not loaded again.
     stage = next(s for s in pipeline_stages(session, actor.organization_id) if s.id == deal.stage_id)
-    row = OpenDeal(deal.id, deal.name, deal.amount, deal.status, deal.created_at, deal.stage_entered_at, stage, deal.account.name,
-                   deal.owner_id, deal.currency)
-    return deal_row(actor, row, now, deal_warnings(session, actor.organization, [row], now), deal.owner, row.account_name,
-                    healths(session, actor.organization, [deal.id], now).get(deal.id) if deal.status == "open" else None)
+    row = OpenDeal(
+        deal.id,
+        deal.name,
+        deal.amount,
+        deal.status,
+        deal.created_at,
+        deal.stage_entered_at,
+        stage,
+        deal.account.name,
+        deal.owner_id,
+        deal.currency,
+    )
+    return deal_row(
+        actor,
+        row,
+        now,
+        deal_warnings(session, actor.organization, [row], now),
+        deal.owner,
+        row.account_name,
+        healths(session, actor.organization, [deal.id], now).get(deal.id) if deal.status == "open" else None,
+    )
 
 
 def activity_row(actor: User, activity: Any, owner: User | Person) -> ActivityRow:
@@ -514,7 +690,9 @@ def _family(session: Session, org_id: int, account: Account) -> list[int]:
     its branches."""
     root = account.parent or account
     ids = {root.id, account.id}
-    ids |= set(session.scalars(select(Account.id).where(Account.organization_id == org_id, Account.parent_id == root.id)))
+    ids |= set(
+        session.scalars(select(Account.id).where(Account.organization_id == org_id, Account.parent_id == root.id))
+    )
     return sorted(ids)
 
 
@@ -540,14 +718,24 @@ def notes_feed(session: Session, actor: User, account_query: str, limit: int = 1
     if len(words) < 2:
         return []
     matches = session.scalars(
-        select(Account).where(Account.organization_id == actor.organization_id, live(Account),
-                              func.lower(Account.name).contains(words.lower(), autoescape=True)).limit(20)
+        select(Account)
+        .where(
+            Account.organization_id == actor.organization_id,
+            live(Account),
+            func.lower(Account.name).contains(words.lower(), autoescape=True),
+        )
+        .limit(20)
     ).all()
     family = sorted({i for account in matches for i in _family(session, actor.organization_id, account)})
     names = dict(session.execute(select(Account.id, Account.name).where(Account.id.in_(family))).all())
     rows = session.scalars(
         select(Activity)
-        .where(visible_activities(actor), Activity.account_id.in_(family), Activity.body_text.is_not(None), Activity.body_text != "")
+        .where(
+            visible_activities(actor),
+            Activity.account_id.in_(family),
+            Activity.body_text.is_not(None),
+            Activity.body_text != "",
+        )
         .options(selectinload(Activity.owner))
         .order_by(Activity.occurred_at.desc(), Activity.id.desc())
         .limit(limit)

@@ -15,13 +15,24 @@ from decimal import Decimal
 from sqlalchemy import ColumnElement, Integer, bindparam, case, func, literal, or_, select, true, union_all
 
 from services.errors import DomainError
-from services.models import ACTIVITY_TYPES, MONTH_COLUMNS, WEEKDAY_COLUMNS, Activity, ActivityDayTotal, ActivityMonthRollup, ActivityRollup, ActivityYearRollup, Opportunity, User, live
+from services.models import (
+    ACTIVITY_TYPES,
+    MONTH_COLUMNS,
+    WEEKDAY_COLUMNS,
+    Activity,
+    ActivityDayTotal,
+    ActivityMonthRollup,
+    ActivityRollup,
+    ActivityYearRollup,
+    Opportunity,
+    User,
+    live,
+)
 from services.periods import Period, add_months, fiscal_year_start, local_midnight
 from services.signals import is_attempt_of, is_inbound_interaction
 from services.types import UTCDateTime, one_of
 from services.shown import Shown
 from services.reports.scope import ReportScope, _partial_day, owned_by, owned_by_bound, owners_of
-
 
 
 @dataclass
@@ -63,12 +74,20 @@ def _month_split(start: date, end: date) -> tuple[tuple[date, date] | None, list
 
 
 Piece = tuple[Any, list[tuple[date, date]], int]  # (rollup model, date ranges, +1 or -1)
-_WHEN = {ActivityRollup: ActivityRollup.day, ActivityMonthRollup: ActivityMonthRollup.month, ActivityYearRollup: ActivityYearRollup.year}
+_WHEN = {
+    ActivityRollup: ActivityRollup.day,
+    ActivityMonthRollup: ActivityMonthRollup.month,
+    ActivityYearRollup: ActivityYearRollup.year,
+}
 
 
 def _direct(start: date, end: date, sign: int = 1) -> list[Piece]:
     months, days = _month_split(start, end)
-    return [(model, ranges, sign) for model, ranges in ((ActivityMonthRollup, [months] if months else []), (ActivityRollup, days)) if ranges]
+    return [
+        (model, ranges, sign)
+        for model, ranges in ((ActivityMonthRollup, [months] if months else []), (ActivityRollup, days))
+        if ranges
+    ]
 
 
 def _rollup_ranges(period: Period, fiscal_month: int) -> list[Piece]:
@@ -90,8 +109,11 @@ def _rollup_ranges(period: Period, fiscal_month: int) -> list[Piece]:
 
 def _rows_per_rep_and_key(pieces: list[Piece]) -> int:
     """How many rollup rows the pieces read for one rep and key, at most: a month's or a day's."""
-    return sum(_months_between(a, b) if model is ActivityMonthRollup else (b - a).days
-               for model, ranges, _ in pieces for a, b in ranges)
+    return sum(
+        _months_between(a, b) if model is ActivityMonthRollup else (b - a).days
+        for model, ranges, _ in pieces
+        for a, b in ranges
+    )
 
 
 def _months_between(start: date, end: date) -> int:
@@ -100,8 +122,10 @@ def _months_between(start: date, end: date) -> int:
 
 def _rollup_grains(period: Period, fiscal_month: int) -> list[tuple[Any, ColumnElement[bool], int]]:
     """The same as conditions: (model, condition on its date, sign)."""
-    return [(model, or_(*((_WHEN[model] >= a) & (_WHEN[model] < b) for a, b in ranges)), sign)
-            for model, ranges, sign in _rollup_ranges(period, fiscal_month)]
+    return [
+        (model, or_(*((_WHEN[model] >= a) & (_WHEN[model] < b) for a, b in ranges)), sign)
+        for model, ranges, sign in _rollup_ranges(period, fiscal_month)
+    ]
 
 
 def _summary_statement(model: Any, by_owner: bool = True) -> Any:
@@ -116,12 +140,18 @@ def _summary_statement(model: Any, by_owner: bool = True) -> Any:
         attempts = func.sum(case((is_attempt_of(model), model.count), else_=0))
         contacts = func.sum(case((is_inbound_interaction(model), model.count), else_=0))
     owners = one_of(model.owner_id, bindparam("owners")) if by_owner else true()
-    by_type = [func.sum(case((model.type == kind, getattr(model, column)), else_=0))
-               for column in ("count", "minutes") for kind in ACTIVITY_TYPES]
+    by_type = [
+        func.sum(case((model.type == kind, getattr(model, column)), else_=0))
+        for column in ("count", "minutes")
+        for kind in ACTIVITY_TYPES
+    ]
     return (
         select(model.owner_id, attempts, contacts, *by_type)
-        .where(model.organization_id == bindparam("org"), owners,
-               or_(*((when >= bindparam(f"start{i}")) & (when < bindparam(f"end{i}")) for i in range(2))))
+        .where(
+            model.organization_id == bindparam("org"),
+            owners,
+            or_(*((when >= bindparam(f"start{i}")) & (when < bindparam(f"end{i}")) for i in range(2))),
+        )
         .group_by(model.owner_id)
     )
 
@@ -135,7 +165,9 @@ FEW_REPS = 60
 
 def _range_parameters(ranges: list[tuple[date, date]]) -> dict[str, date]:
     padded = ranges + [(ranges[0][0], ranges[0][0])] * (2 - len(ranges))
-    return {key: value for i, (start, end) in enumerate(padded) for key, value in ((f"start{i}", start), (f"end{i}", end))}
+    return {
+        key: value for i, (start, end) in enumerate(padded) for key, value in ((f"start{i}", start), (f"end{i}", end))
+    }
 
 
 def activity_summary(scope: ReportScope, period: Period | None = None) -> list[RepActivity]:
@@ -148,16 +180,38 @@ def activity_summary(scope: ReportScope, period: Period | None = None) -> list[R
     # period's last day is partial, and read from the activities themselves.
     few = len(reps) <= FEW_REPS
     connection = session.connection()  # plain rows: no ORM result machinery for thousands of them
-    results = [(connection.execute(_SUMMARY[(model, few)], {"org": actor.organization_id, "owners": list(reps), **_range_parameters(ranges)})
-                .all(), sign) for model, ranges, sign in _rollup_ranges(period, actor.organization.fiscal_year_start_month)]
+    results = [
+        (
+            connection.execute(
+                _SUMMARY[(model, few)],
+                {"org": actor.organization_id, "owners": list(reps), **_range_parameters(ranges)},
+            ).all(),
+            sign,
+        )
+        for model, ranges, sign in _rollup_ranges(period, actor.organization.fiscal_year_start_month)
+    ]
     if (partial := _partial_day(actor, period, reps)) is not None:
-        results.append((session.connection().execute(
-            select(Activity.owner_id, func.sum(case((is_attempt_of(), 1), else_=0)), func.sum(case((is_inbound_interaction(), 1), else_=0)),
-                   *(func.sum(case((Activity.type == kind, value), else_=0))
-                     for value in (1, func.coalesce(Activity.duration_minutes, 0)) for kind in ACTIVITY_TYPES))
-            .where(partial)
-            .group_by(Activity.owner_id)
-        ).all(), 1))
+        results.append(
+            (
+                session.connection()
+                .execute(
+                    select(
+                        Activity.owner_id,
+                        func.sum(case((is_attempt_of(), 1), else_=0)),
+                        func.sum(case((is_inbound_interaction(), 1), else_=0)),
+                        *(
+                            func.sum(case((Activity.type == kind, value), else_=0))
+                            for value in (1, func.coalesce(Activity.duration_minutes, 0))
+                            for kind in ACTIVITY_TYPES
+                        ),
+                    )
+                    .where(partial)
+                    .group_by(Activity.owner_id)
+                )
+                .all(),
+                1,
+            )
+        )
     kinds = len(ACTIVITY_TYPES)
     for result, sign in results:
         for owner_id, attempts, contacts, *by_type in result:
@@ -197,20 +251,35 @@ WORKING_DAYS = {RECENT: 5, BASELINE: 20}
 # once; bind "org", "owners", the whole days ("first_day", "split_day", "today"), the three
 # partial days' spans ("from0" to "until2") and "split".
 _DRAWDOWN_DAYS = (
-    select(ActivityDayTotal.owner_id, func.sum(case((ActivityDayTotal.day > bindparam("split_day"), ActivityDayTotal.count), else_=0)),
-           func.sum(ActivityDayTotal.count))
-    .where(ActivityDayTotal.organization_id == bindparam("org"), one_of(ActivityDayTotal.owner_id, bindparam("owners")),
-           ActivityDayTotal.day >= bindparam("first_day"), ActivityDayTotal.day < bindparam("today"),
-           ActivityDayTotal.day != bindparam("split_day"))
+    select(
+        ActivityDayTotal.owner_id,
+        func.sum(case((ActivityDayTotal.day > bindparam("split_day"), ActivityDayTotal.count), else_=0)),
+        func.sum(ActivityDayTotal.count),
+    )
+    .where(
+        ActivityDayTotal.organization_id == bindparam("org"),
+        one_of(ActivityDayTotal.owner_id, bindparam("owners")),
+        ActivityDayTotal.day >= bindparam("first_day"),
+        ActivityDayTotal.day < bindparam("today"),
+        ActivityDayTotal.day != bindparam("split_day"),
+    )
     .group_by(ActivityDayTotal.owner_id)
 )
-_EDGES = union_all(*(
-    select(Activity.owner_id, case((Activity.occurred_at >= bindparam("split", type_=UTCDateTime()), 1), else_=0).label("recent"))
-    .where(Activity.organization_id == bindparam("org"), live(Activity),
-           one_of(Activity.owner_id, bindparam("owners")),
-           Activity.occurred_at >= bindparam(f"from{i}", type_=UTCDateTime()), Activity.occurred_at < bindparam(f"until{i}", type_=UTCDateTime()))
-    for i in range(3)
-)).subquery("edges")
+_EDGES = union_all(
+    *(
+        select(
+            Activity.owner_id,
+            case((Activity.occurred_at >= bindparam("split", type_=UTCDateTime()), 1), else_=0).label("recent"),
+        ).where(
+            Activity.organization_id == bindparam("org"),
+            live(Activity),
+            one_of(Activity.owner_id, bindparam("owners")),
+            Activity.occurred_at >= bindparam(f"from{i}", type_=UTCDateTime()),
+            Activity.occurred_at < bindparam(f"until{i}", type_=UTCDateTime()),
+        )
+        for i in range(3)
+    )
+).subquery("edges")
 _DRAWDOWN_EDGES = select(_EDGES.c.owner_id, func.sum(_EDGES.c.recent), func.count()).group_by(_EDGES.c.owner_id)
 
 
@@ -218,13 +287,25 @@ def _drawdown_parameters(actor: User, now: datetime) -> dict[str, Any]:
     name = actor.organization.time_zone
     zone = ZoneInfo(name)
     start, split = now - RECENT - BASELINE, now - RECENT
-    first_day, split_day, today = (start.astimezone(zone).date() + timedelta(days=1), split.astimezone(zone).date(),
-                                   now.astimezone(zone).date())
-    spans = [(start, local_midnight(first_day, name)),
-             (local_midnight(split_day, name), local_midnight(split_day + timedelta(days=1), name)),
-             (local_midnight(today, name), now)]
-    return {"org": actor.organization_id, "first_day": first_day, "split_day": split_day, "today": today, "split": split,
-            **{f"from{i}": a for i, (a, _) in enumerate(spans)}, **{f"until{i}": b for i, (_, b) in enumerate(spans)}}
+    first_day, split_day, today = (
+        start.astimezone(zone).date() + timedelta(days=1),
+        split.astimezone(zone).date(),
+        now.astimezone(zone).date(),
+    )
+    spans = [
+        (start, local_midnight(first_day, name)),
+        (local_midnight(split_day, name), local_midnight(split_day + timedelta(days=1), name)),
+        (local_midnight(today, name), now),
+    ]
+    return {
+        "org": actor.organization_id,
+        "first_day": first_day,
+        "split_day": split_day,
+        "today": today,
+        "split": split,
+        **{f"from{i}": a for i, (a, _) in enumerate(spans)},
+        **{f"until{i}": b for i, (_, b) in enumerate(spans)},
+    }
 
 
 def drawdown_alerts(scope: ReportScope, limit: int | None = None) -> Shown[Drawdown]:
@@ -261,11 +342,14 @@ def weekday_pattern(scope: ReportScope) -> dict[int, list[int]]:
     rows: list[tuple[Any, int]] = []
     for model, within, sign in _rollup_grains(period, actor.organization.fiscal_year_start_month):
         if model is ActivityRollup:
-            rows += [(row, sign) for row in session.connection().execute(
-                select(model.owner_id, model.day, func.sum(model.count))
-                .where(model.organization_id == actor.organization_id, one_of(model.owner_id, people), within)
-                .group_by(model.owner_id, model.day)
-            )]
+            rows += [
+                (row, sign)
+                for row in session.connection().execute(
+                    select(model.owner_id, model.day, func.sum(model.count))
+                    .where(model.organization_id == actor.organization_id, one_of(model.owner_id, people), within)
+                    .group_by(model.owner_id, model.day)
+                )
+            ]
             continue
         # The coarse grains count by weekday themselves.
         for owner_id, *by_weekday in session.connection().execute(
@@ -276,9 +360,12 @@ def weekday_pattern(scope: ReportScope) -> dict[int, list[int]]:
             for weekday, count in enumerate(by_weekday):
                 pattern[owner_id][weekday] += sign * int(count or 0)
     if (partial := _partial_day(actor, period, people)) is not None and period.until is not None:
-        rows += [((owner_id, period.until.date(), count), 1) for owner_id, count in session.connection().execute(
-            select(Activity.owner_id, func.count()).where(partial).group_by(Activity.owner_id)
-        )]
+        rows += [
+            ((owner_id, period.until.date(), count), 1)
+            for owner_id, count in session.connection().execute(
+                select(Activity.owner_id, func.count()).where(partial).group_by(Activity.owner_id)
+            )
+        ]
     for (owner_id, day, count), sign in rows:
         pattern[owner_id][day.weekday()] += sign * int(count or 0)
     return pattern
@@ -311,8 +398,12 @@ def monthly_trends(scope: ReportScope) -> list[MonthPoint]:
     fiscal_month = actor.organization.fiscal_year_start_month
     for year, *by_month in session.connection().execute(
         select(ActivityYearRollup.year, *(func.sum(getattr(ActivityYearRollup, column)) for column in MONTH_COLUMNS))
-        .where(ActivityYearRollup.organization_id == actor.organization_id, owned_by(ActivityYearRollup.owner_id, people),
-               ActivityYearRollup.year >= fiscal_year_start(span.start, fiscal_month), ActivityYearRollup.year < span.end)
+        .where(
+            ActivityYearRollup.organization_id == actor.organization_id,
+            owned_by(ActivityYearRollup.owner_id, people),
+            ActivityYearRollup.year >= fiscal_year_start(span.start, fiscal_month),
+            ActivityYearRollup.year < span.end,
+        )
         .group_by(ActivityYearRollup.year)
     ):
         for n, count in enumerate(by_month):
@@ -324,8 +415,14 @@ def monthly_trends(scope: ReportScope) -> list[MonthPoint]:
     bounds = [Period(month, add_months(month, 1)).utc_bounds(actor.organization.time_zone) for month in starts]
     form, owners = owners_of(people)
     for index, status, count, amount in session.connection().execute(
-            _closed_by_month(months, form, session.get_bind().dialect.name),
-            {"org": actor.organization_id, **owners, **{f"from{i}": start for i, (start, _) in enumerate(bounds)}, "until": bounds[-1][1]}):
+        _closed_by_month(months, form, session.get_bind().dialect.name),
+        {
+            "org": actor.organization_id,
+            **owners,
+            **{f"from{i}": start for i, (start, _) in enumerate(bounds)},
+            "until": bounds[-1][1],
+        },
+    ):
         point = points[starts[index]]
         if status == "won":
             point.won_deals += count
@@ -344,17 +441,27 @@ def _closed_by_month(months: int, form: str, dialect: str) -> Any:
     bounds (as cheap as no CASE at all there; ``width_bucket`` and a scan per month were
     dearer); on SQLite a range of the index per month, which halves the CASE's 6.1 ms for a
     year of an organization."""
-    bound = [bindparam(f"from{i}", type_=UTCDateTime()) for i in range(months)] + [bindparam("until", type_=UTCDateTime())]
-    closed = (Opportunity.organization_id == bindparam("org")) & live(Opportunity) & Opportunity.status.in_(("won", "lost")) \
+    bound = [bindparam(f"from{i}", type_=UTCDateTime()) for i in range(months)] + [
+        bindparam("until", type_=UTCDateTime())
+    ]
+    closed = (
+        (Opportunity.organization_id == bindparam("org"))
+        & live(Opportunity)
+        & Opportunity.status.in_(("won", "lost"))
         & owned_by_bound(Opportunity.owner_id, form)
+    )
     if dialect == "postgresql":
         month = case(*((Opportunity.closed_at < until, i) for i, until in enumerate(bound[1:])))
-        return (select(month, Opportunity.status, func.count(), func.sum(Opportunity.amount))
-                .where(closed, Opportunity.closed_at >= bound[0], Opportunity.closed_at < bound[-1])
-                .group_by(month, Opportunity.status))
-    return union_all(*(
-        select(literal(i, Integer()), Opportunity.status, func.count(), func.sum(Opportunity.amount))
-        .where(closed, Opportunity.closed_at >= bound[i], Opportunity.closed_at < bound[i + 1])
-        .group_by(Opportunity.status)
-        for i in range(months)
-    ))
+        return (
+            select(month, Opportunity.status, func.count(), func.sum(Opportunity.amount))
+            .where(closed, Opportunity.closed_at >= bound[0], Opportunity.closed_at < bound[-1])
+            .group_by(month, Opportunity.status)
+        )
+    return union_all(
+        *(
+            select(literal(i, Integer()), Opportunity.status, func.count(), func.sum(Opportunity.amount))
+            .where(closed, Opportunity.closed_at >= bound[i], Opportunity.closed_at < bound[i + 1])
+            .group_by(Opportunity.status)
+            for i in range(months)
+        )
+    )

@@ -24,8 +24,23 @@ T = TypeVar("T")
 
 # What the page shows besides the prefetched figures, computed by the page's own session while
 # the second computes those. None of them reads a prefetched figure.
-PAGE = ("activity", "summary_before", "won", "quota_shown", "leaderboard", "pipeline", "outcomes", "lost_shown", "leads",
-        "response_shown", "forecast", "health_drops", "note_totals", "weekdays", "team_quota")
+PAGE = (
+    "activity",
+    "summary_before",
+    "won",
+    "quota_shown",
+    "leaderboard",
+    "pipeline",
+    "outcomes",
+    "lost_shown",
+    "leads",
+    "response_shown",
+    "forecast",
+    "health_drops",
+    "note_totals",
+    "weekdays",
+    "team_quota",
+)
 
 
 class prefetched(cached_property[T]):

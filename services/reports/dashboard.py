@@ -24,15 +24,42 @@ from services.shown import Shown
 from services.users import Person
 from services.reports import alongside
 from services.reports.alongside import prefetched
-from services.reports.activity import Drawdown, MonthPoint, RepActivity, activity_summary, drawdown_alerts, monthly_trends, weekday_pattern
+from services.reports.activity import (
+    Drawdown,
+    MonthPoint,
+    RepActivity,
+    activity_summary,
+    drawdown_alerts,
+    monthly_trends,
+    weekday_pattern,
+)
 from services.reports.deals import (
-    DealAlert, DealOutcomes, Forecast, LostDeal, NeglectedAccount, StageConversion, StageRow, deal_alerts, deal_outcomes, falling_deals,
-    lost_deals, neglected_accounts, pipeline, quarter_forecast, stage_conversion,
+    DealAlert,
+    DealOutcomes,
+    Forecast,
+    LostDeal,
+    NeglectedAccount,
+    StageConversion,
+    StageRow,
+    deal_alerts,
+    deal_outcomes,
+    falling_deals,
+    lost_deals,
+    neglected_accounts,
+    pipeline,
+    quarter_forecast,
+    stage_conversion,
 )
 from services.reports.leads import LeadSource, ResponseTime, lead_conversion, lead_response_times
 from services.reports.note_quality import NoteQuality, NoteQualityTotals, note_quality, note_quality_totals
 from services.reports.quotas import (
-    Attainment, LeaderboardRow, TeamAttainment, leaderboard, quota_attainment, team_revenue_attainment, won_by_owner,
+    Attainment,
+    LeaderboardRow,
+    TeamAttainment,
+    leaderboard,
+    quota_attainment,
+    team_revenue_attainment,
+    won_by_owner,
 )
 from services.reports.scope import ReportScope, report_scope
 
@@ -81,8 +108,19 @@ class TeamReport:
         """The same report read in another session (by ``actor``, the same user loaded there),
         its people as resolved here."""
         scope = self.scope
-        return team_report(session, actor, scope.period, scope.today, scope.now, scope.team_id, scope.rep_id,
-                           year_over_year=scope.year_over_year, months=scope.months, every_rep=scope.every_rep, people=scope.people)
+        return team_report(
+            session,
+            actor,
+            scope.period,
+            scope.today,
+            scope.now,
+            scope.team_id,
+            scope.rep_id,
+            year_over_year=scope.year_over_year,
+            months=scope.months,
+            every_rep=scope.every_rep,
+            people=scope.people,
+        )
 
     @property
     def period(self) -> Period:
@@ -318,14 +356,19 @@ class TeamReport:
     def activity_bars(self) -> list[tuple[str, list[tuple[str, int]]]]:
         """Per rep, the stack of activity counts by type: the three largest types, then the rest
         as "other", so that the chart's four colours and its legend name every segment."""
-        kinds = sorted({k for row in self.activity for k in row.counts},
-                       key=lambda k: (-sum(r.counts.get(k, 0) for r in self.activity), k))
-        named, rest = kinds[:CHART_PARTS - 1], kinds[CHART_PARTS - 1:]
+        kinds = sorted(
+            {k for row in self.activity for k in row.counts},
+            key=lambda k: (-sum(r.counts.get(k, 0) for r in self.activity), k),
+        )
+        named, rest = kinds[: CHART_PARTS - 1], kinds[CHART_PARTS - 1 :]
         if len(rest) == 1:
             named, rest = kinds, []
         return [
-            (row.name, [(kind, row.counts.get(kind, 0)) for kind in named]
-             + ([("other", sum(row.counts.get(k, 0) for k in rest))] if rest else []))
+            (
+                row.name,
+                [(kind, row.counts.get(kind, 0)) for kind in named]
+                + ([("other", sum(row.counts.get(k, 0) for k in rest))] if rest else []),
+            )
             for row in self.activity_rows
         ]
 
@@ -334,17 +377,39 @@ class TeamReport:
         return [(row.name, row.count) for row in self.pipeline]
 
 
-def team_report(session: Session, actor: User, period: Period, today: date, now: datetime, team_id: int | None = None,
-                rep_id: int | None = None, *, year_over_year: bool = False, months: int = 12, every_rep: bool = False,
-                people: list[Person] | None = None) -> TeamReport:
+def team_report(
+    session: Session,
+    actor: User,
+    period: Period,
+    today: date,
+    now: datetime,
+    team_id: int | None = None,
+    rep_id: int | None = None,
+    *,
+    year_over_year: bool = False,
+    months: int = 12,
+    every_rep: bool = False,
+    people: list[Person] | None = None,
+) -> TeamReport:
     """Every figure for one period and team, with the comparison period (the one before, or
     the same one a year earlier) beside the activity and outcome figures, and ``months`` of
     trends: what the dashboard and its CSV exports show. The scope is checked here (a rep, or
     a manager asking for another team, is refused before anything is computed)."""
     if months not in (12, 24):
         raise DomainError("Trends cover 12 or 24 months.")
-    scope = report_scope(session, actor, period, today=today, now=now, team_id=team_id, rep_id=rep_id, year_over_year=year_over_year,
-                         months=months, every_rep=every_rep, people=people)
+    scope = report_scope(
+        session,
+        actor,
+        period,
+        today=today,
+        now=now,
+        team_id=team_id,
+        rep_id=rep_id,
+        year_over_year=year_over_year,
+        months=months,
+        every_rep=every_rep,
+        people=people,
+    )
     if session.get_bind().dialect.name == "postgresql":
         # A report's statements each take milliseconds: PostgreSQL's parallel workers cost more
         # to start than they save there (the drawdown's edge days were planned as a parallel

@@ -15,12 +15,19 @@ from services.deals import pipeline_stages
 from services.health import HealthDrop, health_drops
 from services.models import IS_OPEN_DEAL, Account, FollowUp, Opportunity, Quota, Stage, live
 from services.periods import Period, period_for
-from services.signals import DAY_MS, DealWarning, longest_warning, warning_days, warning_facts, warning_parameters, warnings_from
+from services.signals import (
+    DAY_MS,
+    DealWarning,
+    longest_warning,
+    warning_days,
+    warning_facts,
+    warning_parameters,
+    warnings_from,
+)
 from services.types import UTCDateTime, as_utc, by_codepoint, elapsed_ms, one_of
 from services.reports.quotas import won_by_owner
 from services.shown import Shown
 from services.reports.scope import ReportScope, _closed_in, _in_period, owned_by, owned_by_bound, owners_of
-
 
 
 @dataclass
@@ -70,9 +77,7 @@ def pipeline(scope: ReportScope) -> list[StageRow]:
     rows = session.connection().execute(
         select(Opportunity.stage_id, func.count(), func.sum(Opportunity.amount))
         .where(
-            Opportunity.organization_id == actor.organization_id,
-            IS_OPEN_DEAL,
-            owned_by(Opportunity.owner_id, people),
+            Opportunity.organization_id == actor.organization_id, IS_OPEN_DEAL, owned_by(Opportunity.owner_id, people)
         )
         .group_by(Opportunity.stage_id)
     )
@@ -89,19 +94,43 @@ def _outcomes(form: str, dialect: str) -> Any:
     out. Built once per form and back end. PostgreSQL groups by hashing, in one pass; SQLite
     groups by sorting, so there the won are summed apart and only the lost are grouped (a
     third less time), which on PostgreSQL would read the deals twice."""
+
     def closed(*statuses: str) -> Any:
-        return ((Opportunity.organization_id == bindparam("org")) & live(Opportunity) & Opportunity.status.in_(statuses)
-                & owned_by_bound(Opportunity.owner_id, form) & (Opportunity.closed_at >= bindparam("start", type_=UTCDateTime()))
-                & (Opportunity.closed_at < bindparam("end", type_=UTCDateTime())))
+        return (
+            (Opportunity.organization_id == bindparam("org"))
+            & live(Opportunity)
+            & Opportunity.status.in_(statuses)
+            & owned_by_bound(Opportunity.owner_id, form)
+            & (Opportunity.closed_at >= bindparam("start", type_=UTCDateTime()))
+            & (Opportunity.closed_at < bindparam("end", type_=UTCDateTime()))
+        )
+
     cycle = elapsed_ms(Opportunity.created_at, Opportunity.closed_at)
     if dialect == "postgresql":
-        return (select(Opportunity.status, Opportunity.loss_reason, func.count(), func.sum(Opportunity.amount),
-                       func.sum(case((Opportunity.status == "won", cycle))))
-                .where(closed("won", "lost")).group_by(Opportunity.status, Opportunity.loss_reason))
+        return (
+            select(
+                Opportunity.status,
+                Opportunity.loss_reason,
+                func.count(),
+                func.sum(Opportunity.amount),
+                func.sum(case((Opportunity.status == "won", cycle))),
+            )
+            .where(closed("won", "lost"))
+            .group_by(Opportunity.status, Opportunity.loss_reason)
+        )
     return union_all(
-        select(literal("won"), literal(None, String()), func.count(), func.sum(Opportunity.amount), func.sum(cycle)).where(closed("won")),
-        select(literal("lost"), Opportunity.loss_reason, func.count(), func.sum(Opportunity.amount), literal(None, BigInteger()))
-        .where(closed("lost")).group_by(Opportunity.loss_reason),
+        select(
+            literal("won"), literal(None, String()), func.count(), func.sum(Opportunity.amount), func.sum(cycle)
+        ).where(closed("won")),
+        select(
+            literal("lost"),
+            Opportunity.loss_reason,
+            func.count(),
+            func.sum(Opportunity.amount),
+            literal(None, BigInteger()),
+        )
+        .where(closed("lost"))
+        .group_by(Opportunity.loss_reason),
     )
 
 
@@ -115,7 +144,9 @@ def deal_outcomes(scope: ReportScope, period: Period | None = None) -> DealOutco
     reasons: dict[str, tuple[int, Decimal]] = {}
     # Summed in the database: a year of an organization's deals is thousands of rows.
     for status, reason, count, amount, cycle in session.connection().execute(
-            _outcomes(form, session.get_bind().dialect.name), {"org": actor.organization_id, "start": start, "end": end, **owners}):
+        _outcomes(form, session.get_bind().dialect.name),
+        {"org": actor.organization_id, "start": start, "end": end, **owners},
+    ):
         amount = Decimal(amount or 0)
         if status == "won":
             outcomes.won += count
@@ -149,14 +180,28 @@ def stage_conversion(scope: ReportScope) -> list[StageConversion]:
     # Counted from what each deal keeps of its stage changes (``services.deals.stage_entered``):
     # one row per deal of the cohort. A deal reached stage S if it ever entered S; it moved on
     # if it was won or went further than S.
-    reached = {stage.id: (Opportunity.stages_reached.op(">>")(literal(stage.position, Integer()))).op("&")(1) == 1 for stage in stages}
+    reached = {
+        stage.id: (Opportunity.stages_reached.op(">>")(literal(stage.position, Integer()))).op("&")(1) == 1
+        for stage in stages
+    }
     went_on = {stage.id: Opportunity.ever_won | (Opportunity.furthest_position > stage.position) for stage in stages}
-    totals = session.connection().execute(
-        select(*(func.sum(case((reached[stage.id], 1), else_=0)) for stage in stages),
-               *(func.sum(case((reached[stage.id] & went_on[stage.id], 1), else_=0)) for stage in stages))
-        .where(Opportunity.organization_id == actor.organization_id, live(Opportunity),
-               owned_by(Opportunity.owner_id, people), _in_period(Opportunity.created_at, actor, period))
-    ).one() if stages else ()
+    totals = (
+        session.connection()
+        .execute(
+            select(
+                *(func.sum(case((reached[stage.id], 1), else_=0)) for stage in stages),
+                *(func.sum(case((reached[stage.id] & went_on[stage.id], 1), else_=0)) for stage in stages),
+            ).where(
+                Opportunity.organization_id == actor.organization_id,
+                live(Opportunity),
+                owned_by(Opportunity.owner_id, people),
+                _in_period(Opportunity.created_at, actor, period),
+            )
+        )
+        .one()
+        if stages
+        else ()
+    )
     counted = {stage.id: (int(totals[i] or 0), int(totals[len(stages) + i] or 0)) for i, stage in enumerate(stages)}
     return [StageConversion(stage.id, stage.name, *counted.get(stage.id, (0, 0))) for stage in stages]
 
@@ -178,15 +223,33 @@ def lost_deals(scope: ReportScope, limit: int | None = None) -> Shown[LostDeal]:
     session, actor, people = scope.session, scope.actor, scope.people
     owners = {u.id: u.name for u in people}
     stages = {s.id: s.name for s in pipeline_stages(session, actor.organization_id)}
-    deals = session.connection().execute(
-        select(Opportunity.id, Opportunity.name, Opportunity.owner_id, Opportunity.amount, Opportunity.loss_reason, Opportunity.stage_id,
-               Opportunity.closed_at, func.count().over())
-        .where(_closed_in(actor, scope.period, people, ("lost",)))
-        .order_by(Opportunity.closed_at.desc(), Opportunity.id.desc()).limit(limit)
-    ).all()
+    deals = (
+        session.connection()
+        .execute(
+            select(
+                Opportunity.id,
+                Opportunity.name,
+                Opportunity.owner_id,
+                Opportunity.amount,
+                Opportunity.loss_reason,
+                Opportunity.stage_id,
+                Opportunity.closed_at,
+                func.count().over(),
+            )
+            .where(_closed_in(actor, scope.period, people, ("lost",)))
+            .order_by(Opportunity.closed_at.desc(), Opportunity.id.desc())
+            .limit(limit)
+        )
+        .all()
+    )
     # A lost deal keeps the stage it was lost from (the lost move does not change stage).
-    return Shown([LostDeal(id, name, owners[owner_id], amount, reason or "", stages[stage_id], as_utc(closed_at))
-                  for id, name, owner_id, amount, reason, stage_id, closed_at, _ in deals], deals[0][-1] if deals else 0)
+    return Shown(
+        [
+            LostDeal(id, name, owners[owner_id], amount, reason or "", stages[stage_id], as_utc(closed_at))
+            for id, name, owner_id, amount, reason, stage_id, closed_at, _ in deals
+        ],
+        deals[0][-1] if deals else 0,
+    )
 
 
 @dataclass
@@ -214,33 +277,51 @@ class DealAlert:
         return "; ".join(w.message for w in self.warnings)
 
 
-
-
 # The team's open deals that need a look, with the rule's days (``services.signals``) worked out
 # in the database, the longest waiting first (a tie by name, then id), each row with how many
 # there are: an organization's 2,500 open deals are flagged, counted, ordered and cut there, and
 # only the rows read are joined to their accounts. Built once, with and without a "limit";
 # bind the rule's parameters and "owners".
-_ALERT_FACTS = warning_facts(one_of(Opportunity.owner_id, bindparam("owners")), name="alert_facts",
-                             extra=(Opportunity.name, Opportunity.owner_id, Opportunity.amount, Opportunity.stage_id, Opportunity.account_id))
+_ALERT_FACTS = warning_facts(
+    one_of(Opportunity.owner_id, bindparam("owners")),
+    name="alert_facts",
+    extra=(Opportunity.name, Opportunity.owner_id, Opportunity.amount, Opportunity.stage_id, Opportunity.account_id),
+)
 _ALERT_DAYS = warning_days(_ALERT_FACTS)
 _LONGEST = longest_warning(_ALERT_DAYS)
-_FLAGGED = (
-    select(_ALERT_FACTS.c.deal_id, _ALERT_FACTS.c.name, _ALERT_FACTS.c.account_id, _ALERT_FACTS.c.owner_id, _ALERT_FACTS.c.amount,
-           _ALERT_FACTS.c.stage_id, *_ALERT_DAYS, _LONGEST.label("longest"), func.count().over().label("total"))
-    .where(_LONGEST >= 0)
-)
+_FLAGGED = select(
+    _ALERT_FACTS.c.deal_id,
+    _ALERT_FACTS.c.name,
+    _ALERT_FACTS.c.account_id,
+    _ALERT_FACTS.c.owner_id,
+    _ALERT_FACTS.c.amount,
+    _ALERT_FACTS.c.stage_id,
+    *_ALERT_DAYS,
+    _LONGEST.label("longest"),
+    func.count().over().label("total"),
+).where(_LONGEST >= 0)
 
 
 def _alerts_statement(limit: bool) -> Any:
     flagged = _FLAGGED
     if limit:
-        flagged = flagged.order_by(_LONGEST.desc(), by_codepoint(_ALERT_FACTS.c.name), _ALERT_FACTS.c.deal_id).limit(bindparam("limit"))
+        flagged = flagged.order_by(_LONGEST.desc(), by_codepoint(_ALERT_FACTS.c.name), _ALERT_FACTS.c.deal_id).limit(
+            bindparam("limit")
+        )
     rows = flagged.subquery("flagged")
-    return (select(rows.c.deal_id, rows.c.name, Account.name, *(rows.c[column] for column in (
-                   "owner_id", "amount", "stage_id", "dark_days", "stale_days", "neglected_days", "total")))
-            .join(Account, Account.id == rows.c.account_id)
-            .order_by(rows.c.longest.desc(), by_codepoint(rows.c.name), rows.c.deal_id))
+    return (
+        select(
+            rows.c.deal_id,
+            rows.c.name,
+            Account.name,
+            *(
+                rows.c[column]
+                for column in ("owner_id", "amount", "stage_id", "dark_days", "stale_days", "neglected_days", "total")
+            ),
+        )
+        .join(Account, Account.id == rows.c.account_id)
+        .order_by(rows.c.longest.desc(), by_codepoint(rows.c.name), rows.c.deal_id)
+    )
 
 
 _ALERTS = {limit: _alerts_statement(limit) for limit in (False, True)}
@@ -255,9 +336,31 @@ def deal_alerts(scope: ReportScope, limit: int | None = None) -> Shown[DealAlert
         return Shown([], 0)
     stages = {stage.id: stage for stage in pipeline_stages(session, actor.organization_id)}
     alerts, total = [], 0
-    for deal_id, name, account_name, owner_id, amount, stage_id, dark, stale, neglected, total in session.connection().execute(
-            _ALERTS[limit is not None], warning_parameters(actor.organization, now) | {"owners": list(owners), "limit": limit}):
-        alerts.append(DealAlert(deal_id, name, account_name, owners[owner_id], amount, warnings_from(deal_id, stages[stage_id], dark, stale, neglected)))
+    for (
+        deal_id,
+        name,
+        account_name,
+        owner_id,
+        amount,
+        stage_id,
+        dark,
+        stale,
+        neglected,
+        total,
+    ) in session.connection().execute(
+        _ALERTS[limit is not None],
+        warning_parameters(actor.organization, now) | {"owners": list(owners), "limit": limit},
+    ):
+        alerts.append(
+            DealAlert(
+                deal_id,
+                name,
+                account_name,
+                owners[owner_id],
+                amount,
+                warnings_from(deal_id, stages[stage_id], dark, stale, neglected),
+            )
+        )
     return Shown(alerts, total)
 
 
@@ -286,18 +389,27 @@ def quarter_forecast(scope: ReportScope) -> Forecast:
     weighted = session.connection().scalar(
         select(func.sum(Opportunity.amount * Stage.probability))
         .join(Stage, Stage.id == Opportunity.stage_id)
-        .where(Opportunity.organization_id == actor.organization_id, IS_OPEN_DEAL,
-               owned_by(Opportunity.owner_id, people), Opportunity.expected_close_date >= quarter.start,
-               Opportunity.expected_close_date < quarter.end)
+        .where(
+            Opportunity.organization_id == actor.organization_id,
+            IS_OPEN_DEAL,
+            owned_by(Opportunity.owner_id, people),
+            Opportunity.expected_close_date >= quarter.start,
+            Opportunity.expected_close_date < quarter.end,
+        )
     )
     teams = {u.team_id for u in people if u.team_id} if team_id is None else {team_id}
     quota = session.connection().scalar(
         select(func.sum(Quota.target)).where(
-            Quota.organization_id == actor.organization_id, Quota.metric == "won_revenue", Quota.period == "quarter",
-            Quota.period_start == quarter.start, Quota.team_id.in_(teams),
+            Quota.organization_id == actor.organization_id,
+            Quota.metric == "won_revenue",
+            Quota.period == "quarter",
+            Quota.period_start == quarter.start,
+            Quota.team_id.in_(teams),
         )
     )
-    return Forecast(quarter, won, Decimal(weighted or 0).quantize(Decimal("0.01")), Decimal(quota) if quota is not None else None)
+    return Forecast(
+        quarter, won, Decimal(weighted or 0).quantize(Decimal("0.01")), Decimal(quota) if quota is not None else None
+    )
 
 
 @dataclass
@@ -320,13 +432,25 @@ _QUIET_DAYS = elapsed_ms(_QUIET, bindparam("now", type_=UTCDateTime())) // liter
 def _neglected_statement(limit: bool) -> Any:
     statement = (
         select(Account.id, Account.name, Account.owner_id, _QUIET_DAYS, func.count().over())
-        .where(Account.organization_id == bindparam("org"), live(Account), one_of(Account.owner_id, bindparam("owners")),
-               _QUIET <= bindparam("quiet_since", type_=UTCDateTime()),
-               # Each set read once, not probed per account (follow-ups have no index by account).
-               Account.id.in_(select(Opportunity.account_id).where(Opportunity.organization_id == bindparam("org"), IS_OPEN_DEAL)),
-               Account.id.not_in(select(FollowUp.account_id).where(
-                   FollowUp.organization_id == bindparam("org"), FollowUp.account_id.is_not(None), FollowUp.done_at.is_(None),
-                   live(FollowUp), FollowUp.due_at > bindparam("now", type_=UTCDateTime()))))
+        .where(
+            Account.organization_id == bindparam("org"),
+            live(Account),
+            one_of(Account.owner_id, bindparam("owners")),
+            _QUIET <= bindparam("quiet_since", type_=UTCDateTime()),
+            # Each set read once, not probed per account (follow-ups have no index by account).
+            Account.id.in_(
+                select(Opportunity.account_id).where(Opportunity.organization_id == bindparam("org"), IS_OPEN_DEAL)
+            ),
+            Account.id.not_in(
+                select(FollowUp.account_id).where(
+                    FollowUp.organization_id == bindparam("org"),
+                    FollowUp.account_id.is_not(None),
+                    FollowUp.done_at.is_(None),
+                    live(FollowUp),
+                    FollowUp.due_at > bindparam("now", type_=UTCDateTime()),
+                )
+            ),
+        )
         .order_by(_QUIET_DAYS.desc(), by_codepoint(Account.name), Account.id)
     )
     return statement.limit(bindparam("limit")) if limit else statement
@@ -345,8 +469,9 @@ def neglected_accounts(scope: ReportScope, limit: int | None = None) -> Shown[Ne
     quiet_since = now - timedelta(days=int(actor.organization.setting("neglected_days")))
     rows, total = [], 0
     for account_id, name, owner_id, days, total in session.connection().execute(
-            _NEGLECTED[limit is not None],
-            {"org": actor.organization_id, "owners": list(owners), "now": now, "quiet_since": quiet_since, "limit": limit}):
+        _NEGLECTED[limit is not None],
+        {"org": actor.organization_id, "owners": list(owners), "now": now, "quiet_since": quiet_since, "limit": limit},
+    ):
         rows.append(NeglectedAccount(account_id, name, owners[owner_id], days))
     return Shown(rows, total)
 

@@ -13,7 +13,6 @@ from services.types import elapsed_ms, one_of
 from services.reports.scope import ReportScope, _in_period, owned_by
 
 
-
 @dataclass
 class LeadSource:
     source: str
@@ -31,8 +30,12 @@ def lead_conversion(scope: ReportScope) -> list[LeadSource]:
     session, actor, period, people = scope.session, scope.actor, scope.period, scope.people
     rows = session.connection().execute(
         select(Lead.source, func.count(), func.count(Lead.converted_at))
-        .where(Lead.organization_id == actor.organization_id, live(Lead), owned_by(Lead.owner_id, people),
-               _in_period(Lead.created_at, actor, period))
+        .where(
+            Lead.organization_id == actor.organization_id,
+            live(Lead),
+            owned_by(Lead.owner_id, people),
+            _in_period(Lead.created_at, actor, period),
+        )
         .group_by(Lead.source)
         .order_by(Lead.source)
     )
@@ -62,24 +65,41 @@ def lead_response_times(scope: ReportScope) -> list[ResponseTime]:
     # Each lead's first touch, looked up per lead of the period (ix_activities_lead).
     first_touch = (
         select(Activity.occurred_at)
-        .where(Activity.organization_id == actor.organization_id, Activity.lead_id == Lead.id, live(Activity),
-               Activity.direction == "outbound", Activity.type.in_(("call", "email", "meeting")))
-        .order_by(Activity.occurred_at).limit(1)
+        .where(
+            Activity.organization_id == actor.organization_id,
+            Activity.lead_id == Lead.id,
+            live(Activity),
+            Activity.direction == "outbound",
+            Activity.type.in_(("call", "email", "meeting")),
+        )
+        .order_by(Activity.occurred_at)
+        .limit(1)
         .correlate(Lead)
         .scalar_subquery()
     )
     waits: dict[int, list[float | None]] = defaultdict(list)
     # The wait worked out in the database, in milliseconds: a number per lead, not two timestamps.
     for owner_id, waited in session.connection().execute(
-        select(Lead.owner_id, elapsed_ms(Lead.created_at, first_touch))
-        .where(Lead.organization_id == actor.organization_id, live(Lead), one_of(Lead.owner_id, people),
-               _in_period(Lead.created_at, actor, period))
+        select(Lead.owner_id, elapsed_ms(Lead.created_at, first_touch)).where(
+            Lead.organization_id == actor.organization_id,
+            live(Lead),
+            one_of(Lead.owner_id, people),
+            _in_period(Lead.created_at, actor, period),
+        )
     ):
         waits[owner_id].append(waited / 3_600_000 if waited is not None else None)
     rows = []
     for owner_id, user in people.items():
         answered = sorted(w for w in waits[owner_id] if w is not None)
         median = statistics.median(answered) if answered else None
-        rows.append(ResponseTime(owner_id, user.name, len(waits[owner_id]), len(answered), median,
-                                 sum(1 for w in answered if w <= target_hours)))
+        rows.append(
+            ResponseTime(
+                owner_id,
+                user.name,
+                len(waits[owner_id]),
+                len(answered),
+                median,
+                sum(1 for w in answered if w <= target_hours),
+            )
+        )
     return rows

@@ -17,7 +17,6 @@ from services.reports.activity import _rollup_grains
 from services.reports.scope import ReportScope, _in_period, _partial_day, owned_by
 
 
-
 @dataclass
 class NoteQuality:
     activity_id: int
@@ -38,8 +37,11 @@ class NoteQuality:
 
 def _scored_notes(actor: User, period: Period, owners: Iterable[int]) -> ColumnElement[bool]:
     return (
-        (Activity.organization_id == actor.organization_id) & live(Activity) & Activity.type.in_(SCORED_TYPES)
-        & Activity.owner_id.in_(list(owners)) & _in_period(Activity.occurred_at, actor, period)
+        (Activity.organization_id == actor.organization_id)
+        & live(Activity)
+        & Activity.type.in_(SCORED_TYPES)
+        & Activity.owner_id.in_(list(owners))
+        & _in_period(Activity.occurred_at, actor, period)
     )
 
 
@@ -54,11 +56,21 @@ def note_quality(scope: ReportScope) -> list[NoteQuality]:
     session, actor, period = scope.session, scope.actor, scope.period
     owners = {u.id: u.name for u in scope.people}
     rows = session.connection().execute(
-        select(Activity.id, Activity.owner_id, Activity.type, Activity.occurred_at, Activity.checklist_answered, Activity.checklist_questions)
-        .where(_scored_notes(actor, period, owners)).order_by(Activity.occurred_at, Activity.id)
+        select(
+            Activity.id,
+            Activity.owner_id,
+            Activity.type,
+            Activity.occurred_at,
+            Activity.checklist_answered,
+            Activity.checklist_questions,
+        )
+        .where(_scored_notes(actor, period, owners))
+        .order_by(Activity.occurred_at, Activity.id)
     )
-    return [NoteQuality(id_, owners[owner_id], kind, as_utc(when), answered or 0, questions or 0)
-            for id_, owner_id, kind, when, answered, questions in rows]
+    return [
+        NoteQuality(id_, owners[owner_id], kind, as_utc(when), answered or 0, questions or 0)
+        for id_, owner_id, kind, when, answered, questions in rows
+    ]
 
 
 @dataclass(frozen=True)
@@ -74,15 +86,28 @@ def note_quality_totals(scope: ReportScope) -> NoteQualityTotals:
     owners = [u.id for u in people]  # the partial day's activities are found by owner
     total = flagged = 0
     for model, within, sign in _rollup_grains(period, actor.organization.fiscal_year_start_month):
-        notes, marked = session.connection().execute(
-            select(func.coalesce(func.sum(model.count), 0), func.coalesce(func.sum(model.flagged), 0))
-            .where(model.organization_id == actor.organization_id, owned_by(model.owner_id, people), model.type.in_(SCORED_TYPES), within)
-        ).one()
+        notes, marked = (
+            session.connection()
+            .execute(
+                select(func.coalesce(func.sum(model.count), 0), func.coalesce(func.sum(model.flagged), 0)).where(
+                    model.organization_id == actor.organization_id,
+                    owned_by(model.owner_id, people),
+                    model.type.in_(SCORED_TYPES),
+                    within,
+                )
+            )
+            .one()
+        )
         total, flagged = total + sign * int(notes), flagged + sign * int(marked)
     if (partial := _partial_day(actor, period, owners)) is not None:
-        notes, marked = session.connection().execute(
-            select(func.count(), func.coalesce(func.sum(case((_flagged(), 1), else_=0)), 0))
-            .where(partial, Activity.type.in_(SCORED_TYPES))
-        ).one()
+        notes, marked = (
+            session.connection()
+            .execute(
+                select(func.count(), func.coalesce(func.sum(case((_flagged(), 1), else_=0)), 0)).where(
+                    partial, Activity.type.in_(SCORED_TYPES)
+                )
+            )
+            .one()
+        )
         total, flagged = total + int(notes), flagged + int(marked)
     return NoteQualityTotals(total, flagged)

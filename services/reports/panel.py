@@ -20,7 +20,15 @@ from services.periods import Period, period_for
 from services.types import as_utc
 from services.shown import Shown
 from services.reports.activity import Drawdown, activity_summary, drawdown_alerts
-from services.reports.deals import DealAlert, DealOutcomes, StageRow, deal_alerts, deal_outcomes, falling_deals, pipeline
+from services.reports.deals import (
+    DealAlert,
+    DealOutcomes,
+    StageRow,
+    deal_alerts,
+    deal_outcomes,
+    falling_deals,
+    pipeline,
+)
 from services.reports.quotas import LeaderboardRow, leaderboard, quota_targets
 from services.reports.scope import ReportScope, report_scope, team_members
 
@@ -43,25 +51,52 @@ def rep_accounts(session: Session, actor: User, rep_id: int) -> tuple[User, list
     if rep.id not in {u.id for u in team_members(session, actor)}:
         raise Forbidden("Managers see their own team's reps.")
     since = datetime.now(timezone.utc) - timedelta(days=90)
-    worked = select(Activity.account_id).where(Activity.organization_id == actor.organization_id, Activity.owner_id == rep.id,
-                                               Activity.occurred_at >= since, Activity.account_id.is_not(None))
-    accounts = session.connection().execute(
-        select(Account.id, Account.name).where(
-            Account.organization_id == actor.organization_id, live(Account),
-            (Account.owner_id == rep.id) | Account.id.in_(worked),
+    worked = select(Activity.account_id).where(
+        Activity.organization_id == actor.organization_id,
+        Activity.owner_id == rep.id,
+        Activity.occurred_at >= since,
+        Activity.account_id.is_not(None),
+    )
+    accounts = (
+        session.connection()
+        .execute(
+            select(Account.id, Account.name).where(
+                Account.organization_id == actor.organization_id,
+                live(Account),
+                (Account.owner_id == rep.id) | Account.id.in_(worked),
+            )
         )
-    ).all()
+        .all()
+    )
     ids = [a.id for a in accounts]
-    last = dict(session.connection().execute(
-        select(Activity.account_id, func.max(Activity.occurred_at)).where(
-            Activity.organization_id == actor.organization_id, Activity.owner_id == rep.id, live(Activity),
-            Activity.account_id.in_(ids)).group_by(Activity.account_id)
-    ).all())
-    deals = dict(session.connection().execute(
-        select(Opportunity.account_id, func.count()).where(
-            Opportunity.organization_id == actor.organization_id, Opportunity.owner_id == rep.id, IS_OPEN_DEAL,
-            Opportunity.account_id.in_(ids)).group_by(Opportunity.account_id)
-    ).all())
+    last = dict(
+        session.connection()
+        .execute(
+            select(Activity.account_id, func.max(Activity.occurred_at))
+            .where(
+                Activity.organization_id == actor.organization_id,
+                Activity.owner_id == rep.id,
+                live(Activity),
+                Activity.account_id.in_(ids),
+            )
+            .group_by(Activity.account_id)
+        )
+        .all()
+    )
+    deals = dict(
+        session.connection()
+        .execute(
+            select(Opportunity.account_id, func.count())
+            .where(
+                Opportunity.organization_id == actor.organization_id,
+                Opportunity.owner_id == rep.id,
+                IS_OPEN_DEAL,
+                Opportunity.account_id.in_(ids),
+            )
+            .group_by(Opportunity.account_id)
+        )
+        .all()
+    )
     rows = [RepAccount(i, name, deals.get(i, 0), as_utc(last.get(i))) for i, name in accounts]
     never = datetime.min.replace(tzinfo=timezone.utc)
     return rep, sorted(rows, key=lambda r: (r.last_activity or never, r.name), reverse=True)
@@ -87,7 +122,9 @@ class TeamPanel:
     def __init__(self, scope: ReportScope) -> None:
         self.scope = scope
         # Monday to today against the same days of last week.
-        self.before = Period(scope.period.start - timedelta(days=7), scope.period.end - timedelta(days=7), "wtd_previous")
+        self.before = Period(
+            scope.period.start - timedelta(days=7), scope.period.end - timedelta(days=7), "wtd_previous"
+        )
         self.quarter_period = period_for("this_quarter", scope.today, scope.actor.organization.fiscal_year_start_month)
 
     @cached_property
@@ -97,8 +134,17 @@ class TeamPanel:
         summary = activity_summary(scope)
         targets = quota_targets(scope.session, scope.actor, scope.period, [r.owner_id for r in summary])
         calls = {r.owner_id: targets.get((r.owner_id, "activities", "call")) for r in summary}
-        return [PanelRow(r.owner_id, r.name, r.total, previous.get(r.owner_id, 0), r.counts.get("call", 0),
-                         calls[r.owner_id].quantize(Decimal("0.01")) if calls[r.owner_id] is not None else None) for r in summary]
+        return [
+            PanelRow(
+                r.owner_id,
+                r.name,
+                r.total,
+                previous.get(r.owner_id, 0),
+                r.counts.get("call", 0),
+                calls[r.owner_id].quantize(Decimal("0.01")) if calls[r.owner_id] is not None else None,
+            )
+            for r in summary
+        ]
 
     @cached_property
     def _stages(self) -> list[StageRow]:
@@ -155,4 +201,6 @@ def team_panel(session: Session, actor: User, today: date, now: datetime) -> Tea
     """The manager's panel for the pane and the Gmail card (a manager's or an admin's only:
     the team is resolved, and the role checked, here): this week so far."""
     week = period_for("this_week", today)
-    return TeamPanel(report_scope(session, actor, Period(week.start, today + timedelta(days=1), "wtd"), today=today, now=now))
+    return TeamPanel(
+        report_scope(session, actor, Period(week.start, today + timedelta(days=1), "wtd"), today=today, now=now)
+    )

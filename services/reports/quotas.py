@@ -20,7 +20,6 @@ from services.reports.activity import activity_summary, RepActivity
 from services.reports.scope import ReportScope, _closed_in
 
 
-
 class AgainstTarget:
     """An actual against a target (a quota's, pro rata)."""
 
@@ -48,11 +47,16 @@ class Attainment(AgainstTarget):
 
 
 def _quota_end(period: str, start: date) -> date:
-    return start + timedelta(days=7) if period == "week" else add_months(start, {"month": 1, "quarter": 3, "year": 12}[period])
+    return (
+        start + timedelta(days=7)
+        if period == "week"
+        else add_months(start, {"month": 1, "quarter": 3, "year": 12}[period])
+    )
 
 
-def quota_attainment(scope: ReportScope, *, summary: list[RepActivity] | None = None,
-                     won: dict[int, tuple[int, Decimal]] | None = None) -> list[Attainment]:
+def quota_attainment(
+    scope: ReportScope, *, summary: list[RepActivity] | None = None, won: dict[int, tuple[int, Decimal]] | None = None
+) -> list[Attainment]:
     """Actual ÷ target per rep and quota; a target whose period only partly overlaps the
     report period counts pro rata by days of overlap. (``summary`` and ``won``: the report's
     ``activity_summary`` and ``won_by_owner``, when it has read them.)"""
@@ -62,7 +66,9 @@ def quota_attainment(scope: ReportScope, *, summary: list[RepActivity] | None = 
     by_owner = {row.owner_id: row for row in (summary if summary is not None else activity_summary(scope))}
     won = won if won is not None else won_by_owner(scope)
     rows = []
-    for (owner_id, metric, kind), target in sorted(targets.items(), key=lambda item: (by_id[item[0][0]].name, item[0][1], item[0][2] or "")):
+    for (owner_id, metric, kind), target in sorted(
+        targets.items(), key=lambda item: (by_id[item[0][0]].name, item[0][1], item[0][2] or "")
+    ):
         if metric == "activities":
             actual = Decimal(by_owner[owner_id].counts.get(kind or "", 0))
         elif metric == "won_deals":
@@ -81,7 +87,9 @@ class TeamAttainment(AgainstTarget):
     actual: Decimal  # won by the team's people in the period
 
 
-def team_revenue_attainment(scope: ReportScope, *, won: dict[int, tuple[int, Decimal]] | None = None) -> list[TeamAttainment]:
+def team_revenue_attainment(
+    scope: ReportScope, *, won: dict[int, tuple[int, Decimal]] | None = None
+) -> list[TeamAttainment]:
     """Won revenue against each visible team's revenue quota, pro rata like a rep's: what the
     team's people (its reps and managers, as every figure counts them) won in the period. None
     for one rep's scope. (``won``: the report's ``won_by_owner``, when it has read it.)"""
@@ -91,9 +99,11 @@ def team_revenue_attainment(scope: ReportScope, *, won: dict[int, tuple[int, Dec
     named = {team.id: team.name for team in scope.teams if team_id is None or team.id == team_id}
     targets: dict[int, Decimal] = defaultdict(Decimal)
     for team, kind, start, target in session.connection().execute(
-        select(Quota.team_id, Quota.period, Quota.period_start, Quota.target)
-        .where(_overlapping_quotas(actor.organization_id, period.start, period.end, _reach(period)), Quota.team_id.in_(named),
-               Quota.metric == "won_revenue")
+        select(Quota.team_id, Quota.period, Quota.period_start, Quota.target).where(
+            _overlapping_quotas(actor.organization_id, period.start, period.end, _reach(period)),
+            Quota.team_id.in_(named),
+            Quota.metric == "won_revenue",
+        )
     ):
         targets[team] += _pro_rata(kind, start, target, period)
     if not targets:
@@ -103,7 +113,9 @@ def team_revenue_attainment(scope: ReportScope, *, won: dict[int, tuple[int, Dec
     by_team: dict[int, Decimal] = defaultdict(Decimal)
     for person in members:
         by_team[person.team_id] += won[person.id][1] if person.id in won else Decimal(0)
-    return [TeamAttainment(tid, named[tid], targets[tid], by_team[tid]) for tid in sorted(targets, key=lambda t: named[t])]
+    return [
+        TeamAttainment(tid, named[tid], targets[tid], by_team[tid]) for tid in sorted(targets, key=lambda t: named[t])
+    ]
 
 
 def _pro_rata(kind: str, start: date, target: Decimal, period: Period) -> Decimal:
@@ -133,8 +145,12 @@ def _overlapping_quotas(organization_id: Any, start: Any, end: Any, reach: dict[
     """The organization's quotas whose period can overlap the report period: started before
     it ends, and not so long before it starts that a period of their kind has ended
     (``reach``: per kind, the earliest start that can)."""
-    return (Quota.organization_id == organization_id) & (Quota.period_start < end) & (Quota.period_start > reach["year"]) & or_(
-        *((Quota.period == kind) & (Quota.period_start > reach[kind]) for kind in LONGEST))
+    return (
+        (Quota.organization_id == organization_id)
+        & (Quota.period_start < end)
+        & (Quota.period_start > reach["year"])
+        & or_(*((Quota.period == kind) & (Quota.period_start > reach[kind]) for kind in LONGEST))
+    )
 
 
 def _reach(period: Period) -> dict[str, date]:
@@ -143,33 +159,57 @@ def _reach(period: Period) -> dict[str, date]:
 
 # A quota wholly inside the report period counts in full: started on or after the period's
 # start, and ended by its end (``last_<kind>``: the latest start whose period has ended then).
-_WHOLLY = or_(*((Quota.period == kind) & (Quota.period_start >= bindparam("start")) & (Quota.period_start <= bindparam(f"last_{kind}"))
-                for kind in LONGEST))
-_OVERLAPPING = _overlapping_quotas(bindparam("org"), bindparam("start"), bindparam("end"), {kind: bindparam(kind) for kind in LONGEST})
+_WHOLLY = or_(
+    *(
+        (Quota.period == kind)
+        & (Quota.period_start >= bindparam("start"))
+        & (Quota.period_start <= bindparam(f"last_{kind}"))
+        for kind in LONGEST
+    )
+)
+_OVERLAPPING = _overlapping_quotas(
+    bindparam("org"), bindparam("start"), bindparam("end"), {kind: bindparam(kind) for kind in LONGEST}
+)
 _OWNERS = one_of(Quota.user_id, bindparam("owners"))
 # Built once, with the period as parameters: the quotas wholly inside summed in the database
 # (a year of an organization's monthly quotas is tens of thousands of rows), the few that
 # straddle an edge read one by one and counted pro rata.
-_WHOLLY_SUMMED = (select(Quota.user_id, Quota.metric, Quota.activity_type, func.sum(Quota.target))
-                  .where(_OVERLAPPING, _OWNERS, _WHOLLY).group_by(Quota.user_id, Quota.metric, Quota.activity_type))
-_STRADDLING = (select(Quota.user_id, Quota.metric, Quota.activity_type, Quota.period, Quota.period_start, Quota.target)
-               .where(_OVERLAPPING, _OWNERS, ~_WHOLLY))
+_WHOLLY_SUMMED = (
+    select(Quota.user_id, Quota.metric, Quota.activity_type, func.sum(Quota.target))
+    .where(_OVERLAPPING, _OWNERS, _WHOLLY)
+    .group_by(Quota.user_id, Quota.metric, Quota.activity_type)
+)
+_STRADDLING = select(
+    Quota.user_id, Quota.metric, Quota.activity_type, Quota.period, Quota.period_start, Quota.target
+).where(_OVERLAPPING, _OWNERS, ~_WHOLLY)
 
 
 def _last_wholly_inside(period: Period) -> dict[str, date]:
     """Per kind of quota period, the latest start whose quota period has ended by the report
     period's end (a later one may still: it is then counted pro rata, which gives it in full)."""
     end = period.end_point.date()
-    return {"last_week": end - timedelta(days=7), "last_month": add_months(end, -1), "last_quarter": add_months(end, -3),
-            "last_year": add_months(end, -12)}
+    return {
+        "last_week": end - timedelta(days=7),
+        "last_month": add_months(end, -1),
+        "last_quarter": add_months(end, -3),
+        "last_year": add_months(end, -12),
+    }
 
 
-def quota_targets(session: Session, actor: User, period: Period, owners: list[int]) -> dict[tuple[int, str, str | None], Decimal]:
+def quota_targets(
+    session: Session, actor: User, period: Period, owners: list[int]
+) -> dict[tuple[int, str, str | None], Decimal]:
     """Per (owner, metric, activity type): the target for the period, each quota counting pro
     rata by its days of overlap with the period."""
     targets: dict[tuple[int, str, str | None], Decimal] = defaultdict(Decimal)
-    parameters = {"org": actor.organization_id, "start": period.start, "end": period.end, "owners": owners, **_reach(period),
-                  **_last_wholly_inside(period)}
+    parameters = {
+        "org": actor.organization_id,
+        "start": period.start,
+        "end": period.end,
+        "owners": owners,
+        **_reach(period),
+        **_last_wholly_inside(period),
+    }
     for user_id, metric, activity_type, total in session.connection().execute(_WHOLLY_SUMMED, parameters):
         if total:
             targets[(user_id, metric, activity_type)] += Decimal(total)
@@ -203,8 +243,13 @@ class LeaderboardRow:
     activities: int
 
 
-def leaderboard(scope: ReportScope, period: Period | None = None, *, summary: list[RepActivity] | None = None,
-                won: dict[int, tuple[int, Decimal]] | None = None) -> list[LeaderboardRow]:
+def leaderboard(
+    scope: ReportScope,
+    period: Period | None = None,
+    *,
+    summary: list[RepActivity] | None = None,
+    won: dict[int, tuple[int, Decimal]] | None = None,
+) -> list[LeaderboardRow]:
     """Won revenue and won deals per rep in the scope's period (or ``period``), ranked; activity
     totals beside. Equal revenue and deals share a rank. (``summary`` and ``won``: the report's,
     when it has read them.)"""
@@ -215,6 +260,14 @@ def leaderboard(scope: ReportScope, period: Period | None = None, *, summary: li
     rows: list[LeaderboardRow] = []
     for position, user in enumerate(ordered, start=1):
         tied = rows and (rows[-1].won_amount, rows[-1].won_deals) == (won[user.id][1], won[user.id][0])
-        rows.append(LeaderboardRow(rows[-1].rank if tied else position, user.id, user.name, won[user.id][1], won[user.id][0],
-                                   totals.get(user.id, 0)))
+        rows.append(
+            LeaderboardRow(
+                rows[-1].rank if tied else position,
+                user.id,
+                user.name,
+                won[user.id][1],
+                won[user.id][0],
+                totals.get(user.id, 0),
+            )
+        )
     return rows

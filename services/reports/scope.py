@@ -20,7 +20,6 @@ from services.types import one_of
 from services.users import PEOPLE, Person, told_apart
 
 
-
 MEMBER_ROLES = ("rep", "manager")  # whose figures the reports show
 _MEMBERS = PEOPLE.where(User.role.in_(MEMBER_ROLES)).order_by(User.name)
 
@@ -99,13 +98,17 @@ def _partial_day(actor: User, period: Period, owners: Iterable[int]) -> ColumnEl
         return None
     zone = actor.organization.time_zone
     return (
-        (Activity.organization_id == actor.organization_id) & live(Activity) & one_of(Activity.owner_id, owners)
+        (Activity.organization_id == actor.organization_id)
+        & live(Activity)
+        & one_of(Activity.owner_id, owners)
         & (Activity.occurred_at >= local_midnight(period.until.date(), zone))
         & (Activity.occurred_at < period.until.replace(tzinfo=ZoneInfo(zone)).astimezone(timezone.utc))
     )
 
 
-def _closed_in(actor: User, period: Period, owners: Iterable[Person] | Iterable[int], statuses: tuple[str, ...] = ("won", "lost")) -> ColumnElement[bool]:
+def _closed_in(
+    actor: User, period: Period, owners: Iterable[Person] | Iterable[int], statuses: tuple[str, ...] = ("won", "lost")
+) -> ColumnElement[bool]:
     """Deals of these owners (``People`` or ids) closed (``closed_at``) in the period with one of these statuses."""
     return (
         (Opportunity.organization_id == actor.organization_id)
@@ -162,18 +165,38 @@ class ReportScope:
         return narrowed
 
 
-def report_scope(session: Session, actor: User, period: Period | None = None, *, today: date | None = None,
-                 now: datetime | None = None, team_id: int | None = None, rep_id: int | None = None,
-                 year_over_year: bool = False, months: int = 12, every_rep: bool = False,
-                 people: list[Person] | None = None) -> ReportScope:
+def report_scope(
+    session: Session,
+    actor: User,
+    period: Period | None = None,
+    *,
+    today: date | None = None,
+    now: datetime | None = None,
+    team_id: int | None = None,
+    rep_id: int | None = None,
+    year_over_year: bool = False,
+    months: int = 12,
+    every_rep: bool = False,
+    people: list[Person] | None = None,
+) -> ReportScope:
     """The scope of a report, its people resolved (and the actor's right to them checked) now,
     unless ``people`` resolved already for this actor and scope (a report's second session).
     ``now`` defaults to the wall clock, ``today`` to its date in the organization's zone, the
     period to this month."""
     now = now or datetime.now(timezone.utc)
     today = today or local_today(actor.organization.time_zone, now)
-    scope = ReportScope(session, actor, period or period_for("this_month", today), today, now, team_id, rep_id, year_over_year,
-                        months, every_rep)
+    scope = ReportScope(
+        session,
+        actor,
+        period or period_for("this_month", today),
+        today,
+        now,
+        team_id,
+        rep_id,
+        year_over_year,
+        months,
+        every_rep,
+    )
     if people is None:
         scope.people  # noqa: B018 - resolves and checks the scope now
     else:

@@ -24,7 +24,10 @@ class OrganizationOverview:
 def organization_overview(session: Session, actor: User) -> OrganizationOverview:
     require_role(actor, "admin")
     people = session.scalars(
-        select(User).where(User.organization_id == actor.organization_id).options(selectinload(User.team)).order_by(User.name)
+        select(User)
+        .where(User.organization_id == actor.organization_id)
+        .options(selectinload(User.team))
+        .order_by(User.name)
     ).all()
     org = actor.organization
     return OrganizationOverview(org.name, org.time_zone, org.currency, list(people), pipeline_stages(session, org.id))

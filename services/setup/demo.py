@@ -59,38 +59,162 @@ ORG_DOMAIN = "northwind.example"
 ZONE = "America/New_York"
 FISCAL_MONTH = 4  # the demo's fiscal year starts in April
 
-STAGES = [("Qualify", "0.10", 14), ("Discovery", "0.25", 21), ("Proposal", "0.45", 21), ("Negotiation", "0.70", 14), ("Commit", "0.90", 10)]
+STAGES = [
+    ("Qualify", "0.10", 14),
+    ("Discovery", "0.25", 21),
+    ("Proposal", "0.45", 21),
+    ("Negotiation", "0.70", 14),
+    ("Commit", "0.90", 10),
+]
 LOSS_REASONS = ["Price", "Chose competitor", "No budget", "No decision", "Timing", "Missing feature"]
 LEAD_SOURCES = ["web_form", "email", "phone", "whatsapp", "referral", "event", "partner"]
-FIRST = ["Anna", "Ben", "Carla", "David", "Elena", "Farid", "Grace", "Hugo", "Ines", "Jonas", "Kira", "Luis", "Maya",
-         "Nils", "Olga", "Pablo", "Quinn", "Rosa", "Sven", "Tara", "Umar", "Vera", "Wes", "Xenia", "Yusuf", "Zoe"]
-LAST = ["Adams", "Berger", "Costa", "Dietrich", "Evans", "Fischer", "Garcia", "Hansen", "Ito", "Jensen", "Klein", "Lopez",
-        "Meyer", "Nowak", "Olsen", "Peters", "Quist", "Rossi", "Schmidt", "Tanaka", "Urban", "Vogel", "Weber", "Young"]
-COMPANY_A = ["Blue", "Iron", "Swift", "North", "Green", "Atlas", "Summit", "River", "Cedar", "Granite", "Harbor", "Pioneer",
-             "Silver", "Union", "Apex", "Prairie", "Coastal", "Metro", "Eagle", "Keystone"]
-COMPANY_B = ["Freight", "Foods", "Logistics", "Builders", "Retail", "Farms", "Pharma", "Motors", "Textiles", "Energy",
-             "Paper", "Steel", "Beverages", "Plastics", "Supply", "Hardware"]
+FIRST = [
+    "Anna",
+    "Ben",
+    "Carla",
+    "David",
+    "Elena",
+    "Farid",
+    "Grace",
+    "Hugo",
+    "Ines",
+    "Jonas",
+    "Kira",
+    "Luis",
+    "Maya",
+    "Nils",
+    "Olga",
+    "Pablo",
+    "Quinn",
+    "Rosa",
+    "Sven",
+    "Tara",
+    "Umar",
+    "Vera",
+    "Wes",
+    "Xenia",
+    "Yusuf",
+    "Zoe",
+]
+LAST = [
+    "Adams",
+    "Berger",
+    "Costa",
+    "Dietrich",
+    "Evans",
+    "Fischer",
+    "Garcia",
+    "Hansen",
+    "Ito",
+    "Jensen",
+    "Klein",
+    "Lopez",
+    "Meyer",
+    "Nowak",
+    "Olsen",
+    "Peters",
+    "Quist",
+    "Rossi",
+    "Schmidt",
+    "Tanaka",
+    "Urban",
+    "Vogel",
+    "Weber",
+    "Young",
+]
+COMPANY_A = [
+    "Blue",
+    "Iron",
+    "Swift",
+    "North",
+    "Green",
+    "Atlas",
+    "Summit",
+    "River",
+    "Cedar",
+    "Granite",
+    "Harbor",
+    "Pioneer",
+    "Silver",
+    "Union",
+    "Apex",
+    "Prairie",
+    "Coastal",
+    "Metro",
+    "Eagle",
+    "Keystone",
+]
+COMPANY_B = [
+    "Freight",
+    "Foods",
+    "Logistics",
+    "Builders",
+    "Retail",
+    "Farms",
+    "Pharma",
+    "Motors",
+    "Textiles",
+    "Energy",
+    "Paper",
+    "Steel",
+    "Beverages",
+    "Plastics",
+    "Supply",
+    "Hardware",
+]
 CITIES = ["Boston", "Chicago", "Denver", "Austin", "Seattle", "Atlanta", "Phoenix", "Miami", "Detroit", "Portland"]
 CHECKLISTS = {
     "call": ["Truck size", "Lanes used", "Decision maker"],
     "visit": ["Fleet size", "Current carrier", "Next step"],
     "meeting": ["Attendees", "Budget", "Next step"],
 }
-SUBJECTS = ["Quote for {lane} lane", "Re: delivery schedule", "Pricing for Q{q}", "Follow-up on our call", "Contract draft",
-            "Re: pallet volumes", "Meeting next week?", "Invoice question", "New lanes from {city}", "Re: proposal"]
-PHRASES = ["Thanks for the quick reply.", "Can you send the updated rates?", "We are reviewing the proposal internally.",
-           "The volumes look good for next quarter.", "Our CFO wants a lower price.", "Happy with the service so far.",
-           "There was a delay on the last shipment.", "Let's talk on Thursday.", "We need reefer trucks for two lanes.",
-           "Please loop in our procurement team."]
+SUBJECTS = [
+    "Quote for {lane} lane",
+    "Re: delivery schedule",
+    "Pricing for Q{q}",
+    "Follow-up on our call",
+    "Contract draft",
+    "Re: pallet volumes",
+    "Meeting next week?",
+    "Invoice question",
+    "New lanes from {city}",
+    "Re: proposal",
+]
+PHRASES = [
+    "Thanks for the quick reply.",
+    "Can you send the updated rates?",
+    "We are reviewing the proposal internally.",
+    "The volumes look good for next quarter.",
+    "Our CFO wants a lower price.",
+    "Happy with the service so far.",
+    "There was a delay on the last shipment.",
+    "Let's talk on Thursday.",
+    "We need reefer trucks for two lanes.",
+    "Please loop in our procurement team.",
+]
 # What the customer writes, and what the rep notes, as a deal cools (``_Builder.cooling_deals``):
 # the warmest first, a step cooler every few days over its last three weeks.
-COOLING_MAIL = ["Thanks, this looks good so far.", "We still have some questions about the rates.",
-                "Honestly we are disappointed with the delays.", "This is not acceptable. We are unhappy and considering other carriers."]
-COOLING_NOTES = ["Good call, they like the lanes.", "Interested, but the price worries them.",
-                 "They sounded frustrated about the late deliveries.", "Angry call: they threatened to cancel the pilot."]
+COOLING_MAIL = [
+    "Thanks, this looks good so far.",
+    "We still have some questions about the rates.",
+    "Honestly we are disappointed with the delays.",
+    "This is not acceptable. We are unhappy and considering other carriers.",
+]
+COOLING_NOTES = [
+    "Good call, they like the lanes.",
+    "Interested, but the price worries them.",
+    "They sounded frustrated about the late deliveries.",
+    "Angry call: they threatened to cancel the pilot.",
+]
 COOLING_DAYS = 21
-NOTES = ["Discussed volumes for next quarter.", "Customer worried about delivery times.", "Good meeting, strong interest.",
-         "Needs approval from head office.", "Competitor offered a lower rate.", "Asked for references."]
+NOTES = [
+    "Discussed volumes for next quarter.",
+    "Customer worried about delivery times.",
+    "Good meeting, strong interest.",
+    "Needs approval from head office.",
+    "Competitor offered a lower rate.",
+    "Asked for references.",
+]
 # Relative weight of a weekday (Monday first) in a rep's week.
 WEEKDAY_WEIGHT = [1.1, 1.2, 1.15, 1.05, 0.7, 0.06, 0.02]
 ACTIVITY_MIX = [("email", 44), ("call", 32), ("meeting", 9), ("visit", 4), ("note", 8), ("task", 3)]
@@ -170,22 +294,49 @@ class _Builder:
 
     def build(self) -> DemoSummary:
         self.org_id = self.ids.take(Organization.__table__)
-        self.insert(Organization, [{
-            "id": self.org_id, "name": "Northwind Freight", "time_zone": ZONE, "fiscal_year_start_month": FISCAL_MONTH,
-            "currency": "USD", "domains": [ORG_DOMAIN], "settings": {}, "created_at": self.at(self.start, 9),
-        }])
+        self.insert(
+            Organization,
+            [
+                {
+                    "id": self.org_id,
+                    "name": "Northwind Freight",
+                    "time_zone": ZONE,
+                    "fiscal_year_start_month": FISCAL_MONTH,
+                    "currency": "USD",
+                    "domains": [ORG_DOMAIN],
+                    "settings": {},
+                    "created_at": self.at(self.start, 9),
+                }
+            ],
+        )
         self.stage_ids = []
         stage_rows = []
         for position, (name, probability, sla) in enumerate(STAGES, start=1):
             stage_id = self.ids.take(Stage.__table__)
             self.stage_ids.append(stage_id)
-            stage_rows.append({"id": stage_id, "organization_id": self.org_id, "name": name, "position": position,
-                               "probability": Decimal(probability), "sla_days": sla})
+            stage_rows.append(
+                {
+                    "id": stage_id,
+                    "organization_id": self.org_id,
+                    "name": name,
+                    "position": position,
+                    "probability": Decimal(probability),
+                    "sla_days": sla,
+                }
+            )
         self.insert(Stage, stage_rows)
-        self.insert(NoteChecklist, [
-            {"id": self.ids.take(NoteChecklist.__table__), "organization_id": self.org_id, "activity_type": t, "questions": q}
-            for t, q in CHECKLISTS.items()
-        ])
+        self.insert(
+            NoteChecklist,
+            [
+                {
+                    "id": self.ids.take(NoteChecklist.__table__),
+                    "organization_id": self.org_id,
+                    "activity_type": t,
+                    "questions": q,
+                }
+                for t, q in CHECKLISTS.items()
+            ],
+        )
         self.people()
         self.accounts_and_contacts()
         self.deals()
@@ -227,16 +378,32 @@ class _Builder:
                 k += 1
                 email = f"{local}{k}@{ORG_DOMAIN}"
             used.add(email)
-            return {"id": self.ids.take(User.__table__), "organization_id": self.org_id, "team_id": team_id, "email": email,
-                    "name": name, "role": role, "password_hash": password, "is_active": True,
-                    "created_at": self.at(self.start, 9)}
+            return {
+                "id": self.ids.take(User.__table__),
+                "organization_id": self.org_id,
+                "team_id": team_id,
+                "email": email,
+                "name": name,
+                "role": role,
+                "password_hash": password,
+                "is_active": True,
+                "created_at": self.at(self.start, 9),
+            }
 
         users.append(person("Ada Admin", "admin", None))
         for t in range(team_count):
             team_id = self.ids.take(Team.__table__)
             self.teams.append(team_id)
-            teams.append({"id": team_id, "organization_id": self.org_id, "name": ["East", "West"][t] if t < 2 else f"Team {t + 1}"})
-            users.append(person(["Maria Manager", "Mark Manager"][t] if t < 2 else f"Manager {t + 1}", "manager", team_id))
+            teams.append(
+                {
+                    "id": team_id,
+                    "organization_id": self.org_id,
+                    "name": ["East", "West"][t] if t < 2 else f"Team {t + 1}",
+                }
+            )
+            users.append(
+                person(["Maria Manager", "Mark Manager"][t] if t < 2 else f"Manager {t + 1}", "manager", team_id)
+            )
             for _ in range(reps_per_team):
                 rep = person(f"{self.rng.choice(FIRST)} {self.rng.choice(LAST)}", "rep", team_id)
                 rep["pace"] = self.rng.uniform(0.7, 1.3)
@@ -275,10 +442,25 @@ class _Builder:
             used_domains.add(domain)
             if parent is None:
                 headquarters.append((account_id, name, domain.removesuffix(".example")))
-            accounts.append({"id": account_id, "organization_id": self.org_id, "name": name, "parent_id": parent[0] if parent else None,
-                             "owner_id": owner, "city": self.rng.choice(CITIES), "created_at": self.at(self.start, 10)})
-            domains.append({"id": self.ids.take(AccountDomain.__table__), "organization_id": self.org_id, "account_id": account_id,
-                            "domain": domain})
+            accounts.append(
+                {
+                    "id": account_id,
+                    "organization_id": self.org_id,
+                    "name": name,
+                    "parent_id": parent[0] if parent else None,
+                    "owner_id": owner,
+                    "city": self.rng.choice(CITIES),
+                    "created_at": self.at(self.start, 10),
+                }
+            )
+            domains.append(
+                {
+                    "id": self.ids.take(AccountDomain.__table__),
+                    "organization_id": self.org_id,
+                    "account_id": account_id,
+                    "domain": domain,
+                }
+            )
             self.rep_accounts[owner].append(account_id)
             self.account_contacts[account_id] = []
             local_used: set[str] = set()
@@ -290,14 +472,35 @@ class _Builder:
                 local_used.add(local)
                 contact_id = self.ids.take(Contact.__table__)
                 self.account_contacts[account_id].append(contact_id)
-                contacts.append({"id": contact_id, "organization_id": self.org_id, "account_id": account_id, "owner_id": owner,
-                                 "name": f"{first} {last}", "title": self.rng.choice(["Buyer", "Logistics Manager", "COO", "Procurement", None]),
-                                 "created_at": self.at(self.start, 10)})
-                emails.append({"id": self.ids.take(ContactEmail.__table__), "organization_id": self.org_id, "contact_id": contact_id,
-                               "address": f"{local}@{domain}"})
+                contacts.append(
+                    {
+                        "id": contact_id,
+                        "organization_id": self.org_id,
+                        "account_id": account_id,
+                        "owner_id": owner,
+                        "name": f"{first} {last}",
+                        "title": self.rng.choice(["Buyer", "Logistics Manager", "COO", "Procurement", None]),
+                        "created_at": self.at(self.start, 10),
+                    }
+                )
+                emails.append(
+                    {
+                        "id": self.ids.take(ContactEmail.__table__),
+                        "organization_id": self.org_id,
+                        "contact_id": contact_id,
+                        "address": f"{local}@{domain}",
+                    }
+                )
                 if self.rng.random() < 0.6:
-                    phones.append({"id": self.ids.take(ContactPhone.__table__), "organization_id": self.org_id,
-                                   "contact_id": contact_id, "number": f"+1 555 {self.rng.randint(1000000, 9999999)}", "kind": "work"})
+                    phones.append(
+                        {
+                            "id": self.ids.take(ContactPhone.__table__),
+                            "organization_id": self.org_id,
+                            "contact_id": contact_id,
+                            "number": f"+1 555 {self.rng.randint(1000000, 9999999)}",
+                            "kind": "work",
+                        }
+                    )
         self.insert(Account, accounts)
         self.insert(AccountDomain, domains)
         self.insert(Contact, contacts)
@@ -342,19 +545,40 @@ class _Builder:
                 else:
                     outcome = "open"
             amount = Decimal(self.rng.randrange(2_000, 250_000, 500))
-            rows.append({
-                "id": deal_id, "organization_id": self.org_id, "name": f"{self.rng.choice(['Dry van', 'Reefer', 'Flatbed', 'LTL', 'Warehousing'])} contract",
-                "account_id": account_id, "contact_id": self.rng.choice(self.account_contacts[account_id]), "owner_id": rep["id"],
-                "amount": amount, "currency": "USD", "expected_close_date": (when + timedelta(days=self.rng.randint(10, 90))).date(),
-                "source": self.rng.choice(LEAD_SOURCES), "stage_id": self.stage_ids[stage_index], "status": outcome,
-                "loss_reason": self.rng.choice(LOSS_REASONS) if outcome == "lost" else None, "closed_at": closed_at,
-                "stage_entered_at": when, "created_at": created,
-            })
+            rows.append(
+                {
+                    "id": deal_id,
+                    "organization_id": self.org_id,
+                    "name": f"{self.rng.choice(['Dry van', 'Reefer', 'Flatbed', 'LTL', 'Warehousing'])} contract",
+                    "account_id": account_id,
+                    "contact_id": self.rng.choice(self.account_contacts[account_id]),
+                    "owner_id": rep["id"],
+                    "amount": amount,
+                    "currency": "USD",
+                    "expected_close_date": (when + timedelta(days=self.rng.randint(10, 90))).date(),
+                    "source": self.rng.choice(LEAD_SOURCES),
+                    "stage_id": self.stage_ids[stage_index],
+                    "status": outcome,
+                    "loss_reason": self.rng.choice(LOSS_REASONS) if outcome == "lost" else None,
+                    "closed_at": closed_at,
+                    "stage_entered_at": when,
+                    "created_at": created,
+                }
+            )
             for changed_at, from_index, to_index, from_status, to_status in moments:
-                changes.append({"id": self.ids.take(StageChange.__table__), "organization_id": self.org_id, "opportunity_id": deal_id,
-                                "from_stage_id": self.stage_ids[from_index] if from_index is not None else None,
-                                "to_stage_id": self.stage_ids[to_index], "from_status": from_status, "to_status": to_status,
-                                "changed_at": changed_at, "changed_by_id": rep["id"]})
+                changes.append(
+                    {
+                        "id": self.ids.take(StageChange.__table__),
+                        "organization_id": self.org_id,
+                        "opportunity_id": deal_id,
+                        "from_stage_id": self.stage_ids[from_index] if from_index is not None else None,
+                        "to_stage_id": self.stage_ids[to_index],
+                        "from_status": from_status,
+                        "to_status": to_status,
+                        "changed_at": changed_at,
+                        "changed_by_id": rep["id"],
+                    }
+                )
             self.account_deals.setdefault(account_id, []).append((deal_id, created, closed_at))
             if outcome == "open" and self.rng.random() < 0.25:
                 self.dark_deals.add(deal_id)
@@ -371,8 +595,16 @@ class _Builder:
     def _counted(self, rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         """Pass rows through, counting them into the daily rollups as they go by."""
         for row in rows:
-            self.rollups.add(row["owner_id"], row["occurred_at"], row["type"], row["direction"], row["outcome"], row["duration_minutes"],
-                             row["checklist_questions"], row["checklist_answered"])
+            self.rollups.add(
+                row["owner_id"],
+                row["occurred_at"],
+                row["type"],
+                row["direction"],
+                row["outcome"],
+                row["duration_minutes"],
+                row["checklist_questions"],
+                row["checklist_answered"],
+            )
             yield row
 
     def _activity_rows(self) -> Iterator[dict[str, Any]]:
@@ -395,16 +627,29 @@ class _Builder:
                         yield row
                 day += timedelta(days=1)
 
-    def _activity(self, rep: dict[str, Any], day: date, accounts: list[int], types: list[str], weights: list[int],
-                  dark_since: datetime) -> dict[str, Any] | None:
+    def _activity(
+        self,
+        rep: dict[str, Any],
+        day: date,
+        accounts: list[int],
+        types: list[str],
+        weights: list[int],
+        dark_since: datetime,
+    ) -> dict[str, Any] | None:
         rng = self.rng
         occurred = self.at(day, rng.uniform(7.5, 18.5))
         if occurred > self.now:
             return None
         account_id = rng.choice(accounts)
         contact_id = rng.choice(self.account_contacts[account_id])
-        deal_id = next((d for d, created, closed in self.account_deals.get(account_id, ())
-                        if created <= occurred and (closed is None or occurred <= closed)), None)
+        deal_id = next(
+            (
+                d
+                for d, created, closed in self.account_deals.get(account_id, ())
+                if created <= occurred and (closed is None or occurred <= closed)
+            ),
+            None,
+        )
         kind = rng.choices(types, weights)[0]
         direction, outcome, duration, subject, body = "outbound", None, None, None, None
         if kind == "email":
@@ -416,8 +661,11 @@ class _Builder:
             outcome = rng.choices(["connected", "no_answer", "voicemail", "busy"], [50, 25, 20, 5])[0]
             duration = rng.randint(2, 35) if outcome == "connected" else rng.randint(0, 2)
             if outcome == "connected" and rng.random() < 0.7:
-                body = "\n".join(f"{q}: {rng.choice(['yes', '26 ft', 'Boston-Chicago', 'CFO', 'pending'])}"
-                                 for q in CHECKLISTS["call"] if rng.random() < 0.7)
+                body = "\n".join(
+                    f"{q}: {rng.choice(['yes', '26 ft', 'Boston-Chicago', 'CFO', 'pending'])}"
+                    for q in CHECKLISTS["call"]
+                    if rng.random() < 0.7
+                )
         elif kind in ("meeting", "visit"):
             outcome = rng.choices(["held", "no_show", "rescheduled"], [85, 8, 7])[0]
             duration = rng.choice([30, 45, 60, 90]) if outcome == "held" else 0
@@ -442,12 +690,27 @@ class _Builder:
         activity_id = self.ids.take(Activity.__table__)
         return {
             **self._scored(kind, direction, body, occurred),
-            "id": activity_id, "organization_id": self.org_id, "type": kind, "direction": direction, "occurred_at": occurred,
-            "duration_minutes": duration, "outcome": outcome, "subject": subject, "body_text": body, "body_html": None,
-            "contact_id": contact_id, "account_id": account_id, "opportunity_id": deal_id, "lead_id": None,
-            "owner_id": rep["id"], "source": "outlook" if kind == "email" else "web",
+            "id": activity_id,
+            "organization_id": self.org_id,
+            "type": kind,
+            "direction": direction,
+            "occurred_at": occurred,
+            "duration_minutes": duration,
+            "outcome": outcome,
+            "subject": subject,
+            "body_text": body,
+            "body_html": None,
+            "contact_id": contact_id,
+            "account_id": account_id,
+            "opportunity_id": deal_id,
+            "lead_id": None,
+            "owner_id": rep["id"],
+            "source": "outlook" if kind == "email" else "web",
             "external_id": f"<demo-{activity_id}@mail.example>" if kind == "email" else None,
-            "rating": None, "is_private": False, "created_at": occurred, "updated_at": occurred,
+            "rating": None,
+            "is_private": False,
+            "created_at": occurred,
+            "updated_at": occurred,
             **self._note_score(kind, body),
             "deleted_at": None,
         }
@@ -482,27 +745,57 @@ class _Builder:
                 status, converted = "working", None  # it converts later than the moment the demo is built
             lead_id = self.ids.take(Lead.__table__)
             first, last = self.rng.choice(FIRST), self.rng.choice(LAST)
-            leads.append({
-                "id": lead_id, "organization_id": self.org_id, "name": f"{first} {last}",
-                "email": f"{first}.{last}{i}@lead-{i}.example".lower(), "phone": None, "company": f"{self.rng.choice(COMPANY_A)} Prospects",
-                "source": self.rng.choice(LEAD_SOURCES), "owner_id": rep["id"], "status": status,
-                "disqualify_reason": self.rng.choice(["No budget", "Out of area", "Student", "Spam"]) if status == "disqualified" else None,
-                "converted_at": converted,
-                "converted_opportunity_id": None, "created_at": created, "deleted_at": None,
-            })
+            leads.append(
+                {
+                    "id": lead_id,
+                    "organization_id": self.org_id,
+                    "name": f"{first} {last}",
+                    "email": f"{first}.{last}{i}@lead-{i}.example".lower(),
+                    "phone": None,
+                    "company": f"{self.rng.choice(COMPANY_A)} Prospects",
+                    "source": self.rng.choice(LEAD_SOURCES),
+                    "owner_id": rep["id"],
+                    "status": status,
+                    "disqualify_reason": self.rng.choice(["No budget", "Out of area", "Student", "Spam"])
+                    if status == "disqualified"
+                    else None,
+                    "converted_at": converted,
+                    "converted_opportunity_id": None,
+                    "created_at": created,
+                    "deleted_at": None,
+                }
+            )
             if status != "new":
                 answered = created + timedelta(hours=self.rng.expovariate(1 / 20))
                 if answered < self.now:
-                    responses.append({
-                        "id": self.ids.take(Activity.__table__), "organization_id": self.org_id, "type": "call", "direction": "outbound",
-                        "occurred_at": answered, "duration_minutes": self.rng.randint(1, 15), "outcome": "connected",
-                        "subject": "First call", "body_text": None, "body_html": None, "contact_id": None, "account_id": None,
-                        "opportunity_id": None, "lead_id": lead_id, "owner_id": rep["id"], "source": "web", "external_id": None,
-                        "rating": None, "is_private": False, "created_at": answered, "updated_at": answered,
-                        **self._scored("call", "outbound", None, answered),
-                        **self._note_score("call", None),
-                        "deleted_at": None,
-                    })
+                    responses.append(
+                        {
+                            "id": self.ids.take(Activity.__table__),
+                            "organization_id": self.org_id,
+                            "type": "call",
+                            "direction": "outbound",
+                            "occurred_at": answered,
+                            "duration_minutes": self.rng.randint(1, 15),
+                            "outcome": "connected",
+                            "subject": "First call",
+                            "body_text": None,
+                            "body_html": None,
+                            "contact_id": None,
+                            "account_id": None,
+                            "opportunity_id": None,
+                            "lead_id": lead_id,
+                            "owner_id": rep["id"],
+                            "source": "web",
+                            "external_id": None,
+                            "rating": None,
+                            "is_private": False,
+                            "created_at": answered,
+                            "updated_at": answered,
+                            **self._scored("call", "outbound", None, answered),
+                            **self._note_score("call", None),
+                            "deleted_at": None,
+                        }
+                    )
         self.insert(Lead, leads)
         self.insert(Activity, self._counted(iter(responses)))
 
@@ -514,11 +807,25 @@ class _Builder:
                 continue
             owner = next(r["id"] for r in self.reps if account_id in self.rep_accounts[r["id"]])
             due = self.now + timedelta(days=self.rng.randint(-5, 14), hours=self.rng.randint(0, 6))
-            rows.append({"id": self.ids.take(FollowUp.__table__), "organization_id": self.org_id,
-                         "title": self.rng.choice(["Call back about pricing", "Send the contract", "Check volumes", "Book a site visit"]),
-                         "due_at": due, "done_at": None, "reminder_at": None, "owner_id": owner, "contact_id": None,
-                         "account_id": account_id, "opportunity_id": deal_id, "lead_id": None, "created_at": self.now - timedelta(days=3),
-                         "deleted_at": None})
+            rows.append(
+                {
+                    "id": self.ids.take(FollowUp.__table__),
+                    "organization_id": self.org_id,
+                    "title": self.rng.choice(
+                        ["Call back about pricing", "Send the contract", "Check volumes", "Book a site visit"]
+                    ),
+                    "due_at": due,
+                    "done_at": None,
+                    "reminder_at": None,
+                    "owner_id": owner,
+                    "contact_id": None,
+                    "account_id": account_id,
+                    "opportunity_id": deal_id,
+                    "lead_id": None,
+                    "created_at": self.now - timedelta(days=3),
+                    "deleted_at": None,
+                }
+            )
         self.insert(FollowUp, rows)
 
     def quotas(self) -> None:
@@ -527,14 +834,34 @@ class _Builder:
         while month <= self.today:
             for rep in self.reps:
                 for kind, target in (("call", 110), ("meeting", 14), ("email", 90)):
-                    rows.append({"id": self.ids.take(Quota.__table__), "organization_id": self.org_id, "user_id": rep["id"],
-                                 "team_id": None, "period": "month", "period_start": month, "metric": "activities",
-                                 "activity_type": kind, "target": Decimal(target)})
+                    rows.append(
+                        {
+                            "id": self.ids.take(Quota.__table__),
+                            "organization_id": self.org_id,
+                            "user_id": rep["id"],
+                            "team_id": None,
+                            "period": "month",
+                            "period_start": month,
+                            "metric": "activities",
+                            "activity_type": kind,
+                            "target": Decimal(target),
+                        }
+                    )
             if month.month in (1, 4, 7, 10):
                 for team_id in self.teams:
-                    rows.append({"id": self.ids.take(Quota.__table__), "organization_id": self.org_id, "user_id": None,
-                                 "team_id": team_id, "period": "quarter", "period_start": month, "metric": "won_revenue",
-                                 "activity_type": None, "target": Decimal(900_000)})
+                    rows.append(
+                        {
+                            "id": self.ids.take(Quota.__table__),
+                            "organization_id": self.org_id,
+                            "user_id": None,
+                            "team_id": team_id,
+                            "period": "quarter",
+                            "period_start": month,
+                            "metric": "won_revenue",
+                            "activity_type": None,
+                            "target": Decimal(900_000),
+                        }
+                    )
             month = date(month.year + month.month // 12, month.month % 12 + 1, 1)
         self.insert(Quota, rows)
 
@@ -546,6 +873,8 @@ def reset_sequences(session: Session) -> None:
 
     for table in Base.metadata.sorted_tables:
         if "id" in table.c and table.c.id.primary_key:
-            session.execute(text(
-                f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), COALESCE((SELECT MAX(id) FROM {table.name}), 0) + 1, false)"
-            ))
+            session.execute(
+                text(
+                    f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), COALESCE((SELECT MAX(id) FROM {table.name}), 0) + 1, false)"
+                )
+            )
