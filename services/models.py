@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -52,19 +53,113 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-ROLES = ("rep", "manager", "admin")
-ACTIVITY_TYPES = ("email", "call", "meeting", "visit", "note", "task", "sms", "whatsapp")
-DIRECTIONS = ("inbound", "outbound", "internal")
-OUTCOMES = ("connected", "no_answer", "voicemail", "busy", "held", "no_show", "rescheduled", "cancelled")
+# Every closed vocabulary of the store, as a StrEnum for the code that names one value
+# (``DealStatus.WON`` equals "won") and as the tuple of its values for check constraints,
+# schemas and choices.
+
+
+class Role(StrEnum):
+    REP = "rep"
+    MANAGER = "manager"
+    ADMIN = "admin"
+
+
+class ActivityType(StrEnum):
+    EMAIL = "email"
+    CALL = "call"
+    MEETING = "meeting"
+    VISIT = "visit"
+    NOTE = "note"
+    TASK = "task"
+    SMS = "sms"
+    WHATSAPP = "whatsapp"
+
+
+class Direction(StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+    INTERNAL = "internal"
+
+
+class Outcome(StrEnum):
+    CONNECTED = "connected"
+    NO_ANSWER = "no_answer"
+    VOICEMAIL = "voicemail"
+    BUSY = "busy"
+    HELD = "held"
+    NO_SHOW = "no_show"
+    RESCHEDULED = "rescheduled"
+    CANCELLED = "cancelled"
+
+
+class Source(StrEnum):
+    """Where an activity or a record came from."""
+
+    OUTLOOK = "outlook"
+    GMAIL = "gmail"
+    WEB = "web"
+    API = "api"
+    IMPORT = "import"
+
+
+class LeadChannel(StrEnum):
+    """How a lead reached the organization (``Lead.source``; ``LeadSource`` is an intake form)."""
+
+    WEB_FORM = "web_form"
+    EMAIL = "email"
+    PHONE = "phone"
+    WHATSAPP = "whatsapp"
+    REFERRAL = "referral"
+    EVENT = "event"
+    PARTNER = "partner"
+    OTHER = "other"
+
+
+class LeadStatus(StrEnum):
+    NEW = "new"
+    WORKING = "working"
+    QUALIFIED = "qualified"
+    DISQUALIFIED = "disqualified"
+
+
+class DealStatus(StrEnum):
+    OPEN = "open"
+    WON = "won"
+    LOST = "lost"
+
+
+class QuotaPeriod(StrEnum):
+    WEEK = "week"
+    MONTH = "month"
+    QUARTER = "quarter"
+    YEAR = "year"
+
+
+class QuotaMetric(StrEnum):
+    ACTIVITIES = "activities"
+    WON_REVENUE = "won_revenue"
+    WON_DEALS = "won_deals"
+
+
+def _values(vocabulary: type[StrEnum]) -> tuple[str, ...]:
+    return tuple(member.value for member in vocabulary)
+
+
+ROLES = _values(Role)
+ACTIVITY_TYPES = _values(ActivityType)
+DIRECTIONS = _values(Direction)
+OUTCOMES = _values(Outcome)
 # What a rep logs by hand beside a mail, and the outcomes offered for it: the pane's choices.
-LOGGED_BY_HAND = ("call", "meeting", "visit")
-HAND_OUTCOMES = ("connected", "no_answer", "voicemail", "held", "no_show")
-SOURCES = ("outlook", "gmail", "web", "api", "import")
-LEAD_SOURCES = ("web_form", "email", "phone", "whatsapp", "referral", "event", "partner", "other")
-LEAD_STATUSES = ("new", "working", "qualified", "disqualified")
-DEAL_STATUSES = ("open", "won", "lost")
-QUOTA_PERIODS = ("week", "month", "quarter", "year")
-QUOTA_METRICS = ("activities", "won_revenue", "won_deals")
+LOGGED_BY_HAND = (ActivityType.CALL.value, ActivityType.MEETING.value, ActivityType.VISIT.value)
+HAND_OUTCOMES = tuple(
+    o.value for o in (Outcome.CONNECTED, Outcome.NO_ANSWER, Outcome.VOICEMAIL, Outcome.HELD, Outcome.NO_SHOW)
+)
+SOURCES = _values(Source)
+LEAD_SOURCES = _values(LeadChannel)
+LEAD_STATUSES = _values(LeadStatus)
+DEAL_STATUSES = _values(DealStatus)
+QUOTA_PERIODS = _values(QuotaPeriod)
+QUOTA_METRICS = _values(QuotaMetric)
 
 ADDRESS_LENGTH = 254  # RFC 5321's limit on a forward path
 DOMAIN_LENGTH = 253
@@ -174,11 +269,11 @@ class User(Synced, Base):
     def sees_team(self) -> bool:
         """A manager or an admin: the team panel, the dashboard and the team's figures are theirs
         to see (``services.reports``)."""
-        return self.role in ("manager", "admin")
+        return self.role in (Role.MANAGER, Role.ADMIN)
 
     @property
     def is_admin(self) -> bool:
-        return self.role == "admin"
+        return self.role == Role.ADMIN
 
 
 class UserIdentity(Base):

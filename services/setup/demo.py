@@ -226,12 +226,16 @@ class DemoSummary:
     counts: dict[str, int]
 
 
-class _Ids:
-    """Ids handed out here, continuing after whatever the tables already hold."""
+class BulkWriter:
+    """Writes the demo's rows as a bulk load does: plain dictionaries, in batches of ``CHUNK``
+    through each table's insert (no ORM objects: a scale-30 demo is about two million rows),
+    with the ids handed out here, continuing after whatever the tables already hold, and how
+    many rows went into each table."""
 
     def __init__(self, session: Session) -> None:
-        self.next: dict[str, int] = {}
         self.session = session
+        self.next: dict[str, int] = {}
+        self.counts: dict[str, int] = {}
 
     def take(self, table: Table) -> int:
         if table.name not in self.next:
@@ -239,6 +243,43 @@ class _Ids:
         value = self.next[table.name]
         self.next[table.name] += 1
         return value
+
+    def insert(self, model: type, rows: list[dict[str, Any]] | Iterator[dict[str, Any]]) -> None:
+        table = model.__table__  # type: ignore[attr-defined]
+        batch: list[dict[str, Any]] = []
+        for row in rows:
+            batch.append(row)
+            if len(batch) >= CHUNK:
+                self._write(table, batch)
+                batch = []
+        if batch:
+            self._write(table, batch)
+
+    def _write(self, table: Table, batch: list[dict[str, Any]]) -> None:
+        self.session.execute(table.insert(), batch)
+        self.counts[table.name] = self.counts.get(table.name, 0) + len(batch)
+
+
+# What each step of the build hands the steps after it.
+
+
+@dataclass
+class Staff:
+    teams: list[int]  # ids
+    reps: list[dict[str, Any]]  # their rows, with the demo's own "pace" and "slipping"
+
+
+@dataclass
+class Book:
+    rep_accounts: dict[int, list[int]]  # rep id → the accounts they own
+    account_contacts: dict[int, list[int]]  # account id → its contacts
+
+
+@dataclass
+class DealBook:
+    by_account: dict[int, list[tuple[int, datetime, datetime | None]]]  # account id → (deal id, created, closed)
+    dark: set[int]  # open deals whose customer went quiet
+    cooling: set[int]  # open deals whose customer's words cool over the last weeks
 
 
 def has_data(session: Session) -> bool:
@@ -262,29 +303,15 @@ def build_demo(
 class _Builder:
     def __init__(self, session: Session, rng: random.Random, scale: float, today: date, built_at: datetime) -> None:
         self.s, self.rng, self.scale, self.today = session, rng, scale, today
-        self.ids = _Ids(session)
+        self.writer = BulkWriter(session)
         self.zone = ZoneInfo(ZONE)
         self.start = today - timedelta(days=730)
         self.now = min(datetime.combine(today, time(12), tzinfo=self.zone).astimezone(timezone.utc), built_at)
-        self.counts: dict[str, int] = {}
         self.rollups = RollupCounter(ZONE, FISCAL_MONTH)
         self.scores: dict[str | None, float | None] = {}
 
     def n(self, base: float, minimum: int = 1) -> int:
         return max(minimum, round(base * self.scale))
-
-    def insert(self, model: type, rows: list[dict[str, Any]] | Iterator[dict[str, Any]]) -> None:
-        table = model.__table__  # type: ignore[attr-defined]
-        batch: list[dict[str, Any]] = []
-        for row in rows:
-            batch.append(row)
-            if len(batch) >= CHUNK:
-                self.s.execute(table.insert(), batch)
-                self.counts[table.name] = self.counts.get(table.name, 0) + len(batch)
-                batch = []
-        if batch:
-            self.s.execute(table.insert(), batch)
-            self.counts[table.name] = self.counts.get(table.name, 0) + len(batch)
 
     def at(self, day: date, hour: float) -> datetime:
         local = datetime.combine(day, time(int(hour), int((hour % 1) * 60)), tzinfo=self.zone)
@@ -293,8 +320,8 @@ class _Builder:
     # -- the organization and its people ------------------------------------------------------
 
     def build(self) -> DemoSummary:
-        self.org_id = self.ids.take(Organization.__table__)
-        self.insert(
+        self.org_id = self.writer.take(Organization.__table__)
+        self.writer.insert(
             Organization,
             [
                 {
@@ -312,7 +339,7 @@ class _Builder:
         self.stage_ids = []
         stage_rows = []
         for position, (name, probability, sla) in enumerate(STAGES, start=1):
-            stage_id = self.ids.take(Stage.__table__)
+            stage_id = self.writer.take(Stage.__table__)
             self.stage_ids.append(stage_id)
             stage_rows.append(
                 {
@@ -324,12 +351,12 @@ class _Builder:
                     "sla_days": sla,
                 }
             )
-        self.insert(Stage, stage_rows)
-        self.insert(
+        self.writer.insert(Stage, stage_rows)
+        self.writer.insert(
             NoteChecklist,
             [
                 {
-                    "id": self.ids.take(NoteChecklist.__table__),
+                    "id": self.writer.take(NoteChecklist.__table__),
                     "organization_id": self.org_id,
                     "activity_type": t,
                     "questions": q,
@@ -337,17 +364,17 @@ class _Builder:
                 for t, q in CHECKLISTS.items()
             ],
         )
-        self.people()
-        self.accounts_and_contacts()
-        self.deals()
+        self.staff = self.people()
+        self.book = self.accounts_and_contacts()
+        self.deal_book = self.deals()
         self.activities()
         self.leads()
         self.follow_ups()
         self.quotas()
-        self.insert(ActivityRollup, self.rollups.rows(self.org_id, "day"))
-        self.insert(ActivityMonthRollup, self.rollups.rows(self.org_id, "month"))
-        self.insert(ActivityYearRollup, self.rollups.rows(self.org_id, "year"))
-        self.insert(ActivityDayTotal, self.rollups.rows(self.org_id, "owner_day"))
+        self.writer.insert(ActivityRollup, self.rollups.rows(self.org_id, "day"))
+        self.writer.insert(ActivityMonthRollup, self.rollups.rows(self.org_id, "month"))
+        self.writer.insert(ActivityYearRollup, self.rollups.rows(self.org_id, "year"))
+        self.writer.insert(ActivityDayTotal, self.rollups.rows(self.org_id, "owner_day"))
         self.s.flush()
         latest.recompute(self.s, self.org_id)
         recompute_stage_facts(self.s, self.org_id)
@@ -359,14 +386,14 @@ class _Builder:
         # A bulk load leaves the planner without statistics: on SQLite, with none, it picks an
         # index by its name's order and walks a whole organization for one lead's first call.
         self.s.execute(text("ANALYZE"))
-        return DemoSummary(self.org_id, dict(self.counts))
+        return DemoSummary(self.org_id, dict(self.writer.counts))
 
-    def people(self) -> None:
+    def people(self) -> Staff:
         password = hash_password(DEMO_PASSWORD)
         team_count = self.n(2, 2)
         reps_per_team = max(1, round(self.n(12, 2) / team_count))
-        self.teams: list[int] = []
-        self.reps: list[dict[str, Any]] = []
+        team_ids: list[int] = []
+        reps: list[dict[str, Any]] = []
         users: list[dict[str, Any]] = []
         teams = []
         used: set[str] = set()
@@ -379,7 +406,7 @@ class _Builder:
                 email = f"{local}{k}@{ORG_DOMAIN}"
             used.add(email)
             return {
-                "id": self.ids.take(User.__table__),
+                "id": self.writer.take(User.__table__),
                 "organization_id": self.org_id,
                 "team_id": team_id,
                 "email": email,
@@ -392,8 +419,8 @@ class _Builder:
 
         users.append(person("Ada Admin", "admin", None))
         for t in range(team_count):
-            team_id = self.ids.take(Team.__table__)
-            self.teams.append(team_id)
+            team_id = self.writer.take(Team.__table__)
+            team_ids.append(team_id)
             teams.append(
                 {
                     "id": team_id,
@@ -407,24 +434,25 @@ class _Builder:
             for _ in range(reps_per_team):
                 rep = person(f"{self.rng.choice(FIRST)} {self.rng.choice(LAST)}", "rep", team_id)
                 rep["pace"] = self.rng.uniform(0.7, 1.3)
-                self.reps.append(rep)
+                reps.append(rep)
                 users.append(rep)
         # A few reps slip in the last week: the drawdown alert should find them.
-        for rep in self.rng.sample(self.reps, k=max(1, len(self.reps) // 6)):
+        for rep in self.rng.sample(reps, k=max(1, len(reps) // 6)):
             rep["slipping"] = True
-        self.insert(Team, teams)
-        self.insert(User, [{k: v for k, v in u.items() if k not in ("pace", "slipping")} for u in users])
+        self.writer.insert(Team, teams)
+        self.writer.insert(User, [{k: v for k, v in u.items() if k not in ("pace", "slipping")} for u in users])
+        return Staff(team_ids, reps)
 
-    def accounts_and_contacts(self) -> None:
+    def accounts_and_contacts(self) -> Book:
         accounts, domains, contacts, emails, phones = [], [], [], [], []
-        self.account_contacts: dict[int, list[int]] = {}
-        self.rep_accounts: dict[int, list[int]] = {rep["id"]: [] for rep in self.reps}
+        account_contacts: dict[int, list[int]] = {}
+        rep_accounts: dict[int, list[int]] = {rep["id"]: [] for rep in self.staff.reps}
         used_domains: set[str] = set()
         used_names: set[str] = set()
         headquarters: list[tuple[int, str, int]] = []
         for i in range(self.n(300, 4)):
-            owner = self.reps[i % len(self.reps)]["id"]
-            account_id = self.ids.take(Account.__table__)
+            owner = self.staff.reps[i % len(self.staff.reps)]["id"]
+            account_id = self.writer.take(Account.__table__)
             parent = None
             if headquarters and self.rng.random() < 0.18:
                 parent = self.rng.choice(headquarters)
@@ -455,14 +483,14 @@ class _Builder:
             )
             domains.append(
                 {
-                    "id": self.ids.take(AccountDomain.__table__),
+                    "id": self.writer.take(AccountDomain.__table__),
                     "organization_id": self.org_id,
                     "account_id": account_id,
                     "domain": domain,
                 }
             )
-            self.rep_accounts[owner].append(account_id)
-            self.account_contacts[account_id] = []
+            rep_accounts[owner].append(account_id)
+            account_contacts[account_id] = []
             local_used: set[str] = set()
             for _ in range(self.rng.randint(2, 8)):
                 first, last = self.rng.choice(FIRST), self.rng.choice(LAST)
@@ -470,8 +498,8 @@ class _Builder:
                 while local in local_used:
                     local = f"{local}{self.rng.randint(2, 99)}"
                 local_used.add(local)
-                contact_id = self.ids.take(Contact.__table__)
-                self.account_contacts[account_id].append(contact_id)
+                contact_id = self.writer.take(Contact.__table__)
+                account_contacts[account_id].append(contact_id)
                 contacts.append(
                     {
                         "id": contact_id,
@@ -485,7 +513,7 @@ class _Builder:
                 )
                 emails.append(
                     {
-                        "id": self.ids.take(ContactEmail.__table__),
+                        "id": self.writer.take(ContactEmail.__table__),
                         "organization_id": self.org_id,
                         "contact_id": contact_id,
                         "address": f"{local}@{domain}",
@@ -494,31 +522,32 @@ class _Builder:
                 if self.rng.random() < 0.6:
                     phones.append(
                         {
-                            "id": self.ids.take(ContactPhone.__table__),
+                            "id": self.writer.take(ContactPhone.__table__),
                             "organization_id": self.org_id,
                             "contact_id": contact_id,
                             "number": f"+1 555 {self.rng.randint(1000000, 9999999)}",
                             "kind": "work",
                         }
                     )
-        self.insert(Account, accounts)
-        self.insert(AccountDomain, domains)
-        self.insert(Contact, contacts)
-        self.insert(ContactEmail, emails)
-        self.insert(ContactPhone, phones)
+        self.writer.insert(Account, accounts)
+        self.writer.insert(AccountDomain, domains)
+        self.writer.insert(Contact, contacts)
+        self.writer.insert(ContactEmail, emails)
+        self.writer.insert(ContactPhone, phones)
+        return Book(rep_accounts, account_contacts)
 
     # -- deals with their history -------------------------------------------------------------
 
-    def deals(self) -> None:
+    def deals(self) -> DealBook:
         rows, changes = [], []
-        self.account_deals: dict[int, list[tuple[int, datetime, datetime | None]]] = {}
-        self.dark_deals: set[int] = set()
-        self.cooling_deals: set[int] = set()  # open deals whose customer's words cool over the last weeks
+        by_account: dict[int, list[tuple[int, datetime, datetime | None]]] = {}
+        dark: set[int] = set()
+        cooling: set[int] = set()
         for _ in range(self.n(600, 3)):
-            rep = self.rng.choice(self.reps)
-            accounts = self.rep_accounts[rep["id"]] or [a for v in self.rep_accounts.values() for a in v]
+            rep = self.rng.choice(self.staff.reps)
+            accounts = self.book.rep_accounts[rep["id"]] or [a for v in self.book.rep_accounts.values() for a in v]
             account_id = self.rng.choice(accounts)
-            deal_id = self.ids.take(Opportunity.__table__)
+            deal_id = self.writer.take(Opportunity.__table__)
             created_day = self.start + timedelta(days=self.rng.randint(0, 725))
             created = self.at(created_day, self.rng.uniform(8, 18))
             stage_index = 0
@@ -551,7 +580,7 @@ class _Builder:
                     "organization_id": self.org_id,
                     "name": f"{self.rng.choice(['Dry van', 'Reefer', 'Flatbed', 'LTL', 'Warehousing'])} contract",
                     "account_id": account_id,
-                    "contact_id": self.rng.choice(self.account_contacts[account_id]),
+                    "contact_id": self.rng.choice(self.book.account_contacts[account_id]),
                     "owner_id": rep["id"],
                     "amount": amount,
                     "currency": "USD",
@@ -568,7 +597,7 @@ class _Builder:
             for changed_at, from_index, to_index, from_status, to_status in moments:
                 changes.append(
                     {
-                        "id": self.ids.take(StageChange.__table__),
+                        "id": self.writer.take(StageChange.__table__),
                         "organization_id": self.org_id,
                         "opportunity_id": deal_id,
                         "from_stage_id": self.stage_ids[from_index] if from_index is not None else None,
@@ -579,18 +608,19 @@ class _Builder:
                         "changed_by_id": rep["id"],
                     }
                 )
-            self.account_deals.setdefault(account_id, []).append((deal_id, created, closed_at))
+            by_account.setdefault(account_id, []).append((deal_id, created, closed_at))
             if outcome == "open" and self.rng.random() < 0.25:
-                self.dark_deals.add(deal_id)
+                dark.add(deal_id)
             elif outcome == "open" and deal_id % 5 == 0:  # no draw: the rest of the demo stays as it was
-                self.cooling_deals.add(deal_id)
-        self.insert(Opportunity, rows)
-        self.insert(StageChange, changes)
+                cooling.add(deal_id)
+        self.writer.insert(Opportunity, rows)
+        self.writer.insert(StageChange, changes)
+        return DealBook(by_account, dark, cooling)
 
     # -- activities ---------------------------------------------------------------------------
 
     def activities(self) -> None:
-        self.insert(Activity, self._counted(self._activity_rows()))
+        self.writer.insert(Activity, self._counted(self._activity_rows()))
 
     def _counted(self, rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         """Pass rows through, counting them into the daily rollups as they go by."""
@@ -612,9 +642,9 @@ class _Builder:
         types = [t for t, _ in ACTIVITY_MIX]
         weights = [w for _, w in ACTIVITY_MIX]
         dark_since = self.now - timedelta(days=35)
-        all_accounts = [a for v in self.rep_accounts.values() for a in v]
-        for rep in self.reps:
-            accounts = self.rep_accounts[rep["id"]] or all_accounts
+        all_accounts = [a for v in self.book.rep_accounts.values() for a in v]
+        for rep in self.staff.reps:
+            accounts = self.book.rep_accounts[rep["id"]] or all_accounts
             day = self.start
             while day <= self.today:
                 rate = per_day * rep["pace"] * WEEKDAY_WEIGHT[day.weekday()]
@@ -641,11 +671,11 @@ class _Builder:
         if occurred > self.now:
             return None
         account_id = rng.choice(accounts)
-        contact_id = rng.choice(self.account_contacts[account_id])
+        contact_id = rng.choice(self.book.account_contacts[account_id])
         deal_id = next(
             (
                 d
-                for d, created, closed in self.account_deals.get(account_id, ())
+                for d, created, closed in self.deal_book.by_account.get(account_id, ())
                 if created <= occurred and (closed is None or occurred <= closed)
             ),
             None,
@@ -675,7 +705,7 @@ class _Builder:
             direction, body = "internal", rng.choice(NOTES)
         else:
             direction, subject = "internal", "Send revised quote"
-        if deal_id in self.dark_deals and occurred >= dark_since:
+        if deal_id in self.deal_book.dark and occurred >= dark_since:
             # Going dark: the customer stopped answering.
             if kind == "email":
                 direction = "outbound"
@@ -683,11 +713,15 @@ class _Builder:
                 outcome, duration = "no_answer", 0
             elif kind in ("meeting", "visit"):
                 outcome, duration = "no_show", 0
-        if deal_id in self.cooling_deals and occurred >= self.now - timedelta(days=COOLING_DAYS) and body is not None:
+        if (
+            deal_id in self.deal_book.cooling
+            and occurred >= self.now - timedelta(days=COOLING_DAYS)
+            and body is not None
+        ):
             # Cooling: each week a step cooler (the same draws, other words).
             step = min(3, int((occurred - (self.now - timedelta(days=COOLING_DAYS))).days // (COOLING_DAYS / 4)))
             body = (COOLING_MAIL if kind == "email" else COOLING_NOTES)[step]
-        activity_id = self.ids.take(Activity.__table__)
+        activity_id = self.writer.take(Activity.__table__)
         return {
             **self._scored(kind, direction, body, occurred),
             "id": activity_id,
@@ -734,7 +768,7 @@ class _Builder:
     def leads(self) -> None:
         leads, responses = [], []
         for i in range(self.n(400, 2)):
-            rep = self.rng.choice(self.reps)
+            rep = self.rng.choice(self.staff.reps)
             created_day = self.start + timedelta(days=self.rng.randint(0, 729))
             created = self.at(created_day, self.rng.uniform(0, 23.9))
             if created > self.now:
@@ -743,7 +777,7 @@ class _Builder:
             converted = created + timedelta(days=self.rng.randint(2, 40)) if status == "qualified" else None
             if converted is not None and converted > self.now:
                 status, converted = "working", None  # it converts later than the moment the demo is built
-            lead_id = self.ids.take(Lead.__table__)
+            lead_id = self.writer.take(Lead.__table__)
             first, last = self.rng.choice(FIRST), self.rng.choice(LAST)
             leads.append(
                 {
@@ -770,7 +804,7 @@ class _Builder:
                 if answered < self.now:
                     responses.append(
                         {
-                            "id": self.ids.take(Activity.__table__),
+                            "id": self.writer.take(Activity.__table__),
                             "organization_id": self.org_id,
                             "type": "call",
                             "direction": "outbound",
@@ -796,20 +830,22 @@ class _Builder:
                             "deleted_at": None,
                         }
                     )
-        self.insert(Lead, leads)
-        self.insert(Activity, self._counted(iter(responses)))
+        self.writer.insert(Lead, leads)
+        self.writer.insert(Activity, self._counted(iter(responses)))
 
     def follow_ups(self) -> None:
         rows = []
-        open_deals = [(d, a) for a, deals in self.account_deals.items() for d, _, closed in deals if closed is None]
+        open_deals = [
+            (d, a) for a, deals in self.deal_book.by_account.items() for d, _, closed in deals if closed is None
+        ]
         for deal_id, account_id in open_deals:
-            if deal_id in self.dark_deals or self.rng.random() < 0.4:
+            if deal_id in self.deal_book.dark or self.rng.random() < 0.4:
                 continue
-            owner = next(r["id"] for r in self.reps if account_id in self.rep_accounts[r["id"]])
+            owner = next(r["id"] for r in self.staff.reps if account_id in self.book.rep_accounts[r["id"]])
             due = self.now + timedelta(days=self.rng.randint(-5, 14), hours=self.rng.randint(0, 6))
             rows.append(
                 {
-                    "id": self.ids.take(FollowUp.__table__),
+                    "id": self.writer.take(FollowUp.__table__),
                     "organization_id": self.org_id,
                     "title": self.rng.choice(
                         ["Call back about pricing", "Send the contract", "Check volumes", "Book a site visit"]
@@ -826,17 +862,17 @@ class _Builder:
                     "deleted_at": None,
                 }
             )
-        self.insert(FollowUp, rows)
+        self.writer.insert(FollowUp, rows)
 
     def quotas(self) -> None:
         rows = []
         month = date(self.start.year, self.start.month, 1)
         while month <= self.today:
-            for rep in self.reps:
+            for rep in self.staff.reps:
                 for kind, target in (("call", 110), ("meeting", 14), ("email", 90)):
                     rows.append(
                         {
-                            "id": self.ids.take(Quota.__table__),
+                            "id": self.writer.take(Quota.__table__),
                             "organization_id": self.org_id,
                             "user_id": rep["id"],
                             "team_id": None,
@@ -848,10 +884,10 @@ class _Builder:
                         }
                     )
             if month.month in (1, 4, 7, 10):
-                for team_id in self.teams:
+                for team_id in self.staff.teams:
                     rows.append(
                         {
-                            "id": self.ids.take(Quota.__table__),
+                            "id": self.writer.take(Quota.__table__),
                             "organization_id": self.org_id,
                             "user_id": None,
                             "team_id": team_id,
@@ -863,7 +899,7 @@ class _Builder:
                         }
                     )
             month = date(month.year + month.month // 12, month.month % 12 + 1, 1)
-        self.insert(Quota, rows)
+        self.writer.insert(Quota, rows)
 
 
 def reset_sequences(session: Session) -> None:
