@@ -105,9 +105,8 @@ class SmallAnswer:
     added: bool = False
     removed: str | None = None
     logged: int | None = None  # the open mail, now logged as this activity
-    deal: Any = (
-        None  # a deal to show again (an email logged to it may end its warnings), with the pipeline's ``stages``
-    )
+    # A deal to show again (an email logged to it may end its warnings), with the pipeline's ``stages``.
+    deal: Any = None
     stages: Any = None
 
 

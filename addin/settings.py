@@ -112,9 +112,8 @@ def load_settings(config: MutableMapping[str, Any], instance_path: str) -> None:
     config["RATELIMIT_STORAGE_URI"] = (
         env.get("RATELIMIT_STORAGE_URI") or env.get("INBOXCRM_REDIS_URL", "").strip() or "memory://"
     )
-    config["RATELIMIT_HEADERS_ENABLED"] = (
-        True  # X-RateLimit-Limit, -Remaining, -Reset and Retry-After on limited routes
-    )
+    # X-RateLimit-Limit, -Remaining, -Reset and Retry-After on limited routes.
+    config["RATELIMIT_HEADERS_ENABLED"] = True
     # The API's limit per token (Flask-Limiter's notation); the README's API_RATE_LIMIT.
     config["API_RATE_LIMIT"] = env.get("API_RATE_LIMIT") or env.get("INBOXCRM_API_RATE_LIMIT") or "1200 per minute"
     config["SIGN_IN_RATE_LIMIT"] = env.get("INBOXCRM_SIGN_IN_RATE_LIMIT", "10 per minute")

@@ -452,7 +452,7 @@ def test_the_page_reads_every_figure_computed_for_it_and_nothing_else(app, auth,
     finally:
         event.remove(engine, "before_cursor_execute", count)
     assert response.status_code == 200 and "Activity by rep" in response.get_data(as_text=True)
-    assert set(alongside.PAGE) <= computed and computed - {"scope", "alongside"} <= read, (
+    assert set(alongside.page_names(TeamReport)) <= computed and computed - {"scope", "alongside"} <= read, (
         "computed for the page, never read by it"
     )
     assert rendering == [], "the page read a figure neither session computed"

@@ -1512,9 +1512,9 @@ def test_the_page_computed_in_two_sessions_is_the_page_computed_in_one(demo_engi
     """``compute_page`` computes the heaviest figures in a second session, alongside the rest:
     every figure the page shows is what one session computes alone, on both back ends."""
     from services.db import make_session_factory
-    from services.reports.alongside import PAGE, prefetched_names
+    from services.reports.alongside import page_names, prefetched_names
 
-    ALONGSIDE = prefetched_names(reports.TeamReport)
+    ALONGSIDE, PAGE = prefetched_names(reports.TeamReport), page_names(reports.TeamReport)
 
     team_id = (
         None

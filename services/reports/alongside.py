@@ -3,11 +3,11 @@ second reading session while the page's own session computes the rest.
 
 The database works on both sessions at once (PostgreSQL a server process each; SQLite's readers
 side by side in WAL mode, its module letting go of the GIL while a statement runs), so the
-dashboard takes about as long as its larger half. A figure computed here is declared with
-``@prefetched`` on the report (instead of ``@cached_property``); the rest of what the page reads
-is named in ``PAGE``. ``tests/test_dashboard.py`` renders the page to check that the two cannot
-drift apart: the page reads every figure computed for it, and nothing it reads is left to
-compute while it renders.
+dashboard takes about as long as its larger half. On the report, a figure the page shows is
+declared ``@prefetched`` (computed here) or ``@on_page`` (by the page's own session meanwhile),
+instead of ``@cached_property`` (a figure only a CSV reads). ``tests/test_dashboard.py`` renders
+the page to check that these cannot drift from what it reads: the page reads every figure
+computed for it, and nothing it reads is left to compute while it renders.
 """
 
 from __future__ import annotations
@@ -21,26 +21,6 @@ from sqlalchemy.orm import Session, joinedload
 from services.models import User
 
 T = TypeVar("T")
-
-# What the page shows besides the prefetched figures, computed by the page's own session while
-# the second computes those. None of them reads a prefetched figure.
-PAGE = (
-    "activity",
-    "summary_before",
-    "won",
-    "quota_shown",
-    "leaderboard",
-    "pipeline",
-    "outcomes",
-    "lost_shown",
-    "leads",
-    "response_shown",
-    "forecast",
-    "health_drops",
-    "note_totals",
-    "weekdays",
-    "team_quota",
-)
 
 
 class prefetched(cached_property[T]):
@@ -56,9 +36,19 @@ class prefetched(cached_property[T]):
         return super().__get__(report, owner)
 
 
+class on_page(cached_property[T]):
+    """A figure the dashboard shows that the page's own session computes before rendering, while
+    the second session computes the ``prefetched`` ones (none of these reads one of those)."""
+
+
 def prefetched_names(report_type: type) -> tuple[str, ...]:
     """The figures of a report class that the second session computes."""
     return tuple(name for name, attribute in vars(report_type).items() if isinstance(attribute, prefetched))
+
+
+def page_names(report_type: type) -> tuple[str, ...]:
+    """The rest of what the page shows, in the order the class declares them."""
+    return tuple(name for name, attribute in vars(report_type).items() if isinstance(attribute, on_page))
 
 
 @cache
@@ -70,7 +60,7 @@ def _executor() -> ThreadPoolExecutor:
 
 def compute_page(report: Any, sessions: Callable[[], Session]) -> None:
     """Every figure the dashboard shows, before it is rendered: the prefetched ones in a session
-    of their own (``sessions`` makes one: a reader's), the ``PAGE`` ones in the report's own
+    of their own (``sessions`` makes one: a reader's), the ``on_page`` ones in the report's own
     meanwhile. The second session loads the actor itself and reads its own snapshot, as each
     statement of a report on PostgreSQL does (read committed). Not for a store in memory (each
     connection its own), nor for a report already read."""
@@ -81,7 +71,7 @@ def compute_page(report: Any, sessions: Callable[[], Session]) -> None:
     if in_memory or report.alongside is not None or set(names) & set(vars(report)):
         return
     report.alongside = _executor().submit(_compute, report, sessions, names, scope.actor.id)
-    for name in PAGE:
+    for name in page_names(type(report)):
         getattr(report, name)
 
 

@@ -23,7 +23,7 @@ from services.periods import Period
 from services.shown import Shown
 from services.users import Person
 from services.reports import alongside
-from services.reports.alongside import prefetched
+from services.reports.alongside import on_page, prefetched
 from services.reports.activity import (
     Drawdown,
     MonthPoint,
@@ -93,8 +93,9 @@ class Change:
 
 class TeamReport:
     """Every figure for one scope: each computed once, when first read, so that a CSV export
-    computes its one table and the dashboard each figure once. The figures marked ``prefetched``
-    are the ones ``compute_page`` reads in a second session (``services.reports.alongside``)."""
+    computes its one table and the dashboard each figure once. What the page shows is marked
+    ``prefetched`` (``compute_page`` reads it in a second session) or ``on_page`` (in the page's
+    own, meanwhile: ``services.reports.alongside``); a plain cached property is a CSV's alone."""
 
     def __init__(self, scope: ReportScope) -> None:
         self.scope = scope
@@ -157,15 +158,15 @@ class TeamReport:
 
     # Activity.
 
-    @cached_property
+    @on_page
     def activity(self) -> list[RepActivity]:
         return activity_summary(self.scope)
 
-    @cached_property
+    @on_page
     def summary_before(self) -> list[RepActivity]:
         return activity_summary(self.scope, self.comparison)
 
-    @cached_property
+    @on_page
     def weekdays(self) -> dict[int, list[int]]:
         """Owner → counts Monday to Sunday, for the heat map's rows (the page's reps)."""
         return weekday_pattern(self.page_scope)
@@ -186,7 +187,7 @@ class TeamReport:
 
     # Quotas and the leaderboard.
 
-    @cached_property
+    @on_page
     def won(self) -> dict[int, tuple[int, Decimal]]:
         """Owner → (won deals, won amount) in the period: quotas and the leaderboard read it."""
         return won_by_owner(self.scope)
@@ -196,26 +197,26 @@ class TeamReport:
         """Every rep's (the CSV)."""
         return quota_attainment(self.scope, summary=self.activity, won=self.won)
 
-    @cached_property
+    @on_page
     def quota_shown(self) -> list[Attainment]:
         """The page's reps'."""
         return quota_attainment(self.page_scope, summary=self.activity, won=self.won)
 
-    @cached_property
+    @on_page
     def team_quota(self) -> list[TeamAttainment]:
         return team_revenue_attainment(self.scope, won=self.won)
 
-    @cached_property
+    @on_page
     def leaderboard(self) -> list[LeaderboardRow]:
         return leaderboard(self.scope, summary=self.activity, won=self.won)
 
     # Deals.
 
-    @cached_property
+    @on_page
     def pipeline(self) -> list[StageRow]:
         return pipeline(self.scope)
 
-    @cached_property
+    @on_page
     def outcomes(self) -> DealOutcomes:
         return deal_outcomes(self.scope)
 
@@ -227,7 +228,7 @@ class TeamReport:
     def conversion(self) -> list[StageConversion]:
         return stage_conversion(self.scope)
 
-    @cached_property
+    @on_page
     def forecast(self) -> Forecast:
         return quarter_forecast(self.scope)
 
@@ -235,7 +236,7 @@ class TeamReport:
     def lost(self) -> list[LostDeal]:
         return lost_deals(self.scope).rows
 
-    @cached_property
+    @on_page
     def lost_shown(self) -> Shown[LostDeal]:
         """The latest ``LOST_SHOWN`` (the CSV reads them all)."""
         if "lost" in vars(self):
@@ -258,7 +259,7 @@ class TeamReport:
     def neglected_shown(self) -> Shown[NeglectedAccount]:
         return neglected_accounts(self.scope, ALERTS_SHOWN)
 
-    @cached_property
+    @on_page
     def health_drops(self) -> Shown[HealthDrop]:
         return falling_deals(self.scope, DROPS_SHOWN)
 
@@ -269,7 +270,7 @@ class TeamReport:
 
     # Leads and notes.
 
-    @cached_property
+    @on_page
     def leads(self) -> list[LeadSource]:
         return lead_conversion(self.scope)
 
@@ -278,7 +279,7 @@ class TeamReport:
         """Every rep's (the CSV)."""
         return lead_response_times(self.scope)
 
-    @cached_property
+    @on_page
     def response_shown(self) -> list[ResponseTime]:
         """The page's reps'."""
         return lead_response_times(self.page_scope)
@@ -287,7 +288,7 @@ class TeamReport:
     def notes(self) -> list[NoteQuality]:
         return note_quality(self.scope)
 
-    @cached_property
+    @on_page
     def note_totals(self) -> NoteQualityTotals:
         return note_quality_totals(self.scope)
 
