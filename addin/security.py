@@ -9,7 +9,7 @@
   account typed in, so that a botnet's many addresses still meet the per-account limit;
 * ``Cache-Control: no-store`` on everything but the static files: CRM pages, CSV exports and
   tokens are one person's, and no shared cache or back button should keep them;
-* a NUL character anywhere in a URL or a form is refused at the door (PostgreSQL text
+* a NUL character anywhere in a URL, a form or a JSON body is refused at the door (PostgreSQL text
   cannot hold one, and no field of ours means one);
 * JSON nested deeper than ``JSON_MAX_DEPTH`` is refused (400) before it is parsed: Python's
   parser recurses, and ten thousand brackets would otherwise end in a RecursionError (a 500).
@@ -94,6 +94,18 @@ def _holds_nul(values: object) -> bool:
     return any("\x00" in key or any("\x00" in value for value in items) for key, items in values.lists())  # type: ignore[attr-defined]
 
 
+def _json_holds_nul(value: object) -> bool:
+    """A NUL anywhere in a JSON body's keys or strings ("\\u0000" decodes to one). The body's
+    depth is bounded already (``ShallowJSONProvider``)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_json_holds_nul(key) or _json_holds_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_json_holds_nul(item) for item in value)
+    return False
+
+
 JSON_MAX_DEPTH = 32  # no body of ours nests deeper than a few levels
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 _BRACKET = re.compile(r"[\[\]{}]")
@@ -144,6 +156,7 @@ def init_app(app: Flask) -> None:
             "\x00" in request.path
             or _holds_nul(request.args)
             or (request.method in STATE_CHANGING and _holds_nul(request.form))
+            or (request.is_json and _json_holds_nul(request.get_json(silent=True)))
         ):
             raise DomainError("The request holds a NUL character, which no field accepts.")
 

@@ -322,6 +322,22 @@ def test_a_nul_character_in_a_form_writes_nothing(auth, app_world: World):
     assert response.status_code == 422 and count(auth.client.application, Activity) == 0
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"email": "\x00", "password": "x"},
+        {"email": "rita@northwind.test", "password": ["a\x00"]},
+        {"note": {"deep": ["fine", "a\x00b"]}},
+        {"a\x00": 1},
+    ],
+)
+def test_a_nul_character_in_a_json_body_is_refused_at_the_door(client, app_world: World, body):
+    """A JSON body is checked as a form is ("\\u0000" decodes to a NUL): on PostgreSQL the sign-in's
+    lookup of an address holding one was a driver error, a 500 (found by the fuzz test)."""
+    response = client.post("/auth/token", json=body)
+    assert response.status_code == 422 and "NUL character" in response.get_json()["error"]
+
+
 def test_services_refuse_nul_and_huge_ids_on_both_back_ends(session, world: World):
     """The same refusals below the web layer (the sync API and imports will call these), on
     PostgreSQL too, where the driver would otherwise raise."""
