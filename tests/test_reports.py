@@ -107,7 +107,7 @@ def test_a_to_date_period_counts_up_to_now_and_its_comparison_up_to_the_same_tim
     manager = session.get(User, world.manager.id)
     period = period_for("mtd", date(2026, 11, 26), 1, datetime(2026, 11, 26, 10))
     now = datetime(2026, 11, 26, 10, tzinfo=berlin).astimezone(timezone.utc)
-    report = reports.team_report(session, manager, period, date(2026, 11, 26), now)
+    report = reports.team_report(reports.report_scope(session, manager, period, today=date(2026, 11, 26), now=now))
     rita = next(row for row in report.activity if row.owner_id == world.rep.id)
     assert (rita.total, rita.minutes["call"], rita.contacts) == (1, 10, 1)
     assert report.activity_before[world.rep.id] == 1
@@ -1172,8 +1172,16 @@ def test_team_revenue_attainment_is_pro_rata_and_counts_the_teams_wins(session, 
     # The dashboard's, from the report's own wins by owner, is the same.
     november = Period(date(2026, 11, 1), date(2026, 12, 1))
     now = datetime(2026, 11, 20, 12, tzinfo=timezone.utc)
-    assert reports.team_report(session, admin, november, now.date(), now).team_quota == rows
-    assert reports.team_report(session, admin, november, now.date(), now, team_id=world.east.id).team_quota == rows
+    assert (
+        reports.team_report(reports.report_scope(session, admin, november, today=now.date(), now=now)).team_quota
+        == rows
+    )
+    assert (
+        reports.team_report(
+            reports.report_scope(session, admin, november, today=now.date(), now=now, team_id=world.east.id)
+        ).team_quota
+        == rows
+    )
     # A West manager sees no East quota.
     assert (
         reports.team_revenue_attainment(
@@ -1194,11 +1202,15 @@ def test_the_report_compares_year_over_year_and_trends_over_24_months(session, w
     manager = session.get(User, world.manager.id)
     november = Period(date(2026, 11, 1), date(2026, 12, 1), "this_month")
     now = datetime(2026, 11, 20, 12, tzinfo=timezone.utc)
-    yoy = reports.team_report(session, manager, november, date(2026, 11, 20), now, year_over_year=True, months=24)
+    yoy = reports.team_report(
+        reports.report_scope(
+            session, manager, november, today=date(2026, 11, 20), now=now, year_over_year=True, months=24
+        )
+    )
     assert (yoy.comparison.start, yoy.comparison.end) == (date(2025, 11, 1), date(2025, 12, 1))
     assert yoy.activity_before[world.rep.id] == 1 and yoy.activity_change.ratio == 0.0
     assert len(yoy.trends) == 24 and yoy.trends[0].month == date(2024, 12, 1)
-    previous = reports.team_report(session, manager, november, date(2026, 11, 20), now)
+    previous = reports.team_report(reports.report_scope(session, manager, november, today=date(2026, 11, 20), now=now))
     assert previous.comparison.start == date(2026, 10, 1) and len(previous.trends) == 12
     rita = next(r for r in previous.activity if r.owner_id == world.rep.id)
     assert rita.hours_by_type == {"call": pytest.approx(20 / 60)}
@@ -1377,8 +1389,8 @@ def test_the_pages_per_rep_tables_are_the_full_tables_rows_for_the_reps_it_lists
     monkeypatch.setattr("services.reports.dashboard.REPS_SHOWN", 2)
     period = period_for("this_year", TODAY, demo.organization.fiscal_year_start_month)
     now = datetime(2026, 11, 20, 17, tzinfo=timezone.utc)
-    page = reports.team_report(demo_session, demo, period, TODAY, now)
-    full = reports.team_report(demo_session, demo, period, TODAY, now)
+    page = reports.team_report(reports.report_scope(demo_session, demo, period, today=TODAY, now=now))
+    full = reports.team_report(reports.report_scope(demo_session, demo, period, today=TODAY, now=now))
     shown = {person.id for person in page.reps.rows}
     assert page.reps.cut and len(shown) == 2 and len(page.scope.people) > 2
     assert page.quota_rows and page.response_rows
@@ -1523,9 +1535,11 @@ def test_the_page_computed_in_two_sessions_is_the_page_computed_in_one(demo_engi
     )
     now = datetime(2026, 11, 20, 15, tzinfo=timezone.utc)
     period = period_for("this_year", TODAY, demo.organization.fiscal_year_start_month)
-    alone = reports.team_report(demo_session, demo, period, TODAY, now, team_id)
+    alone = reports.team_report(reports.report_scope(demo_session, demo, period, today=TODAY, now=now, team_id=team_id))
     expected = _figures(alone, ALONGSIDE + PAGE)
-    together = reports.team_report(demo_session, demo, period, TODAY, now, team_id)
+    together = reports.team_report(
+        reports.report_scope(demo_session, demo, period, today=TODAY, now=now, team_id=team_id)
+    )
     together.compute_page(make_session_factory(demo_engine, write=False))
     assert together.alongside is not None and set(PAGE) <= set(
         vars(together)
@@ -1546,7 +1560,7 @@ def test_a_failure_in_the_second_session_is_the_pages(demo_session, demo):
 
     now = datetime(2026, 11, 20, 15, tzinfo=timezone.utc)
     period = period_for("this_year", TODAY, demo.organization.fiscal_year_start_month)
-    report = reports.team_report(demo_session, demo, period, TODAY, now)
+    report = reports.team_report(reports.report_scope(demo_session, demo, period, today=TODAY, now=now))
     report.compute_page(broken)
     assert report.activity  # computed in the page's session
     with pytest.raises(RuntimeError, match="second connection"):

@@ -10,7 +10,7 @@ from addin.exports import EXPORTS, as_csv
 from addin.views import actor, page_or_fragment
 from services.periods import KINDS, local_now, local_today, parse_period
 from services.mail.context import account_timeline, notes_feed
-from services.reports import rep_accounts, team_members, team_panel, team_report
+from services.reports import rep_accounts, report_scope, team_members, team_panel, team_report
 from services.schemas import parse_id
 from services.types import utcnow
 
@@ -29,18 +29,19 @@ def _report():
         wall_clock,
         org.fiscal_year_start_month,
     )
-    return team_report(
+    scope = report_scope(
         db(),
         user,
         period,
-        wall_clock.date(),
-        now,
-        parse_id(request.args.get("team")),
-        parse_id(request.args.get("rep")),
+        today=wall_clock.date(),
+        now=now,
+        team_id=parse_id(request.args.get("team")),
+        rep_id=parse_id(request.args.get("rep")),
         year_over_year=request.args.get("compare") == "yoy",
         months=24 if request.args.get("months") == "24" else 12,
         every_rep=request.args.get("all") == "1",
     )
+    return team_report(scope)
 
 
 @bp.get("/dashboard")

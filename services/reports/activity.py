@@ -14,7 +14,6 @@ from decimal import Decimal
 
 from sqlalchemy import ColumnElement, Integer, bindparam, case, func, literal, or_, select, true, union_all
 
-from services.errors import DomainError
 from services.models import (
     ACTIVITY_TYPES,
     MONTH_COLUMNS,
@@ -385,11 +384,9 @@ class MonthPoint:
 
 
 def monthly_trends(scope: ReportScope) -> list[MonthPoint]:
-    """The scope's last ``months`` calendar months (this one included): won amount and deals,
-    win rate, activities."""
+    """The scope's last ``months`` calendar months (12 or 24, as ``report_scope`` checks), this one
+    included: won amount and deals, win rate, activities."""
     session, actor, today, months, people = scope.session, scope.actor, scope.today, scope.months, scope.people
-    if months not in (12, 24):
-        raise DomainError("Trends cover 12 or 24 months.")
     first = add_months(date(today.year, today.month, 1), -(months - 1))
     points = {add_months(first, n): MonthPoint(add_months(first, n)) for n in range(months)}
     span = Period(first, add_months(first, months))

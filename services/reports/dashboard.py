@@ -10,13 +10,11 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Callable
-from datetime import date, datetime
 from decimal import Decimal
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from services.errors import DomainError
 from services.health import HealthDrop
 from services.models import User
 from services.periods import Period
@@ -61,7 +59,7 @@ from services.reports.quotas import (
     team_revenue_attainment,
     won_by_owner,
 )
-from services.reports.scope import ReportScope, report_scope
+from services.reports.scope import ReportScope
 
 CHART_PARTS = 4  # colours a stacked bar has (pane.css: .part-0 to .part-3)
 # A page lists every rep up to this many; past it, the most active this many, and a way to all
@@ -106,22 +104,8 @@ class TeamReport:
         alongside.compute_page(self, sessions)
 
     def on(self, session: Session, actor: User) -> TeamReport:
-        """The same report read in another session (by ``actor``, the same user loaded there),
-        its people as resolved here."""
-        scope = self.scope
-        return team_report(
-            session,
-            actor,
-            scope.period,
-            scope.today,
-            scope.now,
-            scope.team_id,
-            scope.rep_id,
-            year_over_year=scope.year_over_year,
-            months=scope.months,
-            every_rep=scope.every_rep,
-            people=scope.people,
-        )
+        """The same report read in another session (by ``actor``, the same user loaded there)."""
+        return team_report(self.scope.elsewhere(session, actor))
 
     @property
     def period(self) -> Period:
@@ -378,42 +362,14 @@ class TeamReport:
         return [(row.name, row.count) for row in self.pipeline]
 
 
-def team_report(
-    session: Session,
-    actor: User,
-    period: Period,
-    today: date,
-    now: datetime,
-    team_id: int | None = None,
-    rep_id: int | None = None,
-    *,
-    year_over_year: bool = False,
-    months: int = 12,
-    every_rep: bool = False,
-    people: list[Person] | None = None,
-) -> TeamReport:
-    """Every figure for one period and team, with the comparison period (the one before, or
-    the same one a year earlier) beside the activity and outcome figures, and ``months`` of
-    trends: what the dashboard and its CSV exports show. The scope is checked here (a rep, or
-    a manager asking for another team, is refused before anything is computed)."""
-    if months not in (12, 24):
-        raise DomainError("Trends cover 12 or 24 months.")
-    scope = report_scope(
-        session,
-        actor,
-        period,
-        today=today,
-        now=now,
-        team_id=team_id,
-        rep_id=rep_id,
-        year_over_year=year_over_year,
-        months=months,
-        every_rep=every_rep,
-        people=people,
-    )
-    if session.get_bind().dialect.name == "postgresql":
+def team_report(scope: ReportScope) -> TeamReport:
+    """Every figure for the scope, with the comparison period (the one before, or the same one a
+    year earlier) beside the activity and outcome figures, and its months of trends: what the
+    dashboard and its CSV exports show. (``report_scope`` checked the scope as it resolved it: a
+    rep, or a manager asking for another team, is refused before anything is computed.)"""
+    if scope.session.get_bind().dialect.name == "postgresql":
         # A report's statements each take milliseconds: PostgreSQL's parallel workers cost more
         # to start than they save there (the drawdown's edge days were planned as a parallel
         # append). For this transaction only.
-        session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
+        scope.session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
     return TeamReport(scope)

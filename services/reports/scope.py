@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, bindparam, select, true
 from sqlalchemy.orm import Session
 
 from services.access import require_role
-from services.errors import Forbidden
+from services.errors import DomainError, Forbidden
 from services.models import Activity, Opportunity, Team, User, live
 from services.periods import Period, comparison_for, local_midnight, local_today, period_for
 from services.types import one_of
@@ -158,6 +158,13 @@ class ReportScope:
     def organization_id(self) -> int:
         return self.actor.organization_id
 
+    def elsewhere(self, session: Session, actor: User) -> ReportScope:
+        """The same scope in another session (``actor`` is the same user, loaded there), its
+        people as resolved here."""
+        moved = replace(self, session=session, actor=actor)
+        moved.people = self.people
+        return moved
+
     def among(self, people: list[Person]) -> ReportScope:
         """The same scope for some of its people only: the page's per-rep tables of a big team."""
         narrowed = replace(self)
@@ -183,6 +190,8 @@ def report_scope(
     unless ``people`` resolved already for this actor and scope (a report's second session).
     ``now`` defaults to the wall clock, ``today`` to its date in the organization's zone, the
     period to this month."""
+    if months not in (12, 24):
+        raise DomainError("Trends cover 12 or 24 months.")
     now = now or datetime.now(timezone.utc)
     today = today or local_today(actor.organization.time_zone, now)
     scope = ReportScope(
