@@ -55,7 +55,9 @@ def _from_environment() -> Any:
     url = os.environ.get("INBOXCRM_REDIS_URL", "").strip()
     if url:
         return RedisHuey("inboxcrm", url=url)
-    return SqliteHuey("inboxcrm", filename=os.environ.get("INBOXCRM_JOBS_PATH", str(INSTANCE / "jobs.db")))
+    path = Path(os.environ.get("INBOXCRM_JOBS_PATH", str(INSTANCE / "jobs.db")))
+    path.parent.mkdir(parents=True, exist_ok=True)  # a fresh checkout has no instance folder yet
+    return SqliteHuey("inboxcrm", filename=str(path))
 
 
 huey = _from_environment()

@@ -5,7 +5,10 @@ too many failures; the daily jobs; and lead intake, keyed or signed, round-robin
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
@@ -569,3 +572,17 @@ def test_each_lead_on_a_mail_shows_its_own_latest_posts(app, app_world: World, c
         ).leads
         shown = {card.name: [message for _, _, message in card.arrivals] for card in cards}
     assert shown == {"Busy Bea": ["Post 14", "Post 13", "Post 12"], "Quiet Quinn": ["Just once"]}
+
+
+def test_the_app_imports_on_a_fresh_checkout_with_no_instance_folder(tmp_path):
+    """The queue's SQLite file is made at import (``huey_consumer addin.jobs.huey`` finds it so):
+    its folder, absent on a fresh checkout, is made with it rather than failing the import."""
+    path = tmp_path / "not" / "yet" / "jobs.db"
+    done = subprocess.run(
+        [sys.executable, "-c", "import addin; addin.create_app"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "INBOXCRM_JOBS_PATH": str(path)},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert path.exists()
