@@ -70,7 +70,7 @@ EXPORTS: dict[str, tuple[list[str], Callable[[TeamReport], Rows]]] = {
     ),
     "leaderboard": (
         ["rank", "rep", "rep email", "won amount", "won deals", "activities"],
-        lambda r: [[x.rank, *_who(r, x.name), x.won_amount, x.won_deals, x.activities] for x in r.leaderboard],
+        lambda r: [[x.rank, *_who(r, x.name), x.won_amount, x.won_deals, x.activities] for x in r.leaderboard.rows],
     ),
     "lost": (
         ["deal", "owner", "owner email", "amount", "reason", "stage at loss", "closed"],

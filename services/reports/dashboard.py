@@ -191,7 +191,7 @@ class TeamReport:
         return team_revenue_attainment(self.scope, won=self.won)
 
     @on_page
-    def leaderboard(self) -> list[LeaderboardRow]:
+    def leaderboard(self) -> Shown[LeaderboardRow]:
         return leaderboard(self.scope, summary=self.activity, won=self.won)
 
     # Deals.
@@ -319,8 +319,9 @@ class TeamReport:
         return self._of_page_reps(self.quota) if "quota" in vars(self) else self.quota_shown
 
     @property
-    def leaderboard_rows(self) -> list[LeaderboardRow]:
-        return self.leaderboard[:REPS_SHOWN] if self.reps.cut else self.leaderboard
+    def leaderboard_rows(self) -> Shown[LeaderboardRow]:
+        """The leaderboard's first ``REPS_SHOWN`` on a big team's page."""
+        return self.leaderboard.first(REPS_SHOWN) if self.reps.cut else self.leaderboard
 
     @property
     def response_rows(self) -> list[ResponseTime]:

@@ -33,6 +33,7 @@ from services.reports.quotas import LeaderboardRow, leaderboard, quota_targets
 from services.reports.scope import ReportScope, report_scope, team_members
 
 PANEL_DROPS = 5  # deals whose health fell most, in the pane's panel
+PANEL_LEADERS = 5  # the quarter's leaders in the pane's panel
 PANEL_SLIPPING = 5  # slipping reps the pane's panel names (the dashboard names ten, its CSV all)
 
 
@@ -184,8 +185,8 @@ class TeamPanel:
         return falling_deals(self.scope, PANEL_DROPS)
 
     @cached_property
-    def leaders(self) -> list[LeaderboardRow]:
-        return leaderboard(self.scope, self.quarter_period)[:5]
+    def leaders(self) -> Shown[LeaderboardRow]:
+        return leaderboard(self.scope, self.quarter_period, limit=PANEL_LEADERS)
 
     @property
     def alert_counts(self) -> dict[str, int]:

@@ -18,6 +18,7 @@ from services.periods import Period, add_months
 from services.types import one_of
 from services.reports.activity import activity_summary, RepActivity
 from services.reports.scope import ReportScope, _closed_in
+from services.shown import Shown
 
 
 class AgainstTarget:
@@ -249,7 +250,8 @@ def leaderboard(
     *,
     summary: list[RepActivity] | None = None,
     won: dict[int, tuple[int, Decimal]] | None = None,
-) -> list[LeaderboardRow]:
+    limit: int | None = None,
+) -> Shown[LeaderboardRow]:
     """Won revenue and won deals per rep in the scope's period (or ``period``), ranked; activity
     totals beside. Equal revenue and deals share a rank. (``summary`` and ``won``: the report's,
     when it has read them.)"""
@@ -270,4 +272,4 @@ def leaderboard(
                 totals.get(user.id, 0),
             )
         )
-    return rows
+    return Shown.of(rows, limit)
