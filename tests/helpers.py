@@ -16,11 +16,10 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from services.integration import api_tokens
-from services.models import WEEKDAY_COLUMNS, MONTH_COLUMNS, Account, Opportunity, User
+from services.models import MONTH_COLUMNS, WEEKDAY_COLUMNS, Account, Opportunity, User
 from services.rollups import COARSE, DATE_COLUMN, GRAINS, KEYS
 from tests.factories import World
 from tests.servers import KeyServer
-
 
 # -- SQL statements ---------------------------------------------------------------------------------
 
@@ -39,6 +38,22 @@ def statements_of(app, call) -> tuple[object, int]:
     finally:
         event.remove(engine, "before_cursor_execute", count)
     return response, len(seen)
+
+
+# -- the pane's open mail item -------------------------------------------------------------------
+
+
+def item_for(address: str = "ann@acme.test", message_id: str = "<m1@acme.test>", **extra) -> dict:
+    """A mail from ``address`` to Rita, as the pane's script sends it with each action."""
+    return {
+        "item_type": "message",
+        "from_address": address,
+        "from_name": "Ann Buyer",
+        "to": ["rita@northwind.test"],
+        "subject": "Rates",
+        "internet_message_id": message_id,
+        **extra,
+    }
 
 
 # -- Microsoft's identity platform ----------------------------------------------------------------

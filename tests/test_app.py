@@ -16,24 +16,12 @@ from services.models import Activity, Contact, FollowUp, Opportunity, StageChang
 from services.periods import zone_named
 from services.types import as_utc
 from tests.factories import World
-from tests.helpers import statements_of
+from tests.helpers import item_for, statements_of
 
 
 def count(app, model, *where) -> int:
     with app.extensions["inboxcrm.db"].sessions() as session:
         return session.scalar(select(func.count()).select_from(model).where(*where))
-
-
-def item_for(address: str, message_id: str = "<m1@acme.test>", **extra) -> dict:
-    return {
-        "item_type": "message",
-        "from_address": address,
-        "from_name": "Ann Buyer",
-        "to": ["rita@northwind.test"],
-        "subject": "Rates",
-        "internet_message_id": message_id,
-        **extra,
-    }
 
 
 def test_healthz_checks_the_database(client, app):

@@ -15,29 +15,18 @@ from sqlalchemy import func, select
 
 from addin import create_app
 from addin.security import limiter
-from services.mail import activities
 from services import followups
 from services.errors import DomainError
+from services.mail import activities
 from services.models import Activity, Base, FollowUp, User
 from tests.conftest import AuthActions
 from tests.factories import NOW, PASSWORD, World
+from tests.helpers import item_for
 
 
 def count(app, model, *where) -> int:
     with app.extensions["inboxcrm.db"].sessions() as session:
         return session.scalar(select(func.count()).select_from(model).where(*where))
-
-
-def item_for(address: str = "ann@acme.test", message_id: str = "<edge@acme.test>", **extra) -> dict:
-    return {
-        "item_type": "message",
-        "from_address": address,
-        "from_name": "Ann Buyer",
-        "to": ["rita@northwind.test"],
-        "subject": "Rates",
-        "internet_message_id": message_id,
-        **extra,
-    }
 
 
 def pane_token(client, email: str = "rita@northwind.test") -> str:

@@ -154,10 +154,6 @@ class ReportScope:
         """The teams the actor may pick (``visible_teams``): the page's filter and the teams' quotas."""
         return visible_teams(self.session, self.actor)
 
-    @property
-    def organization_id(self) -> int:
-        return self.actor.organization_id
-
     def elsewhere(self, session: Session, actor: User) -> ReportScope:
         """The same scope in another session (``actor`` is the same user, loaded there), its
         people as resolved here."""
