@@ -24,7 +24,12 @@ from addin.manifests import ManifestError, write_manifests
 from services.setup.demo import build_demo, has_data
 from services.health import snapshot
 from services.lexicon import reweigh
-from services.models import Organization
+from services.models import Organization, User
+from services.setup import importing
+from services.setup.export import audit_export, export_organization
+from services.setup.organizations import create_organization
+from services.setup.people import INVITATION_DAYS
+from services.setup.tables import read_table
 from services.notes import score_notes
 from services.privacy import after_erasure, erase_person, holders_of, remove_old_bodies
 from services.rollups import rebuild_rollups
@@ -300,7 +305,143 @@ def snapshot_command(at: datetime | None) -> None:
             click.echo(f"{org.name}: the health of {kept} open deals kept")
 
 
+org_group = AppGroup("org", help="Organizations: a real team's set-up.")
+
+
+def invitation_url(token: str, base_url: str | None = None) -> str:
+    base = (base_url or current_app.config["BASE_URL"] or "http://127.0.0.1:5000").rstrip("/")
+    return f"{base}/join/{token}"
+
+
+@org_group.command(
+    "create", help="Create an organization and invite its first admin: prints the admin's single-use invitation link."
+)
+@click.option("--name", required=True, help="The organization's name.")
+@click.option("--domain", "domains", required=True, multiple=True, help="Its own mail domain (repeat for several).")
+@click.option("--admin", "admin_email", required=True, help="The first admin's e-mail address.")
+@click.option("--admin-name", default="", help="The first admin's name (else the address's local part).")
+@click.option("--time-zone", default="UTC", show_default=True)
+@click.option(
+    "--fiscal-year-start", default=1, show_default=True, type=int, help="The fiscal year's first month, 1-12."
+)
+@click.option("--locale", default="en_US", show_default=True, help="How amounts are typed and shown (en_US, de_DE…).")
+@click.option("--currency", default="USD", show_default=True)
+@click.option("--base-url", default=None, help="Where the product is served (default: INBOXCRM_BASE_URL).")
+def create_org_command(
+    name: str,
+    domains: tuple[str, ...],
+    admin_email: str,
+    admin_name: str,
+    time_zone: str,
+    fiscal_year_start: int,
+    locale: str,
+    currency: str,
+    base_url: str | None,
+) -> None:
+    data = {
+        "name": name,
+        "domains": list(domains),
+        "time_zone": time_zone,
+        "fiscal_year_start_month": fiscal_year_start,
+        "locale": locale,
+        "currency": currency,
+    }
+    with database().sessions() as session:
+        try:
+            founded = create_organization(session, data, admin_email, admin_name)
+        except DomainError as error:
+            more = [
+                f"{field}: {text}" for field, texts in error.errors.items() for text in texts if text != error.message
+            ]
+            raise click.ClickException(" ".join([error.message, *more])) from None
+        session.commit()
+        click.echo(f"Created {founded.organization.name} (id {founded.organization.id}).")
+        click.echo(f"The admin's invitation, single-use, valid {INVITATION_DAYS} days:")
+        click.echo(f"  {invitation_url(founded.invitation_token, base_url)}")
+
+
+@click.command("import", help="Import a CSV or XLSX of accounts, contacts, deals, activities or leads.")
+@with_appcontext
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--org", "organization", required=True, help="The organization (its id or exact name).")
+@click.option("--kind", required=True, type=click.Choice(importing.KINDS))
+@click.option("--mapping", "mapping_file", type=click.File(), help="A JSON file: our field → the file's column.")
+@click.option(
+    "--as", "as_email", default=None, help="Whose import it is (an admin's e-mail; default: the first admin)."
+)
+@click.option("--dry-run", is_flag=True, help="Say what each row would do; write nothing.")
+@click.option("--quiet", is_flag=True, help="Print the summary only, not each row.")
+def import_command(
+    path: str, organization: str, kind: str, mapping_file, as_email: str | None, dry_run: bool, quiet: bool
+) -> None:
+    with open(path, "rb") as handle:
+        data = handle.read()
+    with database().sessions() as session:
+        org = _organizations(session, organization)[0]
+        actor = _admin(session, org, as_email)
+        try:
+            mapping = json.load(mapping_file) if mapping_file else None
+            if mapping is not None and not isinstance(mapping, dict):
+                raise click.ClickException("The mapping file holds a JSON object: our field → the file's column.")
+            if dry_run:
+                report, mapping, _ = importing.dry_run(session, actor, kind, data, os.path.basename(path), mapping)
+                _print_outcomes(report, quiet)
+                click.echo(report.summary(dry_run=True))
+                return
+            table = read_table(data, os.path.basename(path))
+            mapping = importing.check_mapping(
+                kind, table.headers, mapping or importing.mapping_for(session, org.id, kind, table.headers)
+            )
+            run = importing.start_import(session, actor, kind, data, os.path.basename(path), mapping)
+            session.commit()
+        except DomainError as error:
+            raise click.ClickException(error.message) from None
+        run_id = run.id
+    run = importing.continue_import(database().sessions, run_id)
+    refused = (run.counts or {}).get("refused_lines", [])
+    if not quiet:
+        for line, reason in refused:
+            click.echo(f"line {line}: refused: {reason}")
+    counts = {k: v for k, v in (run.counts or {}).items() if k != "refused_lines"}
+    click.echo(importing.Report([], counts, run.rows_total).summary(dry_run=False) + f" (import {run.id})")
+
+
+def _print_outcomes(report, quiet: bool) -> None:
+    if quiet:
+        return
+    for outcome in report.outcomes:
+        why = f": {outcome.reason}" if outcome.reason else ""
+        click.echo(f"line {outcome.line}: {importing.WOULD[outcome.action]} {outcome.label}{why}".rstrip())
+
+
+def _admin(session, org: Organization, as_email: str | None) -> User:
+    query = select(User).where(User.organization_id == org.id, User.role == "admin", User.is_active)
+    if as_email:
+        query = query.where(User.email == as_email.strip().lower())
+    admin = session.scalars(query.order_by(User.id)).first()
+    if admin is None:
+        raise click.ClickException(f"{org.name} has no active admin{' ' + as_email if as_email else ''}.")
+    return admin
+
+
+@click.command("export", help="Export everything an organization owns: a zip of one CSV per object, and JSON.")
+@with_appcontext
+@click.option("--org", "organization", required=True, help="The organization (its id or exact name).")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, writable=True))
+def export_command(organization: str, out_path: str) -> None:
+    with database().sessions() as session:
+        org = _organizations(session, organization)[0]
+        with open(out_path, "wb") as out:
+            counts = export_organization(session, org, out)
+        audit_export(session, None, org, counts)
+        session.commit()
+    click.echo(f"{org.name}: " + ", ".join(f"{n} {name}" for name, n in counts.items()) + f" → {out_path}")
+
+
 def init_app(app: Flask) -> None:
+    app.cli.add_command(org_group)
+    app.cli.add_command(import_command)
+    app.cli.add_command(export_command)
     app.cli.add_command(health_group)
     app.cli.add_command(sentiment_group)
     app.cli.add_command(privacy_group)

@@ -3,11 +3,10 @@ report computes a figure when first read), and no cell can run as a spreadsheet 
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Any, Callable
 
 from services.reports import TeamReport
+from services.setup.tables import write_csv
 
 Rows = list[list[Any]]
 
@@ -151,15 +150,4 @@ EXPORTS: dict[str, tuple[list[str], Callable[[TeamReport], Rows]]] = {
 
 def as_csv(report: TeamReport, table: str) -> str:
     header, rows = EXPORTS[table]
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(header)
-    writer.writerows([[_cell(value) for value in row] for row in rows(report)])
-    return out.getvalue()
-
-
-def _cell(value: object) -> object:
-    # Names come from mail headers: a leading = + - @ would run as a spreadsheet formula.
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
+    return write_csv(header, rows(report))

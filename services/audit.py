@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from services.access import can_edit, get_scoped, readable_values
 from services.errors import Forbidden
-from services.models import AuditEvent, Base, User
+from services.models import AuditEvent, Base, Organization, User
 
 
 def snapshot(record: Base, fields: tuple[str, ...] | None = None) -> dict[str, Any]:
@@ -39,8 +39,12 @@ def record_event(
 ) -> AuditEvent:
     """Append one event; call after ``flush`` so that a new record has its id. ``actor`` None: no
     person did it (a lead posted to an intake URL)."""
+    if actor is not None:
+        organization_id = actor.organization_id
+    else:  # an organization's own record is its organization
+        organization_id = record.id if isinstance(record, Organization) else record.organization_id  # type: ignore[attr-defined]
     event = AuditEvent(
-        organization_id=actor.organization_id if actor is not None else record.organization_id,  # type: ignore[attr-defined]
+        organization_id=organization_id,
         actor_id=actor.id if actor is not None else None,
         action=action,
         record_type=type(record).__tablename__,

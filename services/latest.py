@@ -11,6 +11,7 @@ transaction as every activity write (log: +1, undo: -1, restore: +1, from
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import bindparam, case, func, or_, select, update
@@ -89,7 +90,23 @@ def touch(session: Session, activity: Activity, sign: int) -> None:
             session.expire(held, written)
 
 
-def recompute(session: Session, organization_id: int) -> None:
-    """Every deal's and account's latest times in the organization, from its live activities."""
-    session.execute(update(Opportunity).where(Opportunity.organization_id == organization_id).values(**_deal_values()))
-    session.execute(update(Account).where(Account.organization_id == organization_id).values(**_account_values()))
+def recompute(
+    session: Session, organization_id: int, *, deals: Iterable[int] | None = None, accounts: Iterable[int] | None = None
+) -> None:
+    """Every deal's and account's latest times in the organization, from its live activities;
+    with ``deals`` and ``accounts`` (an import's), theirs only."""
+    if deals is None and accounts is None:
+        session.execute(
+            update(Opportunity).where(Opportunity.organization_id == organization_id).values(**_deal_values())
+        )
+        session.execute(update(Account).where(Account.organization_id == organization_id).values(**_account_values()))
+        return
+    for model, ids, values in ((Opportunity, deals, _deal_values), (Account, accounts, _account_values)):
+        ids = sorted(set(ids or ()))
+        for start in range(0, len(ids), 500):
+            session.execute(
+                update(model)
+                .where(model.organization_id == organization_id, model.id.in_(ids[start : start + 500]))
+                .values(**values())
+                .execution_options(synchronize_session=False)
+            )

@@ -30,6 +30,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     SmallInteger,
@@ -217,6 +218,14 @@ class Organization(Base):
     lexicon_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # The last sequence number handed to a write transaction (``services.integration.sync``).
     change_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # The directories whose single sign-on opens this organization (``services.identity``): a
+    # Microsoft Entra tenant id, a Google Workspace's primary domain (``hd``). Each maps to one
+    # organization; the first admin's sign-in at set-up records them (``services.setup``).
+    microsoft_tenant: Mapped[str | None] = mapped_column(String(64), unique=True)
+    google_workspace: Mapped[str | None] = mapped_column(String(DOMAIN_LENGTH), unique=True)
+    # Set while a change of time zone or fiscal year has the worker rebuild the rollups: the
+    # dashboard says its figures are being recounted (``services.setup.organizations``).
+    rebuilding_since: Mapped[datetime | None]
 
     DEFAULT_SETTINGS: dict[str, Any] = {
         "going_dark_days": 21,
@@ -226,6 +235,7 @@ class Organization(Base):
         "log_internal_mail": False,
         "locale": "en_US",  # how amounts are typed and shown (Babel's name: en_US, fr_FR, de_DE, pl_PL…)
         "body_retention_months": None,  # mail bodies older than this are removed (``services.privacy``); None keeps them
+        "loss_reasons": [],  # when set, a lost deal's reason is one of these (``services.deals``)
     }
 
     def setting(self, key: str) -> Any:
@@ -288,6 +298,53 @@ class UserIdentity(Base):
     issuer: Mapped[str] = mapped_column(String(255), default="")
     subject: Mapped[str] = mapped_column(String(255))
     user: Mapped[User] = relationship(back_populates="identities")
+
+
+class Invitation(OrgScoped, Base):
+    """An invitation to join the organization: single-use, expiring, by e-mail (``services.setup.people``).
+
+    Only the token's SHA-256 is kept, as an API token's is; the user is made when it is accepted,
+    with the role and team the admin chose, by a password set on its page or by single sign-on
+    with the invited address."""
+
+    __tablename__ = "invitations"
+    __table_args__ = (
+        CheckConstraint(_in("role", ROLES), name="role"),
+        CheckConstraint(_normalised("email"), name="email_normalised"),
+        Index("ix_invitations_email", "email", "accepted_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(ADDRESS_LENGTH))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[str] = mapped_column(String(16), default="rep")
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    invited_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    accepted_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+    organization: Mapped[Organization] = relationship()
+    team: Mapped[Team | None] = relationship()
+
+
+class TeamMove(OrgScoped, Base):
+    """A rep's move from one team to another, on a day (``services.setup.teams``). A team's
+    figures for a period count the people who were its members on the period's last day
+    (``services.reports.scope``): the periods before a move keep the rep's work in the old team."""
+
+    __tablename__ = "team_moves"
+    __table_args__ = (Index("ix_team_moves_org", "organization_id", "on_day"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    from_team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))
+    to_team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))
+    on_day: Mapped[date] = mapped_column(Date)  # the first day in the new team
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Account(Synced, Base):
@@ -383,6 +440,9 @@ class Stage(OrgScoped, Base):
     position: Mapped[int] = mapped_column(Integer)
     probability: Mapped[Decimal] = mapped_column(Numeric(5, 4))
     sla_days: Mapped[int | None] = mapped_column(Integer)
+    # A retired stage takes no new deals and leaves the pipeline's choices; the deals and the
+    # stage changes that name it keep it, and so do the figures of the periods they fall in.
+    retired_at: Mapped[datetime | None]
 
     # A deal keeps the positions it entered as bits of one integer (``Opportunity.stages_reached``).
     MAX_POSITION = 62
@@ -433,6 +493,7 @@ class Opportunity(Synced, Base):
         CheckConstraint("(status = 'open') = (closed_at IS NULL)", name="closed_at_iff_closed"),
         Index("ix_opportunities_account", "organization_id", "account_id", "status"),
         Index("ix_opportunities_owner", "organization_id", "owner_id", "status"),
+        UniqueConstraint("organization_id", "external_id", name="uq_opportunities_external_id"),
         # Covering the closed-deal figures (outcomes, won by owner, trends) and the cohort's stage
         # conversion: a year of an organization's deals read from the index alone.
         Index(
@@ -479,6 +540,8 @@ class Opportunity(Synced, Base):
     expected_close_date: Mapped[date | None] = mapped_column(Date)
     source: Mapped[str | None] = mapped_column(String(32))
     stage_id: Mapped[int] = mapped_column(ForeignKey("stages.id", ondelete="RESTRICT"))
+    # The deal's id in the CRM it was imported from: a second import of the same file finds it.
+    external_id: Mapped[str | None] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(8), default="open")
     loss_reason: Mapped[str | None] = mapped_column(String(200))
     closed_at: Mapped[datetime | None]
@@ -855,6 +918,55 @@ class AuditEvent(OrgScoped, Base):
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ImportRun(OrgScoped, Base):
+    """One import of a file (``services.setup.importing``): its rows, mapping and progress. The
+    file is kept in the store until the import is done, so the worker resumes after a restart."""
+
+    __tablename__ = "import_runs"
+    __table_args__ = (Index("ix_import_runs_org", "organization_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    filename: Mapped[str] = mapped_column(String(255))
+    content: Mapped[bytes | None] = mapped_column(LargeBinary)
+    mapping: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    rows_total: Mapped[int] = mapped_column(Integer, default=0)
+    rows_done: Mapped[int] = mapped_column(Integer, default=0)
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    message: Mapped[str | None] = mapped_column(Text)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    undone_at: Mapped[datetime | None]
+
+
+class ImportChange(OrgScoped, Base):
+    """A record an import made or changed, and what it was before: what undoing it puts back."""
+
+    __tablename__ = "import_changes"
+    __table_args__ = (Index("ix_import_changes_run", "import_id", "record_type"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
+    import_id: Mapped[int] = mapped_column(ForeignKey("import_runs.id", ondelete="CASCADE"))
+    record_type: Mapped[str] = mapped_column(String(20))
+    record_id: Mapped[int] = mapped_column(BigInteger)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # None: the import made it
+
+
+class ImportMapping(OrgScoped, Base):
+    """A column mapping saved for next time: a file whose headers match is mapped by it."""
+
+    __tablename__ = "import_mappings"
+    __table_args__ = (UniqueConstraint("organization_id", "kind", "headers_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    headers_key: Mapped[str] = mapped_column(String(64))  # SHA-256 of the file's headers
+    mapping: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class HandoffUse(Base):

@@ -10,9 +10,9 @@ from sqlalchemy.orm import Session
 
 from services.access import get_scoped
 from services.audit import record_event
-from services.deals import create_opportunity
+from services.deals import create_opportunity, open_stage
 from services.errors import DomainError
-from services.models import Account, AccountDomain, Contact, ContactEmail, ContactPhone, Opportunity, Stage, User, live
+from services.models import Account, AccountDomain, Contact, ContactEmail, ContactPhone, Opportunity, User, live
 from services.schemas import AccountSchema, ContactSchema, NewFromSenderSchema, load
 from services.mail.text import company_from_domain, domain_of, is_public_domain, phone_key
 
@@ -97,7 +97,7 @@ def create_from_sender(session: Session, actor: User, data: Mapping[str, Any]) -
     if contact_for_address(session, actor.organization_id, values["email"]):
         raise DomainError(f"{values['email']} is already a contact.", {"email": ["Already a contact."]})
     if values.get("stage_id"):
-        get_scoped(session, actor, Stage, values["stage_id"], "stage")
+        open_stage(session, actor, values["stage_id"])
     domain = domain_of(values["email"])
     account = None if is_public_domain(domain) else account_for_domain(session, actor.organization_id, domain)
     if account is None and (values.get("company") or not is_public_domain(domain)):
