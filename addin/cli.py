@@ -21,6 +21,7 @@ from addin.database import database
 from services.errors import DomainError
 from addin.jobs import send_reminders_now
 from addin.manifests import ManifestError, write_manifests
+from addin.routes.setup import setup_code
 from services.setup.demo import build_demo, has_data
 from services.health import snapshot
 from services.lexicon import reweigh
@@ -358,6 +359,11 @@ def create_org_command(
         click.echo(f"Created {founded.organization.name} (id {founded.organization.id}).")
         click.echo(f"The admin's invitation, single-use, valid {INVITATION_DAYS} days:")
         click.echo(f"  {invitation_url(founded.invitation_token, base_url)}")
+
+
+@org_group.command("setup-code", help="The code the first-run page asks for (it derives from the secret key).")
+def setup_code_command() -> None:
+    click.echo(setup_code())
 
 
 @click.command("import", help="Import a CSV or XLSX of accounts, contacts, deals, activities or leads.")

@@ -26,7 +26,9 @@ import os
 import smtplib
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
 
@@ -44,6 +46,8 @@ from services.lexicon import reweigh
 from services.models import Organization
 from services.privacy import remove_old_bodies
 from services.reminders import send_reminders
+from services.setup.importing import continue_import, waiting_runs
+from services.setup.organizations import rebuild_figures
 from services.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -180,19 +184,27 @@ def send_due_webhooks() -> int:
     return _send_until_done()
 
 
-def send_reminders_now(at: datetime | None = None) -> tuple[int, int]:
-    """Send the reminders due (``services.reminders``) through the configured SMTP server."""
-
-    config = _current_app().config
+@contextmanager
+def smtp_server(config: Mapping[str, Any]) -> Iterator[smtplib.SMTP]:
+    """The configured SMTP server, signed in: reminders and invitations go through it."""
     if not config["SMTP_HOST"]:
-        raise RuntimeError("Reminders need an SMTP server: set INBOXCRM_SMTP_HOST (and its port, user and password).")
+        raise RuntimeError(
+            "Sending mail needs an SMTP server: set INBOXCRM_SMTP_HOST (and its port, user and password)."
+        )
     with smtplib.SMTP(config["SMTP_HOST"], config["SMTP_PORT"], timeout=30) as smtp:
         if config["SMTP_STARTTLS"]:
             smtp.starttls()
         if config["SMTP_USER"]:
             smtp.login(config["SMTP_USER"], config["SMTP_PASSWORD"])
-        with _sessions()() as session:
-            return send_reminders(session, at or utcnow(), smtp.send_message, config["MAIL_FROM"])
+        yield smtp
+
+
+def send_reminders_now(at: datetime | None = None) -> tuple[int, int]:
+    """Send the reminders due (``services.reminders``) through the configured SMTP server."""
+
+    config = _current_app().config
+    with smtp_server(config) as smtp, _sessions()() as session:
+        return send_reminders(session, at or utcnow(), smtp.send_message, config["MAIL_FROM"])
 
 
 @huey.periodic_task(crontab(minute="*/5"))
@@ -200,6 +212,61 @@ def send_reminders_job() -> tuple[int, int] | None:
     if not _current_app().config["SMTP_HOST"]:
         return None  # reminders are off until an SMTP server is set
     return send_reminders_now()
+
+
+@huey.task()
+def import_job(run_id: int) -> int:
+    """An import's rows (``services.setup.importing``), from where it stopped."""
+    run = continue_import(_sessions(), run_id)
+    return run.rows_done if run is not None else 0
+
+
+@huey.periodic_task(crontab(minute="*"))
+def resume_imports() -> int:
+    """Imports queued when the queue was down, or left by a worker that stopped."""
+    with _sessions()() as session:
+        waiting = waiting_runs(session)
+    for run_id in waiting:
+        continue_import(_sessions(), run_id)
+    return len(waiting)
+
+
+def enqueue_import(run_id: int) -> None:
+    try:
+        import_job(run_id)
+    except Exception:  # noqa: BLE001 - the run waits in the store for resume_imports
+        log.exception("import %s not queued; the periodic job will take it up", run_id)
+
+
+@huey.task()
+def rebuild_job(organization_id: int) -> int:
+    """An organization's figures recounted after a change of its time zone or fiscal year."""
+    with _sessions()() as session:
+        return rebuild_figures(session, organization_id)
+
+
+@huey.periodic_task(crontab(minute="*/10"))
+def resume_rebuilds() -> int:
+    """Rebuilds asked for while the queue was down (the organization still says it is rebuilding)."""
+    with _sessions()() as session:
+        waiting = list(
+            session.scalars(
+                select(Organization.id).where(
+                    Organization.rebuilding_since.is_not(None),
+                    Organization.rebuilding_since < utcnow() - timedelta(minutes=10),
+                )
+            )
+        )
+        for organization_id in waiting:
+            rebuild_figures(session, organization_id)
+    return len(waiting)
+
+
+def enqueue_rebuild(organization_id: int) -> None:
+    try:
+        rebuild_job(organization_id)
+    except Exception:  # noqa: BLE001 - resume_rebuilds takes it up
+        log.exception("rebuild of organization %s not queued; the periodic job will take it up", organization_id)
 
 
 def daily(at: datetime | None = None) -> dict[str, int]:

@@ -10,6 +10,9 @@ from typing import Any
 from authlib.integrations.flask_client import OAuth
 from flask import Flask, current_app
 
+from addin.database import db
+from services.identity import directories
+
 PROVIDERS = {
     "microsoft": "https://login.microsoftonline.com/organizations/v2.0/.well-known/openid-configuration",
     "google": "https://accounts.google.com/.well-known/openid-configuration",
@@ -42,15 +45,27 @@ def enabled() -> list[tuple[str, str]]:
     return [(name, LABELS[name]) for name in PROVIDERS if client(name) is not None]
 
 
-def claims_options(provider: str) -> dict[str, Any] | None:
+def microsoft_tenants() -> dict[str, str]:
+    """The Microsoft tenants whose sign-in opens an organization: the settings' and the store's."""
+    return directories(db(), current_app.config["MS_TENANTS"], "microsoft")
+
+
+def google_workspaces() -> dict[str, str]:
+    """The Google Workspaces whose sign-in opens an organization: the settings' and the store's."""
+    return directories(db(), current_app.config["GOOGLE_WORKSPACES"], "google")
+
+
+def claims_options(provider: str, *, any_tenant: bool = False) -> dict[str, Any] | None:
     """Microsoft's multi-tenant metadata names its issuer as a template; accept the concrete
-    issuer of an allowed tenant only. Google's issuer is checked against its metadata."""
+    issuer of an allowed tenant only (``any_tenant``: the first admin's sign-in, which maps its
+    tenant to the new organization). Google's issuer is checked against its metadata."""
     if provider != "microsoft":
         return None
-    tenants = current_app.config["MS_TENANTS"]
+    tenants = microsoft_tenants()
 
     def allowed(claims: Any, issuer: str) -> bool:
         tenant = str(claims.get("tid", ""))
-        return ("*" in tenants or tenant in tenants) and issuer == f"https://login.microsoftonline.com/{tenant}/v2.0"
+        known = any_tenant or "*" in tenants or tenant in tenants
+        return known and issuer == f"https://login.microsoftonline.com/{tenant}/v2.0"
 
     return {"iss": {"essential": True, "validate": allowed}}

@@ -35,8 +35,9 @@ from joserfc.jwk import KeySet
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.models import AuditEvent, User, UserIdentity
+from services.models import AuditEvent, Organization, User, UserIdentity
 from services.mail.text import domain_of, normalise_address
+from services.setup.people import accept_by_address, open_invitation_for
 from services.users import user_for_identity
 
 LEEWAY_SECONDS = 120
@@ -245,6 +246,8 @@ def user_for_identity_claims(
     if user is None:
         address = normalise_address(str(address or ""))
         user = session.scalar(select(User).where(User.email == address, User.is_active)) if address else None
+        if user is None and address:
+            user = _invited(session, address, organization_domain)
         if user is None or domain_of(address) not in (user.organization.domains or []):
             return None
         linking = True
@@ -262,6 +265,31 @@ def user_for_identity_claims(
         session.add(UserIdentity(user_id=user.id, provider=provider, issuer=issuer, subject=subject))
         session.flush()
     return user
+
+
+def _invited(session: Session, address: str, organization_domain: str | None) -> User | None:
+    """Single sign-on with an invited address accepts the invitation: the provider vouched for an
+    address on one of the inviting organization's own domains, through the directory that
+    organization's sign-in maps to (when one is named)."""
+    invitation = open_invitation_for(session, address)
+    if invitation is None:
+        return None
+    domains = invitation.organization.domains or []
+    if domain_of(address) not in domains or (organization_domain is not None and organization_domain not in domains):
+        return None
+    return accept_by_address(session, address, None)
+
+
+def directories(session: Session, configured: dict[str, str], provider: str) -> dict[str, str]:
+    """The directories whose single sign-on opens an organization: those the settings map
+    (``INBOXCRM_MS_TENANTS``, the Gmail add-on's Workspaces) and those recorded when an
+    organization was set up with its first admin's sign-in; each → a domain of its organization."""
+    column = Organization.microsoft_tenant if provider == "microsoft" else Organization.google_workspace
+    found = dict(configured)
+    for directory, domains in session.execute(select(column, Organization.domains).where(column.is_not(None))):
+        if domains:
+            found.setdefault(directory.lower(), domains[0])
+    return found
 
 
 def _refused(session: Session, user: User, provider: str, issuer: str, reason: str) -> None:

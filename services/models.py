@@ -939,6 +939,8 @@ class ImportRun(OrgScoped, Base):
     message: Mapped[str | None] = mapped_column(Text)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The worker's last sign of life on it: a run whose worker stopped is taken up again after a while.
+    beat_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     undone_at: Mapped[datetime | None]
 

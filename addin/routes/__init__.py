@@ -16,9 +16,11 @@ from addin.routes import (
     gmail,
     health,
     intake,
+    organization,
     pane,
     preview,
     reports,
+    setup,
 )
 from addin.views import RecordIdConverter, page_or_fragment, refusal_status
 from services.errors import DomainError
@@ -40,6 +42,8 @@ def register(app: Flask) -> None:
         reports,
         gmail,
         intake,
+        setup,
+        organization,
     ):
         app.register_blueprint(module.bp)
 

@@ -28,9 +28,11 @@ from addin.auth import SIGNED_IN_AT, end_sessions, signed_in_by_bearer, start_se
 from addin.database import db, writes
 from addin.security import limiter, submitted_account, token_endpoint, verify_with_keys
 from addin.tokens import issue_token
-from addin.views import actor, is_htmx
+from addin.routes.setup import founding_form
+from addin.views import actor, is_htmx, refused
 from services.identity import MicrosoftRules, user_for_microsoft_claims, user_for_oidc_claims, verify_microsoft_token
 from services.schemas import parse_id
+from services.setup.organizations import SignIn, create_organization, has_organization
 from services.users import active_user, authenticate
 
 bp = Blueprint("auth", __name__)
@@ -129,13 +131,14 @@ def password_token() -> tuple[Response, int]:
 def office_token() -> tuple[Response, int]:
     """Exchange an Office SSO access token (``Office.auth.getAccessToken``) for a pane token."""
     config = current_app.config
-    if not config["MS_TENANTS"]:
+    tenants = oidc.microsoft_tenants()
+    if not tenants or not config["MS_AUDIENCES"]:
         return _error("Single sign-on is not set up here; sign in with your password.", 404)
     data = request.get_json(silent=True)
     token = data.get("token") if isinstance(data, dict) else None
     if not isinstance(token, str) or not token or len(token) > 16_384:
         return _error('Send the access token as {"token": "..."}.', 400)
-    rules = MicrosoftRules(config["MS_AUDIENCES"], config["MS_TENANTS"], config["MS_SCOPE"])
+    rules = MicrosoftRules(config["MS_AUDIENCES"], tenants, config["MS_SCOPE"])
     claims = verify_with_keys(
         "inboxcrm.ms_keys",
         config["MS_JWKS_URL"],
@@ -145,7 +148,7 @@ def office_token() -> tuple[Response, int]:
     )
     if not isinstance(claims, dict):
         return claims
-    user = user_for_microsoft_claims(db(), claims, config["MS_TENANTS"])
+    user = user_for_microsoft_claims(db(), claims, tenants)
     db().commit()  # a link made, or a refusal audited
     if user is None:
         return _error("No Inbox CRM user has this Microsoft account; ask your admin.", 403)
@@ -170,17 +173,18 @@ def oidc_callback(provider: str) -> Response | tuple[str, int]:
     remote = oidc.client(provider)
     if remote is None:
         abort(404)
+    founding = founding_form()
     try:
-        answer = remote.authorize_access_token(claims_options=oidc.claims_options(provider))
+        answer = remote.authorize_access_token(
+            claims_options=oidc.claims_options(provider, any_tenant=founding is not None)
+        )
     except (OAuthError, JoseError, RequestException, KeyError, ValueError) as error:
         log.info("OpenID Connect sign-in with %s refused: %r", provider, error)
         return render_template("auth/login.html", error="That sign-in did not work; try again.", email=""), 401
     claims = answer.get("userinfo") or {}
-    user = (
-        user_for_oidc_claims(db(), provider, dict(claims), current_app.config["MS_TENANTS"])
-        if claims.get("sub")
-        else None
-    )
+    if founding is not None and claims.get("sub"):
+        return _found(provider, dict(claims), founding)
+    user = user_for_oidc_claims(db(), provider, dict(claims), oidc.microsoft_tenants()) if claims.get("sub") else None
     db().commit()  # a link made, or a refusal audited
     if user is None:
         return render_template(
@@ -191,6 +195,38 @@ def oidc_callback(provider: str) -> Response | tuple[str, int]:
         return render_template("auth/dialog_done.html", answer=issue_token(user)), 200
     start_session(user)
     return redirect(url_for("preview.mailbox"))
+
+
+def _found(provider: str, claims: dict, typed: dict[str, str]) -> Response | tuple[str, int]:
+    """The first-run page's organization, made with the admin who just signed in; their tenant
+    or Workspace now signs in to it."""
+    if has_organization(db()):
+        abort(404)
+    if provider == "microsoft":
+        tenant = str(claims.get("tid", "")).lower()
+        address = claims.get("preferred_username") or claims.get("email")
+        sign_in = SignIn(provider, tenant, str(claims.get("oid") or claims["sub"]), tenant)
+    else:
+        address = claims.get("email") if claims.get("email_verified") is True else None
+        sign_in = SignIn(provider, str(claims.get("iss")), str(claims["sub"]), str(claims.get("hd") or "").lower())
+    if not address or not sign_in.directory:
+        return render_template(
+            "auth/login.html", error="Sign in with a work account of your organization (a verified address).", email=""
+        ), 403
+    data = {
+        key: typed.get(key, "")
+        for key in ("name", "domains", "time_zone", "fiscal_year_start_month", "currency", "locale")
+    }
+    with refused() as refusal:
+        founded = create_organization(
+            db(), data, str(address), str(claims.get("name") or typed.get("admin_name") or ""), sign_in=sign_in
+        )
+    if refusal:
+        return render_template("auth/login.html", error=refusal.error.message, email=""), 422
+    db().commit()
+    start_session(founded.admin)
+    flash(f"{founded.organization.name} is ready. Invite your team, then shape the pipeline.")
+    return redirect(url_for("organization.people_page"))
 
 
 @bp.post("/auth/token/refresh")

@@ -29,6 +29,7 @@ from werkzeug.wrappers import Response
 from addin import cards
 from addin.auth import start_session
 from addin.database import commit, db, rollback, writes
+from addin.oidc import google_workspaces
 from addin.security import limiter, token_endpoint, verify_with_keys
 from addin.views import actor, refused
 from services.mail import activities, contacts
@@ -387,10 +388,7 @@ def _google_request(kind: str, name: str) -> tuple[Response, int] | Response:
     ):
         return _refused("Google's ID tokens are missing.", 401)
     rules = GoogleRules(
-        config["GOOGLE_SERVICE_ACCOUNT"],
-        config["GOOGLE_CLIENT_IDS"],
-        config["GOOGLE_WORKSPACES"],
-        config["GOOGLE_AUDIENCE"],
+        config["GOOGLE_SERVICE_ACCOUNT"], config["GOOGLE_CLIENT_IDS"], google_workspaces(), config["GOOGLE_AUDIENCE"]
     )
     claims = verify_with_keys(
         "inboxcrm.google_keys",
@@ -405,7 +403,7 @@ def _google_request(kind: str, name: str) -> tuple[Response, int] | Response:
         parameters, inputs, gmail, time_zone = read_event(raw)
     except BadEvent as error:
         return _refused(str(error), 422)
-    user = user_for_google_claims(db(), claims, config["GOOGLE_WORKSPACES"])
+    user = user_for_google_claims(db(), claims, rules.workspaces)
     commit()  # a link made, or a refusal audited
     if user is None:
         made = cards.notice_card(

@@ -4,12 +4,15 @@ would."""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template
+from typing import Any
+
+from flask import Blueprint, current_app, redirect, render_template, url_for
 from flask_login import current_user
 
 from addin.database import db
 from addin.views import actor
 from services.preview import sample_mailbox
+from services.setup.organizations import has_organization
 from services.users import sign_in_choices
 
 bp = Blueprint("preview", __name__)
@@ -17,7 +20,9 @@ bp = Blueprint("preview", __name__)
 
 @bp.get("/")
 @bp.get("/preview")
-def mailbox() -> str:
+def mailbox() -> Any:
+    if not current_user.is_authenticated and not has_organization(db()):
+        return redirect(url_for("setup.first_run"))  # a store with no organization yet: its first run
     signed_in = current_user.is_authenticated
     return render_template(
         "preview/index.html",

@@ -311,10 +311,13 @@ def drawdown_alerts(scope: ReportScope, limit: int | None = None) -> Shown[Drawd
     """Reps whose activities per working day over the last 7 days (the 7 × 24 hours up to the
     scope's ``now``, so that a day only hours old is not counted as a whole one) fell below the
     organization's threshold (default 60 %) of their own rate over the 28 days before; the
-    steepest falls first."""
+    steepest falls first. A deactivated rep is not slipping: they left (their past work still counts)."""
     session, actor = scope.session, scope.actor
     threshold = float(actor.organization.setting("drawdown_threshold"))
-    people = {u.id: u.name for u in scope.people}
+    gone = set(
+        session.scalars(select(User.id).where(User.organization_id == actor.organization_id, User.is_active.is_(False)))
+    )
+    people = {u.id: u.name for u in scope.people if u.id not in gone}
     parameters = _drawdown_parameters(actor, scope.now) | {"owners": list(people)}
     counted: dict[int, list[int]] = defaultdict(lambda: [0, 0])
     connection = session.connection()

@@ -17,6 +17,7 @@ from services.errors import DomainError, Forbidden
 from services.models import Activity, Opportunity, Team, User, live
 from services.periods import Period, comparison_for, local_midnight, local_today, period_for
 from services.types import one_of
+from services.setup.teams import members_on, moved_since
 from services.users import PEOPLE, Person, told_apart
 
 
@@ -36,21 +37,30 @@ class People(list):  # list[Person]
 _NOT_MEMBERS = select(User.id).where(User.organization_id == bindparam("org"), User.role.not_in(MEMBER_ROLES))
 
 
-def team_members(session: Session, actor: User, team_id: int | None = None, rep_id: int | None = None) -> People:
+def team_members(
+    session: Session, actor: User, team_id: int | None = None, rep_id: int | None = None, on: date | None = None
+) -> People:
     """The people whose figures the actor may see: a manager's team; for an admin, the team
-    asked for or everyone; narrowed to one rep of those when ``rep_id`` is given."""
+    asked for or everyone; narrowed to one rep of those when ``rep_id`` is given. A team's
+    people are its members ``on`` a day (a period's last day): someone who moved team after it
+    counts where they were then (``services.setup.teams``)."""
     require_role(actor, "manager", "admin")
     if actor.role == "manager":
         if team_id not in (None, actor.team_id):
             raise Forbidden("Managers see their own team's figures.")
         team_id = actor.team_id
+    dated = team_id is not None and on is not None and moved_since(session, actor.organization_id, on)
     query = _MEMBERS
-    if team_id is not None:
+    if team_id is not None and not dated:
         query = query.where(User.team_id == team_id)
     if rep_id is not None:
         query = query.where(User.id == rep_id)
     connection = session.connection()
-    people = People(told_apart(Person(*row) for row in connection.execute(query, {"org": actor.organization_id})))
+    found = [Person(*row) for row in connection.execute(query, {"org": actor.organization_id})]
+    if dated:
+        members = members_on(session, actor.organization_id, team_id, on, found)
+        found = [person for person in found if person.id in members]
+    people = People(told_apart(found))
     if team_id is None and rep_id is None:
         people.others = list(connection.scalars(_NOT_MEMBERS, {"org": actor.organization_id}))
     return people
@@ -138,7 +148,8 @@ class ReportScope:
 
     @cached_property
     def people(self) -> list[Person]:
-        return team_members(self.session, self.actor, self.team_id, self.rep_id)
+        # A team's members on the period's last day, or today while it runs.
+        return team_members(self.session, self.actor, self.team_id, self.rep_id, min(self.period.last_day, self.today))
 
     @cached_property
     def emails(self) -> dict[str, str]:

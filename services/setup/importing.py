@@ -39,7 +39,7 @@ from decimal import Decimal
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from services import latest, notes
@@ -1163,78 +1163,171 @@ def run_rows(
     return Report(shown, counts, len(table.rows))
 
 
+def _admin(actor: User) -> None:
+    if actor.role != "admin":
+        raise DomainError("Only admins import.", code="forbidden")
+
+
 def dry_run(
     session: Session, actor: User, kind: str, data: bytes, filename: str, mapping: dict[str, str] | None
 ) -> tuple[Report, dict[str, str], Table]:
     """What importing the file would do, row by row; nothing is written (the session is rolled back)."""
+    _admin(actor)
     table = read_table(data, filename)
-    mapping = check_mapping(
-        kind,
-        table.headers,
-        mapping if mapping is not None else mapping_for(session, actor.organization_id, kind, table.headers),
-    )
+    if mapping is None:
+        mapping = mapping_for(session, actor.organization_id, kind, table.headers)
+    mapping = check_mapping(kind, table.headers, mapping)
     importer = Importer(session, actor.organization, kind, mapping, table.headers, actor.id)
     report = run_rows(session, importer, table, dry_run=True)
     session.rollback()
     return report, mapping, table
 
 
-def start_import(
-    session: Session, actor: User, kind: str, data: bytes, filename: str, mapping: dict[str, str]
-) -> ImportRun:
-    """An import queued for the worker (``continue_import``), its file kept with it."""
-    if actor.role != "admin":
-        raise DomainError("Only admins import.", code="forbidden")
+def upload(session: Session, actor: User, kind: str, data: bytes, filename: str) -> ImportRun:
+    """A file kept as a draft import, for its columns to be mapped and its rows previewed
+    (``preview``) before it is queued (``queue``); a draft nobody queues is forgotten in a day."""
+    _admin(actor)
+    if kind not in KINDS:
+        raise DomainError("Choose what the file holds.", {"kind": ["Choose a kind."]})
     table = read_table(data, filename)
-    mapping = check_mapping(kind, table.headers, mapping)
-    save_mapping(session, actor.organization_id, kind, table.headers, mapping)
     run = ImportRun(
         organization_id=actor.organization_id,
         kind=kind,
-        filename=filename[:255] or "import",
+        filename=(filename or "import")[:255],
         content=data,
-        mapping=mapping,
-        status="queued",
+        mapping=mapping_for(session, actor.organization_id, kind, table.headers),
+        status="draft",
         rows_total=len(table.rows),
         created_by_id=actor.id,
     )
     session.add(run)
     session.flush()
-    record_event(session, actor, "import", run, after={"kind": kind, "filename": run.filename, "rows": run.rows_total})
     return run
+
+
+def draft(session: Session, actor: User, run_id: int) -> tuple[ImportRun, Table]:
+    _admin(actor)
+    run = session.get(ImportRun, run_id)
+    if run is None or run.organization_id != actor.organization_id:
+        raise DomainError("That import was not found.", code="not_found")
+    if run.status != "draft" or run.content is None:
+        raise DomainError("That import has started already.")
+    return run, read_table(run.content, run.filename)
+
+
+def preview(session: Session, actor: User, run_id: int, mapping: dict[str, str]) -> tuple[ImportRun, Report]:
+    """The draft's dry run with this mapping: each row's outcome, nothing written."""
+    run, table = draft(session, actor, run_id)
+    mapping = check_mapping(run.kind, table.headers, mapping)
+    importer = Importer(session, actor.organization, run.kind, mapping, table.headers, actor.id)
+    report = run_rows(session, importer, table, dry_run=True)
+    session.rollback()
+    run = session.get(ImportRun, run_id)
+    return run, report
+
+
+def queue(session: Session, actor: User, run_id: int, mapping: dict[str, str]) -> ImportRun:
+    """The draft queued for the worker with this mapping, which is saved for the next file with
+    the same columns."""
+    run, table = draft(session, actor, run_id)
+    run.mapping = check_mapping(run.kind, table.headers, mapping)
+    save_mapping(session, actor.organization_id, run.kind, table.headers, run.mapping)
+    run.status = "queued"
+    record_event(
+        session, actor, "import", run, after={"kind": run.kind, "filename": run.filename, "rows": run.rows_total}
+    )
+    return run
+
+
+def start_import(
+    session: Session, actor: User, kind: str, data: bytes, filename: str, mapping: dict[str, str]
+) -> ImportRun:
+    """An import queued for the worker (``continue_import``) at once: the command's."""
+    run = upload(session, actor, kind, data, filename)
+    return queue(session, actor, run.id, mapping)
+
+
+def forget_drafts(session: Session, now: datetime | None = None) -> int:
+    """Drafts a day old that nobody queued, and the files of imports past their undo."""
+    now = now or utcnow()
+    gone = session.execute(
+        delete(ImportRun).where(ImportRun.status == "draft", ImportRun.created_at < now - timedelta(days=1))
+    ).rowcount
+    session.execute(
+        update(ImportRun)
+        .where(ImportRun.status.in_(("failed",)), ImportRun.created_at < now - timedelta(days=1))
+        .values(content=None)
+    )
+    return gone
+
+
+STALE = timedelta(minutes=2)  # a run whose worker gave no sign of life this long is taken up again
+
+
+def claim(session: Session, run_id: int, now: datetime) -> bool:
+    """Take the run for this worker, unless another is at it (its last beat is recent)."""
+    taken = session.execute(
+        update(ImportRun)
+        .where(
+            ImportRun.id == run_id,
+            ImportRun.status.in_(("queued", "running")),
+            or_(ImportRun.beat_at.is_(None), ImportRun.beat_at < now - STALE),
+        )
+        .values(status="running", beat_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    session.commit()
+    return taken == 1
+
+
+def waiting_runs(session: Session, now: datetime | None = None) -> list[int]:
+    """Runs queued, or left by a worker that stopped: the periodic job takes them up."""
+    now = now or utcnow()
+    return list(
+        session.scalars(
+            select(ImportRun.id)
+            .where(
+                ImportRun.status.in_(("queued", "running")),
+                or_(ImportRun.beat_at.is_(None), ImportRun.beat_at < now - STALE),
+            )
+            .order_by(ImportRun.id)
+        )
+    )
 
 
 def continue_import(sessions: Callable[[], Session], run_id: int) -> ImportRun | None:
     """The worker's part: the run's rows from where it stopped, a chunk per transaction, then
-    the recount. Safe to call again after a crash: the rows written are matched and unchanged."""
+    the recount. Safe to call again after a crash: a chunk is written whole or not at all, and
+    rows written before are matched and left unchanged."""
     with sessions() as session:
+        if not claim(session, run_id, utcnow()):
+            return session.get(ImportRun, run_id)
         run = session.get(ImportRun, run_id)
-        if run is None or run.status not in ("queued", "running") or run.content is None:
-            return run
         org = session.get(Organization, run.organization_id)
-        table = read_table(run.content, run.filename)
-        importer = Importer(
-            session, org, run.kind, run.mapping, table.headers, run.created_by_id or 0, run_id=run.id, now=utcnow()
-        )
-        if run.created_by_id is None:
-            run.status, run.message = "failed", "The person who started the import no longer exists."
+        if run.content is None or run.created_by_id is None:
+            run.status, run.message = "failed", "The file or the person who started the import is gone."
             session.commit()
             return run
-        run.status = "running"
-        session.commit()
-        counts = dict(run.counts or {})
+        try:
+            table = read_table(run.content, run.filename)
+        except DomainError as error:
+            run.status, run.message = "failed", error.message
+            session.commit()
+            return run
+        importer = Importer(session, org, run.kind, run.mapping, table.headers, run.created_by_id, run_id=run.id)
+        refused = list((run.counts or {}).get("refused_lines", []))
+        counts = {k: v for k, v in (run.counts or {}).items() if k != "refused_lines"}
         for offset in range(run.rows_done, len(table.rows), CHUNK):
             chunk = [(offset + i + 2, row) for i, row in enumerate(table.rows[offset : offset + CHUNK])]
             outcomes, pending = importer.plan(chunk)
             importer.write(pending)
             for outcome in outcomes:
                 counts[outcome.action] = counts.get(outcome.action, 0) + 1
-            refused = [o for o in outcomes if o.action == "refuse"][:50]
+                if outcome.action == "refuse" and len(refused) < 200:
+                    refused.append([outcome.line, outcome.reason])
             run.rows_done = min(offset + CHUNK, len(table.rows))
-            run.counts = counts | {"refused_lines": (run.counts or {}).get("refused_lines", []) + [
-                [o.line, o.reason] for o in refused
-            ][: 200 - len((run.counts or {}).get("refused_lines", []))]}  # fmt: skip
-            counts = {k: v for k, v in run.counts.items() if k != "refused_lines"}
+            run.counts = counts | {"refused_lines": refused}
+            run.beat_at = utcnow()
             session.commit()
         _recount_touched(session, run, importer)
         run.status, run.finished_at, run.content = "done", utcnow(), None

@@ -31,8 +31,8 @@ from services.access import require_role
 from services.audit import record_event
 from services.deals import recompute_stage_facts
 from services.errors import DomainError
-from services.mail.text import is_public_domain
-from services.models import ADDRESS_LENGTH, DOMAIN_LENGTH, Organization, Stage, User
+from services.mail.text import domain_of, is_public_domain
+from services.models import ADDRESS_LENGTH, DOMAIN_LENGTH, Organization, Stage, User, UserIdentity
 from services.rollups import rebuild_rollups
 from services.schemas import Address, load
 from services.setup.people import accept_new_user, open_invitation
@@ -90,8 +90,10 @@ class ReasonList(fields.List):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[str]:
         if isinstance(value, str):
             value = value.splitlines()
-        reasons = [reason.strip() for reason in super()._deserialize(value, attr, data, **kwargs)]
-        return list(dict.fromkeys(reason for reason in reasons if reason))
+        if isinstance(value, list):  # blank lines say nothing
+            value = [item.strip() if isinstance(item, str) else item for item in value]
+            value = [item for item in value if item != ""]
+        return list(dict.fromkeys(super()._deserialize(value, attr, data, **kwargs)))
 
 
 def _zone(name: str) -> None:
@@ -155,7 +157,7 @@ def organization_values(org: Organization) -> dict[str, Any]:
     return values
 
 
-def _clean_currency(data: dict[str, Any]) -> dict[str, Any]:
+def _cleaned(data: dict[str, Any]) -> dict[str, Any]:
     for key in ("currency",):
         if isinstance(data.get(key), str):
             data[key] = data[key].strip().upper()
@@ -182,6 +184,16 @@ def _check_domains_free(session: Session, domains: list[str], organization_id: i
 
 
 @dataclass(frozen=True)
+class SignIn:
+    """The first admin's single sign-on identity, and the directory it maps to the organization."""
+
+    provider: str  # "microsoft" or "google"
+    issuer: str
+    subject: str
+    directory: str  # the Microsoft tenant id, or the Google Workspace's domain (``hd``)
+
+
+@dataclass(frozen=True)
 class Founded:
     organization: Organization
     admin: User | None
@@ -195,13 +207,16 @@ def create_organization(
     admin_name: str = "",
     *,
     password: str | None = None,
+    sign_in: SignIn | None = None,
     now: datetime | None = None,
 ) -> Founded:
     """A new organization with the default pipeline and its first admin. With ``password`` the
-    admin's account is made at once (the first-run page); without, the admin is invited and
-    the invitation's token is returned (the command prints its link)."""
+    admin's account is made at once (the first-run page); with ``sign_in``, the admin's account
+    is their single sign-on identity, and its directory (a Microsoft tenant, a Google Workspace)
+    is mapped to the organization; with neither, the admin is invited and the invitation's
+    token is returned (the command prints its link)."""
     now = now or utcnow()
-    values = load(NewOrganizationSchema, _clean_currency(dict(data)))
+    values = load(NewOrganizationSchema, _cleaned(dict(data)))
     address = load(_AdminSchema, {"email": admin_email})["email"]
     _check_domains_free(session, values["domains"], None)
     if session.scalar(select(User.id).where(User.email == address)) is not None:
@@ -222,6 +237,25 @@ def create_organization(
     for position, (name, probability, sla) in enumerate(DEFAULT_STAGES, start=1):
         session.add(Stage(organization_id=org.id, name=name, position=position, probability=probability, sla_days=sla))
     name = (admin_name or "").strip() or address.split("@")[0]
+    if sign_in is not None:
+        if domain_of(address) not in org.domains:
+            raise DomainError(
+                "Sign in with an account on one of the organization's domains.",
+                {"domains": [f"{domain_of(address)} is not among the domains given."]},
+            )
+        column = "microsoft_tenant" if sign_in.provider == "microsoft" else "google_workspace"
+        taken = session.scalar(select(Organization.id).where(getattr(Organization, column) == sign_in.directory))
+        if taken is not None:
+            raise DomainError("That directory already signs in to another organization.")
+        setattr(org, column, sign_in.directory)
+        admin = accept_new_user(session, org, address, name, "admin", None, None, now)
+        session.add(
+            UserIdentity(user_id=admin.id, provider=sign_in.provider, issuer=sign_in.issuer, subject=sign_in.subject)
+        )
+        record_event(
+            session, admin, "create", org, after=organization_values(org) | {"id": org.id, column: sign_in.directory}
+        )
+        return Founded(org, admin, None)
     if password is not None:
         admin = accept_new_user(session, org, address, name, "admin", None, password, now)
         record_event(session, admin, "create", org, after=organization_values(org) | {"id": org.id})
@@ -241,7 +275,7 @@ def change_settings(session: Session, actor: User, data: dict[str, Any]) -> dict
     caller asks the worker to recount them (``rebuild_figures``)."""
     require_role(actor, "admin")
     org = actor.organization
-    values = load(OrganizationSchema, _clean_currency(dict(data)), partial=True)
+    values = load(OrganizationSchema, _cleaned(dict(data)))
     if "domains" in values:
         _check_domains_free(session, values["domains"], org.id)
     before = organization_values(org)
@@ -282,8 +316,13 @@ def rebuild_figures(session: Session, organization_id: int) -> int:
     return rows
 
 
-def organization_for_domain(session: Session, domain: str) -> Organization | None:
-    for org in session.scalars(select(Organization)):
-        if domain in (org.domains or []):
-            return org
-    return None
+def has_organization(session: Session) -> bool:
+    """Whether the store holds an organization: with none, the first-run page is open."""
+    return session.scalar(select(Organization.id).limit(1)) is not None
+
+
+def check_new_organization(session: Session, data: dict[str, Any]) -> dict[str, Any]:
+    """The first-run form checked before a sign-in round trip: what ``create_organization`` will refuse."""
+    values = load(NewOrganizationSchema, _cleaned(dict(data)))
+    _check_domains_free(session, values["domains"], None)
+    return values

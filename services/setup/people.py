@@ -19,6 +19,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.message import EmailMessage
 from typing import Any
 
 from marshmallow import EXCLUDE, Schema, fields, validate
@@ -220,17 +221,23 @@ def _spend(session: Session, invitation: Invitation, name: str, password: str | 
     return user
 
 
-def accept_by_address(session: Session, address: str, name: str | None, now: datetime | None = None) -> User | None:
-    """Single sign-on with an invited address accepts the invitation (the provider vouched for
-    the address; the caller checked its tenant or Workspace is the organization's)."""
-    now = now or utcnow()
+def open_invitation_for(session: Session, address: str, now: datetime | None = None) -> Invitation | None:
+    """The open invitation to this address, if any."""
     invitation = session.scalar(
         select(Invitation)
         .where(Invitation.email == address, Invitation.accepted_at.is_(None), Invitation.revoked_at.is_(None))
         .order_by(Invitation.created_at.desc())
         .options(joinedload(Invitation.organization))
     )
-    if invitation is None or not _open(invitation, now):
+    return invitation if invitation is not None and _open(invitation, now or utcnow()) else None
+
+
+def accept_by_address(session: Session, address: str, name: str | None, now: datetime | None = None) -> User | None:
+    """Single sign-on with an invited address accepts the invitation (the provider vouched for
+    the address; the caller checked its tenant or Workspace is the organization's)."""
+    now = now or utcnow()
+    invitation = open_invitation_for(session, address, now)
+    if invitation is None:
         return None
     return _spend(session, invitation, (name or "").strip()[:200] or invitation.name, None, now)
 
@@ -375,7 +382,8 @@ def deactivate(session: Session, actor: User, user_id: int, successor_id: Any) -
         after=snapshot(person, PERSON_FIELDS)
         | {"successor_id": successor.id, "handed_over": {kind: ids for kind, ids in work.items()}},
     )
-    session.expire_all()
+    session.flush()
+    session.expire_all()  # the bulk statements changed rows the session may hold
     return handover
 
 
@@ -397,3 +405,17 @@ def people(session: Session, actor: User) -> list[User]:
             .order_by(User.is_active.desc(), User.name)
         )
     )
+
+
+def invitation_message(invitation: Invitation, organization_name: str, link: str, sender: str) -> EmailMessage:
+    """The invitation as an e-mail, through the SMTP settings the reminders use."""
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = invitation.email
+    message["Subject"] = f"Join {organization_name} on Inbox CRM"[:200]
+    message.set_content(
+        f"Hello {invitation.name},\n\nYou are invited to {organization_name}'s CRM as a {invitation.role}.\n"
+        f"Open this link to set your password, or to sign in with your work account:\n\n    {link}\n\n"
+        f"The link works once, until {invitation.expires_at:%d %b %Y %H:%M} UTC.\n\nInbox CRM\n"
+    )
+    return message
