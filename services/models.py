@@ -202,6 +202,10 @@ class Organization(Base):
     __table_args__ = (
         CheckConstraint("fiscal_year_start_month BETWEEN 1 AND 12", name="fiscal_month"),
         CheckConstraint("length(currency) = 3", name="currency_code"),
+        # Unique indexes rather than constraints: SQLite adds an index in place, where a constraint
+        # rebuilds the table (and dropping the old one would cascade to every row that names it).
+        Index("uq_organizations_microsoft_tenant", "microsoft_tenant", unique=True),
+        Index("uq_organizations_google_workspace", "google_workspace", unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -221,8 +225,8 @@ class Organization(Base):
     # The directories whose single sign-on opens this organization (``services.identity``): a
     # Microsoft Entra tenant id, a Google Workspace's primary domain (``hd``). Each maps to one
     # organization; the first admin's sign-in at set-up records them (``services.setup``).
-    microsoft_tenant: Mapped[str | None] = mapped_column(String(64), unique=True)
-    google_workspace: Mapped[str | None] = mapped_column(String(DOMAIN_LENGTH), unique=True)
+    microsoft_tenant: Mapped[str | None] = mapped_column(String(64))
+    google_workspace: Mapped[str | None] = mapped_column(String(DOMAIN_LENGTH))
     # Set while a change of time zone or fiscal year has the worker rebuild the rollups: the
     # dashboard says its figures are being recounted (``services.setup.organizations``).
     rebuilding_since: Mapped[datetime | None]
@@ -493,7 +497,7 @@ class Opportunity(Synced, Base):
         CheckConstraint("(status = 'open') = (closed_at IS NULL)", name="closed_at_iff_closed"),
         Index("ix_opportunities_account", "organization_id", "account_id", "status"),
         Index("ix_opportunities_owner", "organization_id", "owner_id", "status"),
-        UniqueConstraint("organization_id", "external_id", name="uq_opportunities_external_id"),
+        Index("uq_opportunities_external_id", "organization_id", "external_id", unique=True),
         # Covering the closed-deal figures (outcomes, won by owner, trends) and the cohort's stage
         # conversion: a year of an organization's deals read from the index alone.
         Index(

@@ -110,36 +110,28 @@ def upgrade() -> None:
     with op.batch_alter_table('import_changes', schema=None) as batch_op:
         batch_op.create_index('ix_import_changes_run', ['import_id', 'record_type'], unique=False)
 
-    with op.batch_alter_table('opportunities', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('external_id', sa.String(length=255), nullable=True))
-        batch_op.create_unique_constraint('uq_opportunities_external_id', ['organization_id', 'external_id'])
-
-    with op.batch_alter_table('organizations', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('microsoft_tenant', sa.String(length=64), nullable=True))
-        batch_op.add_column(sa.Column('google_workspace', sa.String(length=253), nullable=True))
-        batch_op.add_column(sa.Column('rebuilding_since', sa.DateTime(timezone=True), nullable=True))
-        batch_op.create_unique_constraint(batch_op.f('uq_organizations_google_workspace'), ['google_workspace'])
-        batch_op.create_unique_constraint(batch_op.f('uq_organizations_microsoft_tenant'), ['microsoft_tenant'])
-
-    with op.batch_alter_table('stages', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('retired_at', sa.DateTime(timezone=True), nullable=True))
+    # Columns added and unique indexes made in place: no table is rebuilt (on SQLite a rebuilt
+    # ``organizations`` would be dropped first, and the drop cascade to every row naming it).
+    op.add_column('opportunities', sa.Column('external_id', sa.String(length=255), nullable=True))
+    op.create_index('uq_opportunities_external_id', 'opportunities', ['organization_id', 'external_id'], unique=True)
+    op.add_column('organizations', sa.Column('microsoft_tenant', sa.String(length=64), nullable=True))
+    op.add_column('organizations', sa.Column('google_workspace', sa.String(length=253), nullable=True))
+    op.add_column('organizations', sa.Column('rebuilding_since', sa.DateTime(timezone=True), nullable=True))
+    op.create_index('uq_organizations_google_workspace', 'organizations', ['google_workspace'], unique=True)
+    op.create_index('uq_organizations_microsoft_tenant', 'organizations', ['microsoft_tenant'], unique=True)
+    op.add_column('stages', sa.Column('retired_at', sa.DateTime(timezone=True), nullable=True))
 
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('stages', schema=None) as batch_op:
-        batch_op.drop_column('retired_at')
-
-    with op.batch_alter_table('organizations', schema=None) as batch_op:
-        batch_op.drop_constraint(batch_op.f('uq_organizations_microsoft_tenant'), type_='unique')
-        batch_op.drop_constraint(batch_op.f('uq_organizations_google_workspace'), type_='unique')
-        batch_op.drop_column('rebuilding_since')
-        batch_op.drop_column('google_workspace')
-        batch_op.drop_column('microsoft_tenant')
-
-    with op.batch_alter_table('opportunities', schema=None) as batch_op:
-        batch_op.drop_constraint('uq_opportunities_external_id', type_='unique')
-        batch_op.drop_column('external_id')
+    op.drop_column('stages', 'retired_at')
+    op.drop_index('uq_organizations_microsoft_tenant', table_name='organizations')
+    op.drop_index('uq_organizations_google_workspace', table_name='organizations')
+    op.drop_column('organizations', 'rebuilding_since')
+    op.drop_column('organizations', 'google_workspace')
+    op.drop_column('organizations', 'microsoft_tenant')
+    op.drop_index('uq_opportunities_external_id', table_name='opportunities')
+    op.drop_column('opportunities', 'external_id')
 
     with op.batch_alter_table('import_changes', schema=None) as batch_op:
         batch_op.drop_index('ix_import_changes_run')
