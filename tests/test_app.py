@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from addin import create_app
-from services.models import Activity, Contact, FollowUp, Opportunity, StageChange
+from services.models import Activity, Base, Contact, FollowUp, Opportunity, Organization, StageChange
 from services.periods import zone_named
 from services.types import as_utc
 from tests.factories import World
@@ -83,7 +83,14 @@ def test_demo_picker_is_off_in_production(tmp_path, monkeypatch):
     monkeypatch.setenv("INBOXCRM_DEMO_SIGN_IN", "1")  # asked for, and still refused in production
     monkeypatch.setenv("INBOXCRM_PROXIES", "1")
     app = create_app({"WTF_CSRF_ENABLED": False})
+    Base.metadata.create_all(app.extensions["inboxcrm.db"].engine)
     client = app.test_client()
+    # A production store with no organization yet opens its first-run page.
+    first = client.get("/preview", headers={"X-Forwarded-Proto": "https"})
+    assert first.status_code == 302 and first.headers["Location"].endswith("/setup")
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        session.add(Organization(name="Northwind", domains=["northwind.test"], settings={}))
+        session.commit()
     # Production sends plain HTTP to HTTPS, and trusts the proxy's word on the scheme.
     assert client.get("/preview").status_code == 302
     assert client.post("/login/as", data={"user_id": "1"}, base_url="https://crm.test").status_code == 404

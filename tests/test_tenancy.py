@@ -9,6 +9,9 @@ our organization's rows changed.
 
 from __future__ import annotations
 
+import io
+import zipfile
+
 import hashlib
 from datetime import date, datetime, timedelta, timezone
 
@@ -20,6 +23,7 @@ from services.integration import api_tokens, webhooks
 from services.integration.intake import add_source
 from services.integration.outbound import Reach
 from services.models import Activity, Base, BlockEntry, FollowUp, Lead, Quota, User
+from services.setup import importing, people
 from tests.factories import World
 
 # Strings that exist only in our organization: none may reach the other one.
@@ -31,6 +35,8 @@ NAMES = {
     "name": "deal",  # "name": a Gmail add-on action
     "action": "disable",  # what is done to a webhook endpoint
     "key": "no-such-source",
+    "token": "an-invitation-token-nobody-was-given-0000",  # an invitation's token is its credential
+    "activity_type": "call",  # a checklist's: the admin's own organization's
 }  # an intake URL's key is the credential itself: ours are tried in test_intake
 SECRETS = [
     "Reefer contract",
@@ -38,6 +44,8 @@ SECRETS = [
     "Acme Freight Denver",
     "Rita Rep",
     "SECRET-ACTIVITY",
+    "SECRET-IMPORTED",
+    "newcomer@northwind.test",
     "SECRET-FOLLOW-UP",
     "SECRET-LEAD",
     "northwind.test",
@@ -102,6 +110,10 @@ def test_no_route_crosses_the_tenant_line(app, client, app_world: World):
             session, session.get(User, world.other_user.id), "Theirs", "read write"
         )
         source = add_source(session, session.get(User, world.admin.id), "Our form", "web_form")
+        invitation, _ = people.invite(session, session.get(User, world.admin.id), {"email": "newcomer@northwind.test"})
+        import_run = importing.upload(
+            session, session.get(User, world.admin.id), "accounts", b"name\nSECRET-IMPORTED\n", "ours.csv"
+        )
         session.commit()
         ours = {
             "deal_id": world.deal.id,
@@ -113,6 +125,11 @@ def test_no_route_crosses_the_tenant_line(app, client, app_world: World):
             "token_id": our_token.id,
             "endpoint_id": endpoint.id,
             "source_id": source.id,
+            "user_id": world.rep.id,
+            "team_id": world.east.id,
+            "stage_id": world.stages[0].id,
+            "invitation_id": invitation.id,
+            "run_id": import_run.id,
         }
         record_ids = {
             "deals": world.deal.id,
@@ -216,7 +233,11 @@ def test_no_route_crosses_the_tenant_line(app, client, app_world: World):
                             else {"query_string": form}
                         ),
                     )
-                body = response.get_data(as_text=True)
+                if response.mimetype == "application/zip":  # their own organization's export: every file read
+                    archive = zipfile.ZipFile(io.BytesIO(response.data))
+                    body = "".join(archive.read(name).decode() for name in archive.namelist())
+                else:
+                    body = response.get_data(as_text=True)
                 leaked = [secret for secret in SECRETS if secret in body]
                 assert not leaked, f"{method} {path} shows {leaked}"
                 if rule.arguments - {"kind", *NAMES}:

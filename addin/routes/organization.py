@@ -32,7 +32,7 @@ from addin.database import commit, db
 from addin.jobs import enqueue_import, enqueue_rebuild, smtp_server
 from addin.views import actor, is_htmx, refused
 from services.access import require_role
-from services.errors import DomainError
+from services.errors import DomainError, NotFound
 from services.models import ROLES, ImportRun, User
 from services.notes import SCORED_TYPES, checklists
 from services.setup import importing, people, pipeline, quotas, teams
@@ -250,11 +250,12 @@ def retire_stage(stage_id: int) -> Any:
 def move_stage(stage_id: int) -> Any:
     """Up or down one place: the whole order, reordered (``pipeline.reorder_stages``)."""
     order = [stage.id for stage, _ in pipeline.stages(db(), actor())]
-    if stage_id in order:
-        at = order.index(stage_id)
-        to = at - 1 if request.form.get("direction") == "up" else at + 1
-        if 0 <= to < len(order):
-            order[at], order[to] = order[to], order[at]
+    if stage_id not in order:
+        raise NotFound("stage")
+    at = order.index(stage_id)
+    to = at - 1 if request.form.get("direction") == "up" else at + 1
+    if 0 <= to < len(order):
+        order[at], order[to] = order[to], order[at]
     with refused(of_input_only=True) as refusal:
         pipeline.reorder_stages(db(), actor(), order)
     if refusal:
@@ -476,7 +477,7 @@ def import_progress(run_id: int) -> Any:
     require_role(actor(), "admin")
     run = db().get(ImportRun, run_id)
     if run is None or run.organization_id != actor().organization_id:
-        raise DomainError("That import was not found.", code="not_found")
+        raise NotFound("import")
     template = "organization/_import_progress.html" if is_htmx() else "organization/import_run.html"
     return render_template(template, run=run, undo_hours=importing.UNDO_HOURS, did=importing.DID)
 

@@ -45,7 +45,7 @@ from sqlalchemy.orm import Session
 from services import latest, notes
 from services.audit import record_event
 from services.change_numbers import next_seq
-from services.errors import DomainError
+from services.errors import DomainError, Forbidden, NotFound
 from services.integration import webhooks
 from services.integration.sync import RECORD_TYPE, release, rows_changed, tombstones_for
 from services.mail.text import domain_of, is_public_domain, is_valid_address, normalise_address
@@ -1165,7 +1165,7 @@ def run_rows(
 
 def _admin(actor: User) -> None:
     if actor.role != "admin":
-        raise DomainError("Only admins import.", code="forbidden")
+        raise Forbidden("Only admins import.")
 
 
 def dry_run(
@@ -1209,7 +1209,7 @@ def draft(session: Session, actor: User, run_id: int) -> tuple[ImportRun, Table]
     _admin(actor)
     run = session.get(ImportRun, run_id)
     if run is None or run.organization_id != actor.organization_id:
-        raise DomainError("That import was not found.", code="not_found")
+        raise NotFound("import")
     if run.status != "draft" or run.content is None:
         raise DomainError("That import has started already.")
     return run, read_table(run.content, run.filename)
@@ -1344,7 +1344,7 @@ def _recount_touched(session: Session, run: ImportRun, importer: Importer) -> No
     ids: dict[str, list[int]] = {}
     for record_type, record_id in made:
         ids.setdefault(record_type, []).append(record_id)
-    activity_ids = ids.get("activity", [])
+    activity_ids = ids.get("activities", [])
     for start in range(0, len(activity_ids), 5_000):
         for owner, first, deal, account in session.execute(
             select(Activity.owner_id, Activity.occurred_at, Activity.opportunity_id, Activity.account_id).where(
@@ -1358,7 +1358,7 @@ def _recount_touched(session: Session, run: ImportRun, importer: Importer) -> No
                 importer.touched_deals.add(deal)
             if account:
                 importer.touched_accounts.add(account)
-    importer.touched_deals.update(ids.get("deal", []))
+    importer.touched_deals.update(ids.get("opportunities", []))
     importer.finish()
 
 
@@ -1367,11 +1367,11 @@ def undo_import(session: Session, actor: User, run_id: int, now: datetime | None
     back as it was. Refused when something made since depends on what it made (a deal on an
     imported account). Returns how many records were taken back."""
     if actor.role != "admin":
-        raise DomainError("Only admins undo an import.", code="forbidden")
+        raise Forbidden("Only admins undo an import.")
     now = now or utcnow()
     run = session.get(ImportRun, run_id)
     if run is None or run.organization_id != actor.organization_id:
-        raise DomainError("That import was not found.", code="not_found")
+        raise NotFound("import")
     if run.status != "done" or run.undone_at is not None:
         raise DomainError("Only a finished import can be undone, once.")
     if as_utc(run.finished_at) < now - timedelta(hours=UNDO_HOURS):
@@ -1386,38 +1386,38 @@ def undo_import(session: Session, actor: User, run_id: int, now: datetime | None
     for record_type, record_id, before in changes:
         if before is None:
             made.setdefault(record_type, []).append(record_id)
-    accounts = made.get("account", [])
+    accounts = made.get("accounts", [])
     if accounts:
         depending = session.scalar(
             select(func.count())
             .select_from(Opportunity)
-            .where(Opportunity.account_id.in_(accounts), Opportunity.id.not_in(made.get("deal", []) or [0]))
+            .where(Opportunity.account_id.in_(accounts), Opportunity.id.not_in(made.get("opportunities", []) or [0]))
         )
         if depending:
             raise DomainError(
                 f"{depending} deals made since this import are at accounts it made: undo is no longer possible."
             )
     owners = set(
-        session.scalars(select(Activity.owner_id).where(Activity.id.in_(made.get("activity", []) or [0])).distinct())
+        session.scalars(select(Activity.owner_id).where(Activity.id.in_(made.get("activities", []) or [0])).distinct())
     )
     earliest = session.scalar(
-        select(func.min(Activity.occurred_at)).where(Activity.id.in_(made.get("activity", []) or [0]))
+        select(func.min(Activity.occurred_at)).where(Activity.id.in_(made.get("activities", []) or [0]))
     )
     touched_deals = set(
         session.scalars(
             select(Activity.opportunity_id)
-            .where(Activity.id.in_(made.get("activity", []) or [0]), Activity.opportunity_id.is_not(None))
+            .where(Activity.id.in_(made.get("activities", []) or [0]), Activity.opportunity_id.is_not(None))
             .distinct()
         )
     )
     touched_accounts = set(
         session.scalars(
             select(Activity.account_id)
-            .where(Activity.id.in_(made.get("activity", []) or [0]), Activity.account_id.is_not(None))
+            .where(Activity.id.in_(made.get("activities", []) or [0]), Activity.account_id.is_not(None))
             .distinct()
         )
     )
-    for record_type in ("activity", "deal", "lead", "contact", "account"):
+    for record_type in ("activities", "opportunities", "leads", "contacts", "accounts"):
         ids = made.get(record_type, [])
         model = models[record_type]
         for start in range(0, len(ids), 500):
