@@ -39,7 +39,7 @@ from services.setup import organizations, people, pipeline, quotas, teams
 from services.setup.organizations import change_settings, create_organization, rebuild_figures
 from services.setup.tables import is_formula, safe_cell, write_csv
 from tests.factories import NOW, PASSWORD, World, make_deal
-from tests.helpers import rollup_snapshot
+from tests.helpers import Client, rollup_snapshot, token
 
 ORG = {"name": "Fjord Logistics", "domains": "fjord.example, fjord.no", "time_zone": "Europe/Oslo", "currency": "nok"}
 
@@ -652,3 +652,47 @@ def test_the_org_create_command_prints_a_working_invitation(app):
     )
     assert bad.exit_code != 0 and "another organization" in bad.output
     assert runner is not None
+
+
+# -- through the API, for scripting ------------------------------------------------------------------
+
+
+def test_the_set_up_is_scriptable_through_the_api(app, app_world: World, monkeypatch):
+    from addin.routes import api_setup  # noqa: PLC0415
+
+    queued: list[int] = []
+    monkeypatch.setattr(api_setup, "enqueue_rebuild", queued.append)
+    api = Client(app, token(app, app_world))
+    read = api.get("/organization").get_json()
+    assert read["settings"]["time_zone"] == "Europe/Berlin" and [s["name"] for s in read["stages"]][0] == "Qualify"
+    bad = api.write("PATCH", "/organization", {"going_dark_days": 7})
+    assert bad.status_code == 422 and bad.get_json()["field"] == "going_dark_days"
+    changed = api.write("PATCH", "/organization", {"time_zone": "America/Chicago", "neglected_days": 10})
+    assert changed.status_code == 200 and changed.get_json()["settings"]["neglected_days"] == 10
+    assert queued == [app_world.org.id]  # the figures recounted on the worker, after the commit
+    stage = api.write("POST", "/stages", {"name": "Commit", "probability": 90, "sla_days": 5})
+    assert stage.status_code == 201 and stage.get_json()["probability"] == "0.9000"
+    stage_id = stage.get_json()["id"]
+    assert api.write("PATCH", f"/stages/{stage_id}", {"retired": True}).get_json()["retired"] is True
+    ids = [s["id"] for s in read["stages"]]
+    assert api.write("PUT", "/stages/order", {"order": [stage_id, *ids[::-1]]}).status_code == 200
+    assert api.write("PUT", "/stages/order", {"order": ids}).status_code == 422
+    assert api.write("PUT", "/checklists/visit", {"questions": ["Dock doors"]}).get_json()["questions"] == [
+        "Dock doors"
+    ]
+    invited = api.write("POST", "/invitations", {"email": "nina@northwind.test", "role": "manager"})
+    assert invited.status_code == 201 and "/join/" in invited.get_json()["link"]
+    gone = api.write("POST", f"/users/{app_world.rep.id}/deactivate", {"successor_id": app_world.teammate.id})
+    assert gone.status_code == 200 and gone.get_json()["deals"] == 1
+    # Another organization's token reaches none of ours.
+    theirs = Client(app, token(app, app_world, org="other"))
+    assert theirs.write("PATCH", f"/stages/{stage_id}", {"name": "Mine"}).status_code == 404
+    assert (
+        theirs.write(
+            "POST", f"/users/{app_world.teammate.id}/deactivate", {"successor_id": app_world.rep.id}
+        ).status_code
+        == 404
+    )
+    # A read-only token changes nothing.
+    reader = Client(app, token(app, app_world, scopes="read"))
+    assert reader.write("PATCH", "/organization", {"neglected_days": 20}).status_code == 403

@@ -148,6 +148,7 @@ def test_no_route_crosses_the_tenant_line(app, client, app_world: World):
             "follow_ups": follow_up.id,
             "quotas": quota.id,
             "users": world.rep.id,
+            "stages": world.stages[0].id,
         }
     # Our ids wherever a form names a record.
     form = {

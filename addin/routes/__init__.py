@@ -8,6 +8,7 @@ from addin.routes import (
     activities,
     admin,
     api,
+    api_setup,
     audit,
     auth,
     contacts,
