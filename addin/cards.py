@@ -301,8 +301,8 @@ def message_card(
                     dropdown(
                         f"stage_id:{unknown.address}",
                         "Its stage",
-                        [(str(s.id), s.name) for s in context.stages],
-                        str(context.stages[0].id) if context.stages else None,
+                        [(str(s.id), s.name) for s in context.stages if not s.retired],
+                        next((str(s.id) for s in context.stages if not s.retired), None),
                     ),
                     buttons(button("Add contact", ctx.action("new_contact", address=unknown.address))),
                 ],

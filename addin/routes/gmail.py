@@ -312,7 +312,7 @@ def _id(event: AddonEvent, name: str) -> int:
 
 
 def _stages(event: AddonEvent) -> list[tuple[int, str]]:
-    return [(s.id, s.name) for s in pipeline_stages(db(), event.user.organization_id)]
+    return [(s.id, s.name) for s in pipeline_stages(db(), event.user.organization_id) if not s.retired]
 
 
 TRIGGERS: dict[str, Callable[[AddonEvent], Json]] = {

@@ -35,6 +35,7 @@ from services.access import require_role
 from services.errors import DomainError, NotFound
 from services.models import ROLES, ImportRun, User
 from services.notes import SCORED_TYPES, checklists
+from services.periods import fiscal_year_start, local_today
 from services.setup import importing, people, pipeline, quotas, teams
 from services.setup.export import audit_export, export_organization
 from services.setup.organizations import OrganizationSchema, change_settings, organization_values
@@ -54,7 +55,9 @@ def _back(endpoint: str, message: str, **values: Any) -> Response:
 # -- people -------------------------------------------------------------------------------------------
 
 
-def _people_page(error: DomainError | None = None, typed: dict[str, str] | None = None, link: str | None = None):
+def _people_page(
+    error: DomainError | None = None, typed: dict[str, str] | None = None, link: tuple[str, str] | None = None
+):
     require_role(actor(), "admin")
     return render_template(
         "organization/people.html",
@@ -103,7 +106,7 @@ def invite() -> Any:
     unsent = send_invitation(invitation, token)
     if unsent:
         # No mail server, or it refused: the link is shown this once, for the admin to send.
-        return _people_page(link=unsent), 201
+        return _people_page(link=(invitation.email, unsent)), 201
     flash(f"Invitation sent to {invitation.email}.")
     return redirect(url_for("organization.people_page"), code=303)
 
@@ -341,8 +344,12 @@ def save_settings() -> Any:
 
 
 def _year() -> int:
+    """The fiscal year asked for (by the year it starts in), else the one running now."""
     value = request.values.get("year", "")
-    return int(value) if value.isdigit() and 1900 <= int(value) < 2200 else date.today().year
+    if value.isdigit() and 1900 <= int(value) < 2200:
+        return int(value)
+    org = actor().organization
+    return fiscal_year_start(local_today(org.time_zone), org.fiscal_year_start_month).year
 
 
 def _quotas_page(error: DomainError | None = None, status: int = 200):
@@ -374,9 +381,8 @@ def save_quotas() -> Any:
         changed = quotas.save_grid(db(), actor(), _year(), request.form.get("metric", ""), request.form)
     if refusal:
         return _quotas_page(refusal.error, 422)
-    return _back(
-        "organization.quotas_page", f"{changed} targets saved.", year=_year(), metric=request.form.get("metric")
-    )
+    said = "1 target saved." if changed == 1 else f"{changed} targets saved."
+    return _back("organization.quotas_page", said, year=_year(), metric=request.form.get("metric"))
 
 
 @bp.post("/quotas/import")
