@@ -62,8 +62,11 @@ $(VENV)/.installed-bench: $(VENV)/.installed setup.cfg
 
 # Builds the scale-30 store once (bench/results/scale30.db), then measures the figures beside
 # DuckDB on the same rows; prints JSON and writes bench/results/latest.json. BENCH_ARGS="--db URL".
+# Then the import of 100,000 contacts and 1,000,000 activities beside Core bulk inserts, and the
+# scale-30 build's time, on a fresh store (IMPORT_BENCH_ARGS="--db URL" for an empty PostgreSQL).
 bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/reports.py $(BENCH_ARGS)
+	$(BIN)/python bench/importing.py $(IMPORT_BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) instance test-artifacts .pytest_cache .cache *.egg-info

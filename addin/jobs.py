@@ -46,7 +46,7 @@ from services.lexicon import reweigh
 from services.models import Organization
 from services.privacy import remove_old_bodies
 from services.reminders import send_reminders
-from services.setup.importing import continue_import, waiting_runs
+from services.setup.importing import continue_import, forget_old_imports, waiting_runs
 from services.setup.organizations import rebuild_figures
 from services.types import utcnow
 
@@ -283,6 +283,7 @@ def daily(at: datetime | None = None) -> dict[str, int]:
             session.commit()
         done["events"] = webhooks.forget_old_events(session, at)
         done["idempotency_keys"] = forget_idempotency_keys(session, at)
+        done["import_drafts"] = forget_old_imports(session, at)
         session.commit()
         if session.get_bind().dialect.name == "sqlite":
             session.execute(text("PRAGMA optimize"))  # the planner's statistics kept fresh as the store grows

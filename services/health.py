@@ -279,34 +279,55 @@ def healths(
 # -- by day: the daily job and the "fell most" lists --------------------------------------------
 
 
-def snapshot(session: Session, organization: Organization, at: datetime | None = None) -> int:
+def snapshot(
+    session: Session, organization: Organization, at: datetime | None = None, deal_ids: Iterable[int] | None = None
+) -> int:
     """Keep the health of every deal open at ``at`` (now) for its local day, with its change
     since the deal's earliest kept day of the ``WINDOW_DAYS`` before. Run again the same day, it
-    replaces that day's. Returns how many deals."""
+    replaces that day's. ``deal_ids``: these deals only (what an import touched). Returns how
+    many deals."""
     at = at or utcnow()
     day = at.astimezone(ZoneInfo(organization.time_zone)).date()
     # Open then: created by then, and open now or closed after then.
-    ids = list(
-        session.scalars(
-            select(Opportunity.id).where(
-                Opportunity.organization_id == organization.id,
-                live(Opportunity),
-                Opportunity.created_at <= at,
-                or_(Opportunity.status == "open", Opportunity.closed_at > at),
-            )
-        )
+    query = select(Opportunity.id).where(
+        Opportunity.organization_id == organization.id,
+        live(Opportunity),
+        Opportunity.created_at <= at,
+        or_(Opportunity.status == "open", Opportunity.closed_at > at),
     )
-    session.execute(delete(DealHealth).where(DealHealth.organization_id == organization.id, DealHealth.day == day))
+    if deal_ids is None:
+        ids = list(session.scalars(query))
+        session.execute(delete(DealHealth).where(DealHealth.organization_id == organization.id, DealHealth.day == day))
+    else:
+        wanted = sorted(set(deal_ids))
+        ids = [
+            i
+            for start in range(0, len(wanted), 500)
+            for i in session.scalars(query.where(Opportunity.id.in_(wanted[start : start + 500])))
+        ]
+        for start in range(0, len(wanted), 500):
+            session.execute(
+                delete(DealHealth).where(
+                    DealHealth.organization_id == organization.id,
+                    DealHealth.day == day,
+                    DealHealth.opportunity_id.in_(wanted[start : start + 500]),
+                )
+            )
     if not ids:
         return 0
     baseline: dict[int, tuple[date, int]] = {}
-    for deal_id, then, health in session.execute(
-        select(DealHealth.opportunity_id, DealHealth.day, DealHealth.health).where(
-            DealHealth.organization_id == organization.id,
-            DealHealth.day >= day - timedelta(days=WINDOW_DAYS),
-            DealHealth.day < day,
-        )
-    ):
+    kept = select(DealHealth.opportunity_id, DealHealth.day, DealHealth.health).where(
+        DealHealth.organization_id == organization.id,
+        DealHealth.day >= day - timedelta(days=WINDOW_DAYS),
+        DealHealth.day < day,
+    )
+    chunks = [None] if deal_ids is None else [ids[start : start + 500] for start in range(0, len(ids), 500)]
+    rows_kept = (
+        row
+        for chunk in chunks
+        for row in session.execute(kept if chunk is None else kept.where(DealHealth.opportunity_id.in_(chunk)))
+    )
+    for deal_id, then, health in rows_kept:
         if deal_id not in baseline or then < baseline[deal_id][0]:
             baseline[deal_id] = (then, health)
     dark = int(organization.setting("going_dark_days"))

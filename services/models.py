@@ -950,7 +950,8 @@ class ImportRun(OrgScoped, Base):
 
 
 class ImportChange(OrgScoped, Base):
-    """A record an import made or changed, and what it was before: what undoing it puts back."""
+    """What an import's chunk made (``made``: the ids of one kind), or a record it changed and
+    what it was before (``before``): what undoing the import takes back and puts back."""
 
     __tablename__ = "import_changes"
     __table_args__ = (Index("ix_import_changes_run", "import_id", "record_type"),)
@@ -958,8 +959,9 @@ class ImportChange(OrgScoped, Base):
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
     import_id: Mapped[int] = mapped_column(ForeignKey("import_runs.id", ondelete="CASCADE"))
     record_type: Mapped[str] = mapped_column(String(20))
-    record_id: Mapped[int] = mapped_column(BigInteger)
-    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # None: the import made it
+    record_id: Mapped[int | None] = mapped_column(BigInteger)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    made: Mapped[list[int] | None] = mapped_column(JSON)
 
 
 class ImportMapping(OrgScoped, Base):

@@ -22,6 +22,7 @@ from services.reports import activity_summary, deal_outcomes, pipeline, report_s
 from services.setup import importing
 from services.setup.tables import MAX_BYTES, MAX_ROWS, read_table
 from tests.factories import World
+from services.types import utcnow
 from tests.helpers import latest_snapshot, rollup_snapshot
 
 TODAY = date(2026, 11, 20)
@@ -499,3 +500,106 @@ def test_the_import_command_says_what_each_row_does_and_a_summary(app, app_world
     out = tmp_path / "everything.zip"
     export = runner.invoke(args=["export", "--org", "Northwind", "--out", str(out)])
     assert export.exit_code == 0 and out.stat().st_size > 0 and "4 accounts" in export.output
+
+
+def test_the_daily_job_forgets_drafts_and_what_an_old_import_kept_for_its_undo(session, sessions, world: World):
+    from services.models import ImportChange  # noqa: PLC0415
+
+    data = as_csv(hubspot_files(world)["accounts"]).encode()
+    draft_id = importing.upload(session, world.admin, "accounts", data, "a.csv").id
+    session.commit()
+    done = run(session, sessions, world.admin, "accounts", data, "b.csv")
+    assert session.scalar(select(func.count()).select_from(ImportChange).where(ImportChange.import_id == done.id))
+    assert importing.forget_old_imports(session, utcnow() + timedelta(hours=1)) == 0
+    assert importing.forget_old_imports(session, utcnow() + timedelta(days=2)) == 1
+    session.commit()
+    session.expire_all()
+    assert session.get(ImportRun, draft_id) is None
+    assert not session.scalar(select(func.count()).select_from(ImportChange).where(ImportChange.import_id == done.id))
+    with pytest.raises(DomainError):
+        importing.undo_import(session, world.admin, done.id, now=utcnow() + timedelta(days=2))
+
+
+def test_salesforce_columns_are_recognised_and_leads_come_in(session, sessions, world: World):
+    accounts = [
+        ["Account Name", "Website", "Billing City", "Account Owner"],
+        ["Blue Steel", "https://www.bluesteel.example/", "Pittsburgh", world.rep.name],
+    ]
+    assert importing.detect_mapping("accounts", accounts[0]) == {
+        "name": "Account Name",
+        "domain": "Website",
+        "city": "Billing City",
+        "owner": "Account Owner",
+    }
+    deals = ["Opportunity ID", "Opportunity Name", "Account Name", "Amount", "Stage", "Close Date", "Opportunity Owner"]
+    assert set(importing.detect_mapping("deals", deals)) == {
+        "external_id",
+        "name",
+        "account",
+        "amount",
+        "stage",
+        "close_date",
+        "owner",
+    }
+    done = run(session, sessions, world.admin, "accounts", as_csv(accounts).encode(), "sf.csv")
+    assert done.counts["create"] == 1
+    assert session.scalar(select(Account).where(Account.name == "Blue Steel")).domains[0].domain == "bluesteel.example"
+    leads = [
+        ["Email", "First Name", "Last Name", "Company", "Lead Source", "Lead Status", "Lead Owner"],
+        ["kim@prospect.example", "Kim", "Lee", "Prospect Co", "Web form", "Working", world.rep.email],
+        ["", "No", "Mail", "", "Trade show", "", ""],
+        ["kim@prospect.example", "Kim", "Lee", "", "", "", ""],
+        ["bad", "", "", "", "", "", ""],
+        ["x@prospect.example", "", "", "", "", "Lost in space", ""],
+    ]
+    done = run(session, sessions, world.admin, "leads", as_csv(leads).encode(), "leads.csv")
+    assert {k: v for k, v in done.counts.items() if k != "refused_lines"} == {"create": 2, "merge": 1, "refuse": 2}
+    kim = session.scalar(select(Lead).where(Lead.email == "kim@prospect.example"))
+    assert (kim.name, kim.source, kim.status, kim.owner_id) == ("Kim Lee", "web_form", "working", world.rep.id)
+    again = run(session, sessions, world.admin, "leads", as_csv(leads).encode(), "leads.csv")
+    assert again.counts.get("create", 0) == 1  # the lead without an address is matched by nothing
+
+
+def test_the_import_pages_map_preview_queue_and_show_progress(app, app_world: World, auth, monkeypatch):
+    from addin.routes import organization  # noqa: PLC0415
+
+    queued: list[int] = []
+    monkeypatch.setattr(organization, "enqueue_import", queued.append)
+    auth.login(app_world.admin.email)
+    data = as_csv([["Firm", "Web"], ["Blue Steel", "bluesteel.example"], ["=cmd|' /C calc'!A0", "x.example"]]).encode()
+    bad = auth.post(
+        "/admin/import",
+        {"kind": "accounts", "file": (io.BytesIO(b"\x00\x01\x02" * 100), "x.csv")},
+        htmx=False,
+        content_type="multipart/form-data",
+    )
+    assert bad.status_code == 422 and "not text" in bad.get_data(as_text=True)
+    answer = auth.post(
+        "/admin/import",
+        {"kind": "accounts", "file": (io.BytesIO(data), "firms.csv")},
+        htmx=False,
+        content_type="multipart/form-data",
+    )
+    assert answer.status_code == 303
+    mapping_url = answer.headers["Location"]
+    page = auth.get(mapping_url, htmx=False).get_data(as_text=True)
+    assert "Blue Steel" in page and 'name="map-name"' in page
+    assert auth.post(mapping_url, {"action": "preview", "map-name": ""}, htmx=False).status_code == 422
+    preview = auth.post(mapping_url, {"action": "preview", "map-name": "Firm", "map-domain": "Web"}, htmx=False)
+    text = preview.get_data(as_text=True)
+    assert preview.status_code == 200 and "1 to create" in text and "formula" in text
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Account).where(Account.name == "Blue Steel")) == 0
+    started = auth.post(mapping_url, {"action": "import", "map-name": "Firm", "map-domain": "Web"}, htmx=False)
+    assert started.status_code == 303 and queued
+    importing.continue_import(app.extensions["inboxcrm.db"].sessions, queued[0])
+    progress = auth.get(started.headers["Location"], htmx=False).get_data(as_text=True)
+    assert "Done: 2 of 2 rows." in progress and "Undo the whole import" in progress
+    fragment = auth.get(started.headers["Location"]).get_data(as_text=True)
+    assert fragment.startswith('<div id="progress"') and "hx-trigger" not in fragment  # done: no more polling
+    # The mapping is remembered for the next file with these columns.
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        assert importing.mapping_for(session, app_world.org.id, "accounts", ["Firm", "Web"]) == {
+            "name": "Firm",
+            "domain": "Web",
+        }

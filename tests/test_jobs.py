@@ -238,7 +238,7 @@ def test_the_daily_job_keeps_health_and_the_lexicon_and_retention(app, app_world
         session.commit()
     done = jobs.daily()
     # Both organizations' open deals; ours keeps bodies 6 months; no event or kept API answer is old yet.
-    assert done == {"deals": 2, "words": 0, "bodies": 1, "events": 0, "idempotency_keys": 0}
+    assert done == {"deals": 2, "words": 0, "bodies": 1, "events": 0, "idempotency_keys": 0, "import_drafts": 0}
     with sessions(app)() as session:
         assert session.scalar(select(func.count()).select_from(DealHealth)) == 2
         assert (

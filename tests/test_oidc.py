@@ -247,3 +247,85 @@ def test_a_forged_state_is_refused(oidc_app, provider):
 def test_unconfigured_providers_are_404(oidc_app):
     assert oidc_app.test_client().get("/auth/oidc/microsoft").status_code == 404
     assert oidc_app.test_client().get("/auth/oidc/myspace").status_code == 404
+
+
+# -- a real team starts: invitations and the first admin by single sign-on ----------------------------
+
+
+def test_signing_in_with_an_invited_address_is_enough(oidc_app, provider):
+    from sqlalchemy import select
+
+    from services.models import Team, User
+    from services.setup import people
+
+    with oidc_app.extensions["inboxcrm.db"].sessions() as session:
+        admin = session.scalar(select(User).where(User.role == "admin", User.email == "ada@northwind.test"))
+        west = session.scalar(select(Team).where(Team.name == "West"))
+        people.invite(session, admin, {"email": "nina@northwind.test", "role": "manager", "team_id": west.id})
+        people.invite(session, admin, {"email": "stranger@elsewhere.test"})
+        session.commit()
+    provider.claims = {"sub": "200", "email": "nina@northwind.test", "name": "Nina Nilsen"}
+    client = oidc_app.test_client()
+    assert sign_in(client).status_code == 302
+    with oidc_app.extensions["inboxcrm.db"].sessions() as session:
+        nina = session.scalar(select(User).where(User.email == "nina@northwind.test"))
+        assert (nina.role, nina.team.name, [i.subject for i in nina.identities]) == ("manager", "West", ["200"])
+    # Invited at a domain that is not the organization's own: Google's word on it opens nothing.
+    provider.claims = {"sub": "201", "email": "stranger@elsewhere.test"}
+    assert sign_in(oidc_app.test_client()).status_code == 403
+    # Nobody invited: nobody made.
+    provider.claims = {"sub": "202", "email": "uninvited@northwind.test"}
+    assert sign_in(oidc_app.test_client()).status_code == 403
+
+
+def test_the_first_admin_signs_in_with_google_and_maps_the_workspace(tmp_path, monkeypatch, provider):
+    from sqlalchemy import select
+
+    from addin.routes.setup import setup_code
+    from services.models import Organization, User
+    from services.setup import people
+
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    app = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test",
+            "WTF_CSRF_ENABLED": False,
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'fresh.db'}",
+            "OIDC_GOOGLE_CLIENT_ID": CLIENT_ID,
+            "OIDC_GOOGLE_CLIENT_SECRET": "secret",
+            "OIDC_GOOGLE_METADATA_URL": f"{provider.issuer}/.well-known/openid-configuration",
+        }
+    )
+    Base.metadata.create_all(app.extensions["inboxcrm.db"].engine)
+    limiter.reset()
+    with app.app_context():
+        code = setup_code()
+    client = app.test_client()
+    form = {
+        "code": code,
+        "name": "Fjord",
+        "domains": "fjord.example",
+        "time_zone": "Europe/Oslo",
+        "currency": "NOK",
+        "locale": "nb_NO",
+        "fiscal_year_start_month": "1",
+    }
+    assert client.post("/setup", data=form | {"way": "google", "domains": "gmail.com"}).status_code == 422
+    start = client.post("/setup", data=form | {"way": "google"})
+    assert start.status_code == 302 and start.headers["Location"].endswith("/auth/oidc/google")
+    provider.claims = {"sub": "300", "email": "ingrid@fjord.example", "name": "Ingrid Admin"}
+    at_provider = requests.get(client.get("/auth/oidc/google").headers["Location"], allow_redirects=False, timeout=5)
+    back = urlsplit(at_provider.headers["Location"])
+    done = client.get(f"{back.path}?{back.query}")
+    assert done.status_code == 302 and done.headers["Location"].endswith("/admin/people")
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        org = session.scalar(select(Organization))
+        ingrid = session.scalar(select(User).where(User.email == "ingrid@fjord.example"))
+        assert (org.google_workspace, ingrid.role, ingrid.password_hash) == ("fjord.example", "admin", None)
+        people.invite(session, ingrid, {"email": "ola@fjord.example"})
+        session.commit()
+    # The Workspace now signs in to it: an invited colleague only signs in.
+    provider.claims = {"sub": "301", "email": "ola@fjord.example"}
+    assert sign_in(app.test_client()).status_code == 302
+    assert app.test_client().get("/setup").status_code == 404

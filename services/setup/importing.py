@@ -20,9 +20,11 @@ One engine serves the admin's page (through the worker) and the command
    progress (``ImportRun.rows_done``): a worker that stops resumes at the next chunk. What each
    chunk made or changed is kept (``ImportChange``), so that the whole import can be undone for
    a day (``undo_import``).
-5. **Afterwards**, what the rows touched is recounted, and only that (``finish``): the rollups
-   of the owners touched from the fiscal year of the earliest activity, the latest times of the
-   deals and accounts touched, the stage facts of the deals made.
+5. **Afterwards**, what the rows touched is recounted, and only that (``_recount_touched``): the
+   imported activities are added to the rollups (``services.rollups.add_counted``: the rows of
+   their owners' days, months and years read, summed and written back), the latest times of
+   the deals and accounts they name recomputed, and those deals' health kept for the day; a
+   deal made keeps its stage facts as written.
 
 Imported activities pass the pane's privacy rules: the organization's and the owner's block
 lists, internal mail (unless the organization logs it), and body retention.
@@ -39,10 +41,11 @@ from decimal import Decimal
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import delete, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from services import latest, notes
+from services.health import snapshot
 from services.audit import record_event
 from services.change_numbers import next_seq
 from services.errors import DomainError, Forbidden, NotFound
@@ -70,7 +73,7 @@ from services.models import (
     User,
 )
 from services.numbers import AmountError, parse_amount
-from services.rollups import rebuild_rollups
+from services.rollups import RollupCounter, add_counted
 from services.schemas import EARLIEST, LATEST, MAX_AMOUNT
 from services.setup.tables import Table, is_formula, read_table
 from services.types import as_utc, utcnow
@@ -427,8 +430,6 @@ class Importer:
         self.locale = organization.setting("locale")
         self.zone = ZoneInfo(organization.time_zone)
         self.seen: dict[Any, int] = {}  # a key of this file → the line that took it (a later row merges)
-        self.touched_owners: set[int] = set()
-        self.earliest: datetime | None = None
         self.touched_deals: set[int] = set()
         self.touched_accounts: set[int] = set()
         self._people()
@@ -788,7 +789,6 @@ class Importer:
                 deal = held.get(external_id) if external_id else None
                 if deal is None:
                     pending.creates.append(("deal", values, stage))
-                    self.touched_owners.add(owner)
                     yield Outcome(line, "create", name)
                     continue
                 changes = {
@@ -895,8 +895,6 @@ class Importer:
                     "checklist_answered": notes.answered_questions(body, questions) if questions else None,
                 }  # fmt: skip
                 pending.creates.append(("activity", values, None))
-                self.touched_owners.add(owner)
-                self.earliest = min(self.earliest or occurred, occurred)
                 if deal_id:
                     self.touched_deals.add(deal_id)
                 if account_id:
@@ -1020,11 +1018,12 @@ class Importer:
                     "organization_id": self.org.id,
                     "import_id": self.run_id,
                     "record_type": RECORD_TYPE[m],
-                    "record_id": i,
+                    "record_id": None,
                     "before": None,
+                    "made": ids,
                 }
                 for m, ids in made.items()
-                for i in ids
+                if ids
             ] + [
                 {
                     "organization_id": self.org.id,
@@ -1032,19 +1031,41 @@ class Importer:
                     "record_type": RECORD_TYPE[m],
                     "record_id": i,
                     "before": {k: _plain(v) for k, v in before.items()},
+                    "made": None,
                 }  # fmt: skip
                 for m, i, _, before in pending.updates
             ]
             self._insert(ImportChange, kept, returning=False)
 
     def _insert(self, model: type, rows: list[dict[str, Any]], *, returning: bool = True) -> list[int]:
+        """Core's bulk insert, the rows' ids taken first (``_new_ids``) so that no RETURNING is
+        needed: with its rows' order kept, SQLite's RETURNING ran one statement per row."""
         if not rows:
             return []
-        if not returning:
-            self.session.execute(insert(model), rows)
-            return []
-        statement = insert(model).returning(model.id, sort_by_parameter_order=True)
-        return list(self.session.scalars(statement, rows))
+        table = model.__table__
+        connection = self.session.connection()
+        ids: list[int] = []
+        if returning:
+            ids = self._new_ids(table, len(rows))
+            for row, ident in zip(rows, ids):
+                row["id"] = ident
+        connection.execute(table.insert(), rows)
+        return ids
+
+    def _new_ids(self, table: Any, count: int) -> list[int]:
+        """Ids for ``count`` new rows: from the table's sequence on PostgreSQL (unique whoever
+        else inserts meanwhile); on SQLite the next ones after the largest, which this
+        transaction may take because it holds the store's only write lock."""
+        connection = self.session.connection()
+        if connection.dialect.name == "postgresql":
+            return list(
+                connection.scalars(
+                    text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :count)"),
+                    {"table": table.name, "count": count},
+                )
+            )
+        first = (connection.scalar(select(func.max(table.c.id))) or 0) + 1
+        return list(range(first, first + count))
 
     def _insert_deals(self, base: dict[str, Any], rows: list[tuple[dict[str, Any], Any]]) -> list[int]:
         currency = self.org.currency
@@ -1092,13 +1113,6 @@ class Importer:
                 )
         self._insert(StageChange, changes, returning=False)
         return ids
-
-    def finish(self) -> None:
-        """Recount what the import touched: the rollups of its activities' owners from the fiscal
-        year of the earliest, the latest times of its deals and accounts."""
-        if self.earliest is not None and self.touched_owners:
-            rebuild_rollups(self.session, self.org, owners=self.touched_owners, since=self.earliest)
-        latest.recompute(self.session, self.org.id, deals=self.touched_deals, accounts=self.touched_accounts)
 
 
 def _plain(value: Any) -> Any:
@@ -1247,17 +1261,19 @@ def start_import(
     return queue(session, actor, run.id, mapping)
 
 
-def forget_drafts(session: Session, now: datetime | None = None) -> int:
-    """Drafts a day old that nobody queued, and the files of imports past their undo."""
+def forget_old_imports(session: Session, now: datetime | None = None) -> int:
+    """The daily job's part: drafts a day old that nobody queued, the files of failed imports,
+    and what undoing an import needs once it can no longer be undone. Returns the drafts gone."""
     now = now or utcnow()
+    day_ago = now - timedelta(hours=UNDO_HOURS)
     gone = session.execute(
-        delete(ImportRun).where(ImportRun.status == "draft", ImportRun.created_at < now - timedelta(days=1))
+        delete(ImportRun).where(ImportRun.status == "draft", ImportRun.created_at < day_ago)
     ).rowcount
     session.execute(
-        update(ImportRun)
-        .where(ImportRun.status.in_(("failed",)), ImportRun.created_at < now - timedelta(days=1))
-        .values(content=None)
+        update(ImportRun).where(ImportRun.status == "failed", ImportRun.created_at < day_ago).values(content=None)
     )
+    past_undo = select(ImportRun.id).where(ImportRun.status == "done", ImportRun.finished_at < day_ago)
+    session.execute(delete(ImportChange).where(ImportChange.import_id.in_(past_undo)))
     return gone
 
 
@@ -1336,30 +1352,49 @@ def continue_import(sessions: Callable[[], Session], run_id: int) -> ImportRun |
 
 
 def _recount_touched(session: Session, run: ImportRun, importer: Importer) -> None:
-    """The recount after an import (or a resumed one): from what the run's changes name, so a
-    worker that restarted mid-way recounts the chunks written before it stopped as well."""
-    made = session.execute(
-        select(ImportChange.record_type, ImportChange.record_id).where(ImportChange.import_id == run.id)
-    ).all()
+    """The recount after an import (or a resumed one), from what the run's changes name, so a
+    worker that restarted mid-way counts the chunks written before it stopped as well: the
+    imported activities added to the rollups, the latest times of the deals and accounts they
+    touched recomputed."""
     ids: dict[str, list[int]] = {}
-    for record_type, record_id in made:
-        ids.setdefault(record_type, []).append(record_id)
-    activity_ids = ids.get("activities", [])
+    # (A JSON column's None is JSON ``null``, not SQL NULL: the rows without ``made`` are skipped here.)
+    for record_type, made in session.execute(
+        select(ImportChange.record_type, ImportChange.made).where(ImportChange.import_id == run.id)
+    ):
+        ids.setdefault(record_type, []).extend(made or [])
+    counter, deals, accounts = _count(session, importer.org, ids.get("activities", []))
+    add_counted(session, importer.org, counter)
+    deals |= importer.touched_deals | set(ids.get("opportunities", []))
+    latest.recompute(session, importer.org.id, deals=deals, accounts=accounts | importer.touched_accounts)
+    snapshot(session, importer.org, deal_ids=deals)  # today's health of the deals it touched
+
+
+def _count(session: Session, org: Organization, activity_ids: list[int]) -> tuple[RollupCounter, set[int], set[int]]:
+    """These activities counted for the rollups, and the deals and accounts they name."""
+    counter = RollupCounter(org.time_zone, org.fiscal_year_start_month)
+    deals: set[int] = set()
+    accounts: set[int] = set()
     for start in range(0, len(activity_ids), 5_000):
-        for owner, first, deal, account in session.execute(
-            select(Activity.owner_id, Activity.occurred_at, Activity.opportunity_id, Activity.account_id).where(
-                Activity.id.in_(activity_ids[start : start + 5_000])
-            )
+        for row in session.execute(
+            select(
+                Activity.owner_id,
+                Activity.occurred_at,
+                Activity.type,
+                Activity.direction,
+                Activity.outcome,
+                Activity.duration_minutes,
+                Activity.checklist_questions,
+                Activity.checklist_answered,
+                Activity.opportunity_id,
+                Activity.account_id,
+            ).where(Activity.id.in_(activity_ids[start : start + 5_000]), Activity.deleted_at.is_(None))
         ):
-            importer.touched_owners.add(owner)
-            first = as_utc(first)
-            importer.earliest = min(importer.earliest or first, first)
-            if deal:
-                importer.touched_deals.add(deal)
-            if account:
-                importer.touched_accounts.add(account)
-    importer.touched_deals.update(ids.get("opportunities", []))
-    importer.finish()
+            counter.add(row[0], as_utc(row[1]), *row[2:8])
+            if row[8]:
+                deals.add(row[8])
+            if row[9]:
+                accounts.add(row[9])
+    return counter, deals, accounts
 
 
 def undo_import(session: Session, actor: User, run_id: int, now: datetime | None = None) -> int:
@@ -1377,15 +1412,15 @@ def undo_import(session: Session, actor: User, run_id: int, now: datetime | None
     if as_utc(run.finished_at) < now - timedelta(hours=UNDO_HOURS):
         raise DomainError(f"An import can be undone for {UNDO_HOURS} hours after it finished; this one is older.")
     changes = session.execute(
-        select(ImportChange.record_type, ImportChange.record_id, ImportChange.before).where(
+        select(ImportChange.record_type, ImportChange.record_id, ImportChange.before, ImportChange.made).where(
             ImportChange.import_id == run.id
         )
     ).all()
     models = {name: model for model, name in RECORD_TYPE.items()}
     made: dict[str, list[int]] = {}
-    for record_type, record_id, before in changes:
-        if before is None:
-            made.setdefault(record_type, []).append(record_id)
+    for record_type, _, _, ids in changes:
+        if ids:
+            made.setdefault(record_type, []).extend(ids)
     accounts = made.get("accounts", [])
     if accounts:
         depending = session.scalar(
@@ -1397,26 +1432,8 @@ def undo_import(session: Session, actor: User, run_id: int, now: datetime | None
             raise DomainError(
                 f"{depending} deals made since this import are at accounts it made: undo is no longer possible."
             )
-    owners = set(
-        session.scalars(select(Activity.owner_id).where(Activity.id.in_(made.get("activities", []) or [0])).distinct())
-    )
-    earliest = session.scalar(
-        select(func.min(Activity.occurred_at)).where(Activity.id.in_(made.get("activities", []) or [0]))
-    )
-    touched_deals = set(
-        session.scalars(
-            select(Activity.opportunity_id)
-            .where(Activity.id.in_(made.get("activities", []) or [0]), Activity.opportunity_id.is_not(None))
-            .distinct()
-        )
-    )
-    touched_accounts = set(
-        session.scalars(
-            select(Activity.account_id)
-            .where(Activity.id.in_(made.get("activities", []) or [0]), Activity.account_id.is_not(None))
-            .distinct()
-        )
-    )
+    org = actor.organization
+    counter, touched_deals, touched_accounts = _count(session, org, made.get("activities", []))
     for record_type in ("activities", "opportunities", "leads", "contacts", "accounts"):
         ids = made.get(record_type, [])
         model = models[record_type]
@@ -1426,15 +1443,18 @@ def undo_import(session: Session, actor: User, run_id: int, now: datetime | None
             session.execute(delete(model).where(model.organization_id == actor.organization_id, model.id.in_(chunk)))
             tombstones_for(session, actor.organization_id, record_type, chunk, now)
     put_back = 0
-    for record_type, record_id, before in changes:
+    for record_type, record_id, before, _ in changes:
         if before is not None:
             model = models[record_type]
             values = {k: _typed(model, k, v) for k, v in before.items()}
             put_back += rows_changed(session, actor.organization_id, model, [record_id], values)
-    org = actor.organization
-    if owners and earliest is not None:
-        rebuild_rollups(session, org, owners=owners, since=as_utc(earliest))
-    latest.recompute(session, org.id, deals=touched_deals, accounts=touched_accounts - set(accounts))
+    add_counted(session, org, counter, sign=-1)
+    latest.recompute(
+        session,
+        org.id,
+        deals=touched_deals - set(made.get("opportunities", [])),
+        accounts=touched_accounts - set(accounts),
+    )
     run.undone_at = now
     run.status = "undone"
     record_event(
