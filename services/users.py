@@ -30,10 +30,11 @@ class Person:
     organization_id: int
     team_id: int | None
     email: str = ""
+    active: bool = True  # a deactivated person's past work still counts; they are never "slipping"
 
 
 # The people of an organization, as ``Person`` rows (the query narrowed by the caller).
-PEOPLE = select(User.id, User.name, User.organization_id, User.team_id, User.email).where(
+PEOPLE = select(User.id, User.name, User.organization_id, User.team_id, User.email, User.is_active).where(
     User.organization_id == bindparam("org")
 )
 

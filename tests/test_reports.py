@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from services import reports
+from services.setup import people
 from services.setup.demo import build_demo
 from services.errors import DomainError, Forbidden
 from services.models import Activity, Opportunity, Stage, User
@@ -521,6 +522,12 @@ def test_drawdown_finds_the_slipping_reps(session, world: World):
         reports.report_scope(session, session.get(User, world.manager.id), now=evening)
     ).rows
     assert [(a.name, a.recent_per_day, a.baseline_per_day) for a in alerts] == [("Tom Teammate", 1.0, 4.0)]
+    # Tom leaves: his work still counts, but a leaver is not slipping.
+    people.deactivate(session, session.get(User, world.admin.id), world.teammate.id, str(world.rep.id))
+    session.commit()
+    scope = reports.report_scope(session, session.get(User, world.manager.id), now=evening)
+    assert reports.drawdown_alerts(scope).rows == []
+    assert {a.name: a.total for a in reports.activity_summary(scope)}["Tom Teammate"] > 0
 
 
 def test_drawdown_counts_the_last_7_times_24_hours_not_a_young_today(session, world: World):

@@ -314,10 +314,7 @@ def drawdown_alerts(scope: ReportScope, limit: int | None = None) -> Shown[Drawd
     steepest falls first. A deactivated rep is not slipping: they left (their past work still counts)."""
     session, actor = scope.session, scope.actor
     threshold = float(actor.organization.setting("drawdown_threshold"))
-    gone = set(
-        session.scalars(select(User.id).where(User.organization_id == actor.organization_id, User.is_active.is_(False)))
-    )
-    people = {u.id: u.name for u in scope.people if u.id not in gone}
+    people = {u.id: u.name for u in scope.people if u.active}
     parameters = _drawdown_parameters(actor, scope.now) | {"owners": list(people)}
     counted: dict[int, list[int]] = defaultdict(lambda: [0, 0])
     connection = session.connection()
