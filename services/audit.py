@@ -18,10 +18,11 @@ from services.models import AuditEvent, Base, Organization, User
 def snapshot(record: Base, fields: tuple[str, ...] | None = None) -> dict[str, Any]:
     """The record's column values as JSON-ready data."""
     columns = fields or tuple(attr.key for attr in inspect(record).mapper.column_attrs)
-    return {name: _plain(getattr(record, name)) for name in columns}
+    return {name: plain(getattr(record, name)) for name in columns}
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """A value as JSON keeps it: an amount as exact text, a time or a day in ISO 8601."""
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, (datetime, date)):

@@ -38,7 +38,7 @@ from services.models import (
 from services import latest
 from services.deals import recompute_stage_facts
 from services.notes import is_flagged
-from services.periods import fiscal_year_start, local_midnight
+from services.periods import fiscal_year_start
 from services.signals import is_attempt, is_contact
 
 Key = tuple[int, date, str, str, str]  # owner, local day, type, direction, outcome
@@ -92,6 +92,19 @@ def _extra_counts(grain: str, key: Key, fiscal_month: int) -> dict[str, int]:
         "contacts": int(is_contact(kind, direction, outcome or None)),
         MONTH_COLUMNS[(day.month - fiscal_month) % 12]: 1,
     }
+
+
+# What a rollup counts of an activity, in ``RollupCounter.add``'s order.
+COUNTED = (
+    Activity.owner_id,
+    Activity.occurred_at,
+    Activity.type,
+    Activity.direction,
+    Activity.outcome,
+    Activity.duration_minutes,
+    Activity.checklist_questions,
+    Activity.checklist_answered,
+)
 
 
 class RollupCounter:
@@ -294,50 +307,18 @@ def _row_key(row: dict, grain: str) -> tuple:
     return (row["owner_id"], row[DATE_COLUMN[grain]], *(row[name] for name in KEYS[grain]))
 
 
-def rebuild_rollups(
-    session: Session, organization: Organization, *, owners: Iterable[int] | None = None, since: datetime | None = None
-) -> int:
-    """Recompute the organization's rollups, every grain, from its live activities; returns
-    the number of daily rows. With ``owners`` and ``since`` (an import's), only those owners'
-    rows from the start of the fiscal year ``since`` falls in: what grows with what was touched.
-    The whole organization's rebuild also recomputes its deals' and accounts' kept facts."""
-    scoped = owners is not None
-    if not scoped:
-        latest.recompute(session, organization.id)
-        recompute_stage_facts(session, organization.id)
-    owner_ids = sorted(set(owners or ()))
-    if scoped and not owner_ids:
-        return 0
-    zone = ZoneInfo(organization.time_zone)
-    first_day = (
-        fiscal_year_start(since.astimezone(zone).date(), organization.fiscal_year_start_month) if since else None
-    )
+def rebuild_rollups(session: Session, organization: Organization) -> int:
+    """Recompute the organization's rollups, every grain, from its live activities, and its deals'
+    and accounts' kept facts; returns the number of daily rows."""
+    latest.recompute(session, organization.id)
+    recompute_stage_facts(session, organization.id)
     counter = RollupCounter(organization.time_zone, organization.fiscal_year_start_month)
-    query = select(
-        Activity.owner_id,
-        Activity.occurred_at,
-        Activity.type,
-        Activity.direction,
-        Activity.outcome,
-        Activity.duration_minutes,
-        Activity.checklist_questions,
-        Activity.checklist_answered,
-    ).where(Activity.organization_id == organization.id, live(Activity))
-    if first_day is not None:
-        query = query.where(Activity.occurred_at >= local_midnight(first_day, organization.time_zone))
-    for chunk in _chunks(owner_ids) if scoped else [None]:
-        statement = query if chunk is None else query.where(Activity.owner_id.in_(chunk))
-        for row in session.execute(statement.execution_options(yield_per=10_000)):
-            counter.add(*row)
+    query = select(*COUNTED).where(Activity.organization_id == organization.id, live(Activity))
+    for row in session.execute(query.execution_options(yield_per=10_000)):
+        counter.add(*row)
     daily = 0
     for model, grain in GRAINS:
-        for chunk in _chunks(owner_ids) if scoped else [None]:
-            doomed = delete(model).where(model.organization_id == organization.id)
-            if chunk is not None:
-                doomed = doomed.where(model.owner_id.in_(chunk))
-            if first_day is not None:
-                doomed = doomed.where(getattr(model, DATE_COLUMN[grain]) >= first_day)
-            session.execute(doomed)
+        session.execute(delete(model).where(model.organization_id == organization.id))
         rows = list(counter.rows(organization.id, grain))
         for start in range(0, len(rows), 5_000):
             session.execute(insert(model), rows[start : start + 5_000])

@@ -8,7 +8,7 @@ from addin.routes import (
     activities,
     admin,
     api,
-    api_setup,
+    api_setup,  # noqa: F401 - its routes join the API's blueprint as it is imported
     audit,
     auth,
     contacts,

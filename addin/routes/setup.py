@@ -18,11 +18,10 @@ from typing import Any
 from zoneinfo import available_timezones
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
-from werkzeug.wrappers import Response
 
 from addin import oidc
 from addin.auth import start_session
-from addin.database import commit, db, rollback
+from addin.database import commit, db
 from addin.security import limiter
 from addin.views import refused
 from services.errors import DomainError, NotFound
@@ -113,41 +112,30 @@ def founding_form() -> dict[str, str] | None:
     return session.pop(FOUNDING, None)
 
 
+def _join_page(invitation: Any, error: DomainError | None = None, status: int = 200):
+    if invitation is None:  # used, revoked, expired, or never made: the same answer
+        return render_template("setup/join.html", invitation=None, error=None, providers=[]), 404
+    return render_template(
+        "setup/join.html", invitation=invitation, error=error, providers=oidc.enabled(), min_password=MIN_PASSWORD
+    ), status
+
+
 @bp.route("/join/<token>", methods=["GET", "POST"])
 @limiter.limit("20 per minute", methods=["POST"])
 def join(token: str) -> Any:
     """An invitation's page: the invited person sets a password, or signs in with single sign-on."""
     invitation = invitation_for(db(), token)
-    if invitation is None:
-        return render_template("setup/join.html", invitation=None, error=None, providers=[]), 404
-    if request.method == "POST":
-        if request.form.get("password") != request.form.get("password_again"):
-            error = DomainError("The two passwords differ.", {"password": ["Type the same password twice."]})
-            return render_template(
-                "setup/join.html",
-                invitation=invitation,
-                error=error,
-                providers=oidc.enabled(),
-                min_password=MIN_PASSWORD,
-            ), 422
-        try:
-            user = accept(db(), token, request.form.get("name"), request.form.get("password"))
-        except NotFound:
-            rollback()
-            return render_template("setup/join.html", invitation=None, error=None, providers=[]), 404
-        except DomainError as error:
-            rollback()
-            return render_template(
-                "setup/join.html",
-                invitation=invitation,
-                error=error,
-                providers=oidc.enabled(),
-                min_password=MIN_PASSWORD,
-            ), 422
-        commit()
-        start_session(user)
-        flash(f"Welcome to {user.organization.name}, {user.name}.")
-        return redirect(url_for("preview.mailbox"))
-    return render_template(
-        "setup/join.html", invitation=invitation, error=None, providers=oidc.enabled(), min_password=MIN_PASSWORD
-    )
+    if invitation is None or request.method == "GET":
+        return _join_page(invitation)
+    if request.form.get("password") != request.form.get("password_again"):
+        return _join_page(
+            invitation, DomainError("The two passwords differ.", {"password": ["Type the same password twice."]}), 422
+        )
+    with refused() as refusal:
+        user = accept(db(), token, request.form.get("name"), request.form.get("password"))
+    if refusal:
+        return _join_page(None if isinstance(refusal.error, NotFound) else invitation, refusal.error, 422)
+    commit()
+    start_session(user)
+    flash(f"Welcome to {user.organization.name}, {user.name}.")
+    return redirect(url_for("preview.mailbox"))

@@ -42,6 +42,7 @@ from services.models import (
     User,
     live,
 )
+from services.audit import plain
 from services.setup.tables import safe_cell
 
 BATCH = 5_000
@@ -49,6 +50,11 @@ BATCH = 5_000
 
 def _owner() -> Any:
     return aliased(User)
+
+
+def _first(column: Any, link: Any, parent: Any) -> Any:
+    """The first of a record's values kept in another table (its first domain, e-mail, phone)."""
+    return select(func.min(column)).where(link).correlate(parent).scalar_subquery()
 
 
 def _prefixed(prefix: str, column: Any) -> Any:
@@ -59,30 +65,10 @@ def _prefixed(prefix: str, column: Any) -> Any:
 def _tables(org_id: int) -> dict[str, Select]:
     """Each file's statement: its columns' names are the CSV's headers."""
     owner = _owner()
-    domains = (
-        select(func.min(AccountDomain.domain))
-        .where(AccountDomain.account_id == Account.id)
-        .correlate(Account)
-        .scalar_subquery()
-    )
-    first_email = (
-        select(func.min(ContactEmail.address))
-        .where(ContactEmail.contact_id == Contact.id)
-        .correlate(Contact)
-        .scalar_subquery()
-    )
-    first_phone = (
-        select(func.min(ContactPhone.number))
-        .where(ContactPhone.contact_id == Contact.id)
-        .correlate(Contact)
-        .scalar_subquery()
-    )
-    contact_email = (
-        select(func.min(ContactEmail.address))
-        .where(ContactEmail.contact_id == Activity.contact_id)
-        .correlate(Activity)
-        .scalar_subquery()
-    )
+    domains = _first(AccountDomain.domain, AccountDomain.account_id == Account.id, Account)
+    first_email = _first(ContactEmail.address, ContactEmail.contact_id == Contact.id, Contact)
+    first_phone = _first(ContactPhone.number, ContactPhone.contact_id == Contact.id, Contact)
+    contact_email = _first(ContactEmail.address, ContactEmail.contact_id == Activity.contact_id, Activity)
     deal_account = aliased(Account)
     contact_account = aliased(Account)
     team = aliased(Team)
@@ -221,14 +207,11 @@ def _tables(org_id: int) -> dict[str, Select]:
     }
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
+def _cell(value: Any) -> Any:
+    """A value as the CSV writes it: as JSON keeps it, a yes or a blank for a flag."""
     if isinstance(value, bool):
         return "yes" if value else ""
-    return value
+    return plain(value)
 
 
 def _rows(session: Session, statement: Select) -> Iterator[Any]:
@@ -256,7 +239,7 @@ def export_organization(session: Session, organization: Organization, out: IO[by
                 writer.writerow(headers)
                 count = 0
                 for row in _rows(session, statement):
-                    writer.writerow([safe_cell(_plain(value)) for value in row])
+                    writer.writerow([safe_cell(_cell(value)) for value in row])
                     count += 1
                 text.flush()
                 text.detach()

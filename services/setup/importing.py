@@ -46,7 +46,7 @@ from sqlalchemy.orm import Session
 
 from services import latest, notes
 from services.health import snapshot
-from services.audit import record_event
+from services.audit import plain, record_event
 from services.change_numbers import next_seq
 from services.errors import DomainError, Forbidden, NotFound
 from services.integration import webhooks
@@ -73,7 +73,7 @@ from services.models import (
     User,
 )
 from services.numbers import AmountError, parse_amount
-from services.rollups import RollupCounter, add_counted
+from services.rollups import COUNTED, RollupCounter, add_counted
 from services.schemas import EARLIEST, LATEST, MAX_AMOUNT
 from services.setup.tables import Table, is_formula, read_table
 from services.types import as_utc, utcnow
@@ -1030,7 +1030,7 @@ class Importer:
                     "import_id": self.run_id,
                     "record_type": RECORD_TYPE[m],
                     "record_id": i,
-                    "before": {k: _plain(v) for k, v in before.items()},
+                    "before": {k: plain(v) for k, v in before.items()},
                     "made": None,
                 }  # fmt: skip
                 for m, i, _, before in pending.updates
@@ -1113,14 +1113,6 @@ class Importer:
                 )
         self._insert(StageChange, changes, returning=False)
         return ids
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    return value
 
 
 # -- a whole file -------------------------------------------------------------------------------
@@ -1376,18 +1368,9 @@ def _count(session: Session, org: Organization, activity_ids: list[int]) -> tupl
     accounts: set[int] = set()
     for start in range(0, len(activity_ids), 5_000):
         for row in session.execute(
-            select(
-                Activity.owner_id,
-                Activity.occurred_at,
-                Activity.type,
-                Activity.direction,
-                Activity.outcome,
-                Activity.duration_minutes,
-                Activity.checklist_questions,
-                Activity.checklist_answered,
-                Activity.opportunity_id,
-                Activity.account_id,
-            ).where(Activity.id.in_(activity_ids[start : start + 5_000]), Activity.deleted_at.is_(None))
+            select(*COUNTED, Activity.opportunity_id, Activity.account_id).where(
+                Activity.id.in_(activity_ids[start : start + 5_000]), Activity.deleted_at.is_(None)
+            )
         ):
             counter.add(row[0], as_utc(row[1]), *row[2:8])
             if row[8]:
