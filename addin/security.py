@@ -33,6 +33,7 @@ from flask_wtf.csrf import CSRFProtect
 from addin.auth import expired_bearer, signed_in_by_bearer
 from addin.views import vary_on_htmx
 from services.errors import DomainError
+from services.setup.tables import MAX_BYTES
 from services.identity import KeysUnavailable, RemoteKeys, TokenRejected
 
 log = logging.getLogger(__name__)
@@ -132,6 +133,9 @@ class ShallowJSONProvider(DefaultJSONProvider):
         return super().loads(s, **kwargs)
 
 
+UPLOADS = frozenset({"organization.upload", "organization.import_quotas"})  # the routes that take a file
+
+
 def init_app(app: Flask) -> None:
     production = app.config["PRODUCTION"]
     app.json = ShallowJSONProvider(app)
@@ -149,6 +153,13 @@ def init_app(app: Flask) -> None:
         session_cookie_samesite=app.config["SESSION_COOKIE_SAMESITE"],
         referrer_policy="same-origin",
     )
+
+    @app.before_request
+    def room_for_a_file() -> None:
+        """The import's and the quotas' uploads may carry a file of the import's size; every other
+        request keeps ``MAX_CONTENT_LENGTH``. Set before anything (the CSRF check) reads the body."""
+        if request.endpoint in UPLOADS:
+            request.max_content_length = MAX_BYTES + 1024 * 1024
 
     @app.before_request
     def refuse_nul_characters() -> None:

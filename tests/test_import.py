@@ -603,3 +603,28 @@ def test_the_import_pages_map_preview_queue_and_show_progress(app, app_world: Wo
             "name": "Firm",
             "domain": "Web",
         }
+
+
+def test_the_import_page_takes_a_file_larger_than_a_form_and_refuses_past_its_limit(app, app_world: World, auth):
+    auth.login(app_world.admin.email)
+    rows = [["Name", "Domain"]] + [[f"Firm {n} " + "x" * 40, f"firm{n}.example"] for n in range(90_000)]
+    data = as_csv(rows).encode()
+    assert len(data) > app.config["MAX_CONTENT_LENGTH"]  # more than any other request may carry
+    answer = auth.post(
+        "/admin/import",
+        {"kind": "accounts", "file": (io.BytesIO(data), "firms.csv")},
+        htmx=False,
+        content_type="multipart/form-data",
+    )
+    assert answer.status_code == 303
+    huge = io.BytesIO(b"a" * (MAX_BYTES + 2 * 1024 * 1024))
+    refused = auth.post(
+        "/admin/import",
+        {"kind": "accounts", "file": (huge, "huge.csv")},
+        htmx=False,
+        content_type="multipart/form-data",
+    )
+    assert refused.status_code == 413 and "split it" in refused.get_data(as_text=True)
+    # Elsewhere the form's limit stands.
+    big = auth.post("/admin/teams", {"name": "x" * (app.config["MAX_CONTENT_LENGTH"] + 10)}, htmx=False)
+    assert big.status_code == 413

@@ -25,6 +25,7 @@ from addin.routes import (
 )
 from addin.views import RecordIdConverter, page_or_fragment, refusal_status
 from services.errors import DomainError
+from services.setup.tables import MAX_BYTES
 
 
 def register(app: Flask) -> None:
@@ -47,6 +48,14 @@ def register(app: Flask) -> None:
         organization,
     ):
         app.register_blueprint(module.bp)
+
+    @app.errorhandler(413)
+    def too_large(_error: Exception):
+        """A body past the limit: a sentence, on the page or the API, never a bare error page."""
+        message = f"That is too large to send: a file may be {MAX_BYTES // (1024 * 1024)} MB at most; split it."
+        if request.path.startswith(("/api/", "/intake/")) or request.is_json:
+            return jsonify(error=message, code="too_large"), 413
+        return page_or_fragment("refused.html", "_refused.html", 413, message=message)
 
     @app.errorhandler(DomainError)
     def refused(error: DomainError):
