@@ -134,3 +134,18 @@ def test_an_invitation_goes_through_the_reminders_smtp_server(app, app_world: Wo
     app.config["SMTP_PORT"] = 1
     shown = auth.post("/admin/people/invite", {"email": "omar@northwind.test"}, htmx=False)
     assert shown.status_code == 201 and "/join/" in shown.get_data(as_text=True)
+
+
+def test_an_invitation_made_through_the_api_is_mailed_once_committed(app, app_world: World, smtp_server):
+    from tests.helpers import Client, token  # noqa: PLC0415
+
+    controller, received = smtp_server
+    app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=controller.port, SMTP_STARTTLS=False)
+    api = Client(app, token(app, app_world))
+    answer = api.write("POST", "/invitations", {"email": "pia@northwind.test", "role": "rep"})
+    assert answer.status_code == 201 and "link" not in answer.get_json()
+    ((recipients, message),) = received.messages
+    assert recipients == ["pia@northwind.test"] and "/join/" in message.get_payload(decode=True).decode()
+    again = api.write("POST", "/invitations", {"email": "pia@northwind.test", "role": "rep"}, key="k1")
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+    assert len(received.messages) == 1  # a retried request mails nothing new

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import current_app, url_for
 from marshmallow import Schema, fields
 from sqlalchemy import event
 
@@ -166,12 +167,16 @@ bp.route("/checklists/<activity_type>", endpoint="set_checklist", methods=["PUT"
 def invite() -> tuple[dict[str, Any], int]:
     """Invite someone by e-mail with a role and a team: the link is mailed (or answered, when no
     mail server is set, for the script to send)."""
-    invitation, token = people.invite(db(), acting_user(), body_json())
-    db().flush()
-    unsent = send_invitation(invitation, token)
+    actor = acting_user()
+    invitation, token = people.invite(db(), actor, body_json())
     answer = InvitationOut().dump(invitation)
-    if unsent:
-        answer["link"] = unsent
+    # Mailed once the invitation is committed (the idempotent write commits after this returns);
+    # with no mail server, the link is in the answer for the script to send.
+    if not current_app.config["SMTP_HOST"]:
+        answer["link"] = url_for("setup.join", token=token, _external=True)
+    else:
+        name = actor.organization.name
+        event.listen(db(), "after_commit", lambda _session: send_invitation(invitation, token, name), once=True)
     return answer, 201
 
 

@@ -78,13 +78,13 @@ def people_page() -> str:
     return _people_page()
 
 
-def send_invitation(invitation: Any, token: str) -> str | None:
+def send_invitation(invitation: Any, token: str, organization_name: str) -> str | None:
     """Mail the invitation's link; returns the link when it could not be sent (the admin sends it)."""
     link = url_for("setup.join", token=token, _external=True)
     config = current_app.config
     if not config["SMTP_HOST"]:
         return link
-    message = people.invitation_message(invitation, actor().organization.name, link, config["MAIL_FROM"])
+    message = people.invitation_message(invitation, organization_name, link, config["MAIL_FROM"])
     try:
         with smtp_server(config) as smtp:
             smtp.send_message(message)
@@ -103,7 +103,7 @@ def invite() -> Any:
         typed = {key: (request.form.get(key) or "")[:300] for key in ("email", "name", "role", "team_id")}
         return _people_page(refusal.error, typed), 422
     commit()
-    unsent = send_invitation(invitation, token)
+    unsent = send_invitation(invitation, token, actor().organization.name)
     if unsent:
         # No mail server, or it refused: the link is shown this once, for the admin to send.
         return _people_page(link=(invitation.email, unsent)), 201
