@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable
 
-from sqlalchemy import JSON, Engine, String, Text, cast, delete, false, func, or_, select, text, union, update
+from sqlalchemy import JSON, Engine, String, Text, case, cast, delete, false, func, or_, select, text, union, update
 from sqlalchemy.orm import Session
 
 from services import lexicon
@@ -38,6 +38,7 @@ from services.models import (
     ContactEmail,
     ContactPhone,
     FollowUp,
+    ImportRun,
     Lead,
     LeadArrival,
     Opportunity,
@@ -360,6 +361,26 @@ def _scrub_everywhere(session: Session, org_id: int, needles: list[str]) -> int:
     return changed
 
 
+def _drop_import_files(session: Session, org_id: int) -> int:
+    """The files the organization's imports still keep (drafts, and imports not finished: a day
+    at most) are bytes no scrub reads, in any encoding: an erasure drops them all, and an import
+    that has not finished stops, saying why."""
+    unfinished = ImportRun.status.in_(("draft", "queued", "running"))
+    return session.execute(
+        update(ImportRun)
+        .where(ImportRun.organization_id == org_id, ImportRun.content.is_not(None))
+        .values(
+            content=None,
+            status=case((unfinished, "failed"), else_=ImportRun.status),
+            message=case(
+                (unfinished, "Its file was dropped when a person's data was erased: upload it again."),
+                else_=ImportRun.message,
+            ),
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount
+
+
 def erase_person(
     session: Session, organization: Organization, address: str | None, *, secret: str, actor: User | None = None
 ) -> Erasure:
@@ -463,6 +484,7 @@ def erase_person(
     # Every other copy of the address, their names and numbers: accounts and deals named after
     # them, kept API answers, audit records, follow-up titles, notes.
     other += _scrub_everywhere(session, org_id, needles)
+    other += _drop_import_files(session, org_id)
     erasure = Erasure(org_id, contacts, cleared, participants, leads, other)
     _note(session, org_id, actor, "erase", "people", {"address_hash": keyed_hash(secret, address), **erasure.counts()})
     session.flush()

@@ -628,3 +628,15 @@ def test_the_import_page_takes_a_file_larger_than_a_form_and_refuses_past_its_li
     # Elsewhere the form's limit stands.
     big = auth.post("/admin/teams", {"name": "x" * (app.config["MAX_CONTENT_LENGTH"] + 10)}, htmx=False)
     assert big.status_code == 413
+
+
+def test_an_erasure_drops_the_files_imports_still_keep(session, world: World):
+    from services.privacy import erase_person  # noqa: PLC0415
+
+    data = as_csv([["Email", "Name"], ["yusuf@bluesteel.example", "Yusuf Tanaka"]]).encode()
+    draft = importing.upload(session, world.admin, "contacts", data, "c.csv")
+    session.commit()
+    erase_person(session, world.org, "yusuf@bluesteel.example", secret="s", actor=world.admin)
+    session.commit()
+    session.refresh(draft)
+    assert draft.content is None and draft.status == "failed" and "erased" in draft.message
