@@ -68,7 +68,7 @@ def _people_page(
         error=error,
         typed=typed or {},
         link=link,
-        today=date.today().isoformat(),
+        today=local_today(actor().organization.time_zone).isoformat(),
     )
 
 

@@ -23,7 +23,7 @@ from services.audit import record_event
 from services.errors import DomainError
 from services.models import Invitation, Quota, Team, TeamMove, User
 from services.schemas import in_date_range, parse_id
-from services.types import utcnow
+from services.periods import local_today
 
 
 def _name(session: Session, org_id: int, name: Any, team_id: int | None = None) -> str:
@@ -68,7 +68,7 @@ def merge_teams(session: Session, actor: User, team_id: int, into_id: Any, on: d
     into = get_scoped(session, actor, Team, parse_id(into_id) or 0, "team")
     if into.id == team.id:
         raise DomainError("Choose another team to merge into.", {"into_id": ["Another team."]})
-    on = on or utcnow().date()
+    on = on or local_today(actor.organization.time_zone)  # the organization's today
     members = list(
         session.scalars(select(User).where(User.organization_id == actor.organization_id, User.team_id == team.id))
     )
@@ -128,7 +128,7 @@ def move_person(session: Session, actor: User, user_id: int, team_id: Any, on: A
             on = date.fromisoformat(on.strip()) if on.strip() else None
         except ValueError:
             raise DomainError("Enter the day of the move as YYYY-MM-DD.", {"on": ["Enter a date."]}) from None
-    on = on or utcnow().date()
+    on = on or local_today(actor.organization.time_zone)
     if not in_date_range(on):
         raise DomainError("Enter a date between 1900 and 2199.", {"on": ["Out of range."]})
     last = session.scalar(select(func.max(TeamMove.on_day)).where(TeamMove.user_id == person.id))
