@@ -430,8 +430,6 @@ class Importer:
         self.locale = organization.setting("locale")
         self.zone = ZoneInfo(organization.time_zone)
         self.seen: dict[Any, int] = {}  # a key of this file → the line that took it (a later row merges)
-        self.touched_deals: set[int] = set()
-        self.touched_accounts: set[int] = set()
         self._people()
         self._stages()
         self._blocks()
@@ -642,7 +640,6 @@ class Importer:
                 if changes:
                     before = {"city": existing.city, "owner_id": existing.owner_id}
                     pending.updates.append((Account, existing.id, changes, {k: before[k] for k in changes}))
-                    self.touched_accounts.add(existing.id)
                     yield Outcome(line, "update", name, ", ".join(changes))
                 else:
                     yield Outcome(line, "unchanged", name)
@@ -903,10 +900,6 @@ class Importer:
                     "checklist_answered": notes.answered_questions(body, questions) if questions else None,
                 }  # fmt: skip
                 pending.creates.append(("activity", values, None))
-                if deal_id:
-                    self.touched_deals.add(deal_id)
-                if account_id:
-                    self.touched_accounts.add(account_id)
                 yield Outcome(line, "create", values["subject"] or kind)
             except Refused as refusal:
                 yield Outcome(line, "refuse", reason=str(refusal))
@@ -1092,8 +1085,6 @@ class Importer:
         ids = self._insert(Opportunity, values)
         changes = []
         for ident, (deal, (stage_id, _)) in zip(ids, rows):
-            self.touched_deals.add(ident)
-            self.touched_accounts.add(deal["account_id"])
             changes.append(
                 {
                     "organization_id": self.org.id,
@@ -1150,30 +1141,19 @@ DID = {"create": "created", "update": "updated", "merge": "merged", "unchanged":
 SHOWN = 1_000  # the outcomes a report keeps line by line (the counts cover every row)
 
 
-def run_rows(
-    session: Session,
-    importer: Importer,
-    table: Table,
-    *,
-    dry_run: bool,
-    start: int = 0,
-    progress: Callable[[int, dict[str, int]], None] | None = None,
-    counts: dict[str, int] | None = None,
-) -> Report:
-    """Plan (and unless ``dry_run`` write) the table's rows from ``start``, chunk by chunk."""
-    counts = dict(counts or {})
+def plan_rows(session: Session, actor: User, kind: str, table: Table, mapping: dict[str, str]) -> Report:
+    """What each of the table's rows would do, chunk by chunk; nothing is written (the planning's
+    reads are rolled back)."""
+    importer = Importer(session, actor.organization, kind, mapping, table.headers, actor.id)
+    counts: dict[str, int] = {}
     shown: list[Outcome] = []
-    for offset in range(start, len(table.rows), CHUNK):
+    for offset in range(0, len(table.rows), CHUNK):
         chunk = [(offset + i + 2, row) for i, row in enumerate(table.rows[offset : offset + CHUNK])]
-        outcomes, pending = importer.plan(chunk)
-        if not dry_run:
-            importer.write(pending)
-        for outcome in outcomes:
+        for outcome in importer.plan(chunk)[0]:
             counts[outcome.action] = counts.get(outcome.action, 0) + 1
             if len(shown) < SHOWN:
                 shown.append(outcome)
-        if progress is not None:
-            progress(min(offset + CHUNK, len(table.rows)), counts)
+    session.rollback()
     return Report(shown, counts, len(table.rows))
 
 
@@ -1191,10 +1171,7 @@ def dry_run(
     if mapping is None:
         mapping = mapping_for(session, actor.organization_id, kind, table.headers)
     mapping = check_mapping(kind, table.headers, mapping)
-    importer = Importer(session, actor.organization, kind, mapping, table.headers, actor.id)
-    report = run_rows(session, importer, table, dry_run=True)
-    session.rollback()
-    return report, mapping, table
+    return plan_rows(session, actor, kind, table, mapping), mapping, table
 
 
 def upload(session: Session, actor: User, kind: str, data: bytes, filename: str) -> ImportRun:
@@ -1232,12 +1209,8 @@ def draft(session: Session, actor: User, run_id: int) -> tuple[ImportRun, Table]
 def preview(session: Session, actor: User, run_id: int, mapping: dict[str, str]) -> tuple[ImportRun, Report]:
     """The draft's dry run with this mapping: each row's outcome, nothing written."""
     run, table = draft(session, actor, run_id)
-    mapping = check_mapping(run.kind, table.headers, mapping)
-    importer = Importer(session, actor.organization, run.kind, mapping, table.headers, actor.id)
-    report = run_rows(session, importer, table, dry_run=True)
-    session.rollback()
-    run = session.get(ImportRun, run_id)
-    return run, report
+    report = plan_rows(session, actor, run.kind, table, check_mapping(run.kind, table.headers, mapping))
+    return session.get(ImportRun, run_id), report
 
 
 def queue(session: Session, actor: User, run_id: int, mapping: dict[str, str]) -> ImportRun:
@@ -1346,7 +1319,7 @@ def continue_import(sessions: Callable[[], Session], run_id: int) -> ImportRun |
             run.beat_at = utcnow()
             session.commit()
             _keep_statistics(session, run.kind, offset // CHUNK + 1)
-        _recount_touched(session, run, importer)
+        _recount_touched(session, run, org)
         run.status, run.finished_at, run.content = "done", utcnow(), None
         session.commit()
         return run
@@ -1374,7 +1347,7 @@ def _keep_statistics(session: Session, kind: str, chunks: int) -> None:
     session.commit()
 
 
-def _recount_touched(session: Session, run: ImportRun, importer: Importer) -> None:
+def _recount_touched(session: Session, run: ImportRun, org: Organization) -> None:
     """The recount after an import (or a resumed one), from what the run's changes name, so a
     worker that restarted mid-way counts the chunks written before it stopped as well: the
     imported activities added to the rollups, the latest times of the deals and accounts they
@@ -1385,11 +1358,11 @@ def _recount_touched(session: Session, run: ImportRun, importer: Importer) -> No
         select(ImportChange.record_type, ImportChange.made).where(ImportChange.import_id == run.id)
     ):
         ids.setdefault(record_type, []).extend(made or [])
-    counter, deals, accounts = _count(session, importer.org, ids.get("activities", []))
-    add_counted(session, importer.org, counter)
-    deals |= importer.touched_deals | set(ids.get("opportunities", []))
-    latest.recompute(session, importer.org.id, deals=deals, accounts=accounts | importer.touched_accounts)
-    snapshot(session, importer.org, deal_ids=deals)  # today's health of the deals it touched
+    counter, deals, accounts = _count(session, org, ids.get("activities", []))
+    add_counted(session, org, counter)
+    deals |= set(ids.get("opportunities", []))  # the deals it made: their health kept from today
+    latest.recompute(session, org.id, deals=deals, accounts=accounts)
+    snapshot(session, org, deal_ids=deals)  # today's health of the deals it touched
 
 
 def _count(session: Session, org: Organization, activity_ids: list[int]) -> tuple[RollupCounter, set[int], set[int]]:

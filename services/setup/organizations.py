@@ -158,12 +158,12 @@ def organization_values(org: Organization) -> dict[str, Any]:
 
 
 def _cleaned(data: dict[str, Any]) -> dict[str, Any]:
-    for key in ("currency",):
-        if isinstance(data.get(key), str):
-            data[key] = data[key].strip().upper()
-    for key in ("name", "time_zone", "locale"):
+    """Text fields as typed, trimmed; a currency code in capitals."""
+    for key in ("name", "time_zone", "locale", "currency"):
         if isinstance(data.get(key), str):
             data[key] = data[key].strip()
+    if isinstance(data.get("currency"), str):
+        data["currency"] = data["currency"].upper()
     return data
 
 
@@ -227,11 +227,9 @@ def create_organization(
         time_zone=values.get("time_zone", "UTC"),
         fiscal_year_start_month=values.get("fiscal_year_start_month", 1),
         currency=values.get("currency", "USD"),
-        settings={key: values[key] for key in SETTINGS if key in values} | {"loss_reasons": DEFAULT_LOSS_REASONS},
+        settings={"loss_reasons": DEFAULT_LOSS_REASONS} | {key: values[key] for key in SETTINGS if key in values},
         created_at=now,
     )
-    if "loss_reasons" in values:
-        org.settings["loss_reasons"] = values["loss_reasons"]
     session.add(org)
     session.flush()
     for position, (name, probability, sla) in enumerate(DEFAULT_STAGES, start=1):
