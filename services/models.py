@@ -240,6 +240,11 @@ class Organization(Base):
         "locale": "en_US",  # how amounts are typed and shown (Babel's name: en_US, fr_FR, de_DE, pl_PL…)
         "body_retention_months": None,  # mail bodies older than this are removed (``services.privacy``); None keeps them
         "loss_reasons": [],  # when set, a lost deal's reason is one of these (``services.deals``)
+        # Automatic capture (``services.capture.rules``): which mail of a connected mailbox is
+        # taken: "contacts" (a known contact takes part), "domains" (or an address at a known
+        # account's domain), "new_contacts" (and such an address becomes a contact).
+        "capture_rule": "domains",
+        "backfill_days": 90,  # how far back a newly connected mailbox is read
     }
 
     def setting(self, key: str) -> Any:
@@ -1226,3 +1231,128 @@ class LeadArrival(OrgScoped, Base):
     phone: Mapped[str | None] = mapped_column(String(40))
     company: Mapped[str | None] = mapped_column(String(200))
     message: Mapped[str | None] = mapped_column(Text)
+
+
+class MailProvider(StrEnum):
+    MICROSOFT = "microsoft"
+    GOOGLE = "google"
+
+
+class MailboxState(StrEnum):
+    """Where a connected mailbox's capture stands (``services.capture``)."""
+
+    CONNECTED = "connected"  # consent given, nothing synced yet
+    SYNCING = "syncing"  # a worker is reading it now, or its backfill is under way
+    CURRENT = "current"  # read up to the provider's latest change
+    ERROR = "error"  # stopped: the consent was revoked, the token died, or the provider refuses
+    DISCONNECTED = "disconnected"  # the rep or an admin disconnected it; nothing is read
+
+
+MAIL_PROVIDERS = _values(MailProvider)
+CAPTURE_RULES = ("contacts", "domains", "new_contacts")
+MAILBOX_STATES = _values(MailboxState)
+
+
+class MailGrant(OrgScoped, Base):
+    """An organization's consent to read its people's mail (``services.capture``): Microsoft
+    application permissions granted by a tenant admin, or Google domain-wide delegation to our
+    service account. Admins then choose whose mailboxes are captured."""
+
+    __tablename__ = "mail_grants"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "provider"),
+        CheckConstraint(_in("provider", MAIL_PROVIDERS), name="provider"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    # Microsoft: the tenant id the admin consented in. Google: the Workspace's primary domain.
+    directory: Mapped[str] = mapped_column(String(DOMAIN_LENGTH))
+    granted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    granted_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Mailbox(OrgScoped, Base):
+    """One person's mailbox and calendar, read for automatic capture (``services.capture``).
+
+    ``secret`` is the refresh token of the rep's own consent, encrypted (``services.capture.vault``);
+    a mailbox read under the organization's grant has none. The worker that syncs it holds a
+    lease (``claimed_by`` until ``claimed_until``): one mailbox is never read by two at once."""
+
+    __tablename__ = "mailboxes"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "user_id"),
+        CheckConstraint(_in("provider", MAIL_PROVIDERS), name="provider"),
+        CheckConstraint(_in("state", MAILBOX_STATES), name="state"),
+        Index("ix_mailboxes_due", "state", "next_sync_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    provider: Mapped[str] = mapped_column(String(16))
+    address: Mapped[str] = mapped_column(String(ADDRESS_LENGTH))
+    grant_id: Mapped[int | None] = mapped_column(ForeignKey("mail_grants.id", ondelete="CASCADE"))
+    secret: Mapped[str | None] = mapped_column(Text)
+    access_secret: Mapped[str | None] = mapped_column(Text)  # the current access token, encrypted
+    access_expires_at: Mapped[datetime | None]
+    state: Mapped[str] = mapped_column(String(16), default=MailboxState.CONNECTED.value)
+    problem: Mapped[str | None] = mapped_column(String(500))  # why it stopped, in the rep's words
+    problem_at: Mapped[datetime | None]
+    connected_at: Mapped[datetime] = mapped_column(default=utcnow)
+    connected_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    disconnected_at: Mapped[datetime | None]
+    # The backfill: mail since this time is read at first; done once every folder has its cursor.
+    backfill_since: Mapped[datetime | None]
+    backfill_done_at: Mapped[datetime | None]
+    synced_at: Mapped[datetime | None]  # the last pass that read to the provider's latest change
+    next_sync_at: Mapped[datetime | None]  # not before (a poll's interval, a Retry-After)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[datetime | None]
+    seen: Mapped[int] = mapped_column(Integer, default=0)  # messages and events read
+    captured: Mapped[int] = mapped_column(Integer, default=0)  # activities they made
+    behind: Mapped[int | None] = mapped_column(Integer)  # changes known waiting, when the provider says
+
+    user: Mapped[User] = relationship(foreign_keys=[user_id])
+    feeds: Mapped[list[MailboxFeed]] = relationship(back_populates="mailbox", cascade="all, delete-orphan")
+
+
+class MailboxFeed(OrgScoped, Base):
+    """Where one folder of a mailbox was read to: Graph's delta link (or the next page of a
+    pass under way), Gmail's history id, Calendar's sync token; and its push subscription."""
+
+    __tablename__ = "mailbox_feeds"
+    __table_args__ = (
+        UniqueConstraint("mailbox_id", "folder"),
+        Index("ix_mailbox_feeds_subscription", "subscription_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"))
+    folder: Mapped[str] = mapped_column(String(32))  # inbox | sentitems | calendar (Graph); mail | calendar (Google)
+    cursor: Mapped[str | None] = mapped_column(Text)  # where the next pass starts
+    page: Mapped[str | None] = mapped_column(Text)  # the pass under way: its next page
+    subscription_id: Mapped[str | None] = mapped_column(String(200))
+    subscription_expires_at: Mapped[datetime | None]
+    synced_at: Mapped[datetime | None]
+
+    mailbox: Mapped[Mailbox] = relationship(back_populates="feeds")
+
+
+class Capture(OrgScoped, Base):
+    """An activity capture made, and why (``services.capture.rules``): what the rep and the admin
+    read, and what an un-capture takes back."""
+
+    __tablename__ = "captures"
+    __table_args__ = (
+        UniqueConstraint("activity_id"),
+        Index("ix_captures_mailbox", "organization_id", "mailbox_id", "captured_at"),
+        Index("ix_captures_event", "mailbox_id", "provider_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"))
+    activity_id: Mapped[int] = mapped_column(ForeignKey("activities.id", ondelete="CASCADE"))
+    provider_id: Mapped[str | None] = mapped_column(String(400))  # a calendar event's id at its provider
+    reason: Mapped[str] = mapped_column(String(300))
+    captured_at: Mapped[datetime] = mapped_column(default=utcnow)
+    uncaptured_at: Mapped[datetime | None]

@@ -622,14 +622,18 @@ def record_export(session: Session, actor: User, address: str, secret: str) -> N
     _note(session, actor.organization_id, actor, "export", "people", {"address_hash": keyed_hash(secret, address)})
 
 
+def retention_cutoff(organization: Organization, now: datetime) -> datetime | None:
+    """Mail sent before this keeps no body (``body_retention_months``); None: bodies are kept."""
+    months = organization.setting("body_retention_months")
+    return local_midnight(add_months(now.date(), -int(months)), "UTC") if months else None
+
+
 def remove_old_bodies(session: Session, organization: Organization, now: datetime | None = None) -> int:
     """The organization's retention (``body_retention_months``): the text of mail older than
     that goes; the activity and its metadata stay. Returns how many bodies went."""
-    months = organization.setting("body_retention_months")
-    if not months:
+    cutoff = retention_cutoff(organization, now or utcnow())
+    if cutoff is None:
         return 0
-    now = now or utcnow()
-    cutoff = local_midnight(add_months(now.date(), -int(months)), "UTC")
     old = session.scalars(
         select(Activity.id).where(
             Activity.organization_id == organization.id,

@@ -54,6 +54,7 @@ class GmailMessage:
     sent_at: str = ""  # ISO 8601, UTC
     body_html: str | None = None
     body_text: str | None = None
+    is_private: bool = False  # labelled or categorised Private by the rep (``services.capture``)
 
     @property
     def addresses(self) -> list[str]:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from services.access import UNDO_MINUTES, get_scoped, require_edit
 from services.change_numbers import lock_changes
 from services.audit import record_event, snapshot
-from services.mail.contacts import account_for_domain, contacts_for_addresses
+from services.mail.contacts import account_for_domain, contacts_for_addresses, last_thread_deal
 from services import latest, lexicon, notes, privacy, sentiment
 from services.errors import DomainError, Forbidden
 from services.rollups import count_activity
@@ -211,7 +211,7 @@ def log_email(
         if contact
         else next((acc for a in customers if (acc := account_for_domain(session, org.id, domain_of(a)))), None)
     )
-    deal_id = item.get("opportunity_id") or _only_open_deal(session, org.id, account)
+    deal_id = item.get("opportunity_id") or _default_deal(session, org.id, account, item.get("conversation_id"))
     participants = [{"address": item["from_address"], "role": "from"}]
     participants += [{"address": a, "role": "to"} for a in item["to"]] + [
         {"address": a, "role": "cc"} for a in item["cc"]
@@ -250,6 +250,20 @@ def _logged_as_sent(session: Session, actor: User, send_key: str, message_id: st
     return sent
 
 
+def _default_deal(
+    session: Session, organization_id: int, account: Account | None, conversation_id: str | None
+) -> int | None:
+    """The deal a mail goes to when none was chosen: the one its thread was last logged to, while
+    it is open; else the account's only open deal; else none."""
+    if conversation_id and (deal_id := last_thread_deal(session, organization_id, conversation_id)):
+        still_open = select(Opportunity.id).where(
+            Opportunity.id == deal_id, Opportunity.status == "open", live(Opportunity)
+        )
+        if session.scalar(still_open) is not None:
+            return deal_id
+    return _only_open_deal(session, organization_id, account)
+
+
 def _only_open_deal(session: Session, organization_id: int, account: Account | None) -> int | None:
     if account is None:
         return None
@@ -285,10 +299,19 @@ def add_note(session: Session, actor: User, data: Mapping[str, Any], *, now: dat
 
 
 def log_meeting(
-    session: Session, actor: User, data: Mapping[str, Any], *, now: datetime | None = None
+    session: Session,
+    actor: User,
+    data: Mapping[str, Any],
+    *,
+    now: datetime | None = None,
+    id_prefix: str = "event:",
+    private: bool = False,
 ) -> tuple[Activity, bool]:
     """Log a calendar appointment as a meeting, its attendees matched to contacts. A meeting
-    that has ended is logged as held; one still ahead as planned (no outcome yet)."""
+    that has ended is logged as held; one still ahead as planned (no outcome yet).
+
+    ``id_prefix``: what the event's id is (the pane's item id, or capture's iCalendar UID);
+    ``private``: the event is private in the rep's calendar."""
     item = load(MeetingItemSchema, data)
     now = now or utcnow()
     org = actor.organization
@@ -313,14 +336,14 @@ def log_meeting(
         "outcome": "held" if end <= now else None,
         "subject": item.get("subject") or None,
         "body_text": item.get("body_text"),
-        "external_id": f"event:{item['event_id']}",
+        "external_id": id_prefix + item["event_id"],
         "contact_id": contact.id if contact else None,
         "account_id": account.id if account else None,
         "opportunity_id": item.get("opportunity_id") or _only_open_deal(session, org.id, account),
         "source": item["source"],
         "participants": [{"address": a, "role": "attendee"} for a in attendees],
         "answers": {},
-        "is_private": False,
+        "is_private": private,
     }
     return _log(session, actor, values, now, known)
 

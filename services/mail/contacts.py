@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -12,7 +12,17 @@ from services.access import get_scoped
 from services.audit import record_event
 from services.deals import create_opportunity, open_stage
 from services.errors import DomainError
-from services.models import Account, AccountDomain, Contact, ContactEmail, ContactPhone, Opportunity, User, live
+from services.models import (
+    Account,
+    AccountDomain,
+    Activity,
+    Contact,
+    ContactEmail,
+    ContactPhone,
+    Opportunity,
+    User,
+    live,
+)
 from services.schemas import AccountSchema, ContactSchema, NewFromSenderSchema, load
 from services.mail.text import company_from_domain, domain_of, is_public_domain, phone_key
 
@@ -23,6 +33,24 @@ def account_for_domain(session: Session, organization_id: int, domain: str) -> A
         .join(AccountDomain, AccountDomain.account_id == Account.id)
         .where(AccountDomain.organization_id == organization_id, AccountDomain.domain == domain, live(Account))
     )
+
+
+_THREAD_DEAL = (
+    select(Activity.opportunity_id)
+    .where(
+        Activity.organization_id == bindparam("org"),
+        Activity.conversation_id == bindparam("thread"),
+        live(Activity),
+        Activity.opportunity_id.is_not(None),
+    )
+    .order_by(Activity.occurred_at.desc(), Activity.id.desc())
+    .limit(1)
+)
+
+
+def last_thread_deal(session: Session, organization_id: int, conversation_id: str) -> int | None:
+    """The deal a mail of this thread was last logged to (open or not: the caller decides)."""
+    return session.scalar(_THREAD_DEAL, {"org": organization_id, "thread": conversation_id})
 
 
 def contact_for_address(session: Session, organization_id: int, address: str) -> Contact | None:

@@ -16,7 +16,7 @@ from sqlalchemy import bindparam, func, or_, select, union_all
 from sqlalchemy.orm import Session, selectinload
 
 from services.access import can_edit, can_read_content, get_scoped, require_edit, seen_by, visible_activities
-from services.mail.contacts import account_for_domain
+from services.mail.contacts import account_for_domain, last_thread_deal
 from services import privacy
 from services.deals import open_deals, pipeline_stages
 from services.models import (
@@ -482,22 +482,9 @@ def _lead_cards(session: Session, org_id: int, addresses: list[str]) -> list[Lea
 
 
 # The deal of the thread's latest logged mail that has one. Built once; bind "org" and "thread".
-_THREAD_DEAL = (
-    select(Activity.opportunity_id)
-    .where(
-        Activity.organization_id == bindparam("org"),
-        Activity.conversation_id == bindparam("thread"),
-        live(Activity),
-        Activity.opportunity_id.is_not(None),
-    )
-    .order_by(Activity.occurred_at.desc(), Activity.id.desc())
-    .limit(1)
-)
-
-
 def _thread_deal(session: Session, org_id: int, conversation_id: str, open_ids: set[int]) -> int | None:
     """The deal the rep chose for this thread before, if it is still one of the open deals shown."""
-    deal_id = session.scalar(_THREAD_DEAL, {"org": org_id, "thread": conversation_id})
+    deal_id = last_thread_deal(session, org_id, conversation_id)
     return deal_id if deal_id in open_ids else None
 
 

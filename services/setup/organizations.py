@@ -32,7 +32,7 @@ from services.audit import record_event
 from services.deals import recompute_stage_facts
 from services.errors import DomainError
 from services.mail.text import domain_of, is_public_domain
-from services.models import ADDRESS_LENGTH, DOMAIN_LENGTH, Organization, Stage, User, UserIdentity
+from services.models import ADDRESS_LENGTH, CAPTURE_RULES, DOMAIN_LENGTH, Organization, Stage, User, UserIdentity
 from services.rollups import rebuild_rollups
 from services.schemas import Address, load
 from services.setup.people import accept_new_user, open_invitation
@@ -133,6 +133,10 @@ class OrganizationSchema(Schema):
     log_internal_mail = fields.Boolean()
     body_retention_months = fields.Integer(allow_none=True, validate=validate.Range(1, 120))
     loss_reasons = ReasonList()
+    capture_rule = fields.String(
+        validate=validate.OneOf(CAPTURE_RULES, error="Choose known contacts, known domains, or new contacts too.")
+    )
+    backfill_days = fields.Integer(validate=validate.Range(0, 365))
 
     @validates("name")
     def _named(self, value: str, **_: Any) -> None:
