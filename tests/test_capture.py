@@ -1,0 +1,508 @@
+"""Automatic capture against the local stand-in for Microsoft's and Google's servers
+(``services.capture.standin``): a rep connects by OAuth with PKCE, the backfill and every later
+pass read the providers' change feeds as documented, the pane's rules decide what is taken, and
+the feeds' failures (throttling, expired cursors, dead tokens, a second worker) are met as the
+providers ask, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Iterator
+
+import pytest
+import requests
+from cryptography.fernet import Fernet
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from services.capture import mailboxes, sync
+from services.capture.providers import Endpoints
+from services.capture.standin import StandIn
+from services.capture.vault import SecretUnreadable, Vault, rotate_secrets
+from services.errors import DomainError, Forbidden
+from services.mail.activities import log_email
+from services.models import Activity, AuditEvent, BlockEntry, Capture, Mailbox, User
+from services.rollups import rebuild_rollups
+from tests.factories import World
+from tests.helpers import rollup_snapshot
+
+REDIRECT = "https://crm.example/capture/callback/microsoft"
+ANN = "ann@acme.test"
+
+
+@pytest.fixture
+def standin() -> Iterator[StandIn]:
+    server = StandIn(page_size=3)
+    yield server
+    server.close()
+
+
+def endpoints_for(standin: StandIn) -> Endpoints:
+    return Endpoints(
+        microsoft_login=standin.url,
+        graph=standin.url,
+        google_authorize=f"{standin.url}/o/oauth2/v2/auth/authorize",
+        google_token=f"{standin.url}/token",
+        gmail=standin.url,
+        calendar=standin.url,
+        microsoft_client_id="ms-app",
+        microsoft_client_secret="ms-secret",
+        google_client_id="google-app",
+        google_client_secret="google-secret",
+    )
+
+
+@pytest.fixture
+def reader(standin: StandIn) -> sync.Reader:
+    return sync.Reader(
+        endpoints_for(standin), Vault([Fernet.generate_key().decode()]), microsoft_app=("ms-app", "ms-secret")
+    )
+
+
+def connect(session: Session, reader: sync.Reader, user: User, provider: str = "microsoft") -> Mailbox:
+    """As the pane does it: to the provider's authorize URL with a PKCE challenge, back with a
+    code, exchanged with the verifier."""
+    started = mailboxes.authorization(reader.endpoints, provider, REDIRECT, user.email)
+    answer = requests.get(started.url, allow_redirects=False, timeout=5)
+    assert answer.status_code == 302
+    back = requests.utils.urlparse(answer.headers["Location"])
+    query = dict(p.split("=", 1) for p in back.query.split("&"))
+    assert query["state"] == started.state
+    mailbox = mailboxes.connect(
+        session,
+        user,
+        provider,
+        query["code"],
+        started.verifier,
+        REDIRECT,
+        endpoints=reader.endpoints,
+        vault=reader.vault,
+        http=reader.http,
+    )
+    session.commit()
+    return mailbox
+
+
+def run(session: Session, sessions, reader: sync.Reader, mailbox_id: int, *, force: bool = True, **kw) -> sync.Pass:
+    """A pass, as the worker makes it: the test's own session ends its transaction first (SQLite's
+    writers wait for one another)."""
+    session.commit()
+    return sync.sync_mailbox(sessions, reader, mailbox_id, force=force, **kw)
+
+
+def captured(session: Session, world: World) -> list[Activity]:
+    session.expire_all()
+    return list(
+        session.scalars(
+            select(Activity)
+            .join(Capture, Capture.activity_id == Activity.id)
+            .where(Activity.organization_id == world.org.id)
+            .order_by(Activity.id)
+        )
+    )
+
+
+def test_a_connected_mailbox_is_captured_by_the_panes_rules(
+    session: Session, sessions, world: World, standin: StandIn, reader: sync.Reader
+) -> None:
+    rep = world.rep
+    week_ago = datetime.now(UTC) - timedelta(days=7)
+    standin.deliver(
+        rep.email,
+        sender=ANN,
+        to=[rep.email],
+        subject="Quote for 40 trucks",
+        body="We are happy with the offer, thanks",
+        sent_at=week_ago,
+    )
+    standin.deliver(rep.email, sender="new.person@acme.test", to=[rep.email], subject="Intro", sent_at=week_ago)
+    standin.deliver(rep.email, sender="stranger@elsewhere.test", to=[rep.email], subject="Cold pitch", sent_at=week_ago)
+    standin.deliver(rep.email, sender=world.teammate.email, to=[rep.email], subject="Lunch?", sent_at=week_ago)
+    standin.deliver(rep.email, sender="noreply@acme.test", to=[rep.email], subject="Your invoice", sent_at=week_ago)
+    standin.deliver(
+        rep.email, sender=rep.email, to=[ANN], subject="Re: Quote", sent_at=week_ago, categories=["Private"]
+    )
+    old = standin.deliver(
+        rep.email, sender=ANN, to=[rep.email], subject="Last year", sent_at=datetime.now(UTC) - timedelta(days=200)
+    )
+    mailbox = connect(session, reader, rep)
+    assert mailbox.secret and reader.vault.open(mailbox.secret) in standin.refresh_tokens  # kept, encrypted
+    assert "refresh" not in mailbox.secret
+
+    result = run(session, sessions, reader, mailbox.id)
+    assert result.done and result.stopped is None
+    rows = captured(session, world)
+    by_subject = {a.subject: a for a in rows}
+    assert set(by_subject) == {"Quote for 40 trucks", "Intro", "Re: Quote"}
+    assert by_subject["Quote for 40 trucks"].direction == "inbound"
+    assert by_subject["Quote for 40 trucks"].contact_id == world.contact.id
+    assert by_subject["Quote for 40 trucks"].opportunity_id == world.deal.id  # the account's only open deal
+    assert by_subject["Quote for 40 trucks"].sentiment is not None  # scored as it arrived
+    assert by_subject["Re: Quote"].direction == "outbound" and by_subject["Re: Quote"].is_private
+    reasons = dict(
+        session.execute(
+            select(Activity.subject, Capture.reason).join(Capture, Capture.activity_id == Activity.id)
+        ).all()
+    )
+    assert reasons["Quote for 40 trucks"] == "Ann Buyer is a contact"
+    assert reasons["Intro"] == "acme.test is Acme Freight's domain"
+    assert result.skipped  # the stranger, the teammate and the no-reply sender, each with why
+    assert any("internal" in why for why in result.skipped)
+    assert old not in {a.external_id for a in rows}
+    mailbox = session.get(Mailbox, mailbox.id)
+    assert mailbox.state == "current" and mailbox.backfill_done_at is not None and mailbox.captured == 3
+
+    # The next pass starts from the delta links: only what arrived since.
+    assert run(session, sessions, reader, mailbox.id).captured == 0
+    standin.deliver(rep.email, sender=ANN, to=[rep.email], subject="Signed", thread="conv-deal")
+    again = run(session, sessions, reader, mailbox.id)
+    assert again.captured == 1 and len(captured(session, world)) == 4
+    assert any("deltatoken" in r for r in standin.requests)  # the delta link, not a full read
+    # Every figure counts it at once: the rollups equal a recount.
+    live = rollup_snapshot(session, world.org.id)
+    rebuild_rollups(session, world.org)
+    assert rollup_snapshot(session, world.org.id) == live
+
+
+def test_the_same_message_is_one_activity_whoever_saw_it_first(
+    session: Session, sessions, world: World, standin: StandIn, reader: sync.Reader
+) -> None:
+    rep = world.rep
+    message_id = "<deal-1@acme.test>"
+    log_email(
+        session,
+        rep,
+        {"internet_message_id": message_id, "from_address": ANN, "to": [rep.email], "subject": "From the pane"},
+    )
+    session.commit()
+    standin.deliver(rep.email, sender=ANN, to=[rep.email], subject="From the pane", message_id=message_id)
+    standin.deliver(
+        rep.email, sender=ANN, to=[rep.email, world.teammate.email], subject="To both", message_id="<both@acme.test>"
+    )
+    mailbox = connect(session, reader, rep)
+    mate = connect(session, reader, world.teammate)
+    run(session, sessions, reader, mailbox.id)
+    run(session, sessions, reader, mate.id)
+    standin.deliver(
+        world.teammate.email,
+        sender=ANN,
+        to=[rep.email, world.teammate.email],
+        subject="To both",
+        message_id="<both@acme.test>",
+    )
+    run(session, sessions, reader, mate.id)
+    counts = dict(
+        session.execute(
+            select(Activity.external_id, func.count())
+            .where(Activity.organization_id == world.org.id)
+            .group_by(Activity.external_id)
+        ).all()
+    )
+    assert counts[message_id] == 1 and counts["<both@acme.test>"] == 1
+
+
+def test_a_pass_resumes_where_it_stopped_and_an_expired_cursor_resyncs_without_duplicates(
+    session: Session, sessions, world: World, standin: StandIn, reader: sync.Reader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rep = world.rep
+    for n in range(8):
+        standin.deliver(rep.email, sender=ANN, to=[rep.email], subject=f"Mail {n}")
+    mailbox = connect(session, reader, rep)
+    monkeypatch.setattr(sync, "PAGES", 1)  # one page a pass: the worker "stops" after each
+    first = run(session, sessions, reader, mailbox.id)
+    assert not first.done and first.captured == 3
+    session.expire_all()
+    assert session.get(Mailbox, mailbox.id).next_sync_at is not None
+    passes = 1
+    while not run(session, sessions, reader, mailbox.id).done:
+        passes += 1
+        assert passes < 20
+    assert len(captured(session, world)) == 8
+
+    monkeypatch.setattr(sync, "PAGES", 40)
+    standin.expire_cursors()
+    standin.deliver(rep.email, sender=ANN, to=[rep.email], subject="After the gap")
+    result = run(session, sessions, reader, mailbox.id)
+    assert result.done and result.captured == 1  # read again whole; the 8 found by their ids
+    assert len(captured(session, world)) == 9
+    assert sum(1 for r in standin.requests if "messages/delta" in r) > 4
+
+
+def test_throttling_waits_what_the_provider_asked(
+    session: Session, sessions, world: World, standin: StandIn, reader: sync.Reader
+) -> None:
+    mailbox = connect(session, reader, world.rep)
+    standin.deliver(world.rep.email, sender=ANN, to=[world.rep.email], subject="Hello")
+    standin.throttle = [120]
+    before = datetime.now(UTC)
+    result = run(session, sessions, reader, mailbox.id)
+    assert result.stopped and "120" in result.stopped
+    session.expire_all()
+    box = session.get(Mailbox, mailbox.id)
+    assert box.next_sync_at >= before + timedelta(seconds=119)
+    assert box.problem and box.state != "error"
+    # Not due yet: a poll leaves it; once due, the pass goes on.
+    assert run(session, sessions, reader, mailbox.id, force=False).ran is False
+    assert (
+        run(session, sessions, reader, mailbox.id, force=False, clock=lambda: before + timedelta(seconds=121)).captured
+        == 1
+    )
+
+
+def test_an_expired_access_token_is_refreshed_and_a_revoked_consent_stops_capture(
+    session: Session, sessions, world: World, standin: StandIn, reader: sync.Reader
+) -> None:
+    mailbox = connect(session, reader, world.rep)
+    run(session, sessions, reader, mailbox.id)
+    standin.expire_access_tokens()  # the next call answers 401: refreshed, and tried again
+    standin.deliver(world.rep.email, sender=ANN, to=[world.rep.email], subject="After 401")
+    assert run(session, sessions, reader, mailbox.id).captured == 1
+
+    standin.revoke(world.rep.email)
+    standin.expire_access_tokens()
+    result = run(session, sessions, reader, mailbox.id)
+    assert result.stopped and "connect it again" in result.stopped
+    session.expire_all()
+    box = session.get(Mailbox, mailbox.id)
+    assert box.state == "error" and box.secret is None and box.access_secret is None
+    assert "revoked" in box.problem
+    assert session.scalar(
+        select(AuditEvent).where(AuditEvent.action == "capture_stopped", AuditEvent.record_id == box.id)
+    )
+    assert sync.due_mailboxes(session, datetime.now(UTC) + timedelta(days=1)) == []  # stopped cleanly
+
+
+def test_one_mailbox_is_never_read_by_two_workers(
+    session: Session, sessions, world: World, standin: StandIn, reader: sync.Reader
+) -> None:
+    mailbox = connect(session, reader, world.rep)
+    now = datetime.now(UTC)
+    assert sync.claim(session, mailbox.id, "worker-a", now, force=True)
+    assert not sync.claim(session, mailbox.id, "worker-b", now, force=True)
+    assert run(session, sessions, reader, mailbox.id, worker="worker-b").ran is False
+    # A lease whose worker died runs out.
+    later = now + sync.LEASE + timedelta(seconds=1)
+    assert run(session, sessions, reader, mailbox.id, worker="worker-b", clock=lambda: later).ran
+
+
+def test_meetings_from_the_calendar_by_their_uid(
+    session: Session, sessions, world: World, standin: StandIn, reader: sync.Reader
+) -> None:
+    rep = world.rep
+    now = datetime.now(UTC).replace(microsecond=0)
+    past = standin.schedule(
+        rep.email,
+        subject="Pricing review",
+        start=now - timedelta(days=2),
+        minutes=45,
+        attendees=[ANN, rep.email],
+        uid="uid-past",
+    )
+    standin.schedule(
+        rep.email,
+        subject="Team sync",
+        start=now - timedelta(days=1),
+        minutes=30,
+        attendees=[world.teammate.email],
+        uid="uid-internal",
+    )
+    standin.schedule(
+        rep.email,
+        subject="Demo",
+        start=now + timedelta(days=1),
+        minutes=60,
+        attendees=["ceo@acme.test"],
+        uid="uid-future",
+        online="https://meet.test/x",
+    )
+    mailbox = connect(session, reader, rep)
+    run(session, sessions, reader, mailbox.id)
+    meetings = {a.external_id: a for a in captured(session, world) if a.type == "meeting"}
+    assert set(meetings) == {"ical:uid-past", "ical:uid-future"}
+    assert meetings["ical:uid-past"].outcome == "held" and meetings["ical:uid-past"].duration_minutes == 45
+    assert meetings["ical:uid-past"].contact_id == world.contact.id
+    assert (
+        meetings["ical:uid-future"].outcome is None and "https://meet.test/x" in meetings["ical:uid-future"].body_text
+    )
+
+    # Rescheduled: the same activity moves. Cancelled: marked, never deleted.
+    standin.schedule(
+        rep.email,
+        subject="Demo (moved)",
+        start=now + timedelta(days=3),
+        minutes=30,
+        attendees=["ceo@acme.test"],
+        uid="uid-future",
+    )
+    run(session, sessions, reader, mailbox.id)
+    moved = {a.external_id: a for a in captured(session, world)}["ical:uid-future"]
+    assert (
+        moved.id == meetings["ical:uid-future"].id and moved.subject == "Demo (moved)" and moved.duration_minutes == 30
+    )
+    standin.schedule(
+        rep.email,
+        subject="Demo (moved)",
+        start=now + timedelta(days=3),
+        minutes=30,
+        attendees=["ceo@acme.test"],
+        uid="uid-future",
+        cancelled=True,
+    )
+    run(session, sessions, reader, mailbox.id)
+    session.expire_all()
+    cancelled = session.get(Activity, moved.id)
+    assert cancelled.outcome == "cancelled" and cancelled.deleted_at is None
+
+    # A planned meeting is held once it has ended.
+    standin.schedule(
+        rep.email, subject="Call", start=now + timedelta(hours=1), minutes=30, attendees=[ANN], uid="uid-soon"
+    )
+    run(session, sessions, reader, mailbox.id)
+    soon = {a.external_id: a for a in captured(session, world)}["ical:uid-soon"]
+    assert soon.outcome is None
+    run(session, sessions, reader, mailbox.id, clock=lambda: now + timedelta(hours=2))
+    session.expire_all()
+    assert session.get(Activity, soon.id).outcome == "held"
+
+
+def test_gmail_by_history_and_calendar_by_sync_token(
+    session: Session, sessions, world: World, standin: StandIn, reader: sync.Reader
+) -> None:
+    rep = world.rep
+    standin.deliver(rep.email, sender=ANN, to=[rep.email], subject="Gmail one")
+    standin.deliver(rep.email, sender=ANN, to=[rep.email], subject="Kept private", categories=["Private"])
+    standin.schedule(
+        rep.email,
+        subject="Visit",
+        start=datetime.now(UTC) - timedelta(days=1),
+        minutes=30,
+        attendees=[ANN],
+        uid="g-uid",
+    )
+    mailbox = connect(session, reader, rep, "google")
+    result = run(session, sessions, reader, mailbox.id)
+    assert result.done, result.stopped
+    rows = {a.subject: a for a in captured(session, world)}
+    assert set(rows) == {"Gmail one", "Kept private", "Visit"}
+    assert rows["Kept private"].is_private and not rows["Gmail one"].is_private
+    assert rows["Gmail one"].source == "gmail"
+    standin.deliver(rep.email, sender=ANN, to=[rep.email], subject="Gmail two")
+    assert run(session, sessions, reader, mailbox.id).captured == 1
+    assert any("/history" in r for r in standin.requests)
+    standin.expire_cursors()  # history id too old (404), sync token gone (410): read again, nothing twice
+    standin.deliver(rep.email, sender=ANN, to=[rep.email], subject="Gmail three")
+    again = run(session, sessions, reader, mailbox.id)
+    assert again.done and again.captured == 1
+    assert len(captured(session, world)) == 5
+
+
+def test_a_rep_takes_a_capture_back_and_it_is_never_taken_again(
+    session: Session, sessions, world: World, standin: StandIn, reader: sync.Reader
+) -> None:
+    standin.deliver(world.rep.email, sender=ANN, to=[world.rep.email], subject="Personal")
+    mailbox = connect(session, reader, world.rep)
+    run(session, sessions, reader, mailbox.id)
+    [mine] = mailboxes.recent_captures(session, world.rep)
+    assert mine.reason == "Ann Buyer is a contact"
+    with pytest.raises(Forbidden):
+        mailboxes.uncapture(session, world.manager, mine.capture_id)
+    activity, address = mailboxes.uncapture(session, world.rep, mine.capture_id)
+    session.commit()
+    assert activity.deleted_at is not None and address == ANN
+    standin.expire_cursors()
+    run(session, sessions, reader, mailbox.id)
+    session.expire_all()
+    assert session.get(Activity, activity.id).deleted_at is not None
+    assert mailboxes.recent_captures(session, world.rep)[0].taken_back
+
+
+def test_connecting_someone_elses_mailbox_is_refused(
+    session: Session, world: World, standin: StandIn, reader: sync.Reader
+) -> None:
+    started = mailboxes.authorization(reader.endpoints, "microsoft", REDIRECT, world.teammate.email)
+    location = requests.get(started.url, allow_redirects=False, timeout=5).headers["Location"]
+    code = location.split("code=")[1].split("&")[0]
+    with pytest.raises(DomainError, match="your own mailbox"):
+        mailboxes.connect(
+            session,
+            world.rep,
+            "microsoft",
+            code,
+            started.verifier,
+            REDIRECT,
+            endpoints=reader.endpoints,
+            vault=reader.vault,
+            http=reader.http,
+        )
+    # A wrong verifier (PKCE) is refused by the provider.
+    started = mailboxes.authorization(reader.endpoints, "microsoft", REDIRECT, world.rep.email)
+    location = requests.get(started.url, allow_redirects=False, timeout=5).headers["Location"]
+    code = location.split("code=")[1].split("&")[0]
+    with pytest.raises(DomainError, match="refused"):
+        mailboxes.connect(
+            session,
+            world.rep,
+            "microsoft",
+            code,
+            "not-the-verifier",
+            REDIRECT,
+            endpoints=reader.endpoints,
+            vault=reader.vault,
+            http=reader.http,
+        )
+    assert session.scalar(select(func.count()).select_from(Mailbox)) == 0
+
+
+def test_the_organizations_consent_reads_the_chosen_mailboxes(
+    session: Session, sessions, world: World, standin: StandIn, reader: sync.Reader
+) -> None:
+    with pytest.raises(Forbidden):
+        mailboxes.grant_organization(session, world.manager, "microsoft", "tenant-1")
+    mailboxes.grant_organization(session, world.admin, "microsoft", "tenant-1")
+    [box] = mailboxes.capture_people(session, world.admin, "microsoft", [world.west_rep.id])
+    session.commit()
+    standin.deliver(world.west_rep.email, sender=ANN, to=[world.west_rep.email], subject="Tenant-wide")
+    assert run(session, sessions, reader, box.id).captured == 1
+    assert any(f"/v1.0/users/{world.west_rep.email}/" in r for r in standin.requests)
+    mailboxes.disconnect(session, world.admin, box.id)
+    session.commit()
+    assert run(session, sessions, reader, box.id).ran is False
+
+
+def test_disconnect_is_the_owners_or_an_admins(
+    session: Session, sessions, world: World, standin: StandIn, reader: sync.Reader
+) -> None:
+    mailbox = connect(session, reader, world.rep)
+    with pytest.raises(Forbidden):
+        mailboxes.disconnect(session, world.manager, mailbox.id)
+    mailboxes.disconnect(session, world.rep, mailbox.id)
+    session.commit()
+    assert mailbox.secret is None and mailbox.state == "disconnected"
+    assert run(session, sessions, reader, mailbox.id).ran is False
+
+
+def test_keys_rotate_and_a_dropped_key_is_noticed(
+    session: Session, world: World, standin: StandIn, reader: sync.Reader
+) -> None:
+    old = Fernet.generate_key().decode()
+    reader.vault = Vault([old])
+    mailbox = connect(session, reader, world.rep)
+    refresh = Vault([old]).open(mailbox.secret)
+    new = Fernet.generate_key().decode()
+    assert rotate_secrets(session, Vault([new, old])) == (1, 0)
+    assert Vault([new]).open(mailbox.secret) == refresh
+    with pytest.raises(SecretUnreadable):
+        Vault([old]).open(mailbox.secret)
+    with pytest.raises(ValueError, match="Fernet"):
+        Vault(["not a key"])
+
+
+def test_blocked_addresses_are_not_captured(
+    session: Session, sessions, world: World, standin: StandIn, reader: sync.Reader
+) -> None:
+    session.add(BlockEntry(organization_id=world.org.id, owner_id=world.rep.id, kind="address", value=ANN))
+    session.commit()
+    standin.deliver(world.rep.email, sender=ANN, to=[world.rep.email], subject="Blocked")
+    mailbox = connect(session, reader, world.rep)
+    result = run(session, sessions, reader, mailbox.id)
+    assert result.captured == 0 and any("block list" in why for why in result.skipped)
