@@ -17,11 +17,14 @@ from alembic.config import Config
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
+from addin.capture import reader as capture_reader, vault as capture_vault
 from addin.database import database
 from services.errors import DomainError
 from addin.jobs import send_reminders_now
 from addin.manifests import ManifestError, write_manifests
 from addin.routes.setup import setup_code
+from services.capture.sync import due_mailboxes, sync_mailbox
+from services.capture.vault import rotate_secrets
 from services.setup.demo import build_demo, has_data
 from services.health import snapshot
 from services.lexicon import reweigh
@@ -35,6 +38,7 @@ from services.notes import score_notes
 from services.privacy import after_erasure, erase_person, holders_of, remove_old_bodies
 from services.rollups import rebuild_rollups
 from services.sentiment import backfill
+from services.types import utcnow
 from sqlalchemy import or_, select
 
 MIGRATIONS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "migrations")
@@ -306,6 +310,33 @@ def snapshot_command(at: datetime | None) -> None:
             click.echo(f"{org.name}: the health of {kept} open deals kept")
 
 
+capture_group = AppGroup("capture", help="Automatic capture: connected mailboxes read by the worker.")
+
+
+@capture_group.command(
+    "rotate-keys", help="Encrypt every mailbox's tokens again with the newest INBOXCRM_CAPTURE_KEYS key."
+)
+def rotate_keys() -> None:
+    with database().sessions() as session:
+        rotated, unreadable = rotate_secrets(session, capture_vault())
+        session.commit()
+    click.echo(f"{rotated} mailbox(es) rotated; {unreadable} held a token no key opens (they must be reconnected).")
+
+
+@capture_group.command("sync", help="One pass over every mailbox that is due (what the worker does each minute).")
+@click.option("--mailbox", "mailbox_id", type=int, help="Only this mailbox, due or not.")
+def capture_sync(mailbox_id: int | None) -> None:
+    sessions = database().sessions
+    with sessions() as session:
+        due = [mailbox_id] if mailbox_id else due_mailboxes(session, utcnow())
+    for each in due:
+        result = sync_mailbox(sessions, capture_reader(), each, force=mailbox_id is not None)
+        click.echo(
+            f"mailbox {each}: {result.seen} read, {result.captured} captured"
+            + (f"; stopped: {result.stopped}" if result.stopped else "")
+        )
+
+
 org_group = AppGroup("org", help="Organizations: a real team's set-up.")
 
 
@@ -446,6 +477,7 @@ def export_command(organization: str, out_path: str) -> None:
 
 def init_app(app: Flask) -> None:
     app.cli.add_command(org_group)
+    app.cli.add_command(capture_group)
     app.cli.add_command(import_command)
     app.cli.add_command(export_command)
     app.cli.add_command(health_group)

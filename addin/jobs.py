@@ -37,7 +37,9 @@ from huey import RedisHuey, SqliteHuey, crontab
 from huey.storage import RedisStorage, SqliteStorage
 from sqlalchemy import select, text
 
+from addin.capture import reader as capture_reader
 from addin.settings import webhook_reach
+from services.capture.sync import due_mailboxes, sync_mailbox
 from services.integration.outbound import poster
 from services.integration import webhooks
 from services.integration.api_tokens import forget_idempotency_keys
@@ -267,6 +269,31 @@ def enqueue_rebuild(organization_id: int) -> None:
         rebuild_job(organization_id)
     except Exception:  # noqa: BLE001 - resume_rebuilds takes it up
         log.exception("rebuild of organization %s not queued; the periodic job will take it up", organization_id)
+
+
+@huey.task()
+def capture_job(mailbox_id: int) -> int:
+    """A pass over a connected mailbox (``services.capture.sync``); a backfill too long for one
+    pass leaves the mailbox due at once, and the next poll takes it up again."""
+    return sync_mailbox(_sessions(), capture_reader(_current_app()), mailbox_id).captured
+
+
+@huey.periodic_task(crontab(minute="*"))
+def poll_mailboxes() -> int:
+    """Every mailbox whose next pass is due (no push configured: every few minutes; a backfill:
+    at once; a throttled one: after its Retry-After) handed to the queue, one task each."""
+    with _sessions()() as session:
+        due = due_mailboxes(session, utcnow())
+    for mailbox_id in due:
+        enqueue_capture(mailbox_id)
+    return len(due)
+
+
+def enqueue_capture(mailbox_id: int) -> None:
+    try:
+        capture_job(mailbox_id)
+    except Exception:  # noqa: BLE001 - the mailbox stays due; poll_mailboxes takes it up
+        log.exception("capture of mailbox %s not queued; the poll will take it up", mailbox_id)
 
 
 def daily(at: datetime | None = None) -> dict[str, int]:

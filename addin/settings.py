@@ -37,6 +37,16 @@ on a fresh machine: SQLite in ``instance/``, the demo sign-in picker on.
 | ``INBOXCRM_GOOGLE_AUDIENCE`` | unset                              | an extra accepted system-token audience   |
 | ``INBOXCRM_GOOGLE_JWKS_URL`` | Google's published keys            | where Google's signing keys are published |
 | ``INBOXCRM_GMAIL_API_URL`` | ``https://gmail.googleapis.com``     | the Gmail API's base URL                  |
+| ``INBOXCRM_CAPTURE_{MICROSOFT,GOOGLE}_CLIENT_ID`` / ``_CLIENT_SECRET`` |
+|                           | the sign-in apps'                     | the OAuth apps reps connect mailboxes to  |
+| ``INBOXCRM_CAPTURE_KEYS`` | one derived from SECRET_KEY           | Fernet keys for mailbox tokens, newest    |
+|                           |                                       | first (rotation: README)                  |
+| ``INBOXCRM_CAPTURE_GOOGLE_KEY_FILE`` | unset                      | the service account key Workspace admins  |
+|                           |                                       | delegate domain-wide authority to         |
+| ``INBOXCRM_CAPTURE_STANDIN`` | off (``make run`` turns it on)      | the preview connects its sample mailbox   |
+|                           |                                       | to a local stand-in for the providers     |
+| ``INBOXCRM_MS_LOGIN_URL``, ``INBOXCRM_GRAPH_URL``, ``INBOXCRM_GOOGLE_{AUTHORIZE,TOKEN,CALENDAR}_URL`` |
+|                           | the providers' own                    | where the providers answer                |
 | ``INBOXCRM_WEBHOOKS_ALLOW_HTTP`` | on for the embedded store only | webhook endpoints may be plain http://    |
 | ``INBOXCRM_WEBHOOKS_ALLOW_HOSTS`` | none                          | internal hosts or networks webhooks may   |
 |                           |                                       | reach (on premises); public ones only else|
@@ -107,6 +117,24 @@ def load_settings(config: MutableMapping[str, Any], instance_path: str) -> None:
     )
     config["GOOGLE_JWKS_URL"] = env.get("INBOXCRM_GOOGLE_JWKS_URL", "https://www.googleapis.com/oauth2/v3/certs")
     config["GMAIL_API_URL"] = env.get("INBOXCRM_GMAIL_API_URL", "https://gmail.googleapis.com")
+    # Automatic capture (``services.capture``): the apps reps connect their mailboxes to (the
+    # sign-in apps' by default), the keys their tokens are kept under, and where the providers are.
+    for provider in ("MICROSOFT", "GOOGLE"):
+        for key in ("CLIENT_ID", "CLIENT_SECRET"):
+            config[f"CAPTURE_{provider}_{key}"] = (
+                env.get(f"INBOXCRM_CAPTURE_{provider}_{key}") or config[f"OIDC_{provider}_{key}"]
+            )
+    config["CAPTURE_KEYS"] = [k.strip() for k in env.get("INBOXCRM_CAPTURE_KEYS", "").split(",") if k.strip()]
+    config["CAPTURE_GOOGLE_KEY_FILE"] = env.get("INBOXCRM_CAPTURE_GOOGLE_KEY_FILE", "").strip()
+    config["CAPTURE_STANDIN"] = _flag(env.get("INBOXCRM_CAPTURE_STANDIN"), False) and not production
+    config["CAPTURE_ENDPOINTS"] = {
+        "microsoft_login": env.get("INBOXCRM_MS_LOGIN_URL", "https://login.microsoftonline.com"),
+        "graph": env.get("INBOXCRM_GRAPH_URL", "https://graph.microsoft.com"),
+        "google_authorize": env.get("INBOXCRM_GOOGLE_AUTHORIZE_URL", "https://accounts.google.com/o/oauth2/v2/auth"),
+        "google_token": env.get("INBOXCRM_GOOGLE_TOKEN_URL", "https://oauth2.googleapis.com/token"),
+        "gmail": config["GMAIL_API_URL"],
+        "calendar": env.get("INBOXCRM_GOOGLE_CALENDAR_URL", "https://www.googleapis.com"),
+    }
     # Flask-Limiter's counters: in memory for one process; redis://... for several workers.
     # With Redis configured (the job queue's), every worker counts against one limit there.
     config["RATELIMIT_STORAGE_URI"] = (

@@ -15,6 +15,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from addin.capture import reader as app_reader
 from services.capture import mailboxes, sync
 from services.capture.providers import Endpoints
 from services.capture.standin import StandIn
@@ -23,6 +24,7 @@ from services.errors import DomainError, Forbidden
 from services.mail.activities import log_email
 from services.models import Activity, AuditEvent, BlockEntry, Capture, Mailbox, User
 from services.rollups import rebuild_rollups
+from services.setup import people
 from tests.factories import World
 from tests.helpers import rollup_snapshot
 
@@ -506,3 +508,105 @@ def test_blocked_addresses_are_not_captured(
     mailbox = connect(session, reader, world.rep)
     result = run(session, sessions, reader, mailbox.id)
     assert result.captured == 0 and any("block list" in why for why in result.skipped)
+
+
+# -- the pages -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def capture_app(app, standin: StandIn):
+    """The app with its capture endpoints on the stand-in (as the preview runs it)."""
+    app.config["CAPTURE_ENDPOINTS"] = {
+        k: v for k, v in endpoints_for(standin).__dict__.items() if not k.endswith(("client_id", "client_secret"))
+    }
+    app.config["CAPTURE_MICROSOFT_CLIENT_ID"] = "ms-app"
+    app.config["CAPTURE_MICROSOFT_CLIENT_SECRET"] = "ms-secret"
+    return app
+
+
+def test_a_rep_connects_from_the_page_and_sees_what_was_taken(
+    capture_app, app_world: World, auth, standin: StandIn
+) -> None:
+    world = app_world
+    auth.login(world.rep.email)
+    page = auth.get("/capture", htmx=False).get_data(as_text=True)
+    assert "Connect my Microsoft 365 mailbox" in page and "Google" not in page  # only what the server is set up for
+    answer = auth.post("/capture/connect/microsoft", htmx=False)
+    assert answer.status_code == 303 and answer.location.startswith(standin.url)
+    assert "code_challenge=" in answer.location and "Mail.Read" in answer.location
+    assert "Mail.Send" not in answer.location and "ReadWrite" not in answer.location  # read scopes only
+    back = requests.get(answer.location, allow_redirects=False, timeout=5).headers["Location"]
+    # A callback whose state is not the one this session started is refused, nothing connected.
+    forged = auth.get(back.replace("state=", "state=x"), htmx=False)
+    assert forged.status_code == 400 and "did not start here" in forged.get_data(as_text=True)
+    answer = auth.post("/capture/connect/microsoft", htmx=False)
+    back = requests.get(answer.location, allow_redirects=False, timeout=5).headers["Location"]
+    done = auth.get(back.removeprefix("http://localhost"), htmx=False)
+    assert done.status_code == 303
+    sessions = capture_app.extensions["inboxcrm.db"].sessions
+    with sessions() as session:
+        box = session.scalar(select(Mailbox))
+        assert box.user_id == world.rep.id and box.state == "connected"
+    standin.deliver(world.rep.email, sender=ANN, to=[world.rep.email], subject="Arrived by itself")
+    result = sync.sync_mailbox(sessions, app_reader(capture_app), box.id)  # the app's reader, as the worker makes it
+    assert result.captured == 1
+    page = auth.get("/capture", htmx=False).get_data(as_text=True)
+    assert "Arrived by itself" in page and "Ann Buyer is a contact" in page and "Up to date" in page
+    with sessions() as session:
+        capture_id = session.scalar(select(Capture.id))
+    taken = auth.post(f"/capture/captures/{capture_id}/take-back", htmx=False).get_data(as_text=True)
+    assert "Never log mail with ann@acme.test?" in taken
+    assert "taken back" in taken
+
+    # Someone else's capture, mailbox or the admin's page: refused.
+    auth.login(world.teammate.email)
+    assert auth.post(f"/capture/captures/{capture_id}/take-back", htmx=False).status_code == 403
+    assert auth.post(f"/capture/mailboxes/{box.id}/disconnect", htmx=False).status_code == 403
+    assert auth.get("/admin/mailboxes", htmx=False).status_code == 403
+    auth.login(world.other_user.email)
+    assert auth.post(f"/capture/mailboxes/{box.id}/disconnect", htmx=False).status_code == 404
+
+    auth.login(world.admin.email)
+    admin_page = auth.get("/admin/mailboxes", htmx=False).get_data(as_text=True)
+    assert world.rep.email in admin_page and "current" in admin_page and "uncapture" in admin_page
+    assert auth.post(f"/capture/mailboxes/{box.id}/disconnect", htmx=False).status_code == 303
+    with sessions() as session:
+        assert session.get(Mailbox, box.id).state == "disconnected"
+
+
+def test_the_admins_consent_and_choices_refuse_bad_input(capture_app, app_world: World, auth) -> None:
+    auth.login(app_world.admin.email)
+    assert (
+        auth.post("/admin/mailboxes/grant", {"provider": "microsoft", "directory": ""}, htmx=False).status_code == 422
+    )
+    assert auth.post("/admin/mailboxes/grant", {"provider": "yahoo", "directory": "x"}, htmx=False).status_code == 404
+    assert (
+        auth.post(
+            "/admin/mailboxes/people", {"provider": "microsoft", "user_id": str(app_world.rep.id)}, htmx=False
+        ).status_code
+        == 422
+    )
+    assert (
+        auth.post("/admin/mailboxes/grant", {"provider": "microsoft", "directory": "tenant-1"}, htmx=False).status_code
+        == 303
+    )
+    assert auth.post("/admin/mailboxes/people", {"provider": "microsoft"}, htmx=False).status_code == 422
+    other = str(app_world.other_user.id)
+    assert (
+        auth.post("/admin/mailboxes/people", {"provider": "microsoft", "user_id": other}, htmx=False).status_code == 404
+    )
+    made = auth.post("/admin/mailboxes/people", {"provider": "microsoft", "user_id": str(app_world.rep.id)}, htmx=False)
+    assert made.status_code == 303
+    assert "1 mailbox(es) will be read." in auth.get("/admin/mailboxes", htmx=False).get_data(as_text=True)
+
+
+def test_a_leavers_mailbox_is_disconnected(
+    session: Session, sessions, world: World, standin: StandIn, reader: sync.Reader
+) -> None:
+    mailbox = connect(session, reader, world.rep)
+    people.deactivate(session, world.admin, world.rep.id, world.teammate.id)
+    session.commit()
+    session.expire_all()
+    box = session.get(Mailbox, mailbox.id)
+    assert box.state == "disconnected" and box.secret is None
+    assert run(session, sessions, reader, mailbox.id).ran is False

@@ -22,7 +22,7 @@ from addin.tokens import issue_token
 from services.integration import api_tokens, webhooks
 from services.integration.intake import add_source
 from services.integration.outbound import Reach
-from services.models import Activity, Base, BlockEntry, FollowUp, Lead, Quota, User
+from services.models import Activity, Base, BlockEntry, Capture, FollowUp, Lead, Mailbox, Quota, User
 from services.setup import importing, people
 from tests.factories import World
 
@@ -114,8 +114,22 @@ def test_no_route_crosses_the_tenant_line(app, client, app_world: World):
         import_run = importing.upload(
             session, session.get(User, world.admin.id), "accounts", b"name\nSECRET-IMPORTED\n", "ours.csv"
         )
+        mailbox = Mailbox(
+            organization_id=world.org.id, user_id=world.rep.id, provider="microsoft", address=world.rep.email
+        )
+        session.add(mailbox)
+        session.flush()
+        capture = Capture(
+            organization_id=world.org.id,
+            mailbox_id=mailbox.id,
+            activity_id=activity.id,
+            reason="Ann Buyer is a contact",
+        )
+        session.add(capture)
         session.commit()
         ours = {
+            "mailbox_id": mailbox.id,
+            "capture_id": capture.id,
             "deal_id": world.deal.id,
             "activity_id": activity.id,
             "follow_up_id": follow_up.id,
@@ -182,6 +196,8 @@ def test_no_route_crosses_the_tenant_line(app, client, app_world: World):
         "password": "x",
         "account": "acme",
         "period": "this_year",
+        "provider": "microsoft",
+        "directory": "tenant-of-contoso",
     }
     before = our_rows(app, world.org.id)
     checked = []

@@ -11,6 +11,7 @@ from addin.routes import (
     api_setup,  # noqa: F401 - its routes join the API's blueprint as it is imported
     audit,
     auth,
+    capture,
     contacts,
     deals,
     followups,
@@ -46,6 +47,7 @@ def register(app: Flask) -> None:
         intake,
         setup,
         organization,
+        capture,
     ):
         app.register_blueprint(module.bp)
 

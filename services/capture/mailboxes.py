@@ -148,9 +148,7 @@ def _mailbox_of(session: Session, actor: User, person: User, provider: str, addr
 def disconnect(session: Session, actor: User, mailbox_id: int, now: datetime | None = None) -> Mailbox:
     """Nothing more is read: the tokens are dropped, and the folders' positions with them (a
     later connection reads its backfill again, and takes nothing twice)."""
-    mailbox = get_scoped(session, actor, Mailbox, mailbox_id, "mailbox")
-    if mailbox.user_id != actor.id and actor.role != Role.ADMIN.value:
-        raise Forbidden("Only its owner or an admin can disconnect a mailbox.")
+    mailbox = _owned(session, actor, mailbox_id)
     before = {"state": mailbox.state}
     mailbox.state = MailboxState.DISCONNECTED.value
     mailbox.secret = mailbox.access_secret = None
@@ -216,6 +214,22 @@ def capture_people(
             after={"provider": provider, "address": mailbox.address, "grant": grant.id},
         )
     return mailboxes
+
+
+def _owned(session: Session, actor: User, mailbox_id: int) -> Mailbox:
+    """A mailbox its owner or an admin may act on."""
+    mailbox = get_scoped(session, actor, Mailbox, mailbox_id, "mailbox")
+    if mailbox.user_id != actor.id and actor.role != Role.ADMIN.value:
+        raise Forbidden("Only its owner or an admin can do that to a mailbox.")
+    return mailbox
+
+
+def read_soon(session: Session, actor: User, mailbox_id: int) -> Mailbox:
+    """The mailbox's next pass made due now, rather than at its next poll."""
+    mailbox = _owned(session, actor, mailbox_id)
+    mailbox.next_sync_at = None
+    session.flush()
+    return mailbox
 
 
 def own_mailbox(session: Session, actor: User) -> Mailbox | None:

@@ -250,6 +250,9 @@ def sync_mailbox(
         with sessions() as session:
             mailbox = session.get(Mailbox, mailbox_id)
             assert mailbox is not None
+            if not mailbox.user.is_active:
+                _fail(session, mailbox, result, "Its owner was deactivated: nothing more is read.", clock())
+                return result
             if mailbox.state == MailboxState.CONNECTED.value:
                 mailbox.state = MailboxState.SYNCING.value
                 session.commit()

@@ -27,6 +27,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from services.access import get_scoped, require_role
+from services.capture.mailboxes import disconnect, own_mailbox
 from services.audit import record_event, snapshot
 from services.errors import DomainError, NotFound
 from services.integration.sync import rows_changed
@@ -37,6 +38,7 @@ from services.models import (
     FollowUp,
     Invitation,
     Lead,
+    MailboxState,
     Opportunity,
     Organization,
     Role,
@@ -372,6 +374,8 @@ def deactivate(session: Session, actor: User, user_id: int, successor_id: Any) -
         rows_changed(session, actor.organization_id, model, work[kind], {"owner_id": successor.id})
     person.is_active = False
     person.token_version += 1  # every cookie session and pane token of theirs ends at once
+    if (mailbox := own_mailbox(session, person)) is not None and mailbox.state != MailboxState.DISCONNECTED.value:
+        disconnect(session, actor, mailbox.id)  # nothing more is read from a leaver's mailbox
     handover = Handover(**{kind: len(ids) for kind, ids in work.items()})
     record_event(
         session,
