@@ -51,5 +51,8 @@ def reader(app: Flask | None = None) -> Reader:
             pause=lambda: time.sleep(BACKFILL_PAUSE),
             google_service_account=_service_account(config["CAPTURE_GOOGLE_KEY_FILE"]),
             microsoft_app=made.client("microsoft") if made.configured("microsoft") else None,
+            push_url=config["CAPTURE_PUSH_URL"] or None,
+            push_secret=config["SECRET_KEY"],
+            pubsub_topic=config["CAPTURE_PUBSUB_TOPIC"] or None,
         )
     return app.extensions["inboxcrm.capture_reader"]

@@ -43,6 +43,10 @@ on a fresh machine: SQLite in ``instance/``, the demo sign-in picker on.
 |                           |                                       | first (rotation: README)                  |
 | ``INBOXCRM_CAPTURE_GOOGLE_KEY_FILE`` | unset                      | the service account key Workspace admins  |
 |                           |                                       | delegate domain-wide authority to         |
+| ``INBOXCRM_CAPTURE_PUSH_URL`` | unset (the worker polls)         | the public base URL the providers notify  |
+| ``INBOXCRM_CAPTURE_PUBSUB_TOPIC`` / ``_ACCOUNT`` / ``_AUDIENCE`` |
+|                           | unset                                 | Gmail's topic; the push subscription's    |
+|                           |                                       | service account and token audience        |
 | ``INBOXCRM_CAPTURE_STANDIN`` | off (``make run`` turns it on)      | the preview connects its sample mailbox   |
 |                           |                                       | to a local stand-in for the providers     |
 | ``INBOXCRM_MS_LOGIN_URL``, ``INBOXCRM_GRAPH_URL``, ``INBOXCRM_GOOGLE_{AUTHORIZE,TOKEN,CALENDAR}_URL`` |
@@ -126,6 +130,12 @@ def load_settings(config: MutableMapping[str, Any], instance_path: str) -> None:
             )
     config["CAPTURE_KEYS"] = [k.strip() for k in env.get("INBOXCRM_CAPTURE_KEYS", "").split(",") if k.strip()]
     config["CAPTURE_GOOGLE_KEY_FILE"] = env.get("INBOXCRM_CAPTURE_GOOGLE_KEY_FILE", "").strip()
+    # Push: the public https base URL Graph and Pub/Sub post to (unset: the worker polls), the
+    # Pub/Sub topic Gmail publishes to, and who Pub/Sub's push tokens name and are made out to.
+    config["CAPTURE_PUSH_URL"] = env.get("INBOXCRM_CAPTURE_PUSH_URL", "").strip().rstrip("/")
+    config["CAPTURE_PUBSUB_TOPIC"] = env.get("INBOXCRM_CAPTURE_PUBSUB_TOPIC", "").strip()
+    config["CAPTURE_PUBSUB_ACCOUNT"] = env.get("INBOXCRM_CAPTURE_PUBSUB_ACCOUNT", "").strip()
+    config["CAPTURE_PUBSUB_AUDIENCE"] = env.get("INBOXCRM_CAPTURE_PUBSUB_AUDIENCE", "").strip()
     config["CAPTURE_STANDIN"] = _flag(env.get("INBOXCRM_CAPTURE_STANDIN"), False) and not production
     config["CAPTURE_ENDPOINTS"] = {
         "microsoft_login": env.get("INBOXCRM_MS_LOGIN_URL", "https://login.microsoftonline.com"),

@@ -21,6 +21,7 @@ from services.models import Base
 from tests import google, postgres
 from tests.browsing import CHROMIUM, CHROMIUM_ARGS
 from tests.factories import PASSWORD, World, build_world
+from tests.servers import RedisServer
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -101,6 +102,14 @@ def gmail_api() -> Iterator[google.GmailApi]:
     server = google.GmailApi()
     yield server
     server.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory) -> Iterator[RedisServer]:
+    """A real Redis on loopback, for the job queue's second back end."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
 
 
 # -- the app ---------------------------------------------------------------------------------

@@ -6,19 +6,28 @@ providers ask, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import base64
+import json
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Iterator
 
 import pytest
 import requests
 from cryptography.fernet import Fernet
+from joserfc import jwt
+from joserfc.jwk import RSAKey
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from werkzeug.serving import make_server
+
+from addin import jobs
 
 from addin.capture import reader as app_reader
 from services.capture import mailboxes, sync
 from services.capture.providers import Endpoints
-from services.capture.standin import StandIn
+from services.capture.standin import PUSH_ACCOUNT, StandIn
 from services.capture.vault import SecretUnreadable, Vault, rotate_secrets
 from services.errors import DomainError, Forbidden
 from services.mail.activities import log_email
@@ -610,3 +619,131 @@ def test_a_leavers_mailbox_is_disconnected(
     box = session.get(Mailbox, mailbox.id)
     assert box.state == "disconnected" and box.secret is None
     assert run(session, sessions, reader, mailbox.id).ran is False
+
+
+# -- push ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def pushed(request, capture_app, app_world: World, standin: StandIn):
+    """The app served on loopback as the providers' notification URL, its queue on SQLite or a
+    real Redis, Google's keys the stand-in's (its Pub/Sub signs the push tokens)."""
+    app = capture_app
+    if request.param == "redis":
+        app.config["JOBS_REDIS_URL"] = request.getfixturevalue("redis_server").url
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    app.config |= {
+        "CAPTURE_PUSH_URL": url,
+        "CAPTURE_PUBSUB_TOPIC": "projects/northwind/topics/mail",
+        "CAPTURE_PUBSUB_ACCOUNT": PUSH_ACCOUNT,
+        "GOOGLE_JWKS_URL": standin.jwks_url,
+        "CAPTURE_GOOGLE_CLIENT_ID": "google-app",
+        "CAPTURE_GOOGLE_CLIENT_SECRET": "google-secret",
+    }
+    app.extensions.pop("inboxcrm.capture_reader", None)
+    standin.pubsub_push_url = f"{url}/capture/google/push"
+    jobs.use(app)
+    jobs.huey.flush()
+    yield app, url
+    jobs.huey.flush()
+    server.shutdown()
+
+
+def work() -> int:
+    """The worker: every task waiting in the queue, run."""
+    done = 0
+    while (task := jobs.huey.dequeue()) is not None:
+        jobs.huey.execute(task)
+        done += 1
+    return done
+
+
+def wait_for(condition, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the provider's notification never came"
+        time.sleep(0.02)
+
+
+def test_graph_notifications_make_a_mailbox_due_and_its_subscriptions_live(
+    pushed, app_world: World, standin: StandIn
+) -> None:
+    app, url = pushed
+    sessions = app.extensions["inboxcrm.db"].sessions
+    with sessions() as session:
+        box = connect(session, app_reader(app), session.get(User, app_world.rep.id))
+    first = sync.sync_mailbox(sessions, app_reader(app), box.id)
+    assert first.done
+    assert len(standin.subscriptions) == 3  # inbox, sent items, calendar: each after Graph's handshake
+    assert {s["clientState"] for s in standin.subscriptions.values()}.isdisjoint({"", None})
+    with sessions() as session:
+        mailbox = session.get(Mailbox, box.id)
+        assert mailbox.next_sync_at > datetime.now(UTC) + timedelta(minutes=20)  # push on: a safety poll only
+
+    standin.deliver(app_world.rep.email, sender=ANN, to=[app_world.rep.email], subject="Pushed")
+    wait_for(lambda: standin.notified)
+    assert standin.notified[-1][1] == 202
+    assert work() == 1
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Capture)) == 1
+
+    # A notification with another client state changes nothing; bad bodies are 400s.
+    [sub_id] = [i for i, s in standin.subscriptions.items() if s["folder"] == "inbox"]
+    forged = {"value": [{"subscriptionId": sub_id, "clientState": "guess", "changeType": "created"}]}
+    assert requests.post(f"{url}/capture/graph/notifications", json=forged, timeout=5).status_code == 202
+    assert work() == 0
+    assert requests.post(f"{url}/capture/graph/notifications", data="x", timeout=5).status_code == 400
+    assert requests.post(f"{url}/capture/graph/notifications", json={"value": 3}, timeout=5).status_code == 400
+
+    # Lifecycle: reauthorization renews the subscription at the next pass; a removed one is made again.
+    standin.lifecycle(app_world.rep.email, "reauthorizationRequired")
+    assert work() == 3  # one task per notification; the first pass renews, the others find nothing due
+    assert sum(r.startswith("PATCH /v1.0/subscriptions/") for r in standin.requests) == 3
+    standin.lifecycle(app_world.rep.email, "subscriptionRemoved")
+    assert work() == 3
+    assert len(standin.subscriptions) == 3
+
+
+def test_a_gmail_push_is_believed_only_with_pubsubs_token(pushed, app_world: World, standin: StandIn) -> None:
+    app, url = pushed
+    sessions = app.extensions["inboxcrm.db"].sessions
+    with sessions() as session:
+        box = connect(session, app_reader(app), session.get(User, app_world.rep.id), "google")
+    assert sync.sync_mailbox(sessions, app_reader(app), box.id).done
+    assert standin.watches == {app_world.rep.email: "projects/northwind/topics/mail"}
+
+    standin.deliver(app_world.rep.email, sender=ANN, to=[app_world.rep.email], subject="Pushed by Pub/Sub")
+    wait_for(lambda: standin.notified)
+    assert standin.notified[-1][1] == 204
+    assert work() == 1
+    with sessions() as session:
+        assert (
+            session.scalar(select(Activity.subject).join(Capture, Capture.activity_id == Activity.id))
+            == "Pushed by Pub/Sub"
+        )
+
+    data = base64.b64encode(json.dumps({"emailAddress": app_world.rep.email, "historyId": 1}).encode()).decode()
+    body = {"message": {"data": data, "messageId": "1"}, "subscription": "projects/x/subscriptions/y"}
+    push_url = f"{url}/capture/google/push"
+    stranger = RSAKey.generate_key(2048, parameters={"kid": "standin-1"})
+    for token in (
+        standin.push_token(aud="https://elsewhere.test/push"),
+        standin.push_token(email="someone@evil.test"),
+        standin.push_token(exp=int(time.time()) - 3600),
+        jwt.encode(
+            {"alg": "RS256", "kid": "standin-1"}, {"iss": "https://accounts.google.com", "aud": push_url}, stranger
+        ),
+    ):
+        assert (
+            requests.post(push_url, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=5).status_code
+            == 401
+        )
+    assert requests.post(push_url, json=body, timeout=5).status_code == 401
+    good = {"Authorization": f"Bearer {standin.push_token()}"}
+    assert requests.post(push_url, json={"message": {"data": "!!"}}, headers=good, timeout=5).status_code == 400
+    assert requests.post(push_url, json=[1], headers=good, timeout=5).status_code == 400
+    assert work() == 0
+    assert requests.post(push_url, json=body, headers=good, timeout=5).status_code == 204
+    assert work() == 1

@@ -34,14 +34,7 @@ from services.models import (
 )
 from services.types import utcnow
 from tests.factories import World, make_user
-from tests.servers import Receiver, RedisServer
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory):
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    yield server
-    server.stop()
+from tests.servers import Receiver
 
 
 @pytest.fixture

@@ -4,9 +4,12 @@ consent, whose mailboxes it reads, the capture audit). The rules are ``services.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from datetime import datetime
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, request, session, url_for
 from flask_login import login_required
 from sqlalchemy import select
 from werkzeug.wrappers import Response
@@ -14,12 +17,14 @@ from werkzeug.wrappers import Response
 from addin import capture as parts
 from addin.database import commit, db
 from addin.jobs import enqueue_capture
+from addin.security import verify_with_keys
 from addin.views import actor, refused
 from services.access import require_role
-from services.capture import mailboxes
+from services.capture import mailboxes, push
 from services.capture.mailboxes import PROVIDER_NAMES
 from services.capture.sync import FOLDERS
 from services.errors import DomainError
+from services.identity import verify_google_token
 from services.models import MAIL_PROVIDERS, AuditEvent, Mailbox, User
 from services.types import utcnow
 
@@ -182,6 +187,76 @@ def sync_now(mailbox_id: int) -> Response:
     enqueue_capture(mailbox_id)
     flash("Reading it now.")
     return redirect(request.referrer or url_for("capture.mine"), code=303)
+
+
+# -- push: the providers' notifications (no cookie, no CSRF: each proves itself) -----------------
+
+
+def _graph(lifecycle: bool) -> Response | tuple[str, int, dict[str, str]] | tuple[Response, int]:
+    """Graph's validation handshake (echo the token, as plain text, at once), else its
+    notifications, each checked by its client state; what they name is read by the worker."""
+    if "validationToken" in request.args:
+        return request.args["validationToken"][:1000], 200, {"Content-Type": "text/plain; charset=utf-8"}
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return jsonify(error="Expected Graph's notification JSON."), 400
+    try:
+        due = push.graph_notified(db(), body.get("value"), current_app.config["SECRET_KEY"], lifecycle=lifecycle)
+    except ValueError:
+        return jsonify(error="Expected a list of notifications under value."), 400
+    commit()
+    for mailbox_id in due:
+        enqueue_capture(mailbox_id)
+    return "", 202
+
+
+@bp.post("/capture/graph/notifications")
+def graph_notifications():
+    return _graph(lifecycle=False)
+
+
+@bp.post("/capture/graph/lifecycle")
+def graph_lifecycle():
+    return _graph(lifecycle=True)
+
+
+@bp.post("/capture/google/push")
+def google_push():
+    """Cloud Pub/Sub's push of a Gmail watch: its OIDC token checked (Google's signature, our
+    audience, the push subscription's service account), then the mailbox it names is due."""
+    config = current_app.config
+    audience = config["CAPTURE_PUBSUB_AUDIENCE"] or f"{config['CAPTURE_PUSH_URL']}/capture/google/push"
+    bearer = request.headers.get("Authorization", "")
+    if not config["CAPTURE_PUBSUB_ACCOUNT"] or not bearer.startswith("Bearer "):
+        return jsonify(error="A Pub/Sub push token is required."), 401
+    claims = verify_with_keys(
+        "inboxcrm.google_keys",
+        config["GOOGLE_JWKS_URL"],
+        lambda keys: verify_google_token(bearer.removeprefix("Bearer "), [audience], keys),
+        "Pub/Sub push",
+        "The push token was refused.",
+    )
+    if not isinstance(claims, dict):
+        return claims
+    if str(claims.get("email", "")).lower() != config["CAPTURE_PUBSUB_ACCOUNT"].lower():
+        return jsonify(error="The push token is not the push subscription's."), 401
+    body = request.get_json(silent=True)
+    message = body.get("message") if isinstance(body, dict) else None
+    try:
+        data = json.loads(base64.b64decode(message["data"], validate=True))
+        address = data["emailAddress"]
+        assert isinstance(address, str)
+    except (TypeError, KeyError, ValueError, AssertionError, binascii.Error):
+        return jsonify(error="Expected a Gmail notification: message.data with emailAddress."), 400
+    due = push.gmail_pushed(db(), address)
+    commit()
+    for mailbox_id in due:
+        enqueue_capture(mailbox_id)
+    return "", 204
+
+
+for _view in (graph_notifications, graph_lifecycle, google_push):
+    _view.csrf_exempt = True  # type: ignore[attr-defined]
 
 
 def behind(mailbox: Mailbox, now: datetime) -> str:

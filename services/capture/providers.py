@@ -152,11 +152,20 @@ class Api:
         self._token = token  # token(refresh) -> a usable access token
 
     def get(self, url: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
+        return self.send("GET", url, headers=headers)
+
+    def send(
+        self, method: str, url: str, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+    ) -> dict[str, Any]:
         for attempt in (0, 1):
             bearer = self._token(attempt == 1)
             try:
-                response = self.http.get(
-                    url, headers={"Authorization": f"Bearer {bearer}", **(headers or {})}, timeout=TIMEOUT
+                response = self.http.request(
+                    method,
+                    url,
+                    json=body,
+                    headers={"Authorization": f"Bearer {bearer}", **(headers or {})},
+                    timeout=TIMEOUT,
                 )
             except requests.RequestException as error:
                 raise ProviderError("The mail provider did not answer in time.") from error
@@ -178,7 +187,9 @@ class Api:
             raise ConsentRevoked("The mail provider no longer lets Inbox CRM read this mailbox.")
         if status == 404:
             raise CursorExpired("The provider no longer knows where the last pass stopped.")
-        if status != 200:
+        if status == 204:
+            return {}
+        if status not in (200, 201):
             raise ProviderError(f"The mail provider answered {status}.")
         try:
             body = response.json()

@@ -21,7 +21,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+import requests
+from joserfc import jwt
+from joserfc.jwk import RSAKey
+
 GRAPH_FOLDERS = ("inbox", "sentitems")
+PUSH_ACCOUNT = "pubsub-push@standin.iam.gserviceaccount.com"  # who Pub/Sub's push tokens name
 
 
 @dataclass
@@ -55,6 +60,12 @@ class StandIn:
         self.requests: list[str] = []
         self.page_size = page_size
         self.token_lifetime = 3600
+        self.subscriptions: dict[str, dict[str, Any]] = {}  # Graph's, by id
+        self.watches: dict[str, str] = {}  # Gmail address -> topic
+        self.pubsub_push_url: str | None = None  # the push subscription's endpoint (ours)
+        self.pubsub_audience: str | None = None
+        self.signing_key = RSAKey.generate_key(2048, parameters={"kid": "standin-1", "use": "sig"})
+        self.notified: list[tuple[str, int]] = []  # (url, status) of every notification posted
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -109,7 +120,8 @@ class StandIn:
                 "isDraft": False,
             }
             self.box(address).items[graph_id] = Item(number, folder, resource, gmail_id=f"{number:016x}")
-            return graph_id
+        self._changed(address, folder)
+        return graph_id
 
     def remove(self, address: str, graph_id: str) -> None:
         with self.lock:
@@ -150,7 +162,8 @@ class StandIn:
                 "sensitivity": "normal",
             }
             box.items[graph_id] = Item(number, "calendar", resource, gmail_id=f"{number:016x}")
-            return graph_id
+        self._changed(address, "calendar")
+        return graph_id
 
     def expire_cursors(self) -> None:
         """Every delta link, history id and sync token given so far is too old now."""
@@ -173,6 +186,116 @@ class StandIn:
             token = secrets.token_urlsafe(24)
             self.refresh_tokens[token] = address
             return token
+
+    # -- push -------------------------------------------------------------------------------
+
+    def _changed(self, address: str, folder: str) -> None:
+        """Graph's change notifications and Gmail's Pub/Sub pushes for a change, sent as the
+        providers do: after the change, from another thread, not waiting on the receiver."""
+        with self.lock:
+            graph = [
+                (sub["notificationUrl"], self._notification(sub_id, sub))
+                for sub_id, sub in self.subscriptions.items()
+                if sub["address"] == address and sub["folder"] == folder
+            ]
+            gmail = folder != "calendar" and address in self.watches and self.pubsub_push_url
+            seq = self.seq
+        for url, body in graph:
+            threading.Thread(target=self._post, args=(url, body), daemon=True).start()
+        if gmail:
+            data = base64.b64encode(json.dumps({"emailAddress": address, "historyId": seq}).encode()).decode()
+            body = {
+                "message": {"data": data, "messageId": str(seq), "publishTime": datetime.now(UTC).isoformat()},
+                "subscription": "projects/standin/subscriptions/inboxcrm",
+            }
+            headers = {"Authorization": f"Bearer {self.push_token()}"}
+            threading.Thread(target=self._post, args=(self.pubsub_push_url, body, headers), daemon=True).start()
+
+    def _notification(self, sub_id: str, sub: dict[str, Any], lifecycle: str | None = None) -> dict[str, Any]:
+        note = {
+            "subscriptionId": sub_id,
+            "clientState": sub["clientState"],
+            "subscriptionExpirationDateTime": sub["expirationDateTime"],
+            "tenantId": "standin-tenant",
+        }
+        if lifecycle:
+            note["lifecycleEvent"] = lifecycle
+        else:
+            note |= {"changeType": "created", "resource": sub["resource"]}
+        return {"value": [note]}
+
+    def _post(self, url: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        try:
+            status = requests.post(url, json=body, headers=headers or {}, timeout=10).status_code
+        except requests.RequestException:
+            status = 0
+        with self.lock:
+            self.notified.append((url, status))
+
+    def lifecycle(self, address: str, event: str) -> None:
+        """A lifecycle notification (reauthorizationRequired, subscriptionRemoved, missed) for the
+        mailbox's subscriptions."""
+        with self.lock:
+            posts = [
+                (sub["lifecycleNotificationUrl"], self._notification(sub_id, sub, event))
+                for sub_id, sub in self.subscriptions.items()
+                if sub["address"] == address and sub.get("lifecycleNotificationUrl")
+            ]
+            if event == "subscriptionRemoved":
+                for sub_id in [i for i, sub in self.subscriptions.items() if sub["address"] == address]:
+                    del self.subscriptions[sub_id]
+        for url, body in posts:
+            self._post(url, body)
+
+    def push_token(self, **overrides: Any) -> str:
+        """The OIDC token Pub/Sub's push puts on its request, signed with the stand-in's key."""
+        now = int(datetime.now(UTC).timestamp())
+        claims = {
+            "iss": "https://accounts.google.com",
+            "aud": self.pubsub_audience or self.pubsub_push_url,
+            "sub": "1099",
+            "email": PUSH_ACCOUNT,
+            "email_verified": True,
+            "iat": now,
+            "exp": now + 3600,
+            **overrides,
+        }
+        return jwt.encode(
+            {"alg": "RS256", "kid": "standin-1"}, {k: v for k, v in claims.items() if v is not None}, self.signing_key
+        )
+
+    @property
+    def jwks_url(self) -> str:
+        return f"{self.url}/oauth2/v3/certs"
+
+    def _subscribe(self, handler: Any, address: str, body: bytes) -> None:
+        """``POST /subscriptions``: Graph first checks the notification URL echoes a validation
+        token (within 10 seconds), then answers the subscription."""
+        try:
+            wanted = json.loads(body)
+            url, resource = wanted["notificationUrl"], wanted["resource"]
+        except (ValueError, KeyError, TypeError):
+            return handler._send(400, {"error": {"code": "InvalidRequest"}})
+        token = secrets.token_urlsafe(12)
+        try:
+            echo = requests.post(f"{url}?{urlencode({'validationToken': token})}", timeout=10)
+        except requests.RequestException:
+            echo = None
+        if (
+            echo is None
+            or echo.status_code != 200
+            or echo.text != token
+            or not echo.headers.get("Content-Type", "").startswith("text/plain")
+        ):
+            return handler._send(
+                400, {"error": {"code": "ValidationError", "message": "Subscription validation request failed."}}
+            )
+        folder = "calendar" if resource.endswith("/events") else resource.split("('")[1].split("')")[0]
+        owner = resource.split("/")[1] if resource.startswith("users/") else address
+        sub_id = secrets.token_hex(8)
+        with self.lock:
+            self.subscriptions[sub_id] = {**wanted, "address": owner, "folder": folder}
+        handler._send(201, {"id": sub_id, **wanted})
 
     # -- the server -------------------------------------------------------------------------
 
@@ -200,12 +323,24 @@ class StandIn:
                 length = int(self.headers.get("Content-Length") or 0)
                 standin._serve(self, "POST", self.rfile.read(length))
 
+            def do_PATCH(self) -> None:  # noqa: N802
+                length = int(self.headers.get("Content-Length") or 0)
+                standin._serve(self, "PATCH", self.rfile.read(length))
+
         return Handler
 
     def _serve(self, handler: Any, method: str, body: bytes) -> None:
         parts = urlsplit(handler.path)
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         path = parts.path
+        if path == "/oauth2/v3/certs":
+            return handler._send(200, {"keys": [self.signing_key.as_dict(private=False)]})
+        if path == "/v1.0/subscriptions" and method == "POST":
+            with self.lock:
+                address = self._bearer(handler)
+            if address is None:
+                return handler._send(401, {"error": {"code": "InvalidAuthenticationToken"}})
+            return self._subscribe(handler, address, body)  # the handshake is made outside the lock
         with self.lock:
             self.requests.append(f"{method} {handler.path}")
             if self.throttle and "/token" not in path and "/authorize" not in path:
@@ -219,6 +354,18 @@ class StandIn:
             address = self._bearer(handler)
             if address is None:
                 return handler._send(401, {"error": {"code": "InvalidAuthenticationToken"}})
+            if path.startswith("/v1.0/subscriptions/") and method == "PATCH":
+                sub = self.subscriptions.get(path.rsplit("/", 1)[1])
+                if sub is None:
+                    return handler._send(404, {"error": {"code": "ResourceNotFound"}})
+                sub["expirationDateTime"] = json.loads(body or b"{}").get(
+                    "expirationDateTime", sub["expirationDateTime"]
+                )
+                return handler._send(200, {"id": path.rsplit("/", 1)[1], **sub})
+            if path == "/gmail/v1/users/me/watch" and method == "POST":
+                self.watches[address] = json.loads(body or b"{}").get("topicName", "")
+                expiration = int((datetime.now(UTC) + timedelta(days=7)).timestamp() * 1000)
+                return handler._send(200, {"historyId": str(self.seq), "expiration": str(expiration)})
             if path.startswith("/v1.0/"):
                 return self._graph(handler, address, path.removeprefix("/v1.0/"), query)
             if path.startswith("/gmail/v1/users/me/"):

@@ -48,6 +48,7 @@ from services.capture.providers import (
     graph_user,
     post_token,
 )
+from services.capture import push
 from services.capture.rules import capture_event, capture_message, settle_meetings
 from services.capture.vault import SecretUnreadable, Vault
 from services.models import Mailbox, MailboxFeed, MailboxState, MailGrant
@@ -83,6 +84,11 @@ class Reader:
     pause: Callable[[], None] = lambda: None
     google_service_account: GoogleServiceAccount | None = None
     microsoft_app: tuple[str, str] | None = None  # client id and secret with application permissions
+    # Push (``services.capture.push``): the public base URL the providers notify, the secret its
+    # client states are made with, and the Pub/Sub topic Gmail publishes to. None: polling only.
+    push_url: str | None = None
+    push_secret: str = ""
+    pubsub_topic: str | None = None
 
 
 @dataclass
@@ -272,7 +278,7 @@ def sync_mailbox(
                 mailbox.state = MailboxState.CURRENT.value
                 mailbox.synced_at = now
                 mailbox.backfill_done_at = mailbox.backfill_done_at or now
-                mailbox.next_sync_at = now + POLL
+                mailbox.next_sync_at = now + (push.SAFETY_POLL if _keep_push(session, reader, mailbox, now) else POLL)
             elif result.stopped is None:
                 mailbox.next_sync_at = now  # more pages wait: the next pass goes on at once
             result.done = done and result.stopped is None
@@ -281,6 +287,26 @@ def sync_mailbox(
         with sessions() as session:
             release(session, mailbox_id, worker)
     return result
+
+
+def _keep_push(session: Session, reader: Reader, mailbox: Mailbox, now: datetime) -> bool:
+    """The mailbox's push subscriptions made or renewed, where push is configured. Returns
+    whether push is on for it; a provider's refusal leaves it polled, and says why in the log."""
+    if not reader.push_url or (mailbox.provider == "google" and not reader.pubsub_topic):
+        return False
+    api = Api(reader.http, _token(session, reader, mailbox, now))
+    try:
+        if mailbox.provider == "microsoft":
+            feeds = [_feed(session, mailbox, folder) for folder in FOLDERS["microsoft"]]
+            session.flush()
+            push.subscribe(api, reader.endpoints.graph, mailbox, feeds, reader.push_url, reader.push_secret, now)
+        else:
+            assert reader.pubsub_topic is not None
+            push.watch(api, reader.endpoints.gmail, _feed(session, mailbox, "mail"), reader.pubsub_topic, now)
+    except (ProviderError, ConsentRevoked, SecretUnreadable) as failure:
+        log.warning("mailbox %s: push not set up (%s); it is polled", mailbox.id, failure)
+        return False
+    return True
 
 
 def _read_folder(
