@@ -1356,3 +1356,25 @@ class Capture(OrgScoped, Base):
     reason: Mapped[str] = mapped_column(String(300))
     captured_at: Mapped[datetime] = mapped_column(default=utcnow)
     uncaptured_at: Mapped[datetime | None]
+    online_link: Mapped[str | None] = mapped_column(String(1000))  # a meeting's join URL (its Teams transcript's key)
+    # When the rep said how a captured meeting went (``services.capture.meetings``); until then
+    # My day asks, for a held one.
+    answered_at: Mapped[datetime | None]
+
+
+class Transcript(OrgScoped, Base):
+    """What was said in a meeting: Teams' transcript read through Graph, or a file the rep
+    attached (WebVTT or text). It is the meeting's: private when the meeting is, removed with its
+    body by the retention, scrubbed by an erasure."""
+
+    __tablename__ = "transcripts"
+    __table_args__ = (UniqueConstraint("activity_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    activity_id: Mapped[int] = mapped_column(ForeignKey("activities.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(16))  # teams | upload
+    filename: Mapped[str | None] = mapped_column(String(255))
+    text: Mapped[str | None] = mapped_column(Text)
+    customer_text: Mapped[str | None] = mapped_column(Text)  # the lines of speakers outside the organization
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

@@ -43,6 +43,7 @@ from services.models import (
     LeadArrival,
     Opportunity,
     Organization,
+    Transcript,
     User,
     live,
 )
@@ -643,6 +644,15 @@ def remove_old_bodies(session: Session, organization: Organization, now: datetim
         )
     )
     removed = sync.rows_changed(session, organization.id, Activity, list(old), {"body_text": None, "body_html": None})
+    # A meeting's transcript is its body: it goes with the same cutoff.
+    session.execute(
+        delete(Transcript).where(
+            Transcript.organization_id == organization.id,
+            Transcript.activity_id.in_(
+                select(Activity.id).where(Activity.organization_id == organization.id, Activity.occurred_at < cutoff)
+            ),
+        )
+    )
     if removed:
         _note(
             session,

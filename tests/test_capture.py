@@ -7,6 +7,7 @@ providers ask, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import base64
+import io
 import json
 import threading
 import time
@@ -25,13 +26,13 @@ from werkzeug.serving import make_server
 from addin import jobs
 
 from addin.capture import reader as app_reader
-from services.capture import mailboxes, sync
+from services.capture import mailboxes, meetings, sync
 from services.capture.providers import Endpoints
 from services.capture.standin import PUSH_ACCOUNT, StandIn
 from services.capture.vault import SecretUnreadable, Vault, rotate_secrets
-from services.errors import DomainError, Forbidden
-from services.mail.activities import log_email
-from services.models import Activity, AuditEvent, BlockEntry, Capture, Mailbox, User
+from services.errors import DomainError, Forbidden, NotFound
+from services.mail.activities import log_email, log_meeting
+from services.models import Activity, AuditEvent, BlockEntry, Capture, Mailbox, NoteChecklist, Transcript, User
 from services.rollups import rebuild_rollups
 from services.setup import people
 from tests.factories import World
@@ -747,3 +748,146 @@ def test_a_gmail_push_is_believed_only_with_pubsubs_token(pushed, app_world: Wor
     assert work() == 0
     assert requests.post(push_url, json=body, headers=good, timeout=5).status_code == 204
     assert work() == 1
+
+
+# -- meetings after they are held --------------------------------------------------------------------
+
+VTT = """WEBVTT
+
+00:00:01.000 --> 00:00:04.000
+<v Rita Rep>Thanks for joining, Ann.</v>
+
+00:00:05.000 --> 00:00:09.000
+<v Ann Buyer>We love the reefer pricing, this is great news for us.</v>
+
+00:00:10.000 --> 00:00:12.000
+<v Ann Buyer>Send the contract for the Denver lanes.</v>
+"""
+
+
+def test_a_held_meeting_asks_how_it_went_and_keeps_its_teams_transcript(
+    session: Session, sessions, world: World, standin: StandIn, reader: sync.Reader
+) -> None:
+    rep = world.rep
+    now = datetime.now(UTC).replace(microsecond=0)
+    join = "https://teams.microsoft.com/l/meetup-join/19%3ameeting_1"
+    standin.transcripts[join] = VTT
+    standin.schedule(
+        rep.email,
+        subject="Pricing call",
+        start=now - timedelta(hours=3),
+        minutes=30,
+        attendees=[ANN],
+        uid="m-1",
+        online=join,
+    )
+    session.add(NoteChecklist(organization_id=world.org.id, activity_type="visit", questions=["Next step"]))
+    mailbox = connect(session, reader, rep)
+    run(session, sessions, reader, mailbox.id)
+    [asked] = meetings.to_ask(session, rep)
+    meeting = session.get(Activity, asked.activity_id)
+    transcript = session.scalar(select(Transcript).where(Transcript.activity_id == meeting.id))
+    assert transcript.source == "teams" and "Denver lanes" in transcript.text
+    assert "Thanks for joining" not in transcript.customer_text  # the rep's own lines are not the customer's
+    assert meeting.sentiment is not None and meeting.sentiment > 0.3  # scored by what Ann said
+
+    with pytest.raises(DomainError):
+        meetings.debrief(session, rep, meeting.id, {"outcome": "went great"})
+    with pytest.raises(Forbidden):
+        meetings.debrief(session, world.teammate, meeting.id, {"outcome": "held"})
+    meetings.debrief(
+        session,
+        rep,
+        meeting.id,
+        {"outcome": "held", "rating": 1, "note": "Good call", "answers": {"Next step": "Contract"}},
+    )
+    session.commit()
+    session.expire_all()
+    meeting = session.get(Activity, meeting.id)
+    assert meeting.rating == 1 and "Next step: Contract" in meeting.body_text and "Good call" in meeting.body_text
+    assert meetings.to_ask(session, rep) == []  # answered: asked no more
+
+    # Searchable by the team; private when the meeting is.
+    assert [hit.activity_id for hit in meetings.search_transcripts(session, world.manager, "denver")] == [meeting.id]
+    assert meetings.search_transcripts(session, world.west_rep, "denver") == []
+    meeting.is_private = True
+    session.commit()
+    assert meetings.search_transcripts(session, world.manager, "denver") == []
+    assert meetings.search_transcripts(session, rep, "denver")[0].line == "Send the contract for the Denver lanes."
+    with pytest.raises(Forbidden):
+        meetings.transcript_of(session, world.manager, meeting.id)
+
+
+def test_a_transcript_file_is_attached_and_bad_files_refused(session: Session, world: World) -> None:
+    meeting, _ = log_meeting(
+        session, world.rep, {"event_id": "E1", "subject": "Visit", "start": "2026-11-02T14:00", "attendees": [ANN]}
+    )
+    session.commit()
+    for name, content, message in (
+        ("notes.pdf", b"x", ".vtt or .txt"),
+        ("t.vtt", b"\xff\xfe\x00bad", "UTF-8"),
+        ("t.vtt", b"WEBVTT\n\n", "no transcript"),
+        ("t.txt", b"x" * (meetings.MAX_FILE + 1), "5 MB"),
+    ):
+        with pytest.raises(DomainError, match=message):
+            meetings.attach_transcript(session, world.rep, meeting.id, name, content)
+    with pytest.raises(Forbidden):
+        meetings.attach_transcript(session, world.manager, meeting.id, "t.txt", b"Ann Buyer: hello")
+    kept = meetings.attach_transcript(
+        session, world.rep, meeting.id, "call.txt", b"Ann Buyer: The price is terrible.\nRita Rep: I see."
+    )
+    assert kept.customer_text == "The price is terrible."
+    assert session.get(Activity, meeting.id).sentiment < 0
+    with pytest.raises(NotFound):
+        meetings.transcript_of(session, world.other_user, meeting.id)  # another organization's
+
+
+def test_my_day_asks_and_a_refused_answer_keeps_what_was_typed(
+    capture_app, app_world: World, auth, standin: StandIn
+) -> None:
+    world = app_world
+    sessions = capture_app.extensions["inboxcrm.db"].sessions
+    standin.schedule(
+        world.rep.email,
+        subject="Quarterly review",
+        start=datetime.now(UTC) - timedelta(hours=2),
+        minutes=30,
+        attendees=[ANN],
+        uid="q-1",
+    )
+    with sessions() as session:
+        box = connect(session, app_reader(capture_app), session.get(User, world.rep.id))
+    sync.sync_mailbox(sessions, app_reader(capture_app), box.id)
+    auth.login(world.rep.email)
+    day = auth.get("/pane/my-day").get_data(as_text=True)
+    assert "How did it go?" in day and "Quarterly review" in day
+    with sessions() as session:
+        meeting_id = session.scalar(select(Activity.id).where(Activity.subject == "Quarterly review"))
+    refused_answer = auth.post(
+        f"/capture/meetings/{meeting_id}/debrief", {"outcome": "splendid", "note": "Typed note", "rating": "1"}
+    )
+    assert refused_answer.status_code == 422
+    page = refused_answer.get_data(as_text=True)
+    assert "Choose held, no show" in page and "Typed note" in page
+    saved = auth.post(f"/capture/meetings/{meeting_id}/debrief", {"outcome": "no_show", "rating": "-1"})
+    assert (
+        saved.status_code == 200
+        and "Saved" in saved.get_data(as_text=True)
+        and "Quarterly review" not in saved.get_data(as_text=True)
+    )
+    with sessions() as session:
+        meeting = session.get(Activity, meeting_id)
+        assert meeting.outcome == "no_show" and meeting.rating == -1
+    # The transcript page: attach, read, and refusals.
+    upload = auth.post(
+        f"/capture/meetings/{meeting_id}/transcript",
+        {"file": (io.BytesIO(b"Ann Buyer: See you next week."), "t.txt")},
+        htmx=False,
+    )
+    assert upload.status_code == 303
+    assert "See you next week." in auth.get(f"/capture/meetings/{meeting_id}/transcript", htmx=False).get_data(
+        as_text=True
+    )
+    bad = auth.post(f"/capture/meetings/{meeting_id}/transcript", {"file": (io.BytesIO(b"%PDF"), "t.pdf")}, htmx=False)
+    assert bad.status_code == 422 and ".vtt or .txt" in bad.get_data(as_text=True)
+    assert "See you next week." in auth.get("/capture/transcripts?q=next+week", htmx=False).get_data(as_text=True)

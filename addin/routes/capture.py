@@ -18,9 +18,10 @@ from addin import capture as parts
 from addin.database import commit, db
 from addin.jobs import enqueue_capture
 from addin.security import verify_with_keys
-from addin.views import actor, refused
+from addin.routes.pane import render_my_day
+from addin.views import actor, is_htmx, refused
 from services.access import require_role
-from services.capture import mailboxes, push
+from services.capture import mailboxes, meetings, push
 from services.capture.mailboxes import PROVIDER_NAMES
 from services.capture.sync import FOLDERS
 from services.errors import DomainError
@@ -113,6 +114,70 @@ def take_back(capture_id: int) -> tuple[str, int]:
     _, address = mailboxes.uncapture(db(), actor(), capture_id)
     commit()
     return _page(offer=address)
+
+
+# -- captured meetings ---------------------------------------------------------------------------
+
+
+@bp.post("/capture/meetings/<id:activity_id>/debrief")
+@login_required
+def debrief(activity_id: int) -> Response | tuple[str, int]:
+    """How a held meeting went, from My day: its outcome, rating and note."""
+    form = request.form
+    data = {
+        "rating": form.get("rating") or 0,
+        "outcome": form.get("outcome", ""),
+        "note": form.get("note", ""),
+        "answers": {k.removeprefix("answer:"): v for k, v in form.items() if k.startswith("answer:")},
+    }
+    with refused(of_input_only=True) as refusal:
+        meetings.debrief(db(), actor(), activity_id, data)
+    if refusal:
+        if not is_htmx():
+            return _page(refusal.error, refusal.status)
+        return render_my_day(error=refusal.error, typed={**form.to_dict(), "activity_id": activity_id}), refusal.status
+    commit()
+    if not is_htmx():
+        flash("Saved: thank you.")
+        return redirect(url_for("capture.mine"), code=303)
+    return render_my_day(notice="Saved: thank you."), 200
+
+
+@bp.post("/capture/meetings/<id:activity_id>/transcript")
+@login_required
+def attach_transcript(activity_id: int) -> Response | tuple[str, int]:
+    upload = request.files.get("file")
+    with refused(of_input_only=True) as refusal:
+        name, content = (upload.filename or "", upload.read(meetings.MAX_FILE + 1)) if upload else ("", b"")
+        meetings.attach_transcript(db(), actor(), activity_id, name, content)
+    if refusal:
+        return _transcript_page(activity_id, refusal.error, refusal.status)
+    commit()
+    flash("Transcript kept with the meeting.")
+    return redirect(url_for("capture.transcript", activity_id=activity_id), code=303)
+
+
+def _transcript_page(activity_id: int, error: DomainError | None = None, status: int = 200) -> tuple[str, int]:
+    transcript = meetings.transcript_of(db(), actor(), activity_id)
+    lines = meetings.parse_transcript(transcript.text or "") if transcript else []
+    return render_template(
+        "capture/transcript.html", activity_id=activity_id, transcript=transcript, lines=lines, error=error
+    ), status
+
+
+@bp.get("/capture/meetings/<id:activity_id>/transcript")
+@login_required
+def transcript(activity_id: int) -> tuple[str, int]:
+    return _transcript_page(activity_id)
+
+
+@bp.get("/capture/transcripts")
+@login_required
+def search_transcripts() -> tuple[str, int]:
+    query = request.args.get("q", "")
+    return render_template(
+        "capture/transcripts.html", query=query[:200], found=meetings.search_transcripts(db(), actor(), query)
+    ), 200
 
 
 # -- the admin's ---------------------------------------------------------------------------------

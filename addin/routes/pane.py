@@ -14,6 +14,7 @@ from addin.pane_actions import ITEM_FIELDS, ITEM_LISTS, MailItemRef, render_cont
 from addin.views import actor, page_or_fragment, reader_zone, refused, zone_differs
 from services.errors import DomainError
 from services import followups, privacy
+from services.capture import meetings as captured_meetings
 from services.models import HAND_OUTCOMES, LEAD_SOURCES, LOGGED_BY_HAND
 from services.search import search_crm
 from services.types import utcnow
@@ -112,11 +113,27 @@ def search() -> tuple[str, int]:
 @bp.get("/pane/my-day")
 @login_required
 def my_day() -> tuple[str, int]:
-    """With no mail open: the rep's follow-ups overdue and due today."""
+    """With no mail open: the rep's follow-ups overdue and due today, and the meetings to say
+    how they went."""
+    return render_my_day(), 200
+
+
+def render_my_day(
+    notice: str | None = None, error: DomainError | None = None, typed: dict[str, Any] | None = None
+) -> str:
+    """My day: the follow-ups due, and the captured meetings held lately that ask how they went."""
     now = utcnow()
     return render_template(
-        "pane/_my_day.html", follow_ups=followups.my_day(db(), actor(), now, reader_zone()), now=now
-    ), 200
+        "pane/_my_day.html",
+        follow_ups=followups.my_day(db(), actor(), now, reader_zone()),
+        meetings=captured_meetings.to_ask(db(), actor(), now),
+        questions=captured_meetings.questions(db(), actor().organization_id),
+        outcomes=captured_meetings.DEBRIEF_OUTCOMES,
+        notice=notice,
+        error=error,
+        typed=typed or {},
+        now=now,
+    )
 
 
 @bp.app_context_processor

@@ -34,9 +34,11 @@ from services.mail.text import html_to_text, is_valid_address
 TIMEOUT = (5, 30)
 PAGE_SIZE = 50
 MAIL_SCOPES = {
-    "microsoft": "offline_access openid email https://graph.microsoft.com/Mail.Read https://graph.microsoft.com/Calendars.Read",
+    "microsoft": "offline_access openid email https://graph.microsoft.com/Mail.Read https://graph.microsoft.com/Calendars.Read"
+    " https://graph.microsoft.com/OnlineMeetings.Read https://graph.microsoft.com/OnlineMeetingTranscript.Read.All",
     "google": "openid email https://www.googleapis.com/auth/gmail.readonly https://www.googleapis.com/auth/calendar.readonly",
 }
+MAX_TEXT = 2_000_000  # characters of a non-JSON answer kept (a transcript)
 PRIVATE = "private"  # the category (Outlook) or label (Gmail) a rep puts on a mail kept to themselves
 
 
@@ -154,8 +156,18 @@ class Api:
     def get(self, url: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
         return self.send("GET", url, headers=headers)
 
+    def get_text(self, url: str) -> str:
+        """A resource that is not JSON (a transcript's WebVTT)."""
+        return self.send("GET", url, text=True)["text"]
+
     def send(
-        self, method: str, url: str, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+        self,
+        method: str,
+        url: str,
+        body: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        *,
+        text: bool = False,
     ) -> dict[str, Any]:
         for attempt in (0, 1):
             bearer = self._token(attempt == 1)
@@ -171,11 +183,11 @@ class Api:
                 raise ProviderError("The mail provider did not answer in time.") from error
             if response.status_code == 401 and attempt == 0:
                 continue
-            return self._answer(response)
+            return self._answer(response, text)
         raise ConsentRevoked("The mail provider refused the mailbox's sign-in: connect it again.")
 
     @staticmethod
-    def _answer(response: requests.Response) -> dict[str, Any]:
+    def _answer(response: requests.Response, text: bool = False) -> dict[str, Any]:
         status = response.status_code
         if status in (429, 503):
             raise Throttled(_retry_after(response))
@@ -191,6 +203,8 @@ class Api:
             return {}
         if status not in (200, 201):
             raise ProviderError(f"The mail provider answered {status}.")
+        if text:
+            return {"text": response.text[:MAX_TEXT]}
         try:
             body = response.json()
         except ValueError as error:

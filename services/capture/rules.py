@@ -130,7 +130,13 @@ def _logged_as_sent(session: Session, owner: User, message: GmailMessage) -> Act
 
 
 def _record(
-    session: Session, mailbox: Mailbox, activity: Activity, reason: str, now: datetime, provider_id: str | None = None
+    session: Session,
+    mailbox: Mailbox,
+    activity: Activity,
+    reason: str,
+    now: datetime,
+    provider_id: str | None = None,
+    online_link: str | None = None,
 ) -> None:
     session.add(
         Capture(
@@ -138,6 +144,7 @@ def _record(
             mailbox_id=mailbox.id,
             activity_id=activity.id,
             provider_id=provider_id,
+            online_link=online_link or None,
             reason=reason[:300],
             captured_at=now,
         )
@@ -194,7 +201,7 @@ def capture_event(session: Session, mailbox: Mailbox, event: Event, now: datetim
     except DomainError as refused:
         return Outcome(None, refused.message)
     if created:
-        _record(session, mailbox, activity, reason, now, event.provider_id)
+        _record(session, mailbox, activity, reason, now, event.provider_id, event.online_link)
     return Outcome(activity, reason, created)
 
 

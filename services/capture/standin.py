@@ -66,6 +66,7 @@ class StandIn:
         self.pubsub_audience: str | None = None
         self.signing_key = RSAKey.generate_key(2048, parameters={"kid": "standin-1", "use": "sig"})
         self.notified: list[tuple[str, int]] = []  # (url, status) of every notification posted
+        self.transcripts: dict[str, str] = {}  # a Teams meeting's join URL -> its WebVTT transcript
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -447,6 +448,21 @@ class StandIn:
             return self._delta(handler, address, folder, query)
         if path == "calendarView/delta":
             return self._delta(handler, address, "calendar", query)
+        if path == "onlineMeetings":
+            wanted = query.get("$filter", "").partition("eq '")[2].rstrip("'")
+            ids = [f"MSo{i}" for i, url in enumerate(self.transcripts) if url == wanted]
+            return handler._send(200, {"value": [{"id": i, "joinWebUrl": wanted} for i in ids]})
+        if path.startswith("onlineMeetings/") and path.endswith("/transcripts"):
+            return handler._send(200, {"value": [{"id": "tr-1", "createdDateTime": "2026-12-01T10:00:00Z"}]})
+        if path.startswith("onlineMeetings/") and path.endswith("/transcripts/tr-1/content"):
+            index = int(path.split("/")[1].removeprefix("MSo"))
+            data = list(self.transcripts.values())[index].encode()
+            handler.send_response(200)
+            handler.send_header("Content-Type", "text/vtt")
+            handler.send_header("Content-Length", str(len(data)))
+            handler.end_headers()
+            handler.wfile.write(data)
+            return None
         return handler._send(404, {"error": {"code": "ErrorItemNotFound"}})
 
     def _delta(self, handler: Any, address: str, folder: str, query: dict[str, str]) -> None:

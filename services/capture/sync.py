@@ -48,7 +48,7 @@ from services.capture.providers import (
     graph_user,
     post_token,
 )
-from services.capture import push
+from services.capture import meetings, push
 from services.capture.rules import capture_event, capture_message, settle_meetings
 from services.capture.vault import SecretUnreadable, Vault
 from services.models import Mailbox, MailboxFeed, MailboxState, MailGrant
@@ -272,6 +272,10 @@ def sync_mailbox(
             if mailbox.state not in READABLE:
                 return result
             settle_meetings(session, mailbox, now)
+            if mailbox.provider == "microsoft" and result.stopped is None:
+                api = Api(reader.http, _token(session, reader, mailbox, now))
+                for capture in meetings.teams_meetings_waiting(session, mailbox, now):
+                    meetings.fetch_teams_transcript(session, api, reader.endpoints.graph, mailbox, capture, now)
             if result.stopped is None:
                 mailbox.problem = None
             if done and result.stopped is None:
