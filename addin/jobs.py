@@ -39,13 +39,14 @@ from sqlalchemy import select, text
 
 from addin.capture import reader as capture_reader
 from addin.settings import webhook_reach
+from services.capture.notices import gone_dark, mail_notices
 from services.capture.sync import due_mailboxes, sync_mailbox
 from services.integration.outbound import poster
 from services.integration import webhooks
 from services.integration.api_tokens import forget_idempotency_keys
 from services.health import snapshot
 from services.lexicon import reweigh
-from services.models import Organization
+from services.models import DealNotice, Opportunity, Organization
 from services.privacy import remove_old_bodies
 from services.reminders import send_reminders
 from services.setup.importing import continue_import, forget_old_imports, waiting_runs
@@ -216,6 +217,27 @@ def send_reminders_job() -> tuple[int, int] | None:
     return send_reminders_now()
 
 
+def send_notices_now(at: datetime | None = None) -> int:
+    """Deal notices not mailed yet (``services.capture.notices``), each to its owner, linking to
+    the deal's account."""
+    config = _current_app().config
+    base = config["BASE_URL"] or "http://localhost:5000"
+    with smtp_server(config) as smtp, _sessions()() as session:
+
+        def link(notice: DealNotice) -> str:
+            deal = session.get(Opportunity, notice.opportunity_id)
+            return f"{base}/pane/accounts/{deal.account_id}/timeline" if deal else f"{base}/capture"
+
+        return mail_notices(session, smtp.send_message, config["MAIL_FROM"], link, at)
+
+
+@huey.periodic_task(crontab(minute="*/5"))
+def send_notices_job() -> int | None:
+    if not _current_app().config["SMTP_HOST"]:
+        return None  # My day still shows them
+    return send_notices_now()
+
+
 @huey.task()
 def import_job(run_id: int) -> int:
     """An import's rows (``services.setup.importing``), from where it stopped."""
@@ -297,14 +319,15 @@ def enqueue_capture(mailbox_id: int) -> None:
 
 
 def daily(at: datetime | None = None) -> dict[str, int]:
-    """Every organization's daily work: deal health kept for the day, the learned words weighed
-    again as their evidence ages, mail bodies past retention removed; and the store's: events
+    """Every organization's daily work: deal health kept for the day, owners told of deals gone
+    dark, the learned words weighed again as their evidence ages, mail bodies past retention removed; and the store's: events
     past their 30 days and idempotency keys past their day forgotten."""
 
-    done = {"deals": 0, "words": 0, "bodies": 0}
+    done = {"deals": 0, "words": 0, "bodies": 0, "gone_dark": 0}
     with _sessions()() as session:
         for org in session.scalars(select(Organization).order_by(Organization.id)).all():
             done["deals"] += snapshot(session, org, at)
+            done["gone_dark"] += gone_dark(session, org, at)
             done["words"] += reweigh(session, org, None, at)
             done["bodies"] += remove_old_bodies(session, org, at)
             session.commit()

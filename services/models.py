@@ -244,6 +244,8 @@ class Organization(Base):
         # taken: "contacts" (a known contact takes part), "domains" (or an address at a known
         # account's domain), "new_contacts" (and such an address becomes a contact).
         "capture_rule": "domains",
+        # A deal's owner is told when a captured mail brings its health below this (0-100).
+        "health_alert_below": 40,
         "backfill_days": 90,  # how far back a newly connected mailbox is read
     }
 
@@ -1378,3 +1380,28 @@ class Transcript(OrgScoped, Base):
     customer_text: Mapped[str | None] = mapped_column(Text)  # the lines of speakers outside the organization
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class DealNotice(OrgScoped, Base):
+    """What a deal's owner was told without opening anything (``services.capture.notices``): a
+    captured mail brought its health below the organization's line, or it went dark. Shown in
+    the owner's My day until seen, mailed once, and listed in the manager's team panel."""
+
+    __tablename__ = "deal_notices"
+    __table_args__ = (
+        Index("ix_deal_notices_owner", "organization_id", "owner_id", "seen_at"),
+        Index("ix_deal_notices_deal", "organization_id", "opportunity_id", "kind", "created_at"),
+        Index("ix_deal_notices_unmailed", "mailed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    opportunity_id: Mapped[int] = mapped_column(ForeignKey("opportunities.id", ondelete="CASCADE"))
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    activity_id: Mapped[int | None] = mapped_column(ForeignKey("activities.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(16))  # health | dark
+    score_before: Mapped[int | None] = mapped_column(SmallInteger)
+    score_after: Mapped[int | None] = mapped_column(SmallInteger)
+    message: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    seen_at: Mapped[datetime | None]
+    mailed_at: Mapped[datetime | None]

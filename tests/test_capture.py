@@ -19,20 +19,32 @@ import requests
 from cryptography.fernet import Fernet
 from joserfc import jwt
 from joserfc.jwk import RSAKey
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 from werkzeug.serving import make_server
 
 from addin import jobs
 
 from addin.capture import reader as app_reader
-from services.capture import mailboxes, meetings, sync
+from services.capture import mailboxes, meetings, notices, sync
 from services.capture.providers import Endpoints
 from services.capture.standin import PUSH_ACCOUNT, StandIn
 from services.capture.vault import SecretUnreadable, Vault, rotate_secrets
 from services.errors import DomainError, Forbidden, NotFound
+from services.health import healths
 from services.mail.activities import log_email, log_meeting
-from services.models import Activity, AuditEvent, BlockEntry, Capture, Mailbox, NoteChecklist, Transcript, User
+from services.models import (
+    Activity,
+    AuditEvent,
+    BlockEntry,
+    Capture,
+    DealNotice,
+    Mailbox,
+    NoteChecklist,
+    StageChange,
+    Transcript,
+    User,
+)
 from services.rollups import rebuild_rollups
 from services.setup import people
 from tests.factories import World
@@ -891,3 +903,95 @@ def test_my_day_asks_and_a_refused_answer_keeps_what_was_typed(
     bad = auth.post(f"/capture/meetings/{meeting_id}/transcript", {"file": (io.BytesIO(b"%PDF"), "t.pdf")}, htmx=False)
     assert bad.status_code == 422 and ".vtt or .txt" in bad.get_data(as_text=True)
     assert "See you next week." in auth.get("/capture/transcripts?q=next+week", htmx=False).get_data(as_text=True)
+
+
+# -- warned before read ------------------------------------------------------------------------------
+
+
+def test_a_captured_mail_that_sinks_a_deal_tells_its_owner_before_they_read_it(
+    session: Session, sessions, world: World, standin: StandIn, reader: sync.Reader
+) -> None:
+    world.org.settings = {**world.org.settings, "health_alert_below": 90}
+    opened = datetime.now(UTC) - timedelta(days=1)  # a young deal, in good health
+    world.deal.created_at = world.deal.stage_entered_at = opened
+    session.execute(update(StageChange).where(StageChange.opportunity_id == world.deal.id).values(changed_at=opened))
+    session.commit()
+    mailbox = connect(session, reader, world.rep)
+    run(session, sessions, reader, mailbox.id)
+    standin.deliver(
+        world.rep.email,
+        sender=ANN,
+        to=[world.rep.email],
+        subject="Very disappointed",
+        body="This is terrible, awful service. We are furious and will cancel. Horrible, unacceptable, the worst.",
+    )
+    run(session, sessions, reader, mailbox.id)
+    [notice] = notices.unseen(session, world.rep)
+    assert notice.kind == "health" and notice.opportunity_id == world.deal.id
+    before, after = healths_around(session, world, notice)
+    assert notice.score_before == before >= 90 > notice.score_after == after
+    assert "Very disappointed" in notice.message
+    standin.deliver(
+        world.rep.email, sender=ANN, to=[world.rep.email], subject="Fine", body="Thanks, all good and great."
+    )
+    run(session, sessions, reader, mailbox.id)
+    assert len(notices.unseen(session, world.rep)) == 1  # a warm mail after it sinks nothing more
+
+    # Mailed once, to the owner; the manager's panel lists it; seen, it leaves My day.
+    sent: list = []
+    assert notices.mail_notices(session, sent.append, "crm@northwind.test", lambda n: "https://crm.example/x") == 1
+    assert sent[0]["To"] == world.rep.email and "https://crm.example/x" in sent[0].get_content()
+    assert notices.mail_notices(session, sent.append, "crm@northwind.test", lambda n: "x") == 0
+    listed = notices.team_notices(session, world.org.id, [world.rep.id, world.teammate.id], datetime.now(UTC))
+    assert [n.message for n in listed] == [notice.message]
+    with pytest.raises(Forbidden):
+        notices.mark_seen(session, world.teammate, notice.id)
+    notices.mark_seen(session, world.rep, notice.id)
+    assert notices.unseen(session, world.rep) == []
+
+
+def healths_around(session: Session, world: World, notice) -> tuple[int, int]:
+    """The deal's health just before the mail and now, recomputed independently of the notice."""
+    mail = session.get(Activity, notice.activity_id)
+    before = healths(session, world.org, [world.deal.id], mail.occurred_at - timedelta(seconds=1))[world.deal.id].score
+    after = healths(session, world.org, [world.deal.id], notice.created_at)[world.deal.id].score
+    return before, after
+
+
+def test_a_deal_going_dark_is_told_once(session: Session, world: World) -> None:
+    now = datetime.now(UTC)
+    days = world.org.setting("going_dark_days")
+    world.deal.last_inbound_at = now - timedelta(days=days, hours=2)
+    session.commit()
+    assert notices.gone_dark(session, world.org, now) == 1
+    assert notices.gone_dark(session, world.org, now + timedelta(hours=1)) == 0  # once per silence
+    [notice] = notices.unseen(session, world.rep)
+    assert notice.kind == "dark" and f"{days} days" in notice.message
+    world.deal.last_inbound_at = now - timedelta(days=days + 5)  # dark long ago: not news
+    world.deal.created_at = now - timedelta(days=60)
+    session.commit()
+    assert notices.gone_dark(session, world.org, now + timedelta(days=2)) == 0
+
+
+def test_notices_show_in_my_day_and_the_managers_panel(app, app_world: World, auth) -> None:
+    world = app_world
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        notice = DealNotice(
+            organization_id=world.org.id,
+            opportunity_id=world.deal.id,
+            owner_id=world.rep.id,
+            kind="dark",
+            message="Reefer contract: no word from the customer in 21 days.",
+        )
+        session.add(notice)
+        session.commit()
+        notice_id = notice.id
+    auth.login(world.manager.email)
+    assert "no word from the customer in 21 days" in auth.get("/pane/team").get_data(as_text=True)
+    assert auth.post(f"/capture/notices/{notice_id}/seen").status_code == 403
+    auth.login(world.west_manager.email)
+    assert "no word from the customer in 21 days" not in auth.get("/pane/team").get_data(as_text=True)
+    auth.login(world.rep.email)
+    assert "Deals to look at" in auth.get("/pane/my-day").get_data(as_text=True)
+    after = auth.post(f"/capture/notices/{notice_id}/seen").get_data(as_text=True)
+    assert "Deals to look at" not in after

@@ -22,7 +22,7 @@ from addin.tokens import issue_token
 from services.integration import api_tokens, webhooks
 from services.integration.intake import add_source
 from services.integration.outbound import Reach
-from services.models import Activity, Base, BlockEntry, Capture, FollowUp, Lead, Mailbox, Quota, User
+from services.models import Activity, Base, BlockEntry, Capture, DealNotice, FollowUp, Lead, Mailbox, Quota, User
 from services.setup import importing, people
 from tests.factories import World
 
@@ -125,11 +125,15 @@ def test_no_route_crosses_the_tenant_line(app, client, app_world: World):
             activity_id=activity.id,
             reason="Ann Buyer is a contact",
         )
-        session.add(capture)
+        notice = DealNotice(
+            organization_id=world.org.id, opportunity_id=world.deal.id, owner_id=world.rep.id, kind="dark", message="x"
+        )
+        session.add_all([capture, notice])
         session.commit()
         ours = {
             "mailbox_id": mailbox.id,
             "capture_id": capture.id,
+            "notice_id": notice.id,
             "deal_id": world.deal.id,
             "activity_id": activity.id,
             "follow_up_id": follow_up.id,

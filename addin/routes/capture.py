@@ -21,7 +21,7 @@ from addin.security import verify_with_keys
 from addin.routes.pane import render_my_day
 from addin.views import actor, is_htmx, refused
 from services.access import require_role
-from services.capture import mailboxes, meetings, push
+from services.capture import mailboxes, meetings, notices, push
 from services.capture.mailboxes import PROVIDER_NAMES
 from services.capture.sync import FOLDERS
 from services.errors import DomainError
@@ -141,6 +141,16 @@ def debrief(activity_id: int) -> Response | tuple[str, int]:
         flash("Saved: thank you.")
         return redirect(url_for("capture.mine"), code=303)
     return render_my_day(notice="Saved: thank you."), 200
+
+
+@bp.post("/capture/notices/<id:notice_id>/seen")
+@login_required
+def notice_seen(notice_id: int) -> Response | tuple[str, int]:
+    notices.mark_seen(db(), actor(), notice_id)
+    commit()
+    if not is_htmx():
+        return redirect(url_for("capture.mine"), code=303)
+    return render_my_day(), 200
 
 
 @bp.post("/capture/meetings/<id:activity_id>/transcript")

@@ -14,7 +14,7 @@ from addin.pane_actions import ITEM_FIELDS, ITEM_LISTS, MailItemRef, render_cont
 from addin.views import actor, page_or_fragment, reader_zone, refused, zone_differs
 from services.errors import DomainError
 from services import followups, privacy
-from services.capture import meetings as captured_meetings
+from services.capture import meetings as captured_meetings, notices as deal_notices
 from services.models import HAND_OUTCOMES, LEAD_SOURCES, LOGGED_BY_HAND
 from services.search import search_crm
 from services.types import utcnow
@@ -127,6 +127,7 @@ def render_my_day(
         "pane/_my_day.html",
         follow_ups=followups.my_day(db(), actor(), now, reader_zone()),
         meetings=captured_meetings.to_ask(db(), actor(), now),
+        notices=deal_notices.unseen(db(), actor()),
         questions=captured_meetings.questions(db(), actor().organization_id),
         outcomes=captured_meetings.DEBRIEF_OUTCOMES,
         notice=notice,

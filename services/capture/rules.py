@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services import privacy
+from services.capture import notices
 from services.audit import record_event
 from services.capture.gmail import GmailMessage
 from services.capture.providers import Event
@@ -98,6 +99,7 @@ def capture_message(session: Session, mailbox: Mailbox, message: GmailMessage, n
         _record(
             session, mailbox, activity, reason + (f"; {len(new_contacts)} new contact(s)" if new_contacts else ""), now
         )
+        notices.after_capture(session, org, activity, now)  # warned before read
     return Outcome(activity, reason, created)
 
 

@@ -12,6 +12,7 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from services.capture.notices import TeamNotice, team_notices
 from services.access import get_scoped
 from services.health import HealthDrop
 from services.errors import Forbidden
@@ -183,6 +184,12 @@ class TeamPanel:
     def health_drops(self) -> Shown[HealthDrop]:
         """The deals whose health fell most in the last 14 days (``services.health``)."""
         return falling_deals(self.scope, PANEL_DROPS)
+
+    @cached_property
+    def notices(self) -> list[TeamNotice]:
+        """What the team's reps were told of their deals this week (``services.capture.notices``)."""
+        scope = self.scope
+        return team_notices(scope.session, scope.actor.organization_id, [p.id for p in scope.people], scope.now)
 
     @cached_property
     def leaders(self) -> Shown[LeaderboardRow]:

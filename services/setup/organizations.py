@@ -137,6 +137,7 @@ class OrganizationSchema(Schema):
         validate=validate.OneOf(CAPTURE_RULES, error="Choose known contacts, known domains, or new contacts too.")
     )
     backfill_days = fields.Integer(validate=validate.Range(0, 365))
+    health_alert_below = fields.Integer(validate=validate.Range(1, 100))
 
     @validates("name")
     def _named(self, value: str, **_: Any) -> None:
