@@ -36,6 +36,8 @@ system-deps:
 # Signing in as anyone with one click is for the embedded demo store only: on when no
 # DATABASE_URL points elsewhere (and the app refuses it in production anyway).
 DEMO_SIGN_IN := $(if $(DATABASE_URL),0,1)
+STANDIN_PORT ?= 8765
+STANDIN_URL := $(if $(DATABASE_URL),,http://127.0.0.1:$(STANDIN_PORT))
 
 run: install
 	$(FLASK) db upgrade
@@ -43,10 +45,13 @@ run: install
 	@echo ""
 	@echo "  Inbox CRM preview: http://$(HOST):$(PORT)/preview"
 	@echo ""
-	@# The job worker (webhooks, reminders, the daily jobs) beside the server, on the embedded queue; stopped with it.
-	@$(BIN)/huey_consumer addin.jobs.huey -w 2 -k thread -q & worker=$$!; \
-	  trap "kill $$worker 2>/dev/null" EXIT INT TERM; \
-	  INBOXCRM_DEMO_SIGN_IN=$(DEMO_SIGN_IN) $(FLASK) run --host $(HOST) --port $(PORT)
+	@# The job worker (webhooks, reminders, capture, the daily jobs) beside the server, on the embedded
+	@# queue, and the stand-in for Microsoft and Google the preview's captured mailbox talks to (the
+	@# embedded demo only); stopped with the server.
+	@$(BIN)/python -m services.capture.standin --port $(STANDIN_PORT) & standin=$$!; \
+	  INBOXCRM_CAPTURE_STANDIN_URL=$(STANDIN_URL) $(BIN)/huey_consumer addin.jobs.huey -w 2 -k thread -q & worker=$$!; \
+	  trap "kill $$worker $$standin 2>/dev/null" EXIT INT TERM; \
+	  INBOXCRM_CAPTURE_STANDIN_URL=$(STANDIN_URL) INBOXCRM_DEMO_SIGN_IN=$(DEMO_SIGN_IN) $(FLASK) run --host $(HOST) --port $(PORT)
 
 test: install-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

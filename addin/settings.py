@@ -47,8 +47,8 @@ on a fresh machine: SQLite in ``instance/``, the demo sign-in picker on.
 | ``INBOXCRM_CAPTURE_PUBSUB_TOPIC`` / ``_ACCOUNT`` / ``_AUDIENCE`` |
 |                           | unset                                 | Gmail's topic; the push subscription's    |
 |                           |                                       | service account and token audience        |
-| ``INBOXCRM_CAPTURE_STANDIN`` | off (``make run`` turns it on)      | the preview connects its sample mailbox   |
-|                           |                                       | to a local stand-in for the providers     |
+| ``INBOXCRM_CAPTURE_STANDIN_URL`` | unset (``make run`` sets it)  | the local stand-in playing Microsoft and  |
+|                           |                                       | Google for the preview; never production  |
 | ``INBOXCRM_MS_LOGIN_URL``, ``INBOXCRM_GRAPH_URL``, ``INBOXCRM_GOOGLE_{AUTHORIZE,TOKEN,CALENDAR}_URL`` |
 |                           | the providers' own                    | where the providers answer                |
 | ``INBOXCRM_WEBHOOKS_ALLOW_HTTP`` | on for the embedded store only | webhook endpoints may be plain http://    |
@@ -136,7 +136,6 @@ def load_settings(config: MutableMapping[str, Any], instance_path: str) -> None:
     config["CAPTURE_PUBSUB_TOPIC"] = env.get("INBOXCRM_CAPTURE_PUBSUB_TOPIC", "").strip()
     config["CAPTURE_PUBSUB_ACCOUNT"] = env.get("INBOXCRM_CAPTURE_PUBSUB_ACCOUNT", "").strip()
     config["CAPTURE_PUBSUB_AUDIENCE"] = env.get("INBOXCRM_CAPTURE_PUBSUB_AUDIENCE", "").strip()
-    config["CAPTURE_STANDIN"] = _flag(env.get("INBOXCRM_CAPTURE_STANDIN"), False) and not production
     config["CAPTURE_ENDPOINTS"] = {
         "microsoft_login": env.get("INBOXCRM_MS_LOGIN_URL", "https://login.microsoftonline.com"),
         "graph": env.get("INBOXCRM_GRAPH_URL", "https://graph.microsoft.com"),
@@ -145,6 +144,13 @@ def load_settings(config: MutableMapping[str, Any], instance_path: str) -> None:
         "gmail": config["GMAIL_API_URL"],
         "calendar": env.get("INBOXCRM_GOOGLE_CALENDAR_URL", "https://www.googleapis.com"),
     }
+    # The preview's captured mailbox: every provider played by the local stand-in at this URL
+    # (``services.capture.standin``, which ``make run`` starts). Never in production.
+    config["CAPTURE_STANDIN_URL"] = (
+        "" if production else env.get("INBOXCRM_CAPTURE_STANDIN_URL", "").strip().rstrip("/")
+    )
+    if config["CAPTURE_STANDIN_URL"]:
+        use_standin(config, config["CAPTURE_STANDIN_URL"])
     # Flask-Limiter's counters: in memory for one process; redis://... for several workers.
     # With Redis configured (the job queue's), every worker counts against one limit there.
     config["RATELIMIT_STORAGE_URI"] = (
@@ -172,6 +178,22 @@ def load_settings(config: MutableMapping[str, Any], instance_path: str) -> None:
     # Webhooks reach the public internet only; an on-premises deployment names the internal
     # hosts or networks it allows ("crm-hooks.corp, 10.20.0.0/16").
     config["WEBHOOKS_ALLOW_HOSTS"] = env.get("INBOXCRM_WEBHOOKS_ALLOW_HOSTS", "")
+
+
+def use_standin(config: MutableMapping[str, Any], url: str) -> None:
+    """Capture's providers all played by the stand-in at ``url`` (the preview's, and the tests')."""
+    config["CAPTURE_STANDIN_URL"] = url
+    config["CAPTURE_ENDPOINTS"] = {
+        "microsoft_login": url,
+        "graph": url,
+        "google_authorize": f"{url}/o/oauth2/v2/auth/authorize",
+        "google_token": f"{url}/token",
+        "gmail": url,
+        "calendar": url,
+    }
+    for provider in ("MICROSOFT", "GOOGLE"):
+        config[f"CAPTURE_{provider}_CLIENT_ID"] = config[f"CAPTURE_{provider}_CLIENT_ID"] or "preview-app"
+        config[f"CAPTURE_{provider}_CLIENT_SECRET"] = config[f"CAPTURE_{provider}_CLIENT_SECRET"] or "preview-secret"
 
 
 def webhook_reach(config: Mapping[str, Any]) -> Reach:

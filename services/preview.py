@@ -157,3 +157,37 @@ def _customers(session: Session, user: User) -> list[Contact]:
     if len(contacts) < 2:
         contacts += [c for c in session.scalars(base.limit(2)) if c not in contacts]
     return contacts[:2]
+
+
+# What arrives in the preview's captured mailbox, in turn: a warm reply, a question, a mail that
+# reads badly (a deal's health may fall: its owner is told), a thank-you.
+ARRIVALS = (
+    ("Re: rates for next quarter", "Thanks, the new rates look great. We are happy to go ahead."),
+    ("Pallet counts for March", "Could you confirm the pallet counts for March? We may add a second lane."),
+    (
+        "Very disappointed",
+        "The last three deliveries were late and nobody called us. This is unacceptable; we are looking at other carriers.",
+    ),
+    ("Thank you", "Thank you for sorting out the schedule so quickly. Much appreciated."),
+)
+
+
+@dataclass
+class Arrival:
+    sender: str
+    subject: str
+    body: str
+
+
+def sample_arrival(session: Session, user: User, turn: int) -> Arrival | None:
+    """The ``turn``-th sample mail to arrive in the user's captured mailbox: from one of their
+    customers (None when they have none)."""
+    customers = _customers(session, user)
+    if not customers:
+        return None
+    subject, body = ARRIVALS[turn % len(ARRIVALS)]
+    return Arrival(customers[turn % len(customers)].emails[0].address, subject, body)
+
+
+def sample_meeting_attendees(session: Session, user: User) -> list[str]:
+    return [c.emails[0].address for c in _customers(session, user)]

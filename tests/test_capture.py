@@ -553,7 +553,7 @@ def test_a_rep_connects_from_the_page_and_sees_what_was_taken(
     auth.login(world.rep.email)
     page = auth.get("/capture", htmx=False).get_data(as_text=True)
     assert "Connect my Microsoft 365 mailbox" in page and "Google" not in page  # only what the server is set up for
-    answer = auth.post("/capture/connect/microsoft", htmx=False)
+    answer = auth.get("/capture/connect/microsoft", htmx=False)
     assert answer.status_code == 303 and answer.location.startswith(standin.url)
     assert "code_challenge=" in answer.location and "Mail.Read" in answer.location
     assert "Mail.Send" not in answer.location and "ReadWrite" not in answer.location  # read scopes only
@@ -561,7 +561,7 @@ def test_a_rep_connects_from_the_page_and_sees_what_was_taken(
     # A callback whose state is not the one this session started is refused, nothing connected.
     forged = auth.get(back.replace("state=", "state=x"), htmx=False)
     assert forged.status_code == 400 and "did not start here" in forged.get_data(as_text=True)
-    answer = auth.post("/capture/connect/microsoft", htmx=False)
+    answer = auth.get("/capture/connect/microsoft", htmx=False)
     back = requests.get(answer.location, allow_redirects=False, timeout=5).headers["Location"]
     done = auth.get(back.removeprefix("http://localhost"), htmx=False)
     assert done.status_code == 303

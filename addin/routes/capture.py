@@ -47,6 +47,7 @@ def _page(error: DomainError | None = None, status: int = 200, offer: str | None
         providers=[(p, PROVIDER_NAMES[p]) for p in MAIL_PROVIDERS if endpoints.configured(p)],
         error=error,
         offer=offer,
+        standin=bool(current_app.config["CAPTURE_STANDIN_URL"]),
         now=utcnow(),
     ), status
 
@@ -57,10 +58,13 @@ def mine() -> tuple[str, int]:
     return _page()
 
 
-@bp.post("/capture/connect/<any(microsoft, google):provider>")
+@bp.get("/capture/connect/<any(microsoft, google):provider>")
 @login_required
 def connect(provider: str) -> Response | tuple[str, int]:
-    """To the provider's consent screen, with PKCE; the verifier waits in the rep's session."""
+    """To the provider's consent screen, with PKCE; the verifier waits in the rep's session. A
+    link, not a form: the page's ``form-action 'self'`` would stop a form's redirect to the
+    provider. It writes nothing but the session's state, checked when the provider sends the
+    rep back (``callback``)."""
     with refused() as refusal:
         started = mailboxes.authorization(parts.endpoints(), provider, _callback(provider), actor().email)
     if refusal:

@@ -10,6 +10,7 @@ with no Microsoft or Google account. It holds everything in memory and serves lo
 
 from __future__ import annotations
 
+import argparse
 import base64
 import hashlib
 import json
@@ -48,7 +49,7 @@ class Box:
 class StandIn:
     """The stand-in's state, and its server on a free loopback port (``url``)."""
 
-    def __init__(self, *, page_size: int = 10) -> None:
+    def __init__(self, *, page_size: int = 10, port: int = 0) -> None:
         self.lock = threading.Lock()
         self.seq = 1
         self.boxes: dict[str, Box] = {}
@@ -67,7 +68,7 @@ class StandIn:
         self.signing_key = RSAKey.generate_key(2048, parameters={"kid": "standin-1", "use": "sig"})
         self.notified: list[tuple[str, int]] = []  # (url, status) of every notification posted
         self.transcripts: dict[str, str] = {}  # a Teams meeting's join URL -> its WebVTT transcript
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self._thread.start()
@@ -298,6 +299,36 @@ class StandIn:
             self.subscriptions[sub_id] = {**wanted, "address": owner, "folder": folder}
         handler._send(201, {"id": sub_id, **wanted})
 
+    def _control(self, handler: Any, what: str, body: bytes) -> None:
+        """What the preview asks of the stand-in (a sample mail arrives, a meeting is held): the
+        same as a test's calls, over HTTP, since the preview's server and worker are other processes."""
+        try:
+            wanted = json.loads(body)
+            if what == "deliver":
+                sent = datetime.fromisoformat(wanted["sent_at"]) if wanted.get("sent_at") else None
+                made = self.deliver(
+                    wanted["address"],
+                    sender=wanted["sender"],
+                    to=list(wanted["to"]),
+                    subject=str(wanted["subject"]),
+                    body=str(wanted.get("body", "")),
+                    sent_at=sent,
+                )
+            elif what == "schedule":
+                made = self.schedule(
+                    wanted["address"],
+                    subject=str(wanted["subject"]),
+                    start=datetime.fromisoformat(wanted["start"]),
+                    minutes=int(wanted["minutes"]),
+                    attendees=list(wanted["attendees"]),
+                    online=str(wanted.get("online", "")),
+                )
+            else:
+                return handler._send(404, {"error": "no such control"})
+        except (ValueError, KeyError, TypeError):
+            return handler._send(400, {"error": "bad control request"})
+        return handler._send(200, {"id": made})
+
     # -- the server -------------------------------------------------------------------------
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -336,6 +367,8 @@ class StandIn:
         path = parts.path
         if path == "/oauth2/v3/certs":
             return handler._send(200, {"keys": [self.signing_key.as_dict(private=False)]})
+        if path.startswith("/standin/") and method == "POST":
+            return self._control(handler, path.removeprefix("/standin/"), body)
         if path == "/v1.0/subscriptions" and method == "POST":
             with self.lock:
                 address = self._bearer(handler)
@@ -609,3 +642,21 @@ class StandIn:
         else:
             answer["nextSyncToken"] = str(self.seq)
         handler._send(200, answer)
+
+
+def main() -> None:
+    """``python -m services.capture.standin --port 8765``: the stand-in ``make run`` starts beside
+    the server and the worker, for the preview's captured mailbox."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8765)
+    port = parser.parse_args().port
+    standin = StandIn(port=port)
+    print(f"stand-in for Microsoft and Google on {standin.url}", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        standin.close()
+
+
+if __name__ == "__main__":
+    main()
