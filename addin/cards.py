@@ -431,7 +431,11 @@ def compose_card(ctx: CardContext, context: PaneContext) -> Json:
 
 
 def rep_home_card(
-    ctx: CardContext, name: str, follow_ups: list[tuple[str, datetime, bool]], deals: list[DealRow]
+    ctx: CardContext,
+    name: str,
+    follow_ups: list[tuple[str, datetime, bool]],
+    deals: list[DealRow],
+    capture_url: str | None = None,
 ) -> Json:
     due = [
         decorated(escape(title), top="Overdue" if overdue else "Due", bottom=ctx.when(at))
@@ -451,6 +455,8 @@ def rep_home_card(
         ],
         subtitle=name,
         name="home",
+        # Automatic capture is connected and watched in the full panel (OAuth needs a browser window).
+        footer=button("Automatic capture", {"openLink": {"url": capture_url}}) if capture_url else None,
     )
 
 

@@ -995,3 +995,17 @@ def test_notices_show_in_my_day_and_the_managers_panel(app, app_world: World, au
     assert "Deals to look at" in auth.get("/pane/my-day").get_data(as_text=True)
     after = auth.post(f"/capture/notices/{notice_id}/seen").get_data(as_text=True)
     assert "Deals to look at" not in after
+
+
+def test_a_stopped_capture_is_shown_in_my_day(capture_app, app_world: World, auth, standin: StandIn) -> None:
+    sessions = capture_app.extensions["inboxcrm.db"].sessions
+    with sessions() as session:
+        box = connect(session, app_reader(capture_app), session.get(User, app_world.rep.id))
+    standin.revoke(app_world.rep.email)
+    standin.expire_access_tokens()
+    sync.sync_mailbox(sessions, app_reader(capture_app), box.id)
+    auth.login(app_world.rep.email)
+    day = auth.get("/pane/my-day").get_data(as_text=True)
+    assert "Automatic capture stopped" in day and "connect it again" in day
+    auth.login(app_world.admin.email)
+    assert "connect it again" in auth.get("/admin/mailboxes", htmx=False).get_data(as_text=True)

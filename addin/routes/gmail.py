@@ -169,7 +169,8 @@ def on_homepage(event: AddonEvent) -> Json:
         for d in mine
         if d.id in flagged
     ]
-    return cards.show(cards.rep_home_card(ctx, user.name, follow_ups, rows[:20]))
+    capture_url = _handoff_url(event, path=url_for("capture.mine"))
+    return cards.show(cards.rep_home_card(ctx, user.name, follow_ups, rows[:20], capture_url))
 
 
 def on_message(event: AddonEvent) -> Json:

@@ -15,6 +15,7 @@ from addin.views import actor, page_or_fragment, reader_zone, refused, zone_diff
 from services.errors import DomainError
 from services import followups, privacy
 from services.capture import meetings as captured_meetings, notices as deal_notices
+from services.capture.mailboxes import own_mailbox
 from services.models import HAND_OUTCOMES, LEAD_SOURCES, LOGGED_BY_HAND
 from services.search import search_crm
 from services.types import utcnow
@@ -128,6 +129,7 @@ def render_my_day(
         follow_ups=followups.my_day(db(), actor(), now, reader_zone()),
         meetings=captured_meetings.to_ask(db(), actor(), now),
         notices=deal_notices.unseen(db(), actor()),
+        mailbox=own_mailbox(db(), actor()),
         questions=captured_meetings.questions(db(), actor().organization_id),
         outcomes=captured_meetings.DEBRIEF_OUTCOMES,
         notice=notice,
