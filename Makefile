@@ -67,10 +67,13 @@ $(VENV)/.installed-bench: $(VENV)/.installed setup.cfg
 
 # Builds the scale-30 store once (bench/results/scale30.db), then measures the figures beside
 # DuckDB on the same rows; prints JSON and writes bench/results/latest.json. BENCH_ARGS="--db URL".
+# Then automatic capture on that store: 360 reps' 90-day backfill from the stand-in beside Core
+# inserts of the same rows, the pane meanwhile, and push latency (CAPTURE_BENCH_ARGS="--per-rep 5").
 # Then the import of 100,000 contacts and 1,000,000 activities beside Core bulk inserts, and the
 # scale-30 build's time, on a fresh store (IMPORT_BENCH_ARGS="--db URL" for an empty PostgreSQL).
 bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/reports.py $(BENCH_ARGS)
+	$(BIN)/python bench/capture.py $(CAPTURE_BENCH_ARGS)
 	$(BIN)/python bench/importing.py $(IMPORT_BENCH_ARGS)
 
 clean:

@@ -226,15 +226,19 @@ def core_insert(sessions, chunks: list[list[dict]], kind: str) -> float:
     return time.perf_counter() - started
 
 
-def pane_timings(app, rounds: int, running: subprocess.Popen | None = None) -> tuple[float, float]:
-    """p50 of ``GET /pane/context`` and of ``/healthz``, alternately (while ``running`` runs)."""
+def pane_timings(
+    app, rounds: int, running: subprocess.Popen | None = None, organization: str | None = "Importer"
+) -> tuple[float, float]:
+    """p50 of ``GET /pane/context`` and of ``/healthz``, alternately (while ``running`` runs), for
+    the first rep (of ``organization``, when named)."""
     from services.preview import sample_mailbox  # noqa: PLC0415 - after the app is made
 
     sessions = app.extensions["inboxcrm.db"].sessions
     with sessions() as session:
-        rep = session.scalars(
-            select(User).join(Organization).where(Organization.name == "Importer", User.role == "rep").order_by(User.id)
-        ).first()
+        reps = select(User).join(Organization).where(User.role == "rep").order_by(User.id)
+        if organization is not None:
+            reps = reps.where(Organization.name == organization)
+        rep = session.scalars(reps).first()
         item = next(i for i in sample_mailbox(session, rep) if i.item_type == "message" and i.from_address != rep.email)
         rep_id, rep_email = rep.id, rep.email
     query = {
