@@ -39,6 +39,7 @@ from services.models import (
     BlockEntry,
     Capture,
     DealNotice,
+    MailGrant,
     Mailbox,
     NoteChecklist,
     StageChange,
@@ -1009,3 +1010,28 @@ def test_a_stopped_capture_is_shown_in_my_day(capture_app, app_world: World, aut
     assert "Automatic capture stopped" in day and "connect it again" in day
     auth.login(app_world.admin.email)
     assert "connect it again" in auth.get("/admin/mailboxes", htmx=False).get_data(as_text=True)
+
+
+def test_microsoft_admin_consent_is_recorded_for_the_tenant_it_names(
+    capture_app, app_world: World, auth, standin: StandIn
+) -> None:
+    auth.login(app_world.manager.email)
+    assert auth.get("/admin/mailboxes/consent/microsoft", htmx=False).status_code == 403
+    auth.login(app_world.admin.email)
+    started = auth.get("/admin/mailboxes/consent/microsoft", htmx=False)
+    assert started.status_code == 303 and "/organizations/v2.0/adminconsent?" in started.location
+    back = requests.get(started.location, allow_redirects=False, timeout=5).headers["Location"]
+    assert auth.get(back.replace("state=", "state=forged"), htmx=False).status_code == 400  # and the state is spent
+    started = auth.get("/admin/mailboxes/consent/microsoft", htmx=False)
+    back = requests.get(started.location, allow_redirects=False, timeout=5).headers["Location"]
+    assert auth.get(back.replace("admin_consent=True", "admin_consent=False"), htmx=False).status_code == 400
+    started = auth.get("/admin/mailboxes/consent/microsoft", htmx=False)
+    back = requests.get(started.location, allow_redirects=False, timeout=5).headers["Location"]
+    assert auth.get(back.removeprefix("http://localhost"), htmx=False).status_code == 303
+    with capture_app.extensions["inboxcrm.db"].sessions() as session:
+        grant = session.scalar(select(MailGrant))
+        assert (grant.provider, grant.directory, grant.organization_id) == (
+            "microsoft",
+            "standin-tenant",
+            app_world.org.id,
+        )

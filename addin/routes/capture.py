@@ -240,6 +240,38 @@ def grant() -> Response | tuple[str, int]:
     return redirect(url_for("capture.mailboxes_page"), code=303)
 
 
+@bp.get("/admin/mailboxes/consent/microsoft")
+@login_required
+def microsoft_consent() -> Response | tuple[str, int]:
+    """To Microsoft's admin consent (a link: see ``connect``); back at ``consent_callback``."""
+    require_role(actor(), "admin")
+    with refused() as refusal:
+        started = mailboxes.admin_consent(parts.endpoints(), url_for("capture.consent_callback", _external=True))
+    if refusal:
+        return _mailboxes_page(refusal.error, refusal.status)
+    session["capture_consent"] = started.state
+    return redirect(started.url, code=303)
+
+
+@bp.get("/admin/mailboxes/consent/microsoft/done")
+@login_required
+def consent_callback() -> Response | tuple[str, int]:
+    """Microsoft's answer: ``admin_consent=True`` and the ``tenant``, for the state we gave."""
+    require_role(actor(), "admin")
+    state = session.pop("capture_consent", None)
+    if not state or request.args.get("state") != state:
+        return _mailboxes_page(DomainError("That consent did not start here, or has been used: start again."), 400)
+    if request.args.get("admin_consent", "").lower() != "true" or request.args.get("error"):
+        return _mailboxes_page(DomainError("Microsoft did not give the organization's consent: nothing changed."), 400)
+    with refused(of_input_only=True) as refusal:
+        mailboxes.grant_organization(db(), actor(), "microsoft", request.args.get("tenant", ""))
+    if refusal:
+        return _mailboxes_page(refusal.error, refusal.status)
+    commit()
+    flash("Microsoft gave the organization's consent: now choose whose mailboxes are read.")
+    return redirect(url_for("capture.mailboxes_page"), code=303)
+
+
 @bp.post("/admin/mailboxes/people")
 @login_required
 def capture_people() -> Response | tuple[str, int]:

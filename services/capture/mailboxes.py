@@ -64,6 +64,21 @@ def authorization(endpoints: Endpoints, provider: str, redirect_uri: str, login_
     return Authorization(f"{endpoints.authorize_url(provider)}?{urlencode(query)}", state, verifier)
 
 
+def admin_consent(endpoints: Endpoints, redirect_uri: str) -> Authorization:
+    """Microsoft's admin consent for the organization (application permissions: Mail.Read,
+    Calendars.Read): a tenant admin approves once, and Microsoft sends them back with the tenant."""
+    if not endpoints.configured("microsoft"):
+        raise DomainError("This server is not set up to connect Microsoft 365 mailboxes.")
+    state = secrets.token_urlsafe(24)
+    query = {
+        "client_id": endpoints.client("microsoft")[0],
+        "redirect_uri": redirect_uri,
+        "state": state,
+        "scope": f"{endpoints.graph}/.default",
+    }
+    return Authorization(f"{endpoints.microsoft_login}/organizations/v2.0/adminconsent?{urlencode(query)}", state, "")
+
+
 def _address(api: Api, endpoints: Endpoints, provider: str) -> str:
     """The mailbox's own address, as its provider names it."""
     if provider == "microsoft":

@@ -382,6 +382,13 @@ class StandIn:
                 return handler._send(429, {"error": {"code": "TooManyRequests"}}, {"Retry-After": str(wait)})
             if path.endswith("/authorize"):
                 return self._authorize(handler, query)
+            if path.endswith("/adminconsent"):  # a tenant admin approves at once
+                answer = {"tenant": "standin-tenant", "admin_consent": "True", "state": query.get("state", "")}
+                handler.send_response(302)
+                handler.send_header("Location", f"{query.get('redirect_uri')}?{urlencode(answer)}")
+                handler.send_header("Content-Length", "0")
+                handler.end_headers()
+                return None
             if path.endswith("/token"):
                 form = {k: v[-1] for k, v in parse_qs(body.decode()).items()}
                 return self._token(handler, form)
