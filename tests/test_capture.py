@@ -16,6 +16,7 @@ from typing import Iterator
 
 import pytest
 import requests
+from hypothesis import given, settings, strategies as st
 from cryptography.fernet import Fernet
 from joserfc import jwt
 from joserfc.jwk import RSAKey
@@ -26,7 +27,7 @@ from werkzeug.serving import make_server
 from addin import jobs
 
 from addin.capture import reader as app_reader
-from services.capture import mailboxes, meetings, notices, sync
+from services.capture import mailboxes, meetings, notices, providers, sync
 from services.capture.providers import Endpoints
 from services.capture.standin import PUSH_ACCOUNT, StandIn
 from services.capture.vault import SecretUnreadable, Vault, rotate_secrets
@@ -52,6 +53,11 @@ from tests.factories import World
 from tests.helpers import rollup_snapshot
 
 REDIRECT = "https://crm.example/capture/callback/microsoft"
+GRAPH_KEYS = (
+    "id", "internetMessageId", "subject", "from", "toRecipients", "ccRecipients", "sentDateTime", "body", "categories",
+    "isDraft", "iCalUId", "start", "end", "isCancelled", "attendees", "organizer", "location", "onlineMeeting",
+    "iCalUID", "status", "summary", "originalStartTime", "visibility", "hangoutLink",
+)  # fmt: skip
 ANN = "ann@acme.test"
 
 
@@ -1035,3 +1041,55 @@ def test_microsoft_admin_consent_is_recorded_for_the_tenant_it_names(
             "standin-tenant",
             app_world.org.id,
         )
+
+
+# -- the providers' answers are untrusted -----------------------------------------------------------
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(GRAPH_KEYS),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.text(max_size=30),
+            lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=3),
+            max_leaves=8,
+        ),
+    )
+)
+def test_any_answer_is_read_or_skipped_never_a_crash(item: dict) -> None:
+    message = providers.graph_message(item)
+    assert message is None or (message.from_address and message.internet_message_id)
+    event = providers.graph_event(item)
+    assert event is None or event.end >= event.start
+    google = providers.google_event(item)
+    assert google is None or google.uid
+
+
+def test_a_page_with_neither_link_nor_cursor_is_a_provider_error() -> None:
+    with pytest.raises(providers.ProviderError, match="neither"):
+        providers.Page().linked(None, "", "Graph's page")
+    assert providers.Page().linked("next", "delta", "x").page == "next"
+    assert providers.Page().linked(None, "delta", "x").cursor == "delta"
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (429, providers.Throttled),
+        (503, providers.Throttled),
+        (410, providers.CursorExpired),
+        (404, providers.CursorExpired),
+        (403, providers.ConsentRevoked),
+        (500, providers.ProviderError),
+    ],
+)
+def test_the_providers_statuses_are_our_errors(status: int, error: type) -> None:
+    answer = requests.Response()
+    answer.status_code = status
+    answer.headers["Retry-After"] = "7"
+    answer._content = b"{}"
+    with pytest.raises(error) as raised:
+        providers.Api._answer(answer)
+    if error is providers.Throttled:
+        assert raised.value.seconds == 7

@@ -245,6 +245,17 @@ class Page:
     page: str | None = None  # the next page of the pass under way; None when the pass ended
     cursor: str | None = None  # the next pass's start, when this page ended the pass
 
+    def linked(self, following: Any, cursor: Any, what: str) -> Page:
+        """Where the feed goes on: its next page, else (the pass over) the next pass's start;
+        an answer with neither is not one the provider documents."""
+        if isinstance(following, str) and following:
+            self.page = following
+        elif isinstance(cursor, str) and cursor:
+            self.cursor = cursor
+        else:
+            raise ProviderError(f"{what} had neither a next page nor where to start the next pass.")
+        return self
+
 
 def _iso(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value:
@@ -300,14 +311,7 @@ def graph_page(api: Api, url: str, folder: str) -> Page:
                 page.events.append(event)
         elif (message := graph_message(item)) is not None:
             page.messages.append(message)
-    next_link, delta_link = body.get("@odata.nextLink"), body.get("@odata.deltaLink")
-    if isinstance(next_link, str) and next_link:
-        page.page = next_link
-    elif isinstance(delta_link, str) and delta_link:
-        page.cursor = delta_link
-    else:
-        raise ProviderError("Graph's page had neither a next link nor a delta link.")
-    return page
+    return page.linked(body.get("@odata.nextLink"), body.get("@odata.deltaLink"), "Graph's page")
 
 
 def _graph_address(value: Any) -> tuple[str, str]:
@@ -533,14 +537,7 @@ def calendar_page(api: Api, base: str, page: str | None, cursor: str | None, sin
     result = Page(
         events=[e for item in body.get("items") or [] if isinstance(item, dict) and (e := google_event(item))]
     )
-    following, sync_token = body.get("nextPageToken"), body.get("nextSyncToken")
-    if isinstance(following, str) and following:
-        result.page = following
-    elif isinstance(sync_token, str) and sync_token:
-        result.cursor = sync_token
-    else:
-        raise ProviderError("Calendar's page had neither a next page nor a sync token.")
-    return result
+    return result.linked(body.get("nextPageToken"), body.get("nextSyncToken"), "Calendar's page")
 
 
 def pause(seconds: float) -> None:
