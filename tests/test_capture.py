@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import zipfile
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -49,6 +50,7 @@ from services.models import (
 )
 from services.rollups import rebuild_rollups
 from services.setup import people
+from services.setup.export import export_organization
 from tests.factories import World
 from tests.helpers import rollup_snapshot
 
@@ -855,6 +857,10 @@ def test_a_transcript_file_is_attached_and_bad_files_refused(session: Session, w
     kept = meetings.attach_transcript(
         session, world.rep, meeting.id, "call.txt", b"Ann Buyer: The price is terrible.\nRita Rep: I see."
     )
+    archive = io.BytesIO()
+    assert export_organization(session, world.org, archive)["transcripts"] == 1  # the organization's to take out
+    with zipfile.ZipFile(archive) as opened:
+        assert "The price is terrible." in opened.read("transcripts.csv").decode()
     assert kept.customer_text == "The price is terrible."
     assert session.get(Activity, meeting.id).sentiment < 0
     with pytest.raises(NotFound):

@@ -27,6 +27,7 @@ from services.models import (
     AccountDomain,
     Activity,
     AuditEvent,
+    Capture,
     Contact,
     ContactEmail,
     ContactPhone,
@@ -38,6 +39,7 @@ from services.models import (
     Quota,
     Stage,
     StageChange,
+    Transcript,
     Team,
     User,
     live,
@@ -204,6 +206,17 @@ def _tables(org_id: int) -> dict[str, Select]:
         "note_checklists": select(NoteChecklist.activity_type, NoteChecklist.questions).where(
             NoteChecklist.organization_id == org_id
         ),
+        # What automatic capture kept beside the activities: a meeting's transcript, and why a
+        # mail or meeting was taken.
+        "transcripts": select(
+            Transcript.activity_id, Transcript.source, Transcript.filename, Transcript.text, Transcript.created_at
+        )
+        .join(Activity, Activity.id == Transcript.activity_id)
+        .where(Transcript.organization_id == org_id, live(Activity))
+        .order_by(Transcript.id),
+        "captures": select(Capture.activity_id, Capture.reason, Capture.captured_at, Capture.uncaptured_at)
+        .where(Capture.organization_id == org_id)
+        .order_by(Capture.id),
     }
 
 
