@@ -1099,3 +1099,38 @@ def test_the_providers_statuses_are_our_errors(status: int, error: type) -> None
         providers.Api._answer(answer)
     if error is providers.Throttled:
         assert raised.value.seconds == 7
+
+
+def test_a_mail_logged_as_it_was_sent_is_found_in_sent_items_not_taken_twice(
+    session: Session, sessions, world: World, standin: StandIn, reader: sync.Reader
+) -> None:
+    rep, sent_at = world.rep, datetime.now(UTC).replace(microsecond=0)
+    for key, to in (("a" * 32, ANN), ("b" * 32, "ceo@acme.test")):
+        log_email(
+            session,
+            rep,
+            {
+                "send_key": key,
+                "from_address": rep.email,
+                "to": [to],
+                "subject": "Proposal",
+                "sent_at": sent_at.isoformat(),
+            },
+            sending=True,
+        )
+    session.commit()
+    standin.deliver(
+        rep.email, sender=rep.email, to=["ceo@acme.test"], subject="Proposal", sent_at=sent_at, message_id="<p2@x>"
+    )
+    standin.deliver(rep.email, sender=rep.email, to=[ANN], subject="Proposal", sent_at=sent_at, message_id="<p1@x>")
+    mailbox = connect(session, reader, rep)
+    result = run(session, sessions, reader, mailbox.id)
+    assert result.captured == 0
+    session.expire_all()
+    ids = dict(
+        session.execute(select(Activity.external_id, Activity.id).where(Activity.organization_id == world.org.id)).all()
+    )
+    assert "<p1@x>" in ids and "<p2@x>" in ids and not any(k and k.startswith("send:") for k in ids)
+    assert len(ids) == 2
+    to_ann = session.get(Activity, ids["<p1@x>"])
+    assert {p.address for p in to_ann.participants if p.role == "to"} == {ANN}  # each found by its recipients

@@ -105,12 +105,12 @@ def capture_message(session: Session, mailbox: Mailbox, message: GmailMessage, n
 
 def _logged_as_sent(session: Session, owner: User, message: GmailMessage) -> Activity | None:
     """The rep's mail logged as Outlook sent it (under the add-in's key, before it had an id),
-    found in Sent Items by its subject and time: it takes the message's id, and nothing more is
-    logged."""
+    found in Sent Items by its subject, recipients and time: it takes the message's id, and
+    nothing more is logged."""
     if not message.sent_at:
         return None
     sent_at = datetime.fromisoformat(message.sent_at)
-    candidate = session.scalar(
+    candidates = session.scalars(
         select(Activity)
         .where(
             Activity.organization_id == owner.organization_id,
@@ -120,7 +120,10 @@ def _logged_as_sent(session: Session, owner: User, message: GmailMessage) -> Act
             Activity.occurred_at.between(sent_at - SENT_WINDOW, sent_at + SENT_WINDOW),
         )
         .order_by(Activity.id)
-        .limit(1)
+    )
+    recipients = set(message.to)  # the same subject to someone else is another mail
+    candidate = next(
+        (a for a in candidates if {p.address for p in a.participants if p.role == "to"} == recipients), None
     )
     if candidate is None:
         return None
