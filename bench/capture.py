@@ -247,6 +247,7 @@ def scoring_ms(app, count: int = 200) -> float:
     with sessions() as session:
         org = session.scalars(select(Organization)).first()
         analyzer = sentiment.analyzer_for(session, org)
+        sentiment.warm()  # the language models load once per process: not a message's cost
         texts = [BODIES[n % len(BODIES)] + f" ({n})" for n in range(count)]
         started = time.perf_counter()
         for text in texts:
