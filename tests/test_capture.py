@@ -92,20 +92,24 @@ def reader(standin: StandIn) -> sync.Reader:
     )
 
 
-def connect(session: Session, reader: sync.Reader, user: User, provider: str = "microsoft") -> Mailbox:
-    """As the pane does it: to the provider's authorize URL with a PKCE challenge, back with a
-    code, exchanged with the verifier."""
-    started = mailboxes.authorization(reader.endpoints, provider, REDIRECT, user.email)
+def consented(reader: sync.Reader, email: str, provider: str = "microsoft") -> tuple[mailboxes.Authorization, str]:
+    """To the provider's authorize URL with a PKCE challenge, and the code it sends back with."""
+    started = mailboxes.authorization(reader.endpoints, provider, REDIRECT, email)
     answer = requests.get(started.url, allow_redirects=False, timeout=5)
     assert answer.status_code == 302
-    back = requests.utils.urlparse(answer.headers["Location"])
-    query = dict(p.split("=", 1) for p in back.query.split("&"))
+    query = dict(p.split("=", 1) for p in requests.utils.urlparse(answer.headers["Location"]).query.split("&"))
     assert query["state"] == started.state
+    return started, query["code"]
+
+
+def connect(session: Session, reader: sync.Reader, user: User, provider: str = "microsoft") -> Mailbox:
+    """As the pane does it: consent, then the code exchanged with the PKCE verifier."""
+    started, code = consented(reader, user.email, provider)
     mailbox = mailboxes.connect(
         session,
         user,
         provider,
-        query["code"],
+        code,
         started.verifier,
         REDIRECT,
         endpoints=reader.endpoints,
@@ -323,7 +327,7 @@ def test_meetings_from_the_calendar_by_their_uid(
 ) -> None:
     rep = world.rep
     now = datetime.now(UTC).replace(microsecond=0)
-    past = standin.schedule(
+    standin.schedule(
         rep.email,
         subject="Pricing review",
         start=now - timedelta(days=2),
@@ -452,37 +456,14 @@ def test_a_rep_takes_a_capture_back_and_it_is_never_taken_again(
 def test_connecting_someone_elses_mailbox_is_refused(
     session: Session, world: World, standin: StandIn, reader: sync.Reader
 ) -> None:
-    started = mailboxes.authorization(reader.endpoints, "microsoft", REDIRECT, world.teammate.email)
-    location = requests.get(started.url, allow_redirects=False, timeout=5).headers["Location"]
-    code = location.split("code=")[1].split("&")[0]
+    parts = {"endpoints": reader.endpoints, "vault": reader.vault, "http": reader.http}
+    started, code = consented(reader, world.teammate.email)
     with pytest.raises(DomainError, match="your own mailbox"):
-        mailboxes.connect(
-            session,
-            world.rep,
-            "microsoft",
-            code,
-            started.verifier,
-            REDIRECT,
-            endpoints=reader.endpoints,
-            vault=reader.vault,
-            http=reader.http,
-        )
+        mailboxes.connect(session, world.rep, "microsoft", code, started.verifier, REDIRECT, **parts)
     # A wrong verifier (PKCE) is refused by the provider.
-    started = mailboxes.authorization(reader.endpoints, "microsoft", REDIRECT, world.rep.email)
-    location = requests.get(started.url, allow_redirects=False, timeout=5).headers["Location"]
-    code = location.split("code=")[1].split("&")[0]
+    _, code = consented(reader, world.rep.email)
     with pytest.raises(DomainError, match="refused"):
-        mailboxes.connect(
-            session,
-            world.rep,
-            "microsoft",
-            code,
-            "not-the-verifier",
-            REDIRECT,
-            endpoints=reader.endpoints,
-            vault=reader.vault,
-            http=reader.http,
-        )
+        mailboxes.connect(session, world.rep, "microsoft", code, "not-the-verifier", REDIRECT, **parts)
     assert session.scalar(select(func.count()).select_from(Mailbox)) == 0
 
 

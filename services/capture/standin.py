@@ -384,11 +384,7 @@ class StandIn:
                 return self._authorize(handler, query)
             if path.endswith("/adminconsent"):  # a tenant admin approves at once
                 answer = {"tenant": "standin-tenant", "admin_consent": "True", "state": query.get("state", "")}
-                handler.send_response(302)
-                handler.send_header("Location", f"{query.get('redirect_uri')}?{urlencode(answer)}")
-                handler.send_header("Content-Length", "0")
-                handler.end_headers()
-                return None
+                return _redirect(handler, f"{query.get('redirect_uri')}?{urlencode(answer)}")
             if path.endswith("/token"):
                 form = {k: v[-1] for k, v in parse_qs(body.decode()).items()}
                 return self._token(handler, form)
@@ -422,11 +418,7 @@ class StandIn:
             return handler._send(400, {"error": "invalid_request", "error_description": "PKCE required"})
         code = secrets.token_urlsafe(16)
         self.codes[code] = (query.get("login_hint", ""), query["code_challenge"], query.get("redirect_uri", ""))
-        target = f"{query.get('redirect_uri')}?{urlencode({'code': code, 'state': query.get('state', '')})}"
-        handler.send_response(302)
-        handler.send_header("Location", target)
-        handler.send_header("Content-Length", "0")
-        handler.end_headers()
+        _redirect(handler, f"{query.get('redirect_uri')}?{urlencode({'code': code, 'state': query.get('state', '')})}")
 
     def _issue(self, handler: Any, address: str, refresh: bool) -> None:
         access = secrets.token_urlsafe(24)
@@ -649,6 +641,14 @@ class StandIn:
         else:
             answer["nextSyncToken"] = str(self.seq)
         handler._send(200, answer)
+
+
+def _redirect(handler: Any, url: str) -> None:
+    """A 302 to ``url``: where a sign-in page sends the browser back."""
+    handler.send_response(302)
+    handler.send_header("Location", url)
+    handler.send_header("Content-Length", "0")
+    handler.end_headers()
 
 
 def main() -> None:
