@@ -8,6 +8,7 @@ from typing import Any, Mapping
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from services.sentiment import warm
 from addin import auth, charts, cli, database, filters, jobs, oidc, routes, security
 from addin.routes import api
 from addin.settings import load_settings
@@ -39,5 +40,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 @jobs.huey.on_startup()
 def _worker_app() -> None:
-    """The job worker's tasks run in an app of their own, made as it starts."""
+    """The job worker's tasks run in an app of their own, made as it starts; it scores every
+    captured mail, so its language models are loaded then too."""
     jobs.start_worker(create_app)
+    warm()

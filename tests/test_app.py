@@ -142,7 +142,7 @@ def test_log_email_then_again(auth, app_world: World):
     assert first.status_code == 200 and "Email logged." in first.get_data(as_text=True)
     assert "This email is logged" in first.get_data(as_text=True)
     again = auth.post("/activities/email", item_for("ann@acme.test", body_text="Hello"))
-    assert "already logged" in again.get_data(as_text=True)
+    assert "already in the CRM" in again.get_data(as_text=True)
     assert count(auth.client.application, Activity) == 1
 
 
@@ -461,7 +461,7 @@ def test_logging_an_email_answers_with_what_changed(auth, app_world: World):
     again = auth.post("/activities/email", {**item_for("ann@acme.test"), "body_text": "Yes, go ahead."}).get_data(
         as_text=True
     )
-    assert "This email was already logged." in again and "afterbegin" not in again
+    assert "This email is already in the CRM." in again and "afterbegin" not in again
 
 
 def test_the_context_can_be_posted(auth, app_world: World):

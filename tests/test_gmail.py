@@ -296,7 +296,7 @@ def test_message_card_shows_the_sender_and_logs_the_mail_once(
     assert activity.subject == "Re: rates for next quarter" and "updated" in activity.body_text
 
     again = google_addon.ok("/gmail/action/log_email", event())
-    assert "already logged" in texts(again)
+    assert "already in the CRM" in texts(again)
     assert len(activities(addon)) == 1
 
 
@@ -314,7 +314,7 @@ def test_the_same_message_from_outlook_and_gmail_is_one_activity(addon: Flask, g
         },
     )
     assert response.status_code == 200
-    assert "already logged" in texts(google_addon.ok("/gmail/action/log_email", event()))
+    assert "already in the CRM" in texts(google_addon.ok("/gmail/action/log_email", event()))
     [activity] = activities(addon)
     assert activity.source == "outlook"
 

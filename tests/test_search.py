@@ -218,3 +218,10 @@ def test_sending_route_answers_json(client, app_world: World):
         "/activities/sending", data={**SENT, "send_key": KEY.replace("0", "1"), "subject": "x" * 10_000}, headers=bearer
     )
     assert huge.status_code == 422 and "subject" in huge.json["fields"]
+    # Opened later from Sent Items, it says it was logged as it went, not that it is a duplicate.
+    opened = client.post(
+        "/activities/email",
+        data={**SENT, "internet_message_id": "<opened-later@northwind.test>"},
+        headers={**bearer, "HX-Request": "true"},
+    )
+    assert opened.status_code == 200 and "Logged when you sent it." in opened.get_data(as_text=True)

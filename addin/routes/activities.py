@@ -33,7 +33,9 @@ def log_email():
         )
         if created:
             return Notice("Email logged.", activity.id, changed=changed)
-        return Notice("This email was already logged.", changed=changed)
+        if request.form.get("send_key"):  # opened from Sent Items after it was logged as it went
+            return Notice("Logged when you sent it.", changed=changed)
+        return Notice("This email is already in the CRM.", changed=changed)
 
     return perform("log_email", action)
 

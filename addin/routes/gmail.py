@@ -208,7 +208,7 @@ def on_log_email(event: AddonEvent, message: GmailMessage) -> tuple[str, int | N
     activity, created = activities.log_email(
         db(), event.user, {**message.as_email_item(), "is_private": event.inputs.get("private_email") == "1"}
     )
-    return ("Email logged.", activity.id) if created else ("This email was already logged.", None)
+    return ("Email logged.", activity.id) if created else ("This email is already in the CRM.", None)
 
 
 @_acting_on_message
