@@ -981,7 +981,9 @@ def test_notices_show_in_my_day_and_the_managers_panel(app, app_world: World, au
         session.commit()
         notice_id = notice.id
     auth.login(world.manager.email)
-    assert "no word from the customer in 21 days" in auth.get("/pane/team").get_data(as_text=True)
+    panel = auth.get("/pane/team").get_data(as_text=True)
+    assert "no word from the customer in 21 days" in panel
+    assert "on last week's same days" in panel and "Calls against quota" in panel  # the numbers say what they are
     assert auth.post(f"/capture/notices/{notice_id}/seen").status_code == 403
     auth.login(world.west_manager.email)
     assert "no word from the customer in 21 days" not in auth.get("/pane/team").get_data(as_text=True)
