@@ -211,7 +211,7 @@ def move_stage(
             raise DomainError("This deal is already lost.")
         reason = (values.get("loss_reason") or "").strip()
         if not reason:
-            raise DomainError("Say why the deal was lost.", {"loss_reason": ["Required to mark as lost."]})
+            raise DomainError("Say why the deal was lost.", {"loss_reason": ["Say why the deal was lost."]})
         reasons = actor.organization.setting("loss_reasons")
         if reasons and reason not in reasons:
             raise DomainError(

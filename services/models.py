@@ -150,11 +150,12 @@ ROLES = _values(Role)
 ACTIVITY_TYPES = _values(ActivityType)
 DIRECTIONS = _values(Direction)
 OUTCOMES = _values(Outcome)
-# What a rep logs by hand beside a mail, and the outcomes offered for it: the pane's choices.
+# What a rep logs by hand beside a mail: the pane's choices.
 LOGGED_BY_HAND = (ActivityType.CALL.value, ActivityType.MEETING.value, ActivityType.VISIT.value)
-HAND_OUTCOMES = tuple(
-    o.value for o in (Outcome.CONNECTED, Outcome.NO_ANSWER, Outcome.VOICEMAIL, Outcome.HELD, Outcome.NO_SHOW)
-)
+# Which outcomes a type can have: a call is answered or not, a meeting or visit held or not.
+CALL_OUTCOMES = tuple(o.value for o in (Outcome.CONNECTED, Outcome.NO_ANSWER, Outcome.VOICEMAIL, Outcome.BUSY))
+MEETING_OUTCOMES = tuple(o.value for o in (Outcome.HELD, Outcome.NO_SHOW, Outcome.RESCHEDULED, Outcome.CANCELLED))
+OUTCOMES_OF = {"call": CALL_OUTCOMES, "meeting": MEETING_OUTCOMES, "visit": MEETING_OUTCOMES}
 SOURCES = _values(Source)
 LEAD_SOURCES = _values(LeadChannel)
 LEAD_STATUSES = _values(LeadStatus)

@@ -17,7 +17,7 @@ from typing import Any, Mapping
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from services.errors import DomainError
-from services.models import ACTIVITY_TYPES, ADDRESS_LENGTH, DIRECTIONS, OUTCOMES, SOURCES
+from services.models import ACTIVITY_TYPES, ADDRESS_LENGTH, DIRECTIONS, OUTCOMES, OUTCOMES_OF, SOURCES
 from services.numbers import DEFAULT_LOCALE, AmountError, parse_amount
 from services.mail.text import is_valid_address, normalise_address
 
@@ -226,6 +226,15 @@ class ActivitySchema(InputSchema):
     is_private = fields.Boolean(load_default=False)
     participants = fields.List(fields.Nested(ParticipantSchema), load_default=list)
     answers = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
+
+    @validates_schema
+    def outcome_of_its_type(self, data: dict[str, Any], **kwargs: Any) -> None:
+        """A call is answered or not; a meeting or visit held or not (``OUTCOMES_OF``)."""
+        allowed = OUTCOMES_OF.get(data.get("type", ""))
+        if data.get("outcome") and allowed is not None and data["outcome"] not in allowed:
+            kind = data["type"]
+            words = ", ".join(o.replace("_", " ") for o in allowed)
+            raise ValidationError(f"A {kind}'s outcome is one of: {words}.", "outcome")
 
 
 class EmailItemSchema(InputSchema):

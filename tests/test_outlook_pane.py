@@ -149,8 +149,16 @@ def test_lost_without_reason_is_refused_inline(open_pane, app, app_world: World)
     form = page.locator(f"[data-form=stage-{app_world.deal.id}]")
     form.locator("select[name=stage]").select_option("lost")
     form.get_by_role("button", name="Save stage").click()
-    page.locator(".form-error", has_text="Say why the deal was lost.").wait_for()
-    assert page.get_by_text("Say why the deal was lost.").count() == 1  # said once, in the form
+    form.locator(".field-error", has_text="Say why the deal was lost.").wait_for()
+    # Said once, beside its field (not also as "Required to mark as lost."); the form's line points to it.
+    assert page.get_by_text("Say why the deal was lost.").count() == 1
+    assert page.get_by_text("Required").count() == 0
+    assert form.locator(".form-error").inner_text() == "Check the field marked below."
+    # Only Lost's field is shown with Lost chosen: the won amount is not asked.
+    assert (
+        form.locator("input[name=loss_reason]").is_visible()
+        and not form.locator("input[name=final_amount]").is_visible()
+    )
     # The form stays open with the choice kept and the field marked.
     assert form.locator("select[name=stage]").input_value() == "lost"
     assert form.locator("input[name=loss_reason]").get_attribute("aria-invalid") == "true"

@@ -924,3 +924,20 @@ def test_won_lost_and_a_stage_move_can_be_undone_like_a_log(session, world: Worl
     assert "too late" in late.message
     other = refused(session, lambda: deals.undo_move(session, as_user(session, world.manager), world.deal.id, now=NOW))
     assert "Only the person who moved" in other.message
+
+
+@pytest.mark.parametrize(
+    ("kind", "outcome", "refused"),
+    [("call", "held", True), ("call", "no_show", True), ("meeting", "voicemail", True), ("visit", "busy", True),
+     ("call", "voicemail", False), ("meeting", "no_show", False), ("visit", "held", False), ("call", None, False)],
+)  # fmt: skip
+def test_an_outcome_belongs_to_its_type(session: Session, world: World, kind: str, outcome: str | None, refused: bool):
+    data = {"type": kind, "contact_id": world.contact.id, **({"outcome": outcome} if outcome else {})}
+    if refused:
+        with pytest.raises(DomainError) as error:
+            activities.log_activity(session, world.rep, data)
+        assert f"A {kind}'s outcome is one of" in error.value.errors["outcome"][0]
+        assert session.scalar(select(func.count(Activity.id))) == 0
+    else:
+        activity, _ = activities.log_activity(session, world.rep, data)
+        assert activity.outcome == outcome

@@ -16,7 +16,7 @@ from services.errors import DomainError
 from services import followups, privacy
 from services.capture import meetings as captured_meetings, notices as deal_notices
 from services.capture.mailboxes import own_mailbox
-from services.models import HAND_OUTCOMES, LEAD_SOURCES, LOGGED_BY_HAND
+from services.models import CALL_OUTCOMES, LEAD_SOURCES, LOGGED_BY_HAND, MEETING_OUTCOMES
 from services.search import search_crm
 from services.types import utcnow
 
@@ -148,6 +148,7 @@ def pane_globals() -> dict[str, Any]:
         "ITEM_LISTS": ITEM_LISTS,
         "zone_differs": zone_differs,
         "LOGGED_BY_HAND": LOGGED_BY_HAND,
-        "HAND_OUTCOMES": HAND_OUTCOMES,
+        "CALL_OUTCOMES": CALL_OUTCOMES,
+        "MEETING_OUTCOMES": MEETING_OUTCOMES,
         "LEAD_SOURCES": LEAD_SOURCES,
     }
