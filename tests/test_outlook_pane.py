@@ -362,6 +362,14 @@ def test_pane_falls_back_to_a_password_where_sso_is_not_available(browser, live_
     page.locator(".contact h2", has_text="Ann Buyer").wait_for()
     assert page.locator("#pane-sign-in").is_hidden()
     shot(page, "signed-in-with-password")
+    # Signed out on purpose: said so (not "your sign-in has ended"), and the form is empty again.
+    page.locator("#pane-header").get_by_role("button", name="Sign out").click()
+    page.get_by_text("You signed out").wait_for()
+    assert page.get_by_text("Your sign-in has ended").count() == 0
+    form.wait_for()
+    assert form.locator("input[name=email]").input_value() == ""
+    assert form.locator("input[name=password]").input_value() == ""
+    assert page.locator("[data-sign-in-error]").is_hidden()
     context.close()
 
 

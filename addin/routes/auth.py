@@ -100,7 +100,7 @@ def logout() -> Response | tuple[str, int]:
     end_sessions(actor())
     if is_htmx():
         # The pane forgets its token and shows its sign-in again (pane.js listens).
-        response = current_app.make_response((render_template("pane/_signed_out.html"), 200))
+        response = current_app.make_response((render_template("pane/_signed_out.html", by_choice=True), 200))
         response.headers["HX-Trigger"] = "inboxcrm:signed-out"
         return response
     if by_bearer:

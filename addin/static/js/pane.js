@@ -183,8 +183,20 @@
       if (!section) { return Promise.reject(new Error("no sign-in form")); }
       var form = section.querySelector("form");
       var error = section.querySelector("[data-sign-in-error]");
+      // Shown again (after a sign-out, an expiry): empty, with no old error, and no listener
+      // of the last time left to post twice.
+      form.reset();
+      error.hidden = true;
       section.hidden = false;
+      var done = new AbortController();
       return new Promise(function (resolve) {
+        function signedIn(answer) {
+          keep(answer);
+          section.hidden = true;
+          form.reset();
+          done.abort();
+          resolve();
+        }
         // "Sign in with Microsoft / Google" opens in an Office dialog, which hands back a token.
         section.addEventListener("click", function (event) {
           var link = event.target.closest("[data-dialog-url]");
@@ -195,24 +207,18 @@
             var dialog = opened.value;
             dialog.addEventHandler(Office.EventType.DialogMessageReceived, function (arrived) {
               dialog.close();
-              keep(JSON.parse(arrived.message));
-              section.hidden = true;
-              resolve();
+              signedIn(JSON.parse(arrived.message));
             });
           });
-        });
+        }, { signal: done.signal });
         form.addEventListener("submit", function (event) {
           event.preventDefault();
           var body = { email: form.elements.email.value, password: form.elements.password.value };
-          postJson(form.getAttribute("data-token-url"), body).then(function (answer) {
-            keep(answer);
-            section.hidden = true;
-            resolve();
-          }, function (failure) {
+          postJson(form.getAttribute("data-token-url"), body).then(signedIn, function (failure) {
             error.textContent = failure.message;
             error.hidden = false;
           });
-        });
+        }, { signal: done.signal });
       });
     }
 
