@@ -92,7 +92,9 @@ class MailItemRef:
 
     @property
     def present(self) -> bool:
-        return bool(self.from_address or self.to or self.attendees)
+        """Whether a mail item is open at all: one with no sender (a draft, a broken header) is
+        still open, and says why there is nothing to log rather than "Open an email"."""
+        return bool(self.from_address or self.to or self.attendees or self.internet_message_id or self.subject)
 
 
 @dataclass

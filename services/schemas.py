@@ -238,7 +238,10 @@ class ActivitySchema(InputSchema):
 
 
 class EmailItemSchema(InputSchema):
-    """A mail item as the pane reads it (Office.js or Gmail) and hands it to ``log_email``."""
+    """A mail item as the pane reads it (Office.js or Gmail) and hands it to ``log_email``.
+
+    Its recipients are the mail's own headers, not the rep's typing: one that is no address
+    ("To: XX", "undisclosed-recipients:;") is left out, and the mail is logged with the rest."""
 
     internet_message_id = fields.String(required=True, validate=validate.Length(min=1, max=512))
     subject = fields.String(load_default="", validate=validate.Length(max=500))
@@ -258,7 +261,12 @@ class EmailItemSchema(InputSchema):
 
     @pre_load
     def split_lists(self, data: Any, **kwargs: Any) -> Any:
-        return _split_address_lists(data, ("to", "cc"))
+        data = _split_address_lists(data, ("to", "cc"))
+        if isinstance(data, dict):
+            for key in ("to", "cc"):
+                if isinstance(data.get(key), list):
+                    data[key] = [a for a in data[key] if isinstance(a, str) and is_valid_address(normalise_address(a))]
+        return data
 
 
 class SendingItemSchema(EmailItemSchema):
