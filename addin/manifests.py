@@ -158,14 +158,15 @@ def outlook_json(base_url: str, addin_id: str, client_id: str) -> dict[str, Any]
     }
 
 
-# Only the open message, never the mailbox: the add-on runs (execute), reads the message the
-# user has open (readonly), sees a draft's recipients in compose (metadata, compose), and
-# learns who the user is (userinfo.email, for the user ID token).
+# Only the open message, never the mailbox, and no more than is used: the add-on runs
+# (execute), reads the message the user has open (readonly), sees a draft's recipients in
+# compose (metadata: Google's manifest reference says a compose trigger's ``draftAccess:
+# METADATA`` requires this scope), and learns who the user is (userinfo.email, for the user ID
+# token). No ``action.compose``: no card changes a draft.
 GMAIL_SCOPES = [
     "https://www.googleapis.com/auth/gmail.addons.execute",
     "https://www.googleapis.com/auth/gmail.addons.current.message.readonly",
     "https://www.googleapis.com/auth/gmail.addons.current.message.metadata",
-    "https://www.googleapis.com/auth/gmail.addons.current.action.compose",
     "https://www.googleapis.com/auth/userinfo.email",
 ]
 
@@ -180,7 +181,6 @@ def gmail_deployment(base_url: str) -> dict[str, Any]:
                 "name": "Inbox CRM",
                 "logoUrl": logo,
                 "layoutProperties": {"primaryColor": "#0F6CBD"},
-                "useLocaleFromApp": True,
                 "homepageTrigger": {"runFunction": f"{base}/gmail/homepage", "enabled": True},
                 "openLinkUrlPrefixes": [f"{base}/"],
             },

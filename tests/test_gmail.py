@@ -190,6 +190,9 @@ def test_manifest_command_writes_a_deployment_that_parses_strictly(app: Flask, t
     assert all(
         s.startswith("https://www.googleapis.com/auth/gmail.addons.") or s.endswith("userinfo.email") for s in scopes
     )
+    # No more than is used: no card changes a draft, and no event's locale is read.
+    assert "https://www.googleapis.com/auth/gmail.addons.current.action.compose" not in scopes
+    assert not add_ons.common.use_locale_from_app
     # The JSON has nothing the message does not know (the strict parse would have refused it).
     assert set(deployment) == {"oauthScopes", "addOns"}
 
