@@ -65,7 +65,16 @@ def outlook_json(base_url: str, addin_id: str, client_id: str) -> dict[str, Any]
     base = check_base_url(base_url)
     host = urlsplit(base).netloc
     icons = [{"size": size, "url": f"{base}/static/icons/icon-{size}.png"} for size in (16, 32, 80)]
-    mailbox = {"scopes": ["mail"], "capabilities": [{"name": "Mailbox", "minVersion": MAILBOX_VERSION}]}
+    mobile_icons = [
+        {"size": size, "url": f"{base}/static/icons/icon-{size}.png", "scale": scale}
+        for size in (25, 32, 48)
+        for scale in (1, 2, 3)
+    ]
+    mailbox = {
+        "scopes": ["mail"],
+        "formFactors": ["desktop", "mobile"],
+        "capabilities": [{"name": "Mailbox", "minVersion": MAILBOX_VERSION}],
+    }
     sending = {"scopes": ["mail"], "capabilities": [{"name": "Mailbox", "minVersion": SEND_EVENT_VERSION}]}
     return {
         "$schema": f"https://developer.microsoft.com/json-schemas/teams/v{UNIFIED_MANIFEST_VERSION}/MicrosoftTeams.schema.json",
@@ -125,6 +134,7 @@ def outlook_json(base_url: str, addin_id: str, client_id: str) -> dict[str, Any]
                 ],
                 "ribbons": [
                     {
+                        "requirements": {"formFactors": ["desktop"]},
                         "contexts": ["mailRead", "mailCompose", "meetingDetailsOrganizer", "meetingDetailsAttendee"],
                         "tabs": [
                             {
@@ -151,7 +161,33 @@ def outlook_json(base_url: str, addin_id: str, client_id: str) -> dict[str, Any]
                                 ],
                             }
                         ],
-                    }
+                    },
+                    {
+                        # Outlook on iOS and Android: the same pane from a message (read mode only there).
+                        "requirements": {"formFactors": ["mobile"]},
+                        "contexts": ["mailRead"],
+                        "tabs": [
+                            {
+                                "id": "inboxCrmMobileTab",
+                                "label": "Inbox CRM",
+                                "customMobileRibbonGroups": [
+                                    {
+                                        "id": "mobileMessageRead",
+                                        "label": "Inbox CRM",
+                                        "controls": [
+                                            {
+                                                "id": "openInboxCrmMobile",
+                                                "type": "mobileButton",
+                                                "label": "Inbox CRM",
+                                                "icons": mobile_icons,
+                                                "actionId": "OpenTaskPane",
+                                            }
+                                        ],
+                                    }
+                                ],
+                            }
+                        ],
+                    },
                 ],
             }
         ],

@@ -43,7 +43,7 @@ def envelope(x: int, y: int, size: int, fg, bg, outline_only: bool = False):
 
 def main() -> None:
     os.makedirs(OUT, exist_ok=True)
-    for size in (16, 32, 64, 80, 128, 192):
+    for size in (16, 25, 32, 48, 64, 80, 128, 192):  # 25, 32 and 48: Outlook on phones (MobileIconList)
         png(os.path.join(OUT, f"icon-{size}.png"), size, lambda x, y, s: envelope(x, y, s, WHITE, BLUE))
     # The unified manifest's outline icon: white on transparent, 32 px.
     png(os.path.join(OUT, "outline-32.png"), 32, lambda x, y, s: envelope(x, y, s, WHITE, CLEAR, outline_only=True))

@@ -13,6 +13,7 @@ from jsonschema import Draft4Validator
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS = ROOT / ".cache" / "app-manifest" / "package" / "build" / "json-schemas" / "teams"
 BASE = "https://crm.example.test/inbox"
+STATIC = ROOT / "addin" / "static" / "icons"
 NS = {
     "o": "http://schemas.microsoft.com/office/appforoffice/1.1",
     "xsi": "http://www.w3.org/2001/XMLSchema-instance",
@@ -47,6 +48,38 @@ def test_the_schema_check_catches_a_broken_manifest(generated):
     manifest["extensions"][0]["ribbons"][0]["contexts"] = ["nowhere"]
     schema = json.loads((SCHEMAS / f"v{manifest['manifestVersion']}" / "MicrosoftTeams.schema.json").read_text())
     assert len(list(Draft4Validator(schema).iter_errors(manifest))) >= 2
+
+
+def test_both_manifests_open_the_pane_on_phones(generated):
+    """Outlook on iOS and Android: the XML manifest's MobileFormFactor (a MobileButton on the
+    message read surface, its icons at 25, 32 and 48 px at scales 1 to 3), and the unified
+    manifest's mobile ribbon, both opening the same pane."""
+    root = ET.parse(generated / "manifest.xml").getroot()
+    overrides = root.find("v10:VersionOverrides/v11:VersionOverrides", NS)
+    mobile = overrides.find("v11:Hosts/v11:Host/v11:MobileFormFactor", NS)
+    point = mobile.find("v11:ExtensionPoint", NS)
+    assert point.get(XSI_TYPE) == "MobileMessageReadCommandSurface"
+    control = point.find("v11:Group/v11:Control", NS)
+    assert control.get(XSI_TYPE) == "MobileButton"
+    assert control.find("v11:Icon", NS).get(XSI_TYPE) == "bt:MobileIconList"
+    images = control.findall("v11:Icon/bt:Image", NS)
+    assert sorted((int(i.get("size")), int(i.get("scale"))) for i in images) == [
+        (s, k) for s in (25, 32, 48) for k in (1, 2, 3)
+    ]
+    for image in images:
+        url = overrides.find(f"v11:Resources/bt:Images/bt:Image[@id='{image.get('resid')}']", NS).get("DefaultValue")
+        assert url.endswith(f"icon-{image.get('size')}.png") and (STATIC / f"icon-{image.get('size')}.png").exists()
+    resid = control.find("v11:Action/v11:SourceLocation", NS).get("resid")
+    assert overrides.find(f"v11:Resources/bt:Urls/bt:Url[@id='{resid}']", NS).get("DefaultValue") == f"{BASE}/pane"
+
+    extension = json.loads((generated / "manifest.json").read_text())["extensions"][0]
+    [phone] = [r for r in extension["ribbons"] if r.get("requirements", {}).get("formFactors") == ["mobile"]]
+    button = phone["tabs"][0]["customMobileRibbonGroups"][0]["controls"][0]
+    assert (
+        phone["contexts"] == ["mailRead"] and button["type"] == "mobileButton" and button["actionId"] == "OpenTaskPane"
+    )
+    assert len(button["icons"]) == 9
+    assert "mobile" in extension["requirements"]["formFactors"]
 
 
 def test_unified_manifest_opens_a_pinnable_pane_on_every_surface(generated):
