@@ -863,3 +863,32 @@ def test_opening_a_mail_puts_no_address_or_subject_in_a_url(open_pane, app_world
     page.locator("[data-form=new_contact]").first.wait_for()
     assert any("/pane/context" in url for url in urls)
     assert not [url for url in urls if "acme.test" in url or "Rates" in url or "northwind.test" in url], urls
+
+
+def test_the_pane_on_a_phone_is_touch_sized_and_fits(browser, live_url, app, app_world: World):
+    """Outlook on a phone: 375 px wide, touch. Every control of a known sender's pane (every
+    form opened) is at least 44 px high, nothing scrolls sideways, and a mail is logged by tap."""
+    context = browser.new_context(viewport={"width": 375, "height": 800}, has_touch=True, is_mobile=True)
+    page = context.new_page()
+    page.route(OFFICE_JS, lambda route: route.fulfill(path=str(STUB), content_type="application/javascript"))
+    page.goto(f"{live_url}/login")
+    page.fill("input[name=email]", REP)
+    page.fill("input[name=password]", PASSWORD)
+    page.tap("button.primary")
+    page.add_init_script(f"window.__officeInitial = {json.dumps({'user': REP, 'item': message()})};")
+    page.goto(f"{live_url}/pane")
+    page.locator(".contact h2", has_text="Ann Buyer").wait_for()
+    assert page.evaluate("matchMedia('(pointer: coarse)').matches")
+    no_horizontal_scroll(page)  # opens every form too
+    small = page.evaluate(
+        """() => [...document.querySelectorAll('button, a.button, select, summary, textarea, input:not([type=hidden]):not([type=checkbox]):not([type=radio])')]
+            .filter(e => e.offsetParent !== null)
+            .map(e => [e.outerHTML.slice(0, 80), e.getBoundingClientRect().height])
+            .filter(([, h]) => h < 44)"""
+    )
+    assert small == [], small
+    shot(page, "phone-375")
+    page.get_by_role("button", name="Log this email").tap()
+    page.locator(".logged").wait_for()
+    assert rows(app, Activity) == 1
+    context.close()
