@@ -51,7 +51,7 @@ from services.models import (
 from services.rollups import rebuild_rollups
 from services.setup import people
 from services.setup.export import export_organization
-from tests.factories import World
+from tests.factories import World, make_deal
 from tests.helpers import rollup_snapshot
 
 REDIRECT = "https://crm.example/capture/callback/microsoft"
@@ -1117,3 +1117,23 @@ def test_a_mail_logged_as_it_was_sent_is_found_in_sent_items_not_taken_twice(
     assert len(ids) == 2
     to_ann = session.get(Activity, ids["<p1@x>"])
     assert {p.address for p in to_ann.participants if p.role == "to"} == {ANN}  # each found by its recipients
+
+
+def test_a_mail_goes_to_its_threads_deal_else_to_none_among_several(
+    session: Session, sessions, world: World, standin: StandIn, reader: sync.Reader
+) -> None:
+    second = make_deal(session, world.org, world.account, world.rep, world.stages[0], "Second lane")
+    session.commit()
+    log_email(
+        session,
+        world.rep,
+        {"internet_message_id": "<t1@acme.test>", "from_address": ANN, "to": [world.rep.email], "subject": "Lanes",
+         "conversation_id": "thread-7", "opportunity_id": second.id},
+    )  # fmt: skip
+    session.commit()
+    standin.deliver(world.rep.email, sender=ANN, to=[world.rep.email], subject="Re: Lanes", thread="thread-7")
+    standin.deliver(world.rep.email, sender=ANN, to=[world.rep.email], subject="Another matter", thread="thread-8")
+    mailbox = connect(session, reader, world.rep)
+    run(session, sessions, reader, mailbox.id)
+    deals = {a.subject: a.opportunity_id for a in captured(session, world)}
+    assert deals == {"Re: Lanes": second.id, "Another matter": None}  # two open deals: the pane offers the choice

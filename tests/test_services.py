@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -950,3 +950,26 @@ def test_a_malformed_recipient_is_left_out_and_the_mail_logged(session: Session,
         {"internet_message_id": "<xx@acme.test>", "from_address": "ann@acme.test", "to": ["XX", world.rep.email]},
     )
     assert created and {p.address for p in activity.participants} == {"ann@acme.test", world.rep.email}
+
+
+def test_of_several_open_deals_the_form_offers_the_threads_else_the_latest(session: Session, world: World):
+    from tests.factories import make_deal
+
+    older = world.deal
+    newer = make_deal(session, world.org, world.account, world.rep, world.stages[0], "Second lane")
+    older.last_activity_at, newer.last_activity_at = NOW - timedelta(days=1), NOW - timedelta(days=3)
+    session.commit()
+    context = context_for_addresses(session, world.rep, ["ann@acme.test"])
+    assert {d.id for d in context.deals} == {older.id, newer.id}
+    assert context.default_deal_id == older.id  # the latest activity's
+    activities.log_email(
+        session,
+        world.rep,
+        {"internet_message_id": "<t@acme.test>", "from_address": "ann@acme.test", "conversation_id": "T1",
+         "opportunity_id": newer.id},
+    )  # fmt: skip
+    older.last_activity_at = datetime(2030, 1, 1, tzinfo=timezone.utc)  # the other deal is the latest's now
+    session.commit()
+    threaded = context_for_addresses(session, world.rep, ["ann@acme.test"], conversation_id="T1")
+    assert threaded.latest_deal_id == older.id
+    assert threaded.default_deal_id == newer.id  # the thread's, first

@@ -29,7 +29,14 @@ from services.audit import record_event
 from services.capture.gmail import GmailMessage
 from services.capture.providers import Event
 from services.errors import DomainError
-from services.mail.activities import SENDING, activity_by_external_id, change_counted, log_email, log_meeting
+from services.mail.activities import (
+    SENDING,
+    activity_by_external_id,
+    change_counted,
+    log_email,
+    log_meeting,
+    thread_open_deal,
+)
 from services.mail.contacts import account_for_domain, contacts_for_addresses, create_contact
 from services.mail.text import domain_of, name_from_address
 from services.models import Activity, Capture, Mailbox, User
@@ -84,6 +91,9 @@ def capture_message(session: Session, mailbox: Mailbox, message: GmailMessage, n
         return Outcome(None, "no contact or account of the organization takes part")
     item = message.as_email_item()
     item["source"] = "outlook" if mailbox.provider == "microsoft" else "gmail"
+    # The thread's deal first; else ``log_email``'s own default (the account's only open deal).
+    if deal_id := thread_open_deal(session, org.id, message.thread_id or None):
+        item["opportunity_id"] = deal_id
     cutoff = privacy.retention_cutoff(org, now)
     if cutoff is not None and message.sent_at and datetime.fromisoformat(message.sent_at) < cutoff:
         item.pop("body_html", None)

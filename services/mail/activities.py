@@ -211,7 +211,7 @@ def log_email(
         if contact
         else next((acc for a in customers if (acc := account_for_domain(session, org.id, domain_of(a)))), None)
     )
-    deal_id = item.get("opportunity_id") or _default_deal(session, org.id, account, item.get("conversation_id"))
+    deal_id = item.get("opportunity_id") or _only_open_deal(session, org.id, account)
     participants = [{"address": item["from_address"], "role": "from"}]
     participants += [{"address": a, "role": "to"} for a in item["to"]] + [
         {"address": a, "role": "cc"} for a in item["cc"]
@@ -250,18 +250,16 @@ def _logged_as_sent(session: Session, actor: User, send_key: str, message_id: st
     return sent
 
 
-def _default_deal(
-    session: Session, organization_id: int, account: Account | None, conversation_id: str | None
-) -> int | None:
-    """The deal a mail goes to when none was chosen: the one its thread was last logged to, while
-    it is open; else the account's only open deal; else none."""
+def thread_open_deal(session: Session, organization_id: int, conversation_id: str | None) -> int | None:
+    """The deal a mail of this thread was last logged to, while it is open: where capture files
+    the thread's next mail (the pane preselects it; a rep's "None" there is theirs to make)."""
     if conversation_id and (deal_id := last_thread_deal(session, organization_id, conversation_id)):
         still_open = select(Opportunity.id).where(
             Opportunity.id == deal_id, Opportunity.status == "open", live(Opportunity)
         )
         if session.scalar(still_open) is not None:
             return deal_id
-    return _only_open_deal(session, organization_id, account)
+    return None
 
 
 def _only_open_deal(session: Session, organization_id: int, account: Account | None) -> int | None:

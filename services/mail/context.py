@@ -171,6 +171,7 @@ class PaneContext:
     leads: list[LeadCard] = field(default_factory=list)
     logged_activity_id: int | None = None
     thread_deal_id: int | None = None  # the open deal the rep chose for an earlier mail of this thread
+    latest_deal_id: int | None = None  # of several open deals, the one with the latest activity
     # What the rep chose from a search (``services.search``) for this mail: an account, shown
     # first with its open deals, and maybe one of them, which the pane's forms then preselect.
     chosen_account_id: int | None = None
@@ -182,6 +183,12 @@ class PaneContext:
     @property
     def is_empty(self) -> bool:
         return not self.contacts and not self.accounts
+
+    @property
+    def default_deal_id(self) -> int | None:
+        """The deal a form offers first: the one chosen from a search, else the thread's, else
+        (of several) the one with the latest activity. A rep's "None" stays theirs to choose."""
+        return self.chosen_deal_id or self.thread_deal_id or self.latest_deal_id
 
     def nothing_to_log(self, item_type: str, message_id: str | None, sender: str) -> str | None:
         """Why this mail (``item_type`` "message") or meeting ("appointment") offers nothing to
@@ -456,6 +463,7 @@ def context_for_addresses(
         thread_deal_id=_thread_deal(session, org_id, conversation_id, {d.id for d in deals})
         if conversation_id and len(deals) > 1
         else None,
+        latest_deal_id=session.scalar(_LATEST_DEAL, {"ids": [d.id for d in deals]}) if len(deals) > 1 else None,
         chosen_account_id=chosen_account_id,
         chosen_deal_id=chosen_deal_id,
         blocked=privacy.blocked(session, actor, addresses),
@@ -482,6 +490,14 @@ def _lead_cards(session: Session, org_id: int, addresses: list[str]) -> list[Lea
 
 
 # The deal of the thread's latest logged mail that has one. Built once; bind "org" and "thread".
+_LATEST_DEAL = (
+    select(Opportunity.id)
+    .where(Opportunity.id.in_(_many("ids")))
+    .order_by(Opportunity.last_activity_at.desc().nulls_last(), Opportunity.id.desc())
+    .limit(1)
+)
+
+
 def _thread_deal(session: Session, org_id: int, conversation_id: str, open_ids: set[int]) -> int | None:
     """The deal the rep chose for this thread before, if it is still one of the open deals shown."""
     deal_id = last_thread_deal(session, org_id, conversation_id)
