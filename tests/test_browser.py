@@ -187,3 +187,26 @@ def test_the_pane_names_unanswered_questions_as_the_rep_writes_and_shows_deal_he
     page.fill("input[name='answer:Lanes used']", "Boston-Chicago")
     hint.get_by_text("Every checklist question is answered.").wait_for()
     assert page.locator(".deal").count() == 1  # the hint swapped itself only
+
+
+def test_a_walk_through_the_mailbox_logs_no_console_error(browser, live_url, app_world: World):
+    """Mails opened one after another faster than their contexts come (each aborts the last),
+    the call form typed in (its checklist hint posts as the rep types): the console says nothing
+    but a deliberate 4xx."""
+    page = sign_in_to_preview(browser, live_url, app_world)
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda failure: errors.append(str(failure)))
+    mails = page.locator("#mailbox button.mail")
+    for _ in range(2):
+        for index in range(mails.count()):
+            mails.nth(index).click()
+    mails.first.click()
+    pane = page.frame_locator("#taskpane")
+    pane.locator(".contact h2", has_text="Ann Buyer").wait_for()
+    pane.get_by_text("Log a call, meeting or visit").click()
+    pane.locator("[data-form=log_activity] input[name=activity_subject]").fill("Rates call")
+    pane.locator("[data-form=log_activity] textarea").first.fill("Talked about the trucks")
+    page.wait_for_timeout(800)  # the hint's delayed post
+    real = [e for e in errors if not re.search(r"status of 4\d\d", e)]
+    assert real == [], real

@@ -580,7 +580,14 @@ def test_several_open_deals_the_rep_says_which_and_the_thread_remembers(open_pan
         "None",
         "Reefer contract",
     ]
-    assert form.locator("select[name=opportunity_id]").input_value() == ""
+    # Offered first: the deal with the latest activity (neither has any: the newer), never "None".
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        latest = session.scalar(
+            select(Opportunity.id)
+            .where(Opportunity.status == "open", Opportunity.account_id == app_world.account.id)
+            .order_by(Opportunity.last_activity_at.desc().nulls_last(), Opportunity.id.desc())
+        )
+    assert form.locator("select[name=opportunity_id]").input_value() == str(latest)
     form.locator("select[name=opportunity_id]").select_option(str(lane_id))
     form.get_by_role("button", name="Log this email").click()
     page.locator(".logged").wait_for()
@@ -874,7 +881,8 @@ def test_the_pane_on_a_phone_is_touch_sized_and_fits(browser, live_url, app, app
     page.goto(f"{live_url}/login")
     page.fill("input[name=email]", REP)
     page.fill("input[name=password]", PASSWORD)
-    page.tap("button.primary")
+    with page.expect_navigation():  # signed in before the pane is asked for
+        page.tap("button.primary")
     page.add_init_script(f"window.__officeInitial = {json.dumps({'user': REP, 'item': message()})};")
     page.goto(f"{live_url}/pane")
     page.locator(".contact h2", has_text="Ann Buyer").wait_for()
@@ -892,3 +900,16 @@ def test_the_pane_on_a_phone_is_touch_sized_and_fits(browser, live_url, app, app
     page.locator(".logged").wait_for()
     assert rows(app, Activity) == 1
     context.close()
+
+
+def test_a_check_box_is_drawn_as_a_check_box(open_pane, app_world: World):
+    """The Private choice was a 128x32 text box on every form."""
+    page = open_pane(message(), 320)
+    page.locator(".contact h2", has_text="Ann Buyer").wait_for()
+    boxes = page.locator("input[type=checkbox]")
+    assert boxes.count() >= 1
+    for index in range(boxes.count()):
+        box = boxes.nth(index)
+        if box.is_visible():
+            size = box.bounding_box()
+            assert size["width"] < 30 and size["height"] < 30, size

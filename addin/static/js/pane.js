@@ -251,14 +251,33 @@
 
   var shown = null; // the item on screen, with its body
 
-  // Never the wrong mail: the last item's context goes the moment another is opened, and its
-  // request, if still under way, is cancelled (the pane is the requests' source), so that a
-  // slow answer for the mail before cannot land over this one's.
+  // Never the wrong mail: the last item's context goes the moment another is opened, and a slow
+  // answer for the mail before is never swapped in over this one's. Each item's request has a
+  // source of its own, numbered (``itemSource``): a request still under way for an earlier
+  // number is let finish and dropped at its swap (aborting it made htmx log an error for each).
+  var itemNumber = 0;
   function clearPane(pane) {
-    htmx.trigger(pane, "htmx:abort");
+    itemNumber += 1;
     pane.setAttribute("aria-busy", "true");
     pane.innerHTML = '<p class="empty">Loading…</p>';
   }
+
+  function itemSource(pane) {
+    var source = document.createElement("span");
+    source.hidden = true;
+    source.setAttribute("data-item-number", String(itemNumber));
+    pane.parentNode.appendChild(source);
+    return source;
+  }
+
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var number = event.detail.elt && event.detail.elt.getAttribute("data-item-number");
+    if (number !== null && number !== undefined && number !== String(itemNumber)) { event.detail.shouldSwap = false; }
+  });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var source = event.detail.elt;
+    if (source && source.hasAttribute && source.hasAttribute("data-item-number")) { source.remove(); }
+  });
 
   function showItem(adapter, item) {
     var pane = document.getElementById("context");
@@ -266,7 +285,7 @@
     if (!item) {
       // No mail open: the rep's day (follow-ups overdue and due today).
       clearPane(pane);
-      htmx.ajax("GET", pane.getAttribute("data-my-day-url"), { source: pane, target: "#context", swap: "innerHTML" })
+      htmx.ajax("GET", pane.getAttribute("data-my-day-url"), { source: itemSource(pane), target: "#context", swap: "innerHTML" })
         .finally(function () { if (shown === item) { pane.removeAttribute("aria-busy"); } });
       return;
     }
@@ -278,9 +297,9 @@
       if ((item[key] || []).length) { values[key] = item[key]; }
     });
     clearPane(pane);
-    htmx.ajax("POST", pane.getAttribute("data-context-url"), { source: pane, target: "#context", swap: "innerHTML", values: values })
+    htmx.ajax("POST", pane.getAttribute("data-context-url"), { source: itemSource(pane), target: "#context", swap: "innerHTML", values: values })
       .finally(function () { if (shown === item) { pane.removeAttribute("aria-busy"); } })
-      .then(function () { return item.item_type === "message" ? adapter.isMarkedForLogging() : false; })
+      .then(function () { return shown === item && item.item_type === "message" ? adapter.isMarkedForLogging() : false; })
       .then(function (marked) {
         // A message marked in compose is logged when it is opened from Sent Items.
         // Submitted through htmx (processed first: the swap may not have settled), so that the
