@@ -207,7 +207,7 @@ def send_reminders_now(at: datetime | None = None) -> tuple[int, int]:
 
     config = _current_app().config
     with smtp_server(config) as smtp, _sessions()() as session:
-        return send_reminders(session, at or utcnow(), smtp.send_message, config["MAIL_FROM"])
+        return send_reminders(session, at or utcnow(), smtp.send_message, config["MAIL_FROM"], config["BASE_URL"])
 
 
 @huey.periodic_task(crontab(minute="*/5"))

@@ -38,13 +38,19 @@ def add_follow_up(
     }
     if not links:
         raise DomainError("Attach the follow-up to a contact, an account or a deal.")
-    due_at = localised(values["due_at"], zone or actor.organization.time_zone)
+    typed_in = zone or actor.organization.time_zone
+    due_at = localised(values["due_at"], typed_in)
     if due_at < now.replace(second=0, microsecond=0):
         raise DomainError("Choose a due date in the future.", {"due_at": ["In the past."]})
+    reminder_at = localised(values["reminder_at"], typed_in) if values.get("reminder_at") else None
+    if reminder_at is not None and reminder_at > due_at:
+        raise DomainError("Be reminded before it is due, not after.", {"reminder_at": ["After the due time."]})
     follow_up = FollowUp(
         organization_id=actor.organization_id,
         title=values["title"].strip(),
         due_at=due_at,
+        reminder_at=reminder_at,
+        time_zone=zone,
         owner_id=actor.id,
         created_at=now,
         **links,

@@ -857,6 +857,8 @@ class FollowUp(Synced, Base):
     done_at: Mapped[datetime | None]
     reminder_at: Mapped[datetime | None]
     reminded_at: Mapped[datetime | None]  # when its reminder was sent (``services.reminders``)
+    # The zone its times were typed in (the rep's mailbox's, from the pane): its reminder says them so.
+    time_zone: Mapped[str | None] = mapped_column(String(64))
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"))

@@ -319,6 +319,7 @@ class NoteSchema(InputSchema):
 class FollowUpSchema(InputSchema):
     title = fields.String(required=True, validate=validate.Length(min=1, max=300))
     due_at = WhenField(required=True)
+    reminder_at = WhenField()  # when to be reminded by e-mail; the due time when none
     contact_id = _id()
     account_id = _id()
     opportunity_id = _id()

@@ -9,6 +9,8 @@ from email import message_from_bytes
 import pytest
 from sqlalchemy import select
 
+from services.errors import DomainError
+from services.followups import add_follow_up as set_from_pane
 from services.models import FollowUp, User
 from services.reminders import send_reminders
 from tests.factories import World
@@ -66,10 +68,16 @@ def test_each_reminder_whose_time_has_come_is_sent_once(session, world: World):
     outbox = []
     sent, failed = send_reminders(session, NOW, outbox.append, "crm@northwind.test")
     assert (sent, failed) == (2, 0)
-    assert sorted(m["Subject"] for m in outbox) == ["Follow-up: Call about rates", "Follow-up: Send the contract"]
+    # Each names what it is about: the contact, and the contact's account.
+    assert sorted(m["Subject"] for m in outbox) == [
+        "Follow-up: Call about rates (Ann Buyer, Acme Freight)",
+        "Follow-up: Send the contract (Ann Buyer, Acme Freight)",
+    ]
     rep = session.get(User, world.rep.id)
     assert {m["To"] for m in outbox} == {rep.email}
-    assert "with Ann Buyer" in outbox[0].get_content()
+    body = outbox[0].get_content()
+    assert "With: Ann Buyer" in body and "Account: Acme Freight" in body
+    assert "(Europe/Berlin)" in body  # set with no mailbox zone: the organization's, named
     assert send_reminders(session, NOW + timedelta(minutes=1), outbox.append, "crm@northwind.test") == (0, 0)
 
     def refuse(message):
@@ -94,7 +102,7 @@ def test_the_reminders_command_sends_over_smtp(app, app_world: World, smtp_serve
     assert result.exit_code == 0, result.output
     assert "1 reminders sent" in result.output
     [(recipients, message)] = received.messages
-    assert recipients == ["rita@northwind.test"] and message["Subject"] == "Follow-up: Send the contract"
+    assert recipients == ["rita@northwind.test"] and message["Subject"].startswith("Follow-up: Send the contract")
     assert runner.invoke(args=["reminders", "send", "--now", "2026-11-20T09:05:00+0000"]).output.startswith(
         "0 reminders sent"
     )
@@ -103,3 +111,46 @@ def test_the_reminders_command_sends_over_smtp(app, app_world: World, smtp_serve
     app.config["SMTP_PORT"] = 1  # nobody listens
     down = runner.invoke(args=["reminders", "send"])
     assert down.exit_code != 0 and "did not take the reminders" in down.output
+
+
+def test_a_reminder_speaks_the_zone_it_was_set_in_and_links_to_its_account(session, world: World):
+    """Set from a pane in New York (its mailbox's zone), for an organization in Berlin: the
+    reminder says New York's time and names it, the deal too, and links to the account."""
+    follow_up = set_from_pane(
+        session,
+        world.rep,
+        {
+            "title": "Call back",
+            "due_at": "2026-11-21T10:00",
+            "reminder_at": "2026-11-21T09:30",
+            "opportunity_id": world.deal.id,
+        },
+        now=NOW,
+        zone="America/New_York",
+    )
+    session.commit()
+    assert follow_up.time_zone == "America/New_York"
+    outbox = []
+    assert send_reminders(session, follow_up.reminder_at, outbox.append, "crm@x.test", "https://crm.example.test") == (
+        1,
+        0,
+    )
+    body = outbox[0].get_content()
+    assert "21 Nov 2026, 10:00 (America/New_York)" in body and "Deal: Reefer contract" in body
+    assert f"https://crm.example.test/pane/accounts/{world.account.id}/timeline" in body
+    assert "Acme Freight" in outbox[0]["Subject"]
+
+
+def test_a_reminder_time_after_the_due_time_is_refused(session, world: World):
+    with pytest.raises(DomainError, match="before it is due"):
+        set_from_pane(
+            session,
+            world.rep,
+            {
+                "title": "x",
+                "due_at": "2026-11-21T10:00",
+                "reminder_at": "2026-11-21T11:00",
+                "contact_id": world.contact.id,
+            },
+            now=NOW,
+        )

@@ -28,7 +28,7 @@ from services.models import (
     StageChange,
     User,
 )
-from tests.factories import NOW, World
+from tests.factories import NOW, World, make_deal
 from tests.helpers import latest_snapshot
 
 
@@ -953,8 +953,6 @@ def test_a_malformed_recipient_is_left_out_and_the_mail_logged(session: Session,
 
 
 def test_of_several_open_deals_the_form_offers_the_threads_else_the_latest(session: Session, world: World):
-    from tests.factories import make_deal
-
     older = world.deal
     newer = make_deal(session, world.org, world.account, world.rep, world.stages[0], "Second lane")
     older.last_activity_at, newer.last_activity_at = NOW - timedelta(days=1), NOW - timedelta(days=3)
