@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Mapping
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from services.access import get_scoped, require_edit
@@ -71,6 +71,20 @@ def complete_follow_up(session: Session, actor: User, follow_up_id: int, *, now:
     session.flush()
     record_event(session, actor, "complete", follow_up, before=before, after=snapshot(follow_up, FOLLOW_UP_FIELDS))
     return follow_up
+
+
+def accounts_of(session: Session, follow_ups: list[FollowUp]) -> dict[int, int]:
+    """Each follow-up's account (its own, its deal's, else its contact's), by follow-up: where
+    My day's item opens."""
+    if not follow_ups:
+        return {}
+    rows = session.execute(
+        select(FollowUp.id, func.coalesce(FollowUp.account_id, Opportunity.account_id, Contact.account_id))
+        .outerjoin(Opportunity, Opportunity.id == FollowUp.opportunity_id)
+        .outerjoin(Contact, Contact.id == FollowUp.contact_id)
+        .where(FollowUp.id.in_([f.id for f in follow_ups]))
+    )
+    return {follow_up_id: account_id for follow_up_id, account_id in rows if account_id}
 
 
 def open_follow_ups(

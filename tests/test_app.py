@@ -6,7 +6,7 @@ import gzip
 import html
 import json
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import func, select
@@ -476,3 +476,20 @@ def test_the_context_can_be_posted(auth, app_world: World):
         auth.client.post("/pane/context", data=item_for("ann@acme.test"), headers={"HX-Request": "true"}).status_code
         == 400
     )
+
+
+def test_my_days_items_open_their_account(app, app_world: World, auth):
+    """A follow-up on a deal or a contact opens its account's timeline from My day."""
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        soon = datetime.now(timezone.utc) + timedelta(minutes=30)
+        for title, link in (("On the deal", {"opportunity_id": app_world.deal.id}), ("Loose", {})):
+            session.add(
+                FollowUp(organization_id=app_world.org.id, title=title, due_at=soon, owner_id=app_world.rep.id, **link)
+            )
+        session.commit()
+    auth.login(app_world.rep.email)
+    day = auth.get("/pane/my-day").get_data(as_text=True)
+    timeline = f"/pane/accounts/{app_world.account.id}/timeline"
+    assert re.search(rf'<a href="{timeline}"[^>]*>On the deal</a>', day)
+    assert "<span>Loose</span>" in day
+    assert "Acme Freight" in auth.get(timeline).get_data(as_text=True)

@@ -124,9 +124,11 @@ def render_my_day(
 ) -> str:
     """My day: the follow-ups due, and the captured meetings held lately that ask how they went."""
     now = utcnow()
+    due = followups.my_day(db(), actor(), now, reader_zone())
     return render_template(
         "pane/_my_day.html",
-        follow_ups=followups.my_day(db(), actor(), now, reader_zone()),
+        follow_ups=due,
+        accounts=followups.accounts_of(db(), due),
         meetings=captured_meetings.to_ask(db(), actor(), now),
         notices=deal_notices.unseen(db(), actor()),
         mailbox=own_mailbox(db(), actor()),
