@@ -115,13 +115,14 @@ class SmallAnswer:
 @dataclass
 class Notice:
     """What an action says when it worked; ``undo`` names an activity the rep may take back,
-    ``undo_deal`` a deal whose last move they may; ``closed``, a deal the action won or lost
+    ``undo_deal`` a deal whose last move they may, ``undo_url`` where another action is undone; ``closed``, a deal the action won or lost
     (its name and "Won" or "Lost"), which stays in view though it is no longer open;
     ``changed``, for a small action, what it changed: the pane is answered with that alone."""
 
     text: str
     undo: int | None = None
     undo_deal: int | None = None
+    undo_url: str | None = None  # any other action's own undo (a follow-up set, or marked done)
     closed: tuple[str, str] | None = None
     changed: SmallAnswer | None = None
 

@@ -8,9 +8,9 @@ from typing import Any, Mapping
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from services.access import get_scoped, require_edit
+from services.access import UNDO_MINUTES, get_scoped, require_edit
 from services.audit import record_event, snapshot
-from services.errors import DomainError
+from services.errors import DomainError, Forbidden
 from services.models import Account, Contact, FollowUp, Opportunity, User, live
 from services.periods import local_midnight, local_today
 from services.schemas import FollowUpSchema, load
@@ -70,6 +70,37 @@ def complete_follow_up(session: Session, actor: User, follow_up_id: int, *, now:
     follow_up.done_at = now or utcnow()
     session.flush()
     record_event(session, actor, "complete", follow_up, before=before, after=snapshot(follow_up, FOLLOW_UP_FIELDS))
+    return follow_up
+
+
+def undo_follow_up(session: Session, actor: User, follow_up_id: int, *, now: datetime | None = None) -> FollowUp:
+    """Take back a follow-up the rep just set (theirs, within ``UNDO_MINUTES``): it goes, softly,
+    as an undone log does."""
+    now = now or utcnow()
+    follow_up = get_scoped(session, actor, FollowUp, follow_up_id, "follow-up", for_update=True)
+    if follow_up.owner_id != actor.id:
+        raise Forbidden("Only the person who set it can take it back.")
+    if now - follow_up.created_at > timedelta(minutes=UNDO_MINUTES):
+        raise DomainError("It is too late to undo this follow-up; mark it done instead.")
+    follow_up.deleted_at = now
+    session.flush()
+    record_event(session, actor, "undo", follow_up, before={"deleted_at": None}, after={"deleted_at": now.isoformat()})
+    return follow_up
+
+
+def reopen_follow_up(session: Session, actor: User, follow_up_id: int, *, now: datetime | None = None) -> FollowUp:
+    """Undo a follow-up's "done" (within ``UNDO_MINUTES`` of it): open again, as it was."""
+    now = now or utcnow()
+    follow_up = get_scoped(session, actor, FollowUp, follow_up_id, "follow-up", for_update=True)
+    require_edit(actor, follow_up.owner)
+    if follow_up.done_at is None:
+        raise DomainError("This follow-up is not done.")
+    if now - follow_up.done_at > timedelta(minutes=UNDO_MINUTES):
+        raise DomainError("It is too late to undo this; set a new follow-up instead.")
+    before = snapshot(follow_up, FOLLOW_UP_FIELDS)
+    follow_up.done_at = None
+    session.flush()
+    record_event(session, actor, "reopen", follow_up, before=before, after=snapshot(follow_up, FOLLOW_UP_FIELDS))
     return follow_up
 
 

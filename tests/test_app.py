@@ -493,3 +493,17 @@ def test_my_days_items_open_their_account(app, app_world: World, auth):
     assert re.search(rf'<a href="{timeline}"[^>]*>On the deal</a>', day)
     assert "<span>Loose</span>" in day
     assert "Acme Freight" in auth.get(timeline).get_data(as_text=True)
+
+
+def test_a_follow_up_set_or_done_has_an_undo_in_its_toast(app, app_world: World, auth):
+    auth.login(app_world.rep.email)
+    item = {"from_address": "ann@acme.test", "internet_message_id": "<fu@acme.test>", "item_type": "message"}
+    answer = auth.post(
+        "/followups",
+        {**item, "title": "Call back", "due_at": "2099-01-01T10:00", "contact_id": str(app_world.contact.id)},
+    ).get_data(as_text=True)
+    undo = re.search(r'hx-post="(/followups/(\d+)/undo)"', answer)
+    assert "Follow-up set." in answer and undo
+    assert "Follow-up taken back." in auth.post(undo.group(1), item).get_data(as_text=True)
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        assert session.get(FollowUp, int(undo.group(2))).deleted_at is not None

@@ -971,3 +971,36 @@ def test_of_several_open_deals_the_form_offers_the_threads_else_the_latest(sessi
     threaded = context_for_addresses(session, world.rep, ["ann@acme.test"], conversation_id="T1")
     assert threaded.latest_deal_id == older.id
     assert threaded.default_deal_id == newer.id  # the thread's, first
+
+
+def test_a_follow_up_set_or_done_can_be_taken_back_for_a_while(session: Session, world: World):
+    follow_up = followups.add_follow_up(
+        session,
+        world.rep,
+        {"title": "Call back", "due_at": "2099-01-01T10:00", "contact_id": world.contact.id},
+        now=NOW,
+    )
+    with pytest.raises(Forbidden):
+        followups.undo_follow_up(session, world.manager, follow_up.id, now=NOW)
+    with pytest.raises(DomainError, match="too late"):
+        followups.undo_follow_up(session, world.rep, follow_up.id, now=NOW + timedelta(minutes=11))
+    followups.undo_follow_up(session, world.rep, follow_up.id, now=NOW + timedelta(minutes=1))
+    assert follow_up.deleted_at is not None
+    with pytest.raises(NotFound):  # gone: nothing more to take back
+        followups.undo_follow_up(session, world.rep, follow_up.id, now=NOW + timedelta(minutes=2))
+
+    second = followups.add_follow_up(
+        session,
+        world.rep,
+        {"title": "Send rates", "due_at": "2099-01-01T10:00", "contact_id": world.contact.id},
+        now=NOW,
+    )
+    with pytest.raises(DomainError, match="not done"):
+        followups.reopen_follow_up(session, world.rep, second.id, now=NOW)
+    followups.complete_follow_up(session, world.rep, second.id, now=NOW)
+    with pytest.raises(DomainError, match="too late"):
+        followups.reopen_follow_up(session, world.rep, second.id, now=NOW + timedelta(minutes=11))
+    followups.reopen_follow_up(session, world.rep, second.id, now=NOW + timedelta(minutes=1))
+    assert second.done_at is None
+    actions = session.scalars(select(AuditEvent.action).where(AuditEvent.record_type == "follow_ups")).all()
+    assert {"undo", "reopen"} <= set(actions)

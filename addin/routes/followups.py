@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, request
+from flask import Blueprint, request, url_for
 from flask_login import login_required
 
 from addin.database import db
@@ -17,10 +17,34 @@ bp = Blueprint("followups", __name__)
 @login_required
 def add():
     def action() -> Notice:
-        followups.add_follow_up(db(), actor(), request.form, zone=reader_zone())
-        return Notice("Follow-up set.")
+        follow_up = followups.add_follow_up(db(), actor(), request.form, zone=reader_zone())
+        return Notice("Follow-up set.", undo_url=url_for("followups.undo", follow_up_id=follow_up.id))
 
     return perform("follow_up", action)
+
+
+@bp.post("/followups/<id:follow_up_id>/undo")
+@login_required
+def undo(follow_up_id: int):
+    """A follow-up just set, taken back."""
+
+    def action() -> Notice:
+        followups.undo_follow_up(db(), actor(), follow_up_id)
+        return Notice("Follow-up taken back.")
+
+    return perform(f"undo-follow-up-{follow_up_id}", action)
+
+
+@bp.post("/followups/<id:follow_up_id>/reopen")
+@login_required
+def reopen(follow_up_id: int):
+    """A follow-up just marked done, open again."""
+
+    def action() -> Notice:
+        followups.reopen_follow_up(db(), actor(), follow_up_id)
+        return Notice("Follow-up open again.")
+
+    return perform(f"reopen-{follow_up_id}", action)
 
 
 @bp.post("/followups/<id:follow_up_id>/done")
@@ -29,6 +53,10 @@ def done(follow_up_id: int):
     def action() -> Notice:
         followups.complete_follow_up(db(), actor(), follow_up_id)
         # Done, it leaves the list; nothing else in view changes.
-        return Notice("Follow-up done.", changed=SmallAnswer(removed=f"follow-up-{follow_up_id}"))
+        return Notice(
+            "Follow-up done.",
+            changed=SmallAnswer(removed=f"follow-up-{follow_up_id}"),
+            undo_url=url_for("followups.reopen", follow_up_id=follow_up_id),
+        )
 
     return perform(f"done-{follow_up_id}", action)
