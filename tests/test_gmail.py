@@ -21,6 +21,7 @@ from google.protobuf import json_format
 from joserfc.jwk import RSAKey
 from sqlalchemy import func, select
 
+from addin import handoff
 from addin.cli import manifest
 from addin.routes import gmail as gmail_routes
 from services.capture.gmail import GmailUnavailable, fetch_message, parse_message
@@ -612,7 +613,7 @@ def test_open_full_panel_signs_in_once_and_shows_the_same_message(
     assert page.status_code == 200 and "Ann Buyer" in page.get_data(as_text=True)
     assert addon.test_client().get(path).status_code == 401  # used once already
     assert addon.test_client().get(path.replace("t=", "t=x")).status_code == 401
-    monkeypatch.setattr(gmail_routes, "HANDOFF_SECONDS", -1)
+    monkeypatch.setattr(handoff, "SECONDS", -1)
     card = google_addon.ok("/gmail/message", event())
     url = next(c["fixedFooter"]["primaryButton"]["onClick"]["openLink"]["url"] for c in google.cards_of(card))
     assert addon.test_client().get(urlsplit(url).path + "?" + urlsplit(url).query).status_code == 401

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from urllib.parse import urlsplit
 from sqlalchemy import func, select
 
 from services.models import Activity, ActivityParticipant, Contact, Opportunity, StageChange, User
@@ -913,3 +914,22 @@ def test_a_check_box_is_drawn_as_a_check_box(open_pane, app_world: World):
         if box.is_visible():
             size = box.bounding_box()
             assert size["width"] < 30 and size["height"] < 30, size
+
+
+def test_a_pane_signed_in_by_token_opens_notes_signed_in(sso_pane, live_url, app_world: World):
+    """In Outlook's token sign-in (no cookie), Notes opened from the pane asked the browser window
+    for a second sign-in: it opens by a single-use link instead, signed in."""
+    page = sso_pane("rita@northwind.test", width=320)
+    header = page.locator("#pane-header")
+    header.get_by_text("Rita Rep").wait_for()
+    # The pane's handoff endpoint makes links to this server's own pages only.
+    token = page.evaluate("sessionStorage.getItem('inboxcrm.pane-token')")
+    bearer = {"Authorization": f"Bearer {token}"}
+    for elsewhere in ("https://evil.test/", "//evil.test/x", "notes"):
+        assert page.request.post(f"{live_url}/pane/handoff", form={"next": elsewhere}, headers=bearer).status == 400
+    with page.context.expect_page() as opened:
+        header.get_by_role("link", name="Notes").click()
+    notes = opened.value
+    notes.wait_for_url("**/notes")  # the window opens at once, then goes to the link made for it
+    assert notes.locator("input[name=password]").count() == 0  # no second sign-in
+    assert "Notes" in notes.title() or notes.locator("h1").count() == 1

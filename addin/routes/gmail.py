@@ -14,19 +14,17 @@ preview mailbox in place of the Gmail API, so the add-on can be tried with no Go
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
-from urllib.parse import urlencode
 
 from flask import Blueprint, current_app, jsonify, redirect, request, url_for
 from flask_login import login_required
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired
 from sqlalchemy.exc import IntegrityError
 from werkzeug.wrappers import Response
 
-from addin import cards
+from addin import cards, handoff
 from addin.auth import start_session
 from addin.database import commit, db, rollback, writes
 from addin.oidc import google_workspaces
@@ -49,7 +47,6 @@ from services.types import utcnow
 
 bp = Blueprint("gmail", __name__)
 
-HANDOFF_SECONDS = 120
 MAX_EVENT_BYTES = 256 * 1024
 Json = dict[str, Any]
 
@@ -489,29 +486,20 @@ def preview(kind: str, name: str):
 # -- "Open full panel": a single-use hand-off from the card to the htmx pane ----------------------
 
 
-def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="inboxcrm.gmail-handoff")
-
-
 def _handoff_url(event: AddonEvent, message: GmailMessage | None = None, *, path: str | None = None) -> str:
     """A link that signs the user in once and opens the full pane for ``message``, or one of our
     own pages (``path``: the dashboard's charts, a whole timeline)."""
-    target: dict[str, Any] = {"n": path}
+    item = None
     if message is not None:
-        target = {
-            "i": {
-                "from_address": message.from_address,
-                "from_name": message.from_name,
-                "subject": message.subject,
-                "internet_message_id": message.internet_message_id,
-                "to": message.to[:20],
-                "cc": message.cc[:20],
-            }
+        item = {
+            "from_address": message.from_address,
+            "from_name": message.from_name,
+            "subject": message.subject,
+            "internet_message_id": message.internet_message_id,
+            "to": message.to[:20],
+            "cc": message.cc[:20],
         }
-    token = _serializer().dumps(
-        {"u": event.user.id, "v": event.user.token_version, "j": secrets.token_urlsafe(16), **target}
-    )
-    return f"{event.base_url}{url_for('gmail.open_panel')}?{urlencode({'t': token})}"
+    return handoff.link(event.user, event.base_url, path=path, item=item)
 
 
 @bp.get("/gmail/open")
@@ -521,7 +509,7 @@ def open_panel():
     """Sign in from the card's link (no second password) and show the full pane for the same
     message, or the page the card pointed to. The link lives two minutes and works once."""
     try:
-        data = _serializer().loads(request.args.get("t", ""), max_age=HANDOFF_SECONDS)
+        data = handoff.serializer().loads(request.args.get("t", ""), max_age=handoff.SECONDS)
     except SignatureExpired:
         return _refused("This link has expired: use Open full panel again.", 401)
     except BadSignature:

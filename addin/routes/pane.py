@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, current_app, jsonify, render_template, request
 from flask_login import login_required
 
-from addin import oidc
+from addin import handoff, oidc
 from addin.database import commit, db, reads_only
 from addin.pane_actions import ITEM_FIELDS, ITEM_LISTS, MailItemRef, render_context
 from addin.views import actor, page_or_fragment, reader_zone, refused, zone_differs
@@ -29,6 +29,18 @@ def shell() -> str:
     blocks cookies, the pane's script signs in with a token and asks for the context."""
     host = "preview" if request.args.get("host") == "preview" else "outlook"
     return render_template("pane/index.html", host=host, item=None, context=None, sign_in_providers=oidc.enabled())
+
+
+@bp.post("/pane/handoff")
+@login_required
+def handoff_link() -> tuple[Any, int]:
+    """A single-use link opening one of our pages already signed in (``addin.handoff``): what a
+    pane signed in by token (no cookie, as in Outlook) opens Notes, the dashboard or Automatic
+    capture with, instead of a second sign-in in the browser window."""
+    target = request.form.get("next", "")
+    if not target.startswith("/") or target.startswith("//") or "\\" in target or len(target) > 500:
+        return jsonify(error="Only a page of this server can be opened."), 400
+    return jsonify(url=handoff.link(actor(), request.host_url, path=target)), 200
 
 
 @bp.get("/pane/header")

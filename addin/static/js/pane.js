@@ -361,6 +361,23 @@
       if (who) { who.querySelectorAll("nav, #who").forEach(function (part) { part.remove(); }); }
       if (!preview) { session.signInAgain().then(refresh); }
     });
+    // Signed in by token (no cookie, as in Outlook): a link to one of our pages would ask the
+    // browser window for a second sign-in. It opens a single-use link instead, made for it now.
+    document.body.addEventListener("click", function (event) {
+      var link = event.target.closest && event.target.closest("a[data-handoff]");
+      var token = Tokens.get();
+      if (!link || !token) { return; }
+      event.preventDefault();
+      var office = typeof Office !== "undefined" && Office.context && Office.context.ui && Office.context.ui.openBrowserWindow;
+      var opened = office ? null : window.open("", "_blank"); // opened now, while the click counts
+      var body = new URLSearchParams({ next: link.getAttribute("href") });
+      fetch(pane.getAttribute("data-handoff-url"), {
+        method: "POST", body: body, credentials: "omit", headers: { Authorization: "Bearer " + token }
+      }).then(function (response) { return response.json(); }).then(function (answer) {
+        if (!answer.url) { throw new Error(answer.error || "no link"); }
+        if (office) { Office.context.ui.openBrowserWindow(answer.url); } else if (opened) { opened.location = answer.url; }
+      }).catch(function () { if (opened) { opened.close(); } });
+    });
     // The team panel replaces the email's context; this brings the email back.
     document.body.addEventListener("htmx:afterSwap", function (event) {
       pane.querySelectorAll("[data-back-to-item]").forEach(function (back) { back.hidden = !shown; });
