@@ -11,13 +11,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, or_, select, true
 from sqlalchemy.orm import Session
 
 from services.change_numbers import lock_changes
-from services.errors import Forbidden, NotFound
+from services.errors import DomainError, Forbidden, NotFound
 from services.models import Activity, Base, User, live
 from services.schemas import parse_id
 
@@ -72,6 +73,15 @@ def can_edit(actor: User, owner: User | None) -> bool:
 def require_edit(actor: User, owner: User | None) -> None:
     if not can_edit(actor, owner):
         raise Forbidden()
+
+
+def require_undoable(actor: User, owner_id: int, since: datetime, now: datetime, who: str, late: str) -> None:
+    """What taking something back needs: its own rep (``who`` says otherwise), within
+    ``UNDO_MINUTES`` of ``since`` (``late`` says otherwise)."""
+    if owner_id != actor.id:
+        raise Forbidden(who)
+    if now - since > timedelta(minutes=UNDO_MINUTES):
+        raise DomainError(late)
 
 
 def require_role(actor: User, *roles: str) -> None:

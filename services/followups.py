@@ -8,9 +8,9 @@ from typing import Any, Mapping
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from services.access import UNDO_MINUTES, get_scoped, require_edit
+from services.access import UNDO_MINUTES, get_scoped, require_edit, require_undoable
 from services.audit import record_event, snapshot
-from services.errors import DomainError, Forbidden
+from services.errors import DomainError
 from services.models import Account, Contact, FollowUp, Opportunity, User, live
 from services.periods import local_midnight, local_today
 from services.schemas import FollowUpSchema, load
@@ -78,10 +78,14 @@ def undo_follow_up(session: Session, actor: User, follow_up_id: int, *, now: dat
     as an undone log does."""
     now = now or utcnow()
     follow_up = get_scoped(session, actor, FollowUp, follow_up_id, "follow-up", for_update=True)
-    if follow_up.owner_id != actor.id:
-        raise Forbidden("Only the person who set it can take it back.")
-    if now - follow_up.created_at > timedelta(minutes=UNDO_MINUTES):
-        raise DomainError("It is too late to undo this follow-up; mark it done instead.")
+    require_undoable(
+        actor,
+        follow_up.owner_id,
+        follow_up.created_at,
+        now,
+        "Only the person who set it can take it back.",
+        "It is too late to undo this follow-up; mark it done instead.",
+    )
     follow_up.deleted_at = now
     session.flush()
     record_event(session, actor, "undo", follow_up, before={"deleted_at": None}, after={"deleted_at": now.isoformat()})

@@ -7,14 +7,14 @@ clients, and the loser gets the winner's activity back instead of an error.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Mapping
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.access import UNDO_MINUTES, get_scoped, require_edit
+from services.access import get_scoped, require_edit, require_undoable
 from services.change_numbers import lock_changes
 from services.audit import record_event, snapshot
 from services.mail.contacts import account_for_domain, contacts_for_addresses, last_thread_deal
@@ -371,10 +371,14 @@ def undo_log(session: Session, actor: User, activity_id: int, *, now: datetime |
     a soft delete, so the audit trail keeps it."""
     now = now or utcnow()
     activity = get_scoped(session, actor, Activity, activity_id, "activity", for_update=True)
-    if activity.owner_id != actor.id:
-        raise Forbidden("Only the person who logged it can undo a log.")
-    if now - activity.created_at > timedelta(minutes=UNDO_MINUTES):
-        raise DomainError("It is too late to undo this log.")
+    require_undoable(
+        actor,
+        activity.owner_id,
+        activity.created_at,
+        now,
+        "Only the person who logged it can undo a log.",
+        "It is too late to undo this log.",
+    )
     delete_counted(session, actor.organization, activity, now)
     record_event(session, actor, "undo", activity, before={"deleted_at": None}, after={"deleted_at": now.isoformat()})
     return activity
