@@ -11,7 +11,6 @@ from datetime import datetime
 
 from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, request, session, url_for
 from flask_login import login_required
-from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from addin import capture as parts
@@ -23,14 +22,12 @@ from addin.views import actor, is_htmx, refused
 from services.access import require_role
 from services.capture import mailboxes, meetings, notices, push
 from services.capture.mailboxes import PROVIDER_NAMES
-from services.capture.sync import FOLDERS
 from services.errors import DomainError
 from services.identity import verify_google_token
-from services.models import MAIL_PROVIDERS, AuditEvent, Mailbox, User
+from services.models import MAIL_PROVIDERS, Mailbox
 from services.types import utcnow
 
 bp = Blueprint("capture", __name__)
-AUDITED = ("connect", "disconnect", "grant", "uncapture", "capture_stopped")
 
 
 def _callback(provider: str) -> str:
@@ -198,25 +195,13 @@ def search_transcripts() -> tuple[str, int]:
 
 
 def _mailboxes_page(error: DomainError | None = None, status: int = 200) -> tuple[str, int]:
-    me = actor()
-    require_role(me, "admin")
-    rows = mailboxes.mailboxes_of(db(), me)
-    audit = db().scalars(
-        select(AuditEvent)
-        .where(AuditEvent.organization_id == me.organization_id, AuditEvent.action.in_(AUDITED))
-        .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
-        .limit(50)
-    )
-    people = db().scalars(
-        select(User).where(User.organization_id == me.organization_id, User.is_active).order_by(User.name)
-    )
+    seen = mailboxes.overview(db(), actor())
     return render_template(
         "capture/mailboxes.html",
-        rows=rows,
-        audit=list(audit),
-        people=list(people),
+        rows=seen.mailboxes,
+        audit=seen.audit,
+        people=seen.people,
         providers=[(p, PROVIDER_NAMES[p]) for p in MAIL_PROVIDERS],
-        folders=FOLDERS,
         error=error,
         now=utcnow(),
     ), status

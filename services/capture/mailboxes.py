@@ -27,7 +27,18 @@ from services.capture.providers import MAIL_SCOPES, Api, ConsentRevoked, Endpoin
 from services.capture.vault import Vault
 from services.errors import DomainError, Forbidden, NotFound
 from services.mail.activities import delete_counted
-from services.models import MAIL_PROVIDERS, Activity, Capture, Mailbox, MailboxFeed, MailboxState, MailGrant, Role, User
+from services.models import (
+    MAIL_PROVIDERS,
+    Activity,
+    AuditEvent,
+    Capture,
+    Mailbox,
+    MailboxFeed,
+    MailboxState,
+    MailGrant,
+    Role,
+    User,
+)
 from services.types import utcnow
 
 PROVIDER_NAMES = {"microsoft": "Microsoft 365", "google": "Google"}
@@ -315,14 +326,37 @@ def uncapture(session: Session, actor: User, capture_id: int, now: datetime | No
     return activity, _counterpart(activity)
 
 
-def mailboxes_of(session: Session, actor: User) -> list[Any]:
-    """Every mailbox of the organization, for its admin: whose, its state and why."""
+CAPTURE_ACTIONS = ("connect", "disconnect", "grant", "uncapture", "capture_stopped")  # the capture audit
+
+
+@dataclass
+class Overview:
+    """The admin's view: every mailbox with whose it is, the capture audit, who can be chosen."""
+
+    mailboxes: list[Any]  # (Mailbox, the person's name)
+    audit: list[AuditEvent]
+    people: list[User]
+
+
+def overview(session: Session, actor: User) -> Overview:
     require_role(actor, Role.ADMIN.value)
-    return list(
-        session.execute(
-            select(Mailbox, User.name)
-            .join(User, User.id == Mailbox.user_id)
-            .where(Mailbox.organization_id == actor.organization_id)
-            .order_by(User.name)
-        )
+    org = actor.organization_id
+    return Overview(
+        list(
+            session.execute(
+                select(Mailbox, User.name)
+                .join(User, User.id == Mailbox.user_id)
+                .where(Mailbox.organization_id == org)
+                .order_by(User.name)
+            )
+        ),
+        list(
+            session.scalars(
+                select(AuditEvent)
+                .where(AuditEvent.organization_id == org, AuditEvent.action.in_(CAPTURE_ACTIONS))
+                .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+                .limit(50)
+            )
+        ),
+        list(session.scalars(select(User).where(User.organization_id == org, User.is_active).order_by(User.name))),
     )

@@ -168,9 +168,7 @@ def parse_transcript(text: str) -> list[tuple[str, str]]:
     return lines
 
 
-def _customer_lines(
-    activity: Activity, lines: list[tuple[str, str]], organization_domains: list[str], names: set[str]
-) -> str:
+def _customer_lines(lines: list[tuple[str, str]], organization_domains: list[str], names: set[str]) -> str:
     """The lines of speakers who are not the organization's people."""
     ours = {n.lower() for n in names}
     own = set(organization_domains)
@@ -197,7 +195,7 @@ def keep_transcript(
         raise DomainError("That file holds no transcript: expected WebVTT (as Teams saves it) or lines of text.")
     organization = actor.organization
     names = set(session.scalars(select(User.name).where(User.organization_id == organization.id)))
-    customer = _customer_lines(activity, lines, organization.domains or [], names)
+    customer = _customer_lines(lines, organization.domains or [], names)
     transcript = session.scalar(select(Transcript).where(Transcript.activity_id == activity.id))
     if transcript is None:
         transcript = Transcript(organization_id=organization.id, activity_id=activity.id, source=source)

@@ -17,7 +17,6 @@ by refreshing the access token (``Api``), and a refresh refused as ``invalid_gra
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -538,8 +537,3 @@ def calendar_page(api: Api, base: str, page: str | None, cursor: str | None, sin
         events=[e for item in body.get("items") or [] if isinstance(item, dict) and (e := google_event(item))]
     )
     return result.linked(body.get("nextPageToken"), body.get("nextSyncToken"), "Calendar's page")
-
-
-def pause(seconds: float) -> None:
-    """Between a backfill's pages: the store's writers (the panes) go first."""
-    time.sleep(seconds)

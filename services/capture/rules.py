@@ -182,7 +182,7 @@ def capture_event(session: Session, mailbox: Mailbox, event: Event, now: datetim
     if existing is not None:
         if existing.deleted_at is not None:
             return Outcome(existing, "taken back before")
-        return _update_meeting(session, owner, existing, _meeting_values(event, existing.duration_minutes, now))
+        return _update_meeting(session, owner, existing, _meeting_values(event, now))
     if event.cancelled:
         return Outcome(None, "cancelled before it was captured")
     outside = _outside(
@@ -228,7 +228,7 @@ def _agenda(event: Event) -> str:
     return "\n".join([line for line in lines if line] + ([event.agenda] if event.agenda else [])).strip()
 
 
-def _meeting_values(event: Event, duration: int | None, now: datetime) -> dict[str, object]:
+def _meeting_values(event: Event, now: datetime) -> dict[str, object]:
     if event.cancelled:
         return {"outcome": "cancelled"}
     return {

@@ -26,7 +26,6 @@ import requests
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-GRAPH_FOLDERS = ("inbox", "sentitems")
 PUSH_ACCOUNT = "pubsub-push@standin.iam.gserviceaccount.com"  # who Pub/Sub's push tokens name
 
 
