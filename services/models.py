@@ -996,6 +996,22 @@ class HandoffUse(Base):
     used_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class SendMark(OrgScoped, Base):
+    """A draft a rep marked "Log when sent" in Gmail (``services.mail.send_marks``): Gmail has
+    no send hook, so the sent mail is logged when the rep next opens it, as Outlook's fallback
+    does. The draft is known by its recipients only (the compose event carries no id)."""
+
+    __tablename__ = "send_marks"
+    __table_args__ = (Index("ix_send_marks_user", "organization_id", "user_id", "used_at", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    recipients: Mapped[str] = mapped_column(String(2000))  # the external recipients, sorted, comma-separated
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    used_at: Mapped[datetime | None]
+    activity_id: Mapped[int | None] = mapped_column(ForeignKey("activities.id", ondelete="SET NULL"))
+
+
 class LexiconWord(OrgScoped, Base):
     """A word whose valence the organization's ratings moved (``services.lexicon``): the shift
     added to VADER's own valence, and the evidence behind it. A word short of evidence is kept

@@ -43,6 +43,7 @@ from services.models import (
     LeadArrival,
     Opportunity,
     Organization,
+    SendMark,
     Transcript,
     User,
     live,
@@ -455,6 +456,12 @@ def erase_person(
     other = session.execute(
         delete(BlockEntry)
         .where(BlockEntry.organization_id == org_id, BlockEntry.value == address)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    # A Gmail draft marked "Log when sent" to them is forgotten, used or not.
+    other += session.execute(
+        delete(SendMark)
+        .where(SendMark.organization_id == org_id, _mentions(SendMark.recipients, address))
         .execution_options(synchronize_session=False)
     ).rowcount
     # The audit trail's records of the contacts go whole.

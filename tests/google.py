@@ -5,8 +5,9 @@
 * ``GmailApi`` answers ``GET /gmail/v1/users/me/messages/{id}?format=full`` as Google
   documents the resource (payload, headers, nested parts, base64url bodies), only for the
   expected OAuth token and message access token; some ids answer errors or hang.
-* ``check_cards`` parses every card of an add-on response strictly as
-  ``google.apps.card_v1.Card`` (unknown fields rejected).
+* ``check_response`` parses a whole add-on response strictly (the trigger's or the card
+  action's wrapper, built here from Google's documented JSON, with ``google.apps.card_v1.Card``
+  inside; unknown fields rejected) and holds every card to Google's widget limits.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 from google.apps.card_v1 import Card
-from google.protobuf import json_format
+from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
@@ -178,6 +180,110 @@ def check_cards(response: dict[str, Any]) -> list[dict[str, Any]]:
     found = cards_of(response)
     for made in found:
         json_format.Parse(json.dumps(made), Card.pb()(), ignore_unknown_fields=False)
+    return found
+
+
+# -- the add-on response around the cards ---------------------------------------------------------
+#
+# No published package holds the HTTP runtime's response types, so they are built here as
+# protobuf messages from Google's documented JSON (Workspace add-ons, "Event objects" and
+# "Build interactive interfaces": ``RenderActions``, ``Action``, ``Navigation``,
+# ``Notification``, and card_v1's own ``OpenLink``), with the real ``Card`` inside:
+#
+#   trigger (homepage, contextual, compose):  {"action": Action}
+#   card action:                              {"renderActions": {"action": Action}}
+#   Action:      {"navigations": [Navigation], "notification": {"text"}, "link": OpenLink}
+#   Navigation:  one of popToRoot, pop, popToCard, pushCard (Card), updateCard (Card)
+
+_PACKAGE = "inboxcrm.tests.addons"
+
+
+def _response_types() -> dict[str, type]:
+    pool = descriptor_pool.Default()
+    name = "inboxcrm/tests/addon_response.proto"
+    try:
+        pool.FindFileByName(name)
+    except KeyError:
+        field = descriptor_pb2.FieldDescriptorProto
+        card_file = Card.pb().DESCRIPTOR.file.name
+
+        def message(title: str, *fields: tuple[str, int, int, str | None, bool], oneof: str | None = None):
+            made = descriptor_pb2.DescriptorProto(name=title)
+            if oneof:
+                made.oneof_decl.add(name=oneof)
+            for number, (snake, kind, label, type_name, in_oneof) in enumerate(fields, start=1):
+                camel = snake.split("_")[0] + "".join(w.title() for w in snake.split("_")[1:])
+                added = made.field.add(name=snake, number=number, type=kind, label=label, json_name=camel)
+                if type_name:
+                    added.type_name = type_name
+                if in_oneof:
+                    added.oneof_index = 0
+            return made
+
+        one, many = field.LABEL_OPTIONAL, field.LABEL_REPEATED
+        msg, text, flag = field.TYPE_MESSAGE, field.TYPE_STRING, field.TYPE_BOOL
+        card_type = ".google.apps.card.v1.Card"
+        proto = descriptor_pb2.FileDescriptorProto(name=name, package=_PACKAGE, syntax="proto3", dependency=[card_file])
+        proto.message_type.extend(
+            [
+                message("Notification", ("text", text, one, None, False)),
+                message(
+                    "Navigation",
+                    ("pop_to_root", flag, one, None, True),
+                    ("pop", flag, one, None, True),
+                    ("pop_to_card", text, one, None, True),
+                    ("push_card", msg, one, card_type, True),
+                    ("update_card", msg, one, card_type, True),
+                    oneof="navigation",
+                ),
+                message(
+                    "Action",
+                    ("navigations", msg, many, f".{_PACKAGE}.Navigation", False),
+                    ("link", msg, one, ".google.apps.card.v1.OpenLink", False),
+                    ("notification", msg, one, f".{_PACKAGE}.Notification", False),
+                ),
+                message("RenderActions", ("action", msg, one, f".{_PACKAGE}.Action", False)),
+                message("TriggerResponse", ("action", msg, one, f".{_PACKAGE}.Action", False)),
+                message("ActionResponse", ("render_actions", msg, one, f".{_PACKAGE}.RenderActions", False)),
+            ]
+        )
+        pool.Add(proto)
+    return {
+        kind: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_PACKAGE}.{kind}"))
+        for kind in ("TriggerResponse", "ActionResponse")
+    }
+
+
+def _keys(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            yield key
+            yield from _keys(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from _keys(inner)
+
+
+MAX_WIDGETS = 100  # per card, as Google documents (card_v1 ``Card``: more are ignored)
+MAX_SECTIONS = 100
+
+
+def check_response(response: Any, kind: str) -> list[dict[str, Any]]:
+    """Parse a whole answer strictly as the add-on response it is (``kind``: "trigger" or
+    "action"), cards and all, in Google's JSON names only; every card within Google's limits.
+    Returns the cards it shows."""
+    assert isinstance(response, dict), response
+    assert not [k for k in _keys(response) if "_" in k], "only JSON (lowerCamel) names"
+    message = _response_types()["TriggerResponse" if kind == "trigger" else "ActionResponse"]()
+    json_format.ParseDict(response, message, ignore_unknown_fields=False)
+    action = response["action"] if kind == "trigger" else response["renderActions"]["action"]
+    assert action, "an answer does something"
+    if kind == "trigger":
+        assert [list(n) for n in action["navigations"]] == [["pushCard"]], "a trigger shows one card"
+    found = check_cards(response)
+    for made in found:
+        widgets = [w for section in made["sections"] for w in section["widgets"]]
+        assert len(made["sections"]) <= MAX_SECTIONS and len(widgets) <= MAX_WIDGETS, made["header"]
     return found
 
 

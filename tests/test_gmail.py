@@ -21,13 +21,14 @@ from google.protobuf import json_format
 from joserfc.jwk import RSAKey
 from sqlalchemy import func, select
 
-from addin import handoff
+from addin import cards, handoff
 from addin.cli import manifest
 from addin.routes import gmail as gmail_routes
 from services.capture.gmail import GmailUnavailable, fetch_message, parse_message
-from services.models import Activity, AuditEvent, Contact, FollowUp, Opportunity, UserIdentity
+from services.models import Activity, AuditEvent, Contact, FollowUp, Opportunity, SendMark, UserIdentity
+from services.privacy import erase_person
 from tests import google
-from tests.factories import World
+from tests.factories import World, make_deal
 from tests.google import (
     ACCESS_TOKEN,
     BASE_URL,
@@ -35,7 +36,7 @@ from tests.google import (
     OAUTH_TOKEN,
     SERVICE_ACCOUNT,
     b64url,
-    check_cards,
+    check_response,
     gmail_resource,
     texts,
 )
@@ -148,7 +149,7 @@ class Addon:
         response = self.post(path, body, **kwargs)
         assert response.status_code == 200, response.get_data(as_text=True)
         answer = response.get_json()
-        assert check_cards(answer) or "notification" in texts(answer)
+        check_response(answer, "action" if path.startswith("/gmail/action/") else "trigger")
         return answer
 
 
@@ -494,7 +495,7 @@ def test_rep_actions_note_follow_up_stage_rating_undo(addon: Flask, google_addon
     logged = google_addon.ok("/gmail/action/log_email", event())
     activity_id = next(a.id for a in activities(addon) if a.type == "email")
     rated = google_addon.ok("/gmail/action/rate", event(parameters={"activity_id": str(activity_id), "rating": "1"}))
-    assert "Thanks for rating." in texts(rated)
+    assert "Marked as went well." in texts(rated) and "Take back" in texts(rated)
     undone = google_addon.ok("/gmail/action/undo", event(parameters={"activity_id": str(activity_id)}))
     assert "Log undone." in texts(undone) and "Log this email" in texts(undone)
     assert "Email logged." in texts(logged)
@@ -801,3 +802,387 @@ def test_the_card_and_the_pane_say_alike_why_there_is_nothing_to_log(
     assert said, pane
     assert said.group(1).replace("&#39;", "'") in card
     assert "Log this email" not in card and 'data-form="log_email"' not in pane
+
+
+# -- every rep action in Gmail (issue 32) ----------------------------------------------------------
+
+
+def parameters_of(answer: dict, name: str) -> list[dict[str, str]]:
+    """The parameters of every button or click in ``answer`` that calls the action ``name``."""
+    found = []
+
+    def walk(value: object) -> None:
+        if isinstance(value, dict):
+            action = value.get("action")
+            if isinstance(action, dict) and str(action.get("function", "")).endswith(f"/gmail/action/{name}"):
+                found.append({p["key"]: p["value"] for p in action.get("parameters", [])})
+            for inner in value.values():
+                walk(inner)
+        elif isinstance(value, list):
+            for inner in value:
+                walk(inner)
+
+    walk(answer)
+    return found
+
+
+def test_a_whole_answer_is_parsed_strictly_and_a_malformed_one_is_refused() -> None:
+    """The wrapper is parsed as strictly as the card: an unknown or snake_case name, a trigger
+    answered as an action, a navigation Google does not know, a card over its widget limit."""
+    made = {"header": {"title": "T"}, "sections": [{"widgets": [{"textParagraph": {"text": "x"}}]}]}
+    google.check_response({"action": {"navigations": [{"pushCard": made}]}}, "trigger")
+    update = {"renderActions": {"action": {"navigations": [{"popToRoot": True}, {"updateCard": made}]}}}
+    google.check_response(update, "action")
+    google.check_response({"renderActions": {"action": {"notification": {"text": "Done."}}}}, "action")
+    google.check_response({"renderActions": {"action": {"link": {"url": "https://crm.test/x"}}}}, "action")
+    wide = {"header": {"title": "T"}, "sections": [{"widgets": [{"textParagraph": {"text": "x"}}] * 101}]}
+    for bad, kind in (
+        (update, "trigger"),
+        ({"action": {"navigations": [{"pushCard": made}]}}, "action"),
+        ({"renderActions": {"action": {"navigations": [{"replaceCard": made}]}}}, "action"),
+        ({"renderActions": {"action": {"notification": {"text": "x", "type": "ERROR"}}}}, "action"),
+        ({"render_actions": {"action": {"notification": {"text": "x"}}}}, "action"),
+        ({"renderActions": {"action": {"navigations": [{"pushCard": wide}]}}}, "action"),
+        ({"renderActions": {"action": {}}}, "action"),
+    ):
+        with pytest.raises((AssertionError, json_format.ParseError)):
+            google.check_response(bad, kind)
+
+
+def test_the_cards_builder_never_draws_more_widgets_than_google_shows() -> None:
+    made = cards.card(
+        "Many", [cards.section([cards.paragraph(str(n)) for n in range(150)]), cards.section([cards.paragraph("last")])]
+    )
+    widgets = [w for s in made["sections"] for w in s["widgets"]]
+    assert len(widgets) == cards.MAX_WIDGETS and "full panel has the rest" in json.dumps(widgets[-1])
+
+
+def test_a_call_is_logged_from_its_own_card_with_the_checklist_named(
+    addon: Flask, google_addon: Addon, app_world: World
+) -> None:
+    shown = google_addon.ok("/gmail/message", event())
+    assert [p["type"] for p in parameters_of(shown, "log_form")] == ["call", "meeting", "visit"]
+    form = google_addon.ok("/gmail/action/log_form", event(parameters={"type": "call"}))
+    [made] = google.cards_of(form)
+    assert "pushCard" in texts(form) and "Truck size" in texts(made) and "Lanes used" in texts(made)
+    outcomes = {
+        i["value"]
+        for w in made["sections"][0]["widgets"]
+        if w.get("selectionInput", {}).get("name") == "outcome"
+        for i in w["selectionInput"]["items"]
+    }
+    assert outcomes == {"", "connected", "no_answer", "voicemail", "busy"}  # a call is not "held"
+
+    deal = str(app_world.deal.id)
+    typed = {
+        "outcome": text("held"),
+        "duration_minutes": text("15"),
+        "deal": text(deal),
+        "answer:0": text("40 ft reefers"),
+        "body_text": text("Talked through the March rates"),
+    }
+    refused = google_addon.ok("/gmail/action/log_activity", event(parameters={"type": "call"}, inputs=typed))
+    assert "Not saved" in texts(refused) and "outcome is one of" in texts(refused)
+    assert "Talked through the March rates" in texts(refused) and "40 ft reefers" in texts(refused)  # kept
+    assert not [a for a in activities(addon) if a.type == "call"]
+
+    typed["outcome"] = text("connected")
+    typed["private_activity"] = text("1")
+    logged = google_addon.ok("/gmail/action/log_activity", event(parameters={"type": "call"}, inputs=typed))
+    navigations = logged["renderActions"]["action"]["navigations"]
+    assert list(navigations[0]) == ["popToRoot"] and list(navigations[1]) == ["updateCard"]
+    assert "Call logged. Not answered: Lanes used." in texts(logged)
+    [call] = [a for a in activities(addon) if a.type == "call"]
+    assert (call.outcome, call.duration_minutes, call.opportunity_id, call.is_private) == (
+        "connected",
+        15,
+        app_world.deal.id,
+        True,
+    )
+    assert call.contact_id == app_world.contact.id and "Truck size: 40 ft reefers" in call.body_text
+    assert (call.checklist_questions, call.checklist_answered) == (2, 1)
+    assert parameters_of(logged, "undo")[0]["activity_id"] == str(call.id)
+    nothing = google_addon.ok("/gmail/action/log_form", event(parameters={"type": "email"}))
+    assert "Choose a call, a meeting or a visit." in texts(nothing)
+
+
+def test_an_activity_opens_its_card_to_rate_take_back_and_make_private(
+    addon: Flask, google_addon: Addon, app_world: World
+) -> None:
+    google_addon.ok("/gmail/action/log_email", event())
+    [mail] = activities(addon)
+    listed = google_addon.ok("/gmail/message", event())
+    assert {"activity_id": str(mail.id)} in [
+        {k: v for k, v in p.items() if k == "activity_id"} for p in parameters_of(listed, "activity")
+    ]
+    opened = google_addon.ok("/gmail/action/activity", event(parameters={"activity_id": str(mail.id)}))
+    assert "Went well" in texts(opened) and "Make private" in texts(opened)
+
+    def state() -> tuple:
+        [now] = [a for a in activities(addon) if a.id == mail.id]
+        return now.rating, now.is_private
+
+    rated = google_addon.ok("/gmail/action/rate", event(parameters={"activity_id": str(mail.id), "rating": "1"}))
+    assert state() == (1, False) and "Take back “went well”" in texts(rated)
+    google_addon.ok("/gmail/action/rate", event(parameters={"activity_id": str(mail.id), "rating": "0"}))
+    assert state() == (None, False)
+    private = google_addon.ok("/gmail/action/private", event(parameters={"activity_id": str(mail.id), "private": "1"}))
+    assert state() == (None, True) and "Share with your team again" in texts(private)
+    # Only its owner makes it private or shares it again; a teammate cannot.
+    tom = google_addon.ok(
+        "/gmail/action/private",
+        event(parameters={"activity_id": str(mail.id), "private": "0"}),
+        email="tom@northwind.test",
+    )
+    assert state() == (None, True) and "notification" in texts(tom) and "updateCard" not in texts(tom)
+    google_addon.ok("/gmail/action/private", event(parameters={"activity_id": str(mail.id), "private": "0"}))
+    assert state() == (None, False)
+    foreign = google_addon.ok(
+        "/gmail/action/activity", event(parameters={"activity_id": str(mail.id)}), email="oscar@contoso.test"
+    )
+    assert "Re: rates" not in texts(foreign)
+
+
+def test_a_stage_move_is_undone_from_the_card(addon: Flask, google_addon: Addon, app_world: World) -> None:
+    deal_id, stages = app_world.deal.id, app_world.stages
+    moved = google_addon.ok(
+        "/gmail/action/stage", event(parameters={"deal_id": str(deal_id)}, inputs={"stage": text(str(stages[1].id))})
+    )
+    assert parameters_of(moved, "undo_stage")[0]["deal_id"] == str(deal_id)
+    with addon.extensions["inboxcrm.db"].sessions() as session:
+        assert session.get(Opportunity, deal_id).stage_id == stages[1].id
+    undone = google_addon.ok("/gmail/action/undo_stage", event(parameters={"deal_id": str(deal_id)}))
+    assert "is back in" in texts(undone)
+    with addon.extensions["inboxcrm.db"].sessions() as session:
+        assert session.get(Opportunity, deal_id).stage_id == stages[0].id
+    # From the homepage (no message open): a card says what happened, with its Undo.
+    again = google_addon.ok(
+        "/gmail/action/stage",
+        event(None, parameters={"deal_id": str(deal_id)}, inputs={"stage": text(str(stages[1].id))}),
+    )
+    assert parameters_of(again, "undo_stage") and '"name": "done"' in texts(again)
+    twice = google_addon.ok("/gmail/action/undo_stage", event(None, parameters={"deal_id": str(deal_id)}))
+    google_addon.ok("/gmail/action/undo_stage", event(None, parameters={"deal_id": str(deal_id)}))
+    assert "is back in" in texts(twice)
+
+
+def test_a_note_and_a_follow_up_go_to_the_deal_chosen_and_a_follow_up_is_undone(
+    addon: Flask, google_addon: Addon, app_world: World
+) -> None:
+    with addon.extensions["inboxcrm.db"].sessions() as session:
+        org = session.get(type(app_world.org), app_world.org.id)
+        account = session.get(type(app_world.account), app_world.account.id)
+        rep = session.get(type(app_world.rep), app_world.rep.id)
+        stage = session.get(type(app_world.stages[0]), app_world.stages[0].id)
+        second = make_deal(session, org, account, rep, stage, "Acme reefers").id
+        session.commit()
+    shown = google_addon.ok("/gmail/message", event())
+    assert '"name": "deal"' in texts(shown) and "For the deal" in texts(shown)
+    links = parameters_of(shown, "note")[0]
+    google_addon.ok(
+        "/gmail/action/note", event(parameters=links, inputs={"note": text("For reefers"), "deal": text(str(second))})
+    )
+    google_addon.ok(
+        "/gmail/action/note", event(parameters=links, inputs={"note": text("For none"), "deal": text("none")})
+    )
+    notes = {a.body_text: a.opportunity_id for a in activities(addon) if a.type == "note"}
+    assert notes == {"For reefers": second, "For none": None}
+
+    due = int((datetime.now(timezone.utc) + timedelta(days=1)).timestamp() * 1000)
+    set_ = google_addon.ok(
+        "/gmail/action/follow_up",
+        event(
+            parameters=links,
+            inputs={
+                "follow_up": text("Call back"),
+                "due": {"dateTimeInput": {"msSinceEpoch": str(due)}},
+                "deal": text(str(second)),
+            },
+        ),
+    )
+    [undo] = parameters_of(set_, "follow_up_undo")
+    with addon.extensions["inboxcrm.db"].sessions() as session:
+        [follow_up] = session.scalars(select(FollowUp)).all()
+        assert (follow_up.opportunity_id, follow_up.time_zone) == (second, "Europe/Berlin")
+    theirs = google_addon.ok("/gmail/action/follow_up_undo", event(parameters=undo), email="tom@northwind.test")
+    assert "Follow-up taken back." not in texts(theirs)
+    taken = google_addon.ok("/gmail/action/follow_up_undo", event(parameters=undo))
+    assert "Follow-up taken back." in texts(taken)
+    with addon.extensions["inboxcrm.db"].sessions() as session:
+        assert (
+            session.scalar(
+                select(func.count())
+                .select_from(FollowUp)
+                .where(FollowUp.done_at.is_(None), FollowUp.deleted_at.is_(None))
+            )
+            == 0
+        )
+
+
+def test_the_reps_day_is_the_homepage_with_done_and_undo(addon: Flask, google_addon: Addon, app_world: World) -> None:
+    now = datetime.now(timezone.utc)
+    with addon.extensions["inboxcrm.db"].sessions() as session:
+        mine = FollowUp(
+            organization_id=app_world.org.id,
+            owner_id=app_world.rep.id,
+            title="Send the quote",
+            due_at=now - timedelta(hours=2),
+            account_id=app_world.account.id,
+        )
+        later = FollowUp(
+            organization_id=app_world.org.id,
+            owner_id=app_world.rep.id,
+            title="Next month",
+            due_at=now + timedelta(days=30),
+        )
+        toms = FollowUp(
+            organization_id=app_world.org.id,
+            owner_id=app_world.teammate.id,
+            title="Tom's own",
+            due_at=now - timedelta(hours=1),
+        )
+        session.add_all([mine, later, toms])
+        session.commit()
+        mine_id, toms_id = mine.id, toms.id
+    home = google_addon.ok("/gmail/homepage", event(None))
+    assert "Send the quote" in texts(home) and "Overdue" in texts(home)
+    assert "Next month" not in texts(home) and "Tom's own" not in texts(home)
+    assert {"follow_up_id": str(mine_id)} in parameters_of(home, "follow_up_done")
+    assert {"account_id": str(app_world.account.id)} in parameters_of(home, "account")
+    done = google_addon.ok("/gmail/action/follow_up_done", event(None, parameters={"follow_up_id": str(mine_id)}))
+    assert "Follow-up done." in texts(done) and "Send the quote" not in texts(done)
+    assert parameters_of(done, "follow_up_reopen") == [{"follow_up_id": str(mine_id)}]
+    reopened = google_addon.ok("/gmail/action/follow_up_reopen", event(None, parameters={"follow_up_id": str(mine_id)}))
+    assert "Send the quote" in texts(reopened)
+    google_addon.ok("/gmail/action/follow_up_done", event(None, parameters={"follow_up_id": str(toms_id)}))
+    with addon.extensions["inboxcrm.db"].sessions() as session:
+        assert session.get(FollowUp, toms_id).done_at is None and session.get(FollowUp, mine_id).done_at is None
+
+
+def test_the_reps_own_never_log_list_in_gmail(addon: Flask, google_addon: Addon, app_world: World) -> None:
+    opened = google_addon.ok("/gmail/action/block_list", event(None))
+    assert "Your list is empty." in texts(opened)
+    blocked = google_addon.ok("/gmail/action/block", event(None, inputs={"block_value": text("friend@example.com")}))
+    assert "friend@example.com" in texts(blocked) and "Blocked" in texts(blocked)
+    bad = google_addon.ok("/gmail/action/block", event(None, inputs={"block_value": text("not an address at all")}))
+    assert "Not saved" in texts(bad) and "not an address at all" in texts(bad)
+    [entry] = parameters_of(blocked, "unblock")
+    tom = google_addon.ok("/gmail/action/unblock", event(None, parameters=entry), email="tom@northwind.test")
+    assert "Taken off" not in texts(tom)
+    removed = google_addon.ok("/gmail/action/unblock", event(None, parameters=entry))
+    assert "Taken off your never-log list." in texts(removed) and "friend@example.com" not in texts(removed)
+
+
+def test_search_the_crm_and_file_the_mail_on_any_deal(
+    addon: Flask, google_addon: Addon, gmail_api: google.GmailApi, app_world: World
+) -> None:
+    gmail_api.messages["stranger"] = gmail_resource(
+        "stranger",
+        {
+            "From": "Sam <sam@freight-brokers.test>",
+            "To": "rita@northwind.test",
+            "Subject": "Lanes",
+            "Message-ID": "<lanes@fb.test>",
+        },
+        {"mimeType": "text/plain", "body": {"data": b64url("Which lanes?")}},
+    )
+    found = google_addon.ok("/gmail/action/search", event("stranger", inputs={"q": text("Acme")}))
+    choices = parameters_of(found, "choose")
+    assert {"chosen_deal_id": str(app_world.deal.id), "chosen_account_id": ""} in choices
+    assert "Their secret deal" not in texts(found)  # another organization's
+    short = google_addon.ok("/gmail/action/search", event("stranger", inputs={"q": text("A")}))
+    assert "at least two letters" in texts(short)
+    chosen = google_addon.ok(
+        "/gmail/action/choose", event("stranger", parameters={"chosen_deal_id": str(app_world.deal.id)})
+    )
+    assert "Chosen from a search" in texts(chosen)
+    carried = parameters_of(chosen, "log_email")
+    assert carried == [{"chosen_account_id": str(app_world.account.id), "chosen_deal_id": str(app_world.deal.id)}]
+    assert all(p.get("chosen_deal_id") == str(app_world.deal.id) for p in parameters_of(chosen, "note"))
+    google_addon.ok(
+        "/gmail/action/log_email",
+        event("stranger", parameters=carried[0], inputs={"deal": text(str(app_world.deal.id))}),
+    )
+    [mail] = activities(addon)
+    assert mail.opportunity_id == app_world.deal.id and mail.account_id == app_world.account.id
+    foreign = google_addon.ok(
+        "/gmail/action/choose", event("stranger", parameters={"chosen_deal_id": str(app_world.other_deal.id)})
+    )
+    assert "Chosen from a search" not in texts(foreign) and "updateCard" not in texts(foreign)
+
+
+def test_log_when_sent_logs_the_sent_mail_when_next_opened(
+    addon: Flask, google_addon: Addon, gmail_api: google.GmailApi, app_world: World
+) -> None:
+    compose = google_addon.ok("/gmail/compose", event(None, toRecipients=["ann@acme.test"]))
+    assert parameters_of(compose, "log_when_sent") == [{}]
+    inside = google_addon.ok("/gmail/action/log_when_sent", event(None, toRecipients=["tom@northwind.test"]))
+    assert "Not marked" in texts(inside)
+    marked = google_addon.ok("/gmail/action/log_when_sent", event(None, toRecipients=["Ann Buyer <ann@acme.test>"]))
+    assert "Will be logged when sent" in texts(marked)
+
+    def sent(message_id: str, to: str) -> None:
+        gmail_api.messages[message_id] = gmail_resource(
+            message_id,
+            {
+                "From": "Rita Rep <rita@northwind.test>",
+                "To": to,
+                "Subject": "The rates",
+                "Message-ID": f"<{message_id}@northwind.test>",
+                "Date": datetime.now(timezone.utc).strftime("%a, %d %b %Y %H:%M:%S +0000"),
+            },
+            {"mimeType": "text/plain", "body": {"data": b64url("Here they are.")}},
+        )
+        gmail_api.messages[message_id]["internalDate"] = str(int(datetime.now(timezone.utc).timestamp() * 1000))
+
+    sent("other", "bob@globex.test")
+    google_addon.ok("/gmail/message", event("other"))
+    assert activities(addon) == []  # not the marked recipients
+    sent("sent1", "ann@acme.test")
+    opened = google_addon.ok("/gmail/message", event("sent1"))
+    assert "Logged when you sent it." in texts(opened)
+    [mail] = activities(addon)
+    assert (mail.direction, mail.external_id) == ("outbound", "<sent1@northwind.test>")
+    sent("sent2", "ann@acme.test")
+    google_addon.ok("/gmail/message", event("sent2"))  # the mark was used once
+    assert len(activities(addon)) == 1
+
+
+def test_the_managers_team_card_is_the_team_panel(addon: Flask, google_addon: Addon, app_world: World) -> None:
+    home = google_addon.ok("/gmail/homepage", event(None), email="mia@northwind.test")
+    shown = texts(home)
+    for heading in (
+        "This week against last",
+        "Pipeline and conversion",
+        "Win rate this quarter",
+        "Leaders this quarter",
+    ):
+        assert heading in shown
+    # The funnel, recounted from the store: open deals per stage of the team's.
+    with addon.extensions["inboxcrm.db"].sessions() as session:
+        counted = session.execute(
+            select(Opportunity.stage_id, func.count())
+            .where(
+                Opportunity.organization_id == app_world.org.id,
+                Opportunity.status == "open",
+                Opportunity.owner_id.in_([app_world.rep.id, app_world.teammate.id, app_world.manager.id]),
+            )
+            .group_by(Opportunity.stage_id)
+        ).all()
+    names = {s.id: s.name for s in app_world.stages}
+    for stage_id, count in counted:
+        assert f"{names[stage_id]}: {count}" in shown
+    rep = google_addon.ok(
+        "/gmail/action/rep", event(None, parameters={"rep_id": str(app_world.rep.id)}), email="mia@northwind.test"
+    )
+    assert "Open deals (1)" in texts(rep) and app_world.deal.name in texts(rep)
+
+
+def test_an_erasure_forgets_the_drafts_marked_to_them(addon: Flask, google_addon: Addon, app_world: World) -> None:
+    google_addon.ok("/gmail/action/log_when_sent", event(None, toRecipients=["ann@acme.test", "bob@globex.test"]))
+    google_addon.ok("/gmail/action/log_when_sent", event(None, toRecipients=["bob@globex.test"]))
+    with addon.extensions["inboxcrm.db"].sessions() as session:
+        org = session.get(type(app_world.org), app_world.org.id)
+        erase_person(session, org, "ann@acme.test", secret="s")
+        session.commit()
+        assert session.scalars(select(SendMark.recipients)).all() == ["bob@globex.test"]

@@ -15,6 +15,7 @@ preview mailbox in place of the Gmail API, so the add-on can be tried with no Go
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime, timezone
 from typing import Any, Callable
 
@@ -30,18 +31,27 @@ from addin.database import commit, db, rollback, writes
 from addin.oidc import google_workspaces
 from addin.security import limiter, token_endpoint, verify_with_keys
 from addin.views import actor, refused
-from services.mail import activities, contacts
-from services import deals, followups
-from services.mail.context import PaneContext, account_timeline, context_for_addresses, deal_row, deal_row_for
+from services.mail import activities, contacts, send_marks
+from services import deals, followups, privacy
+from services.mail.context import (
+    PaneContext,
+    account_timeline,
+    activity_row_for,
+    context_for_addresses,
+    deal_row,
+    deal_row_for,
+)
 from services.deals import open_deals, pipeline_stages
 from services.errors import DomainError, NotFound
 from services.capture.gmail import GmailMessage, GmailUnavailable, fetch_message
 from services.identity import GoogleRules, user_for_google_claims, verify_addon_request
-from services.models import HandoffUse, User
-from services.periods import local_today
+from services.models import LOGGED_BY_HAND, OUTCOMES_OF, HandoffUse, User
+from services.notes import checklist_left, checklists
+from services.periods import local_today, zone_named
 from services.preview import sample_mailbox
 from services.reports import rep_accounts, team_panel
 from services.schemas import parse_id
+from services.search import search_crm
 from services.signals import deal_warnings
 from services.types import utcnow
 
@@ -66,8 +76,9 @@ class AddonEvent:
     time_zone: str = "UTC"
     load_message: Callable[[str], GmailMessage] | None = None
 
-    @property
+    @cached_property
     def cards(self) -> cards.CardContext:
+        """The cards' context for this answer (one per event: what a card carries is set once)."""
         return cards.CardContext(self.base_url, self.time_zone)
 
     def message(self) -> GmailMessage:
@@ -132,6 +143,9 @@ def _recipients(gmail: dict[str, Any]) -> list[str]:
 
 # -- handlers ------------------------------------------------------------------------------------
 
+# What the rep chose from a search for the open mail: every action of its card carries it.
+CHOSEN = ("chosen_account_id", "chosen_deal_id")
+
 
 def _context(event: AddonEvent, message: GmailMessage) -> PaneContext:
     return context_for_addresses(
@@ -140,38 +154,100 @@ def _context(event: AddonEvent, message: GmailMessage) -> PaneContext:
         message.addresses,
         names={message.from_address: message.from_name},
         message_id=message.internet_message_id or None,
+        conversation_id=message.thread_id or None,
+        chosen_account_id=parse_id(event.parameters.get("chosen_account_id") or ""),
+        chosen_deal_id=parse_id(event.parameters.get("chosen_deal_id") or ""),
     )
 
 
 def _message_card(event: AddonEvent, message: GmailMessage, **extra: Any) -> Json:
-    return cards.message_card(
-        event.cards, message, _context(event, message), panel_url=_handoff_url(event, message), **extra
-    )
+    context = _context(event, message)
+    ctx = event.cards
+    # What is chosen stays chosen (and a choice no longer valid is dropped): the context says which.
+    ctx.carry = {
+        name: str(value)
+        for name, value in (
+            ("chosen_account_id", context.chosen_account_id),
+            ("chosen_deal_id", context.chosen_deal_id),
+        )
+        if value
+    }
+    return cards.message_card(ctx, message, context, panel_url=_handoff_url(event, message), **extra)
 
 
-def on_homepage(event: AddonEvent) -> Json:
+def _back_to_message(event: AddonEvent, notice: str, **extra: Any) -> Json:
+    """An answer from a card pushed over the message's (a form, an activity, a deal, a search):
+    back to the message's card, as it now is, with what happened."""
+    made = _message_card(event, event.message(), notice=notice, **extra)
+    action: Json = {"navigations": [{"popToRoot": True}, {"updateCard": made}]}
+    if notice:
+        action["notification"] = {"text": cards.clip(notice, 300)}
+    return {"renderActions": {"action": action}}
+
+
+def _has_message(event: AddonEvent) -> bool:
+    return bool(event.message_id and event.load_message is not None)
+
+
+def on_homepage(event: AddonEvent, notice: str | None = None, undo: Json | None = None) -> Json:
     user, ctx = event.user, event.cards
     if user.sees_team:
         panel = team_panel(db(), user, local_today(user.organization.time_zone), utcnow())
         return cards.show(cards.team_card(ctx, panel, _handoff_url(event, path=url_for("reports.dashboard"))))
     now = utcnow()
-    follow_ups = [(f.title, f.due_at, f.due_at < now) for f in followups.open_follow_ups(db(), user, limit=20)]
+    due = followups.my_day(db(), user, now, zone_named(event.time_zone))
+    accounts = followups.accounts_of(db(), due)
+    items = [cards.DueItem(f.id, f.title, f.due_at, f.due_at < now, accounts.get(f.id)) for f in due]
+    capture_url = _handoff_url(event, path=url_for("capture.mine"))
+    return cards.show(
+        cards.rep_home_card(ctx, user.name, items, _deals_to_look_at(user, now), capture_url, notice=notice, undo=undo)
+    )
+
+
+def _deals_to_look_at(user: User, now: datetime) -> list[Any]:
+    """The rep's open deals with a warning (going dark, stale, neglected), as the pane lists them."""
     mine = open_deals(
         db(), user.organization, {s.id: s for s in pipeline_stages(db(), user.organization_id)}, now, owners=[user.id]
     )
     warnings = deal_warnings(db(), user.organization, mine, now)
     flagged = {w.opportunity_id for w in warnings}
-    rows = [
+    return [
         deal_row(user, d, now, [w for w in warnings if w.opportunity_id == d.id], user, d.account_name)
         for d in mine
         if d.id in flagged
-    ]
-    capture_url = _handoff_url(event, path=url_for("capture.mine"))
-    return cards.show(cards.rep_home_card(ctx, user.name, follow_ups, rows[:20], capture_url))
+    ][:20]
 
 
 def on_message(event: AddonEvent) -> Json:
-    return cards.show(_message_card(event, event.message()))
+    message = event.message()
+    notice, error = _log_if_marked(event, message)
+    return cards.show(_message_card(event, message, notice=notice, error=error))
+
+
+def _log_if_marked(event: AddonEvent, message: GmailMessage) -> tuple[str | None, str | None]:
+    """The rep's own mail, marked *Log when sent* in compose, is logged the first time they
+    open it sent (``services.mail.send_marks``): (what happened, why it was not)."""
+    if message.from_address != event.user.email or not message.internet_message_id:
+        return None, None
+    sent_at = _instant(message.sent_at)
+    recipients = message.to + message.cc
+    if send_marks.take_mark(db(), event.user, message.from_address, recipients, sent_at) is None:
+        return None, None
+    with refused() as refusal:
+        activity, created = activities.log_email(db(), event.user, message.as_email_item())
+    if refusal:  # the mark is spent all the same: the mail is not tried at every opening
+        send_marks.take_mark(db(), event.user, message.from_address, recipients, sent_at)
+        commit()
+        return None, f"Marked to log when sent, but not logged: {cards.reason(refusal.error)}"
+    commit()
+    return ("Logged when you sent it." if created else "This email is already in the CRM."), None
+
+
+def _instant(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None
 
 
 def on_compose(event: AddonEvent) -> Json:
@@ -179,11 +255,23 @@ def on_compose(event: AddonEvent) -> Json:
     return cards.show(cards.compose_card(event.cards, context))
 
 
+def on_log_when_sent(event: AddonEvent) -> Json:
+    context = context_for_addresses(db(), event.user, event.recipients)
+    with refused() as refusal:
+        send_marks.mark_for_sending(db(), event.user, event.recipients)
+    if refusal:
+        reason = cards.reason(refusal.error)
+        return cards.update(cards.compose_card(event.cards, context, error=reason), reason)
+    commit()
+    notice = "✓ Will be logged when sent: open it from Sent once it has gone."
+    return cards.update(cards.compose_card(event.cards, context, notice=notice), "Will be logged when sent.")
+
+
 def _acting_on_message(
-    act: Callable[[AddonEvent, GmailMessage], tuple[str, int | None]],
+    act: Callable[[AddonEvent, GmailMessage], tuple[str, Json | None]],
 ) -> Callable[[AddonEvent], Json]:
     """An action on the opened message's card: run it, answer the card as it now is with what
-    happened; a refusal rolls back and answers the card with the reason."""
+    happened (and its Undo); a refusal rolls back and answers the card with the reason."""
 
     def handler(event: AddonEvent) -> Json:
         message = event.message()
@@ -198,32 +286,64 @@ def _acting_on_message(
     return handler
 
 
+def _chosen_deal(event: AddonEvent) -> dict[str, str]:
+    """The deal the card's "For the deal" names: its id, "" for None; nothing when not asked."""
+    picked = event.inputs.get("deal")
+    if picked is None:
+        return {}
+    return {"opportunity_id": "" if picked == cards.NO_DEAL else picked}
+
+
 @_acting_on_message
-def on_log_email(event: AddonEvent, message: GmailMessage) -> tuple[str, int | None]:
+def on_log_email(event: AddonEvent, message: GmailMessage) -> tuple[str, Json | None]:
     if not message.internet_message_id:
         raise DomainError("This message has no Message-ID, so it cannot be logged.")
-    activity, created = activities.log_email(
-        db(), event.user, {**message.as_email_item(), "is_private": event.inputs.get("private_email") == "1"}
-    )
-    return ("Email logged.", activity.id) if created else ("This email is already in the CRM.", None)
+    item = {**message.as_email_item(), "is_private": event.inputs.get("private_email") == "1"}
+    item.update({k: v for k, v in _chosen_deal(event).items() if v})
+    if not _chosen_deal(event) and (chosen := event.parameters.get("chosen_deal_id")):
+        item["opportunity_id"] = chosen
+    activity, created = activities.log_email(db(), event.user, item)
+    if created:
+        return "Email logged.", event.cards.action("undo", activity_id=activity.id)
+    return "This email is already in the CRM.", None
 
 
 @_acting_on_message
-def on_undo(event: AddonEvent, message: GmailMessage) -> tuple[str, int | None]:
+def on_undo(event: AddonEvent, message: GmailMessage) -> tuple[str, Json | None]:
     activities.undo_log(db(), event.user, _id(event, "activity_id"))
     return "Log undone.", None
 
 
-@_acting_on_message
-def on_rate(event: AddonEvent, message: GmailMessage) -> tuple[str, int | None]:
-    activities.rate_activity(
+def on_rate(event: AddonEvent) -> Json:
+    activity = activities.rate_activity(
         db(), event.user, _id(event, "activity_id"), {"rating": event.parameters.get("rating", "")}
     )
-    return "Thanks for rating.", None
+    notice = {1: "Marked as went well.", -1: "Marked as went badly."}.get(activity.rating or 0, "Rating taken back.")
+    return _after_activity_change(event, activity.id, notice)
+
+
+def on_private(event: AddonEvent) -> Json:
+    activity = activities.set_private(
+        db(), event.user, _id(event, "activity_id"), event.parameters.get("private") == "1"
+    )
+    notice = "Private: only you see its subject and text." if activity.is_private else "Shared with your team again."
+    return _after_activity_change(event, activity.id, notice)
+
+
+def _after_activity_change(event: AddonEvent, activity_id: int, notice: str) -> Json:
+    """A rating or privacy changed: the activity's card again, as it now is."""
+    commit()
+    row = activity_row_for(db(), event.user, activity_id)
+    return cards.update(cards.activity_card(event.cards, row, notice=notice), notice)
+
+
+def on_activity(event: AddonEvent) -> Json:
+    row = activity_row_for(db(), event.user, _id(event, "activity_id"))
+    return cards.push(cards.activity_card(event.cards, row))
 
 
 @_acting_on_message
-def on_new_contact(event: AddonEvent, message: GmailMessage) -> tuple[str, int | None]:
+def on_new_contact(event: AddonEvent, message: GmailMessage) -> tuple[str, Json | None]:
     address = event.parameters.get("address", "")
     if address not in message.addresses:
         raise DomainError("That address is not on this message.")
@@ -240,28 +360,116 @@ LINKS = {"deal_id": "opportunity_id", "account_id": "account_id", "contact_id": 
 
 
 def _links(event: AddonEvent) -> dict[str, str]:
-    """What a note or follow-up is about (the services check each id against the caller)."""
-    return {field: value for name, field in LINKS.items() if (value := event.parameters.get(name))}
+    """What a note or follow-up is about (the services check each id against the caller): the
+    card's records, with the deal the rep chose in "For the deal"."""
+    links = {field: value for name, field in LINKS.items() if (value := event.parameters.get(name))}
+    picked = _chosen_deal(event)
+    if picked:
+        links.pop("opportunity_id", None)
+        links.update({k: v for k, v in picked.items() if v})
+    return links
 
 
 @_acting_on_message
-def on_note(event: AddonEvent, message: GmailMessage) -> tuple[str, int | None]:
+def on_note(event: AddonEvent, message: GmailMessage) -> tuple[str, Json | None]:
     note = activities.add_note(
         db(),
         event.user,
         {"body": event.inputs.get("note", ""), "is_private": event.inputs.get("private_note") == "1", **_links(event)},
     )
-    return "Note added.", note.id
+    return "Note added.", event.cards.action("undo", activity_id=note.id)
 
 
 @_acting_on_message
-def on_follow_up(event: AddonEvent, message: GmailMessage) -> tuple[str, int | None]:
+def on_follow_up(event: AddonEvent, message: GmailMessage) -> tuple[str, Json | None]:
     if "due" not in event.inputs:
         raise DomainError("Choose when the follow-up is due.", {"due_at": ["Required."]})
-    followups.add_follow_up(
-        db(), event.user, {"title": event.inputs.get("follow_up", ""), "due_at": event.inputs["due"], **_links(event)}
+    follow_up = followups.add_follow_up(
+        db(),
+        event.user,
+        {"title": event.inputs.get("follow_up", ""), "due_at": event.inputs["due"], **_links(event)},
+        zone=zone_named(event.time_zone),
     )
-    return "Follow-up set.", None
+    return "Follow-up set.", event.cards.action("follow_up_undo", follow_up_id=follow_up.id)
+
+
+@_acting_on_message
+def on_follow_up_undo(event: AddonEvent, message: GmailMessage) -> tuple[str, Json | None]:
+    followups.undo_follow_up(db(), event.user, _id(event, "follow_up_id"))
+    return "Follow-up taken back.", None
+
+
+def on_follow_up_done(event: AddonEvent) -> Json:
+    follow_up_id = _id(event, "follow_up_id")
+    followups.complete_follow_up(db(), event.user, follow_up_id)
+    commit()
+    undo = event.cards.action("follow_up_reopen", follow_up_id=follow_up_id)
+    return _as_action(on_homepage(event, "Follow-up done.", undo), "Follow-up done.")
+
+
+def on_follow_up_reopen(event: AddonEvent) -> Json:
+    followups.reopen_follow_up(db(), event.user, _id(event, "follow_up_id"))
+    commit()
+    return _as_action(on_homepage(event, "Follow-up open again."), "Follow-up open again.")
+
+
+def on_log_form(event: AddonEvent) -> Json:
+    """The form to log a call, meeting or visit with whoever the open mail is with."""
+    kind = event.parameters.get("type", "")
+    if kind not in LOGGED_BY_HAND:
+        raise DomainError("Choose a call, a meeting or a visit.")
+    message = event.message()
+    return cards.push(_activity_form(event, kind, message, _context(event, message)))
+
+
+def _activity_form(event: AddonEvent, kind: str, message: GmailMessage, context: PaneContext, **extra: Any) -> Json:
+    questions = checklists(db(), event.user.organization_id).get(kind, [])
+    ctx = event.cards
+    ctx.carry = {name: value for name in CHOSEN if (value := event.parameters.get(name))}
+    return cards.activity_form_card(
+        ctx, kind, context, questions, OUTCOMES_OF[kind], mail_subject=message.subject, **extra
+    )
+
+
+def on_log_activity(event: AddonEvent) -> Json:
+    """Log the call, meeting or visit: with the mail's contact and account (and the deal
+    chosen), through the pane's own service; the checklist questions left unanswered are named."""
+    kind = event.parameters.get("type", "")
+    if kind not in LOGGED_BY_HAND:
+        raise DomainError("Choose a call, a meeting or a visit.")
+    message = event.message()
+    context = _context(event, message)
+    questions = checklists(db(), event.user.organization_id).get(kind, [])
+    inputs = event.inputs
+    answers = {q: inputs[f"answer:{n}"] for n, q in enumerate(questions) if inputs.get(f"answer:{n}", "").strip()}
+    typed = (inputs.get("activity_subject") or "").strip()
+    data: dict[str, Any] = {
+        "type": kind,
+        "answers": answers,
+        "subject": typed or (message.subject if inputs.get("use_mail_subject") == "1" else None),
+        "body_text": inputs.get("body_text") or None,
+        "is_private": inputs.get("private_activity") == "1",
+        "contact_id": context.contacts[0].id if context.contacts else None,
+        "account_id": context.accounts[0].id if context.accounts else None,
+        **{
+            k: v
+            for k, v in (("outcome", inputs.get("outcome")), ("duration_minutes", inputs.get("duration_minutes")))
+            if v
+        },
+        **{k: v for k, v in _chosen_deal(event).items() if v},
+    }
+    with refused() as refusal:
+        activity, _ = activities.log_activity(db(), event.user, {k: v for k, v in data.items() if v is not None})
+    if refusal:
+        reason = cards.reason(refusal.error)
+        made = _activity_form(event, kind, message, context, values=inputs, error=reason)
+        return cards.update(made, reason)
+    left = checklist_left(db(), event.user.organization_id, kind, activity.body_text, answers)
+    notice = f"{kind.title()} logged."
+    if left and left[0]:
+        notice += f" Not answered: {'; '.join(left[0])}."
+    commit()
+    return _back_to_message(event, notice, undo=event.cards.action("undo", activity_id=activity.id))
 
 
 def on_deal(event: AddonEvent) -> Json:
@@ -280,16 +488,88 @@ def on_stage(event: AddonEvent) -> Json:
         return cards.update(cards.deal_card(event.cards, row, _stages(event), error=reason), reason)
     notice = f"{deal.name}: {deal.stage.name if deal.status == 'open' else deal.status}."
     commit()
-    if event.message_id and event.load_message is not None:
-        message = event.message()
-        navigations = [{"popToRoot": True}, {"updateCard": _message_card(event, message, notice=notice)}]
-        return {"renderActions": {"action": {"navigations": navigations, "notification": {"text": notice}}}}
-    return cards.notify(notice)
+    return _after_deal_change(event, deal.name, notice, event.cards.action("undo_stage", deal_id=deal_id))
+
+
+def on_undo_stage(event: AddonEvent) -> Json:
+    deal = deals.undo_move(db(), event.user, _id(event, "deal_id"))
+    notice = f"Undone: {deal.name} is back {'in ' + deal.stage.name if deal.status == 'open' else deal.status}."
+    commit()
+    return _after_deal_change(event, deal.name, notice)
+
+
+def _after_deal_change(event: AddonEvent, name: str, notice: str, undo: Json | None = None) -> Json:
+    """Back to the message's card with what happened, or, with no message open, a card that says it."""
+    if _has_message(event):
+        return _back_to_message(event, notice, undo=undo)
+    return cards.update(cards.done_card(name, notice, undo), notice)
+
+
+def on_search(event: AddonEvent) -> Json:
+    event.cards.carry = {}
+    return cards.push(cards.search_card(event.cards, search_crm(db(), event.user, event.inputs.get("q"))))
+
+
+def on_choose(event: AddonEvent) -> Json:
+    """The message's card for the deal or account chosen from a search (or none, cleared)."""
+    message = event.message()
+    made = _message_card(event, message)
+    chosen = parse_id(event.parameters.get("chosen_deal_id") or "") or parse_id(
+        event.parameters.get("chosen_account_id") or ""
+    )
+    if chosen and not event.cards.carry:
+        raise NotFound("deal or account")
+    notice = "Chosen: what you log now goes there." if chosen else "Choice cleared."
+    return {
+        "renderActions": {
+            "action": {"navigations": [{"popToRoot": True}, {"updateCard": made}], "notification": {"text": notice}}
+        }
+    }
+
+
+def on_block_list(event: AddonEvent) -> Json:
+    event.cards.carry = {}
+    return cards.push(cards.block_card(event.cards, privacy.block_lists(db(), event.user)))
+
+
+def on_block(event: AddonEvent) -> Json:
+    event.cards.carry = {}
+    typed = event.inputs.get("block_value", "")
+    with refused() as refusal:
+        privacy.add_entry(db(), event.user, typed, organization_wide=False)
+    if refusal:
+        reason = cards.reason(refusal.error)
+        made = cards.block_card(event.cards, privacy.block_lists(db(), event.user), error=reason, typed=typed[:300])
+        return cards.update(made, reason)
+    commit()
+    notice = "Blocked: mail with them on it is not logged."
+    return cards.update(cards.block_card(event.cards, privacy.block_lists(db(), event.user), notice=notice), notice)
+
+
+def on_unblock(event: AddonEvent) -> Json:
+    event.cards.carry = {}
+    privacy.remove_entry(db(), event.user, _id(event, "entry_id"))
+    commit()
+    notice = "Taken off your never-log list."
+    return cards.update(cards.block_card(event.cards, privacy.block_lists(db(), event.user), notice=notice), notice)
 
 
 def on_rep(event: AddonEvent) -> Json:
     rep, accounts = rep_accounts(db(), event.user, _id(event, "rep_id"))
-    return cards.push(cards.rep_card(event.cards, rep.name, accounts))
+    now = utcnow()
+    theirs = open_deals(
+        db(),
+        event.user.organization,
+        {s.id: s for s in pipeline_stages(db(), event.user.organization_id)},
+        now,
+        owners=[rep.id],
+    )
+    warnings = deal_warnings(db(), event.user.organization, theirs, now)
+    rows = [
+        deal_row(event.user, d, now, [w for w in warnings if w.opportunity_id == d.id], rep, d.account_name)
+        for d in theirs
+    ]
+    return cards.push(cards.rep_card(event.cards, rep.name, accounts, rows))
 
 
 def on_account(event: AddonEvent) -> Json:
@@ -322,21 +602,34 @@ ACTIONS: dict[str, Callable[[AddonEvent], Json]] = {
     "log_email": on_log_email,
     "undo": on_undo,
     "rate": on_rate,
+    "private": on_private,
+    "activity": on_activity,
     "new_contact": on_new_contact,
     "note": on_note,
     "follow_up": on_follow_up,
+    "follow_up_undo": on_follow_up_undo,
+    "follow_up_done": on_follow_up_done,
+    "follow_up_reopen": on_follow_up_reopen,
+    "log_form": on_log_form,
+    "log_activity": on_log_activity,
     "deal": on_deal,
     "stage": on_stage,
+    "undo_stage": on_undo_stage,
+    "search": on_search,
+    "choose": on_choose,
+    "block_list": on_block_list,
+    "block": on_block,
+    "unblock": on_unblock,
+    "log_when_sent": on_log_when_sent,
     "rep": on_rep,
     "account": on_account,
     "homepage": lambda event: _as_action(on_homepage(event)),
 }
 
 
-def _as_action(response: Json) -> Json:
-    return {
-        "renderActions": {"action": {"navigations": [{"updateCard": response["action"]["navigations"][0]["pushCard"]}]}}
-    }
+def _as_action(response: Json, notice: str | None = None) -> Json:
+    """A trigger's card as an action's answer: the card in place, with what happened."""
+    return cards.update(response["action"]["navigations"][0]["pushCard"], notice)
 
 
 def handle(kind: str, name: str, event: AddonEvent) -> Json:

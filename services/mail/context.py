@@ -656,6 +656,13 @@ def _row_of(session: Session, actor: User, deal: Opportunity, now: datetime) -> 
     )
 
 
+def activity_row_for(session: Session, actor: User, activity_id: int) -> ActivityRow:
+    """One activity of the actor's organization as the views list it (its content hidden where
+    it is another's private one); NotFound when it is not there or was taken back."""
+    activity = get_scoped(session, actor, Activity, activity_id, "activity")
+    return activity_row(actor, activity, activity.owner)
+
+
 def activity_row(actor: User, activity: Any, owner: User | Person) -> ActivityRow:
     """An activity (an ORM object or a row of ``ACTIVITY_COLUMNS``) as the views list it."""
     readable = can_read_content(actor, activity)

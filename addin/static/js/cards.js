@@ -159,7 +159,7 @@
     var body = panel.querySelector(".card-body");
     body.replaceChildren();
     var card = stack[stack.length - 1];
-    if (!card) { body.appendChild(el("p", "muted", "Select an email.")); return; }
+    if (!card) { body.appendChild(el("p", "muted", "Select an email.")); panel.querySelector(".card-footer").hidden = true; return; }
     var header = el("header", "card-header");
     if (stack.length > 1) {
       var back = el("button", "card-back", "← Back");
@@ -171,9 +171,11 @@
     if (card.header && card.header.subtitle) { header.appendChild(el("p", "muted", card.header.subtitle)); }
     body.appendChild(header);
     (card.sections || []).forEach(function (s) { body.appendChild(drawSection(s)); });
-    if (card.fixedFooter && card.fixedFooter.primaryButton) {
-      body.appendChild(el("footer", "card-footer")).appendChild(drawButton(card.fixedFooter.primaryButton));
-    }
+    // The fixed footer sits below the card's scrolling body, as in Gmail: it covers nothing.
+    var footer = panel.querySelector(".card-footer");
+    footer.replaceChildren();
+    footer.hidden = !(card.fixedFooter && card.fixedFooter.primaryButton);
+    if (!footer.hidden) { footer.appendChild(drawButton(card.fixedFooter.primaryButton)); }
     var first = body.querySelector("h3");
     if (first) { first.tabIndex = -1; }
   }
