@@ -8,7 +8,7 @@
 (function () {
   "use strict";
 
-  var panel, stack = [], messageId = "", zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+  var panel, stack = [], messageId = "", draftTo = [], zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
 
   function csrf() {
     var headers = JSON.parse(document.body.getAttribute("hx-headers") || "{}");
@@ -47,6 +47,7 @@
     if (!onClick) { return node; }
     node.addEventListener("click", function (event) {
       event.preventDefault();
+      event.stopPropagation(); // a decorated text's own button is its action alone, not the row's too
       if (onClick.openLink) { window.open(onClick.openLink.url, "_blank", "noopener"); return; }
       if (onClick.action) { run("action", actionName(onClick.action), onClick.action.parameters || []); }
     });
@@ -220,8 +221,11 @@
     (parameters || []).forEach(function (p) { params[p.key] = p.value; });
     var event = {
       commonEventObject: { hostApp: "GMAIL", platform: "WEB", timeZone: { id: zone }, parameters: params, formInputs: kind === "action" ? inputs() : {} },
-      gmail: messageId ? { messageId: messageId } : {}
+      gmail: {}
     };
+    // What Gmail sends: the open message's id, or (composing) the draft's recipients.
+    if (messageId) { event.gmail.messageId = messageId; }
+    if (draftTo.length) { event.gmail.toRecipients = draftTo; }
     if (kind === "trigger") { stack = []; }
     panel.setAttribute("aria-busy", "true");
     return fetch("/preview/gmail/" + kind + "/" + encodeURIComponent(name), {
@@ -243,6 +247,7 @@
   function open(item) {
     current = item;
     if (panel.hidden) { return; }
+    draftTo = [];
     if (item && item.item_type === "message") { messageId = item.id; run("trigger", "message"); }
     else { messageId = ""; run("trigger", "homepage"); }
   }
@@ -264,7 +269,14 @@
   document.addEventListener("DOMContentLoaded", function () {
     panel = document.getElementById("gmail-panel");
     if (!panel) { return; }
-    panel.querySelector(".card-home").addEventListener("click", function () { messageId = ""; run("trigger", "homepage"); });
+    panel.querySelector(".card-home").addEventListener("click", function () { messageId = ""; draftTo = []; run("trigger", "homepage"); });
+    // A reply being written to the open mail's sender: Gmail's compose trigger, with the draft's recipients.
+    panel.querySelector(".card-compose").addEventListener("click", function () {
+      if (!current || !current.from_address) { return; }
+      messageId = "";
+      draftTo = [current.from_address];
+      run("trigger", "compose");
+    });
     document.getElementById("tab-outlook").addEventListener("click", function () { showHost(false); });
     document.getElementById("tab-gmail").addEventListener("click", function () { showHost(true); });
     if (!panel.hidden && current) { open(current); }
