@@ -1186,3 +1186,30 @@ def test_an_erasure_forgets_the_drafts_marked_to_them(addon: Flask, google_addon
         erase_person(session, org, "ann@acme.test", secret="s")
         session.commit()
         assert session.scalars(select(SendMark.recipients)).all() == ["bob@globex.test"]
+
+
+def test_the_system_tokens_audience_is_the_endpoint_called_or_the_one_configured(
+    addon: Flask, google_addon: Addon
+) -> None:
+    """Google makes the system ID token out to the URL it calls: a card action's token names the
+    action's own URL. A deployment that puts one audience on every request (its base URL, say)
+    is accepted only where ``INBOXCRM_GOOGLE_AUDIENCE`` names it; either way, a token for
+    another of our endpoints is refused."""
+    action = "/gmail/action/log_email"
+    assert google_addon.post(action, event(), system=google_addon.keys.system_token(action)).status_code == 200
+    deployment = google_addon.keys.sign(
+        {
+            "iss": "https://accounts.google.com",
+            "aud": BASE_URL,
+            "sub": "1044",
+            "email": SERVICE_ACCOUNT,
+            "email_verified": True,
+            "iat": int(time.time()),
+            "exp": int(time.time()) + 600,
+        }
+    )
+    assert google_addon.post(action, event(), system=deployment).status_code == 401
+    addon.config["GOOGLE_AUDIENCE"] = BASE_URL
+    assert google_addon.post(action, event(), system=deployment).status_code == 200
+    other = google_addon.keys.system_token("/gmail/action/note")
+    assert google_addon.post(action, event(), system=other).status_code == 401
