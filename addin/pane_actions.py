@@ -4,9 +4,10 @@ activities, contacts, deals and follow-ups): the open mail item as the pane send
 refused form says what is wrong (``RefusedForm``), and ``perform``, which runs one action and
 answers the pane.
 
-Every action answers with the context re-rendered, so the rep sees the store as it now is (a
-small action, only what it changed); a refused action re-renders it once, with the form's
-errors and what the rep typed, with status 422, which htmx is told to swap.
+A small action (a log, a note, a call, a follow-up, a stage move, a rating, and their undos)
+answers with only what it changed, swapped out of band; any other answers with the context
+re-rendered, so the rep sees the store as it now is. A refused action re-renders it once,
+with the form's errors and what the rep typed, with status 422, which htmx is told to swap.
 """
 
 from __future__ import annotations
@@ -110,20 +111,21 @@ class SmallAnswer:
     # A deal to show again (an email logged to it may end its warnings), with the pipeline's ``stages``.
     deal: Any = None
     stages: Any = None
+    closed: tuple[int, str, str] | None = None  # a deal just won or lost: (id, name, "Won" or "Lost")
+    follow_up: Any = None  # a follow-up to list first (``services.mail.context.FollowUpRow``)
 
 
 @dataclass
 class Notice:
     """What an action says when it worked; ``undo`` names an activity the rep may take back,
-    ``undo_deal`` a deal whose last move they may, ``undo_url`` where another action is undone; ``closed``, a deal the action won or lost
-    (its name and "Won" or "Lost"), which stays in view though it is no longer open;
-    ``changed``, for a small action, what it changed: the pane is answered with that alone."""
+    ``undo_deal`` a deal whose last move they may, ``undo_url`` where another action is undone;
+    ``changed``, for a small action, what it changed: the pane is answered with that alone (a
+    deal won or lost stays in view, closed: ``SmallAnswer.closed``)."""
 
     text: str
     undo: int | None = None
     undo_deal: int | None = None
     undo_url: str | None = None  # any other action's own undo (a follow-up set, or marked done)
-    closed: tuple[str, str] | None = None
     changed: SmallAnswer | None = None
 
 
@@ -249,4 +251,6 @@ def perform(form: str, action: Callable[[], Notice]) -> tuple[str, int] | Respon
         # Its fields as they are (``asdict`` would deep-copy every row and card in it, a millisecond a log).
         changed = {f.name: getattr(notice.changed, f.name) for f in fields(notice.changed)}
         return render_template("pane/_small_answer.html", item=item, notice=notice, **changed), 200
-    return render_context(item, notice=notice)
+    page, status = render_context(item, notice=notice)
+    # The whole context, wherever the form meant to swap its answer (a small form swaps none).
+    return Response(page, status, headers={"HX-Retarget": "#context", "HX-Reswap": "innerHTML"})

@@ -16,9 +16,12 @@ from unittest import mock
 from flask import Flask
 from sqlalchemy import select
 
-from services.models import User
+from services.models import Account, Activity, User
+from services.reports.scope import team_members
 from services.preview import sample_mailbox
 from tests import google
+
+ACTIONS = ("log_form", "activity", "search", "block_list", "rep")  # the pushed cards measured
 
 
 def alternating(call, floor, repeat: int) -> tuple[float, float]:
@@ -54,6 +57,11 @@ def _measure(app: Flask, repeat: int, keys: google.GoogleKeys, api: google.Gmail
             domain = rep.email.split("@")[1]
             item = next(i for i in sample_mailbox(session, rep) if i.item_type == "message")
             rep_email, manager_email = rep.email, manager.email
+            rep_id = next(p.id for p in team_members(session, manager) if p.id != manager.id)  # one of the manager's
+            activity_id = session.scalar(
+                select(Activity.id).where(Activity.owner_id == rep.id, Activity.deleted_at.is_(None)).limit(1)
+            )
+            account = session.scalar(select(Account.name).where(Account.owner_id == rep.id).limit(1)) or "a"
         api.messages["bench"] = google.gmail_resource(
             "bench",
             {
@@ -73,12 +81,24 @@ def _measure(app: Flask, repeat: int, keys: google.GoogleKeys, api: google.Gmail
             GMAIL_API_URL=api.url,
         )
         client = app.test_client()
-        tokens = {path: keys.system_token(path) for path in ("/gmail/homepage", "/gmail/message")}
+        paths = ["/gmail/homepage", "/gmail/message"] + [f"/gmail/action/{name}" for name in ACTIONS]
+        tokens = {path: keys.system_token(path) for path in paths}
         users = {email: keys.user_token(email) for email in (rep_email, manager_email)}
 
-        def post(path: str, email: str, message_id: str | None = None) -> None:
+        def post(
+            path: str,
+            email: str,
+            message_id: str | None = None,
+            parameters: dict[str, str] | None = None,
+            inputs: dict[str, str] | None = None,
+        ) -> None:
             event = {
-                "commonEventObject": {"hostApp": "GMAIL", "timeZone": {"id": "UTC"}},
+                "commonEventObject": {
+                    "hostApp": "GMAIL",
+                    "timeZone": {"id": "UTC"},
+                    "parameters": parameters or {},
+                    "formInputs": {k: {"stringInputs": {"value": [v]}} for k, v in (inputs or {}).items()},
+                },
                 "authorizationEventObject": {"userOAuthToken": google.OAUTH_TOKEN, "userIdToken": users[email]},
                 "gmail": {"accessToken": google.ACCESS_TOKEN, **({"messageId": message_id} if message_id else {})},
             }
@@ -91,6 +111,14 @@ def _measure(app: Flask, repeat: int, keys: google.GoogleKeys, api: google.Gmail
             "gmail_home_rep_ms": lambda: post("/gmail/homepage", rep_email),
             "gmail_home_manager_ms": lambda: post("/gmail/homepage", manager_email),
             "gmail_message_ms": lambda: post("/gmail/message", rep_email, "bench"),
+            # The cards a rep's action pushes (read only: the bench writes nothing).
+            "gmail_call_form_ms": lambda: post("/gmail/action/log_form", rep_email, "bench", {"type": "call"}),
+            "gmail_activity_card_ms": lambda: post(
+                "/gmail/action/activity", rep_email, "bench", {"activity_id": str(activity_id)}
+            ),
+            "gmail_search_ms": lambda: post("/gmail/action/search", rep_email, "bench", inputs={"q": account[:4]}),
+            "gmail_never_log_ms": lambda: post("/gmail/action/block_list", rep_email),
+            "gmail_rep_card_ms": lambda: post("/gmail/action/rep", manager_email, parameters={"rep_id": str(rep_id)}),
         }
         for call in calls.values():
             call()  # warm: keys fetched, identities linked

@@ -366,7 +366,11 @@ def test_times_typed_and_read_in_the_mailbox_zone(auth, app_world: World):
         due = session.scalar(select(FollowUp.due_at).where(FollowUp.title == "Call back"))
     assert as_utc(due) == datetime(2099, 1, 5, 15, 0, tzinfo=timezone.utc)  # 10:00 EST
     page = response.get_data(as_text=True)
-    assert "05 Jan 10:00 EST" in page and "(America/New_York time)" in page
+    # The answer is the follow-up alone, put first in the list, in her zone's time.
+    assert "05 Jan 10:00 EST" in page and 'hx-swap-oob="afterbegin:#follow-up-list"' in page
+    # Her pane names the zone its forms take times in.
+    mine = auth.client.get("/pane/context", query_string=item_for("ann@acme.test"), headers=headers)
+    assert "(America/New_York time)" in mine.get_data(as_text=True)
     # The same follow-up read by the pane in Berlin: its organization's zone, so no zone named.
     same = auth.client.get(
         "/pane/context",

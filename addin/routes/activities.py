@@ -6,7 +6,7 @@ from flask import Blueprint, jsonify, render_template, request
 from flask_login import login_required
 
 from addin.database import commit, db, reads_only
-from addin.pane_actions import Notice, SmallAnswer, perform
+from addin.pane_actions import MailItemRef, Notice, SmallAnswer, perform
 from addin.views import actor, refused
 from services.mail import activities
 from services import notes
@@ -67,8 +67,11 @@ def log_meeting():
 @login_required
 def undo(activity_id: int):
     def action() -> Notice:
-        activities.undo_log(db(), actor(), activity_id)
-        return Notice("Log undone.")
+        activity = activities.undo_log(db(), actor(), activity_id)
+        if activity.external_id and activity.external_id == MailItemRef.from_values(request.form).external_id:
+            return Notice("Log undone.")  # the open mail: its log card offers the log again, in the whole context
+        # Anything else (a call, a note): it leaves the recent activities; nothing else in view changes.
+        return Notice("Log undone.", changed=SmallAnswer(removed=f"activity-{activity_id}"))
 
     return perform(f"undo-{activity_id}", action)
 
@@ -78,7 +81,16 @@ def undo(activity_id: int):
 def log_activity():
     def action() -> Notice:
         activity, _ = activities.log_activity(db(), actor(), _logged_from_pane(request.form))
-        return Notice(f"{activity.type.title()} logged.", activity.id)
+        # It goes first in the recent activities, and its deal's card comes again (its health and
+        # warnings may change); nothing else in view does.
+        deal = deal_card(db(), actor(), activity.opportunity_id) if activity.opportunity_id else None
+        changed = SmallAnswer(
+            activity_row(actor(), activity, actor()),
+            added=True,
+            deal=deal,
+            stages=pipeline_stages(db(), actor().organization_id) if deal else None,
+        )
+        return Notice(f"{activity.type.title()} logged.", activity.id, changed=changed)
 
     return perform("log_activity", action)
 

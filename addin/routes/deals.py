@@ -6,9 +6,12 @@ from flask import Blueprint, request
 from flask_login import login_required
 
 from addin.database import db
-from addin.pane_actions import Notice, perform
+from addin.pane_actions import Notice, SmallAnswer, perform
 from addin.views import actor
 from services import deals
+from services.deals import pipeline_stages
+from services.mail.context import deal_card
+from services.models import Opportunity
 
 bp = Blueprint("deals", __name__)
 
@@ -18,11 +21,10 @@ bp = Blueprint("deals", __name__)
 def move_stage(deal_id: int):
     def action() -> Notice:
         deal = deals.move_stage(db(), actor(), deal_id, request.form)
-        closed = (deal.name, deal.status.title()) if deal.status != "open" else None
         return Notice(
             f"{deal.name}: {deal.stage.name if deal.status == 'open' else deal.status}.",
             undo_deal=deal.id,
-            closed=closed,
+            changed=_deal_again(deal),
         )
 
     return perform(f"stage-{deal_id}", action)
@@ -34,7 +36,16 @@ def undo_move(deal_id: int):
     def action() -> Notice:
         deal = deals.undo_move(db(), actor(), deal_id)
         return Notice(
-            f"Undone: {deal.name} is back {'in ' + deal.stage.name if deal.status == 'open' else deal.status}."
+            f"Undone: {deal.name} is back {'in ' + deal.stage.name if deal.status == 'open' else deal.status}.",
+            changed=_deal_again(deal),
         )
 
     return perform(f"undo-deal-{deal_id}", action)
+
+
+def _deal_again(deal: Opportunity) -> SmallAnswer:
+    """A stage move's answer: the deal's card again (its stage, health, warnings), or, won or
+    lost, the closed card that stays in view with the Undo in the toast; nothing else."""
+    if deal.status != "open":
+        return SmallAnswer(closed=(deal.id, deal.name, deal.status.title()))
+    return SmallAnswer(deal=deal_card(db(), actor(), deal.id), stages=pipeline_stages(db(), actor().organization_id))

@@ -9,6 +9,7 @@ from addin.database import db
 from addin.pane_actions import Notice, SmallAnswer, perform
 from addin.views import actor, reader_zone
 from services import followups
+from services.mail.context import FollowUpRow
 
 bp = Blueprint("followups", __name__)
 
@@ -18,7 +19,13 @@ bp = Blueprint("followups", __name__)
 def add():
     def action() -> Notice:
         follow_up = followups.add_follow_up(db(), actor(), request.form, zone=reader_zone())
-        return Notice("Follow-up set.", undo_url=url_for("followups.undo", follow_up_id=follow_up.id))
+        # It goes first in the follow-ups; nothing else in view changes.
+        row = FollowUpRow(follow_up.id, follow_up.title, follow_up.due_at, False, actor().name, True)
+        return Notice(
+            "Follow-up set.",
+            undo_url=url_for("followups.undo", follow_up_id=follow_up.id),
+            changed=SmallAnswer(follow_up=row),
+        )
 
     return perform("follow_up", action)
 
@@ -30,7 +37,7 @@ def undo(follow_up_id: int):
 
     def action() -> Notice:
         followups.undo_follow_up(db(), actor(), follow_up_id)
-        return Notice("Follow-up taken back.")
+        return Notice("Follow-up taken back.", changed=SmallAnswer(removed=f"follow-up-{follow_up_id}"))
 
     return perform(f"undo-follow-up-{follow_up_id}", action)
 

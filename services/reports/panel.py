@@ -193,7 +193,8 @@ class TeamPanel:
 
     @cached_property
     def leaders(self) -> Shown[LeaderboardRow]:
-        return leaderboard(self.scope, self.quarter_period, limit=PANEL_LEADERS)
+        # Ranked by what they won; the panel shows no activity totals, so none are read.
+        return leaderboard(self.scope, self.quarter_period, limit=PANEL_LEADERS, with_activities=False)
 
     @property
     def alert_counts(self) -> dict[str, int]:

@@ -241,7 +241,7 @@ class LeaderboardRow:
     name: str
     won_amount: Decimal
     won_deals: int
-    activities: int
+    activities: int | None  # None where not read (``leaderboard``'s ``with_activities``)
 
 
 def leaderboard(
@@ -251,13 +251,17 @@ def leaderboard(
     summary: list[RepActivity] | None = None,
     won: dict[int, tuple[int, Decimal]] | None = None,
     limit: int | None = None,
+    with_activities: bool = True,
 ) -> Shown[LeaderboardRow]:
     """Won revenue and won deals per rep in the scope's period (or ``period``), ranked; activity
-    totals beside. Equal revenue and deals share a rank. (``summary`` and ``won``: the report's,
-    when it has read them.)"""
+    totals beside (None without ``with_activities``: the panels show none, and the rank does not
+    depend on them). Equal revenue and deals share a rank. (``summary`` and ``won``: the
+    report's, when it has read them.)"""
     people = scope.people
     won = won if won is not None else won_by_owner(scope, period)
-    totals = {row.owner_id: row.total for row in (summary if summary is not None else activity_summary(scope, period))}
+    if summary is None and with_activities:
+        summary = activity_summary(scope, period)
+    totals: dict[int, int | None] = {row.owner_id: row.total for row in summary or []}
     ordered = sorted(people, key=lambda u: (-won[u.id][1], -won[u.id][0], u.name))
     rows: list[LeaderboardRow] = []
     for position, user in enumerate(ordered, start=1):
@@ -269,7 +273,7 @@ def leaderboard(
                 user.name,
                 won[user.id][1],
                 won[user.id][0],
-                totals.get(user.id, 0),
+                totals.get(user.id, 0) if with_activities else None,
             )
         )
     return Shown.of(rows, limit)

@@ -343,7 +343,10 @@
       // and the toast is where the rep's eyes and keyboard go.
       var elt = event.detail.elt;
       if (event.detail.successful && elt && elt.matches && elt.matches("form[data-reset-on-success]")) {
+        // Emptied, not only reset: a form drawn again after a refusal holds what was typed as its defaults.
         elt.reset();
+        elt.querySelectorAll("input:not([type=hidden]):not([type=checkbox]):not([type=radio]), textarea").forEach(function (field) { field.value = ""; });
+        elt.querySelectorAll("input[type=checkbox]").forEach(function (box) { box.checked = false; });
         var details = elt.closest("details");
         if (details && elt.isConnected) { details.open = false; }
         var toast = pane.querySelector("#notices .toast");
