@@ -511,3 +511,50 @@ def test_a_follow_up_set_or_done_has_an_undo_in_its_toast(app, app_world: World,
     assert "Follow-up taken back." in auth.post(undo.group(1), item).get_data(as_text=True)
     with app.extensions["inboxcrm.db"].sessions() as session:
         assert session.get(FollowUp, int(undo.group(2))).deleted_at is not None
+
+
+def test_a_call_a_follow_up_a_stage_move_and_their_undos_answer_with_what_they_changed(auth, app_world: World):
+    """Each answers with what it changed, swapped out of band, never the whole context: the call
+    first in the list (and its deal's card), the follow-up first in its list, the deal's card;
+    their undos take them out or draw the card again."""
+    auth.login("rita@northwind.test")
+    headers = {"X-CSRFToken": auth.token, "HX-Request": "true"}
+    base = {**item_for("ann@acme.test"), "contact_id": app_world.contact.id, "account_id": app_world.account.id}
+    whole = auth.client.post("/pane/context", data=item_for("ann@acme.test"), headers=headers).get_data(as_text=True)
+
+    def small(path: str, data: dict, *marks: str) -> str:
+        response = auth.client.post(path, data=data, headers=headers)
+        page = response.get_data(as_text=True)
+        assert response.status_code == 200 and 'class="context"' not in page, path
+        assert len(page) < len(whole) / 2, (path, len(page), len(whole))
+        for mark in marks:
+            assert mark in page, (path, mark)
+        return page
+
+    call = small(
+        "/activities",
+        {**base, "type": "call", "outcome": "connected", "opportunity_id": app_world.deal.id, "body_text": "Rates"},
+        'hx-swap-oob="afterbegin:#recent-activities"',
+        f'id="deal-{app_world.deal.id}"',
+        "Call logged.",
+    )
+    call_id = int(re.search(r'id="activity-(\d+)"', call).group(1))
+    small(f"/activities/{call_id}/undo", base, f'id="activity-{call_id}" hx-swap-oob="delete"', "Log undone.")
+    follow = small("/followups", {**base, "title": "Call back", "due_at": "2099-01-05T10:00"}, "#follow-up-list")
+    follow_up_id = int(re.search(r'id="follow-up-(\d+)"', follow).group(1))
+    small(f"/followups/{follow_up_id}/undo", base, f'id="follow-up-{follow_up_id}" hx-swap-oob="delete"')
+    stage = app_world.stages[1]
+    small(
+        f"/deals/{app_world.deal.id}/stage", {**base, "stage": stage.id}, f'id="deal-{app_world.deal.id}"', stage.name
+    )
+    won = small(f"/deals/{app_world.deal.id}/stage/undo", base, "Undone:")
+    assert app_world.stages[0].name in won
+    closed = small(
+        f"/deals/{app_world.deal.id}/stage", {**base, "stage": "won", "final_amount": "900"}, "data-closed-deal"
+    )
+    assert "Won" in closed
+    # The open mail's own log, undone, offers the log again: that answer is the whole context.
+    logged = auth.client.post("/activities/email", data=item_for("ann@acme.test"), headers=headers)
+    mail_id = int(re.search(r'data-logged="(\d+)"', logged.get_data(as_text=True)).group(1))
+    again = auth.client.post(f"/activities/{mail_id}/undo", data=item_for("ann@acme.test"), headers=headers)
+    assert 'class="context"' in again.get_data(as_text=True) and again.headers["HX-Retarget"] == "#context"

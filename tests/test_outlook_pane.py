@@ -11,6 +11,7 @@ import pytest
 from urllib.parse import urlsplit
 from sqlalchemy import func, select
 
+from services.mail import activities
 from services.models import Activity, ActivityParticipant, Contact, Opportunity, StageChange, User
 from tests.factories import PASSWORD, World
 from tests.browsing import shot as save_shot
@@ -936,3 +937,33 @@ def test_a_pane_signed_in_by_token_opens_notes_signed_in(sso_pane, live_url, app
     notes.wait_for_url("**/notes")  # the window opens at once, then goes to the link made for it
     assert notes.locator("input[name=password]").count() == 0  # no second sign-in
     assert "Notes" in notes.title() or notes.locator("h1").count() == 1
+
+
+def test_a_known_contacts_first_screen_shows_who_the_log_actions_and_the_deal(open_pane, app, app_world: World):
+    """At 320 × 640, with no scrolling: the contact, the log actions (the mail, a call, a note,
+    a follow-up) and the deal; each activity's buttons share one row under it."""
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        rep = session.get(User, app_world.rep.id)
+        for n in range(3):
+            activities.add_note(
+                session, rep, {"body": f"Note {n} about the March rates", "account_id": app_world.account.id}
+            )
+        session.commit()
+    page = open_pane(message(), width=320)
+    page.set_viewport_size({"width": 320, "height": 640})
+    page.locator(".contact h2", has_text="Ann Buyer").wait_for()
+    page.locator("li.activity").first.wait_for()
+    for shown in (
+        page.locator(".contact h2"),
+        page.get_by_role("button", name="Log this email"),
+        page.get_by_text("Log a call, meeting or visit"),
+        page.get_by_text("Add a note"),
+        page.get_by_text("Set a follow-up"),
+        page.locator(".deal h4", has_text="Reefer contract"),
+    ):
+        box = shown.first.bounding_box()
+        assert box["y"] >= 0 and box["y"] + box["height"] <= 640, (shown, box)
+    for item in page.locator("li.activity").all():
+        tops = {round(b.bounding_box()["y"]) for b in item.locator(".activity-actions button").all()}
+        assert len(tops) == 1, tops
+    shot(page, "pane-first-screen-320")
