@@ -200,6 +200,37 @@ def render_context(
 ) -> tuple[str, int]:
     """The context for ``item``; ``form`` names the form that failed, shown with ``error`` and
     the ``values`` typed."""
+    return page_or_fragment(
+        "pane/index.html", "pane/_context.html", status, **_context_values(item, form, error, values, notice)
+    )
+
+
+def render_refused(
+    item: MailItemRef, form: str, error: DomainError, values: Mapping[str, Any], status: int
+) -> Response:
+    """A refused form drawn again with its errors and what was typed: the form's own part
+    alone (the log actions, or the deal's card) where the pane shows it, swapped in its place,
+    with the alert if the form does not say it all; else the whole context."""
+    page = _context_values(item, form, error, values, None)
+    kind, _, rest = form.partition("-")
+    refusal = page["refusal"]
+    if is_htmx() and refusal is not None and refusal.shown and kind in ("log_activity", "note", "follow_up", "stage"):
+        target = "#actions" if kind != "stage" else f"#deal-{rest}"
+        deal = next((d for d in page["context"].deals if str(d.id) == rest), None) if kind == "stage" else None
+        part = render_template("pane/_refused_part.html", part="deal" if deal else "actions", deal=deal, **page)
+        return Response(part, status, headers={"HX-Retarget": target, "HX-Reswap": "outerHTML"})
+    whole, _ = page_or_fragment("pane/index.html", "pane/_context.html", status, **page)
+    return Response(whole, status, headers={"HX-Retarget": "#context", "HX-Reswap": "innerHTML"})
+
+
+def _context_values(
+    item: MailItemRef,
+    form: str | None,
+    error: DomainError | None,
+    values: Mapping[str, Any] | None,
+    notice: Notice | None,
+) -> dict[str, Any]:
+    """What the context's templates read, for ``item`` (see ``render_context``)."""
     context = context_for_addresses(
         db(),
         actor(),
@@ -214,19 +245,18 @@ def render_context(
     refusal = (
         RefusedForm(form, error, values, item.present and form_shown(form, context, values)) if form and error else None
     )
-    return page_or_fragment(
-        "pane/index.html",
-        "pane/_context.html",
-        status,
-        item=item,
-        context=context,
-        checklists={t: q for t, q in checklists(db(), actor().organization_id).items() if t in LOGGED_BY_HAND},
-        failed_form=form,
-        error=error,
-        refusal=refusal,
-        values=values,
-        notice=notice,
-    )
+    return {
+        "item": item,
+        "context": context,
+        "contact": context.contacts[0] if context.contacts else None,
+        "account": context.accounts[0] if context.accounts else None,
+        "checklists": {t: q for t, q in checklists(db(), actor().organization_id).items() if t in LOGGED_BY_HAND},
+        "failed_form": form,
+        "error": error,
+        "refusal": refusal,
+        "values": values,
+        "notice": notice,
+    }
 
 
 def perform(form: str, action: Callable[[], Notice]) -> tuple[str, int] | Response:
@@ -241,8 +271,7 @@ def perform(form: str, action: Callable[[], Notice]) -> tuple[str, int] | Respon
     with refused() as refusal:
         notice = action()
     if refusal:
-        page, status = render_context(item, status=refusal.status, form=form, error=refusal.error, values=request.form)
-        return Response(page, status, headers={"HX-Retarget": "#context", "HX-Reswap": "innerHTML"})
+        return render_refused(item, form, refusal.error, request.form, refusal.status)
     commit()
     if not is_htmx():
         flash(notice.text)

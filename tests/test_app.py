@@ -431,15 +431,28 @@ def test_small_actions_answer_with_what_changed(auth, app_world: World):
     done = auth.post(f"/followups/{follow_up_id}/done", base).get_data(as_text=True)
     assert f'<li id="follow-up-{follow_up_id}" hx-swap-oob="delete"></li>' in done and "Follow-up done." in done
 
-    # Refused: the whole context, retargeted at the pane, the form's error in it.
+    # Refused: a form with no place of its own (a rating), the whole context, retargeted at the
+    # pane with the error in it; a form of the log actions, those alone, drawn again in place.
     refused = auth.post(f"/activities/{call_id}/rating", {**base, "rating": "5"})
     assert refused.status_code == 422
     assert (refused.headers["HX-Retarget"], refused.headers["HX-Reswap"]) == ("#context", "innerHTML")
     assert 'class="card contact"' in refused.get_data(as_text=True)
     again = auth.post(f"/followups/{follow_up_id}/done", base)
     assert again.status_code == 422 and "already done" in again.get_data(as_text=True)
-    empty = auth.post("/activities/note", {**base, "body": ""})
-    assert empty.status_code == 422 and empty.headers["HX-Retarget"] == "#context"
+    empty = auth.post("/activities/note", {**base, "body": "", "is_private": "1"})
+    assert empty.status_code == 422 and (empty.headers["HX-Retarget"], empty.headers["HX-Reswap"]) == (
+        "#actions",
+        "outerHTML",
+    )
+    note_form = empty.get_data(as_text=True)
+    assert 'class="card contact"' not in note_form and len(note_form) * 2 < len(whole.data)
+    assert 'id="actions"' in note_form and 'name="is_private" value="1" checked' in note_form  # kept
+    assert 'aria-invalid="true"' in note_form
+    stage = auth.post(f"/deals/{app_world.deal.id}/stage", {**base, "stage": "lost"})
+    assert stage.status_code == 422 and stage.headers["HX-Retarget"] == f"#deal-{app_world.deal.id}"
+    assert "Say why the deal was lost." in stage.get_data(
+        as_text=True
+    ) and 'class="card contact"' not in stage.get_data(as_text=True)
 
 
 def test_logging_an_email_answers_with_what_changed(auth, app_world: World):
