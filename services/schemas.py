@@ -253,6 +253,7 @@ class EmailItemSchema(InputSchema):
     body_html = fields.String(validate=validate.Length(max=1_000_000))
     body_text = fields.String(validate=validate.Length(max=200_000))
     opportunity_id = _id()
+    account_id = _id()  # an account the rep chose for the mail (a search), over the sender's
     conversation_id = fields.String(validate=validate.Length(max=255))
     source = fields.String(load_default="outlook", validate=validate.OneOf(SOURCES))
     is_private = fields.Boolean(load_default=False)
@@ -288,6 +289,7 @@ class MeetingItemSchema(InputSchema):
     attendees = fields.List(Address(), load_default=list, validate=validate.Length(max=200))
     body_text = fields.String(validate=validate.Length(max=200_000))
     opportunity_id = _id()
+    account_id = _id()  # an account the rep chose for the mail (a search), over the sender's
     conversation_id = fields.String(validate=validate.Length(max=255))
     source = fields.String(load_default="outlook", validate=validate.OneOf(SOURCES))
 

@@ -1213,3 +1213,25 @@ def test_the_system_tokens_audience_is_the_endpoint_called_or_the_one_configured
     assert google_addon.post(action, event(), system=deployment).status_code == 200
     other = google_addon.keys.system_token("/gmail/action/note")
     assert google_addon.post(action, event(), system=other).status_code == 401
+
+
+def test_a_mail_is_filed_on_the_account_chosen_and_never_on_another_organizations(
+    addon: Flask, google_addon: Addon, gmail_api: google.GmailApi, app_world: World
+) -> None:
+    gmail_api.messages["stranger"] = gmail_resource(
+        "stranger",
+        {"From": "Sam <sam@brokers.test>", "To": "rita@northwind.test", "Subject": "Lanes", "Message-ID": "<l@b.test>"},
+        {"mimeType": "text/plain", "body": {"data": b64url("Which lanes?")}},
+    )
+    foreign = google_addon.ok(
+        "/gmail/action/log_email", event("stranger", parameters={"chosen_account_id": str(app_world.other_account.id)})
+    )
+    assert "That account was not found." in texts(foreign) and activities(addon) == []  # refused, nothing written
+    chosen = google_addon.ok(
+        "/gmail/action/choose", event("stranger", parameters={"chosen_account_id": str(app_world.account.id)})
+    )
+    [carried] = parameters_of(chosen, "log_email")
+    google_addon.ok("/gmail/action/log_email", event("stranger", parameters=carried))
+    [mail] = activities(addon)
+    # The account's only open deal comes with it, as for a sender of that account.
+    assert (mail.account_id, mail.opportunity_id) == (app_world.account.id, app_world.deal.id)

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from services.mail.activities import log_email
 from services.mail.context import context_for_addresses
-from services.errors import DomainError
+from services.errors import DomainError, NotFound
 from services.models import Activity
 from services.search import MAX_LENGTH, search_crm
 from services.types import utcnow
@@ -96,6 +96,32 @@ def test_choosing_a_deal_of_another_account(session, world: World, globex):
         account.id,
         world.contact.id,
     )
+
+
+def test_choosing_an_account_files_the_mail_there(session, world: World, globex):
+    """Ann (Acme) writes about Globex with no deal chosen: the mail is Globex's, with its only
+    open deal, her still its contact; another organization's account is refused outright."""
+    account, deal, _ = globex
+    activity, created = log_email(
+        session, world.rep, {**ITEM, "to": [ITEM["to"]], "account_id": str(account.id), "body_text": "Hi"}
+    )
+    session.commit()
+    assert created and (activity.account_id, activity.opportunity_id, activity.contact_id) == (
+        account.id,
+        deal.id,
+        world.contact.id,
+    )
+    with pytest.raises(NotFound):
+        log_email(
+            session,
+            world.rep,
+            {
+                **ITEM,
+                "internet_message_id": "<other@acme.test>",
+                "to": [ITEM["to"]],
+                "account_id": str(world.other_account.id),
+            },
+        )
 
 
 @pytest.mark.parametrize("chosen", ["other_deal", "won", "missing"])

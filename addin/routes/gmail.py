@@ -302,6 +302,8 @@ def on_log_email(event: AddonEvent, message: GmailMessage) -> tuple[str, Json | 
     item.update({k: v for k, v in _chosen_deal(event).items() if v})
     if not _chosen_deal(event) and (chosen := event.parameters.get("chosen_deal_id")):
         item["opportunity_id"] = chosen
+    if chosen_account := event.parameters.get("chosen_account_id"):
+        item["account_id"] = chosen_account  # the account chosen from a search (the service checks it)
     activity, created = activities.log_email(db(), event.user, item)
     if created:
         return "Email logged.", event.cards.action("undo", activity_id=activity.id)

@@ -211,6 +211,8 @@ def log_email(
         if contact
         else next((acc for a in customers if (acc := account_for_domain(session, org.id, domain_of(a)))), None)
     )
+    if item.get("account_id"):  # chosen by the rep for this mail (a search): its deals, not the sender's
+        account = get_scoped(session, actor, Account, item["account_id"], "account")
     deal_id = item.get("opportunity_id") or _only_open_deal(session, org.id, account)
     participants = [{"address": item["from_address"], "role": "from"}]
     participants += [{"address": a, "role": "to"} for a in item["to"]] + [
