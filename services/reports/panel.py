@@ -7,6 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from functools import cached_property
 from datetime import date, datetime, timedelta, timezone
+from typing import Any
 from decimal import Decimal
 
 from sqlalchemy import func, select
@@ -71,20 +72,28 @@ def rep_accounts(session: Session, actor: User, rep_id: int) -> tuple[User, list
         .all()
     )
     ids = [a.id for a in accounts]
-    last = dict(
-        session.connection()
-        .execute(
-            select(Activity.account_id, func.max(Activity.occurred_at))
-            .where(
-                Activity.organization_id == actor.organization_id,
-                Activity.owner_id == rep.id,
-                live(Activity),
-                Activity.account_id.in_(ids),
+
+    def latest(*where: Any) -> dict[int, datetime]:
+        return dict(
+            session.connection()
+            .execute(
+                select(Activity.account_id, func.max(Activity.occurred_at))
+                .where(
+                    Activity.organization_id == actor.organization_id,
+                    Activity.owner_id == rep.id,
+                    live(Activity),
+                    *where,
+                )
+                .group_by(Activity.account_id)
             )
-            .group_by(Activity.account_id)
+            .all()
         )
-        .all()
-    )
+
+    # The rep's last activity per account: those of the last 90 days by the rep's own index (most
+    # accounts are there); only the accounts they own but left alone longer are looked up whole.
+    last = latest(Activity.occurred_at >= since, Activity.account_id.in_(ids))
+    if older := [i for i in ids if i not in last]:
+        last |= latest(Activity.account_id.in_(older))
     deals = dict(
         session.connection()
         .execute(
