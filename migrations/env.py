@@ -8,6 +8,7 @@ from logging.config import fileConfig
 from alembic import context
 
 from services.db import make_engine
+from services import search_index
 from services.models import Base
 
 config = context.config
@@ -55,6 +56,7 @@ def run_migrations_online() -> None:
             render_as_batch=True,
             compare_type=True,
             render_item=render_item,
+            include_object=search_index.include_object,  # the search's indexes are no model
         )
         with context.begin_transaction():
             context.run_migrations()

@@ -43,6 +43,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
+from services import search_index
 from services.types import UTCDateTime, utcnow
 
 # Named constraints so that Alembic migrations are stable on both back ends.
@@ -1424,3 +1425,7 @@ class DealNotice(OrgScoped, Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     seen_at: Mapped[datetime | None]
     mailed_at: Mapped[datetime | None]
+
+
+# The search's trigram indexes (``services.search_index``), made with the tables.
+search_index.install(Base.metadata)

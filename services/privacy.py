@@ -22,7 +22,7 @@ from typing import Any, Iterable
 from sqlalchemy import JSON, Engine, String, Text, case, cast, delete, false, func, or_, select, text, union, update
 from sqlalchemy.orm import Session
 
-from services import lexicon
+from services import lexicon, search_index
 from services.integration import sync
 from services.access import get_scoped, require_role
 from services.audit import record_event, snapshot
@@ -493,6 +493,8 @@ def erase_person(
     # them, kept API answers, audit records, follow-up titles, notes.
     other += _scrub_everywhere(session, org_id, needles)
     other += _drop_import_files(session, org_id)
+    # The search's indexes forget them too: their trigrams leave the index's pages (SQLite).
+    search_index.optimize(session.connection())
     erasure = Erasure(org_id, contacts, cleared, participants, leads, other)
     _note(session, org_id, actor, "erase", "people", {"address_hash": keyed_hash(secret, address), **erasure.counts()})
     session.flush()

@@ -12,12 +12,15 @@ from addin import create_app
 from addin.cli import alembic_config
 from alembic import command
 from services.db import make_engine
+from services import search_index
 from services.models import Base
 
 
 def assert_matches_models(engine) -> None:
     with engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "include_object": search_index.include_object}
+        )
         differences = compare_metadata(context, Base.metadata)
     assert differences == []
 

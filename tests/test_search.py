@@ -4,12 +4,12 @@ service on both back ends, the routes, and what a choice does to a log."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, text, update
 
 from services.mail.activities import log_email
 from services.mail.context import context_for_addresses
 from services.errors import DomainError, NotFound
-from services.models import Activity
+from services.models import Activity, Contact
 from services.search import MAX_LENGTH, search_crm
 from services.types import utcnow
 from tests.factories import World, make_account, make_contact, make_deal
@@ -251,3 +251,43 @@ def test_sending_route_answers_json(client, app_world: World):
         headers={**bearer, "HX-Request": "true"},
     )
     assert opened.status_code == 200 and "Logged when you sent it." in opened.get_data(as_text=True)
+
+
+def test_the_search_index_follows_every_write_and_serves_the_search(session, world: World):
+    """The trigram index (``services.search_index``) is kept by the store itself: a row inserted,
+    renamed through Core, or deleted is found, found by its new name, or gone, with no code of
+    ours in between; and the search's own statement is served by it."""
+    made = make_contact(session, world.org, world.account, "Quentin Zappa", "qz@zappa-freight.test", world.rep)
+    session.commit()
+    assert [c.name for c in search_crm(session, world.rep, "zappa").contacts] == ["Quentin Zappa"]
+    session.execute(update(Contact).where(Contact.id == made.id).values(name="Quentin Xylo"))
+    session.commit()
+    assert [c.name for c in search_crm(session, world.rep, "xylo").contacts] == ["Quentin Xylo"]
+    assert [c.name for c in search_crm(session, world.rep, "zappa").contacts] == ["Quentin Xylo"]  # by address
+    found = search_crm(session, world.rep, "qz@zappa")
+    assert [c.name for c in found.contacts] == ["Quentin Xylo"]
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    if sqlite:
+        plan = " ".join(
+            str(row)
+            for row in session.execute(
+                text("EXPLAIN QUERY PLAN SELECT rowid FROM contacts_search WHERE name LIKE '%xylo%'")
+            )
+        )
+        assert "VIRTUAL TABLE INDEX 0:L" in plan, plan
+    else:
+        session.execute(text("SET LOCAL enable_seqscan = off"))
+        plan = " ".join(
+            str(row) for row in session.execute(text("EXPLAIN SELECT id FROM contacts WHERE lower(name) LIKE '%xylo%'"))
+        )
+        assert "ix_contacts_name_trgm" in plan, plan
+        session.rollback()
+    session.execute(delete(Contact).where(Contact.id == made.id))
+    session.commit()
+    assert (
+        search_crm(session, world.rep, "xylo").contacts == [] and search_crm(session, world.rep, "zappa").contacts == []
+    )
+    if sqlite:
+        assert session.execute(text("SELECT rowid FROM contacts_search WHERE name LIKE '%xylo%'")).all() == []
+    # Two letters, or a wildcard typed: matched directly, and still right.
+    assert [a.name for a in search_crm(session, world.rep, "50%").accounts] == []
