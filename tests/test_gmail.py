@@ -928,6 +928,11 @@ def test_an_activity_opens_its_card_to_rate_take_back_and_make_private(
     assert state() == (None, False)
     private = google_addon.ok("/gmail/action/private", event(parameters={"activity_id": str(mail.id), "private": "1"}))
     assert state() == (None, True) and "Share with your team again" in texts(private)
+    # A teammate opening it sees that it is private, not its subject, and cannot rate it.
+    seen = google_addon.ok(
+        "/gmail/action/activity", event(parameters={"activity_id": str(mail.id)}), email="tom@northwind.test"
+    )
+    assert "Re: rates" not in texts(seen) and "only its owner sees" in texts(seen) and "Went well" not in texts(seen)
     # Only its owner makes it private or shares it again; a teammate cannot.
     tom = google_addon.ok(
         "/gmail/action/private",
