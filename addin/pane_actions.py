@@ -22,6 +22,7 @@ from werkzeug.wrappers import Response
 
 from addin.database import commit, db
 from addin.views import actor, is_htmx, page_or_fragment, refused
+from services.deals import pipeline_stages
 from services.mail.context import PaneContext, context_for_addresses
 from services.errors import DomainError
 from services.models import LOGGED_BY_HAND
@@ -108,9 +109,8 @@ class SmallAnswer:
     added: bool = False
     removed: str | None = None
     logged: int | None = None  # the open mail, now logged as this activity
-    # A deal to show again (an email logged to it may end its warnings), with the pipeline's ``stages``.
+    # A deal to show again (an email logged to it may end its warnings; its stage form reads the pipeline's stages).
     deal: Any = None
-    stages: Any = None
     closed: tuple[int, str, str] | None = None  # a deal just won or lost: (id, name, "Won" or "Lost")
     follow_up: Any = None  # a follow-up to list first (``services.mail.context.FollowUpRow``)
 
@@ -279,7 +279,8 @@ def perform(form: str, action: Callable[[], Notice]) -> tuple[str, int] | Respon
     if notice.changed is not None:
         # Its fields as they are (``asdict`` would deep-copy every row and card in it, a millisecond a log).
         changed = {f.name: getattr(notice.changed, f.name) for f in fields(notice.changed)}
-        return render_template("pane/_small_answer.html", item=item, notice=notice, **changed), 200
+        stages = pipeline_stages(db(), actor().organization_id) if notice.changed.deal is not None else None
+        return render_template("pane/_small_answer.html", item=item, notice=notice, stages=stages, **changed), 200
     page, status = render_context(item, notice=notice)
     # The whole context, wherever the form meant to swap its answer (a small form swaps none).
     return Response(page, status, headers={"HX-Retarget": "#context", "HX-Reswap": "innerHTML"})

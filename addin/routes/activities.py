@@ -11,7 +11,6 @@ from addin.views import actor, refused
 from services.mail import activities
 from services import notes
 from services.mail.context import activity_row, deal_card
-from services.deals import pipeline_stages
 
 bp = Blueprint("activities", __name__)
 
@@ -29,7 +28,6 @@ def log_email():
             added=created,
             logged=activity.id,
             deal=deal,
-            stages=pipeline_stages(db(), actor().organization_id) if deal else None,
         )
         if created:
             return Notice("Email logged.", activity.id, changed=changed)
@@ -84,12 +82,7 @@ def log_activity():
         # It goes first in the recent activities, and its deal's card comes again (its health and
         # warnings may change); nothing else in view does.
         deal = deal_card(db(), actor(), activity.opportunity_id) if activity.opportunity_id else None
-        changed = SmallAnswer(
-            activity_row(actor(), activity, actor()),
-            added=True,
-            deal=deal,
-            stages=pipeline_stages(db(), actor().organization_id) if deal else None,
-        )
+        changed = SmallAnswer(activity_row(actor(), activity, actor()), added=True, deal=deal)
         return Notice(f"{activity.type.title()} logged.", activity.id, changed=changed)
 
     return perform("log_activity", action)

@@ -9,7 +9,6 @@ from addin.database import db
 from addin.pane_actions import Notice, SmallAnswer, perform
 from addin.views import actor
 from services import deals
-from services.deals import pipeline_stages
 from services.mail.context import deal_card
 from services.models import Opportunity
 
@@ -48,4 +47,4 @@ def _deal_again(deal: Opportunity) -> SmallAnswer:
     lost, the closed card that stays in view with the Undo in the toast; nothing else."""
     if deal.status != "open":
         return SmallAnswer(closed=(deal.id, deal.name, deal.status.title()))
-    return SmallAnswer(deal=deal_card(db(), actor(), deal.id), stages=pipeline_stages(db(), actor().organization_id))
+    return SmallAnswer(deal=deal_card(db(), actor(), deal.id))
