@@ -209,6 +209,15 @@ def push(made: Json) -> Json:
     return {"renderActions": {"action": {"navigations": [{"pushCard": made}]}}}
 
 
+def to_root(made: Json, notice: str | None = None) -> Json:
+    """An action's answer from a card pushed over the root one (a form, a search, an activity):
+    back to the root card, drawn again as it now is (``made``), with a note of what happened."""
+    action: Json = {"navigations": [{"popToRoot": True}, {"updateCard": made}]}
+    if notice:
+        action["notification"] = {"text": clip(notice, 300)}
+    return {"renderActions": {"action": action}}
+
+
 def notify(text: str) -> Json:
     """An action's answer that only says something (a refusal that changes no card)."""
     return {"renderActions": {"action": {"notification": {"text": clip(text, 300)}}}}
@@ -243,6 +252,19 @@ def reason(error: Any) -> str:
     return "; ".join(f"{label}: {message}" for label, message in fields)
 
 
+def said(
+    *, error: str | None = None, notice: str | None = None, undo: Json | None = None, refused: str = "Not saved"
+) -> list[Json]:
+    """What the last action said, at the top of the card it answers with: why it was refused,
+    what it did, and the button that takes it back."""
+    widgets = [paragraph(f"<b>{refused}:</b> {escape(error)}")] if error else []
+    if notice:
+        widgets.append(paragraph(escape(notice)))
+    if undo:
+        widgets.append(buttons(button("Undo", undo)))
+    return widgets
+
+
 def notice_card(title: str, text: str) -> Json:
     """A whole card that says one thing: no access, Gmail unavailable, a malformed event."""
     return card(title, [section([paragraph(escape(text))])])
@@ -264,13 +286,7 @@ def message_card(
     """Who wrote, what is open with them, and every rep action: the pane's context as a card.
     ``undo``: the action that takes back what was just done (its button is beside the notice)."""
     sections: list[Json] = []
-    top: list[Json] = []
-    if error:
-        top.append(paragraph(f"<b>Not saved:</b> {escape(error)}"))
-    if notice:
-        top.append(paragraph(escape(notice)))
-    if undo:
-        top.append(buttons(button("Undo", undo)))
+    top = said(error=error, notice=notice, undo=undo)
     if chosen := _chosen(context):
         top.append(
             decorated(
@@ -303,7 +319,7 @@ def message_card(
     ]
     sections.append(section(people, "People", collapsed_after=4))
     for lead in context.leads:
-        said = [
+        arrivals = [
             decorated(
                 escape(clip(message or "(no message)", 300)),
                 top=ctx.when(when) + (f", {escape(source)}" if source else ""),
@@ -320,7 +336,7 @@ def message_card(
                             " · ".join(filter(None, [lead.company, lead.status, lead.source.replace("_", " ")]))
                         ),
                     ),
-                    *said,
+                    *arrivals,
                 ],
                 "Lead",
             )
@@ -407,8 +423,12 @@ def deal_choice(context: PaneContext, name: str = "deal", selected: str | None =
     if len(context.deals) < 2 and not context.chosen_deal_id:
         return []
     chosen = selected or (str(context.default_deal_id) if context.default_deal_id else NO_DEAL)
-    options = [(NO_DEAL, "None"), *((str(d.id), d.name) for d in context.deals)]
-    return [dropdown(name, "For the deal", options, chosen)]
+    return [dropdown(name, "For the deal", _deal_options(context), chosen)]
+
+
+def _deal_options(context: PaneContext) -> list[tuple[str, str]]:
+    """The open deals to choose from, after "None"."""
+    return [(NO_DEAL, "None"), *((str(d.id), d.name) for d in context.deals)]
 
 
 def _chosen(context: PaneContext) -> str | None:
@@ -431,7 +451,7 @@ def _link_parameters(context: PaneContext) -> dict[str, int | None]:
 
 def activity_widget(ctx: CardContext, row: ActivityRow) -> Json:
     """One activity in a list; it opens its own card (rate it, make it private, share it again)."""
-    what = row.type.title() + (f" ({row.direction})" if row.type == "email" else "")
+    what = _what(row)
     subject = "(private)" if row.private else escape(row.subject or (row.summary or "")[:80] or "(no subject)")
     said = ", private" if row.marked_private and not row.private else ""
     return decorated(
@@ -445,11 +465,16 @@ def activity_widget(ctx: CardContext, row: ActivityRow) -> Json:
 RATED = {1: " · went well", -1: " · went badly"}
 
 
+def _what(row: ActivityRow) -> str:
+    """An activity's kind in words: "Call", "Email (inbound)"."""
+    return row.type.title() + (f" ({row.direction})" if row.type == "email" else "")
+
+
 def activity_card(ctx: CardContext, row: ActivityRow, *, notice: str | None = None) -> Json:
     """One activity: what it was, and what its reader may do with it: rate it (or take the
     rating back), and, its owner, make it private or share it again."""
-    what = row.type.title() + (f" ({row.direction})" if row.type == "email" else "")
-    widgets: list[Json] = [paragraph(escape(notice))] if notice else []
+    what = _what(row)
+    widgets = said(notice=notice)
     widgets.append(
         decorated(
             "(private: only its owner sees its subject and text)"
@@ -502,7 +527,7 @@ def activity_form_card(
     """Log a call, meeting or visit with whoever the mail is with: its outcome, minutes, deal,
     checklist answers, subject, notes; a refused one comes back with everything typed."""
     values = values or {}
-    widgets: list[Json] = [paragraph(f"<b>Not saved:</b> {escape(error)}")] if error else []
+    widgets = said(error=error)
     widgets.append(
         dropdown(
             "outcome",
@@ -514,8 +539,9 @@ def activity_form_card(
     widgets.append(text_input("duration_minutes", "Minutes", values.get("duration_minutes"), hint="e.g. 30"))
     if context.deals:  # as the pane's form: every open deal, the likeliest first chosen (the only one, if one)
         likeliest = context.default_deal_id or (context.deals[0].id if len(context.deals) == 1 else None)
-        options = [(NO_DEAL, "None"), *((str(d.id), d.name) for d in context.deals)]
-        widgets.append(dropdown("deal", "Deal", options, values.get("deal") or str(likeliest or NO_DEAL)))
+        widgets.append(
+            dropdown("deal", "Deal", _deal_options(context), values.get("deal") or str(likeliest or NO_DEAL))
+        )
     for number, question in enumerate(questions):
         widgets.append(text_input(f"answer:{number}", clip(question, 200), values.get(f"answer:{number}")))
     widgets.append(text_input("activity_subject", "Subject", values.get("activity_subject")))
@@ -576,11 +602,7 @@ def block_card(
 ) -> Json:
     """The rep's own never-log list (mail with anyone on it is never logged), and the
     organization's, to read."""
-    top: list[Json] = []
-    if error:
-        top.append(paragraph(f"<b>Not saved:</b> {escape(error)}"))
-    if notice:
-        top.append(paragraph(escape(notice)))
+    top = said(error=error, notice=notice)
     top += [
         text_input("block_value", "An address or a domain", typed, hint="e.g. name@example.org or example.org"),
         buttons(button("Never log their mail", ctx.action("block"), filled=True)),
@@ -609,23 +631,19 @@ def block_card(
 def done_card(title: str, notice: str, undo: Json | None = None) -> Json:
     """What an action did, with its Undo, where no other card shows it (a stage moved from a
     deal opened with no mail)."""
-    widgets = [paragraph(escape(notice))] + ([buttons(button("Undo", undo))] if undo else [])
-    return card(title, [section(widgets)], name="done")
+    return card(title, [section(said(notice=notice, undo=undo))], name="done")
 
 
 def deal_card(ctx: CardContext, deal: DealRow, stages: Iterable[tuple[int, str]], *, error: str | None = None) -> Json:
     """One deal: move it to another stage, or close it as won (final amount) or lost (why)."""
     options = [(str(stage_id), name) for stage_id, name in stages] + [("won", "Won"), ("lost", "Lost")]
-    widgets = [
+    widgets = said(error=error)
+    widgets += [
         decorated(
             escape(deal.name),
             top=f"{escape(deal.stage_name)} · {money(deal.amount, deal.currency)}",
             bottom=f"{deal.days_in_stage} days in stage · {escape(deal.account_name)}",
-        )
-    ]
-    if error:
-        widgets.insert(0, paragraph(f"<b>Not saved:</b> {escape(error)}"))
-    widgets += [
+        ),
         dropdown("stage", "Move to", options, str(deal.stage_id)),
         text_input("loss_reason", "If lost: why?"),
         text_input("final_amount", "If won: final amount"),
@@ -659,12 +677,8 @@ def compose_card(
         )
         for d in context.deals
     ]
-    intro: list[Json] = []
-    if error:
-        intro.append(paragraph(f"<b>Not marked:</b> {escape(error)}"))
-    if notice:
-        intro.append(paragraph(escape(notice)))
-    elif context.addresses and not context.internal and not context.blocked:
+    intro = said(error=error, notice=notice, refused="Not marked")
+    if not notice and context.addresses and not context.internal and not context.blocked:
         intro.append(
             decorated(
                 "Log when sent",
@@ -705,11 +719,7 @@ def rep_home_card(
 ) -> Json:
     """The rep's day: the follow-ups overdue and due today, each with Done (and its Undo), and
     their deals that need a look."""
-    top: list[Json] = []
-    if notice:
-        top.append(paragraph(escape(notice)))
-    if undo:
-        top.append(buttons(button("Undo", undo)))
+    top = said(notice=notice, undo=undo)
     top.append(paragraph("Open a message to see who wrote, what is open with them, and to log it."))
     due = [
         decorated(

@@ -164,25 +164,14 @@ def _message_card(event: AddonEvent, message: GmailMessage, **extra: Any) -> Jso
     context = _context(event, message)
     ctx = event.cards
     # What is chosen stays chosen (and a choice no longer valid is dropped): the context says which.
-    ctx.carry = {
-        name: str(value)
-        for name, value in (
-            ("chosen_account_id", context.chosen_account_id),
-            ("chosen_deal_id", context.chosen_deal_id),
-        )
-        if value
-    }
+    ctx.carry = {name: str(value) for name in CHOSEN if (value := getattr(context, name))}
     return cards.message_card(ctx, message, context, panel_url=_handoff_url(event, message), **extra)
 
 
 def _back_to_message(event: AddonEvent, notice: str, **extra: Any) -> Json:
     """An answer from a card pushed over the message's (a form, an activity, a deal, a search):
     back to the message's card, as it now is, with what happened."""
-    made = _message_card(event, event.message(), notice=notice, **extra)
-    action: Json = {"navigations": [{"popToRoot": True}, {"updateCard": made}]}
-    if notice:
-        action["notification"] = {"text": cards.clip(notice, 300)}
-    return {"renderActions": {"action": action}}
+    return cards.to_root(_message_card(event, event.message(), notice=notice, **extra), notice)
 
 
 def _has_message(event: AddonEvent) -> bool:
@@ -199,23 +188,25 @@ def on_homepage(event: AddonEvent, notice: str | None = None, undo: Json | None 
     accounts = followups.accounts_of(db(), due)
     items = [cards.DueItem(f.id, f.title, f.due_at, f.due_at < now, accounts.get(f.id)) for f in due]
     capture_url = _handoff_url(event, path=url_for("capture.mine"))
-    return cards.show(
-        cards.rep_home_card(ctx, user.name, items, _deals_to_look_at(user, now), capture_url, notice=notice, undo=undo)
-    )
+    # The rep's open deals with a warning (going dark, stale, neglected), as the pane lists them.
+    to_look_at = [row for row in _open_deal_rows(user, user, now) if row.warnings][:20]
+    return cards.show(cards.rep_home_card(ctx, user.name, items, to_look_at, capture_url, notice=notice, undo=undo))
 
 
-def _deals_to_look_at(user: User, now: datetime) -> list[Any]:
-    """The rep's open deals with a warning (going dark, stale, neglected), as the pane lists them."""
-    mine = open_deals(
-        db(), user.organization, {s.id: s for s in pipeline_stages(db(), user.organization_id)}, now, owners=[user.id]
+def _open_deal_rows(viewer: User, owner: User, now: datetime) -> list[Any]:
+    """``owner``'s open deals as ``viewer`` reads them, each with its warnings."""
+    theirs = open_deals(
+        db(),
+        viewer.organization,
+        {s.id: s for s in pipeline_stages(db(), viewer.organization_id)},
+        now,
+        owners=[owner.id],
     )
-    warnings = deal_warnings(db(), user.organization, mine, now)
-    flagged = {w.opportunity_id for w in warnings}
+    warnings = deal_warnings(db(), viewer.organization, theirs, now)
     return [
-        deal_row(user, d, now, [w for w in warnings if w.opportunity_id == d.id], user, d.account_name)
-        for d in mine
-        if d.id in flagged
-    ][:20]
+        deal_row(viewer, d, now, [w for w in warnings if w.opportunity_id == d.id], owner, d.account_name)
+        for d in theirs
+    ]
 
 
 def on_message(event: AddonEvent) -> Json:
@@ -299,9 +290,10 @@ def on_log_email(event: AddonEvent, message: GmailMessage) -> tuple[str, Json | 
     if not message.internet_message_id:
         raise DomainError("This message has no Message-ID, so it cannot be logged.")
     item = {**message.as_email_item(), "is_private": event.inputs.get("private_email") == "1"}
-    item.update({k: v for k, v in _chosen_deal(event).items() if v})
-    if not _chosen_deal(event) and (chosen := event.parameters.get("chosen_deal_id")):
-        item["opportunity_id"] = chosen
+    # The deal picked in "For the deal" ("" for None), else the one chosen from a search.
+    picked = _chosen_deal(event)
+    if deal := picked["opportunity_id"] if picked else event.parameters.get("chosen_deal_id"):
+        item["opportunity_id"] = deal
     if chosen_account := event.parameters.get("chosen_account_id"):
         item["account_id"] = chosen_account  # the account chosen from a search (the service checks it)
     activity, created = activities.log_email(db(), event.user, item)
@@ -417,15 +409,22 @@ def on_follow_up_reopen(event: AddonEvent) -> Json:
 
 def on_log_form(event: AddonEvent) -> Json:
     """The form to log a call, meeting or visit with whoever the open mail is with."""
+    kind, questions = _kind_logged(event)
+    message = event.message()
+    return cards.push(_activity_form(event, kind, questions, message, _context(event, message)))
+
+
+def _kind_logged(event: AddonEvent) -> tuple[str, list[str]]:
+    """The type of activity a log form is for, and its checklist's questions."""
     kind = event.parameters.get("type", "")
     if kind not in LOGGED_BY_HAND:
         raise DomainError("Choose a call, a meeting or a visit.")
-    message = event.message()
-    return cards.push(_activity_form(event, kind, message, _context(event, message)))
+    return kind, checklists(db(), event.user.organization_id).get(kind, [])
 
 
-def _activity_form(event: AddonEvent, kind: str, message: GmailMessage, context: PaneContext, **extra: Any) -> Json:
-    questions = checklists(db(), event.user.organization_id).get(kind, [])
+def _activity_form(
+    event: AddonEvent, kind: str, questions: list[str], message: GmailMessage, context: PaneContext, **extra: Any
+) -> Json:
     ctx = event.cards
     ctx.carry = {name: value for name in CHOSEN if (value := event.parameters.get(name))}
     return cards.activity_form_card(
@@ -436,12 +435,9 @@ def _activity_form(event: AddonEvent, kind: str, message: GmailMessage, context:
 def on_log_activity(event: AddonEvent) -> Json:
     """Log the call, meeting or visit: with the mail's contact and account (and the deal
     chosen), through the pane's own service; the checklist questions left unanswered are named."""
-    kind = event.parameters.get("type", "")
-    if kind not in LOGGED_BY_HAND:
-        raise DomainError("Choose a call, a meeting or a visit.")
+    kind, questions = _kind_logged(event)
     message = event.message()
     context = _context(event, message)
-    questions = checklists(db(), event.user.organization_id).get(kind, [])
     inputs = event.inputs
     answers = {q: inputs[f"answer:{n}"] for n, q in enumerate(questions) if inputs.get(f"answer:{n}", "").strip()}
     typed = (inputs.get("activity_subject") or "").strip()
@@ -464,7 +460,7 @@ def on_log_activity(event: AddonEvent) -> Json:
         activity, _ = activities.log_activity(db(), event.user, {k: v for k, v in data.items() if v is not None})
     if refusal:
         reason = cards.reason(refusal.error)
-        made = _activity_form(event, kind, message, context, values=inputs, error=reason)
+        made = _activity_form(event, kind, questions, message, context, values=inputs, error=reason)
         return cards.update(made, reason)
     left = checklist_left(db(), event.user.organization_id, kind, activity.body_text, answers)
     notice = f"{kind.title()} logged."
@@ -521,12 +517,7 @@ def on_choose(event: AddonEvent) -> Json:
     )
     if chosen and not event.cards.carry:
         raise NotFound("deal or account")
-    notice = "Chosen: what you log now goes there." if chosen else "Choice cleared."
-    return {
-        "renderActions": {
-            "action": {"navigations": [{"popToRoot": True}, {"updateCard": made}], "notification": {"text": notice}}
-        }
-    }
+    return cards.to_root(made, "Chosen: what you log now goes there." if chosen else "Choice cleared.")
 
 
 def on_block_list(event: AddonEvent) -> Json:
@@ -558,20 +549,7 @@ def on_unblock(event: AddonEvent) -> Json:
 
 def on_rep(event: AddonEvent) -> Json:
     rep, accounts = rep_accounts(db(), event.user, _id(event, "rep_id"))
-    now = utcnow()
-    theirs = open_deals(
-        db(),
-        event.user.organization,
-        {s.id: s for s in pipeline_stages(db(), event.user.organization_id)},
-        now,
-        owners=[rep.id],
-    )
-    warnings = deal_warnings(db(), event.user.organization, theirs, now)
-    rows = [
-        deal_row(event.user, d, now, [w for w in warnings if w.opportunity_id == d.id], rep, d.account_name)
-        for d in theirs
-    ]
-    return cards.push(cards.rep_card(event.cards, rep.name, accounts, rows))
+    return cards.push(cards.rep_card(event.cards, rep.name, accounts, _open_deal_rows(event.user, rep, utcnow())))
 
 
 def on_account(event: AddonEvent) -> Json:
