@@ -498,7 +498,7 @@ def test_the_context_can_be_posted(auth, app_world: World):
 def test_my_days_items_open_their_account(app, app_world: World, auth):
     """A follow-up on a deal or a contact opens its account's timeline from My day."""
     with app.extensions["inboxcrm.db"].sessions() as session:
-        soon = datetime.now(timezone.utc) + timedelta(minutes=30)
+        soon = datetime.now(timezone.utc) - timedelta(minutes=30)  # overdue: on My day at any hour
         for title, link in (("On the deal", {"opportunity_id": app_world.deal.id}), ("Loose", {})):
             session.add(
                 FollowUp(organization_id=app_world.org.id, title=title, due_at=soon, owner_id=app_world.rep.id, **link)

@@ -170,6 +170,7 @@ def test_a_managers_team_card_in_the_preview(browser, live_url, app, app_world: 
     page = sign_in_to_preview(browser, live_url, app_world, user=app_world.manager)
     page.get_by_role("tab", name="Gmail add-on").click()
     gmail = page.locator("#gmail-panel")
+    gmail.get_by_text("Ann Buyer").first.wait_for()  # the first mail's card, drawn before Home is asked for
     gmail.get_by_role("button", name="Home").click()
     for heading in ("This week against last", "Pipeline and conversion", "Leaders this quarter"):
         gmail.get_by_text(heading).first.wait_for()

@@ -8,7 +8,7 @@
 (function () {
   "use strict";
 
-  var panel, stack = [], messageId = "", draftTo = [], zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+  var panel, requests = 0, stack = [], messageId = "", draftTo = [], zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
 
   function csrf() {
     var headers = JSON.parse(document.body.getAttribute("hx-headers") || "{}");
@@ -227,6 +227,9 @@
     if (messageId) { event.gmail.messageId = messageId; }
     if (draftTo.length) { event.gmail.toRecipients = draftTo; }
     if (kind === "trigger") { stack = []; }
+    // Only the latest request's answer is drawn: a mail opened while Home was loading must not
+    // be overwritten by the homepage arriving after it (nor the other way round).
+    var ticket = ++requests;
     panel.setAttribute("aria-busy", "true");
     return fetch("/preview/gmail/" + kind + "/" + encodeURIComponent(name), {
       method: "POST", credentials: "same-origin",
@@ -234,12 +237,13 @@
       body: JSON.stringify(event)
     }).then(function (response) {
       return response.json().then(function (answer) {
+        if (ticket !== requests) { return; }
         if (!response.ok) { throw new Error(answer.error || ("The add-on answered " + response.status)); }
         apply(answer);
       });
     }).catch(function (error) {
-      panel.querySelector(".card-status").textContent = String(error.message || error);
-    }).finally(function () { panel.removeAttribute("aria-busy"); });
+      if (ticket === requests) { panel.querySelector(".card-status").textContent = String(error.message || error); }
+    }).finally(function () { if (ticket === requests) { panel.removeAttribute("aria-busy"); } });
   }
 
   var current = null;
