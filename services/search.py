@@ -7,10 +7,12 @@ case-insensitive and literal (``%`` and ``_`` match themselves), on both back en
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import Integer, Select, Subquery, bindparam, cast, func, literal, null, select, union, union_all
+from sqlalchemy.orm import aliased
 from sqlalchemy.orm import Session
 
 from services import search_index
@@ -65,18 +67,6 @@ def clean_query(text: str | None) -> str:
     return " ".join((text or "").split())[:MAX_LENGTH]
 
 
-def _containing(session: Session, model: Any, name: str, query: str) -> ColumnElement[bool]:
-    """``model``'s column ``name`` contains ``query``, whatever the case, wildcards taken
-    literally: through the back end's trigram index (``services.search_index``) where it can
-    look it up (PostgreSQL's serves this very ``LIKE``)."""
-    if (
-        session.get_bind().dialect.name == "sqlite"
-        and (ids := search_index.matching_ids(model.__tablename__, name, query)) is not None
-    ):
-        return model.id.in_(ids)
-    return getattr(model, name).icontains(query, autoescape=True)
-
-
 def search_crm(session: Session, actor: User, text: str | None, shown: int = SHOWN) -> SearchResults:
     """The actor's organization's open deals, live accounts and live contacts matching
     ``text``: deals by their name or their account's (name or domain) or a contact's of
@@ -85,87 +75,154 @@ def search_crm(session: Session, actor: User, text: str | None, shown: int = SHO
     if len(query) < MIN_LENGTH:
         return SearchResults(query, too_short=bool(query))
     org = actor.organization_id
-    accounts_matching = select(Account.id).where(
-        Account.organization_id == org,
-        live(Account),
-        or_(
-            _containing(session, Account, "name", query),
-            Account.id.in_(
-                select(AccountDomain.account_id).where(
-                    AccountDomain.organization_id == org, _containing(session, AccountDomain, "domain", query)
-                )
-            ),
-        ),
+    dialect = session.get_bind().dialect.name
+    phrase = search_index.phrase(query) if dialect == "sqlite" else None
+    found = session.execute(
+        _search_statement(dialect, phrase is not None, shown),
+        {"org": org, "phrase": phrase} if phrase else {"org": org, "pattern": f"%{_escaped(query)}%"},
     )
-    contacts_matching = select(Contact.id).where(
-        Contact.organization_id == org,
-        live(Contact),
-        or_(
-            _containing(session, Contact, "name", query),
-            Contact.id.in_(
-                select(ContactEmail.contact_id).where(
-                    ContactEmail.organization_id == org, _containing(session, ContactEmail, "address", query)
-                )
-            ),
-        ),
-    )
+    results = SearchResults(query)
+    for row in found:
+        if row.kind == "deal":
+            results.deals.append(FoundDeal(row.id, row.name, row.account_id, row.account_name, row.stage, row.owner))
+        elif row.kind == "account":
+            results.accounts.append(FoundAccount(row.id, row.name, []))
+        else:
+            account_id = row.account_id if row.account_name is not None else None
+            results.contacts.append(FoundContact(row.id, row.name, None, account_id, row.account_name))
 
-    deals = session.execute(
-        select(Opportunity.id, Opportunity.name, Account.id, Account.name, Stage.name, User.name)
-        .join(Account, Account.id == Opportunity.account_id)
-        .join(Stage, Stage.id == Opportunity.stage_id)
-        .outerjoin(User, User.id == Opportunity.owner_id)
-        .where(
-            Opportunity.organization_id == org,
-            Opportunity.status == "open",
-            live(Opportunity),
-            or_(
-                _containing(session, Opportunity, "name", query),
-                Opportunity.account_id.in_(accounts_matching),
-                Opportunity.account_id.in_(select(Contact.account_id).where(Contact.id.in_(contacts_matching))),
-            ),
-        )
-        .order_by(Opportunity.name, Opportunity.id)
-        .limit(shown)
-    ).all()
-
-    account_rows = session.execute(
-        select(Account.id, Account.name)
-        .where(Account.id.in_(accounts_matching))
-        .order_by(Account.name, Account.id)
-        .limit(shown)
-    ).all()
-    domains: dict[int, list[str]] = {row.id: [] for row in account_rows}
-    if domains:
+    if results.accounts:
+        domains = {account.id: account.domains for account in results.accounts}
         for account_id, domain in session.execute(
             select(AccountDomain.account_id, AccountDomain.domain)
             .where(AccountDomain.organization_id == org, AccountDomain.account_id.in_(list(domains)))
             .order_by(AccountDomain.id)
         ):
             domains[account_id].append(domain)
-
-    contact_rows = session.execute(
-        select(Contact.id, Contact.name, Contact.account_id, Account.name)
-        .outerjoin(Account, (Account.id == Contact.account_id) & live(Account))
-        .where(Contact.id.in_(contacts_matching))
-        .order_by(Contact.name, Contact.id)
-        .limit(shown)
-    ).all()
-    addresses: dict[int, str] = {}
-    if contact_rows:
+    if results.contacts:
+        addresses: dict[int, str] = {}
         for contact_id, address in session.execute(
             select(ContactEmail.contact_id, ContactEmail.address)
-            .where(ContactEmail.organization_id == org, ContactEmail.contact_id.in_([row.id for row in contact_rows]))
+            .where(ContactEmail.organization_id == org, ContactEmail.contact_id.in_([c.id for c in results.contacts]))
             .order_by(ContactEmail.id)
         ):
             addresses.setdefault(contact_id, address)
+        results.contacts = [replace(c, address=addresses.get(c.id)) for c in results.contacts]
+    return results
 
-    return SearchResults(
-        query,
-        deals=[FoundDeal(*row) for row in deals],
-        accounts=[FoundAccount(row.id, row.name, domains[row.id]) for row in account_rows],
-        contacts=[
-            FoundContact(row.id, row.name, addresses.get(row.id), row[2] if row[3] is not None else None, row[3])
-            for row in contact_rows
-        ],
+
+ESCAPE = "/"
+
+
+def _escaped(query: str) -> str:
+    """``query`` with ``LIKE``'s wildcards (and the escape itself) taken literally."""
+    return query.replace(ESCAPE, ESCAPE * 2).replace("%", ESCAPE + "%").replace("_", ESCAPE + "_")
+
+
+def _holding(model: Any, field: str, indexed: bool, key: Any = None) -> Select[Any]:
+    """The ids (or ``key``) of ``model``'s rows whose ``field`` holds the query, whatever the
+    case, as one column named ``id``.
+
+    ``indexed`` (SQLite, three letters or more): looked up in the column's trigram index by the
+    bound ``phrase`` (``services.search_index``). Its answer holds every organization's rows:
+    the statement keeps its own by the rows these ids lead to, each read once by its key,
+    rather than through the organization's index, which reads every row of the organization.
+    Else the organization's rows matched by the bound ``pattern``; PostgreSQL's trigram index
+    serves this very ``lower(column) LIKE``.
+    """
+    key = model.id if key is None else key
+    if indexed:
+        found = search_index.matching_ids(model.__tablename__)
+        return found if key is model.id else select(key.label("id")).where(model.id.in_(found))
+    return select(key.label("id")).where(
+        model.organization_id == bindparam("org"),
+        func.lower(getattr(model, field)).like(func.lower(bindparam("pattern")), escape=ESCAPE),
+    )
+
+
+@cache
+def _search_statement(dialect: str, indexed: bool, shown: int) -> Select[Any]:
+    """The search, one statement for all three kinds, built once per back end and lookup
+    (building it cost as much as running it). Bound: ``org``, and ``phrase`` or ``pattern``
+    (``_holding``). The accounts and the contacts found are looked up once (two common table
+    expressions) and serve both their own list and the deals'. Its rows: ``_first``'s, in kind
+    then place."""
+    org = bindparam("org")
+    by_account = union(
+        _holding(Account, "name", indexed), _holding(AccountDomain, "domain", indexed, key=AccountDomain.account_id)
+    ).subquery()
+    by_contact = union(
+        _holding(Contact, "name", indexed), _holding(ContactEmail, "address", indexed, key=ContactEmail.contact_id)
+    ).subquery()
+    accounts = (
+        select(Account.id, Account.name)
+        .join(by_account, by_account.c.id == Account.id)
+        .where(Account.organization_id == org, live(Account))
+        .cte("found_accounts")
+    )
+    contacts = (
+        select(Contact.id, Contact.name, Contact.account_id)
+        .join(by_contact, by_contact.c.id == Contact.id)
+        .where(Contact.organization_id == org, live(Contact))
+        .cte("found_contacts")
+    )
+    # A deal by its own name, or by its account's matches (those accounts' deals, through the
+    # deals' account index).
+    by_deal = union(
+        _holding(Opportunity, "name", indexed),
+        select(Opportunity.id).where(
+            Opportunity.organization_id == org,
+            Opportunity.account_id.in_(union(select(accounts.c.id), select(contacts.c.account_id))),
+            Opportunity.status == "open",
+        ),
+    ).subquery()
+    owner = aliased(User)
+    account_of_contact = aliased(Account)
+    kinds = (
+        _first(
+            "deal",
+            select(Opportunity.id, Opportunity.name, Account.id, Account.name, Stage.name, owner.name)
+            .select_from(by_deal)
+            .join(Opportunity, Opportunity.id == by_deal.c.id)
+            .join(Account, Account.id == Opportunity.account_id)
+            .join(Stage, Stage.id == Opportunity.stage_id)
+            .outerjoin(owner, owner.id == Opportunity.owner_id)
+            .where(Opportunity.organization_id == org, Opportunity.status == "open", live(Opportunity)),
+            (Opportunity.name, Opportunity.id),
+            shown,
+        ),
+        _first(
+            "account",
+            select(accounts.c.id, accounts.c.name, cast(null(), Integer), null(), null(), null()),
+            (accounts.c.name, accounts.c.id),
+            shown,
+        ),
+        _first(
+            "contact",
+            select(contacts.c.id, contacts.c.name, contacts.c.account_id, account_of_contact.name, null(), null())
+            .select_from(contacts)
+            .outerjoin(account_of_contact, (account_of_contact.id == contacts.c.account_id) & live(account_of_contact)),
+            (contacts.c.name, contacts.c.id),
+            shown,
+        ),
+    )
+    found = union_all(*(select(kind) for kind in kinds)).subquery()
+    return select(found).order_by(found.c.kind, found.c.place)
+
+
+def _first(kind: str, rows: Select[Any], order: tuple[Any, ...], shown: int) -> Subquery:
+    """The first ``shown`` of ``rows`` in ``order``, in the one shape all three kinds share:
+    ``kind``, ``place`` (the row's rank in that order, which the union keeps), then ``id``,
+    ``name``, ``account_id``, ``account_name``, ``stage``, ``owner``."""
+    columns = ("id", "name", "account_id", "account_name", "stage", "owner")
+    return (
+        rows.with_only_columns(
+            literal(kind).label("kind"),
+            func.row_number().over(order_by=order).label("place"),
+            *(column.label(name) for column, name in zip(rows.selected_columns, columns, strict=True)),
+            maintain_column_froms=True,
+        )
+        .order_by(*order)
+        .limit(shown)
+        .subquery()
     )

@@ -10,7 +10,8 @@ from services.mail.activities import log_email
 from services.mail.context import context_for_addresses
 from services.errors import DomainError, NotFound
 from services.models import Activity, Contact
-from services.search import MAX_LENGTH, search_crm
+from services import search_index
+from services.search import MAX_LENGTH, SHOWN, _search_statement, search_crm
 from services.types import utcnow
 from tests.factories import World, make_account, make_contact, make_deal
 
@@ -60,6 +61,10 @@ def names(results) -> tuple[list[str], list[str], list[str]]:
         ("ann", (["Reefer contract"], [], ["Ann Buyer"])),  # Northwind's Ann, never Contoso's
         ("secret", ([], [], [])),  # another organization's deal
         ("  acme   freight ", (["Reefer contract"], ["Acme Freight", "Acme Freight Denver"], [])),
+        ("gu", (["Cold chain pilot"], [], ["Gus Globex"])),  # two letters: matched without the index
+        ('glo"bex', ([], [], [])),  # a quote is a character, not the index's syntax
+        ("50/", ([], [], [])),  # nor is the escape
+        ("% L", (["Cold chain pilot"], ["Globex 50% Logistics"], [])),
     ],
 )
 def test_search_finds_by_name_domain_and_address(session, world: World, globex, query, expected):
@@ -268,19 +273,24 @@ def test_the_search_index_follows_every_write_and_serves_the_search(session, wor
     assert [c.name for c in found.contacts] == ["Quentin Xylo"]
     sqlite = session.get_bind().dialect.name == "sqlite"
     if sqlite:
-        plan = " ".join(
-            str(row)
-            for row in session.execute(
-                text("EXPLAIN QUERY PLAN SELECT rowid FROM contacts_search WHERE name LIKE '%xylo%'")
-            )
-        )
-        assert "VIRTUAL TABLE INDEX 0:L" in plan, plan
+        plan = search_plan(session, world, "xylo")
+        for name, _ in search_index.INDEXED:
+            assert f"SCAN {search_index.fts_table(name)} VIRTUAL TABLE INDEX 0:M" in plan, plan
+        # No table is read through its organization's index (every row of the organization).
+        assert "(organization_id=?)" not in plan, plan
     else:
+        # The search's own expression (``_holding``); on a test's few rows the planner rightly
+        # prefers the organization's index in the whole statement.
         session.execute(text("SET LOCAL enable_seqscan = off"))
-        plan = " ".join(
-            str(row) for row in session.execute(text("EXPLAIN SELECT id FROM contacts WHERE lower(name) LIKE '%xylo%'"))
-        )
-        assert "ix_contacts_name_trgm" in plan, plan
+        for name, field in search_index.INDEXED:
+            plan = " ".join(
+                str(row)
+                for row in session.execute(
+                    text(f"EXPLAIN SELECT id FROM {name} WHERE lower({field}) LIKE lower(:pattern) ESCAPE '/'"),
+                    {"pattern": "%xylo%"},
+                )
+            )
+            assert f"ix_{name}_{field}_trgm" in plan, plan
         session.rollback()
     session.execute(delete(Contact).where(Contact.id == made.id))
     session.commit()
@@ -289,5 +299,34 @@ def test_the_search_index_follows_every_write_and_serves_the_search(session, wor
     )
     if sqlite:
         assert session.execute(text("SELECT rowid FROM contacts_search WHERE name LIKE '%xylo%'")).all() == []
-    # Two letters, or a wildcard typed: matched directly, and still right.
+    # A wildcard typed is a character, through the index as without it.
     assert [a.name for a in search_crm(session, world.rep, "50%").accounts] == []
+
+
+def search_plan(session, world: World, query: str) -> str:
+    """SQLite's plan for the search's own statement (``services.search``)."""
+    connection = session.connection()
+    phrase = search_index.phrase(query)
+    compiled = _search_statement("sqlite", phrase is not None, SHOWN).compile(dialect=connection.dialect)
+    values = compiled.construct_params({"org": world.org.id, "phrase": phrase, "pattern": f"%{query}%"})
+    rows = connection.exec_driver_sql(
+        "EXPLAIN QUERY PLAN " + compiled.string, tuple(values[name] for name in compiled.positiontup)
+    )
+    return " ".join(str(row) for row in rows)
+
+
+def test_search_lists_the_first_of_each_kind_in_name_order(session, world: World):
+    """More matches than are shown: the first ``SHOWN`` of each kind by name, as the store
+    orders them, counted against every match."""
+    for n in (8, 3, 5, 1, 7, 2, 6, 4):
+        account = make_account(session, world.org, world.rep, f"Quill {n} Haulage", f"quill{n}.test")
+        make_contact(session, world.org, account, f"Quill Person {n}", f"p{n}@quill{n}.test", world.rep)
+        make_deal(session, world.org, account, world.rep, world.stages[0], f"Quill deal {n}")
+    session.commit()
+    found = search_crm(session, world.rep, "quill")
+    every = session.scalars(select(Contact.name).where(Contact.name.like("Quill%")).order_by(Contact.name)).all()
+    assert [c.name for c in found.contacts] == every[:SHOWN] == [f"Quill Person {n}" for n in range(1, SHOWN + 1)]
+    assert [d.name for d in found.deals] == [f"Quill deal {n}" for n in range(1, SHOWN + 1)]
+    assert [a.name for a in found.accounts] == [f"Quill {n} Haulage" for n in range(1, SHOWN + 1)]
+    assert found.accounts[0].domains == ["quill1.test"] and found.contacts[0].address == "p1@quill1.test"
+    assert found.contacts[0].account_name == "Quill 1 Haulage"
