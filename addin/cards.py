@@ -13,11 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Iterable
 
 from addin.filters import in_zone, money
 from services.mail.context import ActivityRow, DealRow, PaneContext, Timeline
 from services.capture.gmail import GmailMessage
+from services.numbers import DEFAULT_LOCALE
 from services.reports.panel import RepAccount, TeamPanel
 
 Json = dict[str, Any]
@@ -34,6 +36,7 @@ class CardContext:
 
     base_url: str
     time_zone: str
+    locale: str = DEFAULT_LOCALE  # the reader's organization's, for amounts
     # Parameters every action of the card carries, unless it names them itself: what the rep
     # chose from a search for the open mail (its account, its deal), so every answer keeps it.
     carry: dict[str, str] = field(default_factory=dict)
@@ -50,6 +53,11 @@ class CardContext:
 
     def when(self, value: datetime | None) -> str:
         return in_zone(value, self.time_zone)
+
+    def money(self, value: Decimal | int | None, currency: str = "") -> str:
+        """An amount as the reader's organization writes it (the pane's ``money`` filter): a
+        card's request carries Google's token, not a session, so the locale is the event's user's."""
+        return money(value, currency, self.locale)
 
 
 # -- widgets -------------------------------------------------------------------------------------
@@ -365,7 +373,7 @@ def message_card(
     deals = [
         decorated(
             escape(deal.name),
-            top=f"{escape(deal.stage_name)} · {money(deal.amount, deal.currency)}{_health(deal)}",
+            top=f"{escape(deal.stage_name)} · {ctx.money(deal.amount, deal.currency)}{_health(deal)}",
             bottom=escape(
                 "; ".join(w.message for w in deal.warnings)
                 or "; ".join(f.words for f in deal.health.shown if deal.health)
@@ -641,7 +649,7 @@ def deal_card(ctx: CardContext, deal: DealRow, stages: Iterable[tuple[int, str]]
     widgets += [
         decorated(
             escape(deal.name),
-            top=f"{escape(deal.stage_name)} · {money(deal.amount, deal.currency)}",
+            top=f"{escape(deal.stage_name)} · {ctx.money(deal.amount, deal.currency)}",
             bottom=f"{deal.days_in_stage} days in stage · {escape(deal.account_name)}",
         ),
         dropdown("stage", "Move to", options, str(deal.stage_id)),
@@ -672,7 +680,7 @@ def compose_card(
     deals = [
         decorated(
             escape(d.name),
-            top=f"{escape(d.stage_name)} · {money(d.amount, d.currency)}{_health(d)}",
+            top=f"{escape(d.stage_name)} · {ctx.money(d.amount, d.currency)}{_health(d)}",
             bottom=escape("; ".join(w.message for w in d.warnings)) or None,
         )
         for d in context.deals
@@ -826,13 +834,13 @@ def team_card(ctx: CardContext, panel: TeamPanel, dashboard_url: str) -> Json:
         paragraph(funnel),
         decorated(
             f"Win rate this quarter: {rate}",
-            top=f"Weighted pipeline {money(panel.weighted)}",
+            top=f"Weighted pipeline {ctx.money(panel.weighted)}",
             bottom=f"{quarter.won} won, {quarter.lost} lost",
         ),
     ]
     leaders = [
         decorated(
-            f"{leader.rank}. {escape(leader.name)}", bottom=f"{money(leader.won_amount)} · {leader.won_deals} won"
+            f"{leader.rank}. {escape(leader.name)}", bottom=f"{ctx.money(leader.won_amount)} · {leader.won_deals} won"
         )
         for leader in panel.leaders.rows[:CARD_ROWS]
     ]
@@ -858,7 +866,7 @@ def rep_card(ctx: CardContext, rep_name: str, accounts: list[RepAccount], deals:
     open_deals = [
         decorated(
             escape(d.name),
-            top=f"{escape(d.stage_name)} · {money(d.amount, d.currency)}{_health(d)}",
+            top=f"{escape(d.stage_name)} · {ctx.money(d.amount, d.currency)}{_health(d)}",
             bottom=escape(
                 "; ".join(w.message for w in d.warnings) or f"{d.days_in_stage} days in stage · {d.account_name}"
             ),

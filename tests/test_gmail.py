@@ -25,7 +25,7 @@ from addin import cards, handoff
 from addin.cli import manifest
 from addin.routes import gmail as gmail_routes
 from services.capture.gmail import GmailUnavailable, fetch_message, parse_message
-from services.models import Activity, AuditEvent, Contact, FollowUp, Opportunity, SendMark, UserIdentity
+from services.models import Activity, AuditEvent, Contact, FollowUp, Opportunity, Organization, SendMark, UserIdentity
 from services.privacy import erase_person
 from tests import google
 from tests.factories import World, make_deal
@@ -303,6 +303,19 @@ def test_message_card_shows_the_sender_and_logs_the_mail_once(
     again = google_addon.ok("/gmail/action/log_email", event())
     assert "already in the CRM" in texts(again)
     assert len(activities(addon)) == 1
+
+
+def test_a_cards_amounts_are_written_as_the_users_organization_writes_them(
+    addon: Flask, google_addon: Addon, app_world: World
+) -> None:
+    """A card's request carries Google's token, not a session: the amounts still follow the
+    organization's locale, as the pane's do."""
+    assert re.search(r"Qualify · \w* ?25,000", texts(google_addon.ok("/gmail/message", event())))
+    with addon.extensions["inboxcrm.db"].sessions() as session:
+        session.get(Organization, app_world.org.id).settings = {"locale": "de_DE"}
+        session.commit()
+    shown = texts(google_addon.ok("/gmail/message", event()))
+    assert re.search(r"Qualify · \w* ?25\.000", shown) and "25,000" not in shown
 
 
 def test_the_same_message_from_outlook_and_gmail_is_one_activity(addon: Flask, google_addon: Addon, auth) -> None:

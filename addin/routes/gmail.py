@@ -79,7 +79,7 @@ class AddonEvent:
     @cached_property
     def cards(self) -> cards.CardContext:
         """The cards' context for this answer (one per event: what a card carries is set once)."""
-        return cards.CardContext(self.base_url, self.time_zone)
+        return cards.CardContext(self.base_url, self.time_zone, self.user.organization.setting("locale"))
 
     def message(self) -> GmailMessage:
         if not self.message_id or self.load_message is None:
