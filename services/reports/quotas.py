@@ -6,18 +6,18 @@ from typing import Any
 
 from collections import defaultdict
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
-from sqlalchemy import ColumnElement, bindparam, func, or_, select
+from sqlalchemy import ColumnElement, Select, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
-from services.models import Opportunity, Quota, User
+from services.models import Opportunity, Quota, User, live
 from services.periods import Period, add_months
-from services.types import one_of
+from services.types import UTCDateTime, one_of
 from services.reports.activity import activity_summary, RepActivity
-from services.reports.scope import ReportScope, _closed_in
+from services.reports.scope import ReportScope, owned_by_bound, owners_of
 from services.shown import Shown
 
 
@@ -223,15 +223,33 @@ def quota_targets(
 def won_by_owner(scope: ReportScope, period: Period | None = None) -> dict[int, tuple[int, Decimal]]:
     """Per owner of the scope, the deals won in its period (or ``period``) and their amount
     ((0, 0) for none)."""
+    form, owners = owners_of(scope.people)
+    start, end = (period or scope.period).utc_bounds(scope.actor.organization.time_zone)
     rows = scope.session.connection().execute(
-        select(Opportunity.owner_id, func.count(), func.sum(Opportunity.amount))
-        .where(_closed_in(scope.actor, period or scope.period, scope.people, ("won",)))
-        .group_by(Opportunity.owner_id)
+        _won_by_owner(form), {"org": scope.actor.organization_id, "start": start, "end": end, **owners}
     )
     won: dict[int, tuple[int, Decimal]] = defaultdict(lambda: (0, Decimal(0)))
     for owner_id, count, amount in rows:
         won[owner_id] = (count, Decimal(amount or 0))
     return won
+
+
+@cache
+def _won_by_owner(form: str) -> Select[Any]:
+    """``won_by_owner``'s statement for an owner form (``owners_of``), built once (building it
+    cost more than running it): the deals won from ``start`` to ``end``, per owner."""
+    return (
+        select(Opportunity.owner_id, func.count(), func.sum(Opportunity.amount))
+        .where(
+            Opportunity.organization_id == bindparam("org"),
+            live(Opportunity),
+            Opportunity.status == "won",
+            owned_by_bound(Opportunity.owner_id, form),
+            Opportunity.closed_at >= bindparam("start", type_=UTCDateTime()),
+            Opportunity.closed_at < bindparam("end", type_=UTCDateTime()),
+        )
+        .group_by(Opportunity.owner_id)
+    )
 
 
 @dataclass
