@@ -23,11 +23,12 @@ works out the health of the deals it shows as it shows them (``healths``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache
 from datetime import date, datetime, timedelta
 from typing import Any, Iterable
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, bindparam, delete, func, or_, select
+from sqlalchemy import Integer, Select, and_, bindparam, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from services.deals import pipeline_stages
@@ -362,15 +363,11 @@ class HealthDrop:
     day: date
 
 
-def health_drops(
-    session: Session, organization: Organization, people: list[Person], limit: int | None = None
-) -> Shown[HealthDrop]:
-    """The open deals of these people whose health fell most over the last ``WINDOW_DAYS``, as of
-    the latest kept day: the largest fall first. One statement (the latest day found in it)."""
-    owners = {p.id: p.name for p in people}
-    if not owners:
-        return Shown([], 0)
-    latest = select(func.max(DealHealth.day)).where(DealHealth.organization_id == organization.id).scalar_subquery()
+@cache
+def _health_drops(whole: bool) -> Select[Any]:
+    """``health_drops``'s statement, built once (building it cost more than running it); all
+    the rows (``whole``) or the first bound ``limit``."""
+    latest = select(func.max(DealHealth.day)).where(DealHealth.organization_id == bindparam("org")).scalar_subquery()
     query = (
         select(
             DealHealth.opportunity_id,
@@ -386,16 +383,30 @@ def health_drops(
         .join(Opportunity, Opportunity.id == DealHealth.opportunity_id)
         .join(Account, Account.id == Opportunity.account_id)
         .where(
-            DealHealth.organization_id == organization.id,
+            DealHealth.organization_id == bindparam("org"),
             DealHealth.day == latest,
             DealHealth.change < 0,
-            one_of(Opportunity.owner_id, owners),
+            one_of(Opportunity.owner_id, bindparam("owners")),
             IS_OPEN_DEAL,
         )
         .order_by(DealHealth.change, DealHealth.health, Opportunity.name, DealHealth.opportunity_id)
-        .limit(limit)
     )
-    rows = session.execute(query).all()
+    return query if whole else query.limit(bindparam("limit", type_=Integer()))
+
+
+def health_drops(
+    session: Session, organization: Organization, people: list[Person], limit: int | None = None
+) -> Shown[HealthDrop]:
+    """The open deals of these people whose health fell most over the last ``WINDOW_DAYS``, as of
+    the latest kept day: the largest fall first. One statement (the latest day found in it)."""
+    owners = {p.id: p.name for p in people}
+    if not owners:
+        return Shown([], 0)
+    rows = (
+        session.connection()
+        .execute(_health_drops(limit is None), {"org": organization.id, "owners": list(owners), "limit": limit})
+        .all()
+    )
     return Shown(
         [
             HealthDrop(deal_id, name, account, owners[owner_id], health, change, list(factors or []), day)
