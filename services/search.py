@@ -12,11 +12,11 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import Integer, Select, Subquery, bindparam, cast, func, literal, null, select, union, union_all
-from sqlalchemy.orm import aliased
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from services import search_index
 from services.models import Account, AccountDomain, Contact, ContactEmail, Opportunity, Stage, User, live
+from services.types import one_of
 
 MIN_LENGTH = 2  # fewer letters match too much to be worth a list
 MAX_LENGTH = 100
@@ -74,10 +74,10 @@ def search_crm(session: Session, actor: User, text: str | None, shown: int = SHO
     query = clean_query(text)
     if len(query) < MIN_LENGTH:
         return SearchResults(query, too_short=bool(query))
-    org = actor.organization_id
-    dialect = session.get_bind().dialect.name
+    org, connection = actor.organization_id, session.connection()
+    dialect = connection.dialect.name
     phrase = search_index.phrase(query) if dialect == "sqlite" else None
-    found = session.execute(
+    found = connection.execute(
         _search_statement(dialect, phrase is not None, shown),
         {"org": org, "phrase": phrase} if phrase else {"org": org, "pattern": f"%{_escaped(query)}%"},
     )
@@ -93,18 +93,12 @@ def search_crm(session: Session, actor: User, text: str | None, shown: int = SHO
 
     if results.accounts:
         domains = {account.id: account.domains for account in results.accounts}
-        for account_id, domain in session.execute(
-            select(AccountDomain.account_id, AccountDomain.domain)
-            .where(AccountDomain.organization_id == org, AccountDomain.account_id.in_(list(domains)))
-            .order_by(AccountDomain.id)
-        ):
+        for account_id, domain in connection.execute(_DOMAINS, {"org": org, "ids": list(domains)}):
             domains[account_id].append(domain)
     if results.contacts:
         addresses: dict[int, str] = {}
-        for contact_id, address in session.execute(
-            select(ContactEmail.contact_id, ContactEmail.address)
-            .where(ContactEmail.organization_id == org, ContactEmail.contact_id.in_([c.id for c in results.contacts]))
-            .order_by(ContactEmail.id)
+        for contact_id, address in connection.execute(
+            _ADDRESSES, {"org": org, "ids": [c.id for c in results.contacts]}
         ):
             addresses.setdefault(contact_id, address)
         results.contacts = [replace(c, address=addresses.get(c.id)) for c in results.contacts]
@@ -112,6 +106,17 @@ def search_crm(session: Session, actor: User, text: str | None, shown: int = SHO
 
 
 ESCAPE = "/"
+# The accounts' domains and the contacts' first addresses, for those listed.
+_DOMAINS = (
+    select(AccountDomain.account_id, AccountDomain.domain)
+    .where(AccountDomain.organization_id == bindparam("org"), one_of(AccountDomain.account_id, bindparam("ids")))
+    .order_by(AccountDomain.id)
+)
+_ADDRESSES = (
+    select(ContactEmail.contact_id, ContactEmail.address)
+    .where(ContactEmail.organization_id == bindparam("org"), one_of(ContactEmail.contact_id, bindparam("ids")))
+    .order_by(ContactEmail.id)
+)
 
 
 def _escaped(query: str) -> str:
