@@ -330,3 +330,12 @@ def test_search_lists_the_first_of_each_kind_in_name_order(session, world: World
     assert [a.name for a in found.accounts] == [f"Quill {n} Haulage" for n in range(1, SHOWN + 1)]
     assert found.accounts[0].domains == ["quill1.test"] and found.contacts[0].address == "p1@quill1.test"
     assert found.contacts[0].account_name == "Quill 1 Haulage"
+
+
+def test_search_folds_case_beyond_ascii_on_both_back_ends(session, world: World):
+    """ "MÜLLER" finds Jürgen Müller: PostgreSQL's ``lower`` and SQLite's trigram index both fold
+    the case of any letter, not only of A to Z."""
+    make_contact(session, world.org, world.account, "Jürgen Müller", "jm@acme.test", world.rep)
+    session.commit()
+    assert [c.name for c in search_crm(session, world.rep, "MÜLLER").contacts] == ["Jürgen Müller"]
+    assert [c.name for c in search_crm(session, world.rep, "jürgen m").contacts] == ["Jürgen Müller"]
