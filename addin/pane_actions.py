@@ -13,6 +13,7 @@ with the form's errors and what the rep typed, with status 422, which htmx is to
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
 from functools import cached_property
 from typing import Any, Callable, Mapping
 
@@ -21,13 +22,17 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
 from addin.database import commit, db
-from addin.views import actor, is_htmx, page_or_fragment, refused
+from addin.views import actor, is_htmx, page_or_fragment, reader_zone, refused
+from services import followups
+from services.capture import meetings as captured_meetings, notices as deal_notices
+from services.capture.mailboxes import own_mailbox
 from services.deals import pipeline_stages
-from services.mail.context import PaneContext, context_for_addresses
+from services.mail.context import FollowUpRow, PaneContext, context_for_addresses
 from services.errors import DomainError
-from services.models import LOGGED_BY_HAND
+from services.models import LOGGED_BY_HAND, FollowUp
 from services.notes import checklists
 from services.schemas import parse_id
+from services.types import utcnow
 
 ITEM_FIELDS = (
     "item_type",
@@ -259,6 +264,39 @@ def _context_values(
     }
 
 
+def render_my_day(
+    notice: str | None = None, error: DomainError | None = None, typed: dict[str, Any] | None = None
+) -> str:
+    """My day, what the pane shows with no mail open: the follow-ups due (each with Done, and
+    opening its account), and the captured meetings held lately that ask how they went."""
+    now = utcnow()
+    due = followups.my_day(db(), actor(), now, reader_zone())
+    accounts = followups.accounts_of(db(), due)
+    return render_template(
+        "pane/_my_day.html",
+        item=MailItemRef(),  # none open: the forms post no mail (``open_item``)
+        follow_ups=[follow_up_row(f, now, accounts.get(f.id)) for f in due],
+        meetings=captured_meetings.to_ask(db(), actor(), now),
+        notices=deal_notices.unseen(db(), actor()),
+        mailbox=own_mailbox(db(), actor()),
+        questions=captured_meetings.questions(db(), actor().organization_id),
+        outcomes=captured_meetings.DEBRIEF_OUTCOMES,
+        notice=notice,
+        error=error,
+        typed=typed or {},
+    )
+
+
+def follow_up_row(
+    follow_up: FollowUp, now: datetime, account_id: int | None = None, owner_name: str = ""
+) -> FollowUpRow:
+    """One of the actor's own follow-ups as the pane lists it (``pane/_follow_up_item.html``):
+    in My day with the account it opens, in a mail's context with its owner's name."""
+    return FollowUpRow(
+        follow_up.id, follow_up.title, follow_up.due_at, follow_up.due_at < now, owner_name, True, account_id
+    )
+
+
 def perform(form: str, action: Callable[[], Notice]) -> tuple[str, int] | Response:
     """Run one pane action for the item the form names, then show the context again (or, for
     a small action, only what its notice says changed, and the toast).
@@ -270,6 +308,10 @@ def perform(form: str, action: Callable[[], Notice]) -> tuple[str, int] | Respon
     item = MailItemRef.from_values(request.form)
     with refused() as refusal:
         notice = action()
+    if refusal and not item.present and is_htmx():
+        # No mail open: the action came from My day, which comes back with the refusal.
+        page = render_my_day(error=refusal.error)
+        return Response(page, refusal.status, headers={"HX-Retarget": "#context", "HX-Reswap": "innerHTML"})
     if refusal:
         return render_refused(item, form, refusal.error, request.form, refusal.status)
     commit()

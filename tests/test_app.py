@@ -512,6 +512,46 @@ def test_my_days_items_open_their_account(app, app_world: World, auth):
     assert "Acme Freight" in auth.get(timeline).get_data(as_text=True)
 
 
+def test_my_day_has_done_with_its_undo_and_says_a_refusal(app, app_world: World, auth):
+    """With no mail open, My day's follow-ups each have Done: it answers with the item taken out
+    and a toast with Undo, which puts it back first, opening its account; a refusal comes back
+    in My day, not in an empty mail's context."""
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        follow_up = FollowUp(
+            organization_id=app_world.org.id,
+            title="Chase the quote",
+            due_at=datetime.now(timezone.utc) - timedelta(hours=2),
+            owner_id=app_world.rep.id,
+            opportunity_id=app_world.deal.id,
+        )
+        session.add(follow_up)
+        session.commit()
+        follow_up_id = follow_up.id
+    auth.login(app_world.rep.email)
+    headers = {"X-CSRFToken": auth.token, "HX-Request": "true"}
+    day = auth.get("/pane/my-day").get_data(as_text=True)
+    assert f'id="follow-up-{follow_up_id}"' in day and f"/followups/{follow_up_id}/done" in day
+    assert 'id="notices"' in day  # where a small answer's toast goes
+
+    done = auth.client.post(f"/followups/{follow_up_id}/done", data={}, headers=headers)
+    page = done.get_data(as_text=True)
+    assert done.status_code == 200 and f'id="follow-up-{follow_up_id}" hx-swap-oob="delete"' in page
+    assert f"/followups/{follow_up_id}/reopen" in page and "Follow-up done." in page
+    assert "Chase the quote" not in auth.get("/pane/my-day").get_data(as_text=True)
+
+    again = auth.client.post(f"/followups/{follow_up_id}/done", data={}, headers=headers)
+    page = again.get_data(as_text=True)
+    assert again.status_code == 422 and again.headers["HX-Retarget"] == "#context"
+    assert "This follow-up is already done." in page and "My day" in page and "Open an email" not in page
+
+    reopened = auth.client.post(f"/followups/{follow_up_id}/reopen", data={}, headers=headers)
+    page = reopened.get_data(as_text=True)
+    assert reopened.status_code == 200 and "afterbegin:#follow-up-list" in page
+    timeline = f"/pane/accounts/{app_world.account.id}/timeline"
+    assert re.search(rf'<a href="{timeline}"[^>]*>Chase the quote</a>', page)
+    assert "Chase the quote" in auth.get("/pane/my-day").get_data(as_text=True)
+
+
 def test_a_follow_up_set_or_done_has_an_undo_in_its_toast(app, app_world: World, auth):
     auth.login(app_world.rep.email)
     item = {"from_address": "ann@acme.test", "internet_message_id": "<fu@acme.test>", "item_type": "message"}
@@ -556,6 +596,13 @@ def test_a_call_a_follow_up_a_stage_move_and_their_undos_answer_with_what_they_c
     follow = small("/followups", {**base, "title": "Call back", "due_at": "2099-01-05T10:00"}, "#follow-up-list")
     follow_up_id = int(re.search(r'id="follow-up-(\d+)"', follow).group(1))
     small(f"/followups/{follow_up_id}/undo", base, f'id="follow-up-{follow_up_id}" hx-swap-oob="delete"')
+    follow = small("/followups", {**base, "title": "Send rates", "due_at": "2099-01-05T10:00"}, "#follow-up-list")
+    follow_up_id = int(re.search(r'id="follow-up-(\d+)"', follow).group(1))
+    small(f"/followups/{follow_up_id}/done", base, f'id="follow-up-{follow_up_id}" hx-swap-oob="delete"')
+    reopened = small(
+        f"/followups/{follow_up_id}/reopen", base, "afterbegin:#follow-up-list", "Follow-up open again.", "Send rates"
+    )
+    assert f"· {app_world.rep.name}" in reopened  # listed as the mail's follow-ups are, with their owner
     stage = app_world.stages[1]
     small(
         f"/deals/{app_world.deal.id}/stage", {**base, "stage": stage.id}, f'id="deal-{app_world.deal.id}"', stage.name

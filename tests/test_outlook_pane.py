@@ -629,11 +629,24 @@ def test_with_no_mail_open_the_pane_shows_my_day(open_pane, app, app_world: Worl
             session.add(FollowUp(organization_id=app_world.org.id, title=title, due_at=due, owner_id=app_world.rep.id))
         session.commit()
     page = open_pane(None)
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     day = page.locator("section[aria-label='My day']")
     day.wait_for()
     assert day.locator("li span:first-child").all_inner_texts() == ["Overdue call", "Later today"]
     assert "overdue" in day.locator("li.overdue").inner_text()
+    assert not day.get_by_text("Nothing due today.").is_visible()
     shot(page, "my-day")
+    # Done takes it out; the toast's Undo puts it back, first.
+    day.locator("li", has_text="Overdue call").get_by_role("button", name="Done").click()
+    page.locator(".toast", has_text="Follow-up done.").get_by_role("button", name="Undo").click()
+    page.locator(".toast", has_text="Follow-up open again.").wait_for()
+    assert day.locator("li span:first-child").all_inner_texts() == ["Overdue call", "Later today"]
+    for title in ("Overdue call", "Later today"):
+        day.locator("li", has_text=title).get_by_role("button", name="Done").click()
+        day.locator("li", has_text=title).wait_for(state="detached")
+    day.get_by_text("Nothing due today.").wait_for()
+    assert errors == [], errors
 
 
 def test_follow_up_typed_in_the_mailbox_zone(open_pane, app, app_world: World):

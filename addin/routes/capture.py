@@ -17,7 +17,7 @@ from addin import capture as parts
 from addin.database import commit, db
 from addin.jobs import enqueue_capture
 from addin.security import verify_with_keys
-from addin.routes.pane import render_my_day
+from addin.pane_actions import render_my_day
 from addin.views import actor, is_htmx, refused
 from services.access import require_role
 from services.capture import mailboxes, meetings, notices, push

@@ -6,10 +6,10 @@ from flask import Blueprint, request, url_for
 from flask_login import login_required
 
 from addin.database import db
-from addin.pane_actions import Notice, SmallAnswer, perform
+from addin.pane_actions import MailItemRef, Notice, SmallAnswer, follow_up_row, perform
 from addin.views import actor, reader_zone
 from services import followups
-from services.mail.context import FollowUpRow
+from services.types import utcnow
 
 bp = Blueprint("followups", __name__)
 
@@ -20,11 +20,10 @@ def add():
     def action() -> Notice:
         follow_up = followups.add_follow_up(db(), actor(), request.form, zone=reader_zone())
         # It goes first in the follow-ups; nothing else in view changes.
-        row = FollowUpRow(follow_up.id, follow_up.title, follow_up.due_at, False, actor().name, True)
         return Notice(
             "Follow-up set.",
             undo_url=url_for("followups.undo", follow_up_id=follow_up.id),
-            changed=SmallAnswer(follow_up=row),
+            changed=SmallAnswer(follow_up=follow_up_row(follow_up, utcnow(), owner_name=actor().name)),
         )
 
     return perform("follow_up", action)
@@ -48,8 +47,14 @@ def reopen(follow_up_id: int):
     """A follow-up just marked done, open again."""
 
     def action() -> Notice:
-        followups.reopen_follow_up(db(), actor(), follow_up_id)
-        return Notice("Follow-up open again.")
+        follow_up = followups.reopen_follow_up(db(), actor(), follow_up_id)
+        # Back, first, in the list it left: the mail's follow-ups (with its owner's name, as
+        # they are listed there), or My day (opening its account).
+        if MailItemRef.from_values(request.form).present:
+            row = follow_up_row(follow_up, utcnow(), owner_name=actor().name)
+        else:
+            row = follow_up_row(follow_up, utcnow(), followups.accounts_of(db(), [follow_up]).get(follow_up.id))
+        return Notice("Follow-up open again.", changed=SmallAnswer(follow_up=row))
 
     return perform(f"reopen-{follow_up_id}", action)
 

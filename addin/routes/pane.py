@@ -10,15 +10,12 @@ from flask_login import login_required
 
 from addin import handoff, oidc
 from addin.database import commit, db, reads_only
-from addin.pane_actions import ITEM_FIELDS, ITEM_LISTS, MailItemRef, render_context
-from addin.views import actor, page_or_fragment, reader_zone, refused, zone_differs
+from addin.pane_actions import ITEM_FIELDS, ITEM_LISTS, MailItemRef, render_context, render_my_day
+from addin.views import actor, page_or_fragment, refused, zone_differs
 from services.errors import DomainError
-from services import followups, privacy
-from services.capture import meetings as captured_meetings, notices as deal_notices
-from services.capture.mailboxes import own_mailbox
+from services import privacy
 from services.models import CALL_OUTCOMES, LEAD_SOURCES, LOGGED_BY_HAND, MEETING_OUTCOMES
 from services.search import search_crm
-from services.types import utcnow
 
 bp = Blueprint("pane", __name__)
 
@@ -129,28 +126,6 @@ def my_day() -> tuple[str, int]:
     """With no mail open: the rep's follow-ups overdue and due today, and the meetings to say
     how they went."""
     return render_my_day(), 200
-
-
-def render_my_day(
-    notice: str | None = None, error: DomainError | None = None, typed: dict[str, Any] | None = None
-) -> str:
-    """My day: the follow-ups due, and the captured meetings held lately that ask how they went."""
-    now = utcnow()
-    due = followups.my_day(db(), actor(), now, reader_zone())
-    return render_template(
-        "pane/_my_day.html",
-        follow_ups=due,
-        accounts=followups.accounts_of(db(), due),
-        meetings=captured_meetings.to_ask(db(), actor(), now),
-        notices=deal_notices.unseen(db(), actor()),
-        mailbox=own_mailbox(db(), actor()),
-        questions=captured_meetings.questions(db(), actor().organization_id),
-        outcomes=captured_meetings.DEBRIEF_OUTCOMES,
-        notice=notice,
-        error=error,
-        typed=typed or {},
-        now=now,
-    )
 
 
 @bp.app_context_processor

@@ -127,8 +127,9 @@ class FollowUpRow:
     title: str
     due_at: datetime
     overdue: bool
-    owner_name: str
+    owner_name: str  # "" where they are all the reader's own (My day)
     editable: bool
+    account_id: int | None = None  # where its title opens (My day: its account's timeline)
 
 
 @dataclass
