@@ -210,6 +210,16 @@ def render_context(
     )
 
 
+# The forms whose refusal draws only their own part of the pane again: (the part, where it is).
+REFUSED_PARTS = {
+    "log_activity": ("actions", "#actions"),
+    "note": ("actions", "#actions"),
+    "follow_up": ("actions", "#actions"),
+    "stage": ("deal", ""),  # the deal's card, ``#deal-<id>``
+    "new_contact": ("new_contact", "#unknown-senders"),
+}
+
+
 def render_refused(
     item: MailItemRef, form: str, error: DomainError, values: Mapping[str, Any], status: int
 ) -> Response:
@@ -219,11 +229,14 @@ def render_refused(
     page = _context_values(item, form, error, values, None)
     kind, _, rest = form.partition("-")
     refusal = page["refusal"]
-    if is_htmx() and refusal is not None and refusal.shown and kind in ("log_activity", "note", "follow_up", "stage"):
-        target = "#actions" if kind != "stage" else f"#deal-{rest}"
-        deal = next((d for d in page["context"].deals if str(d.id) == rest), None) if kind == "stage" else None
-        part = render_template("pane/_refused_part.html", part="deal" if deal else "actions", deal=deal, **page)
-        return Response(part, status, headers={"HX-Retarget": target, "HX-Reswap": "outerHTML"})
+    if is_htmx() and refusal is not None and refusal.shown and kind in REFUSED_PARTS:
+        part, target = REFUSED_PARTS[kind]
+        deal = None
+        if part == "deal":  # shown: the deal is in the page (``form_shown``)
+            deal = next(d for d in page["context"].deals if str(d.id) == rest)
+            target = f"#deal-{rest}"
+        answer = render_template("pane/_refused_part.html", part=part, deal=deal, **page)
+        return Response(answer, status, headers={"HX-Retarget": target, "HX-Reswap": "outerHTML"})
     whole, _ = page_or_fragment("pane/index.html", "pane/_context.html", status, **page)
     return Response(whole, status, headers={"HX-Retarget": "#context", "HX-Reswap": "innerHTML"})
 

@@ -455,6 +455,34 @@ def test_small_actions_answer_with_what_changed(auth, app_world: World):
     ) and 'class="card contact"' not in stage.get_data(as_text=True)
 
 
+def test_a_refused_new_contact_keeps_every_value_and_draws_its_own_form(auth, app_world: World):
+    """An unknown sender's form refused (an amount that is not one): only the unknown senders'
+    part comes back, in place, with the name, company, deal, amount and the stage chosen kept;
+    nothing is written."""
+    auth.login(app_world.rep.email)
+    item = {**item_for("priya@granite.test"), "internet_message_id": "<p1@granite.test>"}
+    whole = auth.post("/pane/context", item)
+    typed = {
+        "email": "priya@granite.test",
+        "name": "Priya Natarajan",
+        "company": "Granite Robotics",
+        "deal_name": "Denver to Austin",
+        "amount": "4.8.1",
+        "stage_id": str(app_world.stages[1].id),
+    }
+    refused = auth.post("/contacts/from-sender", {**item, **typed})
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 422
+    assert (refused.headers["HX-Retarget"], refused.headers["HX-Reswap"]) == ("#unknown-senders", "outerHTML")
+    assert page.lstrip().startswith('<section class="unknown" id="unknown-senders"') and len(page) < len(whole.data)
+    for name in ("name", "company", "deal_name", "amount"):
+        assert f'name="{name}"' in page and f'value="{typed[name]}"' in page, name
+    assert f'<option value="{app_world.stages[1].id}" selected>{app_world.stages[1].name}</option>' in page
+    assert 'aria-invalid="true"' in page
+    with auth.client.application.extensions["inboxcrm.db"].sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Contact).where(Contact.name == "Priya Natarajan")) == 0
+
+
 def test_logging_an_email_answers_with_what_changed(auth, app_world: World):
     """Logged: the log card says so, the mail goes first in the recent activities, and its
     deal's card comes again without "no word from the customer" (an inbound mail is word)."""
