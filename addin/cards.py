@@ -217,10 +217,13 @@ def push(made: Json) -> Json:
     return {"renderActions": {"action": {"navigations": [{"pushCard": made}]}}}
 
 
-def to_root(made: Json, notice: str | None = None) -> Json:
+def to_root(made: Json, notice: str | None = None, then: Json | None = None) -> Json:
     """An action's answer from a card pushed over the root one (a form, a search, an activity):
-    back to the root card, drawn again as it now is (``made``), with a note of what happened."""
+    back to the root card, drawn again as it now is (``made``), with a note of what happened;
+    ``then``, a card shown over it again (the activity just changed: the root's list says it too)."""
     action: Json = {"navigations": [{"popToRoot": True}, {"updateCard": made}]}
+    if then is not None:
+        action["navigations"].append({"pushCard": then})
     if notice:
         action["notification"] = {"text": clip(notice, 300)}
     return {"renderActions": {"action": action}}

@@ -515,6 +515,42 @@ def test_rep_actions_note_follow_up_stage_rating_undo(addon: Flask, google_addon
     assert all(a.type != "email" for a in activities(addon))
 
 
+def test_an_activity_changed_over_a_message_redraws_the_message_card_below(
+    addon: Flask, google_addon: Addon, gmail_api: google.GmailApi
+) -> None:
+    """Rated or made private from its own card over a message: the message's card below is drawn
+    again (its list says the rating and the privacy), then the activity's card over it, so Back
+    shows the list as it now is. From the homepage, the activity's card alone."""
+    google_addon.ok("/gmail/action/log_email", event())
+    [activity] = activities(addon)
+    line = re.compile(r"went well")
+
+    rated = google_addon.ok("/gmail/action/rate", event(parameters={"activity_id": str(activity.id), "rating": "1"}))
+    navigations = rated["renderActions"]["action"]["navigations"]
+    assert [next(iter(n)) for n in navigations] == ["popToRoot", "updateCard", "pushCard"]
+    root, top = navigations[1]["updateCard"], navigations[2]["pushCard"]
+    assert "Ann Buyer" in texts(root) and line.search(texts(root))  # the message's list says it
+    assert "Take back" in texts(top) and "Marked as went well." in texts(rated)
+
+    private = google_addon.ok(
+        "/gmail/action/private", event(parameters={"activity_id": str(activity.id), "private": "1"})
+    )
+    root = private["renderActions"]["action"]["navigations"][1]["updateCard"]
+    assert ", private" in texts(root)
+
+    # From the homepage (no message open): the activity's card, updated in place.
+    home = google_addon.ok(
+        "/gmail/action/rate", event(message_id=None, parameters={"activity_id": str(activity.id), "rating": "0"})
+    )
+    assert [next(iter(n)) for n in home["renderActions"]["action"]["navigations"]] == ["updateCard"]
+    # Gmail failing to give the message now: still the activity's card, the change kept.
+    failed = google_addon.ok(
+        "/gmail/action/rate", event("broken", parameters={"activity_id": str(activity.id), "rating": "-1"})
+    )
+    assert [next(iter(n)) for n in failed["renderActions"]["action"]["navigations"]] == ["updateCard"]
+    assert [a.rating for a in activities(addon)] == [-1]
+
+
 def test_a_new_sender_becomes_a_contact_with_a_deal(
     addon: Flask, google_addon: Addon, gmail_api: google.GmailApi, app_world: World
 ) -> None:

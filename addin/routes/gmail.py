@@ -325,10 +325,19 @@ def on_private(event: AddonEvent) -> Json:
 
 
 def _after_activity_change(event: AddonEvent, activity_id: int, notice: str) -> Json:
-    """A rating or privacy changed: the activity's card again, as it now is."""
+    """A rating or privacy changed: the activity's card again, as it now is. Over a message,
+    the message's card below it is drawn again too (its list shows ratings and privacy), so
+    Back shows it as it now is; if Gmail cannot give the message now, the activity's card
+    alone."""
     commit()
     row = activity_row_for(db(), event.user, activity_id)
-    return cards.update(cards.activity_card(event.cards, row, notice=notice), notice)
+    card = cards.activity_card(event.cards, row, notice=notice)
+    if _has_message(event):
+        try:
+            return cards.to_root(_message_card(event, event.message()), notice, then=card)
+        except GmailUnavailable:
+            pass
+    return cards.update(card, notice)
 
 
 def on_activity(event: AddonEvent) -> Json:
