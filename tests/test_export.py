@@ -10,7 +10,6 @@ import zipfile
 from datetime import date, timedelta
 from decimal import Decimal
 
-from sqlalchemy import select
 
 from services.db import make_engine, make_session_factory
 from services.deals import move_stage

@@ -23,7 +23,6 @@ from sqlalchemy import func, select
 
 from addin import cards, handoff
 from addin.cli import manifest
-from addin.routes import gmail as gmail_routes
 from services.capture.gmail import GmailUnavailable, fetch_message, parse_message
 from services.models import Activity, AuditEvent, Contact, FollowUp, Opportunity, Organization, SendMark, UserIdentity
 from services.privacy import erase_person

@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-from urllib.parse import urlsplit
 from sqlalchemy import func, select
 
 from services.mail import activities

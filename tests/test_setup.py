@@ -38,7 +38,7 @@ from services.reports import activity_summary, pipeline as pipeline_figure, repo
 from services.setup import organizations, people, pipeline, quotas, teams
 from services.setup.organizations import change_settings, create_organization, rebuild_figures
 from services.setup.tables import is_formula, safe_cell, write_csv
-from tests.factories import NOW, PASSWORD, World, make_deal
+from tests.factories import NOW, World, make_deal
 from tests.helpers import Client, rollup_snapshot, token
 
 ORG = {"name": "Fjord Logistics", "domains": "fjord.example, fjord.no", "time_zone": "Europe/Oslo", "currency": "nok"}
