@@ -154,6 +154,35 @@ def _one_of_postgresql(element: one_of, compiler: SQLCompiler, **kw: Any) -> str
     return f"{compiler.process(element.column, **kw)} = ANY({compiler.process(ids, **kw)})"
 
 
+class among(ColumnElement[bool]):  # noqa: N801 - reads as the SQL it stands for
+    """``column`` is one of the ids a statement finds: ``among(Contact.id, select(...))``.
+
+    On PostgreSQL ``column = ANY(ARRAY(<statement>))``: the ids are found first, then their rows
+    read by ``column``'s index. The planner cannot know how few they are, and as ``IN`` (a
+    semi-join) it hashed them and read every row of the organization: 10 ms against 5.5 for
+    the search's 2,244 contacts found. Elsewhere ``column IN (<statement>)``."""
+
+    type = Boolean()
+    inherit_cache = True
+    _is_implicitly_boolean = True
+    _traverse_internals = [("column", InternalTraversal.dp_clauseelement), ("ids", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, column: ColumnElement[Any], ids: Any) -> None:
+        self.column = column
+        self.ids = ids
+
+
+@compiles(among)
+def _among(element: among, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.column.in_(element.ids), **kw)
+
+
+@compiles(among, "postgresql")
+def _among_postgresql(element: among, compiler: SQLCompiler, **kw: Any) -> str:
+    ids = compiler.process(element.ids.scalar_subquery(), **kw)  # "(SELECT …)"
+    return f"{compiler.process(element.column, **kw)} = ANY(ARRAY{ids})"
+
+
 class by_codepoint(ColumnElement[str]):  # noqa: N801 - reads as the SQL it stands for
     """A text column to order by in code point order, as Python sorts strings, whatever the
     database's collation: SQLite's own (BINARY) on SQLite, ``COLLATE "C"`` on PostgreSQL, whose
