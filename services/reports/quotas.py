@@ -10,7 +10,7 @@ from functools import cache, lru_cache
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
-from sqlalchemy import ColumnElement, Select, bindparam, func, or_, select
+from sqlalchemy import ColumnElement, Select, bindparam, cast, func, null, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from services.models import Opportunity, Quota, User, live
@@ -175,14 +175,22 @@ _OWNERS = one_of(Quota.user_id, bindparam("owners"))
 # Built once, with the period as parameters: the quotas wholly inside summed in the database
 # (a year of an organization's monthly quotas is tens of thousands of rows), the few that
 # straddle an edge read one by one and counted pro rata.
-_WHOLLY_SUMMED = (
-    select(Quota.user_id, Quota.metric, Quota.activity_type, func.sum(Quota.target))
+# One statement for both (a round trip less): a summed row has no period kind nor start.
+_TARGETS = union_all(
+    select(
+        Quota.user_id,
+        Quota.metric,
+        Quota.activity_type,
+        cast(null(), Quota.period.type),
+        cast(null(), Quota.period_start.type),
+        func.sum(Quota.target),
+    )
     .where(_OVERLAPPING, _OWNERS, _WHOLLY)
-    .group_by(Quota.user_id, Quota.metric, Quota.activity_type)
+    .group_by(Quota.user_id, Quota.metric, Quota.activity_type),
+    select(Quota.user_id, Quota.metric, Quota.activity_type, Quota.period, Quota.period_start, Quota.target).where(
+        _OVERLAPPING, _OWNERS, ~_WHOLLY
+    ),
 )
-_STRADDLING = select(
-    Quota.user_id, Quota.metric, Quota.activity_type, Quota.period, Quota.period_start, Quota.target
-).where(_OVERLAPPING, _OWNERS, ~_WHOLLY)
 
 
 def _last_wholly_inside(period: Period) -> dict[str, date]:
@@ -211,11 +219,11 @@ def quota_targets(
         **_reach(period),
         **_last_wholly_inside(period),
     }
-    for user_id, metric, activity_type, total in session.connection().execute(_WHOLLY_SUMMED, parameters):
-        if total:
-            targets[(user_id, metric, activity_type)] += Decimal(total)
-    for user_id, metric, activity_type, kind, start, target in session.connection().execute(_STRADDLING, parameters):
-        if (share := _pro_rata(kind, start, target, period)) > 0:
+    for user_id, metric, activity_type, kind, start, target in session.connection().execute(_TARGETS, parameters):
+        if kind is None:  # the quotas wholly inside, summed
+            if target:
+                targets[(user_id, metric, activity_type)] += Decimal(target)
+        elif (share := _pro_rata(kind, start, target, period)) > 0:
             targets[(user_id, metric, activity_type)] += share
     return targets
 
