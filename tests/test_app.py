@@ -580,6 +580,26 @@ def test_my_day_has_done_with_its_undo_and_says_a_refusal(app, app_world: World,
     assert "Chase the quote" in auth.get("/pane/my-day").get_data(as_text=True)
 
 
+def test_a_follow_up_reopened_by_a_manager_is_listed_under_its_owner(app, app_world: World, auth):
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        follow_up = FollowUp(
+            organization_id=app_world.org.id,
+            title="Renewal call",
+            due_at=datetime.now(timezone.utc) + timedelta(days=3),
+            owner_id=app_world.rep.id,
+            contact_id=app_world.contact.id,
+        )
+        session.add(follow_up)
+        session.commit()
+        follow_up_id = follow_up.id
+    auth.login(app_world.manager.email)
+    item = item_for("ann@acme.test")
+    assert auth.post(f"/followups/{follow_up_id}/done", item).status_code == 200
+    page = auth.post(f"/followups/{follow_up_id}/reopen", item).get_data(as_text=True)
+    assert "Renewal call" in page and f"· {app_world.rep.name}" in page
+    assert f"· {app_world.manager.name}" not in page
+
+
 def test_a_follow_up_set_or_done_has_an_undo_in_its_toast(app, app_world: World, auth):
     auth.login(app_world.rep.email)
     item = {"from_address": "ann@acme.test", "internet_message_id": "<fu@acme.test>", "item_type": "message"}

@@ -23,7 +23,7 @@ def add():
         return Notice(
             "Follow-up set.",
             undo_url=url_for("followups.undo", follow_up_id=follow_up.id),
-            changed=SmallAnswer(follow_up=follow_up_row(follow_up, utcnow(), owner_name=actor().name)),
+            changed=SmallAnswer(follow_up=follow_up_row(follow_up, utcnow(), owner_name=follow_up.owner.name)),
         )
 
     return perform("follow_up", action)
@@ -49,9 +49,9 @@ def reopen(follow_up_id: int):
     def action() -> Notice:
         follow_up = followups.reopen_follow_up(db(), actor(), follow_up_id)
         # Back, first, in the list it left: the mail's follow-ups (with its owner's name, as
-        # they are listed there), or My day (opening its account).
+        # they are listed there: a manager may reopen a rep's), or My day (opening its account).
         if MailItemRef.from_values(request.form).present:
-            row = follow_up_row(follow_up, utcnow(), owner_name=actor().name)
+            row = follow_up_row(follow_up, utcnow(), owner_name=follow_up.owner.name)
         else:
             row = follow_up_row(follow_up, utcnow(), followups.accounts_of(db(), [follow_up]).get(follow_up.id))
         return Notice("Follow-up open again.", changed=SmallAnswer(follow_up=row))
