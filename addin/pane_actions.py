@@ -238,7 +238,7 @@ def render_refused(
         answer = render_template("pane/_refused_part.html", part=part, deal=deal, **page)
         return Response(answer, status, headers={"HX-Retarget": target, "HX-Reswap": "outerHTML"})
     whole, _ = page_or_fragment("pane/index.html", "pane/_context.html", status, **page)
-    return Response(whole, status, headers={"HX-Retarget": "#context", "HX-Reswap": "innerHTML"})
+    return in_the_pane(whole, status)
 
 
 def _context_values(
@@ -323,8 +323,7 @@ def perform(form: str, action: Callable[[], Notice]) -> tuple[str, int] | Respon
         notice = action()
     if refusal and not item.present and is_htmx():
         # No mail open: the action came from My day, which comes back with the refusal.
-        page = render_my_day(error=refusal.error)
-        return Response(page, refusal.status, headers={"HX-Retarget": "#context", "HX-Reswap": "innerHTML"})
+        return in_the_pane(render_my_day(error=refusal.error), refusal.status)
     if refusal:
         return render_refused(item, form, refusal.error, request.form, refusal.status)
     commit()
@@ -337,5 +336,10 @@ def perform(form: str, action: Callable[[], Notice]) -> tuple[str, int] | Respon
         stages = pipeline_stages(db(), actor().organization_id) if notice.changed.deal is not None else None
         return render_template("pane/_small_answer.html", item=item, notice=notice, stages=stages, **changed), 200
     page, status = render_context(item, notice=notice)
-    # The whole context, wherever the form meant to swap its answer (a small form swaps none).
+    return in_the_pane(page, status)
+
+
+def in_the_pane(page: str, status: int) -> Response:
+    """A whole answer (the context, or My day) put in the pane, wherever the form meant to swap
+    its answer (a small form swaps none)."""
     return Response(page, status, headers={"HX-Retarget": "#context", "HX-Reswap": "innerHTML"})

@@ -523,15 +523,21 @@ def test_the_context_can_be_posted(auth, app_world: World):
     )
 
 
+def rep_follow_up(app, world: World, title: str, due_at: datetime, **link: int) -> int:
+    """A follow-up of the rep's, stored before the client asks (``link``: its deal, contact or
+    account); its id."""
+    with app.extensions["inboxcrm.db"].sessions() as session:
+        follow_up = FollowUp(organization_id=world.org.id, title=title, due_at=due_at, owner_id=world.rep.id, **link)
+        session.add(follow_up)
+        session.commit()
+        return follow_up.id
+
+
 def test_my_days_items_open_their_account(app, app_world: World, auth):
     """A follow-up on a deal or a contact opens its account's timeline from My day."""
-    with app.extensions["inboxcrm.db"].sessions() as session:
-        soon = datetime.now(timezone.utc) - timedelta(minutes=30)  # overdue: on My day at any hour
-        for title, link in (("On the deal", {"opportunity_id": app_world.deal.id}), ("Loose", {})):
-            session.add(
-                FollowUp(organization_id=app_world.org.id, title=title, due_at=soon, owner_id=app_world.rep.id, **link)
-            )
-        session.commit()
+    soon = datetime.now(timezone.utc) - timedelta(minutes=30)  # overdue: on My day at any hour
+    for title, link in (("On the deal", {"opportunity_id": app_world.deal.id}), ("Loose", {})):
+        rep_follow_up(app, app_world, title, soon, **link)
     auth.login(app_world.rep.email)
     day = auth.get("/pane/my-day").get_data(as_text=True)
     timeline = f"/pane/accounts/{app_world.account.id}/timeline"
@@ -544,17 +550,13 @@ def test_my_day_has_done_with_its_undo_and_says_a_refusal(app, app_world: World,
     """With no mail open, My day's follow-ups each have Done: it answers with the item taken out
     and a toast with Undo, which puts it back first, opening its account; a refusal comes back
     in My day, not in an empty mail's context."""
-    with app.extensions["inboxcrm.db"].sessions() as session:
-        follow_up = FollowUp(
-            organization_id=app_world.org.id,
-            title="Chase the quote",
-            due_at=datetime.now(timezone.utc) - timedelta(hours=2),
-            owner_id=app_world.rep.id,
-            opportunity_id=app_world.deal.id,
-        )
-        session.add(follow_up)
-        session.commit()
-        follow_up_id = follow_up.id
+    follow_up_id = rep_follow_up(
+        app,
+        app_world,
+        "Chase the quote",
+        datetime.now(timezone.utc) - timedelta(hours=2),
+        opportunity_id=app_world.deal.id,
+    )
     auth.login(app_world.rep.email)
     headers = {"X-CSRFToken": auth.token, "HX-Request": "true"}
     day = auth.get("/pane/my-day").get_data(as_text=True)
@@ -581,17 +583,9 @@ def test_my_day_has_done_with_its_undo_and_says_a_refusal(app, app_world: World,
 
 
 def test_a_follow_up_reopened_by_a_manager_is_listed_under_its_owner(app, app_world: World, auth):
-    with app.extensions["inboxcrm.db"].sessions() as session:
-        follow_up = FollowUp(
-            organization_id=app_world.org.id,
-            title="Renewal call",
-            due_at=datetime.now(timezone.utc) + timedelta(days=3),
-            owner_id=app_world.rep.id,
-            contact_id=app_world.contact.id,
-        )
-        session.add(follow_up)
-        session.commit()
-        follow_up_id = follow_up.id
+    follow_up_id = rep_follow_up(
+        app, app_world, "Renewal call", datetime.now(timezone.utc) + timedelta(days=3), contact_id=app_world.contact.id
+    )
     auth.login(app_world.manager.email)
     item = item_for("ann@acme.test")
     assert auth.post(f"/followups/{follow_up_id}/done", item).status_code == 200

@@ -522,13 +522,15 @@ def test_an_activity_changed_over_a_message_redraws_the_message_card_below(
     shows the list as it now is. From the homepage, the activity's card alone."""
     google_addon.ok("/gmail/action/log_email", event())
     [activity] = activities(addon)
-    line = re.compile(r"went well")
+
+    def moves(answer: dict) -> list[str]:
+        return [next(iter(n)) for n in answer["renderActions"]["action"]["navigations"]]
 
     rated = google_addon.ok("/gmail/action/rate", event(parameters={"activity_id": str(activity.id), "rating": "1"}))
     navigations = rated["renderActions"]["action"]["navigations"]
-    assert [next(iter(n)) for n in navigations] == ["popToRoot", "updateCard", "pushCard"]
+    assert moves(rated) == ["popToRoot", "updateCard", "pushCard"]
     root, top = navigations[1]["updateCard"], navigations[2]["pushCard"]
-    assert "Ann Buyer" in texts(root) and line.search(texts(root))  # the message's list says it
+    assert "Ann Buyer" in texts(root) and "went well" in texts(root)  # the message's list says it
     assert "Take back" in texts(top) and "Marked as went well." in texts(rated)
 
     private = google_addon.ok(
@@ -541,12 +543,12 @@ def test_an_activity_changed_over_a_message_redraws_the_message_card_below(
     home = google_addon.ok(
         "/gmail/action/rate", event(message_id=None, parameters={"activity_id": str(activity.id), "rating": "0"})
     )
-    assert [next(iter(n)) for n in home["renderActions"]["action"]["navigations"]] == ["updateCard"]
+    assert moves(home) == ["updateCard"]
     # Gmail failing to give the message now: still the activity's card, the change kept.
     failed = google_addon.ok(
         "/gmail/action/rate", event("broken", parameters={"activity_id": str(activity.id), "rating": "-1"})
     )
-    assert [next(iter(n)) for n in failed["renderActions"]["action"]["navigations"]] == ["updateCard"]
+    assert moves(failed) == ["updateCard"]
     assert [a.rating for a in activities(addon)] == [-1]
 
 
